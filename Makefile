@@ -1,0 +1,40 @@
+# Basalt. `make run` starts the daemon on its embedded defaults;
+# `make test` sets up what the tests need (MariaDB, Redis) and runs them all.
+GO      ?= go
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X main.version=$(VERSION)
+BENCH   ?= .
+
+.PHONY: all build run test test-short bench vet fmt clean
+
+all: build
+
+build:
+	$(GO) build -ldflags "$(LDFLAGS)" -o bin/basalt ./cmd/basalt
+
+run: build
+	./bin/basalt serve
+
+# Starts private MariaDB and Redis servers on free loopback ports (installing
+# the Debian packages when missing), runs the whole suite under the race
+# detector against them, and stops them.
+test:
+	./scripts/testenv.sh run -- $(GO) test -race -count=1 -timeout 20m ./...
+
+# Without the servers: SQLite and in-process cache only (skips the rest,
+# except under CI=true where a missing server fails).
+test-short:
+	$(GO) test -count=1 ./...
+
+bench:
+	./scripts/testenv.sh run -- $(GO) test -run '^$$' -bench '$(BENCH)' -benchmem -timeout 60m ./...
+
+vet:
+	$(GO) vet ./...
+	@test -z "$$(gofmt -l .)" || { gofmt -l .; echo "gofmt needed"; exit 1; }
+
+fmt:
+	gofmt -w .
+
+clean:
+	rm -rf bin

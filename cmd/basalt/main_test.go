@@ -1,0 +1,246 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"basalt/internal/testsupport"
+)
+
+// TestMain lets the tests run this binary as the real basalt command.
+func TestMain(m *testing.M) {
+	if os.Getenv("BASALT_TEST_MAIN") == "1" {
+		os.Args = append([]string{"basalt"}, os.Args[1:]...)
+		main()
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// basalt runs a command in-process with the given standard input.
+func basalt(t *testing.T, stdin string, args ...string) (string, error) {
+	t.Helper()
+	var out bytes.Buffer
+	err := run(context.Background(), args, strings.NewReader(stdin), &out)
+	return out.String(), err
+}
+
+func mustBasalt(t *testing.T, stdin string, args ...string) string {
+	t.Helper()
+	out, err := basalt(t, stdin, args...)
+	if err != nil {
+		t.Fatalf("basalt %s: %v", strings.Join(args, " "), err)
+	}
+	return out
+}
+
+// kdfConfig keeps password hashing cheap in tests.
+func kdfConfig(t *testing.T, extra string) string {
+	p := filepath.Join(t.TempDir(), "basalt.toml")
+	cfg := "[auth]\nargon2_time = 1\nargon2_memory_kib = 64\nargon2_threads = 1\n" + extra
+	if err := os.WriteFile(p, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestAdminCommands(t *testing.T) {
+	data := t.TempDir()
+	cfg := kdfConfig(t, "")
+	d := []string{"-data", data, "-config", cfg}
+	mustBasalt(t, "", append([]string{"domain", "add", "example.org"}, d...)...)
+	mustBasalt(t, "", append([]string{"domain", "add"}, append(d, "example.net")...)...)
+	if out := mustBasalt(t, "", append([]string{"domain", "list"}, d...)...); out != "example.net\nexample.org\n" {
+		t.Fatalf("domain list = %q", out)
+	}
+	// Flags before and after the address both work.
+	mustBasalt(t, "password one\n", "user", "add", "-data", data, "-config", cfg, "--password-stdin", "alice@example.org")
+	mustBasalt(t, "password two\n", "user", "add", "bob@example.org", "--password-stdin", "--secure", "--quota", "5000000", "-data", data, "-config", cfg)
+	if _, err := basalt(t, "password three\n", "user", "add", "alice@example.org", "--password-stdin", "-data", data, "-config", cfg); err == nil {
+		t.Fatal("adding an existing user succeeded")
+	}
+	if _, err := basalt(t, "short\n", "user", "add", "carol@example.org", "--password-stdin", "-data", data, "-config", cfg); err == nil {
+		t.Fatal("a too-short password was accepted")
+	}
+	if _, err := basalt(t, "", "user", "add", "carol@example.org", "-data", data, "-config", cfg); err == nil {
+		t.Fatal("user add without a terminal or --password-stdin succeeded")
+	}
+	if out := mustBasalt(t, "", append([]string{"user", "list"}, d...)...); out != "alice@example.org\nbob@example.org\n" {
+		t.Fatalf("user list = %q", out)
+	}
+	show := mustBasalt(t, "", append([]string{"user", "show", "bob@example.org"}, d...)...)
+	for _, want := range []string{"secure:          true", "quota bytes:     5000000", "mailbox          INBOX"} {
+		if !strings.Contains(show, want) {
+			t.Errorf("user show lacks %q:\n%s", want, show)
+		}
+	}
+	mustBasalt(t, "", append([]string{"alias", "add", "sales@example.org", "alice@example.org"}, d...)...)
+	mustBasalt(t, "", append([]string{"alias", "add", "*@example.org", "bob@example.org"}, d...)...)
+	if out := mustBasalt(t, "", append([]string{"alias", "list"}, d...)...); out != "*@example.org bob@example.org\nsales@example.org alice@example.org\n" {
+		t.Fatalf("alias list = %q", out)
+	}
+	mustBasalt(t, "", append([]string{"alias", "del", "sales@example.org", "alice@example.org"}, d...)...)
+
+	// A secure user's password change needs the old one, or --reset-keys.
+	if _, err := basalt(t, "wrong old pw\nnew password\n", append([]string{"user", "passwd", "bob@example.org", "--password-stdin"}, d...)...); err == nil {
+		t.Fatal("passwd with a wrong old password succeeded")
+	}
+	mustBasalt(t, "password two\nnew password\n", append([]string{"user", "passwd", "bob@example.org", "--password-stdin"}, d...)...)
+	mustBasalt(t, "another password\n", append([]string{"user", "passwd", "bob@example.org", "--password-stdin", "--reset-keys"}, d...)...)
+	mustBasalt(t, "new alice pw\n", append([]string{"user", "passwd", "alice@example.org", "--password-stdin"}, d...)...)
+
+	if _, err := basalt(t, "", append([]string{"domain", "del", "example.org"}, d...)...); err == nil {
+		t.Fatal("deleting a domain with users succeeded")
+	}
+	mustBasalt(t, "", append([]string{"user", "del", "alice@example.org"}, d...)...)
+	mustBasalt(t, "", append([]string{"user", "del", "bob@example.org"}, d...)...)
+	mustBasalt(t, "", append([]string{"domain", "del", "example.org"}, d...)...)
+	if out := mustBasalt(t, "", append([]string{"user", "list"}, d...)...); out != "" {
+		t.Fatalf("users left: %q", out)
+	}
+	if out := mustBasalt(t, "", append([]string{"migrate"}, d...)...); !strings.HasPrefix(out, "schema version ") {
+		t.Fatalf("migrate = %q", out)
+	}
+}
+
+func TestUsageErrors(t *testing.T) {
+	for _, args := range [][]string{
+		{},
+		{"frobnicate"},
+		{"user"},
+		{"user", "add"},
+		{"user", "add", "a@b", "c@d"},
+		{"domain", "add", "--nosuchflag", "x"},
+		{"serve", "extra"},
+	} {
+		_, err := basalt(t, "", append(args, "-data", t.TempDir())...)
+		ee, ok := err.(*exitError)
+		if !ok || ee.code != 2 {
+			t.Errorf("basalt %v = %v, want a usage error", args, err)
+		}
+	}
+	if out := mustBasalt(t, "", "version"); !strings.HasPrefix(out, "basalt ") {
+		t.Fatalf("version = %q", out)
+	}
+}
+
+func freePort(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// TestServe runs the real daemon as a child process, checks its health
+// endpoints, and stops it with SIGTERM: it must exit cleanly.
+func TestServe(t *testing.T) {
+	cases := []struct {
+		name  string
+		extra func(t *testing.T) string
+	}{
+		{"defaults", func(t *testing.T) string { return "" }},
+		{"mariadb+redis", func(t *testing.T) string {
+			addr, prefix := testsupport.Redis(t)
+			return fmt.Sprintf("[database]\ndriver = \"mysql\"\ndsn = %q\n[cache]\nredis_addr = %q\nprefix = %q\n",
+				testsupport.MySQLDSN(t), addr, prefix)
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			httpAddr := freePort(t)
+			cfg := kdfConfig(t, tc.extra(t)+fmt.Sprintf("[http]\nlisten = %q\n", httpAddr))
+			data := t.TempDir()
+			cmd := exec.Command(os.Args[0], "serve", "-config", cfg, "-data", data)
+			cmd.Env = append(os.Environ(), "BASALT_TEST_MAIN=1")
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			done := make(chan error, 1)
+			go func() { done <- cmd.Wait() }()
+			t.Cleanup(func() {
+				if cmd.ProcessState == nil {
+					cmd.Process.Kill()
+					<-done
+				}
+			})
+			base := "http://" + httpAddr
+			waitUp(t, base+"/healthz", done, &stderr)
+			resp, err := http.Get(base + "/readyz")
+			if err != nil {
+				t.Fatal(err)
+			}
+			var ready struct {
+				Checks map[string]string `json:"checks"`
+			}
+			json.NewDecoder(resp.Body).Decode(&ready)
+			resp.Body.Close()
+			if resp.StatusCode != 200 || ready.Checks["database"] != "ok" || ready.Checks["cache"] != "ok" {
+				t.Fatalf("readyz = %d %v", resp.StatusCode, ready.Checks)
+			}
+			if resp, err := http.Get(base + "/metrics"); err != nil || resp.StatusCode != 200 {
+				t.Fatalf("metrics: %v", err)
+			} else {
+				resp.Body.Close()
+			}
+			if tc.name == "defaults" {
+				ents, _ := os.ReadDir(data)
+				var names []string
+				for _, e := range ents {
+					names = append(names, e.Name())
+				}
+				if !slices.Contains(names, "basalt.db") || !slices.Contains(names, "blobs") {
+					t.Fatalf("data dir holds %v, want basalt.db and blobs", names)
+				}
+			}
+			cmd.Process.Signal(syscall.SIGTERM)
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Fatalf("exit after SIGTERM: %v\n%s", err, stderr.String())
+				}
+			case <-time.After(20 * time.Second):
+				t.Fatalf("no exit 20s after SIGTERM\n%s", stderr.String())
+			}
+			if !strings.Contains(stderr.String(), "shutting down") {
+				t.Fatalf("no graceful shutdown logged:\n%s", stderr.String())
+			}
+		})
+	}
+}
+
+func waitUp(t *testing.T, url string, done chan error, stderr *bytes.Buffer) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case err := <-done:
+			t.Fatalf("basalt exited early: %v\n%s", err, stderr.String())
+		default:
+		}
+		if resp, err := http.Get(url); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("basalt did not come up\n%s", stderr.String())
+}

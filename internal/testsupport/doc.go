@@ -1,0 +1,8 @@
+// Package testsupport holds the helpers every Basalt test shares: the
+// MariaDB and Redis servers that `make test` starts (scripts/testenv.sh),
+// a private database or key prefix per test, and SQLite files in a
+// temporary directory.
+//
+// With CI=true a service that is not configured fails the test; elsewhere
+// the test is skipped with a note saying how to run it.
+package testsupport

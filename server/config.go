@@ -1,0 +1,195 @@
+package server
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+
+	"basalt/crypt"
+	"basalt/session"
+	"basalt/store"
+	"basalt/store/blob"
+	"basalt/store/sqldb"
+)
+
+// Config is the whole configuration; basalt.example.toml documents it.
+type Config struct {
+	DataDir  string        `toml:"data_dir"`
+	Log      LogConfig     `toml:"log"`
+	Database sqldb.Config  `toml:"database"`
+	Storage  StorageConfig `toml:"storage"`
+	Cache    CacheConfig   `toml:"cache"`
+	HTTP     HTTPConfig    `toml:"http"`
+	Auth     AuthConfig    `toml:"auth"`
+	Limits   store.Limits  `toml:"limits"`
+	Maint    MaintConfig   `toml:"maintenance"`
+}
+
+// LogConfig sets the log level ("debug", "info", "warn", "error") and
+// format ("text" or "json").
+type LogConfig struct {
+	Level  string `toml:"level"`
+	Format string `toml:"format"`
+}
+
+// StorageConfig places message files.
+type StorageConfig struct {
+	Partitions []blob.Partition `toml:"partitions"`
+	NoCompress bool             `toml:"no_compress"`
+}
+
+// CacheConfig points at Redis; with no address the cache is in-process.
+type CacheConfig struct {
+	RedisAddr     string `toml:"redis_addr"`
+	RedisUsername string `toml:"redis_username"`
+	RedisPassword string `toml:"redis_password"`
+	RedisDB       int    `toml:"redis_db"`
+	RedisTLS      bool   `toml:"redis_tls"`
+	Prefix        string `toml:"prefix"`
+	MaxEntries    int    `toml:"max_entries"`
+}
+
+// HTTPConfig is the HTTP core's listener.
+type HTTPConfig struct {
+	Listen          string        `toml:"listen"`
+	ShutdownTimeout time.Duration `toml:"shutdown_timeout"`
+}
+
+// AuthConfig tunes password hashing, login throttling and web sessions.
+type AuthConfig struct {
+	session.Config
+	Argon2Time      uint32 `toml:"argon2_time"`
+	Argon2MemoryKiB uint32 `toml:"argon2_memory_kib"`
+	Argon2Threads   uint8  `toml:"argon2_threads"`
+}
+
+// MaintConfig schedules the periodic cleanup.
+type MaintConfig struct {
+	Interval    time.Duration `toml:"interval"`     // default 1h
+	OrphanGrace time.Duration `toml:"orphan_grace"` // default 1h
+	CounterDays int64         `toml:"counter_days"` // default 7
+}
+
+// DefaultMaxMessageSize is the default receive and send size limit.
+const DefaultMaxMessageSize = 50 << 20
+
+// DefaultDataDir is where an unconfigured Basalt keeps its state.
+const DefaultDataDir = "./data"
+
+// LoadConfig reads path (none: all defaults) and fills in every default.
+// A non-empty dataDir overrides the file's data_dir.
+func LoadConfig(path, dataDir string) (Config, error) {
+	var c Config
+	if path != "" {
+		md, err := toml.DecodeFile(path, &c)
+		if err != nil {
+			return Config{}, fmt.Errorf("read config %s: %w", path, err)
+		}
+		if und := md.Undecoded(); len(und) > 0 {
+			keys := make([]string, len(und))
+			for i, k := range und {
+				keys[i] = k.String()
+			}
+			return Config{}, fmt.Errorf("read config %s: unknown keys: %s", path, strings.Join(keys, ", "))
+		}
+	}
+	if dataDir != "" {
+		c.DataDir = dataDir
+	}
+	if c.DataDir == "" {
+		c.DataDir = DefaultDataDir
+	}
+	if c.Database.Driver == "" {
+		c.Database.Driver = sqldb.SQLite
+	}
+	if c.Database.Driver == sqldb.SQLite && c.Database.DSN == "" {
+		c.Database.DSN = filepath.Join(c.DataDir, "basalt.db")
+	}
+	if len(c.Storage.Partitions) == 0 {
+		c.Storage.Partitions = []blob.Partition{{Name: "default", Path: filepath.Join(c.DataDir, "blobs")}}
+	}
+	if c.Cache.Prefix == "" {
+		c.Cache.Prefix = "basalt:"
+	}
+	if c.HTTP.Listen == "" {
+		c.HTTP.Listen = "127.0.0.1:8080"
+	}
+	if c.HTTP.ShutdownTimeout == 0 {
+		c.HTTP.ShutdownTimeout = 15 * time.Second
+	}
+	// Mail of unbounded size is never what an operator wants; 50 MiB is
+	// what the large providers accept.
+	if c.Limits.MaxRecvSize == 0 {
+		c.Limits.MaxRecvSize = DefaultMaxMessageSize
+	}
+	if c.Limits.MaxSendSize == 0 {
+		c.Limits.MaxSendSize = DefaultMaxMessageSize
+	}
+	def := crypt.DefaultKDF()
+	if c.Auth.Argon2Time == 0 {
+		c.Auth.Argon2Time = def.Time
+	}
+	if c.Auth.Argon2MemoryKiB == 0 {
+		c.Auth.Argon2MemoryKiB = def.MemoryKiB
+	}
+	if c.Auth.Argon2Threads == 0 {
+		c.Auth.Argon2Threads = def.Threads
+	}
+	c.Auth.KDF = crypt.KDFParams{Time: c.Auth.Argon2Time, MemoryKiB: c.Auth.Argon2MemoryKiB, Threads: c.Auth.Argon2Threads}
+	if c.Maint.Interval == 0 {
+		c.Maint.Interval = time.Hour
+	}
+	if c.Maint.OrphanGrace == 0 {
+		c.Maint.OrphanGrace = time.Hour
+	}
+	if c.Maint.CounterDays == 0 {
+		c.Maint.CounterDays = 7
+	}
+	return c, c.validate()
+}
+
+func (c Config) validate() error {
+	var errs []error
+	switch c.Database.Driver {
+	case sqldb.SQLite, sqldb.MySQL:
+	default:
+		errs = append(errs, fmt.Errorf("database.driver: %q is neither sqlite nor mysql", c.Database.Driver))
+	}
+	if c.Database.Driver == sqldb.MySQL && c.Database.DSN == "" {
+		errs = append(errs, errors.New("database.dsn: required for mysql"))
+	}
+	if c.Maint.OrphanGrace < time.Minute {
+		errs = append(errs, errors.New("maintenance.orphan_grace: must be at least a minute, longer than any delivery takes"))
+	}
+	if _, err := parseLevel(c.Log.Level); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+func parseLevel(s string) (slog.Level, error) {
+	var l slog.Level
+	if s == "" {
+		return slog.LevelInfo, nil
+	}
+	if err := l.UnmarshalText([]byte(s)); err != nil {
+		return 0, fmt.Errorf("log.level: %w", err)
+	}
+	return l, nil
+}
+
+// NewLogger returns the logger the configuration asks for, writing to stderr.
+func (c Config) NewLogger() *slog.Logger {
+	level, _ := parseLevel(c.Log.Level)
+	opts := &slog.HandlerOptions{Level: level}
+	if c.Log.Format == "json" {
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, opts))
+}

@@ -1,0 +1,67 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/go-chi/chi/v5/middleware"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// maxHeaderBytes bounds request headers on the HTTP core.
+const maxHeaderBytes = 64 << 10
+
+// Router returns the HTTP core. Front ends (JSON-RPC, the site, the admin
+// API) mount under it as they are built.
+func (s *Services) Router(reg *prometheus.Registry) http.Handler {
+	r := chi.NewRouter()
+	r.Use(middleware.RealIP, middleware.Recoverer)
+	r.Get("/healthz", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	r.Get("/readyz", s.ready)
+	r.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	return r
+}
+
+// ready answers 200 only when the database and the cache both answer, so a
+// load balancer stops sending work to a node that lost either.
+func (s *Services) ready(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
+	defer cancel()
+	checks := map[string]string{"database": "ok", "cache": "ok"}
+	status := http.StatusOK
+	if err := s.DB.PingContext(ctx); err != nil {
+		checks["database"] = err.Error()
+		status = http.StatusServiceUnavailable
+	}
+	if err := s.Cache.Ping(ctx); err != nil {
+		checks["cache"] = err.Error()
+		status = http.StatusServiceUnavailable
+	}
+	writeJSON(w, status, map[string]any{"status": http.StatusText(status), "checks": checks})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(v)
+}
+
+// newRegistry returns the metrics registry with the process and Go
+// collectors and the database pool's statistics.
+func (s *Services) newRegistry() *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		collectors.NewDBStatsCollector(s.DB.DB.DB, s.DB.Dialect()),
+	)
+	return reg
+}

@@ -1,0 +1,198 @@
+package session_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"basalt/internal/testsupport"
+	"basalt/internal/testsupport/storetest"
+	"basalt/session"
+	"basalt/store"
+)
+
+func open(t *testing.T, kind, addr, prefix string, cfg session.Config) *storetest.Env {
+	o := storetest.Options{Session: cfg}
+	if kind == "redis" {
+		o.RedisAddr, o.RedisPrefix = addr, prefix
+	}
+	return storetest.Open(t, testsupport.Database{Driver: "sqlite", DSN: testsupport.SQLiteDSN(t)}, o)
+}
+
+func TestAuthenticate(t *testing.T) {
+	testsupport.ForEachCache(t, func(t *testing.T, kind, addr, prefix string) {
+		ctx := context.Background()
+		e := open(t, kind, addr, prefix, session.Config{})
+		plain := e.NewUser(t, "plain@example.org", false)
+		if plain.Key != nil {
+			t.Fatal("a plain user got a key")
+		}
+		sec := e.NewUser(t, "sec@example.org", true)
+		if sec.Key == nil || sec.Key.Recipient().String() != sec.User.PublicKey {
+			t.Fatal("secure login did not unlock the user's own key")
+		}
+		for _, tc := range []struct{ login, pw string }{
+			{"sec@example.org", "wrong"},
+			{"sec@example.org", ""},
+			{"sec@example.org", storetest.Password + "x"},
+			{"nobody@example.org", storetest.Password},
+		} {
+			if a, err := e.Session.Authenticate(ctx, tc.login, tc.pw, "198.51.100.7"); !errors.Is(err, session.ErrAuthFailed) || a != nil {
+				t.Errorf("Authenticate(%s, %q) = %v, %v; want ErrAuthFailed", tc.login, tc.pw, a, err)
+			}
+		}
+		if err := e.Store.Lock(ctx, plain.User.ID, time.Now().Add(time.Hour), "abuse"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.Session.Authenticate(ctx, "plain@example.org", storetest.Password, "127.0.0.1"); !errors.Is(err, session.ErrUserLocked) {
+			t.Fatalf("locked user: %v", err)
+		}
+	})
+}
+
+func TestThrottle(t *testing.T) {
+	testsupport.ForEachCache(t, func(t *testing.T, kind, addr, prefix string) {
+		ctx := context.Background()
+		e := open(t, kind, addr, prefix, session.Config{FailuresPerIP: 3, FailuresPerNet: 5})
+		e.NewUser(t, "alice@example.org", false)
+		for i := range 3 {
+			if _, err := e.Session.Authenticate(ctx, "alice@example.org", "bad", "203.0.113.1"); !errors.Is(err, session.ErrAuthFailed) {
+				t.Fatalf("failure %d: %v", i, err)
+			}
+		}
+		// The right password does not help a blocked IP.
+		if _, err := e.Session.Authenticate(ctx, "alice@example.org", storetest.Password, "203.0.113.1"); !errors.Is(err, session.ErrThrottled) {
+			t.Fatalf("blocked IP: %v", err)
+		}
+		// Another IP of the /24 still may, until the subnet's count is reached.
+		if _, err := e.Session.Authenticate(ctx, "alice@example.org", storetest.Password, "203.0.113.2"); err != nil {
+			t.Fatalf("neighbour IP: %v", err)
+		}
+		for i := range 2 {
+			e.Session.Authenticate(ctx, "alice@example.org", "bad", fmt.Sprintf("203.0.113.%d", 10+i))
+		}
+		if _, err := e.Session.Authenticate(ctx, "alice@example.org", storetest.Password, "203.0.113.50"); !errors.Is(err, session.ErrThrottled) {
+			t.Fatalf("blocked subnet: %v", err)
+		}
+		if _, err := e.Session.Authenticate(ctx, "alice@example.org", storetest.Password, "203.0.114.1"); err != nil {
+			t.Fatalf("other subnet: %v", err)
+		}
+		// IPv6 counts per /64.
+		for i := range 5 {
+			e.Session.Authenticate(ctx, "alice@example.org", "bad", fmt.Sprintf("2001:db8:1:2::%x", i+1))
+		}
+		if _, err := e.Session.Authenticate(ctx, "alice@example.org", storetest.Password, "2001:db8:1:2::99"); !errors.Is(err, session.ErrThrottled) {
+			t.Fatalf("blocked /64: %v", err)
+		}
+	})
+}
+
+func TestPasswordChangeReseals(t *testing.T) {
+	ctx := context.Background()
+	e := open(t, "memory", "", "", session.Config{})
+	auth := e.NewUser(t, "sec@example.org", true)
+	a := e.Account(auth)
+	raw := storetest.Message("x@example.org", "sec@example.org", "s", "kept across the change")
+	res := storetest.Append(t, a, storetest.Inbox(t, a), raw, store.AppendOptions{})
+
+	if err := e.Session.ChangePassword(ctx, auth.User.ID, "wrong old", "new password 1"); !errors.Is(err, session.ErrAuthFailed) {
+		t.Fatalf("change with wrong old password: %v", err)
+	}
+	if err := e.Session.ChangePassword(ctx, auth.User.ID, storetest.Password, "short"); !errors.Is(err, session.ErrWeakPass) {
+		t.Fatalf("short password: %v", err)
+	}
+	if err := e.Session.ChangePassword(ctx, auth.User.ID, storetest.Password, "new password 1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Session.Authenticate(ctx, "sec@example.org", storetest.Password, "127.0.0.1"); !errors.Is(err, session.ErrAuthFailed) {
+		t.Fatalf("old password still works: %v", err)
+	}
+	again, err := e.Session.Authenticate(ctx, "sec@example.org", "new password 1", "127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc, err := e.Account(again).Open(ctx, res.ID)
+	if err != nil {
+		t.Fatalf("old mail after a password change: %v", err)
+	}
+	rc.Close()
+
+	// An administrator's reset of a secure user needs consent to new keys.
+	if err := e.Session.ResetPassword(ctx, auth.User.ID, "reset password", false); !errors.Is(err, store.ErrInvalid) {
+		t.Fatalf("reset without new keys: %v", err)
+	}
+	if err := e.Session.ResetPassword(ctx, auth.User.ID, "reset password", true); err != nil {
+		t.Fatal(err)
+	}
+	reset, err := e.Session.Authenticate(ctx, "sec@example.org", "reset password", "127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if reset.Key.Recipient().String() == again.Key.Recipient().String() {
+		t.Fatal("reset kept the old key")
+	}
+	if _, err := e.Account(reset).Open(ctx, res.ID); err == nil {
+		t.Fatal("a new key opened mail sealed to the old one")
+	}
+}
+
+func TestWebSessions(t *testing.T) {
+	testsupport.ForEachCache(t, func(t *testing.T, kind, addr, prefix string) {
+		ctx := context.Background()
+		e := open(t, kind, addr, prefix, session.Config{})
+		auth := e.NewUser(t, "sec@example.org", true)
+		token, w, err := e.Session.StartWeb(ctx, auth)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := e.Session.Web(ctx, token)
+		if err != nil || got.UserID != auth.User.ID || got.CSRF != w.CSRF || got.Key == nil || got.Key.Secret() != auth.Key.Secret() {
+			t.Fatalf("Web = %+v, %v", got, err)
+		}
+		// The server-side record alone opens nothing: the key in it is sealed.
+		entry, ok, err := e.Cache.Get(ctx, "websess:"+w.ID)
+		if err != nil || !ok {
+			t.Fatalf("session record not found: %v", err)
+		}
+		if bytes.Contains(entry.Value, []byte(auth.Key.Secret())) || bytes.Contains(entry.Value, []byte("AGE-SECRET-KEY")) {
+			t.Fatal("the session record holds the key in the clear")
+		}
+		// A cookie with the right id and a wrong secret is no session.
+		id, _, _ := bytes.Cut([]byte(token), []byte("."))
+		forged := string(id) + ".AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+		if _, err := e.Session.Web(ctx, forged); !errors.Is(err, session.ErrNoSession) {
+			t.Fatalf("forged secret: %v", err)
+		}
+		for _, bad := range []string{"", "x", "x.y", token + "x"} {
+			if _, err := e.Session.Web(ctx, bad); !errors.Is(err, session.ErrNoSession) {
+				t.Errorf("Web(%q) = %v", bad, err)
+			}
+		}
+		if err := e.Session.EndWeb(ctx, token); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.Session.Web(ctx, token); !errors.Is(err, session.ErrNoSession) {
+			t.Fatalf("after logout: %v", err)
+		}
+	})
+}
+
+func TestWebSessionExpires(t *testing.T) {
+	ctx := context.Background()
+	e := open(t, "memory", "", "", session.Config{SessionIdle: time.Second, SessionMaxAge: time.Hour})
+	auth := e.NewUser(t, "plain@example.org", false)
+	token, _, err := e.Session.StartWeb(ctx, auth)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Session.Web(ctx, token); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1500 * time.Millisecond)
+	if _, err := e.Session.Web(ctx, token); !errors.Is(err, session.ErrNoSession) {
+		t.Fatalf("idle session alive after its idle timeout: %v", err)
+	}
+}

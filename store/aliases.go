@@ -1,0 +1,320 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"basalt/store/sqldb"
+)
+
+// Alias maps an address, or a pattern of addresses with * (any run of
+// characters) and ? (one character), to a target address, local or not.
+// "*@example.org" is the domain's catch-all.
+type Alias struct {
+	ID        int64  `db:"id" json:"id"`
+	Pattern   string `db:"pattern" json:"pattern"`
+	Target    string `db:"target" json:"target"`
+	IsPattern bool   `db:"is_pattern" json:"isPattern"`
+}
+
+// AddAlias adds pattern -> target. The pattern's domain must be local and
+// literal; several targets per pattern make a list.
+func (s *Store) AddAlias(ctx context.Context, pattern, target string) (Alias, error) {
+	p := strings.ToLower(strings.TrimSpace(pattern))
+	local, domain, ok := strings.Cut(p, "@")
+	if !ok || local == "" || strings.ContainsAny(domain, "*?") || strings.ContainsAny(p, " \t\r\n<>,;\"") {
+		return Alias{}, fmt.Errorf("add alias: %w: %q is not local@domain (wildcards * and ? only left of @)", ErrInvalid, pattern)
+	}
+	t, err := NormalizeAddress(target)
+	if err != nil {
+		return Alias{}, fmt.Errorf("add alias %s: target: %w", p, err)
+	}
+	d, err := s.DomainByName(ctx, domain)
+	if err != nil {
+		return Alias{}, fmt.Errorf("add alias %s: %w", p, err)
+	}
+	if d.Name != domain {
+		return Alias{}, fmt.Errorf("add alias %s: %w: %s is an alias of %s; use that domain", p, ErrInvalid, domain, d.Name)
+	}
+	a := Alias{Pattern: p, Target: t, IsPattern: strings.ContainsAny(local, "*?")}
+	res, err := s.db.ExecContext(ctx, s.rebind("INSERT INTO aliases (domain_id, pattern, target, is_pattern, created_at) VALUES (?, ?, ?, ?, ?)"),
+		d.ID, a.Pattern, a.Target, a.IsPattern, s.unix())
+	if sqldb.IsDuplicate(err) {
+		err = ErrExists
+	}
+	if err != nil {
+		return Alias{}, fmt.Errorf("add alias %s: %w", p, err)
+	}
+	a.ID, _ = res.LastInsertId()
+	s.audit(ctx, "", "alias.add", p, t)
+	return a, nil
+}
+
+// DeleteAlias removes pattern -> target, or every target of pattern when
+// target is empty.
+func (s *Store) DeleteAlias(ctx context.Context, pattern, target string) error {
+	p := strings.ToLower(strings.TrimSpace(pattern))
+	q, args := "DELETE FROM aliases WHERE pattern = ?", []any{p}
+	if target != "" {
+		q, args = q+" AND target = ?", append(args, strings.ToLower(strings.TrimSpace(target)))
+	}
+	res, err := s.db.ExecContext(ctx, s.rebind(q), args...)
+	if err != nil {
+		return fmt.Errorf("delete alias %s: %w", p, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("delete alias %s: %w", p, ErrNotFound)
+	}
+	s.audit(ctx, "", "alias.delete", p, target)
+	return nil
+}
+
+// Aliases lists the aliases of a domain, or of every domain when domain is "".
+func (s *Store) Aliases(ctx context.Context, domain string) ([]Alias, error) {
+	q, args := "SELECT id, pattern, target, is_pattern FROM aliases", []any{}
+	if domain != "" {
+		d, err := s.DomainByName(ctx, domain)
+		if err != nil {
+			return nil, fmt.Errorf("list aliases: %w", err)
+		}
+		q, args = q+" WHERE domain_id = ?", append(args, d.ID)
+	}
+	var as []Alias
+	if err := s.db.SelectContext(ctx, &as, s.rebind(q+" ORDER BY pattern, target"), args...); err != nil {
+		return nil, fmt.Errorf("list aliases: %w", err)
+	}
+	return as, nil
+}
+
+// Resolution is where mail to one address goes.
+type Resolution struct {
+	Local    bool     // the address's domain is ours
+	Users    []int64  // local users to deliver to
+	External []string // addresses elsewhere to forward to
+}
+
+// maxAliasDepth bounds alias chains (and so alias loops).
+const maxAliasDepth = 8
+
+// Resolve finds where mail to addr goes, as mmmail resolved it: the user
+// with that address; else an exact alias; else, for local+tag, the same
+// without the tag (RFC 5233 subaddressing); else the most specific
+// matching pattern alias, the catch-all "*@domain" being the least
+// specific. Local targets are resolved in turn. A local domain with no
+// match is ErrUnknownLocal; a domain not ours is Resolution{Local: false}.
+func (s *Store) Resolve(ctx context.Context, addr string) (Resolution, error) {
+	a, err := NormalizeAddress(addr)
+	if err != nil {
+		return Resolution{}, err
+	}
+	var res Resolution
+	seen := map[string]bool{}
+	users := map[int64]bool{}
+	ext := map[string]bool{}
+	var walk func(a string, depth int) error
+	walk = func(a string, depth int) error {
+		if seen[a] {
+			return nil // an alias loop: this address is already being delivered
+		}
+		seen[a] = true
+		if depth > maxAliasDepth {
+			return fmt.Errorf("resolve %s: %w: alias chain longer than %d", addr, ErrInvalid, maxAliasDepth)
+		}
+		targets, local, err := s.resolveOne(ctx, a)
+		if err != nil {
+			return err
+		}
+		if !local {
+			if depth == 0 {
+				return nil
+			}
+			if !ext[a] {
+				ext[a] = true
+				res.External = append(res.External, a)
+			}
+			return nil
+		}
+		if depth == 0 {
+			res.Local = true
+		}
+		for _, t := range targets {
+			if t.user != 0 {
+				if !users[t.user] {
+					users[t.user] = true
+					res.Users = append(res.Users, t.user)
+				}
+				continue
+			}
+			if err := walk(t.addr, depth+1); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if err := walk(a, 0); err != nil {
+		return Resolution{}, err
+	}
+	if res.Local && len(res.Users) == 0 && len(res.External) == 0 {
+		return res, fmt.Errorf("resolve %s: %w", a, ErrUnknownLocal)
+	}
+	return res, nil
+}
+
+type target struct {
+	user int64
+	addr string
+}
+
+// resolveOne resolves one step: a user, or the targets of the best alias.
+func (s *Store) resolveOne(ctx context.Context, a string) ([]target, bool, error) {
+	local, domain, _ := strings.Cut(a, "@")
+	d, err := s.DomainByName(ctx, domain)
+	if err != nil {
+		if errors.Is(err, ErrNotFound) {
+			return nil, false, nil
+		}
+		return nil, false, err
+	}
+	canon := local + "@" + d.Name
+	candidates := []string{canon}
+	if base, _, ok := strings.Cut(local, "+"); ok && base != "" {
+		candidates = append(candidates, base+"@"+d.Name)
+	}
+	for _, c := range candidates {
+		var ids []int64
+		if err := s.db.SelectContext(ctx, &ids, s.rebind("SELECT id FROM users WHERE address = ?"), c); err != nil {
+			return nil, true, fmt.Errorf("resolve %s: %w", a, err)
+		}
+		if len(ids) > 0 {
+			return []target{{user: ids[0]}}, true, nil
+		}
+		var ts []string
+		if err := s.db.SelectContext(ctx, &ts, s.rebind("SELECT target FROM aliases WHERE pattern = ? AND is_pattern = 0 ORDER BY id"), c); err != nil {
+			return nil, true, fmt.Errorf("resolve %s: %w", a, err)
+		}
+		if len(ts) > 0 {
+			return addrTargets(ts), true, nil
+		}
+	}
+	var pats []Alias
+	if err := s.db.SelectContext(ctx, &pats, s.rebind("SELECT id, pattern, target, is_pattern FROM aliases WHERE domain_id = ? AND is_pattern = 1 ORDER BY id"), d.ID); err != nil {
+		return nil, true, fmt.Errorf("resolve %s: %w", a, err)
+	}
+	best, bestScore := "", -1
+	for _, p := range pats {
+		if !matchGlob(p.Pattern, canon) {
+			continue
+		}
+		// The pattern that pins down the most characters wins.
+		if score := len(p.Pattern) - strings.Count(p.Pattern, "*"); score > bestScore {
+			best, bestScore = p.Pattern, score
+		}
+	}
+	var ts []string
+	for _, p := range pats {
+		if p.Pattern == best {
+			ts = append(ts, p.Target)
+		}
+	}
+	return addrTargets(ts), true, nil
+}
+
+func addrTargets(ts []string) []target {
+	out := make([]target, len(ts))
+	for i, t := range ts {
+		out[i] = target{addr: t}
+	}
+	return out
+}
+
+// matchGlob matches s against a pattern where * is any run of characters
+// (possibly empty) and ? exactly one; it backtracks only to the last *, so
+// it runs in O(len(p)*len(s)) at worst.
+func matchGlob(p, s string) bool {
+	pr, sr := []rune(p), []rune(s)
+	pi, si := 0, 0
+	star, mark := -1, 0
+	for si < len(sr) {
+		switch {
+		case pi < len(pr) && (pr[pi] == '?' || pr[pi] == sr[si]):
+			pi++
+			si++
+		case pi < len(pr) && pr[pi] == '*':
+			star, mark = pi, si
+			pi++
+		case star >= 0:
+			pi = star + 1
+			mark++
+			si = mark
+		default:
+			return false
+		}
+	}
+	for pi < len(pr) && pr[pi] == '*' {
+		pi++
+	}
+	return pi == len(pr)
+}
+
+// NullSender is a pattern of hosts (names or IP addresses, with * and ?)
+// allowed to send with an empty envelope sender, MAIL FROM:<> (mmmail's
+// nofrom table).
+type NullSender struct {
+	ID      int64  `db:"id" json:"id"`
+	Pattern string `db:"pattern" json:"pattern"`
+}
+
+// AddNullSender allows hosts matching pattern to send MAIL FROM:<>.
+func (s *Store) AddNullSender(ctx context.Context, pattern string) error {
+	p := strings.ToLower(strings.TrimSpace(pattern))
+	if p == "" || strings.ContainsAny(p, " \t\r\n@") {
+		return fmt.Errorf("add null-sender pattern: %w: %q", ErrInvalid, pattern)
+	}
+	_, err := s.db.ExecContext(ctx, s.rebind("INSERT INTO nofrom (pattern, created_at) VALUES (?, ?)"), p, s.unix())
+	if sqldb.IsDuplicate(err) {
+		err = ErrExists
+	}
+	if err != nil {
+		return fmt.Errorf("add null-sender pattern %s: %w", p, err)
+	}
+	return nil
+}
+
+// DeleteNullSender removes a null-sender pattern.
+func (s *Store) DeleteNullSender(ctx context.Context, pattern string) error {
+	res, err := s.db.ExecContext(ctx, s.rebind("DELETE FROM nofrom WHERE pattern = ?"), strings.ToLower(strings.TrimSpace(pattern)))
+	if err != nil {
+		return fmt.Errorf("delete null-sender pattern: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("delete null-sender pattern %s: %w", pattern, ErrNotFound)
+	}
+	return nil
+}
+
+// NullSenders lists the null-sender patterns.
+func (s *Store) NullSenders(ctx context.Context) ([]NullSender, error) {
+	var ns []NullSender
+	if err := s.db.SelectContext(ctx, &ns, "SELECT id, pattern FROM nofrom ORDER BY pattern"); err != nil {
+		return nil, fmt.Errorf("list null-sender patterns: %w", err)
+	}
+	return ns, nil
+}
+
+// NullSenderAllowed reports whether a client with this host name or IP
+// address may send MAIL FROM:<>.
+func (s *Store) NullSenderAllowed(ctx context.Context, host, ip string) (bool, error) {
+	ns, err := s.NullSenders(ctx)
+	if err != nil {
+		return false, err
+	}
+	host = strings.TrimSuffix(strings.ToLower(host), ".")
+	for _, n := range ns {
+		if (host != "" && matchGlob(n.Pattern, host)) || (ip != "" && matchGlob(n.Pattern, ip)) {
+			return true, nil
+		}
+	}
+	return false, nil
+}

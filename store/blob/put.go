@@ -1,0 +1,273 @@
+package blob
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	"github.com/klauspost/compress/zstd"
+)
+
+// tempPrefix starts the name of every temp file: ".tmp-<id>-<random>". The
+// leading dot keeps it from ever looking like a blob id.
+const tempPrefix = ".tmp-"
+
+// Put writes the blob read from r under id (which must come from NewID) to
+// the partition with the most free space, and returns where it went. It
+// never replaces an existing blob: if id exists in any partition the error
+// wraps fs.ErrExist. enc, if not nil, encrypts the (compressed) body.
+//
+// ctx is checked between reads of r; a reader that can block forever must be
+// given its own deadline. On any error nothing is left behind.
+func (s *Store) Put(ctx context.Context, id string, r io.Reader, enc Transform) (Info, error) {
+	if !validID(id) {
+		return Info{}, fmt.Errorf("put blob %q: %w", id, ErrInvalidID)
+	}
+	if err := ctx.Err(); err != nil {
+		return Info{}, fmt.Errorf("put blob %s: %w", id, err)
+	}
+	// Cheap early refusal across partitions; the hard link below is what
+	// makes "never overwrite" atomic within the chosen one.
+	for _, p := range s.parts {
+		switch _, err := os.Lstat(p.blobPath(id)); {
+		case err == nil:
+			return Info{}, fmt.Errorf("put blob %s: in partition %q: %w", id, p.Name, fs.ErrExist)
+		case !errors.Is(err, fs.ErrNotExist):
+			return Info{}, fmt.Errorf("put blob %s: %w", id, err)
+		}
+	}
+	p, err := s.pick()
+	if err != nil {
+		return Info{}, fmt.Errorf("put blob %s: %w", id, err)
+	}
+	info, err := s.write(ctx, p, id, r, enc)
+	if err != nil {
+		return Info{}, fmt.Errorf("put blob %s: %w", id, err)
+	}
+	return info, nil
+}
+
+// pick returns the partition with the most free space; ties go to the one
+// configured first. A partition whose free space cannot be read is skipped.
+func (s *Store) pick() (*partition, error) {
+	var (
+		best     *partition
+		bestFree uint64
+		errs     []error
+	)
+	for _, p := range s.parts {
+		free, err := s.freeSpace(p.Path)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("partition %q: %w", p.Name, err))
+			continue
+		}
+		if best == nil || free > bestFree {
+			best, bestFree = p, free
+		}
+	}
+	if best == nil {
+		return nil, fmt.Errorf("no usable partition: %w", errors.Join(errs...))
+	}
+	return best, nil
+}
+
+func (s *Store) write(ctx context.Context, p *partition, id string, r io.Reader, enc Transform) (Info, error) {
+	dir := p.dir(id)
+	if err := p.ensureDir(id); err != nil {
+		return Info{}, err
+	}
+	f, err := os.CreateTemp(dir, tempPrefix+id+"-*") // mode 0600
+	if err != nil {
+		return Info{}, err
+	}
+	tmp := f.Name()
+	linked := false
+	defer func() {
+		if !linked {
+			_ = f.Close()
+			_ = os.Remove(tmp)
+		}
+	}()
+
+	h, err := s.writeBody(ctx, f, r, enc)
+	if err != nil {
+		return Info{}, err
+	}
+	// The body is streamed, so the size is only known now.
+	if _, err := f.WriteAt(h.marshal(), 0); err != nil {
+		return Info{}, fmt.Errorf("write header: %w", err)
+	}
+	st, err := f.Stat()
+	if err != nil {
+		return Info{}, err
+	}
+	if err := f.Sync(); err != nil {
+		return Info{}, fmt.Errorf("fsync %s: %w", tmp, err)
+	}
+	if err := f.Close(); err != nil {
+		return Info{}, err
+	}
+	// Last chance to give up before the blob becomes visible.
+	if err := ctx.Err(); err != nil {
+		return Info{}, err
+	}
+	final := p.blobPath(id)
+	// link(2), unlike rename(2), fails if the target exists: an atomic
+	// no-overwrite commit that needs no platform-specific renameat2.
+	if err := os.Link(tmp, final); err != nil {
+		return Info{}, err // EEXIST wraps fs.ErrExist
+	}
+	linked = true
+	// Drop the temp name. If this fails the extra name points at the same
+	// complete file and Walk reports it as Temp for the sweeper.
+	_ = os.Remove(tmp)
+	if err := syncDir(dir); err != nil {
+		// The caller will treat the Put as failed and record nothing, so
+		// don't leave a blob that may or may not survive a crash.
+		_ = os.Remove(final)
+		return Info{}, err
+	}
+	return Info{
+		Partition:  p.Name,
+		Size:       int64(h.size),
+		Stored:     st.Size(),
+		Compressed: h.compressed(),
+		Encrypted:  h.encrypted(),
+	}, nil
+}
+
+// writeBody writes a placeholder header and the body to f:
+// r -> zstd -> enc -> f. It returns the real header.
+func (s *Store) writeBody(ctx context.Context, f *os.File, r io.Reader, enc Transform) (header, error) {
+	var h header
+	bw := bufio.NewWriterSize(f, 64<<10)
+	if _, err := bw.Write(make([]byte, headerLen)); err != nil {
+		return h, err
+	}
+	var w io.Writer = bw
+	var encW io.WriteCloser
+	if enc != nil {
+		var err error
+		if encW, err = enc(bw); err != nil {
+			return h, fmt.Errorf("start encryption: %w", err)
+		}
+		h.flags |= flagEncrypted
+		w = encW
+	}
+	var zw *zstd.Encoder
+	if !s.noComp {
+		var err error
+		if zw, err = s.getEncoder(w); err != nil {
+			return h, fmt.Errorf("start compression: %w", err)
+		}
+		defer s.putEncoder(zw)
+		h.flags |= flagCompressed
+		w = zw
+	}
+
+	src := &ctxReader{ctx: ctx, r: r}
+	if _, err := io.Copy(w, src); err != nil {
+		return h, err
+	}
+	if zw != nil {
+		if err := zw.Close(); err != nil {
+			return h, fmt.Errorf("finish compression: %w", err)
+		}
+	}
+	if encW != nil {
+		if err := encW.Close(); err != nil {
+			return h, fmt.Errorf("finish encryption: %w", err)
+		}
+	}
+	if err := bw.Flush(); err != nil {
+		return h, err
+	}
+	h.size = uint64(src.n)
+	return h, nil
+}
+
+// ensureDir creates the blob's directory chain with mode 0700, fsyncing the
+// parent of every directory it creates so the new entries survive a crash.
+func (p *partition) ensureDir(id string) error {
+	p.mkdirMu.Lock()
+	defer p.mkdirMu.Unlock()
+	if fi, err := os.Stat(p.dir(id)); err == nil && fi.IsDir() {
+		return nil
+	}
+	parent := p.Path
+	for _, part := range []string{id[0:2], id[2:4], id[4:6]} {
+		d := filepath.Join(parent, part)
+		switch err := os.Mkdir(d, 0o700); {
+		case err == nil:
+			if err := syncDir(parent); err != nil {
+				return err
+			}
+		case !errors.Is(err, fs.ErrExist):
+			return err
+		}
+		parent = d
+	}
+	return nil
+}
+
+// mkdirAllDurable is os.MkdirAll(dir, 0700) that also fsyncs the parent of
+// each directory it creates.
+func mkdirAllDurable(dir string) error {
+	fi, err := os.Stat(dir)
+	if err == nil {
+		if !fi.IsDir() {
+			return fmt.Errorf("%s is not a directory", dir)
+		}
+		return nil
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	parent := filepath.Dir(dir)
+	if parent != dir {
+		if err := mkdirAllDurable(parent); err != nil {
+			return err
+		}
+	}
+	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+		return err
+	}
+	return syncDir(parent)
+}
+
+// syncDir fsyncs a directory so entries created or removed in it are durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("fsync directory %s: %w", dir, err)
+	}
+	return nil
+}
+
+// ctxReader stops a copy when ctx is done and counts the bytes read.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+	n   int64
+}
+
+func (c *ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}

@@ -1,0 +1,80 @@
+package cache
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Entry is a cached value with the serial of its scope at the time the
+// value was read from the store.
+type Entry struct {
+	Value  []byte
+	Serial uint64
+}
+
+// Event is a change announced on the bus. The JSON tags are the wire format
+// between nodes and are kept short because every change to a mailbox sends
+// one.
+type Event struct {
+	UserID    int64  `json:"u"`
+	MailboxID int64  `json:"m,omitempty"`
+	Kind      string `json:"k"` // e.g. "append", "flags", "expunge", "mailbox", "user", KindResync
+	UID       uint32 `json:"uid,omitempty"`
+	ModSeq    uint64 `json:"ms,omitempty"`
+	Serial    uint64 `json:"s,omitempty"`
+}
+
+// KindResync is the Kind of the event delivered to a subscriber that missed
+// events, either because it fell behind or because the bus lost its
+// connection for a while. Its other fields are zero: the subscriber must
+// re-read all the state it follows.
+const KindResync = "resync"
+
+// ErrClosed is returned by operations on a closed Cache.
+var ErrClosed = errors.New("cache: closed")
+
+// Cache is the shared cache and event bus. Implementations are safe for
+// concurrent use.
+//
+// Keys given to Get, Set, Delete and Incr share one namespace: Get of a
+// counter's key or Incr of an entry's key is an error. Serial scopes are a
+// namespace of their own.
+type Cache interface {
+	Get(ctx context.Context, key string) (Entry, bool, error)
+	// Set stores e under key; ttl 0 means no expiry.
+	Set(ctx context.Context, key string, e Entry, ttl time.Duration) error
+	// Delete removes entries and counters; missing keys are not an error.
+	Delete(ctx context.Context, keys ...string) error
+	// Serial returns the current serial of scope (false when unknown, e.g.
+	// after eviction or restart).
+	Serial(ctx context.Context, scope string) (uint64, bool, error)
+	// RaiseSerial sets scope's serial to max(current, serial) atomically,
+	// so out-of-order announcements from several nodes never move it
+	// backwards.
+	RaiseSerial(ctx context.Context, scope string, serial uint64) error
+	// Incr adds delta to an integer counter and returns the new value; ttl
+	// applies when the key is created (a fixed window), e.g. failures per
+	// IP per day. ttl 0 means the counter never expires.
+	Incr(ctx context.Context, key string, delta int64, ttl time.Duration) (int64, error)
+	// Publish announces ev to every subscriber.
+	Publish(ctx context.Context, ev Event) error
+	// Subscribe delivers every event published after it returns (by any
+	// process sharing the Redis) until the subscription is closed or ctx
+	// ends.
+	Subscribe(ctx context.Context) (*Subscription, error)
+	Ping(ctx context.Context) error
+	// Close ends every subscription (their channels are closed) and
+	// releases the connections; later calls fail with ErrClosed.
+	Close() error
+}
+
+// checkTTL rejects negative TTLs, which neither implementation could honour
+// in a way a caller would expect.
+func checkTTL(ttl time.Duration) error {
+	if ttl < 0 {
+		return fmt.Errorf("negative ttl %v", ttl)
+	}
+	return nil
+}

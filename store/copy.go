@@ -1,0 +1,283 @@
+package store
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/jmoiron/sqlx"
+)
+
+// UIDPair maps a source message to its copy (RFC 4315 COPYUID).
+type UIDPair struct{ Src, Dst uint32 }
+
+// CopyResult says where copies went.
+type CopyResult struct {
+	UIDValidity uint32 // of the destination
+	Pairs       []UIDPair
+}
+
+// Copy copies the messages in uids to another of the account's mailboxes,
+// keeping their flags. Copies count against the quota; the message files
+// are shared, not duplicated.
+func (a *Account) Copy(ctx context.Context, src int64, uids UIDSet, dst int64) (CopyResult, error) {
+	var out CopyResult
+	err := a.s.writeUser(ctx, a.userID, func(tx *sqlx.Tx, c *change) error {
+		var err error
+		out, _, err = a.copyRows(ctx, tx, c, src, uids, dst, true)
+		return err
+	})
+	if err != nil {
+		return CopyResult{}, fmt.Errorf("copy from mailbox %d to %d: %w", src, dst, err)
+	}
+	return out, nil
+}
+
+// Move moves the messages in uids to another of the account's mailboxes
+// in one transaction (RFC 6851): no state shows both or neither.
+func (a *Account) Move(ctx context.Context, src int64, uids UIDSet, dst int64) (CopyResult, error) {
+	var out CopyResult
+	err := a.s.writeUser(ctx, a.userID, func(tx *sqlx.Tx, c *change) error {
+		res, rows, err := a.copyRows(ctx, tx, c, src, uids, dst, false)
+		if err != nil {
+			return err
+		}
+		m, err := a.lockMailbox(ctx, tx, src)
+		if err != nil {
+			return err
+		}
+		// The files stay referenced by the copies, so nothing is left to remove.
+		if _, err := a.deleteRows(ctx, tx, c, m, rows, true); err != nil {
+			return err
+		}
+		out = res
+		return nil
+	})
+	if err != nil {
+		return CopyResult{}, fmt.Errorf("move from mailbox %d to %d: %w", src, dst, err)
+	}
+	return out, nil
+}
+
+func (a *Account) copyRows(ctx context.Context, tx *sqlx.Tx, c *change, src int64, uids UIDSet, dst int64, chargeQuota bool) (CopyResult, []messageRow, error) {
+	if src == dst && !chargeQuota {
+		return CopyResult{}, nil, fmt.Errorf("%w: source and destination are the same mailbox", ErrInvalid)
+	}
+	if _, err := a.lockMailbox(ctx, tx, src); err != nil {
+		return CopyResult{}, nil, err
+	}
+	dm, err := a.lockMailbox(ctx, tx, dst)
+	if err != nil {
+		return CopyResult{}, nil, err
+	}
+	rows, err := a.selectRows(ctx, tx, src, uids, true)
+	if err != nil {
+		return CopyResult{}, nil, err
+	}
+	res := CopyResult{UIDValidity: dm.UIDValidity}
+	if len(rows) == 0 {
+		return res, rows, nil
+	}
+	var total, unseen int64
+	for _, r := range rows {
+		total += r.Size
+		if !r.Flags.Has(FlagSeen) {
+			unseen++
+		}
+	}
+	n := int64(len(rows))
+	// A move takes nothing from the quota that it does not give back in
+	// the same transaction, so only a copy is checked against it.
+	var quota int64
+	if chargeQuota {
+		u, err := a.s.UserByID(ctx, a.userID)
+		if err != nil {
+			return CopyResult{}, nil, err
+		}
+		lim, err := a.s.Limits(ctx, u)
+		if err != nil {
+			return CopyResult{}, nil, err
+		}
+		quota = lim.QuotaBytes
+	}
+	q, err := tx.ExecContext(ctx, a.s.rebind(`UPDATE users SET used_bytes = used_bytes + ?, message_count = message_count + ?
+		WHERE id = ? AND (? = 0 OR used_bytes + ? <= ?)`), total, n, a.userID, quota, total, quota)
+	if err != nil {
+		return CopyResult{}, nil, err
+	}
+	if k, _ := q.RowsAffected(); k == 0 {
+		return CopyResult{}, nil, ErrOverQuota
+	}
+	if _, err := tx.ExecContext(ctx, a.s.rebind("UPDATE mailboxes SET uidnext = uidnext + ? WHERE id = ?"), n, dst); err != nil {
+		return CopyResult{}, nil, err
+	}
+	modseq, err := a.bumpMailbox(ctx, tx, dst, n, unseen, total)
+	if err != nil {
+		return CopyResult{}, nil, err
+	}
+	refs := map[string]int{}
+	uid := dm.UIDNext
+	now := a.s.unix()
+	for _, r := range rows {
+		if _, err := tx.ExecContext(ctx, a.s.rebind(`INSERT INTO messages (user_id, mailbox_id, uid, modseq, flags, keywords, size,
+			internal_date, blob_id, info, info_sealed, search_from, search_to, search_subject, msgid_hash, thread_id,
+			has_attachments, created_at) SELECT user_id, ?, ?, ?, flags, keywords, size, internal_date, blob_id, info,
+			info_sealed, search_from, search_to, search_subject, msgid_hash,
+			CASE WHEN thread_id = 0 THEN id ELSE thread_id END, has_attachments, ? FROM messages WHERE id = ?`),
+			dst, uid, modseq, now, r.ID); err != nil {
+			return CopyResult{}, nil, err
+		}
+		refs[r.BlobID]++
+		res.Pairs = append(res.Pairs, UIDPair{Src: r.UID, Dst: uid})
+		c.add(dst, "append", uid, modseq)
+		uid++
+	}
+	for id, k := range refs {
+		if _, err := tx.ExecContext(ctx, a.s.rebind("UPDATE blobs SET refs = refs + ? WHERE id = ?"), k, id); err != nil {
+			return CopyResult{}, nil, err
+		}
+	}
+	return res, rows, nil
+}
+
+// Expunge removes the messages in uids (nil: the whole mailbox) that carry
+// \Deleted (RFC 9051 6.4.3, and 6.4.9 UID EXPUNGE). It returns their UIDs.
+func (a *Account) Expunge(ctx context.Context, mailboxID int64, uids UIDSet) ([]uint32, error) {
+	return a.remove(ctx, mailboxID, uids, true)
+}
+
+// Remove removes the messages in uids whatever their flags (the webmail's
+// permanent delete). It returns their UIDs.
+func (a *Account) Remove(ctx context.Context, mailboxID int64, uids UIDSet) ([]uint32, error) {
+	if uids == nil {
+		return nil, fmt.Errorf("remove: %w: no UIDs given", ErrInvalid)
+	}
+	return a.remove(ctx, mailboxID, uids, false)
+}
+
+func (a *Account) remove(ctx context.Context, mailboxID int64, uids UIDSet, onlyDeleted bool) ([]uint32, error) {
+	var (
+		gone   []uint32
+		doomed []deleted
+	)
+	err := a.s.writeUser(ctx, a.userID, func(tx *sqlx.Tx, c *change) error {
+		gone = nil
+		m, err := a.lockMailbox(ctx, tx, mailboxID)
+		if err != nil {
+			return err
+		}
+		rows, err := a.selectRows(ctx, tx, mailboxID, uids, false)
+		if err != nil {
+			return err
+		}
+		if onlyDeleted {
+			kept := rows[:0]
+			for _, r := range rows {
+				if r.Flags.Has(FlagDeleted) {
+					kept = append(kept, r)
+				}
+			}
+			rows = kept
+		}
+		for _, r := range rows {
+			gone = append(gone, r.UID)
+		}
+		doomed, err = a.deleteRows(ctx, tx, c, m, rows, true)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("expunge mailbox %d: %w", mailboxID, err)
+	}
+	a.s.removeBlobs(ctx, doomed)
+	return gone, nil
+}
+
+// deleted is a message file no message refers to any more.
+type deleted struct{ id, part string }
+
+// deleteRows deletes message rows of mailbox m, keeping the mailbox's and
+// the user's counts exact, recording tombstones when asked, and returns
+// the files whose last reference went.
+func (a *Account) deleteRows(ctx context.Context, tx *sqlx.Tx, c *change, m Mailbox, rows []messageRow, tombstones bool) ([]deleted, error) {
+	if len(rows) == 0 {
+		return nil, nil
+	}
+	var total, unseen int64
+	ids := make([]any, 0, len(rows))
+	refs := map[string]int{}
+	for _, r := range rows {
+		total += r.Size
+		if !r.Flags.Has(FlagSeen) {
+			unseen++
+		}
+		ids = append(ids, r.ID)
+		refs[r.BlobID]++
+	}
+	n := int64(len(rows))
+	modseq, err := a.bumpMailbox(ctx, tx, m.ID, -n, -unseen, -total)
+	if err != nil {
+		return nil, err
+	}
+	for start := 0; start < len(ids); start += 500 {
+		chunk := ids[start:min(start+500, len(ids))]
+		q, args, err := sqlx.In("DELETE FROM messages WHERE user_id = ? AND id IN (?)", a.userID, chunk)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := tx.ExecContext(ctx, a.s.rebind(q), args...); err != nil {
+			return nil, err
+		}
+	}
+	if _, err := tx.ExecContext(ctx, a.s.rebind("UPDATE users SET used_bytes = used_bytes - ?, message_count = message_count - ? WHERE id = ?"),
+		total, n, a.userID); err != nil {
+		return nil, err
+	}
+	blobIDs := make([]any, 0, len(refs))
+	for id, k := range refs {
+		if _, err := tx.ExecContext(ctx, a.s.rebind("UPDATE blobs SET refs = refs - ? WHERE id = ?"), k, id); err != nil {
+			return nil, err
+		}
+		blobIDs = append(blobIDs, id)
+	}
+	for _, r := range rows {
+		if tombstones {
+			if _, err := tx.ExecContext(ctx, a.s.rebind("INSERT INTO expunged (mailbox_id, uid, modseq) VALUES (?, ?, ?)"), m.ID, r.UID, modseq); err != nil {
+				return nil, err
+			}
+		}
+		c.add(m.ID, "expunge", r.UID, modseq)
+	}
+	var doomed []deleted
+	for start := 0; start < len(blobIDs); start += 500 {
+		q, args, err := sqlx.In("SELECT id, part FROM blobs WHERE refs <= 0 AND id IN (?)", blobIDs[start:min(start+500, len(blobIDs))])
+		if err != nil {
+			return nil, err
+		}
+		var part []struct {
+			ID   string `db:"id"`
+			Part string `db:"part"`
+		}
+		if err := tx.SelectContext(ctx, &part, a.s.rebind(q), args...); err != nil {
+			return nil, err
+		}
+		for _, p := range part {
+			doomed = append(doomed, deleted{p.ID, p.Part})
+		}
+	}
+	return doomed, nil
+}
+
+// removeBlobs deletes files whose last reference was committed away, then
+// their rows. A crash in between leaves rows with no references, which
+// SweepUnreferenced finishes.
+func (s *Store) removeBlobs(ctx context.Context, ds []deleted) {
+	ctx = context.WithoutCancel(ctx)
+	for _, d := range ds {
+		if err := s.blobs.Delete(ctx, d.part, d.id); err != nil {
+			s.log.Warn("remove message file", "blob", d.id, "err", err)
+			continue
+		}
+		if _, err := s.db.ExecContext(ctx, s.rebind("DELETE FROM blobs WHERE id = ? AND refs <= 0"), d.id); err != nil {
+			s.log.Warn("remove blob row", "blob", d.id, "err", err)
+		}
+	}
+}

@@ -1,0 +1,151 @@
+package store
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+)
+
+// Flags is a message's system flags as a bitmask. The bit values are
+// magma's, so its status codes carry over.
+type Flags uint32
+
+// The flags.
+const (
+	FlagRecent     Flags = 2
+	FlagSeen       Flags = 4
+	FlagAnswered   Flags = 8
+	FlagFlagged    Flags = 16
+	FlagDeleted    Flags = 32
+	FlagDraft      Flags = 64
+	FlagSecure     Flags = 128
+	FlagAppended   Flags = 256
+	FlagHidden     Flags = 512
+	FlagJunk       Flags = 1024
+	FlagInfected   Flags = 2048
+	FlagSpoofed    Flags = 4096
+	FlagBlackholed Flags = 8192
+	FlagPhishing   Flags = 16384
+	FlagTagged     Flags = 32768
+	FlagEncrypted  Flags = 65536
+	allFlags             = 1<<17 - 2
+)
+
+// Has reports whether every flag in g is set in f.
+func (f Flags) Has(g Flags) bool { return f&g == g }
+
+// FlagOp says how SetFlags combines the given flags with a message's own.
+type FlagOp int
+
+// Flag operations (RFC 9051 6.4.6: +FLAGS, -FLAGS, FLAGS).
+const (
+	FlagAdd FlagOp = iota
+	FlagRemove
+	FlagReplace
+)
+
+// maxKeywords bounds the keywords one message may carry.
+const maxKeywords = 64
+
+// normalizeKeywords checks keywords (IMAP atoms, RFC 9051 9: no spaces,
+// parentheses, wildcards, quotes or backslashes, and not system flags)
+// and returns them sorted without duplicates, comparing case-insensitively
+// as IMAP does.
+func normalizeKeywords(kws []string) ([]string, error) {
+	seen := map[string]bool{}
+	var out []string
+	for _, k := range kws {
+		if k == "" || len(k) > 100 || strings.HasPrefix(k, `\`) {
+			return nil, fmt.Errorf("%w: keyword %q", ErrInvalid, k)
+		}
+		for _, r := range k {
+			if r <= ' ' || r >= 0x7f || strings.ContainsRune(`(){%*"\]`, r) {
+				return nil, fmt.Errorf("%w: keyword %q has a character IMAP does not allow", ErrInvalid, k)
+			}
+		}
+		l := strings.ToLower(k)
+		if !seen[l] {
+			seen[l] = true
+			out = append(out, k)
+		}
+	}
+	if len(out) > maxKeywords {
+		return nil, fmt.Errorf("%w: more than %d keywords", ErrInvalid, maxKeywords)
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+func splitKeywords(s string) []string {
+	if s == "" {
+		return nil
+	}
+	return strings.Split(s, " ")
+}
+
+// applyFlags returns the flags and keywords of a message after op.
+func applyFlags(op FlagOp, cur Flags, curKW []string, f Flags, kws []string) (Flags, []string) {
+	switch op {
+	case FlagAdd:
+		out, _ := normalizeKeywords(append(append([]string{}, curKW...), kws...))
+		return cur | f, out
+	case FlagRemove:
+		drop := map[string]bool{}
+		for _, k := range kws {
+			drop[strings.ToLower(k)] = true
+		}
+		var out []string
+		for _, k := range curKW {
+			if !drop[strings.ToLower(k)] {
+				out = append(out, k)
+			}
+		}
+		return cur &^ f, out
+	default:
+		return f, kws
+	}
+}
+
+// UIDRange is an inclusive range of UIDs; Stop 0 means "the largest" (*).
+type UIDRange struct{ Start, Stop uint32 }
+
+// UIDSet is a set of UID ranges. A nil set means every message; an empty
+// non-nil set means none.
+type UIDSet []UIDRange
+
+// maxRanges bounds the SQL one set may turn into.
+const maxRanges = 2000
+
+// sql returns a condition on column uid and its arguments.
+func (u UIDSet) sql() (string, []any, error) {
+	if u == nil {
+		return "", nil, nil
+	}
+	if len(u) == 0 {
+		return " AND 1 = 0", nil, nil
+	}
+	if len(u) > maxRanges {
+		return "", nil, fmt.Errorf("%w: more than %d UID ranges", ErrInvalid, maxRanges)
+	}
+	var b strings.Builder
+	var args []any
+	b.WriteString(" AND (")
+	for i, r := range u {
+		if i > 0 {
+			b.WriteString(" OR ")
+		}
+		start, stop := r.Start, r.Stop
+		if stop != 0 && stop < start {
+			start, stop = stop, start
+		}
+		if stop == 0 {
+			b.WriteString("uid >= ?")
+			args = append(args, start)
+		} else {
+			b.WriteString("uid BETWEEN ? AND ?")
+			args = append(args, start, stop)
+		}
+	}
+	b.WriteString(")")
+	return b.String(), args, nil
+}

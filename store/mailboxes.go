@@ -1,0 +1,333 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/jmoiron/sqlx"
+
+	"basalt/crypt"
+	"basalt/store/sqldb"
+)
+
+// Delimiter separates the levels of a mailbox name.
+const Delimiter = "/"
+
+// Account is one user's mail. Every query it makes is scoped to that user.
+// For a secure user, reading message bodies and metadata needs the user's
+// identity, unlocked at login; writing never does.
+type Account struct {
+	s      *Store
+	userID int64
+	key    *crypt.Identity
+}
+
+// Account returns the mail of userID; key is the unlocked identity of a
+// secure user, or nil.
+func (s *Store) Account(userID int64, key *crypt.Identity) *Account {
+	return &Account{s: s, userID: userID, key: key}
+}
+
+// UserID returns the account's user.
+func (a *Account) UserID() int64 { return a.userID }
+
+// Mailbox is a folder of messages.
+type Mailbox struct {
+	ID            int64  `db:"id" json:"id"`
+	ParentID      int64  `db:"parent_id" json:"parentID"`
+	Name          string `db:"name" json:"name"`
+	UIDValidity   uint32 `db:"uidvalidity" json:"uidValidity"`
+	UIDNext       uint32 `db:"uidnext" json:"uidNext"`
+	HighestModSeq uint64 `db:"highest_modseq" json:"highestModSeq"`
+	SpecialUse    string `db:"special_use" json:"specialUse"`
+	Subscribed    bool   `db:"subscribed" json:"subscribed"`
+	Messages      int64  `db:"message_count" json:"messages"`
+	Unseen        int64  `db:"unseen_count" json:"unseen"`
+	Size          int64  `db:"size_bytes" json:"size"`
+}
+
+const mailboxColumns = `id, COALESCE(parent_id, 0) AS parent_id, name, uidvalidity, uidnext, highest_modseq,
+	special_use, subscribed, message_count, unseen_count, size_bytes`
+
+// NormalizeMailboxName checks a mailbox name and returns it in the form it
+// is stored: levels separated by "/", and INBOX in upper case whatever case
+// it was given in (RFC 9051 5.1: INBOX is case-insensitive).
+func NormalizeMailboxName(name string) (string, error) {
+	if name == "" || len(name) > 500 || !utf8.ValidString(name) {
+		return "", fmt.Errorf("%w: mailbox name must be 1-500 bytes of UTF-8", ErrInvalid)
+	}
+	for _, r := range name {
+		if r < 0x20 || r == 0x7f {
+			return "", fmt.Errorf("%w: mailbox name has a control character", ErrInvalid)
+		}
+	}
+	parts := strings.Split(name, Delimiter)
+	for i, p := range parts {
+		if p == "" {
+			return "", fmt.Errorf("%w: mailbox name %q has an empty level", ErrInvalid, name)
+		}
+		if i == 0 && strings.EqualFold(p, "INBOX") {
+			parts[0] = "INBOX"
+		}
+	}
+	return strings.Join(parts, Delimiter), nil
+}
+
+// Mailboxes lists the account's mailboxes by name.
+func (a *Account) Mailboxes(ctx context.Context) ([]Mailbox, error) {
+	var ms []Mailbox
+	err := a.s.db.SelectContext(ctx, &ms, a.s.rebind("SELECT "+mailboxColumns+" FROM mailboxes WHERE user_id = ? ORDER BY name"), a.userID)
+	if err != nil {
+		return nil, fmt.Errorf("list mailboxes: %w", err)
+	}
+	return ms, nil
+}
+
+// Mailbox returns one of the account's mailboxes by id.
+func (a *Account) Mailbox(ctx context.Context, id int64) (Mailbox, error) {
+	var m Mailbox
+	err := a.s.db.GetContext(ctx, &m, a.s.rebind("SELECT "+mailboxColumns+" FROM mailboxes WHERE id = ? AND user_id = ?"), id, a.userID)
+	if err != nil {
+		return Mailbox{}, fmt.Errorf("mailbox %d: %w", id, notFound(err))
+	}
+	return m, nil
+}
+
+// MailboxByName returns one of the account's mailboxes by name.
+func (a *Account) MailboxByName(ctx context.Context, name string) (Mailbox, error) {
+	n, err := NormalizeMailboxName(name)
+	if err != nil {
+		return Mailbox{}, err
+	}
+	var m Mailbox
+	err = a.s.db.GetContext(ctx, &m, a.s.rebind("SELECT "+mailboxColumns+" FROM mailboxes WHERE user_id = ? AND name = ?"), a.userID, n)
+	if err != nil {
+		return Mailbox{}, fmt.Errorf("mailbox %q: %w", n, notFound(err))
+	}
+	return m, nil
+}
+
+// CreateMailbox creates a mailbox and any missing parents (RFC 9051 6.3.4).
+func (a *Account) CreateMailbox(ctx context.Context, name, specialUse string) (Mailbox, error) {
+	n, err := NormalizeMailboxName(name)
+	if err != nil {
+		return Mailbox{}, err
+	}
+	switch specialUse {
+	case "", `\All`, `\Archive`, `\Drafts`, `\Flagged`, `\Junk`, `\Sent`, `\Trash`:
+	default:
+		return Mailbox{}, fmt.Errorf("create mailbox %q: %w: unknown special use %q", n, ErrInvalid, specialUse)
+	}
+	var id int64
+	err = a.s.writeUser(ctx, a.userID, func(tx *sqlx.Tx, c *change) error {
+		var exists int
+		if err := tx.GetContext(ctx, &exists, a.s.rebind("SELECT COUNT(*) FROM mailboxes WHERE user_id = ? AND name = ?"), a.userID, n); err != nil {
+			return err
+		}
+		if exists > 0 {
+			return ErrExists
+		}
+		levels := strings.Split(n, Delimiter)
+		var parent int64
+		for i := range levels {
+			path := strings.Join(levels[:i+1], Delimiter)
+			var pid int64
+			err := tx.GetContext(ctx, &pid, a.s.rebind("SELECT id FROM mailboxes WHERE user_id = ? AND name = ?"), a.userID, path)
+			if err == nil && i < len(levels)-1 {
+				parent = pid
+				continue
+			}
+			if err := notFound(err); err != nil && err != ErrNotFound {
+				return err
+			}
+			su := ""
+			if i == len(levels)-1 {
+				su = specialUse
+			}
+			if parent, err = a.s.insertMailbox(ctx, tx, a.userID, parent, path, su); err != nil {
+				return err
+			}
+			c.add(parent, "mailbox", 0, 0)
+		}
+		id = parent
+		return nil
+	})
+	if sqldb.IsDuplicate(err) {
+		err = ErrExists
+	}
+	if err != nil {
+		return Mailbox{}, fmt.Errorf("create mailbox %q: %w", n, err)
+	}
+	return a.Mailbox(ctx, id)
+}
+
+// insertMailbox adds one mailbox row. Its UIDVALIDITY is derived from its
+// row id, which is never reused, so a mailbox deleted and created again
+// under the same name gets a new UIDVALIDITY as RFC 9051 2.3.1.1 requires.
+func (s *Store) insertMailbox(ctx context.Context, tx *sqlx.Tx, userID, parentID int64, name, specialUse string) (int64, error) {
+	var parent any
+	if parentID != 0 {
+		parent = parentID
+	}
+	res, err := tx.ExecContext(ctx, s.rebind(`INSERT INTO mailboxes (user_id, parent_id, name, special_use, created_at)
+		VALUES (?, ?, ?, ?, ?)`), userID, parent, name, specialUse, s.unix())
+	if err != nil {
+		return 0, err
+	}
+	id, err := res.LastInsertId()
+	if err != nil {
+		return 0, err
+	}
+	uv := uint32(id)
+	if uv == 0 {
+		uv = 1
+	}
+	if _, err := tx.ExecContext(ctx, s.rebind("UPDATE mailboxes SET uidvalidity = ? WHERE id = ?"), uv, id); err != nil {
+		return 0, err
+	}
+	return id, nil
+}
+
+// RenameMailbox renames a mailbox and its children; missing parents of the
+// new name are created. INBOX cannot be renamed this way.
+func (a *Account) RenameMailbox(ctx context.Context, id int64, newName string) error {
+	n, err := NormalizeMailboxName(newName)
+	if err != nil {
+		return err
+	}
+	err = a.s.writeUser(ctx, a.userID, func(tx *sqlx.Tx, c *change) error {
+		var old Mailbox
+		if err := tx.GetContext(ctx, &old, a.s.rebind("SELECT "+mailboxColumns+" FROM mailboxes WHERE id = ? AND user_id = ?"), id, a.userID); err != nil {
+			return notFound(err)
+		}
+		if old.Name == "INBOX" || n == "INBOX" {
+			return fmt.Errorf("%w: INBOX cannot be renamed", ErrInvalid)
+		}
+		if n == old.Name {
+			return nil
+		}
+		if strings.HasPrefix(n, old.Name+Delimiter) {
+			return fmt.Errorf("%w: a mailbox cannot move under itself", ErrInvalid)
+		}
+		var exists int
+		if err := tx.GetContext(ctx, &exists, a.s.rebind("SELECT COUNT(*) FROM mailboxes WHERE user_id = ? AND name = ?"), a.userID, n); err != nil {
+			return err
+		}
+		if exists > 0 {
+			return ErrExists
+		}
+		// Parents of the new name.
+		levels := strings.Split(n, Delimiter)
+		var parent int64
+		for i := 0; i < len(levels)-1; i++ {
+			path := strings.Join(levels[:i+1], Delimiter)
+			var pid int64
+			err := tx.GetContext(ctx, &pid, a.s.rebind("SELECT id FROM mailboxes WHERE user_id = ? AND name = ?"), a.userID, path)
+			if err = notFound(err); err == ErrNotFound {
+				pid, err = a.s.insertMailbox(ctx, tx, a.userID, parent, path, "")
+			}
+			if err != nil {
+				return err
+			}
+			parent = pid
+		}
+		var children []Mailbox
+		if err := tx.SelectContext(ctx, &children, a.s.rebind("SELECT "+mailboxColumns+" FROM mailboxes WHERE user_id = ? AND name LIKE ? ESCAPE '!'"),
+			a.userID, likePrefix(old.Name+Delimiter)); err != nil {
+			return err
+		}
+		var p any
+		if parent != 0 {
+			p = parent
+		}
+		if _, err := tx.ExecContext(ctx, a.s.rebind("UPDATE mailboxes SET name = ?, parent_id = ? WHERE id = ?"), n, p, id); err != nil {
+			return err
+		}
+		for _, ch := range children {
+			if _, err := tx.ExecContext(ctx, a.s.rebind("UPDATE mailboxes SET name = ? WHERE id = ?"), n+strings.TrimPrefix(ch.Name, old.Name), ch.ID); err != nil {
+				return err
+			}
+			c.add(ch.ID, "mailbox", 0, 0)
+		}
+		c.add(id, "mailbox", 0, 0)
+		return nil
+	})
+	if sqldb.IsDuplicate(err) {
+		err = ErrExists
+	}
+	if err != nil {
+		return fmt.Errorf("rename mailbox %d to %q: %w", id, n, err)
+	}
+	return nil
+}
+
+// likePrefix returns a LIKE pattern, for use with ESCAPE '!', matching
+// strings that start with p. '!' is the escape character because a
+// backslash would itself need escaping in MySQL's string literals.
+func likePrefix(p string) string {
+	r := strings.NewReplacer(`!`, `!!`, `%`, `!%`, `_`, `!_`)
+	return r.Replace(p) + "%"
+}
+
+// DeleteMailbox deletes an empty-of-children mailbox and its messages.
+// INBOX cannot be deleted; a mailbox with children is refused with
+// ErrNotEmpty (delete the children first).
+func (a *Account) DeleteMailbox(ctx context.Context, id int64) error {
+	var doomed []deleted
+	err := a.s.writeUser(ctx, a.userID, func(tx *sqlx.Tx, c *change) error {
+		var m Mailbox
+		if err := tx.GetContext(ctx, &m, a.s.rebind("SELECT "+mailboxColumns+" FROM mailboxes WHERE id = ? AND user_id = ?"+a.s.db.ForUpdate()), id, a.userID); err != nil {
+			return notFound(err)
+		}
+		if m.Name == "INBOX" {
+			return fmt.Errorf("%w: INBOX cannot be deleted", ErrInvalid)
+		}
+		var kids int
+		if err := tx.GetContext(ctx, &kids, a.s.rebind("SELECT COUNT(*) FROM mailboxes WHERE user_id = ? AND parent_id = ?"), a.userID, id); err != nil {
+			return err
+		}
+		if kids > 0 {
+			return fmt.Errorf("%w: the mailbox has %d child mailboxes", ErrNotEmpty, kids)
+		}
+		rows, err := a.selectRows(ctx, tx, id, nil, false)
+		if err != nil {
+			return err
+		}
+		if doomed, err = a.deleteRows(ctx, tx, c, m, rows, false); err != nil {
+			return err
+		}
+		for _, q := range []string{"DELETE FROM expunged WHERE mailbox_id = ?", "DELETE FROM mailboxes WHERE id = ?"} {
+			if _, err := tx.ExecContext(ctx, a.s.rebind(q), id); err != nil {
+				return err
+			}
+		}
+		c.add(id, "mailbox", 0, 0)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("delete mailbox %d: %w", id, err)
+	}
+	a.s.removeBlobs(ctx, doomed)
+	return nil
+}
+
+// Subscribe sets whether a mailbox is subscribed (RFC 9051 6.3.7).
+func (a *Account) Subscribe(ctx context.Context, id int64, on bool) error {
+	err := a.s.writeUser(ctx, a.userID, func(tx *sqlx.Tx, c *change) error {
+		res, err := tx.ExecContext(ctx, a.s.rebind("UPDATE mailboxes SET subscribed = ? WHERE id = ? AND user_id = ?"), on, id, a.userID)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return ErrNotFound
+		}
+		c.add(id, "mailbox", 0, 0)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("subscribe mailbox %d: %w", id, err)
+	}
+	return nil
+}

@@ -1,0 +1,554 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+
+	"basalt/crypt"
+	"basalt/store/blob"
+	"basalt/store/mimeinfo"
+)
+
+// Message is a message's metadata row.
+type Message struct {
+	ID             int64
+	MailboxID      int64
+	UID            uint32
+	ModSeq         uint64
+	Flags          Flags
+	Keywords       []string
+	Size           int64
+	InternalDate   time.Time
+	ThreadID       int64
+	HasAttachments bool
+	// Info is the envelope and body structure parsed at delivery; set only
+	// when asked for (ListQuery.WithInfo, Message).
+	Info *mimeinfo.Info
+}
+
+type messageRow struct {
+	ID             int64  `db:"id"`
+	MailboxID      int64  `db:"mailbox_id"`
+	UID            uint32 `db:"uid"`
+	ModSeq         uint64 `db:"modseq"`
+	Flags          Flags  `db:"flags"`
+	Keywords       string `db:"keywords"`
+	Size           int64  `db:"size"`
+	InternalDate   int64  `db:"internal_date"`
+	BlobID         string `db:"blob_id"`
+	ThreadID       int64  `db:"thread_id"`
+	HasAttachments bool   `db:"has_attachments"`
+	Info           []byte `db:"info"`
+	InfoSealed     bool   `db:"info_sealed"`
+}
+
+const rowColumns = "id, mailbox_id, uid, modseq, flags, keywords, size, internal_date, blob_id, thread_id, has_attachments"
+
+// message converts a row; info is decoded when the row carries it.
+func (a *Account) message(r messageRow) (Message, error) {
+	m := Message{
+		ID: r.ID, MailboxID: r.MailboxID, UID: r.UID, ModSeq: r.ModSeq, Flags: r.Flags,
+		Keywords: splitKeywords(r.Keywords), Size: r.Size, InternalDate: time.Unix(r.InternalDate, 0).UTC(),
+		ThreadID: r.ThreadID, HasAttachments: r.HasAttachments,
+	}
+	if m.ThreadID == 0 {
+		m.ThreadID = m.ID
+	}
+	if r.Info == nil {
+		return m, nil
+	}
+	raw := r.Info
+	if r.InfoSealed {
+		if a.key == nil {
+			return Message{}, fmt.Errorf("message %d: %w", r.ID, ErrLocked)
+		}
+		dec, err := crypt.Decrypt(bytes.NewReader(raw), a.key)
+		if err != nil {
+			return Message{}, fmt.Errorf("message %d: open metadata: %w", r.ID, err)
+		}
+		if raw, err = io.ReadAll(dec); err != nil {
+			return Message{}, fmt.Errorf("message %d: open metadata: %w", r.ID, err)
+		}
+	}
+	m.Info = new(mimeinfo.Info)
+	if err := json.Unmarshal(raw, m.Info); err != nil {
+		return Message{}, fmt.Errorf("message %d: decode metadata: %w", r.ID, err)
+	}
+	return m, nil
+}
+
+// AppendOptions are the optional parts of an append.
+type AppendOptions struct {
+	Flags        Flags
+	Keywords     []string
+	InternalDate time.Time // zero means now
+	// Inbound marks a delivery from outside the account (SMTP, LMTP): it
+	// counts toward, and is checked against, the receive size limit and the
+	// daily received bytes, per user and per sending IP.
+	Inbound  bool
+	RemoteIP string
+}
+
+// Appended says where an appended message went.
+type Appended struct {
+	ID          int64
+	MailboxID   int64
+	UID         uint32
+	UIDValidity uint32
+	ModSeq      uint64
+	Size        int64
+}
+
+// Append stores a message in one of the account's mailboxes. The message
+// file is written and fsynced before the rows are committed; when Append
+// returns nil the message is durable, and not before.
+func (a *Account) Append(ctx context.Context, mailboxID int64, raw []byte, opts AppendOptions) (Appended, error) {
+	s := a.s
+	u, err := s.UserByID(ctx, a.userID)
+	if err != nil {
+		return Appended{}, fmt.Errorf("append: %w", err)
+	}
+	lim, err := s.Limits(ctx, u)
+	if err != nil {
+		return Appended{}, fmt.Errorf("append: %w", err)
+	}
+	size := int64(len(raw))
+	if opts.Inbound && lim.MaxRecvSize > 0 && size > lim.MaxRecvSize {
+		return Appended{}, fmt.Errorf("append: %w (%d > %d bytes)", ErrTooLarge, size, lim.MaxRecvSize)
+	}
+	// Early refusal saves writing a file that would be thrown away; the
+	// exact check is the conditional UPDATE inside the transaction.
+	if lim.QuotaBytes > 0 && u.UsedBytes+size > lim.QuotaBytes {
+		return Appended{}, fmt.Errorf("append: %w", ErrOverQuota)
+	}
+	kws, err := normalizeKeywords(opts.Keywords)
+	if err != nil {
+		return Appended{}, fmt.Errorf("append: %w", err)
+	}
+	flags := opts.Flags & allFlags &^ FlagRecent
+	date := opts.InternalDate
+	if date.IsZero() {
+		date = s.now()
+	}
+
+	info := mimeinfo.Parse(raw)
+	meta, err := json.Marshal(info)
+	if err != nil {
+		return Appended{}, fmt.Errorf("append: encode metadata: %w", err)
+	}
+	var (
+		transform                  blob.Transform
+		searchFrom, searchTo, subj string
+	)
+	if u.Secure {
+		rcpt, err := crypt.ParseRecipient(u.PublicKey)
+		if err != nil {
+			return Appended{}, fmt.Errorf("append: user key: %w", err)
+		}
+		transform = func(w io.Writer) (io.WriteCloser, error) { return crypt.Encrypt(w, rcpt) }
+		var sealed bytes.Buffer
+		w, err := crypt.Encrypt(&sealed, rcpt)
+		if err == nil {
+			_, err = w.Write(meta)
+		}
+		if err == nil {
+			err = w.Close()
+		}
+		if err != nil {
+			return Appended{}, fmt.Errorf("append: seal metadata: %w", err)
+		}
+		meta = sealed.Bytes()
+		flags |= FlagEncrypted
+	} else {
+		searchFrom, searchTo, subj = clip(info.SearchFrom), clip(info.SearchTo), clip(info.SearchSubject)
+	}
+	msgidHash := hashMessageID(info.Envelope.MessageID)
+	var refHashes []any
+	for _, r := range info.References {
+		if h := hashMessageID(r); h != "" && len(refHashes) < 50 {
+			refHashes = append(refHashes, h)
+		}
+	}
+
+	blobID := blob.NewID()
+	bi, err := s.blobs.Put(ctx, blobID, bytes.NewReader(raw), transform)
+	if err != nil {
+		return Appended{}, fmt.Errorf("append: %w", err)
+	}
+	if s.hooks.afterBlobWrite != nil {
+		s.hooks.afterBlobWrite()
+	}
+
+	var out Appended
+	err = s.writeUser(ctx, a.userID, func(tx *sqlx.Tx, c *change) error {
+		res, err := tx.ExecContext(ctx, s.rebind(`UPDATE users SET used_bytes = used_bytes + ?, message_count = message_count + 1
+			WHERE id = ? AND (? = 0 OR used_bytes + ? <= ?)`), size, a.userID, lim.QuotaBytes, size, lim.QuotaBytes)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return ErrOverQuota
+		}
+		if opts.Inbound {
+			if err := s.addDaily(ctx, tx, recvCounter(a.userID), size, lim.DailyRecvBytes); err != nil {
+				return err
+			}
+			if opts.RemoteIP != "" {
+				if err := s.addDaily(ctx, tx, recvCounter(a.userID)+":ip:"+opts.RemoteIP, size, lim.DailyRecvPerIP); err != nil {
+					return err
+				}
+			}
+		}
+		unseen := 0
+		if !flags.Has(FlagSeen) {
+			unseen = 1
+		}
+		res, err = tx.ExecContext(ctx, s.rebind(`UPDATE mailboxes SET uidnext = uidnext + 1, highest_modseq = highest_modseq + 1,
+			message_count = message_count + 1, unseen_count = unseen_count + ?, size_bytes = size_bytes + ?
+			WHERE id = ? AND user_id = ?`), unseen, size, mailboxID, a.userID)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return fmt.Errorf("mailbox %d: %w", mailboxID, ErrNotFound)
+		}
+		var mb struct {
+			UIDNext     uint32 `db:"uidnext"`
+			ModSeq      uint64 `db:"highest_modseq"`
+			UIDValidity uint32 `db:"uidvalidity"`
+		}
+		if err := tx.GetContext(ctx, &mb, s.rebind("SELECT uidnext, highest_modseq, uidvalidity FROM mailboxes WHERE id = ?"), mailboxID); err != nil {
+			return err
+		}
+		var thread int64
+		if len(refHashes) > 0 {
+			q, args, err := sqlx.In("SELECT COALESCE(MIN(CASE WHEN thread_id = 0 THEN id ELSE thread_id END), 0) FROM messages WHERE user_id = ? AND msgid_hash IN (?)", a.userID, refHashes)
+			if err != nil {
+				return err
+			}
+			if err := tx.GetContext(ctx, &thread, s.rebind(q), args...); err != nil {
+				return err
+			}
+		}
+		if _, err := tx.ExecContext(ctx, s.rebind("INSERT INTO blobs (id, part, size, stored, refs, created_at) VALUES (?, ?, ?, ?, 1, ?)"),
+			blobID, bi.Partition, bi.Size, bi.Stored, s.unix()); err != nil {
+			return err
+		}
+		res, err = tx.ExecContext(ctx, s.rebind(`INSERT INTO messages (user_id, mailbox_id, uid, modseq, flags, keywords, size,
+			internal_date, blob_id, info, info_sealed, search_from, search_to, search_subject, msgid_hash, thread_id,
+			has_attachments, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+			a.userID, mailboxID, mb.UIDNext-1, mb.ModSeq, flags, strings.Join(kws, " "), size, date.Unix(), blobID,
+			meta, u.Secure, searchFrom, searchTo, subj, msgidHash, thread, info.HasAttachments, s.unix())
+		if err != nil {
+			return err
+		}
+		id, err := res.LastInsertId()
+		if err != nil {
+			return err
+		}
+		out = Appended{ID: id, MailboxID: mailboxID, UID: mb.UIDNext - 1, UIDValidity: mb.UIDValidity, ModSeq: mb.ModSeq, Size: size}
+		c.add(mailboxID, "append", out.UID, out.ModSeq)
+		return nil
+	})
+	if err != nil {
+		// The file belongs to no committed row: remove it now, or leave it
+		// to the orphan sweep if even that fails.
+		if derr := s.blobs.Delete(context.WithoutCancel(ctx), bi.Partition, blobID); derr != nil {
+			s.log.Warn("remove blob of failed append", "blob", blobID, "err", derr)
+		}
+		return Appended{}, fmt.Errorf("append to mailbox %d: %w", mailboxID, err)
+	}
+	return out, nil
+}
+
+func recvCounter(userID int64) string { return "recv:" + strconv.FormatInt(userID, 10) }
+func sendCounter(userID int64) string { return "send:" + strconv.FormatInt(userID, 10) }
+
+// clip bounds a search column to what the narrowest schema column holds.
+func clip(s string) string {
+	const max = 1000
+	if len(s) <= max {
+		return s
+	}
+	s = s[:max]
+	for len(s) > 0 && !utf8Start(s[len(s)-1]) {
+		s = s[:len(s)-1]
+	}
+	if len(s) > 0 {
+		s = s[:len(s)-1]
+	}
+	return s
+}
+
+func utf8Start(b byte) bool { return b&0xC0 != 0x80 }
+
+// hashMessageID keeps threading possible without storing Message-IDs, which
+// for a secure user would be readable metadata.
+func hashMessageID(id string) string {
+	id = strings.Trim(strings.TrimSpace(id), "<>")
+	if id == "" {
+		return ""
+	}
+	h := sha256.Sum256([]byte(strings.ToLower(id)))
+	return hex.EncodeToString(h[:16])
+}
+
+// Sort orders a listing.
+type Sort int
+
+// Listing orders.
+const (
+	SortUID      Sort = iota // ascending UID, the IMAP order
+	SortDateDesc             // newest first, the webmail order
+	SortDateAsc
+)
+
+// ListQuery selects a page of a mailbox.
+type ListQuery struct {
+	UIDs         UIDSet // restrict to these; nil means all
+	Sort         Sort
+	AfterUID     uint32 // with SortUID: start after this UID (keyset paging)
+	Offset       int    // skip this many (webmail paging)
+	Limit        int    // at most this many; 0 means no limit
+	ChangedSince uint64 // only messages with a higher modseq
+	WithInfo     bool   // decode the envelope and body structure too
+}
+
+// List returns messages of one of the account's mailboxes. A page costs
+// what its rows cost, not what the mailbox holds: every order is served by
+// an index that starts at the mailbox.
+func (a *Account) List(ctx context.Context, mailboxID int64, q ListQuery) ([]Message, error) {
+	cond, args, err := q.UIDs.sql()
+	if err != nil {
+		return nil, fmt.Errorf("list mailbox %d: %w", mailboxID, err)
+	}
+	cols := rowColumns
+	if q.WithInfo {
+		cols += ", info, info_sealed"
+	}
+	var b strings.Builder
+	b.WriteString("SELECT " + cols + " FROM messages WHERE mailbox_id = ? AND user_id = ?")
+	args = append([]any{mailboxID, a.userID}, args...)
+	b.WriteString(cond)
+	if q.ChangedSince > 0 {
+		b.WriteString(" AND modseq > ?")
+		args = append(args, q.ChangedSince)
+	}
+	switch q.Sort {
+	case SortUID:
+		if q.AfterUID > 0 {
+			b.WriteString(" AND uid > ?")
+			args = append(args, q.AfterUID)
+		}
+		b.WriteString(" ORDER BY uid")
+	case SortDateDesc:
+		b.WriteString(" ORDER BY internal_date DESC, uid DESC")
+	case SortDateAsc:
+		b.WriteString(" ORDER BY internal_date, uid")
+	default:
+		return nil, fmt.Errorf("list mailbox %d: %w: unknown sort %d", mailboxID, ErrInvalid, q.Sort)
+	}
+	if q.Limit > 0 {
+		b.WriteString(" LIMIT " + strconv.Itoa(q.Limit))
+		if q.Offset > 0 {
+			b.WriteString(" OFFSET " + strconv.Itoa(q.Offset))
+		}
+	} else if q.Offset > 0 {
+		return nil, fmt.Errorf("list mailbox %d: %w: an offset needs a limit", mailboxID, ErrInvalid)
+	}
+	var rows []messageRow
+	if err := a.s.db.SelectContext(ctx, &rows, a.s.rebind(b.String()), args...); err != nil {
+		return nil, fmt.Errorf("list mailbox %d: %w", mailboxID, err)
+	}
+	out := make([]Message, 0, len(rows))
+	for _, r := range rows {
+		m, err := a.message(r)
+		if err != nil {
+			return nil, fmt.Errorf("list mailbox %d: %w", mailboxID, err)
+		}
+		out = append(out, m)
+	}
+	return out, nil
+}
+
+// Message returns one of the account's messages by id, with its info.
+func (a *Account) Message(ctx context.Context, id int64) (Message, error) {
+	var r messageRow
+	err := a.s.db.GetContext(ctx, &r, a.s.rebind("SELECT "+rowColumns+", info, info_sealed FROM messages WHERE id = ? AND user_id = ?"), id, a.userID)
+	if err != nil {
+		return Message{}, fmt.Errorf("message %d: %w", id, notFound(err))
+	}
+	return a.message(r)
+}
+
+// Open returns the raw message, decrypted for a secure user.
+func (a *Account) Open(ctx context.Context, id int64) (io.ReadCloser, error) {
+	var loc struct {
+		BlobID string `db:"blob_id"`
+		Part   string `db:"part"`
+	}
+	err := a.s.db.GetContext(ctx, &loc, a.s.rebind(`SELECT m.blob_id, b.part FROM messages m JOIN blobs b ON b.id = m.blob_id
+		WHERE m.id = ? AND m.user_id = ?`), id, a.userID)
+	if err != nil {
+		return nil, fmt.Errorf("open message %d: %w", id, notFound(err))
+	}
+	var unwrap blob.Unwrap
+	if a.key != nil {
+		key := a.key
+		unwrap = func(r io.Reader) (io.Reader, error) { return crypt.Decrypt(r, key) }
+	}
+	rc, err := a.s.blobs.Open(ctx, loc.Part, loc.BlobID, unwrap)
+	if err != nil {
+		if unwrap == nil {
+			// An encrypted blob without a key reads as locked, not as corrupt.
+			if u, uerr := a.s.UserByID(ctx, a.userID); uerr == nil && u.Secure {
+				return nil, fmt.Errorf("open message %d: %w", id, ErrLocked)
+			}
+		}
+		return nil, fmt.Errorf("open message %d: %w", id, err)
+	}
+	return rc, nil
+}
+
+// FlagUpdate is a message's state after SetFlags.
+type FlagUpdate struct {
+	ID       int64
+	UID      uint32
+	Flags    Flags
+	Keywords []string
+	ModSeq   uint64
+}
+
+// SetFlags changes the flags and keywords of the messages in uids. Every
+// changed message gets one new modseq (RFC 7162 3.1.3 lets one command's
+// changes share it). It returns the state of every message in the set.
+func (a *Account) SetFlags(ctx context.Context, mailboxID int64, uids UIDSet, op FlagOp, flags Flags, keywords []string) ([]FlagUpdate, error) {
+	kws, err := normalizeKeywords(keywords)
+	if err != nil {
+		return nil, fmt.Errorf("set flags: %w", err)
+	}
+	flags &= allFlags &^ FlagRecent
+	var out []FlagUpdate
+	err = a.s.writeUser(ctx, a.userID, func(tx *sqlx.Tx, c *change) error {
+		out = nil
+		if _, err := a.lockMailbox(ctx, tx, mailboxID); err != nil {
+			return err
+		}
+		rows, err := a.selectRows(ctx, tx, mailboxID, uids, false)
+		if err != nil {
+			return err
+		}
+		type group struct {
+			flags Flags
+			kws   string
+			ids   []any
+		}
+		groups := map[string]*group{}
+		var unseenDelta int64
+		for _, r := range rows {
+			cur := splitKeywords(r.Keywords)
+			nf, nk := applyFlags(op, r.Flags, cur, flags, kws)
+			nf |= r.Flags & (FlagEncrypted | FlagSecure) // not the client's to clear
+			if op == FlagReplace {
+				nf |= r.Flags & FlagRecent
+			}
+			kw := strings.Join(nk, " ")
+			u := FlagUpdate{ID: r.ID, UID: r.UID, Flags: nf, Keywords: nk, ModSeq: r.ModSeq}
+			if nf != r.Flags || kw != r.Keywords {
+				key := strconv.FormatUint(uint64(nf), 10) + "|" + kw
+				g := groups[key]
+				if g == nil {
+					g = &group{flags: nf, kws: kw}
+					groups[key] = g
+				}
+				g.ids = append(g.ids, r.ID)
+				switch {
+				case r.Flags.Has(FlagSeen) && !nf.Has(FlagSeen):
+					unseenDelta++
+				case !r.Flags.Has(FlagSeen) && nf.Has(FlagSeen):
+					unseenDelta--
+				}
+				u.ModSeq = 0 // filled in below
+			}
+			out = append(out, u)
+		}
+		if len(groups) == 0 {
+			return nil
+		}
+		modseq, err := a.bumpMailbox(ctx, tx, mailboxID, 0, unseenDelta, 0)
+		if err != nil {
+			return err
+		}
+		for _, g := range groups {
+			q, args, err := sqlx.In("UPDATE messages SET flags = ?, keywords = ?, modseq = ? WHERE id IN (?)", g.flags, g.kws, modseq, g.ids)
+			if err != nil {
+				return err
+			}
+			if _, err := tx.ExecContext(ctx, a.s.rebind(q), args...); err != nil {
+				return err
+			}
+		}
+		for i := range out {
+			if out[i].ModSeq == 0 {
+				out[i].ModSeq = modseq
+				c.add(mailboxID, "flags", out[i].UID, modseq)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("set flags in mailbox %d: %w", mailboxID, err)
+	}
+	return out, nil
+}
+
+// lockMailbox checks that the mailbox is the account's and, on MySQL,
+// locks its row for the rest of the transaction.
+func (a *Account) lockMailbox(ctx context.Context, tx *sqlx.Tx, id int64) (Mailbox, error) {
+	var m Mailbox
+	err := tx.GetContext(ctx, &m, a.s.rebind("SELECT "+mailboxColumns+" FROM mailboxes WHERE id = ? AND user_id = ?"+a.s.db.ForUpdate()), id, a.userID)
+	if err != nil {
+		return Mailbox{}, fmt.Errorf("mailbox %d: %w", id, notFound(err))
+	}
+	return m, nil
+}
+
+// bumpMailbox gives a mailbox a new highest modseq, adjusts its counts and
+// returns the new modseq.
+func (a *Account) bumpMailbox(ctx context.Context, tx *sqlx.Tx, id int64, msgs, unseen, size int64) (uint64, error) {
+	_, err := tx.ExecContext(ctx, a.s.rebind(`UPDATE mailboxes SET highest_modseq = highest_modseq + 1, message_count = message_count + ?,
+		unseen_count = unseen_count + ?, size_bytes = size_bytes + ? WHERE id = ? AND user_id = ?`), msgs, unseen, size, id, a.userID)
+	if err != nil {
+		return 0, err
+	}
+	var modseq uint64
+	err = tx.GetContext(ctx, &modseq, a.s.rebind("SELECT highest_modseq FROM mailboxes WHERE id = ?"), id)
+	return modseq, err
+}
+
+// selectRows reads the rows of the messages in uids, optionally with info,
+// in UID order.
+func (a *Account) selectRows(ctx context.Context, tx *sqlx.Tx, mailboxID int64, uids UIDSet, withInfo bool) ([]messageRow, error) {
+	cond, args, err := uids.sql()
+	if err != nil {
+		return nil, err
+	}
+	cols := rowColumns
+	if withInfo {
+		cols += ", info, info_sealed"
+	}
+	var rows []messageRow
+	err = tx.SelectContext(ctx, &rows, a.s.rebind("SELECT "+cols+" FROM messages WHERE mailbox_id = ? AND user_id = ?"+cond+" ORDER BY uid"+a.s.db.ForUpdate()),
+		append([]any{mailboxID, a.userID}, args...)...)
+	return rows, err
+}

@@ -1,0 +1,320 @@
+package mimeinfo
+
+import (
+	"bytes"
+	"encoding/base64"
+	"io"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/emersion/go-message/charset"
+)
+
+// toUTF8 converts b from the named charset to UTF-8. It reports false when
+// the charset is unknown to github.com/emersion/go-message/charset, so that
+// the caller can keep the original text. An RFC 2231 language suffix
+// ("utf-8*en", RFC 2231 5) is ignored.
+func toUTF8(cs string, b []byte) (string, bool) {
+	cs = strings.ToLower(strings.TrimSpace(cs))
+	if i := strings.IndexByte(cs, '*'); i >= 0 {
+		cs = cs[:i]
+	}
+	switch cs {
+	case "", "utf-8", "utf8", "us-ascii", "ascii":
+		return validUTF8(b), true
+	}
+	r, err := charset.Reader(cs, bytes.NewReader(b))
+	if err != nil {
+		return "", false
+	}
+	out, err := io.ReadAll(r)
+	if err != nil {
+		return "", false
+	}
+	return validUTF8(out), true
+}
+
+// validUTF8 returns b as a string, reading any bytes that are not valid
+// UTF-8 as ISO-8859-1: raw 8-bit header text is most often Latin-1, and the
+// result must be valid UTF-8 to survive JSON storage unchanged.
+func validUTF8(b []byte) string {
+	if utf8.Valid(b) {
+		return string(b)
+	}
+	var sb strings.Builder
+	sb.Grow(len(b) + 8)
+	for len(b) > 0 {
+		r, n := utf8.DecodeRune(b)
+		if r == utf8.RuneError && n == 1 {
+			sb.WriteRune(rune(b[0]))
+		} else {
+			sb.Write(b[:n])
+		}
+		b = b[n:]
+	}
+	return sb.String()
+}
+
+// cleanText makes s valid UTF-8 and turns control characters (line breaks
+// from a decoded word, NULs) into spaces, for single-line display fields.
+func cleanText(s string) string {
+	if !utf8.ValidString(s) {
+		s = validUTF8([]byte(s))
+	}
+	if strings.IndexFunc(s, isCtl) < 0 {
+		return s
+	}
+	return strings.Map(func(r rune) rune {
+		if isCtl(r) {
+			return ' '
+		}
+		return r
+	}, s)
+}
+
+func isCtl(r rune) bool { return r < 0x20 || r == 0x7f }
+
+// decodeHeaderText decodes the RFC 2047 encoded words in an unfolded header
+// value and returns valid UTF-8 without control characters. Words in a
+// charset that cannot be converted, and malformed words, are kept as
+// written. White space between adjacent encoded words is dropped (RFC 2047
+// 6.2) unless one of them had to be kept as written; adjacent words in the
+// same charset are converted together, so that a multi-byte character split
+// across two words survives.
+func decodeHeaderText(s string) string {
+	if !strings.Contains(s, "=?") {
+		return cleanText(s)
+	}
+	var (
+		out strings.Builder
+		// The run of adjacent encoded words in one charset not yet written:
+		// s[runStart:runEnd] as written, runData decoded, runGap the white
+		// space before it when it follows another encoded word.
+		runCS            string
+		runData          []byte
+		runStart, runEnd = -1, -1
+		runGap           string
+		prevOK           bool // the run written last was converted
+	)
+	flush := func() {
+		if runStart < 0 {
+			return
+		}
+		text, ok := toUTF8(runCS, runData)
+		if !ok || !prevOK {
+			out.WriteString(runGap)
+		}
+		if ok {
+			out.WriteString(text)
+		} else {
+			out.WriteString(s[runStart:runEnd])
+		}
+		prevOK, runStart, runData = ok, -1, runData[:0]
+	}
+	pos, lastWord := 0, false
+	for pos < len(s) {
+		i := strings.Index(s[pos:], "=?")
+		if i < 0 {
+			break
+		}
+		at := pos + i
+		cs, data, n, ok := parseEncodedWord(s[at:])
+		if !ok {
+			flush()
+			out.WriteString(s[pos : at+2])
+			pos, lastWord, prevOK = at+2, false, false
+			continue
+		}
+		gap := s[pos:at]
+		adjacent := lastWord && strings.Trim(gap, " \t\r\n") == ""
+		if adjacent && strings.EqualFold(cs, runCS) && runStart >= 0 {
+			runData = append(runData, data...)
+			runEnd = at + n
+		} else {
+			flush()
+			if adjacent {
+				runGap = gap
+			} else {
+				out.WriteString(gap)
+				runGap, prevOK = "", false
+			}
+			runCS, runData, runStart, runEnd = cs, append(runData[:0], data...), at, at+n
+		}
+		pos, lastWord = at+n, true
+	}
+	flush()
+	out.WriteString(s[pos:])
+	return cleanText(out.String())
+}
+
+// parseEncodedWord parses the RFC 2047 encoded word at the start of s
+// ("=?charset?B?text?=" or "=?charset?Q?text?=") and returns its charset,
+// decoded octets and length in s.
+func parseEncodedWord(s string) (cs string, data []byte, n int, ok bool) {
+	if !strings.HasPrefix(s, "=?") {
+		return "", nil, 0, false
+	}
+	rest := s[2:]
+	q := strings.IndexByte(rest, '?')
+	if q <= 0 || q > 75 || strings.ContainsAny(rest[:q], " \t\r\n") {
+		return "", nil, 0, false
+	}
+	cs = rest[:q]
+	rest = rest[q+1:]
+	if len(rest) < 2 || rest[1] != '?' {
+		return "", nil, 0, false
+	}
+	enc := rest[0]
+	rest = rest[2:]
+	end := strings.Index(rest, "?=")
+	if end < 0 {
+		return "", nil, 0, false
+	}
+	text := rest[:end]
+	n = 2 + q + 1 + 2 + end + 2
+	switch enc {
+	case 'B', 'b':
+		data, ok = decodeBase64Word(text)
+	case 'Q', 'q':
+		data, ok = decodeQWord(text), true
+	}
+	if !ok {
+		return "", nil, 0, false
+	}
+	return cs, data, n, true
+}
+
+// decodeBase64Word decodes the text of a B encoded word (RFC 2047 4.1),
+// tolerating missing padding.
+func decodeBase64Word(text string) ([]byte, bool) {
+	text = strings.TrimRight(text, "=")
+	b, err := base64.RawStdEncoding.DecodeString(text)
+	if err != nil {
+		return nil, false
+	}
+	return b, true
+}
+
+// decodeQWord decodes the text of a Q encoded word (RFC 2047 4.2): "_" is a
+// space and "=XX" an octet; anything else, even if it should have been
+// encoded, stands for itself.
+func decodeQWord(text string) []byte {
+	b := make([]byte, 0, len(text))
+	for i := 0; i < len(text); i++ {
+		c := text[i]
+		switch {
+		case c == '_':
+			b = append(b, ' ')
+		case c == '=' && i+2 < len(text) && isHex(text[i+1]) && isHex(text[i+2]):
+			b = append(b, unhex(text[i+1])<<4|unhex(text[i+2]))
+			i += 2
+		default:
+			b = append(b, c)
+		}
+	}
+	return b
+}
+
+func isHex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
+}
+
+func unhex(c byte) byte {
+	switch {
+	case '0' <= c && c <= '9':
+		return c - '0'
+	case 'a' <= c && c <= 'f':
+		return c - 'a' + 10
+	default:
+		return c - 'A' + 10
+	}
+}
+
+// decodeTransfer undoes a Content-Transfer-Encoding (RFC 2045 6). It is
+// lenient: base64 ignores characters outside its alphabet and a trailing
+// partial quantum; quoted-printable keeps malformed "=" sequences as
+// written. Other encodings are returned unchanged.
+func decodeTransfer(enc string, b []byte) []byte {
+	switch enc {
+	case "BASE64":
+		return decodeBase64Body(b)
+	case "QUOTED-PRINTABLE":
+		return decodeQPBody(b)
+	}
+	return b
+}
+
+// decodeBase64Body decodes a base64 body (RFC 2045 6.8), skipping line
+// breaks and any other characters outside the alphabet as the RFC asks.
+func decodeBase64Body(b []byte) []byte {
+	clean := make([]byte, 0, len(b))
+	for _, c := range b {
+		if c == '=' {
+			break
+		}
+		if isBase64(c) {
+			clean = append(clean, c)
+		}
+	}
+	if len(clean)%4 == 1 {
+		clean = clean[:len(clean)-1] // a lone sextet carries no octet
+	}
+	out := make([]byte, base64.RawStdEncoding.DecodedLen(len(clean)))
+	n, _ := base64.RawStdEncoding.Decode(out, clean)
+	return out[:n]
+}
+
+// base64Size returns the decoded length of a base64 body without decoding
+// it: the octets up to the padding, less line breaks and white space. It is
+// exact for well-formed base64 and counts other stray characters as data.
+func base64Size(b []byte) int64 {
+	if i := bytes.IndexByte(b, '='); i >= 0 {
+		b = b[:i]
+	}
+	n := len(b)
+	for _, c := range [...]byte{'\n', '\r', ' ', '\t'} {
+		n -= bytes.Count(b, []byte{c})
+	}
+	return int64(n) * 6 / 8
+}
+
+func isBase64(c byte) bool {
+	return 'A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '+' || c == '/'
+}
+
+// decodeQPBody decodes a quoted-printable body (RFC 2045 6.7): "=XX" is an
+// octet, "=" at the end of a line is a soft line break, and white space at
+// the end of a line is dropped (rule 3).
+func decodeQPBody(b []byte) []byte {
+	out := make([]byte, 0, len(b))
+	for len(b) > 0 {
+		line := b
+		var eol []byte
+		if i := bytes.IndexByte(b, '\n'); i >= 0 {
+			line, b = b[:i], b[i+1:]
+			eol = []byte("\r\n")
+			if len(line) > 0 && line[len(line)-1] == '\r' {
+				line = line[:len(line)-1]
+			} else {
+				eol = []byte("\n")
+			}
+		} else {
+			b = nil
+		}
+		line = bytes.TrimRight(line, " \t")
+		if len(line) > 0 && line[len(line)-1] == '=' {
+			line, eol = line[:len(line)-1], nil // soft line break
+		}
+		for i := 0; i < len(line); i++ {
+			c := line[i]
+			if c == '=' && i+2 < len(line) && isHex(line[i+1]) && isHex(line[i+2]) {
+				out = append(out, unhex(line[i+1])<<4|unhex(line[i+2]))
+				i += 2
+				continue
+			}
+			out = append(out, c)
+		}
+		out = append(out, eol...)
+	}
+	return out
+}

@@ -1,0 +1,105 @@
+package mimeinfo
+
+import (
+	"testing"
+)
+
+func TestDecodeTransfer(t *testing.T) {
+	tests := []struct {
+		name, enc, in, want string
+	}{
+		{"identity", "7BIT", "a=b\r\n", "a=b\r\n"},
+		{"base64 lines", "BASE64", "SGVs\r\nbG8=\r\n", "Hello"},
+		{"base64 junk and no padding", "BASE64", "SGV*sbG8", "Hello"},
+		{"base64 lone sextet", "BASE64", "SGVsbG8hI", "Hello!"},
+		{"qp soft break", "QUOTED-PRINTABLE", "caf=\r\n=C3=A9\r\n", "café\r\n"},
+		{"qp bare LF", "QUOTED-PRINTABLE", "a=3D\nb", "a=\nb"},
+		{"qp trailing space dropped", "QUOTED-PRINTABLE", "a  \r\nb", "a\r\nb"},
+		{"qp malformed kept", "QUOTED-PRINTABLE", "100%=zz=", "100%=zz"},
+		{"qp lower-case hex", "QUOTED-PRINTABLE", "=e9", "\xe9"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := string(decodeTransfer(tt.enc, []byte(tt.in))); got != tt.want {
+				t.Errorf("decodeTransfer(%s, %q) = %q, want %q", tt.enc, tt.in, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestBase64Size(t *testing.T) {
+	tests := []struct {
+		in   string
+		want int64
+	}{
+		{"", 0},
+		{"SGVsbG8=", 5},
+		{"SGVs\r\nbG8h\r\n", 6},
+		{"SGVsbG8hIQ==", 7},
+	}
+	for _, tt := range tests {
+		if got := base64Size([]byte(tt.in)); got != tt.want {
+			t.Errorf("base64Size(%q) = %d, want %d", tt.in, got, tt.want)
+		}
+	}
+}
+
+func TestToUTF8(t *testing.T) {
+	tests := []struct {
+		cs, in, want string
+		ok           bool
+	}{
+		{"utf-8", "é", "é", true},
+		{"", "plain", "plain", true},
+		{"US-ASCII", "caf\xe9", "café", true}, // mislabelled Latin-1
+		{"iso-8859-1", "\xe9", "é", true},
+		{"ISO-8859-15", "\xa4", "€", true},
+		{"windows-1251", "\xcf\xf0\xe8\xe2\xe5\xf2", "Привет", true},
+		{"x-no-such-charset", "abc", "", false},
+	}
+	for _, tt := range tests {
+		got, ok := toUTF8(tt.cs, []byte(tt.in))
+		if got != tt.want || ok != tt.ok {
+			t.Errorf("toUTF8(%q, %q) = %q, %v; want %q, %v", tt.cs, tt.in, got, ok, tt.want, tt.ok)
+		}
+	}
+}
+
+func TestHTMLText(t *testing.T) {
+	tests := []struct {
+		in, want string
+	}{
+		{"<p>a</p><p>b</p>", " a  b "},
+		{"<b>bo</b>ld", "bold"},
+		{"<HEAD><TITLE>t</TITLE></HEAD>x", "x"},
+		{"<script>var a = '<p>';</script>y", "y"},
+		{"<!-- c -->z", "z"},
+		{"a < b &amp; c", "a < b & c"},
+		{"x<unterminated", "x"},
+		{"<style>never closed", ""},
+	}
+	for _, tt := range tests {
+		if got := htmlText(tt.in); got != tt.want {
+			t.Errorf("htmlText(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
+
+func TestCollapse(t *testing.T) {
+	tests := []struct {
+		in   string
+		n    int
+		want string
+	}{
+		{"  a \r\n\t b  ", 10, "a b"},
+		{"a\u00a0\u200bb", 10, "a b"},
+		{"abcdef", 3, "abc"},
+		{"ab cd", 3, "ab"},
+		{"ééééé", 2, "éé"},
+	}
+	for _, tt := range tests {
+		if got := collapse(tt.in, tt.n); got != tt.want {
+			t.Errorf("collapse(%q, %d) = %q, want %q", tt.in, tt.n, got, tt.want)
+		}
+	}
+}

@@ -1,0 +1,401 @@
+package sqldb
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+	"github.com/jmoiron/sqlx"
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+)
+
+// Dialects.
+const (
+	SQLite = "sqlite"
+	MySQL  = "mysql"
+)
+
+// Config says which database to open and how to pool connections to it.
+// The zero value with a DSN set opens SQLite.
+type Config struct {
+	Driver          string        `toml:"driver"` // "sqlite" (default) or "mysql"
+	DSN             string        `toml:"dsn"`    // a file path for SQLite; user:pass@tcp(host:port)/db for MySQL
+	MaxOpenConns    int           `toml:"max_open_conns"`
+	MaxIdleConns    int           `toml:"max_idle_conns"`
+	ConnMaxLifetime time.Duration `toml:"conn_max_lifetime"`
+	ConnMaxIdleTime time.Duration `toml:"conn_max_idle_time"`
+}
+
+// DB is an open database of one dialect.
+type DB struct {
+	*sqlx.DB
+	dialect string
+	// writeSem serialises write transactions on SQLite, which allows one
+	// writer at a time: waiting here is cheaper and fairer than spinning on
+	// SQLITE_BUSY inside the driver. Nil for MySQL.
+	writeSem chan struct{}
+}
+
+//go:embed migrations
+var migrations embed.FS
+
+// Open connects to the database described by cfg and checks that it answers.
+// It does not migrate; call Migrate.
+func Open(ctx context.Context, cfg Config) (*DB, error) {
+	driver := cfg.Driver
+	if driver == "" {
+		driver = SQLite
+	}
+	var (
+		dsn string
+		db  = &DB{dialect: driver}
+	)
+	switch driver {
+	case SQLite:
+		if cfg.DSN == "" {
+			return nil, errors.New("open sqlite: no database path configured")
+		}
+		if err := os.MkdirAll(filepath.Dir(cfg.DSN), 0o700); err != nil {
+			return nil, fmt.Errorf("open sqlite: %w", err)
+		}
+		dsn = sqliteDSN(cfg.DSN)
+		db.writeSem = make(chan struct{}, 1)
+	case MySQL:
+		mc, err := mysql.ParseDSN(cfg.DSN)
+		if err != nil {
+			return nil, fmt.Errorf("open mysql: parse dsn: %w", err)
+		}
+		// Every session runs in UTC with strict modes, so the same SQL
+		// behaves the same on every server it is pointed at.
+		mc.Loc = time.UTC
+		if mc.Params == nil {
+			mc.Params = map[string]string{}
+		}
+		mc.Params["sql_mode"] = "'STRICT_ALL_TABLES,NO_ZERO_DATE,NO_ENGINE_SUBSTITUTION'"
+		mc.Params["time_zone"] = "'+00:00'"
+		mc.Params["charset"] = "utf8mb4"
+		// Report rows matched, not rows changed, by an UPDATE, as SQLite
+		// does: "did this row exist" must not depend on the dialect.
+		mc.ClientFoundRows = true
+		dsn = mc.FormatDSN()
+	default:
+		return nil, fmt.Errorf("open database: unknown driver %q (want sqlite or mysql)", driver)
+	}
+	sdb, err := sqlx.Open(driver, dsn)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", driver, err)
+	}
+	db.DB = sdb
+	applyPool(sdb.DB, cfg, driver)
+	pctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	if err := sdb.PingContext(pctx); err != nil {
+		sdb.Close()
+		return nil, fmt.Errorf("connect to %s: %w", driver, err)
+	}
+	return db, nil
+}
+
+func sqliteDSN(path string) string {
+	q := url.Values{}
+	// WAL lets readers go on while one writer commits; synchronous(FULL)
+	// makes every commit durable before it returns, which is what lets a
+	// protocol answer 250 after it. BEGIN IMMEDIATE takes the write lock up
+	// front so a transaction never fails half-way on an upgrade to writer.
+	for _, p := range []string{"busy_timeout(30000)", "journal_mode(WAL)", "synchronous(FULL)", "foreign_keys(1)"} {
+		q.Add("_pragma", p)
+	}
+	q.Set("_txlock", "immediate")
+	return "file:" + path + "?" + q.Encode()
+}
+
+func applyPool(db *sql.DB, cfg Config, driver string) {
+	maxOpen := cfg.MaxOpenConns
+	if maxOpen == 0 {
+		maxOpen = 32
+		if driver == SQLite {
+			maxOpen = 8
+		}
+	}
+	db.SetMaxOpenConns(maxOpen)
+	maxIdle := cfg.MaxIdleConns
+	if maxIdle == 0 {
+		maxIdle = maxOpen
+	}
+	db.SetMaxIdleConns(maxIdle)
+	// A server-side timeout or a failover drops connections we still hold;
+	// recycling them keeps stale ones from piling up, and database/sql
+	// retries a fresh connection when the driver reports one as bad.
+	life := cfg.ConnMaxLifetime
+	if life == 0 && driver == MySQL {
+		life = 30 * time.Minute
+	}
+	db.SetConnMaxLifetime(life)
+	idle := cfg.ConnMaxIdleTime
+	if idle == 0 && driver == MySQL {
+		idle = 5 * time.Minute
+	}
+	db.SetConnMaxIdleTime(idle)
+}
+
+// Dialect returns SQLite or MySQL.
+func (db *DB) Dialect() string { return db.dialect }
+
+// Tx runs fn in a write transaction and commits it. A transaction that loses
+// a deadlock or lock wait (MySQL) or finds the database busy (SQLite) is
+// retried from the start a few times, so fn must not have effects outside
+// the transaction until it returns nil.
+func (db *DB) Tx(ctx context.Context, fn func(tx *sqlx.Tx) error) error {
+	if db.writeSem != nil {
+		select {
+		case db.writeSem <- struct{}{}:
+			defer func() { <-db.writeSem }()
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	const attempts = 5
+	var err error
+	for i := 0; i < attempts; i++ {
+		err = db.tryTx(ctx, fn)
+		if err == nil || !retryable(err) {
+			return err
+		}
+		select {
+		case <-time.After(time.Duration(i+1) * 5 * time.Millisecond):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return err
+}
+
+func (db *DB) tryTx(ctx context.Context, fn func(tx *sqlx.Tx) error) (err error) {
+	tx, err := db.BeginTxx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin transaction: %w", err)
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			tx.Rollback()
+			panic(p)
+		}
+		if err != nil {
+			tx.Rollback()
+		}
+	}()
+	if err = fn(tx); err != nil {
+		return err
+	}
+	if err = tx.Commit(); err != nil {
+		return &commitError{err}
+	}
+	return nil
+}
+
+// commitError marks a failed COMMIT: whether it took effect is unknown, so
+// it is never retried.
+type commitError struct{ err error }
+
+func (e *commitError) Error() string { return "commit: " + e.err.Error() }
+func (e *commitError) Unwrap() error { return e.err }
+
+// retryable reports whether a transaction failed only because it collided
+// with another one and would succeed if run again.
+func retryable(err error) bool {
+	var ce *commitError
+	if errors.As(err, &ce) {
+		return false
+	}
+	// A connection the server dropped (a restart, a failover, an idle
+	// timeout) fails the transaction before its commit, so nothing of it
+	// happened and a new connection may run it again.
+	if errors.Is(err, driver.ErrBadConn) || errors.Is(err, mysql.ErrInvalidConn) {
+		return true
+	}
+	var me *mysql.MySQLError
+	if errors.As(err, &me) {
+		return me.Number == 1213 || me.Number == 1205 // deadlock, lock wait timeout
+	}
+	var se *sqlite.Error
+	if errors.As(err, &se) {
+		code := se.Code() & 0xff
+		return code == sqlite3.SQLITE_BUSY || code == sqlite3.SQLITE_LOCKED
+	}
+	return false
+}
+
+// IsDuplicate reports whether err is a unique-constraint violation.
+func IsDuplicate(err error) bool {
+	var me *mysql.MySQLError
+	if errors.As(err, &me) {
+		return me.Number == 1062
+	}
+	var se *sqlite.Error
+	if errors.As(err, &se) {
+		return se.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE || se.Code() == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY
+	}
+	return false
+}
+
+// AddCounterSQL returns the statement that adds to a (name, day) counter,
+// creating it at the value when absent. Arguments: name, day, value.
+func (db *DB) AddCounterSQL() string {
+	if db.dialect == MySQL {
+		return "INSERT INTO counters (name, day, value) VALUES (?, ?, ?) ON DUPLICATE KEY UPDATE value = value + VALUES(value)"
+	}
+	return "INSERT INTO counters (name, day, value) VALUES (?, ?, ?) ON CONFLICT (name, day) DO UPDATE SET value = value + excluded.value"
+}
+
+// ForUpdate is the locking suffix for a SELECT inside a write transaction:
+// MySQL needs it to lock the rows it read; SQLite already holds the one
+// write lock for the whole transaction and has no such syntax.
+func (db *DB) ForUpdate() string {
+	if db.dialect == MySQL {
+		return " FOR UPDATE"
+	}
+	return ""
+}
+
+// Migration is one numbered schema step.
+type Migration struct {
+	Version int
+	Name    string
+	SQL     string
+}
+
+// Migrations returns the dialect's migrations in order.
+func (db *DB) Migrations() ([]Migration, error) {
+	dir := "migrations/" + db.dialect
+	entries, err := fs.ReadDir(migrations, dir)
+	if err != nil {
+		return nil, fmt.Errorf("read migrations: %w", err)
+	}
+	var ms []Migration
+	for _, e := range entries {
+		name := e.Name()
+		num, _, ok := strings.Cut(name, "_")
+		v, err := strconv.Atoi(num)
+		if !ok || err != nil || !strings.HasSuffix(name, ".sql") {
+			return nil, fmt.Errorf("migration %s: name must be NNNN_description.sql", name)
+		}
+		b, err := fs.ReadFile(migrations, dir+"/"+name)
+		if err != nil {
+			return nil, fmt.Errorf("read migration %s: %w", name, err)
+		}
+		ms = append(ms, Migration{Version: v, Name: name, SQL: string(b)})
+	}
+	sort.Slice(ms, func(i, j int) bool { return ms[i].Version < ms[j].Version })
+	return ms, nil
+}
+
+// Migrate applies every migration newer than the database's version and
+// returns how many it applied. Several nodes starting at once against one
+// MySQL server take a named lock, so only one migrates.
+func (db *DB) Migrate(ctx context.Context) (int, error) {
+	ms, err := db.Migrations()
+	if err != nil {
+		return 0, err
+	}
+	conn, err := db.Connx(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("migrate: %w", err)
+	}
+	defer conn.Close()
+	if db.dialect == MySQL {
+		var got sql.NullInt64
+		if err := conn.GetContext(ctx, &got, "SELECT GET_LOCK('basalt_migrate', 60)"); err != nil || got.Int64 != 1 {
+			return 0, fmt.Errorf("migrate: take lock: %v (got %v)", err, got.Int64)
+		}
+		defer conn.ExecContext(context.WithoutCancel(ctx), "SELECT RELEASE_LOCK('basalt_migrate')")
+	}
+	if _, err := conn.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+		version INTEGER NOT NULL PRIMARY KEY, name VARCHAR(255) NOT NULL, applied_at BIGINT NOT NULL)`); err != nil {
+		return 0, fmt.Errorf("migrate: create schema_migrations: %w", err)
+	}
+	var current sql.NullInt64
+	if err := conn.GetContext(ctx, &current, "SELECT MAX(version) FROM schema_migrations"); err != nil {
+		return 0, fmt.Errorf("migrate: read version: %w", err)
+	}
+	applied := 0
+	for _, m := range ms {
+		if int64(m.Version) <= current.Int64 {
+			continue
+		}
+		if err := db.apply(ctx, conn, m); err != nil {
+			return applied, err
+		}
+		applied++
+	}
+	return applied, nil
+}
+
+func (db *DB) apply(ctx context.Context, conn *sqlx.Conn, m Migration) error {
+	// MySQL commits DDL implicitly, so a migration there is not atomic;
+	// each file is kept to statements that can simply be re-run by hand if
+	// one fails half-way. SQLite runs it in one transaction.
+	tx, err := conn.BeginTxx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("migration %s: %w", m.Name, err)
+	}
+	defer tx.Rollback()
+	for _, stmt := range splitStatements(m.SQL) {
+		if _, err := tx.ExecContext(ctx, stmt); err != nil {
+			return fmt.Errorf("migration %s: %w\n%s", m.Name, err, stmt)
+		}
+	}
+	if _, err := tx.ExecContext(ctx, db.Rebind("INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)"),
+		m.Version, m.Name, time.Now().Unix()); err != nil {
+		return fmt.Errorf("migration %s: record: %w", m.Name, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("migration %s: commit: %w", m.Name, err)
+	}
+	return nil
+}
+
+// splitStatements splits a migration file on semicolons at line ends,
+// dropping comment-only lines. Migrations hold no procedures or strings
+// with ";\n" in them, so nothing smarter is needed.
+func splitStatements(s string) []string {
+	var out []string
+	var cur strings.Builder
+	for _, line := range strings.Split(s, "\n") {
+		t := strings.TrimSpace(line)
+		if t == "" || strings.HasPrefix(t, "--") {
+			continue
+		}
+		cur.WriteString(line)
+		cur.WriteByte('\n')
+		if strings.HasSuffix(t, ";") {
+			out = append(out, strings.TrimSuffix(strings.TrimSpace(cur.String()), ";"))
+			cur.Reset()
+		}
+	}
+	if rest := strings.TrimSpace(cur.String()); rest != "" {
+		out = append(out, rest)
+	}
+	return out
+}
+
+// Version returns the newest applied migration, 0 for an empty database.
+func (db *DB) Version(ctx context.Context) (int, error) {
+	var v sql.NullInt64
+	if err := db.GetContext(ctx, &v, "SELECT MAX(version) FROM schema_migrations"); err != nil {
+		return 0, fmt.Errorf("read schema version: %w", err)
+	}
+	return int(v.Int64), nil
+}

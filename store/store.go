@@ -1,0 +1,119 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"basalt/store/blob"
+	"basalt/store/cache"
+	"basalt/store/sqldb"
+)
+
+// Errors callers branch on. They are wrapped with context; test with errors.Is.
+var (
+	ErrNotFound     = errors.New("not found")
+	ErrExists       = errors.New("already exists")
+	ErrOverQuota    = errors.New("mailbox is over quota")
+	ErrTooLarge     = errors.New("message exceeds the size limit")
+	ErrDailyLimit   = errors.New("daily limit reached")
+	ErrLocked       = errors.New("the user's key is not unlocked")
+	ErrInvalid      = errors.New("invalid argument")
+	ErrNotEmpty     = errors.New("not empty")
+	ErrUnknownLocal = errors.New("no such local recipient")
+)
+
+// Config wires a Store to its parts.
+type Config struct {
+	DB     *sqldb.DB
+	Blobs  *blob.Store
+	Cache  cache.Cache
+	Logger *slog.Logger
+	// Limits applies where neither a user nor its plan sets a limit.
+	Limits Limits
+	// Now returns the current time; nil means time.Now.
+	Now func() time.Time
+}
+
+// Store is the storage service.
+type Store struct {
+	db     *sqldb.DB
+	blobs  *blob.Store
+	cache  cache.Cache
+	log    *slog.Logger
+	limits Limits
+	now    func() time.Time
+	hooks  hooks
+}
+
+// New returns a Store over already-open parts. The database must be migrated.
+func New(cfg Config) (*Store, error) {
+	if cfg.DB == nil || cfg.Blobs == nil || cfg.Cache == nil {
+		return nil, errors.New("store: database, blob store and cache are all required")
+	}
+	s := &Store{db: cfg.DB, blobs: cfg.Blobs, cache: cfg.Cache, log: cfg.Logger, limits: cfg.Limits, now: cfg.Now}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	return s, nil
+}
+
+// DB returns the SQL database, for health checks and migrations.
+func (s *Store) DB() *sqldb.DB { return s.db }
+
+// Cache returns the cache and change bus.
+func (s *Store) Cache() cache.Cache { return s.cache }
+
+// Ping checks that the database and the cache answer.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.db.PingContext(ctx); err != nil {
+		return fmt.Errorf("database: %w", err)
+	}
+	if err := s.cache.Ping(ctx); err != nil {
+		return fmt.Errorf("cache: %w", err)
+	}
+	return nil
+}
+
+// Subscribe returns the change events of every user, as they are committed
+// by this or (with Redis) any other node.
+func (s *Store) Subscribe(ctx context.Context) (*cache.Subscription, error) {
+	return s.cache.Subscribe(ctx)
+}
+
+func (s *Store) rebind(q string) string { return s.db.Rebind(q) }
+
+func (s *Store) unix() int64 { return s.now().Unix() }
+
+// day is the UTC day number that daily counters are kept under.
+func (s *Store) day() int64 { return s.now().UTC().Unix() / 86400 }
+
+// NormalizeAddress lower-cases an address and checks that it has the form
+// local@domain. Local parts are treated case-insensitively, as every
+// mainstream server does, although RFC 5321 2.4 allows otherwise.
+func NormalizeAddress(addr string) (string, error) {
+	a := strings.ToLower(strings.TrimSpace(addr))
+	local, domain, ok := strings.Cut(a, "@")
+	if !ok || local == "" || domain == "" || strings.ContainsAny(a, " \t\r\n<>,;\"") || strings.Contains(domain, "@") {
+		return "", fmt.Errorf("%w: %q is not an address of the form local@domain", ErrInvalid, addr)
+	}
+	if len(a) > 254 {
+		return "", fmt.Errorf("%w: address longer than 254 characters", ErrInvalid)
+	}
+	return a, nil
+}
+
+// NormalizeDomain lower-cases a domain name and checks its shape.
+func NormalizeDomain(name string) (string, error) {
+	d := strings.TrimSuffix(strings.ToLower(strings.TrimSpace(name)), ".")
+	if d == "" || len(d) > 253 || strings.ContainsAny(d, " \t\r\n@/\\<>,;\"*?") || strings.HasPrefix(d, ".") || strings.Contains(d, "..") {
+		return "", fmt.Errorf("%w: %q is not a domain name", ErrInvalid, name)
+	}
+	return d, nil
+}

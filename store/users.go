@@ -1,0 +1,410 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+
+	"basalt/store/cache"
+	"basalt/store/sqldb"
+)
+
+// User is a mailbox owner. It carries no credentials; see Credentials.
+type User struct {
+	ID           int64          `db:"id" json:"id"`
+	DomainID     int64          `db:"domain_id" json:"domainID"`
+	Address      string         `db:"address" json:"address"`
+	PlanID       sql.NullInt64  `db:"plan_id" json:"planID"`
+	Overrides    LimitOverrides `db:"" json:"overrides"`
+	UsedBytes    int64          `db:"used_bytes" json:"usedBytes"`
+	MessageCount int64          `db:"message_count" json:"messageCount"`
+	LockedUntil  int64          `db:"locked_until" json:"lockedUntil"`
+	LockReason   string         `db:"lock_reason" json:"lockReason"`
+	Secure       bool           `db:"secure" json:"secure"`
+	PublicKey    string         `db:"public_key" json:"publicKey"`
+	Serial       uint64         `db:"serial" json:"serial"`
+	CreatedAt    int64          `db:"created_at" json:"createdAt"`
+	UpdatedAt    int64          `db:"updated_at" json:"updatedAt"`
+}
+
+// Locked reports whether the user is locked out at t.
+func (u User) Locked(t time.Time) bool { return u.LockedUntil > t.Unix() }
+
+const userColumns = `u.id, u.domain_id, u.address, u.plan_id, u.quota_bytes, u.max_recv_size, u.max_send_size,
+	u.daily_send_bytes, u.daily_recv_bytes, u.daily_recv_per_ip, u.used_bytes, u.message_count, u.locked_until,
+	u.lock_reason, u.secure, COALESCE(k.public_key, '') AS public_key, u.serial, u.created_at, u.updated_at`
+
+const userFrom = " FROM users u LEFT JOIN user_keys k ON k.user_id = u.id "
+
+// Credentials is what authentication needs, read fresh from the database
+// every time and never cached.
+type Credentials struct {
+	UserID       int64  `db:"user_id"`
+	Address      string `db:"address"`
+	PasswordHash string `db:"password_hash"`
+	Secure       bool   `db:"secure"`
+	SealedKey    []byte `db:"sealed_private"`
+	LockedUntil  int64  `db:"locked_until"`
+	LockReason   string `db:"lock_reason"`
+}
+
+// NewUser describes a user to create. Secure users need a key pair: the
+// public key and the private key sealed by the password (package crypt).
+type NewUser struct {
+	Address      string
+	PasswordHash string
+	Secure       bool
+	PublicKey    string
+	SealedKey    []byte
+	Plan         string // optional plan name
+	Overrides    LimitOverrides
+}
+
+// DefaultMailboxes are created with every user (RFC 6154 special uses).
+var DefaultMailboxes = []struct{ Name, SpecialUse string }{
+	{"INBOX", ""},
+	{"Drafts", `\Drafts`},
+	{"Sent", `\Sent`},
+	{"Junk", `\Junk`},
+	{"Trash", `\Trash`},
+	{"Archive", `\Archive`},
+}
+
+// CreateUser creates a user, its login identifier (the address itself), its
+// keys and its default mailboxes in one transaction.
+func (s *Store) CreateUser(ctx context.Context, nu NewUser) (User, error) {
+	addr, err := NormalizeAddress(nu.Address)
+	if err != nil {
+		return User{}, err
+	}
+	if nu.PasswordHash == "" {
+		return User{}, fmt.Errorf("create user %s: %w: no password hash", addr, ErrInvalid)
+	}
+	if nu.Secure && (nu.PublicKey == "" || len(nu.SealedKey) == 0) {
+		return User{}, fmt.Errorf("create user %s: %w: a secure user needs a key pair", addr, ErrInvalid)
+	}
+	_, domainName, _ := strings.Cut(addr, "@")
+	var d Domain
+	if err := s.db.GetContext(ctx, &d, s.rebind("SELECT id, name, created_at FROM domains WHERE name = ?"), domainName); err != nil {
+		if errors.Is(err, sql.ErrNoRows) {
+			return User{}, fmt.Errorf("create user %s: domain %s: %w", addr, domainName, ErrNotFound)
+		}
+		return User{}, fmt.Errorf("create user %s: %w", addr, err)
+	}
+	var planID sql.NullInt64
+	if nu.Plan != "" {
+		p, err := s.PlanByName(ctx, nu.Plan)
+		if err != nil {
+			return User{}, fmt.Errorf("create user %s: %w", addr, err)
+		}
+		planID = sql.NullInt64{Int64: p.ID, Valid: true}
+	}
+	now := s.unix()
+	var id int64
+	err = s.db.Tx(ctx, func(tx *sqlx.Tx) error {
+		var taken int
+		if err := tx.GetContext(ctx, &taken, s.rebind("SELECT COUNT(*) FROM identifiers WHERE name = ?"), addr); err != nil {
+			return err
+		}
+		if taken > 0 {
+			return ErrExists
+		}
+		o := nu.Overrides
+		res, err := tx.ExecContext(ctx, s.rebind(`INSERT INTO users (domain_id, address, password_hash, plan_id,
+			quota_bytes, max_recv_size, max_send_size, daily_send_bytes, daily_recv_bytes, daily_recv_per_ip,
+			secure, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+			d.ID, addr, nu.PasswordHash, planID, o.QuotaBytes, o.MaxRecvSize, o.MaxSendSize, o.DailySendBytes,
+			o.DailyRecvBytes, o.DailyRecvPerIP, nu.Secure, now, now)
+		if err != nil {
+			return err
+		}
+		if id, err = res.LastInsertId(); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, s.rebind("INSERT INTO identifiers (user_id, name) VALUES (?, ?)"), id, addr); err != nil {
+			return err
+		}
+		if nu.Secure {
+			if _, err := tx.ExecContext(ctx, s.rebind(`INSERT INTO user_keys (user_id, public_key, sealed_private,
+				created_at, updated_at) VALUES (?, ?, ?, ?, ?)`), id, nu.PublicKey, nu.SealedKey, now, now); err != nil {
+				return err
+			}
+		}
+		for _, m := range DefaultMailboxes {
+			if _, err := s.insertMailbox(ctx, tx, id, 0, m.Name, m.SpecialUse); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if sqldb.IsDuplicate(err) {
+		err = ErrExists
+	}
+	if err != nil {
+		return User{}, fmt.Errorf("create user %s: %w", addr, err)
+	}
+	s.audit(ctx, "", "user.create", addr, "")
+	return s.UserByID(ctx, id)
+}
+
+// UserByID returns a user, from the cache when its serial is current.
+func (s *Store) UserByID(ctx context.Context, id int64) (User, error) {
+	key := "user:" + strconv.FormatInt(id, 10)
+	if e, ok, err := s.cache.Get(ctx, key); err == nil && ok {
+		if cur, ok, err := s.cache.Serial(ctx, userScope(id)); err == nil && ok && cur == e.Serial {
+			var u User
+			if json.Unmarshal(e.Value, &u) == nil {
+				return u, nil
+			}
+		}
+	}
+	u, err := s.loadUser(ctx, "u.id = ?", id)
+	if err != nil {
+		return User{}, err
+	}
+	if b, err := json.Marshal(u); err == nil {
+		// A failure to cache is not a failure to read: log it and go on.
+		if err := s.cache.RaiseSerial(ctx, userScope(id), u.Serial); err != nil {
+			s.log.Warn("cache user serial", "user", id, "err", err)
+		} else if err := s.cache.Set(ctx, key, cache.Entry{Value: b, Serial: u.Serial}, time.Hour); err != nil {
+			s.log.Warn("cache user", "user", id, "err", err)
+		}
+	}
+	return u, nil
+}
+
+// UserByAddress returns the user whose primary address is addr.
+func (s *Store) UserByAddress(ctx context.Context, addr string) (User, error) {
+	a, err := NormalizeAddress(addr)
+	if err != nil {
+		return User{}, err
+	}
+	return s.loadUser(ctx, "u.address = ?", a)
+}
+
+func (s *Store) loadUser(ctx context.Context, where string, arg any) (User, error) {
+	var u User
+	err := s.db.GetContext(ctx, &u, s.rebind("SELECT "+userColumns+userFrom+"WHERE "+where), arg)
+	if errors.Is(err, sql.ErrNoRows) {
+		return User{}, fmt.Errorf("user %v: %w", arg, ErrNotFound)
+	}
+	if err != nil {
+		return User{}, fmt.Errorf("load user %v: %w", arg, err)
+	}
+	return u, nil
+}
+
+// Credentials returns what authenticating login needs; login is any of the
+// user's identifiers (its address is always one).
+func (s *Store) Credentials(ctx context.Context, login string) (Credentials, error) {
+	name := strings.ToLower(strings.TrimSpace(login))
+	var c Credentials
+	err := s.db.GetContext(ctx, &c, s.rebind(`SELECT u.id AS user_id, u.address, u.password_hash, u.secure,
+		COALESCE(k.sealed_private, '') AS sealed_private, u.locked_until, u.lock_reason
+		FROM identifiers i JOIN users u ON u.id = i.user_id LEFT JOIN user_keys k ON k.user_id = u.id
+		WHERE i.name = ?`), name)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Credentials{}, fmt.Errorf("credentials: %w", ErrNotFound)
+	}
+	if err != nil {
+		return Credentials{}, fmt.Errorf("credentials: %w", err)
+	}
+	return c, nil
+}
+
+// UserQuery pages through users: those after After (an address), at most
+// Limit (default 100), optionally in one domain.
+type UserQuery struct {
+	Domain string
+	After  string
+	Limit  int
+}
+
+// Users lists users ordered by address.
+func (s *Store) Users(ctx context.Context, q UserQuery) ([]User, error) {
+	limit := q.Limit
+	if limit <= 0 {
+		limit = 100
+	}
+	where, args := []string{"u.address > ?"}, []any{q.After}
+	if q.Domain != "" {
+		d, err := s.DomainByName(ctx, q.Domain)
+		if err != nil {
+			return nil, fmt.Errorf("list users: %w", err)
+		}
+		where, args = append(where, "u.domain_id = ?"), append(args, d.ID)
+	}
+	var us []User
+	err := s.db.SelectContext(ctx, &us, s.rebind("SELECT "+userColumns+userFrom+"WHERE "+strings.Join(where, " AND ")+
+		" ORDER BY u.address LIMIT "+strconv.Itoa(limit)), args...)
+	if err != nil {
+		return nil, fmt.Errorf("list users: %w", err)
+	}
+	return us, nil
+}
+
+// DeleteUser removes a user with all its mail, keys and settings. Message
+// files whose last reference goes are removed by the sweeper (and at once,
+// best effort).
+func (s *Store) DeleteUser(ctx context.Context, id int64) error {
+	err := s.db.Tx(ctx, func(tx *sqlx.Tx) error {
+		res, err := tx.ExecContext(ctx, s.rebind("UPDATE users SET serial = serial + 1 WHERE id = ?"), id)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return ErrNotFound
+		}
+		if _, err := tx.ExecContext(ctx, s.rebind(`UPDATE blobs SET refs = refs -
+			(SELECT COUNT(*) FROM messages m WHERE m.blob_id = blobs.id AND m.user_id = ?)
+			WHERE id IN (SELECT blob_id FROM messages WHERE user_id = ?)`), id, id); err != nil {
+			return err
+		}
+		for _, q := range []string{
+			"DELETE FROM expunged WHERE mailbox_id IN (SELECT id FROM mailboxes WHERE user_id = ?)",
+			"DELETE FROM messages WHERE user_id = ?",
+			"DELETE FROM mailboxes WHERE user_id = ?",
+			"DELETE FROM users WHERE id = ?",
+		} {
+			if _, err := tx.ExecContext(ctx, s.rebind(q), id); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("delete user %d: %w", id, err)
+	}
+	s.cache.Delete(ctx, "user:"+strconv.FormatInt(id, 10))
+	s.announce(ctx, id, 0, []cache.Event{{UserID: id, Kind: "user"}})
+	s.audit(ctx, "", "user.delete", strconv.FormatInt(id, 10), "")
+	if _, err := s.SweepUnreferenced(ctx); err != nil {
+		s.log.Warn("sweep after user delete", "err", err)
+	}
+	return nil
+}
+
+// SetPassword replaces a user's password hash and, for a secure user, its
+// sealed private key (re-sealed under the new password, or a new key pair
+// when publicKey is not empty: an administrator's reset, after which old
+// mail cannot be read).
+func (s *Store) SetPassword(ctx context.Context, id int64, hash string, sealedKey []byte, publicKey string) error {
+	if hash == "" {
+		return fmt.Errorf("set password: %w: empty hash", ErrInvalid)
+	}
+	err := s.writeUser(ctx, id, func(tx *sqlx.Tx, _ *change) error {
+		now := s.unix()
+		if _, err := tx.ExecContext(ctx, s.rebind("UPDATE users SET password_hash = ?, updated_at = ? WHERE id = ?"), hash, now, id); err != nil {
+			return err
+		}
+		if len(sealedKey) == 0 {
+			return nil
+		}
+		if publicKey != "" {
+			if _, err := tx.ExecContext(ctx, s.rebind("DELETE FROM user_keys WHERE user_id = ?"), id); err != nil {
+				return err
+			}
+			_, err := tx.ExecContext(ctx, s.rebind(`INSERT INTO user_keys (user_id, public_key, sealed_private, created_at,
+				updated_at) VALUES (?, ?, ?, ?, ?)`), id, publicKey, sealedKey, now, now)
+			return err
+		}
+		res, err := tx.ExecContext(ctx, s.rebind("UPDATE user_keys SET sealed_private = ?, updated_at = ? WHERE user_id = ?"), sealedKey, now, id)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return fmt.Errorf("%w: the user has no key to re-seal", ErrNotFound)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("set password of user %d: %w", id, err)
+	}
+	return nil
+}
+
+// SetLimits sets a user's plan (by name; "" keeps it) and own limit overrides.
+func (s *Store) SetLimits(ctx context.Context, id int64, plan string, o LimitOverrides) error {
+	var planID sql.NullInt64
+	if plan != "" {
+		p, err := s.PlanByName(ctx, plan)
+		if err != nil {
+			return fmt.Errorf("set limits of user %d: %w", id, err)
+		}
+		planID = sql.NullInt64{Int64: p.ID, Valid: true}
+	}
+	err := s.writeUser(ctx, id, func(tx *sqlx.Tx, _ *change) error {
+		_, err := tx.ExecContext(ctx, s.rebind(`UPDATE users SET plan_id = COALESCE(?, plan_id), quota_bytes = ?, max_recv_size = ?,
+			max_send_size = ?, daily_send_bytes = ?, daily_recv_bytes = ?, daily_recv_per_ip = ?, updated_at = ? WHERE id = ?`),
+			planID, o.QuotaBytes, o.MaxRecvSize, o.MaxSendSize, o.DailySendBytes, o.DailyRecvBytes, o.DailyRecvPerIP, s.unix(), id)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("set limits of user %d: %w", id, err)
+	}
+	return nil
+}
+
+// Lock locks a user out until the given time (zero time unlocks).
+func (s *Store) Lock(ctx context.Context, id int64, until time.Time, reason string) error {
+	var u int64
+	if !until.IsZero() {
+		u = until.Unix()
+	}
+	err := s.writeUser(ctx, id, func(tx *sqlx.Tx, _ *change) error {
+		_, err := tx.ExecContext(ctx, s.rebind("UPDATE users SET locked_until = ?, lock_reason = ?, updated_at = ? WHERE id = ?"), u, reason, s.unix(), id)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("lock user %d: %w", id, err)
+	}
+	return nil
+}
+
+// AddIdentifier adds a login name for a user (M-Store keeps users separate
+// from the names they log in with).
+func (s *Store) AddIdentifier(ctx context.Context, id int64, name string) error {
+	n := strings.ToLower(strings.TrimSpace(name))
+	if n == "" || strings.ContainsAny(n, " \t\r\n") {
+		return fmt.Errorf("add identifier: %w: %q", ErrInvalid, name)
+	}
+	_, err := s.db.ExecContext(ctx, s.rebind("INSERT INTO identifiers (user_id, name) VALUES (?, ?)"), id, n)
+	if sqldb.IsDuplicate(err) {
+		err = ErrExists
+	}
+	if err != nil {
+		return fmt.Errorf("add identifier %s: %w", n, err)
+	}
+	return nil
+}
+
+// Identifiers lists a user's login names.
+func (s *Store) Identifiers(ctx context.Context, id int64) ([]string, error) {
+	var names []string
+	if err := s.db.SelectContext(ctx, &names, s.rebind("SELECT name FROM identifiers WHERE user_id = ? ORDER BY name"), id); err != nil {
+		return nil, fmt.Errorf("list identifiers: %w", err)
+	}
+	return names, nil
+}
+
+// Limits returns the limits in force for a user.
+func (s *Store) Limits(ctx context.Context, u User) (Limits, error) {
+	l := s.limits
+	if u.PlanID.Valid {
+		var p Plan
+		if err := s.db.GetContext(ctx, &p, s.rebind("SELECT "+planColumns+" FROM plans WHERE id = ?"), u.PlanID.Int64); err != nil {
+			return Limits{}, fmt.Errorf("limits of %s: %w", u.Address, err)
+		}
+		l = l.overrideWith(p.Limits)
+	}
+	return u.Overrides.merge(l), nil
+}
+
+func userScope(id int64) string { return "user:" + strconv.FormatInt(id, 10) + ":serial" }
