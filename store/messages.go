@@ -337,7 +337,11 @@ func (a *Account) List(ctx context.Context, mailboxID int64, q ListQuery) ([]Mes
 		cols += ", info, info_sealed"
 	}
 	var b strings.Builder
-	b.WriteString("SELECT " + cols + " FROM messages WHERE mailbox_id = ? AND user_id = ?")
+	b.WriteString("SELECT " + cols + " FROM messages")
+	if q.Sort == SortUID && q.ChangedSince == 0 {
+		b.WriteString(a.s.db.UIDIndexHint())
+	}
+	b.WriteString(" WHERE mailbox_id = ? AND user_id = ?")
 	args = append([]any{mailboxID, a.userID}, args...)
 	b.WriteString(cond)
 	if q.ChangedSince > 0 {
@@ -548,7 +552,7 @@ func (a *Account) selectRows(ctx context.Context, tx *sqlx.Tx, mailboxID int64, 
 		cols += ", info, info_sealed"
 	}
 	var rows []messageRow
-	err = tx.SelectContext(ctx, &rows, a.s.rebind("SELECT "+cols+" FROM messages WHERE mailbox_id = ? AND user_id = ?"+cond+" ORDER BY uid"+a.s.db.ForUpdate()),
+	err = tx.SelectContext(ctx, &rows, a.s.rebind("SELECT "+cols+" FROM messages"+a.s.db.UIDIndexHint()+" WHERE mailbox_id = ? AND user_id = ?"+cond+" ORDER BY uid"+a.s.db.ForUpdate()),
 		append([]any{mailboxID, a.userID}, args...)...)
 	return rows, err
 }

@@ -270,6 +270,19 @@ func (db *DB) ForUpdate() string {
 	return ""
 }
 
+// UIDIndexHint names the (mailbox_id, uid) index for MySQL. Given
+// "mailbox_id = ? AND uid > ? ORDER BY uid LIMIT n", MariaDB 10.11 picks a
+// ref access on mailbox_id alone and filters uid by index condition
+// pushdown, walking every entry below the bound: a page deep in a large
+// mailbox would cost O(position). Forcing the index makes it a range scan
+// that starts at the bound. SQLite's planner needs no hint.
+func (db *DB) UIDIndexHint() string {
+	if db.dialect == MySQL {
+		return " FORCE INDEX (messages_mailbox_uid)"
+	}
+	return ""
+}
+
 // Migration is one numbered schema step.
 type Migration struct {
 	Version int

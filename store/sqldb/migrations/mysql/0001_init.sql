@@ -139,7 +139,7 @@ CREATE TABLE messages (
   UNIQUE KEY messages_mailbox_uid (mailbox_id, uid),
   KEY messages_date (mailbox_id, internal_date, uid),
   KEY messages_modseq (mailbox_id, modseq),
-  KEY messages_user (user_id, mailbox_id),
+  KEY messages_user (user_id, id),
   KEY messages_msgid (user_id, msgid_hash),
   KEY messages_blob (blob_id),
   FOREIGN KEY (user_id) REFERENCES users(id) ON DELETE CASCADE,

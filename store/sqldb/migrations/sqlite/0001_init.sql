@@ -133,7 +133,7 @@ CREATE TABLE messages (
 );
 CREATE INDEX messages_date ON messages(mailbox_id, internal_date, uid);
 CREATE INDEX messages_modseq ON messages(mailbox_id, modseq);
-CREATE INDEX messages_user ON messages(user_id, mailbox_id);
+CREATE INDEX messages_user ON messages(user_id, id);
 CREATE INDEX messages_msgid ON messages(user_id, msgid_hash);
 CREATE INDEX messages_blob ON messages(blob_id);
 
