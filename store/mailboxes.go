@@ -2,6 +2,8 @@ package store
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"fmt"
 	"strings"
 	"unicode/utf8"
@@ -122,36 +124,17 @@ func (a *Account) CreateMailbox(ctx context.Context, name, specialUse string) (M
 	}
 	var id int64
 	err = a.s.writeUser(ctx, a.userID, func(tx *sqlx.Tx, c *change) error {
-		var exists int
-		if err := tx.GetContext(ctx, &exists, a.s.rebind("SELECT COUNT(*) FROM mailboxes WHERE user_id = ? AND name = ?"), a.userID, n); err != nil {
+		if err := a.nameFree(ctx, tx, n); err != nil {
 			return err
 		}
-		if exists > 0 {
-			return ErrExists
+		parent, err := a.mkParents(ctx, tx, c, n)
+		if err != nil {
+			return err
 		}
-		levels := strings.Split(n, Delimiter)
-		var parent int64
-		for i := range levels {
-			path := strings.Join(levels[:i+1], Delimiter)
-			var pid int64
-			err := tx.GetContext(ctx, &pid, a.s.rebind("SELECT id FROM mailboxes WHERE user_id = ? AND name = ?"), a.userID, path)
-			if err == nil && i < len(levels)-1 {
-				parent = pid
-				continue
-			}
-			if err := notFound(err); err != nil && err != ErrNotFound {
-				return err
-			}
-			su := ""
-			if i == len(levels)-1 {
-				su = specialUse
-			}
-			if parent, err = a.s.insertMailbox(ctx, tx, a.userID, parent, path, su); err != nil {
-				return err
-			}
-			c.add(parent, "mailbox", 0, 0)
+		if id, err = a.s.insertMailbox(ctx, tx, a.userID, parent, n, specialUse); err != nil {
+			return err
 		}
-		id = parent
+		c.add(id, "mailbox", 0, 0)
 		return nil
 	})
 	if sqldb.IsDuplicate(err) {
@@ -163,16 +146,47 @@ func (a *Account) CreateMailbox(ctx context.Context, name, specialUse string) (M
 	return a.Mailbox(ctx, id)
 }
 
+// nameFree returns ErrExists when the account has a mailbox called name.
+func (a *Account) nameFree(ctx context.Context, tx *sqlx.Tx, name string) error {
+	var exists int
+	if err := tx.GetContext(ctx, &exists, a.s.rebind("SELECT COUNT(*) FROM mailboxes WHERE user_id = ? AND name = ?"), a.userID, name); err != nil {
+		return err
+	}
+	if exists > 0 {
+		return ErrExists
+	}
+	return nil
+}
+
+// mkParents creates the missing ancestors of name, as CREATE and RENAME
+// do (RFC 9051 6.3.4, 6.3.6), and returns the id of name's parent, 0 for
+// a top-level name.
+func (a *Account) mkParents(ctx context.Context, tx *sqlx.Tx, c *change, name string) (int64, error) {
+	levels := strings.Split(name, Delimiter)
+	var parent int64
+	for i := 0; i < len(levels)-1; i++ {
+		path := strings.Join(levels[:i+1], Delimiter)
+		var id int64
+		err := notFound(tx.GetContext(ctx, &id, a.s.rebind("SELECT id FROM mailboxes WHERE user_id = ? AND name = ?"), a.userID, path))
+		if errors.Is(err, ErrNotFound) {
+			if id, err = a.s.insertMailbox(ctx, tx, a.userID, parent, path, ""); err == nil {
+				c.add(id, "mailbox", 0, 0)
+			}
+		}
+		if err != nil {
+			return 0, err
+		}
+		parent = id
+	}
+	return parent, nil
+}
+
 // insertMailbox adds one mailbox row. Its UIDVALIDITY is derived from its
 // row id, which is never reused, so a mailbox deleted and created again
 // under the same name gets a new UIDVALIDITY as RFC 9051 2.3.1.1 requires.
 func (s *Store) insertMailbox(ctx context.Context, tx *sqlx.Tx, userID, parentID int64, name, specialUse string) (int64, error) {
-	var parent any
-	if parentID != 0 {
-		parent = parentID
-	}
 	res, err := tx.ExecContext(ctx, s.rebind(`INSERT INTO mailboxes (user_id, parent_id, name, special_use, created_at)
-		VALUES (?, ?, ?, ?, ?)`), userID, parent, name, specialUse, s.unix())
+		VALUES (?, ?, ?, ?, ?)`), userID, parentRef(parentID), name, specialUse, s.unix())
 	if err != nil {
 		return 0, err
 	}
@@ -189,6 +203,9 @@ func (s *Store) insertMailbox(ctx context.Context, tx *sqlx.Tx, userID, parentID
 	}
 	return id, nil
 }
+
+// parentRef is a parent id for SQL: NULL for a top-level mailbox.
+func parentRef(id int64) sql.NullInt64 { return sql.NullInt64{Int64: id, Valid: id != 0} }
 
 // RenameMailbox renames a mailbox and its children; missing parents of the
 // new name are created. INBOX cannot be renamed this way.
@@ -211,38 +228,19 @@ func (a *Account) RenameMailbox(ctx context.Context, id int64, newName string) e
 		if strings.HasPrefix(n, old.Name+Delimiter) {
 			return fmt.Errorf("%w: a mailbox cannot move under itself", ErrInvalid)
 		}
-		var exists int
-		if err := tx.GetContext(ctx, &exists, a.s.rebind("SELECT COUNT(*) FROM mailboxes WHERE user_id = ? AND name = ?"), a.userID, n); err != nil {
+		if err := a.nameFree(ctx, tx, n); err != nil {
 			return err
 		}
-		if exists > 0 {
-			return ErrExists
-		}
-		// Parents of the new name.
-		levels := strings.Split(n, Delimiter)
-		var parent int64
-		for i := 0; i < len(levels)-1; i++ {
-			path := strings.Join(levels[:i+1], Delimiter)
-			var pid int64
-			err := tx.GetContext(ctx, &pid, a.s.rebind("SELECT id FROM mailboxes WHERE user_id = ? AND name = ?"), a.userID, path)
-			if err = notFound(err); err == ErrNotFound {
-				pid, err = a.s.insertMailbox(ctx, tx, a.userID, parent, path, "")
-			}
-			if err != nil {
-				return err
-			}
-			parent = pid
+		parent, err := a.mkParents(ctx, tx, c, n)
+		if err != nil {
+			return err
 		}
 		var children []Mailbox
 		if err := tx.SelectContext(ctx, &children, a.s.rebind("SELECT "+mailboxColumns+" FROM mailboxes WHERE user_id = ? AND name LIKE ? ESCAPE '!'"),
 			a.userID, likePrefix(old.Name+Delimiter)); err != nil {
 			return err
 		}
-		var p any
-		if parent != 0 {
-			p = parent
-		}
-		if _, err := tx.ExecContext(ctx, a.s.rebind("UPDATE mailboxes SET name = ?, parent_id = ? WHERE id = ?"), n, p, id); err != nil {
+		if _, err := tx.ExecContext(ctx, a.s.rebind("UPDATE mailboxes SET name = ?, parent_id = ? WHERE id = ?"), n, parentRef(parent), id); err != nil {
 			return err
 		}
 		for _, ch := range children {
