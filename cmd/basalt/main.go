@@ -38,6 +38,8 @@ const usage = `usage: basalt COMMAND [flags]
   user passwd ADDRESS [--password-stdin] [--reset-keys]
   user del ADDRESS | user show ADDRESS | user list [DOMAIN]
   alias add PATTERN TARGET | alias del PATTERN [TARGET] | alias list [DOMAIN]
+  plan set NAME [--quota B] [--max-recv B] [--max-send B] [--daily-send B] [--daily-recv B] [--daily-recv-ip B]
+  plan list                              limit classes for users (0 = server default)
 
 Every command takes -config FILE and -data DIR, anywhere after its words.
 `
@@ -79,6 +81,16 @@ type opts struct {
 	quota         string
 	plan          string
 	resetKeys     bool
+	limits        map[string]*int64
+}
+
+// limitFlags are plan set's flags, by the Limits field they set.
+var limitFlags = []struct{ flag, usage string }{
+	{"max-recv", "largest message received, bytes"},
+	{"max-send", "largest message sent, bytes"},
+	{"daily-send", "bytes sent per day"},
+	{"daily-recv", "bytes received per day"},
+	{"daily-recv-ip", "bytes received per day from one IP"},
 }
 
 // parse reads flags interspersed with positional words, so that
@@ -94,6 +106,10 @@ func parse(args []string) (opts, []string, error) {
 	fs.StringVar(&o.quota, "quota", "", "quota in bytes")
 	fs.StringVar(&o.plan, "plan", "", "plan name")
 	fs.BoolVar(&o.resetKeys, "reset-keys", false, "replace a secure user's keys (old mail becomes unreadable)")
+	o.limits = map[string]*int64{}
+	for _, l := range limitFlags {
+		o.limits[l.flag] = fs.Int64(l.flag, 0, l.usage)
+	}
 	var pos []string
 	for {
 		if err := fs.Parse(args); err != nil {
@@ -162,6 +178,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) 
 		return a.user(ctx, pos)
 	case "alias":
 		return a.alias(ctx, pos)
+	case "plan":
+		return a.plans(ctx, pos)
 	}
 	return usageErr("unknown command %q", cmd)
 }
@@ -390,6 +408,47 @@ func (a *admin) alias(ctx context.Context, pos []string) error {
 		return nil
 	}
 	return usageErr("alias: unknown action %q", pos[0])
+}
+
+func (a *admin) plans(ctx context.Context, pos []string) error {
+	if len(pos) == 0 {
+		return usageErr("plan: set or list")
+	}
+	st := a.svc.Store
+	switch pos[0] {
+	case "set":
+		if err := words(pos, 2, 2, "plan set NAME [limit flags]"); err != nil {
+			return err
+		}
+		var quota int64
+		if a.o.quota != "" {
+			q, err := strconv.ParseInt(a.o.quota, 10, 64)
+			if err != nil {
+				return usageErr("--quota: %q is not a number of bytes", a.o.quota)
+			}
+			quota = q
+		}
+		_, err := st.SavePlan(ctx, pos[1], store.Limits{
+			QuotaBytes: quota, MaxRecvSize: *a.o.limits["max-recv"], MaxSendSize: *a.o.limits["max-send"],
+			DailySendBytes: *a.o.limits["daily-send"], DailyRecvBytes: *a.o.limits["daily-recv"],
+			DailyRecvPerIP: *a.o.limits["daily-recv-ip"],
+		})
+		return err
+	case "list":
+		if err := words(pos, 1, 1, "plan list"); err != nil {
+			return err
+		}
+		ps, err := st.Plans(ctx)
+		if err != nil {
+			return err
+		}
+		for _, p := range ps {
+			fmt.Fprintf(a.out, "%s quota=%d max-recv=%d max-send=%d daily-send=%d daily-recv=%d daily-recv-ip=%d\n", p.Name,
+				p.QuotaBytes, p.MaxRecvSize, p.MaxSendSize, p.DailySendBytes, p.DailyRecvBytes, p.DailyRecvPerIP)
+		}
+		return nil
+	}
+	return usageErr("plan: unknown action %q", pos[0])
 }
 
 // password reads one password: a line of standard input with

@@ -65,6 +65,15 @@ func TestAdminCommands(t *testing.T) {
 	if out := mustBasalt(t, "", append([]string{"domain", "list"}, d...)...); out != "example.net\nexample.org\n" {
 		t.Fatalf("domain list = %q", out)
 	}
+	mustBasalt(t, "", append([]string{"plan", "set", "small", "--quota", "1000000", "--max-recv", "20000"}, d...)...)
+	if out := mustBasalt(t, "", append([]string{"plan", "list"}, d...)...); !strings.HasPrefix(out, "small quota=1000000 max-recv=20000 ") {
+		t.Fatalf("plan list = %q", out)
+	}
+	mustBasalt(t, "password zero\n", append([]string{"user", "add", "p@example.org", "--plan", "small", "--password-stdin"}, d...)...)
+	if show := mustBasalt(t, "", append([]string{"user", "show", "p@example.org"}, d...)...); !strings.Contains(show, "max recv size:   20000") {
+		t.Fatalf("plan not applied:\n%s", show)
+	}
+	mustBasalt(t, "", append([]string{"user", "del", "p@example.org"}, d...)...)
 	// Flags before and after the address both work.
 	mustBasalt(t, "password one\n", "user", "add", "-data", data, "-config", cfg, "--password-stdin", "alice@example.org")
 	mustBasalt(t, "password two\n", "user", "add", "bob@example.org", "--password-stdin", "--secure", "--quota", "5000000", "-data", data, "-config", cfg)
@@ -150,11 +159,11 @@ func freePort(t *testing.T) string {
 // endpoints, and stops it with SIGTERM: it must exit cleanly.
 func TestServe(t *testing.T) {
 	cases := []struct {
-		name  string
-		extra func(t *testing.T) string
+		name, banner string
+		extra        func(t *testing.T) string
 	}{
-		{"defaults", func(t *testing.T) string { return "" }},
-		{"mariadb+redis", func(t *testing.T) string {
+		{"defaults", "database=sqlite cache=memory", func(t *testing.T) string { return "" }},
+		{"mariadb+redis", "database=mysql cache=redis", func(t *testing.T) string {
 			addr, prefix := testsupport.Redis(t)
 			return fmt.Sprintf("[database]\ndriver = \"mysql\"\ndsn = %q\n[cache]\nredis_addr = %q\nprefix = %q\n",
 				testsupport.MySQLDSN(t), addr, prefix)
@@ -217,6 +226,9 @@ func TestServe(t *testing.T) {
 				}
 			case <-time.After(20 * time.Second):
 				t.Fatalf("no exit 20s after SIGTERM\n%s", stderr.String())
+			}
+			if !strings.Contains(stderr.String(), tc.banner) {
+				t.Fatalf("not serving with %s:\n%s", tc.banner, stderr.String())
 			}
 			if !strings.Contains(stderr.String(), "shutting down") {
 				t.Fatalf("no graceful shutdown logged:\n%s", stderr.String())
