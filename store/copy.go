@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/jmoiron/sqlx"
 )
@@ -238,12 +239,18 @@ func (a *Account) deleteRows(ctx context.Context, tx *sqlx.Tx, c *change, m Mail
 		}
 		blobIDs = append(blobIDs, id)
 	}
-	for _, r := range rows {
-		if tombstones {
-			if _, err := tx.ExecContext(ctx, a.s.rebind("INSERT INTO expunged (mailbox_id, uid, modseq) VALUES (?, ?, ?)"), m.ID, r.UID, modseq); err != nil {
-				return nil, err
-			}
+	for start := 0; tombstones && start < len(rows); start += 500 {
+		chunk := rows[start:min(start+500, len(rows))]
+		args := make([]any, 0, 3*len(chunk))
+		for _, r := range chunk {
+			args = append(args, m.ID, r.UID, modseq)
 		}
+		q := "INSERT INTO expunged (mailbox_id, uid, modseq) VALUES " + strings.TrimSuffix(strings.Repeat("(?, ?, ?), ", len(chunk)), ", ")
+		if _, err := tx.ExecContext(ctx, a.s.rebind(q), args...); err != nil {
+			return nil, err
+		}
+	}
+	for _, r := range rows {
 		c.add(m.ID, "expunge", r.UID, modseq)
 	}
 	var doomed []deleted
@@ -280,4 +287,17 @@ func (s *Store) removeBlobs(ctx context.Context, ds []deleted) {
 			s.log.Warn("remove blob row", "blob", d.id, "err", err)
 		}
 	}
+}
+
+// Vanished returns the UIDs expunged from one of the account's mailboxes
+// after modseq, in UID order: what RFC 7162 3.2.10 (VANISHED) and the
+// webmail's "what changed since" need besides the changed messages.
+func (a *Account) Vanished(ctx context.Context, mailboxID int64, modseq uint64) ([]uint32, error) {
+	var uids []uint32
+	err := a.s.db.SelectContext(ctx, &uids, a.s.rebind(`SELECT e.uid FROM expunged e JOIN mailboxes m ON m.id = e.mailbox_id
+		WHERE e.mailbox_id = ? AND m.user_id = ? AND e.modseq > ? ORDER BY e.uid`), mailboxID, a.userID, modseq)
+	if err != nil {
+		return nil, fmt.Errorf("vanished from mailbox %d: %w", mailboxID, err)
+	}
+	return uids, nil
 }

@@ -156,9 +156,17 @@ func TestMessageLifecycle(t *testing.T) {
 		if _, err := a.SetFlags(ctx, inbox, store.UIDSet{{Start: 1, Stop: 1}, {Start: 4, Stop: 4}}, store.FlagAdd, store.FlagDeleted, nil); err != nil {
 			t.Fatal(err)
 		}
+		mbBefore, _ := a.Mailbox(ctx, inbox)
 		gone, err := a.Expunge(ctx, inbox, nil)
 		if err != nil || !slices.Equal(gone, []uint32{1, 4}) {
 			t.Fatalf("expunge = %v, %v", gone, err)
+		}
+		// UID 3 was moved out earlier, 1 and 4 expunged now.
+		if v, err := a.Vanished(ctx, inbox, 0); err != nil || !slices.Equal(v, []uint32{1, 3, 4}) {
+			t.Fatalf("vanished since 0 = %v, %v", v, err)
+		}
+		if v, err := a.Vanished(ctx, inbox, mbBefore.HighestModSeq); err != nil || !slices.Equal(v, []uint32{1, 4}) {
+			t.Fatalf("vanished since %d = %v, %v", mbBefore.HighestModSeq, v, err)
 		}
 		// The copy in Archive still reads: the shared file was kept.
 		if string(readAll(t, a, arch[0].ID)) != string(raws[0]) {
@@ -319,6 +327,13 @@ func TestIsolation(t *testing.T) {
 		bArchive := storetest.MailboxID(t, b, "Archive")
 		bMsg := storetest.Append(t, b, bInbox, storetest.Message("x@example.org", "bob@example.org", "secret", "bob's secret"), store.AppendOptions{})
 		storetest.Append(t, a, aInbox, storetest.Message("x@example.org", "alice@example.org", "mine", "alice's"), store.AppendOptions{})
+		bGone := storetest.Append(t, b, bInbox, storetest.Message("x@example.org", "bob@example.org", "gone", "expunged"), store.AppendOptions{})
+		if _, err := b.Remove(ctx, bInbox, store.UIDSet{{Start: bGone.UID, Stop: bGone.UID}}); err != nil {
+			t.Fatal(err)
+		}
+		if v, _ := b.Vanished(ctx, bInbox, 0); len(v) != 1 {
+			t.Fatalf("B's own vanished = %v", v)
+		}
 		bc, err := b.SaveContact(ctx, store.Contact{Name: "B's friend"})
 		if err != nil {
 			t.Fatal(err)
@@ -351,6 +366,9 @@ func TestIsolation(t *testing.T) {
 		notFound("Move to", err)
 		_, err = a.Expunge(ctx, bInbox, nil)
 		notFound("Expunge", err)
+		if v, err := a.Vanished(ctx, bInbox, 0); err != nil || len(v) != 0 {
+			t.Errorf("Vanished of B's inbox = %v, %v", v, err)
+		}
 		_, err = a.Remove(ctx, bInbox, all)
 		notFound("Remove", err)
 		notFound("RenameMailbox", a.RenameMailbox(ctx, bArchive, "Stolen"))
