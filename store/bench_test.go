@@ -75,7 +75,7 @@ func BenchmarkList50(b *testing.B) {
 
 // seed fills a mailbox with n message rows in bulk. The rows are what
 // Append writes, minus the files, which listing never reads.
-func seed(b *testing.B, e *storetest.Env, userID, mailboxID int64, n int) {
+func seed(b testing.TB, e *storetest.Env, userID, mailboxID int64, n int) {
 	b.Helper()
 	ctx := context.Background()
 	raw := storetest.Message("Bob <bob@example.org>", "alice@example.org", "A subject of usual length", strings.Repeat("text ", 100))

@@ -70,7 +70,7 @@ func (a *Account) copyRows(ctx context.Context, tx *sqlx.Tx, c *change, src int6
 	if err != nil {
 		return CopyResult{}, nil, err
 	}
-	rows, err := a.selectRows(ctx, tx, src, uids, true)
+	rows, err := a.selectRows(ctx, tx, src, uids)
 	if err != nil {
 		return CopyResult{}, nil, err
 	}
@@ -90,11 +90,7 @@ func (a *Account) copyRows(ctx context.Context, tx *sqlx.Tx, c *change, src int6
 	// the same transaction, so only a copy is checked against it.
 	var quota int64
 	if chargeQuota {
-		u, err := a.s.UserByID(ctx, a.userID)
-		if err != nil {
-			return CopyResult{}, nil, err
-		}
-		lim, err := a.s.Limits(ctx, u)
+		_, lim, err := a.s.userTx(ctx, tx, a.userID)
 		if err != nil {
 			return CopyResult{}, nil, err
 		}
@@ -166,18 +162,13 @@ func (a *Account) remove(ctx context.Context, mailboxID int64, uids UIDSet, only
 		if err != nil {
 			return err
 		}
-		rows, err := a.selectRows(ctx, tx, mailboxID, uids, false)
+		var set rowFilter = uids
+		if onlyDeleted {
+			set = deletedOnly{uids}
+		}
+		rows, err := a.selectRows(ctx, tx, mailboxID, set)
 		if err != nil {
 			return err
-		}
-		if onlyDeleted {
-			kept := rows[:0]
-			for _, r := range rows {
-				if r.Flags.Has(FlagDeleted) {
-					kept = append(kept, r)
-				}
-			}
-			rows = kept
 		}
 		for _, r := range rows {
 			gone = append(gone, r.UID)

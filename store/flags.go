@@ -29,6 +29,11 @@ const (
 	FlagTagged     Flags = 32768
 	FlagEncrypted  Flags = 65536
 	allFlags             = 1<<17 - 2
+
+	// ClientFlags are the flags a user's client may set and clear; the
+	// rest record what the server found (encryption, filter verdicts)
+	// and only the delivery path sets them.
+	ClientFlags = FlagSeen | FlagAnswered | FlagFlagged | FlagDeleted | FlagDraft | FlagJunk | FlagHidden | FlagTagged
 )
 
 // Has reports whether every flag in g is set in f.
@@ -83,12 +88,16 @@ func splitKeywords(s string) []string {
 	return strings.Split(s, " ")
 }
 
-// applyFlags returns the flags and keywords of a message after op.
-func applyFlags(op FlagOp, cur Flags, curKW []string, f Flags, kws []string) (Flags, []string) {
+// applyFlags returns the flags and keywords of a message after op; adding
+// past the keyword limit is an error, never a silent loss of keywords.
+func applyFlags(op FlagOp, cur Flags, curKW []string, f Flags, kws []string) (Flags, []string, error) {
 	switch op {
 	case FlagAdd:
-		out, _ := normalizeKeywords(append(append([]string{}, curKW...), kws...))
-		return cur | f, out
+		out, err := normalizeKeywords(append(append([]string{}, curKW...), kws...))
+		if err != nil {
+			return 0, nil, err
+		}
+		return cur | f, out, nil
 	case FlagRemove:
 		drop := map[string]bool{}
 		for _, k := range kws {
@@ -100,9 +109,9 @@ func applyFlags(op FlagOp, cur Flags, curKW []string, f Flags, kws []string) (Fl
 				out = append(out, k)
 			}
 		}
-		return cur &^ f, out
+		return cur &^ f, out, nil
 	default:
-		return f, kws
+		return f, kws, nil
 	}
 }
 
@@ -115,6 +124,19 @@ type UIDSet []UIDRange
 
 // maxRanges bounds the SQL one set may turn into.
 const maxRanges = 2000
+
+// rowFilter is a condition on the rows of one mailbox.
+type rowFilter interface {
+	sql() (string, []any, error)
+}
+
+// deletedOnly narrows a set to the messages that carry \Deleted.
+type deletedOnly struct{ set UIDSet }
+
+func (d deletedOnly) sql() (string, []any, error) {
+	cond, args, err := d.set.sql()
+	return cond + fmt.Sprintf(" AND (flags & %d) <> 0", FlagDeleted), args, err
+}
 
 // sql returns a condition on column uid and its arguments.
 func (u UIDSet) sql() (string, []any, error) {

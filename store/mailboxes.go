@@ -70,6 +70,12 @@ func NormalizeMailboxName(name string) (string, error) {
 		if p == "" {
 			return "", fmt.Errorf("%w: mailbox name %q has an empty level", ErrInvalid, name)
 		}
+		// MySQL compares VARCHARs ignoring trailing spaces, SQLite does
+		// not; names that differ only there would be one mailbox on one
+		// and two on the other.
+		if strings.TrimSpace(p) != p {
+			return "", fmt.Errorf("%w: mailbox name %q has a level starting or ending with a space", ErrInvalid, name)
+		}
 		if i == 0 && strings.EqualFold(p, "INBOX") {
 			parts[0] = "INBOX"
 		}
@@ -235,10 +241,18 @@ func (a *Account) RenameMailbox(ctx context.Context, id int64, newName string) e
 		if err != nil {
 			return err
 		}
-		var children []Mailbox
-		if err := tx.SelectContext(ctx, &children, a.s.rebind("SELECT "+mailboxColumns+" FROM mailboxes WHERE user_id = ? AND name LIKE ? ESCAPE '!'"),
+		var candidates []Mailbox
+		if err := tx.SelectContext(ctx, &candidates, a.s.rebind("SELECT "+mailboxColumns+" FROM mailboxes WHERE user_id = ? AND name LIKE ? ESCAPE '!'"),
 			a.userID, likePrefix(old.Name+Delimiter)); err != nil {
 			return err
+		}
+		// SQLite's LIKE ignores ASCII case where MySQL's binary collation
+		// does not: the index narrows, the exact test decides.
+		var children []Mailbox
+		for _, m := range candidates {
+			if strings.HasPrefix(m.Name, old.Name+Delimiter) {
+				children = append(children, m)
+			}
 		}
 		if _, err := tx.ExecContext(ctx, a.s.rebind("UPDATE mailboxes SET name = ?, parent_id = ? WHERE id = ?"), n, parentRef(parent), id); err != nil {
 			return err
@@ -289,7 +303,7 @@ func (a *Account) DeleteMailbox(ctx context.Context, id int64) error {
 		if kids > 0 {
 			return fmt.Errorf("%w: the mailbox has %d child mailboxes", ErrNotEmpty, kids)
 		}
-		rows, err := a.selectRows(ctx, tx, id, nil, false)
+		rows, err := a.selectRows(ctx, tx, id, UIDSet(nil))
 		if err != nil {
 			return err
 		}

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"strconv"
@@ -17,6 +18,7 @@ import (
 	"basalt/crypt"
 	"basalt/store/blob"
 	"basalt/store/mimeinfo"
+	"basalt/store/sqldb"
 )
 
 // Message is a message's metadata row.
@@ -89,8 +91,12 @@ func (a *Account) message(r messageRow) (Message, error) {
 
 // AppendOptions are the optional parts of an append.
 type AppendOptions struct {
-	Flags        Flags
-	Keywords     []string
+	// Flags and Keywords are the client's: only ClientFlags are kept.
+	Flags    Flags
+	Keywords []string
+	// SystemFlags are set by the server's own delivery path (a filter's
+	// verdict: junk, infected, spoofed, phishing); clients cannot set them.
+	SystemFlags  Flags
 	InternalDate time.Time // zero means now
 	// Inbound marks a delivery from outside the account (SMTP, LMTP): it
 	// counts toward, and is checked against, the receive size limit and the
@@ -109,165 +115,245 @@ type Appended struct {
 	Size        int64
 }
 
-// Append stores a message in one of the account's mailboxes. The message
-// file is written and fsynced before the rows are committed; when Append
-// returns nil the message is durable, and not before.
-func (a *Account) Append(ctx context.Context, mailboxID int64, raw []byte, opts AppendOptions) (Appended, error) {
-	s := a.s
-	u, err := s.UserByID(ctx, a.userID)
-	if err != nil {
-		return Appended{}, fmt.Errorf("append: %w", err)
-	}
-	lim, err := s.Limits(ctx, u)
-	if err != nil {
-		return Appended{}, fmt.Errorf("append: %w", err)
-	}
-	size := int64(len(raw))
-	if opts.Inbound && lim.MaxRecvSize > 0 && size > lim.MaxRecvSize {
-		return Appended{}, fmt.Errorf("append: %w (%d > %d bytes)", ErrTooLarge, size, lim.MaxRecvSize)
-	}
-	// Early refusal saves writing a file that would be thrown away; the
-	// exact check is the conditional UPDATE inside the transaction.
-	if lim.QuotaBytes > 0 && u.UsedBytes+size > lim.QuotaBytes {
-		return Appended{}, fmt.Errorf("append: %w", ErrOverQuota)
-	}
-	kws, err := normalizeKeywords(opts.Keywords)
-	if err != nil {
-		return Appended{}, fmt.Errorf("append: %w", err)
-	}
-	flags := opts.Flags & allFlags &^ FlagRecent
-	date := opts.InternalDate
-	if date.IsZero() {
-		date = s.now()
-	}
+// errStaleKey means the user's key changed between sealing a message and
+// committing it; the append starts over with the new key.
+var errStaleKey = errors.New("the user's key changed during the append")
 
-	info := mimeinfo.Parse(raw)
-	meta, err := json.Marshal(info)
-	if err != nil {
-		return Appended{}, fmt.Errorf("append: encode metadata: %w", err)
+// parsed is what an append works out from the message once, whatever key
+// it is sealed to.
+type parsed struct {
+	raw       []byte
+	info      *mimeinfo.Info
+	meta      []byte
+	msgidHash string
+	refHashes []any
+}
+
+func parse(raw []byte) (*parsed, error) {
+	p := &parsed{raw: raw, info: mimeinfo.Parse(raw)}
+	var err error
+	if p.meta, err = json.Marshal(p.info); err != nil {
+		return nil, fmt.Errorf("encode metadata: %w", err)
 	}
-	var (
-		transform                  blob.Transform
-		searchFrom, searchTo, subj string
-	)
+	p.msgidHash = hashMessageID(p.info.Envelope.MessageID)
+	for _, r := range p.info.References {
+		if h := hashMessageID(r); h != "" && len(p.refHashes) < 50 {
+			p.refHashes = append(p.refHashes, h)
+		}
+	}
+	return p, nil
+}
+
+// sealed is a message as stored for one user: its file written, and the
+// metadata row contents, encrypted for a secure user.
+type sealed struct {
+	blobID    string
+	blob      blob.Info
+	meta      []byte
+	secure    bool
+	publicKey string
+	search    [3]string // from, to, subject; empty for a secure user
+}
+
+// seal writes the message file for u (encrypted to u's key when u is
+// secure) and prepares its metadata.
+func (s *Store) seal(ctx context.Context, u User, p *parsed) (sealed, error) {
+	out := sealed{blobID: blob.NewID(), meta: p.meta, secure: u.Secure, publicKey: u.PublicKey}
+	var transform blob.Transform
 	if u.Secure {
 		rcpt, err := crypt.ParseRecipient(u.PublicKey)
 		if err != nil {
-			return Appended{}, fmt.Errorf("append: user key: %w", err)
+			return sealed{}, fmt.Errorf("user key: %w", err)
 		}
 		transform = func(w io.Writer) (io.WriteCloser, error) { return crypt.Encrypt(w, rcpt) }
-		var sealed bytes.Buffer
-		w, err := crypt.Encrypt(&sealed, rcpt)
+		var buf bytes.Buffer
+		w, err := crypt.Encrypt(&buf, rcpt)
 		if err == nil {
-			_, err = w.Write(meta)
+			_, err = w.Write(p.meta)
 		}
 		if err == nil {
 			err = w.Close()
 		}
 		if err != nil {
-			return Appended{}, fmt.Errorf("append: seal metadata: %w", err)
+			return sealed{}, fmt.Errorf("seal metadata: %w", err)
 		}
-		meta = sealed.Bytes()
-		flags |= FlagEncrypted
+		out.meta = buf.Bytes()
 	} else {
-		searchFrom, searchTo, subj = clip(info.SearchFrom), clip(info.SearchTo), clip(info.SearchSubject)
+		out.search = [3]string{clip(p.info.SearchFrom), clip(p.info.SearchTo), clip(p.info.SearchSubject)}
 	}
-	msgidHash := hashMessageID(info.Envelope.MessageID)
-	var refHashes []any
-	for _, r := range info.References {
-		if h := hashMessageID(r); h != "" && len(refHashes) < 50 {
-			refHashes = append(refHashes, h)
-		}
-	}
-
-	blobID := blob.NewID()
-	bi, err := s.blobs.Put(ctx, blobID, bytes.NewReader(raw), transform)
-	if err != nil {
-		return Appended{}, fmt.Errorf("append: %w", err)
+	var err error
+	if out.blob, err = s.blobs.Put(ctx, out.blobID, bytes.NewReader(p.raw), transform); err != nil {
+		return sealed{}, err
 	}
 	if s.hooks.afterBlobWrite != nil {
 		s.hooks.afterBlobWrite()
 	}
+	return out, nil
+}
 
-	var out Appended
-	err = s.writeUser(ctx, a.userID, func(tx *sqlx.Tx, c *change) error {
-		res, err := tx.ExecContext(ctx, s.rebind(`UPDATE users SET used_bytes = used_bytes + ?, message_count = message_count + 1
-			WHERE id = ? AND (? = 0 OR used_bytes + ? <= ?)`), size, a.userID, lim.QuotaBytes, size, lim.QuotaBytes)
-		if err != nil {
-			return err
-		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return ErrOverQuota
-		}
-		if opts.Inbound {
-			if err := s.addDaily(ctx, tx, recvCounter(a.userID), size, lim.DailyRecvBytes); err != nil {
-				return err
-			}
-			if opts.RemoteIP != "" {
-				if err := s.addDaily(ctx, tx, recvCounter(a.userID)+":ip:"+opts.RemoteIP, size, lim.DailyRecvPerIP); err != nil {
-					return err
-				}
-			}
-		}
-		unseen := 0
-		if !flags.Has(FlagSeen) {
-			unseen = 1
-		}
-		res, err = tx.ExecContext(ctx, s.rebind(`UPDATE mailboxes SET uidnext = uidnext + 1, highest_modseq = highest_modseq + 1,
-			message_count = message_count + 1, unseen_count = unseen_count + ?, size_bytes = size_bytes + ?
-			WHERE id = ? AND user_id = ?`), unseen, size, mailboxID, a.userID)
-		if err != nil {
-			return err
-		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return fmt.Errorf("mailbox %d: %w", mailboxID, ErrNotFound)
-		}
-		var mb struct {
-			UIDNext     uint32 `db:"uidnext"`
-			ModSeq      uint64 `db:"highest_modseq"`
-			UIDValidity uint32 `db:"uidvalidity"`
-		}
-		if err := tx.GetContext(ctx, &mb, s.rebind("SELECT uidnext, highest_modseq, uidvalidity FROM mailboxes WHERE id = ?"), mailboxID); err != nil {
-			return err
-		}
-		var thread int64
-		if len(refHashes) > 0 {
-			q, args, err := sqlx.In("SELECT COALESCE(MIN(CASE WHEN thread_id = 0 THEN id ELSE thread_id END), 0) FROM messages WHERE user_id = ? AND msgid_hash IN (?)", a.userID, refHashes)
-			if err != nil {
-				return err
-			}
-			if err := tx.GetContext(ctx, &thread, s.rebind(q), args...); err != nil {
-				return err
-			}
-		}
-		if _, err := tx.ExecContext(ctx, s.rebind("INSERT INTO blobs (id, part, size, stored, refs, created_at) VALUES (?, ?, ?, ?, 1, ?)"),
-			blobID, bi.Partition, bi.Size, bi.Stored, s.unix()); err != nil {
-			return err
-		}
-		res, err = tx.ExecContext(ctx, s.rebind(`INSERT INTO messages (user_id, mailbox_id, uid, modseq, flags, keywords, size,
-			internal_date, blob_id, info, info_sealed, search_from, search_to, search_subject, msgid_hash, thread_id,
-			has_attachments, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
-			a.userID, mailboxID, mb.UIDNext-1, mb.ModSeq, flags, strings.Join(kws, " "), size, date.Unix(), blobID,
-			meta, u.Secure, searchFrom, searchTo, subj, msgidHash, thread, info.HasAttachments, s.unix())
-		if err != nil {
-			return err
-		}
-		id, err := res.LastInsertId()
-		if err != nil {
-			return err
-		}
-		out = Appended{ID: id, MailboxID: mailboxID, UID: mb.UIDNext - 1, UIDValidity: mb.UIDValidity, ModSeq: mb.ModSeq, Size: size}
-		c.add(mailboxID, "append", out.UID, out.ModSeq)
-		return nil
-	})
-	if err != nil {
-		// The file belongs to no committed row: remove it now, or leave it
-		// to the orphan sweep if even that fails.
-		if derr := s.blobs.Delete(context.WithoutCancel(ctx), bi.Partition, blobID); derr != nil {
-			s.log.Warn("remove blob of failed append", "blob", blobID, "err", derr)
-		}
-		return Appended{}, fmt.Errorf("append to mailbox %d: %w", mailboxID, err)
+// discard removes the file of an append that did not commit. When the
+// commit's outcome is unknown the row may exist, so the file is left for
+// SweepOrphans, which removes it only if no row refers to it.
+func (s *Store) discard(ctx context.Context, m sealed, cause error) {
+	if sqldb.IsCommitUncertain(cause) {
+		return
 	}
+	if err := s.blobs.Delete(context.WithoutCancel(ctx), m.blob.Partition, m.blobID); err != nil {
+		s.log.Warn("remove blob of failed append", "blob", m.blobID, "err", err)
+	}
+}
+
+// Append stores a message in one of the account's mailboxes. The message
+// file is written and fsynced before the rows are committed; when Append
+// returns nil the message is durable, and not before.
+func (a *Account) Append(ctx context.Context, mailboxID int64, raw []byte, opts AppendOptions) (Appended, error) {
+	s := a.s
+	kws, err := normalizeKeywords(opts.Keywords)
+	if err != nil {
+		return Appended{}, fmt.Errorf("append: %w", err)
+	}
+	u, err := s.UserByID(ctx, a.userID)
+	if err != nil {
+		return Appended{}, fmt.Errorf("append: %w", err)
+	}
+	// Early refusals save writing a file that would be thrown away; the
+	// exact checks are made again inside the transaction.
+	lim, err := s.Limits(ctx, u)
+	if err != nil {
+		return Appended{}, fmt.Errorf("append: %w", err)
+	}
+	if err := checkAppend(lim, u.UsedBytes, int64(len(raw)), opts.Inbound); err != nil {
+		return Appended{}, fmt.Errorf("append: %w", err)
+	}
+	p, err := parse(raw)
+	if err != nil {
+		return Appended{}, fmt.Errorf("append: %w", err)
+	}
+	flags := opts.Flags&ClientFlags | opts.SystemFlags&allFlags&^FlagRecent
+	for attempt := 0; ; attempt++ {
+		m, err := s.seal(ctx, u, p)
+		if err != nil {
+			return Appended{}, fmt.Errorf("append: %w", err)
+		}
+		var out Appended
+		err = s.writeUser(ctx, a.userID, func(tx *sqlx.Tx, c *change) error {
+			var err error
+			out, err = a.commitAppend(ctx, tx, c, mailboxID, p, m, flags, kws, opts)
+			return err
+		})
+		if err == nil {
+			return out, nil
+		}
+		s.discard(ctx, m, err)
+		if !errors.Is(err, errStaleKey) || attempt > 0 {
+			return Appended{}, fmt.Errorf("append to mailbox %d: %w", mailboxID, err)
+		}
+		// The key was replaced under us (a password reset): seal again to
+		// the new one, read fresh from the database.
+		if u, err = s.loadUser(ctx, "u.id = ?", a.userID); err != nil {
+			return Appended{}, fmt.Errorf("append: %w", err)
+		}
+	}
+}
+
+// checkAppend applies the size, quota and (for a delivery) receive size
+// limits to a message of size bytes for a user who uses used bytes.
+func checkAppend(lim Limits, used, size int64, inbound bool) error {
+	if inbound && lim.MaxRecvSize > 0 && size > lim.MaxRecvSize {
+		return fmt.Errorf("%w (%d > %d bytes)", ErrTooLarge, size, lim.MaxRecvSize)
+	}
+	if lim.QuotaBytes > 0 && used+size > lim.QuotaBytes {
+		return ErrOverQuota
+	}
+	return nil
+}
+
+// commitAppend writes the rows of one appended message inside a writeUser
+// transaction, checking the limits as they are now, with the user's row
+// locked.
+func (a *Account) commitAppend(ctx context.Context, tx *sqlx.Tx, c *change, mailboxID int64, p *parsed, m sealed, flags Flags, kws []string, opts AppendOptions) (Appended, error) {
+	s := a.s
+	u, lim, err := s.userTx(ctx, tx, a.userID)
+	if err != nil {
+		return Appended{}, err
+	}
+	if u.Secure != m.secure || u.PublicKey != m.publicKey {
+		return Appended{}, errStaleKey
+	}
+	size := int64(len(p.raw))
+	if err := checkAppend(lim, u.UsedBytes, size, opts.Inbound); err != nil {
+		return Appended{}, err
+	}
+	if _, err := tx.ExecContext(ctx, s.rebind("UPDATE users SET used_bytes = used_bytes + ?, message_count = message_count + 1 WHERE id = ?"),
+		size, a.userID); err != nil {
+		return Appended{}, err
+	}
+	if opts.Inbound {
+		if err := s.addDaily(ctx, tx, recvCounter(a.userID), size, lim.DailyRecvBytes); err != nil {
+			return Appended{}, err
+		}
+		if opts.RemoteIP != "" {
+			if err := s.addDaily(ctx, tx, recvCounter(a.userID)+":ip:"+opts.RemoteIP, size, lim.DailyRecvPerIP); err != nil {
+				return Appended{}, err
+			}
+		}
+	}
+	if m.secure {
+		flags |= FlagEncrypted
+	}
+	unseen := 0
+	if !flags.Has(FlagSeen) {
+		unseen = 1
+	}
+	res, err := tx.ExecContext(ctx, s.rebind(`UPDATE mailboxes SET uidnext = uidnext + 1, highest_modseq = highest_modseq + 1,
+		message_count = message_count + 1, unseen_count = unseen_count + ?, size_bytes = size_bytes + ?
+		WHERE id = ? AND user_id = ?`), unseen, size, mailboxID, a.userID)
+	if err != nil {
+		return Appended{}, err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return Appended{}, fmt.Errorf("mailbox %d: %w", mailboxID, ErrNotFound)
+	}
+	var mb struct {
+		UIDNext     uint32 `db:"uidnext"`
+		ModSeq      uint64 `db:"highest_modseq"`
+		UIDValidity uint32 `db:"uidvalidity"`
+	}
+	if err := tx.GetContext(ctx, &mb, s.rebind("SELECT uidnext, highest_modseq, uidvalidity FROM mailboxes WHERE id = ?"), mailboxID); err != nil {
+		return Appended{}, err
+	}
+	var thread int64
+	if len(p.refHashes) > 0 {
+		q, args, err := sqlx.In("SELECT COALESCE(MIN(CASE WHEN thread_id = 0 THEN id ELSE thread_id END), 0) FROM messages WHERE user_id = ? AND msgid_hash IN (?)", a.userID, p.refHashes)
+		if err != nil {
+			return Appended{}, err
+		}
+		if err := tx.GetContext(ctx, &thread, s.rebind(q), args...); err != nil {
+			return Appended{}, err
+		}
+	}
+	if _, err := tx.ExecContext(ctx, s.rebind("INSERT INTO blobs (id, part, size, stored, refs, created_at) VALUES (?, ?, ?, ?, 1, ?)"),
+		m.blobID, m.blob.Partition, m.blob.Size, m.blob.Stored, s.unix()); err != nil {
+		return Appended{}, err
+	}
+	date := opts.InternalDate
+	if date.IsZero() {
+		date = s.now()
+	}
+	res, err = tx.ExecContext(ctx, s.rebind(`INSERT INTO messages (user_id, mailbox_id, uid, modseq, flags, keywords, size,
+		internal_date, blob_id, info, info_sealed, search_from, search_to, search_subject, msgid_hash, thread_id,
+		has_attachments, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+		a.userID, mailboxID, mb.UIDNext-1, mb.ModSeq, flags, strings.Join(kws, " "), size, date.Unix(), m.blobID,
+		m.meta, m.secure, m.search[0], m.search[1], m.search[2], p.msgidHash, thread, p.info.HasAttachments, s.unix())
+	if err != nil {
+		return Appended{}, err
+	}
+	id, err := res.LastInsertId()
+	if err != nil {
+		return Appended{}, err
+	}
+	out := Appended{ID: id, MailboxID: mailboxID, UID: mb.UIDNext - 1, UIDValidity: mb.UIDValidity, ModSeq: mb.ModSeq, Size: size}
+	c.add(mailboxID, "append", out.UID, out.ModSeq)
 	return out, nil
 }
 
@@ -441,14 +527,14 @@ func (a *Account) SetFlags(ctx context.Context, mailboxID int64, uids UIDSet, op
 	if err != nil {
 		return nil, fmt.Errorf("set flags: %w", err)
 	}
-	flags &= allFlags &^ FlagRecent
+	flags &= ClientFlags
 	var out []FlagUpdate
 	err = a.s.writeUser(ctx, a.userID, func(tx *sqlx.Tx, c *change) error {
 		out = nil
 		if _, err := a.lockMailbox(ctx, tx, mailboxID); err != nil {
 			return err
 		}
-		rows, err := a.selectRows(ctx, tx, mailboxID, uids, false)
+		rows, err := a.selectRows(ctx, tx, mailboxID, uids)
 		if err != nil {
 			return err
 		}
@@ -461,11 +547,11 @@ func (a *Account) SetFlags(ctx context.Context, mailboxID int64, uids UIDSet, op
 		var unseenDelta int64
 		for _, r := range rows {
 			cur := splitKeywords(r.Keywords)
-			nf, nk := applyFlags(op, r.Flags, cur, flags, kws)
-			nf |= r.Flags & (FlagEncrypted | FlagSecure) // not the client's to clear
-			if op == FlagReplace {
-				nf |= r.Flags & FlagRecent
+			nf, nk, err := applyFlags(op, r.Flags, cur, flags, kws)
+			if err != nil {
+				return fmt.Errorf("message UID %d: %w", r.UID, err)
 			}
+			nf |= r.Flags &^ ClientFlags // the server's flags are not the client's to change
 			kw := strings.Join(nk, " ")
 			u := FlagUpdate{ID: r.ID, UID: r.UID, Flags: nf, Keywords: nk, ModSeq: r.ModSeq}
 			if nf != r.Flags || kw != r.Keywords {
@@ -494,12 +580,14 @@ func (a *Account) SetFlags(ctx context.Context, mailboxID int64, uids UIDSet, op
 			return err
 		}
 		for _, g := range groups {
-			q, args, err := sqlx.In("UPDATE messages SET flags = ?, keywords = ?, modseq = ? WHERE id IN (?)", g.flags, g.kws, modseq, g.ids)
-			if err != nil {
-				return err
-			}
-			if _, err := tx.ExecContext(ctx, a.s.rebind(q), args...); err != nil {
-				return err
+			for start := 0; start < len(g.ids); start += 500 {
+				q, args, err := sqlx.In("UPDATE messages SET flags = ?, keywords = ?, modseq = ? WHERE id IN (?)", g.flags, g.kws, modseq, g.ids[start:min(start+500, len(g.ids))])
+				if err != nil {
+					return err
+				}
+				if _, err := tx.ExecContext(ctx, a.s.rebind(q), args...); err != nil {
+					return err
+				}
 			}
 		}
 		for i := range out {
@@ -540,19 +628,15 @@ func (a *Account) bumpMailbox(ctx context.Context, tx *sqlx.Tx, id int64, msgs, 
 	return modseq, err
 }
 
-// selectRows reads the rows of the messages in uids, optionally with info,
-// in UID order.
-func (a *Account) selectRows(ctx context.Context, tx *sqlx.Tx, mailboxID int64, uids UIDSet, withInfo bool) ([]messageRow, error) {
+// selectRows reads the rows of the messages in uids, in UID order, locking
+// them on MySQL.
+func (a *Account) selectRows(ctx context.Context, tx *sqlx.Tx, mailboxID int64, uids rowFilter) ([]messageRow, error) {
 	cond, args, err := uids.sql()
 	if err != nil {
 		return nil, err
 	}
-	cols := rowColumns
-	if withInfo {
-		cols += ", info, info_sealed"
-	}
 	var rows []messageRow
-	err = tx.SelectContext(ctx, &rows, a.s.rebind("SELECT "+cols+" FROM messages"+a.s.db.UIDIndexHint()+" WHERE mailbox_id = ? AND user_id = ?"+cond+" ORDER BY uid"+a.s.db.ForUpdate()),
+	err = tx.SelectContext(ctx, &rows, a.s.rebind("SELECT "+rowColumns+" FROM messages"+a.s.db.UIDIndexHint()+" WHERE mailbox_id = ? AND user_id = ?"+cond+" ORDER BY uid"+a.s.db.ForUpdate()),
 		append([]any{mailboxID, a.userID}, args...)...)
 	return rows, err
 }

@@ -47,6 +47,8 @@ type Store struct {
 	limits Limits
 	now    func() time.Time
 	hooks  hooks
+	// localCache is set when the cache lives in this process only.
+	localCache bool
 }
 
 // New returns a Store over already-open parts. The database must be migrated.
@@ -54,7 +56,8 @@ func New(cfg Config) (*Store, error) {
 	if cfg.DB == nil || cfg.Blobs == nil || cfg.Cache == nil {
 		return nil, errors.New("store: database, blob store and cache are all required")
 	}
-	s := &Store{db: cfg.DB, blobs: cfg.Blobs, cache: cfg.Cache, log: cfg.Logger, limits: cfg.Limits, now: cfg.Now}
+	_, local := cfg.Cache.(*cache.Memory)
+	s := &Store{db: cfg.DB, blobs: cfg.Blobs, cache: cfg.Cache, log: cfg.Logger, limits: cfg.Limits, now: cfg.Now, localCache: local}
 	if s.log == nil {
 		s.log = slog.Default()
 	}

@@ -28,10 +28,13 @@ type User struct {
 	LockedUntil  int64          `db:"locked_until" json:"lockedUntil"`
 	LockReason   string         `db:"lock_reason" json:"lockReason"`
 	Secure       bool           `db:"secure" json:"secure"`
-	PublicKey    string         `db:"public_key" json:"publicKey"`
-	Serial       uint64         `db:"serial" json:"serial"`
-	CreatedAt    int64          `db:"created_at" json:"createdAt"`
-	UpdatedAt    int64          `db:"updated_at" json:"updatedAt"`
+	// AuthEpoch changes whenever the password or keys do: sessions opened
+	// before it are no longer valid.
+	AuthEpoch int64  `db:"auth_epoch" json:"authEpoch"`
+	PublicKey string `db:"public_key" json:"publicKey"`
+	Serial    uint64 `db:"serial" json:"serial"`
+	CreatedAt int64  `db:"created_at" json:"createdAt"`
+	UpdatedAt int64  `db:"updated_at" json:"updatedAt"`
 }
 
 // Locked reports whether the user is locked out at t.
@@ -39,7 +42,7 @@ func (u User) Locked(t time.Time) bool { return u.LockedUntil > t.Unix() }
 
 const userColumns = `u.id, u.domain_id, u.address, u.plan_id, u.quota_bytes, u.max_recv_size, u.max_send_size,
 	u.daily_send_bytes, u.daily_recv_bytes, u.daily_recv_per_ip, u.used_bytes, u.message_count, u.locked_until,
-	u.lock_reason, u.secure, COALESCE(k.public_key, '') AS public_key, u.serial, u.created_at, u.updated_at`
+	u.lock_reason, u.secure, u.auth_epoch, COALESCE(k.public_key, '') AS public_key, u.serial, u.created_at, u.updated_at`
 
 const userFrom = " FROM users u LEFT JOIN user_keys k ON k.user_id = u.id "
 
@@ -158,7 +161,7 @@ func (s *Store) CreateUser(ctx context.Context, nu NewUser) (User, error) {
 func (s *Store) UserByID(ctx context.Context, id int64) (User, error) {
 	key := "user:" + strconv.FormatInt(id, 10)
 	if e, ok, err := s.cache.Get(ctx, key); err == nil && ok {
-		if cur, ok, err := s.cache.Serial(ctx, userScope(id)); err == nil && ok && cur == e.Serial {
+		if cur, ok, err := s.currentSerial(ctx, id); err == nil && ok && cur == e.Serial {
 			var u User
 			if json.Unmarshal(e.Value, &u) == nil {
 				return u, nil
@@ -178,6 +181,21 @@ func (s *Store) UserByID(ctx context.Context, id int64) (User, error) {
 		}
 	}
 	return u, nil
+}
+
+// currentSerial returns the user's serial as every node knows it. An
+// in-process cache sees only this process's changes, not those of another
+// process on the same database (the administrative commands, say), so
+// there the database's serial is the one to trust.
+func (s *Store) currentSerial(ctx context.Context, id int64) (uint64, bool, error) {
+	if !s.localCache {
+		return s.cache.Serial(ctx, userScope(id))
+	}
+	var serial uint64
+	if err := s.db.GetContext(ctx, &serial, s.rebind("SELECT serial FROM users WHERE id = ?"), id); err != nil {
+		return 0, false, notFound(err)
+	}
+	return serial, true, nil
 }
 
 // UserByAddress returns the user whose primary address is addr.
@@ -301,7 +319,7 @@ func (s *Store) SetPassword(ctx context.Context, id int64, hash string, sealedKe
 	}
 	err := s.writeUser(ctx, id, func(tx *sqlx.Tx, _ *change) error {
 		now := s.unix()
-		if _, err := tx.ExecContext(ctx, s.rebind("UPDATE users SET password_hash = ?, updated_at = ? WHERE id = ?"), hash, now, id); err != nil {
+		if _, err := tx.ExecContext(ctx, s.rebind("UPDATE users SET password_hash = ?, auth_epoch = auth_epoch + 1, updated_at = ? WHERE id = ?"), hash, now, id); err != nil {
 			return err
 		}
 		if len(sealedKey) == 0 {
@@ -396,15 +414,31 @@ func (s *Store) Identifiers(ctx context.Context, id int64) ([]string, error) {
 
 // Limits returns the limits in force for a user.
 func (s *Store) Limits(ctx context.Context, u User) (Limits, error) {
+	return s.limitsQ(ctx, s.db, u)
+}
+
+func (s *Store) limitsQ(ctx context.Context, q sqlx.QueryerContext, u User) (Limits, error) {
 	l := s.limits
 	if u.PlanID.Valid {
 		var p Plan
-		if err := s.db.GetContext(ctx, &p, s.rebind("SELECT "+planColumns+" FROM plans WHERE id = ?"), u.PlanID.Int64); err != nil {
+		if err := sqlx.GetContext(ctx, q, &p, s.rebind("SELECT "+planColumns+" FROM plans WHERE id = ?"), u.PlanID.Int64); err != nil {
 			return Limits{}, fmt.Errorf("limits of %s: %w", u.Address, err)
 		}
 		l = l.overrideWith(p.Limits)
 	}
 	return u.Overrides.merge(l), nil
+}
+
+// userTx reads a user and its limits inside a write transaction, after
+// writeUser has locked the user's row: what a write checks against must be
+// what is true now, not what a cache saw.
+func (s *Store) userTx(ctx context.Context, tx *sqlx.Tx, id int64) (User, Limits, error) {
+	var u User
+	if err := tx.GetContext(ctx, &u, s.rebind("SELECT "+userColumns+userFrom+"WHERE u.id = ?"), id); err != nil {
+		return User{}, Limits{}, fmt.Errorf("user %d: %w", id, notFound(err))
+	}
+	lim, err := s.limitsQ(ctx, tx, u)
+	return u, lim, err
 }
 
 func userScope(id int64) string { return "user:" + strconv.FormatInt(id, 10) + ":serial" }

@@ -213,6 +213,13 @@ type commitError struct{ err error }
 func (e *commitError) Error() string { return "commit: " + e.err.Error() }
 func (e *commitError) Unwrap() error { return e.err }
 
+// IsCommitUncertain reports whether err is a failed COMMIT, after which the
+// transaction may or may not have taken effect.
+func IsCommitUncertain(err error) bool {
+	var ce *commitError
+	return errors.As(err, &ce)
+}
+
 // retryable reports whether a transaction failed only because it collided
 // with another one and would succeed if run again.
 func retryable(err error) bool {

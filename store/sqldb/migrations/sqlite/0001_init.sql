@@ -44,6 +44,7 @@ CREATE TABLE users (
   locked_until INTEGER NOT NULL DEFAULT 0,
   lock_reason TEXT NOT NULL DEFAULT '',
   secure INTEGER NOT NULL DEFAULT 0,
+  auth_epoch INTEGER NOT NULL DEFAULT 0,
   serial INTEGER NOT NULL DEFAULT 0,
   created_at INTEGER NOT NULL,
   updated_at INTEGER NOT NULL

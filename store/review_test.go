@@ -1,0 +1,145 @@
+package store_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"sync"
+	"testing"
+
+	"basalt/internal/testsupport"
+	"basalt/internal/testsupport/storetest"
+	"basalt/store"
+)
+
+// TestKeywordLimit: adding past the keyword limit is refused and loses
+// none of the keywords a message has.
+func TestKeywordLimit(t *testing.T) {
+	each(t, func(t *testing.T, e *storetest.Env) {
+		ctx := context.Background()
+		a := e.Account(e.NewUser(t, "alice@example.org", false))
+		inbox := storetest.Inbox(t, a)
+		storetest.Append(t, a, inbox, storetest.Message("a@x.test", "b@x.test", "s", "b"), store.AppendOptions{})
+		var kws []string
+		for i := range 60 {
+			kws = append(kws, fmt.Sprintf("k%02d", i))
+		}
+		if _, err := a.SetFlags(ctx, inbox, nil, store.FlagAdd, 0, kws); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := a.SetFlags(ctx, inbox, nil, store.FlagAdd, 0, []string{"x1", "x2", "x3", "x4", "x5"}); !errors.Is(err, store.ErrInvalid) {
+			t.Fatalf("adding past the limit: %v", err)
+		}
+		ms, _ := a.List(ctx, inbox, store.ListQuery{})
+		if !slices.Equal(ms[0].Keywords, kws) {
+			t.Fatalf("keywords after a refused add: %d of 60", len(ms[0].Keywords))
+		}
+	})
+}
+
+// TestStoreManyMessages: one STORE over more messages than SQL takes
+// placeholders at once.
+func TestStoreManyMessages(t *testing.T) {
+	each(t, func(t *testing.T, e *storetest.Env) {
+		ctx := context.Background()
+		a := e.Account(e.NewUser(t, "alice@example.org", false))
+		mb, err := a.CreateMailbox(ctx, "Big", "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		const n = 70_000 // past MariaDB's 65,535 placeholders and SQLite's 32,766
+		seed(t, e, a.UserID(), mb.ID, n)
+		ups, err := a.SetFlags(ctx, mb.ID, store.UIDSet{{Start: 1, Stop: 0}}, store.FlagAdd, store.FlagSeen, nil)
+		if err != nil || len(ups) != n {
+			t.Fatalf("SetFlags over %d: %d updates, %v", n, len(ups), err)
+		}
+		unseen, err := a.List(ctx, mb.ID, store.ListQuery{ChangedSince: ups[0].ModSeq - 1, Limit: 1, Sort: store.SortUID, AfterUID: n - 1})
+		if err != nil || len(unseen) != 1 || !unseen[0].Flags.Has(store.FlagSeen) {
+			t.Fatalf("last message after STORE: %+v, %v", unseen, err)
+		}
+	})
+}
+
+// TestRenameCase: renaming "Work" leaves "work/..." alone on every dialect.
+func TestRenameCase(t *testing.T) {
+	each(t, func(t *testing.T, e *storetest.Env) {
+		ctx := context.Background()
+		a := e.Account(e.NewUser(t, "alice@example.org", false))
+		for _, n := range []string{"Work/a", "work/b"} {
+			if _, err := a.CreateMailbox(ctx, n, ""); err != nil {
+				t.Fatal(err)
+			}
+		}
+		w, _ := a.MailboxByName(ctx, "Work")
+		if err := a.RenameMailbox(ctx, w.ID, "Jobs"); err != nil {
+			t.Fatal(err)
+		}
+		for _, n := range []string{"Jobs/a", "work/b", "work"} {
+			if _, err := a.MailboxByName(ctx, n); err != nil {
+				t.Errorf("%s after rename: %v", n, err)
+			}
+		}
+		if _, err := a.CreateMailbox(ctx, "Foo ", ""); !errors.Is(err, store.ErrInvalid) {
+			t.Fatalf("trailing space: %v", err)
+		}
+	})
+}
+
+// TestServerFlags: clients cannot set or clear what the server records.
+func TestServerFlags(t *testing.T) {
+	each(t, func(t *testing.T, e *storetest.Env) {
+		ctx := context.Background()
+		a := e.Account(e.NewUser(t, "alice@example.org", false))
+		inbox := storetest.Inbox(t, a)
+		msg := storetest.Message("a@x.test", "b@x.test", "s", "b")
+		res := storetest.Append(t, a, inbox, msg, store.AppendOptions{Flags: store.FlagSeen | store.FlagEncrypted | store.FlagInfected, SystemFlags: store.FlagSpoofed})
+		m, _ := a.Message(ctx, res.ID)
+		if m.Flags != store.FlagSeen|store.FlagSpoofed {
+			t.Fatalf("append flags = %d", m.Flags)
+		}
+		ups, err := a.SetFlags(ctx, inbox, nil, store.FlagReplace, store.FlagFlagged|store.FlagEncrypted, nil)
+		if err != nil || ups[0].Flags != store.FlagFlagged|store.FlagSpoofed {
+			t.Fatalf("replace flags = %+v, %v", ups, err)
+		}
+	})
+}
+
+// TestKeyChangedDuringAppend: a message sealed to a key that is replaced
+// before its rows commit is sealed again to the new key, never committed
+// unreadable.
+func TestKeyChangedDuringAppend(t *testing.T) {
+	testsupport.ForEachDatabase(t, func(t *testing.T, db testsupport.Database) {
+		ctx := context.Background()
+		e := storetest.Open(t, db, storetest.Options{})
+		auth := e.NewUser(t, "sec@example.org", true)
+		// A second process on the same database: the administrative command.
+		admin := storetest.Open(t, db, storetest.Options{BlobDir: e.BlobDir})
+		var once sync.Once
+		store.SetAfterBlobWrite(e.Store, func() {
+			once.Do(func() {
+				if err := admin.Session.ResetPassword(ctx, auth.User.ID, "brand new password", true); err != nil {
+					t.Errorf("reset: %v", err)
+				}
+			})
+		})
+		a := e.Store.Account(auth.User.ID, nil)
+		res := storetest.Append(t, a, storetest.Inbox(t, a), storetest.Message("a@x.test", "sec@example.org", "s", "body"), store.AppendOptions{Inbound: true})
+		fresh, err := e.Session.Authenticate(ctx, "sec@example.org", "brand new password", "127.0.0.1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		rc, err := e.Account(fresh).Open(ctx, res.ID)
+		if err != nil {
+			t.Fatalf("the new key cannot open mail appended during the reset: %v", err)
+		}
+		defer rc.Close()
+		if b, _ := io.ReadAll(rc); len(b) == 0 {
+			t.Fatal("empty message")
+		}
+		if n := countBlobs(t, e); n != 1 {
+			t.Fatalf("%d message files, want 1 (the first sealing removed)", n)
+		}
+	})
+}
