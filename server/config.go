@@ -57,7 +57,9 @@ type CacheConfig struct {
 
 // HTTPConfig is the HTTP core's listener.
 type HTTPConfig struct {
-	Listen          string        `toml:"listen"`
+	Listen string `toml:"listen"`
+	// MetricsListen serves /metrics on a listener of its own; empty: none.
+	MetricsListen   string        `toml:"metrics_listen"`
 	ShutdownTimeout time.Duration `toml:"shutdown_timeout"`
 }
 

@@ -17,16 +17,23 @@ import (
 const maxHeaderBytes = 64 << 10
 
 // Router returns the HTTP core. Front ends (JSON-RPC, the site, the admin
-// API) mount under it as they are built.
-func (s *Services) Router(reg *prometheus.Registry) http.Handler {
+// API) mount under it as they are built. Client addresses are taken from
+// the connection only: X-Forwarded-For is not trusted from anyone.
+func (s *Services) Router() http.Handler {
 	r := chi.NewRouter()
-	r.Use(middleware.RealIP, middleware.Recoverer)
+	r.Use(middleware.Recoverer)
 	r.Get("/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	r.Get("/readyz", s.ready)
-	r.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	return r
+}
+
+// MetricsHandler serves Prometheus metrics; it is mounted on its own
+// listener (http.metrics_listen), apart from what users reach.
+func (s *Services) MetricsHandler() http.Handler {
+	reg := s.newRegistry()
+	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})
 }
 
 // ready answers 200 only when the database and the cache both answer, so a
@@ -36,13 +43,17 @@ func (s *Services) ready(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	checks := map[string]string{"database": "ok", "cache": "ok"}
 	status := http.StatusOK
+	// The reasons go to the log, not to whoever asks: driver errors name
+	// hosts and users.
 	if err := s.DB.PingContext(ctx); err != nil {
-		checks["database"] = err.Error()
+		checks["database"] = "unavailable"
 		status = http.StatusServiceUnavailable
+		s.Log.Warn("readiness: database", "err", err)
 	}
 	if err := s.Cache.Ping(ctx); err != nil {
-		checks["cache"] = err.Error()
+		checks["cache"] = "unavailable"
 		status = http.StatusServiceUnavailable
+		s.Log.Warn("readiness: cache", "err", err)
 	}
 	writeJSON(w, status, map[string]any{"status": http.StatusText(status), "checks": checks})
 }

@@ -21,31 +21,41 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	defer svc.Close()
 
-	ln, err := net.Listen("tcp", cfg.HTTP.Listen)
-	if err != nil {
-		return fmt.Errorf("listen http on %s: %w", cfg.HTTP.Listen, err)
+	servers := []*http.Server{{Addr: cfg.HTTP.Listen, Handler: svc.Router()}}
+	if cfg.HTTP.MetricsListen != "" {
+		servers = append(servers, &http.Server{Addr: cfg.HTTP.MetricsListen, Handler: svc.MetricsHandler()})
 	}
-	srv := &http.Server{
-		Handler:           svc.Router(svc.newRegistry()),
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       5 * time.Minute,
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    maxHeaderBytes,
-		ErrorLog:          nil,
+	var listeners []net.Listener
+	for _, srv := range servers {
+		ln, err := net.Listen("tcp", srv.Addr)
+		if err != nil {
+			for _, l := range listeners {
+				l.Close()
+			}
+			return fmt.Errorf("listen on %s: %w", srv.Addr, err)
+		}
+		listeners = append(listeners, ln)
+		srv.ReadHeaderTimeout = 10 * time.Second
+		srv.ReadTimeout = 5 * time.Minute
+		srv.IdleTimeout = 2 * time.Minute
+		srv.MaxHeaderBytes = maxHeaderBytes
 	}
-	log.Info("basalt serving", "http", ln.Addr().String(), "database", cfg.Database.Driver,
+	log.Info("basalt serving", "http", listeners[0].Addr().String(), "database", cfg.Database.Driver,
 		"cache", map[bool]string{true: "redis", false: "memory"}[cfg.Cache.RedisAddr != ""], "data", cfg.DataDir)
 
 	var wg sync.WaitGroup
-	errc := make(chan error, 1)
-	wg.Add(2)
-	go func() {
-		defer wg.Done()
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			errc <- fmt.Errorf("serve http: %w", err)
-		}
-	}()
+	errc := make(chan error, len(servers))
+	for i, srv := range servers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := srv.Serve(listeners[i]); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				errc <- fmt.Errorf("serve http on %s: %w", srv.Addr, err)
+			}
+		}()
+	}
 	mctx, stopMaint := context.WithCancel(ctx)
+	wg.Add(1)
 	go func() {
 		defer wg.Done()
 		svc.maintain(mctx)
@@ -59,8 +69,10 @@ func Run(ctx context.Context, cfg Config) error {
 	stopMaint()
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.HTTP.ShutdownTimeout)
 	defer cancel()
-	if serr := srv.Shutdown(sctx); serr != nil {
-		log.Warn("http shutdown", "err", serr)
+	for _, srv := range servers {
+		if serr := srv.Shutdown(sctx); serr != nil {
+			log.Warn("http shutdown", "addr", srv.Addr, "err", serr)
+		}
 	}
 	wg.Wait()
 	return err

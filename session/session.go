@@ -4,12 +4,14 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"strings"
 	"time"
 
@@ -37,6 +39,9 @@ type Config struct {
 	FailureWindow  time.Duration   `toml:"failure_window"`   // default 24h
 	SessionMaxAge  time.Duration   `toml:"session_max_age"`  // default 12h
 	SessionIdle    time.Duration   `toml:"session_idle"`     // default 1h
+	// HashConcurrency bounds the argon2 computations running at once,
+	// each of which takes KDF.MemoryKiB of memory; default: one per CPU.
+	HashConcurrency int `toml:"hash_concurrency"`
 }
 
 func (c Config) withDefaults() Config {
@@ -61,6 +66,9 @@ func (c Config) withDefaults() Config {
 	if c.SessionIdle == 0 {
 		c.SessionIdle = time.Hour
 	}
+	if c.HashConcurrency == 0 {
+		c.HashConcurrency = runtime.GOMAXPROCS(0)
+	}
 	return c
 }
 
@@ -70,6 +78,7 @@ type Service struct {
 	cache    cache.Cache
 	cfg      Config
 	throttle Throttle
+	hashSem  chan struct{}
 	log      *slog.Logger
 	now      func() time.Time
 }
@@ -81,7 +90,7 @@ func New(st *store.Store, cfg Config, log *slog.Logger) *Service {
 		log = slog.Default()
 	}
 	return &Service{
-		store: st, cache: st.Cache(), cfg: cfg, log: log, now: time.Now,
+		store: st, cache: st.Cache(), cfg: cfg, log: log, now: time.Now, hashSem: make(chan struct{}, cfg.HashConcurrency),
 		throttle: Throttle{Cache: st.Cache(), PerIP: cfg.FailuresPerIP, PerSubnet: cfg.FailuresPerNet, Window: cfg.FailureWindow},
 	}
 }
@@ -96,48 +105,78 @@ type Auth struct {
 // Account returns the authenticated user's mail.
 func (a *Auth) Account(st *store.Store) *store.Account { return st.Account(a.User.ID, a.Key) }
 
-// Authenticate checks login and password from the client at ip. It unlocks
-// a secure user's key with the password. Every failure from ip counts
-// toward the throttle; a throttled ip is refused before the password is
-// even looked at.
+// Authenticate checks login and password from the client at ip (an
+// address, or host:port). It unlocks a secure user's key with the
+// password. Every attempt counts toward the throttle until it succeeds; a
+// throttled client is refused before its password is looked at.
 func (s *Service) Authenticate(ctx context.Context, login, password, ip string) (*Auth, error) {
-	if err := s.throttle.Allowed(ctx, ip); err != nil {
+	addr, err := ParseClientIP(ip)
+	if err != nil {
+		// Front ends always know their client; an address that does not
+		// parse is a bug, and must not switch the throttle off.
+		return nil, fmt.Errorf("authenticate: %w", err)
+	}
+	if err := s.throttle.Begin(ctx, addr); err != nil {
 		return nil, err
 	}
-	fail := func() (*Auth, error) {
-		if err := s.throttle.Failed(ctx, ip); err != nil {
-			s.log.Warn("record failed login", "err", err)
-		}
-		return nil, ErrAuthFailed
+	auth, err := s.check(ctx, login, password)
+	if err != nil {
+		return nil, err
 	}
+	if err := s.throttle.Succeeded(ctx, addr); err != nil {
+		s.log.Warn("login throttle", "err", err)
+	}
+	return auth, nil
+}
+
+// hashing runs fn while holding one of the argon2 slots, so that a flood
+// of logins queues instead of allocating KDF memory for each of them.
+func (s *Service) hashing(ctx context.Context, fn func() error) error {
+	select {
+	case s.hashSem <- struct{}{}:
+		defer func() { <-s.hashSem }()
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return fn()
+}
+
+func (s *Service) check(ctx context.Context, login, password string) (*Auth, error) {
 	cred, err := s.store.Credentials(ctx, login)
 	if errors.Is(err, store.ErrNotFound) {
 		// Spend the time a real check would, so response times do not
 		// reveal which user names exist.
-		VerifyPassword(s.dummyHash(), password)
-		return fail()
+		s.hashing(ctx, func() error { VerifyPassword(s.dummyHash(), password); return nil })
+		return nil, ErrAuthFailed
 	}
 	if err != nil {
 		return nil, fmt.Errorf("authenticate: %w", err)
 	}
-	ok, err := VerifyPassword(cred.PasswordHash, password)
+	var ok bool
+	auth := &Auth{}
+	err = s.hashing(ctx, func() error {
+		var err error
+		if ok, err = VerifyPassword(cred.PasswordHash, password); err != nil || !ok {
+			return err
+		}
+		if cred.Secure {
+			// The hash matched, so the sealed key should open: a failure
+			// here is damage, not a wrong password.
+			if auth.Key, err = crypt.OpenIdentity(cred.SealedKey, []byte(password)); err != nil {
+				return fmt.Errorf("unlock key of user %d: %w", cred.UserID, err)
+			}
+		}
+		return nil
+	})
 	if err != nil {
-		s.log.Error("stored password hash is unusable", "user", cred.UserID, "err", err)
-		return fail()
+		s.log.Error("authenticate", "user", cred.UserID, "err", err)
+		return nil, fmt.Errorf("authenticate: %w", err)
 	}
 	if !ok {
-		return fail()
+		return nil, ErrAuthFailed
 	}
 	if cred.LockedUntil > s.now().Unix() {
 		return nil, fmt.Errorf("%w until %s: %s", ErrUserLocked, time.Unix(cred.LockedUntil, 0).UTC().Format(time.RFC3339), cred.LockReason)
-	}
-	auth := &Auth{}
-	if cred.Secure {
-		if auth.Key, err = crypt.OpenIdentity(cred.SealedKey, []byte(password)); err != nil {
-			// The hash matched, so the sealed key should open: this is
-			// damage, not a wrong password.
-			return nil, fmt.Errorf("authenticate: unlock key of user %d: %w", cred.UserID, err)
-		}
 	}
 	if auth.User, err = s.store.UserByID(ctx, cred.UserID); err != nil {
 		return nil, fmt.Errorf("authenticate: %w", err)
@@ -175,22 +214,31 @@ func (s *Service) CreateUser(ctx context.Context, nu NewUser) (store.User, error
 	if err := s.checkPassword(nu.Password); err != nil {
 		return store.User{}, err
 	}
-	hash, err := HashPassword(nu.Password, s.cfg.KDF)
-	if err != nil {
-		return store.User{}, err
-	}
-	su := store.NewUser{Address: nu.Address, PasswordHash: hash, Secure: nu.Secure, Plan: nu.Plan, Overrides: nu.Overrides}
-	if nu.Secure {
-		id, err := crypt.GenerateIdentity()
-		if err != nil {
-			return store.User{}, fmt.Errorf("create user: %w", err)
-		}
-		if su.SealedKey, err = crypt.SealIdentity(id, []byte(nu.Password), s.cfg.KDF); err != nil {
-			return store.User{}, fmt.Errorf("create user: %w", err)
-		}
-		su.PublicKey = id.Recipient().String()
+	su := store.NewUser{Address: nu.Address, Secure: nu.Secure, Plan: nu.Plan, Overrides: nu.Overrides}
+	var err error
+	if su.PasswordHash, su.PublicKey, su.SealedKey, err = s.credentials(ctx, nu.Password, nil, nu.Secure); err != nil {
+		return store.User{}, fmt.Errorf("create user: %w", err)
 	}
 	return s.store.CreateUser(ctx, su)
+}
+
+// credentials hashes password and, for a secure user, seals key (a new
+// key pair when key is nil) under it, returning the public key too.
+func (s *Service) credentials(ctx context.Context, password string, key *crypt.Identity, secure bool) (hash, public string, sealed []byte, err error) {
+	err = s.hashing(ctx, func() error {
+		if hash, err = HashPassword(password, s.cfg.KDF); err != nil || !secure {
+			return err
+		}
+		if key == nil {
+			if key, err = crypt.GenerateIdentity(); err != nil {
+				return err
+			}
+			public = key.Recipient().String()
+		}
+		sealed, err = crypt.SealIdentity(key, []byte(password), s.cfg.KDF)
+		return err
+	})
+	return hash, public, sealed, err
 }
 
 // ChangePassword sets a new password after checking the old one, and
@@ -207,22 +255,25 @@ func (s *Service) ChangePassword(ctx context.Context, userID int64, oldPassword,
 	if err != nil {
 		return fmt.Errorf("change password: %w", err)
 	}
-	if ok, err := VerifyPassword(cred.PasswordHash, oldPassword); err != nil || !ok {
+	var key *crypt.Identity
+	var ok bool
+	err = s.hashing(ctx, func() error {
+		var err error
+		if ok, err = VerifyPassword(cred.PasswordHash, oldPassword); err != nil || !ok || !cred.Secure {
+			return err
+		}
+		key, err = crypt.OpenIdentity(cred.SealedKey, []byte(oldPassword))
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("change password: %w", err)
+	}
+	if !ok {
 		return ErrAuthFailed
 	}
-	hash, err := HashPassword(newPassword, s.cfg.KDF)
+	hash, _, sealed, err := s.credentials(ctx, newPassword, key, cred.Secure)
 	if err != nil {
-		return err
-	}
-	var sealed []byte
-	if cred.Secure {
-		id, err := crypt.OpenIdentity(cred.SealedKey, []byte(oldPassword))
-		if err != nil {
-			return fmt.Errorf("change password: unlock key: %w", err)
-		}
-		if sealed, err = crypt.SealIdentity(id, []byte(newPassword), s.cfg.KDF); err != nil {
-			return fmt.Errorf("change password: %w", err)
-		}
+		return fmt.Errorf("change password: %w", err)
 	}
 	return s.store.SetPassword(ctx, userID, hash, sealed, "")
 }
@@ -240,25 +291,14 @@ func (s *Service) ResetPassword(ctx context.Context, userID int64, newPassword s
 	if err != nil {
 		return fmt.Errorf("reset password: %w", err)
 	}
-	hash, err := HashPassword(newPassword, s.cfg.KDF)
-	if err != nil {
-		return err
-	}
-	if !u.Secure {
-		return s.store.SetPassword(ctx, userID, hash, nil, "")
-	}
-	if !newKeys {
+	if u.Secure && !newKeys {
 		return fmt.Errorf("reset password of %s: %w: the user is secure; a reset without the old password makes a new key pair and old mail unreadable", u.Address, store.ErrInvalid)
 	}
-	id, err := crypt.GenerateIdentity()
+	hash, public, sealed, err := s.credentials(ctx, newPassword, nil, u.Secure)
 	if err != nil {
 		return fmt.Errorf("reset password: %w", err)
 	}
-	sealed, err := crypt.SealIdentity(id, []byte(newPassword), s.cfg.KDF)
-	if err != nil {
-		return fmt.Errorf("reset password: %w", err)
-	}
-	return s.store.SetPassword(ctx, userID, hash, sealed, id.Recipient().String())
+	return s.store.SetPassword(ctx, userID, hash, sealed, public)
 }
 
 // Web is a browser session.
@@ -268,22 +308,31 @@ type Web struct {
 	CSRF    string
 	Key     *crypt.Identity
 	Created time.Time
-	Expires time.Time
+	Expires time.Time // the latest it can live, however busy
 }
 
-// webRecord is what the server keeps: the unlocked key only sealed under
-// the secret half of the cookie, which the server never stores.
+// webRecord is what the server keeps. The cookie carries an id and a
+// secret; the record holds only a hash of the secret, and the unlocked
+// key sealed under the secret, so a copy of the cache opens no session
+// and no key.
 type webRecord struct {
-	UserID    int64  `json:"u"`
-	CSRF      string `json:"c"`
-	SealedKey []byte `json:"k,omitempty"`
-	Created   int64  `json:"t"`
-	Expires   int64  `json:"e"`
+	UserID     int64  `json:"u"`
+	CSRF       string `json:"c"`
+	SecretHash []byte `json:"h"`
+	SealedKey  []byte `json:"k,omitempty"`
+	Epoch      int64  `json:"a"`
+	Created    int64  `json:"t"`
+	Expires    int64  `json:"e"`
 }
 
 const tokenSep = "."
 
-func webKey(id string) string { return "websess:" + id }
+// A session is two cache entries: the record, which lives until the
+// maximum age, and an idle marker, which each request renews. Logging out
+// deletes both; a renewal racing a logout can only bring back the marker,
+// which opens nothing without the record.
+func webKey(id string) string  { return "websess:" + id }
+func idleKey(id string) string { return "websess:" + id + ":idle" }
 
 // StartWeb opens a web session for auth and returns the cookie value.
 func (s *Service) StartWeb(ctx context.Context, auth *Auth) (string, *Web, error) {
@@ -301,44 +350,38 @@ func (s *Service) StartWeb(ctx context.Context, auth *Auth) (string, *Web, error
 	}
 	now := s.now()
 	w := &Web{ID: hex.EncodeToString(idb), UserID: auth.User.ID, CSRF: base64.RawURLEncoding.EncodeToString(csrf), Key: auth.Key,
-		Created: now, Expires: s.expiry(now, now)}
-	rec := webRecord{UserID: w.UserID, CSRF: w.CSRF, Created: now.Unix(), Expires: w.Expires.Unix()}
+		Created: now, Expires: now.Add(s.cfg.SessionMaxAge)}
+	sum := sha256.Sum256(secret)
+	rec := webRecord{UserID: w.UserID, CSRF: w.CSRF, SecretHash: sum[:], Epoch: auth.User.AuthEpoch, Created: now.Unix(), Expires: w.Expires.Unix()}
 	if auth.Key != nil {
 		if rec.SealedKey, err = crypt.SealWithKey(secret, []byte(auth.Key.Secret()), []byte(w.ID)); err != nil {
 			return "", nil, fmt.Errorf("start session: %w", err)
 		}
 	}
-	if err := s.saveWeb(ctx, w.ID, rec); err != nil {
+	b, err := json.Marshal(rec)
+	if err != nil {
+		return "", nil, fmt.Errorf("start session: %w", err)
+	}
+	if err := s.cache.Set(ctx, webKey(w.ID), cache.Entry{Value: b}, s.cfg.SessionMaxAge); err != nil {
+		return "", nil, fmt.Errorf("start session: %w", err)
+	}
+	if err := s.touch(ctx, w.ID, now); err != nil {
 		return "", nil, err
 	}
 	return w.ID + tokenSep + base64.RawURLEncoding.EncodeToString(secret), w, nil
 }
 
-func (s *Service) expiry(created, now time.Time) time.Time {
-	e := now.Add(s.cfg.SessionIdle)
-	if max := created.Add(s.cfg.SessionMaxAge); e.After(max) {
-		e = max
-	}
-	return e
-}
-
-func (s *Service) saveWeb(ctx context.Context, id string, rec webRecord) error {
-	b, err := json.Marshal(rec)
-	if err != nil {
-		return fmt.Errorf("save session: %w", err)
-	}
-	ttl := time.Until(time.Unix(rec.Expires, 0))
-	if ttl <= 0 {
-		return ErrNoSession
-	}
-	if err := s.cache.Set(ctx, webKey(id), cache.Entry{Value: b}, ttl); err != nil {
-		return fmt.Errorf("save session: %w", err)
+// touch renews the idle marker; its serial is the time it was renewed.
+func (s *Service) touch(ctx context.Context, id string, now time.Time) error {
+	if err := s.cache.Set(ctx, idleKey(id), cache.Entry{Serial: uint64(now.Unix())}, s.cfg.SessionIdle); err != nil {
+		return fmt.Errorf("renew session: %w", err)
 	}
 	return nil
 }
 
-// Web returns the live session a cookie value names, unsealing the key.
-// An idle session's expiry is pushed forward, up to the maximum age.
+// Web returns the live session a cookie value names, unsealing the key. A
+// session ends when idle too long, at its maximum age, at logout, and when
+// its user is deleted, locked, or has a new password.
 func (s *Service) Web(ctx context.Context, token string) (*Web, error) {
 	id, secretStr, ok := strings.Cut(token, tokenSep)
 	secret, err := base64.RawURLEncoding.DecodeString(secretStr)
@@ -356,14 +399,29 @@ func (s *Service) Web(ctx context.Context, token string) (*Web, error) {
 	if err := json.Unmarshal(e.Value, &rec); err != nil {
 		return nil, ErrNoSession
 	}
-	now := s.now()
-	if now.Unix() >= rec.Expires {
-		s.cache.Delete(ctx, webKey(id))
+	sum := sha256.Sum256(secret)
+	if subtle.ConstantTimeCompare(sum[:], rec.SecretHash) != 1 {
 		return nil, ErrNoSession
+	}
+	idle, found, err := s.cache.Get(ctx, idleKey(id))
+	if err != nil {
+		return nil, fmt.Errorf("load session: %w", err)
+	}
+	now := s.now()
+	if !found || now.Unix() >= rec.Expires {
+		s.end(ctx, id)
+		return nil, ErrNoSession
+	}
+	u, err := s.store.UserByID(ctx, rec.UserID)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && (u.Locked(now) || u.AuthEpoch != rec.Epoch)) {
+		s.end(ctx, id)
+		return nil, ErrNoSession
+	}
+	if err != nil {
+		return nil, fmt.Errorf("load session: %w", err)
 	}
 	w := &Web{ID: id, UserID: rec.UserID, CSRF: rec.CSRF, Created: time.Unix(rec.Created, 0), Expires: time.Unix(rec.Expires, 0)}
 	if rec.SealedKey != nil {
-		// A wrong secret means a forged or stale cookie, not a server fault.
 		plain, err := crypt.OpenWithKey(secret, rec.SealedKey, []byte(id))
 		if err != nil {
 			return nil, ErrNoSession
@@ -372,15 +430,20 @@ func (s *Service) Web(ctx context.Context, token string) (*Web, error) {
 			return nil, fmt.Errorf("load session: %w", err)
 		}
 	}
-	// Refresh the idle expiry at most once a minute, not on every request.
-	if next := s.expiry(w.Created, now); next.Sub(w.Expires) > time.Minute {
-		rec.Expires = next.Unix()
-		w.Expires = next
-		if err := s.saveWeb(ctx, id, rec); err != nil {
-			s.log.Warn("refresh session", "err", err)
+	// Renew at most every tenth of the idle time, not on every request.
+	if now.Unix()-int64(idle.Serial) >= int64(s.cfg.SessionIdle/time.Second/10) {
+		if err := s.touch(ctx, id, now); err != nil {
+			s.log.Warn("renew session", "err", err)
 		}
 	}
 	return w, nil
+}
+
+func (s *Service) end(ctx context.Context, id string) error {
+	if err := s.cache.Delete(ctx, webKey(id), idleKey(id)); err != nil {
+		return fmt.Errorf("end session: %w", err)
+	}
+	return nil
 }
 
 // EndWeb ends a session server-side (logout).
@@ -389,8 +452,5 @@ func (s *Service) EndWeb(ctx context.Context, token string) error {
 	if len(id) != 32 {
 		return ErrNoSession
 	}
-	if err := s.cache.Delete(ctx, webKey(id)); err != nil {
-		return fmt.Errorf("end session: %w", err)
-	}
-	return nil
+	return s.end(ctx, id)
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -80,12 +81,45 @@ func TestThrottle(t *testing.T) {
 		if _, err := e.Session.Authenticate(ctx, "alice@example.org", storetest.Password, "203.0.114.1"); err != nil {
 			t.Fatalf("other subnet: %v", err)
 		}
-		// IPv6 counts per /64.
-		for i := range 5 {
+		// IPv6 counts a /64 as one host and a /48 as its network.
+		for i := range 3 {
 			e.Session.Authenticate(ctx, "alice@example.org", "bad", fmt.Sprintf("2001:db8:1:2::%x", i+1))
 		}
 		if _, err := e.Session.Authenticate(ctx, "alice@example.org", storetest.Password, "2001:db8:1:2::99"); !errors.Is(err, session.ErrThrottled) {
 			t.Fatalf("blocked /64: %v", err)
+		}
+		if _, err := e.Session.Authenticate(ctx, "alice@example.org", storetest.Password, "[2001:db8:1:3::1]:4321"); err != nil {
+			t.Fatalf("another /64 of the /48, given as host:port: %v", err)
+		}
+		if _, err := e.Session.Authenticate(ctx, "alice@example.org", storetest.Password, "not an address"); err == nil || errors.Is(err, session.ErrAuthFailed) {
+			t.Fatalf("unparseable client address: %v", err)
+		}
+	})
+}
+
+// TestThrottleParallel: attempts made at once cannot all slip in while
+// the first ones are still hashing.
+func TestThrottleParallel(t *testing.T) {
+	testsupport.ForEachCache(t, func(t *testing.T, kind, addr, prefix string) {
+		ctx := context.Background()
+		e := open(t, kind, addr, prefix, session.Config{FailuresPerIP: 3, FailuresPerNet: 1000})
+		e.NewUser(t, "alice@example.org", false)
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		counts := map[error]int{}
+		for range 40 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_, err := e.Session.Authenticate(ctx, "alice@example.org", "wrong", "198.51.100.9")
+				mu.Lock()
+				counts[err]++
+				mu.Unlock()
+			}()
+		}
+		wg.Wait()
+		if counts[session.ErrAuthFailed] != 3 || counts[session.ErrThrottled] != 37 {
+			t.Fatalf("40 parallel attempts: %v", counts)
 		}
 	})
 }
@@ -171,13 +205,60 @@ func TestWebSessions(t *testing.T) {
 				t.Errorf("Web(%q) = %v", bad, err)
 			}
 		}
+		if bytes.Contains(entry.Value, []byte(token[33:])) {
+			t.Fatal("the session record holds the cookie's secret")
+		}
 		if err := e.Session.EndWeb(ctx, token); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := e.Session.Web(ctx, token); !errors.Is(err, session.ErrNoSession) {
 			t.Fatalf("after logout: %v", err)
 		}
+		// A plain user's session needs the secret too.
+		plain := e.NewUser(t, "plain@example.org", false)
+		ptoken, pw, err := e.Session.StartWeb(ctx, plain)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.Session.Web(ctx, pw.ID+".AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"); !errors.Is(err, session.ErrNoSession) {
+			t.Fatalf("plain user's session without its secret: %v", err)
+		}
+		if _, err := e.Session.Web(ctx, ptoken); err != nil {
+			t.Fatal(err)
+		}
 	})
+}
+
+// TestWebSessionRevoked: locking a user or changing the password ends the
+// user's sessions.
+func TestWebSessionRevoked(t *testing.T) {
+	ctx := context.Background()
+	e := open(t, "memory", "", "", session.Config{})
+	auth := e.NewUser(t, "alice@example.org", false)
+	t1, _, _ := e.Session.StartWeb(ctx, auth)
+	t2, _, _ := e.Session.StartWeb(ctx, auth)
+	if err := e.Session.ChangePassword(ctx, auth.User.ID, storetest.Password, "another password"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Session.Web(ctx, t1); !errors.Is(err, session.ErrNoSession) {
+		t.Fatalf("session after password change: %v", err)
+	}
+	again, err := e.Session.Authenticate(ctx, "alice@example.org", "another password", "127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t3, _, _ := e.Session.StartWeb(ctx, again)
+	if _, err := e.Session.Web(ctx, t3); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Store.Lock(ctx, auth.User.ID, time.Now().Add(time.Hour), "abuse"); err != nil {
+		t.Fatal(err)
+	}
+	for _, tok := range []string{t2, t3} {
+		if _, err := e.Session.Web(ctx, tok); !errors.Is(err, session.ErrNoSession) {
+			t.Fatalf("session of a locked user: %v", err)
+		}
+	}
 }
 
 func TestWebSessionExpires(t *testing.T) {

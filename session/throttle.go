@@ -9,66 +9,86 @@ import (
 	"basalt/store/cache"
 )
 
-// Throttle counts failed logins per IP address and per subnet (/24 for
-// IPv4, /64 for IPv6) in fixed windows, in the shared cache so that every
-// node sees the same counts. magma blocked a subnet after 16 failures a day.
+// Throttle counts login attempts per client address and per network in
+// fixed windows, in the shared cache so that every node sees the same
+// counts. magma blocked a subnet after 16 failures a day.
+//
+// An attempt is counted before its password is checked and the count is
+// given back only when it succeeds: parallel attempts cannot all slip in
+// under the limit while their hashes are being computed.
+//
+// IPv4 is counted per address and per /24. An IPv6 host usually holds a
+// whole /64, so there the "address" is the /64 and the network the /48.
 type Throttle struct {
 	Cache cache.Cache
-	// Failures allowed in a window before logins from there are refused;
+	// Failures allowed in a window before attempts from there are refused;
 	// 0 disables that check.
 	PerIP     int64
 	PerSubnet int64
 	Window    time.Duration
 }
 
-func (t *Throttle) keys(ip string) (string, string, bool) {
-	a, err := netip.ParseAddr(ip)
-	if err != nil {
-		return "", "", false
-	}
-	a = a.Unmap()
-	bits := 24
-	if a.Is6() {
-		bits = 64
-	}
-	p, _ := a.Prefix(bits)
-	return "authfail:ip:" + a.String(), "authfail:net:" + p.String(), true
+type throttleKey struct {
+	key   string
+	limit int64
 }
 
-// Allowed returns ErrThrottled when ip or its subnet has failed too often.
-func (t *Throttle) Allowed(ctx context.Context, ip string) error {
-	ipKey, netKey, ok := t.keys(ip)
-	if !ok || t.Cache == nil {
-		return nil
+func (t *Throttle) keys(ip netip.Addr) []throttleKey {
+	ip = ip.Unmap()
+	hostBits, netBits := 32, 24
+	if ip.Is6() {
+		hostBits, netBits = 64, 48
 	}
-	for _, c := range []struct {
-		key   string
-		limit int64
-	}{{ipKey, t.PerIP}, {netKey, t.PerSubnet}} {
-		if c.limit <= 0 {
-			continue
-		}
-		n, err := t.Cache.Incr(ctx, c.key, 0, t.Window)
+	host, _ := ip.Prefix(hostBits)
+	network, _ := ip.Prefix(netBits)
+	var ks []throttleKey
+	if t.PerIP > 0 {
+		ks = append(ks, throttleKey{"authfail:ip:" + host.String(), t.PerIP})
+	}
+	if t.PerSubnet > 0 {
+		ks = append(ks, throttleKey{"authfail:net:" + network.String(), t.PerSubnet})
+	}
+	return ks
+}
+
+// Begin counts an attempt from ip and returns ErrThrottled when ip or its
+// network has no failures left in the window.
+func (t *Throttle) Begin(ctx context.Context, ip netip.Addr) error {
+	throttled := false
+	for _, k := range t.keys(ip) {
+		n, err := t.Cache.Incr(ctx, k.key, 1, t.Window)
 		if err != nil {
-			return fmt.Errorf("check login throttle: %w", err)
+			return fmt.Errorf("login throttle: %w", err)
 		}
-		if n >= c.limit {
-			return ErrThrottled
+		if n > k.limit {
+			throttled = true
+		}
+	}
+	if throttled {
+		return ErrThrottled
+	}
+	return nil
+}
+
+// Succeeded gives back the count of an attempt that succeeded.
+func (t *Throttle) Succeeded(ctx context.Context, ip netip.Addr) error {
+	for _, k := range t.keys(ip) {
+		if _, err := t.Cache.Incr(ctx, k.key, -1, t.Window); err != nil {
+			return fmt.Errorf("login throttle: %w", err)
 		}
 	}
 	return nil
 }
 
-// Failed records a failed login from ip.
-func (t *Throttle) Failed(ctx context.Context, ip string) error {
-	ipKey, netKey, ok := t.keys(ip)
-	if !ok || t.Cache == nil {
-		return nil
+// ParseClientIP reads a client address as front ends have it: an IP
+// address, or host:port as net.Conn.RemoteAddr().String() gives it.
+func ParseClientIP(s string) (netip.Addr, error) {
+	if ap, err := netip.ParseAddrPort(s); err == nil {
+		return ap.Addr().Unmap(), nil
 	}
-	for _, k := range []string{ipKey, netKey} {
-		if _, err := t.Cache.Incr(ctx, k, 1, t.Window); err != nil {
-			return fmt.Errorf("record failed login: %w", err)
-		}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Addr{}, fmt.Errorf("client address %q: %w", s, err)
 	}
-	return nil
+	return a.Unmap(), nil
 }

@@ -140,6 +140,12 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) 
 		fmt.Fprintln(stdout, "basalt", version)
 		return nil
 	}
+	switch cmd {
+	case "serve", "migrate", "domain", "user", "alias", "plan":
+	default:
+		// Before any configuration is read or database opened.
+		return usageErr("unknown command %q", cmd)
+	}
 	o, pos, err := parse(rest)
 	if err != nil {
 		return err
@@ -178,10 +184,9 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) 
 		return a.user(ctx, pos)
 	case "alias":
 		return a.alias(ctx, pos)
-	case "plan":
+	default: // "plan"; the list above is checked before anything is opened
 		return a.plans(ctx, pos)
 	}
-	return usageErr("unknown command %q", cmd)
 }
 
 type admin struct {

@@ -171,8 +171,8 @@ func TestServe(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			httpAddr := freePort(t)
-			cfg := kdfConfig(t, tc.extra(t)+fmt.Sprintf("[http]\nlisten = %q\n", httpAddr))
+			httpAddr, metricsAddr := freePort(t), freePort(t)
+			cfg := kdfConfig(t, tc.extra(t)+fmt.Sprintf("[http]\nlisten = %q\nmetrics_listen = %q\n", httpAddr, metricsAddr))
 			data := t.TempDir()
 			cmd := exec.Command(os.Args[0], "serve", "-config", cfg, "-data", data)
 			cmd.Env = append(os.Environ(), "BASALT_TEST_MAIN=1")
@@ -203,10 +203,15 @@ func TestServe(t *testing.T) {
 			if resp.StatusCode != 200 || ready.Checks["database"] != "ok" || ready.Checks["cache"] != "ok" {
 				t.Fatalf("readyz = %d %v", resp.StatusCode, ready.Checks)
 			}
-			if resp, err := http.Get(base + "/metrics"); err != nil || resp.StatusCode != 200 {
+			if resp, err := http.Get("http://" + metricsAddr + "/metrics"); err != nil || resp.StatusCode != 200 {
 				t.Fatalf("metrics: %v", err)
 			} else {
 				resp.Body.Close()
+			}
+			if resp, err := http.Get(base + "/metrics"); err != nil {
+				t.Fatal(err)
+			} else if resp.Body.Close(); resp.StatusCode != 404 {
+				t.Fatalf("metrics on the user-facing listener: %d", resp.StatusCode)
 			}
 			if tc.name == "defaults" {
 				ents, _ := os.ReadDir(data)
