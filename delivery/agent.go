@@ -1,0 +1,397 @@
+package delivery
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/emersion/go-message"
+	"github.com/emersion/go-message/mail"
+	"github.com/emersion/go-message/textproto"
+
+	"basalt/session"
+	"basalt/store"
+)
+
+// Source says how a message came in.
+type Source int
+
+// Sources.
+const (
+	SourceMX         Source = iota // SMTP from the internet
+	SourceLMTP                     // an MTA handing mail over (trusted for relaying nothing)
+	SourceSubmission               // an authenticated user's client
+	SourceWebmail                  // the webmail's send
+	SourceInternal                 // Basalt itself: bounces, vacation replies, bulletins
+)
+
+// sourceProto names each source in Received headers (RFC 3848).
+var sourceProto = map[Source]string{SourceMX: "ESMTP", SourceLMTP: "LMTP", SourceSubmission: "ESMTPA", SourceWebmail: "HTTP", SourceInternal: "local"}
+
+// Envelope is what is known about a message besides its content.
+type Envelope struct {
+	Source   Source
+	From     string // the reverse-path; "" is the null sender
+	RemoteIP netip.Addr
+	Helo     string
+	TLS      bool
+	// Auth is the authenticated user (submission, webmail).
+	Auth *session.Auth
+	// ID names the transaction in logs and in the Received header.
+	ID string
+}
+
+// Recipient is an accepted RCPT TO and where it resolved to.
+type Recipient struct {
+	Address string
+	Users   []int64  // local users to store for
+	Remote  []string // addresses elsewhere: the recipient itself, or alias forwards
+}
+
+// Queue is the outbound queue, as delivery needs it.
+type Queue interface {
+	// Enqueue stores a message for relaying to the given addresses and
+	// returns once it is durable.
+	Enqueue(ctx context.Context, from string, to []string, raw []byte) error
+}
+
+// Config tunes the agent.
+type Config struct {
+	Hostname      string // the name in Received headers and bounces
+	MaxRecipients int    // per message; default 100
+	MaxSize       int64  // bytes; default 50 MiB
+	// QuotaPermanent answers a full mailbox with 552 5.2.2 instead of
+	// 452 4.2.2 (RFC 5321 4.5.3.1.10 leaves it to the site).
+	QuotaPermanent bool
+}
+
+// Agent delivers messages. It is safe for concurrent use.
+type Agent struct {
+	cfg     Config
+	store   *store.Store
+	queue   Queue
+	filters []Filter
+	log     *slog.Logger
+	now     func() time.Time
+}
+
+// New returns an agent storing into st and relaying through q.
+func New(cfg Config, st *store.Store, q Queue, log *slog.Logger, filters ...Filter) *Agent {
+	if cfg.MaxRecipients == 0 {
+		cfg.MaxRecipients = 100
+	}
+	if cfg.MaxSize == 0 {
+		cfg.MaxSize = 50 << 20
+	}
+	if cfg.Hostname == "" {
+		cfg.Hostname = "localhost"
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Agent{cfg: cfg, store: st, queue: q, filters: filters, log: log, now: time.Now}
+}
+
+// MaxSize is the largest message the agent takes (SMTP SIZE, RFC 1870).
+func (a *Agent) MaxSize() int64 { return a.cfg.MaxSize }
+
+// MaxRecipients is the most recipients one message may have.
+func (a *Agent) MaxRecipients() int { return a.cfg.MaxRecipients }
+
+// CheckSender is called at MAIL FROM (RFC 5321 3.3). The null sender is
+// taken only from hosts in the null-sender table (mmmail's nofrom), and
+// only on inbound paths; an authenticated user may send only as one of
+// their own addresses (magma enforced this).
+func (a *Agent) CheckSender(ctx context.Context, env *Envelope) error {
+	if env.From != "" {
+		if _, err := store.NormalizeAddress(env.From); err != nil {
+			return ErrBadAddress.with(err)
+		}
+	}
+	switch env.Source {
+	case SourceSubmission, SourceWebmail:
+		if env.Auth == nil {
+			return ErrNeedsAuth
+		}
+		if env.From == "" {
+			return ErrForbiddenFrom
+		}
+		if ok, err := a.ownsAddress(ctx, env.Auth.User, env.From); err != nil {
+			return a.storeError(err)
+		} else if !ok {
+			return ErrForbiddenFrom
+		}
+	case SourceMX:
+		if env.From == "" {
+			ok, err := a.store.NullSenderAllowed(ctx, env.Helo, env.RemoteIP.String())
+			if err != nil {
+				return a.storeError(err)
+			}
+			if !ok {
+				return ErrNullSender
+			}
+		}
+	}
+	if v := runChain(a.filters, func(f Filter) Verdict { return f.Mail(ctx, env) }); v.Action == Reject {
+		return v.Reply
+	}
+	return nil
+}
+
+// ownsAddress reports whether addr is one of u's addresses: the primary
+// one, or one that resolves to u alone (an alias of theirs).
+func (a *Agent) ownsAddress(ctx context.Context, u store.User, addr string) (bool, error) {
+	n, err := store.NormalizeAddress(addr)
+	if err != nil {
+		return false, nil
+	}
+	if n == u.Address {
+		return true, nil
+	}
+	res, err := a.store.Resolve(ctx, n)
+	if errors.Is(err, store.ErrUnknownLocal) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return res.Local && len(res.Users) == 1 && res.Users[0] == u.ID && len(res.External) == 0, nil
+}
+
+// CheckRecipient is called at each RCPT TO. Local recipients must exist
+// (550 5.1.1); mail for other domains is taken only from authenticated
+// users (554 5.7.1: no open relay). A local user over quota is refused now
+// rather than bounced later.
+func (a *Agent) CheckRecipient(ctx context.Context, env *Envelope, addr string) (Recipient, error) {
+	n, err := store.NormalizeAddress(addr)
+	if err != nil {
+		return Recipient{}, ErrBadAddress.with(err)
+	}
+	res, err := a.store.Resolve(ctx, n)
+	if err != nil {
+		return Recipient{}, a.storeError(err)
+	}
+	r := Recipient{Address: n, Users: res.Users, Remote: res.External}
+	if !res.Local {
+		if env.Source != SourceSubmission && env.Source != SourceWebmail && env.Source != SourceInternal {
+			return Recipient{}, ErrNoRelay
+		}
+		r.Remote = []string{n}
+	}
+	for _, id := range r.Users {
+		u, err := a.store.UserByID(ctx, id)
+		if err != nil {
+			return Recipient{}, a.storeError(err)
+		}
+		if u.Locked(a.now()) {
+			return Recipient{}, ErrMailboxLocked
+		}
+		lim, err := a.store.Limits(ctx, u)
+		if err != nil {
+			return Recipient{}, a.storeError(err)
+		}
+		if lim.QuotaBytes > 0 && u.UsedBytes >= lim.QuotaBytes {
+			return Recipient{}, a.storeError(store.ErrOverQuota)
+		}
+	}
+	if v := runChain(a.filters, func(f Filter) Verdict { return f.Rcpt(ctx, env, n) }); v.Action == Reject {
+		return Recipient{}, v.Reply
+	}
+	return r, nil
+}
+
+// Deliver reads the message from r and delivers it to every recipient,
+// returning once each result is final: nil where the message is durable
+// (stored, or queued for relay), else the refusal for that recipient, in
+// the order of rcpts (LMTP answers each, RFC 2033 4.2). The error is for
+// the message as a whole: too big, unreadable, or refused by a filter.
+func (a *Agent) Deliver(ctx context.Context, env *Envelope, rcpts []Recipient, r io.Reader) ([]error, error) {
+	if len(rcpts) == 0 {
+		return nil, ErrNoValidRcpts
+	}
+	body, err := io.ReadAll(io.LimitReader(r, a.cfg.MaxSize+1))
+	if err != nil {
+		return nil, ErrTemporary.with(fmt.Errorf("read message: %w", err))
+	}
+	if int64(len(body)) > a.cfg.MaxSize {
+		return nil, ErrTooLarge
+	}
+	header, err := textproto.ReadHeader(bufio.NewReader(bytes.NewReader(body)))
+	if err != nil {
+		header = textproto.Header{} // mail without a parsable header is still mail
+	}
+	if env.Source == SourceSubmission || env.Source == SourceWebmail {
+		if err := a.checkHeaderFrom(ctx, env, header); err != nil {
+			return nil, err
+		}
+	}
+	v := runChain(a.filters, func(f Filter) Verdict { return f.Data(ctx, env, rcpts, header, body) })
+	if v.Action == Reject {
+		return nil, v.Reply
+	}
+	trace := a.traceHeaders(env, v.Headers)
+
+	results := make([]error, len(rcpts))
+	var remote []string
+	remoteAt := map[string][]int{}
+	for i, rc := range rcpts {
+		for _, addr := range rc.Remote {
+			if _, seen := remoteAt[addr]; !seen {
+				remote = append(remote, addr)
+			}
+			remoteAt[addr] = append(remoteAt[addr], i)
+		}
+	}
+	if len(remote) > 0 {
+		if err := a.relay(ctx, env, remote, append(trace, body...)); err != nil {
+			for _, addr := range remote {
+				for _, i := range remoteAt[addr] {
+					results[i] = err
+				}
+			}
+		}
+	}
+	for i, rc := range rcpts {
+		if results[i] != nil {
+			continue
+		}
+		for _, id := range rc.Users {
+			if err := a.store1(ctx, env, id, rc.Address, trace, body, v); err != nil {
+				results[i] = err
+				break
+			}
+		}
+	}
+	return results, nil
+}
+
+// relay queues a message for addresses elsewhere; a submitting user's
+// daily send limit and send size apply.
+func (a *Agent) relay(ctx context.Context, env *Envelope, to []string, raw []byte) error {
+	if a.queue == nil {
+		return ErrNoRelay.with(errors.New("no outbound queue configured"))
+	}
+	if env.Auth != nil {
+		u, err := a.store.UserByID(ctx, env.Auth.User.ID)
+		if err != nil {
+			return a.storeError(err)
+		}
+		lim, err := a.store.Limits(ctx, u)
+		if err != nil {
+			return a.storeError(err)
+		}
+		if lim.MaxSendSize > 0 && int64(len(raw)) > lim.MaxSendSize {
+			return ErrTooLarge
+		}
+		if err := a.store.Account(u.ID, nil).CountSent(ctx, int64(len(raw))*int64(len(to))); err != nil {
+			return a.storeError(err)
+		}
+	}
+	if err := a.queue.Enqueue(ctx, env.From, to, raw); err != nil {
+		return a.storeError(err)
+	}
+	return nil
+}
+
+// store1 stores the message for one local user: Return-Path first (RFC
+// 5321 4.4), then the trace headers, then the message.
+func (a *Agent) store1(ctx context.Context, env *Envelope, userID int64, rcpt string, trace, body []byte, v Verdict) error {
+	acct := a.store.Account(userID, nil)
+	mailbox := "INBOX"
+	if v.Action == Junk {
+		mailbox = "Junk"
+	}
+	mb, err := acct.MailboxByName(ctx, mailbox)
+	if errors.Is(err, store.ErrNotFound) && mailbox != "INBOX" {
+		mb, err = acct.MailboxByName(ctx, "INBOX")
+	}
+	if err != nil {
+		return a.storeError(err)
+	}
+	var msg bytes.Buffer
+	msg.Grow(len(trace) + len(body) + 64)
+	fmt.Fprintf(&msg, "Return-Path: <%s>\r\nDelivered-To: %s\r\n", env.From, rcpt)
+	msg.Write(trace)
+	msg.Write(body)
+	opts := store.AppendOptions{SystemFlags: v.Flags, Inbound: env.Source != SourceInternal}
+	if env.RemoteIP.IsValid() {
+		opts.RemoteIP = env.RemoteIP.String()
+	}
+	if _, err := acct.Append(ctx, mb.ID, msg.Bytes(), opts); err != nil {
+		a.log.Info("delivery refused", "id", env.ID, "user", userID, "err", err)
+		return a.storeError(err)
+	}
+	return nil
+}
+
+// traceHeaders returns the Received header (RFC 5321 4.4) and any headers
+// the filters added, each line ending in CRLF.
+func (a *Agent) traceHeaders(env *Envelope, extra []HeaderField) []byte {
+	var b strings.Builder
+	for _, h := range extra {
+		fmt.Fprintf(&b, "%s: %s\r\n", h.Key, h.Value)
+	}
+	from := env.Helo
+	if from == "" {
+		from = "unknown"
+	}
+	ip := "local"
+	if env.RemoteIP.IsValid() {
+		ip = env.RemoteIP.String()
+		if env.RemoteIP.Is6() {
+			ip = "IPv6:" + ip
+		}
+	}
+	proto := sourceProto[env.Source]
+	if env.TLS && strings.HasPrefix(proto, "ESMTP") {
+		proto = "ESMTPS" + strings.TrimPrefix(proto, "ESMTP") // ESMTPS, ESMTPSA
+	}
+	id := ""
+	if env.ID != "" {
+		id = " id " + env.ID
+	}
+	fmt.Fprintf(&b, "Received: from %s ([%s])\r\n\tby %s (Basalt) with %s%s;\r\n\t%s\r\n",
+		sanitizeHelo(from), ip, a.cfg.Hostname, proto, id, a.now().Format(time.RFC1123Z))
+	return []byte(b.String())
+}
+
+// sanitizeHelo keeps a client-supplied name from breaking the header.
+func sanitizeHelo(s string) string {
+	s = strings.Map(func(r rune) rune {
+		if r < 0x21 || r > 0x7e || r == '(' || r == ')' || r == ';' {
+			return -1
+		}
+		return r
+	}, s)
+	if len(s) > 255 {
+		s = s[:255]
+	}
+	return s
+}
+
+// checkHeaderFrom makes a submitted message's From header name the user
+// (magma refused mail whose From was not the sender's own).
+func (a *Agent) checkHeaderFrom(ctx context.Context, env *Envelope, h textproto.Header) error {
+	mh := mail.Header{Header: message.Header{Header: h}}
+	addrs, err := mh.AddressList("From")
+	if err != nil || len(addrs) == 0 {
+		return ErrBadHeaderFrom.with(err)
+	}
+	for _, ad := range addrs {
+		ok, err := a.ownsAddress(ctx, env.Auth.User, ad.Address)
+		if err != nil {
+			return a.storeError(err)
+		}
+		if !ok {
+			return ErrBadHeaderFrom
+		}
+	}
+	return nil
+}
