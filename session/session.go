@@ -42,6 +42,11 @@ type Config struct {
 	// HashConcurrency bounds the argon2 computations running at once,
 	// each of which takes KDF.MemoryKiB of memory; default: one per CPU.
 	HashConcurrency int `toml:"hash_concurrency"`
+	// CRAMMD5 allows AUTH CRAM-MD5 (RFC 2195) for users who are not
+	// secure. It keeps a password-equivalent secret for each such user
+	// (see cram.go), so it is off unless the operator turns it on; it
+	// takes effect for a user at their next password change.
+	CRAMMD5 bool `toml:"cram_md5"`
 }
 
 func (c Config) withDefaults() Config {
@@ -110,6 +115,46 @@ func (a *Auth) Account(st *store.Store) *store.Account { return st.Account(a.Use
 // password. Every attempt counts toward the throttle until it succeeds; a
 // throttled client is refused before its password is looked at.
 func (s *Service) Authenticate(ctx context.Context, login, password, ip string) (*Auth, error) {
+	return s.attempt(ctx, ip, func() (*Auth, error) { return s.check(ctx, login, password) })
+}
+
+// AuthenticateCRAM checks a CRAM-MD5 response (RFC 2195): the hex digest
+// of challenge under the user's password. It works only when CRAM-MD5 is
+// allowed and only for users who are not secure (their key needs the
+// password itself); the throttle applies as to passwords.
+func (s *Service) AuthenticateCRAM(ctx context.Context, login, challenge, digest, ip string) (*Auth, error) {
+	return s.attempt(ctx, ip, func() (*Auth, error) {
+		if !s.cfg.CRAMMD5 {
+			return nil, ErrAuthFailed
+		}
+		cred, err := s.store.Credentials(ctx, login)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, ErrAuthFailed
+		}
+		if err != nil {
+			return nil, fmt.Errorf("authenticate: %w", err)
+		}
+		if cred.Secure || len(cred.CRAMSecret) == 0 {
+			return nil, ErrAuthFailed
+		}
+		ok, err := verifyCRAM(cred.CRAMSecret, challenge, digest)
+		if err != nil {
+			s.log.Error("authenticate", "user", cred.UserID, "err", err)
+			return nil, fmt.Errorf("authenticate: %w", err)
+		}
+		if !ok {
+			return nil, ErrAuthFailed
+		}
+		return s.admit(ctx, cred, nil)
+	})
+}
+
+// CRAMMD5 reports whether CRAM-MD5 may be offered.
+func (s *Service) CRAMMD5() bool { return s.cfg.CRAMMD5 }
+
+// attempt runs one login attempt from ip under the throttle: counted
+// before it runs, given back when it succeeds.
+func (s *Service) attempt(ctx context.Context, ip string, check func() (*Auth, error)) (*Auth, error) {
 	addr, err := ParseClientIP(ip)
 	if err != nil {
 		// Front ends always know their client; an address that does not
@@ -119,7 +164,7 @@ func (s *Service) Authenticate(ctx context.Context, login, password, ip string) 
 	if err := s.throttle.Begin(ctx, addr); err != nil {
 		return nil, err
 	}
-	auth, err := s.check(ctx, login, password)
+	auth, err := check()
 	if err != nil {
 		return nil, err
 	}
@@ -175,13 +220,20 @@ func (s *Service) check(ctx context.Context, login, password string) (*Auth, err
 	if !ok {
 		return nil, ErrAuthFailed
 	}
+	return s.admit(ctx, cred, auth.Key)
+}
+
+// admit finishes a login whose credentials checked out: a locked user is
+// still refused.
+func (s *Service) admit(ctx context.Context, cred store.Credentials, key *crypt.Identity) (*Auth, error) {
 	if cred.LockedUntil > s.now().Unix() {
 		return nil, fmt.Errorf("%w until %s: %s", ErrUserLocked, time.Unix(cred.LockedUntil, 0).UTC().Format(time.RFC3339), cred.LockReason)
 	}
-	if auth.User, err = s.store.UserByID(ctx, cred.UserID); err != nil {
+	u, err := s.store.UserByID(ctx, cred.UserID)
+	if err != nil {
 		return nil, fmt.Errorf("authenticate: %w", err)
 	}
-	return auth, nil
+	return &Auth{User: u, Key: key}, nil
 }
 
 func (s *Service) dummyHash() string {
@@ -214,31 +266,39 @@ func (s *Service) CreateUser(ctx context.Context, nu NewUser) (store.User, error
 	if err := s.checkPassword(nu.Password); err != nil {
 		return store.User{}, err
 	}
-	su := store.NewUser{Address: nu.Address, Secure: nu.Secure, Plan: nu.Plan, Overrides: nu.Overrides}
-	var err error
-	if su.PasswordHash, su.PublicKey, su.SealedKey, err = s.credentials(ctx, nu.Password, nil, nu.Secure); err != nil {
+	p, err := s.credentials(ctx, nu.Password, nil, nu.Secure)
+	if err != nil {
 		return store.User{}, fmt.Errorf("create user: %w", err)
 	}
-	return s.store.CreateUser(ctx, su)
+	return s.store.CreateUser(ctx, store.NewUser{Address: nu.Address, Password: p, Secure: nu.Secure, Plan: nu.Plan, Overrides: nu.Overrides})
 }
 
 // credentials hashes password and, for a secure user, seals key (a new
-// key pair when key is nil) under it, returning the public key too.
-func (s *Service) credentials(ctx context.Context, password string, key *crypt.Identity, secure bool) (hash, public string, sealed []byte, err error) {
-	err = s.hashing(ctx, func() error {
-		if hash, err = HashPassword(password, s.cfg.KDF); err != nil || !secure {
+// key pair when key is nil) under it; for other users it adds the CRAM-MD5
+// secret when CRAM-MD5 is allowed.
+func (s *Service) credentials(ctx context.Context, password string, key *crypt.Identity, secure bool) (store.Password, error) {
+	var p store.Password
+	err := s.hashing(ctx, func() error {
+		var err error
+		if p.Hash, err = HashPassword(password, s.cfg.KDF); err != nil {
+			return err
+		}
+		if !secure {
+			if s.cfg.CRAMMD5 {
+				p.CRAMSecret, err = CRAMSecret(password)
+			}
 			return err
 		}
 		if key == nil {
 			if key, err = crypt.GenerateIdentity(); err != nil {
 				return err
 			}
-			public = key.Recipient().String()
+			p.PublicKey = key.Recipient().String()
 		}
-		sealed, err = crypt.SealIdentity(key, []byte(password), s.cfg.KDF)
+		p.SealedKey, err = crypt.SealIdentity(key, []byte(password), s.cfg.KDF)
 		return err
 	})
-	return hash, public, sealed, err
+	return p, err
 }
 
 // ChangePassword sets a new password after checking the old one, and
@@ -271,11 +331,11 @@ func (s *Service) ChangePassword(ctx context.Context, userID int64, oldPassword,
 	if !ok {
 		return ErrAuthFailed
 	}
-	hash, _, sealed, err := s.credentials(ctx, newPassword, key, cred.Secure)
+	p, err := s.credentials(ctx, newPassword, key, cred.Secure)
 	if err != nil {
 		return fmt.Errorf("change password: %w", err)
 	}
-	return s.store.SetPassword(ctx, userID, hash, sealed, "")
+	return s.store.SetPassword(ctx, userID, p)
 }
 
 // ResetPassword is an administrator's reset: no old password is known, so
@@ -294,11 +354,11 @@ func (s *Service) ResetPassword(ctx context.Context, userID int64, newPassword s
 	if u.Secure && !newKeys {
 		return fmt.Errorf("reset password of %s: %w: the user is secure; a reset without the old password makes a new key pair and old mail unreadable", u.Address, store.ErrInvalid)
 	}
-	hash, public, sealed, err := s.credentials(ctx, newPassword, nil, u.Secure)
+	p, err := s.credentials(ctx, newPassword, nil, u.Secure)
 	if err != nil {
 		return fmt.Errorf("reset password: %w", err)
 	}
-	return s.store.SetPassword(ctx, userID, hash, sealed, public)
+	return s.store.SetPassword(ctx, userID, p)
 }
 
 // Web is a browser session.

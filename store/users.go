@@ -54,6 +54,7 @@ type Credentials struct {
 	PasswordHash string `db:"password_hash"`
 	Secure       bool   `db:"secure"`
 	SealedKey    []byte `db:"sealed_private"`
+	CRAMSecret   []byte `db:"cram_secret"`
 	LockedUntil  int64  `db:"locked_until"`
 	LockReason   string `db:"lock_reason"`
 }
@@ -61,13 +62,19 @@ type Credentials struct {
 // NewUser describes a user to create. Secure users need a key pair: the
 // public key and the private key sealed by the password (package crypt).
 type NewUser struct {
-	Address      string
-	PasswordHash string
-	Secure       bool
-	PublicKey    string
-	SealedKey    []byte
-	Plan         string // optional plan name
-	Overrides    LimitOverrides
+	Address string
+	Password
+	Secure    bool
+	Plan      string // optional plan name
+	Overrides LimitOverrides
+}
+
+// Password is a user's stored credentials, as package session makes them.
+type Password struct {
+	Hash       string // argon2id, PHC string form
+	SealedKey  []byte // a secure user's private key, sealed by the password
+	PublicKey  string // with SealedKey on a new key pair; empty to re-seal the current one
+	CRAMSecret []byte // CRAM-MD5 states, when the server allows CRAM-MD5
 }
 
 // DefaultMailboxes are created with every user (RFC 6154 special uses).
@@ -87,7 +94,7 @@ func (s *Store) CreateUser(ctx context.Context, nu NewUser) (User, error) {
 	if err != nil {
 		return User{}, err
 	}
-	if nu.PasswordHash == "" {
+	if nu.Hash == "" {
 		return User{}, fmt.Errorf("create user %s: %w: no password hash", addr, ErrInvalid)
 	}
 	if nu.Secure && (nu.PublicKey == "" || len(nu.SealedKey) == 0) {
@@ -122,9 +129,9 @@ func (s *Store) CreateUser(ctx context.Context, nu NewUser) (User, error) {
 		o := nu.Overrides
 		res, err := tx.ExecContext(ctx, s.rebind(`INSERT INTO users (domain_id, address, password_hash, plan_id,
 			quota_bytes, max_recv_size, max_send_size, daily_send_bytes, daily_recv_bytes, daily_recv_per_ip,
-			secure, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
-			d.ID, addr, nu.PasswordHash, planID, o.QuotaBytes, o.MaxRecvSize, o.MaxSendSize, o.DailySendBytes,
-			o.DailyRecvBytes, o.DailyRecvPerIP, nu.Secure, now, now)
+			secure, cram_secret, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+			d.ID, addr, nu.Hash, planID, o.QuotaBytes, o.MaxRecvSize, o.MaxSendSize, o.DailySendBytes,
+			o.DailyRecvBytes, o.DailyRecvPerIP, nu.Secure, cramOrEmpty(nu.CRAMSecret), now, now)
 		if err != nil {
 			return err
 		}
@@ -225,7 +232,7 @@ func (s *Store) Credentials(ctx context.Context, login string) (Credentials, err
 	name := strings.ToLower(strings.TrimSpace(login))
 	var c Credentials
 	err := s.db.GetContext(ctx, &c, s.rebind(`SELECT u.id AS user_id, u.address, u.password_hash, u.secure,
-		COALESCE(k.sealed_private, '') AS sealed_private, u.locked_until, u.lock_reason
+		COALESCE(k.sealed_private, '') AS sealed_private, u.cram_secret, u.locked_until, u.lock_reason
 		FROM identifiers i JOIN users u ON u.id = i.user_id LEFT JOIN user_keys k ON k.user_id = u.id
 		WHERE i.name = ?`), name)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -309,31 +316,32 @@ func (s *Store) DeleteUser(ctx context.Context, id int64) error {
 	return nil
 }
 
-// SetPassword replaces a user's password hash and, for a secure user, its
-// sealed private key (re-sealed under the new password, or a new key pair
-// when publicKey is not empty: an administrator's reset, after which old
-// mail cannot be read).
-func (s *Store) SetPassword(ctx context.Context, id int64, hash string, sealedKey []byte, publicKey string) error {
-	if hash == "" {
+// SetPassword replaces a user's credentials. For a secure user, p holds
+// the private key re-sealed under the new password, or, with PublicKey
+// set, a new key pair (an administrator's reset, after which old mail
+// cannot be read). Sessions opened before are no longer valid.
+func (s *Store) SetPassword(ctx context.Context, id int64, p Password) error {
+	if p.Hash == "" {
 		return fmt.Errorf("set password: %w: empty hash", ErrInvalid)
 	}
 	err := s.writeUser(ctx, id, func(tx *sqlx.Tx, _ *change) error {
 		now := s.unix()
-		if _, err := tx.ExecContext(ctx, s.rebind("UPDATE users SET password_hash = ?, auth_epoch = auth_epoch + 1, updated_at = ? WHERE id = ?"), hash, now, id); err != nil {
+		if _, err := tx.ExecContext(ctx, s.rebind("UPDATE users SET password_hash = ?, cram_secret = ?, auth_epoch = auth_epoch + 1, updated_at = ? WHERE id = ?"),
+			p.Hash, cramOrEmpty(p.CRAMSecret), now, id); err != nil {
 			return err
 		}
-		if len(sealedKey) == 0 {
+		if len(p.SealedKey) == 0 {
 			return nil
 		}
-		if publicKey != "" {
+		if p.PublicKey != "" {
 			if _, err := tx.ExecContext(ctx, s.rebind("DELETE FROM user_keys WHERE user_id = ?"), id); err != nil {
 				return err
 			}
 			_, err := tx.ExecContext(ctx, s.rebind(`INSERT INTO user_keys (user_id, public_key, sealed_private, created_at,
-				updated_at) VALUES (?, ?, ?, ?, ?)`), id, publicKey, sealedKey, now, now)
+				updated_at) VALUES (?, ?, ?, ?, ?)`), id, p.PublicKey, p.SealedKey, now, now)
 			return err
 		}
-		res, err := tx.ExecContext(ctx, s.rebind("UPDATE user_keys SET sealed_private = ?, updated_at = ? WHERE user_id = ?"), sealedKey, now, id)
+		res, err := tx.ExecContext(ctx, s.rebind("UPDATE user_keys SET sealed_private = ?, updated_at = ? WHERE user_id = ?"), p.SealedKey, now, id)
 		if err != nil {
 			return err
 		}
@@ -346,6 +354,14 @@ func (s *Store) SetPassword(ctx context.Context, id int64, hash string, sealedKe
 		return fmt.Errorf("set password of user %d: %w", id, err)
 	}
 	return nil
+}
+
+// cramOrEmpty stores "no CRAM-MD5 secret" as an empty value, not NULL.
+func cramOrEmpty(b []byte) []byte {
+	if b == nil {
+		return []byte{}
+	}
+	return b
 }
 
 // SetLimits sets a user's plan (by name; "" keeps it) and own limit overrides.
