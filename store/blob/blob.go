@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
 
 	"github.com/klauspost/compress/zstd"
 	"golang.org/x/sys/unix"
@@ -141,11 +142,22 @@ func (s *Store) Partitions() []Partition {
 	return out
 }
 
-// NewID returns a fresh blob id: 32 lowercase hex digits from crypto/rand.
+// NewID returns a fresh blob id: 32 lowercase hex digits. The first six,
+// which name the blob's directories, count 16-second periods (wrapping
+// every 8.5 years); the other 26 come from crypto/rand. Blobs written
+// together therefore share a directory: a fully random prefix would put
+// nearly every blob in directories of its own, and creating two or three
+// directories per message costs more than writing it.
 func NewID() string {
+	return newIDAt(time.Now())
+}
+
+func newIDAt(t time.Time) string {
 	var b [16]byte
 	// crypto/rand.Read does not fail (it aborts the program instead).
 	_, _ = rand.Read(b[:])
+	period := uint32(t.Unix()/16) & 0xffffff
+	b[0], b[1], b[2] = byte(period>>16), byte(period>>8), byte(period)
 	return hex.EncodeToString(b[:])
 }
 

@@ -472,7 +472,7 @@ func TestWalkAndRemove(t *testing.T) {
 	// A temp file left by a Put that died between create and commit.
 	tid := NewID()
 	p := s.byName["b"]
-	if err := p.ensureDir(tid); err != nil {
+	if err := p.ensureDir(tid, true); err != nil {
 		t.Fatal(err)
 	}
 	tpath := filepath.Join(p.dir(tid), tempPrefix+tid+"-12345")
@@ -724,7 +724,7 @@ func TestOpenDamaged(t *testing.T) {
 	raw := func(s *Store, b []byte) string {
 		id := NewID()
 		p := s.parts[0]
-		if err := p.ensureDir(id); err != nil {
+		if err := p.ensureDir(id, true); err != nil {
 			t.Fatal(err)
 		}
 		if err := os.WriteFile(p.blobPath(id), b, 0o600); err != nil {

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 
 	"github.com/klauspost/compress/zstd"
+	"golang.org/x/sys/unix"
 )
 
 // tempPrefix starts the name of every temp file: ".tmp-<id>-<random>". The
@@ -25,6 +26,10 @@ const tempPrefix = ".tmp-"
 // ctx is checked between reads of r; a reader that can block forever must be
 // given its own deadline. On any error nothing is left behind.
 func (s *Store) Put(ctx context.Context, id string, r io.Reader, enc Transform) (Info, error) {
+	return s.put(ctx, id, r, enc, true)
+}
+
+func (s *Store) put(ctx context.Context, id string, r io.Reader, enc Transform, sync bool) (Info, error) {
 	if !validID(id) {
 		return Info{}, fmt.Errorf("put blob %q: %w", id, ErrInvalidID)
 	}
@@ -45,11 +50,47 @@ func (s *Store) Put(ctx context.Context, id string, r io.Reader, enc Transform) 
 	if err != nil {
 		return Info{}, fmt.Errorf("put blob %s: %w", id, err)
 	}
-	info, err := s.write(ctx, p, id, r, enc)
+	info, err := s.write(ctx, p, id, r, enc, sync)
 	if err != nil {
 		return Info{}, fmt.Errorf("put blob %s: %w", id, err)
 	}
 	return info, nil
+}
+
+// PutDeferred is Put without its fsyncs: the blob is complete and named,
+// but not durable until Sync returns. Group commit writes many blobs this
+// way and then makes them all durable with one Sync, instead of paying
+// two fsyncs for each.
+func (s *Store) PutDeferred(ctx context.Context, id string, r io.Reader, enc Transform) (Info, error) {
+	return s.put(ctx, id, r, enc, false)
+}
+
+// Sync makes every blob written so far by PutDeferred to the named
+// partitions durable, with one syncfs(2) per partition's file system: the
+// file data, and the directory entries naming them.
+func (s *Store) Sync(ctx context.Context, partitions ...string) error {
+	for _, name := range partitions {
+		p, ok := s.byName[name]
+		if !ok {
+			return fmt.Errorf("sync partition %q: %w", name, ErrUnknownPartition)
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := syncFS(p.Path); err != nil {
+			return fmt.Errorf("sync partition %q: %w", name, err)
+		}
+	}
+	return nil
+}
+
+func syncFS(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return unix.Syncfs(int(d.Fd()))
 }
 
 // pick returns the partition with the most free space; ties go to the one
@@ -76,9 +117,9 @@ func (s *Store) pick() (*partition, error) {
 	return best, nil
 }
 
-func (s *Store) write(ctx context.Context, p *partition, id string, r io.Reader, enc Transform) (Info, error) {
+func (s *Store) write(ctx context.Context, p *partition, id string, r io.Reader, enc Transform, sync bool) (Info, error) {
 	dir := p.dir(id)
-	if err := p.ensureDir(id); err != nil {
+	if err := p.ensureDir(id, sync); err != nil {
 		return Info{}, err
 	}
 	f, err := os.CreateTemp(dir, tempPrefix+id+"-*") // mode 0600
@@ -106,8 +147,10 @@ func (s *Store) write(ctx context.Context, p *partition, id string, r io.Reader,
 	if err != nil {
 		return Info{}, err
 	}
-	if err := f.Sync(); err != nil {
-		return Info{}, fmt.Errorf("fsync %s: %w", tmp, err)
+	if sync {
+		if err := f.Sync(); err != nil {
+			return Info{}, fmt.Errorf("fsync %s: %w", tmp, err)
+		}
 	}
 	if err := f.Close(); err != nil {
 		return Info{}, err
@@ -126,19 +169,20 @@ func (s *Store) write(ctx context.Context, p *partition, id string, r io.Reader,
 	// Drop the temp name. If this fails the extra name points at the same
 	// complete file and Walk reports it as Temp for the sweeper.
 	_ = os.Remove(tmp)
+	if !sync {
+		return p.info(h, st.Size()), nil
+	}
 	if err := syncDir(dir); err != nil {
 		// The caller will treat the Put as failed and record nothing, so
 		// don't leave a blob that may or may not survive a crash.
 		_ = os.Remove(final)
 		return Info{}, err
 	}
-	return Info{
-		Partition:  p.Name,
-		Size:       int64(h.size),
-		Stored:     st.Size(),
-		Compressed: h.compressed(),
-		Encrypted:  h.encrypted(),
-	}, nil
+	return p.info(h, st.Size()), nil
+}
+
+func (p *partition) info(h header, stored int64) Info {
+	return Info{Partition: p.Name, Size: int64(h.size), Stored: stored, Compressed: h.compressed(), Encrypted: h.encrypted()}
 }
 
 // writeBody writes a placeholder header and the body to f:
@@ -192,8 +236,9 @@ func (s *Store) writeBody(ctx context.Context, f *os.File, r io.Reader, enc Tran
 }
 
 // ensureDir creates the blob's directory chain with mode 0700, fsyncing the
-// parent of every directory it creates so the new entries survive a crash.
-func (p *partition) ensureDir(id string) error {
+// parent of every directory it creates so the new entries survive a crash
+// (unless sync is false: then Sync's syncfs will).
+func (p *partition) ensureDir(id string, sync bool) error {
 	p.mkdirMu.Lock()
 	defer p.mkdirMu.Unlock()
 	if fi, err := os.Stat(p.dir(id)); err == nil && fi.IsDir() {
@@ -204,6 +249,9 @@ func (p *partition) ensureDir(id string) error {
 		d := filepath.Join(parent, part)
 		switch err := os.Mkdir(d, 0o700); {
 		case err == nil:
+			if !sync {
+				break
+			}
 			if err := syncDir(parent); err != nil {
 				return err
 			}
