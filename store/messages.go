@@ -158,6 +158,11 @@ type sealed struct {
 // seal writes the message file for u (encrypted to u's key when u is
 // secure) and prepares its metadata.
 func (s *Store) seal(ctx context.Context, u User, p *parsed) (sealed, error) {
+	return s.sealWith(ctx, u, p, true)
+}
+
+// sealWith is seal, with the file fsynced (sync) or left for a group Sync.
+func (s *Store) sealWith(ctx context.Context, u User, p *parsed, sync bool) (sealed, error) {
 	out := sealed{blobID: blob.NewID(), meta: p.meta, secure: u.Secure, publicKey: u.PublicKey}
 	var transform blob.Transform
 	if u.Secure {
@@ -181,8 +186,12 @@ func (s *Store) seal(ctx context.Context, u User, p *parsed) (sealed, error) {
 	} else {
 		out.search = [3]string{clip(p.info.SearchFrom), clip(p.info.SearchTo), clip(p.info.SearchSubject)}
 	}
+	put := s.blobs.Put
+	if !sync {
+		put = s.blobs.PutDeferred
+	}
 	var err error
-	if out.blob, err = s.blobs.Put(ctx, out.blobID, bytes.NewReader(p.raw), transform); err != nil {
+	if out.blob, err = put(ctx, out.blobID, bytes.NewReader(p.raw), transform); err != nil {
 		return sealed{}, err
 	}
 	if s.hooks.afterBlobWrite != nil {
@@ -212,7 +221,7 @@ func (a *Account) Append(ctx context.Context, mailboxID int64, raw []byte, opts 
 	if err != nil {
 		return Appended{}, fmt.Errorf("append: %w", err)
 	}
-	u, err := s.UserByID(ctx, a.userID)
+	u, err := s.userForWrite(ctx, a.userID)
 	if err != nil {
 		return Appended{}, fmt.Errorf("append: %w", err)
 	}

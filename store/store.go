@@ -47,6 +47,7 @@ type Store struct {
 	limits Limits
 	now    func() time.Time
 	hooks  hooks
+	group  groupCommit
 	// localCache is set when the cache lives in this process only.
 	localCache bool
 }

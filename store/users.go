@@ -166,9 +166,24 @@ func (s *Store) CreateUser(ctx context.Context, nu NewUser) (User, error) {
 
 // UserByID returns a user, from the cache when its serial is current.
 func (s *Store) UserByID(ctx context.Context, id int64) (User, error) {
+	return s.userByID(ctx, id, s.currentSerial)
+}
+
+// userForWrite returns a user for a write that checks again, inside its
+// transaction, everything it relies on (limits, key), so any cached copy
+// will do: every delivery bumps the user's serial, and insisting on a
+// current one would reload the user for every message of a busy mailbox.
+func (s *Store) userForWrite(ctx context.Context, id int64) (User, error) {
+	return s.userByID(ctx, id, func(context.Context, int64) (uint64, bool, error) { return 0, false, errAnySerial })
+}
+
+// errAnySerial tells userByID to take a cached entry whatever its serial.
+var errAnySerial = errors.New("any serial will do")
+
+func (s *Store) userByID(ctx context.Context, id int64, current func(context.Context, int64) (uint64, bool, error)) (User, error) {
 	key := "user:" + strconv.FormatInt(id, 10)
 	if e, ok, err := s.cache.Get(ctx, key); err == nil && ok {
-		if cur, ok, err := s.currentSerial(ctx, id); err == nil && ok && cur == e.Serial {
+		if cur, ok, err := current(ctx, id); err == errAnySerial || (err == nil && ok && cur == e.Serial) {
 			var u User
 			if json.Unmarshal(e.Value, &u) == nil {
 				return u, nil

@@ -143,11 +143,12 @@ func (s *Store) Partitions() []Partition {
 }
 
 // NewID returns a fresh blob id: 32 lowercase hex digits. The first six,
-// which name the blob's directories, count 16-second periods (wrapping
-// every 8.5 years); the other 26 come from crypto/rand. Blobs written
-// together therefore share a directory: a fully random prefix would put
-// nearly every blob in directories of its own, and creating two or three
-// directories per message costs more than writing it.
+// which name the blob's directories, count seconds (wrapping every 194
+// days); the other 26 come from crypto/rand. Blobs written in the same
+// second therefore share a directory: with a fully random prefix nearly
+// every blob would need directories of its own, and under load creating
+// them costs more than writing the message. At a trickle a blob still gets
+// a new directory, which costs nothing that matters then.
 func NewID() string {
 	return newIDAt(time.Now())
 }
@@ -156,7 +157,7 @@ func newIDAt(t time.Time) string {
 	var b [16]byte
 	// crypto/rand.Read does not fail (it aborts the program instead).
 	_, _ = rand.Read(b[:])
-	period := uint32(t.Unix()/16) & 0xffffff
+	period := uint32(t.Unix()) & 0xffffff
 	b[0], b[1], b[2] = byte(period>>16), byte(period>>8), byte(period)
 	return hex.EncodeToString(b[:])
 }

@@ -860,7 +860,10 @@ func TestConcurrentPuts(t *testing.T) {
 	s := newStore(t, Options{}, "a", "b")
 	enc, dec := ageCodec(t)
 	const workers, each = 8, 10
-	ids := make([][]string, workers)
+	// Both partitions are on one file system, so which one a Put picks
+	// depends on free space read at that instant: read from where it went.
+	type placed struct{ id, part string }
+	ids := make([][]placed, workers)
 	var wg sync.WaitGroup
 	for w := range workers {
 		wg.Go(func() {
@@ -870,19 +873,21 @@ func TestConcurrentPuts(t *testing.T) {
 				if i%2 == 1 {
 					tr = enc
 				}
-				if _, err := s.Put(context.Background(), id, bytes.NewReader(mailText(5000+i)), tr); err != nil {
+				info, err := s.Put(context.Background(), id, bytes.NewReader(mailText(5000+i)), tr)
+				if err != nil {
 					t.Error(err)
 					return
 				}
-				ids[w] = append(ids[w], id)
+				ids[w] = append(ids[w], placed{id, info.Partition})
 			}
 		})
 	}
 	wg.Wait()
 	for w := range workers {
-		for i, id := range ids[w] {
+		for i, pl := range ids[w] {
+			id := pl.id
 			wg.Go(func() {
-				got, err := read(t, s, "a", id, dec)
+				got, err := read(t, s, pl.part, id, dec)
 				if err != nil || !bytes.Equal(got, mailText(5000+i)) {
 					t.Errorf("%s: %v", id, err)
 				}

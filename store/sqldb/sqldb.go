@@ -90,6 +90,10 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 		// Report rows matched, not rows changed, by an UPDATE, as SQLite
 		// does: "did this row exist" must not depend on the dialect.
 		mc.ClientFoundRows = true
+		// Interpolate arguments client-side: one round trip a statement
+		// instead of prepare, execute and close. The driver does this only
+		// for character sets where it is safe, and utf8mb4 is one.
+		mc.InterpolateParams = true
 		dsn = mc.FormatDSN()
 	default:
 		return nil, fmt.Errorf("open database: unknown driver %q (want sqlite or mysql)", driver)

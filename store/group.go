@@ -1,0 +1,260 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+
+	"github.com/jmoiron/sqlx"
+)
+
+// Delivery is one message for one user, stored by Store.Deliver.
+type Delivery struct {
+	UserID int64
+	// Mailbox is the name of the mailbox to store into; "" is INBOX, and
+	// a missing mailbox other than INBOX falls back to INBOX.
+	Mailbox string
+	Raw     []byte
+	Opts    AppendOptions
+}
+
+// Deliver stores a message for a user as Append does, but as part of a
+// group commit: deliveries made at the same time from many connections
+// share one sync of their message files and one database transaction, so
+// the cost of durability is paid once per group instead of once per
+// message. It returns when the message is durable, and not before.
+func (s *Store) Deliver(ctx context.Context, d Delivery) (Appended, error) {
+	u, err := s.userForWrite(ctx, d.UserID)
+	if err != nil {
+		return Appended{}, fmt.Errorf("deliver: %w", err)
+	}
+	lim, err := s.Limits(ctx, u)
+	if err != nil {
+		return Appended{}, fmt.Errorf("deliver: %w", err)
+	}
+	if err := checkAppend(lim, u.UsedBytes, int64(len(d.Raw)), d.Opts.Inbound); err != nil {
+		return Appended{}, fmt.Errorf("deliver: %w", err)
+	}
+	kws, err := normalizeKeywords(d.Opts.Keywords)
+	if err != nil {
+		return Appended{}, fmt.Errorf("deliver: %w", err)
+	}
+	p, err := parse(d.Raw)
+	if err != nil {
+		return Appended{}, fmt.Errorf("deliver: %w", err)
+	}
+	for attempt := 0; ; attempt++ {
+		m, err := s.sealDeferred(ctx, u, p)
+		if err != nil {
+			return Appended{}, fmt.Errorf("deliver: %w", err)
+		}
+		req := &groupReq{d: d, p: p, m: m, kws: kws, done: make(chan struct{})}
+		s.group.run(ctx, s, req)
+		if req.err == nil {
+			return req.out, nil
+		}
+		s.discard(ctx, m, req.err)
+		if !errors.Is(req.err, errStaleKey) || attempt > 0 {
+			return Appended{}, fmt.Errorf("deliver to user %d: %w", d.UserID, req.err)
+		}
+		if u, err = s.loadUser(ctx, "u.id = ?", d.UserID); err != nil {
+			return Appended{}, fmt.Errorf("deliver: %w", err)
+		}
+	}
+}
+
+// groupReq is one delivery waiting for its group's commit.
+type groupReq struct {
+	d    Delivery
+	p    *parsed
+	m    sealed
+	kws  []string
+	out  Appended
+	err  error
+	lead bool          // set when this request is handed the leadership
+	done chan struct{} // closed when out/err are final, or lead is set
+}
+
+// groupCommit batches deliveries. Whoever finds no commit running leads:
+// it takes every waiting request, commits them together, and hands the
+// lead to the first request that arrived meanwhile. There is no goroutine
+// of its own, so a Store needs no Close.
+type groupCommit struct {
+	mu      sync.Mutex
+	busy    bool
+	pending []*groupReq
+}
+
+// maxGroup bounds one transaction.
+const maxGroup = 256
+
+func (g *groupCommit) run(ctx context.Context, s *Store, req *groupReq) {
+	g.mu.Lock()
+	if g.busy {
+		g.pending = append(g.pending, req)
+		g.mu.Unlock()
+		<-req.done
+		if !req.lead {
+			return
+		}
+		g.mu.Lock()
+	}
+	// This request leads: it is in the batch itself.
+	g.busy = true
+	batch := append([]*groupReq{req}, g.pending...)
+	if len(batch) > maxGroup {
+		g.pending = append([]*groupReq(nil), batch[maxGroup:]...)
+		batch = batch[:maxGroup]
+	} else {
+		g.pending = nil
+	}
+	g.mu.Unlock()
+
+	s.commitGroup(context.WithoutCancel(ctx), batch)
+
+	g.mu.Lock()
+	if len(g.pending) > 0 {
+		next := g.pending[0]
+		g.pending = g.pending[1:]
+		next.lead = true
+		close(next.done)
+	} else {
+		g.busy = false
+	}
+	g.mu.Unlock()
+	for _, r := range batch {
+		if r != req {
+			close(r.done)
+		}
+	}
+}
+
+// sealDeferred is seal without the file's own fsyncs: the group's Sync
+// makes it durable before its rows commit.
+func (s *Store) sealDeferred(ctx context.Context, u User, p *parsed) (sealed, error) {
+	return s.sealWith(ctx, u, p, false)
+}
+
+// commitGroup makes the batch's files durable, then commits all their
+// rows in one transaction. Each delivery is checked against its user's
+// limits inside a savepoint of its own, so one user's full mailbox fails
+// only that delivery.
+func (s *Store) commitGroup(ctx context.Context, batch []*groupReq) {
+	parts := map[string]bool{}
+	for _, r := range batch {
+		parts[r.m.blob.Partition] = true
+	}
+	names := make([]string, 0, len(parts))
+	for p := range parts {
+		names = append(names, p)
+	}
+	if err := s.blobs.Sync(ctx, names...); err != nil {
+		for _, r := range batch {
+			r.err = fmt.Errorf("sync message files: %w", err)
+		}
+		return
+	}
+	// One lock order for every transaction: users by id.
+	order := append([]*groupReq(nil), batch...)
+	sort.SliceStable(order, func(i, j int) bool { return order[i].d.UserID < order[j].d.UserID })
+	var (
+		changes map[int64]*change
+		serials map[int64]uint64
+	)
+	err := s.db.Tx(ctx, func(tx *sqlx.Tx) error {
+		changes, serials = map[int64]*change{}, map[int64]uint64{}
+		for _, r := range order {
+			r.err, r.out = nil, Appended{}
+			c := changes[r.d.UserID]
+			if c == nil {
+				// A user that no longer exists matches nothing here and is
+				// refused with ErrNotFound by commitAppend.
+				if _, err := tx.ExecContext(ctx, s.rebind("UPDATE users SET serial = serial + 1 WHERE id = ?"), r.d.UserID); err != nil {
+					return err
+				}
+				c = &change{userID: r.d.UserID}
+				changes[r.d.UserID] = c
+			}
+			if err := s.commitOne(ctx, tx, c, r); err != nil {
+				return err
+			}
+		}
+		for id := range changes {
+			var serial uint64
+			if err := tx.GetContext(ctx, &serial, s.rebind("SELECT COALESCE(MAX(serial), 0) FROM users WHERE id = ?"), id); err != nil {
+				return err
+			}
+			serials[id] = serial
+		}
+		return nil
+	})
+	if err != nil {
+		for _, r := range batch {
+			r.err = err
+		}
+		return
+	}
+	for id, c := range changes {
+		s.announce(ctx, id, serials[id], c.list())
+	}
+}
+
+// commitOne adds one delivery's rows inside a savepoint. A refusal (quota,
+// limits, a missing user or mailbox, a changed key) is the delivery's
+// result; any other failure ends the whole transaction.
+func (s *Store) commitOne(ctx context.Context, tx *sqlx.Tx, c *change, r *groupReq) error {
+	if _, err := tx.ExecContext(ctx, "SAVEPOINT delivery"); err != nil {
+		return err
+	}
+	a := s.Account(r.d.UserID, nil)
+	mailboxID, err := a.deliveryMailbox(ctx, tx, r.d.Mailbox)
+	if err == nil {
+		// commitAppend announces its event last, after every statement
+		// succeeded, so a refused delivery leaves no event behind.
+		flags := r.d.Opts.Flags&ClientFlags | r.d.Opts.SystemFlags&allFlags&^FlagRecent
+		r.out, err = a.commitAppend(ctx, tx, c, mailboxID, r.p, r.m, flags, r.kws, r.d.Opts)
+	}
+	if err != nil {
+		if !refusal(err) {
+			return err
+		}
+		r.err = err
+		if _, err := tx.ExecContext(ctx, "ROLLBACK TO SAVEPOINT delivery"); err != nil {
+			return err
+		}
+	}
+	_, err = tx.ExecContext(ctx, "RELEASE SAVEPOINT delivery")
+	return err
+}
+
+// refusal reports whether err is a delivery's own outcome rather than a
+// failure of the database.
+func refusal(err error) bool {
+	for _, e := range []error{ErrOverQuota, ErrTooLarge, ErrDailyLimit, ErrNotFound, ErrInvalid, errStaleKey} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
+// deliveryMailbox finds the mailbox a delivery goes to: by name, with a
+// missing one falling back to INBOX.
+func (a *Account) deliveryMailbox(ctx context.Context, tx *sqlx.Tx, name string) (int64, error) {
+	if name == "" {
+		name = "INBOX"
+	}
+	for _, n := range []string{name, "INBOX"} {
+		var id int64
+		err := tx.GetContext(ctx, &id, a.s.rebind("SELECT id FROM mailboxes WHERE user_id = ? AND name = ?"), a.userID, n)
+		if err == nil {
+			return id, nil
+		}
+		if err = notFound(err); !errors.Is(err, ErrNotFound) {
+			return 0, err
+		}
+	}
+	return 0, fmt.Errorf("mailbox %q: %w", name, ErrNotFound)
+}
