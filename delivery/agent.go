@@ -55,8 +55,8 @@ type Recipient struct {
 	Remote  []string // addresses elsewhere: the recipient itself, or alias forwards
 }
 
-// Queue is the outbound queue, as delivery needs it.
-type Queue interface {
+// Relay is the outbound queue, as the agent needs it.
+type Relay interface {
 	// Enqueue stores a message for relaying to the given addresses and
 	// returns once it is durable.
 	Enqueue(ctx context.Context, from string, to []string, raw []byte) error
@@ -76,14 +76,15 @@ type Config struct {
 type Agent struct {
 	cfg     Config
 	store   *store.Store
-	queue   Queue
+	relayQ  Relay
 	filters []Filter
 	log     *slog.Logger
 	now     func() time.Time
 }
 
-// New returns an agent storing into st and relaying through q.
-func New(cfg Config, st *store.Store, q Queue, log *slog.Logger, filters ...Filter) *Agent {
+// New returns an agent storing into st and relaying through q (nil: mail
+// for other domains is refused).
+func New(cfg Config, st *store.Store, q Relay, log *slog.Logger, filters ...Filter) *Agent {
 	if cfg.MaxRecipients == 0 {
 		cfg.MaxRecipients = 100
 	}
@@ -96,7 +97,7 @@ func New(cfg Config, st *store.Store, q Queue, log *slog.Logger, filters ...Filt
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Agent{cfg: cfg, store: st, queue: q, filters: filters, log: log, now: time.Now}
+	return &Agent{cfg: cfg, store: st, relayQ: q, filters: filters, log: log, now: time.Now}
 }
 
 // MaxSize is the largest message the agent takes (SMTP SIZE, RFC 1870).
@@ -275,7 +276,7 @@ func (a *Agent) Deliver(ctx context.Context, env *Envelope, rcpts []Recipient, r
 // relay queues a message for addresses elsewhere; a submitting user's
 // daily send limit and send size apply.
 func (a *Agent) relay(ctx context.Context, env *Envelope, to []string, raw []byte) error {
-	if a.queue == nil {
+	if a.relayQ == nil {
 		return ErrNoRelay.with(errors.New("no outbound queue configured"))
 	}
 	if env.Auth != nil {
@@ -294,41 +295,49 @@ func (a *Agent) relay(ctx context.Context, env *Envelope, to []string, raw []byt
 			return a.storeError(err)
 		}
 	}
-	if err := a.queue.Enqueue(ctx, env.From, to, raw); err != nil {
+	if err := a.relayQ.Enqueue(ctx, env.From, to, raw); err != nil {
 		return a.storeError(err)
 	}
 	return nil
 }
 
 // store1 stores the message for one local user: Return-Path first (RFC
-// 5321 4.4), then the trace headers, then the message.
+// 5321 4.4), then the trace headers, then the message. It goes through
+// the store's group commit, so deliveries from many connections share
+// their fsyncs and transaction.
 func (a *Agent) store1(ctx context.Context, env *Envelope, userID int64, rcpt string, trace, body []byte, v Verdict) error {
-	acct := a.store.Account(userID, nil)
-	mailbox := "INBOX"
-	if v.Action == Junk {
-		mailbox = "Junk"
-	}
-	mb, err := acct.MailboxByName(ctx, mailbox)
-	if errors.Is(err, store.ErrNotFound) && mailbox != "INBOX" {
-		mb, err = acct.MailboxByName(ctx, "INBOX")
-	}
-	if err != nil {
-		return a.storeError(err)
-	}
 	var msg bytes.Buffer
 	msg.Grow(len(trace) + len(body) + 64)
 	fmt.Fprintf(&msg, "Return-Path: <%s>\r\nDelivered-To: %s\r\n", env.From, rcpt)
 	msg.Write(trace)
 	msg.Write(body)
-	opts := store.AppendOptions{SystemFlags: v.Flags, Inbound: env.Source != SourceInternal}
-	if env.RemoteIP.IsValid() {
-		opts.RemoteIP = env.RemoteIP.String()
+	d := store.Delivery{UserID: userID, Raw: msg.Bytes(), Opts: store.AppendOptions{SystemFlags: v.Flags, Inbound: env.Source != SourceInternal}}
+	if v.Action == Junk {
+		d.Mailbox = "Junk"
 	}
-	if _, err := acct.Append(ctx, mb.ID, msg.Bytes(), opts); err != nil {
+	if env.RemoteIP.IsValid() {
+		d.Opts.RemoteIP = env.RemoteIP.String()
+	}
+	if _, err := a.store.Deliver(ctx, d); err != nil {
 		a.log.Info("delivery refused", "id", env.ID, "user", userID, "err", err)
 		return a.storeError(err)
 	}
 	return nil
+}
+
+// DeliverLocal delivers a message Basalt itself made (a bounce, an
+// auto-reply) to a local address, from the given reverse-path.
+func (a *Agent) DeliverLocal(ctx context.Context, from, to string, raw []byte) error {
+	env := &Envelope{Source: SourceInternal, From: from, Helo: a.cfg.Hostname}
+	rc, err := a.CheckRecipient(ctx, env, to)
+	if err != nil {
+		return err
+	}
+	results, err := a.Deliver(ctx, env, []Recipient{rc}, bytes.NewReader(raw))
+	if err != nil {
+		return err
+	}
+	return results[0]
 }
 
 // traceHeaders returns the Received header (RFC 5321 4.4) and any headers

@@ -1,0 +1,308 @@
+package delivery_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net/netip"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-message/textproto"
+
+	"basalt/delivery"
+	"basalt/internal/testsupport"
+	"basalt/internal/testsupport/storetest"
+	"basalt/session"
+	"basalt/store"
+)
+
+// relayLog records what the agent hands to the outbound queue.
+type relayLog struct {
+	mu   sync.Mutex
+	sent []relayed
+}
+
+type relayed struct {
+	from string
+	to   []string
+	raw  []byte
+}
+
+func (r *relayLog) Enqueue(_ context.Context, from string, to []string, raw []byte) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.sent = append(r.sent, relayed{from, to, raw})
+	return nil
+}
+
+type fixture struct {
+	env   *storetest.Env
+	agent *delivery.Agent
+	relay *relayLog
+	alice *session.Auth
+	bob   *session.Auth
+}
+
+func setup(t *testing.T, db testsupport.Database, filters ...delivery.Filter) *fixture {
+	e := storetest.Open(t, db, storetest.Options{})
+	f := &fixture{env: e, relay: &relayLog{}}
+	f.agent = delivery.New(delivery.Config{Hostname: "mx.example.org", MaxRecipients: 5, MaxSize: 64 << 10}, e.Store, f.relay, nil, filters...)
+	f.alice = e.NewUser(t, "alice@example.org", false)
+	f.bob = e.NewUser(t, "bob@example.org", false)
+	ctx := context.Background()
+	for _, a := range [][2]string{{"sales@example.org", "alice@example.org"}, {"sales@example.org", "bob@example.org"}, {"fwd@example.org", "carol@elsewhere.test"}, {"al@example.org", "alice@example.org"}} {
+		if _, err := e.Store.AddAlias(ctx, a[0], a[1]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return f
+}
+
+func each(t *testing.T, f func(t *testing.T, db testsupport.Database)) {
+	testsupport.ForEachDatabase(t, f)
+}
+
+func code(err error) int {
+	var de *delivery.Error
+	if errors.As(err, &de) {
+		return de.Code
+	}
+	if err == nil {
+		return 250
+	}
+	return -1
+}
+
+var mx = &delivery.Envelope{Source: delivery.SourceMX, From: "someone@elsewhere.test", RemoteIP: netip.MustParseAddr("192.0.2.9"), Helo: "mail.elsewhere.test", ID: "t1"}
+
+func TestCheckRecipient(t *testing.T) {
+	each(t, func(t *testing.T, db testsupport.Database) {
+		f := setup(t, db)
+		ctx := context.Background()
+		storetest.Append(t, f.env.Account(f.bob), storetest.Inbox(t, f.env.Account(f.bob)), []byte(strings.Repeat("x", 20)), store.AppendOptions{})
+		full := int64(10)
+		if err := f.env.Store.SetLimits(ctx, f.bob.User.ID, "", store.LimitOverrides{QuotaBytes: &full}); err != nil {
+			t.Fatal(err)
+		}
+		sub := &delivery.Envelope{Source: delivery.SourceSubmission, From: "alice@example.org", Auth: f.alice, RemoteIP: netip.MustParseAddr("127.0.0.1")}
+		for _, tc := range []struct {
+			env  *delivery.Envelope
+			rcpt string
+			want int
+		}{
+			{mx, "alice@example.org", 250},
+			{mx, "ALICE@example.org", 250},
+			{mx, "nobody@example.org", 550},
+			{mx, "someone@elsewhere.test", 554}, // no open relay
+			{mx, "bob@example.org", 452},         // over quota
+			{mx, "not an address", 501},
+			{sub, "someone@elsewhere.test", 250}, // an authenticated user relays
+			{sub, "nobody@example.org", 550},
+		} {
+			_, err := f.agent.CheckRecipient(ctx, tc.env, tc.rcpt)
+			if got := code(err); got != tc.want {
+				t.Errorf("RCPT %s (source %d): %d (%v), want %d", tc.rcpt, tc.env.Source, got, err, tc.want)
+			}
+		}
+		permanent := delivery.New(delivery.Config{QuotaPermanent: true}, f.env.Store, nil, nil)
+		if _, err := permanent.CheckRecipient(ctx, mx, "bob@example.org"); code(err) != 552 {
+			t.Errorf("permanent quota: %v", err)
+		}
+		if err := f.env.Store.Lock(ctx, f.alice.User.ID, time.Now().Add(time.Hour), "held"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.agent.CheckRecipient(ctx, mx, "alice@example.org"); code(err) != 450 {
+			t.Errorf("locked mailbox: %v", err)
+		}
+	})
+}
+
+func TestCheckSender(t *testing.T) {
+	each(t, func(t *testing.T, db testsupport.Database) {
+		f := setup(t, db)
+		ctx := context.Background()
+		if err := f.env.Store.AddNullSender(ctx, "*.trusted.test"); err != nil {
+			t.Fatal(err)
+		}
+		ip := netip.MustParseAddr("192.0.2.1")
+		for _, tc := range []struct {
+			env  delivery.Envelope
+			want int
+		}{
+			{delivery.Envelope{Source: delivery.SourceMX, From: "x@elsewhere.test", RemoteIP: ip}, 250},
+			{delivery.Envelope{Source: delivery.SourceMX, From: "", Helo: "mx.trusted.test", RemoteIP: ip}, 250},
+			{delivery.Envelope{Source: delivery.SourceMX, From: "", Helo: "mx.untrusted.test", RemoteIP: ip}, 550},
+			{delivery.Envelope{Source: delivery.SourceMX, From: "broken", RemoteIP: ip}, 501},
+			{delivery.Envelope{Source: delivery.SourceSubmission, From: "alice@example.org"}, 530},
+			{delivery.Envelope{Source: delivery.SourceSubmission, From: "alice@example.org", Auth: f.alice}, 250},
+			{delivery.Envelope{Source: delivery.SourceSubmission, From: "al@example.org", Auth: f.alice}, 250},    // her alias
+			{delivery.Envelope{Source: delivery.SourceSubmission, From: "sales@example.org", Auth: f.alice}, 553}, // shared: not hers alone
+			{delivery.Envelope{Source: delivery.SourceSubmission, From: "bob@example.org", Auth: f.alice}, 553},
+			{delivery.Envelope{Source: delivery.SourceSubmission, From: "", Auth: f.alice}, 553},
+		} {
+			if got := code(f.agent.CheckSender(ctx, &tc.env)); got != tc.want {
+				t.Errorf("MAIL FROM:<%s> helo %q source %d: %d, want %d", tc.env.From, tc.env.Helo, tc.env.Source, got, tc.want)
+			}
+		}
+	})
+}
+
+func deliver(t *testing.T, f *fixture, env *delivery.Envelope, raw string, rcpts ...string) ([]error, error) {
+	t.Helper()
+	var rs []delivery.Recipient
+	for _, r := range rcpts {
+		rc, err := f.agent.CheckRecipient(context.Background(), env, r)
+		if err != nil {
+			t.Fatalf("RCPT %s: %v", r, err)
+		}
+		rs = append(rs, rc)
+	}
+	return f.agent.Deliver(context.Background(), env, rs, strings.NewReader(raw))
+}
+
+func inbox(t *testing.T, f *fixture, auth *session.Auth, mailbox string) []string {
+	t.Helper()
+	a := f.env.Account(auth)
+	ms, err := a.List(context.Background(), storetest.MailboxID(t, a, mailbox), store.ListQuery{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, m := range ms {
+		rc, err := a.Open(context.Background(), m.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(rc)
+		rc.Close()
+		out = append(out, string(b))
+	}
+	return out
+}
+
+func TestDeliver(t *testing.T) {
+	each(t, func(t *testing.T, db testsupport.Database) {
+		f := setup(t, db)
+		msg := "From: someone@elsewhere.test\r\nTo: sales@example.org\r\nSubject: hello\r\n\r\nbody\r\n"
+		results, err := deliver(t, f, mx, msg, "sales@example.org", "fwd@example.org")
+		if err != nil || results[0] != nil || results[1] != nil {
+			t.Fatalf("deliver: %v %v", results, err)
+		}
+		for _, u := range []*session.Auth{f.alice, f.bob} {
+			got := inbox(t, f, u, "INBOX")
+			if len(got) != 1 {
+				t.Fatalf("%s has %d messages", u.User.Address, len(got))
+			}
+			m := got[0]
+			for _, want := range []string{"Return-Path: <someone@elsewhere.test>\r\n", "Delivered-To: sales@example.org\r\n",
+				"Received: from mail.elsewhere.test ([192.0.2.9])\r\n\tby mx.example.org (Basalt) with ESMTP id t1;", "\r\n\r\nbody\r\n"} {
+				if !strings.Contains(m, want) {
+					t.Errorf("delivered message lacks %q:\n%s", want, m)
+				}
+			}
+			if !strings.HasPrefix(m, "Return-Path:") {
+				t.Errorf("Return-Path is not first")
+			}
+		}
+		if len(f.relay.sent) != 1 || f.relay.sent[0].to[0] != "carol@elsewhere.test" || !bytes.Contains(f.relay.sent[0].raw, []byte("Received: ")) {
+			t.Fatalf("forward through the queue: %+v", f.relay.sent)
+		}
+		big := strings.Repeat("x", 65<<10)
+		if _, err := deliver(t, f, mx, big, "alice@example.org"); code(err) != 552 {
+			t.Fatalf("too big: %v", err)
+		}
+	})
+}
+
+func TestSubmissionHeaderFrom(t *testing.T) {
+	each(t, func(t *testing.T, db testsupport.Database) {
+		f := setup(t, db)
+		env := &delivery.Envelope{Source: delivery.SourceSubmission, From: "alice@example.org", Auth: f.alice, TLS: true}
+		results, err := deliver(t, f, env, "From: Alice <alice@example.org>\r\nSubject: hi\r\n\r\nx\r\n", "bob@example.org", "carol@elsewhere.test")
+		if err != nil || results[0] != nil || results[1] != nil {
+			t.Fatalf("submission: %v %v", results, err)
+		}
+		if got := inbox(t, f, f.bob, "INBOX"); len(got) != 1 || !strings.Contains(got[0], "with ESMTPSA") {
+			t.Fatalf("bob's copy: %q", got)
+		}
+		if len(f.relay.sent) != 1 {
+			t.Fatalf("remote copy not queued")
+		}
+		if _, err := deliver(t, f, env, "From: bob@example.org\r\n\r\nforged\r\n", "bob@example.org"); code(err) != 550 {
+			t.Fatalf("forged From header: %v", err)
+		}
+		if _, err := deliver(t, f, env, "Subject: no from\r\n\r\nx\r\n", "bob@example.org"); code(err) != 550 {
+			t.Fatalf("missing From header: %v", err)
+		}
+	})
+}
+
+// tagger is a filter: it marks mail from spam.test as junk, refuses mail
+// whose subject says so, and tags everything.
+type tagger struct{ delivery.NopFilter }
+
+func (tagger) Mail(_ context.Context, env *delivery.Envelope) delivery.Verdict {
+	if strings.HasSuffix(env.From, "@blocked.test") {
+		return delivery.Verdict{Action: delivery.Reject, Reply: &delivery.Error{Code: 550, Enhanced: [3]int{5, 7, 1}, Message: "sender blocked"}}
+	}
+	return delivery.Verdict{}
+}
+
+func (tagger) Data(_ context.Context, env *delivery.Envelope, _ []delivery.Recipient, h textproto.Header, _ []byte) delivery.Verdict {
+	v := delivery.Verdict{Headers: []delivery.HeaderField{{Key: "X-Basalt-Filter", Value: "seen"}}}
+	switch {
+	case strings.Contains(h.Get("Subject"), "reject me"):
+		v.Action, v.Reply = delivery.Reject, &delivery.Error{Code: 554, Enhanced: [3]int{5, 7, 1}, Message: "content refused"}
+	case strings.HasSuffix(env.From, "@spam.test"):
+		v.Action = delivery.Junk
+	}
+	return v
+}
+
+func TestFilters(t *testing.T) {
+	each(t, func(t *testing.T, db testsupport.Database) {
+		f := setup(t, db, tagger{})
+		ctx := context.Background()
+		if err := f.agent.CheckSender(ctx, &delivery.Envelope{Source: delivery.SourceMX, From: "x@blocked.test"}); code(err) != 550 {
+			t.Fatalf("filter at MAIL: %v", err)
+		}
+		if _, err := deliver(t, f, mx, "Subject: please reject me\r\n\r\nx\r\n", "alice@example.org"); code(err) != 554 {
+			t.Fatalf("filter at DATA: %v", err)
+		}
+		spam := *mx
+		spam.From = "x@spam.test"
+		if _, err := deliver(t, f, &spam, "Subject: offer\r\n\r\nx\r\n", "alice@example.org"); err != nil {
+			t.Fatal(err)
+		}
+		junk := inbox(t, f, f.alice, "Junk")
+		if len(junk) != 1 || !strings.Contains(junk[0], "X-Basalt-Filter: seen\r\n") {
+			t.Fatalf("junk: %q", junk)
+		}
+		if got := inbox(t, f, f.alice, "INBOX"); len(got) != 0 {
+			t.Fatalf("junk reached the inbox: %d", len(got))
+		}
+		ms, _ := f.env.Account(f.alice).List(ctx, storetest.MailboxID(t, f.env.Account(f.alice), "Junk"), store.ListQuery{})
+		if !ms[0].Flags.Has(store.FlagJunk) {
+			t.Fatal("junk flag not set")
+		}
+	})
+}
+
+func TestDeliverLocal(t *testing.T) {
+	each(t, func(t *testing.T, db testsupport.Database) {
+		f := setup(t, db)
+		if err := f.agent.DeliverLocal(context.Background(), "", "alice@example.org", []byte("Subject: bounce\r\n\r\nx\r\n")); err != nil {
+			t.Fatal(err)
+		}
+		if got := inbox(t, f, f.alice, "INBOX"); len(got) != 1 || !strings.HasPrefix(got[0], "Return-Path: <>\r\n") {
+			t.Fatalf("local bounce: %q", got)
+		}
+		if err := f.agent.DeliverLocal(context.Background(), "", "nobody@example.org", []byte("x")); code(err) != 550 {
+			t.Fatalf("to an unknown local: %v", err)
+		}
+	})
+}
