@@ -98,7 +98,7 @@ func TestCheckRecipient(t *testing.T) {
 			{mx, "ALICE@example.org", 250},
 			{mx, "nobody@example.org", 550},
 			{mx, "someone@elsewhere.test", 554}, // no open relay
-			{mx, "bob@example.org", 452},         // over quota
+			{mx, "bob@example.org", 452},        // over quota
 			{mx, "not an address", 501},
 			{sub, "someone@elsewhere.test", 250}, // an authenticated user relays
 			{sub, "nobody@example.org", 550},
