@@ -53,6 +53,8 @@ type Recipient struct {
 	Address string
 	Users   []int64  // local users to store for
 	Remote  []string // addresses elsewhere: the recipient itself, or alias forwards
+	// ruled are the users among Users with vacation or forwarding rules.
+	ruled map[int64]bool
 }
 
 // Relay is the outbound queue, as the agent needs it.
@@ -201,6 +203,12 @@ func (a *Agent) CheckRecipient(ctx context.Context, env *Envelope, addr string) 
 		if lim.QuotaBytes > 0 && u.UsedBytes >= lim.QuotaBytes {
 			return Recipient{}, a.storeError(store.ErrOverQuota)
 		}
+		if u.DeliveryRules {
+			if r.ruled == nil {
+				r.ruled = map[int64]bool{}
+			}
+			r.ruled[id] = true
+		}
 	}
 	if v := runChain(a.filters, func(f Filter) Verdict { return f.Rcpt(ctx, env, n) }); v.Action == Reject {
 		return Recipient{}, v.Reply
@@ -264,6 +272,13 @@ func (a *Agent) Deliver(ctx context.Context, env *Envelope, rcpts []Recipient, r
 			continue
 		}
 		for _, id := range rc.Users {
+			keep := true
+			if rc.ruled[id] && v.Action != Junk {
+				keep = a.applyRules(ctx, env, id, rc.Address, header, append(trace, body...))
+			}
+			if !keep {
+				continue
+			}
 			if err := a.store1(ctx, env, id, rc.Address, trace, body, v); err != nil {
 				results[i] = err
 				break

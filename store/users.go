@@ -30,11 +30,13 @@ type User struct {
 	Secure       bool           `db:"secure" json:"secure"`
 	// AuthEpoch changes whenever the password or keys do: sessions opened
 	// before it are no longer valid.
-	AuthEpoch int64  `db:"auth_epoch" json:"authEpoch"`
-	PublicKey string `db:"public_key" json:"publicKey"`
-	Serial    uint64 `db:"serial" json:"serial"`
-	CreatedAt int64  `db:"created_at" json:"createdAt"`
-	UpdatedAt int64  `db:"updated_at" json:"updatedAt"`
+	AuthEpoch int64 `db:"auth_epoch" json:"authEpoch"`
+	// DeliveryRules is set when the user has vacation or forwarding rules.
+	DeliveryRules bool   `db:"delivery_rules" json:"deliveryRules"`
+	PublicKey     string `db:"public_key" json:"publicKey"`
+	Serial        uint64 `db:"serial" json:"serial"`
+	CreatedAt     int64  `db:"created_at" json:"createdAt"`
+	UpdatedAt     int64  `db:"updated_at" json:"updatedAt"`
 }
 
 // Locked reports whether the user is locked out at t.
@@ -42,7 +44,7 @@ func (u User) Locked(t time.Time) bool { return u.LockedUntil > t.Unix() }
 
 const userColumns = `u.id, u.domain_id, u.address, u.plan_id, u.quota_bytes, u.max_recv_size, u.max_send_size,
 	u.daily_send_bytes, u.daily_recv_bytes, u.daily_recv_per_ip, u.used_bytes, u.message_count, u.locked_until,
-	u.lock_reason, u.secure, u.auth_epoch, COALESCE(k.public_key, '') AS public_key, u.serial, u.created_at, u.updated_at`
+	u.lock_reason, u.secure, u.auth_epoch, u.delivery_rules, COALESCE(k.public_key, '') AS public_key, u.serial, u.created_at, u.updated_at`
 
 const userFrom = " FROM users u LEFT JOIN user_keys k ON k.user_id = u.id "
 

@@ -11,3 +11,7 @@ CREATE TABLE vacation_replies (
   PRIMARY KEY (user_id, sender),
   FOREIGN KEY (user_id) REFERENCES users(id) ON DELETE CASCADE
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
+
+-- Set when the user has vacation or forwarding rules, so that delivery
+-- reads them only for those users.
+ALTER TABLE users ADD COLUMN delivery_rules TINYINT NOT NULL DEFAULT 0;

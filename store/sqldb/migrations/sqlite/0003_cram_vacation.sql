@@ -10,3 +10,7 @@ CREATE TABLE vacation_replies (
   sent_at INTEGER NOT NULL,
   PRIMARY KEY (user_id, sender)
 );
+
+-- Set when the user has vacation or forwarding rules, so that delivery
+-- reads them only for those users.
+ALTER TABLE users ADD COLUMN delivery_rules INTEGER NOT NULL DEFAULT 0;
