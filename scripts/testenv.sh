@@ -12,6 +12,11 @@ need_pkgs() {
   local missing=()
   command -v mariadbd >/dev/null 2>&1 || command -v mysqld >/dev/null 2>&1 || missing+=(mariadb-server)
   command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+  # swaks drives the SMTP interop tests (plain, STARTTLS, AUTH).
+  command -v swaks >/dev/null 2>&1 || missing+=(swaks)
+  # Postfix's smtp-sink is the smarthost in the outbound queue tests and
+  # smtp-source a client in the SMTP interop tests; both are in /usr/sbin.
+  command -v smtp-sink >/dev/null 2>&1 || [ -x /usr/sbin/smtp-sink ] || missing+=(postfix)
   [ ${#missing[@]} -eq 0 ] && return 0
   echo "testenv: installing ${missing[*]}" >&2
   local sudo=""
@@ -21,6 +26,12 @@ need_pkgs() {
   local policy=/usr/sbin/policy-rc.d created=""
   if [ ! -e "$policy" ]; then
     printf '#!/bin/sh\nexit 101\n' | $sudo tee "$policy" >/dev/null && $sudo chmod +x "$policy" && created=1
+  fi
+  # Postfix asks what kind of mail server it should be; "No configuration"
+  # installs the programs and writes no main.cf, so there is nothing for a
+  # system postfix to run with even if something tried to start it.
+  if [[ " ${missing[*]} " == *" postfix "* ]]; then
+    echo "postfix postfix/main_mailer_type select No configuration" | $sudo debconf-set-selections
   fi
   $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" >/dev/null ||
     { $sudo apt-get update -q >/dev/null && $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" >/dev/null; }

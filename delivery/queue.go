@@ -1,0 +1,468 @@
+package delivery
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/emersion/go-message/textproto"
+
+	"basalt/store"
+)
+
+// LocalDelivery takes a message Basalt itself generated (a DSN) for a
+// local address. The Agent implements it; the queue uses it for bounces to
+// local senders, and relays the rest.
+type LocalDelivery interface {
+	DeliverLocal(ctx context.Context, from, to string, raw []byte) error
+}
+
+// LocalDeliveryFunc makes a function a LocalDelivery. The queue and the
+// Agent each need the other, so one of them is built first with a function
+// that calls the other once it exists.
+type LocalDeliveryFunc func(ctx context.Context, from, to string, raw []byte) error
+
+// DeliverLocal calls f.
+func (f LocalDeliveryFunc) DeliverLocal(ctx context.Context, from, to string, raw []byte) error {
+	return f(ctx, from, to, raw)
+}
+
+// QueueConfig tunes the outbound queue.
+type QueueConfig struct {
+	// Smarthost is the relay all outbound mail goes through, host:port.
+	Smarthost string
+	// StartTLS upgrades the connection with STARTTLS (RFC 3207) and
+	// refuses to go on without it; ImplicitTLS speaks TLS from the first
+	// byte (RFC 8314, port 465). TLSInsecure skips certificate checks,
+	// for tests.
+	StartTLS, ImplicitTLS, TLSInsecure bool
+	// Username and Password, when set, log in with AUTH PLAIN (RFC 4616);
+	// only over TLS, unless the smarthost is on a loopback address.
+	Username, Password string
+	// Hostname is the name given in EHLO and in bounces; default "localhost".
+	Hostname string
+	// Concurrency bounds the transactions in flight; default 4.
+	Concurrency int
+	// Backoff is the wait after each failed attempt; the last step repeats.
+	// The default follows RFC 5321 4.5.4.1 (retry no sooner than 30
+	// minutes, after a few quicker early tries): 1m, 5m, 15m, 30m, 1h, 2h, 4h.
+	Backoff []time.Duration
+	// MaxAge is how long a message may wait before it is bounced; default
+	// 5 days, the give-up time of RFC 5321 4.5.4.1.
+	MaxAge time.Duration
+	// PollInterval bounds how long the queue sleeps between looks at the
+	// database, for entries queued or released by other nodes; default 1m.
+	// Entries queued here wake it at once.
+	PollInterval time.Duration
+	// Timeout bounds one attempt, connection to QUIT; default 10m (RFC
+	// 5321 4.5.3.2's longest wait, for the reply to the final dot). An
+	// entry is claimed for Timeout plus a minute, so no other node takes it
+	// while it may still be in flight.
+	Timeout time.Duration
+}
+
+func (c *QueueConfig) defaults() {
+	if c.Hostname == "" {
+		c.Hostname = "localhost"
+	}
+	if c.Concurrency <= 0 {
+		c.Concurrency = 4
+	}
+	if len(c.Backoff) == 0 {
+		c.Backoff = []time.Duration{time.Minute, 5 * time.Minute, 15 * time.Minute, 30 * time.Minute, time.Hour, 2 * time.Hour, 4 * time.Hour}
+	}
+	if c.MaxAge <= 0 {
+		c.MaxAge = 5 * 24 * time.Hour
+	}
+	if c.PollInterval <= 0 {
+		c.PollInterval = time.Minute
+	}
+	if c.Timeout <= 0 {
+		c.Timeout = 10 * time.Minute
+	}
+}
+
+func (c *QueueConfig) check() error {
+	host, _, err := net.SplitHostPort(c.Smarthost)
+	if err != nil || host == "" {
+		return fmt.Errorf("outbound queue: smarthost %q is not host:port", c.Smarthost)
+	}
+	if c.StartTLS && c.ImplicitTLS {
+		return errors.New("outbound queue: STARTTLS and implicit TLS are exclusive")
+	}
+	if c.Username != "" && !c.StartTLS && !c.ImplicitTLS && !isLoopback(host) {
+		return errors.New("outbound queue: a smarthost password is sent only over TLS: set STARTTLS or implicit TLS")
+	}
+	for _, b := range c.Backoff {
+		if b <= 0 {
+			return errors.New("outbound queue: backoff steps must be positive")
+		}
+	}
+	return nil
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// Queue is the durable outbound queue: each message is a row and a file in
+// the store, written before Enqueue returns, and sent through the
+// smarthost by Run with retries, expiry and bounces. Everything it knows is
+// in the store, so it survives restarts, and several nodes sharing one
+// database may run it at once: a claim (store.ClaimOutbound) gives each
+// entry to one of them at a time.
+type Queue struct {
+	cfg   QueueConfig
+	st    *store.Store
+	local LocalDelivery
+	log   *slog.Logger
+	now   func() time.Time
+	// wake is poked by Enqueue so Run looks at the queue at once.
+	wake chan struct{}
+}
+
+var _ Relay = (*Queue)(nil)
+
+// NewQueue returns a queue over st that bounces to local senders through
+// local. Run starts sending.
+func NewQueue(cfg QueueConfig, st *store.Store, local LocalDelivery, log *slog.Logger) *Queue {
+	cfg.defaults()
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Queue{cfg: cfg, st: st, local: local, log: log, now: time.Now, wake: make(chan struct{}, 1)}
+}
+
+// Enqueue stores a message for relaying to the given addresses and
+// returns once it is durable (Queue, as the Agent needs it).
+func (q *Queue) Enqueue(ctx context.Context, from string, to []string, raw []byte) error {
+	id, err := q.st.EnqueueOutbound(ctx, from, to, raw)
+	if err != nil {
+		return fmt.Errorf("queue message for relay: %w", err)
+	}
+	q.log.Info("queue: queued", "queue_id", id, "from", from, "rcpts", len(to), "size", len(raw))
+	q.poke()
+	return nil
+}
+
+func (q *Queue) poke() {
+	select {
+	case q.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Run sends queued mail until ctx ends, with at most Concurrency
+// transactions at a time. It returns once the transactions in flight have
+// stopped and given their entries back, so the store must stay open until
+// then. The error is for a configuration it cannot run with.
+func (q *Queue) Run(ctx context.Context) error {
+	if err := q.cfg.check(); err != nil {
+		return err
+	}
+	q.log.Info("queue: running", "smarthost", q.cfg.Smarthost, "concurrency", q.cfg.Concurrency)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	// finished has room for every worker, so none blocks on it after Run
+	// has stopped reading.
+	finished := make(chan struct{}, q.cfg.Concurrency)
+	inflight := 0
+	for {
+		for reaped := false; !reaped; {
+			select {
+			case <-finished:
+				inflight--
+			default:
+				reaped = true
+			}
+		}
+		free := q.cfg.Concurrency - inflight
+		claimed := 0
+		if free > 0 {
+			entries, err := q.st.ClaimOutbound(ctx, free, q.cfg.Timeout+time.Minute)
+			if err != nil && ctx.Err() == nil {
+				q.log.Warn("queue: claim entries", "err", err)
+			}
+			for _, e := range entries {
+				inflight++
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					q.process(ctx, e)
+					finished <- struct{}{}
+				}()
+			}
+			claimed = len(entries)
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		if free > 0 && claimed == free {
+			continue // there may be more due
+		}
+		wait := q.cfg.PollInterval
+		if free > claimed {
+			// Sleep until the next entry is due, if that is sooner; not
+			// less than a moment, so an entry another node just claimed
+			// (due, as far as this look can tell) does not make this spin.
+			if at, ok, err := q.st.NextOutbound(ctx); err == nil && ok {
+				wait = min(wait, max(at.Sub(q.now()), 10*time.Millisecond))
+			}
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+		case <-q.wake:
+		case <-finished:
+			inflight--
+		case <-t.C:
+		}
+		t.Stop()
+	}
+}
+
+// process makes one round of work on a claimed entry: an attempt at its
+// pending recipients, bounces for the ones that failed, and the record of
+// it all, which releases the claim.
+func (q *Queue) process(ctx context.Context, e store.Outbound) {
+	log := q.log.With("queue_id", e.ID)
+	actx, cancel := context.WithTimeout(ctx, q.cfg.Timeout)
+	defer cancel()
+	var u store.OutboundUpdate
+	if pending := e.Pending(); len(pending) > 0 {
+		outs := q.attempt(actx, &e, pending)
+		if ctx.Err() != nil {
+			// Shutting down: the attempt was cut short, so it does not count;
+			// give the entry back to be tried at once by whoever runs next.
+			q.record(ctx, log, &e, store.OutboundUpdate{Next: q.now()})
+			return
+		}
+		now := q.now()
+		expired := now.Sub(e.CreatedAt) >= q.cfg.MaxAge
+		u.Attempted = true
+		for i, o := range outs {
+			r := store.OutboundResult{Address: pending[i], Reply: o.reply}
+			switch {
+			case o.class == 2:
+				r.Status = store.RcptSent
+				log.Info("queue: relayed", "rcpt", r.Address, "reply", o.reply)
+			case o.class == 5:
+				r.Status = store.RcptFailed
+				log.Info("queue: failed", "rcpt", r.Address, "reply", o.reply)
+			case expired:
+				// RFC 5321 4.5.4.1: past the give-up time a deferral is a failure.
+				r.Status = store.RcptFailed
+				log.Info("queue: expired", "rcpt", r.Address, "age", now.Sub(e.CreatedAt).Round(time.Second), "reply", o.reply)
+			default:
+				r.Status = store.RcptPending
+				if u.LastError == "" {
+					u.LastError = o.reply
+				}
+				log.Info("queue: deferred", "rcpt", r.Address, "reply", o.reply)
+			}
+			u.Results = append(u.Results, r)
+		}
+	}
+	// Report the failures: this round's, and any earlier ones whose report
+	// could not be made then.
+	var owed []store.OutboundRcpt
+	for _, r := range e.Unreported() {
+		owed = append(owed, r)
+		u.Results = append(u.Results, store.OutboundResult{Address: r.Address, Status: r.Status, Reply: r.Reply})
+	}
+	for _, r := range u.Results {
+		if r.Status == store.RcptFailed && !isIn(owed, r.Address) {
+			owed = append(owed, store.OutboundRcpt{Address: r.Address, Status: r.Status, Reply: r.Reply})
+		}
+	}
+	if len(owed) > 0 {
+		if err := q.bounce(ctx, &e, owed); err != nil {
+			log.Warn("queue: bounce not sent, will try again", "to", e.From, "err", err)
+		} else {
+			for i := range u.Results {
+				if u.Results[i].Status == store.RcptFailed {
+					u.Results[i].Notified = true
+				}
+			}
+		}
+	}
+	u.Next = q.nextAttempt(&e, u.Attempted)
+	q.record(ctx, log, &e, u)
+}
+
+// record writes a round's results even when ctx has ended: what was sent
+// must not be sent again after a restart.
+func (q *Queue) record(ctx context.Context, log *slog.Logger, e *store.Outbound, u store.OutboundUpdate) {
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+	defer cancel()
+	done, err := q.st.UpdateOutbound(wctx, e, u)
+	switch {
+	case errors.Is(err, store.ErrLeaseLost):
+		log.Warn("queue: entry taken over by another worker; its results are dropped", "err", err)
+	case err != nil:
+		log.Error("queue: record attempt", "err", err)
+	case done:
+		log.Info("queue: done", "attempts", e.Attempts)
+	}
+}
+
+// nextAttempt is when e is due again: the backoff step for the attempts
+// made so far, but no later than the give-up time, so the last attempt
+// happens then and a deferral there expires the message.
+func (q *Queue) nextAttempt(e *store.Outbound, attempted bool) time.Time {
+	n := e.Attempts
+	if attempted {
+		n++
+	}
+	step := q.cfg.Backoff[min(max(n-1, 0), len(q.cfg.Backoff)-1)]
+	now := q.now()
+	next := now.Add(step)
+	if deadline := e.CreatedAt.Add(q.cfg.MaxAge); next.After(deadline) && deadline.After(now) {
+		next = deadline
+	}
+	return next
+}
+
+func isIn(rs []store.OutboundRcpt, addr string) bool {
+	for _, r := range rs {
+		if r.Address == addr {
+			return true
+		}
+	}
+	return false
+}
+
+// bounce reports failed recipients to e's sender with a DSN from the null
+// sender: to a local sender through LocalDelivery, to a remote one through
+// the queue. A message from the null sender is never bounced (RFC 5321
+// 4.5.5): that is what keeps bounces from looping. A nil error means the
+// report is durable, or can never be made and was dropped.
+func (q *Queue) bounce(ctx context.Context, e *store.Outbound, failed []store.OutboundRcpt) error {
+	if e.From == "" {
+		q.log.Info("queue: no bounce for a message from the null sender", "queue_id", e.ID)
+		return nil
+	}
+	host, _, _ := net.SplitHostPort(q.cfg.Smarthost)
+	d := DSN{ReportingMTA: q.cfg.Hostname, To: e.From, Arrival: e.CreatedAt, Date: q.now()}
+	for _, r := range failed {
+		d.Recipients = append(d.Recipients, dsnRecipient(r, host, q.now()))
+	}
+	hdr, err := q.originalHeader(ctx, e)
+	if err != nil {
+		// Better a report without the original's header than none.
+		q.log.Warn("queue: bounce without the original header", "queue_id", e.ID, "err", err)
+	}
+	d.Original = hdr
+	raw, err := BuildDSN(d)
+	if err != nil {
+		return err
+	}
+	local, err := q.isLocal(ctx, e.From)
+	if errors.Is(err, store.ErrInvalid) {
+		q.log.Warn("queue: bounce dropped: the sender is not an address", "queue_id", e.ID, "to", e.From)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if !local {
+		if err := q.Enqueue(ctx, "", []string{e.From}, raw); err != nil {
+			return err
+		}
+		q.log.Info("queue: bounce queued", "queue_id", e.ID, "to", e.From)
+		return nil
+	}
+	if q.local == nil {
+		q.log.Error("queue: bounce dropped: no local delivery configured", "queue_id", e.ID, "to", e.From)
+		return nil
+	}
+	if err := q.local.DeliverLocal(ctx, "", e.From, raw); err != nil {
+		if permanent(err) {
+			// Nowhere else to send it (RFC 5321 6.2 lets a bounce that cannot
+			// be delivered be dropped); keep it out of the retry loop.
+			q.log.Warn("queue: bounce refused for good, dropped", "queue_id", e.ID, "to", e.From, "err", err)
+			return nil
+		}
+		return fmt.Errorf("deliver bounce to %s: %w", e.From, err)
+	}
+	q.log.Info("queue: bounce delivered", "queue_id", e.ID, "to", e.From)
+	return nil
+}
+
+// dsnRecipient turns a failed recipient's stored state into its DSN
+// fields. A failure whose last reply is not a 5xx can only be an expiry:
+// Status 5.4.7 (RFC 3463 "delivery time expired"), with the last reply or
+// error as the diagnostic.
+func dsnRecipient(r store.OutboundRcpt, smarthost string, at time.Time) DSNRecipient {
+	d := DSNRecipient{Address: r.Address, Action: ActionFailed, Diagnostic: r.Reply, LastAttempt: at}
+	class, status, ok := parseReply(r.Reply)
+	switch {
+	case ok && class == 5:
+		d.Status = status
+		d.RemoteMTA = smarthost
+	case ok:
+		d.Status = "5.4.7"
+		d.RemoteMTA = smarthost
+	default:
+		d.Status = "5.4.7"
+		d.DiagnosticType = "X-Basalt"
+		if d.Diagnostic == "" {
+			d.Diagnostic = "delivery time expired"
+		}
+	}
+	if r.Reply == replyNoSMTPUTF8 { // our own refusal, not the smarthost's
+		d.RemoteMTA = ""
+	}
+	return d
+}
+
+// originalHeader reads the header of the queued message.
+func (q *Queue) originalHeader(ctx context.Context, e *store.Outbound) ([]byte, error) {
+	rc, err := q.st.OpenOutbound(ctx, e)
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	h, err := textproto.ReadHeader(bufio.NewReader(rc))
+	if err != nil && h.Len() == 0 {
+		return nil, nil // a message without a readable header is reported without one
+	}
+	var b strings.Builder
+	if err := textproto.WriteHeader(&b, h); err != nil {
+		return nil, nil
+	}
+	return []byte(b.String()), nil
+}
+
+// isLocal reports whether addr is in one of our domains, so that a bounce
+// to it is delivered here rather than relayed.
+func (q *Queue) isLocal(ctx context.Context, addr string) (bool, error) {
+	res, err := q.st.Resolve(ctx, addr)
+	switch {
+	case errors.Is(err, store.ErrUnknownLocal):
+		return true, nil // ours, though nobody has it: LocalDelivery refuses it
+	case err != nil:
+		return false, fmt.Errorf("resolve %s: %w", addr, err)
+	}
+	return res.Local, nil
+}
+
+// permanent reports whether a local delivery's refusal will not change by
+// trying again.
+func permanent(err error) bool {
+	var de *Error
+	if errors.As(err, &de) {
+		return !de.Temporary()
+	}
+	return errors.Is(err, store.ErrUnknownLocal) || errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrInvalid)
+}

@@ -1,0 +1,440 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+
+	"basalt/store/blob"
+	"basalt/store/sqldb"
+)
+
+// ErrLeaseLost means a queue entry is no longer this claimer's: its lease
+// ran out and another worker (or node) claimed it, or it was deleted. The
+// claimer must drop the entry without writing anything more for it.
+var ErrLeaseLost = errors.New("queue entry lease lost")
+
+// RcptStatus is where one recipient of a queued message stands.
+type RcptStatus string
+
+// Recipient states.
+const (
+	RcptPending RcptStatus = "pending" // not delivered yet; tried again later
+	RcptSent    RcptStatus = "sent"    // the smarthost accepted it
+	RcptFailed  RcptStatus = "failed"  // permanently failed, or expired
+)
+
+// OutboundRcpt is one recipient of a queued message.
+type OutboundRcpt struct {
+	Address string
+	Status  RcptStatus
+	// Notified says a failure has been reported to the sender, or needs
+	// no report (a null sender). Only meaningful with RcptFailed.
+	Notified bool
+	// Reply is the last reply or error seen for this recipient.
+	Reply string
+}
+
+// Outbound is a message in the outbound queue.
+type Outbound struct {
+	ID          int64
+	From        string // the reverse-path; "" is the null sender (a bounce)
+	CreatedAt   time.Time
+	NextAttempt time.Time
+	Attempts    int
+	LastError   string
+	Size        int64
+	Rcpts       []OutboundRcpt
+
+	lease  int64 // the fencing token this claim holds; 0 when not claimed
+	blobID string
+	part   string
+}
+
+// Pending returns the addresses still to be delivered.
+func (o *Outbound) Pending() []string {
+	var out []string
+	for _, r := range o.Rcpts {
+		if r.Status == RcptPending {
+			out = append(out, r.Address)
+		}
+	}
+	return out
+}
+
+// Unreported returns the failed recipients whose sender has not been told.
+func (o *Outbound) Unreported() []OutboundRcpt {
+	var out []OutboundRcpt
+	for _, r := range o.Rcpts {
+		if r.Status == RcptFailed && !r.Notified {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+type outboundRow struct {
+	ID        int64  `db:"id"`
+	From      string `db:"mail_from"`
+	CreatedMS int64  `db:"created_ms"`
+	NextMS    int64  `db:"next_attempt_ms"`
+	Attempts  int    `db:"attempts"`
+	Lease     int64  `db:"lease"`
+	LastError string `db:"last_error"`
+	BlobID    string `db:"blob_id"`
+	Part      string `db:"part"`
+	Size      int64  `db:"size"`
+}
+
+const outboundColumns = "id, mail_from, created_ms, next_attempt_ms, attempts, lease, last_error, blob_id, part, size"
+
+func (r outboundRow) outbound() Outbound {
+	return Outbound{
+		ID: r.ID, From: r.From, CreatedAt: time.UnixMilli(r.CreatedMS), NextAttempt: time.UnixMilli(r.NextMS),
+		Attempts: r.Attempts, LastError: r.LastError, Size: r.Size, lease: r.Lease, blobID: r.BlobID, part: r.Part,
+	}
+}
+
+type rcptRow struct {
+	QueueID  int64  `db:"queue_id"`
+	Rcpt     string `db:"rcpt"`
+	Status   string `db:"status"`
+	Notified bool   `db:"notified"`
+	Reply    string `db:"last_reply"`
+}
+
+func (s *Store) nowMS() int64 { return s.now().UnixMilli() }
+
+// EnqueueOutbound stores a message for relaying to the given addresses and
+// returns its queue id. As with Append, the message file is written and
+// fsynced before the rows are committed, so once it returns nil the
+// message survives a crash; the file gets a blobs row so the sweepers
+// (SweepOrphans, SweepUnreferenced) leave it alone until the entry is done.
+func (s *Store) EnqueueOutbound(ctx context.Context, from string, to []string, raw []byte) (int64, error) {
+	if from != "" {
+		n, err := NormalizeAddress(from)
+		if err != nil {
+			return 0, fmt.Errorf("enqueue: sender: %w", err)
+		}
+		from = n
+	}
+	var rcpts []string
+	seen := map[string]bool{}
+	for _, a := range to {
+		n, err := NormalizeAddress(a)
+		if err != nil {
+			return 0, fmt.Errorf("enqueue: recipient: %w", err)
+		}
+		if !seen[n] {
+			seen[n] = true
+			rcpts = append(rcpts, n)
+		}
+	}
+	if len(rcpts) == 0 {
+		return 0, fmt.Errorf("enqueue: %w: no recipients", ErrInvalid)
+	}
+	id := blob.NewID()
+	info, err := s.blobs.Put(ctx, id, bytes.NewReader(raw), nil)
+	if err != nil {
+		return 0, fmt.Errorf("enqueue: %w", err)
+	}
+	if s.hooks.afterBlobWrite != nil {
+		s.hooks.afterBlobWrite()
+	}
+	var qid int64
+	err = s.db.Tx(ctx, func(tx *sqlx.Tx) error {
+		now := s.nowMS()
+		if _, err := tx.ExecContext(ctx, s.rebind("INSERT INTO blobs (id, part, size, stored, refs, created_at) VALUES (?, ?, ?, ?, 1, ?)"),
+			id, info.Partition, info.Size, info.Stored, now/1000); err != nil {
+			return err
+		}
+		res, err := tx.ExecContext(ctx, s.rebind(`INSERT INTO outbound_queue (mail_from, created_ms, next_attempt_ms, attempts, lease,
+			last_error, blob_id, part, size) VALUES (?, ?, ?, 0, 0, '', ?, ?, ?)`), from, now, now, id, info.Partition, info.Size)
+		if err != nil {
+			return err
+		}
+		if qid, err = res.LastInsertId(); err != nil {
+			return err
+		}
+		for _, r := range rcpts {
+			if _, err := tx.ExecContext(ctx, s.rebind(`INSERT INTO outbound_rcpts (queue_id, rcpt, status, notified, last_reply, updated_ms)
+				VALUES (?, ?, ?, 0, '', ?)`), qid, r, RcptPending, now); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		// As in discard: after a failed COMMIT the rows may exist, so the
+		// file is left for SweepOrphans, which removes it only if they don't.
+		if !sqldb.IsCommitUncertain(err) {
+			if derr := s.blobs.Delete(context.WithoutCancel(ctx), info.Partition, id); derr != nil {
+				s.log.Warn("remove file of failed enqueue", "blob", id, "err", derr)
+			}
+		}
+		return 0, fmt.Errorf("enqueue: %w", err)
+	}
+	return qid, nil
+}
+
+// ClaimOutbound claims up to limit entries that are due, oldest due first,
+// for lease: until then no other claimer, on this node or another sharing
+// the database, gets them. Each claim is a compare-and-set on the entry's
+// fencing token, so of two nodes racing for an entry exactly one wins. A
+// claimer that neither updates nor deletes an entry in time loses it to
+// the next claim, so lease must outlast one delivery attempt.
+func (s *Store) ClaimOutbound(ctx context.Context, limit int, lease time.Duration) ([]Outbound, error) {
+	if limit <= 0 {
+		return nil, nil
+	}
+	now := s.nowMS()
+	// Look first without a write transaction: an idle queue polled every
+	// few seconds must not take SQLite's one write lock each time.
+	var cands []outboundRow
+	if err := s.db.SelectContext(ctx, &cands, s.rebind("SELECT "+outboundColumns+
+		" FROM outbound_queue WHERE next_attempt_ms <= ? ORDER BY next_attempt_ms, id LIMIT ?"), now, limit); err != nil {
+		return nil, fmt.Errorf("claim queue entries: %w", err)
+	}
+	if len(cands) == 0 {
+		return nil, nil
+	}
+	until := now + lease.Milliseconds()
+	var claimed []Outbound
+	err := s.db.Tx(ctx, func(tx *sqlx.Tx) error {
+		claimed = claimed[:0] // a retried transaction starts over
+		for _, c := range cands {
+			res, err := tx.ExecContext(ctx, s.rebind(`UPDATE outbound_queue SET next_attempt_ms = ?, lease = lease + 1
+				WHERE id = ? AND lease = ? AND next_attempt_ms <= ?`), until, c.ID, c.Lease, now)
+			if err != nil {
+				return err
+			}
+			if n, err := res.RowsAffected(); err != nil {
+				return err
+			} else if n == 0 {
+				continue // another claimer got there first
+			}
+			o := c.outbound()
+			o.lease = c.Lease + 1
+			o.NextAttempt = time.UnixMilli(until)
+			claimed = append(claimed, o)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("claim queue entries: %w", err)
+	}
+	if err := s.loadRcpts(ctx, claimed); err != nil {
+		return nil, fmt.Errorf("claim queue entries: %w", err)
+	}
+	return claimed, nil
+}
+
+// loadRcpts fills in the recipients of entries.
+func (s *Store) loadRcpts(ctx context.Context, entries []Outbound) error {
+	if len(entries) == 0 {
+		return nil
+	}
+	byID := make(map[int64]*Outbound, len(entries))
+	ids := make([]any, len(entries))
+	for i := range entries {
+		entries[i].Rcpts = nil
+		byID[entries[i].ID] = &entries[i]
+		ids[i] = entries[i].ID
+	}
+	for start := 0; start < len(ids); start += 500 {
+		q, args, err := sqlx.In("SELECT queue_id, rcpt, status, notified, last_reply FROM outbound_rcpts WHERE queue_id IN (?) ORDER BY queue_id, rcpt",
+			ids[start:min(start+500, len(ids))])
+		if err != nil {
+			return err
+		}
+		var rows []rcptRow
+		if err := s.db.SelectContext(ctx, &rows, s.rebind(q), args...); err != nil {
+			return fmt.Errorf("load recipients: %w", err)
+		}
+		for _, r := range rows {
+			o := byID[r.QueueID]
+			o.Rcpts = append(o.Rcpts, OutboundRcpt{Address: r.Rcpt, Status: RcptStatus(r.Status), Notified: r.Notified, Reply: r.Reply})
+		}
+	}
+	return nil
+}
+
+// OpenOutbound returns the queued message's content.
+func (s *Store) OpenOutbound(ctx context.Context, o *Outbound) (io.ReadCloser, error) {
+	rc, err := s.blobs.Open(ctx, o.part, o.blobID, nil)
+	if err != nil {
+		return nil, fmt.Errorf("open queued message %d: %w", o.ID, err)
+	}
+	return rc, nil
+}
+
+// OutboundResult is what an attempt learned about one recipient.
+type OutboundResult struct {
+	Address string
+	Status  RcptStatus // RcptPending for a deferral
+	Reply   string
+	// Notified marks a failure as reported to the sender.
+	Notified bool
+}
+
+// OutboundUpdate is what one round of work on a claimed entry changed.
+type OutboundUpdate struct {
+	Results []OutboundResult
+	// Attempted counts a delivery attempt; false when the round only
+	// reported failures, or gave the entry back unattempted (a shutdown).
+	Attempted bool
+	LastError string
+	// Next is when the entry is due again if anything is left to do; it
+	// also ends the claim.
+	Next time.Time
+}
+
+// UpdateOutbound records a round of work on an entry this caller claimed,
+// in one transaction: the recipients' new states, the attempt count, and
+// the next attempt, which releases the claim. When no recipient is left
+// pending and every failure has been reported, the entry is deleted
+// instead, and its file with it; done says so. o is updated to match. If
+// the claim was lost (see ClaimOutbound) nothing is written and the error
+// is ErrLeaseLost.
+func (s *Store) UpdateOutbound(ctx context.Context, o *Outbound, u OutboundUpdate) (done bool, err error) {
+	if o.lease == 0 {
+		return false, fmt.Errorf("update queue entry %d: %w: not claimed", o.ID, ErrInvalid)
+	}
+	next := u.Next.UnixMilli()
+	var remaining int
+	err = s.db.Tx(ctx, func(tx *sqlx.Tx) error {
+		now := s.nowMS()
+		q, args := "UPDATE outbound_queue SET next_attempt_ms = ? WHERE id = ? AND lease = ?", []any{next, o.ID, o.lease}
+		if u.Attempted {
+			q = "UPDATE outbound_queue SET next_attempt_ms = ?, attempts = attempts + 1, last_error = ? WHERE id = ? AND lease = ?"
+			args = []any{next, clip(u.LastError), o.ID, o.lease}
+		}
+		res, err := tx.ExecContext(ctx, s.rebind(q), args...)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n == 0 {
+			return ErrLeaseLost
+		}
+		for _, r := range u.Results {
+			if _, err := tx.ExecContext(ctx, s.rebind(`UPDATE outbound_rcpts SET status = ?, notified = ?, last_reply = ?, updated_ms = ?
+				WHERE queue_id = ? AND rcpt = ?`), r.Status, r.Notified, clip(r.Reply), now, o.ID, r.Address); err != nil {
+				return err
+			}
+		}
+		if err := tx.GetContext(ctx, &remaining, s.rebind(`SELECT COUNT(*) FROM outbound_rcpts
+			WHERE queue_id = ? AND (status = ? OR (status = ? AND notified = 0))`), o.ID, RcptPending, RcptFailed); err != nil {
+			return err
+		}
+		if remaining > 0 {
+			return nil
+		}
+		return s.deleteOutboundTx(ctx, tx, o.ID, o.blobID)
+	})
+	if err != nil {
+		return false, fmt.Errorf("update queue entry %d: %w", o.ID, err)
+	}
+	s.applyOutbound(o, u)
+	if remaining == 0 {
+		s.removeBlobs(ctx, []deleted{{o.blobID, o.part}})
+		o.lease = 0
+		return true, nil
+	}
+	return false, nil
+}
+
+// applyOutbound brings o in line with what UpdateOutbound committed.
+func (s *Store) applyOutbound(o *Outbound, u OutboundUpdate) {
+	for _, r := range u.Results {
+		for i := range o.Rcpts {
+			if o.Rcpts[i].Address == r.Address {
+				o.Rcpts[i] = OutboundRcpt{Address: r.Address, Status: r.Status, Notified: r.Notified, Reply: r.Reply}
+			}
+		}
+	}
+	if u.Attempted {
+		o.Attempts++
+		o.LastError = u.LastError
+	}
+	o.NextAttempt = time.UnixMilli(u.Next.UnixMilli())
+}
+
+// deleteOutboundTx deletes an entry's rows and drops its file's reference;
+// the caller removes the file after the commit (removeBlobs), and if it
+// never gets to, SweepUnreferenced does.
+func (s *Store) deleteOutboundTx(ctx context.Context, tx *sqlx.Tx, id int64, blobID string) error {
+	if _, err := tx.ExecContext(ctx, s.rebind("DELETE FROM outbound_rcpts WHERE queue_id = ?"), id); err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, s.rebind("DELETE FROM outbound_queue WHERE id = ?"), id); err != nil {
+		return err
+	}
+	_, err := tx.ExecContext(ctx, s.rebind("UPDATE blobs SET refs = refs - 1 WHERE id = ?"), blobID)
+	return err
+}
+
+// DeleteOutbound removes an entry and its file whoever holds it: an
+// administrator's delete. A worker still sending it gets ErrLeaseLost
+// when it reports back.
+func (s *Store) DeleteOutbound(ctx context.Context, id int64) error {
+	var loc struct {
+		BlobID string `db:"blob_id"`
+		Part   string `db:"part"`
+	}
+	err := s.db.Tx(ctx, func(tx *sqlx.Tx) error {
+		if err := tx.GetContext(ctx, &loc, s.rebind("SELECT blob_id, part FROM outbound_queue WHERE id = ?"+s.db.ForUpdate()), id); err != nil {
+			return notFound(err)
+		}
+		return s.deleteOutboundTx(ctx, tx, id, loc.BlobID)
+	})
+	if err != nil {
+		return fmt.Errorf("delete queue entry %d: %w", id, err)
+	}
+	s.removeBlobs(ctx, []deleted{{loc.BlobID, loc.Part}})
+	return nil
+}
+
+// NextOutbound returns when the earliest entry is due (claimed entries
+// count as due when their lease ends); ok is false when the queue is empty.
+func (s *Store) NextOutbound(ctx context.Context) (at time.Time, ok bool, err error) {
+	var ms sql.NullInt64
+	if err := s.db.GetContext(ctx, &ms, "SELECT MIN(next_attempt_ms) FROM outbound_queue"); err != nil {
+		return time.Time{}, false, fmt.Errorf("next queue entry: %w", err)
+	}
+	if !ms.Valid {
+		return time.Time{}, false, nil
+	}
+	return time.UnixMilli(ms.Int64), true, nil
+}
+
+// OutboundEntries lists up to limit queued entries with their recipients,
+// soonest due first, for administration and tests.
+func (s *Store) OutboundEntries(ctx context.Context, limit int) ([]Outbound, error) {
+	var b strings.Builder
+	b.WriteString("SELECT " + outboundColumns + " FROM outbound_queue ORDER BY next_attempt_ms, id")
+	if limit > 0 {
+		fmt.Fprintf(&b, " LIMIT %d", limit)
+	}
+	var rows []outboundRow
+	if err := s.db.SelectContext(ctx, &rows, b.String()); err != nil {
+		return nil, fmt.Errorf("list queue: %w", err)
+	}
+	out := make([]Outbound, len(rows))
+	for i, r := range rows {
+		out[i] = r.outbound()
+		out[i].lease = 0 // a listing claims nothing
+	}
+	if err := s.loadRcpts(ctx, out); err != nil {
+		return nil, fmt.Errorf("list queue: %w", err)
+	}
+	return out, nil
+}
