@@ -20,15 +20,19 @@ import (
 
 // Config is the whole configuration; basalt.example.toml documents it.
 type Config struct {
-	DataDir  string        `toml:"data_dir"`
-	Log      LogConfig     `toml:"log"`
-	Database sqldb.Config  `toml:"database"`
-	Storage  StorageConfig `toml:"storage"`
-	Cache    CacheConfig   `toml:"cache"`
-	HTTP     HTTPConfig    `toml:"http"`
-	Auth     AuthConfig    `toml:"auth"`
-	Limits   store.Limits  `toml:"limits"`
-	Maint    MaintConfig   `toml:"maintenance"`
+	DataDir  string         `toml:"data_dir"`
+	Log      LogConfig      `toml:"log"`
+	Database sqldb.Config   `toml:"database"`
+	Storage  StorageConfig  `toml:"storage"`
+	Cache    CacheConfig    `toml:"cache"`
+	HTTP     HTTPConfig     `toml:"http"`
+	Auth     AuthConfig     `toml:"auth"`
+	Limits   store.Limits   `toml:"limits"`
+	Maint    MaintConfig    `toml:"maintenance"`
+	SMTP     SMTPConfig     `toml:"smtp"`
+	Queue    QueueConfig    `toml:"queue"`
+	Milters  []MilterConfig `toml:"milter"`
+	TLS      TLSConfig      `toml:"tls"`
 }
 
 // LogConfig sets the log level ("debug", "info", "warn", "error") and
@@ -69,6 +73,31 @@ type AuthConfig struct {
 	Argon2Time      uint32 `toml:"argon2_time"`
 	Argon2MemoryKiB uint32 `toml:"argon2_memory_kib"`
 	Argon2Threads   uint8  `toml:"argon2_threads"`
+}
+
+// QueueConfig is the outbound queue: where mail for other domains is
+// relayed, and how it is retried. With no smarthost, mail for other
+// domains is refused.
+type QueueConfig struct {
+	Smarthost    string          `toml:"smarthost"` // host:port
+	StartTLS     bool            `toml:"starttls"`
+	ImplicitTLS  bool            `toml:"implicit_tls"`
+	TLSInsecure  bool            `toml:"tls_insecure"`
+	Username     string          `toml:"username"`
+	Password     string          `toml:"password"`
+	Concurrency  int             `toml:"concurrency"`
+	Backoff      []time.Duration `toml:"backoff"`
+	MaxAge       time.Duration   `toml:"max_age"`
+	PollInterval time.Duration   `toml:"poll_interval"`
+	Timeout      time.Duration   `toml:"timeout"`
+}
+
+// MilterConfig is one milter in the filter chain, in the order given.
+type MilterConfig struct {
+	Network  string        `toml:"network"` // "tcp" (default) or "unix"
+	Address  string        `toml:"address"`
+	Timeout  time.Duration `toml:"timeout"`
+	FailOpen bool          `toml:"fail_open"`
 }
 
 // MaintConfig schedules the periodic cleanup.
@@ -153,6 +182,7 @@ func LoadConfig(path, dataDir string) (Config, error) {
 	if c.Maint.CounterDays == 0 {
 		c.Maint.CounterDays = 7
 	}
+	c.SMTP.setDefaults()
 	return c, c.validate()
 }
 
@@ -171,6 +201,15 @@ func (c Config) validate() error {
 	}
 	if _, err := parseLevel(c.Log.Level); err != nil {
 		errs = append(errs, err)
+	}
+	errs = append(errs, c.SMTP.validate(), c.TLS.validate())
+	for i, m := range c.Milters {
+		if m.Address == "" {
+			errs = append(errs, fmt.Errorf("milter %d: address is required", i+1))
+		}
+		if m.Network != "" && m.Network != "tcp" && m.Network != "unix" {
+			errs = append(errs, fmt.Errorf("milter %d: network %q is neither tcp nor unix", i+1, m.Network))
+		}
 	}
 	return errors.Join(errs...)
 }

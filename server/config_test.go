@@ -31,6 +31,16 @@ func TestLoadConfigDefaults(t *testing.T) {
 	if c.Limits.MaxRecvSize != DefaultMaxMessageSize || c.Auth.KDF.MemoryKiB == 0 {
 		t.Fatalf("limits/kdf defaults: %+v %+v", c.Limits, c.Auth.KDF)
 	}
+	s := c.SMTP
+	if s.Hostname == "" || s.MXListen != "127.0.0.1:2525" || s.SubmissionListen != "127.0.0.1:2587" ||
+		s.SubmissionsListen != "127.0.0.1:2465" || s.LMTPListen != "127.0.0.1:2424" || s.LMTPSocket != "" {
+		t.Fatalf("smtp listener defaults: %+v", s)
+	}
+	if s.MaxRecipients != 100 || s.MaxConnections != 500 || s.MaxConnectionsPerIP != 20 || s.MaxMessagesPerConn != 100 ||
+		s.MaxErrors != 10 || s.MaxLineLength != 2000 || s.ReadTimeout != 5*time.Minute || s.WriteTimeout != time.Minute ||
+		s.AllowPlaintextAuth || s.QuotaPermanent {
+		t.Fatalf("smtp limit defaults: %+v", s)
+	}
 	d, err := LoadConfig("", "/srv/x")
 	if err != nil || d.Database.DSN != "/srv/x/basalt.db" || d.Storage.Partitions[0].Path != "/srv/x/blobs" {
 		t.Fatalf("-data: %+v, %v", d, err)
@@ -46,6 +56,9 @@ func TestExampleConfig(t *testing.T) {
 	if c.Auth.FailuresPerNet != 16 || c.Auth.SessionIdle != time.Hour || c.Maint.OrphanGrace != time.Hour {
 		t.Fatalf("example config: %+v", c.Auth)
 	}
+	if c.SMTP.MXListen != "127.0.0.1:2525" || c.SMTP.MaxErrors != 10 || c.SMTP.ReadTimeout != 5*time.Minute || c.TLS.CertFile != "" {
+		t.Fatalf("example config: %+v %+v", c.SMTP, c.TLS)
+	}
 }
 
 func TestLoadConfigErrors(t *testing.T) {
@@ -56,6 +69,10 @@ func TestLoadConfigErrors(t *testing.T) {
 		{"[log]\nlevel = \"loud\"\n", "log.level"},
 		{"[maintenance]\norphan_grace = \"1s\"\n", "orphan_grace"},
 		{"not toml", "read config"},
+		{"[tls]\ncert_file = \"/x.pem\"\n", "cert_file and key_file"},
+		{"[smtp]\nmax_line_length = 500\n", "max_line_length"},
+		{"[smtp]\nmax_recipients = -1\n", "max_recipients"},
+		{"[smtp]\nread_timeout = \"-1s\"\n", "read_timeout"},
 	} {
 		_, err := LoadConfig(writeConfig(t, tc.body), "")
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

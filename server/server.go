@@ -40,11 +40,26 @@ func Run(ctx context.Context, cfg Config) error {
 		srv.IdleTimeout = 2 * time.Minute
 		srv.MaxHeaderBytes = maxHeaderBytes
 	}
-	log.Info("basalt serving", "http", listeners[0].Addr().String(), "database", cfg.Database.Driver,
+	tlsCfg, err := cfg.ServerTLS(log)
+	if err != nil {
+		for _, l := range listeners {
+			l.Close()
+		}
+		return err
+	}
+	mail, err := svc.listenMail(tlsCfg)
+	if err != nil {
+		for _, l := range listeners {
+			l.Close()
+		}
+		return err
+	}
+	log.Info("basalt serving", "http", listeners[0].Addr().String(), "mail", mail.addrs(), "database", cfg.Database.Driver,
 		"cache", map[bool]string{true: "redis", false: "memory"}[cfg.Cache.RedisAddr != ""], "data", cfg.DataDir)
 
 	var wg sync.WaitGroup
-	errc := make(chan error, len(servers))
+	errc := make(chan error, len(servers)+len(mail.lns)+1)
+	mail.serve(&wg, errc)
 	for i, srv := range servers {
 		wg.Add(1)
 		go func() {
@@ -55,6 +70,18 @@ func Run(ctx context.Context, cfg Config) error {
 		}()
 	}
 	mctx, stopMaint := context.WithCancel(ctx)
+	if svc.Queue != nil {
+		// The queue stops with the maintenance, after the listeners have
+		// stopped taking mail, and records the state of what was in
+		// flight before the database closes.
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := svc.Queue.Run(mctx); err != nil {
+				errc <- fmt.Errorf("outbound queue: %w", err)
+			}
+		}()
+	}
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
@@ -69,11 +96,19 @@ func Run(ctx context.Context, cfg Config) error {
 	stopMaint()
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.HTTP.ShutdownTimeout)
 	defer cancel()
+	mailDone := make(chan struct{})
+	go func() {
+		defer close(mailDone)
+		if serr := mail.shutdown(sctx); serr != nil {
+			log.Warn("mail shutdown", "err", serr)
+		}
+	}()
 	for _, srv := range servers {
 		if serr := srv.Shutdown(sctx); serr != nil {
 			log.Warn("http shutdown", "addr", srv.Addr, "err", serr)
 		}
 	}
+	<-mailDone
 	wg.Wait()
 	return err
 }

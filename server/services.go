@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 
+	"basalt/delivery"
 	"basalt/session"
 	"basalt/store"
 	"basalt/store/blob"
@@ -22,6 +23,10 @@ type Services struct {
 	Cache   cache.Cache
 	Store   *store.Store
 	Session *session.Service
+	// Agent is the delivery path every message in takes.
+	Agent *delivery.Agent
+	// Queue relays mail for other domains; nil without a smarthost.
+	Queue *delivery.Queue
 }
 
 // Open opens the database (migrating it), the blob store and the cache,
@@ -63,9 +68,41 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Services, error) 
 		db.Close()
 		return nil, err
 	}
+	var filters []delivery.Filter
+	for _, m := range cfg.Milters {
+		network := m.Network
+		if network == "" {
+			network = "tcp"
+		}
+		filters = append(filters, delivery.NewMilter(delivery.MilterConfig{Network: network, Address: m.Address, Timeout: m.Timeout, FailOpen: m.FailOpen}, log))
+	}
+	// The queue and the agent each need the other: the agent relays
+	// through the queue, and the queue hands bounces for local senders
+	// back to the agent.
+	var (
+		agent *delivery.Agent
+		queue *delivery.Queue
+		relay delivery.Relay // nil without a smarthost: mail for other domains is refused
+	)
+	if q := cfg.Queue; q.Smarthost != "" {
+		queue = delivery.NewQueue(delivery.QueueConfig{
+			Smarthost: q.Smarthost, StartTLS: q.StartTLS, ImplicitTLS: q.ImplicitTLS, TLSInsecure: q.TLSInsecure,
+			Username: q.Username, Password: q.Password, Hostname: cfg.SMTP.Hostname, Concurrency: q.Concurrency,
+			Backoff: q.Backoff, MaxAge: q.MaxAge, PollInterval: q.PollInterval, Timeout: q.Timeout,
+		}, st, delivery.LocalDeliveryFunc(func(ctx context.Context, from, to string, raw []byte) error {
+			return agent.DeliverLocal(ctx, from, to, raw)
+		}), log)
+		relay = queue
+	}
+	agent = delivery.New(delivery.Config{
+		Hostname: cfg.SMTP.Hostname, MaxRecipients: cfg.SMTP.MaxRecipients,
+		MaxSize: maxMessageSize(cfg), QuotaPermanent: cfg.SMTP.QuotaPermanent,
+	}, st, relay, log, filters...)
 	return &Services{
 		Config: cfg, Log: log, DB: db, Cache: c, Store: st,
 		Session: session.New(st, cfg.Auth.Config, log),
+		Agent:   agent,
+		Queue:   queue,
 	}, nil
 }
 

@@ -172,7 +172,10 @@ func TestServe(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			httpAddr, metricsAddr := freePort(t), freePort(t)
-			cfg := kdfConfig(t, tc.extra(t)+fmt.Sprintf("[http]\nlisten = %q\nmetrics_listen = %q\n", httpAddr, metricsAddr))
+			// The mail listeners too, on ports of the test's choosing.
+			mail := fmt.Sprintf("[smtp]\nmx_listen = %q\nsubmission_listen = %q\nsubmissions_listen = %q\nlmtp_listen = %q\n",
+				freePort(t), freePort(t), freePort(t), freePort(t))
+			cfg := kdfConfig(t, tc.extra(t)+mail+fmt.Sprintf("[http]\nlisten = %q\nmetrics_listen = %q\n", httpAddr, metricsAddr))
 			data := t.TempDir()
 			cmd := exec.Command(os.Args[0], "serve", "-config", cfg, "-data", data)
 			cmd.Env = append(os.Environ(), "BASALT_TEST_MAIN=1")

@@ -1,0 +1,434 @@
+package smtp
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/base64"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/big"
+	"net"
+	"net/textproto"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"basalt/delivery"
+	"basalt/internal/testsupport"
+	"basalt/internal/testsupport/storetest"
+	"basalt/session"
+	"basalt/store"
+)
+
+// setup varies a harness.
+type setup struct {
+	cfg     Config
+	agent   delivery.Config
+	db      testsupport.Database // zero: a fresh SQLite file
+	session session.Config
+	// remote makes loopback clients count as remote ones, as far as AUTH
+	// over plaintext goes: the tests have only loopback to connect from.
+	remote bool
+	socket bool // also serve LMTP on a unix socket
+	cram   bool // allow CRAM-MD5 in the session service and offer it
+	// bounces collects the bounces sent; nil: none are sent.
+	bounces *bounces
+}
+
+// bounces are the DSNs the server sent, as Config.SendBounce.
+type bounces struct {
+	mu   sync.Mutex
+	sent []bounce
+}
+
+type bounce struct {
+	to  string
+	dsn string
+}
+
+func (b *bounces) send(_ context.Context, to string, dsn []byte) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.sent = append(b.sent, bounce{to, string(dsn)})
+	return nil
+}
+
+func (b *bounces) all() []bounce {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return append([]bounce(nil), b.sent...)
+}
+
+// harness is a Server on real sockets on 127.0.0.1, over a real store.
+type harness struct {
+	t       *testing.T
+	env     *storetest.Env
+	agent   *delivery.Agent
+	srv     *Server
+	addr    map[Role]string
+	socket  string
+	caFile  string      // the server certificate in PEM, for clients to trust
+	tls     *tls.Config // a client configuration trusting it
+	logs    *logBuffer
+	serving sync.WaitGroup
+}
+
+const testHost = "mx.test"
+
+func start(t *testing.T, su setup) *harness {
+	t.Helper()
+	db := su.db
+	if db.Driver == "" {
+		db = testsupport.Database{Driver: "sqlite", DSN: testsupport.SQLiteDSN(t)}
+	}
+	if su.cram {
+		su.session.CRAMMD5 = true
+	}
+	env := storetest.Open(t, db, storetest.Options{Session: su.session})
+	logs := &logBuffer{}
+	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	ac := su.agent
+	ac.Hostname = testHost
+	agent := delivery.New(ac, env.Store, nil, log)
+	cert, pool, pemBytes := testCert(t)
+	cfg := su.cfg
+	cfg.Hostname = testHost
+	cfg.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	if su.bounces != nil {
+		cfg.SendBounce = su.bounces.send
+	}
+	if su.cram {
+		cfg.CRAM = env.Session
+	}
+	srv := New(cfg, agent, env.Session, log)
+	srv.trustLoopback = !su.remote
+	h := &harness{
+		t: t, env: env, agent: agent, srv: srv, addr: map[Role]string{}, logs: logs,
+		caFile: filepath.Join(t.TempDir(), "ca.pem"),
+		tls:    &tls.Config{RootCAs: pool, ServerName: testHost},
+	}
+	if err := os.WriteFile(h.caFile, pemBytes, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	serve := func(ln net.Listener, r Role) {
+		h.serving.Add(1)
+		go func() {
+			defer h.serving.Done()
+			if err := srv.Serve(ln, r); err != nil {
+				logs.Write([]byte("SERVE ERROR: " + err.Error() + "\n"))
+			}
+		}()
+	}
+	for _, r := range []Role{RoleMX, RoleSubmission, RoleSubmissions, RoleLMTP} {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.addr[r] = ln.Addr().String()
+		serve(ln, r)
+	}
+	if su.socket {
+		h.socket = filepath.Join(t.TempDir(), "lmtp.sock")
+		ln, err := net.Listen("unix", h.socket)
+		if err != nil {
+			t.Fatal(err)
+		}
+		serve(ln, RoleLMTP)
+	}
+	t.Cleanup(func() {
+		srv.Close()
+		h.serving.Wait()
+		if strings.Contains(logs.String(), "SERVE ERROR") {
+			t.Errorf("a listener failed:\n%s", logs.String())
+		}
+		if t.Failed() {
+			t.Logf("server log:\n%s", logs.String())
+		}
+	})
+	return h
+}
+
+// user creates a user with the test password; quota 0 is unlimited.
+func (h *harness) user(addr string, quota int64) {
+	h.t.Helper()
+	if quota == 0 {
+		h.env.NewUser(h.t, addr, false)
+		return
+	}
+	ctx := context.Background()
+	_, domain, _ := strings.Cut(addr, "@")
+	if _, err := h.env.Store.DomainByName(ctx, domain); err != nil {
+		if _, err := h.env.Store.AddDomain(ctx, domain); err != nil {
+			h.t.Fatal(err)
+		}
+	}
+	if _, err := h.env.Session.CreateUser(ctx, session.NewUser{Address: addr, Password: storetest.Password,
+		Overrides: store.LimitOverrides{QuotaBytes: &quota}}); err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+// account returns a user's mail.
+func (h *harness) account(addr string) *store.Account {
+	h.t.Helper()
+	u, err := h.env.Store.UserByAddress(context.Background(), addr)
+	if err != nil {
+		h.t.Fatalf("user %s: %v", addr, err)
+	}
+	return h.env.Store.Account(u.ID, nil)
+}
+
+// inbox returns the raw messages in a user's INBOX, oldest first.
+func (h *harness) inbox(addr string) []string {
+	h.t.Helper()
+	return mailbox(h.t, h.account(addr))
+}
+
+func mailbox(t *testing.T, a *store.Account) []string {
+	t.Helper()
+	ctx := context.Background()
+	msgs, err := a.List(ctx, storetest.Inbox(t, a), store.ListQuery{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, m := range msgs {
+		rc, err := a.Open(ctx, m.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := io.ReadAll(rc)
+		rc.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, string(b))
+	}
+	return out
+}
+
+// connections reports how many connections the server holds.
+func (h *harness) connections() int {
+	h.srv.mu.Lock()
+	defer h.srv.mu.Unlock()
+	return len(h.srv.conns)
+}
+
+// waitConnections waits until the server holds n connections.
+func (h *harness) waitConnections(n int) {
+	h.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for h.connections() != n {
+		if time.Now().After(deadline) {
+			h.t.Fatalf("server holds %d connections, want %d", h.connections(), n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// logBuffer collects the server's log, for assertions and for failures;
+// logging straight to t would panic when a server goroutine outlives it.
+type logBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// testCert makes a certificate for the test host and 127.0.0.1.
+func testCert(t *testing.T) (tls.Certificate, *x509.CertPool, []byte) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: testHost},
+		DNSNames: []string{testHost, "localhost"}, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		IsCA: true, BasicConstraintsValid: true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(leaf)
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, pool,
+		pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+}
+
+// client is a raw SMTP client: it sends lines and reads replies as they
+// come, so that every code can be checked.
+type client struct {
+	t  *testing.T
+	nc net.Conn
+	tp *textproto.Conn
+}
+
+// resp is one SMTP reply; text holds every line, joined by newlines.
+type resp struct {
+	code int
+	text string
+}
+
+func (r resp) String() string { return fmt.Sprintf("%d %s", r.code, r.text) }
+
+// dialRaw connects and returns the greeting.
+func dialRaw(t *testing.T, network, addr string) (*client, resp) {
+	t.Helper()
+	nc, err := net.DialTimeout(network, addr, 5*time.Second)
+	if err != nil {
+		t.Fatalf("dial %s: %v", addr, err)
+	}
+	t.Cleanup(func() { nc.Close() })
+	nc.SetDeadline(time.Now().Add(20 * time.Second))
+	c := &client{t: t, nc: nc, tp: textproto.NewConn(nc)}
+	return c, c.read()
+}
+
+// dial connects to a role's listener and checks the greeting.
+func (h *harness) dial(r Role) *client {
+	h.t.Helper()
+	c, g := dialRaw(h.t, "tcp", h.addr[r])
+	if g.code != 220 || !strings.HasPrefix(g.text, testHost+" ") {
+		h.t.Fatalf("greeting %q", g)
+	}
+	return c
+}
+
+// dialTLS connects to the implicit TLS listener.
+func (h *harness) dialTLS() *client {
+	h.t.Helper()
+	nc, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", h.addr[RoleSubmissions], h.tls)
+	if err != nil {
+		h.t.Fatalf("dial TLS: %v", err)
+	}
+	h.t.Cleanup(func() { nc.Close() })
+	nc.SetDeadline(time.Now().Add(20 * time.Second))
+	c := &client{t: h.t, nc: nc, tp: textproto.NewConn(nc)}
+	if g := c.read(); g.code != 220 {
+		h.t.Fatalf("greeting %q", g)
+	}
+	return c
+}
+
+// read reads one reply; a closed connection reads as code 0, text "EOF".
+func (c *client) read() resp {
+	c.t.Helper()
+	code, text, err := c.tp.ReadResponse(0)
+	if err != nil {
+		if _, ok := err.(*textproto.Error); !ok {
+			return resp{0, "EOF: " + err.Error()}
+		}
+	}
+	return resp{code, text}
+}
+
+// send sends a command and returns its reply.
+func (c *client) send(line string) resp {
+	c.t.Helper()
+	if err := c.tp.PrintfLine("%s", line); err != nil {
+		return resp{0, "EOF: " + err.Error()}
+	}
+	return c.read()
+}
+
+// expect sends a command and fails unless the reply starts with want
+// ("550 5.1.1", say).
+func (c *client) expect(line, want string) resp {
+	c.t.Helper()
+	r := c.send(line)
+	if !strings.HasPrefix(r.String(), want) {
+		c.t.Fatalf("%s: got %q, want %q", line, r, want)
+	}
+	return r
+}
+
+// data sends DATA and the message and returns the reply after the dot.
+func (c *client) data(msg []byte) resp {
+	c.t.Helper()
+	c.expect("DATA", "354")
+	return c.body(msg)
+}
+
+// body sends a message and its final dot and reads the reply.
+func (c *client) body(msg []byte) resp {
+	c.t.Helper()
+	w := c.tp.DotWriter()
+	w.Write(msg)
+	w.Close()
+	return c.read()
+}
+
+// startTLS upgrades the connection.
+func (c *client) startTLS(cfg *tls.Config) {
+	c.t.Helper()
+	c.expect("STARTTLS", "220 2.0.0")
+	c.startTLSConn(cfg)
+}
+
+// startTLSConn starts TLS on the connection as it is.
+func (c *client) startTLSConn(cfg *tls.Config) {
+	c.t.Helper()
+	tc := tls.Client(c.nc, cfg)
+	if err := tc.Handshake(); err != nil {
+		c.t.Fatalf("TLS handshake: %v", err)
+	}
+	c.nc = tc
+	c.tp = textproto.NewConn(tc)
+}
+
+// closed reports whether the server has closed the connection: the next
+// read ends without a reply.
+func (c *client) closed() bool {
+	c.t.Helper()
+	r := c.read()
+	if r.code != 0 {
+		c.t.Logf("after the close was expected: %q", r)
+	}
+	return r.code == 0
+}
+
+// expectClosed fails unless the server has closed the connection.
+func (c *client) expectClosed() {
+	c.t.Helper()
+	if !c.closed() {
+		c.t.Fatal("the connection is still open")
+	}
+}
+
+var storeOpts = store.AppendOptions{}
+
+// plainAuth is an AUTH PLAIN initial response (RFC 4616).
+func plainAuth(user, pass string) string {
+	return b64("\x00" + user + "\x00" + pass)
+}
+
+func b64(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }

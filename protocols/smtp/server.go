@@ -1,0 +1,464 @@
+package smtp
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/emersion/go-smtp"
+
+	"basalt/delivery"
+	"basalt/session"
+)
+
+// Role is the service a listener offers.
+type Role int
+
+// Roles.
+const (
+	RoleMX          Role = iota // mail from other servers (RFC 5321), port 25 in production
+	RoleSubmission              // users' clients with STARTTLS, port 587 (RFC 6409)
+	RoleSubmissions             // users' clients over TLS from the first byte, port 465 (RFC 8314)
+	RoleLMTP                    // an MTA handing mail over (RFC 2033)
+)
+
+func (r Role) String() string {
+	switch r {
+	case RoleMX:
+		return "mx"
+	case RoleSubmission:
+		return "submission"
+	case RoleSubmissions:
+		return "submissions"
+	case RoleLMTP:
+		return "lmtp"
+	}
+	return fmt.Sprintf("role(%d)", int(r))
+}
+
+func (r Role) submission() bool { return r == RoleSubmission || r == RoleSubmissions }
+
+// source is how the agent knows where a message came from.
+func (r Role) source() delivery.Source {
+	switch {
+	case r.submission():
+		return delivery.SourceSubmission
+	case r == RoleLMTP:
+		return delivery.SourceLMTP
+	}
+	return delivery.SourceMX
+}
+
+// Authenticator checks a user's password; *session.Service is one. ip is
+// the client's address as host:port.
+type Authenticator interface {
+	Authenticate(ctx context.Context, login, password, ip string) (*session.Auth, error)
+}
+
+// Config tunes a Server. Zero fields take the defaults; a negative limit
+// means no limit.
+type Config struct {
+	// Hostname is the name in the greeting and the EHLO reply.
+	Hostname string
+	// TLS is the certificate for STARTTLS (RFC 3207) and RoleSubmissions;
+	// nil offers neither.
+	TLS *tls.Config
+	// AllowPlaintextAuth offers AUTH on connections without TLS. Loopback
+	// connections are taken as secure without it, as Dovecot does, since
+	// nothing on the wire can be read there.
+	AllowPlaintextAuth bool
+
+	MaxConnections      int // at once, over every listener; default 500
+	MaxConnectionsPerIP int // at once from one address (IPv6: one /64); default 20
+	MaxMessagesPerConn  int // default 100
+	// MaxErrors is how many refused commands (unknown recipients, refused
+	// senders, failed logins) a connection may have before it is dropped
+	// with 421; default 10.
+	MaxErrors int
+	// ReadTimeout bounds every read from the client, between commands and
+	// inside DATA alike; default 5 minutes (RFC 5321 4.5.3.2.7).
+	ReadTimeout time.Duration
+	// WriteTimeout bounds every write to the client; default 1 minute.
+	WriteTimeout time.Duration
+	// MaxLineLength bounds a command or message line, CRLF included;
+	// default 2000, twice RFC 5321 4.5.3.1.6's 1000, as go-smtp has it.
+	MaxLineLength int
+
+	// CRAM verifies CRAM-MD5 (RFC 2195) answers; nil: not offered. See cram.go.
+	CRAM CRAMVerifier
+
+	// SendBounce sends a delivery status notification (RFC 3464) from
+	// the null sender to to: for recipients that failed after DATA, when
+	// others did not and the message was answered 250. nil: the failures
+	// are only logged. See bounceLater.
+	SendBounce func(ctx context.Context, to string, dsn []byte) error
+}
+
+func (c Config) withDefaults() Config {
+	if c.Hostname == "" {
+		c.Hostname = "localhost"
+	}
+	def := func(v *int, d int) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	def(&c.MaxConnections, 500)
+	def(&c.MaxConnectionsPerIP, 20)
+	def(&c.MaxMessagesPerConn, 100)
+	def(&c.MaxErrors, 10)
+	def(&c.MaxLineLength, 2000)
+	if c.ReadTimeout == 0 {
+		c.ReadTimeout = 5 * time.Minute
+	}
+	if c.WriteTimeout == 0 {
+		c.WriteTimeout = time.Minute
+	}
+	return c
+}
+
+// refusingMax bounds the goroutines that answer refused connections, so a
+// flood of them costs a bounded amount; beyond it they are just closed.
+const refusingMax = 64
+
+// Server serves SMTP, submission and LMTP over one delivery agent. It is
+// safe for concurrent use; Serve is called once per listener.
+type Server struct {
+	cfg   Config
+	agent *delivery.Agent
+	auth  Authenticator
+	log   *slog.Logger
+
+	// base is the context of every agent call; it ends when a shutdown's
+	// deadline passes with transactions still running.
+	base   context.Context
+	cancel context.CancelFunc
+
+	mx, submission, lmtp *smtp.Server
+
+	inflight sync.WaitGroup // deliveries running; Add under mu, never once aborted
+	refusing chan struct{}
+	// trustLoopback counts loopback clients as secure for AUTH; only
+	// tests turn it off, to see what a remote client sees.
+	trustLoopback bool
+
+	mu        sync.Mutex
+	listeners []net.Listener
+	conns     map[*conn]struct{}
+	perIP     map[netip.Prefix]int
+	draining  bool
+	aborted   bool
+}
+
+// New returns a server delivering through agent and checking passwords
+// with auth (nil: no AUTH at all).
+func New(cfg Config, agent *delivery.Agent, auth Authenticator, log *slog.Logger) *Server {
+	if log == nil {
+		log = slog.Default()
+	}
+	s := &Server{
+		cfg: cfg.withDefaults(), agent: agent, auth: auth, log: log,
+		refusing: make(chan struct{}, refusingMax), trustLoopback: true,
+		conns: map[*conn]struct{}{}, perIP: map[netip.Prefix]int{},
+	}
+	s.base, s.cancel = context.WithCancel(context.Background())
+	s.mx = s.newProto(false, s.cfg.TLS)
+	s.submission = s.newProto(false, s.cfg.TLS)
+	// LMTP is for an MTA beside Basalt (RFC 2033 4: not for use over the
+	// wide area), on loopback or a unix socket; it offers no STARTTLS.
+	s.lmtp = s.newProto(true, nil)
+	return s
+}
+
+func (s *Server) newProto(lmtp bool, tlsCfg *tls.Config) *smtp.Server {
+	p := smtp.NewServer(smtp.BackendFunc(s.newSession))
+	p.Domain = s.cfg.Hostname
+	p.LMTP = lmtp
+	p.TLSConfig = tlsCfg
+	p.MaxMessageBytes = s.agent.MaxSize() // SIZE (RFC 1870), and the DATA cutoff
+	p.MaxRecipients = s.agent.MaxRecipients()
+	p.MaxLineLength = s.cfg.MaxLineLength
+	p.ReadTimeout = s.cfg.ReadTimeout
+	p.WriteTimeout = s.cfg.WriteTimeout
+	// go-smtp's own rule is TLS or nothing, for every client; the session
+	// decides instead (loopback counts as secure), see authAllowed.
+	p.AllowInsecureAuth = true
+	p.EnableSMTPUTF8 = true // RFC 6531: addresses go through as UTF-8
+	p.ErrorLog = errorLog{s.log}
+	return p
+}
+
+func (s *Server) proto(r Role) *smtp.Server {
+	switch {
+	case r.submission():
+		return s.submission
+	case r == RoleLMTP:
+		return s.lmtp
+	}
+	return s.mx
+}
+
+// Serve accepts connections on ln for role until Shutdown or Close, which
+// make it return nil. ln is the caller's: a TCP listener, or for LMTP a
+// unix socket.
+func (s *Server) Serve(ln net.Listener, role Role) error {
+	if role == RoleSubmissions && s.cfg.TLS == nil {
+		ln.Close()
+		return errors.New("smtp: submissions (implicit TLS) needs a certificate")
+	}
+	s.mu.Lock()
+	if s.draining {
+		s.mu.Unlock()
+		ln.Close()
+		return nil
+	}
+	s.listeners = append(s.listeners, ln)
+	s.mu.Unlock()
+	err := s.proto(role).Serve(&listener{Listener: ln, srv: s, role: role})
+	if err != nil {
+		s.mu.Lock()
+		stopped := s.draining
+		s.mu.Unlock()
+		if stopped && errors.Is(err, net.ErrClosed) {
+			return nil // closed by Shutdown or Close
+		}
+		return fmt.Errorf("smtp: serve %s on %s: %w", role, ln.Addr(), err)
+	}
+	return nil
+}
+
+// Shutdown stops accepting connections, closes the idle ones with 421 and
+// lets each transaction in flight finish before its connection is closed.
+// When ctx ends first, whatever is left is cut off and ctx's error
+// returned; a message not yet answered 250 is then not acknowledged, so
+// the client keeps it (RFC 5321 4.1.1.4).
+func (s *Server) Shutdown(ctx context.Context) error {
+	conns := s.stopAccepting()
+	for _, c := range conns {
+		c.drain()
+	}
+	protos := []*smtp.Server{s.mx, s.submission, s.lmtp}
+	errs := make([]error, len(protos))
+	var wg sync.WaitGroup
+	for i, p := range protos {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			// go-smtp's Shutdown closes the listeners (stopAccepting
+			// already has), then waits for every connection to end.
+			err := p.Shutdown(ctx)
+			if err != nil && !errors.Is(err, smtp.ErrServerClosed) && !errors.Is(err, net.ErrClosed) && !errors.Is(err, ctx.Err()) {
+				errs[i] = err
+			}
+		}()
+	}
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		s.abort()
+		return fmt.Errorf("smtp shutdown: %w", err)
+	}
+	s.cancel()
+	return errors.Join(errs...)
+}
+
+// Close stops at once: listeners and connections are closed and the
+// deliveries running are cancelled.
+func (s *Server) Close() error {
+	s.stopAccepting()
+	for _, p := range []*smtp.Server{s.mx, s.submission, s.lmtp} {
+		p.Close() // listeners; ErrServerClosed after a Shutdown, which closed them
+	}
+	s.abort()
+	return nil
+}
+
+// abort cancels the deliveries running, closes every connection, and waits
+// a little for the deliveries to notice, so that the store is not closed
+// under them.
+func (s *Server) abort() {
+	s.cancel()
+	s.mu.Lock()
+	s.aborted = true
+	conns := s.snapshot()
+	s.mu.Unlock()
+	for _, c := range conns {
+		c.Close()
+	}
+	done := make(chan struct{})
+	go func() { s.inflight.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		s.log.Warn("smtp: deliveries still running after shutdown")
+	}
+}
+
+// startDelivery counts a delivery in, unless the server is past waiting
+// for them.
+func (s *Server) startDelivery() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.aborted {
+		return false
+	}
+	s.inflight.Add(1)
+	return true
+}
+
+// stopAccepting closes the listeners and returns the connections open.
+func (s *Server) stopAccepting() []*conn {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.draining = true
+	for _, ln := range s.listeners {
+		ln.Close()
+	}
+	s.listeners = nil
+	return s.snapshot()
+}
+
+func (s *Server) snapshot() []*conn {
+	out := make([]*conn, 0, len(s.conns))
+	for c := range s.conns {
+		out = append(out, c)
+	}
+	return out
+}
+
+// admit registers a new connection, or says why it is refused: the reply
+// given in place of the greeting (RFC 5321 3.1 allows 421 there).
+func (s *Server) admit(raw net.Conn, role Role) (*conn, *smtp.SMTPError) {
+	ip, key := clientKey(raw.RemoteAddr())
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case s.draining:
+		return nil, errShuttingDown
+	case s.cfg.MaxConnections > 0 && len(s.conns) >= s.cfg.MaxConnections:
+		return nil, errTooManyConns
+	case key.IsValid() && s.cfg.MaxConnectionsPerIP > 0 && s.perIP[key] >= s.cfg.MaxConnectionsPerIP:
+		return nil, errTooManyFromIP
+	}
+	c := &conn{Conn: raw, srv: s, role: role, ip: ip, key: key}
+	s.conns[c] = struct{}{}
+	if key.IsValid() {
+		s.perIP[key]++
+	}
+	return c, nil
+}
+
+// release gives back what admit took; called once, when c closes.
+func (s *Server) release(c *conn) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.conns, c)
+	if c.key.IsValid() {
+		if s.perIP[c.key]--; s.perIP[c.key] <= 0 {
+			delete(s.perIP, c.key)
+		}
+	}
+}
+
+// refuse answers a connection that was not admitted and closes it, on a
+// goroutine of its own so that a slow client cannot hold up accepting.
+func (s *Server) refuse(raw net.Conn, role Role, e *smtp.SMTPError) {
+	select {
+	case s.refusing <- struct{}{}:
+	default:
+		raw.Close()
+		return
+	}
+	s.log.Info("smtp connection refused", "role", role, "remote", addrString(raw.RemoteAddr()), "reason", e.Message)
+	go func() {
+		defer func() { <-s.refusing }()
+		raw.SetDeadline(time.Now().Add(5 * time.Second))
+		var c net.Conn = raw
+		if role == RoleSubmissions {
+			tc := tls.Server(raw, s.cfg.TLS)
+			if err := tc.Handshake(); err != nil {
+				raw.Close()
+				return
+			}
+			c = tc
+		}
+		fmt.Fprintf(c, "%d %d.%d.%d %s %s\r\n", e.Code, e.EnhancedCode[0], e.EnhancedCode[1], e.EnhancedCode[2], s.cfg.Hostname, e.Message)
+		c.Close()
+	}()
+}
+
+// addrString is a client's address for logs; a unix socket's client may
+// have none.
+func addrString(a net.Addr) string {
+	if a == nil {
+		return "local"
+	}
+	if s := a.String(); s != "" && s != "@" {
+		return s
+	}
+	return "local"
+}
+
+// clientKey returns a TCP client's address and what it is counted under:
+// the address for IPv4, its /64 for IPv6 (a host usually holds a whole
+// /64). Unix sockets have neither.
+func clientKey(a net.Addr) (netip.Addr, netip.Prefix) {
+	tcp, ok := a.(*net.TCPAddr)
+	if !ok {
+		return netip.Addr{}, netip.Prefix{}
+	}
+	ip := tcp.AddrPort().Addr().Unmap()
+	bits := 32
+	if ip.Is6() {
+		bits = 64
+	}
+	p, _ := ip.Prefix(bits)
+	return ip, p
+}
+
+// listener admits connections before go-smtp sees them, and starts TLS on
+// those of RoleSubmissions (go-smtp handshakes any *tls.Conn it is given).
+type listener struct {
+	net.Listener
+	srv  *Server
+	role Role
+}
+
+func (l *listener) Accept() (net.Conn, error) {
+	for {
+		raw, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		c, refusal := l.srv.admit(raw, l.role)
+		if refusal != nil {
+			l.srv.refuse(raw, l.role, refusal)
+			continue
+		}
+		if l.role == RoleSubmissions {
+			return tls.Server(c, l.srv.cfg.TLS), nil
+		}
+		return c, nil
+	}
+}
+
+// errorLog takes go-smtp's own reports: connections that failed (TLS
+// handshakes of scanners, mostly) at debug level, panics as errors.
+type errorLog struct{ log *slog.Logger }
+
+func (l errorLog) Printf(format string, v ...any) { l.print(fmt.Sprintf(format, v...)) }
+func (l errorLog) Println(v ...any)               { l.print(fmt.Sprintln(v...)) }
+
+func (l errorLog) print(msg string) {
+	level := slog.LevelDebug
+	if strings.Contains(msg, "panic") {
+		level = slog.LevelError
+	}
+	l.log.Log(context.Background(), level, "smtp: "+strings.TrimSpace(msg))
+}
