@@ -12,14 +12,14 @@ import (
 // the caller's transaction rolls the addition back with everything else.
 func (s *Store) addDaily(ctx context.Context, tx *sqlx.Tx, name string, delta, limit int64) error {
 	day := s.day()
-	if _, err := tx.ExecContext(ctx, s.rebind(s.db.AddCounterSQL()), name, day, delta); err != nil {
+	if _, err := s.db.TxExec(ctx, tx, s.rebind(s.db.AddCounterSQL()), name, day, delta); err != nil {
 		return fmt.Errorf("count %s: %w", name, err)
 	}
 	if limit <= 0 {
 		return nil
 	}
 	var v int64
-	if err := tx.GetContext(ctx, &v, s.rebind("SELECT value FROM counters WHERE name = ? AND day = ?"), name, day); err != nil {
+	if err := s.db.TxGet(ctx, tx, &v, s.rebind("SELECT value FROM counters WHERE name = ? AND day = ?"), name, day); err != nil {
 		return fmt.Errorf("count %s: %w", name, err)
 	}
 	if v > limit {

@@ -171,7 +171,7 @@ func (s *Store) commitGroup(ctx context.Context, batch []*groupReq) {
 			if c == nil {
 				// A user that no longer exists matches nothing here and is
 				// refused with ErrNotFound by commitAppend.
-				if _, err := tx.ExecContext(ctx, s.rebind("UPDATE users SET serial = serial + 1 WHERE id = ?"), r.d.UserID); err != nil {
+				if _, err := s.db.TxExec(ctx, tx, s.rebind("UPDATE users SET serial = serial + 1 WHERE id = ?"), r.d.UserID); err != nil {
 					return err
 				}
 				c = &change{userID: r.d.UserID}
@@ -183,7 +183,7 @@ func (s *Store) commitGroup(ctx context.Context, batch []*groupReq) {
 		}
 		for id := range changes {
 			var serial uint64
-			if err := tx.GetContext(ctx, &serial, s.rebind("SELECT COALESCE(MAX(serial), 0) FROM users WHERE id = ?"), id); err != nil {
+			if err := s.db.TxGet(ctx, tx, &serial, s.rebind("SELECT COALESCE(MAX(serial), 0) FROM users WHERE id = ?"), id); err != nil {
 				return err
 			}
 			serials[id] = serial
@@ -205,7 +205,7 @@ func (s *Store) commitGroup(ctx context.Context, batch []*groupReq) {
 // limits, a missing user or mailbox, a changed key) is the delivery's
 // result; any other failure ends the whole transaction.
 func (s *Store) commitOne(ctx context.Context, tx *sqlx.Tx, c *change, r *groupReq) error {
-	if _, err := tx.ExecContext(ctx, "SAVEPOINT delivery"); err != nil {
+	if _, err := s.db.TxExec(ctx, tx, "SAVEPOINT delivery"); err != nil {
 		return err
 	}
 	a := s.Account(r.d.UserID, nil)
@@ -225,7 +225,7 @@ func (s *Store) commitOne(ctx context.Context, tx *sqlx.Tx, c *change, r *groupR
 			return err
 		}
 	}
-	_, err = tx.ExecContext(ctx, "RELEASE SAVEPOINT delivery")
+	_, err = s.db.TxExec(ctx, tx, "RELEASE SAVEPOINT delivery")
 	return err
 }
 
@@ -248,7 +248,7 @@ func (a *Account) deliveryMailbox(ctx context.Context, tx *sqlx.Tx, name string)
 	}
 	for _, n := range []string{name, "INBOX"} {
 		var id int64
-		err := tx.GetContext(ctx, &id, a.s.rebind("SELECT id FROM mailboxes WHERE user_id = ? AND name = ?"), a.userID, n)
+		err := a.s.db.TxGet(ctx, tx, &id, a.s.rebind("SELECT id FROM mailboxes WHERE user_id = ? AND name = ?"), a.userID, n)
 		if err == nil {
 			return id, nil
 		}

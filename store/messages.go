@@ -293,7 +293,7 @@ func (a *Account) commitAppend(ctx context.Context, tx *sqlx.Tx, c *change, mail
 	if err := checkAppend(lim, u.UsedBytes, size, opts.Inbound); err != nil {
 		return Appended{}, err
 	}
-	if _, err := tx.ExecContext(ctx, s.rebind("UPDATE users SET used_bytes = used_bytes + ?, message_count = message_count + 1 WHERE id = ?"),
+	if _, err := s.db.TxExec(ctx, tx, s.rebind("UPDATE users SET used_bytes = used_bytes + ?, message_count = message_count + 1 WHERE id = ?"),
 		size, a.userID); err != nil {
 		return Appended{}, err
 	}
@@ -314,7 +314,7 @@ func (a *Account) commitAppend(ctx context.Context, tx *sqlx.Tx, c *change, mail
 	if !flags.Has(FlagSeen) {
 		unseen = 1
 	}
-	res, err := tx.ExecContext(ctx, s.rebind(`UPDATE mailboxes SET uidnext = uidnext + 1, highest_modseq = highest_modseq + 1,
+	res, err := s.db.TxExec(ctx, tx, s.rebind(`UPDATE mailboxes SET uidnext = uidnext + 1, highest_modseq = highest_modseq + 1,
 		message_count = message_count + 1, unseen_count = unseen_count + ?, size_bytes = size_bytes + ?
 		WHERE id = ? AND user_id = ?`), unseen, size, mailboxID, a.userID)
 	if err != nil {
@@ -328,7 +328,7 @@ func (a *Account) commitAppend(ctx context.Context, tx *sqlx.Tx, c *change, mail
 		ModSeq      uint64 `db:"highest_modseq"`
 		UIDValidity uint32 `db:"uidvalidity"`
 	}
-	if err := tx.GetContext(ctx, &mb, s.rebind("SELECT uidnext, highest_modseq, uidvalidity FROM mailboxes WHERE id = ?"), mailboxID); err != nil {
+	if err := s.db.TxGet(ctx, tx, &mb, s.rebind("SELECT uidnext, highest_modseq, uidvalidity FROM mailboxes WHERE id = ?"), mailboxID); err != nil {
 		return Appended{}, err
 	}
 	var thread int64
@@ -337,11 +337,11 @@ func (a *Account) commitAppend(ctx context.Context, tx *sqlx.Tx, c *change, mail
 		if err != nil {
 			return Appended{}, err
 		}
-		if err := tx.GetContext(ctx, &thread, s.rebind(q), args...); err != nil {
+		if err := s.db.TxGet(ctx, tx, &thread, s.rebind(q), args...); err != nil {
 			return Appended{}, err
 		}
 	}
-	if _, err := tx.ExecContext(ctx, s.rebind("INSERT INTO blobs (id, part, size, stored, refs, created_at) VALUES (?, ?, ?, ?, 1, ?)"),
+	if _, err := s.db.TxExec(ctx, tx, s.rebind("INSERT INTO blobs (id, part, size, stored, refs, created_at) VALUES (?, ?, ?, ?, 1, ?)"),
 		m.blobID, m.blob.Partition, m.blob.Size, m.blob.Stored, s.unix()); err != nil {
 		return Appended{}, err
 	}
@@ -349,7 +349,7 @@ func (a *Account) commitAppend(ctx context.Context, tx *sqlx.Tx, c *change, mail
 	if date.IsZero() {
 		date = s.now()
 	}
-	res, err = tx.ExecContext(ctx, s.rebind(`INSERT INTO messages (user_id, mailbox_id, uid, modseq, flags, keywords, size,
+	res, err = s.db.TxExec(ctx, tx, s.rebind(`INSERT INTO messages (user_id, mailbox_id, uid, modseq, flags, keywords, size,
 		internal_date, blob_id, info, info_sealed, search_from, search_to, search_subject, msgid_hash, thread_id,
 		has_attachments, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
 		a.userID, mailboxID, mb.UIDNext-1, mb.ModSeq, flags, strings.Join(kws, " "), size, date.Unix(), m.blobID,

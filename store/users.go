@@ -467,7 +467,7 @@ func (s *Store) limitsQ(ctx context.Context, q sqlx.QueryerContext, u User) (Lim
 // what is true now, not what a cache saw.
 func (s *Store) userTx(ctx context.Context, tx *sqlx.Tx, id int64) (User, Limits, error) {
 	var u User
-	if err := tx.GetContext(ctx, &u, s.rebind("SELECT "+userColumns+userFrom+"WHERE u.id = ?"), id); err != nil {
+	if err := s.db.TxGet(ctx, tx, &u, s.rebind("SELECT "+userColumns+userFrom+"WHERE u.id = ?"), id); err != nil {
 		return User{}, Limits{}, fmt.Errorf("user %d: %w", id, notFound(err))
 	}
 	lim, err := s.limitsQ(ctx, tx, u)

@@ -14,6 +14,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/go-sql-driver/mysql"
@@ -47,6 +48,9 @@ type DB struct {
 	// writer at a time: waiting here is cheaper and fairer than spinning on
 	// SQLITE_BUSY inside the driver. Nil for MySQL.
 	writeSem chan struct{}
+	// stmts holds the statements of the hot paths, prepared once: parsing
+	// SQL again for every delivery is a large share of its cost on SQLite.
+	stmts sync.Map // query -> *sqlx.Stmt
 }
 
 //go:embed migrations
@@ -153,6 +157,60 @@ func applyPool(db *sql.DB, cfg Config, driver string) {
 		idle = 5 * time.Minute
 	}
 	db.SetConnMaxIdleTime(idle)
+}
+
+// TxExec runs a statement of a hot path in tx. On SQLite it comes from a
+// statement prepared once per connection: parsing the SQL anew is a large
+// share of a delivery's cost there. MySQL parses on the server, where it
+// is cheap, and preparing on the pool from inside a transaction could wait
+// for a connection that only other waiting transactions hold, so there it
+// runs as it is. The query must already be rebound.
+func (db *DB) TxExec(ctx context.Context, tx *sqlx.Tx, query string, args ...any) (sql.Result, error) {
+	if db.dialect != SQLite {
+		return tx.ExecContext(ctx, query, args...)
+	}
+	st, err := db.stmt(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	return tx.StmtxContext(ctx, st).ExecContext(ctx, args...)
+}
+
+// TxGet is TxExec for a query that reads one row into dest.
+func (db *DB) TxGet(ctx context.Context, tx *sqlx.Tx, dest any, query string, args ...any) error {
+	if db.dialect != SQLite {
+		return tx.GetContext(ctx, dest, query, args...)
+	}
+	st, err := db.stmt(ctx, query)
+	if err != nil {
+		return err
+	}
+	return tx.StmtxContext(ctx, st).GetContext(ctx, dest, args...)
+}
+
+func (db *DB) stmt(ctx context.Context, query string) (*sqlx.Stmt, error) {
+	if v, ok := db.stmts.Load(query); ok {
+		return v.(*sqlx.Stmt), nil
+	}
+	st, err := db.PreparexContext(ctx, query)
+	if err != nil {
+		return nil, fmt.Errorf("prepare: %w", err)
+	}
+	if v, loaded := db.stmts.LoadOrStore(query, st); loaded {
+		st.Close()
+		return v.(*sqlx.Stmt), nil
+	}
+	return st, nil
+}
+
+// Close closes the prepared statements and the pool.
+func (db *DB) Close() error {
+	db.stmts.Range(func(k, v any) bool {
+		v.(*sqlx.Stmt).Close()
+		db.stmts.Delete(k)
+		return true
+	})
+	return db.DB.Close()
 }
 
 // Dialect returns SQLite or MySQL.
