@@ -184,14 +184,14 @@ func (s *Store) resolveOne(ctx context.Context, a string) ([]target, bool, error
 	}
 	for _, c := range candidates {
 		var ids []int64
-		if err := s.db.SelectContext(ctx, &ids, s.rebind("SELECT id FROM users WHERE address = ?"), c); err != nil {
+		if err := s.db.Select(ctx, &ids, s.rebind("SELECT id FROM users WHERE address = ?"), c); err != nil {
 			return nil, true, fmt.Errorf("resolve %s: %w", a, err)
 		}
 		if len(ids) > 0 {
 			return []target{{user: ids[0]}}, true, nil
 		}
 		var ts []string
-		if err := s.db.SelectContext(ctx, &ts, s.rebind("SELECT target FROM aliases WHERE pattern = ? AND is_pattern = 0 ORDER BY id"), c); err != nil {
+		if err := s.db.Select(ctx, &ts, s.rebind("SELECT target FROM aliases WHERE pattern = ? AND is_pattern = 0 ORDER BY id"), c); err != nil {
 			return nil, true, fmt.Errorf("resolve %s: %w", a, err)
 		}
 		if len(ts) > 0 {
@@ -199,7 +199,7 @@ func (s *Store) resolveOne(ctx context.Context, a string) ([]target, bool, error
 		}
 	}
 	var pats []Alias
-	if err := s.db.SelectContext(ctx, &pats, s.rebind("SELECT id, pattern, target, is_pattern FROM aliases WHERE domain_id = ? AND is_pattern = 1 ORDER BY id"), d.ID); err != nil {
+	if err := s.db.Select(ctx, &pats, s.rebind("SELECT id, pattern, target, is_pattern FROM aliases WHERE domain_id = ? AND is_pattern = 1 ORDER BY id"), d.ID); err != nil {
 		return nil, true, fmt.Errorf("resolve %s: %w", a, err)
 	}
 	best, bestScore := "", -1

@@ -96,7 +96,7 @@ func (s *Store) DomainByName(ctx context.Context, name string) (Domain, error) {
 		return Domain{}, err
 	}
 	var d Domain
-	err = s.db.GetContext(ctx, &d, s.rebind(`SELECT id, name, created_at FROM domains WHERE name = ?
+	err = s.db.Get(ctx, &d, s.rebind(`SELECT id, name, created_at FROM domains WHERE name = ?
 		UNION ALL SELECT d.id, d.name, d.created_at FROM domain_aliases a JOIN domains d ON d.id = a.domain_id WHERE a.name = ?`), n, n)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Domain{}, fmt.Errorf("domain %s: %w", n, ErrNotFound)

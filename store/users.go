@@ -216,7 +216,7 @@ func (s *Store) currentSerial(ctx context.Context, id int64) (uint64, bool, erro
 		return s.cache.Serial(ctx, userScope(id))
 	}
 	var serial uint64
-	if err := s.db.GetContext(ctx, &serial, s.rebind("SELECT serial FROM users WHERE id = ?"), id); err != nil {
+	if err := s.db.Get(ctx, &serial, s.rebind("SELECT serial FROM users WHERE id = ?"), id); err != nil {
 		return 0, false, notFound(err)
 	}
 	return serial, true, nil
@@ -233,7 +233,7 @@ func (s *Store) UserByAddress(ctx context.Context, addr string) (User, error) {
 
 func (s *Store) loadUser(ctx context.Context, where string, arg any) (User, error) {
 	var u User
-	err := s.db.GetContext(ctx, &u, s.rebind("SELECT "+userColumns+userFrom+"WHERE "+where), arg)
+	err := s.db.Get(ctx, &u, s.rebind("SELECT "+userColumns+userFrom+"WHERE "+where), arg)
 	if errors.Is(err, sql.ErrNoRows) {
 		return User{}, fmt.Errorf("user %v: %w", arg, ErrNotFound)
 	}

@@ -188,6 +188,31 @@ func (db *DB) TxGet(ctx context.Context, tx *sqlx.Tx, dest any, query string, ar
 	return tx.StmtxContext(ctx, st).GetContext(ctx, dest, args...)
 }
 
+// Get reads one row like GetContext, from a statement prepared once per
+// connection on SQLite, for reads on the hot paths (recipient lookups).
+func (db *DB) Get(ctx context.Context, dest any, query string, args ...any) error {
+	if db.dialect != SQLite {
+		return db.GetContext(ctx, dest, query, args...)
+	}
+	st, err := db.stmt(ctx, query)
+	if err != nil {
+		return err
+	}
+	return st.GetContext(ctx, dest, args...)
+}
+
+// Select reads rows like SelectContext, as Get does.
+func (db *DB) Select(ctx context.Context, dest any, query string, args ...any) error {
+	if db.dialect != SQLite {
+		return db.SelectContext(ctx, dest, query, args...)
+	}
+	st, err := db.stmt(ctx, query)
+	if err != nil {
+		return err
+	}
+	return st.SelectContext(ctx, dest, args...)
+}
+
 func (db *DB) stmt(ctx context.Context, query string) (*sqlx.Stmt, error) {
 	if v, ok := db.stmts.Load(query); ok {
 		return v.(*sqlx.Stmt), nil
