@@ -150,12 +150,23 @@ func (s *Store) commitGroup(ctx context.Context, batch []*groupReq) {
 	for p := range parts {
 		names = append(names, p)
 	}
-	if err := s.blobs.Sync(ctx, names...); err != nil {
-		for _, r := range batch {
-			r.err = fmt.Errorf("sync message files: %w", err)
+	// The files are synced while the rows are written, and the
+	// transaction commits only once the sync has succeeded: the two waits
+	// overlap, and no committed row can point at a file a crash could lose.
+	synced := make(chan error, 1)
+	go func() { synced <- s.blobs.Sync(ctx, names...) }()
+	var syncErr error
+	waitSync := func() error {
+		if synced != nil {
+			syncErr = <-synced
+			synced = nil
 		}
-		return
+		if syncErr != nil {
+			return fmt.Errorf("sync message files: %w", syncErr)
+		}
+		return nil
 	}
+	defer waitSync() // never leave the sync running past the group
 	// One lock order for every transaction: users by id.
 	order := append([]*groupReq(nil), batch...)
 	sort.SliceStable(order, func(i, j int) bool { return order[i].d.UserID < order[j].d.UserID })
@@ -180,6 +191,9 @@ func (s *Store) commitGroup(ctx context.Context, batch []*groupReq) {
 			if err := s.commitOne(ctx, tx, c, r); err != nil {
 				return err
 			}
+		}
+		if err := waitSync(); err != nil {
+			return err
 		}
 		for id := range changes {
 			var serial uint64
