@@ -232,3 +232,30 @@ func TestSwaks(t *testing.T) {
 		})
 	}
 }
+
+// TestSMTPSource drives the MX and the LMTP listener with Postfix's
+// smtp-source, several sessions at once, several messages a session: the
+// client an MTA in front of Basalt is.
+func TestSMTPSource(t *testing.T) {
+	source := testsupport.NeedCommand(t, "smtp-source")
+	h := start(t, setup{remote: true})
+	h.user("alice@example.org", 0)
+	for _, tc := range []struct {
+		name string
+		role Role
+		args []string
+	}{
+		{"smtp", RoleMX, nil},
+		{"lmtp", RoleLMTP, []string{"-L"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := len(h.inbox("alice@example.org"))
+			args := append(tc.args, "-d", "-s", "4", "-m", "40", "-l", "2048", "-f", "src@remote.example",
+				"-t", "alice@example.org", h.addr[tc.role])
+			run(t, false, source, args...)
+			if got := len(h.inbox("alice@example.org")) - before; got != 40 {
+				t.Fatalf("%d of 40 messages stored", got)
+			}
+		})
+	}
+}
