@@ -72,6 +72,10 @@ type Config struct {
 	// QuotaPermanent answers a full mailbox with 552 5.2.2 instead of
 	// 452 4.2.2 (RFC 5321 4.5.3.1.10 leaves it to the site).
 	QuotaPermanent bool
+	// MaxConcurrent bounds the messages being read and delivered at once;
+	// each is held in memory, so this times MaxSize bounds that memory.
+	// Others wait their turn. Default 64.
+	MaxConcurrent int
 }
 
 // Agent delivers messages. It is safe for concurrent use.
@@ -82,6 +86,7 @@ type Agent struct {
 	filters []Filter
 	log     *slog.Logger
 	now     func() time.Time
+	slots   chan struct{} // MaxConcurrent messages in memory at once
 }
 
 // New returns an agent storing into st and relaying through q (nil: mail
@@ -96,10 +101,13 @@ func New(cfg Config, st *store.Store, q Relay, log *slog.Logger, filters ...Filt
 	if cfg.Hostname == "" {
 		cfg.Hostname = "localhost"
 	}
+	if cfg.MaxConcurrent == 0 {
+		cfg.MaxConcurrent = 64
+	}
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Agent{cfg: cfg, store: st, relayQ: q, filters: filters, log: log, now: time.Now}
+	return &Agent{cfg: cfg, store: st, relayQ: q, filters: filters, log: log, now: time.Now, slots: make(chan struct{}, cfg.MaxConcurrent)}
 }
 
 // MaxSize is the largest message the agent takes (SMTP SIZE, RFC 1870).
@@ -224,6 +232,12 @@ func (a *Agent) CheckRecipient(ctx context.Context, env *Envelope, addr string) 
 func (a *Agent) Deliver(ctx context.Context, env *Envelope, rcpts []Recipient, r io.Reader) ([]error, error) {
 	if len(rcpts) == 0 {
 		return nil, ErrNoValidRcpts
+	}
+	select {
+	case a.slots <- struct{}{}:
+		defer func() { <-a.slots }()
+	case <-ctx.Done():
+		return nil, ErrTemporary.with(ctx.Err())
 	}
 	body, err := io.ReadAll(io.LimitReader(r, a.cfg.MaxSize+1))
 	if err != nil {

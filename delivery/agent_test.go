@@ -306,3 +306,57 @@ func TestDeliverLocal(t *testing.T) {
 		}
 	})
 }
+
+// gatedReader blocks its first read until the gate opens.
+type gatedReader struct {
+	gate    chan struct{}
+	started chan struct{}
+	r       io.Reader
+	once    sync.Once
+}
+
+func (g *gatedReader) Read(p []byte) (int, error) {
+	g.once.Do(func() { close(g.started); <-g.gate })
+	return g.r.Read(p)
+}
+
+// TestMaxConcurrent: no more messages are read into memory at once than
+// the agent allows; the next waits until one is done.
+func TestMaxConcurrent(t *testing.T) {
+	e := storetest.Open(t, testsupport.Database{Driver: "sqlite", DSN: testsupport.SQLiteDSN(t)}, storetest.Options{})
+	e.NewUser(t, "alice@example.org", false)
+	agent := delivery.New(delivery.Config{MaxConcurrent: 1}, e.Store, nil, nil)
+	ctx := context.Background()
+	rc, err := agent.CheckRecipient(ctx, mx, "alice@example.org")
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := &gatedReader{gate: make(chan struct{}), started: make(chan struct{}), r: strings.NewReader("Subject: 1\r\n\r\nx\r\n")}
+	done := make(chan error, 2)
+	go func() { _, err := agent.Deliver(ctx, mx, []delivery.Recipient{rc}, first); done <- err }()
+	<-first.started // the first holds the only slot
+	second := &gatedReader{gate: make(chan struct{}), started: make(chan struct{}), r: strings.NewReader("Subject: 2\r\n\r\nx\r\n")}
+	close(second.gate)
+	go func() { _, err := agent.Deliver(ctx, mx, []delivery.Recipient{rc}, second); done <- err }()
+	select {
+	case <-second.started:
+		t.Fatal("a second message was read while the only slot was taken")
+	case <-time.After(200 * time.Millisecond):
+	}
+	close(first.gate)
+	for range 2 {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A caller that gives up while waiting gets a temporary failure.
+	hold := &gatedReader{gate: make(chan struct{}), started: make(chan struct{}), r: strings.NewReader("x")}
+	go agent.Deliver(ctx, mx, []delivery.Recipient{rc}, hold)
+	<-hold.started
+	cctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer cancel()
+	if _, err := agent.Deliver(cctx, mx, []delivery.Recipient{rc}, strings.NewReader("x")); code(err) != 451 {
+		t.Fatalf("waiting past the deadline: %v", err)
+	}
+	close(hold.gate)
+}

@@ -96,7 +96,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Services, error) 
 	}
 	agent = delivery.New(delivery.Config{
 		Hostname: cfg.SMTP.Hostname, MaxRecipients: cfg.SMTP.MaxRecipients,
-		MaxSize: maxMessageSize(cfg), QuotaPermanent: cfg.SMTP.QuotaPermanent,
+		MaxSize: maxMessageSize(cfg), QuotaPermanent: cfg.SMTP.QuotaPermanent, MaxConcurrent: cfg.SMTP.MaxConcurrentData,
 	}, st, relay, log, filters...)
 	return &Services{
 		Config: cfg, Log: log, DB: db, Cache: c, Store: st,

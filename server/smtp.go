@@ -40,6 +40,9 @@ type SMTPConfig struct {
 	WriteTimeout        time.Duration `toml:"write_timeout"`
 	// QuotaPermanent answers a full mailbox 552 5.2.2 rather than 452 4.2.2.
 	QuotaPermanent bool `toml:"quota_permanent"`
+	// MaxConcurrentData bounds the messages held in memory at once (each
+	// up to the message size limit); more wait at DATA. Default 64.
+	MaxConcurrentData int `toml:"max_concurrent_data"`
 }
 
 // listenOff turns a listener off.
