@@ -28,6 +28,33 @@ func (s *Store) addDaily(ctx context.Context, tx *sqlx.Tx, name string, delta, l
 	return nil
 }
 
+// daily is a counter and the limit it is held to (0: none).
+type daily struct {
+	name  string
+	limit int64
+}
+
+// checkDaily refuses with ErrDailyLimit when adding delta to today's
+// counter would pass its limit. It only reads: the caller adds once every
+// check has passed, inside the same transaction, under the user's lock.
+func (s *Store) checkDaily(ctx context.Context, tx *sqlx.Tx, d daily, delta int64) error {
+	if d.limit <= 0 {
+		return nil
+	}
+	var v []int64
+	if err := tx.SelectContext(ctx, &v, s.rebind("SELECT value FROM counters WHERE name = ? AND day = ?"), d.name, s.day()); err != nil {
+		return fmt.Errorf("count %s: %w", d.name, err)
+	}
+	var cur int64
+	if len(v) > 0 {
+		cur = v[0]
+	}
+	if cur+delta > d.limit {
+		return fmt.Errorf("%w: %s would reach %d of %d", ErrDailyLimit, d.name, cur+delta, d.limit)
+	}
+	return nil
+}
+
 // Daily returns today's value of a counter.
 func (s *Store) Daily(ctx context.Context, name string) (int64, error) {
 	var v []int64

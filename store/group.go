@@ -215,31 +215,21 @@ func (s *Store) commitGroup(ctx context.Context, batch []*groupReq) {
 	}
 }
 
-// commitOne adds one delivery's rows inside a savepoint. A refusal (quota,
-// limits, a missing user or mailbox, a changed key) is the delivery's
-// result; any other failure ends the whole transaction.
+// commitOne adds one delivery's rows. commitAppend refuses (quota,
+// limits, a missing user or mailbox, a changed key) before it writes
+// anything, so a refusal is that delivery's result and the group goes on;
+// any other failure ends the whole transaction.
 func (s *Store) commitOne(ctx context.Context, tx *sqlx.Tx, c *change, r *groupReq) error {
-	if _, err := s.db.TxExec(ctx, tx, "SAVEPOINT delivery"); err != nil {
-		return err
-	}
 	a := s.Account(r.d.UserID, nil)
 	mailboxID, err := a.deliveryMailbox(ctx, tx, r.d.Mailbox)
 	if err == nil {
-		// commitAppend announces its event last, after every statement
-		// succeeded, so a refused delivery leaves no event behind.
 		flags := r.d.Opts.Flags&ClientFlags | r.d.Opts.SystemFlags&allFlags&^FlagRecent
 		r.out, err = a.commitAppend(ctx, tx, c, mailboxID, r.p, r.m, flags, r.kws, r.d.Opts)
 	}
-	if err != nil {
-		if !refusal(err) {
-			return err
-		}
+	if err != nil && refusal(err) {
 		r.err = err
-		if _, err := tx.ExecContext(ctx, "ROLLBACK TO SAVEPOINT delivery"); err != nil {
-			return err
-		}
+		return nil
 	}
-	_, err = s.db.TxExec(ctx, tx, "RELEASE SAVEPOINT delivery")
 	return err
 }
 
