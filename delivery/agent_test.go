@@ -166,22 +166,7 @@ func deliver(t *testing.T, f *fixture, env *delivery.Envelope, raw string, rcpts
 
 func inbox(t *testing.T, f *fixture, auth *session.Auth, mailbox string) []string {
 	t.Helper()
-	a := f.env.Account(auth)
-	ms, err := a.List(context.Background(), storetest.MailboxID(t, a, mailbox), store.ListQuery{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []string
-	for _, m := range ms {
-		rc, err := a.Open(context.Background(), m.ID)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, _ := io.ReadAll(rc)
-		rc.Close()
-		out = append(out, string(b))
-	}
-	return out
+	return storetest.Messages(t, f.env.Account(auth), mailbox)
 }
 
 func TestDeliver(t *testing.T) {

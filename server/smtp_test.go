@@ -16,6 +16,7 @@ import (
 	"github.com/emersion/go-sasl"
 	gosmtp "github.com/emersion/go-smtp"
 
+	"basalt/internal/testsupport/storetest"
 	protosmtp "basalt/protocols/smtp"
 	"basalt/session"
 	"basalt/store"
@@ -146,26 +147,7 @@ func TestMailWiring(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		a := svc.Store.Account(u.ID, nil)
-		mb, err := a.MailboxByName(ctx, "INBOX")
-		if err != nil {
-			t.Fatal(err)
-		}
-		msgs, err := a.List(ctx, mb.ID, store.ListQuery{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		var out []string
-		for _, m := range msgs {
-			rc, err := a.Open(ctx, m.ID)
-			if err != nil {
-				t.Fatal(err)
-			}
-			b, _ := io.ReadAll(rc)
-			rc.Close()
-			out = append(out, string(b))
-		}
-		return out
+		return storetest.Messages(t, svc.Store.Account(u.ID, nil), "INBOX")
 	}
 	if got := inbox("bob@example.org"); len(got) != 1 || !strings.Contains(got[0], "Subject: wired") {
 		t.Fatalf("bob: %q", got)

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"basalt/internal/testsupport"
+	"basalt/internal/testsupport/storetest"
 	"basalt/server"
 	"basalt/store"
 )
@@ -313,32 +314,9 @@ func halfway(ctx context.Context, addr, token string, midData chan<- error, reco
 // storedMessages returns every message in a user's INBOX.
 func storedMessages(t *testing.T, st *store.Store, addr string) []string {
 	t.Helper()
-	ctx := context.Background()
-	u, err := st.UserByAddress(ctx, addr)
+	u, err := st.UserByAddress(context.Background(), addr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := st.Account(u.ID, nil)
-	mb, err := a.MailboxByName(ctx, "INBOX")
-	if err != nil {
-		t.Fatal(err)
-	}
-	msgs, err := a.List(ctx, mb.ID, store.ListQuery{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []string
-	for _, m := range msgs {
-		rc, err := a.Open(ctx, m.ID)
-		if err != nil {
-			t.Fatalf("open message %d: %v", m.ID, err)
-		}
-		b, err := io.ReadAll(rc)
-		rc.Close()
-		if err != nil {
-			t.Fatalf("read message %d: %v", m.ID, err)
-		}
-		out = append(out, string(b))
-	}
-	return out
+	return storetest.Messages(t, st.Account(u.ID, nil), "INBOX")
 }

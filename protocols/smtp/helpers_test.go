@@ -12,7 +12,6 @@ import (
 	"encoding/base64"
 	"encoding/pem"
 	"fmt"
-	"io"
 	"log/slog"
 	"math/big"
 	"net"
@@ -192,30 +191,7 @@ func (h *harness) account(addr string) *store.Account {
 // inbox returns the raw messages in a user's INBOX, oldest first.
 func (h *harness) inbox(addr string) []string {
 	h.t.Helper()
-	return mailbox(h.t, h.account(addr))
-}
-
-func mailbox(t *testing.T, a *store.Account) []string {
-	t.Helper()
-	ctx := context.Background()
-	msgs, err := a.List(ctx, storetest.Inbox(t, a), store.ListQuery{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []string
-	for _, m := range msgs {
-		rc, err := a.Open(ctx, m.ID)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, err := io.ReadAll(rc)
-		rc.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, string(b))
-	}
-	return out
+	return storetest.Messages(h.t, h.account(addr), "INBOX")
 }
 
 // connections reports how many connections the server holds.

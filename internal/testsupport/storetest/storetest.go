@@ -9,6 +9,7 @@ package storetest
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"path/filepath"
 	"strings"
@@ -166,4 +167,29 @@ func Append(t testing.TB, a *store.Account, mailboxID int64, msg []byte, o store
 		t.Fatalf("append: %v", err)
 	}
 	return res
+}
+
+// Messages returns the raw messages in one of the account's mailboxes, in
+// UID order.
+func Messages(t testing.TB, a *store.Account, mailbox string) []string {
+	t.Helper()
+	ctx := context.Background()
+	msgs, err := a.List(ctx, MailboxID(t, a, mailbox), store.ListQuery{})
+	if err != nil {
+		t.Fatalf("list %s: %v", mailbox, err)
+	}
+	out := make([]string, 0, len(msgs))
+	for _, m := range msgs {
+		rc, err := a.Open(ctx, m.ID)
+		if err != nil {
+			t.Fatalf("open message %d: %v", m.ID, err)
+		}
+		b, err := io.ReadAll(rc)
+		rc.Close()
+		if err != nil {
+			t.Fatalf("read message %d: %v", m.ID, err)
+		}
+		out = append(out, string(b))
+	}
+	return out
 }
