@@ -20,6 +20,10 @@ import (
 	"basalt/store"
 )
 
+// maxHops is the most Received headers a message may carry (RFC 5321
+// 6.3 suggests at least 100).
+const maxHops = 100
+
 // Source says how a message came in.
 type Source int
 
@@ -249,6 +253,12 @@ func (a *Agent) Deliver(ctx context.Context, env *Envelope, rcpts []Recipient, r
 	header, err := textproto.ReadHeader(bufio.NewReader(bytes.NewReader(body)))
 	if err != nil {
 		header = textproto.Header{} // mail without a parsable header is still mail
+	}
+	// RFC 5321 6.3: a message that has passed through too many hosts is
+	// in a loop (two forwards pointing at each other); refuse it rather
+	// than pass it round for ever.
+	if n := len(header.Values("Received")); n > maxHops {
+		return nil, ErrTooManyHops
 	}
 	if env.Source == SourceSubmission || env.Source == SourceWebmail {
 		if err := a.checkHeaderFrom(ctx, env, header); err != nil {

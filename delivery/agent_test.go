@@ -196,6 +196,10 @@ func TestDeliver(t *testing.T) {
 		if len(f.relay.sent) != 1 || f.relay.sent[0].to[0] != "carol@elsewhere.test" || !bytes.Contains(f.relay.sent[0].raw, []byte("Received: ")) {
 			t.Fatalf("forward through the queue: %+v", f.relay.sent)
 		}
+		looped := strings.Repeat("Received: from a by b; Sun, 22 Nov 2026 08:00:00 +0000\r\n", 101) + "Subject: loop\r\n\r\nx\r\n"
+		if _, err := deliver(t, f, mx, looped, "alice@example.org"); code(err) != 554 {
+			t.Fatalf("mail loop: %v", err)
+		}
 		big := strings.Repeat("x", 65<<10)
 		if _, err := deliver(t, f, mx, big, "alice@example.org"); code(err) != 552 {
 			t.Fatalf("too big: %v", err)

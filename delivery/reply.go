@@ -45,6 +45,7 @@ var (
 	ErrBadHeaderFrom  = reply(550, 5, 7, 1, "From header is not one of your addresses", nil)
 	ErrNoValidRcpts   = reply(554, 5, 5, 1, "No valid recipients", nil)
 	ErrMailboxLocked  = reply(450, 4, 2, 1, "Mailbox temporarily unavailable", nil)
+	ErrTooManyHops    = reply(554, 5, 4, 6, "Too many hops: mail loop detected", nil)
 	errQuotaTemporary = reply(452, 4, 2, 2, "Mailbox full", nil)
 	errQuotaPermanent = reply(552, 5, 2, 2, "Mailbox full", nil)
 )
