@@ -237,11 +237,26 @@ func (a *Agent) Deliver(ctx context.Context, env *Envelope, rcpts []Recipient, r
 	if len(rcpts) == 0 {
 		return nil, ErrNoValidRcpts
 	}
-	select {
-	case a.slots <- struct{}{}:
-		defer func() { <-a.slots }()
-	case <-ctx.Done():
-		return nil, ErrTemporary.with(ctx.Err())
+	// Work that sends mail of Basalt's own (auto-replies, reports of
+	// partial failures) runs after this delivery has given back its slot:
+	// sending it delivers too, and must never wait for a slot this
+	// delivery holds.
+	var after []func()
+	defer func() {
+		for _, f := range after {
+			f()
+		}
+	}()
+	// Mail Basalt makes itself is small and must not wait behind clients
+	// for a slot; everything else holds one while its body is in memory.
+	if env.Source != SourceInternal {
+		select {
+		case a.slots <- struct{}{}:
+			defer func() { <-a.slots }()
+		case <-ctx.Done():
+			return nil, ErrTemporary.with(ctx.Err())
+		}
+		r = &deadlineReader{r: r, deadline: a.now().Add(maxDataTime), now: a.now}
 	}
 	body, err := io.ReadAll(io.LimitReader(r, a.cfg.MaxSize+1))
 	if err != nil {
@@ -271,7 +286,16 @@ func (a *Agent) Deliver(ctx context.Context, env *Envelope, rcpts []Recipient, r
 	}
 	trace := a.traceHeaders(env, v.Headers)
 
-	results := make([]error, len(rcpts))
+	// Each recipient may stand for several targets: local users and
+	// remote addresses of an alias. Once any of them has the message the
+	// recipient is answered as delivered, or the client's retry would
+	// deliver it again to the targets that did get it; the targets that
+	// failed are reported to the sender in a DSN instead.
+	type part struct {
+		target string
+		err    error
+	}
+	parts := make([][]part, len(rcpts))
 	var remote []string
 	remoteAt := map[string][]int{}
 	for i, rc := range rcpts {
@@ -283,33 +307,87 @@ func (a *Agent) Deliver(ctx context.Context, env *Envelope, rcpts []Recipient, r
 		}
 	}
 	if len(remote) > 0 {
-		if err := a.relay(ctx, env, remote, append(trace, body...)); err != nil {
-			for _, addr := range remote {
-				for _, i := range remoteAt[addr] {
-					results[i] = err
-				}
+		err := a.relay(ctx, env, remote, append(trace, body...))
+		for _, addr := range remote {
+			for _, i := range remoteAt[addr] {
+				parts[i] = append(parts[i], part{addr, err})
 			}
 		}
 	}
 	for i, rc := range rcpts {
-		if results[i] != nil {
-			continue
-		}
 		for _, id := range rc.Users {
 			keep := true
 			if rc.ruled[id] && v.Action != Junk {
-				keep = a.applyRules(ctx, env, id, rc.Address, header, append(trace, body...))
+				var reply func()
+				keep, reply = a.applyRules(ctx, env, id, rc.Address, header, append(trace, body...))
+				if reply != nil {
+					after = append(after, reply)
+				}
 			}
 			if !keep {
+				parts[i] = append(parts[i], part{rc.Address, nil})
 				continue
 			}
-			if err := a.store1(ctx, env, id, rc.Address, trace, body, v); err != nil {
-				results[i] = err
-				break
+			parts[i] = append(parts[i], part{rc.Address, a.store1(ctx, env, id, rc.Address, trace, body, v)})
+		}
+	}
+	results := make([]error, len(rcpts))
+	var late []DSNRecipient
+	for i, ps := range parts {
+		var firstErr error
+		delivered := false
+		for _, p := range ps {
+			if p.err == nil {
+				delivered = true
+			} else if firstErr == nil {
+				firstErr = p.err
+			}
+		}
+		if !delivered {
+			results[i] = firstErr
+			continue
+		}
+		for _, p := range ps {
+			if p.err != nil {
+				a.log.Warn("part of a recipient failed", "id", env.ID, "rcpt", rcpts[i].Address, "target", p.target, "err", p.err)
+				late = append(late, FailedRecipient(rcpts[i].Address, p.err, a.now()))
 			}
 		}
 	}
+	if len(late) > 0 && env.From != "" {
+		after = append(after, func() { a.reportLate(context.WithoutCancel(ctx), env, late, body) })
+	}
 	return results, nil
+}
+
+// maxDataTime bounds how long one message's body may take to arrive, so
+// a client trickling bytes cannot hold a delivery slot indefinitely.
+const maxDataTime = 15 * time.Minute
+
+// deadlineReader fails reads once its deadline has passed.
+type deadlineReader struct {
+	r        io.Reader
+	deadline time.Time
+	now      func() time.Time
+}
+
+func (d *deadlineReader) Read(p []byte) (int, error) {
+	if d.now().After(d.deadline) {
+		return 0, ErrTemporary.with(errors.New("message took too long to arrive"))
+	}
+	return d.r.Read(p)
+}
+
+// reportLate sends the sender a DSN for targets that failed after the
+// recipient they stood for was answered as delivered.
+func (a *Agent) reportLate(ctx context.Context, env *Envelope, failed []DSNRecipient, original []byte) {
+	dsn, err := BuildDSN(DSN{ReportingMTA: a.cfg.Hostname, To: env.From, Arrival: a.now(), Recipients: failed, Original: original})
+	if err == nil {
+		err = a.DeliverLocal(ctx, "", env.From, dsn)
+	}
+	if err != nil {
+		a.log.Error("report of failed targets not sent", "id", env.ID, "to", env.From, "err", err)
+	}
 }
 
 // relay queues a message for addresses elsewhere; a submitting user's

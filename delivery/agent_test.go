@@ -349,3 +349,66 @@ func TestMaxConcurrent(t *testing.T) {
 	}
 	close(hold.gate)
 }
+
+// TestPartialRecipient: an alias whose targets partly fail is answered as
+// delivered (a retry would duplicate the copies that were stored), and
+// the sender gets a DSN for the targets that failed.
+func TestPartialRecipient(t *testing.T) {
+	each(t, func(t *testing.T, db testsupport.Database) {
+		f := setup(t, db)
+		ctx := context.Background()
+		small := int64(100)
+		if err := f.env.Store.SetLimits(ctx, f.bob.User.ID, "", store.LimitOverrides{QuotaBytes: &small}); err != nil {
+			t.Fatal(err)
+		}
+		msg := "From: someone@elsewhere.test\r\nTo: sales@example.org\r\nSubject: big enough\r\n\r\n" + strings.Repeat("text ", 100) + "\r\n"
+		results, err := deliver(t, f, mx, msg, "sales@example.org")
+		if err != nil || results[0] != nil {
+			t.Fatalf("partly delivered recipient: %v %v", results, err)
+		}
+		if got := inbox(t, f, f.alice, "INBOX"); len(got) != 1 {
+			t.Fatalf("alice has %d", len(got))
+		}
+		if got := inbox(t, f, f.bob, "INBOX"); len(got) != 0 {
+			t.Fatalf("bob over quota has %d", len(got))
+		}
+		if len(f.relay.sent) != 1 || f.relay.sent[0].from != "" || f.relay.sent[0].to[0] != "someone@elsewhere.test" ||
+			!bytes.Contains(f.relay.sent[0].raw, []byte("Final-Recipient: rfc822; sales@example.org")) {
+			t.Fatalf("DSN for the failed target: %+v", f.relay.sent)
+		}
+		// When every target fails, the recipient is refused and no DSN goes out.
+		if err := f.env.Store.SetLimits(ctx, f.alice.User.ID, "", store.LimitOverrides{QuotaBytes: &small}); err != nil {
+			t.Fatal(err)
+		}
+		results, err = f.agent.Deliver(ctx, mx, []delivery.Recipient{{Address: "sales@example.org", Users: []int64{f.alice.User.ID, f.bob.User.ID}}}, strings.NewReader(msg))
+		if err != nil || code(results[0]) != 452 || len(f.relay.sent) != 1 {
+			t.Fatalf("all targets over quota: %v %v, %d sent", results, err, len(f.relay.sent))
+		}
+	})
+}
+
+// TestVacationNoDeadlock: a vacation reply to a local sender is itself a
+// delivery; it must not wait for the slot its trigger holds.
+func TestVacationNoDeadlock(t *testing.T) {
+	e := storetest.Open(t, testsupport.Database{Driver: "sqlite", DSN: testsupport.SQLiteDSN(t)}, storetest.Options{})
+	alice := e.NewUser(t, "alice@example.org", false)
+	bob := e.NewUser(t, "bob@example.org", false)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := e.Account(alice).SaveRules(ctx, store.Vacation{Enabled: true, Body: "away"}, store.Forwarding{}); err != nil {
+		t.Fatal(err)
+	}
+	agent := delivery.New(delivery.Config{MaxConcurrent: 1}, e.Store, nil, nil)
+	env := &delivery.Envelope{Source: delivery.SourceMX, From: "bob@example.org", RemoteIP: netip.MustParseAddr("192.0.2.1")}
+	rc, err := agent.CheckRecipient(ctx, env, "alice@example.org")
+	if err != nil {
+		t.Fatal(err)
+	}
+	results, err := agent.Deliver(ctx, env, []delivery.Recipient{rc}, strings.NewReader("From: bob@example.org\r\nTo: alice@example.org\r\n\r\nhi\r\n"))
+	if err != nil || results[0] != nil {
+		t.Fatalf("deliver: %v %v", results, err)
+	}
+	if got := storetest.Messages(t, e.Account(bob), "INBOX"); len(got) != 1 || !strings.Contains(got[0], "Auto-Submitted: auto-replied") {
+		t.Fatalf("bob's auto-reply: %q", got)
+	}
+}

@@ -244,7 +244,16 @@ func (q *Queue) process(ctx context.Context, e store.Outbound) {
 		if ctx.Err() != nil {
 			// Shutting down: the attempt was cut short, so it does not count;
 			// give the entry back to be tried at once by whoever runs next.
-			q.record(ctx, log, &e, store.OutboundUpdate{Next: q.now()})
+			// Recipients the smarthost already took (the 250 can come just
+			// before QUIT is cut off) are recorded as sent, or they would
+			// be sent again.
+			back := store.OutboundUpdate{Next: q.now()}
+			for i, o := range outs {
+				if o.class == 2 {
+					back.Results = append(back.Results, store.OutboundResult{Address: pending[i], Reply: o.reply, Status: store.RcptSent})
+				}
+			}
+			q.record(ctx, log, &e, back)
 			return
 		}
 		now := q.now()

@@ -15,15 +15,16 @@ import (
 )
 
 // applyRules runs a user's forwarding and vacation rules for one incoming
-// message and reports whether a copy is to be kept in the mailbox. A rule
-// that fails is logged and the message kept: losing mail is worse than a
-// missing auto-reply or forward.
-func (a *Agent) applyRules(ctx context.Context, env *Envelope, userID int64, rcpt string, h textproto.Header, raw []byte) bool {
+// message. It reports whether a copy is to be kept in the mailbox, and
+// returns the vacation reply, if one is due, for the caller to send once
+// the delivery is done. A rule that fails is logged and the message kept:
+// losing mail is worse than a missing auto-reply or forward.
+func (a *Agent) applyRules(ctx context.Context, env *Envelope, userID int64, rcpt string, h textproto.Header, raw []byte) (bool, func()) {
 	acct := a.store.Account(userID, nil)
 	vac, fwd, err := acct.Rules(ctx)
 	if err != nil {
 		a.log.Warn("delivery rules", "id", env.ID, "user", userID, "err", err)
-		return true
+		return true, nil
 	}
 	keep := true
 	if len(fwd.To) > 0 {
@@ -35,12 +36,14 @@ func (a *Agent) applyRules(ctx context.Context, env *Envelope, userID int64, rcp
 			keep = fwd.KeepCopy
 		}
 	}
-	if vac.Active(a.now()) {
-		if err := a.vacationReply(ctx, env, acct, rcpt, vac, h); err != nil {
+	if !vac.Active(a.now()) {
+		return keep, nil
+	}
+	return keep, func() {
+		if err := a.vacationReply(context.WithoutCancel(ctx), env, acct, rcpt, vac, h); err != nil {
 			a.log.Warn("vacation reply", "id", env.ID, "user", userID, "err", err)
 		}
 	}
-	return keep
 }
 
 // vacationReply answers a message with the user's vacation text, within
