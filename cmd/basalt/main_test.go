@@ -177,23 +177,9 @@ func TestServe(t *testing.T) {
 				freePort(t), freePort(t), freePort(t), freePort(t))
 			cfg := kdfConfig(t, tc.extra(t)+mail+fmt.Sprintf("[http]\nlisten = %q\nmetrics_listen = %q\n", httpAddr, metricsAddr))
 			data := t.TempDir()
-			cmd := exec.Command(os.Args[0], "serve", "-config", cfg, "-data", data)
-			cmd.Env = append(os.Environ(), "BASALT_TEST_MAIN=1")
-			var stderr bytes.Buffer
-			cmd.Stderr = &stderr
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			done := make(chan error, 1)
-			go func() { done <- cmd.Wait() }()
-			t.Cleanup(func() {
-				if cmd.ProcessState == nil {
-					cmd.Process.Kill()
-					<-done
-				}
-			})
+			done, stderr, cmd := startDaemon(t, "-config", cfg, "-data", data)
 			base := "http://" + httpAddr
-			waitUp(t, base+"/healthz", done, &stderr)
+			waitUp(t, base+"/healthz", done, stderr)
 			resp, err := http.Get(base + "/readyz")
 			if err != nil {
 				t.Fatal(err)
@@ -245,7 +231,36 @@ func TestServe(t *testing.T) {
 	}
 }
 
-func waitUp(t *testing.T, url string, done chan error, stderr *bytes.Buffer) {
+// startDaemon runs `basalt serve args...` as a child process (this test
+// binary, see TestMain). done receives its exit status; a daemon still
+// running when the test ends is killed.
+func startDaemon(t *testing.T, args ...string) (done <-chan error, stderr *bytes.Buffer, cmd *exec.Cmd) {
+	t.Helper()
+	cmd = exec.Command(os.Args[0], append([]string{"serve"}, args...)...)
+	cmd.Env = append(os.Environ(), "BASALT_TEST_MAIN=1")
+	stderr = &bytes.Buffer{}
+	cmd.Stderr = stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	ch := make(chan error, 1)
+	exited := make(chan struct{})
+	go func() {
+		ch <- cmd.Wait()
+		close(exited)
+	}()
+	t.Cleanup(func() {
+		select {
+		case <-exited:
+		default:
+			cmd.Process.Kill()
+			<-exited
+		}
+	})
+	return ch, stderr, cmd
+}
+
+func waitUp(t *testing.T, url string, done <-chan error, stderr *bytes.Buffer) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {

@@ -10,8 +10,6 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/textproto"
-	"os"
-	"os/exec"
 	"slices"
 	"strings"
 	"sync"
@@ -109,22 +107,8 @@ func TestSMTPDurability(t *testing.T) {
 // is halfway through DATA and a moment more, and kills it.
 func durabilityRound(t *testing.T, round int, mx string, args []string, record func(token string, msg []byte, ok bool)) {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], append([]string{"serve"}, args...)...)
-	cmd.Env = append(os.Environ(), "BASALT_TEST_MAIN=1")
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	defer func() {
-		if cmd.ProcessState == nil {
-			cmd.Process.Kill()
-			<-done
-		}
-	}()
-	waitSMTP(t, mx, done, &stderr)
+	done, stderr, cmd := startDaemon(t, args...)
+	waitSMTP(t, mx, done, stderr)
 
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
@@ -170,7 +154,7 @@ func durabilityRound(t *testing.T, round int, mx string, args []string, record f
 	wg.Wait()
 }
 
-func waitSMTP(t *testing.T, addr string, done chan error, stderr *bytes.Buffer) {
+func waitSMTP(t *testing.T, addr string, done <-chan error, stderr *bytes.Buffer) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
