@@ -262,20 +262,29 @@ func startDaemon(t *testing.T, args ...string) (done <-chan error, stderr *bytes
 
 func waitUp(t *testing.T, url string, done <-chan error, stderr *bytes.Buffer) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
+	waitFor(t, "HTTP", done, stderr, func() bool {
+		resp, err := http.Get(url)
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == 200
+	})
+}
+
+// waitFor polls ready for up to 30 seconds, failing the test if the
+// daemon exits first or ready never holds.
+func waitFor(t *testing.T, what string, done <-chan error, stderr *bytes.Buffer, ready func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
 		select {
 		case err := <-done:
 			t.Fatalf("basalt exited early: %v\n%s", err, stderr.String())
 		default:
 		}
-		if resp, err := http.Get(url); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return
-			}
+		if ready() {
+			return
 		}
-		time.Sleep(100 * time.Millisecond)
 	}
-	t.Fatalf("basalt did not come up\n%s", stderr.String())
+	t.Fatalf("%s did not come up\n%s", what, stderr.String())
 }

@@ -156,24 +156,16 @@ func durabilityRound(t *testing.T, round int, mx string, args []string, record f
 
 func waitSMTP(t *testing.T, addr string, done <-chan error, stderr *bytes.Buffer) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		select {
-		case err := <-done:
-			t.Fatalf("basalt exited early: %v\n%s", err, stderr.String())
-		default:
+	waitFor(t, "SMTP", done, stderr, func() bool {
+		nc, err := net.DialTimeout("tcp", addr, time.Second)
+		if err != nil {
+			return false
 		}
-		if nc, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
-			nc.SetDeadline(time.Now().Add(5 * time.Second))
-			line, _ := textproto.NewReader(bufio.NewReader(nc)).ReadLine()
-			nc.Close()
-			if strings.HasPrefix(line, "220 ") {
-				return
-			}
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("SMTP did not come up\n%s", stderr.String())
+		defer nc.Close()
+		nc.SetDeadline(time.Now().Add(5 * time.Second))
+		line, _ := textproto.NewReader(bufio.NewReader(nc)).ReadLine()
+		return strings.HasPrefix(line, "220 ")
+	})
 }
 
 // smtpConn is a minimal SMTP client for the kill test.
