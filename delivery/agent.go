@@ -20,6 +20,10 @@ import (
 	"basalt/store"
 )
 
+// DefaultMaxRecipients is the recipients one message may have unless
+// configured: RFC 5321 4.5.3.1.8 requires taking at least 100.
+const DefaultMaxRecipients = 100
+
 // maxHops is the most Received headers a message may carry (RFC 5321
 // 6.3 suggests at least 100).
 const maxHops = 100
@@ -97,7 +101,7 @@ type Agent struct {
 // for other domains is refused).
 func New(cfg Config, st *store.Store, q Relay, log *slog.Logger, filters ...Filter) *Agent {
 	if cfg.MaxRecipients == 0 {
-		cfg.MaxRecipients = 100
+		cfg.MaxRecipients = DefaultMaxRecipients
 	}
 	if cfg.MaxSize == 0 {
 		cfg.MaxSize = 50 << 20

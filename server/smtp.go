@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"basalt/delivery"
 	protosmtp "basalt/protocols/smtp"
 )
 
@@ -64,23 +65,25 @@ func (c *SMTPConfig) setDefaults() {
 	def(&c.SubmissionListen, "127.0.0.1:2587")
 	def(&c.SubmissionsListen, "127.0.0.1:2465")
 	def(&c.LMTPListen, "127.0.0.1:2424")
+	// The limits' defaults are the protocol package's and the agent's:
+	// filled in here so that validation and `basalt` see what will run.
+	d := protosmtp.Config{}.WithDefaults()
 	defInt := func(v *int, d int) {
 		if *v == 0 {
 			*v = d
 		}
 	}
-	// RFC 5321 4.5.3.1.8: at least 100 recipients must be taken.
-	defInt(&c.MaxRecipients, 100)
-	defInt(&c.MaxConnections, 500)
-	defInt(&c.MaxConnectionsPerIP, 20)
-	defInt(&c.MaxMessagesPerConn, 100)
-	defInt(&c.MaxErrors, 10)
-	defInt(&c.MaxLineLength, 2000)
+	defInt(&c.MaxRecipients, delivery.DefaultMaxRecipients)
+	defInt(&c.MaxConnections, d.MaxConnections)
+	defInt(&c.MaxConnectionsPerIP, d.MaxConnectionsPerIP)
+	defInt(&c.MaxMessagesPerConn, d.MaxMessagesPerConn)
+	defInt(&c.MaxErrors, d.MaxErrors)
+	defInt(&c.MaxLineLength, d.MaxLineLength)
 	if c.ReadTimeout == 0 {
-		c.ReadTimeout = 5 * time.Minute // RFC 5321 4.5.3.2.7
+		c.ReadTimeout = d.ReadTimeout
 	}
 	if c.WriteTimeout == 0 {
-		c.WriteTimeout = time.Minute
+		c.WriteTimeout = d.WriteTimeout
 	}
 }
 

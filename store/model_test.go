@@ -40,6 +40,9 @@ func TestDomains(t *testing.T) {
 		if err := st.AddDomainAlias(ctx, "example.org", "example.org"); !errors.Is(err, store.ErrExists) {
 			t.Fatalf("alias named like a domain: got %v", err)
 		}
+		if as, err := st.DomainAliases(ctx, "example.org"); err != nil || len(as) != 1 || as[0] != "example.net" {
+			t.Fatalf("DomainAliases = %v, %v", as, err)
+		}
 		d, err := st.DomainByName(ctx, "EXAMPLE.net")
 		if err != nil || d.Name != "example.org" {
 			t.Fatalf("DomainByName(alias) = %+v, %v", d, err)

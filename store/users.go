@@ -168,7 +168,7 @@ func (s *Store) CreateUser(ctx context.Context, nu NewUser) (User, error) {
 
 // UserByID returns a user, from the cache when its serial is current.
 func (s *Store) UserByID(ctx context.Context, id int64) (User, error) {
-	return s.userByID(ctx, id, s.currentSerial)
+	return s.userByID(ctx, id, true)
 }
 
 // userForWrite returns a user for a write that checks again, inside its
@@ -176,16 +176,20 @@ func (s *Store) UserByID(ctx context.Context, id int64) (User, error) {
 // will do: every delivery bumps the user's serial, and insisting on a
 // current one would reload the user for every message of a busy mailbox.
 func (s *Store) userForWrite(ctx context.Context, id int64) (User, error) {
-	return s.userByID(ctx, id, func(context.Context, int64) (uint64, bool, error) { return 0, false, errAnySerial })
+	return s.userByID(ctx, id, false)
 }
 
-// errAnySerial tells userByID to take a cached entry whatever its serial.
-var errAnySerial = errors.New("any serial will do")
-
-func (s *Store) userByID(ctx context.Context, id int64, current func(context.Context, int64) (uint64, bool, error)) (User, error) {
+// userByID reads a user through the cache; with current, only an entry
+// read at the user's current serial is taken.
+func (s *Store) userByID(ctx context.Context, id int64, current bool) (User, error) {
 	key := "user:" + strconv.FormatInt(id, 10)
 	if e, ok, err := s.cache.Get(ctx, key); err == nil && ok {
-		if cur, ok, err := current(ctx, id); err == errAnySerial || (err == nil && ok && cur == e.Serial) {
+		fresh := !current
+		if !fresh {
+			cur, ok, err := s.currentSerial(ctx, id)
+			fresh = err == nil && ok && cur == e.Serial
+		}
+		if fresh {
 			var u User
 			if json.Unmarshal(e.Value, &u) == nil {
 				return u, nil

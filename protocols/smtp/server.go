@@ -101,7 +101,9 @@ type Config struct {
 	SendBounce func(ctx context.Context, to string, dsn []byte) error
 }
 
-func (c Config) withDefaults() Config {
+// WithDefaults returns c with every unset limit at its default; the
+// configuration layer shows these, so they are stated only here.
+func (c Config) WithDefaults() Config {
 	if c.Hostname == "" {
 		c.Hostname = "localhost"
 	}
@@ -116,7 +118,7 @@ func (c Config) withDefaults() Config {
 	def(&c.MaxErrors, 10)
 	def(&c.MaxLineLength, 2000)
 	if c.ReadTimeout == 0 {
-		c.ReadTimeout = 5 * time.Minute
+		c.ReadTimeout = 5 * time.Minute // RFC 5321 4.5.3.2.7
 	}
 	if c.WriteTimeout == 0 {
 		c.WriteTimeout = time.Minute
@@ -164,7 +166,7 @@ func New(cfg Config, agent *delivery.Agent, auth Authenticator, log *slog.Logger
 		log = slog.Default()
 	}
 	s := &Server{
-		cfg: cfg.withDefaults(), agent: agent, auth: auth, log: log,
+		cfg: cfg.WithDefaults(), agent: agent, auth: auth, log: log,
 		refusing: make(chan struct{}, refusingMax), trustLoopback: true,
 		conns: map[*conn]struct{}{}, perIP: map[netip.Prefix]int{},
 	}
