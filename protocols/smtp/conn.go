@@ -22,8 +22,9 @@ type conn struct {
 	net.Conn
 	srv  *Server
 	role Role
-	ip   netip.Addr   // invalid on a unix socket
-	key  netip.Prefix // the per-address count held; invalid for none
+	ip   netip.Addr // invalid on a unix socket
+	// release gives back the connection's place in the server's limits.
+	release func()
 
 	closeOnce sync.Once
 
@@ -74,7 +75,7 @@ func (c *conn) Write(b []byte) (int, error) {
 }
 
 func (c *conn) Close() error {
-	c.closeOnce.Do(func() { c.srv.release(c) })
+	c.closeOnce.Do(func() { c.srv.forget(c) })
 	return c.Conn.Close()
 }
 

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/netip"
 	"strings"
 	"sync"
 	"time"
@@ -15,6 +14,7 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"basalt/delivery"
+	"basalt/protocols/connlimit"
 	"basalt/session"
 )
 
@@ -154,7 +154,7 @@ type Server struct {
 	mu        sync.Mutex
 	listeners []net.Listener
 	conns     map[*conn]struct{}
-	perIP     map[netip.Prefix]int
+	limit     connlimit.Limiter
 	draining  bool
 	aborted   bool
 }
@@ -168,8 +168,9 @@ func New(cfg Config, agent *delivery.Agent, auth Authenticator, log *slog.Logger
 	s := &Server{
 		cfg: cfg.WithDefaults(), agent: agent, auth: auth, log: log,
 		refusing: make(chan struct{}, refusingMax), trustLoopback: true,
-		conns: map[*conn]struct{}{}, perIP: map[netip.Prefix]int{},
+		conns: map[*conn]struct{}{},
 	}
+	s.limit = connlimit.Limiter{Max: s.cfg.MaxConnections, PerIP: s.cfg.MaxConnectionsPerIP}
 	s.base, s.cancel = context.WithCancel(context.Background())
 	s.mx = s.newProto(false, s.cfg.TLS)
 	s.submission = s.newProto(false, s.cfg.TLS)
@@ -337,35 +338,31 @@ func (s *Server) snapshot() []*conn {
 // admit registers a new connection, or says why it is refused: the reply
 // given in place of the greeting (RFC 5321 3.1 allows 421 there).
 func (s *Server) admit(raw net.Conn, role Role) (*conn, *smtp.SMTPError) {
-	ip, key := clientKey(raw.RemoteAddr())
+	ip, _ := connlimit.ClientKey(raw.RemoteAddr())
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	switch {
-	case s.draining:
+	if s.draining {
 		return nil, errShuttingDown
-	case s.cfg.MaxConnections > 0 && len(s.conns) >= s.cfg.MaxConnections:
-		return nil, errTooManyConns
-	case key.IsValid() && s.cfg.MaxConnectionsPerIP > 0 && s.perIP[key] >= s.cfg.MaxConnectionsPerIP:
+	}
+	release, err := s.limit.Admit(raw.RemoteAddr())
+	switch {
+	case errors.Is(err, connlimit.ErrTooManyFromIP):
 		return nil, errTooManyFromIP
+	case err != nil:
+		return nil, errTooManyConns
 	}
-	c := &conn{Conn: raw, srv: s, role: role, ip: ip, key: key}
+	c := &conn{Conn: raw, srv: s, role: role, ip: ip, release: release}
 	s.conns[c] = struct{}{}
-	if key.IsValid() {
-		s.perIP[key]++
-	}
 	return c, nil
 }
 
-// release gives back what admit took; called once, when c closes.
-func (s *Server) release(c *conn) {
+// forget drops c from the open connections and gives back its place;
+// called once, when c closes.
+func (s *Server) forget(c *conn) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	delete(s.conns, c)
-	if c.key.IsValid() {
-		if s.perIP[c.key]--; s.perIP[c.key] <= 0 {
-			delete(s.perIP, c.key)
-		}
-	}
+	s.mu.Unlock()
+	c.release()
 }
 
 // refuse answers a connection that was not admitted and closes it, on a
@@ -405,23 +402,6 @@ func addrString(a net.Addr) string {
 		return s
 	}
 	return "local"
-}
-
-// clientKey returns a TCP client's address and what it is counted under:
-// the address for IPv4, its /64 for IPv6 (a host usually holds a whole
-// /64). Unix sockets have neither.
-func clientKey(a net.Addr) (netip.Addr, netip.Prefix) {
-	tcp, ok := a.(*net.TCPAddr)
-	if !ok {
-		return netip.Addr{}, netip.Prefix{}
-	}
-	ip := tcp.AddrPort().Addr().Unmap()
-	bits := 32
-	if ip.Is6() {
-		bits = 64
-	}
-	p, _ := ip.Prefix(bits)
-	return ip, p
 }
 
 // listener admits connections before go-smtp sees them, and starts TLS on
