@@ -1,7 +1,9 @@
 package smtp
 
 import (
+	"bytes"
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"sync"
@@ -34,7 +36,18 @@ type conn struct {
 	readErr  error // a read timed out: every later read fails the same
 	errors   int   // refused commands so far
 	messages int   // DATA commands so far
+	// counted: the next reply written was counted by the session (a
+	// refusal of its own), so the writer must not count it again.
+	counted bool
+	// encrypted: TLS has started under go-smtp (STARTTLS) or above it
+	// (implicit TLS), so what passes through here is no longer readable.
+	encrypted bool
 }
+
+// tlsHandshakeRecord begins a TLS handshake record (RFC 8446 5.1), the
+// first thing a server writes when TLS starts; no SMTP reply begins with
+// it.
+const tlsHandshakeRecord = 0x16
 
 // aLongTimeAgo is a deadline that has passed: a read given it returns at once.
 var aLongTimeAgo = time.Unix(1, 0)
@@ -70,8 +83,54 @@ func (c *conn) Write(b []byte) (int, error) {
 	n, err := c.Conn.Write(b)
 	if err != nil {
 		c.Close()
+		return n, err
+	}
+	if c.syntaxErrors(b) {
+		// go-smtp answered the command itself (500-504: syntax, an
+		// unknown or out-of-sequence command) and it was the one too
+		// many: RFC 5321 3.8 lets the server close with a 421.
+		c.srv.log.Info("smtp connection dropped", "role", c.role, "remote", addrString(c.RemoteAddr()), "reason", errTooManyErrors.Message)
+		e := errTooManyErrors
+		fmt.Fprintf(c.Conn, "%d %d.%d.%d %s\r\n", e.Code, e.EnhancedCode[0], e.EnhancedCode[1], e.EnhancedCode[2], e.Message)
+		c.Close()
 	}
 	return n, err
+}
+
+// syntaxErrors counts the replies in b (whole replies: go-smtp flushes
+// each) that refuse a command as malformed or out of sequence, 500 to 504
+// (RFC 5321 4.2.3), unless the session already counted the reply as its
+// own refusal. It reports whether the error cutoff has been reached.
+func (c *conn) syntaxErrors(b []byte) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.encrypted || len(b) == 0 {
+		return false
+	}
+	if b[0] == tlsHandshakeRecord {
+		// Replies from here on are ciphertext, which cannot be read
+		// here; under TLS only the session's own refusals count.
+		c.encrypted = true
+		return false
+	}
+	reached := false
+	for line := range bytes.Lines(b) {
+		// A reply's last line has a space (or nothing) after the code;
+		// earlier lines of a multi-line reply have a hyphen.
+		if len(line) < 4 || line[3] == '-' {
+			continue
+		}
+		if c.counted {
+			c.counted = false
+			continue
+		}
+		if line[0] != '5' || line[1] != '0' || line[2] < '0' || line[2] > '4' {
+			continue
+		}
+		c.errors++
+		reached = reached || (c.srv.cfg.MaxErrors > 0 && c.errors >= c.srv.cfg.MaxErrors)
+	}
+	return reached
 }
 
 func (c *conn) Close() error {
@@ -109,6 +168,7 @@ func (c *conn) violation() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.errors++
+	c.counted = true
 	return c.srv.cfg.MaxErrors > 0 && c.errors >= c.srv.cfg.MaxErrors
 }
 

@@ -68,6 +68,25 @@ func TestLimits(t *testing.T) {
 			})
 			c.expectClosed()
 		}},
+		{"go-smtp's own refusals count", Config{MaxErrors: 4}, func(t *testing.T, h *harness) {
+			goSMTPErrors := []step{
+				{"MAIL FROM:<a@remote.example>", "502 5.5.1"}, // before EHLO
+				ehlo,
+				{"RCPT TO:<alice@example.org>", "502 5.5.1"},            // before MAIL
+				{"MAIL FROM:<a@remote.example> SIZE=many", "501 5.5.4"}, // bad parameter
+			}
+			// The fourth is Basalt's own refusal: answered 421 instead.
+			c := h.dial(RoleMX)
+			runSteps(t, c, append(goSMTPErrors, step{"MAIL FROM:<a@remote.example>", "250"}, step{"RCPT TO:<nobody@example.org>", "421 4.7.0"}))
+			c.expectClosed()
+			// The fourth is go-smtp's: its reply, then 421.
+			c = h.dial(RoleMX)
+			runSteps(t, c, append(goSMTPErrors, step{"DATA", "502 5.5.1"}))
+			if r := c.read(); !strings.HasPrefix(r.String(), "421 4.7.0") {
+				t.Fatalf("after the fourth error: %q", r)
+			}
+			c.expectClosed()
+		}},
 		{"temporary refusals do not count", Config{MaxErrors: 2}, func(t *testing.T, h *harness) {
 			h.user("full@example.org", 1000)
 			a := h.account("full@example.org")
