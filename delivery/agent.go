@@ -70,6 +70,10 @@ type Relay interface {
 	// Enqueue stores a message for relaying to the given addresses and
 	// returns once it is durable.
 	Enqueue(ctx context.Context, from string, to []string, raw []byte) error
+	// EnqueueSent is Enqueue for a message a user sends: it is charged
+	// to the user's daily send limit in the same step, so that it is
+	// counted exactly when it is queued.
+	EnqueueSent(ctx context.Context, userID int64, from string, to []string, raw []byte) error
 }
 
 // Config tunes the agent.
@@ -412,9 +416,10 @@ func (a *Agent) relay(ctx context.Context, env *Envelope, to []string, raw []byt
 		if lim.MaxSendSize > 0 && int64(len(raw)) > lim.MaxSendSize {
 			return ErrTooLarge
 		}
-		if err := a.store.Account(u.ID, nil).CountSent(ctx, int64(len(raw))*int64(len(to))); err != nil {
+		if err := a.relayQ.EnqueueSent(ctx, u.ID, env.From, to, raw); err != nil {
 			return a.storeError(err)
 		}
+		return nil
 	}
 	if err := a.relayQ.Enqueue(ctx, env.From, to, raw); err != nil {
 		return a.storeError(err)

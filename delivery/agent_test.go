@@ -39,6 +39,10 @@ func (r *relayLog) Enqueue(_ context.Context, from string, to []string, raw []by
 	return nil
 }
 
+func (r *relayLog) EnqueueSent(ctx context.Context, _ int64, from string, to []string, raw []byte) error {
+	return r.Enqueue(ctx, from, to, raw)
+}
+
 type fixture struct {
 	env   *storetest.Env
 	agent *delivery.Agent

@@ -147,10 +147,22 @@ func NewQueue(cfg QueueConfig, st *store.Store, local LocalDelivery, log *slog.L
 // returns once it is durable (Queue, as the Agent needs it).
 func (q *Queue) Enqueue(ctx context.Context, from string, to []string, raw []byte) error {
 	id, err := q.st.EnqueueOutbound(ctx, from, to, raw)
+	return q.enqueued(id, err, from, len(to), len(raw))
+}
+
+// EnqueueSent queues a message userID sends, charged to the user's daily
+// send limit (Queue, as the Agent needs it).
+func (q *Queue) EnqueueSent(ctx context.Context, userID int64, from string, to []string, raw []byte) error {
+	id, err := q.st.Account(userID, nil).EnqueueOutbound(ctx, from, to, raw)
+	return q.enqueued(id, err, from, len(to), len(raw))
+}
+
+// enqueued logs a message queued and wakes the queue's runner.
+func (q *Queue) enqueued(id int64, err error, from string, rcpts, size int) error {
 	if err != nil {
 		return fmt.Errorf("queue message for relay: %w", err)
 	}
-	q.log.Info("queue: queued", "queue_id", id, "from", from, "rcpts", len(to), "size", len(raw))
+	q.log.Info("queue: queued", "queue_id", id, "from", from, "rcpts", rcpts, "size", size)
 	q.poke()
 	return nil
 }

@@ -77,22 +77,6 @@ func (a *Account) SentToday(ctx context.Context) (int64, error) {
 	return a.s.Daily(ctx, sendCounter(a.userID))
 }
 
-// CountSent records bytes the account sends, refusing with ErrDailyLimit
-// (and recording nothing) when they would pass its daily send limit.
-func (a *Account) CountSent(ctx context.Context, bytes int64) error {
-	u, err := a.s.UserByID(ctx, a.userID)
-	if err != nil {
-		return fmt.Errorf("count sent: %w", err)
-	}
-	lim, err := a.s.Limits(ctx, u)
-	if err != nil {
-		return fmt.Errorf("count sent: %w", err)
-	}
-	return a.s.db.Tx(ctx, func(tx *sqlx.Tx) error {
-		return a.s.addDaily(ctx, tx, sendCounter(a.userID), bytes, lim.DailySendBytes)
-	})
-}
-
 // PruneCounters deletes counters of days before the given number of days
 // ago, for the nightly cleanup.
 func (s *Store) PruneCounters(ctx context.Context, keepDays int64) (int64, error) {

@@ -1,6 +1,7 @@
 package store_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -303,14 +304,19 @@ func TestLimits(t *testing.T) {
 		if err := in(1000, "192.0.2.3"); !errors.Is(err, store.ErrDailyLimit) {
 			t.Fatalf("over daily receive: %v", err)
 		}
-		if err := a.CountSent(ctx, 2000); err != nil {
+		// Sending counts each recipient's copy, in the transaction that
+		// queues it.
+		if _, err := a.EnqueueOutbound(ctx, "a@example.org", []string{"x@remote.test", "y@remote.test"}, bytes.Repeat([]byte("x"), 1000)); err != nil {
 			t.Fatal(err)
 		}
-		if err := a.CountSent(ctx, 1000); !errors.Is(err, store.ErrDailyLimit) {
+		if _, err := a.EnqueueOutbound(ctx, "a@example.org", []string{"x@remote.test"}, bytes.Repeat([]byte("x"), 1000)); !errors.Is(err, store.ErrDailyLimit) {
 			t.Fatalf("over daily send: %v", err)
 		}
 		if got, _ := a.SentToday(ctx); got != 2000 {
 			t.Fatalf("refused send was counted: %d", got)
+		}
+		if q, err := e.Store.OutboundEntries(ctx, 10); err != nil || len(q) != 1 {
+			t.Fatalf("queue holds %d entries (%v), want the one sent", len(q), err)
 		}
 		checkCounts(t, e, a)
 	})

@@ -118,6 +118,28 @@ func (s *Store) nowMS() int64 { return s.now().UnixMilli() }
 // message survives a crash; the file gets a blobs row so the sweepers
 // (SweepOrphans, SweepUnreferenced) leave it alone until the entry is done.
 func (s *Store) EnqueueOutbound(ctx context.Context, from string, to []string, raw []byte) (int64, error) {
+	return s.enqueue(ctx, from, to, raw, nil)
+}
+
+// EnqueueOutbound queues a message the account's user sends, as
+// Store.EnqueueOutbound does, and charges it to the user's daily send
+// limit (its size once per recipient) in the same transaction: refused
+// with ErrDailyLimit, nothing is queued or counted; queued, it is counted
+// exactly once.
+func (a *Account) EnqueueOutbound(ctx context.Context, from string, to []string, raw []byte) (int64, error) {
+	u, err := a.s.UserByID(ctx, a.userID)
+	if err != nil {
+		return 0, fmt.Errorf("enqueue: %w", err)
+	}
+	lim, err := a.s.Limits(ctx, u)
+	if err != nil {
+		return 0, fmt.Errorf("enqueue: %w", err)
+	}
+	return a.s.enqueue(ctx, from, to, raw, &daily{name: sendCounter(a.userID), limit: lim.DailySendBytes})
+}
+
+// enqueue queues the message, charging it to sent when that is not nil.
+func (s *Store) enqueue(ctx context.Context, from string, to []string, raw []byte, sent *daily) (int64, error) {
 	if from != "" {
 		n, err := NormalizeAddress(from)
 		if err != nil {
@@ -150,6 +172,11 @@ func (s *Store) EnqueueOutbound(ctx context.Context, from string, to []string, r
 	}
 	var qid int64
 	err = s.db.Tx(ctx, func(tx *sqlx.Tx) error {
+		if sent != nil {
+			if err := s.addDaily(ctx, tx, sent.name, int64(len(raw))*int64(len(rcpts)), sent.limit); err != nil {
+				return err
+			}
+		}
 		now := s.nowMS()
 		if _, err := tx.ExecContext(ctx, s.rebind("INSERT INTO blobs (id, part, size, stored, refs, created_at) VALUES (?, ?, ?, ?, 1, ?)"),
 			id, info.Partition, info.Size, info.Stored, now/1000); err != nil {

@@ -43,6 +43,9 @@ type setup struct {
 	cram   bool // allow CRAM-MD5 in the session service and offer it
 	// bounces collects the bounces sent; nil: none are sent.
 	bounces *bounces
+	// queue gives the agent a real outbound queue, which stores what is
+	// relayed (and sends nothing: it is not run).
+	queue bool
 }
 
 // bounces are the DSNs the server sent, as Config.SendBounce.
@@ -99,7 +102,11 @@ func start(t *testing.T, su setup) *harness {
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	ac := su.agent
 	ac.Hostname = testHost
-	agent := delivery.New(ac, env.Store, nil, log)
+	var relay delivery.Relay
+	if su.queue {
+		relay = delivery.NewQueue(delivery.QueueConfig{Smarthost: "127.0.0.1:1"}, env.Store, nil, log)
+	}
+	agent := delivery.New(ac, env.Store, relay, log)
 	cert, pool, pemBytes := testCert(t)
 	cfg := su.cfg
 	cfg.Hostname = testHost

@@ -1,6 +1,7 @@
 package smtp
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/md5"
 	"encoding/base64"
@@ -10,6 +11,7 @@ import (
 
 	"basalt/internal/testsupport/storetest"
 	"basalt/session"
+	"basalt/store"
 )
 
 // TestSubmission walks a client through submission as a remote client
@@ -57,6 +59,41 @@ func TestSubmission(t *testing.T) {
 	msgs := h.inbox("bob@example.org")
 	if len(msgs) != 1 || !strings.Contains(msgs[0], " with ESMTPSA id ") || !strings.HasPrefix(msgs[0], "Return-Path: <alice@example.org>\r\n") {
 		t.Fatalf("bob's inbox: %q", msgs)
+	}
+}
+
+// TestDailySendLimit: what a user sends elsewhere is charged to the daily
+// send limit (each recipient's copy) when it is queued; past the limit the
+// message is refused with a temporary error and neither queued nor counted.
+func TestDailySendLimit(t *testing.T) {
+	h := start(t, setup{queue: true})
+	h.user("alice@example.org", 0)
+	ctx := context.Background()
+	a := h.account("alice@example.org")
+	limit := int64(6000)
+	if err := h.env.Store.SetLimits(ctx, a.UserID(), "", store.LimitOverrides{DailySendBytes: &limit}); err != nil {
+		t.Fatal(err)
+	}
+	c := h.dial(RoleSubmission)
+	runSteps(t, c, []step{{"EHLO client.example", "250"}, {"AUTH PLAIN " + plainAuth("alice@example.org", storetest.Password), "235"}})
+	send := func(want string) {
+		t.Helper()
+		runSteps(t, c, []step{{"MAIL FROM:<alice@example.org>", "250"}, {"RCPT TO:<carol@elsewhere.example>", "250"}, {"RCPT TO:<dave@elsewhere.example>", "250"}})
+		if r := c.data(storetest.Message("alice@example.org", "carol@elsewhere.example", "out", strings.Repeat("xxxxxxxxx\r\n", 200))); !strings.HasPrefix(r.String(), want) {
+			t.Fatalf("send: %q, want %s", r, want)
+		}
+	}
+	send("250 2.0.0")
+	sent, err := a.SentToday(ctx)
+	if err != nil || sent < 4000 || sent > 6000 {
+		t.Fatalf("sent today %d (%v), want two copies of about 2 KB", sent, err)
+	}
+	send("451 4.7.1")
+	if again, _ := a.SentToday(ctx); again != sent {
+		t.Fatalf("refused message counted: %d, was %d", again, sent)
+	}
+	if q, err := h.env.Store.OutboundEntries(ctx, 10); err != nil || len(q) != 1 {
+		t.Fatalf("queue holds %d entries (%v), want 1", len(q), err)
 	}
 }
 
