@@ -74,6 +74,9 @@ type Relay interface {
 	// to the user's daily send limit in the same step, so that it is
 	// counted exactly when it is queued.
 	EnqueueSent(ctx context.Context, userID int64, from string, to []string, raw []byte) error
+	// Relays reports whether mail for other domains can be sent; without
+	// it the queue only holds local deliveries to be retried, and bounces.
+	Relays() bool
 }
 
 // Config tunes the agent.
@@ -206,6 +209,9 @@ func (a *Agent) CheckRecipient(ctx context.Context, env *Envelope, addr string) 
 		if env.Source != SourceSubmission && env.Source != SourceWebmail && env.Source != SourceInternal {
 			return Recipient{}, ErrNoRelay
 		}
+		if !a.relays() {
+			return Recipient{}, ErrNoRelay.with(errors.New("no smarthost configured"))
+		}
 		r.Remote = []string{n}
 	}
 	for _, id := range r.Users {
@@ -301,6 +307,7 @@ func (a *Agent) Deliver(ctx context.Context, env *Envelope, rcpts []Recipient, r
 	// failed are reported to the sender in a DSN instead.
 	type part struct {
 		target string
+		user   int64 // the local user the target is; 0 for a remote one
 		err    error
 	}
 	parts := make([][]part, len(rcpts))
@@ -318,7 +325,7 @@ func (a *Agent) Deliver(ctx context.Context, env *Envelope, rcpts []Recipient, r
 		err := a.relay(ctx, env, remote, append(trace, body...))
 		for _, addr := range remote {
 			for _, i := range remoteAt[addr] {
-				parts[i] = append(parts[i], part{addr, err})
+				parts[i] = append(parts[i], part{addr, 0, err})
 			}
 		}
 	}
@@ -333,10 +340,10 @@ func (a *Agent) Deliver(ctx context.Context, env *Envelope, rcpts []Recipient, r
 				}
 			}
 			if !keep {
-				parts[i] = append(parts[i], part{rc.Address, nil})
+				parts[i] = append(parts[i], part{rc.Address, id, nil})
 				continue
 			}
-			parts[i] = append(parts[i], part{rc.Address, a.store1(ctx, env, id, rc.Address, trace, body, v)})
+			parts[i] = append(parts[i], part{rc.Address, id, a.store1(ctx, env, id, rc.Address, trace, body, v)})
 		}
 	}
 	results := make([]error, len(rcpts))
@@ -356,10 +363,14 @@ func (a *Agent) Deliver(ctx context.Context, env *Envelope, rcpts []Recipient, r
 			continue
 		}
 		for _, p := range ps {
-			if p.err != nil {
-				a.log.Warn("part of a recipient failed", "id", env.ID, "rcpt", rcpts[i].Address, "target", p.target, "err", p.err)
-				late = append(late, FailedRecipient(rcpts[i].Address, p.err, a.now()))
+			if p.err == nil {
+				continue
 			}
+			a.log.Warn("part of a recipient failed", "id", env.ID, "rcpt", rcpts[i].Address, "target", p.target, "err", p.err)
+			if p.user != 0 && !permanent(p.err) && a.retryLater(ctx, env, p.user, append(trace, body...)) {
+				continue
+			}
+			late = append(late, FailedRecipient(rcpts[i].Address, p.err, a.now()))
 		}
 	}
 	if len(late) > 0 && env.From != "" {
@@ -386,22 +397,50 @@ func (d *deadlineReader) Read(p []byte) (int, error) {
 	return d.r.Read(p)
 }
 
+// retryLater queues the message for a local user whose copy could not be
+// stored for now (the mailbox was full) after the recipient had been
+// answered as delivered: the queue tries again on its schedule, and
+// bounces it when it gives up. It reports whether the message was queued.
+func (a *Agent) retryLater(ctx context.Context, env *Envelope, userID int64, raw []byte) bool {
+	if a.relayQ == nil {
+		return false
+	}
+	u, err := a.store.UserByID(ctx, userID)
+	if err == nil {
+		err = a.relayQ.Enqueue(ctx, env.From, []string{u.Address}, raw)
+	}
+	if err != nil {
+		a.log.Error("delivery not queued for a retry", "id", env.ID, "user", userID, "err", err)
+		return false
+	}
+	a.log.Info("delivery queued for a retry", "id", env.ID, "user", userID)
+	return true
+}
+
 // reportLate sends the sender a DSN for targets that failed after the
-// recipient they stood for was answered as delivered.
+// recipient they stood for was answered as delivered: through the queue,
+// which retries it, when there is one.
 func (a *Agent) reportLate(ctx context.Context, env *Envelope, failed []DSNRecipient, original []byte) {
 	dsn, err := BuildDSN(DSN{ReportingMTA: a.cfg.Hostname, To: env.From, Arrival: a.now(), Recipients: failed, Original: original})
 	if err == nil {
-		err = a.DeliverLocal(ctx, "", env.From, dsn)
+		if a.relayQ != nil {
+			err = a.relayQ.Enqueue(ctx, "", []string{env.From}, dsn)
+		} else {
+			err = a.DeliverLocal(ctx, "", env.From, dsn)
+		}
 	}
 	if err != nil {
 		a.log.Error("report of failed targets not sent", "id", env.ID, "to", env.From, "err", err)
 	}
 }
 
+// relays reports whether mail for other domains can be sent.
+func (a *Agent) relays() bool { return a.relayQ != nil && a.relayQ.Relays() }
+
 // relay queues a message for addresses elsewhere; a submitting user's
 // daily send limit and send size apply.
 func (a *Agent) relay(ctx context.Context, env *Envelope, to []string, raw []byte) error {
-	if a.relayQ == nil {
+	if !a.relays() {
 		return ErrNoRelay.with(errors.New("no outbound queue configured"))
 	}
 	if env.Auth != nil {

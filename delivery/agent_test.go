@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -38,6 +39,8 @@ func (r *relayLog) Enqueue(_ context.Context, from string, to []string, raw []by
 	r.sent = append(r.sent, relayed{from, to, raw})
 	return nil
 }
+
+func (r *relayLog) Relays() bool { return true }
 
 func (r *relayLog) EnqueueSent(ctx context.Context, _ int64, from string, to []string, raw []byte) error {
 	return r.Enqueue(ctx, from, to, raw)
@@ -355,8 +358,9 @@ func TestMaxConcurrent(t *testing.T) {
 }
 
 // TestPartialRecipient: an alias whose targets partly fail is answered as
-// delivered (a retry would duplicate the copies that were stored), and
-// the sender gets a DSN for the targets that failed.
+// delivered (a retry would duplicate the copies that were stored); a
+// target that failed for the time being is queued to be tried again, and
+// one that failed for good is reported to the sender in a DSN.
 func TestPartialRecipient(t *testing.T) {
 	each(t, func(t *testing.T, db testsupport.Database) {
 		f := setup(t, db)
@@ -376,8 +380,18 @@ func TestPartialRecipient(t *testing.T) {
 		if got := inbox(t, f, f.bob, "INBOX"); len(got) != 0 {
 			t.Fatalf("bob over quota has %d", len(got))
 		}
-		if len(f.relay.sent) != 1 || f.relay.sent[0].from != "" || f.relay.sent[0].to[0] != "someone@elsewhere.test" ||
-			!bytes.Contains(f.relay.sent[0].raw, []byte("Final-Recipient: rfc822; sales@example.org")) {
+		if len(f.relay.sent) != 1 || f.relay.sent[0].from != "someone@elsewhere.test" || !slices.Equal(f.relay.sent[0].to, []string{"bob@example.org"}) ||
+			!bytes.Contains(f.relay.sent[0].raw, []byte("Subject: big enough")) {
+			t.Fatalf("retry of the full mailbox's copy: %+v", f.relay.sent)
+		}
+		// Where a full mailbox is a permanent failure, a DSN instead.
+		permanent := delivery.New(delivery.Config{Hostname: "mx.example.org", QuotaPermanent: true}, f.env.Store, f.relay, nil)
+		results, err = permanent.Deliver(ctx, mx, []delivery.Recipient{{Address: "sales@example.org", Users: []int64{f.alice.User.ID, f.bob.User.ID}}}, strings.NewReader(msg))
+		if err != nil || results[0] != nil {
+			t.Fatalf("partly delivered recipient: %v %v", results, err)
+		}
+		if len(f.relay.sent) != 2 || f.relay.sent[1].from != "" || f.relay.sent[1].to[0] != "someone@elsewhere.test" ||
+			!bytes.Contains(f.relay.sent[1].raw, []byte("Final-Recipient: rfc822; sales@example.org")) {
 			t.Fatalf("DSN for the failed target: %+v", f.relay.sent)
 		}
 		// When every target fails, the recipient is refused and no DSN goes out.
@@ -385,7 +399,7 @@ func TestPartialRecipient(t *testing.T) {
 			t.Fatal(err)
 		}
 		results, err = f.agent.Deliver(ctx, mx, []delivery.Recipient{{Address: "sales@example.org", Users: []int64{f.alice.User.ID, f.bob.User.ID}}}, strings.NewReader(msg))
-		if err != nil || code(results[0]) != 452 || len(f.relay.sent) != 1 {
+		if err != nil || code(results[0]) != 452 || len(f.relay.sent) != 2 {
 			t.Fatalf("all targets over quota: %v %v, %d sent", results, err, len(f.relay.sent))
 		}
 	})

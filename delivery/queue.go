@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"strings"
@@ -89,6 +90,9 @@ func (c *QueueConfig) defaults() {
 }
 
 func (c *QueueConfig) check() error {
+	if c.Smarthost == "" {
+		return nil // local deliveries and bounces only
+	}
 	host, _, err := net.SplitHostPort(c.Smarthost)
 	if err != nil || host == "" {
 		return fmt.Errorf("outbound queue: smarthost %q is not host:port", c.Smarthost)
@@ -252,7 +256,7 @@ func (q *Queue) process(ctx context.Context, e store.Outbound) {
 	defer cancel()
 	var u store.OutboundUpdate
 	if pending := e.Pending(); len(pending) > 0 {
-		outs := q.attempt(actx, &e, pending)
+		outs := q.deliver(actx, &e, pending)
 		if ctx.Err() != nil {
 			// Shutting down: the attempt was cut short, so it does not count;
 			// give the entry back to be tried at once by whoever runs next.
@@ -307,7 +311,12 @@ func (q *Queue) process(ctx context.Context, e store.Outbound) {
 		}
 	}
 	if len(owed) > 0 {
-		if err := q.bounce(ctx, &e, owed); err != nil {
+		// Bounded, so the round ends within the entry's lease (Timeout
+		// for the attempt, and a minute for the rest).
+		bctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		err := q.bounce(bctx, &e, owed)
+		cancel()
+		if err != nil {
 			log.Warn("queue: bounce not sent, will try again", "to", e.From, "err", err)
 		} else {
 			for i := range u.Results {
@@ -388,36 +397,108 @@ func (q *Queue) bounce(ctx context.Context, e *store.Outbound, failed []store.Ou
 	if err != nil {
 		return err
 	}
-	local, err := q.isLocal(ctx, e.From)
-	if errors.Is(err, store.ErrInvalid) {
-		q.log.Warn("queue: bounce dropped: the sender is not an address", "queue_id", e.ID, "to", e.From)
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	if !local {
-		if err := q.Enqueue(ctx, "", []string{e.From}, raw); err != nil {
-			return err
-		}
-		q.log.Info("queue: bounce queued", "queue_id", e.ID, "to", e.From)
-		return nil
-	}
-	if q.local == nil {
-		q.log.Error("queue: bounce dropped: no local delivery configured", "queue_id", e.ID, "to", e.From)
-		return nil
-	}
-	if err := q.local.DeliverLocal(ctx, "", e.From, raw); err != nil {
-		if permanent(err) {
-			// Nowhere else to send it (RFC 5321 6.2 lets a bounce that cannot
-			// be delivered be dropped); keep it out of the retry loop.
-			q.log.Warn("queue: bounce refused for good, dropped", "queue_id", e.ID, "to", e.From, "err", err)
+	// Queued like any message, so that a bounce that cannot be delivered
+	// yet (the sender's mailbox is full) is retried on the same schedule,
+	// and given up at the same age, with nothing to report then: it comes
+	// from the null sender.
+	if err := q.Enqueue(ctx, "", []string{e.From}, raw); err != nil {
+		if errors.Is(err, store.ErrInvalid) {
+			q.log.Warn("queue: bounce dropped: the sender is not an address", "queue_id", e.ID, "to", e.From)
 			return nil
 		}
-		return fmt.Errorf("deliver bounce to %s: %w", e.From, err)
+		return err
 	}
-	q.log.Info("queue: bounce delivered", "queue_id", e.ID, "to", e.From)
+	q.log.Info("queue: bounce queued", "queue_id", e.ID, "to", e.From)
 	return nil
+}
+
+// Relays reports whether the queue sends mail elsewhere: whether it has a
+// smarthost. Without one it delivers only locally.
+func (q *Queue) Relays() bool { return q.cfg.Smarthost != "" }
+
+// deliver makes one attempt at e's pending recipients: those of local
+// domains through LocalDelivery, the rest in one transaction with the
+// smarthost. It returns each one's outcome in the order of rcpts.
+func (q *Queue) deliver(ctx context.Context, e *store.Outbound, rcpts []string) []outcome {
+	out := make([]outcome, len(rcpts))
+	var remote []string
+	var remoteAt []int
+	var raw []byte
+	for i, r := range rcpts {
+		local, err := q.isLocal(ctx, r)
+		switch {
+		case errors.Is(err, store.ErrInvalid):
+			out[i] = outcome{class: 5, reply: "553 5.1.3 Not a valid address"}
+		case err != nil:
+			out[i] = outcome{class: 4, reply: "cannot resolve the recipient: " + err.Error()}
+		case local:
+			if raw == nil {
+				if raw, err = q.read(ctx, e); err != nil {
+					q.log.Error("queue: cannot read a queued message", "queue_id", e.ID, "err", err)
+					out[i] = outcome{class: 4, reply: "cannot read the queued message"}
+					continue
+				}
+			}
+			out[i] = q.deliverLocal(ctx, e, r, raw)
+		default:
+			remote = append(remote, r)
+			remoteAt = append(remoteAt, i)
+		}
+	}
+	if len(remote) == 0 {
+		return out
+	}
+	var ro []outcome
+	if q.Relays() {
+		ro = q.attempt(ctx, e, remote)
+	} else {
+		ro = make([]outcome, len(remote))
+		for j := range ro {
+			ro[j] = outcome{class: 5, reply: "550 5.7.1 Relaying is not configured on this server"}
+		}
+	}
+	for j, i := range remoteAt {
+		out[i] = ro[j]
+	}
+	return out
+}
+
+// read returns the whole queued message, for local delivery.
+func (q *Queue) read(ctx context.Context, e *store.Outbound) ([]byte, error) {
+	body, err := q.st.OpenOutbound(ctx, e)
+	if err != nil {
+		return nil, err
+	}
+	defer body.Close()
+	return io.ReadAll(body)
+}
+
+// deliverLocal hands a queued message to a local recipient: a bounce, or
+// a delivery that failed for the time being after its sender was told it
+// was taken (the mailbox was full).
+func (q *Queue) deliverLocal(ctx context.Context, e *store.Outbound, rcpt string, raw []byte) outcome {
+	if q.local == nil {
+		return outcome{class: 5, reply: "550 5.3.0 Local delivery is not configured"}
+	}
+	err := q.local.DeliverLocal(ctx, e.From, rcpt, raw)
+	switch {
+	case err == nil:
+		q.log.Info("queue: delivered locally", "queue_id", e.ID, "rcpt", rcpt)
+		return outcome{class: 2, reply: "250 2.0.0 Delivered"}
+	case permanent(err):
+		return outcome{class: 5, reply: localReply(err)}
+	default:
+		return outcome{class: 4, reply: localReply(err)}
+	}
+}
+
+// localReply is the reply line a local delivery's error stands for.
+func localReply(err error) string {
+	var de *Error
+	if errors.As(err, &de) {
+		return de.Error()
+	}
+	return err.Error()
 }
 
 // dsnRecipient turns a failed recipient's stored state into its DSN

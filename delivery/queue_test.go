@@ -29,6 +29,7 @@ import (
 	"basalt/delivery"
 	"basalt/internal/testsupport"
 	"basalt/internal/testsupport/storetest"
+	"basalt/session"
 	"basalt/store"
 )
 
@@ -377,7 +378,6 @@ func TestQueueConfigRefused(t *testing.T) {
 		name string
 		cfg  delivery.QueueConfig
 	}{
-		{"no smarthost", delivery.QueueConfig{}},
 		{"no port", delivery.QueueConfig{Smarthost: "relay.example.org"}},
 		{"password in clear", delivery.QueueConfig{Smarthost: "relay.example.org:25", Username: "u", Password: "p"}},
 		{"both TLS modes", delivery.QueueConfig{Smarthost: "relay.example.org:25", StartTLS: true, ImplicitTLS: true}},
@@ -655,6 +655,88 @@ func TestQueueWithAgent(t *testing.T) {
 		t.Fatalf("DSN in the INBOX: %s\n%s", p.statusRaw, p.original)
 	}
 	waitFor(t, 5*time.Second, "the queue to drain", queueEmpty(t, e.Store))
+}
+
+// TestQueueLocal: without a smarthost the queue still holds what must be
+// delivered here later: a copy that a full mailbox refused after its
+// recipient was answered as delivered, retried until the mailbox has
+// room; a bounce to a sender whose mailbox stays full, given up at the
+// maximum age with nothing more sent; and a stray remote recipient,
+// failed at once and reported.
+func TestQueueLocal(t *testing.T) {
+	ctx := context.Background()
+	e := sqliteEnv(t)
+	alice := e.NewUser(t, "alice@example.org", false)
+	bob := e.NewUser(t, "bob@example.org", false)
+	carol := e.NewUser(t, "carol@example.org", false)
+	for _, to := range []string{"alice@example.org", "bob@example.org"} {
+		if _, err := e.Store.AddAlias(ctx, "team@example.org", to); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tiny := int64(100)
+	for _, u := range []*session.Auth{bob, carol} {
+		if err := e.Store.SetLimits(ctx, u.User.ID, "", store.LimitOverrides{QuotaBytes: &tiny}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg := quick("")
+	cfg.MaxAge = 2 * time.Second
+	var agent *delivery.Agent
+	q := delivery.NewQueue(cfg, e.Store, delivery.LocalDeliveryFunc(func(ctx context.Context, from, to string, raw []byte) error {
+		return agent.DeliverLocal(ctx, from, to, raw)
+	}), testLogger(t))
+	agent = delivery.New(delivery.Config{Hostname: "mx.example.org"}, e.Store, q, testLogger(t))
+	mx := &delivery.Envelope{Source: delivery.SourceMX, From: "someone@elsewhere.test", Helo: "elsewhere.test"}
+	if _, err := agent.CheckRecipient(ctx, mx, "x@remote.test"); err == nil {
+		t.Fatal("a remote recipient was taken from the internet")
+	}
+	rc, err := agent.CheckRecipient(ctx, mx, "team@example.org")
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg := "From: someone@elsewhere.test\r\nTo: team@example.org\r\nSubject: for the team\r\n\r\n" + strings.Repeat("text ", 100) + "\r\n"
+	res, err := agent.Deliver(ctx, mx, []delivery.Recipient{rc}, strings.NewReader(msg))
+	if err != nil || res[0] != nil {
+		t.Fatalf("deliver: %v %v", res, err)
+	}
+	if l := entries(t, e.Store); len(l) != 1 || l[0].From != "someone@elsewhere.test" || len(l[0].Rcpts) != 1 || l[0].Rcpts[0].Address != "bob@example.org" {
+		t.Fatalf("queue after a full mailbox: %+v", l)
+	}
+	// A bounce to carol, who stays full; and a message to elsewhere.
+	if err := q.Enqueue(ctx, "", []string{"carol@example.org"}, storetest.Message("", "carol@example.org", "bounce", "x")); err != nil {
+		t.Fatal(err)
+	}
+	if err := q.Enqueue(ctx, "alice@example.org", []string{"x@remote.test"}, storetest.Message("alice@example.org", "x@remote.test", "away", "x")); err != nil {
+		t.Fatal(err)
+	}
+	runQueue(t, q)
+	time.Sleep(200 * time.Millisecond) // some failed attempts at bob's copy
+	big := int64(1 << 20)
+	if err := e.Store.SetLimits(ctx, bob.User.ID, "", store.LimitOverrides{QuotaBytes: &big}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "the queue to drain", queueEmpty(t, e.Store))
+
+	if got := storetest.Messages(t, e.Account(bob), "INBOX"); len(got) != 1 || !strings.Contains(got[0], "Subject: for the team") {
+		t.Fatalf("bob's retried copy: %q", got)
+	}
+	if got := storetest.Messages(t, e.Account(carol), "INBOX"); len(got) != 0 {
+		t.Fatalf("carol's full mailbox got %d", len(got))
+	}
+	got := storetest.Messages(t, e.Account(alice), "INBOX")
+	if len(got) != 2 {
+		t.Fatalf("alice has %d messages, want the team's and a bounce", len(got))
+	}
+	var dsn string
+	for _, m := range got {
+		if strings.Contains(m, "multipart/report") {
+			dsn = m
+		}
+	}
+	if !strings.Contains(dsn, "Final-Recipient: rfc822; x@remote.test") || !strings.Contains(dsn, "Relaying is not configured") {
+		t.Fatalf("bounce for the remote recipient:\n%s", dsn)
+	}
 }
 
 // TestQueueLocalBounceRetried: a bounce the local delivery cannot take yet

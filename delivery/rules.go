@@ -28,7 +28,7 @@ func (a *Agent) applyRules(ctx context.Context, env *Envelope, userID int64, rcp
 	}
 	keep := true
 	if len(fwd.To) > 0 {
-		if a.relayQ == nil {
+		if !a.relays() {
 			a.log.Warn("forwarding without an outbound queue", "id", env.ID, "user", userID)
 		} else if err := a.relayQ.Enqueue(ctx, env.From, fwd.To, raw); err != nil {
 			a.log.Warn("forward", "id", env.ID, "user", userID, "err", err)
@@ -76,13 +76,16 @@ func (a *Agent) vacationReply(ctx context.Context, env *Envelope, acct *store.Ac
 		return err
 	}
 	res, err := a.store.Resolve(ctx, sender)
-	if err == nil && res.Local {
+	local := err == nil && res.Local
+	switch {
+	case a.relayQ != nil && (local || a.relayQ.Relays()):
+		// Queued even for a local sender, so that a full mailbox there
+		// delays the reply rather than losing it.
+		return a.relayQ.Enqueue(ctx, "", []string{sender}, raw)
+	case local:
 		return a.DeliverLocal(ctx, "", sender, raw)
 	}
-	if a.relayQ == nil {
-		return fmt.Errorf("no outbound queue for a reply to %s", sender)
-	}
-	return a.relayQ.Enqueue(ctx, "", []string{sender}, raw)
+	return fmt.Errorf("no outbound queue for a reply to %s", sender)
 }
 
 // shouldAutoReply applies RFC 3834 2 and 5 to the incoming message.

@@ -76,8 +76,9 @@ type AuthConfig struct {
 }
 
 // QueueConfig is the outbound queue: where mail for other domains is
-// relayed, and how it is retried. With no smarthost, mail for other
-// domains is refused.
+// relayed, and how it and local deliveries that must wait (bounces, a full
+// mailbox) are retried. With no smarthost, mail for other domains is
+// refused.
 type QueueConfig struct {
 	Smarthost    string          `toml:"smarthost"` // host:port
 	StartTLS     bool            `toml:"starttls"`

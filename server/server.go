@@ -70,18 +70,16 @@ func Run(ctx context.Context, cfg Config) error {
 		}()
 	}
 	mctx, stopMaint := context.WithCancel(ctx)
-	if svc.Queue != nil {
-		// The queue stops with the maintenance, after the listeners have
-		// stopped taking mail, and records the state of what was in
-		// flight before the database closes.
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := svc.Queue.Run(mctx); err != nil {
-				errc <- fmt.Errorf("outbound queue: %w", err)
-			}
-		}()
-	}
+	// The queue stops with the maintenance, after the listeners have
+	// stopped taking mail, and records the state of what was in flight
+	// before the database closes.
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := svc.Queue.Run(mctx); err != nil {
+			errc <- fmt.Errorf("outbound queue: %w", err)
+		}
+	}()
 	wg.Add(1)
 	go func() {
 		defer wg.Done()

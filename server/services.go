@@ -25,7 +25,8 @@ type Services struct {
 	Session *session.Service
 	// Agent is the delivery path every message in takes.
 	Agent *delivery.Agent
-	// Queue relays mail for other domains; nil without a smarthost.
+	// Queue relays mail for other domains (with a smarthost) and retries
+	// local deliveries and bounces.
 	Queue *delivery.Queue
 }
 
@@ -76,28 +77,23 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Services, error) 
 		}
 		filters = append(filters, delivery.NewMilter(delivery.MilterConfig{Network: network, Address: m.Address, Timeout: m.Timeout, FailOpen: m.FailOpen}, log))
 	}
-	// The queue and the agent each need the other: the agent relays
-	// through the queue, and the queue hands bounces for local senders
-	// back to the agent.
-	var (
-		agent *delivery.Agent
-		queue *delivery.Queue
-		relay delivery.Relay // nil without a smarthost: mail for other domains is refused
-	)
-	if q := cfg.Queue; q.Smarthost != "" {
-		queue = delivery.NewQueue(delivery.QueueConfig{
-			Smarthost: q.Smarthost, StartTLS: q.StartTLS, ImplicitTLS: q.ImplicitTLS, TLSInsecure: q.TLSInsecure,
-			Username: q.Username, Password: q.Password, Hostname: cfg.SMTP.Hostname, Concurrency: q.Concurrency,
-			Backoff: q.Backoff, MaxAge: q.MaxAge, PollInterval: q.PollInterval, Timeout: q.Timeout,
-		}, st, delivery.LocalDeliveryFunc(func(ctx context.Context, from, to string, raw []byte) error {
-			return agent.DeliverLocal(ctx, from, to, raw)
-		}), log)
-		relay = queue
-	}
+	// The queue and the agent each need the other: the agent queues mail
+	// for elsewhere, local copies to retry and bounces; the queue hands
+	// what is for local users back to the agent. Without a smarthost the
+	// queue still runs, for those, and mail for other domains is refused.
+	var agent *delivery.Agent
+	q := cfg.Queue
+	queue := delivery.NewQueue(delivery.QueueConfig{
+		Smarthost: q.Smarthost, StartTLS: q.StartTLS, ImplicitTLS: q.ImplicitTLS, TLSInsecure: q.TLSInsecure,
+		Username: q.Username, Password: q.Password, Hostname: cfg.SMTP.Hostname, Concurrency: q.Concurrency,
+		Backoff: q.Backoff, MaxAge: q.MaxAge, PollInterval: q.PollInterval, Timeout: q.Timeout,
+	}, st, delivery.LocalDeliveryFunc(func(ctx context.Context, from, to string, raw []byte) error {
+		return agent.DeliverLocal(ctx, from, to, raw)
+	}), log)
 	agent = delivery.New(delivery.Config{
 		Hostname: cfg.SMTP.Hostname, MaxRecipients: cfg.SMTP.MaxRecipients,
 		MaxSize: maxMessageSize(cfg), QuotaPermanent: cfg.SMTP.QuotaPermanent, MaxConcurrent: cfg.SMTP.MaxConcurrentData,
-	}, st, relay, log, filters...)
+	}, st, queue, log, filters...)
 	return &Services{
 		Config: cfg, Log: log, DB: db, Cache: c, Store: st,
 		Session: session.New(st, cfg.Auth.Config, log),
