@@ -367,7 +367,9 @@ func (a *Agent) Deliver(ctx context.Context, env *Envelope, rcpts []Recipient, r
 				continue
 			}
 			a.log.Warn("part of a recipient failed", "id", env.ID, "rcpt", rcpts[i].Address, "target", p.target, "err", p.err)
-			if p.user != 0 && !permanent(p.err) && a.retryLater(ctx, env, p.user, append(trace, body...)) {
+			// A user with rules is not retried: the retry would run them
+			// again, forwarding a second copy.
+			if p.user != 0 && !rcpts[i].ruled[p.user] && !permanent(p.err) && a.retryLater(ctx, env, p.user, append(trace, body...)) {
 				continue
 			}
 			late = append(late, FailedRecipient(rcpts[i].Address, p.err, a.now()))
