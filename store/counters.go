@@ -34,25 +34,17 @@ type daily struct {
 	limit int64
 }
 
-// checkDaily refuses with ErrDailyLimit when adding delta to today's
-// counter would pass its limit. It only reads: the caller adds once every
-// check has passed, inside the same transaction, under the user's lock.
-func (s *Store) checkDaily(ctx context.Context, tx *sqlx.Tx, d daily, delta int64) error {
-	if d.limit <= 0 {
-		return nil
-	}
+// dailyValue reads today's value of a counter inside tx: what a write
+// checks its limit against, under the user's lock.
+func (s *Store) dailyValue(ctx context.Context, tx *sqlx.Tx, name string) (int64, error) {
 	var v []int64
-	if err := tx.SelectContext(ctx, &v, s.rebind("SELECT value FROM counters WHERE name = ? AND day = ?"), d.name, s.day()); err != nil {
-		return fmt.Errorf("count %s: %w", d.name, err)
+	if err := tx.SelectContext(ctx, &v, s.rebind("SELECT value FROM counters WHERE name = ? AND day = ?"), name, s.day()); err != nil {
+		return 0, fmt.Errorf("count %s: %w", name, err)
 	}
-	var cur int64
-	if len(v) > 0 {
-		cur = v[0]
+	if len(v) == 0 {
+		return 0, nil
 	}
-	if cur+delta > d.limit {
-		return fmt.Errorf("%w: %s would reach %d of %d", ErrDailyLimit, d.name, cur+delta, d.limit)
-	}
-	return nil
+	return v[0], nil
 }
 
 // Daily returns today's value of a counter.

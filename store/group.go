@@ -176,21 +176,23 @@ func (s *Store) commitGroup(ctx context.Context, batch []*groupReq) {
 	)
 	err := s.db.Tx(ctx, func(tx *sqlx.Tx) error {
 		changes, serials = map[int64]*change{}, map[int64]uint64{}
-		for _, r := range order {
-			r.err, r.out = nil, Appended{}
-			c := changes[r.d.UserID]
-			if c == nil {
-				// A user that no longer exists matches nothing here and is
-				// refused with ErrNotFound by commitAppend.
-				if _, err := s.db.TxExec(ctx, tx, s.rebind("UPDATE users SET serial = serial + 1 WHERE id = ?"), r.d.UserID); err != nil {
-					return err
-				}
-				c = &change{userID: r.d.UserID}
-				changes[r.d.UserID] = c
+		for i := 0; i < len(order); {
+			j := i
+			for j < len(order) && order[j].d.UserID == order[i].d.UserID {
+				j++
 			}
-			if err := s.commitOne(ctx, tx, c, r); err != nil {
+			userID := order[i].d.UserID
+			// A user that no longer exists matches nothing here and is
+			// refused with ErrNotFound by appendMessages.
+			if _, err := s.db.TxExec(ctx, tx, s.rebind("UPDATE users SET serial = serial + 1 WHERE id = ?"), userID); err != nil {
 				return err
 			}
+			c := &change{userID: userID}
+			changes[userID] = c
+			if err := s.commitUser(ctx, tx, c, order[i:j]); err != nil {
+				return err
+			}
+			i = j
 		}
 		if err := waitSync(); err != nil {
 			return err
@@ -215,22 +217,43 @@ func (s *Store) commitGroup(ctx context.Context, batch []*groupReq) {
 	}
 }
 
-// commitOne adds one delivery's rows. commitAppend refuses (quota,
-// limits, a missing user or mailbox, a changed key) before it writes
-// anything, so a refusal is that delivery's result and the group goes on;
-// any other failure ends the whole transaction.
-func (s *Store) commitOne(ctx context.Context, tx *sqlx.Tx, c *change, r *groupReq) error {
-	a := s.Account(r.d.UserID, nil)
-	mailboxID, err := a.deliveryMailbox(ctx, tx, r.d.Mailbox)
-	if err == nil {
+// commitUser adds one user's deliveries' rows. appendMessages refuses
+// (quota, limits, a missing user or mailbox, a changed key) before it
+// writes anything, so a refusal is that delivery's result and the group
+// goes on; any other failure ends the whole transaction.
+func (s *Store) commitUser(ctx context.Context, tx *sqlx.Tx, c *change, reqs []*groupReq) error {
+	a := s.Account(reqs[0].d.UserID, nil)
+	boxes := map[string]int64{}
+	msgs := make([]*newMessage, 0, len(reqs))
+	var into []*groupReq
+	for _, r := range reqs {
+		r.err, r.out = nil, Appended{}
+		id, known := boxes[r.d.Mailbox]
+		if !known {
+			var err error
+			if id, err = a.deliveryMailbox(ctx, tx, r.d.Mailbox); err != nil {
+				if !refusal(err) {
+					return err
+				}
+				r.err = err
+				continue
+			}
+			boxes[r.d.Mailbox] = id
+		}
 		flags := r.d.Opts.Flags&ClientFlags | r.d.Opts.SystemFlags&allFlags&^FlagRecent
-		r.out, err = a.commitAppend(ctx, tx, c, mailboxID, r.p, r.m, flags, r.kws, r.d.Opts)
+		msgs = append(msgs, &newMessage{mailboxID: id, p: r.p, m: r.m, flags: flags, kws: r.kws, opts: r.d.Opts})
+		into = append(into, r)
 	}
-	if err != nil && refusal(err) {
-		r.err = err
+	if len(msgs) == 0 {
 		return nil
 	}
-	return err
+	if err := s.appendMessages(ctx, tx, c, a.userID, msgs); err != nil {
+		return err
+	}
+	for i, nm := range msgs {
+		into[i].out, into[i].err = nm.out, nm.err
+	}
+	return nil
 }
 
 // refusal reports whether err is a delivery's own outcome rather than a

@@ -281,115 +281,11 @@ func checkAppend(lim Limits, used, size int64, inbound bool) error {
 // transaction, checking the limits as they are now, with the user's row
 // locked.
 func (a *Account) commitAppend(ctx context.Context, tx *sqlx.Tx, c *change, mailboxID int64, p *parsed, m sealed, flags Flags, kws []string, opts AppendOptions) (Appended, error) {
-	s := a.s
-	u, lim, err := s.userTx(ctx, tx, a.userID)
-	if err != nil {
+	nm := &newMessage{mailboxID: mailboxID, p: p, m: m, flags: flags, kws: kws, opts: opts}
+	if err := a.s.appendMessages(ctx, tx, c, a.userID, []*newMessage{nm}); err != nil {
 		return Appended{}, err
 	}
-	if u.Secure != m.secure || u.PublicKey != m.publicKey {
-		return Appended{}, errStaleKey
-	}
-	size := int64(len(p.raw))
-	if err := checkAppend(lim, u.UsedBytes, size, opts.Inbound); err != nil {
-		return Appended{}, err
-	}
-	var counters []daily
-	if opts.Inbound {
-		counters = append(counters, daily{recvCounter(a.userID), lim.DailyRecvBytes})
-		if opts.RemoteIP != "" {
-			counters = append(counters, daily{recvCounter(a.userID) + ":ip:" + opts.RemoteIP, lim.DailyRecvPerIP})
-		}
-	}
-	// Every refusal comes before the first write, so a refused delivery
-	// in a group commit leaves nothing behind to undo.
-	for _, d := range counters {
-		if err := s.checkDaily(ctx, tx, d, size); err != nil {
-			return Appended{}, err
-		}
-	}
-	if m.secure {
-		flags |= FlagEncrypted
-	}
-	unseen := 0
-	if !flags.Has(FlagSeen) {
-		unseen = 1
-	}
-	var mb struct {
-		UIDNext     uint32 `db:"uidnext"`
-		ModSeq      uint64 `db:"highest_modseq"`
-		UIDValidity uint32 `db:"uidvalidity"`
-	}
-	if err := s.bumpForAppend(ctx, tx, a.userID, mailboxID, unseen, size, &mb); err != nil {
-		return Appended{}, err
-	}
-	if _, err := s.db.TxExec(ctx, tx, s.rebind("UPDATE users SET used_bytes = used_bytes + ?, message_count = message_count + 1 WHERE id = ?"),
-		size, a.userID); err != nil {
-		return Appended{}, err
-	}
-	for _, d := range counters {
-		if _, err := s.db.TxExec(ctx, tx, s.rebind(s.db.AddCounterSQL()), d.name, s.day(), size); err != nil {
-			return Appended{}, fmt.Errorf("count %s: %w", d.name, err)
-		}
-	}
-	var thread int64
-	if len(p.refHashes) > 0 {
-		q, args, err := sqlx.In("SELECT COALESCE(MIN(CASE WHEN thread_id = 0 THEN id ELSE thread_id END), 0) FROM messages WHERE user_id = ? AND msgid_hash IN (?)", a.userID, p.refHashes)
-		if err != nil {
-			return Appended{}, err
-		}
-		if err := s.db.TxGet(ctx, tx, &thread, s.rebind(q), args...); err != nil {
-			return Appended{}, err
-		}
-	}
-	if _, err := s.db.TxExec(ctx, tx, s.rebind("INSERT INTO blobs (id, part, size, stored, refs, created_at) VALUES (?, ?, ?, ?, 1, ?)"),
-		m.blobID, m.blob.Partition, m.blob.Size, m.blob.Stored, s.unix()); err != nil {
-		return Appended{}, err
-	}
-	date := opts.InternalDate
-	if date.IsZero() {
-		date = s.now()
-	}
-	res, err := s.db.TxExec(ctx, tx, s.rebind(`INSERT INTO messages (user_id, mailbox_id, uid, modseq, flags, keywords, size,
-		internal_date, blob_id, info, info_sealed, search_from, search_to, search_subject, msgid_hash, thread_id,
-		has_attachments, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
-		a.userID, mailboxID, mb.UIDNext-1, mb.ModSeq, flags, strings.Join(kws, " "), size, date.Unix(), m.blobID,
-		m.meta, m.secure, m.search[0], m.search[1], m.search[2], p.msgidHash, thread, p.info.HasAttachments, s.unix())
-	if err != nil {
-		return Appended{}, err
-	}
-	id, err := res.LastInsertId()
-	if err != nil {
-		return Appended{}, err
-	}
-	out := Appended{ID: id, MailboxID: mailboxID, UID: mb.UIDNext - 1, UIDValidity: mb.UIDValidity, ModSeq: mb.ModSeq, Size: size}
-	c.add(mailboxID, "append", out.UID, out.ModSeq)
-	return out, nil
-}
-
-// bumpForAppend gives the mailbox a new UID and modseq for one message,
-// adjusts its counts and reads back the values the message gets; a
-// mailbox that is not the user's is ErrNotFound, before anything changed.
-func (s *Store) bumpForAppend(ctx context.Context, tx *sqlx.Tx, userID, mailboxID int64, unseen int, size int64, mb any) error {
-	update := `UPDATE mailboxes SET uidnext = uidnext + 1, highest_modseq = highest_modseq + 1,
-		message_count = message_count + 1, unseen_count = unseen_count + ?, size_bytes = size_bytes + ?
-		WHERE id = ? AND user_id = ?`
-	read := "SELECT uidnext, highest_modseq, uidvalidity FROM mailboxes WHERE id = ?"
-	if s.db.Dialect() == sqldb.SQLite {
-		// One statement where the dialect has UPDATE ... RETURNING.
-		err := s.db.TxGet(ctx, tx, mb, update+" RETURNING uidnext, highest_modseq, uidvalidity", unseen, size, mailboxID, userID)
-		if err != nil {
-			return fmt.Errorf("mailbox %d: %w", mailboxID, notFound(err))
-		}
-		return nil
-	}
-	res, err := s.db.TxExec(ctx, tx, s.rebind(update), unseen, size, mailboxID, userID)
-	if err != nil {
-		return err
-	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return fmt.Errorf("mailbox %d: %w", mailboxID, ErrNotFound)
-	}
-	return s.db.TxGet(ctx, tx, mb, s.rebind(read), mailboxID)
+	return nm.out, nm.err
 }
 
 func recvCounter(userID int64) string { return "recv:" + strconv.FormatInt(userID, 10) }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"time"
 
@@ -75,6 +76,9 @@ type Store struct {
 	// and cheap to Reset, so they are reused across blobs.
 	encoders sync.Pool
 	decoders sync.Pool
+	// whole compresses bodies held in memory in one call; it is safe for
+	// concurrent use and keeps its state between calls (EncodeAll).
+	whole *zstd.Encoder
 }
 
 type partition struct {
@@ -82,6 +86,10 @@ type partition struct {
 	// mkdirMu serialises directory creation so no Put can use a directory
 	// whose entry another Put created but has not fsynced yet.
 	mkdirMu sync.Mutex
+	// lastDir is the directory ensured last (blobs of one second share
+	// it), and lastDurable whether its entries were fsynced then.
+	lastDir     string
+	lastDurable bool
 }
 
 // New checks opts and creates the partition roots (mode 0700).
@@ -101,6 +109,12 @@ func New(opts Options) (*Store, error) {
 	if s.level < zstd.SpeedFastest || s.level > zstd.SpeedBestCompression {
 		return nil, fmt.Errorf("new blob store: invalid zstd level %d", opts.Level)
 	}
+	whole, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(s.level), zstd.WithZeroFrames(true),
+		zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)))
+	if err != nil {
+		return nil, fmt.Errorf("new blob store: %w", err)
+	}
+	s.whole = whole
 	paths := make(map[string]string)
 	for _, p := range opts.Partitions {
 		if p.Name == "" || p.Path == "" {

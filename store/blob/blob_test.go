@@ -131,35 +131,49 @@ func TestRoundTrip(t *testing.T) {
 		{"1MB random", randBytes(t, 1<<20)},
 		{"3MB text", mailText(3 << 20)},
 	}
+	// A body in memory (a *bytes.Reader) is compressed in one call; any
+	// other reader is streamed. Both must write the same format.
+	readers := []struct {
+		name string
+		r    func([]byte) io.Reader
+	}{
+		{"in memory", func(b []byte) io.Reader { return bytes.NewReader(b) }},
+		{"streamed", func(b []byte) io.Reader { return struct{ io.Reader }{bytes.NewReader(b)} }},
+	}
 	for _, noComp := range []bool{false, true} {
 		s := newStore(t, Options{NoCompress: noComp})
 		for _, c := range codecs {
 			for _, b := range bodies {
-				t.Run(fmt.Sprintf("nocompress=%v/%s/%s", noComp, c.name, b.name), func(t *testing.T) {
-					id := NewID()
-					info := put(t, s, id, b.body, c.enc)
-					want := Info{Partition: "p1", Size: int64(len(b.body)), Stored: info.Stored, Compressed: !noComp, Encrypted: c.enc != nil}
-					if info != want {
-						t.Errorf("Info = %+v, want %+v", info, want)
-					}
-					fi, err := os.Stat(s.parts[0].blobPath(id))
-					if err != nil {
-						t.Fatal(err)
-					}
-					if fi.Size() != info.Stored {
-						t.Errorf("Stored = %d, file is %d bytes", info.Stored, fi.Size())
-					}
-					if !noComp && c.enc == nil && b.name == "3MB text" && info.Stored > info.Size/5 {
-						t.Errorf("text compressed only to %d of %d bytes", info.Stored, info.Size)
-					}
-					got, err := read(t, s, "p1", id, c.dec)
-					if err != nil {
-						t.Fatal(err)
-					}
-					if !bytes.Equal(got, b.body) {
-						t.Fatalf("read back %d bytes that differ from the %d written", len(got), len(b.body))
-					}
-				})
+				for _, rd := range readers {
+					t.Run(fmt.Sprintf("nocompress=%v/%s/%s/%s", noComp, c.name, b.name, rd.name), func(t *testing.T) {
+						id := NewID()
+						info, err := s.Put(context.Background(), id, rd.r(b.body), c.enc)
+						if err != nil {
+							t.Fatal(err)
+						}
+						want := Info{Partition: "p1", Size: int64(len(b.body)), Stored: info.Stored, Compressed: !noComp, Encrypted: c.enc != nil}
+						if info != want {
+							t.Errorf("Info = %+v, want %+v", info, want)
+						}
+						fi, err := os.Stat(s.parts[0].blobPath(id))
+						if err != nil {
+							t.Fatal(err)
+						}
+						if fi.Size() != info.Stored {
+							t.Errorf("Stored = %d, file is %d bytes", info.Stored, fi.Size())
+						}
+						if !noComp && c.enc == nil && b.name == "3MB text" && info.Stored > info.Size/5 {
+							t.Errorf("text compressed only to %d of %d bytes", info.Stored, info.Size)
+						}
+						got, err := read(t, s, "p1", id, c.dec)
+						if err != nil {
+							t.Fatal(err)
+						}
+						if !bytes.Equal(got, b.body) {
+							t.Fatalf("read back %d bytes that differ from the %d written", len(got), len(b.body))
+						}
+					})
+				}
 			}
 		}
 	}

@@ -2,6 +2,7 @@ package blob
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -37,8 +38,12 @@ func (s *Store) put(ctx context.Context, id string, r io.Reader, enc Transform, 
 		return Info{}, fmt.Errorf("put blob %s: %w", id, err)
 	}
 	// Cheap early refusal across partitions; the hard link below is what
-	// makes "never overwrite" atomic within the chosen one.
+	// makes "never overwrite" atomic within the chosen one, and all there
+	// is to it with a single partition.
 	for _, p := range s.parts {
+		if len(s.parts) == 1 {
+			break
+		}
 		switch _, err := os.Lstat(p.blobPath(id)); {
 		case err == nil:
 			return Info{}, fmt.Errorf("put blob %s: in partition %q: %w", id, p.Name, fs.ErrExist)
@@ -96,6 +101,9 @@ func syncFS(dir string) error {
 // pick returns the partition with the most free space; ties go to the one
 // configured first. A partition whose free space cannot be read is skipped.
 func (s *Store) pick() (*partition, error) {
+	if len(s.parts) == 1 {
+		return s.parts[0], nil
+	}
 	var (
 		best     *partition
 		bestFree uint64
@@ -134,15 +142,15 @@ func (s *Store) write(ctx context.Context, p *partition, id string, r io.Reader,
 		}
 	}()
 
-	h, err := s.writeBody(ctx, f, r, enc)
-	if err != nil {
-		return Info{}, err
+	var (
+		h      header
+		stored int64
+	)
+	if br, ok := r.(*bytes.Reader); ok && enc == nil && !s.noComp && br.Len() <= maxWhole {
+		h, stored, err = s.writeWhole(f, br)
+	} else {
+		h, stored, err = s.writeStream(ctx, f, r, enc)
 	}
-	// The body is streamed, so the size is only known now.
-	if _, err := f.WriteAt(h.marshal(), 0); err != nil {
-		return Info{}, fmt.Errorf("write header: %w", err)
-	}
-	st, err := f.Stat()
 	if err != nil {
 		return Info{}, err
 	}
@@ -167,7 +175,7 @@ func (s *Store) write(ctx context.Context, p *partition, id string, r io.Reader,
 		return Info{}, err
 	}
 	if !sync {
-		return p.info(h, st.Size()), nil
+		return p.info(h, stored), nil
 	}
 	if err := syncDir(dir); err != nil {
 		// The caller will treat the Put as failed and record nothing, so
@@ -175,7 +183,46 @@ func (s *Store) write(ctx context.Context, p *partition, id string, r io.Reader,
 		_ = os.Remove(final)
 		return Info{}, err
 	}
-	return p.info(h, st.Size()), nil
+	return p.info(h, stored), nil
+}
+
+// maxWhole is the largest body compressed in one call rather than
+// streamed: the size of most mail, whose compressed copy costs little to
+// hold.
+const maxWhole = 1 << 20
+
+// writeWhole writes a body held in memory, compressed in one call, with
+// its header in one write.
+func (s *Store) writeWhole(f *os.File, br *bytes.Reader) (header, int64, error) {
+	raw := make([]byte, br.Len())
+	if _, err := io.ReadFull(br, raw); err != nil {
+		return header{}, 0, err
+	}
+	h := header{flags: flagCompressed, size: uint64(len(raw))}
+	buf := make([]byte, headerLen, headerLen+len(raw)/2+64)
+	copy(buf, h.marshal())
+	buf = s.whole.EncodeAll(raw, buf)
+	if _, err := f.Write(buf); err != nil {
+		return header{}, 0, err
+	}
+	return h, int64(len(buf)), nil
+}
+
+// writeStream streams the body through compression and encryption, then
+// writes the header, whose size is known only at the end.
+func (s *Store) writeStream(ctx context.Context, f *os.File, r io.Reader, enc Transform) (header, int64, error) {
+	h, err := s.writeBody(ctx, f, r, enc)
+	if err != nil {
+		return header{}, 0, err
+	}
+	if _, err := f.WriteAt(h.marshal(), 0); err != nil {
+		return header{}, 0, fmt.Errorf("write header: %w", err)
+	}
+	st, err := f.Stat()
+	if err != nil {
+		return header{}, 0, err
+	}
+	return h, st.Size(), nil
 }
 
 // pending is a file being written that has no final name yet.
@@ -287,6 +334,28 @@ func (s *Store) writeBody(ctx context.Context, f *os.File, r io.Reader, enc Tran
 func (p *partition) ensureDir(id string, sync bool) error {
 	p.mkdirMu.Lock()
 	defer p.mkdirMu.Unlock()
+	dir := p.dir(id)
+	if dir == p.lastDir {
+		if sync && !p.lastDurable {
+			// Made by a Put whose Sync may not have run yet.
+			for _, d := range []string{p.Path, filepath.Join(p.Path, id[0:2]), filepath.Join(p.Path, id[0:2], id[2:4])} {
+				if err := syncDir(d); err != nil {
+					return err
+				}
+			}
+			p.lastDurable = true
+		}
+		return nil
+	}
+	if err := p.mkdirs(id, sync); err != nil {
+		return err
+	}
+	p.lastDir, p.lastDurable = dir, sync
+	return nil
+}
+
+// mkdirs creates what is missing of the blob's directory chain.
+func (p *partition) mkdirs(id string, sync bool) error {
 	if fi, err := os.Stat(p.dir(id)); err == nil && fi.IsDir() {
 		return nil
 	}

@@ -1,0 +1,255 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/jmoiron/sqlx"
+
+	"basalt/store/sqldb"
+)
+
+// newMessage is one message to add to a user's mailbox: its sealed file
+// and parse, and once written, where it went or why it was refused.
+type newMessage struct {
+	mailboxID int64
+	p         *parsed
+	m         sealed
+	flags     Flags
+	kws       []string
+	opts      AppendOptions
+
+	out Appended
+	err error // a refusal: quota, a limit, the mailbox, a changed key
+}
+
+// appendMessages writes the rows of messages for one user inside tx, the
+// user's row locked, checking each against the limits as they are now. A
+// message refused is given its error and writes nothing; the rest go in.
+// What can be shared is written once for all of them (the mailbox's
+// counters and UIDs, the user's totals, the daily counters, the file
+// rows); only the message rows, whose ids are needed, one by one. This is
+// what lets a group commit cost little more than one append.
+func (s *Store) appendMessages(ctx context.Context, tx *sqlx.Tx, c *change, userID int64, msgs []*newMessage) error {
+	u, lim, err := s.userTx(ctx, tx, userID)
+	if err != nil {
+		if refusal(err) {
+			for _, nm := range msgs {
+				nm.err = err
+			}
+			return nil
+		}
+		return err
+	}
+	owned, err := s.ownedMailboxes(ctx, tx, userID, msgs)
+	if err != nil {
+		return err
+	}
+	// Every refusal comes before the first write, each message checked
+	// with the ones before it in the batch counted.
+	used := u.UsedBytes
+	counts := map[string]int64{} // daily counters as they will be
+	adds := map[string]int64{}   // what this batch adds to them
+	var names []string           // the counters added to, in order
+	var ok []*newMessage
+	for _, nm := range msgs {
+		size := int64(len(nm.p.raw))
+		switch {
+		case !owned[nm.mailboxID]:
+			nm.err = fmt.Errorf("mailbox %d: %w", nm.mailboxID, ErrNotFound)
+		case u.Secure != nm.m.secure || u.PublicKey != nm.m.publicKey:
+			nm.err = errStaleKey
+		default:
+			nm.err = checkAppend(lim, used, size, nm.opts.Inbound)
+		}
+		if nm.err != nil {
+			continue
+		}
+		ds := receiveCounters(userID, lim, nm.opts)
+		for _, d := range ds {
+			if _, known := counts[d.name]; !known {
+				v, err := s.dailyValue(ctx, tx, d.name)
+				if err != nil {
+					return err
+				}
+				counts[d.name] = v
+			}
+			if d.limit > 0 && counts[d.name]+size > d.limit {
+				nm.err = fmt.Errorf("%w: %s would reach %d of %d", ErrDailyLimit, d.name, counts[d.name]+size, d.limit)
+				break
+			}
+		}
+		if nm.err != nil {
+			continue
+		}
+		for _, d := range ds {
+			if adds[d.name] == 0 {
+				names = append(names, d.name)
+			}
+			counts[d.name] += size
+			adds[d.name] += size
+		}
+		used += size
+		ok = append(ok, nm)
+	}
+	if len(ok) == 0 {
+		return nil
+	}
+
+	if err := s.assignUIDs(ctx, tx, userID, ok); err != nil {
+		return err
+	}
+	if _, err := s.db.TxExec(ctx, tx, s.rebind("UPDATE users SET used_bytes = used_bytes + ?, message_count = message_count + ? WHERE id = ?"),
+		used-u.UsedBytes, len(ok), userID); err != nil {
+		return err
+	}
+	for _, name := range names {
+		if _, err := s.db.TxExec(ctx, tx, s.rebind(s.db.AddCounterSQL()), name, s.day(), adds[name]); err != nil {
+			return fmt.Errorf("count %s: %w", name, err)
+		}
+	}
+	if err := s.insertBlobRows(ctx, tx, ok); err != nil {
+		return err
+	}
+	for _, nm := range ok {
+		if err := s.insertMessageRow(ctx, tx, userID, nm); err != nil {
+			return err
+		}
+		c.add(nm.mailboxID, "append", nm.out.UID, nm.out.ModSeq)
+	}
+	return nil
+}
+
+// receiveCounters are the daily counters a delivery counts toward: the
+// user's received bytes, and those from the sending address.
+func receiveCounters(userID int64, lim Limits, opts AppendOptions) []daily {
+	if !opts.Inbound {
+		return nil
+	}
+	ds := []daily{{recvCounter(userID), lim.DailyRecvBytes}}
+	if opts.RemoteIP != "" {
+		ds = append(ds, daily{recvCounter(userID) + ":ip:" + opts.RemoteIP, lim.DailyRecvPerIP})
+	}
+	return ds
+}
+
+// ownedMailboxes returns which of the messages' mailboxes are the user's.
+func (s *Store) ownedMailboxes(ctx context.Context, tx *sqlx.Tx, userID int64, msgs []*newMessage) (map[int64]bool, error) {
+	owned := map[int64]bool{}
+	for _, nm := range msgs {
+		if _, seen := owned[nm.mailboxID]; seen {
+			continue
+		}
+		var n int
+		if err := s.db.TxGet(ctx, tx, &n, s.rebind("SELECT COUNT(*) FROM mailboxes WHERE id = ? AND user_id = ?"), nm.mailboxID, userID); err != nil {
+			return nil, err
+		}
+		owned[nm.mailboxID] = n > 0
+	}
+	return owned, nil
+}
+
+// assignUIDs takes the next UIDs and modseqs of each mailbox for its
+// messages, in their order, with one update per mailbox that also adjusts
+// its counts.
+func (s *Store) assignUIDs(ctx context.Context, tx *sqlx.Tx, userID int64, msgs []*newMessage) error {
+	var order []int64
+	byBox := map[int64][]*newMessage{}
+	for _, nm := range msgs {
+		if byBox[nm.mailboxID] == nil {
+			order = append(order, nm.mailboxID)
+		}
+		byBox[nm.mailboxID] = append(byBox[nm.mailboxID], nm)
+	}
+	for _, id := range order {
+		ms := byBox[id]
+		var unseen, size int64
+		for _, nm := range ms {
+			if !nm.flags.Has(FlagSeen) {
+				unseen++
+			}
+			size += int64(len(nm.p.raw))
+		}
+		n := int64(len(ms))
+		var mb struct {
+			UIDNext     uint32 `db:"uidnext"`
+			ModSeq      uint64 `db:"highest_modseq"`
+			UIDValidity uint32 `db:"uidvalidity"`
+		}
+		update := `UPDATE mailboxes SET uidnext = uidnext + ?, highest_modseq = highest_modseq + ?,
+			message_count = message_count + ?, unseen_count = unseen_count + ?, size_bytes = size_bytes + ?
+			WHERE id = ? AND user_id = ?`
+		args := []any{n, n, n, unseen, size, id, userID}
+		if s.db.Dialect() == sqldb.SQLite {
+			// One statement where the dialect has UPDATE ... RETURNING.
+			if err := s.db.TxGet(ctx, tx, &mb, update+" RETURNING uidnext, highest_modseq, uidvalidity", args...); err != nil {
+				return fmt.Errorf("mailbox %d: %w", id, err)
+			}
+		} else {
+			if _, err := s.db.TxExec(ctx, tx, s.rebind(update), args...); err != nil {
+				return fmt.Errorf("mailbox %d: %w", id, err)
+			}
+			if err := s.db.TxGet(ctx, tx, &mb, s.rebind("SELECT uidnext, highest_modseq, uidvalidity FROM mailboxes WHERE id = ?"), id); err != nil {
+				return fmt.Errorf("mailbox %d: %w", id, err)
+			}
+		}
+		for i, nm := range ms {
+			back := n - int64(i)
+			nm.out = Appended{MailboxID: id, UID: mb.UIDNext - uint32(back), UIDValidity: mb.UIDValidity,
+				ModSeq: mb.ModSeq - uint64(back) + 1, Size: int64(len(nm.p.raw))}
+		}
+	}
+	return nil
+}
+
+// insertBlobRows records the messages' files, in one statement.
+func (s *Store) insertBlobRows(ctx context.Context, tx *sqlx.Tx, msgs []*newMessage) error {
+	var q strings.Builder
+	q.WriteString("INSERT INTO blobs (id, part, size, stored, refs, created_at) VALUES ")
+	args := make([]any, 0, 5*len(msgs))
+	now := s.unix()
+	for i, nm := range msgs {
+		if i > 0 {
+			q.WriteString(", ")
+		}
+		q.WriteString("(?, ?, ?, ?, 1, ?)")
+		args = append(args, nm.m.blobID, nm.m.blob.Partition, nm.m.blob.Size, nm.m.blob.Stored, now)
+	}
+	_, err := tx.ExecContext(ctx, s.rebind(q.String()), args...)
+	return err
+}
+
+// insertMessageRow writes one message's row, in the thread of the first
+// message already stored that it refers to.
+func (s *Store) insertMessageRow(ctx context.Context, tx *sqlx.Tx, userID int64, nm *newMessage) error {
+	p, m := nm.p, nm.m
+	var thread int64
+	if len(p.refHashes) > 0 {
+		q, args, err := sqlx.In("SELECT COALESCE(MIN(CASE WHEN thread_id = 0 THEN id ELSE thread_id END), 0) FROM messages WHERE user_id = ? AND msgid_hash IN (?)", userID, p.refHashes)
+		if err != nil {
+			return err
+		}
+		if err := s.db.TxGet(ctx, tx, &thread, s.rebind(q), args...); err != nil {
+			return err
+		}
+	}
+	flags := nm.flags
+	if m.secure {
+		flags |= FlagEncrypted
+	}
+	date := nm.opts.InternalDate
+	if date.IsZero() {
+		date = s.now()
+	}
+	res, err := s.db.TxExec(ctx, tx, s.rebind(`INSERT INTO messages (user_id, mailbox_id, uid, modseq, flags, keywords, size,
+		internal_date, blob_id, info, info_sealed, search_from, search_to, search_subject, msgid_hash, thread_id,
+		has_attachments, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+		userID, nm.mailboxID, nm.out.UID, nm.out.ModSeq, flags, strings.Join(nm.kws, " "), int64(len(p.raw)), date.Unix(), m.blobID,
+		m.meta, m.secure, m.search[0], m.search[1], m.search[2], p.msgidHash, thread, p.info.HasAttachments, s.unix())
+	if err != nil {
+		return err
+	}
+	nm.out.ID, err = res.LastInsertId()
+	return err
+}
