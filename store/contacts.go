@@ -28,6 +28,9 @@ func (c Contact) check() error {
 
 // Contacts lists the account's contacts by name.
 func (a *Account) Contacts(ctx context.Context) ([]Contact, error) {
+	if err := a.ownerOnly(); err != nil {
+		return nil, fmt.Errorf("list contacts: %w", err)
+	}
 	var cs []Contact
 	if err := a.s.db.SelectContext(ctx, &cs, a.s.rebind("SELECT id, name, email, data FROM contacts WHERE user_id = ? ORDER BY name, id"), a.userID); err != nil {
 		return nil, fmt.Errorf("list contacts: %w", err)
@@ -37,6 +40,9 @@ func (a *Account) Contacts(ctx context.Context) ([]Contact, error) {
 
 // Contact returns one of the account's contacts.
 func (a *Account) Contact(ctx context.Context, id int64) (Contact, error) {
+	if err := a.ownerOnly(); err != nil {
+		return Contact{}, fmt.Errorf("contact %d: %w", id, err)
+	}
 	var c Contact
 	if err := a.s.db.GetContext(ctx, &c, a.s.rebind("SELECT id, name, email, data FROM contacts WHERE id = ? AND user_id = ?"), id, a.userID); err != nil {
 		return Contact{}, fmt.Errorf("contact %d: %w", id, notFound(err))
@@ -46,6 +52,9 @@ func (a *Account) Contact(ctx context.Context, id int64) (Contact, error) {
 
 // SaveContact creates a contact (ID 0) or replaces one of the account's.
 func (a *Account) SaveContact(ctx context.Context, c Contact) (Contact, error) {
+	if err := a.ownerOnly(); err != nil {
+		return Contact{}, fmt.Errorf("save contact: %w", err)
+	}
 	if err := c.check(); err != nil {
 		return Contact{}, err
 	}
@@ -81,6 +90,9 @@ func (a *Account) SaveContact(ctx context.Context, c Contact) (Contact, error) {
 
 // DeleteContact removes one of the account's contacts.
 func (a *Account) DeleteContact(ctx context.Context, id int64) error {
+	if err := a.ownerOnly(); err != nil {
+		return fmt.Errorf("delete contact %d: %w", id, err)
+	}
 	err := a.s.writeUser(ctx, a.userID, func(tx *sqlx.Tx, ch *change) error {
 		res, err := tx.ExecContext(ctx, a.s.rebind("DELETE FROM contacts WHERE id = ? AND user_id = ?"), id, a.userID)
 		if err != nil {
@@ -102,6 +114,9 @@ const maxSettingValue = 64 << 10
 
 // Settings returns the account's settings.
 func (a *Account) Settings(ctx context.Context) (map[string]string, error) {
+	if err := a.ownerOnly(); err != nil {
+		return nil, fmt.Errorf("load settings: %w", err)
+	}
 	var rows []struct {
 		Name  string `db:"name"`
 		Value string `db:"value"`
@@ -118,6 +133,9 @@ func (a *Account) Settings(ctx context.Context) (map[string]string, error) {
 
 // SaveSettings sets the given settings; an empty value removes one.
 func (a *Account) SaveSettings(ctx context.Context, kv map[string]string) error {
+	if err := a.ownerOnly(); err != nil {
+		return fmt.Errorf("save settings: %w", err)
+	}
 	for k, v := range kv {
 		if k == "" || len(k) > 128 || len(v) > maxSettingValue {
 			return fmt.Errorf("save settings: %w: setting %q", ErrInvalid, k)

@@ -21,6 +21,9 @@ type CopyResult struct {
 // keeping their flags. Copies count against the quota; the message files
 // are shared, not duplicated.
 func (a *Account) Copy(ctx context.Context, src int64, uids UIDSet, dst int64) (CopyResult, error) {
+	if err := a.needCopy(ctx, src, RightRead, dst); err != nil {
+		return CopyResult{}, fmt.Errorf("copy from mailbox %d to %d: %w", src, dst, err)
+	}
 	var out CopyResult
 	err := a.s.writeUser(ctx, a.userID, func(tx *sqlx.Tx, c *change) error {
 		var err error
@@ -36,6 +39,9 @@ func (a *Account) Copy(ctx context.Context, src int64, uids UIDSet, dst int64) (
 // Move moves the messages in uids to another of the account's mailboxes
 // in one transaction (RFC 6851): no state shows both or neither.
 func (a *Account) Move(ctx context.Context, src int64, uids UIDSet, dst int64) (CopyResult, error) {
+	if err := a.needCopy(ctx, src, RightRead|RightDeleteMessages|RightExpunge, dst); err != nil {
+		return CopyResult{}, fmt.Errorf("move from mailbox %d to %d: %w", src, dst, err)
+	}
 	var out CopyResult
 	err := a.s.writeUser(ctx, a.userID, func(tx *sqlx.Tx, c *change) error {
 		res, rows, err := a.copyRows(ctx, tx, c, src, uids, dst, false)
@@ -78,10 +84,14 @@ func (a *Account) copyRows(ctx context.Context, tx *sqlx.Tx, c *change, src int6
 	if len(rows) == 0 {
 		return res, rows, nil
 	}
+	cv, err := a.copyView(ctx, tx, dst)
+	if err != nil {
+		return CopyResult{}, nil, err
+	}
 	var total, unseen int64
 	for _, r := range rows {
 		total += r.Size
-		if !r.Flags.Has(FlagSeen) {
+		if f, _ := cv.flags(r); !f.Has(FlagSeen) {
 			unseen++
 		}
 	}
@@ -114,15 +124,23 @@ func (a *Account) copyRows(ctx context.Context, tx *sqlx.Tx, c *change, src int6
 	refs := map[string]int{}
 	uid := dm.UIDNext
 	now := a.s.unix()
+	copies := make([][2]int64, 0, len(rows))
 	for _, r := range rows {
-		if _, err := tx.ExecContext(ctx, a.s.rebind(`INSERT INTO messages (user_id, mailbox_id, uid, modseq, flags, keywords, size,
+		flags, kws := cv.flags(r)
+		ins, err := tx.ExecContext(ctx, a.s.rebind(`INSERT INTO messages (user_id, mailbox_id, uid, modseq, flags, keywords, size,
 			internal_date, blob_id, info, info_sealed, search_from, search_to, search_subject, msgid_hash, thread_id,
-			has_attachments, created_at) SELECT user_id, ?, ?, ?, flags, keywords, size, internal_date, blob_id, info,
+			has_attachments, created_at) SELECT user_id, ?, ?, ?, ?, ?, size, internal_date, blob_id, info,
 			info_sealed, search_from, search_to, search_subject, msgid_hash,
 			CASE WHEN thread_id = 0 THEN id ELSE thread_id END, has_attachments, ? FROM messages WHERE id = ?`),
-			dst, uid, modseq, now, r.ID); err != nil {
+			dst, uid, modseq, flags, kws, now, r.ID)
+		if err != nil {
 			return CopyResult{}, nil, err
 		}
+		id, err := ins.LastInsertId()
+		if err != nil {
+			return CopyResult{}, nil, err
+		}
+		copies = append(copies, [2]int64{r.ID, id})
 		refs[r.BlobID]++
 		res.Pairs = append(res.Pairs, UIDPair{Src: r.UID, Dst: uid})
 		c.add(dst, "append", uid, modseq)
@@ -133,12 +151,18 @@ func (a *Account) copyRows(ctx context.Context, tx *sqlx.Tx, c *change, src int6
 			return CopyResult{}, nil, err
 		}
 	}
+	if err := a.copySeen(ctx, tx, cv, dst, copies); err != nil {
+		return CopyResult{}, nil, err
+	}
 	return res, rows, nil
 }
 
 // Expunge removes the messages in uids (nil: the whole mailbox) that carry
 // \Deleted (RFC 9051 6.4.3, and 6.4.9 UID EXPUNGE). It returns their UIDs.
 func (a *Account) Expunge(ctx context.Context, mailboxID int64, uids UIDSet) ([]uint32, error) {
+	if _, err := a.need(ctx, mailboxID, RightRead|RightExpunge); err != nil {
+		return nil, fmt.Errorf("expunge mailbox %d: %w", mailboxID, err)
+	}
 	return a.remove(ctx, mailboxID, uids, true)
 }
 
@@ -147,6 +171,10 @@ func (a *Account) Expunge(ctx context.Context, mailboxID int64, uids UIDSet) ([]
 func (a *Account) Remove(ctx context.Context, mailboxID int64, uids UIDSet) ([]uint32, error) {
 	if uids == nil {
 		return nil, fmt.Errorf("remove: %w: no UIDs given", ErrInvalid)
+	}
+	// Removing whatever the flags is setting \Deleted and expunging.
+	if _, err := a.need(ctx, mailboxID, RightRead|RightDeleteMessages|RightExpunge); err != nil {
+		return nil, fmt.Errorf("remove from mailbox %d: %w", mailboxID, err)
 	}
 	return a.remove(ctx, mailboxID, uids, false)
 }
@@ -284,6 +312,9 @@ func (s *Store) removeBlobs(ctx context.Context, ds []deleted) {
 // after modseq, in UID order: what RFC 7162 3.2.10 (VANISHED) and the
 // webmail's "what changed since" need besides the changed messages.
 func (a *Account) Vanished(ctx context.Context, mailboxID int64, modseq uint64) ([]uint32, error) {
+	if _, err := a.need(ctx, mailboxID, RightRead); err != nil {
+		return nil, fmt.Errorf("vanished from mailbox %d: %w", mailboxID, err)
+	}
 	var uids []uint32
 	err := a.s.db.SelectContext(ctx, &uids, a.s.rebind(`SELECT e.uid FROM expunged e JOIN mailboxes m ON m.id = e.mailbox_id
 		WHERE e.mailbox_id = ? AND m.user_id = ? AND e.modseq > ? ORDER BY e.uid`), mailboxID, a.userID, modseq)

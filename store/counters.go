@@ -61,11 +61,17 @@ func (s *Store) Daily(ctx context.Context, name string) (int64, error) {
 
 // ReceivedToday returns the bytes delivered to the account today.
 func (a *Account) ReceivedToday(ctx context.Context) (int64, error) {
+	if err := a.ownerOnly(); err != nil {
+		return 0, err
+	}
 	return a.s.Daily(ctx, recvCounter(a.userID))
 }
 
 // SentToday returns the bytes the account has sent today.
 func (a *Account) SentToday(ctx context.Context) (int64, error) {
+	if err := a.ownerOnly(); err != nil {
+		return 0, err
+	}
 	return a.s.Daily(ctx, sendCounter(a.userID))
 }
 

@@ -24,6 +24,9 @@ type Account struct {
 	s      *Store
 	userID int64
 	key    *crypt.Identity
+	// view is set when the mail is another user's, seen through a share
+	// (Shared): each method checks the viewer's rights first.
+	view *viewer
 }
 
 // Account returns the mail of userID; key is the unlocked identity of a
@@ -32,7 +35,8 @@ func (s *Store) Account(userID int64, key *crypt.Identity) *Account {
 	return &Account{s: s, userID: userID, key: key}
 }
 
-// UserID returns the account's user.
+// UserID returns the account's user: the owner of the mail (ViewerID is
+// who acts on a shared account).
 func (a *Account) UserID() int64 { return a.userID }
 
 // Mailbox is a folder of messages.
@@ -90,6 +94,9 @@ func (a *Account) Mailboxes(ctx context.Context) ([]Mailbox, error) {
 	if err != nil {
 		return nil, fmt.Errorf("list mailboxes: %w", err)
 	}
+	if ms, err = a.viewMailboxes(ctx, ms); err != nil {
+		return nil, fmt.Errorf("list mailboxes: %w", err)
+	}
 	return ms, nil
 }
 
@@ -99,6 +106,9 @@ func (a *Account) Mailbox(ctx context.Context, id int64) (Mailbox, error) {
 	err := a.s.db.GetContext(ctx, &m, a.s.rebind("SELECT "+mailboxColumns+" FROM mailboxes WHERE id = ? AND user_id = ?"), id, a.userID)
 	if err != nil {
 		return Mailbox{}, fmt.Errorf("mailbox %d: %w", id, notFound(err))
+	}
+	if m, err = a.viewMailbox(ctx, m); err != nil {
+		return Mailbox{}, fmt.Errorf("mailbox %d: %w", id, err)
 	}
 	return m, nil
 }
@@ -114,6 +124,9 @@ func (a *Account) MailboxByName(ctx context.Context, name string) (Mailbox, erro
 	if err != nil {
 		return Mailbox{}, fmt.Errorf("mailbox %q: %w", n, notFound(err))
 	}
+	if m, err = a.viewMailbox(ctx, m); err != nil {
+		return Mailbox{}, fmt.Errorf("mailbox %q: %w", n, err)
+	}
 	return m, nil
 }
 
@@ -127,6 +140,9 @@ func (a *Account) CreateMailbox(ctx context.Context, name, specialUse string) (M
 	case "", `\All`, `\Archive`, `\Drafts`, `\Flagged`, `\Junk`, `\Sent`, `\Trash`:
 	default:
 		return Mailbox{}, fmt.Errorf("create mailbox %q: %w: unknown special use %q", n, ErrInvalid, specialUse)
+	}
+	if err := a.needParent(ctx, n); err != nil {
+		return Mailbox{}, fmt.Errorf("create mailbox %q: %w", n, err)
 	}
 	var id int64
 	err = a.s.writeUser(ctx, a.userID, func(tx *sqlx.Tx, c *change) error {
@@ -207,6 +223,11 @@ func (s *Store) insertMailbox(ctx context.Context, tx *sqlx.Tx, userID, parentID
 	if _, err := tx.ExecContext(ctx, s.rebind("UPDATE mailboxes SET uidvalidity = ? WHERE id = ?"), uv, id); err != nil {
 		return 0, err
 	}
+	if parentID != 0 {
+		if err := s.inheritGrants(ctx, tx, parentID, id); err != nil {
+			return 0, err
+		}
+	}
 	return id, nil
 }
 
@@ -219,6 +240,12 @@ func (a *Account) RenameMailbox(ctx context.Context, id int64, newName string) e
 	n, err := NormalizeMailboxName(newName)
 	if err != nil {
 		return err
+	}
+	if _, err := a.need(ctx, id, RightDeleteMailbox); err != nil {
+		return fmt.Errorf("rename mailbox %d: %w", id, err)
+	}
+	if err := a.needParent(ctx, n); err != nil {
+		return fmt.Errorf("rename mailbox %d to %q: %w", id, n, err)
 	}
 	err = a.s.writeUser(ctx, a.userID, func(tx *sqlx.Tx, c *change) error {
 		var old Mailbox
@@ -287,6 +314,9 @@ func likePrefix(p string) string {
 // INBOX cannot be deleted; a mailbox with children is refused with
 // ErrNotEmpty (delete the children first).
 func (a *Account) DeleteMailbox(ctx context.Context, id int64) error {
+	if _, err := a.need(ctx, id, RightDeleteMailbox); err != nil {
+		return fmt.Errorf("delete mailbox %d: %w", id, err)
+	}
 	var doomed []deleted
 	err := a.s.writeUser(ctx, a.userID, func(tx *sqlx.Tx, c *change) error {
 		var m Mailbox
@@ -327,6 +357,12 @@ func (a *Account) DeleteMailbox(ctx context.Context, id int64) error {
 
 // Subscribe sets whether a mailbox is subscribed (RFC 9051 6.3.7).
 func (a *Account) Subscribe(ctx context.Context, id int64, on bool) error {
+	if a.view != nil {
+		if err := a.subscribeShared(ctx, id, on); err != nil {
+			return fmt.Errorf("subscribe mailbox %d: %w", id, err)
+		}
+		return nil
+	}
 	err := a.s.writeUser(ctx, a.userID, func(tx *sqlx.Tx, c *change) error {
 		res, err := tx.ExecContext(ctx, a.s.rebind("UPDATE mailboxes SET subscribed = ? WHERE id = ? AND user_id = ?"), on, id, a.userID)
 		if err != nil {

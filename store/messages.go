@@ -217,6 +217,12 @@ func (s *Store) discard(ctx context.Context, m sealed, cause error) {
 // returns nil the message is durable, and not before.
 func (a *Account) Append(ctx context.Context, mailboxID int64, raw []byte, opts AppendOptions) (Appended, error) {
 	s := a.s
+	have, err := a.need(ctx, mailboxID, RightInsert)
+	if err != nil {
+		return Appended{}, fmt.Errorf("append to mailbox %d: %w", mailboxID, err)
+	}
+	viewerSeen := a.view != nil && have.Has(RightSeen) && opts.Flags.Has(FlagSeen)
+	opts.Flags, opts.Keywords = a.appendFlags(have, opts.Flags, opts.Keywords)
 	kws, err := normalizeKeywords(opts.Keywords)
 	if err != nil {
 		return Appended{}, fmt.Errorf("append: %w", err)
@@ -248,6 +254,9 @@ func (a *Account) Append(ctx context.Context, mailboxID int64, raw []byte, opts 
 		err = s.writeUser(ctx, a.userID, func(tx *sqlx.Tx, c *change) error {
 			var err error
 			out, err = a.commitAppend(ctx, tx, c, mailboxID, p, m, flags, kws, opts)
+			if err == nil && viewerSeen {
+				err = a.markSeen(ctx, tx, mailboxID, out.ID)
+			}
 			return err
 		})
 		if err == nil {
@@ -345,6 +354,9 @@ type ListQuery struct {
 // what its rows cost, not what the mailbox holds: every order is served by
 // an index that starts at the mailbox.
 func (a *Account) List(ctx context.Context, mailboxID int64, q ListQuery) ([]Message, error) {
+	if _, err := a.need(ctx, mailboxID, RightRead); err != nil {
+		return nil, fmt.Errorf("list mailbox %d: %w", mailboxID, err)
+	}
 	cond, args, err := q.UIDs.sql()
 	if err != nil {
 		return nil, fmt.Errorf("list mailbox %d: %w", mailboxID, err)
@@ -391,6 +403,9 @@ func (a *Account) List(ctx context.Context, mailboxID int64, q ListQuery) ([]Mes
 	if err := a.s.db.SelectContext(ctx, &rows, a.s.rebind(b.String()), args...); err != nil {
 		return nil, fmt.Errorf("list mailbox %d: %w", mailboxID, err)
 	}
+	if err := a.overlaySeen(ctx, a.s.db, mailboxID, rows); err != nil {
+		return nil, fmt.Errorf("list mailbox %d: %w", mailboxID, err)
+	}
 	out := make([]Message, 0, len(rows))
 	for _, r := range rows {
 		m, err := a.message(r)
@@ -409,19 +424,33 @@ func (a *Account) Message(ctx context.Context, id int64) (Message, error) {
 	if err != nil {
 		return Message{}, fmt.Errorf("message %d: %w", id, notFound(err))
 	}
+	if a.view != nil {
+		rows := []messageRow{r}
+		if _, err := a.need(ctx, r.MailboxID, RightRead); err != nil {
+			return Message{}, fmt.Errorf("message %d: %w", id, err)
+		}
+		if err := a.overlaySeen(ctx, a.s.db, r.MailboxID, rows); err != nil {
+			return Message{}, fmt.Errorf("message %d: %w", id, err)
+		}
+		r = rows[0]
+	}
 	return a.message(r)
 }
 
 // Open returns the raw message, decrypted for a secure user.
 func (a *Account) Open(ctx context.Context, id int64) (io.ReadCloser, error) {
 	var loc struct {
-		BlobID string `db:"blob_id"`
-		Part   string `db:"part"`
+		BlobID    string `db:"blob_id"`
+		Part      string `db:"part"`
+		MailboxID int64  `db:"mailbox_id"`
 	}
-	err := a.s.db.GetContext(ctx, &loc, a.s.rebind(`SELECT m.blob_id, b.part FROM messages m JOIN blobs b ON b.id = m.blob_id
+	err := a.s.db.GetContext(ctx, &loc, a.s.rebind(`SELECT m.blob_id, b.part, m.mailbox_id FROM messages m JOIN blobs b ON b.id = m.blob_id
 		WHERE m.id = ? AND m.user_id = ?`), id, a.userID)
 	if err != nil {
 		return nil, fmt.Errorf("open message %d: %w", id, notFound(err))
+	}
+	if _, err := a.need(ctx, loc.MailboxID, RightRead); err != nil {
+		return nil, fmt.Errorf("open message %d: %w", id, err)
 	}
 	var unwrap blob.Unwrap
 	if a.key != nil {
@@ -454,6 +483,13 @@ type FlagUpdate struct {
 // changed message gets one new modseq (RFC 7162 3.1.3 lets one command's
 // changes share it). It returns the state of every message in the set.
 func (a *Account) SetFlags(ctx context.Context, mailboxID int64, uids UIDSet, op FlagOp, flags Flags, keywords []string) ([]FlagUpdate, error) {
+	have, err := a.need(ctx, mailboxID, RightRead)
+	if err == nil {
+		err = storeAllowed(have, op, flags, keywords)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("set flags in mailbox %d: %w", mailboxID, err)
+	}
 	kws, err := normalizeKeywords(keywords)
 	if err != nil {
 		return nil, fmt.Errorf("set flags: %w", err)
@@ -469,6 +505,10 @@ func (a *Account) SetFlags(ctx context.Context, mailboxID int64, uids UIDSet, op
 		if err != nil {
 			return err
 		}
+		seen, err := a.seenOf(ctx, tx, mailboxID, rows)
+		if err != nil {
+			return err
+		}
 		type group struct {
 			flags Flags
 			kws   string
@@ -478,25 +518,28 @@ func (a *Account) SetFlags(ctx context.Context, mailboxID int64, uids UIDSet, op
 		var unseenDelta int64
 		for _, r := range rows {
 			cur := splitKeywords(r.Keywords)
-			nf, nk, err := applyFlags(op, r.Flags, cur, flags, kws)
+			view := seen.flags(r) // with the viewer's own \Seen on a shared account
+			nf, nk, err := applyFlags(op, view, cur, flags, kws)
 			if err != nil {
 				return fmt.Errorf("message UID %d: %w", r.UID, err)
 			}
+			nf, nk = limitFlags(have, view, cur, nf, nk)
 			nf |= r.Flags &^ ClientFlags // the server's flags are not the client's to change
 			kw := strings.Join(nk, " ")
 			u := FlagUpdate{ID: r.ID, UID: r.UID, Flags: nf, Keywords: nk, ModSeq: r.ModSeq}
-			if nf != r.Flags || kw != r.Keywords {
-				key := strconv.FormatUint(uint64(nf), 10) + "|" + kw
+			stored, seenChanged := seen.keep(r, nf)
+			if stored != r.Flags || kw != r.Keywords || seenChanged {
+				key := strconv.FormatUint(uint64(stored), 10) + "|" + kw
 				g := groups[key]
 				if g == nil {
-					g = &group{flags: nf, kws: kw}
+					g = &group{flags: stored, kws: kw}
 					groups[key] = g
 				}
 				g.ids = append(g.ids, r.ID)
 				switch {
-				case r.Flags.Has(FlagSeen) && !nf.Has(FlagSeen):
+				case r.Flags.Has(FlagSeen) && !stored.Has(FlagSeen):
 					unseenDelta++
-				case !r.Flags.Has(FlagSeen) && nf.Has(FlagSeen):
+				case !r.Flags.Has(FlagSeen) && stored.Has(FlagSeen):
 					unseenDelta--
 				}
 				u.ModSeq = 0 // filled in below
@@ -527,7 +570,7 @@ func (a *Account) SetFlags(ctx context.Context, mailboxID int64, uids UIDSet, op
 				c.add(mailboxID, "flags", out[i].UID, modseq)
 			}
 		}
-		return nil
+		return seen.save(ctx, tx)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("set flags in mailbox %d: %w", mailboxID, err)

@@ -127,6 +127,9 @@ func (s *Store) EnqueueOutbound(ctx context.Context, from string, to []string, r
 // with ErrDailyLimit, nothing is queued or counted; queued, it is counted
 // exactly once.
 func (a *Account) EnqueueOutbound(ctx context.Context, from string, to []string, raw []byte) (int64, error) {
+	if err := a.ownerOnly(); err != nil {
+		return 0, fmt.Errorf("enqueue: %w", err)
+	}
 	u, err := a.s.UserByID(ctx, a.userID)
 	if err != nil {
 		return 0, fmt.Errorf("enqueue: %w", err)

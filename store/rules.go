@@ -41,6 +41,9 @@ const (
 
 // Rules returns the account's vacation and forwarding rules.
 func (a *Account) Rules(ctx context.Context) (Vacation, Forwarding, error) {
+	if err := a.ownerOnly(); err != nil {
+		return Vacation{}, Forwarding{}, fmt.Errorf("load delivery rules: %w", err)
+	}
 	var v Vacation
 	var f Forwarding
 	var rows []struct {
@@ -66,6 +69,9 @@ func (a *Account) Rules(ctx context.Context) (Vacation, Forwarding, error) {
 
 // SaveRules sets the account's vacation and forwarding rules.
 func (a *Account) SaveRules(ctx context.Context, v Vacation, f Forwarding) error {
+	if err := a.ownerOnly(); err != nil {
+		return fmt.Errorf("save delivery rules: %w", err)
+	}
 	if len(v.Subject) > 998 || len(v.Body) > 64<<10 || v.Interval < 0 || (!v.End.IsZero() && v.End.Before(v.Start)) {
 		return fmt.Errorf("save vacation: %w", ErrInvalid)
 	}
@@ -101,6 +107,9 @@ func (a *Account) SaveRules(ctx context.Context, v Vacation, f Forwarding) error
 // unless it already did within interval (RFC 3834 2: not more than once
 // per period per sender); it reports whether to reply.
 func (a *Account) VacationReplyDue(ctx context.Context, sender string, interval time.Duration) (bool, error) {
+	if err := a.ownerOnly(); err != nil {
+		return false, fmt.Errorf("vacation reply: %w", err)
+	}
 	sender = strings.ToLower(sender)
 	now := a.s.unix()
 	due := false
