@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"sync"
+	"time"
 
 	"github.com/jmoiron/sqlx"
 
@@ -20,6 +22,7 @@ type Domain struct {
 
 // AddDomain adds a local domain.
 func (s *Store) AddDomain(ctx context.Context, name string) (Domain, error) {
+	defer s.domains.forget()
 	n, err := NormalizeDomain(name)
 	if err != nil {
 		return Domain{}, err
@@ -52,6 +55,7 @@ func (s *Store) AddDomain(ctx context.Context, name string) (Domain, error) {
 // DeleteDomain removes a domain with its aliases. A domain that still has
 // users is refused with ErrNotEmpty: deleting mail is done user by user.
 func (s *Store) DeleteDomain(ctx context.Context, name string) error {
+	defer s.domains.forget()
 	n, err := NormalizeDomain(name)
 	if err != nil {
 		return err
@@ -95,21 +99,79 @@ func (s *Store) DomainByName(ctx context.Context, name string) (Domain, error) {
 	if err != nil {
 		return Domain{}, err
 	}
+	now := s.now()
+	if d, found, ok := s.domains.get(n, now); ok {
+		if !found {
+			return Domain{}, fmt.Errorf("domain %s: %w", n, ErrNotFound)
+		}
+		return d, nil
+	}
 	var d Domain
 	err = s.db.Get(ctx, &d, s.rebind(`SELECT id, name, created_at FROM domains WHERE name = ?
 		UNION ALL SELECT d.id, d.name, d.created_at FROM domain_aliases a JOIN domains d ON d.id = a.domain_id WHERE a.name = ?`), n, n)
 	if errors.Is(err, sql.ErrNoRows) {
+		s.domains.put(n, Domain{}, false, now)
 		return Domain{}, fmt.Errorf("domain %s: %w", n, ErrNotFound)
 	}
 	if err != nil {
 		return Domain{}, fmt.Errorf("look up domain %s: %w", n, err)
 	}
+	s.domains.put(n, d, true, now)
 	return d, nil
+}
+
+// domainTTL is how long a domain lookup is reused. Every recipient and
+// sender is looked up, and domains are seldom added or removed: a change
+// made here is seen at once, one made by another process (the command
+// line, another node) within this time.
+const domainTTL = 5 * time.Second
+
+// maxCachedDomains bounds the lookups kept, most of them for senders'
+// domains that are not ours.
+const maxCachedDomains = 10000
+
+// domainCache remembers recent domain lookups, found or not.
+type domainCache struct {
+	mu sync.Mutex
+	m  map[string]cachedDomain
+}
+
+type cachedDomain struct {
+	d     Domain
+	found bool
+	at    time.Time
+}
+
+func (c *domainCache) get(name string, now time.Time) (Domain, bool, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.m[name]
+	if !ok || now.Sub(e.at) >= domainTTL || now.Before(e.at) {
+		return Domain{}, false, false
+	}
+	return e.d, e.found, true
+}
+
+func (c *domainCache) put(name string, d Domain, found bool, now time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil || len(c.m) >= maxCachedDomains {
+		c.m = map[string]cachedDomain{}
+	}
+	c.m[name] = cachedDomain{d, found, now}
+}
+
+// forget drops every lookup, after a change to the domains.
+func (c *domainCache) forget() {
+	c.mu.Lock()
+	c.m = nil
+	c.mu.Unlock()
 }
 
 // AddDomainAlias makes alias another name for domain: mail to x@alias is
 // delivered as mail to x@domain.
 func (s *Store) AddDomainAlias(ctx context.Context, alias, domain string) error {
+	defer s.domains.forget()
 	a, err := NormalizeDomain(alias)
 	if err != nil {
 		return err
@@ -140,6 +202,7 @@ func (s *Store) AddDomainAlias(ctx context.Context, alias, domain string) error 
 
 // DeleteDomainAlias removes a domain alias.
 func (s *Store) DeleteDomainAlias(ctx context.Context, alias string) error {
+	defer s.domains.forget()
 	a, err := NormalizeDomain(alias)
 	if err != nil {
 		return err

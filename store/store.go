@@ -40,14 +40,16 @@ type Config struct {
 
 // Store is the storage service.
 type Store struct {
-	db     *sqldb.DB
-	blobs  *blob.Store
-	cache  cache.Cache
-	log    *slog.Logger
-	limits Limits
-	now    func() time.Time
-	hooks  hooks
-	group  groupCommit
+	db    *sqldb.DB
+	blobs *blob.Store
+	cache cache.Cache
+	// domains remembers recent domain lookups (domains.go).
+	domains domainCache
+	log     *slog.Logger
+	limits  Limits
+	now     func() time.Time
+	hooks   hooks
+	group   groupCommit
 	// localCache is set when the cache lives in this process only.
 	localCache bool
 }
