@@ -17,6 +17,9 @@ need_pkgs() {
   # Postfix's smtp-sink is the smarthost in the outbound queue tests and
   # smtp-source a client in the SMTP interop tests; both are in /usr/sbin.
   command -v smtp-sink >/dev/null 2>&1 || [ -x /usr/sbin/smtp-sink ] || missing+=(postfix)
+  # curl and fetchmail are POP3 clients in the POP3 interop tests.
+  command -v curl >/dev/null 2>&1 || missing+=(curl)
+  command -v fetchmail >/dev/null 2>&1 || missing+=(fetchmail)
   [ ${#missing[@]} -eq 0 ] && return 0
   echo "testenv: installing ${missing[*]}" >&2
   local sudo=""

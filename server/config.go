@@ -30,6 +30,7 @@ type Config struct {
 	Limits   store.Limits   `toml:"limits"`
 	Maint    MaintConfig    `toml:"maintenance"`
 	SMTP     SMTPConfig     `toml:"smtp"`
+	POP3     POP3Config     `toml:"pop3"`
 	Queue    QueueConfig    `toml:"queue"`
 	Milters  []MilterConfig `toml:"milter"`
 	TLS      TLSConfig      `toml:"tls"`
@@ -184,6 +185,7 @@ func LoadConfig(path, dataDir string) (Config, error) {
 		c.Maint.CounterDays = 7
 	}
 	c.SMTP.setDefaults()
+	c.POP3.setDefaults()
 	return c, c.validate()
 }
 
@@ -203,7 +205,7 @@ func (c Config) validate() error {
 	if _, err := parseLevel(c.Log.Level); err != nil {
 		errs = append(errs, err)
 	}
-	errs = append(errs, c.SMTP.validate(), c.TLS.validate())
+	errs = append(errs, c.SMTP.validate(), c.POP3.validate(), c.TLS.validate())
 	for i, m := range c.Milters {
 		if m.Address == "" {
 			errs = append(errs, fmt.Errorf("milter %d: address is required", i+1))

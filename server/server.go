@@ -54,12 +54,21 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 		return err
 	}
-	log.Info("basalt serving", "http", listeners[0].Addr().String(), "mail", mail.addrs(), "database", cfg.Database.Driver,
+	pop, err := svc.listenPOP3(tlsCfg)
+	if err != nil {
+		mail.close()
+		for _, l := range listeners {
+			l.Close()
+		}
+		return err
+	}
+	log.Info("basalt serving", "http", listeners[0].Addr().String(), "mail", mail.addrs(), "pop3", pop.addrs(), "database", cfg.Database.Driver,
 		"cache", map[bool]string{true: "redis", false: "memory"}[cfg.Cache.RedisAddr != ""], "data", cfg.DataDir)
 
 	var wg sync.WaitGroup
-	errc := make(chan error, len(servers)+len(mail.lns)+1)
+	errc := make(chan error, len(servers)+len(mail.lns)+len(pop.lns)+1)
 	mail.serve(&wg, errc)
+	pop.serve(&wg, errc)
 	for i, srv := range servers {
 		wg.Add(1)
 		go func() {
@@ -101,12 +110,20 @@ func Run(ctx context.Context, cfg Config) error {
 			log.Warn("mail shutdown", "err", serr)
 		}
 	}()
+	popDone := make(chan struct{})
+	go func() {
+		defer close(popDone)
+		if serr := pop.shutdown(sctx); serr != nil {
+			log.Warn("pop3 shutdown", "err", serr)
+		}
+	}()
 	for _, srv := range servers {
 		if serr := srv.Shutdown(sctx); serr != nil {
 			log.Warn("http shutdown", "addr", srv.Addr, "err", serr)
 		}
 	}
 	<-mailDone
+	<-popDone
 	wg.Wait()
 	return err
 }

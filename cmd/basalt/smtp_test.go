@@ -45,7 +45,8 @@ func TestSMTPDurability(t *testing.T) {
 			extra := tc.extra(t)
 			mx := freePort(t)
 			cfg := kdfConfig(t, extra+fmt.Sprintf("[http]\nlisten = %q\n[smtp]\nhostname = \"mx.test\"\nmx_listen = %q\n"+
-				"submission_listen = \"off\"\nsubmissions_listen = \"off\"\nlmtp_listen = \"off\"\n", freePort(t), mx))
+				"submission_listen = \"off\"\nsubmissions_listen = \"off\"\nlmtp_listen = \"off\"\n"+
+				"[pop3]\nlisten = \"off\"\ntls_listen = \"off\"\n", freePort(t), mx))
 			data := t.TempDir()
 			d := []string{"-data", data, "-config", cfg}
 			mustBasalt(t, "", append([]string{"domain", "add", "example.org"}, d...)...)

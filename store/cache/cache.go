@@ -2,6 +2,8 @@ package cache
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"time"
@@ -64,10 +66,41 @@ type Cache interface {
 	// process sharing the Redis) until the subscription is closed or ctx
 	// ends.
 	Subscribe(ctx context.Context) (*Subscription, error)
+	// TryLock takes the lock named key for ttl unless someone holds it:
+	// ok reports whether it was taken, and token proves it to RefreshLock
+	// and Unlock. A holder that dies without unlocking loses the lock when
+	// ttl runs out, so a holder that lives longer refreshes it. Lock keys
+	// are a namespace of their own, apart from entries and serials.
+	TryLock(ctx context.Context, key string, ttl time.Duration) (token string, ok bool, err error)
+	// RefreshLock gives a held lock a new ttl from now; false means the
+	// lock is no longer the token's (it expired, and may be someone
+	// else's).
+	RefreshLock(ctx context.Context, key, token string, ttl time.Duration) (bool, error)
+	// Unlock releases the lock if token still holds it; a lock that has
+	// expired or passed to another holder is left alone.
+	Unlock(ctx context.Context, key, token string) error
 	Ping(ctx context.Context) error
 	// Close ends every subscription (their channels are closed) and
 	// releases the connections; later calls fail with ErrClosed.
 	Close() error
+}
+
+// checkLockTTL rejects lock lifetimes that cannot be honoured: a lock
+// must expire (a holder may die), and Redis counts in milliseconds.
+func checkLockTTL(ttl time.Duration) error {
+	if ttl < time.Millisecond {
+		return fmt.Errorf("lock ttl %v: must be at least a millisecond", ttl)
+	}
+	return nil
+}
+
+// newLockToken returns a token no other holder can guess or collide with.
+func newLockToken() (string, error) {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", fmt.Errorf("lock token: %w", err)
+	}
+	return hex.EncodeToString(b[:]), nil
 }
 
 // checkTTL rejects negative TTLs, which neither implementation could honour

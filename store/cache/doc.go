@@ -8,7 +8,8 @@
 // nodes never serve each other's stale data (magma did the same with
 // memcached). Second, a publish/subscribe bus of change events, which with
 // Redis reaches every process sharing it. Small windowed counters for login
-// throttling live here too.
+// throttling live here too, and expiring locks that hold across nodes (one
+// POP3 session per maildrop).
 //
 // A subscriber that falls behind never slows publishers or other
 // subscribers: it loses events and is then sent one Event of Kind

@@ -25,11 +25,24 @@ type Memory struct {
 	max int
 	bus *hub
 
-	mu     sync.Mutex
-	lru    *list.List               // of *memItem, most recently used at the front
-	items  map[string]*list.Element // by namespaced key, see keyOf and scopeOf
-	closed bool
+	mu    sync.Mutex
+	lru   *list.List               // of *memItem, most recently used at the front
+	items map[string]*list.Element // by namespaced key, see keyOf and scopeOf
+	// locks are kept apart from the LRU: evicting a held lock would hand
+	// it to a second holder.
+	locks     map[string]memLock
+	lockSweep int // sweep expired locks when the map reaches this size
+	closed    bool
 }
+
+type memLock struct {
+	token   string
+	expires time.Time
+}
+
+// minLockSweep is the map size below which expired locks are left until
+// someone touches their key.
+const minLockSweep = 64
 
 var _ Cache = (*Memory)(nil)
 
@@ -54,6 +67,7 @@ type memItem struct {
 // Redis implementation does in its key space.
 func keyOf(key string) string     { return "k:" + key }
 func scopeOf(scope string) string { return "s:" + scope }
+func lockOf(key string) string    { return "l:" + key }
 
 // NewMemory returns an empty in-process cache.
 func NewMemory(opts MemoryOptions) *Memory {
@@ -66,6 +80,7 @@ func NewMemory(opts MemoryOptions) *Memory {
 		bus:   newHub(subscriptionBuffer),
 		lru:   list.New(),
 		items: make(map[string]*list.Element),
+		locks: make(map[string]memLock),
 	}
 }
 
@@ -233,6 +248,73 @@ func (m *Memory) Subscribe(ctx context.Context) (*Subscription, error) {
 	return s, nil
 }
 
+func (m *Memory) TryLock(ctx context.Context, key string, ttl time.Duration) (string, bool, error) {
+	if err := checkLockTTL(ttl); err != nil {
+		return "", false, fmt.Errorf("cache: lock %q: %w", key, err)
+	}
+	token, err := newLockToken()
+	if err != nil {
+		return "", false, fmt.Errorf("cache: lock %q: %w", key, err)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return "", false, fmt.Errorf("cache: lock %q: %w", key, ErrClosed)
+	}
+	now := time.Now()
+	if l, ok := m.locks[key]; ok && now.Before(l.expires) {
+		return "", false, nil
+	}
+	m.sweepLocks(now)
+	m.locks[key] = memLock{token: token, expires: now.Add(ttl)}
+	return token, true, nil
+}
+
+// sweepLocks drops expired locks once the map has doubled since the last
+// sweep, so locks nobody asks for again cost amortised constant time.
+// Callers hold m.mu.
+func (m *Memory) sweepLocks(now time.Time) {
+	if len(m.locks) < max(m.lockSweep, minLockSweep) {
+		return
+	}
+	for k, l := range m.locks {
+		if !now.Before(l.expires) {
+			delete(m.locks, k)
+		}
+	}
+	m.lockSweep = 2 * len(m.locks)
+}
+
+func (m *Memory) RefreshLock(ctx context.Context, key, token string, ttl time.Duration) (bool, error) {
+	if err := checkLockTTL(ttl); err != nil {
+		return false, fmt.Errorf("cache: refresh lock %q: %w", key, err)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return false, fmt.Errorf("cache: refresh lock %q: %w", key, ErrClosed)
+	}
+	now := time.Now()
+	l, ok := m.locks[key]
+	if !ok || l.token != token || !now.Before(l.expires) {
+		return false, nil
+	}
+	m.locks[key] = memLock{token: token, expires: now.Add(ttl)}
+	return true, nil
+}
+
+func (m *Memory) Unlock(ctx context.Context, key, token string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return fmt.Errorf("cache: unlock %q: %w", key, ErrClosed)
+	}
+	if l, ok := m.locks[key]; ok && l.token == token {
+		delete(m.locks, key)
+	}
+	return nil
+}
+
 func (m *Memory) Ping(ctx context.Context) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -248,6 +330,7 @@ func (m *Memory) Close() error {
 	m.closed = true
 	m.lru.Init()
 	m.items = make(map[string]*list.Element)
+	m.locks = make(map[string]memLock)
 	m.mu.Unlock()
 	m.bus.close()
 	return nil

@@ -42,6 +42,8 @@ type Redis struct {
 	channel string
 	log     *slog.Logger
 	raise   *redis.Script
+	unlock  *redis.Script
+	refresh *redis.Script
 	bus     *hub
 
 	mu     sync.Mutex // guards the fields below: the Redis subscription, started on first Subscribe
@@ -62,6 +64,24 @@ local new = ARGV[1]
 if (not cur) or (#new > #cur) or (#new == #cur and new > cur) then
 	redis.call('SET', KEYS[1], new)
 	return 1
+end
+return 0
+`
+
+// unlockLua deletes the lock KEYS[1] only if it still holds the token
+// ARGV[1]: a holder whose lock expired must not release its successor's.
+const unlockLua = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+	return redis.call('DEL', KEYS[1])
+end
+return 0
+`
+
+// refreshLockLua gives the lock KEYS[1] a new lifetime of ARGV[2]
+// milliseconds only if it still holds the token ARGV[1].
+const refreshLockLua = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+	return redis.call('PEXPIRE', KEYS[1], ARGV[2])
 end
 return 0
 `
@@ -107,6 +127,8 @@ func NewRedis(ctx context.Context, opts RedisOptions) (*Redis, error) {
 		channel: opts.Prefix + "events",
 		log:     log.With("component", "cache", "redis", opts.Addr),
 		raise:   redis.NewScript(raiseSerialLua),
+		unlock:  redis.NewScript(unlockLua),
+		refresh: redis.NewScript(refreshLockLua),
 		bus:     newHub(subscriptionBuffer),
 	}
 	if err := r.client.Ping(ctx).Err(); err != nil {
@@ -132,6 +154,7 @@ func clientName(prefix string) string {
 
 func (r *Redis) key(key string) string     { return r.prefix + keyOf(key) }
 func (r *Redis) scope(scope string) string { return r.prefix + scopeOf(scope) }
+func (r *Redis) lock(key string) string    { return r.prefix + lockOf(key) }
 
 // fail wraps err with what was being done, and turns go-redis's closed
 // client error into ErrClosed so callers see the same error from both
@@ -315,6 +338,44 @@ func (r *Redis) forward(ch <-chan any, done chan<- struct{}) {
 			r.bus.broadcast(ev)
 		}
 	}
+}
+
+// TryLock is SET NX PX: the lock and its expiry are set in one step, so a
+// holder that dies at any point leaves a lock that expires.
+func (r *Redis) TryLock(ctx context.Context, key string, ttl time.Duration) (string, bool, error) {
+	if err := checkLockTTL(ttl); err != nil {
+		return "", false, fmt.Errorf("cache: lock %q: %w", key, err)
+	}
+	token, err := newLockToken()
+	if err != nil {
+		return "", false, fmt.Errorf("cache: lock %q: %w", key, err)
+	}
+	ok, err := r.client.SetNX(ctx, r.lock(key), token, ttl).Result()
+	if err != nil {
+		return "", false, fail(err, "lock %q", key)
+	}
+	if !ok {
+		return "", false, nil
+	}
+	return token, true, nil
+}
+
+func (r *Redis) RefreshLock(ctx context.Context, key, token string, ttl time.Duration) (bool, error) {
+	if err := checkLockTTL(ttl); err != nil {
+		return false, fmt.Errorf("cache: refresh lock %q: %w", key, err)
+	}
+	n, err := r.refresh.Run(ctx, r.client, []string{r.lock(key)}, token, ttl.Milliseconds()).Int()
+	if err != nil {
+		return false, fail(err, "refresh lock %q", key)
+	}
+	return n == 1, nil
+}
+
+func (r *Redis) Unlock(ctx context.Context, key, token string) error {
+	if err := r.unlock.Run(ctx, r.client, []string{r.lock(key)}, token).Err(); err != nil {
+		return fail(err, "unlock %q", key)
+	}
+	return nil
 }
 
 func (r *Redis) Ping(ctx context.Context) error {

@@ -1,0 +1,324 @@
+package pop3
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"basalt/protocols/connlimit"
+	"basalt/session"
+	"basalt/store"
+)
+
+// Authenticator checks a user's password; *session.Service is one. ip is
+// the client's address as host:port. Its errors are session's
+// (ErrAuthFailed, ErrThrottled, ErrUserLocked) or failures of its own.
+type Authenticator interface {
+	Authenticate(ctx context.Context, login, password, ip string) (*session.Auth, error)
+}
+
+// CRAMVerifier checks a CRAM-MD5 answer (RFC 2195); *session.Service is
+// one. digest is the client's HMAC-MD5 of challenge in lower-case hex.
+type CRAMVerifier interface {
+	AuthenticateCRAM(ctx context.Context, login, challenge, digest, ip string) (*session.Auth, error)
+}
+
+// Config tunes a Server. Zero fields take the defaults; a negative limit
+// or timeout means none.
+type Config struct {
+	// Hostname is the name in the greeting and CRAM-MD5 challenges.
+	Hostname string
+	// TLS is the certificate for STLS (RFC 2595) and for ServeTLS; nil
+	// offers neither.
+	TLS *tls.Config
+	// AllowPlaintextAuth allows USER/PASS and AUTH PLAIN and LOGIN on
+	// connections that are not secure (connlimit.Secure: TLS, loopback or
+	// a unix socket).
+	AllowPlaintextAuth bool
+	// CRAM verifies CRAM-MD5; nil: not offered.
+	CRAM CRAMVerifier
+
+	MaxConnections      int // at once, over every listener; default 500
+	MaxConnectionsPerIP int // at once from one address (IPv6: one /64); default 20
+	// MaxBadCommands is how many refused commands (unknown, malformed, in
+	// the wrong state, failed logins) a connection may have before it is
+	// closed; default 10.
+	MaxBadCommands int
+	// MaxLineLength bounds a command line, CRLF included; default 512,
+	// twice RFC 2449 4's 255 octets. Longer lines are refused, not read
+	// into memory.
+	MaxLineLength int
+	// LoginTimeout bounds the wait for each command before login and the
+	// TLS handshake; default 1 minute.
+	LoginTimeout time.Duration
+	// IdleTimeout bounds the wait for each command after login; default
+	// 10 minutes, the least RFC 1939 3 allows.
+	IdleTimeout time.Duration
+	// WriteTimeout bounds every write to the client; default 1 minute.
+	WriteTimeout time.Duration
+	// LoginDelay is advertised as CAPA LOGIN-DELAY (RFC 2449 6.5): the
+	// least time clients should leave between logins. 0: not advertised.
+	// It is advice to clients; nothing here enforces it.
+	LoginDelay time.Duration
+}
+
+// WithDefaults returns c with every unset limit at its default; the
+// configuration layer shows these, so they are stated only here.
+func (c Config) WithDefaults() Config {
+	if c.Hostname == "" {
+		c.Hostname = "localhost"
+	}
+	def := func(v *int, d int) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	def(&c.MaxConnections, 500)
+	def(&c.MaxConnectionsPerIP, 20)
+	def(&c.MaxBadCommands, 10)
+	def(&c.MaxLineLength, 512)
+	defDur := func(v *time.Duration, d time.Duration) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	defDur(&c.LoginTimeout, time.Minute)
+	defDur(&c.IdleTimeout, 10*time.Minute) // RFC 1939 3
+	defDur(&c.WriteTimeout, time.Minute)
+	return c
+}
+
+// refusingMax bounds the goroutines that answer refused connections.
+const refusingMax = 64
+
+// Server serves POP3 over one store. It is safe for concurrent use; Serve
+// and ServeTLS are called once per listener.
+type Server struct {
+	cfg   Config
+	store *store.Store
+	auth  Authenticator
+	log   *slog.Logger
+
+	// base is the context of every store call; it ends when a shutdown's
+	// deadline passes with commands still running.
+	base   context.Context
+	cancel context.CancelFunc
+
+	refusing chan struct{}
+	// trustLoopback counts loopback clients as secure for plaintext
+	// logins; only tests turn it off, to see what a remote client sees.
+	trustLoopback bool
+
+	mu        sync.Mutex
+	listeners []net.Listener
+	conns     map[*conn]struct{}
+	limit     connlimit.Limiter
+	draining  bool
+	running   sync.WaitGroup // connection goroutines; Add under mu while not draining
+}
+
+// New returns a server over st, checking passwords with auth.
+func New(cfg Config, st *store.Store, auth Authenticator, log *slog.Logger) *Server {
+	if log == nil {
+		log = slog.Default()
+	}
+	s := &Server{
+		cfg: cfg.WithDefaults(), store: st, auth: auth, log: log,
+		refusing: make(chan struct{}, refusingMax), trustLoopback: true,
+		conns: map[*conn]struct{}{},
+	}
+	s.limit = connlimit.Limiter{Max: max(s.cfg.MaxConnections, 0), PerIP: max(s.cfg.MaxConnectionsPerIP, 0)}
+	s.base, s.cancel = context.WithCancel(context.Background())
+	return s
+}
+
+// Serve accepts plaintext connections on ln, which may upgrade with STLS
+// (port 110 in production), until Shutdown or Close, which make it return
+// nil.
+func (s *Server) Serve(ln net.Listener) error { return s.serve(ln, false) }
+
+// ServeTLS accepts connections that start with a TLS handshake (RFC 8314,
+// port 995 in production).
+func (s *Server) ServeTLS(ln net.Listener) error {
+	if s.cfg.TLS == nil {
+		ln.Close()
+		return errors.New("pop3: implicit TLS needs a certificate")
+	}
+	return s.serve(ln, true)
+}
+
+func (s *Server) serve(ln net.Listener, implicitTLS bool) error {
+	s.mu.Lock()
+	if s.draining {
+		s.mu.Unlock()
+		ln.Close()
+		return nil
+	}
+	s.listeners = append(s.listeners, ln)
+	s.mu.Unlock()
+	var backoff time.Duration
+	for {
+		raw, err := ln.Accept()
+		if err != nil {
+			if s.isDraining() {
+				return nil
+			}
+			if ne, ok := errors.AsType[net.Error](err); ok && ne.Timeout() {
+				// Out of file descriptors and the like: wait, as
+				// net/http does, rather than spin or give up.
+				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+				s.log.Warn("pop3 accept", "err", err, "retry_in", backoff)
+				time.Sleep(backoff)
+				continue
+			}
+			return fmt.Errorf("pop3: serve on %s: %w", ln.Addr(), err)
+		}
+		backoff = 0
+		c, refusal := s.admit(raw)
+		if c == nil {
+			s.refuse(raw, implicitTLS, refusal)
+			continue
+		}
+		go func() {
+			defer s.running.Done()
+			s.handle(c, implicitTLS)
+		}()
+	}
+}
+
+func (s *Server) isDraining() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.draining
+}
+
+// admit registers a new connection, or says why it is refused.
+func (s *Server) admit(raw net.Conn) (*conn, string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.draining {
+		return nil, "[SYS/TEMP] Server shutting down, try again later"
+	}
+	release, err := s.limit.Admit(raw.RemoteAddr())
+	switch {
+	case errors.Is(err, connlimit.ErrTooManyFromIP):
+		return nil, "[SYS/TEMP] Too many connections from your address"
+	case err != nil:
+		return nil, "[SYS/TEMP] Too many connections, try again later"
+	}
+	c := &conn{Conn: raw, srv: s, release: release}
+	s.conns[c] = struct{}{}
+	s.running.Add(1)
+	return c, ""
+}
+
+// forget drops c from the open connections and gives back its place.
+func (s *Server) forget(c *conn) {
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.mu.Unlock()
+	c.release()
+}
+
+// refuse answers a connection that was not admitted with -ERR in place of
+// the greeting and closes it, on a goroutine of its own so that a slow
+// client cannot hold up accepting; beyond refusingMax of them at once,
+// connections are just closed.
+func (s *Server) refuse(raw net.Conn, implicitTLS bool, msg string) {
+	select {
+	case s.refusing <- struct{}{}:
+	default:
+		raw.Close()
+		return
+	}
+	s.log.Info("pop3 connection refused", "remote", raw.RemoteAddr().String(), "reason", msg)
+	go func() {
+		defer func() { <-s.refusing }()
+		raw.SetDeadline(time.Now().Add(5 * time.Second))
+		var c net.Conn = raw
+		if implicitTLS {
+			tc := tls.Server(raw, s.cfg.TLS)
+			if err := tc.Handshake(); err != nil {
+				raw.Close()
+				return
+			}
+			c = tc
+		}
+		fmt.Fprintf(c, "-ERR %s\r\n", msg)
+		c.Close()
+	}()
+}
+
+// Shutdown stops accepting connections and closes the idle ones; a
+// command in progress (a RETR being sent, the removals after QUIT) is
+// finished and answered first. A session that did not QUIT deletes
+// nothing (RFC 1939 6). When ctx ends first, whatever is left is cut off
+// and ctx's error returned.
+func (s *Server) Shutdown(ctx context.Context) error {
+	for _, c := range s.stopAccepting() {
+		c.drain()
+	}
+	done := make(chan struct{})
+	go func() { s.running.Wait(); close(done) }()
+	select {
+	case <-done:
+		s.cancel()
+		return nil
+	case <-ctx.Done():
+		s.abort()
+		return fmt.Errorf("pop3 shutdown: %w", ctx.Err())
+	}
+}
+
+// Close stops at once: listeners and connections are closed and the store
+// calls running are cancelled.
+func (s *Server) Close() error {
+	s.stopAccepting()
+	s.abort()
+	return nil
+}
+
+// abort cancels the store calls running, closes every connection and
+// waits a little for the sessions to end, so that the store is not closed
+// under them.
+func (s *Server) abort() {
+	s.cancel()
+	s.mu.Lock()
+	conns := s.snapshot()
+	s.mu.Unlock()
+	for _, c := range conns {
+		c.Close()
+	}
+	done := make(chan struct{})
+	go func() { s.running.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		s.log.Warn("pop3: sessions still running after shutdown")
+	}
+}
+
+// stopAccepting closes the listeners and returns the connections open.
+func (s *Server) stopAccepting() []*conn {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.draining = true
+	for _, ln := range s.listeners {
+		ln.Close()
+	}
+	s.listeners = nil
+	return s.snapshot()
+}
+
+func (s *Server) snapshot() []*conn {
+	out := make([]*conn, 0, len(s.conns))
+	for c := range s.conns {
+		out = append(out, c)
+	}
+	return out
+}

@@ -1,0 +1,161 @@
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"time"
+
+	protopop3 "basalt/protocols/pop3"
+)
+
+// POP3Config is the POP3 listeners' configuration: plaintext with STLS,
+// and TLS from the first byte.
+type POP3Config struct {
+	// Addresses to listen on; "off" turns a listener off. In production:
+	// 0.0.0.0:110 and 0.0.0.0:995.
+	Listen    string `toml:"listen"`
+	TLSListen string `toml:"tls_listen"`
+	// AllowPlaintextAuth allows passwords without TLS from clients other
+	// than loopback ones.
+	AllowPlaintextAuth  bool          `toml:"allow_plaintext_auth"`
+	MaxConnections      int           `toml:"max_connections"`
+	MaxConnectionsPerIP int           `toml:"max_connections_per_ip"`
+	MaxBadCommands      int           `toml:"max_bad_commands"`
+	MaxLineLength       int           `toml:"max_line_length"`
+	LoginTimeout        time.Duration `toml:"login_timeout"`
+	IdleTimeout         time.Duration `toml:"idle_timeout"`
+	WriteTimeout        time.Duration `toml:"write_timeout"`
+	// LoginDelay is advertised in CAPA (RFC 2449 LOGIN-DELAY); 0: not.
+	LoginDelay time.Duration `toml:"login_delay"`
+}
+
+func (c *POP3Config) setDefaults() {
+	if c.Listen == "" {
+		c.Listen = "127.0.0.1:2110"
+	}
+	if c.TLSListen == "" {
+		c.TLSListen = "127.0.0.1:2995"
+	}
+	// The limits' defaults are the protocol package's, filled in here so
+	// that validation and `basalt` see what will run.
+	d := protopop3.Config{}.WithDefaults()
+	defInt := func(v *int, d int) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	defInt(&c.MaxConnections, d.MaxConnections)
+	defInt(&c.MaxConnectionsPerIP, d.MaxConnectionsPerIP)
+	defInt(&c.MaxBadCommands, d.MaxBadCommands)
+	defInt(&c.MaxLineLength, d.MaxLineLength)
+	defDur := func(v *time.Duration, d time.Duration) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	defDur(&c.LoginTimeout, d.LoginTimeout)
+	defDur(&c.IdleTimeout, d.IdleTimeout)
+	defDur(&c.WriteTimeout, d.WriteTimeout)
+}
+
+func (c POP3Config) validate() error {
+	var errs []error
+	if c.MaxLineLength < 255 {
+		errs = append(errs, errors.New("pop3.max_line_length: must be at least 255 (RFC 2449 4)"))
+	}
+	if c.IdleTimeout < 10*time.Minute {
+		errs = append(errs, errors.New("pop3.idle_timeout: must be at least 10m (RFC 1939 3)"))
+	}
+	if c.LoginTimeout < 0 || c.WriteTimeout < 0 || c.LoginDelay < 0 {
+		errs = append(errs, errors.New("pop3.login_timeout, write_timeout, login_delay: must not be negative"))
+	}
+	return errors.Join(errs...)
+}
+
+// pop3Listeners are the bound POP3 listeners and the server over them.
+type pop3Listeners struct {
+	srv *protopop3.Server
+	lns []pop3Listener
+}
+
+type pop3Listener struct {
+	ln          net.Listener
+	implicitTLS bool
+}
+
+// listenPOP3 binds every configured POP3 listener, or none: on an error
+// the ones already bound are closed.
+func (s *Services) listenPOP3(tlsCfg *tls.Config) (*pop3Listeners, error) {
+	c := s.Config.POP3
+	pc := protopop3.Config{
+		Hostname: s.Config.SMTP.Hostname, TLS: tlsCfg, AllowPlaintextAuth: c.AllowPlaintextAuth,
+		MaxConnections: c.MaxConnections, MaxConnectionsPerIP: c.MaxConnectionsPerIP, MaxBadCommands: c.MaxBadCommands,
+		MaxLineLength: c.MaxLineLength, LoginTimeout: c.LoginTimeout, IdleTimeout: c.IdleTimeout,
+		WriteTimeout: c.WriteTimeout, LoginDelay: c.LoginDelay,
+	}
+	if s.Session.CRAMMD5() {
+		pc.CRAM = s.Session
+	}
+	p := &pop3Listeners{srv: protopop3.New(pc, s.Store, s.Session, s.Log)}
+	for _, l := range []pop3Listener{{implicitTLS: false}, {implicitTLS: true}} {
+		addr := c.Listen
+		if l.implicitTLS {
+			addr = c.TLSListen
+		}
+		if addr == listenOff || addr == "" {
+			continue
+		}
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			p.close()
+			return nil, fmt.Errorf("listen pop3 on %s: %w", addr, err)
+		}
+		p.lns = append(p.lns, pop3Listener{ln, l.implicitTLS})
+	}
+	return p, nil
+}
+
+func (p *pop3Listeners) close() {
+	for _, l := range p.lns {
+		l.ln.Close()
+	}
+}
+
+// addrs lists the listeners for the start-up log line.
+func (p *pop3Listeners) addrs() []string {
+	var out []string
+	for _, l := range p.lns {
+		name := "pop3"
+		if l.implicitTLS {
+			name = "pop3s"
+		}
+		out = append(out, name+"="+l.ln.Addr().String())
+	}
+	return out
+}
+
+// serve runs every listener until shutdown, reporting failures on errc.
+func (p *pop3Listeners) serve(wg *sync.WaitGroup, errc chan<- error) {
+	for _, l := range p.lns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			serve := p.srv.Serve
+			if l.implicitTLS {
+				serve = p.srv.ServeTLS
+			}
+			if err := serve(l.ln); err != nil {
+				errc <- err
+			}
+		}()
+	}
+}
+
+// shutdown lets commands in flight finish until ctx ends.
+func (p *pop3Listeners) shutdown(ctx context.Context) error {
+	return p.srv.Shutdown(ctx)
+}

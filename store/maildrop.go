@@ -1,0 +1,285 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"sync"
+	"time"
+
+	"basalt/store/cache"
+)
+
+// POP3 (RFC 1939) sees one mailbox, the INBOX, as a "maildrop": a list of
+// messages fixed at login, each with an exact size in octets as sent, and
+// held by one session at a time. This file is what the store gives it.
+
+// ErrInUse means another session holds the maildrop (RFC 2449 8.1.2,
+// the IN-USE response code).
+var ErrInUse = errors.New("maildrop in use by another session")
+
+// Maildrop lock timing: a process that dies holding a lock blocks the
+// maildrop for at most MaildropLockTTL; a live one refreshes it three
+// times as often, so two missed refreshes (Redis briefly away) are
+// survived.
+const (
+	MaildropLockTTL = time.Minute
+	maildropRefresh = MaildropLockTTL / 3
+)
+
+// MaildropLock is the one-session-per-maildrop lock of a POP3 session.
+// It lives in the cache, so it holds across every node sharing a Redis.
+type MaildropLock struct {
+	c      cache.Cache
+	key    string
+	token  string
+	ttl    time.Duration
+	stop   context.CancelFunc // ends keep, and a refresh in flight
+	done   chan struct{}
+	lost   chan struct{}
+	unlock sync.Once
+	log    func(msg string, args ...any)
+}
+
+// LockMaildrop takes the maildrop of userID for one session, or fails
+// with ErrInUse while another session, on any node, holds it. The lock
+// is refreshed until Unlock; if it cannot be (the cache lost it, or was
+// unreachable for longer than its lifetime), Lost is closed.
+func (s *Store) LockMaildrop(ctx context.Context, userID int64) (*MaildropLock, error) {
+	return s.lockMaildrop(ctx, userID, MaildropLockTTL, maildropRefresh)
+}
+
+func (s *Store) lockMaildrop(ctx context.Context, userID int64, ttl, every time.Duration) (*MaildropLock, error) {
+	key := "maildrop:" + strconv.FormatInt(userID, 10)
+	token, ok, err := s.cache.TryLock(ctx, key, ttl)
+	if err != nil {
+		return nil, fmt.Errorf("lock maildrop of user %d: %w", userID, err)
+	}
+	if !ok {
+		return nil, fmt.Errorf("lock maildrop of user %d: %w", userID, ErrInUse)
+	}
+	kctx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	l := &MaildropLock{
+		c: s.cache, key: key, token: token, ttl: ttl,
+		stop: stop, done: make(chan struct{}), lost: make(chan struct{}),
+		log: func(msg string, args ...any) { s.log.Warn(msg, append(args, "user", userID)...) },
+	}
+	go l.keep(kctx, every)
+	return l, nil
+}
+
+// keep refreshes the lock every interval until Unlock.
+func (l *MaildropLock) keep(ctx context.Context, every time.Duration) {
+	defer close(l.done)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	held := time.Now()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		rctx, cancel := context.WithTimeout(ctx, every)
+		ok, err := l.c.RefreshLock(rctx, l.key, l.token, l.ttl)
+		cancel()
+		switch {
+		case ctx.Err() != nil:
+			return // unlocked meanwhile
+		case err == nil && ok:
+			held = time.Now()
+			continue
+		case err == nil:
+			l.log("maildrop lock lost: it expired or another session took it")
+		case time.Since(held) < l.ttl:
+			l.log("maildrop lock not refreshed; will retry", "err", err)
+			continue
+		default:
+			l.log("maildrop lock not refreshed within its lifetime; taking it as lost", "err", err)
+		}
+		close(l.lost)
+		return
+	}
+}
+
+// Lost is closed when the lock can no longer be counted on; a session
+// should then change nothing.
+func (l *MaildropLock) Lost() <-chan struct{} { return l.lost }
+
+// Unlock stops refreshing and releases the lock; it may be called more
+// than once. A failure to release is logged: the lock expires anyway.
+func (l *MaildropLock) Unlock() {
+	l.unlock.Do(func() {
+		l.stop()
+		<-l.done
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := l.c.Unlock(ctx, l.key, l.token); err != nil {
+			l.log("release maildrop lock", "err", err)
+		}
+	})
+}
+
+// MaildropMessage is one message of a maildrop.
+type MaildropMessage struct {
+	ID  int64
+	UID uint32
+	// Size is the number of octets OpenCRLF gives for the message, the
+	// size RFC 1939 LIST and STAT report (before dot-stuffing).
+	Size  int64
+	Flags Flags
+}
+
+// Maildrop is the account's INBOX as a POP3 session sees it.
+type Maildrop struct {
+	MailboxID   int64
+	UIDValidity uint32
+	Messages    []MaildropMessage // in UID order
+}
+
+// crlfSizeTTL is how long a message's wire size is remembered. A message
+// file never changes, so this only bounds what an idle cache keeps.
+const crlfSizeTTL = 30 * 24 * time.Hour
+
+// Maildrop lists the account's INBOX with each message's size as
+// OpenCRLF gives it. A message whose stored form is not all CRLF lines
+// (mail appended by IMAP or the webmail may have bare LFs) has a
+// different size on the wire, so sizes are worked out by reading the
+// message once and then kept in the cache under the message file's id
+// (shared by every copy of it); a maildrop's first listing reads every
+// message not seen before, later ones none.
+func (a *Account) Maildrop(ctx context.Context) (*Maildrop, error) {
+	mb, err := a.MailboxByName(ctx, "INBOX")
+	if err != nil {
+		return nil, fmt.Errorf("maildrop: %w", err)
+	}
+	var rows []struct {
+		ID     int64  `db:"id"`
+		UID    uint32 `db:"uid"`
+		Flags  Flags  `db:"flags"`
+		BlobID string `db:"blob_id"`
+	}
+	err = a.s.db.SelectContext(ctx, &rows, a.s.rebind("SELECT id, uid, flags, blob_id FROM messages"+a.s.db.UIDIndexHint()+
+		" WHERE mailbox_id = ? AND user_id = ? ORDER BY uid"), mb.ID, a.userID)
+	if err != nil {
+		return nil, fmt.Errorf("maildrop: list INBOX: %w", err)
+	}
+	md := &Maildrop{MailboxID: mb.ID, UIDValidity: mb.UIDValidity, Messages: make([]MaildropMessage, 0, len(rows))}
+	for _, r := range rows {
+		size, err := a.crlfSize(ctx, r.ID, r.BlobID)
+		if errors.Is(err, ErrNotFound) {
+			continue // expunged since the listing
+		}
+		if err != nil {
+			return nil, fmt.Errorf("maildrop: %w", err)
+		}
+		md.Messages = append(md.Messages, MaildropMessage{ID: r.ID, UID: r.UID, Size: size, Flags: r.Flags})
+	}
+	return md, nil
+}
+
+// crlfSize returns the size of message id as OpenCRLF gives it.
+func (a *Account) crlfSize(ctx context.Context, id int64, blobID string) (int64, error) {
+	key := "crlfsize:" + blobID
+	if e, ok, err := a.s.cache.Get(ctx, key); err == nil && ok {
+		if n, err := strconv.ParseInt(string(e.Value), 10, 64); err == nil {
+			return n, nil
+		}
+	} else if err != nil {
+		a.s.log.Warn("read message size from the cache", "err", err)
+	}
+	rc, err := a.OpenCRLF(ctx, id)
+	if err != nil {
+		return 0, err
+	}
+	defer rc.Close()
+	n, err := io.Copy(io.Discard, rc)
+	if err != nil {
+		return 0, fmt.Errorf("size of message %d: %w", id, err)
+	}
+	if err := a.s.cache.Set(ctx, key, cache.Entry{Value: strconv.AppendInt(nil, n, 10)}, crlfSizeTTL); err != nil {
+		a.s.log.Warn("keep message size in the cache", "err", err)
+	}
+	return n, nil
+}
+
+// OpenCRLF is Open with every line ended by CRLF, the form POP3 (RFC 1939
+// 3) and SMTP send: a bare LF becomes CRLF, and a last line without a line
+// end gets one (a bare CR there gets its LF). Other octets, a CR inside a
+// line among them, pass as they are. Maildrop's sizes are of this form.
+func (a *Account) OpenCRLF(ctx context.Context, id int64) (io.ReadCloser, error) {
+	rc, err := a.Open(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return &crlfReader{rc: rc, in: make([]byte, crlfChunk)}, nil
+}
+
+// crlfChunk is how much of the stored message crlfReader reads at once.
+const crlfChunk = 32 << 10
+
+// crlfReader normalises line ends as OpenCRLF describes, in chunks.
+type crlfReader struct {
+	rc   io.ReadCloser
+	in   []byte
+	buf  []byte // what out is cut from, reused
+	out  []byte // converted, not yet returned
+	last byte   // the last octet read from rc
+	any  bool   // rc gave at least one octet
+	err  error  // rc's error, once it has one (io.EOF at the end)
+}
+
+func (r *crlfReader) Read(p []byte) (int, error) {
+	for len(r.out) == 0 {
+		if r.err != nil {
+			return 0, r.err
+		}
+		r.fill()
+	}
+	n := copy(p, r.out)
+	r.out = r.out[n:]
+	return n, nil
+}
+
+// fill reads one chunk and converts it into out; at the end of the
+// message it adds the missing line end.
+func (r *crlfReader) fill() {
+	n, err := r.rc.Read(r.in)
+	out := r.buf[:0]
+	chunk := r.in[:n]
+	for len(chunk) > 0 {
+		i := bytes.IndexByte(chunk, '\n')
+		if i < 0 {
+			out = append(out, chunk...)
+			r.last = chunk[len(chunk)-1]
+			break
+		}
+		prev := r.last
+		if i > 0 {
+			prev = chunk[i-1]
+		}
+		out = append(out, chunk[:i]...)
+		if prev != '\r' {
+			out = append(out, '\r')
+		}
+		out = append(out, '\n')
+		r.last = '\n'
+		chunk = chunk[i+1:]
+	}
+	r.any = r.any || n > 0
+	if err != nil {
+		if err == io.EOF && r.any && r.last != '\n' {
+			if r.last != '\r' {
+				out = append(out, '\r')
+			}
+			out = append(out, '\n')
+		}
+		r.err = err
+	}
+	r.buf, r.out = out, out
+}
+
+func (r *crlfReader) Close() error { return r.rc.Close() }

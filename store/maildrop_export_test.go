@@ -1,0 +1,29 @@
+package store
+
+import (
+	"context"
+	"io"
+)
+
+// NewCRLFReader exposes OpenCRLF's conversion to tests.
+func NewCRLFReader(rc io.ReadCloser) io.ReadCloser {
+	return &crlfReader{rc: rc, in: make([]byte, crlfChunk)}
+}
+
+// LockMaildropFor is LockMaildrop with a lifetime and refresh interval
+// short enough for a test to see them pass.
+var LockMaildropFor = (*Store).lockMaildrop
+
+// Abandon stops refreshing l without releasing it, as a process that
+// crashed would.
+func (l *MaildropLock) Abandon() {
+	l.unlock.Do(func() {
+		l.stop()
+		<-l.done
+	})
+}
+
+// Steal releases l behind its holder's back, as its expiry would.
+func (l *MaildropLock) Steal(ctx context.Context) error {
+	return l.c.Unlock(ctx, l.key, l.token)
+}

@@ -1,0 +1,272 @@
+package store_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"strings"
+	"testing"
+	"testing/iotest"
+	"time"
+
+	"basalt/internal/testsupport"
+	"basalt/internal/testsupport/storetest"
+	"basalt/store"
+)
+
+func TestCRLFReader(t *testing.T) {
+	long := strings.Repeat("x", 70000) // longer than a chunk
+	for _, tc := range []struct{ in, want string }{
+		{"", ""},
+		{"a", "a\r\n"},
+		{"a\n", "a\r\n"},
+		{"a\r\n", "a\r\n"},
+		{"a\r", "a\r\n"},
+		{"\n\n", "\r\n\r\n"},
+		{"a\rb\n", "a\rb\r\n"},
+		{"a\r\r\nb", "a\r\r\nb\r\n"},
+		{"h: v\nh2: w\r\n\nbody\nlast", "h: v\r\nh2: w\r\n\r\nbody\r\nlast\r\n"},
+		{long + "\n" + long, long + "\r\n" + long + "\r\n"},
+		{long + "\r\n" + long + "\r", long + "\r\n" + long + "\r\n"},
+	} {
+		for _, read := range []struct {
+			name string
+			wrap func(io.Reader) io.Reader
+		}{
+			{"whole", func(r io.Reader) io.Reader { return r }},
+			// One octet per read: a CR and its LF in different chunks.
+			{"octets", iotest.OneByteReader},
+		} {
+			rc := store.NewCRLFReader(io.NopCloser(read.wrap(strings.NewReader(tc.in))))
+			got, err := io.ReadAll(iotest.OneByteReader(rc))
+			if err != nil {
+				t.Fatalf("%.20q (%s): %v", tc.in, read.name, err)
+			}
+			if string(got) != tc.want {
+				t.Errorf("%.40q (%s) = %.40q, want %.40q", tc.in, read.name, got, tc.want)
+			}
+		}
+	}
+}
+
+// TestMaildrop: the INBOX only, in UID order, each message's size that of
+// OpenCRLF's stream, for plain and secure (encrypted) users alike, and the
+// same from the cache the second time.
+func TestMaildrop(t *testing.T) {
+	each(t, func(t *testing.T, e *storetest.Env) {
+		ctx := context.Background()
+		for _, secure := range []bool{false, true} {
+			addr := map[bool]string{false: "plain@example.org", true: "secure@example.org"}[secure]
+			a := e.Account(e.NewUser(t, addr, secure))
+			inbox := storetest.Inbox(t, a)
+			raws := []string{
+				string(storetest.Message("x@example.org", addr, "crlf", "hello")),
+				"Subject: bare\n\nline one\n.dot line\nno end",
+				string(storetest.SizedMessage(100 << 10)),
+			}
+			for _, r := range raws {
+				storetest.Append(t, a, inbox, []byte(r), store.AppendOptions{})
+			}
+			storetest.Append(t, a, storetest.MailboxID(t, a, "Sent"), []byte("Subject: elsewhere\r\n\r\nx\r\n"), store.AppendOptions{})
+
+			md, err := a.Maildrop(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			mb, err := a.Mailbox(ctx, inbox)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if md.MailboxID != inbox || md.UIDValidity != mb.UIDValidity || len(md.Messages) != len(raws) {
+				t.Fatalf("maildrop = mailbox %d uidvalidity %d, %d messages; want %d %d %d",
+					md.MailboxID, md.UIDValidity, len(md.Messages), inbox, mb.UIDValidity, len(raws))
+			}
+			for i, m := range md.Messages {
+				if i > 0 && m.UID <= md.Messages[i-1].UID {
+					t.Fatalf("not in UID order: %+v", md.Messages)
+				}
+				rc, err := a.OpenCRLF(ctx, m.ID)
+				if err != nil {
+					t.Fatal(err)
+				}
+				got, err := io.ReadAll(rc)
+				rc.Close()
+				if err != nil {
+					t.Fatal(err)
+				}
+				want := strings.ReplaceAll(strings.ReplaceAll(raws[i], "\r\n", "\n"), "\n", "\r\n")
+				if !strings.HasSuffix(want, "\r\n") {
+					want += "\r\n"
+				}
+				if string(got) != want {
+					t.Fatalf("secure %v message %d: OpenCRLF gave %.60q, want %.60q", secure, i, got, want)
+				}
+				if m.Size != int64(len(want)) {
+					t.Fatalf("secure %v message %d: size %d, want %d", secure, i, m.Size, len(want))
+				}
+			}
+			again, err := a.Maildrop(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := range again.Messages {
+				if again.Messages[i] != md.Messages[i] {
+					t.Fatalf("second listing %+v, first %+v", again.Messages[i], md.Messages[i])
+				}
+			}
+		}
+	})
+}
+
+// TestMaildropSizeNeedsKey: a secure user's maildrop cannot be sized
+// without the key, rather than being sized wrongly.
+func TestMaildropSizeNeedsKey(t *testing.T) {
+	e := storetest.Open(t, testsupport.Database{Driver: "sqlite", DSN: testsupport.SQLiteDSN(t)}, storetest.Options{})
+	auth := e.NewUser(t, "sec@example.org", true)
+	a := e.Account(auth)
+	storetest.Append(t, a, storetest.Inbox(t, a), []byte("Subject: s\n\nbody\n"), store.AppendOptions{})
+	if _, err := e.Store.Account(auth.User.ID, nil).Maildrop(context.Background()); !errors.Is(err, store.ErrLocked) {
+		t.Fatalf("maildrop without the key: %v, want ErrLocked", err)
+	}
+}
+
+// TestLockMaildrop: one session per maildrop, on one node or on two
+// sharing a Redis; a crashed holder's lock expires; a holder whose lock
+// goes is told.
+func TestLockMaildrop(t *testing.T) {
+	addr, prefix := testsupport.Redis(t)
+	db := testsupport.Database{Driver: "sqlite", DSN: testsupport.SQLiteDSN(t)}
+	for _, tc := range []struct {
+		name string
+		opts storetest.Options
+	}{
+		{"memory", storetest.Options{}},
+		{"redis", storetest.Options{RedisAddr: addr, RedisPrefix: prefix}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			e := storetest.Open(t, db, tc.opts)
+			nodes := []*store.Store{e.Store}
+			if tc.opts.RedisAddr != "" {
+				o := tc.opts
+				o.BlobDir = e.BlobDir
+				nodes = append(nodes, storetest.Open(t, db, o).Store)
+			} else {
+				nodes = append(nodes, e.Store)
+			}
+			uid := e.NewUser(t, tc.name+"@example.org", false).User.ID
+
+			l, err := nodes[0].LockMaildrop(ctx, uid)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, n := range nodes {
+				if _, err := n.LockMaildrop(ctx, uid); !errors.Is(err, store.ErrInUse) {
+					t.Fatalf("second lock on node %d: %v, want ErrInUse", i, err)
+				}
+			}
+			other, err := nodes[1].LockMaildrop(ctx, uid+1)
+			if err != nil {
+				t.Fatalf("another user's maildrop: %v", err)
+			}
+			other.Unlock()
+			l.Unlock()
+			l.Unlock()
+			l2, err := nodes[1].LockMaildrop(ctx, uid)
+			if err != nil {
+				t.Fatalf("lock after unlock: %v", err)
+			}
+			l2.Unlock()
+
+			// A live holder keeps its lock past its lifetime by
+			// refreshing it; a crashed one loses it when that runs out.
+			ttl, every := 300*time.Millisecond, 50*time.Millisecond
+			live, err := store.LockMaildropFor(nodes[0], ctx, uid, ttl, every)
+			if err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(3 * ttl)
+			if _, err := nodes[1].LockMaildrop(ctx, uid); !errors.Is(err, store.ErrInUse) {
+				t.Fatalf("lock while a live holder refreshes: %v, want ErrInUse", err)
+			}
+			live.Abandon()
+			deadline := time.Now().Add(10 * time.Second)
+			for {
+				l3, err := nodes[1].LockMaildrop(ctx, uid)
+				if err == nil {
+					l3.Unlock()
+					break
+				}
+				if !errors.Is(err, store.ErrInUse) || time.Now().After(deadline) {
+					t.Fatalf("crashed holder's lock: %v", err)
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+
+			// A holder whose lock went behind its back hears of it at
+			// its next refresh.
+			gone, err := store.LockMaildropFor(nodes[0], ctx, uid, ttl, every)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer gone.Unlock()
+			select {
+			case <-gone.Lost():
+				t.Fatal("Lost closed while the lock is held")
+			case <-time.After(2 * every):
+			}
+			if err := gone.Steal(ctx); err != nil {
+				t.Fatal(err)
+			}
+			thief, err := nodes[1].LockMaildrop(ctx, uid)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer thief.Unlock()
+			select {
+			case <-gone.Lost():
+			case <-time.After(10 * time.Second):
+				t.Fatal("Lost not closed after the lock went")
+			}
+			// Its Unlock must not release the new holder's lock.
+			gone.Unlock()
+			if _, err := nodes[0].LockMaildrop(ctx, uid); !errors.Is(err, store.ErrInUse) {
+				t.Fatalf("after the old holder's Unlock: %v, want ErrInUse", err)
+			}
+		})
+	}
+}
+
+// BenchmarkMaildrop measures a POP3 login's listing of a 1000-message
+// INBOX: cold, when every message must be read once to learn its size
+// on the wire, and warm, when the sizes are in the cache.
+func BenchmarkMaildrop(b *testing.B) {
+	db := testsupport.Database{Driver: "sqlite", DSN: testsupport.SQLiteDSN(b)}
+	e := storetest.Open(b, db, storetest.Options{})
+	auth := e.NewUser(b, "bench@example.org", false)
+	a := e.Account(auth)
+	inbox := storetest.Inbox(b, a)
+	const n = 1000
+	msg := storetest.SizedMessage(4 << 10)
+	for range n {
+		storetest.Append(b, a, inbox, msg, store.AppendOptions{})
+	}
+	b.Run("cold", func(b *testing.B) {
+		for b.Loop() {
+			b.StopTimer()
+			fresh := storetest.Open(b, db, storetest.Options{BlobDir: e.BlobDir}) // an empty cache
+			acct := fresh.Store.Account(auth.User.ID, nil)
+			b.StartTimer()
+			if md, err := acct.Maildrop(context.Background()); err != nil || len(md.Messages) != n {
+				b.Fatalf("%v %v", md, err)
+			}
+		}
+	})
+	b.Run("warm", func(b *testing.B) {
+		for b.Loop() {
+			if md, err := a.Maildrop(context.Background()); err != nil || len(md.Messages) != n {
+				b.Fatalf("%v %v", md, err)
+			}
+		}
+	})
+}
