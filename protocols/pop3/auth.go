@@ -1,35 +1,28 @@
 package pop3
 
 import (
-	"crypto/rand"
 	"encoding/base64"
-	"encoding/hex"
 	"errors"
-	"fmt"
 	"strings"
-	"time"
 
 	"github.com/emersion/go-sasl"
+
+	"basalt/protocols/saslserver"
 )
 
 // AUTH (RFC 5034) runs SASL exchanges: PLAIN from go-sasl, LOGIN and
-// CRAM-MD5 written here, as go-sasl has no server side for them. The
-// checks are the session service's, under its login throttle.
-
-const (
-	mechLogin   = "LOGIN"
-	mechCRAMMD5 = "CRAM-MD5"
-)
+// CRAM-MD5 from saslserver. The checks are the session service's, under
+// its login throttle.
 
 // mechanisms are those offered on this connection: none that send a
 // password in the clear where that is not allowed; CRAM-MD5 sends none.
 func (p *popSession) mechanisms() []string {
 	var m []string
 	if p.plaintextOK() {
-		m = append(m, sasl.Plain, mechLogin)
+		m = append(m, sasl.Plain, saslserver.Login)
 	}
 	if p.srv.cfg.CRAM != nil {
-		m = append(m, mechCRAMMD5)
+		m = append(m, saslserver.CRAMMD5)
 	}
 	return m
 }
@@ -109,80 +102,18 @@ func (p *popSession) saslServer(mech string) (sasl.Server, *reply) {
 			}
 			return p.password(login, password)
 		}), nil
-	case mechLogin:
+	case saslserver.Login:
 		if !p.plaintextOK() {
 			return nil, errPlaintext
 		}
-		return &loginServer{authenticate: p.password}, nil
-	case mechCRAMMD5:
+		return saslserver.NewLogin(p.password), nil
+	case saslserver.CRAMMD5:
 		if p.srv.cfg.CRAM != nil {
-			return p.cramServer(), nil
+			return saslserver.NewCRAMMD5(p.srv.cfg.Hostname, func(login, challenge, digest string) error {
+				a, err := p.srv.cfg.CRAM.AuthenticateCRAM(p.ctx(), login, challenge, digest, p.remote)
+				return p.admit(login, a, err)
+			}, func() error { return errAuthFailed }), nil
 		}
 	}
 	return nil, bad("Unsupported authentication mechanism")
-}
-
-// loginServer is the server side of LOGIN (draft-murchison-sasl-login):
-// obsolete, but Outlook and many phones still prefer it to PLAIN. The
-// user name may come as the initial response.
-type loginServer struct {
-	step         int
-	user         string
-	authenticate func(login, password string) error
-}
-
-func (l *loginServer) Next(response []byte) ([]byte, bool, error) {
-	switch l.step {
-	case 0:
-		l.step = 1
-		if response == nil {
-			return []byte("Username:"), false, nil
-		}
-		fallthrough
-	case 1:
-		l.user, l.step = string(response), 2
-		return []byte("Password:"), false, nil
-	case 2:
-		l.step = 3
-		return nil, true, l.authenticate(l.user, string(response))
-	}
-	return nil, true, sasl.ErrUnexpectedClientResponse
-}
-
-// cramServer runs one CRAM-MD5 exchange (RFC 2195): a challenge in the
-// form of a message id, then the answer "login digest".
-type cramServer struct {
-	challenge string
-	done      bool
-	verify    func(login, challenge, digest string) error
-}
-
-func (p *popSession) cramServer() sasl.Server {
-	var b [12]byte
-	rand.Read(b[:])
-	return &cramServer{
-		challenge: fmt.Sprintf("<%s.%d@%s>", hex.EncodeToString(b[:]), time.Now().Unix(), p.srv.cfg.Hostname),
-		verify: func(login, challenge, digest string) error {
-			a, err := p.srv.cfg.CRAM.AuthenticateCRAM(p.ctx(), login, challenge, digest, p.remote)
-			return p.admit(login, a, err)
-		},
-	}
-}
-
-func (c *cramServer) Next(response []byte) ([]byte, bool, error) {
-	if c.done {
-		return nil, true, sasl.ErrUnexpectedClientResponse
-	}
-	if response == nil {
-		return []byte(c.challenge), false, nil
-	}
-	c.done = true
-	// "login SP digest", the digest 16 octets in hex; a login may itself
-	// hold spaces, so the digest is what follows the last one.
-	resp := string(response)
-	i := strings.LastIndexByte(resp, ' ')
-	if i <= 0 || len(resp)-i-1 != 32 {
-		return nil, true, errAuthFailed
-	}
-	return nil, true, c.verify(resp[:i], c.challenge, strings.ToLower(resp[i+1:]))
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"basalt/delivery"
+	"basalt/protocols/saslserver"
 	"basalt/session"
 )
 
@@ -363,7 +364,7 @@ func (s *smtpSession) AuthMechanisms() []string {
 	}
 	m := []string{sasl.Plain, sasl.Login}
 	if s.srv.cfg.CRAM != nil {
-		m = append(m, cramMD5)
+		m = append(m, saslserver.CRAMMD5)
 	}
 	return m
 }
@@ -386,10 +387,13 @@ func (s *smtpSession) Auth(mech string) (sasl.Server, error) {
 			return s.login(login, password)
 		}), nil
 	case sasl.Login:
-		return &loginServer{authenticate: s.login}, nil
-	case cramMD5:
+		return saslserver.NewLogin(s.login), nil
+	case saslserver.CRAMMD5:
 		if s.srv.cfg.CRAM != nil {
-			return s.cramServer(), nil
+			return saslserver.NewCRAMMD5(s.srv.cfg.Hostname, func(login, challenge, digest string) error {
+				a, err := s.srv.cfg.CRAM.AuthenticateCRAM(s.ctx(), login, challenge, digest, s.remote)
+				return s.authResult(login, a, err)
+			}, func() error { return s.authRefused(errAuthFailed) }), nil
 		}
 	}
 	return nil, s.authRefused(smtp.ErrAuthUnknownMechanism)
