@@ -20,6 +20,9 @@ need_pkgs() {
   # curl and fetchmail are POP3 clients in the POP3 interop tests.
   command -v curl >/dev/null 2>&1 || missing+=(curl)
   command -v fetchmail >/dev/null 2>&1 || missing+=(fetchmail)
+  # mbsync (isync) and mutt are IMAP clients in the IMAP interop tests.
+  command -v mbsync >/dev/null 2>&1 || missing+=(isync)
+  command -v mutt >/dev/null 2>&1 || missing+=(mutt)
   [ ${#missing[@]} -eq 0 ] && return 0
   echo "testenv: installing ${missing[*]}" >&2
   local sudo=""

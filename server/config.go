@@ -31,6 +31,7 @@ type Config struct {
 	Maint    MaintConfig    `toml:"maintenance"`
 	SMTP     SMTPConfig     `toml:"smtp"`
 	POP3     POP3Config     `toml:"pop3"`
+	IMAP     IMAPConfig     `toml:"imap"`
 	Queue    QueueConfig    `toml:"queue"`
 	Milters  []MilterConfig `toml:"milter"`
 	TLS      TLSConfig      `toml:"tls"`
@@ -186,6 +187,7 @@ func LoadConfig(path, dataDir string) (Config, error) {
 	}
 	c.SMTP.setDefaults()
 	c.POP3.setDefaults()
+	c.IMAP.setDefaults()
 	return c, c.validate()
 }
 
@@ -205,7 +207,7 @@ func (c Config) validate() error {
 	if _, err := parseLevel(c.Log.Level); err != nil {
 		errs = append(errs, err)
 	}
-	errs = append(errs, c.SMTP.validate(), c.POP3.validate(), c.TLS.validate())
+	errs = append(errs, c.SMTP.validate(), c.POP3.validate(), c.IMAP.validate(), c.TLS.validate())
 	for i, m := range c.Milters {
 		if m.Address == "" {
 			errs = append(errs, fmt.Errorf("milter %d: address is required", i+1))

@@ -62,13 +62,23 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 		return err
 	}
-	log.Info("basalt serving", "http", listeners[0].Addr().String(), "mail", mail.addrs(), "pop3", pop.addrs(), "database", cfg.Database.Driver,
+	imapLns, err := svc.listenIMAP(tlsCfg)
+	if err != nil {
+		pop.close()
+		mail.close()
+		for _, l := range listeners {
+			l.Close()
+		}
+		return err
+	}
+	log.Info("basalt serving", "http", listeners[0].Addr().String(), "mail", mail.addrs(), "pop3", pop.addrs(), "imap", imapLns.addrs(), "database", cfg.Database.Driver,
 		"cache", map[bool]string{true: "redis", false: "memory"}[cfg.Cache.RedisAddr != ""], "data", cfg.DataDir)
 
 	var wg sync.WaitGroup
-	errc := make(chan error, len(servers)+len(mail.lns)+len(pop.lns)+1)
+	errc := make(chan error, len(servers)+len(mail.lns)+len(pop.lns)+len(imapLns.lns)+1)
 	mail.serve(&wg, errc)
 	pop.serve(&wg, errc)
+	imapLns.serve(&wg, errc)
 	for i, srv := range servers {
 		wg.Add(1)
 		go func() {
@@ -117,6 +127,13 @@ func Run(ctx context.Context, cfg Config) error {
 			log.Warn("pop3 shutdown", "err", serr)
 		}
 	}()
+	imapDone := make(chan struct{})
+	go func() {
+		defer close(imapDone)
+		if serr := imapLns.shutdown(sctx); serr != nil {
+			log.Warn("imap shutdown", "err", serr)
+		}
+	}()
 	for _, srv := range servers {
 		if serr := srv.Shutdown(sctx); serr != nil {
 			log.Warn("http shutdown", "addr", srv.Addr, "err", serr)
@@ -124,6 +141,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	<-mailDone
 	<-popDone
+	<-imapDone
 	wg.Wait()
 	return err
 }

@@ -52,6 +52,8 @@ type Store struct {
 	group   groupCommit
 	// localCache is set when the cache lives in this process only.
 	localCache bool
+	// watches fans change events out to this process's watchers (watch.go).
+	watches watchHub
 }
 
 // New returns a Store over already-open parts. The database must be migrated.

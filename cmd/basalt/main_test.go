@@ -174,7 +174,8 @@ func TestServe(t *testing.T) {
 			httpAddr, metricsAddr := freePort(t), freePort(t)
 			// The mail listeners too, on ports of the test's choosing.
 			mail := fmt.Sprintf("[smtp]\nmx_listen = %q\nsubmission_listen = %q\nsubmissions_listen = %q\nlmtp_listen = %q\n"+
-				"[pop3]\nlisten = %q\ntls_listen = %q\n", freePort(t), freePort(t), freePort(t), freePort(t), freePort(t), freePort(t))
+				"[pop3]\nlisten = %q\ntls_listen = %q\n[imap]\nlisten = %q\ntls_listen = %q\n",
+				freePort(t), freePort(t), freePort(t), freePort(t), freePort(t), freePort(t), freePort(t), freePort(t))
 			cfg := kdfConfig(t, tc.extra(t)+mail+fmt.Sprintf("[http]\nlisten = %q\nmetrics_listen = %q\n", httpAddr, metricsAddr))
 			data := t.TempDir()
 			done, stderr, cmd := startDaemon(t, "-config", cfg, "-data", data)

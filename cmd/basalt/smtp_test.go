@@ -46,7 +46,7 @@ func TestSMTPDurability(t *testing.T) {
 			mx := freePort(t)
 			cfg := kdfConfig(t, extra+fmt.Sprintf("[http]\nlisten = %q\n[smtp]\nhostname = \"mx.test\"\nmx_listen = %q\n"+
 				"submission_listen = \"off\"\nsubmissions_listen = \"off\"\nlmtp_listen = \"off\"\n"+
-				"[pop3]\nlisten = \"off\"\ntls_listen = \"off\"\n", freePort(t), mx))
+				"[pop3]\nlisten = \"off\"\ntls_listen = \"off\"\n[imap]\nlisten = \"off\"\ntls_listen = \"off\"\n", freePort(t), mx))
 			data := t.TempDir()
 			d := []string{"-data", data, "-config", cfg}
 			mustBasalt(t, "", append([]string{"domain", "add", "example.org"}, d...)...)

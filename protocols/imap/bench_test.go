@@ -1,0 +1,211 @@
+package imap
+
+import (
+	"bufio"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"os/signal"
+	"runtime"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"basalt/internal/testsupport"
+	"basalt/internal/testsupport/storetest"
+	"basalt/store"
+)
+
+// benchDatabases runs f on SQLite and on MariaDB (when configured).
+func benchDatabases(b *testing.B, f func(b *testing.B, db testsupport.Database)) {
+	b.Run("sqlite", func(b *testing.B) { f(b, testsupport.Database{Driver: "sqlite", DSN: testsupport.SQLiteDSN(b)}) })
+	b.Run("mysql", func(b *testing.B) { f(b, testsupport.Database{Driver: "mysql", DSN: testsupport.MySQLDSN(b)}) })
+}
+
+// BenchmarkSelectFetch100k: SELECT of a mailbox of 100,000 messages, and
+// FETCH of a 50-message range of it (ENVELOPE FLAGS) at its start and in
+// its middle, over one connection.
+func BenchmarkSelectFetch100k(b *testing.B) {
+	benchDatabases(b, func(b *testing.B, db testsupport.Database) {
+		h := start(b, setup{db: db})
+		alice := h.env.NewUser(b, "alice@example.org", false)
+		acct := h.env.Account(alice)
+		storetest.Seed(b, h.env, alice.User.ID, storetest.Inbox(b, acct), 100_000)
+		c := h.dial(b)
+		c.login("alice@example.org")
+		b.Run("select", func(b *testing.B) {
+			for b.Loop() {
+				must(b, c.ok("SELECT INBOX"), "* 100000 EXISTS")
+			}
+		})
+		for _, r := range []string{"1:50", "50001:50050"} {
+			b.Run("fetch-"+r+"-envelope-flags", func(b *testing.B) {
+				for b.Loop() {
+					if u := c.ok("FETCH " + r + " (ENVELOPE FLAGS)"); len(u) != 50 {
+						b.Fatalf("FETCH: %d responses", len(u))
+					}
+				}
+			})
+		}
+	})
+}
+
+// BenchmarkFetchFull: messages of 4 KB fetched whole (BODY.PEEK[]) over one
+// connection, reported in messages per second.
+func BenchmarkFetchFull(b *testing.B) {
+	benchDatabases(b, func(b *testing.B, db testsupport.Database) {
+		for _, secure := range []bool{false, true} {
+			b.Run(fmt.Sprintf("secure=%v", secure), func(b *testing.B) {
+				h := start(b, setup{db: db})
+				alice := h.env.NewUser(b, fmt.Sprintf("alice%v@example.org", secure), secure)
+				acct := h.env.Account(alice)
+				inbox := storetest.Inbox(b, acct)
+				const n = 500
+				m := storetest.SizedMessage(4096)
+				for i := 0; i < n; i++ {
+					storetest.Append(b, acct, inbox, m, store.AppendOptions{})
+				}
+				c := h.dial(b)
+				c.login(alice.User.Address)
+				c.ok("SELECT INBOX")
+				b.ResetTimer()
+				start := time.Now()
+				for b.Loop() {
+					if u := c.ok("FETCH 1:* BODY.PEEK[]"); len(u) != n {
+						b.Fatalf("FETCH: %d responses", len(u))
+					}
+				}
+				b.ReportMetric(float64(n*b.N)/time.Since(start).Seconds(), "msgs/s")
+			})
+		}
+	})
+}
+
+const memServerEnv = "BASALT_IMAP_MEMSERVER"
+
+// BenchmarkIdleMemory measures the resident memory one idle logged-in
+// connection costs the server: 2,000 connections each log in, SELECT
+// INBOX and IDLE. The server runs in a child process (this test binary,
+// re-run as TestIdleMemoryServer) so that the clients' memory is not
+// counted; its VmRSS is read before and after, each time after a GC.
+func BenchmarkIdleMemory(b *testing.B) {
+	const conns = 2000
+	for b.Loop() {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestIdleMemoryServer$", "-test.v")
+		cmd.Env = append(os.Environ(), memServerEnv+"=1")
+		stdout, err := cmd.StdoutPipe()
+		if err != nil {
+			b.Fatal(err)
+		}
+		cmd.Stderr = os.Stderr
+		if err := cmd.Start(); err != nil {
+			b.Fatal(err)
+		}
+		lines := bufio.NewScanner(stdout)
+		next := func(prefix string) string {
+			for lines.Scan() {
+				if rest, ok := strings.CutPrefix(strings.TrimSpace(lines.Text()), prefix); ok {
+					return rest
+				}
+			}
+			b.Fatalf("the server process ended before saying %q", prefix)
+			return ""
+		}
+		addr := next("LISTENING ")
+		// gc asks the child to collect and return memory, then reads its
+		// resident set.
+		gc := func() int64 {
+			cmd.Process.Signal(syscall.SIGUSR1)
+			next("GC DONE")
+			return vmRSS(b, cmd.Process.Pid)
+		}
+		// A few connections first, so that code and pools the first login
+		// brings in are not counted against the 2,000.
+		open := func(i int) net.Conn {
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				b.Fatal(err)
+			}
+			cl := newClient(b, c)
+			cl.login(fmt.Sprintf("user%d@example.org", i%memUsers))
+			cl.ok("SELECT INBOX")
+			cl.idle()
+			return c
+		}
+		var warm []net.Conn
+		for i := 0; i < 20; i++ {
+			warm = append(warm, open(i))
+		}
+		for _, c := range warm {
+			c.Close()
+		}
+		time.Sleep(500 * time.Millisecond)
+		before := gc()
+		held := make([]net.Conn, 0, conns)
+		for i := 0; i < conns; i++ {
+			held = append(held, open(i))
+		}
+		after := gc()
+		per := float64(after-before) / conns
+		b.ReportMetric(per, "B/conn")
+		b.ReportMetric(float64(before)/(1<<20), "MB-before")
+		b.ReportMetric(float64(after)/(1<<20), "MB-after")
+		for _, c := range held {
+			c.Close()
+		}
+		cmd.Process.Signal(syscall.SIGTERM)
+		cmd.Wait()
+	}
+}
+
+const memUsers = 100
+
+// TestIdleMemoryServer is BenchmarkIdleMemory's server process; it does
+// nothing unless that benchmark started it.
+func TestIdleMemoryServer(t *testing.T) {
+	if os.Getenv(memServerEnv) == "" {
+		t.Skip("run by BenchmarkIdleMemory")
+	}
+	h := start(t, setup{cfg: Config{MaxConnections: 10000, MaxConnectionsPerIP: 10000}})
+	for i := 0; i < memUsers; i++ {
+		h.user(fmt.Sprintf("user%d@example.org", i), false)
+	}
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGUSR1, syscall.SIGTERM)
+	fmt.Printf("LISTENING %s\n", h.addr)
+	for sig := range sigs {
+		if sig == syscall.SIGTERM {
+			return
+		}
+		// Several rounds: each GC can halve the stacks that shrink.
+		for i := 0; i < 5; i++ {
+			runtime.GC()
+		}
+		debug.FreeOSMemory()
+		fmt.Println("GC DONE")
+	}
+}
+
+// vmRSS reads a process's resident set size in bytes.
+func vmRSS(tb testing.TB, pid int) int64 {
+	tb.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(l, "VmRSS:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
+			if err != nil {
+				tb.Fatal(err)
+			}
+			return kb << 10
+		}
+	}
+	tb.Fatal("no VmRSS")
+	return 0
+}

@@ -1,0 +1,76 @@
+package imap
+
+import (
+	"context"
+	"errors"
+
+	"github.com/emersion/go-imap/v2"
+
+	"basalt/store"
+)
+
+func no(code imap.ResponseCode, text string) *imap.Error {
+	return &imap.Error{Type: imap.StatusResponseTypeNo, Code: code, Text: text}
+}
+
+func bad(text string) *imap.Error {
+	return &imap.Error{Type: imap.StatusResponseTypeBad, Code: imap.ResponseCodeClientBug, Text: text}
+}
+
+var (
+	errNoMailbox   = no(imap.ResponseCodeNonExistent, "No such mailbox")
+	errTryCreate   = no(imap.ResponseCodeTryCreate, "No such mailbox")
+	errReadOnly    = no(imap.ResponseCodeCannot, "The mailbox is selected read-only")
+	errBadSeqSet   = bad("Invalid sequence set: no such message")
+	errNoSelection = bad("No mailbox selected")
+)
+
+// codeExpungeIssued answers a command that named a message another
+// session has expunged (RFC 5530 3).
+const codeExpungeIssued imap.ResponseCode = "EXPUNGEISSUED"
+
+// storeErr turns a store error into the IMAP answer for it (RFC 5530
+// response codes). Errors the client cannot cause are logged, and the
+// client is told no more than that the server failed.
+func (s *session) storeErr(what string, err error) error {
+	var ie *imap.Error
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &ie):
+		return err
+	case errors.Is(err, store.ErrNotFound):
+		return errNoMailbox
+	case errors.Is(err, store.ErrExists):
+		return no(imap.ResponseCodeAlreadyExists, "Mailbox already exists")
+	case errors.Is(err, store.ErrOverQuota):
+		return no(imap.ResponseCodeOverQuota, "Mailbox is over quota")
+	case errors.Is(err, store.ErrTooLarge):
+		return no(imap.ResponseCodeTooBig, "Message too large")
+	case errors.Is(err, store.ErrNotEmpty):
+		return no(imap.ResponseCodeHasChildren, "Mailbox has child mailboxes; delete them first")
+	case errors.Is(err, store.ErrForbidden):
+		return no(imap.ResponseCodeNoPerm, "Permission denied")
+	case errors.Is(err, store.ErrLocked):
+		return no(imap.ResponseCodeUnavailable, "Mail is locked; log in again")
+	case errors.Is(err, store.ErrInvalid):
+		return no(imap.ResponseCodeCannot, invalidText(err))
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return no(imap.ResponseCodeUnavailable, "Server shutting down")
+	}
+	s.srv.log.Error(what, "user", s.userID(), "err", err)
+	return no(imap.ResponseCodeServerBug, "Internal error; the operation failed")
+}
+
+// invalidText is what the store said about an invalid argument, without
+// the ids and operations wrapped around it.
+func invalidText(err error) string {
+	msg := err.Error()
+	const marker = "invalid argument: "
+	for i := len(msg) - len(marker); i >= 0; i-- {
+		if msg[i:i+len(marker)] == marker {
+			return msg[i+len(marker):]
+		}
+	}
+	return "Invalid argument"
+}

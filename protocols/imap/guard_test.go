@@ -1,0 +1,358 @@
+package imap
+
+import (
+	"bufio"
+	"context"
+	"crypto/hmac"
+	"crypto/md5"
+	"crypto/tls"
+	"encoding/base64"
+	"encoding/hex"
+	"fmt"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"basalt/internal/testsupport/storetest"
+	"basalt/store"
+)
+
+func b64(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
+
+// startTLS runs STARTTLS and continues over TLS.
+func (c *client) startTLS(cfg *tls.Config) {
+	c.t.Helper()
+	c.ok("STARTTLS")
+	tc := tls.Client(c.conn, cfg)
+	if err := tc.Handshake(); err != nil {
+		c.t.Fatalf("TLS handshake: %v", err)
+	}
+	c.conn, c.r = tc, bufio.NewReader(tc)
+}
+
+// A remote client may not send a password in the clear: LOGINDISABLED
+// until STARTTLS (RFC 9051 6.2.1, 6.2.3).
+func TestPlaintextLoginRefused(t *testing.T) {
+	h := start(t, setup{remote: true})
+	h.user("alice@example.org", false)
+	c := h.dial(t)
+	if !strings.Contains(c.greeting, "LOGINDISABLED") || strings.Contains(c.greeting, "AUTH=") || !strings.Contains(c.greeting, "STARTTLS") {
+		t.Errorf("greeting to a remote plaintext client: %q", c.greeting)
+	}
+	c.expect(fmt.Sprintf("LOGIN alice@example.org %q", storetest.Password), "NO [PRIVACYREQUIRED]")
+	c.expect("AUTHENTICATE PLAIN "+b64("\x00alice@example.org\x00"+storetest.Password), "NO [PRIVACYREQUIRED]")
+	c.startTLS(h.tls)
+	caps := must(t, c.ok("CAPABILITY"), "* CAPABILITY")
+	if strings.Contains(caps, "LOGINDISABLED") || strings.Contains(caps, "STARTTLS") || !strings.Contains(caps, "AUTH=PLAIN") {
+		t.Errorf("capabilities after STARTTLS: %q", caps)
+	}
+	c.login("alice@example.org")
+	c.ok("SELECT INBOX")
+	c.expect("STARTTLS", "BAD")
+
+	// The operator may allow it.
+	h2 := start(t, setup{remote: true, cfg: Config{AllowPlaintextAuth: true}})
+	h2.user("alice@example.org", false)
+	c2 := h2.dial(t)
+	if strings.Contains(c2.greeting, "LOGINDISABLED") || !strings.Contains(c2.greeting, "AUTH=PLAIN") {
+		t.Errorf("greeting with allow_plaintext_auth: %q", c2.greeting)
+	}
+	c2.login("alice@example.org")
+}
+
+func TestImplicitTLS(t *testing.T) {
+	h := start(t, setup{remote: true})
+	h.user("alice@example.org", false)
+	c := h.dialTLS(t)
+	if strings.Contains(c.greeting, "STARTTLS") || strings.Contains(c.greeting, "LOGINDISABLED") || !strings.Contains(c.greeting, "AUTH=PLAIN") {
+		t.Errorf("greeting over TLS: %q", c.greeting)
+	}
+	c.login("alice@example.org")
+	c.ok("SELECT INBOX")
+	// The guard works above TLS here: bad commands still count.
+	c.expect("FROB", "BAD")
+}
+
+func TestAuthenticate(t *testing.T) {
+	h := start(t, setup{cram: true})
+	h.user("alice@example.org", false)
+	c := h.dial(t)
+	if !strings.Contains(c.greeting, "AUTH=CRAM-MD5") {
+		t.Errorf("greeting %q lacks AUTH=CRAM-MD5", c.greeting)
+	}
+	// PLAIN with an initial response (SASL-IR, RFC 4959).
+	c.ok("AUTHENTICATE PLAIN " + b64("\x00alice@example.org\x00"+storetest.Password))
+	c.ok("UNAUTHENTICATE")
+	c.expect("SELECT INBOX", "BAD")
+
+	// PLAIN after a continuation; a wrong password; another identity.
+	tag := c.next()
+	c.send(tag + " AUTHENTICATE PLAIN\r\n")
+	if l := c.line(); l != "+ " {
+		t.Fatalf("AUTHENTICATE PLAIN: %q", l)
+	}
+	c.send(b64("\x00alice@example.org\x00wrong") + "\r\n")
+	if _, st := c.until(tag); !strings.HasPrefix(st, "NO [AUTHENTICATIONFAILED]") {
+		t.Errorf("wrong password: %q", st)
+	}
+	c.expect("AUTHENTICATE PLAIN "+b64("bob@example.org\x00alice@example.org\x00"+storetest.Password), "NO [AUTHORIZATIONFAILED]")
+	// Cancelled by the client.
+	tag = c.next()
+	c.send(tag + " AUTHENTICATE PLAIN\r\n")
+	c.line()
+	c.send("*\r\n")
+	if _, st := c.until(tag); !strings.HasPrefix(st, "BAD") {
+		t.Errorf("cancelled AUTHENTICATE: %q", st)
+	}
+	c.expect("AUTHENTICATE FOO", "NO")
+	// The library answers a malformed initial response NO [SERVERBUG].
+	c.expect("AUTHENTICATE PLAIN %%%", "NO")
+
+	// LOGIN (the user name may come as an initial response).
+	tag = c.next()
+	c.send(tag + " AUTHENTICATE LOGIN " + b64("alice@example.org") + "\r\n")
+	if l := c.line(); l != "+ "+b64("Password:") {
+		t.Fatalf("AUTHENTICATE LOGIN: %q", l)
+	}
+	c.send(b64(storetest.Password) + "\r\n")
+	if _, st := c.until(tag); !strings.HasPrefix(st, "OK") {
+		t.Fatalf("AUTHENTICATE LOGIN: %q", st)
+	}
+	c.ok("UNAUTHENTICATE")
+
+	// CRAM-MD5 (RFC 2195).
+	tag = c.next()
+	c.send(tag + " AUTHENTICATE CRAM-MD5\r\n")
+	l := c.line()
+	ch, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(l, "+ "))
+	if err != nil || !strings.HasSuffix(string(ch), "@"+testHost+">") {
+		t.Fatalf("CRAM-MD5 challenge %q", l)
+	}
+	mac := hmac.New(md5.New, []byte(storetest.Password))
+	mac.Write(ch)
+	c.send(b64("alice@example.org "+hex.EncodeToString(mac.Sum(nil))) + "\r\n")
+	if _, st := c.until(tag); !strings.HasPrefix(st, "OK") {
+		t.Fatalf("AUTHENTICATE CRAM-MD5: %q", st)
+	}
+	c.ok("SELECT INBOX")
+	c.expect("AUTHENTICATE PLAIN "+b64("\x00alice@example.org\x00"+storetest.Password), "BAD")
+}
+
+func TestLiteralLimits(t *testing.T) {
+	h := start(t, setup{})
+	ctx := context.Background()
+	h.env.Store.AddDomain(ctx, "example.org")
+	small := int64(1000)
+	if _, err := h.env.Session.CreateUser(ctx, bsessionNewUser("alice@example.org", store.LimitOverrides{MaxRecvSize: &small})); err != nil {
+		t.Fatal(err)
+	}
+	c := h.dial(t)
+	c.login("alice@example.org")
+	// APPENDLIMIT is the user's receive size limit (RFC 7889).
+	must(t, c.ok("CAPABILITY"), " APPENDLIMIT=1000")
+	must(t, c.ok("STATUS INBOX (APPENDLIMIT)"), "APPENDLIMIT 1000")
+	// A synchronizing literal over it is refused before it is sent.
+	c.expect("APPEND INBOX {1001}", "NO [TOOBIG]")
+	body := "Subject: x\r\n\r\n" + strings.Repeat("y", 900)
+	c.ok(fmt.Sprintf("APPEND INBOX {%d+}\r\n%s", len(body), body))
+	// A non-synchronizing one comes with its data anyway: the server
+	// refuses it and ends the connection without reading the data.
+	c.send("a50 APPEND INBOX {50000000+}\r\n" + strings.Repeat("z", 10000))
+	got, closed := c.closed()
+	if !closed {
+		t.Fatalf("connection still open after an oversized literal; got %q", got)
+	}
+	if _, ok := find(got, "a50 NO [TOOBIG]"); !ok {
+		t.Errorf("oversized literal: got %q, want a50 NO [TOOBIG]", got)
+	}
+	if _, ok := find(got, "* BYE [TOOBIG]"); !ok {
+		t.Errorf("oversized literal: got %q, want BYE [TOOBIG]", got)
+	}
+	if _, ok := find(got, "BAD"); ok {
+		t.Errorf("the literal's data was read as commands: %q", got)
+	}
+
+	// Before login any APPEND literal is too big, and other commands take
+	// literals of at most 4 KiB.
+	c = h.dial(t)
+	c.expect("APPEND INBOX {10}", "NO [TOOBIG]")
+	c.send("a9 LOGIN {5000+}\r\n" + strings.Repeat("u", 5000) + " x\r\n")
+	if got, closed := c.closed(); !closed {
+		t.Fatalf("connection still open after a 5000-byte LOGIN literal; got %q", got)
+	} else if _, ok := find(got, "* BYE [TOOBIG]"); !ok {
+		t.Errorf("got %q, want BYE [TOOBIG]", got)
+	}
+	// Small literals work everywhere.
+	c = h.dial(t)
+	c.ok(fmt.Sprintf("LOGIN {17+}\r\nalice@example.org {%d+}\r\n%s", len(storetest.Password), storetest.Password))
+}
+
+func TestLineTooLong(t *testing.T) {
+	h := start(t, setup{})
+	h.user("alice@example.org", false)
+	c := h.dial(t)
+	c.login("alice@example.org")
+	c.send("a1 SELECT " + strings.Repeat("x", 70000))
+	got, closed := c.closed()
+	if !closed {
+		t.Fatal("connection still open after a 70,000-byte line")
+	}
+	if _, ok := find(got, "* BYE Command line too long"); !ok {
+		t.Errorf("got %q, want BYE", got)
+	}
+}
+
+func TestBadCommandCutoff(t *testing.T) {
+	h := start(t, setup{cfg: Config{MaxBadCommands: 3}})
+	h.user("alice@example.org", false)
+	c := h.dial(t)
+	c.login("alice@example.org")
+	c.expect("FROB", "BAD")
+	c.expect("FETCH", "BAD")
+	c.ok("NOOP") // a good command starts the count again
+	c.expect("SELECT", "BAD")
+	c.expect("STORE", "BAD")
+	c.send("a99 FROB\r\n")
+	got, closed := c.closed()
+	if !closed {
+		t.Fatalf("still open after 3 bad commands in a row; got %q", got)
+	}
+	if len(got) != 2 || !strings.HasPrefix(got[0], "a99 BAD") || got[1] != "* BYE Too many invalid commands" {
+		t.Errorf("got %q", got)
+	}
+	// Before login a single unknown command ends the connection (the
+	// library's guard against cross-protocol attacks).
+	c = h.dial(t)
+	c.send("GET / HTTP/1.1\r\n")
+	if _, closed := c.closed(); !closed {
+		t.Error("an HTTP request left the connection open")
+	}
+}
+
+func TestTimeouts(t *testing.T) {
+	h := start(t, setup{cfg: Config{LoginTimeout: 300 * time.Millisecond, IdleTimeout: 700 * time.Millisecond}})
+	h.user("alice@example.org", false)
+	c := h.dial(t)
+	start := time.Now()
+	got, closed := c.closed()
+	if !closed || time.Since(start) > 3*time.Second {
+		t.Fatalf("idle before login: closed %v after %v", closed, time.Since(start))
+	}
+	must(t, got, "* BYE Timed out")
+
+	// A TLS client that never starts its handshake is dropped too.
+	raw, err := net.Dial("tcp", h.tlsAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	raw.SetReadDeadline(time.Now().Add(5 * time.Second))
+	start = time.Now()
+	if _, err := raw.Read(make([]byte, 1)); err == nil || time.Since(start) > 3*time.Second {
+		t.Fatalf("silent TLS client: read %v after %v, want the server to close", err, time.Since(start))
+	}
+
+	// After login the autologout applies, IDLE included (RFC 9051 5.4).
+	c = h.dial(t)
+	c.login("alice@example.org")
+	time.Sleep(400 * time.Millisecond) // past the login timeout
+	c.ok("SELECT INBOX")
+	c.idle()
+	start = time.Now()
+	got, closed = c.closed()
+	if !closed || time.Since(start) < 500*time.Millisecond {
+		t.Fatalf("IDLE: closed %v after %v", closed, time.Since(start))
+	}
+	must(t, got, "* BYE Autologout")
+}
+
+func TestConnectionLimits(t *testing.T) {
+	h := start(t, setup{cfg: Config{MaxConnections: 3, MaxConnectionsPerIP: 2}})
+	a, b := h.dial(t), h.dial(t)
+	// A third from the same address is refused with BYE.
+	conn, err := net.Dial("tcp", h.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	line, _ := bufio.NewReader(conn).ReadString('\n')
+	if !strings.HasPrefix(line, "* BYE [UNAVAILABLE]") {
+		t.Errorf("third connection from one address: %q", line)
+	}
+	// Over implicit TLS the refusal is just a close.
+	if _, err := tls.Dial("tcp", h.tlsAddr, h.tls); err == nil {
+		t.Error("third connection over TLS was accepted")
+	}
+	// Closing one makes room.
+	a.ok("LOGOUT")
+	a.conn.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for h.srv.Open() > 1 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	h.dial(t)
+	b.ok("NOOP")
+}
+
+func TestShutdown(t *testing.T) {
+	h := start(t, setup{})
+	h.user("alice@example.org", false)
+	a := h.dial(t)
+	a.login("alice@example.org")
+	a.ok("SELECT INBOX")
+	a.idle()
+	b := h.dial(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := h.srv.Shutdown(ctx); err != nil {
+		t.Fatalf("shutdown: %v", err)
+	}
+	for _, c := range []*client{a, b} {
+		got, closed := c.closed()
+		if !closed {
+			t.Errorf("connection open after shutdown")
+		}
+		if _, ok := find(got, "* BYE Server shutting down"); !ok {
+			t.Errorf("got %q, want BYE", got)
+		}
+	}
+	if conn, err := net.DialTimeout("tcp", h.addr, time.Second); err == nil {
+		conn.Close()
+		t.Error("the listener still accepts after shutdown")
+	}
+	if h.srv.Open() != 0 {
+		t.Errorf("%d connections left open", h.srv.Open())
+	}
+}
+
+// Commands in the wrong state are BAD, whatever they are.
+func TestWrongState(t *testing.T) {
+	h := start(t, setup{})
+	h.user("alice@example.org", false)
+	c := h.dial(t)
+	for _, cmd := range []string{"SELECT INBOX", "LIST \"\" *", "STATUS INBOX (MESSAGES)", "IDLE", "NAMESPACE", "ENABLE IMAP4rev2", "UNAUTHENTICATE"} {
+		c.expect(cmd, "BAD")
+	}
+	c.login("alice@example.org")
+	for _, cmd := range []string{"FETCH 1 FLAGS", "STORE 1 +FLAGS (\\Seen)", "SEARCH ALL", "COPY 1 INBOX", "MOVE 1 INBOX", "EXPUNGE", "CLOSE", "UNSELECT", "UID FETCH 1 FLAGS"} {
+		c.expect(cmd, "BAD")
+	}
+	c.ok("LOGOUT")
+}
+
+// The session service's login throttle applies to LOGIN and AUTHENTICATE
+// alike: once an address has failed too often, even the right password is
+// refused, with UNAVAILABLE rather than AUTHENTICATIONFAILED.
+func TestLoginThrottle(t *testing.T) {
+	h := start(t, setup{opts: storetest.Options{Session: bsessionConfig(3)}})
+	h.user("alice@example.org", false)
+	c := h.dial(t)
+	for i := 0; i < 2; i++ {
+		c.expect(`LOGIN alice@example.org wrong`, "NO [AUTHENTICATIONFAILED]")
+	}
+	c.expect("AUTHENTICATE PLAIN "+b64("\x00alice@example.org\x00wrong"), "NO [AUTHENTICATIONFAILED]")
+	c.expect(fmt.Sprintf("LOGIN alice@example.org %q", storetest.Password), "NO [UNAVAILABLE]")
+	c.expect("AUTHENTICATE PLAIN "+b64("\x00alice@example.org\x00"+storetest.Password), "NO [UNAVAILABLE]")
+}

@@ -1,0 +1,256 @@
+package imap
+
+import (
+	"strings"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapserver"
+
+	"basalt/store"
+)
+
+// codeUseAttr refuses a special use the server does not support (RFC
+// 6154 6).
+const codeUseAttr imap.ResponseCode = "USEATTR"
+
+var specialUses = map[imap.MailboxAttr]bool{
+	imap.MailboxAttrAll: true, imap.MailboxAttrArchive: true, imap.MailboxAttrDrafts: true,
+	imap.MailboxAttrFlagged: true, imap.MailboxAttrJunk: true, imap.MailboxAttrSent: true,
+	imap.MailboxAttrTrash: true,
+}
+
+// Create is CREATE (RFC 9051 6.3.4), with CREATE-SPECIAL-USE (RFC 6154
+// 3). Missing parents are created too.
+func (s *session) Create(name string, options *imap.CreateOptions) error {
+	s.settle()
+	// A trailing delimiter says the client means to create children
+	// under the name; the name itself is what is created.
+	name = strings.TrimSuffix(name, string(delim))
+	if reserved(name) {
+		return no(imap.ResponseCodeCannot, "That name is reserved for shared mailboxes")
+	}
+	var use string
+	if options != nil && len(options.SpecialUse) > 0 {
+		if len(options.SpecialUse) > 1 || !specialUses[options.SpecialUse[0]] {
+			return no(codeUseAttr, "One special use of \\All \\Archive \\Drafts \\Flagged \\Junk \\Sent \\Trash")
+		}
+		use = string(options.SpecialUse[0])
+	}
+	acct, sn, err := s.resolve(name)
+	if err != nil {
+		return err
+	}
+	done, err := s.begin()
+	if err != nil {
+		return err
+	}
+	defer done()
+	_, err = acct.CreateMailbox(s.srv.base, sn, use)
+	return s.storeErr("create mailbox", err)
+}
+
+// Delete is DELETE (RFC 9051 6.3.5). A mailbox with children is refused
+// (HASCHILDREN): the store keeps no \Noselect placeholders.
+func (s *session) Delete(name string) error {
+	s.settle()
+	ref, err := s.lookup(name)
+	if err != nil {
+		return err
+	}
+	done, err := s.begin()
+	if err != nil {
+		return err
+	}
+	defer done()
+	if err := ref.acct.DeleteMailbox(s.srv.base, ref.mb.ID); err != nil {
+		return s.storeErr("delete mailbox", err)
+	}
+	if s.sel != nil && s.sel.ref.mb.ID == ref.mb.ID && s.sel.ref.acct.UserID() == ref.acct.UserID() {
+		s.sel.deleted = true
+	}
+	return nil
+}
+
+// Rename is RENAME (RFC 9051 6.3.6). Renaming INBOX moves its messages to
+// a new mailbox and leaves INBOX empty, as the RFC says.
+func (s *session) Rename(oldName, newName string, _ *imap.RenameOptions) error {
+	s.settle()
+	newName = strings.TrimSuffix(newName, string(delim))
+	if reserved(newName) {
+		return no(imap.ResponseCodeCannot, "That name is reserved for shared mailboxes")
+	}
+	ref, err := s.lookup(oldName)
+	if err != nil {
+		return err
+	}
+	acct, sn, err := s.resolve(newName)
+	if err != nil {
+		return err
+	}
+	if acct.UserID() != ref.acct.UserID() {
+		return no(imap.ResponseCodeCannot, "Cannot rename into another namespace")
+	}
+	done, err := s.begin()
+	if err != nil {
+		return err
+	}
+	defer done()
+	if ref.mb.Name != "INBOX" {
+		return s.storeErr("rename mailbox", acct.RenameMailbox(s.srv.base, ref.mb.ID, sn))
+	}
+	dst, err := acct.CreateMailbox(s.srv.base, sn, "")
+	if err != nil {
+		return s.storeErr("rename INBOX", err)
+	}
+	if _, err := acct.Move(s.srv.base, ref.mb.ID, nil, dst.ID); err != nil {
+		return s.storeErr("rename INBOX", err)
+	}
+	if s.sel != nil && s.sel.ref.mb.ID == ref.mb.ID {
+		s.sel.dirty = true
+	}
+	return nil
+}
+
+// Subscribe is SUBSCRIBE (RFC 9051 6.3.7); only existing mailboxes can be
+// subscribed.
+func (s *session) Subscribe(name string) error { return s.subscribe(name, true) }
+
+// Unsubscribe is UNSUBSCRIBE (RFC 9051 6.3.8).
+func (s *session) Unsubscribe(name string) error { return s.subscribe(name, false) }
+
+func (s *session) subscribe(name string, on bool) error {
+	s.settle()
+	ref, err := s.lookup(name)
+	if err != nil {
+		return err
+	}
+	done, err := s.begin()
+	if err != nil {
+		return err
+	}
+	defer done()
+	return s.storeErr("subscribe", ref.acct.Subscribe(s.srv.base, ref.mb.ID, on))
+}
+
+// List is LIST (RFC 9051 6.3.9) with LIST-EXTENDED (RFC 5258),
+// LIST-STATUS (RFC 5819), SPECIAL-USE (RFC 6154) and CHILDREN (RFC 3348);
+// the library turns LSUB into a LIST of subscribed mailboxes.
+func (s *session) List(w *imapserver.ListWriter, ref string, patterns []string, options *imap.ListOptions) error {
+	s.settle()
+	if len(patterns) == 0 {
+		// LIST "" "": the hierarchy delimiter and the root.
+		return w.WriteList(&imap.ListData{Attrs: []imap.MailboxAttr{imap.MailboxAttrNoSelect}, Delim: delim})
+	}
+	all, err := s.visible()
+	if err != nil {
+		return err
+	}
+	// Which mailboxes have children, and which have subscribed
+	// descendants: every ancestor of a name has children.
+	hasKids, subscribedKid := map[string]bool{}, map[string]bool{}
+	for _, m := range all {
+		for i := len(m.name) - 1; i > 0; i-- {
+			if m.name[i] == delim {
+				hasKids[m.name[:i]] = true
+				subscribedKid[m.name[:i]] = subscribedKid[m.name[:i]] || m.mb.Subscribed
+			}
+		}
+	}
+	for _, m := range all {
+		if !matchAny(m.name, ref, patterns) {
+			continue
+		}
+		subscribedKid := subscribedKid[m.name]
+		data := &imap.ListData{Delim: delim, Mailbox: m.name}
+		switch {
+		case options.SelectSpecialUse && m.mb.SpecialUse == "":
+			continue
+		case options.SelectSubscribed && !m.mb.Subscribed:
+			// RFC 5258 3.5: RECURSIVEMATCH also returns a mailbox whose
+			// descendant matches, marked with CHILDINFO.
+			if !options.SelectRecursiveMatch || !subscribedKid {
+				continue
+			}
+			data.ChildInfo = &imap.ListDataChildInfo{Subscribed: true}
+		case options.SelectRecursiveMatch && subscribedKid:
+			data.ChildInfo = &imap.ListDataChildInfo{Subscribed: true}
+		}
+		if hasKids[m.name] {
+			data.Attrs = append(data.Attrs, imap.MailboxAttrHasChildren)
+		} else {
+			data.Attrs = append(data.Attrs, imap.MailboxAttrHasNoChildren)
+		}
+		if m.mb.Subscribed && (options.SelectSubscribed || options.ReturnSubscribed) {
+			data.Attrs = append(data.Attrs, imap.MailboxAttrSubscribed)
+		}
+		// Special uses are listed whether asked for or not (RFC 6154 2
+		// allows it), since clients look for them in a plain LIST.
+		if m.mb.SpecialUse != "" {
+			data.Attrs = append(data.Attrs, imap.MailboxAttr(m.mb.SpecialUse))
+		}
+		if options.ReturnStatus != nil {
+			if data.Status, err = s.status(m, options.ReturnStatus); err != nil {
+				return err
+			}
+		}
+		if err := w.WriteList(data); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// matchAny reports whether name matches one of the patterns under ref;
+// INBOX matches whatever the case of the pattern (RFC 9051 5.1).
+func matchAny(name, ref string, patterns []string) bool {
+	for _, p := range patterns {
+		if imapserver.MatchList(name, delim, ref, p) {
+			return true
+		}
+		if name == "INBOX" && imapserver.MatchList(name, delim, strings.ToUpper(ref), strings.ToUpper(p)) {
+			return true
+		}
+	}
+	return false
+}
+
+// Status is STATUS (RFC 9051 6.3.11) with STATUS=SIZE (RFC 8438) and
+// APPENDLIMIT (RFC 7889).
+func (s *session) Status(name string, options *imap.StatusOptions) (*imap.StatusData, error) {
+	s.settle()
+	ref, err := s.lookup(name)
+	if err != nil {
+		return nil, err
+	}
+	return s.status(ref, options)
+}
+
+func (s *session) status(ref mailboxRef, o *imap.StatusOptions) (*imap.StatusData, error) {
+	if o.DeletedStorage {
+		// Part of QUOTA, which is not offered.
+		return nil, &imap.Error{Type: imap.StatusResponseTypeBad, Text: "Unknown STATUS data item"}
+	}
+	mb := ref.mb
+	u32 := func(n int64) *uint32 { v := uint32(max(n, 0)); return &v }
+	data := &imap.StatusData{
+		Mailbox:     ref.name,
+		NumMessages: u32(mb.Messages),
+		UIDNext:     imap.UID(mb.UIDNext),
+		UIDValidity: mb.UIDValidity,
+		NumUnseen:   u32(mb.Unseen),
+		NumRecent:   u32(0), // \Recent is not kept (RFC 9051 drops it)
+		Size:        &mb.Size,
+	}
+	if o.NumDeleted {
+		n, err := ref.acct.CountMessages(s.srv.base, mb.ID, store.SearchQuery{FlagsSet: store.FlagDeleted})
+		if err != nil {
+			return nil, s.storeErr("status", err)
+		}
+		data.NumDeleted = u32(n)
+	}
+	if o.AppendLimit {
+		l := s.AppendLimit()
+		data.AppendLimit = &l
+	}
+	return data, nil
+}

@@ -1,0 +1,245 @@
+package imap
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"basalt/internal/testsupport"
+	"basalt/internal/testsupport/storetest"
+	"basalt/store"
+)
+
+// waitFor reads responses until one contains sub, failing after limit.
+func (c *client) waitFor(sub string, limit time.Duration) (string, time.Duration) {
+	c.t.Helper()
+	start := time.Now()
+	for {
+		left := limit - time.Since(start)
+		if left <= 0 {
+			c.t.Fatalf("no %q within %v", sub, limit)
+		}
+		l, err := c.readResponse(left)
+		if err != nil {
+			c.t.Fatalf("waiting for %q: %v (got %q)", sub, err, l)
+		}
+		if strings.Contains(l, sub) {
+			return l, time.Since(start)
+		}
+	}
+}
+
+// idle starts IDLE and waits for the continuation.
+func (c *client) idle() string {
+	c.t.Helper()
+	tag := c.next()
+	c.send(tag + " IDLE\r\n")
+	if l := c.line(); !strings.HasPrefix(l, "+ ") {
+		c.t.Fatalf("IDLE: got %q, want a continuation", l)
+	}
+	return tag
+}
+
+func (c *client) done(tag string) []string {
+	c.t.Helper()
+	c.send("DONE\r\n")
+	u, st := c.until(tag)
+	if !strings.HasPrefix(st, "OK") {
+		c.t.Fatalf("IDLE ended with %q", st)
+	}
+	return u
+}
+
+// Changes made by any other session reach an IDLE session within a
+// second: a delivery through the store, and another IMAP session's flag
+// changes and expunges.
+func TestIdleSeesOtherSessions(t *testing.T) {
+	testsupport.ForEachCache(t, func(t *testing.T, kind, addr, prefix string) {
+		opts := storetest.Options{}
+		if kind == "redis" {
+			opts.RedisAddr, opts.RedisPrefix = addr, prefix
+		}
+		h := start(t, setup{opts: opts})
+		alice := h.user("alice@example.org", false)
+		h.deliver(alice, "INBOX", msg("one", "1"), store.AppendOptions{})
+		h.deliver(alice, "INBOX", msg("two", "2"), store.AppendOptions{})
+
+		a := h.dial(t)
+		a.login("alice@example.org")
+		a.ok("SELECT INBOX")
+		b := h.dial(t)
+		b.login("alice@example.org")
+		b.ok("SELECT INBOX")
+
+		tag := a.idle()
+		h.deliver(alice, "INBOX", msg("three", "3"), store.AppendOptions{})
+		if _, took := a.waitFor("* 3 EXISTS", time.Second); took > time.Second {
+			t.Errorf("EXISTS took %v", took)
+		}
+		b.ok(`STORE 1 +FLAGS (\Flagged)`)
+		if l, took := a.waitFor("FETCH", time.Second); l != `* 1 FETCH (UID 1 FLAGS (\Flagged))` || took > time.Second {
+			t.Errorf("flag change reached IDLE as %q after %v", l, took)
+		}
+		b.ok(`STORE 2 +FLAGS.SILENT (\Deleted)`)
+		a.waitFor(`* 2 FETCH (UID 2 FLAGS (\Deleted))`, time.Second)
+		b.ok("EXPUNGE")
+		a.waitFor("* 2 EXPUNGE", time.Second)
+		if u := a.done(tag); len(u) != 0 {
+			t.Errorf("after IDLE: %q", u)
+		}
+		// The views agree: two messages, UIDs 1 and 3, in both sessions.
+		for _, c := range []*client{a, b} {
+			u := c.ok("FETCH 1:* UID")
+			if len(u) != 2 || u[0] != "* 1 FETCH (UID 1)" || u[1] != "* 2 FETCH (UID 3)" {
+				t.Errorf("view after the changes: %q", u)
+			}
+		}
+	})
+}
+
+// Without IDLE, changes are reported after commands; an EXPUNGE waits for
+// a command that allows it (RFC 9051 7.5.1), and the message stays
+// numbered until then.
+func TestPollRules(t *testing.T) {
+	h := start(t, setup{})
+	alice := h.user("alice@example.org", false)
+	for i := 0; i < 3; i++ {
+		h.deliver(alice, "INBOX", msg("m", "x"), store.AppendOptions{})
+	}
+	a := h.dial(t)
+	a.login("alice@example.org")
+	a.ok("SELECT INBOX")
+	acct := h.env.Account(alice)
+	inbox := storetest.Inbox(t, acct)
+	ctx := context.Background()
+	if _, err := acct.Remove(ctx, inbox, store.UIDSet{{Start: 2, Stop: 2}}); err != nil {
+		t.Fatal(err)
+	}
+	h.deliver(alice, "INBOX", msg("new", "x"), store.AppendOptions{})
+	time.Sleep(200 * time.Millisecond) // let the events arrive
+
+	// FETCH: no EXPUNGE, and the expunged message 2 cannot be shown. The
+	// library reports changes only after a command that succeeded.
+	u, st := a.do("FETCH 1:3 UID")
+	mustNot(t, u, "EXPUNGE")
+	must(t, u, "* 3 FETCH (UID 3)")
+	if !strings.HasPrefix(st, "NO [EXPUNGEISSUED]") {
+		t.Errorf("FETCH of an expunged message ended %q", st)
+	}
+	// SEARCH: still no EXPUNGE; the new message is announced with a
+	// number that counts the expunged one, which is still message 2.
+	u = a.ok("SEARCH ALL")
+	must(t, u, "* SEARCH 1 3")
+	must(t, u, "* 4 EXISTS")
+	mustNot(t, u, "EXPUNGE")
+	// UID FETCH of it shows nothing; UID commands may expunge (RFC 9051
+	// 7.5.1), so the EXPUNGE comes now.
+	u = a.ok("UID FETCH 2 UID")
+	if len(u) != 1 || u[0] != "* 2 EXPUNGE" {
+		t.Errorf("UID FETCH of an expunged message = %q", u)
+	}
+	if u := a.ok("NOOP"); len(u) != 0 {
+		t.Errorf("NOOP = %q", u)
+	}
+	u = a.ok("FETCH 1:* UID")
+	if len(u) != 3 || u[2] != "* 3 FETCH (UID 4)" {
+		t.Errorf("after NOOP: %q", u)
+	}
+}
+
+// A session whose selected mailbox is deleted by another is told BYE.
+func TestSelectedMailboxDeleted(t *testing.T) {
+	h := start(t, setup{})
+	h.user("alice@example.org", false)
+	a := h.dial(t)
+	a.login("alice@example.org")
+	a.ok("CREATE Doomed")
+	a.ok("SELECT Doomed")
+	b := h.dial(t)
+	b.login("alice@example.org")
+	b.ok("DELETE Doomed")
+	a.send("a99 NOOP\r\n")
+	got, closed := a.closed()
+	if !closed {
+		t.Fatal("the connection stayed open")
+	}
+	if _, ok := find(got, "* BYE"); !ok {
+		t.Errorf("got %q, want BYE", got)
+	}
+}
+
+// With Redis, a change made through another Basalt process (another
+// Store and Server over the same MariaDB and Redis) reaches an IDLE
+// session within a second.
+func TestIdleAcrossProcesses(t *testing.T) {
+	addr, prefix := testsupport.Redis(t)
+	dsn := testsupport.MySQLDSN(t)
+	db := testsupport.Database{Driver: "mysql", DSN: dsn}
+	opts := storetest.Options{RedisAddr: addr, RedisPrefix: prefix}
+	node1 := start(t, setup{db: db, opts: opts})
+	opts.BlobDir = node1.env.BlobDir
+	node2 := start(t, setup{db: db, opts: opts})
+	alice := node1.user("alice@example.org", false)
+	node1.deliver(alice, "INBOX", msg("one", "1"), store.AppendOptions{})
+
+	a := node1.dial(t)
+	a.login("alice@example.org")
+	a.ok("SELECT INBOX")
+	tag := a.idle()
+
+	// Delivered through node 2's store.
+	acct2 := node2.env.Store.Account(alice.User.ID, nil)
+	storetest.Append(t, acct2, storetest.Inbox(t, acct2), msg("two", "2"), store.AppendOptions{})
+	if _, took := a.waitFor("* 2 EXISTS", time.Second); took > time.Second {
+		t.Errorf("EXISTS took %v", took)
+	}
+	// Changed through node 2's IMAP server.
+	b := node2.dial(t)
+	b.login("alice@example.org")
+	b.ok("SELECT INBOX")
+	b.ok(`STORE 2 +FLAGS (\Seen)`)
+	a.waitFor(`* 2 FETCH (UID 2 FLAGS (\Seen))`, time.Second)
+	b.ok("MOVE 1 Archive")
+	a.waitFor("* 1 EXPUNGE", time.Second)
+	a.done(tag)
+}
+
+// Deleting the selected mailbox in the same session is not a reason to
+// disconnect: the client knows, and its commands there fail NONEXISTENT.
+func TestSelectedMailboxDeletedBySelf(t *testing.T) {
+	h := start(t, setup{})
+	h.user("alice@example.org", false)
+	a := h.dial(t)
+	a.login("alice@example.org")
+	a.ok("CREATE Doomed")
+	a.ok("APPEND Doomed {14+}\r\nSubject: x\r\n\r\n")
+	a.ok("SELECT Doomed")
+	a.ok("DELETE Doomed")
+	a.ok("NOOP")
+	a.expect("FETCH 1 FLAGS", "NO [NONEXISTENT]")
+	a.ok("SELECT INBOX")
+}
+
+// A line other than DONE ends IDLE with BAD; the library then goes on
+// without waiting for the session's Idle, which must not overlap the next
+// command (run with -race).
+func TestIdleEndedBadly(t *testing.T) {
+	h := start(t, setup{})
+	alice := h.user("alice@example.org", false)
+	a := h.dial(t)
+	a.login("alice@example.org")
+	a.ok("SELECT INBOX")
+	for i := 0; i < 20; i++ {
+		tag := a.idle()
+		h.deliver(alice, "INBOX", msg("during idle", "x"), store.AppendOptions{})
+		a.send("NOT-DONE\r\na-next NOOP\r\n")
+		if _, st := a.until(tag); !strings.HasPrefix(st, "BAD") {
+			t.Fatalf("IDLE ended with %q", st)
+		}
+		if _, st := a.until("a-next"); !strings.HasPrefix(st, "OK") {
+			t.Fatalf("NOOP after IDLE: %q", st)
+		}
+	}
+	a.ok("FETCH 1:* UID")
+}

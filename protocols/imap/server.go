@@ -1,0 +1,389 @@
+package imap
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapserver"
+
+	"basalt/protocols/connlimit"
+	bsession "basalt/session"
+	"basalt/store"
+)
+
+// Authenticator checks logins; *session.Service is one. ip is the
+// client's host:port.
+type Authenticator interface {
+	Authenticate(ctx context.Context, login, password, ip string) (*bsession.Auth, error)
+	AuthenticateCRAM(ctx context.Context, login, challenge, digest, ip string) (*bsession.Auth, error)
+	// CRAMMD5 reports whether CRAM-MD5 (RFC 2195) may be offered.
+	CRAMMD5() bool
+}
+
+// Config tunes a Server. Zero fields take the defaults (WithDefaults).
+type Config struct {
+	// Hostname names the server in CRAM-MD5 challenges.
+	Hostname string
+	// TLS is the certificate for STARTTLS and ServeTLS; nil offers
+	// neither.
+	TLS *tls.Config
+	// AllowPlaintextAuth allows LOGIN and AUTHENTICATE on connections that
+	// are not secure (connlimit.Secure: TLS, loopback, unix socket).
+	// Without it such connections advertise LOGINDISABLED until STARTTLS.
+	AllowPlaintextAuth bool
+
+	MaxConnections      int // at once over every listener; default 1000
+	MaxConnectionsPerIP int // at once from one address (IPv6: its /64); default 20
+	// LoginTimeout bounds the wait for each command before login; the
+	// library's own limit there is 30s, so it can only shorten that.
+	// Default 30s.
+	LoginTimeout time.Duration
+	// IdleTimeout is the autologout after login: the longest wait for a
+	// command, IDLE included. RFC 9051 5.4 asks for at least 30 minutes.
+	// Default 30m.
+	IdleTimeout time.Duration
+	// MaxLineLength bounds a command line outside its literals; the
+	// library refuses commands over 50 KiB itself, and a client that goes
+	// on past this limit is disconnected. Default 64 KiB.
+	MaxLineLength int
+	// MaxBadCommands is how many BAD responses in a row a connection may
+	// get before it is closed with BYE. Default 10.
+	MaxBadCommands int
+	// MaxAppendSize caps APPENDLIMIT, which is otherwise the user's
+	// receive size limit. Default 50 MiB.
+	MaxAppendSize int64
+}
+
+// WithDefaults returns c with every unset field at its default; the
+// configuration layer shows these, so they are stated only here.
+func (c Config) WithDefaults() Config {
+	if c.Hostname == "" {
+		c.Hostname = "localhost"
+	}
+	def := func(v *int, d int) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	def(&c.MaxConnections, 1000)
+	def(&c.MaxConnectionsPerIP, 20)
+	def(&c.MaxLineLength, 64<<10)
+	def(&c.MaxBadCommands, 10)
+	if c.LoginTimeout == 0 {
+		c.LoginTimeout = 30 * time.Second
+	}
+	if c.IdleTimeout == 0 {
+		c.IdleTimeout = 30 * time.Minute // RFC 9051 5.4
+	}
+	if c.MaxAppendSize == 0 {
+		c.MaxAppendSize = 50 << 20
+	}
+	return c
+}
+
+// capabilities are what the server advertises beyond what the library
+// adds on its own (SASL-IR, LITERAL-, UNSELECT, ENABLE, IDLE,
+// UTF8=ACCEPT, STARTTLS, AUTH=, LOGINDISABLED, APPENDLIMIT=). Each works
+// fully; see the package's tests. Not here because the library release
+// dispatches no command for them: QUOTA, ACL, SORT, THREAD, ID,
+// CONDSTORE/QRESYNC (the store keeps a modseq per message, ready for the
+// last two).
+var capabilities = imap.CapSet{
+	imap.CapIMAP4rev1: {}, imap.CapIMAP4rev2: {},
+	imap.CapLiteralPlus: {}, imap.CapNamespace: {}, imap.CapUIDPlus: {},
+	imap.CapESearch: {}, imap.CapSearchRes: {}, imap.CapListExtended: {},
+	imap.CapListStatus: {}, imap.CapMove: {}, imap.CapStatusSize: {},
+	imap.CapBinary: {}, imap.CapChildren: {}, imap.CapSpecialUse: {},
+	imap.CapCreateSpecialUse: {}, imap.CapUnauthenticate: {},
+}
+
+// Server serves IMAP over the store. Serve and ServeTLS may be called for
+// any number of listeners.
+type Server struct {
+	cfg   Config
+	store *store.Store
+	auth  Authenticator
+	log   *slog.Logger
+	limit connlimit.Limiter
+
+	// base is the context of every store call; it ends when a shutdown
+	// gives up waiting.
+	base   context.Context
+	cancel context.CancelFunc
+
+	// The library decides per server instance whether a connection may
+	// log in without TLS and whether STARTTLS is offered, so there is one
+	// instance per kind of connection, each fed by a listener of its own.
+	plainSecure, plainInsecure, implicit *engine
+
+	mu        sync.Mutex
+	listeners map[net.Listener]struct{}
+	conns     map[*guard]struct{}
+	closing   bool
+	done      chan struct{} // closed by Shutdown
+	idle      chan struct{} // signalled when a connection ends while closing
+	// trustLoopback counts loopback clients as secure; only tests turn it
+	// off, to see what a remote client sees.
+	trustLoopback bool
+}
+
+// engine is one imapserver.Server and the listener it accepts from.
+type engine struct {
+	srv    *imapserver.Server
+	ln     *chanListener
+	served chan struct{} // closed when srv.Serve has returned
+}
+
+// New returns a server over st, checking logins with auth.
+func New(cfg Config, st *store.Store, auth Authenticator, log *slog.Logger) *Server {
+	if log == nil {
+		log = slog.Default()
+	}
+	s := &Server{
+		cfg: cfg.WithDefaults(), store: st, auth: auth, log: log.With("proto", "imap"),
+		listeners: map[net.Listener]struct{}{}, conns: map[*guard]struct{}{},
+		done: make(chan struct{}), idle: make(chan struct{}, 1), trustLoopback: true,
+	}
+	s.limit.Max, s.limit.PerIP = s.cfg.MaxConnections, s.cfg.MaxConnectionsPerIP
+	s.base, s.cancel = context.WithCancel(context.Background())
+	s.plainSecure = s.newEngine(s.cfg.TLS, true)
+	s.plainInsecure = s.newEngine(s.cfg.TLS, false)
+	// The library would offer STARTTLS again on a TLS connection it does
+	// not see as one (it sees the guard), so implicit TLS gets no TLS
+	// config: the connection is secure already.
+	s.implicit = s.newEngine(nil, true)
+	return s
+}
+
+func (s *Server) newEngine(tlsCfg *tls.Config, plaintextAuth bool) *engine {
+	e := &engine{ln: &chanListener{ch: make(chan net.Conn), done: s.done}, served: make(chan struct{})}
+	e.srv = imapserver.New(&imapserver.Options{
+		NewSession:   s.newSession,
+		Caps:         capabilities,
+		Logger:       libLogger{s.log},
+		TLSConfig:    tlsCfg,
+		InsecureAuth: plaintextAuth,
+	})
+	go func() {
+		defer close(e.served)
+		e.srv.Serve(e.ln)
+	}()
+	return e
+}
+
+// Serve accepts plain connections on ln until Shutdown; STARTTLS is
+// offered when the Config has TLS.
+func (s *Server) Serve(ln net.Listener) error { return s.serve(ln, false) }
+
+// ServeTLS accepts connections on ln that speak TLS from the first byte
+// (port 993, RFC 8314).
+func (s *Server) ServeTLS(ln net.Listener) error {
+	if s.cfg.TLS == nil {
+		return errors.New("imap: implicit TLS needs a TLS config")
+	}
+	return s.serve(ln, true)
+}
+
+func (s *Server) serve(ln net.Listener, implicitTLS bool) error {
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		return errors.New("imap: server shut down")
+	}
+	s.listeners[ln] = struct{}{}
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.listeners, ln)
+		s.mu.Unlock()
+	}()
+	var delay time.Duration
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			select {
+			case <-s.done:
+				return nil
+			default:
+			}
+			if errors.Is(err, net.ErrClosed) {
+				return nil
+			}
+			// Running out of descriptors is temporary: wait and retry.
+			var te interface{ Temporary() bool }
+			if errors.As(err, &te) && te.Temporary() {
+				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+				s.log.Warn("accept", "err", err, "retry_in", delay)
+				time.Sleep(delay)
+				continue
+			}
+			return fmt.Errorf("imap: accept on %s: %w", ln.Addr(), err)
+		}
+		delay = 0
+		s.accept(c, implicitTLS)
+	}
+}
+
+// accept admits one connection and hands it to the engine for its kind.
+func (s *Server) accept(c net.Conn, implicitTLS bool) {
+	release, err := s.limit.Admit(c.RemoteAddr())
+	if err != nil {
+		s.log.Info("connection refused", "remote", c.RemoteAddr().String(), "reason", err)
+		if !implicitTLS {
+			// RFC 9051 7.1.5: a server may greet with BYE and close.
+			c.SetWriteDeadline(time.Now().Add(time.Second))
+			fmt.Fprintf(c, "* BYE [UNAVAILABLE] %s\r\n", err)
+		}
+		c.Close()
+		return
+	}
+	// The library sets read deadlines only once it has greeted the
+	// client, and over implicit TLS the greeting waits for the handshake:
+	// without this a client that never says hello holds its place.
+	c.SetReadDeadline(time.Now().Add(s.cfg.LoginTimeout))
+	secure := connlimit.Secure(c) && (s.trustLoopback || isTLS(c))
+	inner := c
+	if implicitTLS {
+		inner = tls.Server(c, s.cfg.TLS)
+		secure = true
+	}
+	g := newGuard(inner, s, release, implicitTLS)
+	if !s.track(g) {
+		g.Close()
+		return
+	}
+	e := s.plainInsecure
+	switch {
+	case implicitTLS:
+		e = s.implicit
+	case secure || s.cfg.AllowPlaintextAuth:
+		e = s.plainSecure
+	}
+	select {
+	case e.ln.ch <- g:
+	case <-s.done:
+		g.Close()
+	}
+}
+
+func isTLS(c net.Conn) bool { _, ok := c.(*tls.Conn); return ok }
+
+// track registers a connection, unless the server is shutting down.
+func (s *Server) track(g *guard) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing {
+		return false
+	}
+	s.conns[g] = struct{}{}
+	return true
+}
+
+func (s *Server) forget(g *guard) {
+	s.mu.Lock()
+	delete(s.conns, g)
+	closing := s.closing
+	s.mu.Unlock()
+	if closing {
+		select {
+		case s.idle <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// Open returns the number of open connections.
+func (s *Server) Open() int { return s.limit.Open() }
+
+// Shutdown stops accepting, lets each connection finish the store
+// operation it is in, says BYE to it (RFC 9051 7.1.5) and closes it. When
+// ctx ends first, the remaining connections are cut.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closing = true
+	close(s.done)
+	for ln := range s.listeners {
+		ln.Close()
+	}
+	conns := make([]*guard, 0, len(s.conns))
+	for g := range s.conns {
+		conns = append(conns, g)
+	}
+	s.mu.Unlock()
+
+	for _, g := range conns {
+		go g.bye("Server shutting down")
+	}
+	var err error
+	for {
+		s.mu.Lock()
+		n := len(s.conns)
+		s.mu.Unlock()
+		if n == 0 {
+			break
+		}
+		select {
+		case <-s.idle:
+			continue
+		case <-time.After(100 * time.Millisecond):
+			continue
+		case <-ctx.Done():
+			err = ctx.Err()
+		}
+		break
+	}
+	s.cancel()
+	for _, e := range []*engine{s.plainSecure, s.plainInsecure, s.implicit} {
+		// The library's Close must not race its Serve starting up; with
+		// s.done closed, Serve returns at once.
+		<-e.served
+		e.srv.Close() // closes what is left
+	}
+	return err
+}
+
+// chanListener hands the engine the connections Serve accepted.
+type chanListener struct {
+	ch   chan net.Conn
+	done chan struct{}
+}
+
+func (l *chanListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.ch:
+		return c, nil
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
+}
+
+func (l *chanListener) Close() error   { return nil }
+func (l *chanListener) Addr() net.Addr { return &net.TCPAddr{} }
+
+// libLogger passes the library's messages to slog. A client that goes away
+// or times out is routine, so those are debug messages.
+type libLogger struct{ log *slog.Logger }
+
+func (l libLogger) Printf(format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	level := slog.LevelWarn
+	for _, routine := range []string{"i/o timeout", "use of closed network connection", "connection reset by peer", "broken pipe", "EOF", "bad number set"} {
+		if strings.Contains(msg, routine) {
+			level = slog.LevelDebug
+			break
+		}
+	}
+	l.log.Log(context.Background(), level, "imapserver: "+strings.TrimSpace(msg))
+}

@@ -1,0 +1,336 @@
+package imap
+
+import (
+	"errors"
+	"io"
+	"slices"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapserver"
+
+	"basalt/store"
+)
+
+// Store is STORE and UID STORE (RFC 9051 6.4.6).
+func (s *session) Store(w *imapserver.FetchWriter, numSet imap.NumSet, flags *imap.StoreFlags, _ *imap.StoreOptions) error {
+	s.settle()
+	sel, err := s.selection()
+	if err != nil {
+		return err
+	}
+	if sel.readOnly {
+		return errReadOnly
+	}
+	bits, kws, err := storeFlags(flags.Flags)
+	if err != nil {
+		return err
+	}
+	idx, err := s.indexes(numSet)
+	if err != nil {
+		return err
+	}
+	_, byUID := numSet.(imap.UIDSet)
+	uids, issued := sel.live(idx)
+	if len(uids) == 0 {
+		return expungeIssued(issued && !byUID)
+	}
+	done, err := s.begin()
+	if err != nil {
+		return err
+	}
+	defer done()
+	var ups []store.FlagUpdate
+	switch flags.Op {
+	case imap.StoreFlagsAdd:
+		ups, err = s.setFlags(uids, store.FlagAdd, bits, kws)
+	case imap.StoreFlagsDel:
+		ups, err = s.setFlags(uids, store.FlagRemove, bits, kws)
+	default:
+		ups, err = s.replaceFlags(uids, bits, kws)
+	}
+	if err != nil {
+		return s.storeErr("store", err)
+	}
+	if !flags.Silent {
+		for _, u := range ups {
+			i, ok := slices.BinarySearch(sel.uids, u.UID)
+			if !ok {
+				continue
+			}
+			mw := w.CreateMessage(uint32(i + 1))
+			if byUID {
+				mw.WriteUID(imap.UID(u.UID)) // RFC 9051 6.4.9
+			}
+			mw.WriteFlags(imapFlags(u.Flags, u.Keywords))
+			if err := mw.Close(); err != nil {
+				return err
+			}
+		}
+	}
+	return expungeIssued(issued && !byUID)
+}
+
+// replaceFlags is STORE FLAGS: the flags IMAP shows become exactly bits
+// and kws, while the store's other bits (the webmail's marks) stay. The
+// store replaces all of a message's client flags at once, so messages
+// are grouped by the marks they keep, one replacement per group.
+func (s *session) replaceFlags(uids []uint32, bits store.Flags, kws []string) ([]store.FlagUpdate, error) {
+	acct, id := s.sel.ref.acct, s.sel.ref.mb.ID
+	cur, err := acct.List(s.srv.base, id, store.ListQuery{UIDs: uidRanges(uids)})
+	if err != nil {
+		return nil, err
+	}
+	groups := map[store.Flags][]uint32{}
+	for _, m := range cur {
+		keep := m.Flags & store.ClientFlags &^ visibleFlags
+		groups[keep] = append(groups[keep], m.UID)
+	}
+	var out []store.FlagUpdate
+	for keep, us := range groups {
+		ups, err := s.setFlags(us, store.FlagReplace, bits|keep, kws)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, ups...)
+	}
+	slices.SortFunc(out, func(a, b store.FlagUpdate) int { return int(a.UID) - int(b.UID) })
+	return out, nil
+}
+
+// setFlags changes flags in the selected mailbox and remembers the
+// modseq the change got, so that it is not reported back to this client
+// as another session's: the command answers for it. Only modseqs above
+// the mailbox's before the change are this change's; messages the
+// change left alone keep theirs.
+func (s *session) setFlags(uids []uint32, op store.FlagOp, bits store.Flags, kws []string) ([]store.FlagUpdate, error) {
+	sel := s.sel
+	acct, id := sel.ref.acct, sel.ref.mb.ID
+	before, err := acct.Mailbox(s.srv.base, id)
+	if err != nil {
+		return nil, err
+	}
+	ups, err := acct.SetFlags(s.srv.base, id, uidRanges(uids), op, bits, kws)
+	if err != nil {
+		return nil, err
+	}
+	for _, u := range ups {
+		if u.ModSeq > before.HighestModSeq {
+			sel.noteOwn(u.ModSeq)
+		}
+	}
+	return ups, nil
+}
+
+// live returns the UIDs at idx that still exist as far as this session
+// knows, and whether some did not (expunged by another session).
+func (sel *selected) live(idx []int) ([]uint32, bool) {
+	uids := make([]uint32, 0, len(idx))
+	issued := false
+	for _, i := range idx {
+		u := sel.uids[i]
+		if _, gone := sel.gone[u]; gone {
+			issued = true
+			continue
+		}
+		uids = append(uids, u)
+	}
+	return uids, issued
+}
+
+func expungeIssued(issued bool) error {
+	if issued {
+		return no(codeExpungeIssued, "Some of the messages no longer exist")
+	}
+	return nil
+}
+
+// copyTarget resolves the destination of COPY, MOVE and APPEND; a
+// missing mailbox is TRYCREATE (RFC 9051 6.4.7).
+func (s *session) copyTarget(name string) (mailboxRef, error) {
+	ref, err := s.lookup(name)
+	if err == errNoMailbox {
+		return mailboxRef{}, errTryCreate
+	}
+	return ref, err
+}
+
+// Copy is COPY and UID COPY (RFC 9051 6.4.7), with COPYUID (RFC 4315).
+func (s *session) Copy(numSet imap.NumSet, dest string) (*imap.CopyData, error) {
+	s.settle()
+	res, err := s.copyOrMove(numSet, dest, false, nil)
+	return res, err
+}
+
+// Move is MOVE and UID MOVE (RFC 6851): the copies, then an EXPUNGE for
+// each moved message.
+func (s *session) Move(w *imapserver.MoveWriter, numSet imap.NumSet, dest string) error {
+	s.settle()
+	_, err := s.copyOrMove(numSet, dest, true, w)
+	return err
+}
+
+func (s *session) copyOrMove(numSet imap.NumSet, dest string, move bool, mw *imapserver.MoveWriter) (*imap.CopyData, error) {
+	sel, err := s.selection()
+	if err != nil {
+		return nil, err
+	}
+	if move && sel.readOnly {
+		return nil, errReadOnly
+	}
+	idx, err := s.indexes(numSet)
+	if err != nil {
+		return nil, err
+	}
+	_, byUID := numSet.(imap.UIDSet)
+	dst, err := s.copyTarget(dest)
+	if err != nil {
+		return nil, err
+	}
+	uids, issued := sel.live(idx)
+	if len(uids) == 0 {
+		return nil, expungeIssued(issued && !byUID)
+	}
+	if move && dst.mb.ID == sel.ref.mb.ID && dst.acct.UserID() == sel.ref.acct.UserID() {
+		return nil, no(imap.ResponseCodeCannot, "Source and destination are the same mailbox")
+	}
+	done, err := s.begin()
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	src := sel.ref.acct
+	var res store.CopyResult
+	switch {
+	case dst.acct.UserID() != src.UserID() && move:
+		res, err = src.MoveTo(s.srv.base, sel.ref.mb.ID, uidRanges(uids), dst.acct, dst.mb.ID)
+	case dst.acct.UserID() != src.UserID():
+		res, err = src.CopyTo(s.srv.base, sel.ref.mb.ID, uidRanges(uids), dst.acct, dst.mb.ID)
+	case move:
+		res, err = src.Move(s.srv.base, sel.ref.mb.ID, uidRanges(uids), dst.mb.ID)
+	default:
+		res, err = src.Copy(s.srv.base, sel.ref.mb.ID, uidRanges(uids), dst.mb.ID)
+	}
+	if err != nil {
+		return nil, s.storeErr("copy", err)
+	}
+	if dst.mb.ID == sel.ref.mb.ID {
+		sel.dirty = true
+	}
+	var data *imap.CopyData
+	if len(res.Pairs) > 0 {
+		data = &imap.CopyData{UIDValidity: res.UIDValidity}
+		for _, p := range res.Pairs {
+			data.SourceUIDs.AddNum(imap.UID(p.Src))
+			data.DestUIDs.AddNum(imap.UID(p.Dst))
+		}
+	}
+	if move {
+		if data != nil {
+			if err := mw.WriteCopyData(data); err != nil {
+				return nil, err
+			}
+		}
+		moved := make([]uint32, len(res.Pairs))
+		for i, p := range res.Pairs {
+			moved[i] = p.Src
+		}
+		if err := s.expunged(moved, mw.WriteExpunge); err != nil {
+			return nil, err
+		}
+	}
+	return data, expungeIssued(issued && !byUID)
+}
+
+// expunged removes this session's own expunges from the view, writing
+// EXPUNGE for each, highest sequence number first so that every number
+// written is still valid when the client reads it.
+func (s *session) expunged(uids []uint32, write func(seq uint32) error) error {
+	sel := s.sel
+	slices.Sort(uids)
+	for k := len(uids) - 1; k >= 0; k-- {
+		i, ok := slices.BinarySearch(sel.uids, uids[k])
+		if !ok {
+			continue
+		}
+		if err := write(uint32(i + 1)); err != nil {
+			return err
+		}
+		sel.uids = slices.Delete(sel.uids, i, i+1)
+		delete(sel.gone, uids[k])
+	}
+	return nil
+}
+
+// Expunge is EXPUNGE, UID EXPUNGE (RFC 9051 6.4.3, 6.4.9) and the
+// silent expunge of CLOSE (6.4.1). In a mailbox selected read-only
+// nothing is expunged, which is what CLOSE must do there, and EXPUNGE
+// does no more.
+func (s *session) Expunge(w *imapserver.ExpungeWriter, uids *imap.UIDSet) error {
+	s.settle()
+	sel, err := s.selection()
+	if err != nil {
+		return err
+	}
+	if sel.readOnly {
+		return nil
+	}
+	var set store.UIDSet // nil: every \Deleted message
+	if uids != nil {
+		idx, err := s.indexes(*uids)
+		if err != nil {
+			return err
+		}
+		live, _ := sel.live(idx)
+		if len(live) == 0 {
+			return nil
+		}
+		set = uidRanges(live)
+	}
+	done, err := s.begin()
+	if err != nil {
+		return err
+	}
+	defer done()
+	gone, err := sel.ref.acct.Expunge(s.srv.base, sel.ref.mb.ID, set)
+	if err != nil {
+		return s.storeErr("expunge", err)
+	}
+	return s.expunged(gone, w.WriteExpunge)
+}
+
+// Append is APPEND (RFC 9051 6.3.12) with APPENDUID (RFC 4315). The
+// library has refused a literal over AppendLimit before reading it.
+func (s *session) Append(mailbox string, r imap.LiteralReader, options *imap.AppendOptions) (*imap.AppendData, error) {
+	s.settle()
+	ref, err := s.copyTarget(mailbox)
+	if err != nil {
+		return nil, err
+	}
+	bits, kws, err := storeFlags(options.Flags)
+	if err != nil {
+		return nil, err
+	}
+	if r.Size() == 0 {
+		return nil, no(imap.ResponseCodeCannot, "Empty message")
+	}
+	raw := make([]byte, r.Size())
+	if _, err := io.ReadFull(r, raw); err != nil {
+		return nil, err
+	}
+	done, err := s.begin()
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	res, err := ref.acct.Append(s.srv.base, ref.mb.ID, raw, store.AppendOptions{Flags: bits, Keywords: kws, InternalDate: options.Time})
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, errTryCreate
+	}
+	if err != nil {
+		return nil, s.storeErr("append", err)
+	}
+	if s.sel != nil && s.sel.ref.mb.ID == ref.mb.ID {
+		s.sel.dirty = true
+	}
+	return &imap.AppendData{UID: imap.UID(res.UID), UIDValidity: res.UIDValidity}, nil
+}

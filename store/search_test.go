@@ -1,0 +1,98 @@
+package store_test
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"testing"
+	"time"
+
+	"basalt/internal/testsupport"
+	"basalt/internal/testsupport/storetest"
+	"basalt/store"
+)
+
+func TestSearch(t *testing.T) {
+	testsupport.ForEachDatabase(t, func(t *testing.T, db testsupport.Database) {
+		e := storetest.Open(t, db, storetest.Options{})
+		ctx := context.Background()
+		a := e.Account(e.NewUser(t, "alice@example.org", false))
+		other := e.Account(e.NewUser(t, "mallory@example.org", false))
+		inbox := storetest.Inbox(t, a)
+		day := func(d int) time.Time { return time.Date(2026, 3, d, 12, 0, 0, 0, time.UTC) }
+		// uid: flags, size, date
+		msgs := []struct {
+			flags store.Flags
+			size  int
+			date  time.Time
+		}{
+			{store.FlagSeen, 1000, day(1)},
+			{0, 2000, day(2)},
+			{store.FlagSeen | store.FlagDeleted, 3000, day(3)},
+			{store.FlagFlagged, 4000, day(4)},
+			{store.FlagDeleted, 5000, day(5)},
+		}
+		for _, m := range msgs {
+			storetest.Append(t, a, inbox, storetest.SizedMessage(m.size), store.AppendOptions{Flags: m.flags, InternalDate: m.date})
+		}
+		for _, tc := range []struct {
+			name string
+			q    store.SearchQuery
+			want []uint32
+		}{
+			{"all", store.SearchQuery{}, []uint32{1, 2, 3, 4, 5}},
+			{"seen", store.SearchQuery{FlagsSet: store.FlagSeen}, []uint32{1, 3}},
+			{"unseen", store.SearchQuery{FlagsClear: store.FlagSeen}, []uint32{2, 4, 5}},
+			{"seen and deleted", store.SearchQuery{FlagsSet: store.FlagSeen | store.FlagDeleted}, []uint32{3}},
+			{"deleted not seen", store.SearchQuery{FlagsSet: store.FlagDeleted, FlagsClear: store.FlagSeen}, []uint32{5}},
+			{"larger", store.SearchQuery{Larger: 3000}, []uint32{4, 5}},
+			{"smaller", store.SearchQuery{Smaller: 3000}, []uint32{1, 2}},
+			{"since", store.SearchQuery{Since: day(4).Truncate(24 * time.Hour)}, []uint32{4, 5}},
+			{"before", store.SearchQuery{Before: day(2).Truncate(24 * time.Hour)}, []uint32{1}},
+			{"uids", store.SearchQuery{UIDs: store.UIDSet{{Start: 2, Stop: 3}, {Start: 5, Stop: 0}}}, []uint32{2, 3, 5}},
+			{"page", store.SearchQuery{AfterUID: 2, Limit: 2}, []uint32{3, 4}},
+			{"none", store.SearchQuery{UIDs: store.UIDSet{}}, nil},
+		} {
+			got, err := a.Search(ctx, inbox, tc.q)
+			if err != nil {
+				t.Fatalf("%s: %v", tc.name, err)
+			}
+			var uids []uint32
+			for _, m := range got {
+				uids = append(uids, m.UID)
+			}
+			if !slices.Equal(uids, tc.want) {
+				t.Errorf("%s: got UIDs %v, want %v", tc.name, uids, tc.want)
+			}
+			if len(got) > 0 && got[0].Size == 0 {
+				t.Errorf("%s: rows come without their size", tc.name)
+			}
+			if tc.q.Limit == 0 {
+				n, err := a.CountMessages(ctx, inbox, tc.q)
+				if err != nil || n != int64(len(tc.want)) {
+					t.Errorf("%s: count = %d, %v; want %d", tc.name, n, err, len(tc.want))
+				}
+			}
+		}
+
+		uids, err := a.UIDs(ctx, inbox)
+		if err != nil || !slices.Equal(uids, []uint32{1, 2, 3, 4, 5}) {
+			t.Fatalf("UIDs = %v, %v", uids, err)
+		}
+		empty := storetest.MailboxID(t, a, "Trash")
+		if uids, err := a.UIDs(ctx, empty); err != nil || uids == nil || len(uids) != 0 {
+			t.Fatalf("UIDs of an empty mailbox = %#v, %v; want an empty list", uids, err)
+		}
+
+		// Another user's mailbox is not there, whatever its id.
+		if _, err := other.UIDs(ctx, inbox); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("UIDs of another user's mailbox: %v, want ErrNotFound", err)
+		}
+		if got, err := other.Search(ctx, inbox, store.SearchQuery{}); err != nil || len(got) != 0 {
+			t.Errorf("search of another user's mailbox = %d messages, %v", len(got), err)
+		}
+		if n, err := other.CountMessages(ctx, inbox, store.SearchQuery{}); err != nil || n != 0 {
+			t.Errorf("count of another user's mailbox = %d, %v", n, err)
+		}
+	})
+}
