@@ -1,12 +1,8 @@
 package server
 
 import (
-	"context"
 	"crypto/tls"
 	"errors"
-	"fmt"
-	"net"
-	"sync"
 	"time"
 
 	protoimap "basalt/protocols/imap"
@@ -74,84 +70,14 @@ func (c IMAPConfig) validate() error {
 	return errors.Join(errs...)
 }
 
-// imapListeners are the bound IMAP listeners and the server over them.
-type imapListeners struct {
-	srv *protoimap.Server
-	lns []imapListener
-}
-
-type imapListener struct {
-	ln  net.Listener
-	tls bool
-}
-
-// listenIMAP binds every configured IMAP listener, or none: on an error
-// the ones already bound are closed.
-func (s *Services) listenIMAP(tlsCfg *tls.Config) (*imapListeners, error) {
+// listenIMAP binds the configured IMAP listeners, or none.
+func (s *Services) listenIMAP(tlsCfg *tls.Config) (frontEnd, error) {
 	c := s.Config.IMAP
-	m := &imapListeners{srv: protoimap.New(protoimap.Config{
+	srv := protoimap.New(protoimap.Config{
 		Hostname: s.Config.SMTP.Hostname, TLS: tlsCfg, AllowPlaintextAuth: c.AllowPlaintextAuth,
 		MaxConnections: c.MaxConnections, MaxConnectionsPerIP: c.MaxConnectionsPerIP,
 		LoginTimeout: c.LoginTimeout, IdleTimeout: c.IdleTimeout, MaxLineLength: c.MaxLineLength,
 		MaxBadCommands: c.MaxBadCommands, MaxAppendSize: c.MaxAppendSize,
-	}, s.Store, s.Session, s.Log)}
-	for _, l := range []imapListener{{tls: false}, {tls: true}} {
-		addr := c.Listen
-		if l.tls {
-			addr = c.TLSListen
-		}
-		if addr == listenOff || addr == "" || l.tls && tlsCfg == nil {
-			continue
-		}
-		ln, err := net.Listen("tcp", addr)
-		if err != nil {
-			m.close()
-			return nil, fmt.Errorf("listen imap on %s: %w", addr, err)
-		}
-		l.ln = ln
-		m.lns = append(m.lns, l)
-	}
-	return m, nil
-}
-
-func (m *imapListeners) close() {
-	for _, l := range m.lns {
-		l.ln.Close()
-	}
-}
-
-// addrs lists the listeners for the start-up log line.
-func (m *imapListeners) addrs() []string {
-	var out []string
-	for _, l := range m.lns {
-		name := "imap"
-		if l.tls {
-			name = "imaps"
-		}
-		out = append(out, name+"="+l.ln.Addr().String())
-	}
-	return out
-}
-
-// serve runs every listener until shutdown, reporting failures on errc.
-func (m *imapListeners) serve(wg *sync.WaitGroup, errc chan<- error) {
-	for _, l := range m.lns {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			serve := m.srv.Serve
-			if l.tls {
-				serve = m.srv.ServeTLS
-			}
-			if err := serve(l.ln); err != nil {
-				errc <- err
-			}
-		}()
-	}
-}
-
-// shutdown lets store writes in flight finish, says BYE to every
-// connection and closes it, until ctx ends.
-func (m *imapListeners) shutdown(ctx context.Context) error {
-	return m.srv.Shutdown(ctx)
+	}, s.Store, s.Session, s.Log)
+	return listenPair("imap", srv, c.Listen, c.TLSListen, tlsCfg)
 }

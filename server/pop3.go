@@ -1,12 +1,8 @@
 package server
 
 import (
-	"context"
 	"crypto/tls"
 	"errors"
-	"fmt"
-	"net"
-	"sync"
 	"time"
 
 	protopop3 "basalt/protocols/pop3"
@@ -76,20 +72,8 @@ func (c POP3Config) validate() error {
 	return errors.Join(errs...)
 }
 
-// pop3Listeners are the bound POP3 listeners and the server over them.
-type pop3Listeners struct {
-	srv *protopop3.Server
-	lns []pop3Listener
-}
-
-type pop3Listener struct {
-	ln          net.Listener
-	implicitTLS bool
-}
-
-// listenPOP3 binds every configured POP3 listener, or none: on an error
-// the ones already bound are closed.
-func (s *Services) listenPOP3(tlsCfg *tls.Config) (*pop3Listeners, error) {
+// listenPOP3 binds the configured POP3 listeners, or none.
+func (s *Services) listenPOP3(tlsCfg *tls.Config) (frontEnd, error) {
 	c := s.Config.POP3
 	pc := protopop3.Config{
 		Hostname: s.Config.SMTP.Hostname, TLS: tlsCfg, AllowPlaintextAuth: c.AllowPlaintextAuth,
@@ -100,62 +84,5 @@ func (s *Services) listenPOP3(tlsCfg *tls.Config) (*pop3Listeners, error) {
 	if s.Session.CRAMMD5() {
 		pc.CRAM = s.Session
 	}
-	p := &pop3Listeners{srv: protopop3.New(pc, s.Store, s.Session, s.Log)}
-	for _, l := range []pop3Listener{{implicitTLS: false}, {implicitTLS: true}} {
-		addr := c.Listen
-		if l.implicitTLS {
-			addr = c.TLSListen
-		}
-		if addr == listenOff || addr == "" {
-			continue
-		}
-		ln, err := net.Listen("tcp", addr)
-		if err != nil {
-			p.close()
-			return nil, fmt.Errorf("listen pop3 on %s: %w", addr, err)
-		}
-		p.lns = append(p.lns, pop3Listener{ln, l.implicitTLS})
-	}
-	return p, nil
-}
-
-func (p *pop3Listeners) close() {
-	for _, l := range p.lns {
-		l.ln.Close()
-	}
-}
-
-// addrs lists the listeners for the start-up log line.
-func (p *pop3Listeners) addrs() []string {
-	var out []string
-	for _, l := range p.lns {
-		name := "pop3"
-		if l.implicitTLS {
-			name = "pop3s"
-		}
-		out = append(out, name+"="+l.ln.Addr().String())
-	}
-	return out
-}
-
-// serve runs every listener until shutdown, reporting failures on errc.
-func (p *pop3Listeners) serve(wg *sync.WaitGroup, errc chan<- error) {
-	for _, l := range p.lns {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			serve := p.srv.Serve
-			if l.implicitTLS {
-				serve = p.srv.ServeTLS
-			}
-			if err := serve(l.ln); err != nil {
-				errc <- err
-			}
-		}()
-	}
-}
-
-// shutdown lets commands in flight finish until ctx ends.
-func (p *pop3Listeners) shutdown(ctx context.Context) error {
-	return p.srv.Shutdown(ctx)
+	return listenPair("pop3", protopop3.New(pc, s.Store, s.Session, s.Log), c.Listen, c.TLSListen, tlsCfg)
 }

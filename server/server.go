@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -47,38 +48,41 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 		return err
 	}
-	mail, err := svc.listenMail(tlsCfg)
-	if err != nil {
-		for _, l := range listeners {
-			l.Close()
+	// The mail front ends: SMTP (with submission and LMTP), POP3, IMAP.
+	var (
+		fronts []frontEnd
+		names  = []string{"mail", "pop3", "imap"}
+	)
+	listenMail := func(c *tls.Config) (frontEnd, error) { return svc.listenMail(c) }
+	for _, listen := range []func(*tls.Config) (frontEnd, error){listenMail, svc.listenPOP3, svc.listenIMAP} {
+		f, err := listen(tlsCfg)
+		if err != nil {
+			for _, f := range fronts {
+				f.close()
+			}
+			for _, l := range listeners {
+				l.Close()
+			}
+			return err
 		}
-		return err
+		fronts = append(fronts, f)
 	}
-	pop, err := svc.listenPOP3(tlsCfg)
-	if err != nil {
-		mail.close()
-		for _, l := range listeners {
-			l.Close()
-		}
-		return err
+	attrs := []any{"http", listeners[0].Addr().String()}
+	for i, f := range fronts {
+		attrs = append(attrs, names[i], f.addrs())
 	}
-	imapLns, err := svc.listenIMAP(tlsCfg)
-	if err != nil {
-		pop.close()
-		mail.close()
-		for _, l := range listeners {
-			l.Close()
-		}
-		return err
-	}
-	log.Info("basalt serving", "http", listeners[0].Addr().String(), "mail", mail.addrs(), "pop3", pop.addrs(), "imap", imapLns.addrs(), "database", cfg.Database.Driver,
-		"cache", map[bool]string{true: "redis", false: "memory"}[cfg.Cache.RedisAddr != ""], "data", cfg.DataDir)
+	log.Info("basalt serving", append(attrs, "database", cfg.Database.Driver,
+		"cache", map[bool]string{true: "redis", false: "memory"}[cfg.Cache.RedisAddr != ""], "data", cfg.DataDir)...)
 
 	var wg sync.WaitGroup
-	errc := make(chan error, len(servers)+len(mail.lns)+len(pop.lns)+len(imapLns.lns)+1)
-	mail.serve(&wg, errc)
-	pop.serve(&wg, errc)
-	imapLns.serve(&wg, errc)
+	capacity := len(servers) + 1
+	for _, f := range fronts {
+		capacity += f.count()
+	}
+	errc := make(chan error, capacity)
+	for _, f := range fronts {
+		f.serve(&wg, errc)
+	}
 	for i, srv := range servers {
 		wg.Add(1)
 		go func() {
@@ -113,35 +117,23 @@ func Run(ctx context.Context, cfg Config) error {
 	stopMaint()
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.HTTP.ShutdownTimeout)
 	defer cancel()
-	mailDone := make(chan struct{})
-	go func() {
-		defer close(mailDone)
-		if serr := mail.shutdown(sctx); serr != nil {
-			log.Warn("mail shutdown", "err", serr)
-		}
-	}()
-	popDone := make(chan struct{})
-	go func() {
-		defer close(popDone)
-		if serr := pop.shutdown(sctx); serr != nil {
-			log.Warn("pop3 shutdown", "err", serr)
-		}
-	}()
-	imapDone := make(chan struct{})
-	go func() {
-		defer close(imapDone)
-		if serr := imapLns.shutdown(sctx); serr != nil {
-			log.Warn("imap shutdown", "err", serr)
-		}
-	}()
+	// The front ends drain at once, each finishing its work in flight.
+	var drained sync.WaitGroup
+	for i, f := range fronts {
+		drained.Add(1)
+		go func() {
+			defer drained.Done()
+			if serr := f.shutdown(sctx); serr != nil {
+				log.Warn(names[i]+" shutdown", "err", serr)
+			}
+		}()
+	}
 	for _, srv := range servers {
 		if serr := srv.Shutdown(sctx); serr != nil {
 			log.Warn("http shutdown", "addr", srv.Addr, "err", serr)
 		}
 	}
-	<-mailDone
-	<-popDone
-	<-imapDone
+	drained.Wait()
 	wg.Wait()
 	return err
 }

@@ -194,6 +194,8 @@ func listenUnix(path string) (net.Listener, error) {
 	return ln, nil
 }
 
+func (m *mailListeners) count() int { return len(m.lns) }
+
 func (m *mailListeners) close() {
 	for _, l := range m.lns {
 		l.ln.Close()
