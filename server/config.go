@@ -12,6 +12,7 @@ import (
 	"github.com/BurntSushi/toml"
 
 	"basalt/crypt"
+	"basalt/rpc"
 	"basalt/session"
 	"basalt/store"
 	"basalt/store/blob"
@@ -35,6 +36,7 @@ type Config struct {
 	Queue    QueueConfig    `toml:"queue"`
 	Milters  []MilterConfig `toml:"milter"`
 	TLS      TLSConfig      `toml:"tls"`
+	RPC      rpc.Config     `toml:"rpc"`
 }
 
 // LogConfig sets the log level ("debug", "info", "warn", "error") and

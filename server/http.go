@@ -11,6 +11,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"basalt/rpc"
 )
 
 // maxHeaderBytes bounds request headers on the HTTP core.
@@ -26,6 +28,9 @@ func (s *Services) Router() http.Handler {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	r.Get("/readyz", s.ready)
+	webmail := s.Config.RPC
+	webmail.Hostname = s.Config.SMTP.Hostname
+	r.Mount("/rpc", rpc.New(webmail, rpc.Deps{Store: s.Store, Session: s.Session, Agent: s.Agent, Log: s.Log}))
 	return r
 }
 

@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"sync"
 	"time"
+
+	"basalt/store"
 )
 
 // Run serves until ctx ends, then shuts down gracefully: listeners stop
@@ -155,6 +157,9 @@ func (s *Services) maintain(ctx context.Context) {
 		}
 		if _, err := s.Store.PruneCounters(ctx, s.Config.Maint.CounterDays); err != nil {
 			s.Log.Warn("maintenance: counters", "err", err)
+		}
+		if _, err := s.Store.PruneWebmail(ctx, store.ComposeMaxAge); err != nil {
+			s.Log.Warn("maintenance: webmail drafts and uploads", "err", err)
 		}
 		select {
 		case <-ctx.Done():

@@ -1,0 +1,175 @@
+package rpc
+
+import (
+	"context"
+	"net/http"
+	"slices"
+	"strconv"
+	"time"
+
+	"basalt/store"
+)
+
+// Sync, JMAP's way (RFC 8620 5.2) on this API: every listing returns the
+// account's state; changes {since} says what was created, updated and
+// destroyed after it, and the state that brings the client up to date.
+// Push: GET /rpc/events streams, as Server-Sent Events, that something
+// changed, from the store's change fan-out (store.Watch); the client then
+// asks changes.
+
+// maxChanges bounds the message changes one answer carries; past it the
+// client is told to load again (stateMismatch), as JMAP's
+// cannotCalculateChanges does.
+const maxChanges = 5000
+
+type changesParams struct {
+	Since string `json:"since" jsonschema:"minLength=1,maxLength=40"`
+}
+
+type idChanges struct {
+	Created   []int64 `json:"created"`
+	Updated   []int64 `json:"updated"`
+	Destroyed []int64 `json:"destroyed"`
+}
+
+type messageChanges struct {
+	Created   []string `json:"created"`
+	Updated   []string `json:"updated"`
+	Destroyed []string `json:"destroyed"`
+}
+
+type changesResult struct {
+	OldState       string         `json:"oldState"`
+	NewState       string         `json:"newState"`
+	Folders        idChanges      `json:"folders"`
+	Messages       messageChanges `json:"messages"`
+	ContactFolders idChanges      `json:"contactFolders"`
+	Contacts       idChanges      `json:"contacts"`
+	Settings       bool           `json:"settings"`
+}
+
+func (h *Handler) registerChanges() {
+	Register(h.engine, Spec{Name: "changes", Summary: "What was created, updated and destroyed since a state; stateMismatch: load everything again."}, h.changes)
+}
+
+func refs(rs []store.MessageRef) []string {
+	out := make([]string, 0, len(rs))
+	for _, r := range rs {
+		out = append(out, msgRef{r.MailboxID, r.UID}.id())
+	}
+	return out
+}
+
+func ids(c store.IDChanges) idChanges {
+	return idChanges{Created: c.Created, Updated: c.Updated, Destroyed: c.Destroyed}
+}
+
+func (h *Handler) changes(ctx context.Context, c *Call, p changesParams) (changesResult, error) {
+	ch, err := c.account().ChangesSince(ctx, p.Since, maxChanges)
+	if err != nil {
+		return changesResult{}, err
+	}
+	return changesResult{
+		OldState: ch.OldState, NewState: ch.NewState,
+		Folders: ids(ch.Mailboxes), ContactFolders: ids(ch.ContactFolders), Contacts: ids(ch.Contacts),
+		Messages: messageChanges{Created: refs(ch.Messages.Created), Updated: refs(ch.Messages.Updated), Destroyed: refs(ch.Messages.Destroyed)},
+		Settings: ch.Settings,
+	}, nil
+}
+
+// heartbeat is how often an idle event stream gets a comment line, which
+// keeps proxies from closing it and finds clients that left.
+const heartbeat = 25 * time.Second
+
+// serveEvents is GET /rpc/events. EventSource cannot send headers, so the
+// stream is opened with the session cookie alone; it carries no mail, only
+// that something changed (and where), and a page on another site neither
+// gets the SameSite cookie sent nor may read the stream.
+func (h *Handler) serveEvents(w http.ResponseWriter, r *http.Request) {
+	if !h.fetchOK(r) {
+		writeRPCError(w, http.StatusForbidden, serverErr(CodeForbidden, "cross-site request"))
+		return
+	}
+	c := h.httpSession(w, r)
+	if c == nil {
+		return
+	}
+	flusher, ok := w.(http.Flusher)
+	if !ok {
+		writeRPCError(w, http.StatusInternalServerError, serverErr(CodeInternal, "streaming unsupported"))
+		return
+	}
+	ctx := r.Context()
+	watch, err := h.st.Watch(ctx, c.userID())
+	if err != nil {
+		h.log.Error("events: watch", "err", err)
+		writeRPCError(w, http.StatusServiceUnavailable, serverErr(CodeUnavailable, "change events unavailable"))
+		return
+	}
+	defer watch.Close()
+	// The state is taken after the watch is live: anything after it is
+	// both in changes since it and announced below.
+	state, err := c.account().State(ctx)
+	if err != nil {
+		h.log.Error("events: state", "err", err)
+		writeRPCError(w, http.StatusServiceUnavailable, serverErr(CodeUnavailable, "state unavailable"))
+		return
+	}
+	hdr := w.Header()
+	hdr.Set("Content-Type", "text/event-stream")
+	hdr.Set("Cache-Control", "no-store")
+	hdr.Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	send := func(event string, data any) bool {
+		if _, err := w.Write([]byte("event: " + event + "\ndata: " + string(encode(data)) + "\n\n")); err != nil {
+			return false
+		}
+		flusher.Flush()
+		return true
+	}
+	w.Write([]byte("retry: 5000\n\n"))
+	if !send("state", map[string]string{"state": state}) {
+		return
+	}
+	tick := time.NewTicker(h.heartbeat)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			// A session that ended (logout, password change, expiry)
+			// ends its stream too.
+			if _, err := h.sess.Web(ctx, c.token); err != nil {
+				send("end", map[string]string{"reason": "session ended"})
+				return
+			}
+			if _, err := w.Write([]byte(": ping\n\n")); err != nil {
+				return
+			}
+			flusher.Flush()
+		case <-watch.C():
+			evs, resync := watch.Take()
+			if !resync && len(evs) == 0 {
+				continue
+			}
+			var kinds []string
+			var folders []int64
+			for _, ev := range evs {
+				if !slices.Contains(kinds, ev.Kind) {
+					kinds = append(kinds, ev.Kind)
+				}
+				if ev.MailboxID != 0 && !slices.Contains(folders, ev.MailboxID) {
+					folders = append(folders, ev.MailboxID)
+				}
+			}
+			payload := map[string]any{"kinds": kinds, "folderIDs": folders, "resync": resync}
+			if len(evs) > 0 {
+				payload["serial"] = strconv.FormatUint(evs[len(evs)-1].Serial, 10)
+			}
+			if !send("change", payload) {
+				return
+			}
+		}
+	}
+}

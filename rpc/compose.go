@@ -1,0 +1,656 @@
+package rpc
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/emersion/go-message"
+	"github.com/emersion/go-message/mail"
+
+	"basalt/delivery"
+	"basalt/session"
+	"basalt/store"
+	"basalt/store/mimeinfo"
+)
+
+// Composing: messages.compose opens a server-side compose, files are
+// uploaded to it over plain HTTP (POST /rpc/upload?composeID=N,
+// multipart/form-data), messages.save writes the draft into Drafts
+// (replacing the compose's previous draft), and messages.send builds the
+// message with go-message, hands it to the delivery agent exactly as SMTP
+// submission does (sender and recipients checked, local recipients
+// stored, remote ones queued), keeps a copy in Sent and closes the
+// compose.
+
+type composeParams struct {
+	// DraftID continues a saved draft: saving replaces it, sending
+	// removes it.
+	DraftID MessageID `json:"draftID,omitempty"`
+}
+
+type attachmentInfo struct {
+	AttachmentID int64  `json:"attachmentID"`
+	Name         string `json:"name"`
+	Type         string `json:"type"`
+	Size         int64  `json:"size"`
+}
+
+type composeResult struct {
+	ComposeID   int64            `json:"composeID"`
+	Attachments []attachmentInfo `json:"attachments"`
+}
+
+type composeIDParams struct {
+	ComposeID int64 `json:"composeID" jsonschema:"minimum=1"`
+}
+
+type attachmentIDParams struct {
+	AttachmentID int64 `json:"attachmentID" jsonschema:"minimum=1"`
+}
+
+// partRef attaches a part of a stored message (forwarding, or a draft's
+// attachments when it is edited again).
+type partRef struct {
+	MessageID MessageID `json:"messageID"`
+	Part      string    `json:"part" jsonschema:"pattern=^[1-9][0-9]*(\\.[1-9][0-9]*)*$"`
+}
+
+type bodyParams struct {
+	Text string `json:"text,omitempty"`
+	HTML string `json:"html,omitempty"`
+}
+
+type messageParams struct {
+	ComposeID int64 `json:"composeID" jsonschema:"minimum=1"`
+	// From is one of the user's addresses (aliases), "Name <a@b>" or
+	// "a@b"; absent: the primary one. The display name defaults to the
+	// identity's.
+	From    string     `json:"from,omitempty" jsonschema:"maxLength=500"`
+	To      []string   `json:"to,omitempty" jsonschema:"maxItems=1000"`
+	Cc      []string   `json:"cc,omitempty" jsonschema:"maxItems=1000"`
+	Bcc     []string   `json:"bcc,omitempty" jsonschema:"maxItems=1000"`
+	Subject string     `json:"subject,omitempty" jsonschema:"maxLength=998"`
+	Body    bodyParams `json:"body,omitempty"`
+	// InReplyTo is the message answered: threading headers come from it,
+	// and it is flagged answered once this is sent.
+	InReplyTo MessageID `json:"inReplyTo,omitempty"`
+	// Attachments are uploaded files of this compose, by id.
+	Attachments []int64   `json:"attachments,omitempty" jsonschema:"maxItems=100"`
+	AttachParts []partRef `json:"attachParts,omitempty" jsonschema:"maxItems=100"`
+}
+
+type saveResult struct {
+	MessageID string `json:"messageID"`
+}
+
+type sendResult struct {
+	// MessageID is the copy kept in Sent; empty if it could not be kept
+	// (the message went all the same).
+	MessageID string `json:"messageID"`
+	// Delivered lists the recipients the message was stored or queued
+	// for; Failed those it was not, with why.
+	Delivered []string         `json:"delivered"`
+	Failed    []RecipientError `json:"failed"`
+}
+
+func (h *Handler) registerCompose() {
+	Register(h.engine, Spec{Name: "messages.compose", Summary: "Open a compose: a server-side draft that files are uploaded to (POST /rpc/upload?composeID=N)."}, h.messagesCompose)
+	Register(h.engine, Spec{Name: "attachments.list", Summary: "The files uploaded to a compose."}, h.attachmentsList)
+	Register(h.engine, Spec{Name: "attachments.remove", Summary: "Remove an uploaded file."}, h.attachmentsRemove)
+	Register(h.engine, Spec{Name: "messages.save", Summary: "Save the compose as a draft in Drafts, replacing its previous draft."}, h.messagesSave)
+	Register(h.engine, Spec{Name: "messages.send", Summary: "Send the compose: delivered like SMTP submission, a copy kept in Sent."}, h.messagesSend)
+}
+
+func (h *Handler) messagesCompose(ctx context.Context, c *Call, p composeParams) (composeResult, error) {
+	a := c.account()
+	var draft store.Message
+	if p.DraftID != "" {
+		var err error
+		if draft, err = loadMessage(ctx, a, p.DraftID); err != nil {
+			return composeResult{}, err
+		}
+	}
+	cp, err := a.CreateCompose(ctx)
+	if err != nil {
+		return composeResult{}, err
+	}
+	if p.DraftID != "" {
+		if err := a.SetComposeDraft(ctx, cp.ID, draft.MailboxID, draft.UID); err != nil {
+			return composeResult{}, err
+		}
+	}
+	return composeResult{ComposeID: cp.ID, Attachments: []attachmentInfo{}}, nil
+}
+
+func (h *Handler) attachmentsList(ctx context.Context, c *Call, p composeIDParams) (composeResult, error) {
+	ups, err := c.account().Uploads(ctx, p.ComposeID)
+	if err != nil {
+		return composeResult{}, err
+	}
+	out := composeResult{ComposeID: p.ComposeID, Attachments: []attachmentInfo{}}
+	for _, u := range ups {
+		out.Attachments = append(out.Attachments, attachmentInfo{AttachmentID: u.ID, Name: u.Name, Type: u.Type, Size: u.Size})
+	}
+	return out, nil
+}
+
+func (h *Handler) attachmentsRemove(ctx context.Context, c *Call, p attachmentIDParams) (okResult, error) {
+	return okResult{OK: true}, c.account().DeleteUpload(ctx, p.AttachmentID)
+}
+
+// serveUpload is POST /rpc/upload?composeID=N: each file part of a
+// multipart/form-data body becomes an upload of the compose, streamed to
+// the store. It changes state, so it is guarded as calls are: Origin,
+// session, CSRF token, rate.
+func (h *Handler) serveUpload(w http.ResponseWriter, r *http.Request) {
+	if !h.originOK(r) {
+		writeRPCError(w, http.StatusForbidden, serverErr(CodeForbidden, "foreign origin"))
+		return
+	}
+	c := &Call{h: h, r: r, w: w}
+	if err := h.guard(r.Context(), c); err != nil {
+		e := asError(err)
+		status := http.StatusUnauthorized
+		switch e.Code {
+		case CodeForbidden:
+			status = http.StatusForbidden
+		case CodeRateLimited:
+			status = http.StatusTooManyRequests
+		}
+		writeRPCError(w, status, e)
+		return
+	}
+	composeID, err := strconv.ParseInt(r.URL.Query().Get("composeID"), 10, 64)
+	if err != nil || composeID <= 0 {
+		writeRPCError(w, http.StatusBadRequest, invalid("composeID", "composeID must be a compose's id"))
+		return
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, h.cfg.MaxUploadBytes*4+(1<<20))
+	mr, err := r.MultipartReader()
+	if err != nil {
+		writeRPCError(w, http.StatusBadRequest, invalid("", "the body must be multipart/form-data"))
+		return
+	}
+	a := c.account()
+	out := composeResult{ComposeID: composeID, Attachments: []attachmentInfo{}}
+	for {
+		part, err := mr.NextPart()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			writeRPCError(w, http.StatusBadRequest, invalid("", "unreadable multipart body"))
+			return
+		}
+		if part.FileName() == "" {
+			part.Close()
+			continue
+		}
+		ctype := part.Header.Get("Content-Type")
+		if mt, params, err := mime.ParseMediaType(ctype); err == nil {
+			ctype = mime.FormatMediaType(mt, params)
+		} else {
+			ctype = "application/octet-stream"
+		}
+		up, err := a.AddUpload(r.Context(), composeID, part.FileName(), ctype, part, h.cfg.MaxUploadBytes)
+		part.Close()
+		if err != nil {
+			e := asError(err)
+			status := http.StatusBadRequest
+			switch {
+			case e.Code == CodeNotFound:
+				status = http.StatusNotFound
+			case e.Code == CodeDomainTooBig:
+				status = http.StatusRequestEntityTooLarge
+			case e.Code == CodeInternal:
+				h.log.Error("upload", "err", err)
+				status = http.StatusInternalServerError
+			}
+			writeRPCError(w, status, e)
+			return
+		}
+		out.Attachments = append(out.Attachments, attachmentInfo{AttachmentID: up.ID, Name: up.Name, Type: up.Type, Size: up.Size})
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	json.NewEncoder(w).Encode(out)
+}
+
+// built is a message made from a compose.
+type built struct {
+	raw       []byte // as sent: no Bcc
+	withBcc   []byte // the copy kept (Sent, Drafts)
+	from      *mail.Address
+	rcpts     []string
+	inReplyTo *store.Message
+}
+
+func parseAddrs(field string, list []string) ([]*mail.Address, error) {
+	var out []*mail.Address
+	for i, s := range list {
+		ad, err := mail.ParseAddress(s)
+		if err != nil {
+			return nil, invalid(fmt.Sprintf("%s.%d", field, i), fmt.Sprintf("%q is not an address", s))
+		}
+		out = append(out, ad)
+	}
+	return out, nil
+}
+
+// build makes the MIME message (RFC 5322, RFC 2045-2049) of p.
+func (h *Handler) build(ctx context.Context, c *Call, p messageParams, requireRcpts bool) (*built, error) {
+	a := c.account()
+	if _, err := a.Compose(ctx, p.ComposeID); err != nil {
+		return nil, err
+	}
+	u, err := h.st.UserByID(ctx, c.userID())
+	if err != nil {
+		return nil, err
+	}
+	b := &built{}
+	if p.From == "" {
+		b.from = &mail.Address{Address: u.Address}
+	} else if b.from, err = mail.ParseAddress(p.From); err != nil {
+		return nil, invalid("from", fmt.Sprintf("%q is not an address", p.From))
+	}
+	if b.from.Name == "" {
+		id, err := identity(ctx, a)
+		if err != nil {
+			return nil, err
+		}
+		b.from.Name = id.DisplayName
+	}
+	to, err := parseAddrs("to", p.To)
+	if err != nil {
+		return nil, err
+	}
+	cc, err := parseAddrs("cc", p.Cc)
+	if err != nil {
+		return nil, err
+	}
+	bcc, err := parseAddrs("bcc", p.Bcc)
+	if err != nil {
+		return nil, err
+	}
+	seen := map[string]bool{}
+	for _, l := range [][]*mail.Address{to, cc, bcc} {
+		for _, ad := range l {
+			if k := strings.ToLower(ad.Address); !seen[k] {
+				seen[k] = true
+				b.rcpts = append(b.rcpts, ad.Address)
+			}
+		}
+	}
+	if requireRcpts && len(b.rcpts) == 0 {
+		return nil, invalid("to", "no recipients")
+	}
+	var hdr mail.Header
+	hdr.SetDate(h.now())
+	hdr.SetAddressList("From", []*mail.Address{b.from})
+	if len(to) > 0 {
+		hdr.SetAddressList("To", to)
+	}
+	if len(cc) > 0 {
+		hdr.SetAddressList("Cc", cc)
+	}
+	hdr.SetSubject(p.Subject)
+	if err := hdr.GenerateMessageIDWithHostname(h.cfg.Hostname); err != nil {
+		return nil, err
+	}
+	hdr.Set("MIME-Version", "1.0")
+	hdr.Set("User-Agent", "Basalt webmail")
+	if p.InReplyTo != "" {
+		orig, err := loadMessage(ctx, a, p.InReplyTo)
+		if err != nil {
+			return nil, err
+		}
+		b.inReplyTo = &orig
+		// RFC 5322 3.6.4: In-Reply-To names the parent, References its
+		// references and then the parent.
+		if id := strings.Trim(orig.Info.Envelope.MessageID, "<>"); id != "" {
+			hdr.SetMsgIDList("In-Reply-To", []string{id})
+			var refs []string
+			for _, r := range orig.Info.References {
+				refs = append(refs, strings.Trim(r, "<>"))
+			}
+			hdr.SetMsgIDList("References", append(refs, id))
+		}
+	}
+	type file struct {
+		name, ctype string
+		open        func() (io.ReadCloser, error)
+	}
+	var files []file
+	if len(p.Attachments) > 0 {
+		ups, err := a.Uploads(ctx, p.ComposeID)
+		if err != nil {
+			return nil, err
+		}
+		for i, id := range p.Attachments {
+			k := slices.IndexFunc(ups, func(u store.Upload) bool { return u.ID == id })
+			if k < 0 {
+				return nil, &Error{Code: CodeNotFound, Message: "no such attachment in this compose", Data: ErrorData{Type: "notFound", Field: fmt.Sprintf("attachments.%d", i)}}
+			}
+			up := ups[k]
+			files = append(files, file{name: up.Name, ctype: up.Type, open: func() (io.ReadCloser, error) {
+				_, rc, err := a.OpenUpload(ctx, up.ID)
+				return rc, err
+			}})
+		}
+	}
+	for _, pr := range p.AttachParts {
+		m, err := loadMessage(ctx, a, pr.MessageID)
+		if err != nil {
+			return nil, err
+		}
+		part, err := m.Info.Body.Find(pr.Part)
+		if err != nil {
+			return nil, errNotFound
+		}
+		name := part.DispositionParams["filename"]
+		if name == "" {
+			name = part.Params["name"]
+		}
+		if name == "" {
+			name = "attachment"
+		}
+		ctype := part.Type + "/" + part.Subtype
+		if part.IsMessage() {
+			ctype = "message/rfc822"
+		}
+		files = append(files, file{name: name, ctype: ctype, open: func() (io.ReadCloser, error) {
+			raw, err := readRaw(ctx, a, m)
+			if err != nil {
+				return nil, err
+			}
+			return io.NopCloser(decodedPart(raw, part)), nil
+		}})
+	}
+	write := func(hdr mail.Header) ([]byte, error) {
+		var buf bytes.Buffer
+		text, html := p.Body.Text, p.Body.HTML
+		inline := func(ct string) mail.InlineHeader {
+			var ih mail.InlineHeader
+			ih.SetContentType(ct, map[string]string{"charset": "utf-8"})
+			return ih
+		}
+		writePart := func(w io.WriteCloser, s string) error {
+			if _, err := io.WriteString(w, s); err != nil {
+				return err
+			}
+			return w.Close()
+		}
+		switch {
+		case len(files) == 0 && html == "":
+			hdr.SetContentType("text/plain", map[string]string{"charset": "utf-8"})
+			hdr.Set("Content-Transfer-Encoding", "quoted-printable")
+			w, err := mail.CreateSingleInlineWriter(&buf, hdr)
+			if err != nil {
+				return nil, err
+			}
+			if err := writePart(w, text); err != nil {
+				return nil, err
+			}
+		case len(files) == 0:
+			iw, err := mail.CreateInlineWriter(&buf, hdr)
+			if err != nil {
+				return nil, err
+			}
+			if err := writeAlternative(iw, inline, writePart, text, html); err != nil {
+				return nil, err
+			}
+		default:
+			mw, err := mail.CreateWriter(&buf, hdr)
+			if err != nil {
+				return nil, err
+			}
+			if html == "" {
+				w, err := mw.CreateSingleInline(inline("text/plain"))
+				if err == nil {
+					err = writePart(w, text)
+				}
+				if err != nil {
+					return nil, err
+				}
+			} else {
+				iw, err := mw.CreateInline()
+				if err == nil {
+					err = writeAlternative(iw, inline, writePart, text, html)
+				}
+				if err != nil {
+					return nil, err
+				}
+			}
+			for _, f := range files {
+				var ah mail.AttachmentHeader
+				mt, params, err := mime.ParseMediaType(f.ctype)
+				if err != nil {
+					mt, params = "application/octet-stream", nil
+				}
+				ah.SetContentType(mt, params)
+				ah.SetFilename(f.name)
+				w, err := mw.CreateAttachment(ah)
+				if err != nil {
+					return nil, err
+				}
+				rc, err := f.open()
+				if err != nil {
+					return nil, err
+				}
+				_, err = io.Copy(w, rc)
+				rc.Close()
+				if err == nil {
+					err = w.Close()
+				}
+				if err != nil {
+					return nil, err
+				}
+			}
+			if err := mw.Close(); err != nil {
+				return nil, err
+			}
+		}
+		return buf.Bytes(), nil
+	}
+	if b.raw, err = write(hdr); err != nil {
+		return nil, fmt.Errorf("build message: %w", err)
+	}
+	if len(bcc) == 0 {
+		b.withBcc = b.raw
+		return b, nil
+	}
+	// The kept copy says who was in Bcc; the one sent does not (RFC 5322
+	// 3.6.3). The body is the same, so it is written again with the one
+	// header more.
+	kept := hdr.Copy()
+	kept.SetAddressList("Bcc", bcc)
+	if b.withBcc, err = write(kept); err != nil {
+		return nil, fmt.Errorf("build message: %w", err)
+	}
+	return b, nil
+}
+
+func writeAlternative(iw *mail.InlineWriter, inline func(string) mail.InlineHeader, writePart func(io.WriteCloser, string) error, text, html string) error {
+	// RFC 2046 5.1.4: the richest alternative last.
+	for _, alt := range []struct{ ct, s string }{{"text/plain", text}, {"text/html", html}} {
+		w, err := iw.CreatePart(inline(alt.ct))
+		if err != nil {
+			return err
+		}
+		if err := writePart(w, alt.s); err != nil {
+			return err
+		}
+	}
+	return iw.Close()
+}
+
+// decodedPart returns a part's body with its transfer encoding undone.
+func decodedPart(raw []byte, p *mimeinfo.Part) io.Reader {
+	body := cut(raw, p.BodyStart, p.BodyEnd)
+	var mh message.Header
+	mh.Set("Content-Transfer-Encoding", p.Encoding)
+	e, _ := message.New(mh, bytes.NewReader(body))
+	if e == nil {
+		return bytes.NewReader(body)
+	}
+	return e.Body
+}
+
+// specialFolder finds the user's folder of a special use (RFC 6154),
+// falling back to the default name.
+func specialFolder(ctx context.Context, a *store.Account, use, name string) (int64, error) {
+	ms, err := a.Mailboxes(ctx)
+	if err != nil {
+		return 0, err
+	}
+	for _, m := range ms {
+		if m.SpecialUse == use {
+			return m.ID, nil
+		}
+	}
+	for _, m := range ms {
+		if m.Name == name {
+			return m.ID, nil
+		}
+	}
+	m, err := a.CreateMailbox(ctx, name, use)
+	return m.ID, err
+}
+
+func (h *Handler) messagesSave(ctx context.Context, c *Call, p messageParams) (saveResult, error) {
+	a := c.account()
+	b, err := h.build(ctx, c, p, false)
+	if err != nil {
+		return saveResult{}, err
+	}
+	drafts, err := specialFolder(ctx, a, `\Drafts`, "Drafts")
+	if err != nil {
+		return saveResult{}, err
+	}
+	res, err := a.Append(ctx, drafts, b.withBcc, store.AppendOptions{Flags: store.FlagDraft | store.FlagSeen})
+	if err != nil {
+		return saveResult{}, err
+	}
+	h.dropDraft(ctx, a, p.ComposeID)
+	if err := a.SetComposeDraft(ctx, p.ComposeID, res.MailboxID, res.UID); err != nil {
+		return saveResult{}, err
+	}
+	return saveResult{MessageID: msgRef{res.MailboxID, res.UID}.id()}, nil
+}
+
+// dropDraft removes the compose's saved draft, if it has one still.
+func (h *Handler) dropDraft(ctx context.Context, a *store.Account, composeID int64) {
+	cp, err := a.Compose(ctx, composeID)
+	if err != nil || cp.DraftUID == 0 {
+		return
+	}
+	if _, err := a.Remove(ctx, cp.DraftMailboxID, store.UIDSet{{Start: cp.DraftUID, Stop: cp.DraftUID}}); err != nil && !errors.Is(err, store.ErrNotFound) {
+		h.log.Warn("remove replaced draft", "user", a.UserID(), "err", err)
+	}
+}
+
+func newEnvelopeID() string {
+	b := make([]byte, 8)
+	rand.Read(b)
+	return "W" + strings.ToUpper(hex.EncodeToString(b))
+}
+
+func (h *Handler) messagesSend(ctx context.Context, c *Call, p messageParams) (sendResult, error) {
+	if h.agent == nil {
+		return sendResult{}, serverErr(CodeUnavailable, "sending is not configured")
+	}
+	a := c.account()
+	b, err := h.build(ctx, c, p, true)
+	if err != nil {
+		return sendResult{}, err
+	}
+	if len(b.rcpts) > h.agent.MaxRecipients() {
+		return sendResult{}, invalid("to", fmt.Sprintf("at most %d recipients", h.agent.MaxRecipients()))
+	}
+	u, err := h.st.UserByID(ctx, c.userID())
+	if err != nil {
+		return sendResult{}, err
+	}
+	ip, _ := session.ParseClientIP(c.r.RemoteAddr)
+	env := &delivery.Envelope{
+		Source: delivery.SourceWebmail, From: b.from.Address, RemoteIP: ip, Helo: "webmail",
+		TLS: c.r.TLS != nil, Auth: &session.Auth{User: u, Key: c.web.Key}, ID: newEnvelopeID(),
+	}
+	// The SMTP dialogue's checks, in its order (RFC 5321 3.3): the sender,
+	// then each recipient. One refused recipient sends nothing, so the
+	// user can correct it and send again without duplicates.
+	if err := h.agent.CheckSender(ctx, env); err != nil {
+		return sendResult{}, err
+	}
+	var (
+		rcpts   []delivery.Recipient
+		refused []RecipientError
+	)
+	for _, addr := range b.rcpts {
+		rc, err := h.agent.CheckRecipient(ctx, env, addr)
+		if err != nil {
+			refused = append(refused, RecipientError{Address: addr, Reason: reason(err)})
+			continue
+		}
+		rcpts = append(rcpts, rc)
+	}
+	if len(refused) > 0 {
+		return sendResult{}, &Error{Code: CodeRefused, Message: "recipients refused; nothing was sent", Data: ErrorData{Type: "recipientRefused", Recipients: refused}}
+	}
+	results, err := h.agent.Deliver(ctx, env, rcpts, bytes.NewReader(b.raw))
+	if err != nil {
+		return sendResult{}, err
+	}
+	out := sendResult{Delivered: []string{}, Failed: []RecipientError{}}
+	for i, rerr := range results {
+		if rerr != nil {
+			out.Failed = append(out.Failed, RecipientError{Address: rcpts[i].Address, Reason: reason(rerr)})
+		} else {
+			out.Delivered = append(out.Delivered, rcpts[i].Address)
+		}
+	}
+	if len(out.Delivered) == 0 {
+		return sendResult{}, &Error{Code: CodeRefused, Message: "the message could not be sent", Data: ErrorData{Type: "sendFailed", Recipients: out.Failed}}
+	}
+	// From here the message is out: what follows must not fail the call.
+	if sent, err := specialFolder(ctx, a, `\Sent`, "Sent"); err != nil {
+		h.log.Warn("sent copy", "user", u.ID, "err", err)
+	} else if res, err := a.Append(ctx, sent, b.withBcc, store.AppendOptions{Flags: store.FlagSeen}); err != nil {
+		h.log.Warn("sent copy not kept", "user", u.ID, "err", err)
+	} else {
+		out.MessageID = msgRef{res.MailboxID, res.UID}.id()
+	}
+	if b.inReplyTo != nil {
+		if _, err := a.SetFlags(ctx, b.inReplyTo.MailboxID, store.UIDSet{{Start: b.inReplyTo.UID, Stop: b.inReplyTo.UID}}, store.FlagAdd, store.FlagAnswered, nil); err != nil {
+			h.log.Warn("flag answered", "user", u.ID, "err", err)
+		}
+	}
+	h.dropDraft(ctx, a, p.ComposeID)
+	if err := a.DeleteCompose(ctx, p.ComposeID); err != nil {
+		h.log.Warn("close compose", "user", u.ID, "err", err)
+	}
+	return out, nil
+}
+
+// reason is what a user is told about a refused recipient: the agent's
+// reply text, which is written for people.
+func reason(err error) string {
+	if de, ok := errors.AsType[*delivery.Error](err); ok {
+		return fmt.Sprintf("%d %d.%d.%d %s", de.Code, de.Enhanced[0], de.Enhanced[1], de.Enhanced[2], de.Message)
+	}
+	if e := asError(err); e.Code != CodeInternal {
+		return e.Message
+	}
+	return "temporary failure"
+}

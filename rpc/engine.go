@@ -1,0 +1,275 @@
+package rpc
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"reflect"
+	"runtime/debug"
+	"sort"
+
+	"github.com/santhosh-tekuri/jsonschema/v6"
+)
+
+// Engine is JSON-RPC 2.0 (https://www.jsonrpc.org/specification) over
+// registered methods. Each method is registered once with typed params
+// and result (Register); the params' JSON Schema, reflected from the Go
+// type, both checks every call before the method runs (so bad params are
+// -32602 naming the field, with no checks written in the methods) and is
+// what the OpenRPC document publishes, so the two cannot drift.
+type Engine struct {
+	methods  map[string]*method
+	maxBatch int
+	log      *slog.Logger
+	// guard runs before every method that is not public: authentication,
+	// CSRF and rate limits (server.go).
+	guard func(ctx context.Context, c *Call) error
+}
+
+type method struct {
+	name    string
+	summary string
+	public  bool
+	params  reflect.Type
+	result  reflect.Type
+	// paramsSchema is the reflected schema of the params; check
+	// validates against it.
+	paramsSchema map[string]any
+	resultSchema map[string]any
+	check        *jsonschema.Schema
+	invoke       func(ctx context.Context, c *Call, params []byte) (any, error)
+}
+
+func newEngine(maxBatch int, log *slog.Logger) *Engine {
+	return &Engine{methods: map[string]*method{}, maxBatch: maxBatch, log: log}
+}
+
+// Spec describes a method to Register.
+type Spec struct {
+	Name    string
+	Summary string
+	// Public methods run without a session (auth).
+	Public bool
+}
+
+// Register adds a method taking params P and returning R. P must be a
+// struct: JSON-RPC named params (section 4.2, by-name) are its fields.
+// Fields whose json tag lacks omitempty are required; jsonschema tags
+// add bounds and enumerations. It panics on a duplicate name or a P the
+// schema reflector cannot describe: both are programming errors found at
+// start.
+func Register[P, R any](e *Engine, spec Spec, fn func(ctx context.Context, c *Call, p P) (R, error)) {
+	if _, dup := e.methods[spec.Name]; dup {
+		panic("rpc: method registered twice: " + spec.Name)
+	}
+	pt := reflect.TypeFor[P]()
+	if pt.Kind() != reflect.Struct {
+		panic("rpc: params of " + spec.Name + " must be a struct")
+	}
+	m := &method{name: spec.Name, summary: spec.Summary, public: spec.Public, params: pt, result: reflect.TypeFor[R]()}
+	m.paramsSchema = reflectSchema(pt)
+	m.resultSchema = reflectSchema(m.result)
+	var err error
+	if m.check, err = compileSchema(spec.Name, m.paramsSchema); err != nil {
+		panic(fmt.Sprintf("rpc: schema of %s: %v", spec.Name, err))
+	}
+	m.invoke = func(ctx context.Context, c *Call, raw []byte) (any, error) {
+		var p P
+		if err := json.Unmarshal(raw, &p); err != nil {
+			// The schema let it through, so this is a value Go cannot
+			// hold (an integer past int64): still the caller's params.
+			return nil, paramsError(err)
+		}
+		return fn(ctx, c, p)
+	}
+	e.methods[spec.Name] = m
+}
+
+// names returns the registered method names in order.
+func (e *Engine) names() []string {
+	out := make([]string, 0, len(e.methods))
+	for n := range e.methods {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// request is one JSON-RPC request object as received. Members are kept
+// raw so that a missing id (a notification) can be told from "id": null
+// and so that a numeric id goes back exactly as it came.
+type request struct {
+	JSONRPC json.RawMessage `json:"jsonrpc"`
+	Method  json.RawMessage `json:"method"`
+	Params  json.RawMessage `json:"params"`
+	ID      json.RawMessage `json:"id"`
+}
+
+// response is one JSON-RPC response object (section 5): exactly one of
+// Result and Error; Result is written even when it is null.
+type response struct {
+	JSONRPC string          `json:"jsonrpc"`
+	Result  json.RawMessage `json:"result,omitempty"`
+	Error   *Error          `json:"error,omitempty"`
+	ID      json.RawMessage `json:"id"`
+}
+
+var nullID = json.RawMessage("null")
+
+func errorResponse(id json.RawMessage, e *Error) *response {
+	if id == nil {
+		id = nullID
+	}
+	return &response{JSONRPC: "2.0", Error: e, ID: id}
+}
+
+// serve answers a request body: one request or a batch (section 6). It
+// returns the JSON to send, or nil when there is nothing to send (a
+// notification, or a batch of only notifications).
+func (e *Engine) serve(ctx context.Context, c *Call, body []byte) []byte {
+	body = bytes.TrimSpace(body)
+	if !json.Valid(body) {
+		return encode(errorResponse(nil, serverErr(CodeParseError, "parse error")))
+	}
+	if len(body) > 0 && body[0] == '[' {
+		var items []json.RawMessage
+		if err := json.Unmarshal(body, &items); err != nil {
+			return encode(errorResponse(nil, serverErr(CodeParseError, "parse error")))
+		}
+		if len(items) == 0 {
+			// Section 6: an empty array is one Invalid Request, not a batch.
+			return encode(errorResponse(nil, serverErr(CodeInvalidRequest, "invalid request: empty batch")))
+		}
+		if len(items) > e.maxBatch {
+			return encode(errorResponse(nil, &Error{Code: CodeTooLarge, Message: fmt.Sprintf("batch of more than %d calls", e.maxBatch)}))
+		}
+		// Calls run in order: a client may rely on a batch's effects
+		// following one another (section 6 allows any order).
+		var out []*response
+		for _, it := range items {
+			if r := e.one(ctx, c, it); r != nil {
+				out = append(out, r)
+			}
+		}
+		if len(out) == 0 {
+			return nil
+		}
+		return encode(out)
+	}
+	if r := e.one(ctx, c, body); r != nil {
+		return encode(r)
+	}
+	return nil
+}
+
+func encode(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		// Results are the methods' own types; one that cannot be
+		// encoded is a bug, reported as an internal error.
+		b, _ = json.Marshal(errorResponse(nil, serverErr(CodeInternal, "internal error")))
+	}
+	return b
+}
+
+// one runs one request object and returns its response; nil for a
+// notification (section 4.1: the server must not reply to one, not even
+// with an error).
+func (e *Engine) one(ctx context.Context, c *Call, raw json.RawMessage) *response {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 || raw[0] != '{' {
+		return errorResponse(nil, serverErr(CodeInvalidRequest, "invalid request: not an object"))
+	}
+	var req request
+	if err := json.Unmarshal(raw, &req); err != nil {
+		return errorResponse(nil, serverErr(CodeInvalidRequest, "invalid request"))
+	}
+	id, idOK := validID(req.ID)
+	if !idOK {
+		return errorResponse(nil, serverErr(CodeInvalidRequest, "invalid request: id must be a string, a number or null"))
+	}
+	var version, name string
+	if json.Unmarshal(req.JSONRPC, &version) != nil || version != "2.0" {
+		return errorResponse(id, serverErr(CodeInvalidRequest, `invalid request: "jsonrpc" must be "2.0"`))
+	}
+	if json.Unmarshal(req.Method, &name) != nil || len(req.Method) == 0 || req.Method[0] != '"' {
+		return errorResponse(id, serverErr(CodeInvalidRequest, `invalid request: "method" must be a string`))
+	}
+	notification := req.ID == nil
+	res, rerr := e.call(ctx, c, name, req.Params)
+	if notification {
+		if rerr != nil && rerr.Code == CodeInternal {
+			e.log.Error("rpc notification failed", "method", name, "err", rerr.cause)
+		}
+		return nil
+	}
+	if rerr != nil {
+		if rerr.Code == CodeInternal {
+			e.log.Error("rpc call failed", "method", name, "err", rerr.cause)
+		}
+		return errorResponse(id, rerr)
+	}
+	b, err := json.Marshal(res)
+	if err != nil {
+		e.log.Error("rpc result not encodable", "method", name, "err", err)
+		return errorResponse(id, serverErr(CodeInternal, "internal error"))
+	}
+	return &response{JSONRPC: "2.0", Result: b, ID: id}
+}
+
+// validID reports whether an id is absent or of a type section 4 allows
+// (string, number, null), returning it as it is to be echoed.
+func validID(id json.RawMessage) (json.RawMessage, bool) {
+	if id == nil {
+		return nil, true
+	}
+	id = bytes.TrimSpace(id)
+	switch {
+	case len(id) == 0:
+		return nil, false
+	case id[0] == '"', id[0] == '-', id[0] >= '0' && id[0] <= '9':
+		return id, true
+	case string(id) == "null":
+		return id, true
+	}
+	return nil, false
+}
+
+// call finds, checks and runs a method.
+func (e *Engine) call(ctx context.Context, c *Call, name string, params json.RawMessage) (res any, rerr *Error) {
+	m, ok := e.methods[name]
+	if !ok {
+		return nil, &Error{Code: CodeMethodNotFound, Message: "method not found: " + name}
+	}
+	params = bytes.TrimSpace(params)
+	switch {
+	case len(params) == 0 || string(params) == "null":
+		params = json.RawMessage("{}")
+	case params[0] == '[':
+		return nil, &Error{Code: CodeInvalidParams, Message: "invalid params: this server takes params by name (an object)"}
+	case params[0] != '{':
+		return nil, serverErr(CodeInvalidRequest, `invalid request: "params" must be an object or an array`)
+	}
+	if !m.public && e.guard != nil {
+		if err := e.guard(ctx, c); err != nil {
+			return nil, asError(err)
+		}
+	}
+	if err := validate(m.check, params); err != nil {
+		return nil, err
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			e.log.Error("rpc method panicked", "method", name, "panic", p, "stack", string(debug.Stack()))
+			res, rerr = nil, serverErr(CodeInternal, "internal error")
+		}
+	}()
+	c.method = name
+	out, err := m.invoke(ctx, c, params)
+	if err != nil {
+		return nil, asError(err)
+	}
+	return out, nil
+}

@@ -1,0 +1,277 @@
+package rpc
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/go-chi/chi/v5"
+
+	"basalt/delivery"
+	"basalt/internal/testsupport"
+	"basalt/internal/testsupport/storetest"
+	"basalt/session"
+	"basalt/store"
+)
+
+// fixture is the API served over real HTTP on 127.0.0.1, mounted under
+// /rpc on a chi router as the HTTP core mounts it.
+type fixture struct {
+	env   *storetest.Env
+	h     *Handler
+	srv   *httptest.Server
+	agent *delivery.Agent
+}
+
+type fixtureOptions struct {
+	cfg     Config
+	session session.Config
+	limits  store.Limits
+	tls     bool
+	redis   bool
+}
+
+func newFixture(t testing.TB, db testsupport.Database, o fixtureOptions) *fixture {
+	t.Helper()
+	so := storetest.Options{Session: o.session, Limits: o.limits}
+	if o.redis {
+		so.RedisAddr, so.RedisPrefix = testsupport.Redis(t)
+	}
+	env := storetest.Open(t, db, so)
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if testing.Verbose() {
+		log = slog.New(slog.NewTextHandler(testLogWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	}
+	// The queue is never run: a message for another domain stays in it,
+	// where the tests look for it.
+	queue := delivery.NewQueue(delivery.QueueConfig{Smarthost: "127.0.0.1:9"}, env.Store, nil, log)
+	agent := delivery.New(delivery.Config{Hostname: "mail.example.org"}, env.Store, queue, log)
+	cfg := o.cfg
+	cfg.Hostname = "mail.example.org"
+	h := New(cfg, Deps{Store: env.Store, Session: env.Session, Agent: agent, Log: log})
+	r := chi.NewRouter()
+	r.Mount("/rpc", h)
+	var srv *httptest.Server
+	if o.tls {
+		srv = httptest.NewTLSServer(r)
+	} else {
+		srv = httptest.NewServer(r)
+	}
+	t.Cleanup(srv.Close)
+	return &fixture{env: env, h: h, srv: srv, agent: agent}
+}
+
+type testLogWriter struct{ t testing.TB }
+
+func (w testLogWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+// forEachBackend runs f on SQLite with the in-process cache and on
+// MariaDB with Redis.
+func forEachBackend(t *testing.T, o fixtureOptions, f func(t *testing.T, fx *fixture)) {
+	testsupport.ForEachDatabase(t, func(t *testing.T, db testsupport.Database) {
+		oo := o
+		oo.redis = db.Driver == "mysql"
+		f(t, newFixture(t, db, oo))
+	})
+}
+
+func sqlite(t testing.TB) testsupport.Database {
+	return testsupport.Database{Driver: "sqlite", DSN: testsupport.SQLiteDSN(t)}
+}
+
+// client is a browser: a cookie jar, the CSRF token it was given, and
+// the Origin it sends.
+type client struct {
+	t      testing.TB
+	fx     *fixture
+	hc     *http.Client
+	csrf   string
+	origin string
+}
+
+func (fx *fixture) client(t testing.TB) *client {
+	jar, _ := cookiejar.New(nil)
+	hc := *fx.srv.Client() // each browser its own jar
+	hc.Jar = jar
+	return &client{t: t, fx: fx, hc: &hc, origin: fx.srv.URL}
+}
+
+// user creates addr and returns a client logged in as it.
+func (fx *fixture) user(t testing.TB, addr string, secure bool) (*client, *session.Auth) {
+	t.Helper()
+	auth := fx.env.NewUser(t, addr, secure)
+	c := fx.client(t)
+	c.login(addr, storetest.Password)
+	return c, auth
+}
+
+func (c *client) login(user, pass string) authResult {
+	c.t.Helper()
+	var res authResult
+	c.must("auth", map[string]any{"username": user, "password": pass}, &res)
+	if res.Auth != "success" {
+		c.t.Fatalf("login %s: %+v", user, res)
+	}
+	c.csrf = res.CSRF
+	return res
+}
+
+// post sends a raw body to POST /rpc with the client's headers.
+func (c *client) post(body string, hdr map[string]string) (*http.Response, []byte) {
+	c.t.Helper()
+	req, err := http.NewRequest("POST", c.fx.srv.URL+"/rpc", strings.NewReader(body))
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if c.csrf != "" {
+		req.Header.Set("X-CSRF-Token", c.csrf)
+	}
+	if c.origin != "" {
+		req.Header.Set("Origin", c.origin)
+	}
+	for k, v := range hdr {
+		if v == "" {
+			req.Header.Del(k)
+		} else {
+			req.Header.Set(k, v)
+		}
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return resp, b
+}
+
+type testResponse struct {
+	JSONRPC string          `json:"jsonrpc"`
+	Result  json.RawMessage `json:"result"`
+	Error   *testError      `json:"error"`
+	ID      json.RawMessage `json:"id"`
+}
+
+type testError struct {
+	Code    int       `json:"code"`
+	Message string    `json:"message"`
+	Data    ErrorData `json:"data"`
+}
+
+// call makes one call and returns its result or its error.
+func (c *client) call(method string, params any) (json.RawMessage, *testError) {
+	c.t.Helper()
+	p, err := json.Marshal(params)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	body := `{"jsonrpc":"2.0","id":1,"method":` + quote(method) + `,"params":` + string(p) + `}`
+	resp, b := c.post(body, nil)
+	if resp.StatusCode != http.StatusOK {
+		c.t.Fatalf("%s: HTTP %d: %s", method, resp.StatusCode, b)
+	}
+	var r testResponse
+	if err := json.Unmarshal(b, &r); err != nil {
+		c.t.Fatalf("%s: response %s: %v", method, b, err)
+	}
+	if r.JSONRPC != "2.0" || string(r.ID) != "1" {
+		c.t.Fatalf("%s: response is not JSON-RPC 2.0 for id 1: %s", method, b)
+	}
+	if (r.Error == nil) == (r.Result == nil) {
+		c.t.Fatalf("%s: response needs exactly one of result and error: %s", method, b)
+	}
+	return r.Result, r.Error
+}
+
+// must makes a call that must succeed, decoding its result into out.
+func (c *client) must(method string, params, out any) {
+	c.t.Helper()
+	res, e := c.call(method, params)
+	if e != nil {
+		c.t.Fatalf("%s %v: error %d %s (%+v)", method, params, e.Code, e.Message, e.Data)
+	}
+	if out != nil {
+		if err := json.Unmarshal(res, out); err != nil {
+			c.t.Fatalf("%s: result %s: %v", method, res, err)
+		}
+	}
+}
+
+// fail makes a call that must fail with code (and data.type, when given).
+func (c *client) fail(method string, params any, code int, typ string) *testError {
+	c.t.Helper()
+	res, e := c.call(method, params)
+	if e == nil {
+		c.t.Fatalf("%s %v: succeeded with %s, want error %d %s", method, params, res, code, typ)
+	}
+	if e.Code != code || (typ != "" && e.Data.Type != typ) {
+		c.t.Fatalf("%s %v: error %d %s (%+v), want %d %s", method, params, e.Code, e.Message, e.Data, code, typ)
+	}
+	return e
+}
+
+// get fetches a path under the server with the client's cookie.
+func (c *client) get(path string, hdr map[string]string) (*http.Response, []byte) {
+	c.t.Helper()
+	req, err := http.NewRequest("GET", c.fx.srv.URL+path, nil)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp, b
+}
+
+func quote(s string) string {
+	b, _ := json.Marshal(s)
+	return string(b)
+}
+
+func decode[T any](t testing.TB, b []byte) T {
+	t.Helper()
+	var v T
+	if err := json.Unmarshal(b, &v); err != nil {
+		t.Fatalf("decode %s: %v", b, err)
+	}
+	return v
+}
+
+// deliver puts a message into a user's INBOX the way mail arrives.
+func (fx *fixture) deliver(t testing.TB, auth *session.Auth, raw []byte) store.Appended {
+	t.Helper()
+	res, err := fx.env.Store.Deliver(context.Background(), store.Delivery{UserID: auth.User.ID, Raw: raw})
+	if err != nil {
+		t.Fatalf("deliver: %v", err)
+	}
+	return res
+}
+
+func mustParse(t testing.TB, s string) *url.URL {
+	t.Helper()
+	u, err := url.Parse(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
+}

@@ -1,0 +1,524 @@
+package rpc
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+
+	invopop "github.com/invopop/jsonschema"
+
+	"basalt/store"
+	"basalt/store/mimeinfo"
+)
+
+// MessageID names a message as "<folderID>-<uid>". A folder id is never
+// reused and neither is a UID within a folder (RFC 9051 2.3.1.1), so the
+// pair names one message for ever, and it maps straight onto the store's
+// per-mailbox operations; a message destroyed since a state is reported
+// by the same id (changes).
+type MessageID string
+
+// JSONSchema gives the id's form to the params checks and the OpenRPC
+// document.
+func (MessageID) JSONSchema() *invopop.Schema {
+	return &invopop.Schema{Type: "string", Pattern: `^[1-9][0-9]{0,18}-[1-9][0-9]{0,9}$`, Description: "folderID-uid"}
+}
+
+type msgRef struct {
+	folder int64
+	uid    uint32
+}
+
+func (m msgRef) id() string {
+	return strconv.FormatInt(m.folder, 10) + "-" + strconv.FormatUint(uint64(m.uid), 10)
+}
+
+// parse reads an id; the schema has checked its form, so only values out
+// of range fail here.
+func (id MessageID) parse() (msgRef, error) {
+	f, u, _ := strings.Cut(string(id), "-")
+	folder, err1 := strconv.ParseInt(f, 10, 64)
+	uid, err2 := strconv.ParseUint(u, 10, 32)
+	if err1 != nil || err2 != nil || folder <= 0 || uid == 0 {
+		return msgRef{}, errNotFound
+	}
+	return msgRef{folder, uint32(uid)}, nil
+}
+
+// byFolder groups ids by folder, in the order folders first appear, each
+// as a UID set.
+func byFolder(ids []MessageID) ([]int64, map[int64][]uint32, error) {
+	var order []int64
+	m := map[int64][]uint32{}
+	for _, id := range ids {
+		r, err := id.parse()
+		if err != nil {
+			return nil, nil, err
+		}
+		if _, ok := m[r.folder]; !ok {
+			order = append(order, r.folder)
+		}
+		m[r.folder] = append(m[r.folder], r.uid)
+	}
+	for f, uids := range m {
+		slices.Sort(uids)
+		m[f] = slices.Compact(uids)
+	}
+	return order, m, nil
+}
+
+// uidSet turns sorted UIDs into ranges.
+func uidSet(uids []uint32) store.UIDSet {
+	set := store.UIDSet{}
+	for _, u := range uids {
+		if n := len(set); n > 0 && set[n-1].Stop+1 == u {
+			set[n-1].Stop = u
+			continue
+		}
+		set = append(set, store.UIDRange{Start: u, Stop: u})
+	}
+	return set
+}
+
+// The flags a client names, and the server's verdicts it may read.
+var flagNames = []struct {
+	name string
+	flag store.Flags
+}{
+	{"seen", store.FlagSeen}, {"answered", store.FlagAnswered}, {"flagged", store.FlagFlagged},
+	{"deleted", store.FlagDeleted}, {"draft", store.FlagDraft}, {"junk", store.FlagJunk}, {"hidden", store.FlagHidden},
+	// Set by the server only.
+	{"secure", store.FlagSecure}, {"encrypted", store.FlagEncrypted}, {"infected", store.FlagInfected},
+	{"spoofed", store.FlagSpoofed}, {"phishing", store.FlagPhishing},
+}
+
+// Flag is a flag a client may set.
+type Flag string
+
+// JSONSchema lists the flags.
+func (Flag) JSONSchema() *invopop.Schema {
+	return &invopop.Schema{Type: "string", Enum: []any{"seen", "answered", "flagged", "deleted", "draft", "junk", "hidden"}}
+}
+
+func flagsOf(f store.Flags) []string {
+	out := []string{}
+	for _, n := range flagNames {
+		if f.Has(n.flag) {
+			out = append(out, n.name)
+		}
+	}
+	return out
+}
+
+func flagBits(names []Flag) store.Flags {
+	var f store.Flags
+	for _, n := range names {
+		for _, fn := range flagNames {
+			if fn.name == string(n) {
+				f |= fn.flag
+			}
+		}
+	}
+	return f & store.ClientFlags
+}
+
+type address struct {
+	Name    string `json:"name,omitempty"`
+	Address string `json:"address"`
+}
+
+func addresses(as []mimeinfo.Address) []address {
+	out := []address{}
+	for _, a := range as {
+		if a.IsGroupStart() || a.IsGroupEnd() {
+			continue
+		}
+		addr := a.Mailbox
+		if a.Host != mimeinfo.MissingHost {
+			addr += "@" + a.Host
+		}
+		out = append(out, address{Name: a.Name, Address: addr})
+	}
+	return out
+}
+
+type messageItem struct {
+	MessageID string    `json:"messageID"`
+	FolderID  int64     `json:"folderID"`
+	UID       uint32    `json:"uid"`
+	ThreadID  int64     `json:"threadID"`
+	Flags     []string  `json:"flags"`
+	Tags      []string  `json:"tags"`
+	From      []address `json:"from"`
+	To        []address `json:"to"`
+	Cc        []address `json:"cc"`
+	Subject   string    `json:"subject"`
+	// UTC is when the message arrived (unix seconds); Sent is its Date
+	// header, 0 when it has none.
+	UTC            int64  `json:"utc"`
+	Sent           int64  `json:"sent,omitempty"`
+	Snippet        string `json:"snippet"`
+	Bytes          int64  `json:"bytes"`
+	HasAttachments bool   `json:"hasAttachments"`
+	// ThreadCount is, with threads, how many of the page's messages the
+	// entry stands for.
+	ThreadCount int `json:"threadCount,omitempty"`
+}
+
+func item(m store.Message) messageItem {
+	it := messageItem{
+		MessageID: msgRef{m.MailboxID, m.UID}.id(), FolderID: m.MailboxID, UID: m.UID, ThreadID: m.ThreadID,
+		Flags: flagsOf(m.Flags), Tags: m.Keywords, UTC: m.InternalDate.Unix(), Bytes: m.Size, HasAttachments: m.HasAttachments,
+		From: []address{}, To: []address{}, Cc: []address{},
+	}
+	if it.Tags == nil {
+		it.Tags = []string{}
+	}
+	if m.Info != nil {
+		e := &m.Info.Envelope
+		it.From, it.To, it.Cc, it.Subject, it.Snippet = addresses(e.From), addresses(e.To), addresses(e.Cc), e.Subject, m.Info.Snippet
+		if !e.Date.IsZero() {
+			it.Sent = e.Date.Unix()
+		}
+	}
+	return it
+}
+
+type listParams struct {
+	FolderID int64 `json:"folderID" jsonschema:"minimum=1"`
+	Start    int   `json:"start,omitempty" jsonschema:"minimum=0,maximum=10000000"`
+	Limit    int   `json:"limit,omitempty" jsonschema:"minimum=1,maximum=500,description=default 50"`
+	// Sort is by arrival: newest first (the default), oldest first, or UID.
+	Sort string `json:"sort,omitempty" jsonschema:"enum=date-desc,enum=date-asc,enum=uid"`
+	// Threads folds the page's messages of one thread into its newest.
+	Threads bool `json:"threads,omitempty"`
+	// After continues from a message of the previous page (its last):
+	// the page costs the same however deep it is, where start costs the
+	// messages it skips. With after, start is not allowed.
+	After MessageID `json:"after,omitempty"`
+}
+
+type listResult struct {
+	Messages []messageItem `json:"messages"`
+	Total    int64         `json:"total"`
+	State    string        `json:"state"`
+}
+
+type idsParams struct {
+	MessageIDs []MessageID `json:"messageIDs" jsonschema:"minItems=1,maxItems=1000"`
+}
+
+type flagParams struct {
+	idsParams
+	Action string `json:"action" jsonschema:"enum=add,enum=remove,enum=replace,enum=list"`
+	Flags  []Flag `json:"flags,omitempty" jsonschema:"maxItems=7"`
+}
+
+type tagParams struct {
+	idsParams
+	Action string   `json:"action" jsonschema:"enum=add,enum=remove,enum=replace,enum=list"`
+	Tags   []string `json:"tags,omitempty" jsonschema:"maxItems=64"`
+}
+
+type flagState struct {
+	MessageID string   `json:"messageID"`
+	Flags     []string `json:"flags"`
+	Tags      []string `json:"tags"`
+}
+
+type flagResult struct {
+	Messages []flagState `json:"messages"`
+}
+
+type copyParams struct {
+	idsParams
+	FolderID int64 `json:"folderID" jsonschema:"minimum=1"`
+}
+
+type copyResult struct {
+	// MessageIDs are the copies' ids, in the order of the ids given.
+	MessageIDs []string `json:"messageIDs"`
+}
+
+func (h *Handler) registerMessages() {
+	Register(h.engine, Spec{Name: "messages.list", Summary: "A page of a folder's messages, newest first by default; cost is the page's, not the folder's."}, h.messagesList)
+	Register(h.engine, Spec{Name: "messages.load", Summary: "One message: meta, header, body (HTML sanitized), attachments, source, security."}, h.messagesLoad)
+	Register(h.engine, Spec{Name: "messages.flag", Summary: "Add, remove, replace or list flags."}, h.messagesFlag)
+	Register(h.engine, Spec{Name: "messages.tag", Summary: "Add, remove, replace or list tags (IMAP keywords)."}, h.messagesTag)
+	Register(h.engine, Spec{Name: "messages.copy", Summary: "Copy messages to a folder."}, h.messagesCopy)
+	Register(h.engine, Spec{Name: "messages.move", Summary: "Move messages to a folder."}, h.messagesMove)
+	Register(h.engine, Spec{Name: "messages.remove", Summary: "Delete messages for good (move them to Trash with messages.move to keep them)."}, h.messagesRemove)
+	Register(h.engine, Spec{Name: "messages.search", Summary: "Find messages in a folder or in all of them."}, h.messagesSearch)
+}
+
+func (h *Handler) messagesList(ctx context.Context, c *Call, p listParams) (listResult, error) {
+	a := c.account()
+	state, err := a.State(ctx)
+	if err != nil {
+		return listResult{}, err
+	}
+	// The folder is read first: it must be the user's (another user's id
+	// is notFound, not an empty page), and it holds the total.
+	mb, err := a.Mailbox(ctx, p.FolderID)
+	if err != nil {
+		return listResult{}, err
+	}
+	q := store.ListQuery{Sort: store.SortDateDesc, Offset: p.Start, Limit: p.Limit, WithInfo: true}
+	if q.Limit == 0 {
+		q.Limit = 50
+	}
+	switch p.Sort {
+	case "date-asc":
+		q.Sort = store.SortDateAsc
+	case "uid":
+		q.Sort = store.SortUID
+	}
+	var msgs []store.Message
+	if p.After != "" {
+		msgs, err = listAfter(ctx, a, p, q)
+	} else {
+		msgs, err = a.List(ctx, p.FolderID, q)
+	}
+	if err != nil {
+		return listResult{}, err
+	}
+	out := listResult{Messages: make([]messageItem, 0, len(msgs)), Total: mb.Messages, State: state}
+	threads := map[int64]int{}
+	for _, m := range msgs {
+		if p.Threads {
+			if i, ok := threads[m.ThreadID]; ok {
+				out.Messages[i].ThreadCount++
+				continue
+			}
+			threads[m.ThreadID] = len(out.Messages)
+		}
+		it := item(m)
+		if p.Threads {
+			it.ThreadCount = 1
+		}
+		out.Messages = append(out.Messages, it)
+	}
+	return out, nil
+}
+
+// listAfter reads the page just past p.After, in q's order.
+func listAfter(ctx context.Context, a *store.Account, p listParams, q store.ListQuery) ([]store.Message, error) {
+	if p.Start != 0 {
+		return nil, invalid("start", "start and after cannot go together")
+	}
+	r, err := p.After.parse()
+	if err != nil {
+		return nil, err
+	}
+	if r.folder != p.FolderID {
+		return nil, invalid("after", "the message is in another folder")
+	}
+	if q.Sort == store.SortUID {
+		q.AfterUID = r.uid
+		return a.List(ctx, p.FolderID, q)
+	}
+	cur, err := a.List(ctx, p.FolderID, store.ListQuery{UIDs: store.UIDSet{{Start: r.uid, Stop: r.uid}}})
+	if err != nil {
+		return nil, err
+	}
+	if len(cur) == 0 {
+		// The message is gone: the client starts the list again.
+		return nil, errNotFound
+	}
+	return a.ListAfter(ctx, p.FolderID, store.DateCursor{Date: cur[0].InternalDate.Unix(), UID: r.uid}, q.Sort == store.SortDateDesc, q.Limit, true)
+}
+
+// present checks that every UID is a message of the folder, reading
+// their current state; another user's folder is notFound.
+func present(ctx context.Context, a *store.Account, folder int64, uids []uint32) ([]store.Message, error) {
+	if _, err := a.Mailbox(ctx, folder); err != nil {
+		return nil, err
+	}
+	msgs, err := a.List(ctx, folder, store.ListQuery{UIDs: uidSet(uids)})
+	if err != nil {
+		return nil, err
+	}
+	if len(msgs) != len(uids) {
+		return nil, errNotFound
+	}
+	return msgs, nil
+}
+
+// setFlags applies one flag or tag change to ids, folder by folder. All
+// ids are checked before anything changes.
+func (h *Handler) setFlags(ctx context.Context, c *Call, ids []MessageID, action string, flags store.Flags, tags []string) (flagResult, error) {
+	a := c.account()
+	order, groups, err := byFolder(ids)
+	if err != nil {
+		return flagResult{}, err
+	}
+	current := map[int64][]store.Message{}
+	for _, f := range order {
+		if current[f], err = present(ctx, a, f, groups[f]); err != nil {
+			return flagResult{}, err
+		}
+	}
+	states := map[string]flagState{}
+	for _, f := range order {
+		set := uidSet(groups[f])
+		var ops []struct {
+			op    store.FlagOp
+			flags store.Flags
+			tags  []string
+		}
+		add := func(op store.FlagOp, fl store.Flags, tg []string) {
+			if fl != 0 || len(tg) > 0 {
+				ops = append(ops, struct {
+					op    store.FlagOp
+					flags store.Flags
+					tags  []string
+				}{op, fl, tg})
+			}
+		}
+		switch action {
+		case "add":
+			add(store.FlagAdd, flags, tags)
+		case "remove":
+			add(store.FlagRemove, flags, tags)
+		case "replace":
+			// The store's replace sets flags and keywords together; the
+			// API replaces one kind and keeps the other, so it is an add
+			// of the wanted and a remove of the rest.
+			if tags == nil {
+				add(store.FlagAdd, flags, nil)
+				add(store.FlagRemove, store.ClientFlags&^flags, nil)
+			} else {
+				want := map[string]bool{}
+				for _, t := range tags {
+					want[strings.ToLower(t)] = true
+				}
+				var drop []string
+				for _, m := range current[f] {
+					for _, k := range m.Keywords {
+						if !want[strings.ToLower(k)] && !slices.Contains(drop, k) {
+							drop = append(drop, k)
+						}
+					}
+				}
+				add(store.FlagAdd, 0, tags)
+				add(store.FlagRemove, 0, drop)
+			}
+		}
+		for _, op := range ops {
+			if _, err := a.SetFlags(ctx, f, set, op.op, op.flags, op.tags); err != nil {
+				return flagResult{}, err
+			}
+		}
+		msgs := current[f]
+		if len(ops) > 0 {
+			if msgs, err = a.List(ctx, f, store.ListQuery{UIDs: set}); err != nil {
+				return flagResult{}, err
+			}
+		}
+		for _, m := range msgs {
+			kw := m.Keywords
+			if kw == nil {
+				kw = []string{}
+			}
+			id := msgRef{f, m.UID}.id()
+			states[id] = flagState{MessageID: id, Flags: flagsOf(m.Flags), Tags: kw}
+		}
+	}
+	// In the order asked, each once.
+	out := flagResult{Messages: []flagState{}}
+	for _, id := range ids {
+		r, _ := id.parse()
+		if st, ok := states[r.id()]; ok {
+			out.Messages = append(out.Messages, st)
+			delete(states, r.id())
+		}
+	}
+	return out, nil
+}
+
+func (h *Handler) messagesFlag(ctx context.Context, c *Call, p flagParams) (flagResult, error) {
+	if p.Action != "list" && len(p.Flags) == 0 && p.Action != "replace" {
+		return flagResult{}, invalid("flags", "no flags given")
+	}
+	return h.setFlags(ctx, c, p.MessageIDs, p.Action, flagBits(p.Flags), nil)
+}
+
+func (h *Handler) messagesTag(ctx context.Context, c *Call, p tagParams) (flagResult, error) {
+	if p.Action != "list" && len(p.Tags) == 0 && p.Action != "replace" {
+		return flagResult{}, invalid("tags", "no tags given")
+	}
+	tags := p.Tags
+	if tags == nil {
+		tags = []string{}
+	}
+	return h.setFlags(ctx, c, p.MessageIDs, p.Action, 0, tags)
+}
+
+func (h *Handler) messagesCopy(ctx context.Context, c *Call, p copyParams) (copyResult, error) {
+	return h.transfer(ctx, c, p, false)
+}
+
+func (h *Handler) messagesMove(ctx context.Context, c *Call, p copyParams) (copyResult, error) {
+	return h.transfer(ctx, c, p, true)
+}
+
+func (h *Handler) transfer(ctx context.Context, c *Call, p copyParams, move bool) (copyResult, error) {
+	a := c.account()
+	order, groups, err := byFolder(p.MessageIDs)
+	if err != nil {
+		return copyResult{}, err
+	}
+	if _, err := a.Mailbox(ctx, p.FolderID); err != nil {
+		return copyResult{}, err
+	}
+	for _, f := range order {
+		if _, err := present(ctx, a, f, groups[f]); err != nil {
+			return copyResult{}, err
+		}
+		if move && f == p.FolderID {
+			return copyResult{}, invalid("folderID", "the messages are in that folder already")
+		}
+	}
+	dst := map[msgRef]string{}
+	for _, f := range order {
+		var res store.CopyResult
+		if move {
+			res, err = a.Move(ctx, f, uidSet(groups[f]), p.FolderID)
+		} else {
+			res, err = a.Copy(ctx, f, uidSet(groups[f]), p.FolderID)
+		}
+		if err != nil {
+			return copyResult{}, err
+		}
+		for _, pr := range res.Pairs {
+			dst[msgRef{f, pr.Src}] = msgRef{p.FolderID, pr.Dst}.id()
+		}
+	}
+	out := copyResult{MessageIDs: make([]string, 0, len(p.MessageIDs))}
+	for _, id := range p.MessageIDs {
+		r, _ := id.parse()
+		out.MessageIDs = append(out.MessageIDs, dst[r])
+	}
+	return out, nil
+}
+
+func (h *Handler) messagesRemove(ctx context.Context, c *Call, p idsParams) (okResult, error) {
+	a := c.account()
+	order, groups, err := byFolder(p.MessageIDs)
+	if err != nil {
+		return okResult{}, err
+	}
+	for _, f := range order {
+		if _, err := present(ctx, a, f, groups[f]); err != nil {
+			return okResult{}, err
+		}
+	}
+	for _, f := range order {
+		if _, err := a.Remove(ctx, f, uidSet(groups[f])); err != nil {
+			return okResult{}, fmt.Errorf("remove: %w", err)
+		}
+	}
+	return okResult{OK: true}, nil
+}

@@ -1,0 +1,331 @@
+package rpc
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+
+	"basalt/delivery"
+	"basalt/session"
+	"basalt/store"
+)
+
+// Config tunes the webmail API; zero fields take the defaults. It is the
+// [rpc] section of the configuration.
+type Config struct {
+	// MaxRequestBytes bounds a POST /rpc body; default 1 MiB.
+	MaxRequestBytes int64 `toml:"max_request_bytes"`
+	// MaxBatch bounds the calls in one batch; default 50.
+	MaxBatch int `toml:"max_batch"`
+	// MaxUploadBytes bounds one uploaded attachment; default 25 MiB.
+	MaxUploadBytes int64 `toml:"max_upload_bytes"`
+	// RateLimit is the calls one session may make per minute; default 600.
+	RateLimit int64 `toml:"rate_limit"`
+	// CookieName names the session cookie; default "basalt_session".
+	CookieName string `toml:"cookie_name"`
+	// SecureCookie marks the cookie Secure even on plain HTTP, for a
+	// server behind a proxy that terminates TLS. On TLS it always is.
+	SecureCookie bool `toml:"secure_cookie"`
+	// Origins are the origins ("https://mail.example.org") calls may come
+	// from; empty: only the one the request was addressed to.
+	Origins []string `toml:"origins"`
+	// BasePath is where the API is mounted; "/rpc" unless a test mounts
+	// it elsewhere. Links to attachments in loaded messages are made
+	// under it, and the cookie is scoped to it.
+	BasePath string `toml:"-"`
+	// Hostname names this server in Message-IDs of sent mail.
+	Hostname string `toml:"-"`
+}
+
+func (c Config) withDefaults() Config {
+	if c.MaxRequestBytes == 0 {
+		c.MaxRequestBytes = 1 << 20
+	}
+	if c.MaxBatch == 0 {
+		c.MaxBatch = 50
+	}
+	if c.MaxUploadBytes == 0 {
+		c.MaxUploadBytes = 25 << 20
+	}
+	if c.RateLimit == 0 {
+		c.RateLimit = 600
+	}
+	if c.CookieName == "" {
+		c.CookieName = "basalt_session"
+	}
+	if c.BasePath == "" {
+		c.BasePath = "/rpc"
+	}
+	c.BasePath = "/" + strings.Trim(c.BasePath, "/")
+	if c.Hostname == "" {
+		c.Hostname = "localhost"
+	}
+	return c
+}
+
+// Deps are the services the API works through.
+type Deps struct {
+	Store   *store.Store
+	Session *session.Service
+	Agent   *delivery.Agent
+	Log     *slog.Logger
+}
+
+// Handler serves the webmail API. Mount it on the HTTP core at
+// Config.BasePath.
+type Handler struct {
+	cfg    Config
+	st     *store.Store
+	sess   *session.Service
+	agent  *delivery.Agent
+	log    *slog.Logger
+	engine *Engine
+	router chi.Router
+	doc    []byte
+	now    func() time.Time
+	// heartbeat paces idle event streams (heartbeat in changes.go).
+	heartbeat time.Duration
+	// sanitizers are reused policies (sanitize.go).
+	sanitizers sanitizerPool
+}
+
+// New returns the API over the given services.
+func New(cfg Config, d Deps) *Handler {
+	cfg = cfg.withDefaults()
+	log := d.Log
+	if log == nil {
+		log = slog.Default()
+	}
+	h := &Handler{cfg: cfg, st: d.Store, sess: d.Session, agent: d.Agent, log: log, now: time.Now, heartbeat: heartbeat}
+	h.engine = newEngine(cfg.MaxBatch, log)
+	h.engine.guard = h.guard
+	h.register()
+	doc, err := json.MarshalIndent(h.engine.OpenRPC("Basalt webmail API", "1"), "", "  ")
+	if err != nil {
+		panic(fmt.Sprintf("rpc: openrpc document: %v", err))
+	}
+	h.doc = doc
+	r := chi.NewRouter()
+	r.Post("/", h.serveRPC)
+	r.Get("/openrpc.json", h.serveDoc)
+	r.Get("/events", h.serveEvents)
+	r.Get("/blob/{messageID}/{part}", h.serveBlob)
+	r.Post("/upload", h.serveUpload)
+	h.router = r
+	return h
+}
+
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.router.ServeHTTP(w, r) }
+
+// register adds every method of the API.
+func (h *Handler) register() {
+	h.registerAuth()
+	h.registerFolders()
+	h.registerMessages()
+	h.registerCompose()
+	h.registerContacts()
+	h.registerSettings()
+	h.registerChanges()
+}
+
+// Call is one method call's view of its HTTP request: the session, once
+// looked up, and the response, on which auth and logout set the cookie.
+// The calls of one batch share it.
+type Call struct {
+	h      *Handler
+	r      *http.Request
+	w      http.ResponseWriter
+	method string
+
+	looked bool
+	web    *session.Web
+	token  string
+	webErr error
+}
+
+// session returns the caller's live session, looked up once per request.
+func (c *Call) session(ctx context.Context) (*session.Web, error) {
+	if !c.looked {
+		c.looked = true
+		ck, err := c.r.Cookie(c.h.cfg.CookieName)
+		if err != nil || ck.Value == "" {
+			c.webErr = serverErr(CodeNotAuthenticated, "not authenticated")
+		} else {
+			c.token = ck.Value
+			c.web, c.webErr = c.h.sess.Web(ctx, ck.Value)
+			if errors.Is(c.webErr, session.ErrNoSession) {
+				c.webErr = serverErr(CodeSessionExpired, "session expired")
+			} else if c.webErr != nil {
+				c.webErr = &Error{Code: CodeUnavailable, Message: "session service unavailable", cause: c.webErr}
+			}
+		}
+	}
+	return c.web, c.webErr
+}
+
+// account returns the caller's mail. Only methods behind the guard call
+// it, so the session is there.
+func (c *Call) account() *store.Account {
+	return c.h.st.Account(c.web.UserID, c.web.Key)
+}
+
+// userID returns the caller's user id.
+func (c *Call) userID() int64 { return c.web.UserID }
+
+// guard admits a call to a method that needs a session: the cookie's
+// session must be live, the X-CSRF-Token header must be its token (a
+// page on another site can send the cookie but cannot read the token),
+// and the session must be within its rate.
+func (h *Handler) guard(ctx context.Context, c *Call) error {
+	web, err := c.session(ctx)
+	if err != nil {
+		return err
+	}
+	got := c.r.Header.Get("X-CSRF-Token")
+	if got == "" || subtle.ConstantTimeCompare([]byte(got), []byte(web.CSRF)) != 1 {
+		return serverErr(CodeForbidden, "missing or wrong X-CSRF-Token")
+	}
+	return h.rate(ctx, web.ID)
+}
+
+// rate counts a call against its session's limit in fixed one-minute
+// windows kept in the shared cache, so every node counts together.
+func (h *Handler) rate(ctx context.Context, sessionID string) error {
+	now := h.now()
+	window := now.Unix() / 60
+	n, err := h.st.Cache().Incr(ctx, "rpc:rate:"+sessionID+":"+strconv.FormatInt(window, 10), 1, 2*time.Minute)
+	if err != nil {
+		return &Error{Code: CodeUnavailable, Message: "rate limiter unavailable", cause: err}
+	}
+	if n > h.cfg.RateLimit {
+		return &Error{Code: CodeRateLimited, Message: "rate limited", Data: ErrorData{Type: "rateLimited", RetryAfter: int(60 - now.Unix()%60)}}
+	}
+	return nil
+}
+
+// originOK reports whether the request's Origin, when it has one, is the
+// server's own (or a configured one). Browsers send Origin on every
+// cross-origin POST, so a page elsewhere is refused here even before the
+// CSRF token is looked at.
+func (h *Handler) originOK(r *http.Request) bool {
+	o := r.Header.Get("Origin")
+	if o == "" {
+		return true
+	}
+	if len(h.cfg.Origins) > 0 {
+		for _, a := range h.cfg.Origins {
+			if strings.EqualFold(strings.TrimRight(a, "/"), o) {
+				return true
+			}
+		}
+		return false
+	}
+	u, err := url.Parse(o)
+	if err != nil {
+		return false
+	}
+	scheme := "http"
+	if r.TLS != nil || h.cfg.SecureCookie {
+		scheme = "https"
+	}
+	return strings.EqualFold(u.Scheme, scheme) && strings.EqualFold(u.Host, r.Host) && u.Path == ""
+}
+
+// fetchOK refuses GETs a browser says come from another site (Fetch
+// Metadata, Sec-Fetch-Site): the SameSite cookie already keeps them
+// unauthenticated, this says so plainly.
+func (h *Handler) fetchOK(r *http.Request) bool {
+	return r.Header.Get("Sec-Fetch-Site") != "cross-site" && h.originOK(r)
+}
+
+// serveRPC is POST /rpc.
+func (h *Handler) serveRPC(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Cache-Control", "no-store")
+	if !h.originOK(r) {
+		writeRPCError(w, http.StatusForbidden, serverErr(CodeForbidden, "foreign origin"))
+		return
+	}
+	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || mt != "application/json" {
+		// A form on another site cannot send application/json without
+		// a CORS preflight, which this server never grants.
+		writeRPCError(w, http.StatusUnsupportedMediaType, serverErr(CodeInvalidRequest, "invalid request: Content-Type must be application/json"))
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.cfg.MaxRequestBytes))
+	if err != nil {
+		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+			writeRPCError(w, http.StatusRequestEntityTooLarge, &Error{Code: CodeTooLarge, Message: fmt.Sprintf("request body over %d bytes", h.cfg.MaxRequestBytes)})
+			return
+		}
+		writeRPCError(w, http.StatusBadRequest, serverErr(CodeParseError, "parse error: request body unreadable"))
+		return
+	}
+	c := &Call{h: h, r: r, w: w}
+	out := h.engine.serve(r.Context(), c, body)
+	if out == nil {
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Write(out)
+}
+
+func writeRPCError(w http.ResponseWriter, status int, e *Error) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	w.Write(encode(errorResponse(nil, e)))
+}
+
+// serveDoc is GET /rpc/openrpc.json.
+func (h *Handler) serveDoc(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Write(h.doc)
+}
+
+// httpSession authenticates a plain-HTTP request (blob, upload, events)
+// by its cookie; it writes the refusal itself and returns nil then.
+func (h *Handler) httpSession(w http.ResponseWriter, r *http.Request) *Call {
+	c := &Call{h: h, r: r, w: w}
+	if _, err := c.session(r.Context()); err != nil {
+		e := asError(err)
+		status := http.StatusUnauthorized
+		if e.Code == CodeUnavailable {
+			status = http.StatusServiceUnavailable
+		}
+		writeRPCError(w, status, e)
+		return nil
+	}
+	if err := h.rate(r.Context(), c.web.ID); err != nil {
+		writeRPCError(w, http.StatusTooManyRequests, asError(err))
+		return nil
+	}
+	return c
+}
+
+// setCookie sets (token != "") or clears the session cookie.
+func (c *Call) setCookie(token string, expires time.Time) {
+	ck := &http.Cookie{
+		Name: c.h.cfg.CookieName, Value: token, Path: c.h.cfg.BasePath,
+		HttpOnly: true, Secure: c.r.TLS != nil || c.h.cfg.SecureCookie, SameSite: http.SameSiteStrictMode,
+	}
+	if token == "" {
+		ck.MaxAge = -1
+	} else {
+		ck.Expires = expires
+	}
+	http.SetCookie(c.w, ck)
+}
