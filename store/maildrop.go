@@ -44,6 +44,18 @@ type MaildropLock struct {
 	log    func(msg string, args ...any)
 }
 
+// LoginDue reports whether userID may log in to a protocol that keeps a
+// minimum delay between logins (POP3's LOGIN-DELAY), and counts this one:
+// the first login starts a window of delay, and every later one within it
+// is refused. With Redis the window holds across nodes.
+func (s *Store) LoginDue(ctx context.Context, protocol string, userID int64, delay time.Duration) (bool, error) {
+	n, err := s.cache.Incr(ctx, protocol+":login:"+strconv.FormatInt(userID, 10), 1, delay)
+	if err != nil {
+		return false, fmt.Errorf("login delay of user %d: %w", userID, err)
+	}
+	return n == 1, nil
+}
+
 // LockMaildrop takes the maildrop of userID for one session, or fails
 // with ErrInUse while another session, on any node, holds it. The lock
 // is refreshed until Unlock; if it cannot be (the cache lost it, or was

@@ -62,8 +62,8 @@ type Config struct {
 	// WriteTimeout bounds every write to the client; default 1 minute.
 	WriteTimeout time.Duration
 	// LoginDelay is advertised as CAPA LOGIN-DELAY (RFC 2449 6.5): the
-	// least time clients should leave between logins. 0: not advertised.
-	// It is advice to clients; nothing here enforces it.
+	// least time clients must leave between a user's logins; a login
+	// sooner is refused with [LOGIN-DELAY]. 0: none.
 	LoginDelay time.Duration
 }
 

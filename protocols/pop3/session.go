@@ -425,6 +425,19 @@ func (p *popSession) admit(login string, a *session.Auth, err error) error {
 		}
 		return errTemporary
 	}
+	if d := p.srv.cfg.LoginDelay; d > 0 {
+		// RFC 2449 6.5: what CAPA advertises is kept, per user, across
+		// nodes sharing the cache.
+		due, err := p.srv.store.LoginDue(p.ctx(), "pop3", a.User.ID, d)
+		if err != nil {
+			p.log.Error("pop3 login delay", "user", a.User.Address, "err", err)
+			return errTemporary
+		}
+		if !due {
+			p.log.Info("pop3 login within the login delay", "user", a.User.Address)
+			return bad("[LOGIN-DELAY] Minimum time between logins has not passed")
+		}
+	}
 	lock, err := p.srv.store.LockMaildrop(p.ctx(), a.User.ID)
 	if errors.Is(err, store.ErrInUse) {
 		p.log.Info("pop3 maildrop in use", "user", a.User.Address)

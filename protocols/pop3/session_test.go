@@ -27,7 +27,7 @@ var testMessages = []string{
 // RSET unmarks, and QUIT removes what is marked, visibly to the store.
 func TestSession(t *testing.T) {
 	testsupport.ForEachDatabase(t, func(t *testing.T, db testsupport.Database) {
-		h := start(t, setup{db: db, cfg: Config{LoginDelay: 15 * time.Minute}})
+		h := start(t, setup{db: db})
 		bob := h.user("bob@example.org", false)
 		h.deliver(bob, testMessages...)
 		var total int64
@@ -37,7 +37,7 @@ func TestSession(t *testing.T) {
 
 		c := h.dial()
 		caps := c.multi("CAPA")
-		for _, want := range []string{"TOP", "UIDL", "RESP-CODES", "AUTH-RESP-CODE", "PIPELINING", "USER", "SASL PLAIN LOGIN", "STLS", "LOGIN-DELAY 900", "IMPLEMENTATION Basalt"} {
+		for _, want := range []string{"TOP", "UIDL", "RESP-CODES", "AUTH-RESP-CODE", "PIPELINING", "USER", "SASL PLAIN LOGIN", "STLS", "IMPLEMENTATION Basalt"} {
 			if !strings.Contains(caps, want+"\r\n") {
 				t.Errorf("CAPA lacks %q:\n%s", want, caps)
 			}
@@ -129,6 +129,27 @@ func TestSession(t *testing.T) {
 		}
 		c.expect("QUIT", "+OK Bye, 1 messages left")
 	})
+}
+
+// TestLoginDelay: with a login delay configured it is advertised (RFC
+// 2449 6.5) and kept: a second login within it is refused with the
+// LOGIN-DELAY response code (RFC 2449 8.1.1), and only for that user.
+func TestLoginDelay(t *testing.T) {
+	h := start(t, setup{cfg: Config{LoginDelay: 15 * time.Minute}})
+	h.user("bob@example.org", false)
+	h.user("carol@example.org", false)
+	c := h.dial()
+	if caps := c.multi("CAPA"); !strings.Contains(caps, "LOGIN-DELAY 900\r\n") {
+		t.Fatalf("CAPA lacks LOGIN-DELAY 900:\n%s", caps)
+	}
+	c.login("bob@example.org")
+	c.expect("QUIT", "+OK")
+	c = h.dial()
+	c.expect("USER bob@example.org", "+OK")
+	c.expect("PASS "+storetest.Password, "-ERR [LOGIN-DELAY]")
+	c = h.dial()
+	c.login("carol@example.org")
+	c.expect("QUIT", "+OK")
 }
 
 // TestSecureUser: an encrypted-at-rest user's messages come out decrypted,
