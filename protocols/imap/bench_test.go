@@ -209,3 +209,57 @@ func vmRSS(tb testing.TB, pid int) int64 {
 	tb.Fatal("no VmRSS")
 	return 0
 }
+
+// BenchmarkShared100k: another user's mailbox of 100,000 messages shared
+// with alice ("lrs"), against the owner's own view of it: SELECT (with
+// IMAP4rev1's first unseen, which on a share is alice's own), SELECT when
+// alice has seen all but the last message, and FETCH of 50 messages
+// (ENVELOPE FLAGS, \Seen alice's). And LIST "" * for a user with 200
+// mailboxes shared with her.
+func BenchmarkShared100k(b *testing.B) {
+	benchDatabases(b, func(b *testing.B, db testsupport.Database) {
+		h := start(b, setup{db: db})
+		h.env.NewUser(b, "alice@example.org", false)
+		bob := h.env.NewUser(b, bobAddr, false)
+		id := h.share(bob, "Big", "alice@example.org", "lrs")
+		storetest.Seed(b, h.env, bob.User.ID, id, 100_000)
+		big := fmt.Sprintf("%q", bobNS+"Big")
+		o := h.dial(b)
+		o.login(bobAddr)
+		a := h.dial(b)
+		a.login("alice@example.org")
+		b.Run("select-owner", func(b *testing.B) {
+			for b.Loop() {
+				must(b, o.ok("SELECT Big"), "* OK [UNSEEN 1]")
+			}
+		})
+		b.Run("select-viewer", func(b *testing.B) {
+			for b.Loop() {
+				must(b, a.ok("SELECT "+big), "* OK [UNSEEN 1]")
+			}
+		})
+		b.Run("fetch-50-viewer", func(b *testing.B) {
+			for b.Loop() {
+				if u := a.ok("FETCH 50001:50050 (ENVELOPE FLAGS)"); len(u) != 50 {
+					b.Fatalf("FETCH: %d responses", len(u))
+				}
+			}
+		})
+		a.ok("STORE 1:99999 +FLAGS.SILENT (\\Seen)")
+		b.Run("select-viewer-last-unseen", func(b *testing.B) {
+			for b.Loop() {
+				must(b, a.ok("SELECT "+big), "* OK [UNSEEN 100000]")
+			}
+		})
+		for i := range 200 {
+			h.share(bob, fmt.Sprintf("Shared/%03d", i), "alice@example.org", "lr")
+		}
+		b.Run("list-200-shared", func(b *testing.B) {
+			for b.Loop() {
+				if u := a.ok(`LIST "" *`); len(u) < 200 {
+					b.Fatalf("LIST: %d responses", len(u))
+				}
+			}
+		})
+	})
+}

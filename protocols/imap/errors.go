@@ -18,12 +18,18 @@ func bad(text string) *imap.Error {
 }
 
 var (
-	errNoMailbox   = no(imap.ResponseCodeNonExistent, "No such mailbox")
-	errTryCreate   = no(imap.ResponseCodeTryCreate, "No such mailbox")
-	errReadOnly    = no(imap.ResponseCodeCannot, "The mailbox is selected read-only")
+	errNoMailbox = no(imap.ResponseCodeNonExistent, "No such mailbox")
+	errTryCreate = no(imap.ResponseCodeTryCreate, "No such mailbox")
+	// RFC 9051 7.1: READ-ONLY says the mailbox is selected read-only;
+	// a change refused for that reason says so with the same code.
+	errReadOnly    = no(codeReadOnly, "The mailbox is selected read-only (EXAMINE)")
 	errBadSeqSet   = bad("Invalid sequence set: no such message")
 	errNoSelection = bad("No mailbox selected")
 )
+
+// codeReadOnly is RFC 9051 7.1's READ-ONLY, which the library does not
+// name.
+const codeReadOnly imap.ResponseCode = "READ-ONLY"
 
 // codeExpungeIssued answers a command that named a message another
 // session has expunged (RFC 5530 3).
@@ -50,7 +56,7 @@ func (s *session) storeErr(what string, err error) error {
 	case errors.Is(err, store.ErrNotEmpty):
 		return no(imap.ResponseCodeHasChildren, "Mailbox has child mailboxes; delete them first")
 	case errors.Is(err, store.ErrForbidden):
-		return no(imap.ResponseCodeNoPerm, "Permission denied")
+		return errNoPerm
 	case errors.Is(err, store.ErrLocked):
 		return no(imap.ResponseCodeUnavailable, "Mail is locked; log in again")
 	case errors.Is(err, store.ErrInvalid):

@@ -49,7 +49,9 @@ func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *
 	for _, bs := range options.BinarySection {
 		markSeen = markSeen || !bs.Peek
 	}
-	markSeen = markSeen && !sel.readOnly
+	// Not in a mailbox opened with EXAMINE, nor without the "s" right,
+	// where RFC 4314 4 has the \Seen silently left alone.
+	markSeen = markSeen && !sel.readOnly && sel.rights.Has(store.RightSeen)
 	acct, id := sel.ref.acct, sel.ref.mb.ID
 
 	issued := false

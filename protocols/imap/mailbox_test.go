@@ -121,7 +121,12 @@ func TestMailboxCommands(t *testing.T) {
 				c.expect(line, "NO [NONEXISTENT]")
 			}
 		}
-		c.expect(`APPEND "Other Users/mallory@example.org/INBOX" {12+}`+"\r\nSubject: x\r\n", "NO [TRYCREATE]")
+		// Nor created: TRYCREATE only where the user could create the
+		// mailbox (RFC 9051 6.3.12).
+		c.expect(`APPEND "Other Users/mallory@example.org/INBOX" {12+}`+"\r\nSubject: x\r\n", "NO [NONEXISTENT]")
+		c.expect(`APPEND "Other Users/mallory@example.org/New" {12+}`+"\r\nSubject: x\r\n", "NO [NONEXISTENT]")
+		c.expect(`CREATE "Other Users/mallory@example.org/New"`, "NO [NOPERM]")
+		c.expect(`CREATE "Other Users/nobody@example.org/New"`, "NO [NOPERM]")
 	})
 }
 
@@ -133,7 +138,7 @@ func TestNamespaceAndStatus(t *testing.T) {
 	h.deliver(alice, "INBOX", msg("c", "3"), store.AppendOptions{})
 	c := h.dial(t)
 	c.login("alice@example.org")
-	must(t, c.ok("NAMESPACE"), `* NAMESPACE (("" "/")) NIL NIL`)
+	must(t, c.ok("NAMESPACE"), `* NAMESPACE (("" "/")) (("Other Users/" "/")) (("Shared Folders/" "/"))`)
 
 	st := must(t, c.ok("STATUS INBOX (MESSAGES UIDNEXT UIDVALIDITY UNSEEN DELETED SIZE APPENDLIMIT RECENT)"), "* STATUS INBOX")
 	for _, want := range []string{"MESSAGES 3", "UIDNEXT 4", "UIDVALIDITY ", "UNSEEN 2", "DELETED 1", "SIZE ", "APPENDLIMIT 52428800", "RECENT 0"} {

@@ -26,9 +26,6 @@ func (s *session) Create(name string, options *imap.CreateOptions) error {
 	// A trailing delimiter says the client means to create children
 	// under the name; the name itself is what is created.
 	name = strings.TrimSuffix(name, string(delim))
-	if reserved(name) {
-		return no(imap.ResponseCodeCannot, "That name is reserved for shared mailboxes")
-	}
 	var use string
 	if options != nil && len(options.SpecialUse) > 0 {
 		if len(options.SpecialUse) > 1 || !specialUses[options.SpecialUse[0]] {
@@ -36,6 +33,8 @@ func (s *session) Create(name string, options *imap.CreateOptions) error {
 		}
 		use = string(options.SpecialUse[0])
 	}
+	// Under another user's mailbox it needs "k" there (RFC 4314 4),
+	// which the store checks; the new mailbox takes its parent's grants.
 	acct, sn, err := s.resolve(name)
 	if err != nil {
 		return err
@@ -50,7 +49,8 @@ func (s *session) Create(name string, options *imap.CreateOptions) error {
 }
 
 // Delete is DELETE (RFC 9051 6.3.5). A mailbox with children is refused
-// (HASCHILDREN): the store keeps no \Noselect placeholders.
+// (HASCHILDREN): the store keeps no \Noselect placeholders. Another
+// user's mailbox needs the "x" right (RFC 4314 4), which the store checks.
 func (s *session) Delete(name string) error {
 	s.settle()
 	ref, err := s.lookup(name)
@@ -65,30 +65,35 @@ func (s *session) Delete(name string) error {
 	if err := ref.acct.DeleteMailbox(s.srv.base, ref.mb.ID); err != nil {
 		return s.storeErr("delete mailbox", err)
 	}
-	if s.sel != nil && s.sel.ref.mb.ID == ref.mb.ID && s.sel.ref.acct.UserID() == ref.acct.UserID() {
+	if s.sel != nil && s.sel.ref.sameMailbox(ref) {
 		s.sel.deleted = true
 	}
 	return nil
 }
 
 // Rename is RENAME (RFC 9051 6.3.6). Renaming INBOX moves its messages to
-// a new mailbox and leaves INBOX empty, as the RFC says.
+// a new mailbox and leaves INBOX empty, as the RFC says. A mailbox stays
+// in its namespace and with its owner; another user's needs the "x" right
+// on it and "k" on the new parent (RFC 4314 4), which the store checks.
 func (s *session) Rename(oldName, newName string, _ *imap.RenameOptions) error {
 	s.settle()
 	newName = strings.TrimSuffix(newName, string(delim))
-	if reserved(newName) {
-		return no(imap.ResponseCodeCannot, "That name is reserved for shared mailboxes")
-	}
 	ref, err := s.lookup(oldName)
 	if err != nil {
 		return err
+	}
+	if ref.shared() != reserved(newName) || ref.shared() && !strings.HasPrefix(newName, strings.TrimSuffix(ref.name, ref.mb.Name)) {
+		return no(imap.ResponseCodeCannot, "Cannot rename into another namespace or to another owner")
 	}
 	acct, sn, err := s.resolve(newName)
 	if err != nil {
 		return err
 	}
 	if acct.UserID() != ref.acct.UserID() {
-		return no(imap.ResponseCodeCannot, "Cannot rename into another namespace")
+		return no(imap.ResponseCodeCannot, "Cannot rename into another namespace or to another owner")
+	}
+	if ref.mb.Name == "INBOX" && !ref.rights.Has(store.RightDeleteMailbox) {
+		return errNoPerm
 	}
 	done, err := s.begin()
 	if err != nil {
@@ -105,7 +110,7 @@ func (s *session) Rename(oldName, newName string, _ *imap.RenameOptions) error {
 	if _, err := acct.Move(s.srv.base, ref.mb.ID, nil, dst.ID); err != nil {
 		return s.storeErr("rename INBOX", err)
 	}
-	if s.sel != nil && s.sel.ref.mb.ID == ref.mb.ID {
+	if s.sel != nil && s.sel.ref.sameMailbox(ref) {
 		s.sel.dirty = true
 	}
 	return nil
@@ -134,7 +139,12 @@ func (s *session) subscribe(name string, on bool) error {
 
 // List is LIST (RFC 9051 6.3.9) with LIST-EXTENDED (RFC 5258),
 // LIST-STATUS (RFC 5819), SPECIAL-USE (RFC 6154) and CHILDREN (RFC 3348);
-// the library turns LSUB into a LIST of subscribed mailboxes.
+// the library turns LSUB into a LIST of subscribed mailboxes. Mailboxes
+// shared with the user are listed under their namespaces; the levels
+// above them that are no mailbox of the user's to open (the namespace
+// prefixes, each owner, an owner's mailbox that is not shared with the
+// user but has a child that is) are listed \Noselect \HasChildren (RFC
+// 9051 6.3.9: a level of hierarchy that is not a selectable mailbox).
 func (s *session) List(w *imapserver.ListWriter, ref string, patterns []string, options *imap.ListOptions) error {
 	s.settle()
 	if len(patterns) == 0 {
@@ -145,9 +155,14 @@ func (s *session) List(w *imapserver.ListWriter, ref string, patterns []string, 
 	if err != nil {
 		return err
 	}
-	// Which mailboxes have children, and which have subscribed
-	// descendants: every ancestor of a name has children.
+	// Which names have children, and which have subscribed descendants:
+	// every ancestor of a name has children. The ancestors that are not
+	// mailboxes themselves are the levels of the shared hierarchy.
 	hasKids, subscribedKid := map[string]bool{}, map[string]bool{}
+	exists := make(map[string]bool, len(all))
+	for _, m := range all {
+		exists[m.name] = true
+	}
 	for _, m := range all {
 		for i := len(m.name) - 1; i > 0; i-- {
 			if m.name[i] == delim {
@@ -156,7 +171,33 @@ func (s *session) List(w *imapserver.ListWriter, ref string, patterns []string, 
 			}
 		}
 	}
+	listed := map[string]bool{}
+	level := func(name string) error {
+		if listed[name] || !matchAny(name, ref, patterns) {
+			return nil
+		}
+		listed[name] = true
+		data := &imap.ListData{Delim: delim, Mailbox: name, Attrs: []imap.MailboxAttr{imap.MailboxAttrNoSelect, imap.MailboxAttrHasChildren}}
+		switch {
+		case options.SelectSpecialUse:
+			return nil
+		case options.SelectSubscribed && !(options.SelectRecursiveMatch && subscribedKid[name]):
+			return nil
+		case options.SelectRecursiveMatch && subscribedKid[name]:
+			// RFC 5258 3.5: returned for a subscribed descendant.
+			data.ChildInfo = &imap.ListDataChildInfo{Subscribed: true}
+		}
+		return w.WriteList(data)
+	}
 	for _, m := range all {
+		// The levels above a mailbox come before it.
+		for i := 1; i < len(m.name); i++ {
+			if m.name[i] == delim && !exists[m.name[:i]] {
+				if err := level(m.name[:i]); err != nil {
+					return err
+				}
+			}
+		}
 		if !matchAny(m.name, ref, patterns) {
 			continue
 		}
@@ -188,7 +229,9 @@ func (s *session) List(w *imapserver.ListWriter, ref string, patterns []string, 
 		if m.mb.SpecialUse != "" {
 			data.Attrs = append(data.Attrs, imap.MailboxAttr(m.mb.SpecialUse))
 		}
-		if options.ReturnStatus != nil {
+		// RFC 5819 4: no STATUS for a mailbox whose status cannot be
+		// had, here another user's without the "r" right.
+		if options.ReturnStatus != nil && m.rights.Has(store.RightRead) {
 			if data.Status, err = s.status(m, options.ReturnStatus); err != nil {
 				return err
 			}
@@ -215,12 +258,16 @@ func matchAny(name, ref string, patterns []string) bool {
 }
 
 // Status is STATUS (RFC 9051 6.3.11) with STATUS=SIZE (RFC 8438) and
-// APPENDLIMIT (RFC 7889).
+// APPENDLIMIT (RFC 7889); on another user's mailbox it needs the "r"
+// right (RFC 4314 4), and UNSEEN counts by the user's own \Seen.
 func (s *session) Status(name string, options *imap.StatusOptions) (*imap.StatusData, error) {
 	s.settle()
 	ref, err := s.lookup(name)
 	if err != nil {
 		return nil, err
+	}
+	if !ref.rights.Has(store.RightRead) {
+		return nil, errNoPerm
 	}
 	return s.status(ref, options)
 }

@@ -26,10 +26,13 @@ import (
 // events it missed.
 type selected struct {
 	ref      mailboxRef
-	readOnly bool
-	uids     []uint32            // ascending; seq n is uids[n-1]
-	gone     map[uint32]struct{} // expunged elsewhere, EXPUNGE not sent yet
-	modseq   uint64              // the mailbox's highest modseq last synced
+	readOnly bool // EXAMINE
+	// rights are the user's on the mailbox (RFC 4314), re-read at each
+	// sync of another user's mailbox, since its owner may change them.
+	rights store.Rights
+	uids   []uint32            // ascending; seq n is uids[n-1]
+	gone   map[uint32]struct{} // expunged elsewhere, EXPUNGE not sent yet
+	modseq uint64              // the mailbox's highest modseq last synced
 	// own holds the modseqs of this session's flag changes, which it has
 	// answered already and must not report again as unilateral FETCHes.
 	own     []uint64
@@ -37,29 +40,77 @@ type selected struct {
 	deleted bool // the mailbox was deleted by this session
 }
 
-var (
-	mailboxFlags   = []imap.Flag{imap.FlagAnswered, imap.FlagFlagged, imap.FlagDeleted, imap.FlagSeen, imap.FlagDraft, flagJunk}
-	permanentFlags = append(slices.Clone(mailboxFlags), imap.FlagWildcard)
-)
+var mailboxFlags = []imap.Flag{imap.FlagAnswered, imap.FlagFlagged, imap.FlagDeleted, imap.FlagSeen, imap.FlagDraft, flagJunk}
 
-// Select is SELECT and EXAMINE (RFC 9051 6.3.2, 6.3.3).
+// permanentFlags are the flags the user may change for good in a mailbox
+// it holds rights on (RFC 4314 4: "s" for \Seen, "t" for \Deleted, "w"
+// for the rest and for new keywords, \*).
+func permanentFlags(r store.Rights) []imap.Flag {
+	out := []imap.Flag{}
+	if r.Has(store.RightWrite) {
+		out = append(out, imap.FlagAnswered, imap.FlagFlagged)
+	}
+	if r.Has(store.RightDeleteMessages) {
+		out = append(out, imap.FlagDeleted)
+	}
+	if r.Has(store.RightSeen) {
+		out = append(out, imap.FlagSeen)
+	}
+	if r.Has(store.RightWrite) {
+		out = append(out, imap.FlagDraft, flagJunk, imap.FlagWildcard)
+	}
+	return out
+}
+
+// Select is SELECT and EXAMINE (RFC 9051 6.3.2, 6.3.3), which need the
+// "r" right on another user's mailbox (RFC 4314 4).
+//
+// RFC 4314 5.2 asks for READ-ONLY in the tagged OK of a SELECT where the
+// user may neither insert, expunge nor change a shared flag; the library
+// writes that code from the command's name alone (imapserver/select.go),
+// so such a SELECT says READ-WRITE, while its PERMANENTFLAGS lists only
+// what the user may change and every change is refused NOPERM.
 func (s *session) Select(name string, options *imap.SelectOptions) (*imap.SelectData, error) {
 	s.settle()
-	s.sel = nil
+	s.deselect()
 	ref, err := s.lookup(name)
 	if err != nil {
 		return nil, err
 	}
+	if ref.shared() && !ref.rights.Has(store.RightRead) {
+		return nil, errNoPerm
+	}
+	var ownerWatch *store.Watch
+	if ref.shared() {
+		// Watched before the UIDs are read; the mailbox row was read
+		// before that, which the first sync makes up for (dirty below).
+		if ownerWatch, err = s.srv.store.Watch(s.srv.base, ref.acct.UserID()); err != nil {
+			return nil, s.storeErr("select: watch the owner", err)
+		}
+	}
+	sel, data, err := s.open(ref, options != nil && options.ReadOnly)
+	if err != nil {
+		if ownerWatch != nil {
+			ownerWatch.Close()
+		}
+		return nil, err
+	}
+	s.sel, s.ownerWatch = sel, ownerWatch
+	return data, nil
+}
+
+// open reads what SELECT answers and the view of the mailbox it starts.
+func (s *session) open(ref mailboxRef, readOnly bool) (*selected, *imap.SelectData, error) {
 	// The mailbox row is read before the UIDs, so a change committed in
 	// between is seen again at the first sync rather than missed.
 	uids, err := ref.acct.UIDs(s.srv.base, ref.mb.ID)
 	if err != nil {
-		return nil, s.storeErr("select", err)
+		return nil, nil, s.storeErr("select", err)
 	}
-	sel := &selected{ref: ref, readOnly: options != nil && options.ReadOnly, uids: uids, modseq: ref.mb.HighestModSeq}
+	sel := &selected{ref: ref, readOnly: readOnly, rights: ref.rights, uids: uids, modseq: ref.mb.HighestModSeq, dirty: ref.shared()}
 	data := &imap.SelectData{
 		Flags:          mailboxFlags,
-		PermanentFlags: permanentFlags,
+		PermanentFlags: permanentFlags(ref.rights),
 		NumMessages:    uint32(len(uids)),
 		UIDNext:        imap.UID(ref.mb.UIDNext),
 		UIDValidity:    ref.mb.UIDValidity,
@@ -76,26 +127,22 @@ func (s *session) Select(name string, options *imap.SelectOptions) (*imap.Select
 		}
 	} else if ref.mb.Unseen > 0 {
 		// IMAP4rev1's UNSEEN response code (RFC 3501 6.3.1).
-		first, err := ref.acct.Search(s.srv.base, ref.mb.ID, store.SearchQuery{FlagsClear: store.FlagSeen, Limit: 1})
+		first, err := ref.acct.FirstUnseen(s.srv.base, ref.mb.ID)
 		if err != nil {
-			return nil, s.storeErr("select", err)
+			return nil, nil, s.storeErr("select", err)
 		}
-		if len(first) == 1 {
-			if i, ok := slices.BinarySearch(uids, first[0].UID); ok {
-				data.FirstUnseenSeqNum = uint32(i + 1)
-			}
+		if i, ok := slices.BinarySearch(uids, first); ok && first != 0 {
+			data.FirstUnseenSeqNum = uint32(i + 1)
 		}
 	}
-	s.sel = sel
 	s.searchRes = nil // RFC 5182 2.1: $ is empty in a newly selected mailbox
-	return data, nil
+	return sel, data, nil
 }
 
 // Unselect is UNSELECT (RFC 3691) and the end of CLOSE.
 func (s *session) Unselect() error {
 	s.settle()
-	s.sel = nil
-	s.searchRes = nil
+	s.deselect()
 	return nil
 }
 
@@ -115,17 +162,21 @@ func (s *session) Idle(w *imapserver.UpdateWriter, stop <-chan struct{}) error {
 		return err
 	}
 	for {
-		var wake <-chan struct{}
+		var wake, ownerWake <-chan struct{}
 		if s.watch != nil {
 			wake = s.watch.C()
+		}
+		if s.ownerWatch != nil {
+			ownerWake = s.ownerWatch.C()
 		}
 		select {
 		case <-stop:
 			return nil
 		case <-wake:
-			if err := s.sync(w, true); err != nil {
-				return err
-			}
+		case <-ownerWake:
+		}
+		if err := s.sync(w, true); err != nil {
+			return err
 		}
 	}
 }
@@ -138,6 +189,10 @@ func (s *session) sync(w *imapserver.UpdateWriter, allowExpunge bool) error {
 		return nil
 	}
 	events, resync := s.watch.Take()
+	if s.ownerWatch != nil {
+		more, again := s.ownerWatch.Take()
+		events, resync = append(events, more...), resync || again
+	}
 	sel := s.sel
 	if sel == nil {
 		return nil
@@ -182,7 +237,15 @@ func (s *session) refresh(w *imapserver.UpdateWriter) error {
 	sel := s.sel
 	acct, id := sel.ref.acct, sel.ref.mb.ID
 	mb, err := acct.Mailbox(s.srv.base, id)
+	if err == nil && sel.ref.shared() {
+		// The owner may have changed the user's rights (an "acl" event).
+		sel.rights, err = acct.MyRights(s.srv.base, id)
+		if err == nil && !sel.rights.Has(store.RightRead) {
+			err = store.ErrNotFound
+		}
+	}
 	if errors.Is(err, store.ErrNotFound) {
+		// Deleted, or no longer shared with the user: the same to it.
 		return s.mailboxGone()
 	}
 	if err != nil {
@@ -242,8 +305,8 @@ func (s *session) refresh(w *imapserver.UpdateWriter) error {
 // mailboxGone ends a session whose selected mailbox was deleted: the
 // client's message numbers no longer mean anything.
 func (s *session) mailboxGone() error {
-	s.sel = nil
-	s.conn.Bye("The selected mailbox was deleted")
+	s.deselect()
+	s.conn.Bye("The selected mailbox was deleted, or is no longer shared with you")
 	return nil
 }
 

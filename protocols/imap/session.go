@@ -30,6 +30,10 @@ type session struct {
 
 	sel       *selected
 	searchRes []uint32 // the saved SEARCH result (RFC 5182), as UIDs
+	// ownerWatch follows the owner's changes while another user's
+	// mailbox is selected: changes made through a share are announced
+	// under the owner's user id, not the user's.
+	ownerWatch *store.Watch
 
 	// idleMu is held by Idle while it runs. The library stops waiting for
 	// Idle when reading DONE fails and goes on to Close, so Close takes it
@@ -111,8 +115,7 @@ func (s *session) Close() error {
 
 // logout forgets the user: the session goes back to not authenticated.
 func (s *session) logout() {
-	s.sel = nil
-	s.searchRes = nil
+	s.deselect()
 	if s.watch != nil {
 		s.watch.Close()
 		s.watch = nil
@@ -120,6 +123,16 @@ func (s *session) logout() {
 	s.authed.Store(false)
 	s.auth, s.acct = nil, nil
 	s.appendLimit.Store(0)
+}
+
+// deselect forgets the selected mailbox.
+func (s *session) deselect() {
+	s.sel = nil
+	s.searchRes = nil
+	if s.ownerWatch != nil {
+		s.ownerWatch.Close()
+		s.ownerWatch = nil
+	}
 }
 
 // Unauthenticate is RFC 8437's UNAUTHENTICATE.
@@ -133,8 +146,3 @@ func (s *session) Unauthenticate() error {
 // limit, capped by the server's. Before login it is 0, so that an APPEND
 // sent then is refused before its literal is read.
 func (s *session) AppendLimit() uint32 { return s.appendLimit.Load() }
-
-// Namespace is RFC 2342's NAMESPACE: only the personal namespace for now.
-func (s *session) Namespace() (*imap.NamespaceData, error) {
-	return &imap.NamespaceData{Personal: []imap.NamespaceDescriptor{{Prefix: "", Delim: delim}}}, nil
-}
