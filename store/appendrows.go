@@ -203,18 +203,19 @@ func (s *Store) assignUIDs(ctx context.Context, tx *sqlx.Tx, userID int64, msgs 
 	return nil
 }
 
-// insertBlobRows records the messages' files, in one statement.
+// insertBlobRows records the messages' files, or holds the messages
+// themselves when they are small (inline), in one statement.
 func (s *Store) insertBlobRows(ctx context.Context, tx *sqlx.Tx, msgs []*newMessage) error {
 	var q strings.Builder
-	q.WriteString("INSERT INTO blobs (id, part, size, stored, refs, created_at) VALUES ")
-	args := make([]any, 0, 5*len(msgs))
+	q.WriteString("INSERT INTO blobs (id, part, size, stored, refs, created_at, data) VALUES ")
+	args := make([]any, 0, 6*len(msgs))
 	now := s.unix()
 	for i, nm := range msgs {
 		if i > 0 {
 			q.WriteString(", ")
 		}
-		q.WriteString("(?, ?, ?, ?, 1, ?)")
-		args = append(args, nm.m.blobID, nm.m.blob.Partition, nm.m.blob.Size, nm.m.blob.Stored, now)
+		q.WriteString("(?, ?, ?, ?, 1, ?, ?)")
+		args = append(args, nm.m.blobID, nm.m.blob.Partition, nm.m.blob.Size, nm.m.blob.Stored, now, nm.m.inline)
 	}
 	_, err := tx.ExecContext(ctx, s.rebind(q.String()), args...)
 	return err

@@ -6,6 +6,8 @@ import (
 	"strings"
 
 	"github.com/jmoiron/sqlx"
+
+	"basalt/store/blob"
 )
 
 // UIDPair maps a source message to its copy (RFC 4315 COPYUID).
@@ -285,8 +287,23 @@ func (a *Account) deleteRows(ctx context.Context, tx *sqlx.Tx, c *change, m Mail
 		if err := tx.SelectContext(ctx, &part, a.s.rebind(q), args...); err != nil {
 			return nil, err
 		}
+		var inline []any
 		for _, p := range part {
+			if p.Part == blob.Inline {
+				inline = append(inline, p.ID)
+				continue
+			}
 			doomed = append(doomed, deleted{p.ID, p.Part})
+		}
+		// A message kept in its blobs row goes with the transaction.
+		if len(inline) > 0 {
+			q, args, err := sqlx.In("DELETE FROM blobs WHERE refs <= 0 AND id IN (?)", inline)
+			if err != nil {
+				return nil, err
+			}
+			if _, err := tx.ExecContext(ctx, a.s.rebind(q), args...); err != nil {
+				return nil, err
+			}
 		}
 	}
 	return doomed, nil
@@ -297,13 +314,25 @@ func (a *Account) deleteRows(ctx context.Context, tx *sqlx.Tx, c *change, m Mail
 // SweepUnreferenced finishes.
 func (s *Store) removeBlobs(ctx context.Context, ds []deleted) {
 	ctx = context.WithoutCancel(ctx)
+	gone := make([]any, 0, len(ds))
 	for _, d := range ds {
-		if err := s.blobs.Delete(ctx, d.part, d.id); err != nil {
-			s.log.Warn("remove message file", "blob", d.id, "err", err)
-			continue
+		if d.part != blob.Inline {
+			if err := s.blobs.Delete(ctx, d.part, d.id); err != nil {
+				s.log.Warn("remove message file", "blob", d.id, "err", err)
+				continue
+			}
 		}
-		if _, err := s.db.ExecContext(ctx, s.rebind("DELETE FROM blobs WHERE id = ? AND refs <= 0"), d.id); err != nil {
-			s.log.Warn("remove blob row", "blob", d.id, "err", err)
+		gone = append(gone, d.id)
+	}
+	// The rows in batches: one transaction (and one sync) each, not one
+	// per message expunged.
+	for start := 0; start < len(gone); start += 500 {
+		q, args, err := sqlx.In("DELETE FROM blobs WHERE refs <= 0 AND id IN (?)", gone[start:min(start+500, len(gone))])
+		if err == nil {
+			_, err = s.db.ExecContext(ctx, s.rebind(q), args...)
+		}
+		if err != nil {
+			s.log.Warn("remove blob rows", "blobs", len(gone[start:min(start+500, len(gone))]), "err", err)
 		}
 	}
 }

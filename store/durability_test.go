@@ -47,7 +47,8 @@ func TestCrashChild(t *testing.T) {
 	store.SetAfterBlobWrite(e.Store, func() { syscall.Kill(os.Getpid(), syscall.SIGKILL) })
 	a := e.Store.Account(uid, nil)
 	inbox := storetest.Inbox(t, a)
-	a.Append(context.Background(), inbox, storetest.Message("x@example.org", "alice@example.org", "doomed", "half"), store.AppendOptions{})
+	// Larger than what is kept in the database: the case with a file.
+	a.Append(context.Background(), inbox, storetest.SizedMessage(store.DefaultInlineMax+1), store.AppendOptions{})
 	t.Fatal("the process survived its own SIGKILL")
 }
 

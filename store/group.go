@@ -8,6 +8,8 @@ import (
 	"sync"
 
 	"github.com/jmoiron/sqlx"
+
+	"basalt/store/blob"
 )
 
 // Delivery is one message for one user, stored by Store.Deliver.
@@ -144,7 +146,9 @@ func (s *Store) sealDeferred(ctx context.Context, u User, p *parsed) (sealed, er
 func (s *Store) commitGroup(ctx context.Context, batch []*groupReq) {
 	parts := map[string]bool{}
 	for _, r := range batch {
-		parts[r.m.blob.Partition] = true
+		if r.m.blob.Partition != blob.Inline { // inline ones commit with the rows
+			parts[r.m.blob.Partition] = true
+		}
 	}
 	names := make([]string, 0, len(parts))
 	for p := range parts {

@@ -14,8 +14,29 @@ import (
 // TestDeliverGroupCommit: many deliveries at once, to several users, some
 // over quota, commit together with exact counts, and each gets its own
 // result.
+// Both ways a message is kept: in its row (small ones, by default) and in
+// a file of its own, synced once per group.
 func TestDeliverGroupCommit(t *testing.T) {
-	each(t, func(t *testing.T, e *storetest.Env) {
+	for _, tc := range []struct {
+		name      string
+		inlineMax int64
+	}{{"inline", 0}, {"files", -1}} {
+		t.Run(tc.name, func(t *testing.T) {
+			eachWith(t, storetest.Options{InlineMax: tc.inlineMax}, func(t *testing.T, e *storetest.Env) {
+				if tc.inlineMax < 0 && countFiles(t, e) != 0 {
+					t.Fatal("files before any delivery")
+				}
+				testDeliverGroupCommit(t, e)
+				if files := countFiles(t, e); (tc.inlineMax < 0) != (files > 0) {
+					t.Fatalf("%d message files with inline max %d", files, tc.inlineMax)
+				}
+			})
+		})
+	}
+}
+
+func testDeliverGroupCommit(t *testing.T, e *storetest.Env) {
+	{
 		ctx := context.Background()
 		alice := e.Account(e.NewUser(t, "alice@example.org", false))
 		bob := e.Account(e.NewUser(t, "bob@example.org", false))
@@ -74,7 +95,7 @@ func TestDeliverGroupCommit(t *testing.T) {
 		if _, err := e.Store.Deliver(ctx, store.Delivery{UserID: 999999, Raw: msg}); !errors.Is(err, store.ErrNotFound) {
 			t.Fatalf("delivery to a missing user: %v", err)
 		}
-	})
+	}
 }
 
 // BenchmarkDeliver4KB: durable deliveries of 4 KB from 10 concurrent

@@ -153,6 +153,9 @@ type sealed struct {
 	secure    bool
 	publicKey string
 	search    [3]string // from, to, subject; empty for a secure user
+	// inline holds the encoded message when it is kept in its blobs row
+	// (blob.Partition is blob.Inline), not in a file.
+	inline []byte
 }
 
 // seal writes the message file for u (encrypted to u's key when u is
@@ -186,12 +189,16 @@ func (s *Store) sealWith(ctx context.Context, u User, p *parsed, sync bool) (sea
 	} else {
 		out.search = [3]string{clip(p.info.SearchFrom), clip(p.info.SearchTo), clip(p.info.SearchSubject)}
 	}
-	put := s.blobs.Put
-	if !sync {
-		put = s.blobs.PutDeferred
-	}
 	var err error
-	if out.blob, err = put(ctx, out.blobID, bytes.NewReader(p.raw), transform); err != nil {
+	switch {
+	case s.inlineMax > 0 && int64(len(p.raw)) <= s.inlineMax:
+		out.inline, out.blob, err = s.blobs.Encode(ctx, bytes.NewReader(p.raw), transform)
+	case sync:
+		out.blob, err = s.blobs.Put(ctx, out.blobID, bytes.NewReader(p.raw), transform)
+	default:
+		out.blob, err = s.blobs.PutDeferred(ctx, out.blobID, bytes.NewReader(p.raw), transform)
+	}
+	if err != nil {
 		return sealed{}, err
 	}
 	if s.hooks.afterBlobWrite != nil {
@@ -204,7 +211,7 @@ func (s *Store) sealWith(ctx context.Context, u User, p *parsed, sync bool) (sea
 // commit's outcome is unknown the row may exist, so the file is left for
 // SweepOrphans, which removes it only if no row refers to it.
 func (s *Store) discard(ctx context.Context, m sealed, cause error) {
-	if sqldb.IsCommitUncertain(cause) {
+	if sqldb.IsCommitUncertain(cause) || m.blob.Partition == blob.Inline {
 		return
 	}
 	if err := s.blobs.Delete(context.WithoutCancel(ctx), m.blob.Partition, m.blobID); err != nil {
@@ -403,14 +410,23 @@ func (a *Account) List(ctx context.Context, mailboxID int64, q ListQuery) ([]Mes
 	if err := a.s.db.SelectContext(ctx, &rows, a.s.rebind(b.String()), args...); err != nil {
 		return nil, fmt.Errorf("list mailbox %d: %w", mailboxID, err)
 	}
-	if err := a.overlaySeen(ctx, a.s.db, mailboxID, rows); err != nil {
+	out, err := a.messages(ctx, mailboxID, rows)
+	if err != nil {
 		return nil, fmt.Errorf("list mailbox %d: %w", mailboxID, err)
+	}
+	return out, nil
+}
+
+// messages converts rows of one mailbox, with the viewer's seen state.
+func (a *Account) messages(ctx context.Context, mailboxID int64, rows []messageRow) ([]Message, error) {
+	if err := a.overlaySeen(ctx, a.s.db, mailboxID, rows); err != nil {
+		return nil, err
 	}
 	out := make([]Message, 0, len(rows))
 	for _, r := range rows {
 		m, err := a.message(r)
 		if err != nil {
-			return nil, fmt.Errorf("list mailbox %d: %w", mailboxID, err)
+			return nil, err
 		}
 		out = append(out, m)
 	}
@@ -442,9 +458,10 @@ func (a *Account) Open(ctx context.Context, id int64) (io.ReadCloser, error) {
 	var loc struct {
 		BlobID    string `db:"blob_id"`
 		Part      string `db:"part"`
+		Data      []byte `db:"data"`
 		MailboxID int64  `db:"mailbox_id"`
 	}
-	err := a.s.db.GetContext(ctx, &loc, a.s.rebind(`SELECT m.blob_id, b.part, m.mailbox_id FROM messages m JOIN blobs b ON b.id = m.blob_id
+	err := a.s.db.GetContext(ctx, &loc, a.s.rebind(`SELECT m.blob_id, b.part, b.data, m.mailbox_id FROM messages m JOIN blobs b ON b.id = m.blob_id
 		WHERE m.id = ? AND m.user_id = ?`), id, a.userID)
 	if err != nil {
 		return nil, fmt.Errorf("open message %d: %w", id, notFound(err))
@@ -457,7 +474,12 @@ func (a *Account) Open(ctx context.Context, id int64) (io.ReadCloser, error) {
 		key := a.key
 		unwrap = func(r io.Reader) (io.Reader, error) { return crypt.Decrypt(r, key) }
 	}
-	rc, err := a.s.blobs.Open(ctx, loc.Part, loc.BlobID, unwrap)
+	var rc io.ReadCloser
+	if loc.Part == blob.Inline {
+		rc, err = a.s.blobs.Decode(ctx, loc.Data, unwrap)
+	} else {
+		rc, err = a.s.blobs.Open(ctx, loc.Part, loc.BlobID, unwrap)
+	}
 	if err != nil {
 		if unwrap == nil {
 			// An encrypted blob without a key reads as locked, not as corrupt.

@@ -195,7 +195,19 @@ func uids(ms []store.Message) []uint32 {
 	return out
 }
 
+// countBlobs counts the message bodies kept: files, and rows holding
+// small messages themselves.
 func countBlobs(t *testing.T, e *storetest.Env) int {
+	t.Helper()
+	var inline int
+	if err := e.DB.GetContext(context.Background(), &inline, "SELECT COUNT(*) FROM blobs WHERE part = ''"); err != nil {
+		t.Fatal(err)
+	}
+	return countFiles(t, e) + inline
+}
+
+// countFiles counts the message files on disk.
+func countFiles(t *testing.T, e *storetest.Env) int {
 	t.Helper()
 	n := 0
 	if err := e.Blobs.Walk(context.Background(), func(blob.Entry) error { n++; return nil }); err != nil {

@@ -14,8 +14,12 @@ import (
 
 // each runs f on a fresh store over SQLite and over MariaDB.
 func each(t *testing.T, f func(t *testing.T, e *storetest.Env)) {
+	eachWith(t, storetest.Options{}, f)
+}
+
+func eachWith(t *testing.T, o storetest.Options, f func(t *testing.T, e *storetest.Env)) {
 	testsupport.ForEachDatabase(t, func(t *testing.T, db testsupport.Database) {
-		f(t, storetest.Open(t, db, storetest.Options{}))
+		f(t, storetest.Open(t, db, o))
 	})
 }
 

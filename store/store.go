@@ -36,13 +36,24 @@ type Config struct {
 	Limits Limits
 	// Now returns the current time; nil means time.Now.
 	Now func() time.Time
+	// InlineMax is the largest message, in bytes, kept in the database
+	// with its rows rather than in a file of its own; 0 means
+	// DefaultInlineMax, and a negative value keeps every message in a file.
+	InlineMax int64
 }
+
+// DefaultInlineMax keeps most mail (text, small attachments) in the
+// database: a file costs an inode and its share of a sync, which on a busy
+// server cost more than the message's bytes in the write-ahead log.
+const DefaultInlineMax = 64 << 10
 
 // Store is the storage service.
 type Store struct {
 	db    *sqldb.DB
 	blobs *blob.Store
 	cache cache.Cache
+	// inlineMax is Config.InlineMax with its default.
+	inlineMax int64
 	// domains remembers recent domain lookups (domains.go).
 	domains domainCache
 	log     *slog.Logger
@@ -62,7 +73,11 @@ func New(cfg Config) (*Store, error) {
 		return nil, errors.New("store: database, blob store and cache are all required")
 	}
 	_, local := cfg.Cache.(*cache.Memory)
-	s := &Store{db: cfg.DB, blobs: cfg.Blobs, cache: cfg.Cache, log: cfg.Logger, limits: cfg.Limits, now: cfg.Now, localCache: local}
+	s := &Store{db: cfg.DB, blobs: cfg.Blobs, cache: cfg.Cache, log: cfg.Logger, limits: cfg.Limits, now: cfg.Now, localCache: local,
+		inlineMax: cfg.InlineMax}
+	if s.inlineMax == 0 {
+		s.inlineMax = DefaultInlineMax
+	}
 	if s.log == nil {
 		s.log = slog.Default()
 	}

@@ -40,36 +40,46 @@ func (s *Store) open(ctx context.Context, partition, id string, dec Unwrap) (io.
 	if err != nil {
 		return nil, err
 	}
-	br := bufio.NewReaderSize(f, 32<<10)
+	rc, err := s.decode(ctx, f, bufio.NewReaderSize(f, 32<<10), dec)
+	if err != nil {
+		_ = f.Close()
+		if errors.Is(err, errShort) {
+			return nil, fmt.Errorf("%w: file shorter than its header", ErrFormat)
+		}
+		return nil, err
+	}
+	return rc, nil
+}
+
+// errShort is a blob shorter than its header.
+var errShort = errors.New("shorter than the header")
+
+// decode reads a blob's header from br and returns the plaintext reader
+// over the rest; closing it closes c.
+func (s *Store) decode(ctx context.Context, c io.Closer, br io.Reader, dec Unwrap) (*reader, error) {
 	hb := make([]byte, headerLen)
 	if _, err := io.ReadFull(br, hb); err != nil {
-		_ = f.Close()
 		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-			return nil, fmt.Errorf("%w: file shorter than its header", ErrFormat)
+			return nil, errShort
 		}
 		return nil, err
 	}
 	h, err := parseHeader(hb)
 	if err != nil {
-		_ = f.Close()
 		return nil, err
 	}
-
-	rc := &reader{ctx: ctx, f: f, store: s, want: h.size}
-	var r io.Reader = br
+	rc := &reader{ctx: ctx, c: c, store: s, want: h.size}
+	var r = br
 	if h.encrypted() {
 		if dec == nil {
-			_ = f.Close()
 			return nil, ErrEncrypted
 		}
 		if r, err = dec(r); err != nil {
-			_ = f.Close()
 			return nil, fmt.Errorf("start decryption: %w", err)
 		}
 	}
 	if h.compressed() {
 		if rc.zr, err = s.getDecoder(r); err != nil {
-			_ = f.Close()
 			return nil, fmt.Errorf("start decompression: %w", err)
 		}
 		r = rc.zr
@@ -82,7 +92,7 @@ func (s *Store) open(ctx context.Context, partition, id string, dec Unwrap) (io.
 type reader struct {
 	ctx   context.Context
 	r     io.Reader
-	f     *os.File
+	c     io.Closer // the file under it, or nothing to close
 	zr    *zstd.Decoder
 	store *Store
 	want  uint64 // plaintext size from the header
@@ -115,15 +125,15 @@ func (r *reader) Read(p []byte) (int, error) {
 }
 
 func (r *reader) Close() error {
-	if r.f == nil {
+	if r.c == nil {
 		return nil
 	}
 	if r.zr != nil {
 		r.store.putDecoder(r.zr)
 		r.zr = nil
 	}
-	err := r.f.Close()
-	r.f = nil
+	err := r.c.Close()
+	r.c = nil
 	if r.err == nil {
 		r.err = fs.ErrClosed
 	}

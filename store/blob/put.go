@@ -194,18 +194,27 @@ const maxWhole = 1 << 20
 // writeWhole writes a body held in memory, compressed in one call, with
 // its header in one write.
 func (s *Store) writeWhole(f *os.File, br *bytes.Reader) (header, int64, error) {
-	raw := make([]byte, br.Len())
-	if _, err := io.ReadFull(br, raw); err != nil {
+	h, buf, err := s.encodeWhole(br)
+	if err != nil {
 		return header{}, 0, err
 	}
-	h := header{flags: flagCompressed, size: uint64(len(raw))}
-	buf := make([]byte, headerLen, headerLen+len(raw)/2+64)
-	copy(buf, h.marshal())
-	buf = s.whole.EncodeAll(raw, buf)
 	if _, err := f.Write(buf); err != nil {
 		return header{}, 0, err
 	}
 	return h, int64(len(buf)), nil
+}
+
+// encodeWhole compresses a body held in memory in one call and returns
+// it after its header, as a blob file holds it.
+func (s *Store) encodeWhole(br *bytes.Reader) (header, []byte, error) {
+	raw := make([]byte, br.Len())
+	if _, err := io.ReadFull(br, raw); err != nil {
+		return header{}, nil, err
+	}
+	h := header{flags: flagCompressed, size: uint64(len(raw))}
+	buf := make([]byte, headerLen, headerLen+len(raw)/2+64)
+	copy(buf, h.marshal())
+	return h, s.whole.EncodeAll(raw, buf), nil
 }
 
 // writeStream streams the body through compression and encryption, then
@@ -280,7 +289,7 @@ func (p *partition) info(h header, stored int64) Info {
 
 // writeBody writes a placeholder header and the body to f:
 // r -> zstd -> enc -> f. It returns the real header.
-func (s *Store) writeBody(ctx context.Context, f *os.File, r io.Reader, enc Transform) (header, error) {
+func (s *Store) writeBody(ctx context.Context, f io.Writer, r io.Reader, enc Transform) (header, error) {
 	var h header
 	bw := bufio.NewWriterSize(f, 64<<10)
 	if _, err := bw.Write(make([]byte, headerLen)); err != nil {

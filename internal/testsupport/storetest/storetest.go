@@ -45,6 +45,9 @@ type Options struct {
 	BlobDir string
 	Limits  store.Limits
 	Session session.Config
+	// InlineMax is store.Config.InlineMax: 0 the default, negative keeps
+	// every message in a file.
+	InlineMax int64
 }
 
 // Open builds an Env on db; everything is closed when the test ends.
@@ -78,7 +81,7 @@ func Open(t testing.TB, db testsupport.Database, o Options) *Env {
 	}
 	t.Cleanup(func() { c.Close() })
 	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	st, err := store.New(store.Config{DB: sdb, Blobs: blobs, Cache: c, Logger: log, Limits: o.Limits})
+	st, err := store.New(store.Config{DB: sdb, Blobs: blobs, Cache: c, Logger: log, Limits: o.Limits, InlineMax: o.InlineMax})
 	if err != nil {
 		t.Fatalf("new store: %v", err)
 	}
