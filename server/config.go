@@ -50,6 +50,9 @@ type LogConfig struct {
 type StorageConfig struct {
 	Partitions []blob.Partition `toml:"partitions"`
 	NoCompress bool             `toml:"no_compress"`
+	// InlineMax is the largest message (bytes) kept in the database rather
+	// than in a file; 0: 64 KiB, negative: every message in a file.
+	InlineMax int64 `toml:"inline_max"`
 }
 
 // CacheConfig points at Redis; with no address the cache is in-process.
