@@ -34,6 +34,12 @@ submissions_listen = "127.0.0.1:$(free_port)"
 lmtp_listen = "127.0.0.1:$(free_port)"
 max_connections_per_ip = 100
 max_messages_per_conn = 100000
+[pop3]
+listen = "off"
+tls_listen = "off"
+[imap]
+listen = "off"
+tls_listen = "off"
 CONF
   ./bin/basalt domain add example.org -config "$work/basalt.toml"
   echo "benchmark password" | ./bin/basalt user add bench@example.org --password-stdin -config "$work/basalt.toml"
@@ -41,6 +47,12 @@ CONF
   pid=$!
   for _ in $(seq 1 100); do
     (exec 3<>"/dev/tcp/127.0.0.1/$mx") 2>/dev/null && break
+    if ! kill -0 "$pid" 2>/dev/null; then
+      echo "bench-smtp $name: basalt did not start:" >&2
+      cat "$work/serve.log" >&2
+      rm -rf "$work"
+      return 1
+    fi
     sleep 0.1
   done
   local start end
