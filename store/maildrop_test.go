@@ -270,3 +270,45 @@ func BenchmarkMaildrop(b *testing.B) {
 		}
 	})
 }
+
+// TestMaildropSizesKept: a message is read to size it once, the first
+// time it is listed; later listings, on any node and after a restart
+// (a fresh in-process cache), take the size from its row, and so work
+// even without the message files.
+func TestMaildropSizesKept(t *testing.T) {
+	each(t, func(t *testing.T, e *storetest.Env) {
+		ctx := context.Background()
+		auth := e.NewUser(t, "bob@example.org", false)
+		a := e.Account(auth)
+		inbox := storetest.Inbox(t, a)
+		// Above the size kept in the database, so that each is a file;
+		// one with bare LFs, whose size on the wire is larger.
+		bare := strings.ReplaceAll(string(storetest.SizedMessage(200<<10)), "\r\n", "\n")
+		for _, raw := range []string{bare, string(storetest.SizedMessage(300 << 10))} {
+			storetest.Append(t, a, inbox, []byte(raw), store.AppendOptions{})
+		}
+		first, err := a.Maildrop(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wire := strings.ReplaceAll(bare, "\n", "\r\n")
+		if !strings.HasSuffix(wire, "\r\n") {
+			wire += "\r\n"
+		}
+		if len(first.Messages) != 2 || first.Messages[0].Size != int64(len(wire)) || wire == bare {
+			t.Fatalf("first listing %+v", first.Messages)
+		}
+		// Another node over the same database, with no message files and
+		// nothing in its cache.
+		other := storetest.Open(t, e.Database, storetest.Options{BlobDir: t.TempDir()})
+		again, err := other.Store.Account(auth.User.ID, nil).Maildrop(ctx)
+		if err != nil {
+			t.Fatalf("listing without the message files: %v", err)
+		}
+		for i := range first.Messages {
+			if again.Messages[i] != first.Messages[i] {
+				t.Errorf("message %d listed %+v, first %+v", i, again.Messages[i], first.Messages[i])
+			}
+		}
+	})
+}

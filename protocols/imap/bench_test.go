@@ -2,6 +2,7 @@ package imap
 
 import (
 	"bufio"
+	"crypto/tls"
 	"fmt"
 	"net"
 	"os"
@@ -92,7 +93,15 @@ const memServerEnv = "BASALT_IMAP_MEMSERVER"
 // INBOX and IDLE. The server runs in a child process (this test binary,
 // re-run as TestIdleMemoryServer) so that the clients' memory is not
 // counted; its VmRSS is read before and after, each time after a GC.
+// The connections are plain, or upgraded with STARTTLS (which adds TLS
+// and a second guard, see guard.go).
 func BenchmarkIdleMemory(b *testing.B) {
+	for _, mode := range []string{"plain", "starttls"} {
+		b.Run(mode, func(b *testing.B) { benchIdleMemory(b, mode == "starttls") })
+	}
+}
+
+func benchIdleMemory(b *testing.B, starttls bool) {
 	const conns = 2000
 	for b.Loop() {
 		cmd := exec.Command(os.Args[0], "-test.run=^TestIdleMemoryServer$", "-test.v")
@@ -131,6 +140,10 @@ func BenchmarkIdleMemory(b *testing.B) {
 				b.Fatal(err)
 			}
 			cl := newClient(b, c)
+			if starttls {
+				cl.startTLS(&tls.Config{InsecureSkipVerify: true})
+				c = cl.conn
+			}
 			cl.login(fmt.Sprintf("user%d@example.org", i%memUsers))
 			cl.ok("SELECT INBOX")
 			cl.idle()

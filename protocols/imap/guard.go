@@ -1,6 +1,7 @@
 package imap
 
 import (
+	"bytes"
 	"errors"
 	"io"
 	"net"
@@ -9,12 +10,12 @@ import (
 	"time"
 )
 
-// The guard wraps every client connection between the socket and the
-// library. The library has fixed limits of its own (a command is at most
-// 50 KiB outside literals, a literal it buffers at most 4 KiB, an APPEND
-// at most SessionAppendLimit; 30s to send each command before login and
-// 35 minutes after) and no hook for what this server also wants, which
-// the guard adds from where it sits:
+// The guard wraps every client connection between the socket (or the TLS
+// connection over it) and the library. The library has fixed limits of its
+// own (a command is at most 50 KiB outside literals, a literal it buffers
+// at most 4 KiB, an APPEND at most SessionAppendLimit; 30s to send each
+// command before login and 35 minutes after) and no hook for what this
+// server also wants, which the guard adds from where it sits:
 //
 //   - Timeouts: the read deadlines the library sets are shortened to the
 //     configured login and autologout limits (RFC 9051 5.4), and when one
@@ -24,6 +25,15 @@ import (
 //     data anyway, which the library would then read as commands. The
 //     guard ends the connection after the library's refusal instead, with
 //     "BYE [TOOBIG]" (RFC 7888 4), without reading the data.
+//   - The same holds for a non-synchronizing literal of any size whose
+//     command the library refuses before it reaches the literal (a
+//     syntax error earlier on the line, an APPEND date it cannot parse):
+//     the library discards only the rest of the line and would run the
+//     literal's data as commands, which lets a message's text, say, run
+//     IMAP commands on the user's account. The guard hands the library
+//     a literal's data only when it asks for more after the announcing
+//     line; if the command was answered first, the connection ends with
+//     "BYE [CLIENTBUG]".
 //   - A line longer than MaxLineLength ends the connection.
 //   - MaxBadCommands tagged BAD responses in a row end the connection.
 //
@@ -31,25 +41,43 @@ import (
 // where literals ("{n}", "{n+}") start and how long they are, the first
 // two words of a command line (tag and command) and of a tagged response
 // (tag and status). It parses nothing else; the commands are the
-// library's to parse. After STARTTLS the guard sees only ciphertext, so
-// these checks stop there and the library's own limits remain; implicit
-// TLS (ServeTLS) keeps them, as the guard sits above TLS there.
+// library's to parse.
+//
+// STARTTLS: the library answers it and then runs TLS over whatever
+// connection it was given, here the guard, which would leave the guard
+// below TLS, seeing ciphertext only, for the rest of the session. So when
+// the guard sees the library's OK to STARTTLS go out, it takes the
+// connection back: the library's session there reads end-of-file and
+// ends (it is not authenticated; nothing is lost), and the socket, with
+// whatever the client sent after STARTTLS, goes under a TLS server and a
+// new guard to the implicit-TLS engine, exactly as a connection to the
+// implicit-TLS port does (upgrade in server.go). That engine's greeting
+// is not sent: the client expects none after STARTTLS (RFC 9051 6.2.1).
+// So every check above holds after STARTTLS as before it.
 type guard struct {
 	net.Conn
-	srv         *Server
-	release     func()
-	implicitTLS bool
-	sess        atomic.Pointer[session]
-	closeOnce   sync.Once
+	srv       *Server
+	release   func()
+	sess      atomic.Pointer[session]
+	closeOnce sync.Once
 
 	wmu sync.Mutex // one writer at a time: the library's, or the guard's BYE
 
-	mu          sync.Mutex // the scanners, shared by the reading and writing goroutines
-	in          inScan
-	out         outScan
-	bad         int    // tagged BAD responses in a row
-	passthrough bool   // TLS runs over the guard: nothing more to see
-	poisoned    string // the connection ends at the next read, with this BYE text
+	mu  sync.Mutex // everything below, shared by the reading and writing goroutines
+	in  inScan
+	out outScan
+	bad int // tagged BAD responses in a row
+	// held are bytes read from the client and not yet scanned or given to
+	// the library, and heldErr the read error that came after them.
+	held    []byte
+	heldErr error
+	// quiet drops the server's first line: the greeting of a connection
+	// that came from STARTTLS.
+	quiet bool
+	// handedOff says the connection went on under TLS with a new guard
+	// after STARTTLS: this one no longer reads, writes or closes it.
+	handedOff bool
+	poisoned  string // the connection ends at the next read, with this BYE text
 }
 
 // litScan recognises a literal's announcement at the end of a line:
@@ -84,24 +112,28 @@ func (l *litScan) feed(b byte) {
 // announced reports, at a line feed, whether the line announced a literal.
 func (l *litScan) announced() bool { return l.state == 3 || l.state == 4 }
 
-// word collects up to len(buf) bytes of a space-delimited word.
+// word collects a space-delimited word: its first len(buf) bytes, for
+// matching command and status names, and a hash of all of it with its
+// length, for telling tags apart however long they are.
 type word struct {
 	buf [32]byte
-	n   uint8
-	big bool // longer than buf
+	n   uint32 // length of the whole word
+	h   uint64 // FNV-1a of the whole word
 }
 
 func (w *word) add(b byte) {
+	if w.n == 0 {
+		w.h = 14695981039346656037
+	}
 	if int(w.n) < len(w.buf) {
 		w.buf[w.n] = b
-		w.n++
-	} else {
-		w.big = true
 	}
+	w.n++
+	w.h = (w.h ^ uint64(b)) * 1099511628211
 }
 
 func (w *word) is(s string) bool {
-	if w.big || int(w.n) != len(s) {
+	if int(w.n) != len(s) || len(s) > len(w.buf) {
 		return false
 	}
 	for i := 0; i < len(s); i++ {
@@ -116,9 +148,7 @@ func (w *word) is(s string) bool {
 	return true
 }
 
-func (w *word) equal(o *word) bool {
-	return !w.big && !o.big && w.n == o.n && w.buf == o.buf
-}
+func (w *word) equal(o *word) bool { return w.n > 0 && w.n == o.n && w.h == o.h }
 
 // inScan follows what the client sends.
 type inScan struct {
@@ -135,7 +165,16 @@ type inScan struct {
 	// waiting (as some clients do) is passed over too, and taken back if
 	// the server refuses the literal.
 	waiting bool
-	// startTLS holds the tag of a STARTTLS command awaiting its answer.
+	// litPending says the library has had a line announcing a
+	// non-synchronizing literal and not yet the literal's data, which is
+	// held back until it asks for more. litTag is the command's tag, and
+	// orphan says the command was answered meanwhile: the library did
+	// not take the literal and would read its data as commands.
+	litPending, orphan bool
+	litTag             word
+	// startTLS holds the tag of a STARTTLS command awaiting its answer;
+	// what the client sent after it is held back until then, as it is
+	// the start of the TLS handshake if the answer is OK.
 	startTLS    bool
 	startTLSTag word
 }
@@ -149,32 +188,75 @@ type outScan struct {
 	lit   litScan
 }
 
-func newGuard(c net.Conn, srv *Server, release func(), implicitTLS bool) *guard {
-	return &guard{Conn: c, srv: srv, release: release, implicitTLS: implicitTLS}
+func newGuard(c net.Conn, srv *Server, release func()) *guard {
+	return &guard{Conn: c, srv: srv, release: release}
 }
 
 // NetConn returns the connection the guard wraps, so that
 // connlimit.Secure can see a TLS connection underneath.
 func (g *guard) NetConn() net.Conn { return g.Conn }
 
-var errPoisoned = errors.New("connection ended by the server")
-
+// Read gives the library what the client sent, as far as the scan lets
+// it: up to the end of a line that must be answered (or its literal
+// asked for) before more is read.
 func (g *guard) Read(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
 	g.mu.Lock()
-	poisoned, passthrough := g.poisoned, g.passthrough
-	g.mu.Unlock()
-	if poisoned != "" {
+	switch {
+	case g.handedOff:
+		g.mu.Unlock()
+		return 0, io.EOF
+	case g.in.litPending && g.in.orphan:
+		g.poisoned = "[CLIENTBUG] Command refused before its literal; closing rather than reading the literal as commands"
+	}
+	g.in.litPending, g.in.orphan = false, false
+	if poisoned := g.poisoned; poisoned != "" {
+		g.mu.Unlock()
 		g.byeAndClose(poisoned)
 		// io.EOF ends the library's command loop without an error log.
 		return 0, io.EOF
 	}
-	n, err := g.Conn.Read(p)
-	if n > 0 && !passthrough {
-		g.mu.Lock()
-		n = g.scanIn(p[:n])
+	if len(g.held) > 0 {
+		n := copy(p, g.held)
+		rest := g.held[n:]
+		k := g.scanIn(p[:n])
+		switch {
+		case g.poisoned != "":
+			g.held = nil
+		case k < n:
+			g.held = append(append([]byte(nil), p[k:n]...), rest...)
+		default:
+			g.held = rest
+		}
 		g.mu.Unlock()
+		return k, nil
 	}
-	if err != nil && !passthrough {
+	if err := g.heldErr; err != nil {
+		g.mu.Unlock()
+		return 0, err
+	}
+	g.mu.Unlock()
+
+	n, err := g.Conn.Read(p)
+	g.mu.Lock()
+	if g.handedOff {
+		g.mu.Unlock()
+		return 0, io.EOF
+	}
+	k := n
+	if n > 0 {
+		k = g.scanIn(p[:n])
+		if k < n && g.poisoned == "" {
+			g.held = append([]byte(nil), p[k:n]...)
+			if err != nil {
+				g.heldErr, err = err, nil
+			}
+		}
+	}
+	g.mu.Unlock()
+	if err != nil {
 		var ne net.Error
 		if errors.As(err, &ne) && ne.Timeout() {
 			msg := "Timed out waiting for a command"
@@ -184,12 +266,13 @@ func (g *guard) Read(p []byte) (int, error) {
 			g.byeAndClose(msg)
 		}
 	}
-	return n, err
+	return k, err
 }
 
 // scanIn follows the client's bytes and returns how many of them the
-// library may have: all of them, unless the connection is to end, in
-// which case the rest is never looked at.
+// library may have now: all of them, unless a line must be answered
+// first (the rest is then the caller's to hold) or the connection is to
+// end (the rest is never looked at).
 func (g *guard) scanIn(p []byte) int {
 	in := &g.in
 	for i := 0; i < len(p); i++ {
@@ -201,8 +284,7 @@ func (g *guard) scanIn(p []byte) int {
 		}
 		b := p[i]
 		if b == '\n' {
-			g.lineEnd()
-			if g.poisoned != "" {
+			if g.lineEnd() || g.poisoned != "" {
 				return i + 1
 			}
 			continue
@@ -233,8 +315,9 @@ func (g *guard) scanIn(p []byte) int {
 	return len(p)
 }
 
-// lineEnd handles the end of a client line.
-func (g *guard) lineEnd() {
+// lineEnd handles the end of a client line. It reports whether what
+// follows must wait until the library has dealt with the line.
+func (g *guard) lineEnd() (hold bool) {
 	in := &g.in
 	announced, lit := in.lit.announced(), in.lit
 	in.lineLen, in.lit = 0, litScan{}
@@ -242,14 +325,15 @@ func (g *guard) lineEnd() {
 		// The command is complete; the next line starts another.
 		if !in.cont && in.cmd.is("STARTTLS") {
 			in.startTLS, in.startTLSTag = true, in.tag
+			hold = true
 		}
 		in.cont, in.field, in.tag, in.cmd = false, 0, word{}, word{}
-		return
+		return hold
 	}
 	in.cont = true
 	if !lit.plus {
 		in.waiting, in.skip = true, lit.n
-		return
+		return false
 	}
 	// The library buffers literals of at most 4 KiB for any command but
 	// APPEND, whose limit is the session's.
@@ -262,27 +346,41 @@ func (g *guard) lineEnd() {
 	}
 	if lit.n > limit {
 		g.poisoned = "[TOOBIG] Literal too large" // RFC 7888 4
-		return
+		return true
 	}
 	in.skip = lit.n
+	in.litPending, in.orphan, in.litTag = true, false, in.tag
+	return true
 }
 
 func (g *guard) Write(p []byte) (int, error) {
 	g.wmu.Lock()
 	defer g.wmu.Unlock()
 	g.mu.Lock()
-	if g.passthrough {
+	if g.handedOff {
 		g.mu.Unlock()
-		return g.Conn.Write(p)
+		return 0, net.ErrClosed
 	}
-	cut, startTLS := g.scanOut(p)
+	q := p
+	if g.quiet {
+		i := bytes.IndexByte(q, '\n')
+		if i < 0 {
+			g.mu.Unlock()
+			return len(p), nil
+		}
+		g.quiet, q = false, q[i+1:]
+		if len(q) == 0 {
+			g.mu.Unlock()
+			return len(p), nil
+		}
+	}
+	cut, startTLS := g.scanOut(q)
 	g.mu.Unlock()
-	n, err := g.Conn.Write(p)
-	if startTLS {
-		// The library starts TLS over the guard once this OK is out.
-		g.mu.Lock()
-		g.passthrough = true
-		g.mu.Unlock()
+	n, err := g.Conn.Write(q)
+	n += len(p) - len(q)
+	if startTLS && err == nil {
+		g.handOff()
+		return n, nil
 	}
 	if cut && err == nil {
 		g.srv.log.Info("closing connection after repeated bad commands", "remote", g.RemoteAddr().String())
@@ -291,6 +389,17 @@ func (g *guard) Write(p []byte) (int, error) {
 		g.Close()
 	}
 	return n, err
+}
+
+// handOff takes the connection from the library after its OK to
+// STARTTLS, and has it go on under TLS with a new guard (see guard).
+func (g *guard) handOff() {
+	g.mu.Lock()
+	g.handedOff = true
+	held, bad := g.held, g.bad
+	g.held, g.heldErr = nil, nil
+	g.mu.Unlock()
+	go g.srv.upgrade(g, held, bad)
 }
 
 // scanOut follows the server's bytes. It reports whether the connection
@@ -345,6 +454,9 @@ func (g *guard) scanOut(p []byte) (cut, startTLS bool) {
 				in.waiting, in.skip = false, 0
 				in.cont, in.field, in.tag, in.cmd = false, 0, word{}, word{}
 			}
+			if in.litPending && out.tag.equal(&in.litTag) {
+				in.orphan = true
+			}
 			switch {
 			case out.state.is("BAD"):
 				g.bad++
@@ -368,14 +480,30 @@ func (g *guard) scanOut(p []byte) (cut, startTLS bool) {
 // SetReadDeadline shortens the library's deadlines to the configured
 // ones: LoginTimeout before login, IdleTimeout after.
 func (g *guard) SetReadDeadline(t time.Time) error {
+	if g.isHandedOff() {
+		return nil
+	}
 	return g.Conn.SetReadDeadline(g.clamp(t))
 }
 
+func (g *guard) SetWriteDeadline(t time.Time) error {
+	if g.isHandedOff() {
+		return nil
+	}
+	return g.Conn.SetWriteDeadline(t)
+}
+
 func (g *guard) SetDeadline(t time.Time) error {
-	if err := g.Conn.SetWriteDeadline(t); err != nil {
+	if err := g.SetWriteDeadline(t); err != nil {
 		return err
 	}
-	return g.Conn.SetReadDeadline(g.clamp(t))
+	return g.SetReadDeadline(t)
+}
+
+func (g *guard) isHandedOff() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.handedOff
 }
 
 func (g *guard) clamp(t time.Time) time.Time {
@@ -395,8 +523,10 @@ func (g *guard) clamp(t time.Time) time.Time {
 // byeAndClose tells the client why the connection ends, then ends it.
 func (g *guard) byeAndClose(text string) {
 	g.wmu.Lock()
-	g.Conn.SetWriteDeadline(time.Now().Add(time.Second))
-	io.WriteString(g.Conn, "* BYE "+text+"\r\n")
+	if !g.isHandedOff() {
+		g.Conn.SetWriteDeadline(time.Now().Add(time.Second))
+		io.WriteString(g.Conn, "* BYE "+text+"\r\n")
+	}
 	g.wmu.Unlock()
 	g.Close()
 }
@@ -411,7 +541,12 @@ func (g *guard) bye(text string) {
 	g.Close()
 }
 
+// Close closes the connection, unless it went on under TLS: the library
+// closes its side when its session there ends.
 func (g *guard) Close() error {
+	if g.isHandedOff() {
+		return nil
+	}
 	var err error
 	g.closeOnce.Do(func() {
 		err = g.Conn.Close()

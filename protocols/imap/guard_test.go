@@ -10,6 +10,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -49,7 +50,9 @@ func TestPlaintextLoginRefused(t *testing.T) {
 	}
 	c.login("alice@example.org")
 	c.ok("SELECT INBOX")
-	c.expect("STARTTLS", "BAD")
+	// RFC 9051 6.2.1 says BAD; after STARTTLS the connection is served
+	// as an implicit-TLS one, to which the library answers NO (doc.go).
+	c.expect("STARTTLS", "NO")
 
 	// The operator may allow it.
 	h2 := start(t, setup{remote: true, cfg: Config{AllowPlaintextAuth: true}})
@@ -70,8 +73,145 @@ func TestImplicitTLS(t *testing.T) {
 	}
 	c.login("alice@example.org")
 	c.ok("SELECT INBOX")
+	c.expect("STARTTLS", "NO")
 	// The guard works above TLS here: bad commands still count.
 	c.expect("FROB", "BAD")
+}
+
+// After STARTTLS the connection keeps every check of the guard, which the
+// library's own STARTTLS would have left below TLS, seeing ciphertext:
+// the line and literal limits, the bad-command cutoff and the timeouts.
+// No greeting comes after STARTTLS, and what a client sent in the clear
+// after STARTTLS is not run as a command under TLS (the STARTTLS command
+// injection of CVE-2011-0411).
+func TestStartTLSKeepsGuard(t *testing.T) {
+	h := start(t, setup{remote: true, cfg: Config{MaxBadCommands: 3, IdleTimeout: 700 * time.Millisecond}})
+	alice := h.user("alice@example.org", false)
+	tlsClient := func(t *testing.T) *client {
+		c := h.dial(t)
+		c.startTLS(h.tls)
+		// The first response over TLS answers the first command.
+		if u := c.ok("CAPABILITY"); len(u) != 1 || !strings.HasPrefix(u[0], "* CAPABILITY ") {
+			t.Fatalf("first responses over TLS: %q", u)
+		}
+		c.login("alice@example.org")
+		return c
+	}
+	for _, tc := range []struct {
+		name, send, bye string
+	}{
+		{"line too long", "a1 SELECT " + strings.Repeat("x", 70000), "* BYE Command line too long"},
+		{"literal too large", "a1 APPEND INBOX {60000000+}\r\n" + strings.Repeat("z", 10000), "* BYE [TOOBIG]"},
+		{"bad commands", "a1 FROB\r\na2 FROB\r\na3 FROB\r\n", "* BYE Too many invalid commands"},
+		{"orphaned literal", "a1 SEARCH NOSUCHKEY {16+}\r\nx1 DELETE Keep\r\n", "* BYE [CLIENTBUG]"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := tlsClient(t)
+			c.ok("CREATE Keep")
+			c.send(tc.send)
+			got, closed := c.closed()
+			if !closed {
+				t.Fatalf("connection still open; got %q", got)
+			}
+			if _, ok := find(got, tc.bye); !ok {
+				t.Errorf("got %q, want %q", got, tc.bye)
+			}
+			mustNot(t, got, "x1 ")
+			d := tlsClient(t)
+			must(t, d.ok(`LIST "" Keep`), `"Keep"`)
+			d.ok("DELETE Keep")
+		})
+	}
+	t.Run("autologout", func(t *testing.T) {
+		c := tlsClient(t)
+		start := time.Now()
+		got, closed := c.closed()
+		if !closed || time.Since(start) > 3*time.Second {
+			t.Fatalf("closed %v after %v", closed, time.Since(start))
+		}
+		must(t, got, "* BYE Autologout")
+	})
+	t.Run("injection", func(t *testing.T) {
+		c := h.dial(t)
+		c.send("a1 STARTTLS\r\na2 LOGIN alice@example.org " + fmt.Sprintf("%q", storetest.Password) + "\r\na3 DELETE Archive\r\n")
+		if l := c.line(); !strings.HasPrefix(l, "a1 OK") {
+			t.Fatalf("STARTTLS: %q", l)
+		}
+		// The bytes after STARTTLS are the start of the TLS stream, which
+		// they are not: the handshake fails and nothing was run.
+		tc := tls.Client(c.conn, h.tls)
+		tc.SetDeadline(time.Now().Add(5 * time.Second))
+		if err := tc.Handshake(); err == nil {
+			t.Fatal("a handshake after injected plaintext succeeded")
+		}
+		h.waitOpen(t, 0)
+		ms, err := h.env.Account(alice).Mailboxes(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.ContainsFunc(ms, func(m store.Mailbox) bool { return m.Name == "Archive" }) {
+			t.Errorf("the DELETE sent in the clear after STARTTLS ran: %+v", ms)
+		}
+	})
+}
+
+// waitOpen waits until the server has n connections open.
+func (h *harness) waitOpen(t *testing.T, n int) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for h.srv.Open() != n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d connections open, want %d", h.srv.Open(), n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// A non-synchronizing literal whose command the library refuses before it
+// reaches the literal is not read as commands (the library would discard
+// only the rest of the line): the connection ends instead, and nothing
+// the literal held is run. Before login, and after it.
+func TestOrphanedLiteral(t *testing.T) {
+	h := start(t, setup{})
+	alice := h.user("alice@example.org", false)
+	h.deliver(alice, "INBOX", msg("one", "1"), store.AppendOptions{})
+	inject := "x1 DELETE Keep\r\nx2 STORE 1 +FLAGS (\\Deleted)\r\nx3 EXPUNGE\r\n"
+	message := "Subject: hi\r\n\r\n" + inject
+	for _, tc := range []struct{ name, cmd, want string }{
+		// go-imap answers these NO [SERVERBUG] (doc.go).
+		{"search key", fmt.Sprintf("SEARCH NOSUCHKEY {%d+}\r\n%s", len(inject), inject), "NO [SERVERBUG]"},
+		{"append date", fmt.Sprintf(`APPEND INBOX "32-Jan-2026 10:00:00 +0000" {%d+}`+"\r\n%s", len(message), message), "NO [SERVERBUG]"},
+		{"append flag", fmt.Sprintf(`APPEND INBOX (\Seen" {%d+}`+"\r\n%s", len(message), message), "BAD"},
+		{"fetch", fmt.Sprintf("FETCH 1 (BODY[HEADER.FIELDS {%d+}\r\n%s)]", len(inject), inject), "BAD"},
+		{"after the literal", fmt.Sprintf("SEARCH NOSUCHKEY SUBJECT {1+}\r\nx %s", inject), "NO [SERVERBUG]"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := h.dial(t)
+			c.login("alice@example.org")
+			c.ok("CREATE Keep")
+			c.ok("SELECT INBOX")
+			tag := c.next()
+			c.send(tag + " " + tc.cmd + "\r\n")
+			got, closed := c.closed()
+			if !closed {
+				t.Fatalf("connection still open; got %q", got)
+			}
+			if len(got) != 2 || !strings.HasPrefix(got[0], tag+" "+tc.want) || !strings.HasPrefix(got[1], "* BYE [CLIENTBUG] ") {
+				t.Errorf("got %q, want %s %s and BYE [CLIENTBUG]", got, tag, tc.want)
+			}
+			d := h.dial(t)
+			d.login("alice@example.org")
+			must(t, d.ok(`LIST "" Keep`), `"Keep"`)
+			d.ok("DELETE Keep")
+			must(t, d.ok("STATUS INBOX (MESSAGES)"), "MESSAGES 1")
+		})
+	}
+	// A literal the command takes is given to it as before.
+	c := h.dial(t)
+	c.ok(fmt.Sprintf("LOGIN {17+}\r\nalice@example.org {%d+}\r\n%s", len(storetest.Password), storetest.Password))
+	c.ok("SELECT INBOX")
+	must(t, c.ok("SEARCH SUBJECT {3+}\r\none"), "* SEARCH 1")
+	c.ok("CREATE Keep")
 }
 
 func TestAuthenticate(t *testing.T) {
@@ -281,9 +421,15 @@ func TestConnectionLimits(t *testing.T) {
 	if !strings.HasPrefix(line, "* BYE [UNAVAILABLE]") {
 		t.Errorf("third connection from one address: %q", line)
 	}
-	// Over implicit TLS the refusal is just a close.
-	if _, err := tls.Dial("tcp", h.tlsAddr, h.tls); err == nil {
-		t.Error("third connection over TLS was accepted")
+	// Over implicit TLS the BYE comes after the handshake.
+	tc, err := tls.Dial("tcp", h.tlsAddr, h.tls)
+	if err != nil {
+		t.Fatalf("third connection over TLS: %v", err)
+	}
+	defer tc.Close()
+	tc.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if line, _ := bufio.NewReader(tc).ReadString('\n'); line != "* BYE [UNAVAILABLE] too many connections from your address\r\n" {
+		t.Errorf("third connection over TLS: %q", line)
 	}
 	// Closing one makes room.
 	a.ok("LOGOUT")

@@ -43,7 +43,7 @@ func port(addr string) string {
 func TestInteropImaplib(t *testing.T) {
 	python := testsupport.NeedCommand(t, "python3")
 	testsupport.ForEachDatabase(t, func(t *testing.T, db testsupport.Database) {
-		h := start(t, setup{db: db, remote: true})
+		h := start(t, setup{db: db, remote: true, cram: true})
 		h.user("alice@example.org", false)
 		out := run(t, nil, python, "testdata/imaplib_session.py", "127.0.0.1", port(h.addr), "alice@example.org", storetest.Password, h.caFile)
 		if !strings.Contains(out, "ALL OK") {

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"basalt/internal/testsupport"
 	"basalt/internal/testsupport/storetest"
 	"basalt/store"
@@ -265,4 +267,142 @@ func TestIdleEndedBadly(t *testing.T) {
 		}
 	}
 	a.ok("FETCH 1:* UID")
+}
+
+// When more changes come between two commands than a watch keeps, the
+// session is told to resync, and the resync loses nothing: every flag
+// change and expunge is reported at the next command, read from the
+// store's modseqs rather than from the events.
+func TestResyncAfterOverflow(t *testing.T) {
+	h := start(t, setup{})
+	alice := h.user("alice@example.org", false)
+	acct := h.env.Account(alice)
+	inbox := storetest.Inbox(t, acct)
+	for i := 0; i < 120; i++ {
+		h.deliver(alice, "INBOX", msg(fmt.Sprint("m", i), "x"), store.AppendOptions{})
+	}
+	a := h.dial(t)
+	a.login("alice@example.org")
+	a.ok("SELECT INBOX")
+	ctx := context.Background()
+	// 100 changes of one message each, well over what a watch keeps (64).
+	for uid := uint32(1); uid <= 90; uid++ {
+		if _, err := acct.SetFlags(ctx, inbox, store.UIDSet{{Start: uid, Stop: uid}}, store.FlagAdd, store.FlagFlagged, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for uid := uint32(111); uid <= 120; uid++ {
+		if _, err := acct.Remove(ctx, inbox, store.UIDSet{{Start: uid, Stop: uid}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(200 * time.Millisecond) // let the events arrive
+	u := a.ok("NOOP")
+	fetches, expunged := 0, []string{}
+	for _, l := range u {
+		switch {
+		case strings.HasSuffix(l, `FLAGS (\Flagged))`):
+			fetches++
+		case strings.HasSuffix(l, " EXPUNGE"):
+			expunged = append(expunged, strings.TrimSuffix(strings.TrimPrefix(l, "* "), " EXPUNGE"))
+		}
+	}
+	// Highest first, so that each number is still the client's.
+	if want := "120 119 118 117 116 115 114 113 112 111"; fetches != 90 || strings.Join(expunged, " ") != want {
+		t.Errorf("after the overflow: %d FETCH FLAGS (want 90), EXPUNGE %v (want %s)", fetches, expunged, want)
+	}
+	if u := a.ok("FETCH 1:* UID"); len(u) != 110 {
+		t.Errorf("view after the resync: %d messages, want 110", len(u))
+	}
+}
+
+// Events lost while the Redis subscription is down (here: published
+// where this node never listens) are made up for when it comes back: the
+// cache tells every watch to resync, and an IDLE session reports the
+// changes it missed, expunges and flag changes included.
+func TestResyncAfterRedisReconnect(t *testing.T) {
+	addr, prefix := testsupport.Redis(t)
+	db := testsupport.Database{Driver: "mysql", DSN: testsupport.MySQLDSN(t)}
+	rc := redis.NewClient(&redis.Options{Addr: addr})
+	defer rc.Close()
+	ctx := context.Background()
+	pubsubIDs := func() map[string]bool {
+		list, err := rc.ClientList(ctx).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids := map[string]bool{}
+		for _, l := range strings.Split(list, "\n") {
+			if strings.Contains(l, " sub=1 ") || strings.Contains(l, " psub=1 ") {
+				id, _, _ := strings.Cut(strings.TrimPrefix(l, "id="), " ")
+				ids[id] = true
+			}
+		}
+		return ids
+	}
+	before := pubsubIDs()
+	node1 := start(t, setup{db: db, opts: storetest.Options{RedisAddr: addr, RedisPrefix: prefix}})
+	// The other node's events go where node 1 does not listen: lost.
+	_, otherPrefix := testsupport.Redis(t)
+	node2 := start(t, setup{db: db, opts: storetest.Options{RedisAddr: addr, RedisPrefix: otherPrefix, BlobDir: node1.env.BlobDir}})
+	alice := node1.user("alice@example.org", false)
+	for i := 0; i < 3; i++ {
+		node1.deliver(alice, "INBOX", msg(fmt.Sprint("m", i), "x"), store.AppendOptions{})
+	}
+	a := node1.dial(t)
+	a.login("alice@example.org") // node 1 subscribes
+	a.ok("SELECT INBOX")
+	var mine []string
+	for id := range pubsubIDs() {
+		if !before[id] {
+			mine = append(mine, id)
+		}
+	}
+	if len(mine) != 1 {
+		t.Fatalf("node 1's subscription: %v", mine)
+	}
+	tag := a.idle()
+
+	acct2 := node2.env.Store.Account(alice.User.ID, nil)
+	inbox := storetest.Inbox(t, acct2)
+	if _, err := acct2.SetFlags(ctx, inbox, store.UIDSet{{Start: 1, Stop: 1}}, store.FlagAdd, store.FlagFlagged, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := acct2.Remove(ctx, inbox, store.UIDSet{{Start: 2, Stop: 2}}); err != nil {
+		t.Fatal(err)
+	}
+	storetest.Append(t, acct2, inbox, msg("new", "x"), store.AppendOptions{})
+	if l, err := a.readResponse(500 * time.Millisecond); err == nil {
+		t.Fatalf("node 1 heard of node 2's change (%q): the test needs it lost", l)
+	}
+	// The subscription drops and comes back.
+	if err := rc.Do(ctx, "CLIENT", "KILL", "ID", mine[0]).Err(); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]bool{}
+	deadline := time.Now().Add(3 * time.Second)
+	for len(got) < 3 && time.Now().Before(deadline) {
+		l, err := a.readResponse(time.Until(deadline))
+		if err != nil {
+			break
+		}
+		got[l] = true
+	}
+	for _, want := range []string{`* 1 FETCH (UID 1 FLAGS (\Flagged))`, "* 4 EXISTS", "* 2 EXPUNGE"} {
+		if !got[want] {
+			t.Errorf("after the reconnect IDLE got %q, lacking %q", keysOf(got), want)
+		}
+	}
+	a.done(tag)
+	if u := a.ok("FETCH 1:* UID"); len(u) != 3 || u[2] != "* 3 FETCH (UID 4)" {
+		t.Errorf("view after the resync: %q", u)
+	}
+}
+
+func keysOf(m map[string]bool) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
 }

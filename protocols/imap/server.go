@@ -1,10 +1,12 @@
 package imap
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"strings"
@@ -105,6 +107,10 @@ var capabilities = imap.CapSet{
 	imap.CapCreateSpecialUse: {}, imap.CapUnauthenticate: {},
 }
 
+// refusingMax bounds the connections being told they are over the limits
+// at once.
+const refusingMax = 64
+
 // Server serves IMAP over the store. Serve and ServeTLS may be called for
 // any number of listeners.
 type Server struct {
@@ -113,6 +119,8 @@ type Server struct {
 	auth  Authenticator
 	log   *slog.Logger
 	limit connlimit.Limiter
+	// refuser answers the connections over the limits.
+	refuser *connlimit.Refuser
 
 	// base is the context of every store call; it ends when a shutdown
 	// gives up waiting.
@@ -151,6 +159,7 @@ func New(cfg Config, st *store.Store, auth Authenticator, log *slog.Logger) *Ser
 		cfg: cfg.WithDefaults(), store: st, auth: auth, log: log.With("proto", "imap"),
 		listeners: map[net.Listener]struct{}{}, conns: map[*guard]struct{}{},
 		done: make(chan struct{}), idle: make(chan struct{}, 1), trustLoopback: true,
+		refuser: connlimit.NewRefuser(refusingMax),
 	}
 	s.limit.Max, s.limit.PerIP = s.cfg.MaxConnections, s.cfg.MaxConnectionsPerIP
 	s.base, s.cancel = context.WithCancel(context.Background())
@@ -205,9 +214,10 @@ func (s *Server) serve(ln net.Listener, implicitTLS bool) error {
 		delete(s.listeners, ln)
 		s.mu.Unlock()
 	}()
-	var delay time.Duration
 	for {
-		c, err := ln.Accept()
+		c, err := connlimit.Accept(ln, func(err error, retryIn time.Duration) {
+			s.log.Warn("accept", "err", err, "retry_in", retryIn)
+		})
 		if err != nil {
 			select {
 			case <-s.done:
@@ -217,17 +227,8 @@ func (s *Server) serve(ln net.Listener, implicitTLS bool) error {
 			if errors.Is(err, net.ErrClosed) {
 				return nil
 			}
-			// Running out of descriptors is temporary: wait and retry.
-			var te interface{ Temporary() bool }
-			if errors.As(err, &te) && te.Temporary() {
-				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
-				s.log.Warn("accept", "err", err, "retry_in", delay)
-				time.Sleep(delay)
-				continue
-			}
 			return fmt.Errorf("imap: accept on %s: %w", ln.Addr(), err)
 		}
-		delay = 0
 		s.accept(c, implicitTLS)
 	}
 }
@@ -237,12 +238,12 @@ func (s *Server) accept(c net.Conn, implicitTLS bool) {
 	release, err := s.limit.Admit(c.RemoteAddr())
 	if err != nil {
 		s.log.Info("connection refused", "remote", c.RemoteAddr().String(), "reason", err)
-		if !implicitTLS {
-			// RFC 9051 7.1.5: a server may greet with BYE and close.
-			c.SetWriteDeadline(time.Now().Add(time.Second))
-			fmt.Fprintf(c, "* BYE [UNAVAILABLE] %s\r\n", err)
+		var tlsCfg *tls.Config
+		if implicitTLS {
+			tlsCfg = s.cfg.TLS
 		}
-		c.Close()
+		// RFC 9051 7.1.5: a server may greet with BYE and close.
+		s.refuser.Refuse(c, tlsCfg, "* BYE [UNAVAILABLE] "+err.Error())
 		return
 	}
 	// The library sets read deadlines only once it has greeted the
@@ -255,7 +256,7 @@ func (s *Server) accept(c net.Conn, implicitTLS bool) {
 		inner = tls.Server(c, s.cfg.TLS)
 		secure = true
 	}
-	g := newGuard(inner, s, release, implicitTLS)
+	g := newGuard(inner, s, release)
 	if !s.track(g) {
 		g.Close()
 		return
@@ -276,6 +277,39 @@ func (s *Server) accept(c net.Conn, implicitTLS bool) {
 
 func isTLS(c net.Conn) bool { _, ok := c.(*tls.Conn); return ok }
 
+// upgrade carries on a connection whose client the library told to begin
+// TLS (RFC 9051 6.2.1): the socket goes under TLS and a new guard, with
+// the bytes the client sent after STARTTLS and the count of its bad
+// commands, to the implicit-TLS engine, which sees a secure connection
+// that is not yet logged in, as the library's own STARTTLS would leave it.
+// Its greeting is dropped: after STARTTLS the client expects none.
+func (s *Server) upgrade(old *guard, held []byte, bad int) {
+	raw := old.Conn
+	if len(held) > 0 {
+		raw = &prefixConn{Conn: raw, r: io.MultiReader(bytes.NewReader(held), raw)}
+	}
+	raw.SetReadDeadline(time.Now().Add(s.cfg.LoginTimeout))
+	g := newGuard(tls.Server(raw, s.cfg.TLS), s, old.release)
+	g.bad, g.quiet = bad, true
+	if !s.replace(old, g) {
+		g.Close()
+		return
+	}
+	select {
+	case s.implicit.ln.ch <- g:
+	case <-s.done:
+		g.Close()
+	}
+}
+
+// prefixConn reads what was read ahead of the TLS handshake first.
+type prefixConn struct {
+	net.Conn
+	r io.Reader
+}
+
+func (c *prefixConn) Read(p []byte) (int, error) { return c.r.Read(p) }
+
 // track registers a connection, unless the server is shutting down.
 func (s *Server) track(g *guard) bool {
 	s.mu.Lock()
@@ -284,6 +318,19 @@ func (s *Server) track(g *guard) bool {
 		return false
 	}
 	s.conns[g] = struct{}{}
+	return true
+}
+
+// replace tracks new in place of old, unless the server is shutting
+// down.
+func (s *Server) replace(old, new *guard) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.conns, old)
+	if s.closing {
+		return false
+	}
+	s.conns[new] = struct{}{}
 	return true
 }
 

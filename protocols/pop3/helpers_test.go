@@ -35,6 +35,8 @@ type setup struct {
 	cram    bool // allow CRAM-MD5 in the session service and offer it
 	noTLS   bool // no certificate: no STLS, no implicit TLS listener
 	session session.Config
+	// wrap, when set, stands between the plaintext listener and Serve.
+	wrap func(net.Listener) net.Listener
 }
 
 // harness is a Server on real sockets on 127.0.0.1, over a real store.
@@ -102,6 +104,9 @@ func start(t testing.TB, su setup) *harness {
 			serve = srv.ServeTLS
 		} else {
 			h.addr = ln.Addr().String()
+			if su.wrap != nil {
+				ln = su.wrap(ln)
+			}
 		}
 		h.serving.Add(1)
 		go func() {

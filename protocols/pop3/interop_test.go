@@ -56,11 +56,28 @@ p = poplib.POP3(host, int(port), timeout=10)
 caps = p.capa()
 for c in ("STLS", "TOP", "UIDL", "USER", "SASL", "RESP-CODES", "PIPELINING"):
     assert c in caps, (c, caps)
+try:
+    p.apop(user, pw)
+    raise SystemExit("APOP answered +OK")
+except poplib.error_proto as e:
+    assert "not supported" in str(e), e
 p.stls(ctx)
 caps = p.capa()
-assert "STLS" not in caps and "USER" in caps, caps
+assert "STLS" not in caps and "USER" in caps and caps["SASL"] == ["PLAIN", "LOGIN"], caps
+# AUTH with no mechanism lists them (RFC 1734).
+resp, mechs, _ = p._longcmd("AUTH")
+assert mechs == [b"PLAIN", b"LOGIN"], mechs
 p.user(user)
 assert p.pass_(pw).startswith(b"+OK")
+# One session per maildrop (RFC 1939 8, RFC 2449 8.1.2).
+q = poplib.POP3_SSL(host, int(tport), context=ctx, timeout=10)
+q.user(user)
+try:
+    q.pass_(pw)
+    raise SystemExit("a second session took the maildrop")
+except poplib.error_proto as e:
+    assert "[IN-USE]" in str(e), e
+q.quit()
 count, size = p.stat()
 assert count == 3, count
 resp, listing, octets = p.list()
@@ -93,6 +110,18 @@ assert p.quit().startswith(b"+OK")
 s = poplib.POP3_SSL(host, int(tport), context=ctx, timeout=10)
 assert "STLS" not in s.capa()
 resp = s._shortcmd("AUTH PLAIN " + base64.b64encode(("\0%s\0%s" % (user, pw)).encode()).decode())
+assert resp.startswith(b"+OK"), resp
+assert s.stat()[0] == 2
+s.quit()
+
+# AUTH LOGIN (RFC 5034 with the LOGIN mechanism): two challenges.
+s = poplib.POP3_SSL(host, int(tport), context=ctx, timeout=10)
+s._putcmd("AUTH LOGIN")
+for answer in (user, pw):
+    line, _ = s._getline()
+    assert line.startswith(b"+ "), line
+    s._putcmd(base64.b64encode(answer.encode()).decode())
+resp = s._getresp()
 assert resp.startswith(b"+OK"), resp
 assert s.stat()[0] == 2
 try:

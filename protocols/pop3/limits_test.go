@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"net"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
+	"basalt/internal/testsupport"
 	"basalt/internal/testsupport/storetest"
 )
 
@@ -189,5 +191,43 @@ func waitBusy(t *testing.T, h *harness) {
 	time.Sleep(200 * time.Millisecond)
 	if !busy() {
 		t.Fatal("the command finished at once; the test needs it blocked")
+	}
+}
+
+// TestAcceptErrorsPass: running out of file descriptors for a moment does
+// not stop the server: the accept is retried (connlimit.Accept).
+func TestAcceptErrorsPass(t *testing.T) {
+	emfile := testsupport.AcceptError(syscall.EMFILE)
+	h := start(t, setup{wrap: func(ln net.Listener) net.Listener {
+		return &testsupport.FailingListener{Listener: ln, Errs: []error{emfile, emfile}}
+	}})
+	h.user("bob@example.org", false)
+	c := h.dial()
+	c.login("bob@example.org")
+	c.expect("QUIT", "+OK")
+	if !strings.Contains(h.logs.String(), "too many open files") {
+		t.Errorf("the accept errors were not logged:\n%s", h.logs.String())
+	}
+}
+
+// TestLimitsAfterSTLS: the line limit, the bad-command cutoff and the
+// timeouts hold over TLS as before it: the command loop reads what TLS
+// decrypted, and the deadlines are on the socket under it.
+func TestLimitsAfterSTLS(t *testing.T) {
+	h := start(t, setup{cfg: Config{MaxBadCommands: 3, LoginTimeout: 300 * time.Millisecond}})
+	h.user("bob@example.org", false)
+	c := h.dial()
+	c.expect("FROB", "-ERR Unknown command") // the count goes on over TLS
+	c.startTLS(h.tls)
+	c.expect("NOOP "+strings.Repeat("x", 600), "-ERR Line too long")
+	c.expect("FROB", "-ERR Unknown command; too many errors, closing connection")
+	c.expectClosed()
+
+	c = h.dial()
+	c.startTLS(h.tls)
+	start := time.Now()
+	c.expectClosed()
+	if d := time.Since(start); d > 3*time.Second {
+		t.Fatalf("silent client over TLS closed after %v", d)
 	}
 }

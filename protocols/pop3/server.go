@@ -109,7 +109,7 @@ type Server struct {
 	base   context.Context
 	cancel context.CancelFunc
 
-	refusing chan struct{}
+	refuser *connlimit.Refuser // answers the connections over the limits
 	// trustLoopback counts loopback clients as secure for plaintext
 	// logins; only tests turn it off, to see what a remote client sees.
 	trustLoopback bool
@@ -129,7 +129,7 @@ func New(cfg Config, st *store.Store, auth Authenticator, log *slog.Logger) *Ser
 	}
 	s := &Server{
 		cfg: cfg.WithDefaults(), store: st, auth: auth, log: log,
-		refusing: make(chan struct{}, refusingMax), trustLoopback: true,
+		refuser: connlimit.NewRefuser(refusingMax), trustLoopback: true,
 		conns: map[*conn]struct{}{},
 	}
 	s.limit = connlimit.Limiter{Max: max(s.cfg.MaxConnections, 0), PerIP: max(s.cfg.MaxConnectionsPerIP, 0)}
@@ -161,27 +161,24 @@ func (s *Server) serve(ln net.Listener, implicitTLS bool) error {
 	}
 	s.listeners = append(s.listeners, ln)
 	s.mu.Unlock()
-	var backoff time.Duration
 	for {
-		raw, err := ln.Accept()
+		raw, err := connlimit.Accept(ln, func(err error, retryIn time.Duration) {
+			s.log.Warn("pop3 accept", "err", err, "retry_in", retryIn)
+		})
 		if err != nil {
 			if s.isDraining() {
 				return nil
 			}
-			if ne, ok := errors.AsType[net.Error](err); ok && ne.Timeout() {
-				// Out of file descriptors and the like: wait, as
-				// net/http does, rather than spin or give up.
-				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-				s.log.Warn("pop3 accept", "err", err, "retry_in", backoff)
-				time.Sleep(backoff)
-				continue
-			}
 			return fmt.Errorf("pop3: serve on %s: %w", ln.Addr(), err)
 		}
-		backoff = 0
 		c, refusal := s.admit(raw)
 		if c == nil {
-			s.refuse(raw, implicitTLS, refusal)
+			s.log.Info("pop3 connection refused", "remote", raw.RemoteAddr().String(), "reason", refusal)
+			var tlsCfg *tls.Config
+			if implicitTLS {
+				tlsCfg = s.cfg.TLS
+			}
+			s.refuser.Refuse(raw, tlsCfg, "-ERR "+refusal)
 			continue
 		}
 		go func() {
@@ -223,35 +220,6 @@ func (s *Server) forget(c *conn) {
 	delete(s.conns, c)
 	s.mu.Unlock()
 	c.release()
-}
-
-// refuse answers a connection that was not admitted with -ERR in place of
-// the greeting and closes it, on a goroutine of its own so that a slow
-// client cannot hold up accepting; beyond refusingMax of them at once,
-// connections are just closed.
-func (s *Server) refuse(raw net.Conn, implicitTLS bool, msg string) {
-	select {
-	case s.refusing <- struct{}{}:
-	default:
-		raw.Close()
-		return
-	}
-	s.log.Info("pop3 connection refused", "remote", raw.RemoteAddr().String(), "reason", msg)
-	go func() {
-		defer func() { <-s.refusing }()
-		raw.SetDeadline(time.Now().Add(5 * time.Second))
-		var c net.Conn = raw
-		if implicitTLS {
-			tc := tls.Server(raw, s.cfg.TLS)
-			if err := tc.Handshake(); err != nil {
-				raw.Close()
-				return
-			}
-			c = tc
-		}
-		fmt.Fprintf(c, "-ERR %s\r\n", msg)
-		c.Close()
-	}()
 }
 
 // Shutdown stops accepting connections and closes the idle ones; a

@@ -59,14 +59,33 @@ ctx.check_hostname = False  # the test certificate names imap.test
 M = imaplib.IMAP4(host, port)
 expect("IMAP4rev2" in M.capabilities or "IMAP4REV2" in M.capabilities, "IMAP4rev2 in the greeting")
 ok(M.noop(), "NOOP")
+expect("LOGINDISABLED" in M.capabilities and "STARTTLS" in M.capabilities, "LOGINDISABLED before STARTTLS: %r" % (M.capabilities,))
 ok(M.starttls(ssl_context=ctx), "STARTTLS")
+# No second greeting after STARTTLS (RFC 9051 6.2.1).
+for r in M.untagged_responses.get("OK", []):
+    expect(b"ready" not in r, "a greeting after STARTTLS: %r" % r)
+expect("STARTTLS" not in M.capabilities and "LOGINDISABLED" not in M.capabilities and "AUTH=CRAM-MD5" in M.capabilities,
+       "capabilities after STARTTLS: %r" % (M.capabilities,))
 ok(M.capability(), "CAPABILITY")
+# AUTHENTICATE CRAM-MD5 (RFC 2195) and LOGIN, then UNAUTHENTICATE
+# (RFC 8437) back to the not authenticated state each time.
+imaplib.Commands["UNAUTHENTICATE"] = ("AUTH", "SELECTED")
+ok(M.login_cram_md5(user, password), "AUTHENTICATE CRAM-MD5")
+ok(M._simple_command("UNAUTHENTICATE"), "UNAUTHENTICATE after CRAM-MD5")
+M.state = "NONAUTH"
+steps = iter([user.encode(), password.encode()])
+ok(M.authenticate("LOGIN", lambda challenge: next(steps)), "AUTHENTICATE LOGIN")
+ok(M._simple_command("UNAUTHENTICATE"), "UNAUTHENTICATE after LOGIN")
+M.state = "NONAUTH"
 ok(M.login(user, password), "LOGIN")
 caps = flat(ok(M.capability(), "CAPABILITY after login"))
 # imaplib keeps the capabilities it saw before login.
 M.capabilities = tuple(caps.upper().split())
-for c in ["IDLE", "MOVE", "UIDPLUS", "NAMESPACE", "ESEARCH", "SPECIAL-USE", "LIST-STATUS", "APPENDLIMIT="]:
+for c in ["IDLE", "MOVE", "UIDPLUS", "NAMESPACE", "ESEARCH", "SEARCHRES", "SPECIAL-USE", "CREATE-SPECIAL-USE",
+          "LIST-EXTENDED", "LIST-STATUS", "STATUS=SIZE", "CHILDREN", "ENABLE", "LITERAL+", "UNSELECT", "UNAUTHENTICATE",
+          "BINARY", "APPENDLIMIT="]:
     expect(c in caps, c + " advertised")
+limit = int(re.search(r"APPENDLIMIT=(\d+)", caps).group(1))
 ns = flat(ok(M.namespace(), "NAMESPACE"))
 expect('(("" "/"))' in ns, "personal namespace: " + ns)
 
@@ -84,9 +103,16 @@ typ, data = M._simple_command("LIST", '""', '"%"', "RETURN", "(STATUS (MESSAGES 
 ok((typ, data), "LIST-STATUS")
 st = flat(M.untagged_responses.pop("STATUS", []))
 expect("MESSAGES" in st and "SIZE" in st, "LIST-STATUS: " + st)
+# LIST-EXTENDED (RFC 5258): selection and return options.
+ok(M._simple_command("LIST", "(SUBSCRIBED RECURSIVEMATCH)", '""', '"Py*"'), "LIST (SUBSCRIBED RECURSIVEMATCH)")
+le = flat(M.untagged_responses.pop("LIST", []))
+expect('"Py/Sub"' in le and "\\Subscribed" in le and "CHILDINFO" in le, "LIST (SUBSCRIBED RECURSIVEMATCH): " + le)
+ok(M._simple_command("LIST", "(SPECIAL-USE)", '""', "*", "RETURN", "(CHILDREN)"), "LIST (SPECIAL-USE)")
+le = flat(M.untagged_responses.pop("LIST", []))
+expect('"Py Sent"' in le and "INBOX" not in le and "Children" in le, "LIST (SPECIAL-USE): " + le)
 ok(M.rename("Py/Sub", "Py/Renamed"), "RENAME")
-st = flat(ok(M.status("Py/Renamed", "(MESSAGES UIDNEXT UIDVALIDITY UNSEEN SIZE)"), "STATUS"))
-expect("MESSAGES 0" in st and "SIZE 0" in st, "STATUS: " + st)
+st = flat(ok(M.status("Py/Renamed", "(MESSAGES UIDNEXT UIDVALIDITY UNSEEN SIZE APPENDLIMIT RECENT)"), "STATUS"))
+expect("MESSAGES 0" in st and "SIZE 0" in st and "APPENDLIMIT %d" % limit in st, "STATUS: " + st)
 
 # APPEND (APPENDUID), SELECT, FETCH, STORE, SEARCH.
 msg = b"From: Py <py@example.org>\r\nTo: %s\r\nSubject: from imaplib\r\nDate: Mon, 02 Nov 2026 10:00:00 +0000\r\n\r\nHello from Python.\r\n" % user.encode()
@@ -94,10 +120,32 @@ typ, data = M.append("INBOX", "(\\Flagged)", imaplib.Time2Internaldate(time.time
 ok((typ, data), "APPEND")
 expect(b"APPENDUID" in data[0], "APPENDUID: %r" % data)
 ok(M.append("INBOX", None, None, msg.replace(b"imaplib", b"imaplib again")), "APPEND 2")
+# LITERAL+ (RFC 7888): the message follows its size without waiting.
+lit = msg.replace(b"imaplib", b"imaplib literal+")
+tag = M._new_tag()
+M.send(tag + b" APPEND Archive {%d+}\r\n" % len(lit) + lit + b"\r\n")
+line = M.readline()
+expect(line.startswith(tag + b" OK [APPENDUID"), "APPEND with LITERAL+: %r" % line)
+# BINARY's literal8 (RFC 3516), and over APPENDLIMIT (RFC 7889).
+bin8 = msg.replace(b"Hello from Python.", b"binary \x00\x01 bytes")
+tag = M._new_tag()
+M.send(tag + b" APPEND Archive ~{%d+}\r\n" % len(bin8) + bin8 + b"\r\n")
+line = M.readline()
+expect(line.startswith(tag + b" OK [APPENDUID"), "APPEND with literal8: %r" % line)
+st = flat(ok(M.status("Archive", "(MESSAGES)"), "STATUS after LITERAL+ and literal8"))
+expect("MESSAGES 2" in st, "STATUS Archive: " + st)
+tag = M._new_tag()
+M.send(tag + b" APPEND INBOX {%d}\r\n" % (limit + 1))
+line = M.readline()
+expect(line.startswith(tag + b" NO [TOOBIG]"), "APPEND over APPENDLIMIT: %r" % line)
 typ, data = M.select("INBOX")
 ok((typ, data), "SELECT")
 n = int(data[0])
 expect(n >= 2, "EXISTS %d" % n)
+ok(M.check(), "CHECK")
+# An IMAP4rev1 client (no ENABLE IMAP4rev2) gets RECENT (RFC 3501 7.3.2);
+# the store keeps no \Recent, so it is 0.
+expect(M.untagged_responses.get("RECENT") == [b"0"], "RECENT: %r" % M.untagged_responses.get("RECENT"))
 f = flat(ok(M.fetch("1:*", "(UID FLAGS RFC822.SIZE INTERNALDATE ENVELOPE BODYSTRUCTURE)"), "FETCH"))
 expect("from imaplib" in f and "\\Flagged" in f and "BODYSTRUCTURE" in f, "FETCH: " + f)
 f = flat(ok(M.fetch(str(n), "(BODY.PEEK[HEADER.FIELDS (SUBJECT)] BODY.PEEK[TEXT] BODY.PEEK[1]<0.5>)"), "FETCH sections"))
@@ -120,6 +168,10 @@ expect("COUNT %d" % n in es, "ESEARCH: " + es)
 ok(M._simple_command("SEARCH", "RETURN", "(SAVE)", "FLAGGED"), "SEARCH SAVE")
 f = flat(ok(M.fetch("$", "(FLAGS)"), "FETCH $"))
 expect("\\Flagged" in f, "FETCH $: " + f)
+f = flat(ok(M.uid("FETCH", "1:*", "(FLAGS BODY.PEEK[HEADER.FIELDS (SUBJECT)])"), "UID FETCH"))
+expect("imaplib again" in f and "UID " in f, "UID FETCH: " + f)
+r = flat(ok(M.uid("STORE", "$", "-FLAGS", "(\\Flagged)"), "UID STORE $"))
+expect("\\Flagged" not in r and "UID " in r, "UID STORE $: " + r)
 
 # COPY (COPYUID), MOVE, UID commands, EXPUNGE.
 typ, data = M.copy("1", "Py/Renamed")
@@ -154,6 +206,10 @@ ok(N.append("INBOX", None, None, msg), "APPEND from the other connection")
 M.sock.settimeout(5)
 line = M.readline()
 expect(re.match(rb"\* \d+ EXISTS", line) is not None, "IDLE got %r" % line)
+ok(N.select("INBOX"), "SELECT from the other connection")
+ok(N.store("1", "+FLAGS", "(\\Flagged)"), "STORE from the other connection")
+line = M.readline()
+expect(re.match(rb"\* 1 FETCH \(UID \d+ FLAGS \(.*\\Flagged", line) is not None, "IDLE got %r" % line)
 M.send(b"DONE\r\n")
 while True:
     line = M.readline()
@@ -174,7 +230,6 @@ expect("ESEARCH" in M.untagged_responses, "ESEARCH after ENABLE IMAP4rev2: %r" %
 ok(M.delete("Py/Renamed"), "DELETE child")
 ok(M.delete("Py"), "DELETE parent")
 no(M.delete("INBOX"), "DELETE INBOX")
-imaplib.Commands["UNAUTHENTICATE"] = ("AUTH", "SELECTED")
 ok(M._simple_command("UNAUTHENTICATE"), "UNAUTHENTICATE")
 bad(lambda: M._simple_command("SELECT", "INBOX"), "SELECT after UNAUTHENTICATE")
 M.state = "NONAUTH"
