@@ -409,8 +409,8 @@ func (db *DB) Migrations() ([]Migration, error) {
 	return ms, nil
 }
 
-// Migrate applies every migration newer than the database's version and
-// returns how many it applied. Several nodes starting at once against one
+// Migrate applies every migration the database has not had and returns
+// how many it applied. Several nodes starting at once against one
 // MySQL server take a named lock, so only one migrates.
 func (db *DB) Migrate(ctx context.Context) (int, error) {
 	ms, err := db.Migrations()
@@ -433,13 +433,20 @@ func (db *DB) Migrate(ctx context.Context) (int, error) {
 		version INTEGER NOT NULL PRIMARY KEY, name VARCHAR(255) NOT NULL, applied_at BIGINT NOT NULL)`); err != nil {
 		return 0, fmt.Errorf("migrate: create schema_migrations: %w", err)
 	}
-	var current sql.NullInt64
-	if err := conn.GetContext(ctx, &current, "SELECT MAX(version) FROM schema_migrations"); err != nil {
-		return 0, fmt.Errorf("migrate: read version: %w", err)
+	// Every migration not yet applied is applied, in order, not only those
+	// above the highest applied: branches that each added one may land
+	// in either order.
+	var done []int64
+	if err := conn.SelectContext(ctx, &done, "SELECT version FROM schema_migrations"); err != nil {
+		return 0, fmt.Errorf("migrate: read versions: %w", err)
+	}
+	have := make(map[int64]bool, len(done))
+	for _, v := range done {
+		have[v] = true
 	}
 	applied := 0
 	for _, m := range ms {
-		if int64(m.Version) <= current.Int64 {
+		if have[int64(m.Version)] {
 			continue
 		}
 		if err := db.apply(ctx, conn, m); err != nil {

@@ -57,6 +57,20 @@ func TestMigrate(t *testing.T) {
 		if n, err := d.Migrate(ctx); err != nil || n != 0 {
 			t.Fatalf("re-migrate applied %d, %v", n, err)
 		}
+		// A migration missing below the newest applied one (two branches
+		// landed in the other order) is applied too.
+		if _, err := d.ExecContext(ctx, "DELETE FROM schema_migrations WHERE version = 8"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := d.ExecContext(ctx, "ALTER TABLE blobs DROP COLUMN data"); err != nil {
+			t.Fatal(err)
+		}
+		if n, err := d.Migrate(ctx); err != nil || n != 1 {
+			t.Fatalf("migrate with version 8 missing applied %d, %v; want 1", n, err)
+		}
+		if _, err := d.ExecContext(ctx, "SELECT data FROM blobs WHERE 1 = 0"); err != nil {
+			t.Fatalf("the missing migration was not applied: %v", err)
+		}
 		v, err := d.Version(ctx)
 		if err != nil || v != ms[len(ms)-1].Version {
 			t.Fatalf("version %d, %v", v, err)
