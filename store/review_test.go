@@ -50,7 +50,7 @@ func TestStoreManyMessages(t *testing.T) {
 			t.Fatal(err)
 		}
 		const n = 70_000 // past MariaDB's 65,535 placeholders and SQLite's 32,766
-		seed(t, e, a.UserID(), mb.ID, n)
+		storetest.Seed(t, e, a.UserID(), mb.ID, n)
 		ups, err := a.SetFlags(ctx, mb.ID, store.UIDSet{{Start: 1, Stop: 0}}, store.FlagAdd, store.FlagSeen, nil)
 		if err != nil || len(ups) != n {
 			t.Fatalf("SetFlags over %d: %d updates, %v", n, len(ups), err)

@@ -1063,7 +1063,7 @@ func BenchmarkSharedMailbox50k(b *testing.B) {
 			b.Fatal(err)
 		}
 		const n = 100_000
-		seed(b, e, owner.UserID(), mb.ID, n)
+		storetest.Seed(b, e, owner.UserID(), mb.ID, n)
 		if err := owner.Grant(ctx, mb.ID, "viewer@example.org", rL|rR|rS); err != nil {
 			b.Fatal(err)
 		}
