@@ -488,17 +488,23 @@ func (q *Queue) deliverLocal(ctx context.Context, e *store.Outbound, rcpt string
 	case permanent(err):
 		return outcome{class: 5, reply: localReply(err)}
 	default:
+		q.log.Warn("queue: local delivery deferred", "queue_id", e.ID, "rcpt", rcpt, "err", err)
 		return outcome{class: 4, reply: localReply(err)}
 	}
 }
 
-// localReply is the reply line a local delivery's error stands for.
+// localReply is the reply line a local delivery's error stands for, as a
+// DSN may tell the sender: the agent's own reply, or for anything else a
+// generic one (the cause, a database error say, goes to the log only).
 func localReply(err error) string {
 	var de *Error
 	if errors.As(err, &de) {
-		return de.Error()
+		return fmt.Sprintf("%d %d.%d.%d %s", de.Code, de.Enhanced[0], de.Enhanced[1], de.Enhanced[2], de.Message)
 	}
-	return err.Error()
+	if permanent(err) {
+		return "550 5.1.1 No such local recipient"
+	}
+	return "451 4.3.0 Local delivery failed for the time being"
 }
 
 // dsnRecipient turns a failed recipient's stored state into its DSN
