@@ -73,6 +73,13 @@ func (h *Handler) registerAuth() {
 }
 
 func (h *Handler) auth(ctx context.Context, c *Call, p authParams) (authResult, error) {
+	// The login throttle counts each attempt, so a batch of guesses is
+	// refused past it anyway; one check per request keeps a batch from
+	// costing the server fifty password hashes at once, failed or not.
+	if c.authTried {
+		return authResult{}, &Error{Code: CodeRateLimited, Message: "one auth call per request", Data: ErrorData{Type: "rateLimited"}}
+	}
+	c.authTried = true
 	a, err := h.sess.Authenticate(ctx, p.Username, p.Password, c.r.RemoteAddr)
 	switch {
 	case errors.Is(err, session.ErrAuthFailed):
@@ -86,9 +93,16 @@ func (h *Handler) auth(ctx context.Context, c *Call, p authParams) (authResult, 
 	case err != nil:
 		return authResult{}, err
 	}
-	// A session the browser held before is ended, not left to idle out.
+	// A session the browser held before is ended, not left to idle out;
+	// the login always makes a new one (no session fixation). Only a
+	// cookie that opens its session ends it: EndWeb trusts the id alone,
+	// and a cookie planted with someone else's id must not log them out.
 	if ck, err := c.r.Cookie(h.cfg.CookieName); err == nil && ck.Value != "" {
-		h.sess.EndWeb(ctx, ck.Value)
+		if _, err := h.sess.Web(ctx, ck.Value); err == nil {
+			if err := h.sess.EndWeb(ctx, ck.Value); err != nil && !errors.Is(err, session.ErrNoSession) {
+				h.log.Warn("end replaced session", "err", err)
+			}
+		}
 	}
 	token, web, err := h.sess.StartWeb(ctx, a)
 	if err != nil {

@@ -1,7 +1,9 @@
 package rpc
 
 import (
+	"context"
 	"fmt"
+	"net/http"
 	"os"
 	"slices"
 	"strings"
@@ -29,9 +31,17 @@ func benchBackends(b *testing.B, f func(b *testing.B, fx *fixture)) {
 }
 
 // timed runs call once per iteration and reports p50 and p99.
-func timed(b *testing.B, call func()) {
+func timed(b *testing.B, call func()) { timedAfter(b, nil, call) }
+
+// timedAfter is timed with an untimed setup before each call.
+func timedAfter(b *testing.B, setup, call func()) {
 	var ds []time.Duration
 	for b.Loop() {
+		if setup != nil {
+			b.StopTimer()
+			setup()
+			b.StartTimer()
+		}
 		start := time.Now()
 		call()
 		ds = append(ds, time.Since(start))
@@ -45,33 +55,76 @@ func timed(b *testing.B, call func()) {
 }
 
 // BenchmarkMessagesList: messages.list of 50 in a folder of 100,000
-// messages, the first page (newest first) and one half-way down.
+// messages, newest first: the first page; half-way down by after; by
+// start as a jump, again, while paging on, and back to a page served.
 func BenchmarkMessagesList(b *testing.B) {
 	benchBackends(b, func(b *testing.B, fx *fixture) {
-		c, auth := fx.user(b, "alice@example.org", false)
+		_, auth := fx.user(b, "alice@example.org", false)
 		inbox := storetest.Inbox(b, fx.env.Account(auth))
 		storetest.Seed(b, fx.env, auth.User.ID, inbox, 100_000)
 		// The seeded messages arrive a minute apart, UID order: the
 		// message half-way down, newest first, is UID 50,001.
 		mid := msgRef{inbox, 50_001}.id()
+		list := func(b *testing.B, c *client, params map[string]any) {
+			var r listResult
+			c.must("messages.list", params, &r)
+			if len(r.Messages) != 50 || r.Total != 100_000 {
+				b.Fatalf("list: %d of %d", len(r.Messages), r.Total)
+			}
+		}
 		for _, tt := range []struct {
 			name   string
 			params map[string]any
 		}{
 			{"first", map[string]any{"folderID": inbox, "limit": 50}},
 			{"after=50000", map[string]any{"folderID": inbox, "limit": 50, "after": mid}},
-			{"start=50000", map[string]any{"folderID": inbox, "limit": 50, "start": 50_000}},
 		} {
 			b.Run(tt.name, func(b *testing.B) {
-				timed(b, func() {
-					var r listResult
-					c.must("messages.list", tt.params, &r)
-					if len(r.Messages) != 50 || r.Total != 100_000 {
-						b.Fatalf("list: %d of %d", len(r.Messages), r.Total)
-					}
-				})
+				c := fx.client(b)
+				c.login("alice@example.org", storetest.Password)
+				timed(b, func() { list(b, c, tt.params) })
 			})
 		}
+		// A jump straight to a start the session was never served: the
+		// OFFSET fallback. Each call is a new session's (made untimed,
+		// without a password hash), so nothing is remembered.
+		b.Run("start=50000-jump", func(b *testing.B) {
+			var c *client
+			timedAfter(b, func() {
+				token, web, err := fx.env.Session.StartWeb(context.Background(), auth)
+				if err != nil {
+					b.Fatal(err)
+				}
+				c = fx.client(b)
+				c.csrf = web.CSRF
+				c.hc.Jar.SetCookies(mustParse(b, fx.srv.URL+"/rpc"), []*http.Cookie{{Name: "basalt_session", Value: token, Path: "/rpc"}})
+			}, func() { list(b, c, map[string]any{"folderID": inbox, "limit": 50, "start": 50_000}) })
+		})
+		// The same jump again in one session: a reload, or a page back.
+		b.Run("start=50000-again", func(b *testing.B) {
+			c := fx.client(b)
+			c.login("alice@example.org", storetest.Password)
+			timed(b, func() { list(b, c, map[string]any{"folderID": inbox, "limit": 50, "start": 50_000}) })
+		})
+		// The common case: a client paging on with start = previous start
+		// + limit. The session has paged down to 50,000 (untimed); each
+		// call then asks for the next page, one it was never served.
+		c := fx.client(b)
+		c.login("alice@example.org", storetest.Password)
+		for start := 0; start <= 50_000; start += 50 {
+			list(b, c, map[string]any{"folderID": inbox, "limit": 50, "start": start})
+		}
+		b.Run("start=paging-past-50000", func(b *testing.B) {
+			start := 50_050
+			timed(b, func() {
+				list(b, c, map[string]any{"folderID": inbox, "limit": 50, "start": start})
+				start = 50_000 + (start+50)%50_000
+			})
+		})
+		// Back to a page served before.
+		b.Run("start=50000-served", func(b *testing.B) {
+			timed(b, func() { list(b, c, map[string]any{"folderID": inbox, "limit": 50, "start": 50_000}) })
+		})
 	})
 }
 

@@ -2,9 +2,13 @@ package rpc
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"io"
 	"net/http"
 	"slices"
 	"strconv"
+	"sync"
 	"time"
 
 	"basalt/store"
@@ -26,12 +30,6 @@ type changesParams struct {
 	Since string `json:"since" jsonschema:"minLength=1,maxLength=40"`
 }
 
-type idChanges struct {
-	Created   []int64 `json:"created"`
-	Updated   []int64 `json:"updated"`
-	Destroyed []int64 `json:"destroyed"`
-}
-
 type messageChanges struct {
 	Created   []string `json:"created"`
 	Updated   []string `json:"updated"`
@@ -39,13 +37,13 @@ type messageChanges struct {
 }
 
 type changesResult struct {
-	OldState       string         `json:"oldState"`
-	NewState       string         `json:"newState"`
-	Folders        idChanges      `json:"folders"`
-	Messages       messageChanges `json:"messages"`
-	ContactFolders idChanges      `json:"contactFolders"`
-	Contacts       idChanges      `json:"contacts"`
-	Settings       bool           `json:"settings"`
+	OldState       string          `json:"oldState"`
+	NewState       string          `json:"newState"`
+	Folders        store.IDChanges `json:"folders"`
+	Messages       messageChanges  `json:"messages"`
+	ContactFolders store.IDChanges `json:"contactFolders"`
+	Contacts       store.IDChanges `json:"contacts"`
+	Settings       bool            `json:"settings"`
 }
 
 func (h *Handler) registerChanges() {
@@ -60,10 +58,6 @@ func refs(rs []store.MessageRef) []string {
 	return out
 }
 
-func ids(c store.IDChanges) idChanges {
-	return idChanges{Created: c.Created, Updated: c.Updated, Destroyed: c.Destroyed}
-}
-
 func (h *Handler) changes(ctx context.Context, c *Call, p changesParams) (changesResult, error) {
 	ch, err := c.account().ChangesSince(ctx, p.Since, maxChanges)
 	if err != nil {
@@ -71,7 +65,7 @@ func (h *Handler) changes(ctx context.Context, c *Call, p changesParams) (change
 	}
 	return changesResult{
 		OldState: ch.OldState, NewState: ch.NewState,
-		Folders: ids(ch.Mailboxes), ContactFolders: ids(ch.ContactFolders), Contacts: ids(ch.Contacts),
+		Folders: ch.Mailboxes, ContactFolders: ch.ContactFolders, Contacts: ch.Contacts,
 		Messages: messageChanges{Created: refs(ch.Messages.Created), Updated: refs(ch.Messages.Updated), Destroyed: refs(ch.Messages.Destroyed)},
 		Settings: ch.Settings,
 	}, nil
@@ -81,24 +75,54 @@ func (h *Handler) changes(ctx context.Context, c *Call, p changesParams) (change
 // keeps proxies from closing it and finds clients that left.
 const heartbeat = 25 * time.Second
 
+// streamWriteTimeout bounds one write to an event stream.
+const streamWriteTimeout = 30 * time.Second
+
+// streamCounter counts the open event streams of each session on this
+// node. Streams are bound to the node that serves them, so the count that
+// protects the node is the node's own.
+type streamCounter struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+// open counts a new stream of session unless it has max open already.
+func (s *streamCounter) open(session string, max int) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.n[session] >= max {
+		return false
+	}
+	if s.n == nil {
+		s.n = map[string]int{}
+	}
+	s.n[session]++
+	return true
+}
+
+func (s *streamCounter) close(session string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.n[session]--; s.n[session] <= 0 {
+		delete(s.n, session)
+	}
+}
+
 // serveEvents is GET /rpc/events. EventSource cannot send headers, so the
 // stream is opened with the session cookie alone; it carries no mail, only
 // that something changed (and where), and a page on another site neither
 // gets the SameSite cookie sent nor may read the stream.
 func (h *Handler) serveEvents(w http.ResponseWriter, r *http.Request) {
-	if !h.fetchOK(r) {
-		writeRPCError(w, http.StatusForbidden, serverErr(CodeForbidden, "cross-site request"))
-		return
-	}
 	c := h.httpSession(w, r)
 	if c == nil {
 		return
 	}
-	flusher, ok := w.(http.Flusher)
-	if !ok {
-		writeRPCError(w, http.StatusInternalServerError, serverErr(CodeInternal, "streaming unsupported"))
+	if !h.streams.open(c.web.ID, h.cfg.MaxEventStreams) {
+		writeRPCError(w, http.StatusTooManyRequests, &Error{Code: CodeRateLimited, Message: fmt.Sprintf("at most %d event streams per session", h.cfg.MaxEventStreams),
+			Data: ErrorData{Type: "rateLimited"}})
 		return
 	}
+	defer h.streams.close(c.web.ID)
 	ctx := r.Context()
 	watch, err := h.st.Watch(ctx, c.userID())
 	if err != nil {
@@ -119,16 +143,25 @@ func (h *Handler) serveEvents(w http.ResponseWriter, r *http.Request) {
 	hdr.Set("Content-Type", "text/event-stream")
 	hdr.Set("Cache-Control", "no-store")
 	hdr.Set("X-Accel-Buffering", "no")
-	w.WriteHeader(http.StatusOK)
-	send := func(event string, data any) bool {
-		if _, err := w.Write([]byte("event: " + event + "\ndata: " + string(encode(data)) + "\n\n")); err != nil {
+	// The stream outlives any whole-response write timeout the server
+	// has, so each write gets a deadline of its own instead: a client
+	// that stops reading (a slow loris holding the connection) is dropped
+	// at its next write, a heartbeat at the latest.
+	rc := http.NewResponseController(w)
+	write := func(s string) bool {
+		if err := rc.SetWriteDeadline(time.Now().Add(streamWriteTimeout)); err != nil && !errors.Is(err, http.ErrNotSupported) {
 			return false
 		}
-		flusher.Flush()
-		return true
+		if _, err := io.WriteString(w, s); err != nil {
+			return false
+		}
+		return rc.Flush() == nil
 	}
-	w.Write([]byte("retry: 5000\n\n"))
-	if !send("state", map[string]string{"state": state}) {
+	send := func(event string, data any) bool {
+		return write("event: " + event + "\ndata: " + string(encode(data)) + "\n\n")
+	}
+	w.WriteHeader(http.StatusOK)
+	if !write("retry: 5000\n\n") || !send("state", map[string]string{"state": state}) {
 		return
 	}
 	tick := time.NewTicker(h.heartbeat)
@@ -144,10 +177,9 @@ func (h *Handler) serveEvents(w http.ResponseWriter, r *http.Request) {
 				send("end", map[string]string{"reason": "session ended"})
 				return
 			}
-			if _, err := w.Write([]byte(": ping\n\n")); err != nil {
+			if !write(": ping\n\n") {
 				return
 			}
-			flusher.Flush()
 		case <-watch.C():
 			evs, resync := watch.Take()
 			if !resync && len(evs) == 0 {

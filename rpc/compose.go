@@ -120,6 +120,11 @@ func (h *Handler) messagesCompose(ctx context.Context, c *Call, p composeParams)
 		if draft, err = loadMessage(ctx, a, p.DraftID); err != nil {
 			return composeResult{}, err
 		}
+		// Saving or sending removes the draft a compose continues: it
+		// must be one, not any message of the user's.
+		if !draft.Flags.Has(store.FlagDraft) {
+			return composeResult{}, invalid("draftID", "the message is not a draft")
+		}
 	}
 	cp, err := a.CreateCompose(ctx)
 	if err != nil {
@@ -176,7 +181,13 @@ func (h *Handler) serveUpload(w http.ResponseWriter, r *http.Request) {
 		writeRPCError(w, http.StatusBadRequest, invalid("composeID", "composeID must be a compose's id"))
 		return
 	}
-	r.Body = http.MaxBytesReader(w, r.Body, h.cfg.MaxUploadBytes*4+(1<<20))
+	// Several files may come in one body; the store bounds each.
+	maxBody := h.cfg.MaxUploadBytes*4 + (1 << 20)
+	if r.ContentLength > maxBody {
+		tooLarge(w, maxBody)
+		return
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, maxBody)
 	mr, err := r.MultipartReader()
 	if err != nil {
 		writeRPCError(w, http.StatusBadRequest, invalid("", "the body must be multipart/form-data"))
@@ -188,6 +199,10 @@ func (h *Handler) serveUpload(w http.ResponseWriter, r *http.Request) {
 		part, err := mr.NextPart()
 		if errors.Is(err, io.EOF) {
 			break
+		}
+		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+			tooLarge(w, maxBody)
+			return
 		}
 		if err != nil {
 			writeRPCError(w, http.StatusBadRequest, invalid("", "unreadable multipart body"))
@@ -205,6 +220,10 @@ func (h *Handler) serveUpload(w http.ResponseWriter, r *http.Request) {
 		}
 		up, err := a.AddUpload(r.Context(), composeID, part.FileName(), ctype, part, h.cfg.MaxUploadBytes)
 		part.Close()
+		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+			tooLarge(w, maxBody)
+			return
+		}
 		if err != nil {
 			e := asError(err)
 			status := http.StatusBadRequest
@@ -327,10 +346,6 @@ func (h *Handler) build(ctx context.Context, c *Call, p messageParams, requireRc
 			hdr.SetMsgIDList("References", append(refs, id))
 		}
 	}
-	type file struct {
-		name, ctype string
-		open        func() (io.ReadCloser, error)
-	}
 	var files []file
 	if len(p.Attachments) > 0 {
 		ups, err := a.Uploads(ctx, p.ComposeID)
@@ -379,87 +394,8 @@ func (h *Handler) build(ctx context.Context, c *Call, p messageParams, requireRc
 	}
 	write := func(hdr mail.Header) ([]byte, error) {
 		var buf bytes.Buffer
-		text, html := p.Body.Text, p.Body.HTML
-		inline := func(ct string) mail.InlineHeader {
-			var ih mail.InlineHeader
-			ih.SetContentType(ct, map[string]string{"charset": "utf-8"})
-			return ih
-		}
-		writePart := func(w io.WriteCloser, s string) error {
-			if _, err := io.WriteString(w, s); err != nil {
-				return err
-			}
-			return w.Close()
-		}
-		switch {
-		case len(files) == 0 && html == "":
-			hdr.SetContentType("text/plain", map[string]string{"charset": "utf-8"})
-			hdr.Set("Content-Transfer-Encoding", "quoted-printable")
-			w, err := mail.CreateSingleInlineWriter(&buf, hdr)
-			if err != nil {
-				return nil, err
-			}
-			if err := writePart(w, text); err != nil {
-				return nil, err
-			}
-		case len(files) == 0:
-			iw, err := mail.CreateInlineWriter(&buf, hdr)
-			if err != nil {
-				return nil, err
-			}
-			if err := writeAlternative(iw, inline, writePart, text, html); err != nil {
-				return nil, err
-			}
-		default:
-			mw, err := mail.CreateWriter(&buf, hdr)
-			if err != nil {
-				return nil, err
-			}
-			if html == "" {
-				w, err := mw.CreateSingleInline(inline("text/plain"))
-				if err == nil {
-					err = writePart(w, text)
-				}
-				if err != nil {
-					return nil, err
-				}
-			} else {
-				iw, err := mw.CreateInline()
-				if err == nil {
-					err = writeAlternative(iw, inline, writePart, text, html)
-				}
-				if err != nil {
-					return nil, err
-				}
-			}
-			for _, f := range files {
-				var ah mail.AttachmentHeader
-				mt, params, err := mime.ParseMediaType(f.ctype)
-				if err != nil {
-					mt, params = "application/octet-stream", nil
-				}
-				ah.SetContentType(mt, params)
-				ah.SetFilename(f.name)
-				w, err := mw.CreateAttachment(ah)
-				if err != nil {
-					return nil, err
-				}
-				rc, err := f.open()
-				if err != nil {
-					return nil, err
-				}
-				_, err = io.Copy(w, rc)
-				rc.Close()
-				if err == nil {
-					err = w.Close()
-				}
-				if err != nil {
-					return nil, err
-				}
-			}
-			if err := mw.Close(); err != nil {
-				return nil, err
-			}
+		if err := writeMessage(&buf, hdr, p.Body, files); err != nil {
+			return nil, err
 		}
 		return buf.Bytes(), nil
 	}
@@ -481,18 +417,126 @@ func (h *Handler) build(ctx context.Context, c *Call, p messageParams, requireRc
 	return b, nil
 }
 
-func writeAlternative(iw *mail.InlineWriter, inline func(string) mail.InlineHeader, writePart func(io.WriteCloser, string) error, text, html string) error {
-	// RFC 2046 5.1.4: the richest alternative last.
-	for _, alt := range []struct{ ct, s string }{{"text/plain", text}, {"text/html", html}} {
-		w, err := iw.CreatePart(inline(alt.ct))
+// file is an attachment of a message being built.
+type file struct {
+	name, ctype string
+	open        func() (io.ReadCloser, error)
+}
+
+// writeMessage writes the MIME message (RFC 2045-2049) of a body and its
+// attachments under hdr: the text alone when it is all there is; text
+// and HTML as multipart/alternative, the richest last (RFC 2046 5.1.4);
+// with attachments, that inside multipart/mixed. An empty text beside
+// HTML is left out rather than offered as an alternative that shows
+// nothing. go-message gives text parts quoted-printable (no line over
+// RFC 5322's 998) and attachments base64.
+func writeMessage(w io.Writer, hdr mail.Header, body bodyParams, files []file) error {
+	type alt struct{ ctype, text string }
+	alts := []alt{{"text/plain", body.Text}, {"text/html", body.HTML}}
+	switch {
+	case body.HTML == "":
+		alts = alts[:1]
+	case body.Text == "":
+		alts = alts[1:]
+	}
+	charset := map[string]string{"charset": "utf-8"}
+	writeText := func(w io.WriteCloser, s string) error {
+		if _, err := io.WriteString(w, s); err != nil {
+			return err
+		}
+		return w.Close()
+	}
+	writeAlts := func(iw *mail.InlineWriter) error {
+		for _, a := range alts {
+			var ih mail.InlineHeader
+			ih.SetContentType(a.ctype, charset)
+			pw, err := iw.CreatePart(ih)
+			if err != nil {
+				return err
+			}
+			if err := writeText(pw, a.text); err != nil {
+				return err
+			}
+		}
+		return iw.Close()
+	}
+	if len(files) == 0 {
+		if len(alts) == 1 {
+			hdr.SetContentType(alts[0].ctype, charset)
+			sw, err := mail.CreateSingleInlineWriter(w, hdr)
+			if err != nil {
+				return err
+			}
+			return writeText(sw, alts[0].text)
+		}
+		iw, err := mail.CreateInlineWriter(w, hdr)
 		if err != nil {
 			return err
 		}
-		if err := writePart(w, alt.s); err != nil {
+		return writeAlts(iw)
+	}
+	mw, err := mail.CreateWriter(w, hdr)
+	if err != nil {
+		return err
+	}
+	if len(alts) == 1 {
+		var ih mail.InlineHeader
+		ih.SetContentType(alts[0].ctype, charset)
+		sw, err := mw.CreateSingleInline(ih)
+		if err == nil {
+			err = writeText(sw, alts[0].text)
+		}
+		if err != nil {
+			return err
+		}
+	} else {
+		iw, err := mw.CreateInline()
+		if err == nil {
+			err = writeAlts(iw)
+		}
+		if err != nil {
 			return err
 		}
 	}
-	return iw.Close()
+	for _, f := range files {
+		if err := writeAttachment(mw, f); err != nil {
+			return err
+		}
+	}
+	return mw.Close()
+}
+
+// writeAttachment writes one file. Its parameters are written with
+// mime.FormatMediaType, which encodes a name that is not ASCII as RFC 2231
+// says (filename*=utf-8”...); go-message's SetFilename would put an RFC
+// 2047 encoded word inside the quoted string, which RFC 2047 5 forbids.
+func writeAttachment(mw *mail.Writer, f file) error {
+	var ah mail.AttachmentHeader
+	ctype := "application/octet-stream"
+	if mt, params, err := mime.ParseMediaType(f.ctype); err == nil {
+		if ct := mime.FormatMediaType(mt, params); ct != "" {
+			ctype = ct
+		}
+	}
+	ah.Set("Content-Type", ctype)
+	disp := mime.FormatMediaType("attachment", map[string]string{"filename": f.name})
+	if disp == "" {
+		disp = "attachment"
+	}
+	ah.Set("Content-Disposition", disp)
+	w, err := mw.CreateAttachment(ah)
+	if err != nil {
+		return err
+	}
+	rc, err := f.open()
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	if _, err := io.Copy(w, rc); err != nil {
+		return err
+	}
+	return w.Close()
 }
 
 // decodedPart returns a part's body with its transfer encoding undone.
@@ -549,13 +593,18 @@ func (h *Handler) messagesSave(ctx context.Context, c *Call, p messageParams) (s
 	return saveResult{MessageID: msgRef{res.MailboxID, res.UID}.id()}, nil
 }
 
-// dropDraft removes the compose's saved draft, if it has one still.
+// dropDraft removes the compose's saved draft, if it has one still and
+// it is still a draft.
 func (h *Handler) dropDraft(ctx context.Context, a *store.Account, composeID int64) {
 	cp, err := a.Compose(ctx, composeID)
 	if err != nil || cp.DraftUID == 0 {
 		return
 	}
-	if _, err := a.Remove(ctx, cp.DraftMailboxID, store.UIDSet{{Start: cp.DraftUID, Stop: cp.DraftUID}}); err != nil && !errors.Is(err, store.ErrNotFound) {
+	set := store.UIDSet{{Start: cp.DraftUID, Stop: cp.DraftUID}}
+	if ms, err := a.List(ctx, cp.DraftMailboxID, store.ListQuery{UIDs: set}); err != nil || len(ms) != 1 || !ms[0].Flags.Has(store.FlagDraft) {
+		return
+	}
+	if _, err := a.Remove(ctx, cp.DraftMailboxID, set); err != nil && !errors.Is(err, store.ErrNotFound) {
 		h.log.Warn("remove replaced draft", "user", a.UserID(), "err", err)
 	}
 }

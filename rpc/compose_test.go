@@ -6,11 +6,16 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"mime"
 	"mime/multipart"
 	"net/http"
 	"slices"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/emersion/go-message"
+	"github.com/emersion/go-message/mail"
 
 	"basalt/internal/testsupport/storetest"
 	"basalt/store"
@@ -37,13 +42,7 @@ func (c *client) upload(composeID int64, files map[string]string, hdr map[string
 	req.Header.Set("Content-Type", mw.FormDataContentType())
 	req.Header.Set("X-CSRF-Token", c.csrf)
 	req.Header.Set("Origin", c.origin)
-	for k, v := range hdr {
-		if v == "" {
-			req.Header.Del(k)
-		} else {
-			req.Header.Set(k, v)
-		}
-	}
+	setHeaders(req, hdr)
 	resp, err := c.hc.Do(req)
 	if err != nil {
 		c.t.Fatal(err)
@@ -241,3 +240,119 @@ func clone(m map[string]any) map[string]any {
 
 // unQP undoes soft line breaks, enough to find text in a QP body.
 func unQP(s string) string { return strings.ReplaceAll(s, "=\r\n", "") }
+
+// TestSendMIME checks the MIME messages.send builds, read back with
+// go-message as a receiving client would: text and HTML as
+// multipart/alternative (plain first), an HTML-only body as one part,
+// text parts quoted-printable, a file name that is not ASCII in RFC 2231
+// form, Message-ID and Date, and no header a subject could smuggle in.
+func TestSendMIME(t *testing.T) {
+	fx := newFixture(t, sqlite(t), fixtureOptions{})
+	c, alice := fx.user(t, "alice@example.org", false)
+	bob := fx.env.NewUser(t, "bob@example.org", false)
+	send := func(params map[string]any) *message.Entity {
+		t.Helper()
+		var cp composeResult
+		c.must("messages.compose", nil, &cp)
+		params["composeID"] = cp.ComposeID
+		params["to"] = []string{"bob@example.org"}
+		if files, ok := params["files"].(map[string]string); ok {
+			delete(params, "files")
+			resp, up := c.upload(cp.ComposeID, files, nil)
+			if resp.StatusCode != 200 {
+				t.Fatalf("upload: HTTP %d", resp.StatusCode)
+			}
+			var ids []int64
+			for _, a := range up.Attachments {
+				ids = append(ids, a.AttachmentID)
+			}
+			params["attachments"] = ids
+		}
+		c.must("messages.send", params, nil)
+		got := storetest.Messages(t, fx.env.Account(bob), "INBOX")
+		raw := got[len(got)-1]
+		for _, line := range strings.Split(raw, "\r\n") {
+			if len(line) > 998 {
+				t.Errorf("a line of %d octets (RFC 5322 2.1.1)", len(line))
+			}
+		}
+		e, err := message.Read(strings.NewReader(raw))
+		if err != nil {
+			t.Fatalf("read sent message: %v\n%s", err, raw)
+		}
+		return e
+	}
+	type part struct{ ctype, cte, disp, body string }
+	parts := func(e *message.Entity) []part {
+		var out []part
+		e.Walk(func(path []int, p *message.Entity, err error) error {
+			if err != nil {
+				t.Fatal(err)
+			}
+			ct, _, _ := p.Header.ContentType()
+			var b []byte
+			if p.MultipartReader() == nil {
+				b, _ = io.ReadAll(p.Body)
+			}
+			out = append(out, part{ct, p.Header.Get("Content-Transfer-Encoding"), p.Header.Get("Content-Disposition"), string(b)})
+			return nil
+		})
+		return out
+	}
+
+	longHTML := "<p>" + strings.Repeat("Lorem ipsum dolor sit amet, ", 200) + "</p>"
+	e := send(map[string]any{"subject": "Both", "body": map[string]any{"text": "Plain — text", "html": longHTML},
+		"files": map[string]string{"résumé 2026.pdf": "%PDF-1.4"}})
+	ps := parts(e)
+	if len(ps) != 5 || ps[0].ctype != "multipart/mixed" || ps[1].ctype != "multipart/alternative" ||
+		ps[2].ctype != "text/plain" || ps[3].ctype != "text/html" || ps[4].ctype != "application/octet-stream" {
+		t.Fatalf("structure: %+v", ps)
+	}
+	if ps[2].cte != "quoted-printable" || ps[3].cte != "quoted-printable" || ps[2].body != "Plain — text" || ps[3].body != longHTML {
+		t.Errorf("text parts: %+v %+v", ps[2], ps[3])
+	}
+	if ps[4].cte != "base64" || ps[4].body != "%PDF-1.4" || !strings.Contains(ps[4].disp, "filename*=utf-8''r%C3%A9sum%C3%A9%202026.pdf") {
+		t.Errorf("attachment: %+v", ps[4])
+	}
+	if disp, params, err := mime.ParseMediaType(ps[4].disp); err != nil || disp != "attachment" || params["filename"] != "résumé 2026.pdf" {
+		t.Errorf("attachment's disposition %q: %v %v", ps[4].disp, params, err)
+	}
+	mh := mail.Header{Header: e.Header}
+	if id, err := mh.MessageID(); err != nil || !strings.HasSuffix(id, "@mail.example.org") {
+		t.Errorf("Message-ID %q %v", id, err)
+	}
+	if d, err := mh.Date(); err != nil || time.Since(d) > time.Minute {
+		t.Errorf("Date %v %v", d, err)
+	}
+
+	// HTML alone is one text/html part, not an alternative with an empty
+	// plain text beside it.
+	e = send(map[string]any{"subject": "HTML", "body": map[string]any{"html": "<p>hi</p>"}})
+	if ps := parts(e); len(ps) != 1 || ps[0].ctype != "text/html" || ps[0].body != "<p>hi</p>" {
+		t.Errorf("HTML only: %+v", ps)
+	}
+	e = send(map[string]any{"subject": "Text", "body": map[string]any{"text": "hi"}})
+	if ps := parts(e); len(ps) != 1 || ps[0].ctype != "text/plain" || ps[0].body != "hi" {
+		t.Errorf("text only: %+v", ps)
+	}
+
+	// A subject cannot add a header.
+	e = send(map[string]any{"subject": "Hi\r\nBcc: eve@example.org\r\nX-Evil: 1", "body": map[string]any{"text": "x"}})
+	if e.Header.Has("Bcc") || e.Header.Has("X-Evil") || len(e.Header.Values("Subject")) != 1 {
+		t.Errorf("a subject added headers: %v", e.Header)
+	}
+
+	// A compose continues a draft only: sending it removes the draft,
+	// and must not remove a message that is not one.
+	inbox := storetest.Inbox(t, fx.env.Account(alice))
+	keep := fx.deliver(t, alice, storetest.Message("x@example.com", "alice@example.org", "keep me", "x"))
+	c.fail("messages.compose", map[string]any{"draftID": msgRef{inbox, keep.UID}.id()}, CodeInvalid, "invalid")
+	c.must("messages.load", map[string]any{"messageID": msgRef{inbox, keep.UID}.id(), "sections": []string{"meta"}}, nil)
+
+	// An upload declared over the limit is refused before it is read.
+	var cp composeResult
+	c.must("messages.compose", nil, &cp)
+	if status := c.declared(fmt.Sprintf("/rpc/upload?composeID=%d", cp.ComposeID), "multipart/form-data; boundary=x", 1<<40); status != http.StatusRequestEntityTooLarge {
+		t.Fatalf("upload declared over the limit: HTTP %d", status)
+	}
+}

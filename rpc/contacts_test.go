@@ -223,3 +223,51 @@ func TestChangesAndEvents(t *testing.T) {
 		}
 	})
 }
+
+// TestEventStreamLimits: a session has at most MaxEventStreams streams
+// open on a node; a closed one frees its place.
+func TestEventStreamLimits(t *testing.T) {
+	fx := newFixture(t, sqlite(t), fixtureOptions{cfg: Config{MaxEventStreams: 2}})
+	fx.h.heartbeat = 50 * time.Millisecond
+	c, _ := fx.user(t, "alice@example.org", false)
+	open := func(c *client) (*http.Response, context.CancelFunc) {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		req, _ := http.NewRequestWithContext(ctx, "GET", fx.srv.URL+"/rpc/events", nil)
+		resp, err := c.hc.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp, func() { cancel(); resp.Body.Close() }
+	}
+	s1, close1 := open(c)
+	defer close1()
+	s2, close2 := open(c)
+	defer close2()
+	s3, close3 := open(c)
+	if s1.StatusCode != 200 || s2.StatusCode != 200 || s3.StatusCode != http.StatusTooManyRequests {
+		t.Fatalf("three streams of a session with a limit of 2: %d %d %d", s1.StatusCode, s2.StatusCode, s3.StatusCode)
+	}
+	close3()
+	// Another session has streams of its own.
+	other := fx.client(t)
+	other.login("alice@example.org", storetest.Password)
+	s4, close4 := open(other)
+	defer close4()
+	if s4.StatusCode != 200 {
+		t.Fatalf("another session's stream: %d", s4.StatusCode)
+	}
+	// A closed stream frees its place.
+	close2()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		s5, close5 := open(c)
+		close5()
+		if s5.StatusCode == 200 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("a closed stream still counts: %d", s5.StatusCode)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"reflect"
 	"runtime/debug"
 	"sort"
+	"unicode/utf8"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
 )
@@ -29,11 +30,12 @@ type Engine struct {
 }
 
 type method struct {
-	name    string
-	summary string
-	public  bool
-	params  reflect.Type
-	result  reflect.Type
+	name        string
+	summary     string
+	description string
+	public      bool
+	params      reflect.Type
+	result      reflect.Type
 	// paramsSchema is the reflected schema of the params; check
 	// validates against it.
 	paramsSchema map[string]any
@@ -50,6 +52,9 @@ func newEngine(maxBatch int, log *slog.Logger) *Engine {
 type Spec struct {
 	Name    string
 	Summary string
+	// Description, when there is more to say than the summary, is
+	// published with it.
+	Description string
 	// Public methods run without a session (auth).
 	Public bool
 }
@@ -68,7 +73,7 @@ func Register[P, R any](e *Engine, spec Spec, fn func(ctx context.Context, c *Ca
 	if pt.Kind() != reflect.Struct {
 		panic("rpc: params of " + spec.Name + " must be a struct")
 	}
-	m := &method{name: spec.Name, summary: spec.Summary, public: spec.Public, params: pt, result: reflect.TypeFor[R]()}
+	m := &method{name: spec.Name, summary: spec.Summary, description: spec.Description, public: spec.Public, params: pt, result: reflect.TypeFor[R]()}
 	m.paramsSchema = reflectSchema(pt)
 	m.resultSchema = reflectSchema(m.result)
 	var err error
@@ -101,10 +106,22 @@ func (e *Engine) names() []string {
 // raw so that a missing id (a notification) can be told from "id": null
 // and so that a numeric id goes back exactly as it came.
 type request struct {
-	JSONRPC json.RawMessage `json:"jsonrpc"`
-	Method  json.RawMessage `json:"method"`
-	Params  json.RawMessage `json:"params"`
-	ID      json.RawMessage `json:"id"`
+	JSONRPC json.RawMessage
+	Method  json.RawMessage
+	Params  json.RawMessage
+	ID      json.RawMessage
+}
+
+// parseRequest reads a request object. Member names are matched exactly:
+// encoding/json would take "ID" or "Method" for "id" and "method", and a
+// request whose only id is "Id" is a notification (section 4.1), which
+// must not be answered.
+func parseRequest(raw []byte) (request, error) {
+	var members map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &members); err != nil {
+		return request{}, err
+	}
+	return request{JSONRPC: members["jsonrpc"], Method: members["method"], Params: members["params"], ID: members["id"]}, nil
 }
 
 // response is one JSON-RPC response object (section 5): exactly one of
@@ -130,7 +147,9 @@ func errorResponse(id json.RawMessage, e *Error) *response {
 // notification, or a batch of only notifications).
 func (e *Engine) serve(ctx context.Context, c *Call, body []byte) []byte {
 	body = bytes.TrimSpace(body)
-	if !json.Valid(body) {
+	// RFC 8259 8.1: JSON text is UTF-8; encoding/json would quietly turn
+	// bad bytes into U+FFFD instead.
+	if !json.Valid(body) || !utf8.Valid(body) {
 		return encode(errorResponse(nil, serverErr(CodeParseError, "parse error")))
 	}
 	if len(body) > 0 && body[0] == '[' {
@@ -176,14 +195,16 @@ func encode(v any) []byte {
 
 // one runs one request object and returns its response; nil for a
 // notification (section 4.1: the server must not reply to one, not even
-// with an error).
-func (e *Engine) one(ctx context.Context, c *Call, raw json.RawMessage) *response {
+// with an error). A panic anywhere in the call (the guard, the method,
+// encoding its result) is that call's internal error: the batch's other
+// calls and the server go on.
+func (e *Engine) one(ctx context.Context, c *Call, raw json.RawMessage) (resp *response) {
 	raw = bytes.TrimSpace(raw)
 	if len(raw) == 0 || raw[0] != '{' {
 		return errorResponse(nil, serverErr(CodeInvalidRequest, "invalid request: not an object"))
 	}
-	var req request
-	if err := json.Unmarshal(raw, &req); err != nil {
+	req, err := parseRequest(raw)
+	if err != nil {
 		return errorResponse(nil, serverErr(CodeInvalidRequest, "invalid request"))
 	}
 	id, idOK := validID(req.ID)
@@ -198,6 +219,15 @@ func (e *Engine) one(ctx context.Context, c *Call, raw json.RawMessage) *respons
 		return errorResponse(id, serverErr(CodeInvalidRequest, `invalid request: "method" must be a string`))
 	}
 	notification := req.ID == nil
+	defer func() {
+		if p := recover(); p != nil {
+			e.log.Error("rpc call panicked", "method", name, "panic", p, "stack", string(debug.Stack()))
+			resp = nil
+			if !notification {
+				resp = errorResponse(id, serverErr(CodeInternal, "internal error"))
+			}
+		}
+	}()
 	res, rerr := e.call(ctx, c, name, req.Params)
 	if notification {
 		if rerr != nil && rerr.Code == CodeInternal {
@@ -238,18 +268,20 @@ func validID(id json.RawMessage) (json.RawMessage, bool) {
 }
 
 // call finds, checks and runs a method.
-func (e *Engine) call(ctx context.Context, c *Call, name string, params json.RawMessage) (res any, rerr *Error) {
+func (e *Engine) call(ctx context.Context, c *Call, name string, params json.RawMessage) (any, *Error) {
 	m, ok := e.methods[name]
 	if !ok {
 		return nil, &Error{Code: CodeMethodNotFound, Message: "method not found: " + name}
 	}
-	params = bytes.TrimSpace(params)
 	switch {
-	case len(params) == 0 || string(params) == "null":
+	case params == nil:
+		// Section 4: params may be omitted.
 		params = json.RawMessage("{}")
 	case params[0] == '[':
 		return nil, &Error{Code: CodeInvalidParams, Message: "invalid params: this server takes params by name (an object)"}
 	case params[0] != '{':
+		// Section 4: params, when present, is a structured value; null
+		// is not one.
 		return nil, serverErr(CodeInvalidRequest, `invalid request: "params" must be an object or an array`)
 	}
 	if !m.public && e.guard != nil {
@@ -260,13 +292,6 @@ func (e *Engine) call(ctx context.Context, c *Call, name string, params json.Raw
 	if err := validate(m.check, params); err != nil {
 		return nil, err
 	}
-	defer func() {
-		if p := recover(); p != nil {
-			e.log.Error("rpc method panicked", "method", name, "panic", p, "stack", string(debug.Stack()))
-			res, rerr = nil, serverErr(CodeInternal, "internal error")
-		}
-	}()
-	c.method = name
 	out, err := m.invoke(ctx, c, params)
 	if err != nil {
 		return nil, asError(err)

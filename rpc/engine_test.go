@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
 	"net/http"
 	"slices"
 	"strings"
@@ -23,6 +25,9 @@ func TestConformance(t *testing.T) {
 	})
 	Register(fx.h.engine, Spec{Name: "test.panic", Public: true}, func(context.Context, *Call, empty) (boom, error) {
 		panic("boom")
+	})
+	Register(fx.h.engine, Spec{Name: "test.badresult", Public: true}, func(context.Context, *Call, empty) (panicky, error) {
+		return panicky{}, nil
 	})
 	Register(fx.h.engine, Spec{Name: "test.echo", Public: true}, func(_ context.Context, _ *Call, p struct {
 		N   int64    `json:"n" jsonschema:"minimum=1,maximum=10"`
@@ -78,6 +83,31 @@ func TestConformance(t *testing.T) {
 			{"jsonrpc": "2.0", "method": "foo.get", "params": {"name": "myself"}, "id": "5"}
 		]`, 200, []int{0, CodeInvalidParams, CodeInvalidRequest, CodeMethodNotFound}, true, []string{`"1"`, `"2"`, "null", `"5"`}},
 		{"positional params", `{"jsonrpc": "2.0", "method": "test.echo", "params": [1], "id": 1}`, 200, []int{CodeInvalidParams}, false, []string{"1"}},
+		{"null params", `{"jsonrpc": "2.0", "method": "test.echo", "params": null, "id": 1}`, 200, []int{CodeInvalidRequest}, false, []string{"1"}},
+		{"number params", `{"jsonrpc": "2.0", "method": "test.echo", "params": 3, "id": 1}`, 200, []int{CodeInvalidRequest}, false, []string{"1"}},
+		{"empty body", ``, 200, []int{CodeParseError}, false, []string{"null"}},
+		{"whitespace body", " \r\n\t ", 200, []int{CodeParseError}, false, []string{"null"}},
+		{"not JSON", `hello`, 200, []int{CodeParseError}, false, []string{"null"}},
+		{"two values", `{"jsonrpc": "2.0", "method": "test.echo", "params": {"n": 1}, "id": 1} {}`, 200, []int{CodeParseError}, false, []string{"null"}},
+		{"invalid UTF-8", "{\"jsonrpc\": \"2.0\", \"method\": \"test.echo\", \"params\": {\"n\": 1, \"s\": \"\xff\"}, \"id\": 1}", 200, []int{CodeParseError}, false, []string{"null"}},
+		{"numeric version", `{"jsonrpc": 2.0, "method": "test.echo", "params": {"n": 1}, "id": 7}`, 200, []int{CodeInvalidRequest}, false, []string{"7"}},
+		{"version 2.00", `{"jsonrpc": "2.00", "method": "test.echo", "params": {"n": 1}, "id": 7}`, 200, []int{CodeInvalidRequest}, false, []string{"7"}},
+		{"members in capitals are not the members", `{"JSONRPC": "2.0", "METHOD": "test.echo", "PARAMS": {"n": 1}, "ID": 1}`, 200, []int{CodeInvalidRequest}, false, []string{"null"}},
+		{"Id is not id: a notification", `{"jsonrpc": "2.0", "method": "test.echo", "params": {"n": 1}, "Id": 1}`, 204, nil, false, nil},
+		{"boolean id", `{"jsonrpc": "2.0", "method": "test.echo", "params": {"n": 1}, "id": true}`, 200, []int{CodeInvalidRequest}, false, []string{"null"}},
+		{"array id", `{"jsonrpc": "2.0", "method": "test.echo", "params": {"n": 1}, "id": [1]}`, 200, []int{CodeInvalidRequest}, false, []string{"null"}},
+		{"negative and exponent ids kept", `[{"jsonrpc": "2.0", "method": "test.echo", "params": {"n": 1}, "id": -3}, {"jsonrpc": "2.0", "method": "test.echo", "params": {"n": 1}, "id": 1e3}]`,
+			200, []int{0, 0}, true, []string{"-3", "1e3"}},
+		{"empty string id", `{"jsonrpc": "2.0", "method": "test.echo", "params": {"n": 1}, "id": ""}`, 200, []int{0}, false, []string{`""`}},
+		{"nested arrays", `[[]]`, 200, []int{CodeInvalidRequest}, true, []string{"null"}},
+		{"nested batch with a call", `[[{"jsonrpc": "2.0", "method": "test.echo", "params": {"n": 1}, "id": 1}], {"jsonrpc": "2.0", "method": "test.echo", "params": {"n": 2}, "id": 2}]`,
+			200, []int{CodeInvalidRequest, 0}, true, []string{"null", "2"}},
+		{"batch of invalid elements", `[1, "x", null, {}, {"foo": "boo"}]`, 200,
+			[]int{CodeInvalidRequest, CodeInvalidRequest, CodeInvalidRequest, CodeInvalidRequest, CodeInvalidRequest}, true, []string{"null", "null", "null", "null", "null"}},
+		{"batch with notifications and a panic", `[{"jsonrpc": "2.0", "method": "test.panic", "id": 1}, {"jsonrpc": "2.0", "method": "test.panic"}, {"jsonrpc": "2.0", "method": "test.echo", "params": {"n": 2}, "id": 2}]`,
+			200, []int{CodeInternal, 0}, true, []string{"1", "2"}},
+		{"panic while encoding the result", `{"jsonrpc": "2.0", "method": "test.badresult", "id": 1}`, 200, []int{CodeInternal}, false, []string{"1"}},
+		{"notification that panics", `{"jsonrpc": "2.0", "method": "test.panic"}`, 204, nil, false, nil},
 		{"internal error", `{"jsonrpc": "2.0", "method": "test.fail", "id": 1}`, 200, []int{CodeInternal}, false, []string{"1"}},
 		{"panic is internal", `{"jsonrpc": "2.0", "method": "test.panic", "id": 1}`, 200, []int{CodeInternal}, false, []string{"1"}},
 	}
@@ -157,6 +187,10 @@ func TestConformance(t *testing.T) {
 
 	t.Run("HTTP conditions", func(t *testing.T) {
 		c.t = t
+		resp, b := c.post(`{"jsonrpc":"2.0","id":1,"method":"test.echo","params":{"n":1}}`, map[string]string{"Content-Type": "application/json; charset=utf-8"})
+		if resp.StatusCode != 200 || decode[testResponse](t, b).Error != nil {
+			t.Errorf("application/json with a charset: HTTP %d %s", resp.StatusCode, b)
+		}
 		big := `{"jsonrpc":"2.0","id":1,"method":"test.echo","params":{"n":1,"s":"` + strings.Repeat("a", 2<<20) + `"}}`
 		for _, tt := range []struct {
 			name   string
@@ -179,12 +213,38 @@ func TestConformance(t *testing.T) {
 				t.Errorf("%s: %s, want error %d", tt.name, b, tt.code)
 			}
 		}
-		resp, _ := c.get("/rpc", nil)
-		if resp.StatusCode != http.StatusMethodNotAllowed {
-			t.Errorf("GET /rpc: HTTP %d", resp.StatusCode)
+		for _, m := range []string{"GET", "PUT", "DELETE"} {
+			req, _ := http.NewRequest(m, fx.srv.URL+"/rpc", nil)
+			resp, err := c.hc.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusMethodNotAllowed || resp.Header.Get("Allow") != "POST" {
+				t.Errorf("%s /rpc: HTTP %d, Allow %q", m, resp.StatusCode, resp.Header.Get("Allow"))
+			}
+			if r := decode[testResponse](t, b); r.Error == nil || r.Error.Code != CodeInvalidRequest {
+				t.Errorf("%s /rpc: %s", m, b)
+			}
+		}
+	})
+
+	// The body limit is applied to the declared length before any of
+	// the body is read: the sender of a huge body is answered at once,
+	// not after the server has read its first megabyte.
+	t.Run("declared length over the limit", func(t *testing.T) {
+		c.t = t
+		if status := c.declared("/rpc", "application/json", 64<<20); status != http.StatusRequestEntityTooLarge {
+			t.Fatalf("HTTP %d", status)
 		}
 	})
 }
+
+// panicky is a result whose encoding panics.
+type panicky struct{}
+
+func (panicky) MarshalJSON() ([]byte, error) { panic("boom in MarshalJSON") }
 
 // TestAuthentication covers auth, the cookie, the CSRF token, the Origin
 // check, logout, the login throttle and the rate limit.
@@ -341,8 +401,9 @@ func TestOpenRPC(t *testing.T) {
 	var doc struct {
 		OpenRPC string `json:"openrpc"`
 		Methods []struct {
-			Name   string `json:"name"`
-			Params []struct {
+			Name        string `json:"name"`
+			Description string `json:"description"`
+			Params      []struct {
 				Name     string         `json:"name"`
 				Required bool           `json:"required"`
 				Schema   map[string]any `json:"schema"`
@@ -361,6 +422,9 @@ func TestOpenRPC(t *testing.T) {
 		if m.Result.Schema == nil {
 			t.Errorf("%s has no result schema", m.Name)
 		}
+		if m.Name == "messages.list" && (!strings.Contains(m.Description, "OFFSET") || !strings.Contains(m.Description, "after")) {
+			t.Errorf("messages.list does not say what a page costs: %q", m.Description)
+		}
 		if m.Name == "auth" {
 			if len(m.Params) != 2 || m.Params[0].Name != "password" || !m.Params[0].Required || m.Params[1].Name != "username" {
 				t.Errorf("auth params: %+v", m.Params)
@@ -375,4 +439,110 @@ func TestOpenRPC(t *testing.T) {
 			t.Errorf("%s missing from the document", want)
 		}
 	}
+}
+
+// TestAuthHardening: one password check per request however many auth
+// calls a batch holds; a login always makes a new session and ends the
+// one the browser had; a cookie that does not open its session ends
+// nothing; every Origin but the server's own is refused.
+func TestAuthHardening(t *testing.T) {
+	fx := newFixture(t, sqlite(t), fixtureOptions{session: session.Config{FailuresPerIP: 3}})
+	fx.env.NewUser(t, "alice@example.org", false)
+	fx.env.NewUser(t, "mallory@example.org", false)
+
+	t.Run("one auth per request", func(t *testing.T) {
+		c := fx.client(t)
+		auth := func(id int, pass string) string {
+			return fmt.Sprintf(`{"jsonrpc":"2.0","id":%d,"method":"auth","params":{"username":"alice@example.org","password":%q}}`, id, pass)
+		}
+		var calls []string
+		for i := range 10 {
+			calls = append(calls, auth(i, fmt.Sprint("guess ", i)))
+		}
+		calls = append(calls, auth(10, storetest.Password))
+		_, b := c.post("["+strings.Join(calls, ",")+"]", nil)
+		rs := decode[[]testResponse](t, b)
+		if len(rs) != 11 || rs[0].Error != nil || decode[authResult](t, rs[0].Result).Auth != "failed" {
+			t.Fatalf("batch of auth calls: %s", b)
+		}
+		for _, r := range rs[1:] {
+			if r.Error == nil || r.Error.Code != CodeRateLimited {
+				t.Fatalf("a second auth call in the request was tried: %s", b)
+			}
+		}
+		// Only the one attempt counted: two more failures are allowed
+		// before the throttle (3 per address) locks the login.
+		for range 2 {
+			var res authResult
+			c.must("auth", map[string]any{"username": "alice@example.org", "password": "wrong"}, &res)
+			if res.Auth != "failed" {
+				t.Fatalf("throttled too early: %+v", res)
+			}
+		}
+		var res authResult
+		c.must("auth", map[string]any{"username": "alice@example.org", "password": "wrong"}, &res)
+		if res.Auth != "locked" {
+			t.Fatalf("after 3 failures: %+v", res)
+		}
+	})
+
+	// The throttle is per address; the next tests log in from another.
+	fx2 := newFixture(t, sqlite(t), fixtureOptions{})
+	fx2.env.NewUser(t, "alice@example.org", false)
+	fx2.env.NewUser(t, "mallory@example.org", false)
+	u := mustParse(t, fx2.srv.URL+"/rpc")
+	cookie := func(c *client) string {
+		for _, k := range c.hc.Jar.Cookies(u) {
+			if k.Name == "basalt_session" {
+				return k.Value
+			}
+		}
+		return ""
+	}
+
+	t.Run("a login makes a new session", func(t *testing.T) {
+		c := fx2.client(t)
+		c.login("alice@example.org", storetest.Password)
+		first, firstCSRF := cookie(c), c.csrf
+		c.login("alice@example.org", storetest.Password)
+		if second := cookie(c); second == "" || second == first || c.csrf == firstCSRF {
+			t.Fatalf("the second login kept the session: %q %q", first, second)
+		}
+		c.must("meta", nil, nil)
+		// The session the browser held before is over on the server.
+		old := fx2.client(t)
+		old.hc.Jar.SetCookies(u, []*http.Cookie{{Name: "basalt_session", Value: first, Path: "/rpc"}})
+		old.csrf = firstCSRF
+		old.fail("meta", nil, CodeSessionExpired, "")
+	})
+
+	t.Run("a planted cookie ends nothing", func(t *testing.T) {
+		alice := fx2.client(t)
+		alice.login("alice@example.org", storetest.Password)
+		id, _, _ := strings.Cut(cookie(alice), ".")
+		// Mallory knows the id of Alice's session but not its secret,
+		// and logs in with a cookie made of them.
+		m := fx2.client(t)
+		m.hc.Jar.SetCookies(u, []*http.Cookie{{Name: "basalt_session", Value: id + ".AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", Path: "/rpc"}})
+		m.login("mallory@example.org", storetest.Password)
+		alice.must("meta", nil, nil)
+	})
+
+	t.Run("origins", func(t *testing.T) {
+		c := fx2.client(t)
+		c.login("alice@example.org", storetest.Password)
+		host := strings.TrimPrefix(fx2.srv.URL, "http://")
+		for _, o := range []string{"null", "https://evil.example", "http://evil.example", "https://" + host, fx2.srv.URL + "/rpc",
+			"http://" + host + ".evil.example", "http://evil.example@" + host, "file://", fx2.srv.URL + ":1"} {
+			resp, b := c.post(`{"jsonrpc":"2.0","id":1,"method":"meta"}`, map[string]string{"Origin": o})
+			if resp.StatusCode != http.StatusForbidden || decode[testResponse](t, b).Error.Code != CodeForbidden {
+				t.Errorf("Origin %q: HTTP %d %s", o, resp.StatusCode, b)
+			}
+		}
+		for _, o := range []string{fx2.srv.URL, strings.ToUpper(fx2.srv.URL)} {
+			if resp, b := c.post(`{"jsonrpc":"2.0","id":1,"method":"meta"}`, map[string]string{"Origin": o}); resp.StatusCode != 200 {
+				t.Errorf("Origin %q: HTTP %d %s", o, resp.StatusCode, b)
+			}
+		}
+	})
 }

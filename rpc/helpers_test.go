@@ -3,6 +3,7 @@ package rpc
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -11,6 +12,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/go-chi/chi/v5"
 
@@ -140,13 +142,7 @@ func (c *client) post(body string, hdr map[string]string) (*http.Response, []byt
 	if c.origin != "" {
 		req.Header.Set("Origin", c.origin)
 	}
-	for k, v := range hdr {
-		if v == "" {
-			req.Header.Del(k)
-		} else {
-			req.Header.Set(k, v)
-		}
-	}
+	setHeaders(req, hdr)
 	resp, err := c.hc.Do(req)
 	if err != nil {
 		c.t.Fatal(err)
@@ -157,6 +153,48 @@ func (c *client) post(body string, hdr map[string]string) (*http.Response, []byt
 		c.t.Fatal(err)
 	}
 	return resp, b
+}
+
+// declared POSTs to path a body of the given type declared to be size
+// bytes, of which it sends none, and returns the HTTP status: a server
+// that waits for the body before it answers fails the call.
+func (c *client) declared(path, ctype string, size int64) int {
+	c.t.Helper()
+	pr, pw := io.Pipe()
+	// A server still waiting for the body after a while gets it cut
+	// short, so the call ends (with what that server then answers)
+	// rather than hangs.
+	cut := time.AfterFunc(5*time.Second, func() { pw.CloseWithError(errors.New("no body")) })
+	defer cut.Stop()
+	defer pw.Close()
+	req, err := http.NewRequest("POST", c.fx.srv.URL+path, pr)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	req.ContentLength = size
+	req.Header.Set("Content-Type", ctype)
+	req.Header.Set("X-CSRF-Token", c.csrf)
+	start := time.Now()
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		c.t.Fatalf("no answer before the body: %v", err)
+	}
+	resp.Body.Close()
+	if d := time.Since(start); d > 4*time.Second {
+		c.t.Errorf("answered after %v: the server waited for the body", d)
+	}
+	return resp.StatusCode
+}
+
+// setHeaders sets the headers of hdr on req, deleting those given as "".
+func setHeaders(req *http.Request, hdr map[string]string) {
+	for k, v := range hdr {
+		if v == "" {
+			req.Header.Del(k)
+		} else {
+			req.Header.Set(k, v)
+		}
+	}
 }
 
 type testResponse struct {
@@ -175,11 +213,17 @@ type testError struct {
 // call makes one call and returns its result or its error.
 func (c *client) call(method string, params any) (json.RawMessage, *testError) {
 	c.t.Helper()
-	p, err := json.Marshal(params)
-	if err != nil {
-		c.t.Fatal(err)
+	body := `{"jsonrpc":"2.0","id":1,"method":` + quote(method)
+	if params != nil {
+		// Absent, not null: params is an object or an array when present
+		// (JSON-RPC 2.0 section 4).
+		p, err := json.Marshal(params)
+		if err != nil {
+			c.t.Fatal(err)
+		}
+		body += `,"params":` + string(p)
 	}
-	body := `{"jsonrpc":"2.0","id":1,"method":` + quote(method) + `,"params":` + string(p) + `}`
+	body += `}`
 	resp, b := c.post(body, nil)
 	if resp.StatusCode != http.StatusOK {
 		c.t.Fatalf("%s: HTTP %d: %s", method, resp.StatusCode, b)

@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -53,51 +55,121 @@ func TestIsolation(t *testing.T) {
 		var mCompose composeResult
 		m.must("messages.compose", nil, &mCompose)
 
+		// State strings are the user's serial: Mallory's own must not
+		// come to Alice's, or changes since Alice's state would be about
+		// Mallory's account (no leak, but not the answer tested here).
+		aState, _ := strconv.ParseUint(aList.State, 10, 64)
+		for i := 0; ; i++ {
+			u, err := fx.env.Store.UserByID(ctx, mAuth.User.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if u.Serial > aState+10 {
+				break
+			}
+			m.must("config.edit", map[string]any{"set": map[string]string{"n": strconv.Itoa(i)}}, nil)
+		}
+		var mFolder, mCF folderIDResult
+		m.must("folders.add", map[string]any{"name": "Mine"}, &mFolder)
+		m.must("folders.add", map[string]any{"context": "contacts", "name": "Mine"}, &mCF)
+
+		// Each attempt names the params it gives a victim's id in; for a
+		// method with a context, "contacts:" marks those of the contacts
+		// context. The other params hold the attacker's own ids, so the
+		// victim's id is the only thing wrong.
 		type attempt struct {
-			params any
+			covers []string
+			params map[string]any
 			typ    string // the data.type expected; "" for notFound
 		}
-		nf := func(p any) attempt { return attempt{params: p} }
+		nf := func(covers string, p map[string]any) attempt {
+			return attempt{covers: strings.Split(covers, ","), params: p}
+		}
+		ids := func(xs ...string) []string { return xs }
+		cids := func(xs ...int64) []int64 { return xs }
+		part := func(id string) []map[string]any { return []map[string]any{{"messageID": id, "part": "2"}} }
 		cases := map[string][]attempt{
-			"folders.add":    {nf(map[string]any{"name": "x", "parentID": inbox}), nf(map[string]any{"context": "contacts", "name": "x", "parentID": aCF.FolderID})},
-			"folders.rename": {nf(map[string]any{"folderID": aFolder.FolderID, "name": "x"}), nf(map[string]any{"context": "contacts", "folderID": aCF.FolderID, "name": "x"})},
-			"folders.move": {nf(map[string]any{"folderID": aFolder.FolderID, "parentID": 0}), nf(map[string]any{"folderID": mInbox + 1, "parentID": aFolder.FolderID}),
-				nf(map[string]any{"context": "contacts", "folderID": aCF.FolderID, "parentID": 0})},
-			"folders.remove":     {nf(map[string]any{"folderID": aFolder.FolderID}), nf(map[string]any{"context": "contacts", "folderID": aCF.FolderID})},
-			"messages.list":      {nf(map[string]any{"folderID": inbox})},
-			"messages.load":      {nf(map[string]any{"messageID": aMsg}), nf(map[string]any{"messageID": aDraft.MessageID, "sections": []string{"source"}})},
-			"messages.flag":      {nf(map[string]any{"messageIDs": []string{aMsg}, "action": "add", "flags": []string{"deleted"}}), nf(map[string]any{"messageIDs": []string{mMsg, aMsg}, "action": "list"})},
-			"messages.tag":       {nf(map[string]any{"messageIDs": []string{aMsg}, "action": "replace", "tags": []string{"x"}})},
-			"messages.copy":      {nf(map[string]any{"messageIDs": []string{aMsg}, "folderID": mInbox}), nf(map[string]any{"messageIDs": []string{mMsg}, "folderID": inbox})},
-			"messages.move":      {nf(map[string]any{"messageIDs": []string{aMsg}, "folderID": mInbox}), nf(map[string]any{"messageIDs": []string{mMsg}, "folderID": inbox})},
-			"messages.remove":    {nf(map[string]any{"messageIDs": []string{aMsg}})},
-			"messages.search":    {nf(map[string]any{"folderID": inbox}), nf(map[string]any{"folderID": inbox, "query": "quarterly"})},
-			"messages.compose":   {nf(map[string]any{"draftID": aDraft.MessageID})},
-			"attachments.list":   {nf(map[string]any{"composeID": aCompose.ComposeID})},
-			"attachments.remove": {nf(map[string]any{"attachmentID": aUpload})},
-			"messages.save": {nf(map[string]any{"composeID": aCompose.ComposeID}), nf(map[string]any{"composeID": mCompose.ComposeID, "attachments": []int64{aUpload}}),
-				nf(map[string]any{"composeID": mCompose.ComposeID, "attachParts": []map[string]any{{"messageID": aMsg, "part": "2"}}}),
-				nf(map[string]any{"composeID": mCompose.ComposeID, "inReplyTo": aMsg})},
-			"messages.send": {nf(map[string]any{"composeID": aCompose.ComposeID, "to": []string{"mallory@example.org"}}),
-				nf(map[string]any{"composeID": mCompose.ComposeID, "to": []string{"mallory@example.org"}, "attachments": []int64{aUpload}}),
-				nf(map[string]any{"composeID": mCompose.ComposeID, "to": []string{"mallory@example.org"}, "attachParts": []map[string]any{{"messageID": aMsg, "part": "2"}}}),
-				nf(map[string]any{"composeID": mCompose.ComposeID, "to": []string{"mallory@example.org"}, "inReplyTo": aMsg})},
-			"contacts.list":   {nf(map[string]any{"folderID": aCF.FolderID})},
-			"contacts.load":   {nf(map[string]any{"contactID": aContact.ContactID})},
-			"contacts.add":    {nf(map[string]any{"name": "x", "folderID": aCF.FolderID})},
-			"contacts.edit":   {nf(map[string]any{"contactID": aContact.ContactID, "name": "x"}), nf(map[string]any{"contactID": mContact.ContactID, "name": "x", "folderID": aCF.FolderID})},
-			"contacts.remove": {nf(map[string]any{"contactIDs": []int64{aContact.ContactID}}), nf(map[string]any{"contactIDs": []int64{mContact.ContactID, aContact.ContactID}})},
-			"contacts.move":   {nf(map[string]any{"contactIDs": []int64{aContact.ContactID}, "folderID": aCF.FolderID}), nf(map[string]any{"contactIDs": []int64{mContact.ContactID}, "folderID": aCF.FolderID})},
-			"contacts.copy":   {nf(map[string]any{"contactIDs": []int64{aContact.ContactID}, "folderID": aCF.FolderID}), nf(map[string]any{"contactIDs": []int64{mContact.ContactID}, "folderID": aCF.FolderID})},
-			"contacts.import": {nf(map[string]any{"folderID": aCF.FolderID, "vcard": "BEGIN:VCARD\r\nVERSION:4.0\r\nFN:x\r\nEND:VCARD\r\n"})},
-			"contacts.export": {nf(map[string]any{"contactIDs": []int64{aContact.ContactID}}), nf(map[string]any{"folderID": aCF.FolderID})},
-			"changes":         {{params: map[string]any{"since": aList.State}, typ: "stateMismatch"}},
+			"folders.add": {nf("parentID", map[string]any{"name": "x", "parentID": inbox}),
+				nf("contacts:parentID", map[string]any{"context": "contacts", "name": "x", "parentID": aCF.FolderID})},
+			"folders.rename": {nf("folderID", map[string]any{"folderID": aFolder.FolderID, "name": "x"}),
+				nf("contacts:folderID", map[string]any{"context": "contacts", "folderID": aCF.FolderID, "name": "x"})},
+			"folders.move": {nf("folderID", map[string]any{"folderID": aFolder.FolderID, "parentID": 0}),
+				nf("parentID", map[string]any{"folderID": mFolder.FolderID, "parentID": aFolder.FolderID}),
+				nf("contacts:folderID", map[string]any{"context": "contacts", "folderID": aCF.FolderID, "parentID": 0}),
+				nf("contacts:parentID", map[string]any{"context": "contacts", "folderID": mCF.FolderID, "parentID": aCF.FolderID})},
+			"folders.remove": {nf("folderID", map[string]any{"folderID": aFolder.FolderID}),
+				nf("contacts:folderID", map[string]any{"context": "contacts", "folderID": aCF.FolderID})},
+			"messages.list": {nf("folderID", map[string]any{"folderID": inbox}), nf("folderID", map[string]any{"folderID": inbox, "start": 1}),
+				nf("after", map[string]any{"folderID": mInbox, "after": aMsg}), nf("folderID,after", map[string]any{"folderID": inbox, "after": aMsg})},
+			"messages.load": {nf("messageID", map[string]any{"messageID": aMsg}), nf("messageID", map[string]any{"messageID": aDraft.MessageID, "sections": []string{"source"}})},
+			"messages.flag": {nf("messageIDs", map[string]any{"messageIDs": ids(aMsg), "action": "add", "flags": []string{"deleted"}}),
+				nf("messageIDs", map[string]any{"messageIDs": ids(mMsg, aMsg), "action": "list"})},
+			"messages.tag": {nf("messageIDs", map[string]any{"messageIDs": ids(aMsg), "action": "replace", "tags": []string{"x"}}),
+				nf("messageIDs", map[string]any{"messageIDs": ids(mMsg, aMsg), "action": "add", "tags": []string{"x"}})},
+			"messages.copy": {nf("messageIDs", map[string]any{"messageIDs": ids(aMsg), "folderID": mInbox}),
+				nf("folderID", map[string]any{"messageIDs": ids(mMsg), "folderID": inbox})},
+			"messages.move": {nf("messageIDs", map[string]any{"messageIDs": ids(mMsg, aMsg), "folderID": mFolder.FolderID}),
+				nf("folderID", map[string]any{"messageIDs": ids(mMsg), "folderID": inbox})},
+			"messages.remove":    {nf("messageIDs", map[string]any{"messageIDs": ids(aMsg)}), nf("messageIDs", map[string]any{"messageIDs": ids(mMsg, aMsg)})},
+			"messages.search":    {nf("folderID", map[string]any{"folderID": inbox}), nf("folderID", map[string]any{"folderID": inbox, "query": "quarterly"})},
+			"messages.compose":   {nf("draftID", map[string]any{"draftID": aDraft.MessageID})},
+			"attachments.list":   {nf("composeID", map[string]any{"composeID": aCompose.ComposeID})},
+			"attachments.remove": {nf("attachmentID", map[string]any{"attachmentID": aUpload})},
+			"messages.save": {nf("composeID", map[string]any{"composeID": aCompose.ComposeID}),
+				nf("attachments", map[string]any{"composeID": mCompose.ComposeID, "attachments": cids(aUpload)}),
+				nf("attachParts", map[string]any{"composeID": mCompose.ComposeID, "attachParts": part(aMsg)}),
+				nf("inReplyTo", map[string]any{"composeID": mCompose.ComposeID, "inReplyTo": aMsg})},
+			"messages.send": {nf("composeID", map[string]any{"composeID": aCompose.ComposeID, "to": ids("mallory@example.org")}),
+				nf("attachments", map[string]any{"composeID": mCompose.ComposeID, "to": ids("mallory@example.org"), "attachments": cids(aUpload)}),
+				nf("attachParts", map[string]any{"composeID": mCompose.ComposeID, "to": ids("mallory@example.org"), "attachParts": part(aMsg)}),
+				nf("inReplyTo", map[string]any{"composeID": mCompose.ComposeID, "to": ids("mallory@example.org"), "inReplyTo": aMsg})},
+			"contacts.list": {nf("folderID", map[string]any{"folderID": aCF.FolderID})},
+			"contacts.load": {nf("contactID", map[string]any{"contactID": aContact.ContactID})},
+			"contacts.add":  {nf("folderID", map[string]any{"name": "x", "folderID": aCF.FolderID})},
+			"contacts.edit": {nf("contactID", map[string]any{"contactID": aContact.ContactID, "name": "x"}),
+				nf("folderID", map[string]any{"contactID": mContact.ContactID, "name": "x", "folderID": aCF.FolderID})},
+			"contacts.remove": {nf("contactIDs", map[string]any{"contactIDs": cids(aContact.ContactID)}),
+				nf("contactIDs", map[string]any{"contactIDs": cids(mContact.ContactID, aContact.ContactID)})},
+			"contacts.move": {nf("contactIDs", map[string]any{"contactIDs": cids(mContact.ContactID, aContact.ContactID), "folderID": mCF.FolderID}),
+				nf("folderID", map[string]any{"contactIDs": cids(mContact.ContactID), "folderID": aCF.FolderID})},
+			"contacts.copy": {nf("contactIDs", map[string]any{"contactIDs": cids(aContact.ContactID), "folderID": mCF.FolderID}),
+				nf("folderID", map[string]any{"contactIDs": cids(mContact.ContactID), "folderID": aCF.FolderID})},
+			"contacts.import": {nf("folderID", map[string]any{"folderID": aCF.FolderID, "vcard": "BEGIN:VCARD\r\nVERSION:4.0\r\nFN:x\r\nEND:VCARD\r\n"})},
+			"contacts.export": {nf("contactIDs", map[string]any{"contactIDs": cids(mContact.ContactID, aContact.ContactID)}),
+				nf("folderID", map[string]any{"folderID": aCF.FolderID})},
+			"changes": {{covers: []string{"since"}, params: map[string]any{"since": aList.State}, typ: "stateMismatch"}},
+		}
+		// Every param that names something (by the OpenRPC document's
+		// names: ...ID, ...IDs, since, after, inReplyTo, attachments,
+		// attachParts) of every method has an attempt with a victim's id
+		// in it, in each context the method has.
+		idParam := regexp.MustCompile(`(ID|IDs)$|^(since|after|inReplyTo|attachments|attachParts)$`)
+		for _, name := range fx.h.engine.names() {
+			props, _ := fx.h.engine.methods[name].paramsSchema["properties"].(map[string]any)
+			_, hasContext := props["context"]
+			covered := map[string]bool{}
+			for _, at := range cases[name] {
+				for _, c := range at.covers {
+					covered[c] = true
+				}
+			}
+			for p, schema := range props {
+				if sch, _ := schema.(map[string]any); !idParam.MatchString(p) || sch["format"] == "date-time" {
+					continue // search's since is a date
+				}
+				if !covered[p] {
+					t.Errorf("%s: no attempt with another user's id in %s", name, p)
+				}
+				if hasContext && p != "context" && !covered["contacts:"+p] {
+					t.Errorf("%s: no attempt with another user's id in %s of the contacts context", name, p)
+				}
+			}
 		}
 		// Methods that take no ids act on the caller's own account; they
 		// are called and must show none of the victim's data.
-		self := map[string]any{
-			"meta": nil, "aliases": nil, "folders.list": nil, "config.load": nil, "config.edit": map[string]any{"set": map[string]string{"k": "v"}},
-			"settings.identity": nil, "settings.vacation": nil,
+		self := map[string][]any{
+			"meta": {nil}, "aliases": {nil}, "folders.list": {nil, map[string]any{"context": "contacts"}}, "config.load": {nil},
+			"config.edit": {map[string]any{"set": map[string]string{"k": "v"}}}, "settings.identity": {nil}, "settings.vacation": {nil},
 		}
 		// Methods that end or change the caller's session come last.
 		last := []string{"settings.password", "logout"}
@@ -127,13 +199,15 @@ func TestIsolation(t *testing.T) {
 				}
 			}
 		}
-		for name, p := range self {
-			res, e := m.call(name, p)
-			if e != nil {
-				t.Errorf("%s: %+v", name, e)
-			}
-			if s := string(res); strings.Contains(s, "Quarterly") || strings.Contains(s, "alice@") || strings.Contains(s, `"Secret"`) {
-				t.Errorf("%s shows the victim's data: %s", name, s)
+		for name, ps := range self {
+			for _, p := range ps {
+				res, e := m.call(name, p)
+				if e != nil {
+					t.Errorf("%s: %+v", name, e)
+				}
+				if s := string(res); strings.Contains(s, "Quarterly") || strings.Contains(s, "alice@") || strings.Contains(s, `"Secret"`) {
+					t.Errorf("%s shows the victim's data: %s", name, s)
+				}
 			}
 		}
 		var all searchResult

@@ -304,10 +304,6 @@ func (h *Handler) body(raw []byte, id string, info *mimeinfo.Info, allowRemote b
 // rendered in the webmail's own origin: it comes as an attachment, with
 // its type not to be sniffed and a sandboxing Content-Security-Policy.
 func (h *Handler) serveBlob(w http.ResponseWriter, r *http.Request) {
-	if !h.fetchOK(r) {
-		writeRPCError(w, http.StatusForbidden, serverErr(CodeForbidden, "cross-site request"))
-		return
-	}
 	c := h.httpSession(w, r)
 	if c == nil {
 		return

@@ -188,17 +188,26 @@ func item(m store.Message) messageItem {
 
 type listParams struct {
 	FolderID int64 `json:"folderID" jsonschema:"minimum=1"`
-	Start    int   `json:"start,omitempty" jsonschema:"minimum=0,maximum=10000000"`
-	Limit    int   `json:"limit,omitempty" jsonschema:"minimum=1,maximum=500,description=default 50"`
+	// Start is the index of the page's first message in the order asked.
+	Start int `json:"start,omitempty" jsonschema:"minimum=0,maximum=10000000,description=index of the page's first message (the method's description says what it costs)"`
+	Limit int `json:"limit,omitempty" jsonschema:"minimum=1,maximum=500,description=default 50"`
 	// Sort is by arrival: newest first (the default), oldest first, or UID.
 	Sort string `json:"sort,omitempty" jsonschema:"enum=date-desc,enum=date-asc,enum=uid"`
 	// Threads folds the page's messages of one thread into its newest.
 	Threads bool `json:"threads,omitempty"`
-	// After continues from a message of the previous page (its last):
-	// the page costs the same however deep it is, where start costs the
-	// messages it skips. With after, start is not allowed.
-	After MessageID `json:"after,omitempty"`
+	// After continues just past a message of the previous page (its
+	// last), whatever changed in the folder since. With after, start is
+	// not allowed.
+	After MessageID `json:"after,omitempty" jsonschema:"description=continue just past this message (the last of the previous page); not with start"`
 }
+
+// listDescription is messages.list's description in the OpenRPC
+// document: what a page costs.
+const listDescription = "A page costs what its messages cost, however deep it is, when it starts where a page this session was " +
+	"served ended (start = a previous start + the number of messages it returned: paging on) or at a start served before, " +
+	"while the folder's content is unchanged. A jump to any other start reads from the nearest such place before it and " +
+	"skips (SQL OFFSET) the messages in between, so the first jump deep into a large folder costs what it skips. " +
+	"after (the last messageID of the previous page) always costs the page alone, also after the folder changed."
 
 type listResult struct {
 	Messages []messageItem `json:"messages"`
@@ -243,7 +252,7 @@ type copyResult struct {
 }
 
 func (h *Handler) registerMessages() {
-	Register(h.engine, Spec{Name: "messages.list", Summary: "A page of a folder's messages, newest first by default; cost is the page's, not the folder's."}, h.messagesList)
+	Register(h.engine, Spec{Name: "messages.list", Summary: "A page of a folder's messages, newest first by default.", Description: listDescription}, h.messagesList)
 	Register(h.engine, Spec{Name: "messages.load", Summary: "One message: meta, header, body (HTML sanitized), attachments, source, security."}, h.messagesLoad)
 	Register(h.engine, Spec{Name: "messages.flag", Summary: "Add, remove, replace or list flags."}, h.messagesFlag)
 	Register(h.engine, Spec{Name: "messages.tag", Summary: "Add, remove, replace or list tags (IMAP keywords)."}, h.messagesTag)
@@ -265,7 +274,7 @@ func (h *Handler) messagesList(ctx context.Context, c *Call, p listParams) (list
 	if err != nil {
 		return listResult{}, err
 	}
-	q := store.ListQuery{Sort: store.SortDateDesc, Offset: p.Start, Limit: p.Limit, WithInfo: true}
+	q := store.PageQuery{Sort: store.SortDateDesc, Limit: p.Limit, WithInfo: true}
 	if q.Limit == 0 {
 		q.Limit = 50
 	}
@@ -279,7 +288,7 @@ func (h *Handler) messagesList(ctx context.Context, c *Call, p listParams) (list
 	if p.After != "" {
 		msgs, err = listAfter(ctx, a, p, q)
 	} else {
-		msgs, err = a.List(ctx, p.FolderID, q)
+		msgs, err = a.ListAt(ctx, mb, c.web.ID, p.Start, q)
 	}
 	if err != nil {
 		return listResult{}, err
@@ -304,7 +313,7 @@ func (h *Handler) messagesList(ctx context.Context, c *Call, p listParams) (list
 }
 
 // listAfter reads the page just past p.After, in q's order.
-func listAfter(ctx context.Context, a *store.Account, p listParams, q store.ListQuery) ([]store.Message, error) {
+func listAfter(ctx context.Context, a *store.Account, p listParams, q store.PageQuery) ([]store.Message, error) {
 	if p.Start != 0 {
 		return nil, invalid("start", "start and after cannot go together")
 	}
@@ -313,21 +322,25 @@ func listAfter(ctx context.Context, a *store.Account, p listParams, q store.List
 		return nil, err
 	}
 	if r.folder != p.FolderID {
-		return nil, invalid("after", "the message is in another folder")
+		// Not a message of this folder: as good as none, whoever's
+		// folder it is in.
+		return nil, &Error{Code: CodeNotFound, Message: "no such message in the folder", Data: ErrorData{Type: "notFound", Field: "after"}}
 	}
-	if q.Sort == store.SortUID {
-		q.AfterUID = r.uid
-		return a.List(ctx, p.FolderID, q)
+	key := store.PageKey{UID: r.uid}
+	if q.Sort != store.SortUID {
+		// The date orders need the message's arrival time.
+		cur, err := a.List(ctx, p.FolderID, store.ListQuery{UIDs: store.UIDSet{{Start: r.uid, Stop: r.uid}}})
+		if err != nil {
+			return nil, err
+		}
+		if len(cur) == 0 {
+			// The message is gone: the client starts the list again.
+			return nil, errNotFound
+		}
+		key = store.KeyOf(cur[0])
 	}
-	cur, err := a.List(ctx, p.FolderID, store.ListQuery{UIDs: store.UIDSet{{Start: r.uid, Stop: r.uid}}})
-	if err != nil {
-		return nil, err
-	}
-	if len(cur) == 0 {
-		// The message is gone: the client starts the list again.
-		return nil, errNotFound
-	}
-	return a.ListAfter(ctx, p.FolderID, store.DateCursor{Date: cur[0].InternalDate.Unix(), UID: r.uid}, q.Sort == store.SortDateDesc, q.Limit, true)
+	q.After = &key
+	return a.ListPage(ctx, p.FolderID, q)
 }
 
 // present checks that every UID is a message of the folder, reading

@@ -148,6 +148,9 @@ func (e *Engine) OpenRPC(title, version string) map[string]any {
 			"name": name, "summary": m.summary, "paramStructure": "by-name", "params": params,
 			"result": map[string]any{"name": "result", "schema": rs},
 		}
+		if m.description != "" {
+			entry["description"] = m.description
+		}
 		if !m.public {
 			entry["x-authentication"] = "session cookie and X-CSRF-Token header"
 		}

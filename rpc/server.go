@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -45,6 +44,9 @@ type Config struct {
 	// it elsewhere. Links to attachments in loaded messages are made
 	// under it, and the cookie is scoped to it.
 	BasePath string `toml:"-"`
+	// MaxEventStreams bounds the open GET /rpc/events streams of one
+	// session on this node; default 4 (a browser opens one per tab).
+	MaxEventStreams int `toml:"max_event_streams"`
 	// Hostname names this server in Message-IDs of sent mail.
 	Hostname string `toml:"-"`
 }
@@ -71,6 +73,9 @@ func (c Config) withDefaults() Config {
 	c.BasePath = "/" + strings.Trim(c.BasePath, "/")
 	if c.Hostname == "" {
 		c.Hostname = "localhost"
+	}
+	if c.MaxEventStreams == 0 {
+		c.MaxEventStreams = 4
 	}
 	return c
 }
@@ -99,6 +104,8 @@ type Handler struct {
 	heartbeat time.Duration
 	// sanitizers are reused policies (sanitize.go).
 	sanitizers sanitizerPool
+	// streams counts the open event streams per session (changes.go).
+	streams streamCounter
 }
 
 // New returns the API over the given services.
@@ -118,6 +125,16 @@ func New(cfg Config, d Deps) *Handler {
 	}
 	h.doc = doc
 	r := chi.NewRouter()
+	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
+		// RFC 9110 15.5.6: a 405 names the methods that would do.
+		switch strings.TrimSuffix(r.URL.Path, "/") {
+		case cfg.BasePath, cfg.BasePath + "/upload":
+			w.Header().Set("Allow", "POST")
+		default:
+			w.Header().Set("Allow", "GET")
+		}
+		writeRPCError(w, http.StatusMethodNotAllowed, serverErr(CodeInvalidRequest, "invalid request: method "+r.Method+" not allowed"))
+	})
 	r.Post("/", h.serveRPC)
 	r.Get("/openrpc.json", h.serveDoc)
 	r.Get("/events", h.serveEvents)
@@ -144,10 +161,12 @@ func (h *Handler) register() {
 // looked up, and the response, on which auth and logout set the cookie.
 // The calls of one batch share it.
 type Call struct {
-	h      *Handler
-	r      *http.Request
-	w      http.ResponseWriter
-	method string
+	h *Handler
+	r *http.Request
+	w http.ResponseWriter
+	// authTried is set by the request's first auth call: one password
+	// check per request, so a batch cannot try many (auth.go).
+	authTried bool
 
 	looked bool
 	web    *session.Web
@@ -232,15 +251,14 @@ func (h *Handler) originOK(r *http.Request) bool {
 		}
 		return false
 	}
-	u, err := url.Parse(o)
-	if err != nil {
-		return false
-	}
+	// RFC 6454 6.1: an origin is serialized as scheme "://" host [":"
+	// port], nothing else (no user, path or query), so the one allowed is
+	// compared whole.
 	scheme := "http"
 	if r.TLS != nil || h.cfg.SecureCookie {
 		scheme = "https"
 	}
-	return strings.EqualFold(u.Scheme, scheme) && strings.EqualFold(u.Host, r.Host) && u.Path == ""
+	return strings.EqualFold(o, scheme+"://"+r.Host)
 }
 
 // fetchOK refuses GETs a browser says come from another site (Fetch
@@ -264,10 +282,15 @@ func (h *Handler) serveRPC(w http.ResponseWriter, r *http.Request) {
 		writeRPCError(w, http.StatusUnsupportedMediaType, serverErr(CodeInvalidRequest, "invalid request: Content-Type must be application/json"))
 		return
 	}
+	if r.ContentLength > h.cfg.MaxRequestBytes {
+		// Refused on its declared length, before a byte of it is read.
+		tooLarge(w, h.cfg.MaxRequestBytes)
+		return
+	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.cfg.MaxRequestBytes))
 	if err != nil {
 		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
-			writeRPCError(w, http.StatusRequestEntityTooLarge, &Error{Code: CodeTooLarge, Message: fmt.Sprintf("request body over %d bytes", h.cfg.MaxRequestBytes)})
+			tooLarge(w, h.cfg.MaxRequestBytes)
 			return
 		}
 		writeRPCError(w, http.StatusBadRequest, serverErr(CodeParseError, "parse error: request body unreadable"))
@@ -283,6 +306,13 @@ func (h *Handler) serveRPC(w http.ResponseWriter, r *http.Request) {
 	w.Write(out)
 }
 
+// tooLarge refuses a body over max bytes. The connection is closed after
+// the answer: what is left of the body is not read.
+func tooLarge(w http.ResponseWriter, max int64) {
+	w.Header().Set("Connection", "close")
+	writeRPCError(w, http.StatusRequestEntityTooLarge, &Error{Code: CodeTooLarge, Message: fmt.Sprintf("request body over %d bytes", max)})
+}
+
 func writeRPCError(w http.ResponseWriter, status int, e *Error) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
@@ -296,9 +326,15 @@ func (h *Handler) serveDoc(w http.ResponseWriter, _ *http.Request) {
 	w.Write(h.doc)
 }
 
-// httpSession authenticates a plain-HTTP request (blob, upload, events)
-// by its cookie; it writes the refusal itself and returns nil then.
+// httpSession authenticates a plain-HTTP GET (blob, events) by its
+// cookie: it refuses what a browser says comes from another site, a
+// request without a live session, and one over the session's rate. It
+// writes the refusal itself and returns nil then.
 func (h *Handler) httpSession(w http.ResponseWriter, r *http.Request) *Call {
+	if !h.fetchOK(r) {
+		writeRPCError(w, http.StatusForbidden, serverErr(CodeForbidden, "cross-site request"))
+		return nil
+	}
 	c := &Call{h: h, r: r, w: w}
 	if _, err := c.session(r.Context()); err != nil {
 		e := asError(err)

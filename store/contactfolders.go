@@ -128,7 +128,7 @@ func (a *Account) CreateContactFolder(ctx context.Context, parentID int64, name 
 	}
 	n, err := checkFolderName(name)
 	if err != nil {
-		return ContactFolder{}, err
+		return ContactFolder{}, fmt.Errorf("create contact folder: %w", err)
 	}
 	if _, err := a.defaultContactFolder(ctx); err != nil {
 		return ContactFolder{}, fmt.Errorf("create contact folder: %w", err)
@@ -160,42 +160,17 @@ func (a *Account) CreateContactFolder(ctx context.Context, parentID int64, name 
 
 // RenameContactFolder gives a folder a new name in the same parent.
 func (a *Account) RenameContactFolder(ctx context.Context, id int64, name string) error {
-	if err := a.ownerOnly(); err != nil {
-		return fmt.Errorf("rename contact folder: %w", err)
-	}
 	n, err := checkFolderName(name)
-	if err != nil {
-		return err
-	}
-	err = a.s.writeUser(ctx, a.userID, func(tx *sqlx.Tx, c *change) error {
-		if _, err := a.contactFolder(ctx, tx, id); err != nil {
-			return err
-		}
-		if _, err := tx.ExecContext(ctx, a.s.rebind("UPDATE contact_folders SET name = ? WHERE id = ? AND user_id = ?"), n, id, a.userID); err != nil {
-			return err
-		}
-		c.add(0, "contacts", 0, 0)
-		return nil
-	})
-	if sqldb.IsDuplicate(err) {
-		err = ErrExists
-	}
 	if err != nil {
 		return fmt.Errorf("rename contact folder %d: %w", id, err)
 	}
-	return nil
+	return a.updateContactFolder(ctx, "rename", id, nil, "name", n)
 }
 
 // MoveContactFolder puts a folder under parentID (0: at the top). A
 // folder cannot go under itself or one of its sub-folders.
 func (a *Account) MoveContactFolder(ctx context.Context, id, parentID int64) error {
-	if err := a.ownerOnly(); err != nil {
-		return fmt.Errorf("move contact folder: %w", err)
-	}
-	err := a.s.writeUser(ctx, a.userID, func(tx *sqlx.Tx, c *change) error {
-		if _, err := a.contactFolder(ctx, tx, id); err != nil {
-			return err
-		}
+	return a.updateContactFolder(ctx, "move", id, func(tx *sqlx.Tx) error {
 		// Walk up from the new parent: meeting id would make a cycle.
 		for p, depth := parentID, 0; p != 0; depth++ {
 			if p == id {
@@ -210,7 +185,27 @@ func (a *Account) MoveContactFolder(ctx context.Context, id, parentID int64) err
 			}
 			p = f.ParentID
 		}
-		if _, err := tx.ExecContext(ctx, a.s.rebind("UPDATE contact_folders SET parent_id = ? WHERE id = ? AND user_id = ?"), parentID, id, a.userID); err != nil {
+		return nil
+	}, "parent_id", parentID)
+}
+
+// updateContactFolder sets one column of one of the account's folders,
+// after check (when given) agreed, in the user's write transaction; a
+// name already taken in the parent is ErrExists.
+func (a *Account) updateContactFolder(ctx context.Context, verb string, id int64, check func(*sqlx.Tx) error, column string, value any) error {
+	if err := a.ownerOnly(); err != nil {
+		return fmt.Errorf("%s contact folder %d: %w", verb, id, err)
+	}
+	err := a.s.writeUser(ctx, a.userID, func(tx *sqlx.Tx, c *change) error {
+		if _, err := a.contactFolder(ctx, tx, id); err != nil {
+			return err
+		}
+		if check != nil {
+			if err := check(tx); err != nil {
+				return err
+			}
+		}
+		if _, err := tx.ExecContext(ctx, a.s.rebind("UPDATE contact_folders SET "+column+" = ? WHERE id = ? AND user_id = ?"), value, id, a.userID); err != nil {
 			return err
 		}
 		c.add(0, "contacts", 0, 0)
@@ -220,7 +215,7 @@ func (a *Account) MoveContactFolder(ctx context.Context, id, parentID int64) err
 		err = ErrExists
 	}
 	if err != nil {
-		return fmt.Errorf("move contact folder %d: %w", id, err)
+		return fmt.Errorf("%s contact folder %d: %w", verb, id, err)
 	}
 	return nil
 }
@@ -407,6 +402,21 @@ func (a *Account) ownContacts(ctx context.Context, tx *sqlx.Tx, ids []int64) ([]
 	return args, nil
 }
 
+// execOwnContacts runs query, whose last placeholder is "id IN (?)",
+// for ids once every one of them is the account's (ownContacts).
+func (a *Account) execOwnContacts(ctx context.Context, tx *sqlx.Tx, ids []int64, query string, args ...any) error {
+	own, err := a.ownContacts(ctx, tx, ids)
+	if err != nil {
+		return err
+	}
+	q, qa, err := sqlx.In(query, append(args, own)...)
+	if err != nil {
+		return err
+	}
+	_, err = tx.ExecContext(ctx, a.s.rebind(q), qa...)
+	return err
+}
+
 // MoveContacts puts contacts into another of the account's folders.
 func (a *Account) MoveContacts(ctx context.Context, ids []int64, folderID int64) error {
 	if err := a.ownerOnly(); err != nil {
@@ -416,15 +426,7 @@ func (a *Account) MoveContacts(ctx context.Context, ids []int64, folderID int64)
 		if _, err := a.contactFolder(ctx, tx, folderID); err != nil {
 			return err
 		}
-		args, err := a.ownContacts(ctx, tx, ids)
-		if err != nil {
-			return err
-		}
-		q, qa, err := sqlx.In("UPDATE contacts SET folder_id = ?, updated_at = ? WHERE user_id = ? AND id IN (?)", folderID, a.s.unix(), a.userID, args)
-		if err != nil {
-			return err
-		}
-		if _, err := tx.ExecContext(ctx, a.s.rebind(q), qa...); err != nil {
+		if err := a.execOwnContacts(ctx, tx, ids, "UPDATE contacts SET folder_id = ?, updated_at = ? WHERE user_id = ? AND id IN (?)", folderID, a.s.unix(), a.userID); err != nil {
 			return err
 		}
 		ch.add(0, "contacts", 0, 0)
@@ -480,15 +482,7 @@ func (a *Account) DeleteContacts(ctx context.Context, ids []int64) error {
 		return fmt.Errorf("delete contacts: %w", err)
 	}
 	err := a.s.writeUser(ctx, a.userID, func(tx *sqlx.Tx, ch *change) error {
-		args, err := a.ownContacts(ctx, tx, ids)
-		if err != nil {
-			return err
-		}
-		q, qa, err := sqlx.In("DELETE FROM contacts WHERE user_id = ? AND id IN (?)", a.userID, args)
-		if err != nil {
-			return err
-		}
-		if _, err := tx.ExecContext(ctx, a.s.rebind(q), qa...); err != nil {
+		if err := a.execOwnContacts(ctx, tx, ids, "DELETE FROM contacts WHERE user_id = ? AND id IN (?)", a.userID); err != nil {
 			return err
 		}
 		ch.add(0, "contacts", 0, 0)

@@ -406,27 +406,24 @@ func (a *Account) List(ctx context.Context, mailboxID int64, q ListQuery) ([]Mes
 	} else if q.Offset > 0 {
 		return nil, fmt.Errorf("list mailbox %d: %w: an offset needs a limit", mailboxID, ErrInvalid)
 	}
-	var rows []messageRow
-	if err := a.s.db.SelectContext(ctx, &rows, a.s.rebind(b.String()), args...); err != nil {
-		return nil, fmt.Errorf("list mailbox %d: %w", mailboxID, err)
-	}
-	out, err := a.messages(ctx, mailboxID, rows)
-	if err != nil {
-		return nil, fmt.Errorf("list mailbox %d: %w", mailboxID, err)
-	}
-	return out, nil
+	return a.selectMessages(ctx, mailboxID, b.String(), args)
 }
 
-// messages converts rows of one mailbox, with the viewer's seen state.
-func (a *Account) messages(ctx context.Context, mailboxID int64, rows []messageRow) ([]Message, error) {
+// selectMessages runs a query for rows of one mailbox and converts them,
+// with the viewer's seen state.
+func (a *Account) selectMessages(ctx context.Context, mailboxID int64, query string, args []any) ([]Message, error) {
+	var rows []messageRow
+	if err := a.s.db.SelectContext(ctx, &rows, a.s.rebind(query), args...); err != nil {
+		return nil, fmt.Errorf("list mailbox %d: %w", mailboxID, err)
+	}
 	if err := a.overlaySeen(ctx, a.s.db, mailboxID, rows); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("list mailbox %d: %w", mailboxID, err)
 	}
 	out := make([]Message, 0, len(rows))
 	for _, r := range rows {
 		m, err := a.message(r)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("list mailbox %d: %w", mailboxID, err)
 		}
 		out = append(out, m)
 	}

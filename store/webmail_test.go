@@ -251,7 +251,7 @@ func walkFiles(t *testing.T, dir string, fn func([]byte)) {
 	}
 }
 
-func TestListAfter(t *testing.T) {
+func TestListPage(t *testing.T) {
 	testsupport.ForEachDatabase(t, func(t *testing.T, db testsupport.Database) {
 		e := storetest.Open(t, db, storetest.Options{})
 		ctx := context.Background()
@@ -262,43 +262,140 @@ func TestListAfter(t *testing.T) {
 		for _, min := range []int{5, 1, 3, 3, 3, 9, 0, 5} {
 			storetest.Append(t, a, inbox, storetest.Message("a@x.org", "alice@example.org", "m", "m"), store.AppendOptions{InternalDate: base.Add(time.Duration(min) * time.Minute)})
 		}
-		for _, desc := range []bool{true, false} {
-			sort := store.SortDateAsc
-			if desc {
-				sort = store.SortDateDesc
-			}
+		for _, sort := range []store.Sort{store.SortDateDesc, store.SortDateAsc, store.SortUID} {
 			all, err := a.List(ctx, inbox, store.ListQuery{Sort: sort})
 			if err != nil {
 				t.Fatal(err)
-			}
-			var got []uint32
-			first, err := a.List(ctx, inbox, store.ListQuery{Sort: sort, Limit: 3})
-			if err != nil {
-				t.Fatal(err)
-			}
-			page := first
-			for len(page) > 0 {
-				for _, m := range page {
-					got = append(got, m.UID)
-				}
-				last := page[len(page)-1]
-				if page, err = a.ListAfter(ctx, inbox, store.DateCursor{Date: last.InternalDate.Unix(), UID: last.UID}, desc, 3, true); err != nil {
-					t.Fatal(err)
-				}
-				if len(page) > 0 && page[0].Info == nil {
-					t.Fatal("no info with withInfo")
-				}
 			}
 			var want []uint32
 			for _, m := range all {
 				want = append(want, m.UID)
 			}
+			// Page by page from a key, as messages.list's after does.
+			var got []uint32
+			q := store.PageQuery{Sort: sort, Limit: 3, WithInfo: true}
+			for {
+				page, err := a.ListPage(ctx, inbox, q)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(page) == 0 {
+					break
+				}
+				if page[0].Info == nil {
+					t.Fatal("no info with WithInfo")
+				}
+				for _, m := range page {
+					got = append(got, m.UID)
+				}
+				k := store.KeyOf(page[len(page)-1])
+				q.After = &k
+			}
 			if !slices.Equal(got, want) {
-				t.Errorf("desc %v: pages give %v, the full list %v", desc, got, want)
+				t.Errorf("sort %d: pages give %v, the full list %v", sort, got, want)
+			}
+			// From a key, skipping some: the same as the offset.
+			k := store.KeyOf(all[1])
+			page, err := a.ListPage(ctx, inbox, store.PageQuery{Sort: sort, After: &k, Skip: 2, Limit: 3})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var skipped []uint32
+			for _, m := range page {
+				skipped = append(skipped, m.UID)
+			}
+			if !slices.Equal(skipped, want[4:7]) {
+				t.Errorf("sort %d: after the 2nd, skipping 2: %v, want %v", sort, skipped, want[4:7])
 			}
 		}
-		if _, err := a.ListAfter(ctx, inbox, store.DateCursor{}, true, 0, false); !errors.Is(err, store.ErrInvalid) {
+		if _, err := a.ListPage(ctx, inbox, store.PageQuery{Sort: store.SortDateDesc}); !errors.Is(err, store.ErrInvalid) {
 			t.Errorf("no limit: %v", err)
+		}
+		other := e.Account(e.NewUser(t, "mallory@example.org", false))
+		// As List: rows are the account's own only (callers check the
+		// mailbox is, with Mailbox, to tell notFound).
+		if ms, err := other.ListPage(ctx, inbox, store.PageQuery{Sort: store.SortDateDesc, Limit: 3}); len(ms) != 0 || (err != nil && !errors.Is(err, store.ErrNotFound)) {
+			t.Errorf("another user's mailbox: %d messages, %v", len(ms), err)
+		}
+	})
+}
+
+// TestListAt pages by index the way messages.list does: on, back, in
+// jumps, in every order, and after the mailbox changed under remembered
+// places; every page must be the one OFFSET gives.
+func TestListAt(t *testing.T) {
+	testsupport.ForEachCache(t, func(t *testing.T, _, addr, prefix string) {
+		e := storetest.Open(t, testsupport.Database{Driver: "sqlite", DSN: testsupport.SQLiteDSN(t)}, storetest.Options{RedisAddr: addr, RedisPrefix: prefix})
+		ctx := context.Background()
+		a := e.Account(e.NewUser(t, "alice@example.org", false))
+		inbox := storetest.Inbox(t, a)
+		base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+		appendAt := func(min int) {
+			storetest.Append(t, a, inbox, storetest.Message("a@x.org", "alice@example.org", "m", "m"), store.AppendOptions{InternalDate: base.Add(time.Duration(min) * time.Minute)})
+		}
+		// Arrival times out of UID order, with ties.
+		for i := range 23 {
+			appendAt((i * 7) % 10)
+		}
+		check := func(scope string, sort store.Sort, start, limit int) {
+			t.Helper()
+			mb, err := a.Mailbox(ctx, inbox)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := a.ListAt(ctx, mb, scope, start, store.PageQuery{Sort: sort, Limit: limit})
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, err := a.List(ctx, inbox, store.ListQuery{Sort: sort, Offset: start, Limit: limit})
+			if err != nil {
+				t.Fatal(err)
+			}
+			uids := func(ms []store.Message) (out []uint32) {
+				for _, m := range ms {
+					out = append(out, m.UID)
+				}
+				return out
+			}
+			if !slices.Equal(uids(got), uids(want)) {
+				t.Errorf("sort %d, start %d, limit %d: %v, want %v", sort, start, limit, uids(got), uids(want))
+			}
+		}
+		for _, sort := range []store.Sort{store.SortDateDesc, store.SortDateAsc, store.SortUID} {
+			for start := 0; start < 30; start += 5 {
+				check("s1", sort, start, 5)
+			}
+			for _, start := range []int{10, 0, 7, 12, 3, 22, 23, 24, 1} {
+				check("s1", sort, start, 5)
+			}
+			check("s1", sort, 4, 3) // another limit: places are by index
+			check("s1", sort, 8, 7)
+		}
+		// The mailbox changes: a message arrives among the first, one
+		// goes; places of the old content must not be used.
+		appendAt(20)
+		appendAt(-1)
+		for _, sort := range []store.Sort{store.SortDateDesc, store.SortDateAsc, store.SortUID} {
+			for _, start := range []int{5, 10, 15, 0, 20} {
+				check("s1", sort, start, 5)
+			}
+		}
+		ms, err := a.List(ctx, inbox, store.ListQuery{Sort: store.SortDateDesc, Offset: 3, Limit: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := a.Remove(ctx, inbox, store.UIDSet{{Start: ms[0].UID, Stop: ms[0].UID}}); err != nil {
+			t.Fatal(err)
+		}
+		for _, sort := range []store.Sort{store.SortDateDesc, store.SortDateAsc, store.SortUID} {
+			for _, start := range []int{5, 10, 15, 0, 20} {
+				check("s1", sort, start, 5)
+				check("s2", sort, start, 5)
+			}
+		}
+		mb, _ := a.Mailbox(ctx, inbox)
+		if _, err := a.ListAt(ctx, mb, "s1", -1, store.PageQuery{Limit: 5}); !errors.Is(err, store.ErrInvalid) {
+			t.Errorf("negative start: %v", err)
 		}
 	})
 }
