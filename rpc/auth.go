@@ -94,14 +94,12 @@ func (h *Handler) auth(ctx context.Context, c *Call, p authParams) (authResult, 
 		return authResult{}, err
 	}
 	// A session the browser held before is ended, not left to idle out;
-	// the login always makes a new one (no session fixation). Only a
-	// cookie that opens its session ends it: EndWeb trusts the id alone,
-	// and a cookie planted with someone else's id must not log them out.
+	// the login always makes a new one (no session fixation). EndWeb ends
+	// only a session whose whole cookie it is given, so a cookie planted
+	// with someone else's session id logs nobody out.
 	if ck, err := c.r.Cookie(h.cfg.CookieName); err == nil && ck.Value != "" {
-		if _, err := h.sess.Web(ctx, ck.Value); err == nil {
-			if err := h.sess.EndWeb(ctx, ck.Value); err != nil && !errors.Is(err, session.ErrNoSession) {
-				h.log.Warn("end replaced session", "err", err)
-			}
+		if err := h.sess.EndWeb(ctx, ck.Value); err != nil && !errors.Is(err, session.ErrNoSession) {
+			h.log.Warn("end replaced session", "err", err)
 		}
 	}
 	token, web, err := h.sess.StartWeb(ctx, a)

@@ -506,11 +506,12 @@ func (s *Service) end(ctx context.Context, id string) error {
 	return nil
 }
 
-// EndWeb ends a session server-side (logout).
+// EndWeb ends a session server-side (logout). Only the whole token ends
+// it: a session id without its secret (from a log, say) ends nothing.
 func (s *Service) EndWeb(ctx context.Context, token string) error {
-	id, _, _ := strings.Cut(token, tokenSep)
-	if len(id) != 32 {
-		return ErrNoSession
+	w, err := s.Web(ctx, token)
+	if err != nil {
+		return err
 	}
-	return s.end(ctx, id)
+	return s.end(ctx, w.ID)
 }

@@ -208,6 +208,13 @@ func TestWebSessions(t *testing.T) {
 		if bytes.Contains(entry.Value, []byte(token[33:])) {
 			t.Fatal("the session record holds the cookie's secret")
 		}
+		// Ending needs the secret as much as opening does.
+		if err := e.Session.EndWeb(ctx, forged); !errors.Is(err, session.ErrNoSession) {
+			t.Fatalf("logout with a forged secret: %v", err)
+		}
+		if _, err := e.Session.Web(ctx, token); err != nil {
+			t.Fatalf("a forged logout ended the session: %v", err)
+		}
 		if err := e.Session.EndWeb(ctx, token); err != nil {
 			t.Fatal(err)
 		}
