@@ -244,3 +244,12 @@ func (c Config) NewLogger() *slog.Logger {
 	}
 	return slog.New(slog.NewTextHandler(os.Stderr, opts))
 }
+
+// orDefault sets *v to d when it holds its type's zero value: a setting
+// left out of the configuration.
+func orDefault[T comparable](v *T, d T) {
+	var zero T
+	if *v == zero {
+		*v = d
+	}
+}

@@ -27,33 +27,18 @@ type IMAPConfig struct {
 }
 
 func (c *IMAPConfig) setDefaults() {
-	if c.Listen == "" {
-		c.Listen = "127.0.0.1:2143"
-	}
-	if c.TLSListen == "" {
-		c.TLSListen = "127.0.0.1:2993"
-	}
+	orDefault(&c.Listen, "127.0.0.1:2143")
+	orDefault(&c.TLSListen, "127.0.0.1:2993")
 	// The limits' defaults are the protocol package's: filled in here so
 	// that validation and the operator see what will run.
 	d := protoimap.Config{}.WithDefaults()
-	defInt := func(v *int, d int) {
-		if *v == 0 {
-			*v = d
-		}
-	}
-	defInt(&c.MaxConnections, d.MaxConnections)
-	defInt(&c.MaxConnectionsPerIP, d.MaxConnectionsPerIP)
-	defInt(&c.MaxBadCommands, d.MaxBadCommands)
-	defInt(&c.MaxLineLength, d.MaxLineLength)
-	if c.MaxAppendSize == 0 {
-		c.MaxAppendSize = d.MaxAppendSize
-	}
-	if c.LoginTimeout == 0 {
-		c.LoginTimeout = d.LoginTimeout
-	}
-	if c.IdleTimeout == 0 {
-		c.IdleTimeout = d.IdleTimeout
-	}
+	orDefault(&c.MaxConnections, d.MaxConnections)
+	orDefault(&c.MaxConnectionsPerIP, d.MaxConnectionsPerIP)
+	orDefault(&c.MaxBadCommands, d.MaxBadCommands)
+	orDefault(&c.MaxLineLength, d.MaxLineLength)
+	orDefault(&c.MaxAppendSize, d.MaxAppendSize)
+	orDefault(&c.LoginTimeout, d.LoginTimeout)
+	orDefault(&c.IdleTimeout, d.IdleTimeout)
 }
 
 func (c IMAPConfig) validate() error {

@@ -30,32 +30,18 @@ type POP3Config struct {
 }
 
 func (c *POP3Config) setDefaults() {
-	if c.Listen == "" {
-		c.Listen = "127.0.0.1:2110"
-	}
-	if c.TLSListen == "" {
-		c.TLSListen = "127.0.0.1:2995"
-	}
+	orDefault(&c.Listen, "127.0.0.1:2110")
+	orDefault(&c.TLSListen, "127.0.0.1:2995")
 	// The limits' defaults are the protocol package's, filled in here so
 	// that validation and `basalt` see what will run.
 	d := protopop3.Config{}.WithDefaults()
-	defInt := func(v *int, d int) {
-		if *v == 0 {
-			*v = d
-		}
-	}
-	defInt(&c.MaxConnections, d.MaxConnections)
-	defInt(&c.MaxConnectionsPerIP, d.MaxConnectionsPerIP)
-	defInt(&c.MaxBadCommands, d.MaxBadCommands)
-	defInt(&c.MaxLineLength, d.MaxLineLength)
-	defDur := func(v *time.Duration, d time.Duration) {
-		if *v == 0 {
-			*v = d
-		}
-	}
-	defDur(&c.LoginTimeout, d.LoginTimeout)
-	defDur(&c.IdleTimeout, d.IdleTimeout)
-	defDur(&c.WriteTimeout, d.WriteTimeout)
+	orDefault(&c.MaxConnections, d.MaxConnections)
+	orDefault(&c.MaxConnectionsPerIP, d.MaxConnectionsPerIP)
+	orDefault(&c.MaxBadCommands, d.MaxBadCommands)
+	orDefault(&c.MaxLineLength, d.MaxLineLength)
+	orDefault(&c.LoginTimeout, d.LoginTimeout)
+	orDefault(&c.IdleTimeout, d.IdleTimeout)
+	orDefault(&c.WriteTimeout, d.WriteTimeout)
 }
 
 func (c POP3Config) validate() error {

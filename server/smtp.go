@@ -56,35 +56,21 @@ func (c *SMTPConfig) setDefaults() {
 			c.Hostname = h
 		}
 	}
-	def := func(v *string, d string) {
-		if *v == "" {
-			*v = d
-		}
-	}
-	def(&c.MXListen, "127.0.0.1:2525")
-	def(&c.SubmissionListen, "127.0.0.1:2587")
-	def(&c.SubmissionsListen, "127.0.0.1:2465")
-	def(&c.LMTPListen, "127.0.0.1:2424")
+	orDefault(&c.MXListen, "127.0.0.1:2525")
+	orDefault(&c.SubmissionListen, "127.0.0.1:2587")
+	orDefault(&c.SubmissionsListen, "127.0.0.1:2465")
+	orDefault(&c.LMTPListen, "127.0.0.1:2424")
 	// The limits' defaults are the protocol package's and the agent's:
 	// filled in here so that validation and `basalt` see what will run.
 	d := protosmtp.Config{}.WithDefaults()
-	defInt := func(v *int, d int) {
-		if *v == 0 {
-			*v = d
-		}
-	}
-	defInt(&c.MaxRecipients, delivery.DefaultMaxRecipients)
-	defInt(&c.MaxConnections, d.MaxConnections)
-	defInt(&c.MaxConnectionsPerIP, d.MaxConnectionsPerIP)
-	defInt(&c.MaxMessagesPerConn, d.MaxMessagesPerConn)
-	defInt(&c.MaxErrors, d.MaxErrors)
-	defInt(&c.MaxLineLength, d.MaxLineLength)
-	if c.ReadTimeout == 0 {
-		c.ReadTimeout = d.ReadTimeout
-	}
-	if c.WriteTimeout == 0 {
-		c.WriteTimeout = d.WriteTimeout
-	}
+	orDefault(&c.MaxRecipients, delivery.DefaultMaxRecipients)
+	orDefault(&c.MaxConnections, d.MaxConnections)
+	orDefault(&c.MaxConnectionsPerIP, d.MaxConnectionsPerIP)
+	orDefault(&c.MaxMessagesPerConn, d.MaxMessagesPerConn)
+	orDefault(&c.MaxErrors, d.MaxErrors)
+	orDefault(&c.MaxLineLength, d.MaxLineLength)
+	orDefault(&c.ReadTimeout, d.ReadTimeout)
+	orDefault(&c.WriteTimeout, d.WriteTimeout)
 }
 
 func (c SMTPConfig) validate() error {
