@@ -36,9 +36,9 @@ func TestFrontEndConfig(t *testing.T) {
 	}{
 		{
 			name: "pop3",
-			defaultsOK: def.POP3 == POP3Config{Listen: "127.0.0.1:2110", TLSListen: "127.0.0.1:2995",
+			defaultsOK: def.POP3 == POP3Config{PairConfig: PairConfig{Listen: "127.0.0.1:2110", TLSListen: "127.0.0.1:2995",
 				MaxConnections: 500, MaxConnectionsPerIP: 20, MaxBadCommands: 10, MaxLineLength: 512,
-				LoginTimeout: time.Minute, IdleTimeout: 10 * time.Minute, WriteTimeout: time.Minute},
+				LoginTimeout: time.Minute, IdleTimeout: 10 * time.Minute}, WriteTimeout: time.Minute},
 			exampleSame: ex.POP3 == def.POP3,
 			refused: []struct{ body, want string }{
 				{"[pop3]\nmax_line_length = 100\n", "pop3.max_line_length"},
@@ -49,9 +49,9 @@ func TestFrontEndConfig(t *testing.T) {
 		},
 		{
 			name: "imap",
-			defaultsOK: def.IMAP == IMAPConfig{Listen: "127.0.0.1:2143", TLSListen: "127.0.0.1:2993",
+			defaultsOK: def.IMAP == IMAPConfig{PairConfig: PairConfig{Listen: "127.0.0.1:2143", TLSListen: "127.0.0.1:2993",
 				MaxConnections: 1000, MaxConnectionsPerIP: 20, MaxBadCommands: 10, MaxLineLength: 65536,
-				MaxAppendSize: 50 << 20, LoginTimeout: 30 * time.Second, IdleTimeout: 30 * time.Minute},
+				LoginTimeout: 30 * time.Second, IdleTimeout: 30 * time.Minute}, MaxAppendSize: 50 << 20},
 			exampleSame: ex.IMAP == def.IMAP,
 			refused: []struct{ body, want string }{
 				{"[imap]\nmax_line_length = 1000\n", "imap.max_line_length"},

@@ -11,19 +11,10 @@ import (
 // IMAPConfig is the IMAP listeners' configuration: plaintext with
 // STARTTLS, and TLS from the first byte.
 type IMAPConfig struct {
-	// Addresses to listen on; "off" turns a listener off.
-	Listen    string `toml:"listen"`
-	TLSListen string `toml:"tls_listen"`
-	// AllowPlaintextAuth takes passwords without TLS from clients other
-	// than loopback ones; otherwise they see LOGINDISABLED until STARTTLS.
-	AllowPlaintextAuth  bool          `toml:"allow_plaintext_auth"`
-	MaxConnections      int           `toml:"max_connections"`
-	MaxConnectionsPerIP int           `toml:"max_connections_per_ip"`
-	MaxBadCommands      int           `toml:"max_bad_commands"`
-	MaxLineLength       int           `toml:"max_line_length"`
-	MaxAppendSize       int64         `toml:"max_append_size"`
-	LoginTimeout        time.Duration `toml:"login_timeout"`
-	IdleTimeout         time.Duration `toml:"idle_timeout"`
+	// Without allow_plaintext_auth, clients off loopback see LOGINDISABLED
+	// until STARTTLS.
+	PairConfig
+	MaxAppendSize int64 `toml:"max_append_size"`
 }
 
 func (c *IMAPConfig) setDefaults() {

@@ -6,7 +6,26 @@ import (
 	"fmt"
 	"net"
 	"sync"
+	"time"
 )
+
+// PairConfig is what the configuration of a protocol served on a pair of
+// listeners, plaintext (upgraded by STARTTLS or STLS) and implicit TLS,
+// holds for both: POP3 and IMAP.
+type PairConfig struct {
+	// Addresses to listen on; "off" turns a listener off.
+	Listen    string `toml:"listen"`
+	TLSListen string `toml:"tls_listen"`
+	// AllowPlaintextAuth takes passwords without TLS from clients other
+	// than loopback ones.
+	AllowPlaintextAuth  bool          `toml:"allow_plaintext_auth"`
+	MaxConnections      int           `toml:"max_connections"`
+	MaxConnectionsPerIP int           `toml:"max_connections_per_ip"`
+	MaxBadCommands      int           `toml:"max_bad_commands"`
+	MaxLineLength       int           `toml:"max_line_length"`
+	LoginTimeout        time.Duration `toml:"login_timeout"`
+	IdleTimeout         time.Duration `toml:"idle_timeout"`
+}
 
 // frontEnd is a mail protocol's bound listeners and the server over them,
 // as Run starts and stops them.

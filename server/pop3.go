@@ -11,21 +11,11 @@ import (
 // POP3Config is the POP3 listeners' configuration: plaintext with STLS,
 // and TLS from the first byte.
 type POP3Config struct {
-	// Addresses to listen on; "off" turns a listener off. In production:
-	// 0.0.0.0:110 and 0.0.0.0:995.
-	Listen    string `toml:"listen"`
-	TLSListen string `toml:"tls_listen"`
-	// AllowPlaintextAuth allows passwords without TLS from clients other
-	// than loopback ones.
-	AllowPlaintextAuth  bool          `toml:"allow_plaintext_auth"`
-	MaxConnections      int           `toml:"max_connections"`
-	MaxConnectionsPerIP int           `toml:"max_connections_per_ip"`
-	MaxBadCommands      int           `toml:"max_bad_commands"`
-	MaxLineLength       int           `toml:"max_line_length"`
-	LoginTimeout        time.Duration `toml:"login_timeout"`
-	IdleTimeout         time.Duration `toml:"idle_timeout"`
-	WriteTimeout        time.Duration `toml:"write_timeout"`
-	// LoginDelay is advertised in CAPA (RFC 2449 LOGIN-DELAY); 0: not.
+	// In production: listen on 0.0.0.0:110 and 0.0.0.0:995.
+	PairConfig
+	WriteTimeout time.Duration `toml:"write_timeout"`
+	// LoginDelay is advertised in CAPA (RFC 2449 LOGIN-DELAY) and kept;
+	// 0: none.
 	LoginDelay time.Duration `toml:"login_delay"`
 }
 
