@@ -206,6 +206,11 @@ func (c Config) validate() error {
 	if c.Database.Driver == sqldb.MySQL && c.Database.DSN == "" {
 		errs = append(errs, errors.New("database.dsn: required for mysql"))
 	}
+	// MySQL keeps inline messages in a MEDIUMBLOB (migration 0008); and
+	// past a few MiB a file costs less than the rows' copies in the log.
+	if c.Storage.InlineMax > maxInlineMax {
+		errs = append(errs, fmt.Errorf("storage.inline_max: at most %d bytes (-1 keeps every message in a file)", maxInlineMax))
+	}
 	if c.Maint.OrphanGrace < time.Minute {
 		errs = append(errs, errors.New("maintenance.orphan_grace: must be at least a minute, longer than any delivery takes"))
 	}
@@ -244,6 +249,9 @@ func (c Config) NewLogger() *slog.Logger {
 	}
 	return slog.New(slog.NewTextHandler(os.Stderr, opts))
 }
+
+// maxInlineMax bounds storage.inline_max.
+const maxInlineMax = 8 << 20
 
 // orDefault sets *v to d when it holds its type's zero value: a setting
 // left out of the configuration.

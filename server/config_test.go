@@ -68,6 +68,7 @@ func TestLoadConfigErrors(t *testing.T) {
 		{"[htttp]\nlisten = \"x\"\n", "unknown keys: htttp"},
 		{"[log]\nlevel = \"loud\"\n", "log.level"},
 		{"[maintenance]\norphan_grace = \"1s\"\n", "orphan_grace"},
+		{"[storage]\ninline_max = 100000000\n", "storage.inline_max"},
 		{"not toml", "read config"},
 		{"[tls]\ncert_file = \"/x.pem\"\n", "cert_file and key_file"},
 		{"[smtp]\nmax_line_length = 500\n", "max_line_length"},
