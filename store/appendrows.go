@@ -204,22 +204,41 @@ func (s *Store) assignUIDs(ctx context.Context, tx *sqlx.Tx, userID int64, msgs 
 }
 
 // insertBlobRows records the messages' files, or holds the messages
-// themselves when they are small (inline), in one statement.
+// themselves when they are small (inline), in as few statements as the
+// inline bytes allow: one statement must fit MySQL's max_allowed_packet
+// (16 MiB by default), and a group may hold many messages of up to
+// InlineMax each.
 func (s *Store) insertBlobRows(ctx context.Context, tx *sqlx.Tx, msgs []*newMessage) error {
-	var q strings.Builder
-	q.WriteString("INSERT INTO blobs (id, part, size, stored, refs, created_at, data) VALUES ")
-	args := make([]any, 0, 6*len(msgs))
 	now := s.unix()
-	for i, nm := range msgs {
-		if i > 0 {
-			q.WriteString(", ")
+	for len(msgs) > 0 {
+		var q strings.Builder
+		q.WriteString("INSERT INTO blobs (id, part, size, stored, refs, created_at, data) VALUES ")
+		args := make([]any, 0, 6*len(msgs))
+		bytes := 0
+		n := 0
+		for _, nm := range msgs {
+			if n > 0 && bytes+len(nm.m.inline) > maxInlineStatement {
+				break
+			}
+			if n > 0 {
+				q.WriteString(", ")
+			}
+			q.WriteString("(?, ?, ?, ?, 1, ?, ?)")
+			args = append(args, nm.m.blobID, nm.m.blob.Partition, nm.m.blob.Size, nm.m.blob.Stored, now, nm.m.inline)
+			bytes += len(nm.m.inline)
+			n++
 		}
-		q.WriteString("(?, ?, ?, ?, 1, ?, ?)")
-		args = append(args, nm.m.blobID, nm.m.blob.Partition, nm.m.blob.Size, nm.m.blob.Stored, now, nm.m.inline)
+		if _, err := tx.ExecContext(ctx, s.rebind(q.String()), args...); err != nil {
+			return err
+		}
+		msgs = msgs[n:]
 	}
-	_, err := tx.ExecContext(ctx, s.rebind(q.String()), args...)
-	return err
+	return nil
 }
+
+// maxInlineStatement bounds the inline bytes one INSERT carries (a single
+// message may pass it: InlineMax is at most 8 MiB).
+const maxInlineStatement = 4 << 20
 
 // insertMessageRow writes one message's row, in the thread of the first
 // message already stored that it refers to.

@@ -100,23 +100,23 @@ func (s *Store) DomainByName(ctx context.Context, name string) (Domain, error) {
 		return Domain{}, err
 	}
 	now := s.now()
-	if d, found, ok := s.domains.get(n, now); ok {
+	d, found, gen, ok := s.domains.get(n, now)
+	if ok {
 		if !found {
 			return Domain{}, fmt.Errorf("domain %s: %w", n, ErrNotFound)
 		}
 		return d, nil
 	}
-	var d Domain
 	err = s.db.Get(ctx, &d, s.rebind(`SELECT id, name, created_at FROM domains WHERE name = ?
 		UNION ALL SELECT d.id, d.name, d.created_at FROM domain_aliases a JOIN domains d ON d.id = a.domain_id WHERE a.name = ?`), n, n)
 	if errors.Is(err, sql.ErrNoRows) {
-		s.domains.put(n, Domain{}, false, now)
+		s.domains.put(n, Domain{}, false, now, gen)
 		return Domain{}, fmt.Errorf("domain %s: %w", n, ErrNotFound)
 	}
 	if err != nil {
 		return Domain{}, fmt.Errorf("look up domain %s: %w", n, err)
 	}
-	s.domains.put(n, d, true, now)
+	s.domains.put(n, d, true, now, gen)
 	return d, nil
 }
 
@@ -134,6 +134,10 @@ const maxCachedDomains = 10000
 type domainCache struct {
 	mu sync.Mutex
 	m  map[string]cachedDomain
+	// gen counts forgets: a lookup that read the database before a
+	// change, and returns after the change's forget, must not cache what
+	// it read.
+	gen uint64
 }
 
 type cachedDomain struct {
@@ -142,19 +146,25 @@ type cachedDomain struct {
 	at    time.Time
 }
 
-func (c *domainCache) get(name string, now time.Time) (Domain, bool, bool) {
+// get returns a cached lookup, or on a miss the generation to give put.
+func (c *domainCache) get(name string, now time.Time) (d Domain, found bool, gen uint64, ok bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e, ok := c.m[name]
 	if !ok || now.Sub(e.at) >= domainTTL || now.Before(e.at) {
-		return Domain{}, false, false
+		return Domain{}, false, c.gen, false
 	}
-	return e.d, e.found, true
+	return e.d, e.found, c.gen, true
 }
 
-func (c *domainCache) put(name string, d Domain, found bool, now time.Time) {
+// put caches a lookup made after get returned gen, unless a change
+// forgot the cache since.
+func (c *domainCache) put(name string, d Domain, found bool, now time.Time, gen uint64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if gen != c.gen {
+		return
+	}
 	if c.m == nil || len(c.m) >= maxCachedDomains {
 		c.m = map[string]cachedDomain{}
 	}
@@ -165,6 +175,7 @@ func (c *domainCache) put(name string, d Domain, found bool, now time.Time) {
 func (c *domainCache) forget() {
 	c.mu.Lock()
 	c.m = nil
+	c.gen++
 	c.mu.Unlock()
 }
 

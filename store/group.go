@@ -180,17 +180,30 @@ func (s *Store) commitGroup(ctx context.Context, batch []*groupReq) {
 	)
 	err := s.db.Tx(ctx, func(tx *sqlx.Tx) error {
 		changes, serials = map[int64]*change{}, map[int64]uint64{}
+		// Every user's row is locked before anything is read. On MySQL a
+		// transaction's snapshot is taken at its first plain read: a user
+		// locked after it would be checked against counters and mailboxes
+		// as they were before the lock, missing what another writer (an
+		// Append) committed meanwhile.
+		for i, r := range order {
+			if i > 0 && order[i-1].d.UserID == r.d.UserID {
+				continue
+			}
+			if s.hooks.beforeGroupUser != nil {
+				s.hooks.beforeGroupUser(r.d.UserID)
+			}
+			// A user that no longer exists matches nothing here and is
+			// refused with ErrNotFound by appendMessages.
+			if _, err := s.db.TxExec(ctx, tx, s.rebind("UPDATE users SET serial = serial + 1 WHERE id = ?"), r.d.UserID); err != nil {
+				return err
+			}
+		}
 		for i := 0; i < len(order); {
 			j := i
 			for j < len(order) && order[j].d.UserID == order[i].d.UserID {
 				j++
 			}
 			userID := order[i].d.UserID
-			// A user that no longer exists matches nothing here and is
-			// refused with ErrNotFound by appendMessages.
-			if _, err := s.db.TxExec(ctx, tx, s.rebind("UPDATE users SET serial = serial + 1 WHERE id = ?"), userID); err != nil {
-				return err
-			}
 			c := &change{userID: userID}
 			changes[userID] = c
 			if err := s.commitUser(ctx, tx, c, order[i:j]); err != nil {

@@ -14,6 +14,8 @@ import (
 // are never set outside tests.
 type hooks struct {
 	afterBlobWrite func()
+	// beforeGroupUser runs in a group commit before it locks a user's row.
+	beforeGroupUser func(userID int64)
 }
 
 // SweepUnreferenced removes message files that no message refers to any
