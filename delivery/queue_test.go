@@ -249,18 +249,6 @@ func runQueue(t *testing.T, q *delivery.Queue) (stop func()) {
 	return stop
 }
 
-// waitFor polls cond until it holds, failing the test after limit.
-func waitFor(t *testing.T, limit time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(limit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", limit, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 func queueEmpty(t *testing.T, st *store.Store) func() bool {
 	return func() bool {
 		l, err := st.OutboundEntries(context.Background(), 0)
@@ -328,7 +316,7 @@ func TestQueueRelays(t *testing.T) {
 	if err := q.Enqueue(context.Background(), "alice@example.org", []string{"bob@remote.test", "carol@remote.test", "dave@elsewhere.test"}, msg); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "the message to be relayed", queueEmpty(t, e.Store))
+	testsupport.WaitFor(t, 10*time.Second, "the message to be relayed", queueEmpty(t, e.Store))
 	txs := rs.transactions()
 	if len(txs) != 1 {
 		t.Fatalf("%d transactions, want 1", len(txs))
@@ -344,7 +332,7 @@ func TestQueueRelays(t *testing.T) {
 		t.Errorf("tls=%v authed=%v helo=%q", tx.tls, tx.authed, tx.helo)
 	}
 	// The file goes just after the row's delete commits.
-	waitFor(t, 5*time.Second, "the message file to be removed", func() bool { return blobFiles(t, e) == 0 })
+	testsupport.WaitFor(t, 5*time.Second, "the message file to be removed", func() bool { return blobFiles(t, e) == 0 })
 }
 
 // TestQueueConfigRefused: Run refuses configurations it cannot run with,
@@ -376,7 +364,7 @@ func TestQueueConfigRefused(t *testing.T) {
 		if err := q.Enqueue(context.Background(), "alice@example.org", []string{"bob@remote.test"}, []byte("Subject: x\r\n\r\nx\r\n")); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, 10*time.Second, "an attempt", func() bool {
+		testsupport.WaitFor(t, 10*time.Second, "an attempt", func() bool {
 			l := entries(t, e.Store)
 			return len(l) == 1 && l[0].Attempts >= 2
 		})
@@ -404,7 +392,7 @@ func TestQueueRetriesDeferred(t *testing.T) {
 	if err := q.Enqueue(context.Background(), "alice@example.org", []string{"fast@remote.test", "slow@remote.test"}, []byte("Subject: x\r\n\r\nx\r\n")); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "both recipients", queueEmpty(t, e.Store))
+	testsupport.WaitFor(t, 10*time.Second, "both recipients", queueEmpty(t, e.Store))
 	txs := rs.transactions()
 	if len(txs) != 2 || !slices.Equal(txs[0].to, []string{"fast@remote.test"}) || !slices.Equal(txs[1].to, []string{"slow@remote.test"}) {
 		t.Fatalf("transactions %+v", txs)
@@ -448,7 +436,7 @@ func TestQueueBounces(t *testing.T) {
 			if err := q.Enqueue(ctx, tt.sender, []string{"bob@remote.test", "nobody@remote.test"}, msg); err != nil {
 				t.Fatal(err)
 			}
-			waitFor(t, 10*time.Second, "the queue to drain", queueEmpty(t, e.Store))
+			testsupport.WaitFor(t, 10*time.Second, "the queue to drain", queueEmpty(t, e.Store))
 
 			var dsn []byte
 			if tt.local {
@@ -516,7 +504,7 @@ func TestQueueBounceOfRemoteSender(t *testing.T) {
 	if err := q.Enqueue(ctx, "zed@sender.test", []string{"nobody@remote.test"}, storetest.Message("zed@sender.test", "nobody@remote.test", "hi", "x")); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "the DSN to be relayed", func() bool { return len(rs.transactions()) == 1 && queueEmpty(t, e.Store)() })
+	testsupport.WaitFor(t, 10*time.Second, "the DSN to be relayed", func() bool { return len(rs.transactions()) == 1 && queueEmpty(t, e.Store)() })
 	tx := rs.transactions()[0]
 	if tx.from != "" || !slices.Equal(tx.to, []string{"zed@sender.test"}) {
 		t.Fatalf("DSN envelope %q -> %v", tx.from, tx.to)
@@ -561,7 +549,7 @@ func TestQueueExpires(t *testing.T) {
 		}
 	}()
 	runQueue(t, q)
-	waitFor(t, 10*time.Second, "the bounce", func() bool { return len(box.got()) == 1 })
+	testsupport.WaitFor(t, 10*time.Second, "the bounce", func() bool { return len(box.got()) == 1 })
 	close(stopWatch)
 	<-watched
 	if age := time.Since(start); age < cfg.MaxAge {
@@ -570,7 +558,7 @@ func TestQueueExpires(t *testing.T) {
 	if attempts < 2 {
 		t.Errorf("only %d attempts seen before expiry", attempts)
 	}
-	waitFor(t, 5*time.Second, "the entry to go", queueEmpty(t, e.Store))
+	testsupport.WaitFor(t, 5*time.Second, "the entry to go", queueEmpty(t, e.Store))
 	p := parseDSN(t, box.got()[0].raw)
 	r := p.perRcpt[0]
 	if r.Get("Status") != "5.4.7" || r.Get("Action") != "failed" || !strings.HasPrefix(r.Get("Diagnostic-Code"), "X-Basalt; ") ||
@@ -611,7 +599,7 @@ func TestQueueWithAgent(t *testing.T) {
 	a := e.Account(auth)
 	inbox := storetest.Inbox(t, a)
 	var msgs []store.Message
-	waitFor(t, 10*time.Second, "the DSN in alice's INBOX", func() bool {
+	testsupport.WaitFor(t, 10*time.Second, "the DSN in alice's INBOX", func() bool {
 		msgs, err = a.List(ctx, inbox, store.ListQuery{})
 		return err == nil && len(msgs) == 1
 	})
@@ -631,7 +619,7 @@ func TestQueueWithAgent(t *testing.T) {
 	if len(p.perRcpt) != 1 || p.perRcpt[0].Get("Final-Recipient") != "rfc822; nobody@remote.test" || !strings.Contains(p.original, "Lost letter") {
 		t.Fatalf("DSN in the INBOX: %s\n%s", p.statusRaw, p.original)
 	}
-	waitFor(t, 5*time.Second, "the queue to drain", queueEmpty(t, e.Store))
+	testsupport.WaitFor(t, 5*time.Second, "the queue to drain", queueEmpty(t, e.Store))
 }
 
 // TestQueueLocal: without a smarthost the queue still holds what must be
@@ -693,7 +681,7 @@ func TestQueueLocal(t *testing.T) {
 	if err := e.Store.SetLimits(ctx, bob.User.ID, "", store.LimitOverrides{QuotaBytes: &big}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "the queue to drain", queueEmpty(t, e.Store))
+	testsupport.WaitFor(t, 10*time.Second, "the queue to drain", queueEmpty(t, e.Store))
 
 	if got := storetest.Messages(t, e.Account(bob), "INBOX"); len(got) != 1 || !strings.Contains(got[0], "Subject: for the team") {
 		t.Fatalf("bob's retried copy: %q", got)
@@ -744,7 +732,7 @@ func TestQueueLocalBounceRetried(t *testing.T) {
 			if err := q.Enqueue(ctx, "alice@example.org", []string{"nobody@remote.test"}, []byte("Subject: x\r\n\r\nx\r\n")); err != nil {
 				t.Fatal(err)
 			}
-			waitFor(t, 10*time.Second, "the queue to drain", queueEmpty(t, e.Store))
+			testsupport.WaitFor(t, 10*time.Second, "the queue to drain", queueEmpty(t, e.Store))
 			if n := len(box.got()); n != tt.wantBoxed {
 				t.Fatalf("%d bounces delivered, want %d", n, tt.wantBoxed)
 			}
@@ -796,7 +784,7 @@ func TestQueueSurvivesRestart(t *testing.T) {
 		rs := newRelayServer(t, relayOptions{})
 		q2 := delivery.NewQueue(quick(rs.addr), e2.Store, &localBox{}, testLogger(t))
 		runQueue(t, q2)
-		waitFor(t, 10*time.Second, "the restarted queue to send both", queueEmpty(t, e2.Store))
+		testsupport.WaitFor(t, 10*time.Second, "the restarted queue to send both", queueEmpty(t, e2.Store))
 		txs := rs.transactions()
 		if len(txs) != 2 {
 			t.Fatalf("%d transactions, want 2", len(txs))
@@ -808,7 +796,7 @@ func TestQueueSurvivesRestart(t *testing.T) {
 		if !bytes.Equal(got["bob@remote.test"], m1) || !bytes.Equal(got["carol@remote.test"], m2) {
 			t.Fatalf("relayed %v", got)
 		}
-		waitFor(t, 5*time.Second, "the message files to be removed", func() bool { return blobFiles(t, e2) == 0 })
+		testsupport.WaitFor(t, 5*time.Second, "the message files to be removed", func() bool { return blobFiles(t, e2) == 0 })
 	})
 }
 
@@ -841,7 +829,7 @@ func TestQueueTwoNodes(t *testing.T) {
 		runQueue(t, qa)
 		runQueue(t, qb)
 		enqueue(n/2, n)
-		waitFor(t, 20*time.Second, "all messages", func() bool { return len(rs.transactions()) >= n && queueEmpty(t, a.Store)() })
+		testsupport.WaitFor(t, 20*time.Second, "all messages", func() bool { return len(rs.transactions()) >= n && queueEmpty(t, a.Store)() })
 		time.Sleep(100 * time.Millisecond) // room for a duplicate to show
 		count := map[string]int{}
 		for _, tx := range rs.transactions() {
@@ -881,7 +869,7 @@ func startSink(t *testing.T, addr string, args ...string) string {
 		cmd.Process.Kill()
 		cmd.Wait()
 	})
-	waitFor(t, 10*time.Second, "smtp-sink to listen", func() bool {
+	testsupport.WaitFor(t, 10*time.Second, "smtp-sink to listen", func() bool {
 		c, err := net.DialTimeout("tcp", addr, time.Second)
 		if err != nil {
 			return false
@@ -922,7 +910,7 @@ func TestQueueSmtpSinkRetry(t *testing.T) {
 	if err := q.Enqueue(ctx, "alice@example.org", []string{"bob@remote.test", "carol@remote.test"}, msg); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "a refused attempt", func() bool {
+	testsupport.WaitFor(t, 10*time.Second, "a refused attempt", func() bool {
 		l := entries(t, e.Store)
 		return len(l) == 1 && l[0].Attempts >= 1
 	})
@@ -930,9 +918,9 @@ func TestQueueSmtpSinkRetry(t *testing.T) {
 		t.Fatalf("last error %q, want a refused connection", l[0].LastError)
 	}
 	dir := startSink(t, addr)
-	waitFor(t, 10*time.Second, "the retry to get through", queueEmpty(t, e.Store))
+	testsupport.WaitFor(t, 10*time.Second, "the retry to get through", queueEmpty(t, e.Store))
 	var dumps []string
-	waitFor(t, 5*time.Second, "smtp-sink's dump", func() bool { dumps = sinkDumps(t, dir); return len(dumps) == 1 })
+	testsupport.WaitFor(t, 5*time.Second, "smtp-sink's dump", func() bool { dumps = sinkDumps(t, dir); return len(dumps) == 1 })
 	d := dumps[0]
 	for _, want := range []string{"X-Mail-Args: <alice@example.org>", "X-Rcpt-Args: <bob@remote.test>", "X-Rcpt-Args: <carol@remote.test>",
 		"X-Helo-Args: mx.example.org", "Subject: via sink", "body text"} {
@@ -959,8 +947,8 @@ func TestQueueSmtpSinkBounce(t *testing.T) {
 	if err := q.Enqueue(ctx, "alice@example.org", []string{"bob@remote.test"}, storetest.Message("alice@example.org", "bob@remote.test", "doomed", "x")); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "the bounce", func() bool { return len(box.got()) == 1 })
-	waitFor(t, 5*time.Second, "the entry to go", queueEmpty(t, e.Store))
+	testsupport.WaitFor(t, 10*time.Second, "the bounce", func() bool { return len(box.got()) == 1 })
+	testsupport.WaitFor(t, 5*time.Second, "the entry to go", queueEmpty(t, e.Store))
 	got := box.got()[0]
 	if got.from != "" || got.to != "alice@example.org" {
 		t.Fatalf("bounce envelope %q -> %q", got.from, got.to)

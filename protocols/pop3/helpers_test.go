@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -164,13 +165,7 @@ func (h *harness) connections() int {
 // waitConnections waits until the server holds n connections.
 func (h *harness) waitConnections(n int) {
 	h.t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for h.connections() != n {
-		if time.Now().After(deadline) {
-			h.t.Fatalf("server holds %d connections, want %d", h.connections(), n)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testsupport.WaitFor(h.t, 10*time.Second, fmt.Sprintf("the server to hold %d connections", n), func() bool { return h.connections() == n })
 }
 
 // logBuffer collects the server's log (testsupport.LogBuffer).

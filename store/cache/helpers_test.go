@@ -5,6 +5,8 @@ import (
 	"log/slog"
 	"testing"
 	"time"
+
+	"basalt/internal/testsupport"
 )
 
 // wait bounds every wait in these tests: long enough for a loaded CI
@@ -106,11 +108,5 @@ func expectClosed(t testing.TB, s *Subscription) {
 // eventually polls cond until it holds, failing the test after the bound.
 func eventually(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(wait)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %v", what, wait)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testsupport.WaitFor(t, wait, what, cond)
 }
