@@ -1,7 +1,6 @@
 package imap
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/base64"
 	"errors"
@@ -13,7 +12,6 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapserver"
-	"github.com/emersion/go-message/textproto"
 
 	"basalt/store"
 	"basalt/store/mimeinfo"
@@ -269,12 +267,12 @@ func bodySection(raw []byte, info *mimeinfo.Info, bs *imap.FetchItemBodySection)
 }
 
 // filterHeader keeps the fields named in keep, or drops those in drop
-// (HEADER.FIELDS, HEADER.FIELDS.NOT), as they were written.
+// (HEADER.FIELDS, HEADER.FIELDS.NOT), as they were written, and ends
+// with the blank line (RFC 9051 6.4.5). It is one pass over the header:
+// a header of many fields (which any sender can plant) costs what
+// reading it costs, not a field's removal per field. A line that is no
+// field and no continuation of one is left out.
 func filterHeader(h []byte, keep, drop []string) []byte {
-	hdr, err := textproto.ReadHeader(bufio.NewReader(bytes.NewReader(h)))
-	if err != nil {
-		return []byte("\r\n")
-	}
 	names := keep
 	if len(keep) == 0 {
 		names = drop
@@ -283,14 +281,33 @@ func filterHeader(h []byte, keep, drop []string) []byte {
 	for _, n := range names {
 		set[strings.ToLower(n)] = true
 	}
-	for f := hdr.Fields(); f.Next(); {
-		if set[strings.ToLower(f.Key())] != (len(keep) > 0) {
-			f.Del()
+	var out []byte
+	include := false
+	for len(h) > 0 {
+		line := h
+		if i := bytes.IndexByte(h, '\n'); i >= 0 {
+			line = h[:i+1]
+		}
+		h = h[len(line):]
+		switch {
+		case len(bytes.TrimRight(line, "\r\n")) == 0:
+			// The blank line: the header ends.
+			h = nil
+			continue
+		case line[0] == ' ' || line[0] == '\t':
+			// A continuation belongs to the field before (RFC 5322 2.2.3).
+		default:
+			name, _, ok := bytes.Cut(line, []byte(":"))
+			include = ok && set[strings.ToLower(string(bytes.TrimRight(name, " \t")))] == (len(keep) > 0)
+		}
+		if include {
+			out = append(out, line...)
+			if line[len(line)-1] != '\n' {
+				out = append(out, "\r\n"...)
+			}
 		}
 	}
-	var buf bytes.Buffer
-	textproto.WriteHeader(&buf, hdr)
-	return buf.Bytes()
+	return append(out, "\r\n"...)
 }
 
 // partial applies <offset.size> (RFC 9051 6.4.5).

@@ -225,3 +225,47 @@ func TestFetchBadInput(t *testing.T) {
 	c.expect(`SELECT mallory@example.org/INBOX`, "NO [NONEXISTENT]")
 	_ = regexp.MustCompile
 }
+
+func TestFilterHeader(t *testing.T) {
+	h := "From: a@example.org\r\nX-Long: one\r\n two\r\n\tthree\r\nsubject : hi\r\nno colon here\r\nFrom: b@example.org\nTo: c@example.org\r\n\r\nbody\r\n"
+	for _, tc := range []struct {
+		name       string
+		h          string
+		keep, drop []string
+		want       string
+	}{
+		{"keep, any case, repeated, continuations", h, []string{"FROM", "x-long"}, nil,
+			"From: a@example.org\r\nX-Long: one\r\n two\r\n\tthree\r\nFrom: b@example.org\n\r\n"},
+		{"space before the colon", h, []string{"Subject"}, nil, "subject : hi\r\n\r\n"},
+		{"drop", h, nil, []string{"from", "X-LONG"}, "subject : hi\r\nTo: c@example.org\r\n\r\n"},
+		{"nothing matches", h, []string{"Cc"}, nil, "\r\n"},
+		{"empty header", "\r\n", []string{"From"}, nil, "\r\n"},
+		{"no blank line at the end", "From: a\r\nTo: b", []string{"To"}, nil, "To: b\r\n\r\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := string(filterHeader([]byte(tc.h), tc.keep, tc.drop)); got != tc.want {
+				t.Errorf("filterHeader = %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
+// A header of tens of thousands of short fields of one name, as any
+// sender can plant, is filtered in one pass: 2 MB of them took a
+// field-by-field filter tens of seconds per FETCH (BenchmarkFetchHeaderFields).
+func TestFetchHeaderFieldsLargeHeader(t *testing.T) {
+	h := start(t, setup{})
+	alice := h.user("alice@example.org", false)
+	h.deliver(alice, "INBOX", bigHeaderMessage(2<<20), store.AppendOptions{})
+	c := h.dial(t)
+	c.login("alice@example.org")
+	c.ok("SELECT INBOX")
+	began := time.Now()
+	got := must(t, c.ok("FETCH 1 BODY.PEEK[HEADER.FIELDS (Subject To)]"), "* 1 FETCH")
+	if took := time.Since(began); took > 5*time.Second {
+		t.Errorf("FETCH HEADER.FIELDS of a 2 MB header took %v", took)
+	}
+	if want := "{46}\r\nTo: alice@example.org\r\nSubject: big header\r\n\r\n)"; !strings.HasSuffix(got, want) {
+		t.Errorf("FETCH = %q, want the end %q", got, want)
+	}
+}
