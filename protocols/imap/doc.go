@@ -43,10 +43,25 @@
 //     append). RFC 3501 2.3.2 would have the first session to see a
 //     message claim it; that needs a per-mailbox claim in the store.
 //
-// The release dispatches no command for QUOTA, ACL, SORT, THREAD, ID or
+// What the guard does in the library's place, on whole command lines
+// (commandline.go):
+//   - ID (RFC 2971): the release dispatches no ID (imapserver/conn.go:
+//     readCommand's switch, 216-291, answers BAD "Unknown command" and,
+//     before login, ends the connection), so the guard answers it. It is
+//     not advertised: the library writes CAPABILITY only from its own
+//     fixed lists (imapserver/capability.go:30-105, addAvailableCaps), and
+//     Options.Caps cannot add a name to them. An ID whose parameters come
+//     as literals is left to the library (BAD).
+//   - LIST and LSUB patterns: the library decodes them as modified UTF-7
+//     and answers NO [SERVERBUG] to one that is not
+//     (imapserver/list.go:209); the guard escapes such a pattern's "&"s
+//     so that it means its own characters. A pattern sent as a literal
+//     is left as it is.
+//
+// The release dispatches no command for QUOTA, ACL, SORT, THREAD or
 // CONDSTORE/QRESYNC, so none is advertised. The store is ready for a
 // release that does: a modseq on every message and the highest per
 // mailbox, with expunged UIDs kept by modseq (CONDSTORE, QRESYNC's
 // VANISHED), RFC 4314 rights per grant (ACL, MYRIGHTS), and per-user
-// quotas (QUOTA's GETQUOTAROOT). ID needs nothing from the store.
+// quotas (QUOTA's GETQUOTAROOT).
 package imap

@@ -177,6 +177,15 @@ type inScan struct {
 	// the start of the TLS handshake if the answer is OK.
 	startTLS    bool
 	startTLSTag word
+	// afterIdle says the last command was IDLE: the next line is its
+	// DONE (RFC 2177), whatever it looks like.
+	afterIdle bool
+}
+
+// atCommandStart reports whether the client's next byte starts a line
+// that is a command's first.
+func (in *inScan) atCommandStart() bool {
+	return in.skip == 0 && !in.cont && in.lineLen == 0
 }
 
 // outScan follows what the server sends.
@@ -198,75 +207,124 @@ func (g *guard) NetConn() net.Conn { return g.Conn }
 
 // Read gives the library what the client sent, as far as the scan lets
 // it: up to the end of a line that must be answered (or its literal
-// asked for) before more is read.
+// asked for) before more is read, and never past the end of a command.
+// At the start of each command line it first reads enough to see the
+// command (classify): ID it answers itself, and the patterns of LIST
+// and LSUB it makes readable to the library (see commandline.go).
 func (g *guard) Read(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
-	g.mu.Lock()
-	switch {
-	case g.handedOff:
-		g.mu.Unlock()
-		return 0, io.EOF
-	case g.in.litPending && g.in.orphan:
-		g.poisoned = "[CLIENTBUG] Command refused before its literal; closing rather than reading the literal as commands"
-	}
-	g.in.litPending, g.in.orphan = false, false
-	if poisoned := g.poisoned; poisoned != "" {
-		g.mu.Unlock()
-		g.byeAndClose(poisoned)
-		// io.EOF ends the library's command loop without an error log.
-		return 0, io.EOF
-	}
-	if len(g.held) > 0 {
-		n := copy(p, g.held)
-		rest := g.held[n:]
-		k := g.scanIn(p[:n])
+	for {
+		g.mu.Lock()
 		switch {
-		case g.poisoned != "":
-			g.held = nil
-		case k < n:
-			g.held = append(append([]byte(nil), p[k:n]...), rest...)
-		default:
-			g.held = rest
+		case g.handedOff:
+			g.mu.Unlock()
+			return 0, io.EOF
+		case g.in.litPending && g.in.orphan:
+			g.poisoned = "[CLIENTBUG] Command refused before its literal; closing rather than reading the literal as commands"
+		}
+		g.in.litPending, g.in.orphan = false, false
+		if poisoned := g.poisoned; poisoned != "" {
+			g.mu.Unlock()
+			g.byeAndClose(poisoned)
+			// io.EOF ends the library's command loop without an error log.
+			return 0, io.EOF
+		}
+		if g.in.atCommandStart() {
+			kind, n := g.classify(g.held)
+			if kind == lineMore && g.heldErr == nil {
+				g.mu.Unlock()
+				if err := g.fill(p); err != nil {
+					return 0, err
+				}
+				continue
+			}
+			switch kind {
+			case lineID:
+				// Everything before it has been read and answered: the
+				// library asks for the next command only then.
+				line := g.held[:n]
+				g.held = g.held[n:]
+				g.mu.Unlock()
+				g.answerID(line)
+				continue
+			case lineList:
+				g.held = append(readablePatterns(g.held[:n]), g.held[n:]...)
+			}
+		}
+		if len(g.held) > 0 {
+			n := copy(p, g.held)
+			k := g.scanIn(p[:n])
+			if g.poisoned != "" {
+				g.held = nil
+			} else {
+				g.held = g.held[k:]
+			}
+			g.mu.Unlock()
+			return k, nil
+		}
+		if err := g.heldErr; err != nil {
+			g.mu.Unlock()
+			return 0, err
 		}
 		g.mu.Unlock()
-		return k, nil
-	}
-	if err := g.heldErr; err != nil {
-		g.mu.Unlock()
-		return 0, err
-	}
-	g.mu.Unlock()
 
+		n, err := g.Conn.Read(p)
+		g.mu.Lock()
+		if g.handedOff {
+			g.mu.Unlock()
+			return 0, io.EOF
+		}
+		k := n
+		if n > 0 {
+			k = g.scanIn(p[:n])
+			if k < n && g.poisoned == "" {
+				g.held = append([]byte(nil), p[k:n]...)
+				if err != nil {
+					g.heldErr, err = err, nil
+				}
+			}
+		}
+		g.mu.Unlock()
+		if err != nil {
+			g.readFailed(err)
+		}
+		return k, err
+	}
+}
+
+// fill reads more of a command line into held, using p as the buffer.
+// A read error with nothing read is returned (and a timeout told to the
+// client); one after some bytes is kept for when they have been passed on.
+func (g *guard) fill(p []byte) error {
 	n, err := g.Conn.Read(p)
 	g.mu.Lock()
 	if g.handedOff {
 		g.mu.Unlock()
-		return 0, io.EOF
+		return io.EOF
 	}
-	k := n
-	if n > 0 {
-		k = g.scanIn(p[:n])
-		if k < n && g.poisoned == "" {
-			g.held = append([]byte(nil), p[k:n]...)
-			if err != nil {
-				g.heldErr, err = err, nil
-			}
-		}
+	g.held = append(g.held, p[:n]...)
+	if n > 0 && err != nil {
+		g.heldErr, err = err, nil
 	}
 	g.mu.Unlock()
 	if err != nil {
-		var ne net.Error
-		if errors.As(err, &ne) && ne.Timeout() {
-			msg := "Timed out waiting for a command"
-			if s := g.sess.Load(); s != nil && s.authed.Load() {
-				msg = "Autologout; idle for too long" // RFC 9051 5.4
-			}
-			g.byeAndClose(msg)
-		}
+		g.readFailed(err)
 	}
-	return k, err
+	return err
+}
+
+// readFailed says BYE to a client whose time to send a command ran out.
+func (g *guard) readFailed(err error) {
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		msg := "Timed out waiting for a command"
+		if s := g.sess.Load(); s != nil && s.authed.Load() {
+			msg = "Autologout; idle for too long" // RFC 9051 5.4
+		}
+		g.byeAndClose(msg)
+	}
 }
 
 // scanIn follows the client's bytes and returns how many of them the
@@ -322,13 +380,15 @@ func (g *guard) lineEnd() (hold bool) {
 	announced, lit := in.lit.announced(), in.lit
 	in.lineLen, in.lit = 0, litScan{}
 	if !announced {
-		// The command is complete; the next line starts another.
+		// The command is complete; the next line starts another, which
+		// the next Read looks at first (classify). After IDLE the next
+		// line is DONE, no command.
 		if !in.cont && in.cmd.is("STARTTLS") {
 			in.startTLS, in.startTLSTag = true, in.tag
-			hold = true
 		}
+		in.afterIdle = !in.cont && in.cmd.is("IDLE")
 		in.cont, in.field, in.tag, in.cmd = false, 0, word{}, word{}
-		return hold
+		return true
 	}
 	in.cont = true
 	if !lit.plus {

@@ -95,9 +95,10 @@ func (c Config) WithDefaults() Config {
 // adds on its own (SASL-IR, LITERAL-, UNSELECT, ENABLE, IDLE,
 // UTF8=ACCEPT, STARTTLS, AUTH=, LOGINDISABLED, APPENDLIMIT=). Each works
 // fully; see the package's tests. Not here because the library release
-// dispatches no command for them: QUOTA, ACL, SORT, THREAD, ID,
+// dispatches no command for them: QUOTA, ACL, SORT, THREAD,
 // CONDSTORE/QRESYNC (the store keeps a modseq per message, ready for the
-// last two).
+// last two). ID the guard answers (commandline.go), but cannot offer:
+// the library advertises only capabilities of its own fixed lists (doc.go).
 var capabilities = imap.CapSet{
 	imap.CapIMAP4rev1: {}, imap.CapIMAP4rev2: {},
 	imap.CapLiteralPlus: {}, imap.CapNamespace: {}, imap.CapUIDPlus: {},

@@ -1,0 +1,110 @@
+package imap
+
+import (
+	"slices"
+	"testing"
+)
+
+// ID (RFC 2971), which the library does not dispatch, is answered by the
+// guard in every state, in order with the commands around it, including
+// when pipelined; bad parameters are BAD.
+func TestID(t *testing.T) {
+	h := start(t, setup{})
+	h.user("alice@example.org", false)
+	c := h.dial(t)
+	const idLine = `* ID ("name" "Basalt")`
+	for _, tc := range []struct{ cmd, status string }{
+		{"ID NIL", "OK ID completed"},
+		{`id ("name" "imaplib" "version" "3.12" "os" NIL)`, "OK ID completed"},
+	} {
+		u, st := c.do(tc.cmd)
+		if st != tc.status || !slices.Equal(u, []string{idLine}) {
+			t.Errorf("%s before login: %q %q", tc.cmd, u, st)
+		}
+	}
+	c.login("alice@example.org")
+	c.ok("SELECT INBOX")
+	for _, tc := range []struct{ cmd, status string }{
+		{`ID ("name" "x")`, "OK ID completed"},
+		{`ID ("name")`, "BAD [CLIENTBUG] Syntax error in ID parameters (RFC 2971)"},
+		{`ID (`, "BAD [CLIENTBUG] Syntax error in ID parameters (RFC 2971)"},
+		{`ID`, "BAD [CLIENTBUG] Syntax error in ID parameters (RFC 2971)"},
+		{`ID ("a-field-name-longer-than-thirty-octets" "x")`, "BAD [CLIENTBUG] Syntax error in ID parameters (RFC 2971)"},
+	} {
+		u, st := c.do(tc.cmd)
+		want := []string{idLine}
+		if st[:3] == "BAD" {
+			want = nil
+		}
+		if st != tc.status || !slices.Equal(u, want) {
+			t.Errorf("%s: got %q %q, want %q %q", tc.cmd, u, st, want, tc.status)
+		}
+	}
+	// Pipelined with other commands in one write: answered in order.
+	c.send("p1 NOOP\r\np2 ID NIL\r\np3 CHECK\r\n")
+	var got []string
+	for len(got) < 4 {
+		got = append(got, c.line())
+	}
+	if want := []string{"p1 OK NOOP completed", idLine, "p2 OK ID completed", "p3 OK CHECK completed"}; !slices.Equal(got, want) {
+		t.Errorf("pipelined: %q, want %q", got, want)
+	}
+	// An ID line sent a byte at a time is still one command.
+	for _, b := range []byte("s1 ID NIL\r\n") {
+		c.send(string(b))
+	}
+	if u, st := c.until("s1"); st != "OK ID completed" || !slices.Equal(u, []string{idLine}) {
+		t.Errorf("ID sent bytewise: %q %q", u, st)
+	}
+	c.ok("NOOP")
+}
+
+// LIST and LSUB patterns of any ASTRING-CHARs work, though they are not
+// valid modified UTF-7: the "&" means itself.
+func TestListPatternChars(t *testing.T) {
+	h := start(t, setup{})
+	h.user("alice@example.org", false)
+	c := h.dial(t)
+	c.login("alice@example.org")
+	const pattern = "!#$&'+,-.0123456789:;<=>?@^_`|}%*"
+	for _, cmd := range []string{`LIST "" ` + pattern, `LSUB "" ` + pattern, `LIST "" "` + pattern + `"`, `LIST (SUBSCRIBED) "" (` + pattern + ` INBOX)`} {
+		if u, st := c.do(cmd); st != "OK "+cmd[:4]+" completed" || len(u) > 1 {
+			t.Errorf("%s: %q %q", cmd, u, st)
+		}
+	}
+	// A mailbox whose name holds those characters ("&" is "&-" in
+	// modified UTF-7) is matched by them.
+	c.ok(`CREATE "!#$&-'+,-.0123456789:;<=>?@^_` + "`" + `|}"`)
+	for _, cmd := range []string{`LIST "" ` + pattern, `LSUB "" ` + pattern, `LIST "" !#$&'+*`} {
+		u, st := c.do(cmd)
+		want := []string{"* " + cmd[:4] + ` (\HasNoChildren) "/" "!#$&-'+,-.0123456789:;<=>?@^_` + "`" + `|}"`}
+		if cmd[:4] == "LSUB" {
+			want[0] = `* LSUB (\HasNoChildren \Subscribed) "/" "!#$&-'+,-.0123456789:;<=>?@^_` + "`" + `|}"`
+		}
+		if st != "OK "+cmd[:4]+" completed" || !slices.Equal(u, want) {
+			t.Errorf("%s: got %q %q, want %q", cmd, u, st, want)
+		}
+	}
+	// Valid modified UTF-7 is still decoded.
+	c.ok(`CREATE "Caf&AOk-"`)
+	if u := c.ok(`LIST "" "Caf&AOk-"`); !slices.Equal(u, []string{`* LIST (\HasNoChildren) "/" "Caf&AOk-"`}) {
+		t.Errorf("LIST Caf&AOk- = %q", u)
+	}
+}
+
+// validMUTF7 takes what the library's decoder takes (RFC 3501 5.1.3).
+func TestValidMUTF7(t *testing.T) {
+	for _, tc := range []struct {
+		s  string
+		ok bool
+	}{
+		{"INBOX", true}, {"Caf&AOk-", true}, {"&-", true}, {"a&-b&-", true}, {"Café", true},
+		{"&Jjo", false}, {"&Jjo-", true}, {"&'+,-", false}, {"&AGEAYg-", false}, // "ab" must not be shifted
+		{"&AOk-&AOk-", false}, {"&AOk-x&AOk-", true}, {"&2D3cAA-", true}, {"&2D0-", false},
+		{"a\x01b", false}, {"&AOk", false}, {"&A-", false},
+	} {
+		if got := validMUTF7(tc.s); got != tc.ok {
+			t.Errorf("validMUTF7(%q) = %v, want %v", tc.s, got, tc.ok)
+		}
+	}
+}
