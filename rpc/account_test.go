@@ -2,7 +2,9 @@ package rpc
 
 import (
 	"context"
+	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -85,6 +87,16 @@ func TestFolders(t *testing.T) {
 		c.must("folders.add", map[string]any{"name": "Basalt", "parentID": added.FolderID}, &sub)
 		c.fail("folders.add", map[string]any{"name": "Projects"}, CodeConflict, "exists")
 		c.fail("folders.add", map[string]any{"name": "a/b"}, CodeInvalid, "invalid")
+		// LIST's wildcards and the levels "." and ".." are refused by the
+		// store, for every front end.
+		for _, bad := range []string{"*", "%", "a*b", ".", ".."} {
+			e := c.fail("folders.add", map[string]any{"name": bad}, CodeInvalid, "invalid")
+			if !strings.Contains(e.Message, fmt.Sprintf("mailbox name %q", bad)) {
+				t.Errorf("folders.add %q: message %q", bad, e.Message)
+			}
+			c.fail("folders.add", map[string]any{"name": bad, "parentID": added.FolderID}, CodeInvalid, "invalid")
+			c.fail("folders.rename", map[string]any{"folderID": sub.FolderID, "name": bad}, CodeInvalid, "invalid")
+		}
 		c.fail("folders.add", map[string]any{"name": ""}, CodeInvalidParams, "invalidParams")
 		c.fail("folders.add", map[string]any{"name": "x", "context": "calendar"}, CodeInvalidParams, "invalidParams")
 		c.fail("folders.add", map[string]any{"name": "x", "parentID": 1 << 40}, CodeNotFound, "notFound")

@@ -113,6 +113,29 @@ func (a *Account) Mailbox(ctx context.Context, id int64) (Mailbox, error) {
 	return m, nil
 }
 
+// newMailboxName checks the name a mailbox is to be given (created or
+// renamed to), normalized. Besides what any name must be, no level may be
+// "." or ".." (which clients and the tools that map mailboxes to
+// directories take for the current and parent level), and no name may
+// hold "*" or "%": they are LIST's wildcards (RFC 9051 6.3.9), so such a
+// name could not be listed on its own. Names made before this rule still
+// open; only new ones are refused.
+func newMailboxName(name string) (string, error) {
+	n, err := NormalizeMailboxName(name)
+	if err != nil {
+		return "", err
+	}
+	if strings.ContainsAny(n, "*%") {
+		return "", fmt.Errorf("%w: mailbox name %q holds a wildcard (* or %%)", ErrInvalid, n)
+	}
+	for _, p := range strings.Split(n, Delimiter) {
+		if p == "." || p == ".." {
+			return "", fmt.Errorf("%w: mailbox name %q has a level . or ..", ErrInvalid, n)
+		}
+	}
+	return n, nil
+}
+
 // MailboxByName returns one of the account's mailboxes by name.
 func (a *Account) MailboxByName(ctx context.Context, name string) (Mailbox, error) {
 	n, err := NormalizeMailboxName(name)
@@ -132,7 +155,7 @@ func (a *Account) MailboxByName(ctx context.Context, name string) (Mailbox, erro
 
 // CreateMailbox creates a mailbox and any missing parents (RFC 9051 6.3.4).
 func (a *Account) CreateMailbox(ctx context.Context, name, specialUse string) (Mailbox, error) {
-	n, err := NormalizeMailboxName(name)
+	n, err := newMailboxName(name)
 	if err != nil {
 		return Mailbox{}, err
 	}
@@ -237,7 +260,7 @@ func parentRef(id int64) sql.NullInt64 { return sql.NullInt64{Int64: id, Valid: 
 // RenameMailbox renames a mailbox and its children; missing parents of the
 // new name are created. INBOX cannot be renamed this way.
 func (a *Account) RenameMailbox(ctx context.Context, id int64, newName string) error {
-	n, err := NormalizeMailboxName(newName)
+	n, err := newMailboxName(newName)
 	if err != nil {
 		return err
 	}

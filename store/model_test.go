@@ -260,10 +260,27 @@ func TestMailboxes(t *testing.T) {
 		if _, err := a.CreateMailbox(ctx, "Work/Projects/Basalt", ""); !errors.Is(err, store.ErrExists) {
 			t.Fatalf("duplicate mailbox: %v", err)
 		}
-		for _, bad := range []string{"", "a//b", "/a", "a/", "a\x01b"} {
+		// LIST's wildcards anywhere, and "." or ".." as a level, are
+		// refused for a new name, created or renamed to.
+		tmpBox, err := a.CreateMailbox(ctx, "Renamable", "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, bad := range []string{"", "a//b", "/a", "a/", "a\x01b", "*", "%", ".", "..", "a/./b", "a/..", "../a", "a*b", "Work/%", "x%y/z"} {
 			if _, err := a.CreateMailbox(ctx, bad, ""); !errors.Is(err, store.ErrInvalid) {
 				t.Errorf("CreateMailbox(%q) = %v, want ErrInvalid", bad, err)
 			}
+			if err := a.RenameMailbox(ctx, tmpBox.ID, bad); !errors.Is(err, store.ErrInvalid) {
+				t.Errorf("RenameMailbox(%q) = %v, want ErrInvalid", bad, err)
+			}
+		}
+		for _, good := range []string{".hidden", "a..b", "...", "a.b/c."} {
+			if _, err := a.CreateMailbox(ctx, good, ""); err != nil {
+				t.Errorf("CreateMailbox(%q) = %v", good, err)
+			}
+		}
+		if ms, err := a.Mailboxes(ctx); err != nil || len(ms) != 15 { // 6 made with the user, 4 above, 5 good ones (a.b a parent)
+			t.Errorf("mailboxes after the refused names: %d, %v", len(ms), err)
 		}
 		if _, err := a.MailboxByName(ctx, "inbox"); err != nil {
 			t.Fatalf("INBOX is case-insensitive: %v", err)

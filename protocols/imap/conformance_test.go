@@ -1,6 +1,7 @@
 package imap
 
 import (
+	"fmt"
 	"slices"
 	"testing"
 )
@@ -107,4 +108,34 @@ func TestValidMUTF7(t *testing.T) {
 			t.Errorf("validMUTF7(%q) = %v, want %v", tc.s, got, tc.ok)
 		}
 	}
+}
+
+// Names with LIST's wildcards, or a level "." or "..", are refused by
+// CREATE and RENAME with the store's reason (RFC 5530 CANNOT).
+func TestMailboxNamesRefused(t *testing.T) {
+	h := start(t, setup{})
+	h.user("alice@example.org", false)
+	c := h.dial(t)
+	c.login("alice@example.org")
+	c.ok("CREATE Box")
+	const (
+		wild = `NO [CANNOT] mailbox name %q holds a wildcard (* or %%)`
+		dots = `NO [CANNOT] mailbox name %q has a level . or ..`
+	)
+	for _, tc := range []struct{ name, want string }{
+		{"*", wild}, {"%", wild}, {"a*", wild}, {"Box/%", wild},
+		{".", dots}, {"..", dots}, {"Box/..", dots}, {"./x", dots}, {"a/./b", dots},
+	} {
+		want := fmt.Sprintf(tc.want, tc.name)
+		for _, cmd := range []string{"CREATE %q", "RENAME Box %q"} {
+			cmd = fmt.Sprintf(cmd, tc.name)
+			if u, st := c.do(cmd); st != want || len(u) != 0 {
+				t.Errorf("%s: %q %q, want %q", cmd, u, st, want)
+			}
+		}
+	}
+	if u := c.ok(`LIST "" *`); len(u) != 7 {
+		t.Errorf("LIST after refused names: %q", u)
+	}
+	c.ok(`CREATE "..x/.y"`)
 }
