@@ -38,8 +38,9 @@ func (a *Account) Copy(ctx context.Context, src int64, uids UIDSet, dst int64) (
 	return out, nil
 }
 
-// Move moves the messages in uids to another of the account's mailboxes
-// in one transaction (RFC 6851): no state shows both or neither.
+// Move moves the messages in uids to one of the account's mailboxes in
+// one transaction (RFC 6851): no state shows both or neither. Into their
+// own mailbox, they get new UIDs (RFC 6851 3.3).
 func (a *Account) Move(ctx context.Context, src int64, uids UIDSet, dst int64) (CopyResult, error) {
 	if err := a.needCopy(ctx, src, RightRead|RightDeleteMessages|RightExpunge, dst); err != nil {
 		return CopyResult{}, fmt.Errorf("move from mailbox %d to %d: %w", src, dst, err)
@@ -67,10 +68,11 @@ func (a *Account) Move(ctx context.Context, src int64, uids UIDSet, dst int64) (
 	return out, nil
 }
 
+// copyRows copies the rows of uids from src to dst and returns the rows
+// it copied. src and dst may be one mailbox (RFC 6851 3.3 allows a MOVE
+// there): the rows are read before any copy is made, and the copies take
+// new UIDs.
 func (a *Account) copyRows(ctx context.Context, tx *sqlx.Tx, c *change, src int64, uids UIDSet, dst int64, chargeQuota bool) (CopyResult, []messageRow, error) {
-	if src == dst && !chargeQuota {
-		return CopyResult{}, nil, fmt.Errorf("%w: source and destination are the same mailbox", ErrInvalid)
-	}
 	if _, err := a.lockMailbox(ctx, tx, src); err != nil {
 		return CopyResult{}, nil, err
 	}

@@ -3,7 +3,12 @@ package imap
 import (
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
+
+	"basalt/internal/testsupport"
+	"basalt/internal/testsupport/storetest"
+	"basalt/store"
 )
 
 // ID (RFC 2971), which the library does not dispatch, is answered by the
@@ -138,4 +143,38 @@ func TestMailboxNamesRefused(t *testing.T) {
 		t.Errorf("LIST after refused names: %q", u)
 	}
 	c.ok(`CREATE "..x/.y"`)
+}
+
+// COPY and MOVE into the selected mailbox itself make new messages with
+// new UIDs (RFC 6851 3.3, RFC 4315 COPYUID); MOVE expunges the originals.
+func TestCopyMoveSameMailbox(t *testing.T) {
+	testsupport.ForEachDatabase(t, func(t *testing.T, db testsupport.Database) {
+		h := start(t, setup{db: db})
+		alice := h.user("alice@example.org", false)
+		h.deliver(alice, "INBOX", msg("one", "1"), store.AppendOptions{})
+		h.deliver(alice, "INBOX", msg("two", "2"), store.AppendOptions{})
+		c := h.dial(t)
+		c.login("alice@example.org")
+		v := strings.TrimSuffix(strings.TrimPrefix(must(t, c.ok("SELECT INBOX"), "UIDVALIDITY"), "* OK [UIDVALIDITY "), "] UIDs valid")
+		c.ok(`STORE 1 +FLAGS (\Flagged)`)
+		for _, tc := range []struct {
+			cmd      string
+			untagged []string
+			status   string
+		}{
+			{"COPY 1 INBOX", []string{"* 3 EXISTS"}, "OK [COPYUID " + v + " 1 3] COPY completed"},
+			{"UID MOVE 2 INBOX", []string{"* OK [COPYUID " + v + " 2 4] COPY completed", "* 2 EXPUNGE", "* 3 EXISTS"}, "OK UID MOVE completed"},
+			{"MOVE 1:2 inbox", []string{"* OK [COPYUID " + v + " 1,3 5:6] COPY completed", "* 2 EXPUNGE", "* 1 EXPUNGE", "* 3 EXISTS"}, "OK MOVE completed"},
+			{"UID FETCH 1:* (UID FLAGS)", []string{`* 1 FETCH (UID 4 FLAGS ())`, `* 2 FETCH (UID 5 FLAGS (\Flagged))`, `* 3 FETCH (UID 6 FLAGS (\Flagged))`}, "OK UID FETCH completed"},
+		} {
+			u, st := c.do(tc.cmd)
+			if st != tc.status || !slices.Equal(u, tc.untagged) {
+				t.Errorf("%s: got %q %q, want %q %q", tc.cmd, u, st, tc.untagged, tc.status)
+			}
+		}
+		if got := storetest.Messages(t, h.env.Account(alice), "INBOX"); len(got) != 3 {
+			t.Errorf("INBOX holds %d messages, want 3", len(got))
+		}
+		must(t, c.ok("STATUS INBOX (MESSAGES UIDNEXT)"), "(MESSAGES 3 UIDNEXT 7)")
+	})
 }

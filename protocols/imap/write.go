@@ -191,9 +191,6 @@ func (s *session) copyOrMove(numSet imap.NumSet, dest string, move bool, mw *ima
 	if len(uids) == 0 {
 		return nil, expungeIssued(issued && !byUID)
 	}
-	if move && dst.sameMailbox(sel.ref) {
-		return nil, no(imap.ResponseCodeCannot, "Source and destination are the same mailbox")
-	}
 	done, err := s.begin()
 	if err != nil {
 		return nil, err
