@@ -251,6 +251,11 @@ func (s *Store) insertMailbox(ctx context.Context, tx *sqlx.Tx, userID, parentID
 			return 0, err
 		}
 	}
+	// The new mailbox starts subscribed: a subscription its name kept
+	// from a deleted mailbox is its own now.
+	if _, err := tx.ExecContext(ctx, s.rebind("DELETE FROM lost_subscriptions WHERE user_id = ? AND name = ?"), userID, name); err != nil {
+		return 0, err
+	}
 	return id, nil
 }
 
@@ -368,6 +373,13 @@ func (a *Account) DeleteMailbox(ctx context.Context, id int64) error {
 				return err
 			}
 		}
+		// Its subscription outlives it (RFC 3501 6.3.6), unless this is
+		// another user's mailbox seen through a share.
+		if m.Subscribed && a.view == nil {
+			if err := a.keepSubscription(ctx, tx, m.Name); err != nil {
+				return err
+			}
+		}
 		c.add(id, "mailbox", 0, 0)
 		return nil
 	})
@@ -375,6 +387,58 @@ func (a *Account) DeleteMailbox(ctx context.Context, id int64) error {
 		return fmt.Errorf("delete mailbox %d: %w", id, err)
 	}
 	a.s.removeBlobs(ctx, doomed)
+	return nil
+}
+
+// keepSubscription records a subscribed name whose mailbox is going.
+func (a *Account) keepSubscription(ctx context.Context, tx *sqlx.Tx, name string) error {
+	for _, q := range []string{"DELETE FROM lost_subscriptions WHERE user_id = ? AND name = ?",
+		"INSERT INTO lost_subscriptions (user_id, name) VALUES (?, ?)"} {
+		if _, err := tx.ExecContext(ctx, a.s.rebind(q), a.userID, name); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// LostSubscriptions lists, by name, the subscriptions of the user's own
+// that outlived their mailboxes (RFC 3501 6.3.6: a server must not drop a
+// name from the subscriptions because its mailbox is gone). None through
+// a share.
+func (a *Account) LostSubscriptions(ctx context.Context) ([]string, error) {
+	if a.view != nil {
+		return nil, nil
+	}
+	var names []string
+	if err := a.s.db.SelectContext(ctx, &names, a.s.rebind("SELECT name FROM lost_subscriptions WHERE user_id = ? ORDER BY name"), a.userID); err != nil {
+		return nil, fmt.Errorf("list lost subscriptions: %w", err)
+	}
+	return names, nil
+}
+
+// DropLostSubscription unsubscribes a name whose mailbox is gone
+// (UNSUBSCRIBE, RFC 9051 6.3.8). ErrNotFound if it is not subscribed.
+func (a *Account) DropLostSubscription(ctx context.Context, name string) error {
+	n, err := NormalizeMailboxName(name)
+	if err != nil {
+		return err
+	}
+	if a.view != nil {
+		return fmt.Errorf("unsubscribe %q: %w", n, ErrNotFound)
+	}
+	err = a.s.writeUser(ctx, a.userID, func(tx *sqlx.Tx, c *change) error {
+		res, err := tx.ExecContext(ctx, a.s.rebind("DELETE FROM lost_subscriptions WHERE user_id = ? AND name = ?"), a.userID, n)
+		if err != nil {
+			return err
+		}
+		if k, _ := res.RowsAffected(); k == 0 {
+			return ErrNotFound
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("unsubscribe %q: %w", n, err)
+	}
 	return nil
 }
 

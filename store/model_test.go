@@ -369,3 +369,55 @@ func TestContactsAndSettings(t *testing.T) {
 func sessionUser(addr string) session.NewUser {
 	return session.NewUser{Address: addr, Password: storetest.Password}
 }
+
+// A subscription outlives its mailbox (RFC 3501 6.3.6) until the name is
+// unsubscribed or a mailbox of that name is made again.
+func TestLostSubscriptions(t *testing.T) {
+	each(t, func(t *testing.T, e *storetest.Env) {
+		ctx := context.Background()
+		a := e.Account(e.NewUser(t, "alice@example.org", false))
+		lost := func() []string {
+			t.Helper()
+			names, err := a.LostSubscriptions(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return names
+		}
+		var ids []int64
+		for _, name := range []string{"Fruit/Peach", "Fruit/Pear", "Tofu"} {
+			m, err := a.CreateMailbox(ctx, name, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			ids = append(ids, m.ID)
+		}
+		if err := a.Subscribe(ctx, ids[2], false); err != nil {
+			t.Fatal(err)
+		}
+		for _, id := range ids {
+			if err := a.DeleteMailbox(ctx, id); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if got := lost(); !slices.Equal(got, []string{"Fruit/Peach", "Fruit/Pear"}) {
+			t.Fatalf("lost subscriptions = %q", got)
+		}
+		if err := a.DropLostSubscription(ctx, "Fruit/Pear"); err != nil {
+			t.Fatal(err)
+		}
+		if err := a.DropLostSubscription(ctx, "Fruit/Pear"); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("dropping it again: %v", err)
+		}
+		if _, err := a.CreateMailbox(ctx, "Fruit/Peach", ""); err != nil {
+			t.Fatal(err)
+		}
+		if got := lost(); len(got) != 0 {
+			t.Fatalf("after the mailbox came back: %q", got)
+		}
+		m, err := a.MailboxByName(ctx, "Fruit/Peach")
+		if err != nil || !m.Subscribed {
+			t.Fatalf("recreated mailbox: %+v, %v", m, err)
+		}
+	})
+}

@@ -39,6 +39,7 @@ const (
 // classify looks at the command line at the start of b and returns its
 // kind and, for lineID and lineList, its length with its line end.
 func (g *guard) classify(b []byte) (lineKind, int) {
+	g.lsub.Store(false)
 	if g.in.afterIdle {
 		return linePass, 0
 	}
@@ -66,7 +67,9 @@ func (g *guard) classify(b []byte) (lineKind, int) {
 		end = len(rest)
 	}
 	var kind lineKind
-	switch cmd := string(rest[:end]); {
+	cmd := string(rest[:end])
+	g.lsub.Store(strings.EqualFold(cmd, "LSUB"))
+	switch {
 	case strings.EqualFold(cmd, "ID"):
 		kind = lineID
 	case strings.EqualFold(cmd, "LIST"), strings.EqualFold(cmd, "LSUB"):

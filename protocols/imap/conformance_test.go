@@ -178,3 +178,133 @@ func TestCopyMoveSameMailbox(t *testing.T) {
 		must(t, c.ok("STATUS INBOX (MESSAGES UIDNEXT)"), "(MESSAGES 3 UIDNEXT 7)")
 	})
 }
+
+// Subscriptions against RFC 5258 section 5's examples (under R/ and S/,
+// apart from the user's own mailboxes), LSUB's \Noselect (RFC 3501
+// 6.3.9), and subscriptions that outlive their mailboxes (\NonExistent).
+func TestListExtendedExamples(t *testing.T) {
+	testsupport.ForEachDatabase(t, func(t *testing.T, db testsupport.Database) {
+		h := start(t, setup{db: db})
+		h.user("alice@example.org", false)
+		c := h.dial(t)
+		c.login("alice@example.org")
+		for _, n := range []string{"R/Fruit/Apple", "R/Fruit/Banana", "R/Fruit/Peach", "R/Tofu", "R/Vegetable/Broccoli", "R/Vegetable/Corn",
+			"S/foo2/bar1", "S/foo2/bar2", "S/baz2/bar2", "S/baz2/bar22", "S/baz2/bar222", "S/eps2/mamba", "S/qux2/bar2",
+			"T/Xyzzy/Plugh"} {
+			c.ok("CREATE " + n)
+		}
+		// New mailboxes start subscribed: start from none.
+		for _, l := range c.ok(`LIST (SUBSCRIBED) "" *`) {
+			if name := l[strings.LastIndex(l, `"/" `)+4:]; len(name) > 2 && name[0] == '"' && strings.ContainsRune("RST", rune(name[1])) && strings.ContainsRune(`/"`, rune(name[2])) {
+				c.ok("UNSUBSCRIBE " + name)
+			}
+		}
+		for _, n := range []string{"R/Fruit/Banana", "R/Fruit/Peach", "R/Vegetable", "R/Vegetable/Broccoli",
+			"S/foo2/bar1", "S/foo2/bar2", "S/baz2/bar2", "S/baz2/bar22", "S/baz2/bar222", "S/eps2", "S/eps2/mamba", "S/qux2/bar2",
+			"T/Xyzzy", "T/Xyzzy/Plugh"} {
+			c.ok("SUBSCRIBE " + n)
+		}
+		// Deleting a mailbox keeps its subscription (RFC 3501 6.3.6).
+		c.ok("DELETE R/Fruit/Peach")
+		c.ok("DELETE T/Xyzzy/Plugh")
+		c.ok("DELETE T/Xyzzy")
+		c.ok("UNSUBSCRIBE T/Xyzzy") // gone, and still unsubscribed
+		c.expect("UNSUBSCRIBE T/Xyzzy", "NO [NONEXISTENT]")
+
+		for _, tc := range []struct {
+			cmd  string
+			want []string
+		}{
+			// Example 5.2: subscribed names, one without its mailbox.
+			{`LIST (SUBSCRIBED) "" R/*`, []string{
+				`* LIST (\HasNoChildren \Subscribed) "/" "R/Fruit/Banana"`,
+				`* LIST (\NonExistent \Subscribed) "/" "R/Fruit/Peach"`,
+				`* LIST (\HasChildren \Subscribed) "/" "R/Vegetable"`,
+				`* LIST (\HasNoChildren \Subscribed) "/" "R/Vegetable/Broccoli"`}},
+			// Example 5.3: RETURN (CHILDREN).
+			{`LIST () "" R/% RETURN (CHILDREN)`, []string{
+				`* LIST (\HasChildren) "/" "R/Fruit"`,
+				`* LIST (\HasNoChildren) "/" "R/Tofu"`,
+				`* LIST (\HasChildren) "/" "R/Vegetable"`}},
+			// Example 5.5: RECURSIVEMATCH with "%".
+			{`LIST (SUBSCRIBED RECURSIVEMATCH) "" R/% RETURN (CHILDREN)`, []string{
+				`* LIST (\HasChildren) "/" "R/Fruit" (CHILDINFO ("SUBSCRIBED"))`,
+				`* LIST (\HasChildren \Subscribed) "/" "R/Vegetable" (CHILDINFO ("SUBSCRIBED"))`}},
+			// Example 5.6: RETURN (SUBSCRIBED) lists mailboxes only.
+			{`LIST "" R/* RETURN (CHILDREN SUBSCRIBED)`, []string{
+				`* LIST (\HasChildren) "/" "R/Fruit"`,
+				`* LIST (\HasNoChildren) "/" "R/Fruit/Apple"`,
+				`* LIST (\HasNoChildren \Subscribed) "/" "R/Fruit/Banana"`,
+				`* LIST (\HasNoChildren) "/" "R/Tofu"`,
+				`* LIST (\HasChildren \Subscribed) "/" "R/Vegetable"`,
+				`* LIST (\HasNoChildren \Subscribed) "/" "R/Vegetable/Broccoli"`,
+				`* LIST (\HasNoChildren) "/" "R/Vegetable/Corn"`}},
+			// Example 5.7: several patterns.
+			{`LIST "" (INBOX R/Fruit/% R/Vegetable)`, []string{
+				`* LIST (\HasNoChildren) "/" INBOX`,
+				`* LIST (\HasNoChildren) "/" "R/Fruit/Apple"`,
+				`* LIST (\HasNoChildren) "/" "R/Fruit/Banana"`,
+				`* LIST (\HasChildren) "/" "R/Vegetable"`}},
+			// Example 5.9: CHILDINFO where a subscribed descendant is
+			// not matched itself, or under a subscribed name.
+			{`LIST (SUBSCRIBED RECURSIVEMATCH) "" S/*2`, []string{
+				`* LIST (\HasNoChildren \Subscribed) "/" "S/baz2/bar2"`,
+				`* LIST (\HasNoChildren \Subscribed) "/" "S/baz2/bar22"`,
+				`* LIST (\HasNoChildren \Subscribed) "/" "S/baz2/bar222"`,
+				`* LIST (\HasChildren \Subscribed) "/" "S/eps2" (CHILDINFO ("SUBSCRIBED"))`,
+				`* LIST (\HasChildren) "/" "S/foo2" (CHILDINFO ("SUBSCRIBED"))`,
+				`* LIST (\HasNoChildren \Subscribed) "/" "S/foo2/bar2"`,
+				`* LIST (\HasNoChildren \Subscribed) "/" "S/qux2/bar2"`}},
+			{`LIST (SUBSCRIBED RECURSIVEMATCH) "" S/*`, []string{
+				`* LIST (\HasNoChildren \Subscribed) "/" "S/baz2/bar2"`,
+				`* LIST (\HasNoChildren \Subscribed) "/" "S/baz2/bar22"`,
+				`* LIST (\HasNoChildren \Subscribed) "/" "S/baz2/bar222"`,
+				`* LIST (\HasChildren \Subscribed) "/" "S/eps2" (CHILDINFO ("SUBSCRIBED"))`,
+				`* LIST (\HasNoChildren \Subscribed) "/" "S/eps2/mamba"`,
+				`* LIST (\HasNoChildren \Subscribed) "/" "S/foo2/bar1"`,
+				`* LIST (\HasNoChildren \Subscribed) "/" "S/foo2/bar2"`,
+				`* LIST (\HasNoChildren \Subscribed) "/" "S/qux2/bar2"`}},
+			// Example 5.10: several patterns; a descendant one pattern
+			// matches is not CHILDINFO of another's match.
+			{`LIST (SUBSCRIBED RECURSIVEMATCH) "" (S/% S/foo2/%)`, []string{
+				`* LIST (\HasChildren) "/" "S/baz2" (CHILDINFO ("SUBSCRIBED"))`,
+				`* LIST (\HasChildren \Subscribed) "/" "S/eps2" (CHILDINFO ("SUBSCRIBED"))`,
+				`* LIST (\HasNoChildren \Subscribed) "/" "S/foo2/bar1"`,
+				`* LIST (\HasNoChildren \Subscribed) "/" "S/foo2/bar2"`,
+				`* LIST (\HasChildren) "/" "S/qux2" (CHILDINFO ("SUBSCRIBED"))`}},
+			// Example 5.8: a level with no mailbox above a subscribed name.
+			{`LIST (SUBSCRIBED RECURSIVEMATCH) "" T/%`, []string{
+				`* LIST (\NonExistent) "/" "T/Xyzzy" (CHILDINFO ("SUBSCRIBED"))`}},
+			{`LIST (SUBSCRIBED) "" T/*`, []string{
+				`* LIST (\NonExistent \Subscribed) "/" "T/Xyzzy/Plugh"`}},
+			// LSUB "%": the unsubscribed parent of subscribed children is
+			// \Noselect (RFC 3501 6.3.9); "*" lists the children instead.
+			{`LSUB "" R/%`, []string{
+				`* LSUB (\Noselect) "/" "R/Fruit"`,
+				`* LSUB (\HasChildren \Subscribed) "/" "R/Vegetable"`}},
+			{`LSUB "" R/Fruit/*`, []string{
+				`* LSUB (\HasNoChildren \Subscribed) "/" "R/Fruit/Banana"`,
+				`* LSUB (\Noselect \Subscribed) "/" "R/Fruit/Peach"`}},
+			{`LSUB "" T/%`, []string{`* LSUB (\Noselect) "/" "T/Xyzzy"`}},
+			{`LIST (SUBSCRIBED) "" %`, []string{
+				`* LIST (\HasNoChildren \Subscribed \Archive) "/" "Archive"`,
+				`* LIST (\HasNoChildren \Subscribed \Drafts) "/" "Drafts"`,
+				`* LIST (\HasNoChildren \Subscribed) "/" INBOX`,
+				`* LIST (\HasNoChildren \Subscribed \Junk) "/" "Junk"`,
+				`* LIST (\HasNoChildren \Subscribed \Sent) "/" "Sent"`,
+				`* LIST (\HasNoChildren \Subscribed \Trash) "/" "Trash"`}},
+		} {
+			u, st := c.do(tc.cmd)
+			if !strings.HasPrefix(st, "OK") || !slices.Equal(u, tc.want) {
+				t.Errorf("%s:\n got %q %q\nwant %q", tc.cmd, u, st, tc.want)
+			}
+		}
+		// A mailbox made again under the name takes its subscription.
+		c.ok("CREATE R/Fruit/Peach")
+		must(t, c.ok(`LIST (SUBSCRIBED) "" R/Fruit/Peach`), `* LIST (\HasNoChildren \Subscribed) "/" "R/Fruit/Peach"`)
+		c.ok("UNSUBSCRIBE T/Xyzzy/Plugh")
+		if u := c.ok(`LIST (SUBSCRIBED RECURSIVEMATCH) "" T/*`); len(u) != 0 {
+			t.Errorf("after the last unsubscribe under T: %q", u)
+		}
+	})
+}

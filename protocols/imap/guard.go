@@ -78,6 +78,9 @@ type guard struct {
 	// after STARTTLS: this one no longer reads, writes or closes it.
 	handedOff bool
 	poisoned  string // the connection ends at the next read, with this BYE text
+	// lsub says the command being run is LSUB, which the library hands
+	// to the session as a LIST (SUBSCRIBED) (see List).
+	lsub atomic.Bool
 }
 
 // litScan recognises a literal's announcement at the end of a line:

@@ -120,12 +120,22 @@ func (s *session) Rename(oldName, newName string, _ *imap.RenameOptions) error {
 // subscribed.
 func (s *session) Subscribe(name string) error { return s.subscribe(name, true) }
 
-// Unsubscribe is UNSUBSCRIBE (RFC 9051 6.3.8).
+// Unsubscribe is UNSUBSCRIBE (RFC 9051 6.3.8), also of a name whose
+// mailbox is gone.
 func (s *session) Unsubscribe(name string) error { return s.subscribe(name, false) }
 
 func (s *session) subscribe(name string, on bool) error {
 	s.settle()
 	ref, err := s.lookup(name)
+	if err == errNoMailbox && !on && !reserved(name) {
+		// A subscription that outlived its mailbox (RFC 3501 6.3.6).
+		done, err := s.begin()
+		if err != nil {
+			return err
+		}
+		defer done()
+		return s.storeErr("unsubscribe", s.acct.DropLostSubscription(s.srv.base, name))
+	}
 	if err != nil {
 		return err
 	}
@@ -139,90 +149,153 @@ func (s *session) subscribe(name string, on bool) error {
 
 // List is LIST (RFC 9051 6.3.9) with LIST-EXTENDED (RFC 5258),
 // LIST-STATUS (RFC 5819), SPECIAL-USE (RFC 6154) and CHILDREN (RFC 3348);
-// the library turns LSUB into a LIST of subscribed mailboxes. Mailboxes
-// shared with the user are listed under their namespaces; the levels
-// above them that are no mailbox of the user's to open (the namespace
-// prefixes, each owner, an owner's mailbox that is not shared with the
-// user but has a child that is) are listed \Noselect \HasChildren (RFC
-// 9051 6.3.9: a level of hierarchy that is not a selectable mailbox).
+// the library turns LSUB into a LIST of subscribed mailboxes, and the
+// guard says which it was (guard.lsub). Mailboxes shared with the user
+// are listed under their namespaces; the levels above them that are no
+// mailbox of the user's to open (the namespace prefixes, each owner, an
+// owner's mailbox that is not shared with the user but has a child that
+// is) are listed \Noselect \HasChildren (RFC 9051 6.3.9: a level of
+// hierarchy that is not a selectable mailbox).
+//
+// Subscriptions are by name and outlive their mailboxes (RFC 3501
+// 6.3.6): with SUBSCRIBED, a subscribed name whose mailbox is gone is
+// listed \NonExistent (RFC 5258 3). With RECURSIVEMATCH, a name is also
+// listed with CHILDINFO ("SUBSCRIBED") when it is subscribed and has a
+// subscribed descendant, or when it is not and has a subscribed
+// descendant that no pattern matches (RFC 5258 3.5 and the examples of
+// its section 5). LSUB lists a name that is not subscribed but has such a
+// descendant \Noselect (RFC 3501 6.3.9).
 func (s *session) List(w *imapserver.ListWriter, ref string, patterns []string, options *imap.ListOptions) error {
 	s.settle()
 	if len(patterns) == 0 {
 		// LIST "" "": the hierarchy delimiter and the root.
 		return w.WriteList(&imap.ListData{Attrs: []imap.MailboxAttr{imap.MailboxAttrNoSelect}, Delim: delim})
 	}
+	lsub := s.g.lsub.Load()
 	all, err := s.visible()
 	if err != nil {
 		return err
 	}
-	// Which names have children, and which have subscribed descendants:
-	// every ancestor of a name has children. The ancestors that are not
-	// mailboxes themselves are the levels of the shared hierarchy.
-	hasKids, subscribedKid := map[string]bool{}, map[string]bool{}
-	exists := make(map[string]bool, len(all))
-	for _, m := range all {
-		exists[m.name] = true
-	}
-	for _, m := range all {
-		for i := len(m.name) - 1; i > 0; i-- {
-			if m.name[i] == delim {
-				hasKids[m.name[:i]] = true
-				subscribedKid[m.name[:i]] = subscribedKid[m.name[:i]] || m.mb.Subscribed
+	var lost []string
+	if options.SelectSubscribed {
+		names, err := s.acct.LostSubscriptions(s.srv.base)
+		if err != nil {
+			return s.storeErr("list subscriptions", err)
+		}
+		for _, n := range names {
+			// One under a shared prefix could not be named over IMAP
+			// (visible says why).
+			if !reserved(n) {
+				lost = append(lost, n)
 			}
 		}
 	}
+	// The names, in the order they are listed: the user's own mailboxes
+	// and lost subscriptions by name, then the shared ones.
+	type entry struct {
+		name string
+		ref  *mailboxRef // nil: no mailbox by this name
+	}
+	exists := make(map[string]bool, len(all))
+	subscribed := map[string]bool{}
+	entries := make([]entry, 0, len(all)+len(lost))
+	for i := range all {
+		m := &all[i]
+		exists[m.name] = true
+		subscribed[m.name] = m.mb.Subscribed
+		for len(lost) > 0 && (m.shared() || lost[0] < m.name) {
+			entries = append(entries, entry{name: lost[0]})
+			subscribed[lost[0]] = true
+			lost = lost[1:]
+		}
+		entries = append(entries, entry{name: m.name, ref: m})
+	}
+	for _, n := range lost {
+		entries = append(entries, entry{name: n})
+		subscribed[n] = true
+	}
+	// Every ancestor of a mailbox has children; every ancestor of a
+	// subscribed name has a subscribed descendant.
+	hasKids, subscribedBelow := map[string]bool{}, map[string][]string{}
+	for _, e := range entries {
+		for i := len(e.name) - 1; i > 0; i-- {
+			if e.name[i] != delim {
+				continue
+			}
+			if e.ref != nil {
+				hasKids[e.name[:i]] = true
+			}
+			if subscribed[e.name] {
+				subscribedBelow[e.name[:i]] = append(subscribedBelow[e.name[:i]], e.name)
+			}
+		}
+	}
+	// unmatchedBelow reports whether a subscribed descendant of name is
+	// matched by no pattern, so that only name can show it.
+	unmatchedBelow := func(name string) bool {
+		for _, d := range subscribedBelow[name] {
+			if !matchAny(d, ref, patterns) {
+				return true
+			}
+		}
+		return false
+	}
 	listed := map[string]bool{}
-	level := func(name string) error {
+	write := func(e entry) error {
+		name := e.name
 		if listed[name] || !matchAny(name, ref, patterns) {
 			return nil
 		}
 		listed[name] = true
-		data := &imap.ListData{Delim: delim, Mailbox: name, Attrs: []imap.MailboxAttr{imap.MailboxAttrNoSelect, imap.MailboxAttrHasChildren}}
-		switch {
-		case options.SelectSpecialUse:
-			return nil
-		case options.SelectSubscribed && !(options.SelectRecursiveMatch && subscribedKid[name]):
-			return nil
-		case options.SelectRecursiveMatch && subscribedKid[name]:
-			// RFC 5258 3.5: returned for a subscribed descendant.
-			data.ChildInfo = &imap.ListDataChildInfo{Subscribed: true}
-		}
-		return w.WriteList(data)
-	}
-	for _, m := range all {
-		// The levels above a mailbox come before it.
-		for i := 1; i < len(m.name); i++ {
-			if m.name[i] == delim && !exists[m.name[:i]] {
-				if err := level(m.name[:i]); err != nil {
-					return err
-				}
+		data := &imap.ListData{Delim: delim, Mailbox: name}
+		self := subscribed[name]
+		if options.SelectSubscribed {
+			switch {
+			case self && options.SelectRecursiveMatch && len(subscribedBelow[name]) > 0:
+				data.ChildInfo = &imap.ListDataChildInfo{Subscribed: true}
+			case self:
+			case options.SelectRecursiveMatch && unmatchedBelow(name):
+				data.ChildInfo = &imap.ListDataChildInfo{Subscribed: true}
+			case lsub && unmatchedBelow(name):
+				// RFC 3501 6.3.9: \Noselect says "not subscribed" here.
+				data.Attrs = []imap.MailboxAttr{imap.MailboxAttrNoSelect}
+				return w.WriteList(data)
+			default:
+				return nil
 			}
 		}
-		if !matchAny(m.name, ref, patterns) {
-			continue
-		}
-		subscribedKid := subscribedKid[m.name]
-		data := &imap.ListData{Delim: delim, Mailbox: m.name}
+		m := e.ref
 		switch {
-		case options.SelectSpecialUse && m.mb.SpecialUse == "":
-			continue
-		case options.SelectSubscribed && !m.mb.Subscribed:
-			// RFC 5258 3.5: RECURSIVEMATCH also returns a mailbox whose
-			// descendant matches, marked with CHILDINFO.
-			if !options.SelectRecursiveMatch || !subscribedKid {
-				continue
+		case m == nil && !exists[name] && hasKids[name]:
+			// A level of the shared hierarchy.
+			if options.SelectSpecialUse {
+				return nil
 			}
-			data.ChildInfo = &imap.ListDataChildInfo{Subscribed: true}
-		case options.SelectRecursiveMatch && subscribedKid:
-			data.ChildInfo = &imap.ListDataChildInfo{Subscribed: true}
+			data.Attrs = []imap.MailboxAttr{imap.MailboxAttrNoSelect, imap.MailboxAttrHasChildren}
+		case m == nil:
+			// A subscribed name, or one above it, with no mailbox.
+			if !options.SelectSubscribed {
+				return nil
+			}
+			data.Attrs = []imap.MailboxAttr{imap.MailboxAttrNonExistent}
+			if lsub {
+				data.Attrs[0] = imap.MailboxAttrNoSelect // LSUB knows no \NonExistent (RFC 3501 7.2.3)
+			}
+		default:
+			if options.SelectSpecialUse && m.mb.SpecialUse == "" {
+				return nil
+			}
+			if hasKids[name] {
+				data.Attrs = append(data.Attrs, imap.MailboxAttrHasChildren)
+			} else {
+				data.Attrs = append(data.Attrs, imap.MailboxAttrHasNoChildren)
+			}
 		}
-		if hasKids[m.name] {
-			data.Attrs = append(data.Attrs, imap.MailboxAttrHasChildren)
-		} else {
-			data.Attrs = append(data.Attrs, imap.MailboxAttrHasNoChildren)
-		}
-		if m.mb.Subscribed && (options.SelectSubscribed || options.ReturnSubscribed) {
+		if self && (options.SelectSubscribed || options.ReturnSubscribed) {
 			data.Attrs = append(data.Attrs, imap.MailboxAttrSubscribed)
+		}
+		if m == nil {
+			return w.WriteList(data)
 		}
 		// Special uses are listed whether asked for or not (RFC 6154 2
 		// allows it), since clients look for them in a plain LIST.
@@ -232,11 +305,23 @@ func (s *session) List(w *imapserver.ListWriter, ref string, patterns []string, 
 		// RFC 5819 4: no STATUS for a mailbox whose status cannot be
 		// had, here another user's without the "r" right.
 		if options.ReturnStatus != nil && m.rights.Has(store.RightRead) {
-			if data.Status, err = s.status(m, options.ReturnStatus); err != nil {
+			var err error
+			if data.Status, err = s.status(*m, options.ReturnStatus); err != nil {
 				return err
 			}
 		}
-		if err := w.WriteList(data); err != nil {
+		return w.WriteList(data)
+	}
+	for _, e := range entries {
+		// The levels above a name come before it.
+		for i := 1; i < len(e.name); i++ {
+			if e.name[i] == delim && !exists[e.name[:i]] {
+				if err := write(entry{name: e.name[:i]}); err != nil {
+					return err
+				}
+			}
+		}
+		if err := write(e); err != nil {
 			return err
 		}
 	}

@@ -104,9 +104,15 @@ ok((typ, data), "LIST-STATUS")
 st = flat(M.untagged_responses.pop("STATUS", []))
 expect("MESSAGES" in st and "SIZE" in st, "LIST-STATUS: " + st)
 # LIST-EXTENDED (RFC 5258): selection and return options.
+# RECURSIVEMATCH: "Py" has CHILDINFO only where its subscribed child is
+# not matched itself (RFC 5258 section 5, example 9).
+M.untagged_responses.pop("LIST", None)
 ok(M._simple_command("LIST", "(SUBSCRIBED RECURSIVEMATCH)", '""', '"Py*"'), "LIST (SUBSCRIBED RECURSIVEMATCH)")
 le = flat(M.untagged_responses.pop("LIST", []))
-expect('"Py/Sub"' in le and "\\Subscribed" in le and "CHILDINFO" in le, "LIST (SUBSCRIBED RECURSIVEMATCH): " + le)
+expect('"Py/Sub"' in le and "\\Subscribed" in le and '"Py"' not in le and "CHILDINFO" not in le, "LIST (SUBSCRIBED RECURSIVEMATCH) Py*: " + le)
+ok(M._simple_command("LIST", "(SUBSCRIBED RECURSIVEMATCH)", '""', '"Py%"'), "LIST (SUBSCRIBED RECURSIVEMATCH)")
+le = flat(M.untagged_responses.pop("LIST", []))
+expect('(\\HasChildren) "/" "Py" (CHILDINFO ("SUBSCRIBED"))' in le and '"Py/Sub"' not in le, "LIST (SUBSCRIBED RECURSIVEMATCH) Py%: " + le)
 ok(M._simple_command("LIST", "(SPECIAL-USE)", '""', "*", "RETURN", "(CHILDREN)"), "LIST (SPECIAL-USE)")
 le = flat(M.untagged_responses.pop("LIST", []))
 expect('"Py Sent"' in le and "INBOX" not in le and "Children" in le, "LIST (SPECIAL-USE): " + le)
