@@ -308,3 +308,44 @@ func TestListExtendedExamples(t *testing.T) {
 		}
 	})
 }
+
+const binaryMsg = "From: bob@example.org\r\nTo: alice@example.org\r\nSubject: BINARY[-6.1] \"BINARY[-3]\"\r\n" +
+	"MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n" +
+	"--b\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\nAAECAwQFBgcICQ==\r\n" +
+	"--b\r\nContent-Type: text/plain\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\ncaf=C3=A9 =3D soft=\r\nbreak\r\n" +
+	"--b\r\nContent-Type: text/plain\r\nContent-Transfer-Encoding: base64\r\n\r\n\r\n" +
+	"--b--\r\n"
+
+// BINARY[part]<origin.length> (RFC 3516 4.2) answers BINARY[part]<origin>
+// with a literal8 of the decoded range, for base64, quoted-printable and
+// an empty part.
+func TestBinaryPartial(t *testing.T) {
+	h := start(t, setup{})
+	alice := h.user("alice@example.org", false)
+	h.deliver(alice, "INBOX", []byte(binaryMsg), store.AppendOptions{})
+	c := h.dial(t)
+	c.login("alice@example.org")
+	c.ok("SELECT INBOX")
+	for _, tc := range []struct{ items, want string }{
+		{"BINARY.PEEK[1]<2.3>", "* 1 FETCH (BINARY[1]<2> ~{3}\r\n\x02\x03\x04)"},
+		{"BINARY.PEEK[1]<8.100>", "* 1 FETCH (BINARY[1]<8> ~{2}\r\n\x08\x09)"},
+		{"BINARY.PEEK[1]<100.2>", "* 1 FETCH (BINARY[1]<100> ~{0}\r\n)"},
+		{"BINARY.PEEK[2]<0.4>", "* 1 FETCH (BINARY[2]<0> ~{4}\r\ncaf\xc3)"},
+		{"BINARY.PEEK[2]<4.9>", "* 1 FETCH (BINARY[2]<4> ~{9}\r\n\xa9 = softb)"},
+		{"BINARY.PEEK[3]", "* 1 FETCH (BINARY[3] ~{0}\r\n)"},
+		{"BINARY.PEEK[3]<0.10>", "* 1 FETCH (BINARY[3]<0> ~{0}\r\n)"},
+		{"BINARY.SIZE[2]", "* 1 FETCH (BINARY.SIZE[2] 17)"},
+		{"(BINARY.PEEK[1]<1.1> BINARY.PEEK[2]<1.2> BINARY.PEEK[1])", "* 1 FETCH (BINARY[1]<1> ~{1}\r\n\x01 BINARY[2]<1> ~{2}\r\naf BINARY[1] ~{10}\r\n\x00\x01\x02\x03\x04\x05\x06\x07\x08\x09)"},
+		// The marks are the guard's only: a subject that looks like one
+		// (quoted) goes out as it is.
+		{"(ENVELOPE BINARY.PEEK[1]<3.1>)", `BINARY[-6.1] \"BINARY[-3]\"`},
+		{"BINARY.PEEK[1]<3.1>", "* 1 FETCH (BINARY[1]<3> ~{1}\r\n\x03)"},
+	} {
+		u, st := c.do("FETCH 1 " + tc.items)
+		if st != "OK FETCH completed" || len(u) != 1 || !strings.Contains(u[0], tc.want) {
+			t.Errorf("FETCH 1 %s: got %q %q, want %q", tc.items, u, st, tc.want)
+		}
+	}
+	// BODY sections keep theirs.
+	must(t, c.ok("FETCH 1 BODY.PEEK[1]<0.4>"), "* 1 FETCH (BODY[1]<0> {4}\r\nAAEC)")
+}

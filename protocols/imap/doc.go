@@ -44,7 +44,7 @@
 //     message claim it; that needs a per-mailbox claim in the store.
 //
 // What the guard does in the library's place, on whole command lines
-// (commandline.go):
+// (commandline.go) and on responses:
 //   - ID (RFC 2971): the release dispatches no ID (imapserver/conn.go:
 //     readCommand's switch, 216-291, answers BAD "Unknown command" and,
 //     before login, ends the connection), so the guard answers it. It is
@@ -52,6 +52,11 @@
 //     fixed lists (imapserver/capability.go:30-105, addAvailableCaps), and
 //     Options.Caps cannot add a name to them. An ID whose parameters come
 //     as literals is left to the library (BAD).
+//   - A partial BINARY section: the library writes "BINARY[part]" with no
+//     "<origin>" (imapserver/fetch.go:434-443, WriteBinarySection ignores
+//     the section's Partial), which RFC 3516 4.2 requires. The session
+//     marks the section's part with its origin and the guard's scan of the
+//     output writes the origin in (binorigin.go).
 //   - LIST and LSUB patterns: the library decodes them as modified UTF-7
 //     and answers NO [SERVERBUG] to one that is not
 //     (imapserver/list.go:209); the guard escapes such a pattern's "&"s

@@ -194,7 +194,8 @@ func (s *session) fetchOne(w *imapserver.FetchWriter, seq uint32, m *store.Messa
 		}
 	}
 	for k, bs := range o.BinarySection {
-		if err := writeLiteral(mw.WriteBinarySection(bs, int64(len(binaries[k]))), binaries[k]); err != nil {
+		// A partial one goes out with its origin (binorigin.go).
+		if err := writeLiteral(mw.WriteBinarySection(markedBinary(bs), int64(len(binaries[k]))), binaries[k]); err != nil {
 			return err
 		}
 	}

@@ -198,6 +198,10 @@ type outScan struct {
 	tag   word
 	state word
 	lit   litScan
+	// The origin of a partial BINARY section (binorigin.go).
+	quoted, escaped bool   // in a quoted string, after its backslash
+	bin             int    // how much of "BINARY[" was just seen
+	mark            []byte // a marked section part held back, from its "-"
 }
 
 func newGuard(c net.Conn, srv *Server, release func()) *guard {
@@ -248,7 +252,9 @@ func (g *guard) Read(p []byte) (int, error) {
 				// Everything before it has been read and answered: the
 				// library asks for the next command only then.
 				line := g.held[:n]
-				g.held = g.held[n:]
+				if g.held = g.held[n:]; len(g.held) == 0 {
+					g.held = nil
+				}
 				g.mu.Unlock()
 				g.answerID(line)
 				continue
@@ -259,10 +265,10 @@ func (g *guard) Read(p []byte) (int, error) {
 		if len(g.held) > 0 {
 			n := copy(p, g.held)
 			k := g.scanIn(p[:n])
-			if g.poisoned != "" {
+			if g.held = g.held[k:]; g.poisoned != "" || len(g.held) == 0 {
+				// Nothing kept of a buffer read through: an idle
+				// connection holds no memory for it.
 				g.held = nil
-			} else {
-				g.held = g.held[k:]
 			}
 			g.mu.Unlock()
 			return k, nil
@@ -437,9 +443,16 @@ func (g *guard) Write(p []byte) (int, error) {
 			return len(p), nil
 		}
 	}
-	cut, startTLS := g.scanOut(q)
+	w, cut, startTLS := g.scanOut(q)
 	g.mu.Unlock()
-	n, err := g.Conn.Write(q)
+	n, err := g.Conn.Write(w)
+	if len(w) != len(q) {
+		// Bytes were put in or held back: all of p or none is written.
+		n = 0
+		if err == nil {
+			n = len(q)
+		}
+	}
 	n += len(p) - len(q)
 	if startTLS && err == nil {
 		g.handOff()
@@ -466,22 +479,45 @@ func (g *guard) handOff() {
 }
 
 // scanOut follows the server's bytes. It reports whether the connection
-// has had too many bad commands, and whether this write is STARTTLS's OK.
-func (g *guard) scanOut(p []byte) (cut, startTLS bool) {
+// has had too many bad commands, and whether this write is STARTTLS's OK;
+// and returns what is to be written for p, which is p unless a partial
+// BINARY section's origin was put in (binorigin.go).
+func (g *guard) scanOut(p []byte) (w []byte, cut, startTLS bool) {
 	out, in := &g.out, &g.in
+	var res []byte // what is written, once it differs from p
+	rewritten := false
 	for i := 0; i < len(p); i++ {
 		if out.skip > 0 {
 			k := int(min(out.skip, int64(len(p)-i)))
 			out.skip -= int64(k)
+			if rewritten {
+				res = append(res, p[i:i+k]...)
+			}
 			i += k - 1
 			continue
 		}
 		b := p[i]
-		if b == '\n' {
-			if out.lit.announced() {
-				out.skip = out.lit.n
+		if out.pos == 3 {
+			emit, held := out.binOrigin(b)
+			if held || emit != nil {
+				if !rewritten {
+					res, rewritten = append(make([]byte, 0, len(p)+16), p[:i]...), true
+				}
+				res = append(res, emit...)
+			} else if rewritten {
+				res = append(res, b)
 			}
-			out.pos, out.lit, out.tag, out.state = 0, litScan{}, word{}, word{}
+		} else if rewritten {
+			res = append(res, b)
+		}
+		if b == '\n' {
+			pos := uint8(0)
+			if out.lit.announced() {
+				// The response goes on after the literal.
+				out.skip, pos = out.lit.n, 3
+			}
+			out.pos, out.lit, out.tag, out.state = pos, litScan{}, word{}, word{}
+			out.quoted, out.escaped, out.bin = false, false, 0
 			continue
 		}
 		out.lit.feed(b)
@@ -537,7 +573,10 @@ func (g *guard) scanOut(p []byte) (cut, startTLS bool) {
 			}
 		}
 	}
-	return cut, startTLS
+	if rewritten {
+		return res, cut, startTLS
+	}
+	return p, cut, startTLS
 }
 
 // SetReadDeadline shortens the library's deadlines to the configured
