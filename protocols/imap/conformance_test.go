@@ -349,3 +349,41 @@ func TestBinaryPartial(t *testing.T) {
 	// BODY sections keep theirs.
 	must(t, c.ok("FETCH 1 BODY.PEEK[1]<0.4>"), "* 1 FETCH (BODY[1]<0> {4}\r\nAAEC)")
 }
+
+// An obsolete source route is the address's adl in ENVELOPE (RFC 3501
+// 7.4.2), which the library cannot write: the guard swaps it in.
+func TestEnvelopeSourceRoute(t *testing.T) {
+	h := start(t, setup{})
+	alice := h.user("alice@example.org", false)
+	h.deliver(alice, "INBOX", []byte("From: Bob <@route1,@route2:bob@example.org>\r\nTo: <@hop:alice@example.org>, carol@example.org\r\n"+
+		"Cc: \"(NIL NIL \\\"x\\\" \\\"y\\\")\" <@r:x@y>\r\nSubject: routes\r\nMessage-ID: <r1@example.org>\r\n\r\nbody\r\n"), store.AppendOptions{})
+	h.deliver(alice, "INBOX", []byte("From: bob@example.org\r\nTo: alice@example.org\r\nSubject: none\r\n\r\nbody\r\n"), store.AppendOptions{})
+	c := h.dial(t)
+	c.login("alice@example.org")
+	c.ok("SELECT INBOX")
+	const from = `(("Bob" "@route1,@route2" "bob" "example.org"))`
+	want := `* 1 FETCH (UID 1 ENVELOPE (NIL "routes" ` + from + " " + from + " " + from +
+		` ((NIL "@hop" "alice" "example.org") (NIL NIL "carol" "example.org")) (("(NIL NIL \"x\" \"y\")" "@r" "x" "y")) NIL NIL "<r1@example.org>") BODY[TEXT] {6}` + "\r\nbody\r\n)"
+	for _, cmd := range []string{"FETCH 1 (UID ENVELOPE BODY.PEEK[TEXT])", "FETCH 1:2 (UID ENVELOPE BODY.PEEK[TEXT])"} {
+		u := c.ok(cmd)
+		if u[0] != want {
+			t.Errorf("%s:\n got %q\nwant %q", cmd, u[0], want)
+		}
+	}
+	// The next message's addresses are its own.
+	must(t, c.ok("FETCH 2 ENVELOPE"), `((NIL NIL "bob" "example.org"))`)
+
+	// An attached message's envelope in BODYSTRUCTURE, and in BODY too.
+	h.deliver(alice, "INBOX", []byte("From: a@example.org\r\nSubject: fwd\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n"+
+		"--b\r\nContent-Type: text/plain\r\n\r\nsee\r\n--b\r\nContent-Type: message/rfc822\r\n\r\n"+
+		"From: <@gw:old@example.net>\r\nSubject: inner\r\n\r\ninner\r\n--b--\r\n"), store.AppendOptions{})
+	const inner = `((NIL "@gw" "old" "example.net"))`
+	c.ok("NOOP")
+	for _, items := range []string{"BODYSTRUCTURE", "BODY", "(BODY BODYSTRUCTURE)", "(ENVELOPE BODYSTRUCTURE)"} {
+		got := must(t, c.ok("FETCH 3 "+items), "* 3 FETCH")
+		// From, and the sender and reply-to taken from it: three each time.
+		if n := strings.Count(got, inner); n != 3*strings.Count(items, "BODY") || strings.Contains(got, `(NIL NIL "old"`) {
+			t.Errorf("FETCH 3 %s: %d routed inner senders in %q", items, n, got)
+		}
+	}
+}

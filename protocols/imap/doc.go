@@ -57,6 +57,12 @@
 //     the section's Partial), which RFC 3516 4.2 requires. The session
 //     marks the section's part with its origin and the guard's scan of the
 //     output writes the origin in (binorigin.go).
+//   - An address's source route (RFC 3501 7.4.2 adl): imap.Address has no
+//     field for it (go-imap v2 fetch.go:99-103) and the library writes
+//     NIL there (imapserver/fetch.go:568). The session gives the guard
+//     each routed address as the library writes it and as it should be,
+//     and the guard swaps them as the response goes out (adl.go). An
+//     address with a string that is not printable ASCII keeps NIL.
 //   - LIST and LSUB patterns: the library decodes them as modified UTF-7
 //     and answers NO [SERVERBUG] to one that is not
 //     (imapserver/list.go:209); the guard escapes such a pattern's "&"s

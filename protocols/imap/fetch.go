@@ -169,6 +169,23 @@ func (s *session) fetchOne(w *imapserver.FetchWriter, seq uint32, m *store.Messa
 			sizes = append(sizes, uint32(len(b)))
 		}
 	}
+	if m.Info != nil && (o.Envelope || o.BodyStructure != nil) {
+		// Source routes, which the library cannot write (adl.go), in the
+		// order it writes envelopes: ENVELOPE, then those of BODY and
+		// BODYSTRUCTURE (both, when both were asked for; what is not
+		// found is forgotten at the end of the response).
+		var swaps []adlSwap
+		if o.Envelope {
+			swaps = adlSwaps(&m.Info.Envelope)
+		}
+		if o.BodyStructure != nil {
+			nested := structureSwaps(&m.Info.Body)
+			swaps = append(append(swaps, nested...), nested...)
+		}
+		if len(swaps) > 0 {
+			s.g.expectADL(swaps)
+		}
+	}
 	mw := w.CreateMessage(seq)
 	if o.UID {
 		mw.WriteUID(imap.UID(m.UID))

@@ -202,6 +202,10 @@ type outScan struct {
 	quoted, escaped bool   // in a quoted string, after its backslash
 	bin             int    // how much of "BINARY[" was just seen
 	mark            []byte // a marked section part held back, from its "-"
+	// Addresses to swap in this response, and how much of the first was
+	// just seen (adl.go).
+	adl   []adlSwap
+	adlAt int
 }
 
 func newGuard(c net.Conn, srv *Server, release func()) *guard {
@@ -497,7 +501,28 @@ func (g *guard) scanOut(p []byte) (w []byte, cut, startTLS bool) {
 			continue
 		}
 		b := p[i]
-		if out.pos == 3 {
+		if out.pos == 3 && len(out.adl) > 0 {
+			// Addresses to swap (adl.go): what comes of the byte then
+			// goes through the BINARY scan.
+			pass := out.adlByte(b)
+			changed := len(pass) != 1 || pass[0] != b
+			var w []byte
+			for _, c := range pass {
+				emit, held := out.binOrigin(c)
+				if held || emit != nil {
+					changed = true
+					w = append(w, emit...)
+				} else {
+					w = append(w, c)
+				}
+			}
+			if changed && !rewritten {
+				res, rewritten = append(make([]byte, 0, len(p)+16), p[:i]...), true
+			}
+			if rewritten {
+				res = append(res, w...)
+			}
+		} else if out.pos == 3 {
 			emit, held := out.binOrigin(b)
 			if held || emit != nil {
 				if !rewritten {
@@ -515,6 +540,10 @@ func (g *guard) scanOut(p []byte) (w []byte, cut, startTLS bool) {
 			if out.lit.announced() {
 				// The response goes on after the literal.
 				out.skip, pos = out.lit.n, 3
+			} else {
+				// Swaps not found in the response are not looked for in
+				// the next.
+				out.adl, out.adlAt = nil, 0
 			}
 			out.pos, out.lit, out.tag, out.state = pos, litScan{}, word{}, word{}
 			out.quoted, out.escaped, out.bin = false, false, 0

@@ -152,12 +152,15 @@ func (p *addrParser) item(inGroup bool) {
 			p.i++ // no nested groups (RFC 5322 3.4): ignore
 		case t.is('<'):
 			p.i++
-			mailbox, host := p.angleAddr()
+			adl, mailbox, host := p.angleAddr()
 			name := phrase(words)
 			if c := p.trailingComment(); name == "" {
 				name = c
 			}
 			p.add(name, mailbox, host)
+			if adl != "" && len(p.out) > 0 {
+				p.out[len(p.out)-1].ADL = adl
+			}
 			return
 		case t.is('@'):
 			p.i++
@@ -219,14 +222,20 @@ func (p *addrParser) group(name string) {
 }
 
 // angleAddr parses the inside of an angle-addr after its "<", through its
-// ">" if present. An obsolete route ("@a,@b:", RFC 5322 4.4) is dropped.
-func (p *addrParser) angleAddr() (mailbox, host string) {
+// ">" if present. An obsolete route ("@a,@b:", RFC 5322 4.4) is returned as
+// adl, without its ":", as RFC 3501 7.4.2's at-domain-list.
+func (p *addrParser) angleAddr() (adl, mailbox, host string) {
 	if !p.eof() && p.peek().is('@') {
+		var route strings.Builder
 		for !p.eof() && !p.peek().is(':') && !p.peek().is('>') {
+			if t := p.peek(); t.kind != tokComment {
+				route.WriteString(t.text)
+			}
 			p.i++
 		}
 		if !p.eof() && p.peek().is(':') {
 			p.i++
+			adl = cleanText(route.String())
 		}
 	}
 	var (
@@ -258,7 +267,7 @@ func (p *addrParser) angleAddr() (mailbox, host string) {
 			local = append(local, t)
 		}
 	}
-	return concat(local), concat(domain)
+	return adl, concat(local), concat(domain)
 }
 
 // domain parses the domain of a bare addr-spec, up to the next separator.

@@ -32,6 +32,7 @@ const MissingHost = ".MISSING-HOST-NAME."
 // non-empty Host (MissingHost when the header gave none).
 type Address struct {
 	Name    string `json:"n,omitempty"` // display name, RFC 2047-decoded UTF-8
+	ADL     string `json:"r,omitempty"` // an obsolete source route ("@a,@b"), RFC 3501's at-domain-list
 	Mailbox string `json:"m,omitempty"` // local part, or group name for a group start
 	Host    string `json:"h,omitempty"` // domain
 }
