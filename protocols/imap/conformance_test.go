@@ -387,3 +387,16 @@ func TestEnvelopeSourceRoute(t *testing.T) {
 		}
 	}
 }
+
+// The same through Python's imaplib: testdata/imaplib_conformance.py.
+func TestInteropImaplibConformance(t *testing.T) {
+	python := testsupport.NeedCommand(t, "python3")
+	testsupport.ForEachDatabase(t, func(t *testing.T, db testsupport.Database) {
+		h := start(t, setup{db: db})
+		h.user("alice@example.org", false)
+		out := run(t, nil, python, "testdata/imaplib_conformance.py", "127.0.0.1", port(h.addr), "alice@example.org", storetest.Password)
+		if !strings.Contains(out, "ALL OK") {
+			t.Fatalf("imaplib session:\n%s", out)
+		}
+	})
+}
