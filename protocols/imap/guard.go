@@ -40,8 +40,12 @@ import (
 // For that it follows the framing of both directions: where lines end,
 // where literals ("{n}", "{n+}") start and how long they are, the first
 // two words of a command line (tag and command) and of a tagged response
-// (tag and status). It parses nothing else; the commands are the
-// library's to parse.
+// (tag and status). It parses nothing else, with three exceptions where
+// the library release falls short (doc.go): it answers ID itself and
+// makes LIST and LSUB patterns readable to the library, reading each
+// command line's start before handing it over (commandline.go); and in
+// responses it writes a partial BINARY section's origin (binorigin.go)
+// and an address's source route (adl.go).
 //
 // STARTTLS: the library answers it and then runs TLS over whatever
 // connection it was given, here the guard, which would leave the guard
