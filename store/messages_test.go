@@ -152,6 +152,20 @@ func TestMessageLifecycle(t *testing.T) {
 			t.Fatalf("inbox after move = %v", uids(left))
 		}
 		checkCounts(t, e, a)
+		// Into the mailbox itself: a new UID, the old one gone (RFC 6851
+		// 3.3), and so for a copy.
+		mv, err = a.Move(ctx, archive, store.UIDSet{{Start: 3, Stop: 3}}, archive)
+		if err != nil || len(mv.Pairs) != 1 || mv.Pairs[0] != (store.UIDPair{Src: 3, Dst: 4}) {
+			t.Fatalf("move into itself = %+v, %v", mv, err)
+		}
+		cp, err = a.Copy(ctx, archive, store.UIDSet{{Start: 4, Stop: 4}}, archive)
+		if err != nil || len(cp.Pairs) != 1 || cp.Pairs[0] != (store.UIDPair{Src: 4, Dst: 5}) {
+			t.Fatalf("copy into itself = %+v, %v", cp, err)
+		}
+		if got, _ := a.List(ctx, archive, store.ListQuery{}); !slices.Equal(uids(got), []uint32{1, 2, 4, 5}) {
+			t.Fatalf("archive after moving and copying into itself = %v", uids(got))
+		}
+		checkCounts(t, e, a)
 
 		// Expunge takes only \Deleted messages.
 		if _, err := a.SetFlags(ctx, inbox, store.UIDSet{{Start: 1, Stop: 1}, {Start: 4, Stop: 4}}, store.FlagAdd, store.FlagDeleted, nil); err != nil {
