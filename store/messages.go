@@ -247,6 +247,11 @@ func (a *Account) Append(ctx context.Context, mailboxID int64, raw []byte, opts 
 	if err := checkAppend(lim, u.UsedBytes, int64(len(raw)), opts.Inbound); err != nil {
 		return Appended{}, fmt.Errorf("append: %w", err)
 	}
+	// Before the parse, whose cost the limits bound (IMAP APPEND, drafts
+	// and sent copies come this way; deliveries are checked by the agent).
+	if err := s.header.Check(raw); err != nil {
+		return Appended{}, fmt.Errorf("append: %w", err)
+	}
 	p, err := parse(raw)
 	if err != nil {
 		return Appended{}, fmt.Errorf("append: %w", err)
