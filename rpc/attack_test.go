@@ -1,10 +1,16 @@
 package rpc
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"strings"
 	"testing"
+	"time"
+
+	"basalt/internal/testsupport/storetest"
+	"basalt/store"
 )
 
 // bigHeader returns a message whose header has n fields with values of
@@ -103,4 +109,90 @@ func TestBatchReplyCap(t *testing.T) {
 	}
 	// On their own, the refused calls succeed.
 	c.must("messages.load", map[string]any{"messageID": id, "sections": []string{"meta"}}, nil)
+}
+
+// TestUploadQuota: uploads are charged to the user's quota while they
+// wait: one that does not fit is refused (HTTP 507, overQuota) before
+// anything is kept, meta shows what they take, and removing one, sending
+// its compose or pruning the compose gives the bytes back.
+func TestUploadQuota(t *testing.T) {
+	forEachBackend(t, fixtureOptions{cfg: Config{MaxUploadBytes: 1 << 20}}, func(t *testing.T, fx *fixture) {
+		ctx := context.Background()
+		c, alice := fx.user(t, "alice@example.org", false)
+		fx.env.NewUser(t, "bob@example.org", false)
+		used := func() int64 {
+			t.Helper()
+			var m metaResult
+			c.must("meta", nil, &m)
+			return m.Quota.Used
+		}
+		setQuota := func(q int64) {
+			t.Helper()
+			if err := fx.env.Store.SetLimits(ctx, alice.User.ID, "", store.LimitOverrides{QuotaBytes: &q}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		file := func(n int) map[string]string { return map[string]string{"f.bin": strings.Repeat("u", n)} }
+		var cp composeResult
+		c.must("messages.compose", nil, &cp)
+
+		// The attack: a 3,000-byte quota, uploads of 5 KiB.
+		setQuota(3000)
+		for range 4 {
+			if resp, _ := c.upload(cp.ComposeID, file(5<<10), nil); resp.StatusCode != http.StatusInsufficientStorage {
+				t.Fatalf("upload over quota: HTTP %d", resp.StatusCode)
+			}
+		}
+		var list composeResult
+		c.must("attachments.list", map[string]any{"composeID": cp.ComposeID}, &list)
+		if len(list.Attachments) != 0 || used() != 0 {
+			t.Fatalf("after refused uploads: %d kept, %d bytes used", len(list.Attachments), used())
+		}
+
+		setQuota(100 << 10)
+		_, a1 := c.upload(cp.ComposeID, file(40<<10), nil)
+		_, a2 := c.upload(cp.ComposeID, file(40<<10), nil)
+		if len(a1.Attachments) != 1 || len(a2.Attachments) != 1 || used() != 80<<10 {
+			t.Fatalf("two uploads of 40 KiB: %+v %+v, %d bytes used", a1, a2, used())
+		}
+		if resp, _ := c.upload(cp.ComposeID, file(40<<10), nil); resp.StatusCode != http.StatusInsufficientStorage {
+			t.Fatalf("a third upload past the quota: HTTP %d", resp.StatusCode)
+		}
+		c.must("attachments.remove", map[string]any{"attachmentID": a1.Attachments[0].AttachmentID}, nil)
+		if u := used(); u != 40<<10 {
+			t.Fatalf("after a removal: %d bytes used, want %d", u, 40<<10)
+		}
+
+		// Sent: the upload is given back, the sent copy charged instead.
+		var sent sendResult
+		c.must("messages.send", map[string]any{"composeID": cp.ComposeID, "to": []string{"bob@example.org"}, "subject": "file",
+			"body": map[string]any{"text": "attached"}, "attachments": []int64{a2.Attachments[0].AttachmentID}}, &sent)
+		if sent.MessageID == "" {
+			t.Fatalf("send: %+v", sent)
+		}
+		a := fx.env.Account(alice)
+		msgs, err := a.List(ctx, storetest.MailboxID(t, a, "Sent"), store.ListQuery{})
+		if err != nil || len(msgs) != 1 {
+			t.Fatalf("sent: %d messages, %v", len(msgs), err)
+		}
+		if u := used(); u != msgs[0].Size {
+			t.Fatalf("after send: %d bytes used, want the sent copy's %d", u, msgs[0].Size)
+		}
+
+		// Pruned with its compose.
+		var cp2 composeResult
+		c.must("messages.compose", nil, &cp2)
+		if resp, _ := c.upload(cp2.ComposeID, file(10<<10), nil); resp.StatusCode != 200 {
+			t.Fatalf("upload: HTTP %d", resp.StatusCode)
+		}
+		if u := used(); u != msgs[0].Size+10<<10 {
+			t.Fatalf("with an upload waiting: %d bytes used", u)
+		}
+		if _, err := fx.env.Store.PruneWebmail(ctx, -time.Hour); err != nil {
+			t.Fatal(err)
+		}
+		if u := used(); u != msgs[0].Size {
+			t.Fatalf("after the prune: %d bytes used, want %d", u, msgs[0].Size)
+		}
+	})
 }
