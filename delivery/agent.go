@@ -279,6 +279,15 @@ func (a *Agent) Deliver(ctx context.Context, env *Envelope, rcpts []Recipient, r
 	if int64(len(body)) > a.cfg.MaxSize {
 		return nil, ErrTooLarge
 	}
+	// The header's size is bounded before anything parses it: parsing
+	// costs memory in proportion to its fields. Basalt's own mail (a
+	// retry from the queue carries the trace fields added the first time)
+	// was checked when it came in.
+	if env.Source != SourceInternal {
+		if err := a.store.CheckHeader(body); err != nil {
+			return nil, ErrHeaderTooLarge.with(err)
+		}
+	}
 	header, err := textproto.ReadHeader(bufio.NewReader(bytes.NewReader(body)))
 	if err != nil {
 		header = textproto.Header{} // mail without a parsable header is still mail
@@ -552,21 +561,41 @@ func sanitizeHelo(s string) string {
 	return s
 }
 
-// checkHeaderFrom makes a submitted message's From header name the user
-// (magma refused mail whose From was not the sender's own).
+// checkHeaderFrom makes a submitted message's originator fields name the
+// user (magma refused mail whose From was not the sender's own). RFC
+// 5322 3.6 allows exactly one From and at most one Sender; a second From
+// or a Sender, Resent-From or Resent-Sender (3.6.6) naming someone else
+// is shown as the author by some clients, so each is held to the rule
+// From is held to.
 func (a *Agent) checkHeaderFrom(ctx context.Context, env *Envelope, h textproto.Header) error {
-	mh := mail.Header{Header: message.Header{Header: h}}
-	addrs, err := mh.AddressList("From")
-	if err != nil || len(addrs) == 0 {
-		return ErrBadHeaderFrom.with(err)
+	if n := len(h.Values("From")); n != 1 {
+		return ErrOneFrom.with(fmt.Errorf("%d From fields", n))
 	}
-	for _, ad := range addrs {
-		ok, err := a.ownsAddress(ctx, env.Auth.User, ad.Address)
-		if err != nil {
-			return a.storeError(err)
-		}
-		if !ok {
-			return ErrBadHeaderFrom
+	if n := len(h.Values("Sender")); n > 1 {
+		return ErrBadHeaderSender.with(fmt.Errorf("%d Sender fields", n))
+	}
+	for _, f := range []struct {
+		name    string
+		refusal *Error
+	}{{"From", ErrBadHeaderFrom}, {"Sender", ErrBadHeaderSender}, {"Resent-From", ErrBadHeaderSender}, {"Resent-Sender", ErrBadHeaderSender}} {
+		for _, v := range h.Values(f.name) {
+			// Each occurrence on its own: AddressList would read only the
+			// first of a repeated field.
+			var one textproto.Header
+			one.Add(f.name, v)
+			addrs, err := (&mail.Header{Header: message.Header{Header: one}}).AddressList(f.name)
+			if err != nil || len(addrs) == 0 {
+				return f.refusal.with(fmt.Errorf("%s: %v", f.name, err))
+			}
+			for _, ad := range addrs {
+				ok, err := a.ownsAddress(ctx, env.Auth.User, ad.Address)
+				if err != nil {
+					return a.storeError(err)
+				}
+				if !ok {
+					return f.refusal
+				}
+			}
 		}
 	}
 	return nil

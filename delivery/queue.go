@@ -421,6 +421,14 @@ func (q *Queue) Relays() bool { return q.cfg.Smarthost != "" }
 // smarthost. It returns each one's outcome in the order of rcpts.
 func (q *Queue) deliver(ctx context.Context, e *store.Outbound, rcpts []string) []outcome {
 	out := make([]outcome, len(rcpts))
+	if e.SealedUser != 0 {
+		// Sealed to its one recipient's key: stored as it is, for that
+		// user, whatever address it was queued to.
+		for i, r := range rcpts {
+			out[i] = q.deliverSealed(ctx, e, r)
+		}
+		return out
+	}
 	var remote []string
 	var remoteAt []int
 	var raw []byte
@@ -493,6 +501,29 @@ func (q *Queue) deliverLocal(ctx context.Context, e *store.Outbound, rcpt string
 	}
 }
 
+// deliverSealed stores a sealed entry (store.Outbound.SealedUser) for
+// its user: no filters or rules run again, as they ran, or were not due,
+// when it came in.
+func (q *Queue) deliverSealed(ctx context.Context, e *store.Outbound, rcpt string) outcome {
+	_, err := q.st.DeliverSealed(ctx, e)
+	switch {
+	case err == nil:
+		q.log.Info("queue: delivered locally, sealed", "queue_id", e.ID, "rcpt", rcpt)
+		return outcome{class: 2, reply: "250 2.0.0 Delivered"}
+	case errors.Is(err, store.ErrOverQuota):
+		q.log.Warn("queue: sealed delivery deferred", "queue_id", e.ID, "rcpt", rcpt, "err", err)
+		return outcome{class: 4, reply: "452 4.2.2 Mailbox full"}
+	case errors.Is(err, store.ErrTooLarge):
+		return outcome{class: 5, reply: "552 5.3.4 Message too big"}
+	case permanent(err):
+		q.log.Warn("queue: sealed delivery failed", "queue_id", e.ID, "rcpt", rcpt, "err", err)
+		return outcome{class: 5, reply: "550 5.1.1 Recipient cannot take this message"}
+	default:
+		q.log.Warn("queue: sealed delivery deferred", "queue_id", e.ID, "rcpt", rcpt, "err", err)
+		return outcome{class: 4, reply: "451 4.3.0 Local delivery failed for the time being"}
+	}
+}
+
 // localReply is the reply line a local delivery's error stands for, as a
 // DSN may tell the sender: the agent's own reply, or for anything else a
 // generic one (the cause, a database error say, goes to the log only).
@@ -536,6 +567,9 @@ func dsnRecipient(r store.OutboundRcpt, smarthost string, at time.Time) DSNRecip
 
 // originalHeader reads the header of the queued message.
 func (q *Queue) originalHeader(ctx context.Context, e *store.Outbound) ([]byte, error) {
+	if e.SealedUser != 0 {
+		return nil, nil // sealed to its recipient: not readable here
+	}
 	rc, err := q.st.OpenOutbound(ctx, e)
 	if err != nil {
 		return nil, err

@@ -32,22 +32,29 @@ func reply(code int, a, b, c int, msg string, cause error) *Error {
 
 // The refusals the agent gives, each with its reply code.
 var (
-	ErrNoRelay        = reply(554, 5, 7, 1, "Relay access denied", nil)
-	ErrUnknownUser    = reply(550, 5, 1, 1, "No such user here", nil)
-	ErrTooManyRcpts   = reply(452, 4, 5, 3, "Too many recipients", nil)
-	ErrNullSender     = reply(550, 5, 7, 1, "Null sender not accepted from this host", nil)
-	ErrForbiddenFrom  = reply(553, 5, 7, 1, "Sender address is not one of yours", nil)
-	ErrTooLarge       = reply(552, 5, 3, 4, "Message too big", nil)
+	ErrNoRelay       = reply(554, 5, 7, 1, "Relay access denied", nil)
+	ErrUnknownUser   = reply(550, 5, 1, 1, "No such user here", nil)
+	ErrTooManyRcpts  = reply(452, 4, 5, 3, "Too many recipients", nil)
+	ErrNullSender    = reply(550, 5, 7, 1, "Null sender not accepted from this host", nil)
+	ErrForbiddenFrom = reply(553, 5, 7, 1, "Sender address is not one of yours", nil)
+	ErrTooLarge      = reply(552, 5, 3, 4, "Message too big", nil)
+	// ErrHeaderTooLarge: RFC 3463 3.4, X.3.4 "message too big for
+	// system", as Postfix answers past header_size_limit.
+	ErrHeaderTooLarge = reply(552, 5, 3, 4, "Message header too large", nil)
 	ErrBadAddress     = reply(501, 5, 1, 3, "Bad address syntax", nil)
 	ErrTemporary      = reply(451, 4, 3, 0, "Temporary failure, please try again later", nil)
 	ErrNeedsAuth      = reply(530, 5, 7, 0, "Authentication required", nil)
 	ErrDailyLimit     = reply(451, 4, 7, 1, "Daily limit reached, try again later", nil)
 	ErrBadHeaderFrom  = reply(550, 5, 7, 1, "From header is not one of your addresses", nil)
-	ErrNoValidRcpts   = reply(554, 5, 5, 1, "No valid recipients", nil)
-	ErrMailboxLocked  = reply(450, 4, 2, 1, "Mailbox temporarily unavailable", nil)
-	ErrTooManyHops    = reply(554, 5, 4, 6, "Too many hops: mail loop detected", nil)
-	errQuotaTemporary = reply(452, 4, 2, 2, "Mailbox full", nil)
-	errQuotaPermanent = reply(552, 5, 2, 2, "Mailbox full", nil)
+	// ErrOneFrom: RFC 5322 3.6 allows exactly one From field.
+	ErrOneFrom = reply(550, 5, 7, 1, "Message must have exactly one From header", nil)
+	// ErrBadHeaderSender covers Sender, Resent-From and Resent-Sender.
+	ErrBadHeaderSender = reply(550, 5, 7, 1, "Sender or Resent- header is not one of your addresses", nil)
+	ErrNoValidRcpts    = reply(554, 5, 5, 1, "No valid recipients", nil)
+	ErrMailboxLocked   = reply(450, 4, 2, 1, "Mailbox temporarily unavailable", nil)
+	ErrTooManyHops     = reply(554, 5, 4, 6, "Too many hops: mail loop detected", nil)
+	errQuotaTemporary  = reply(452, 4, 2, 2, "Mailbox full", nil)
+	errQuotaPermanent  = reply(552, 5, 2, 2, "Mailbox full", nil)
 )
 
 // with returns a copy of e carrying cause.
@@ -68,6 +75,8 @@ func (a *Agent) storeError(err error) *Error {
 			return errQuotaPermanent.with(err)
 		}
 		return errQuotaTemporary.with(err)
+	case errors.Is(err, store.ErrHeaderTooLarge):
+		return ErrHeaderTooLarge.with(err)
 	case errors.Is(err, store.ErrTooLarge):
 		return ErrTooLarge.with(err)
 	case errors.Is(err, store.ErrDailyLimit):

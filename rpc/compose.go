@@ -232,6 +232,8 @@ func (h *Handler) serveUpload(w http.ResponseWriter, r *http.Request) {
 				status = http.StatusNotFound
 			case e.Code == CodeDomainTooBig:
 				status = http.StatusRequestEntityTooLarge
+			case e.Code == CodeOverQuota:
+				status = http.StatusInsufficientStorage // RFC 4918 11.5
 			case e.Code == CodeInternal:
 				h.log.Error("upload", "err", err)
 				status = http.StatusInternalServerError
@@ -673,6 +675,12 @@ func (h *Handler) messagesSend(ctx context.Context, c *Call, p messageParams) (s
 		return sendResult{}, &Error{Code: CodeRefused, Message: "the message could not be sent", Data: ErrorData{Type: "sendFailed", Recipients: out.Failed}}
 	}
 	// From here the message is out: what follows must not fail the call.
+	// The compose goes first: its uploads, charged to the quota while they
+	// waited, are given back before the sent copy (which holds them) is.
+	h.dropDraft(ctx, a, p.ComposeID)
+	if err := a.DeleteCompose(ctx, p.ComposeID); err != nil {
+		h.log.Warn("close compose", "user", u.ID, "err", err)
+	}
 	if sent, err := specialFolder(ctx, a, `\Sent`, "Sent"); err != nil {
 		h.log.Warn("sent copy", "user", u.ID, "err", err)
 	} else if res, err := a.Append(ctx, sent, b.withBcc, store.AppendOptions{Flags: store.FlagSeen}); err != nil {
@@ -684,10 +692,6 @@ func (h *Handler) messagesSend(ctx context.Context, c *Call, p messageParams) (s
 		if _, err := a.SetFlags(ctx, b.inReplyTo.MailboxID, store.UIDSet{{Start: b.inReplyTo.UID, Stop: b.inReplyTo.UID}}, store.FlagAdd, store.FlagAnswered, nil); err != nil {
 			h.log.Warn("flag answered", "user", u.ID, "err", err)
 		}
-	}
-	h.dropDraft(ctx, a, p.ComposeID)
-	if err := a.DeleteCompose(ctx, p.ComposeID); err != nil {
-		h.log.Warn("close compose", "user", u.ID, "err", err)
 	}
 	return out, nil
 }

@@ -23,6 +23,8 @@ import (
 type Engine struct {
 	methods  map[string]*method
 	maxBatch int
+	// maxReply bounds a batch's results (Config.MaxReplyBytes).
+	maxReply int
 	log      *slog.Logger
 	// guard runs before every method that is not public: authentication,
 	// CSRF and rate limits (server.go).
@@ -44,8 +46,8 @@ type method struct {
 	invoke       func(ctx context.Context, c *Call, params []byte) (any, error)
 }
 
-func newEngine(maxBatch int, log *slog.Logger) *Engine {
-	return &Engine{methods: map[string]*method{}, maxBatch: maxBatch, log: log}
+func newEngine(maxBatch, maxReply int, log *slog.Logger) *Engine {
+	return &Engine{methods: map[string]*method{}, maxBatch: maxBatch, maxReply: maxReply, log: log}
 }
 
 // Spec describes a method to Register.
@@ -166,10 +168,23 @@ func (e *Engine) serve(ctx context.Context, c *Call, body []byte) []byte {
 		}
 		// Calls run in order: a client may rely on a batch's effects
 		// following one another (section 6 allows any order).
+		// A batch of calls that each return much (50 loads of a large
+		// message) would otherwise build a reply of hundreds of MiB:
+		// once the results pass maxReply, the calls left are not run
+		// and are answered CodeTooLarge, to be sent again on their own.
+		// A call is never run and then denied its result.
 		var out []*response
+		size := 0
 		for _, it := range items {
+			if e.maxReply > 0 && size >= e.maxReply {
+				if r := tooMuch(it); r != nil {
+					out = append(out, r)
+				}
+				continue
+			}
 			if r := e.one(ctx, c, it); r != nil {
 				out = append(out, r)
+				size += len(r.Result)
 			}
 		}
 		if len(out) == 0 {
@@ -181,6 +196,23 @@ func (e *Engine) serve(ctx context.Context, c *Call, body []byte) []byte {
 		return encode(r)
 	}
 	return nil
+}
+
+// tooMuch answers a batch's call that is not run because the batch's
+// reply is full; nil for a notification, which gets no answer.
+func tooMuch(raw json.RawMessage) *response {
+	req, err := parseRequest(bytes.TrimSpace(raw))
+	if err != nil {
+		return errorResponse(nil, serverErr(CodeInvalidRequest, "invalid request"))
+	}
+	if req.ID == nil {
+		return nil
+	}
+	id, ok := validID(req.ID)
+	if !ok {
+		return errorResponse(nil, serverErr(CodeInvalidRequest, "invalid request: id must be a string, a number or null"))
+	}
+	return errorResponse(id, &Error{Code: CodeTooLarge, Message: "the batch's reply is full; send this call again"})
 }
 
 func encode(v any) []byte {

@@ -120,9 +120,10 @@ func asError(err error) *Error {
 		// The agent hands out copies of its replies carrying causes, so
 		// they are told apart by what they say.
 		switch {
-		case sameReply(de, delivery.ErrForbiddenFrom), sameReply(de, delivery.ErrBadHeaderFrom):
+		case sameReply(de, delivery.ErrForbiddenFrom), sameReply(de, delivery.ErrBadHeaderFrom),
+			sameReply(de, delivery.ErrOneFrom), sameReply(de, delivery.ErrBadHeaderSender):
 			return with(errForbiddenFrom)
-		case sameReply(de, delivery.ErrTooLarge):
+		case sameReply(de, delivery.ErrTooLarge), sameReply(de, delivery.ErrHeaderTooLarge):
 			return with(errTooLarge)
 		case sameReply(de, delivery.ErrDailyLimit):
 			return with(errDailyLimit)

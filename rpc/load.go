@@ -77,11 +77,14 @@ type securityResult struct {
 }
 
 type loadResult struct {
-	MessageID   string           `json:"messageID"`
-	Meta        *messageItem     `json:"meta,omitempty"`
-	Header      []headerField    `json:"header,omitempty"`
-	Body        *bodyResult      `json:"body,omitempty"`
-	Attachments []attachmentItem `json:"attachments,omitempty"`
+	MessageID string        `json:"messageID"`
+	Meta      *messageItem  `json:"meta,omitempty"`
+	Header    []headerField `json:"header,omitempty"`
+	// HeaderTruncated says the header was longer than what Header lists
+	// (maxHeaderBytes, maxHeaderFields); the source has it whole.
+	HeaderTruncated bool             `json:"headerTruncated,omitempty"`
+	Body            *bodyResult      `json:"body,omitempty"`
+	Attachments     []attachmentItem `json:"attachments,omitempty"`
 	// Source is the message as stored; SourceURL downloads it.
 	Source          string          `json:"source,omitempty"`
 	SourceURL       string          `json:"sourceURL,omitempty"`
@@ -93,6 +96,11 @@ type loadResult struct {
 const (
 	maxBodyBytes   = 4 << 20
 	maxSourceBytes = 1 << 20
+	// A header is shown up to these: what is past them is not read by
+	// people, and a hostile one (hundreds of thousands of fields) made
+	// each load cost megabytes of JSON.
+	maxHeaderBytes  = 64 << 10
+	maxHeaderFields = 1000
 )
 
 // loadMessage reads a message's row (with its parse) by id.
@@ -151,12 +159,15 @@ func (h *Handler) messagesLoad(ctx context.Context, c *Call, p loadParams) (load
 	}
 	info := m.Info
 	if want["header"] || want["security"] {
-		hdr, err := textproto.ReadHeader(bufio.NewReader(bytes.NewReader(cut(raw, 0, info.HeaderSize))))
+		head, truncated := headerPrefix(cut(raw, 0, info.HeaderSize))
+		hdr, err := textproto.ReadHeader(bufio.NewReader(bytes.NewReader(head)))
 		if err != nil {
 			hdr = textproto.Header{}
 		}
 		if want["header"] {
-			out.Header = headerFields(hdr)
+			var more bool
+			out.Header, more = headerFields(hdr, maxHeaderFields)
+			out.HeaderTruncated = truncated || more
 		}
 		if want["security"] {
 			out.Security = &securityResult{
@@ -211,20 +222,43 @@ func unfold(v string) string {
 	return strings.Join(strings.Fields(v), " ")
 }
 
+// headerPrefix returns the header's first maxHeaderBytes, cut at the end
+// of a line and ended by the empty line a header parser wants, and
+// whether anything was left out.
+func headerPrefix(h []byte) ([]byte, bool) {
+	if len(h) <= maxHeaderBytes {
+		return h, false
+	}
+	cut := bytes.LastIndexByte(h[:maxHeaderBytes], '\n')
+	// A folded field continues on lines that start with white space;
+	// cut before one that does not, so no field is cut in the middle.
+	for cut > 0 && cut+1 < len(h) && (h[cut+1] == ' ' || h[cut+1] == '\t') {
+		cut = bytes.LastIndexByte(h[:cut], '\n')
+	}
+	if cut < 0 {
+		return []byte("\r\n"), true
+	}
+	out := make([]byte, 0, cut+3)
+	return append(append(out, h[:cut+1]...), "\r\n"...), true
+}
+
 // headerFields lists the top-level header in order, with RFC 2047
-// encoded words decoded.
-func headerFields(h textproto.Header) []headerField {
+// encoded words decoded: at most max fields, and whether there were more.
+func headerFields(h textproto.Header, max int) ([]headerField, bool) {
 	out := []headerField{}
 	mh := message.Header{Header: h}
 	fields := mh.Fields()
 	for fields.Next() {
+		if len(out) == max {
+			return out, true
+		}
 		v, err := fields.Text()
 		if err != nil {
 			v = fields.Value()
 		}
 		out = append(out, headerField{Name: fields.Key(), Value: strings.ToValidUTF8(unfold(v), "\uFFFD")})
 	}
-	return out
+	return out, false
 }
 
 // textParts returns the first text/plain and text/html parts that are the

@@ -4,10 +4,13 @@ import (
 	"encoding/base64"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 
 	"github.com/microcosm-cc/bluemonday"
+	"golang.org/x/net/html"
+	"golang.org/x/net/html/atom"
 )
 
 // HTML mail is the sender's code; shown in the webmail's origin it could
@@ -20,7 +23,12 @@ import (
 //   - images from other servers are removed unless the user asks for them,
 //     as loading them tells the sender the message was opened (and when,
 //     and from where);
-//   - links open outside the webmail and send no Referer.
+//   - links open outside the webmail and send no Referer: every a and
+//     area with an href gets target="_blank" and rel="noopener
+//     noreferrer" (linksOut);
+//   - no id or name attribute survives: either can clobber the DOM (a
+//     named element becomes a property of window and document, shadowing
+//     what the page's own code looks up) once the HTML is rendered.
 
 // sanitizer is one policy with the state of the message it is working
 // on. bluemonday calls the src rewriter from inside Sanitize, so that
@@ -50,7 +58,7 @@ func (p *sanitizerPool) get() *sanitizer {
 func (p *sanitizerPool) sanitize(src string, cids map[string]string, allowRemote bool) (string, bool) {
 	s := p.get()
 	s.cids, s.allowRemote, s.blocked = cids, allowRemote, false
-	out := s.policy.Sanitize(src)
+	out := linksOut(s.policy.Sanitize(src))
 	blocked := s.blocked
 	s.cids = nil
 	p.pool.Put(s)
@@ -79,7 +87,7 @@ var (
 
 func newSanitizer() *sanitizer {
 	s := &sanitizer{}
-	p := bluemonday.UGCPolicy()
+	p := mailPolicy()
 	p.AllowURLSchemes("http", "https", "mailto", "cid")
 	p.AllowRelativeURLs(false)
 	// data: URLs (RFC 2397) of raster images only: bluemonday's schemes
@@ -103,6 +111,95 @@ func newSanitizer() *sanitizer {
 	p.RewriteSrc(s.rewrite)
 	s.policy = p
 	return s
+}
+
+// mailPolicy is bluemonday's UGCPolicy without what names elements: its
+// standard attributes bring id on every element, and map takes a name
+// that img usemap refers to. Both let mail clobber the DOM it is shown
+// in. bluemonday cannot take an attribute back from a policy, so the
+// policy is built here, element by element as UGCPolicy builds it.
+func mailPolicy() *bluemonday.Policy {
+	p := bluemonday.NewPolicy()
+	p.AllowAttrs("dir").Matching(bluemonday.Direction).Globally()
+	p.AllowAttrs("lang").Matching(regexp.MustCompile(`^[a-zA-Z]{2,20}(-[a-zA-Z0-9]{1,8})*$`)).Globally()
+	p.AllowAttrs("title").Matching(bluemonday.Paragraph).Globally()
+	p.AllowStandardURLs()
+	p.AllowElements("article", "aside", "figure", "section", "summary", "hgroup")
+	p.AllowAttrs("open").Matching(regexp.MustCompile(`(?i)^(|open)$`)).OnElements("details")
+	p.AllowElements("h1", "h2", "h3", "h4", "h5", "h6")
+	p.AllowAttrs("cite").OnElements("blockquote", "q")
+	p.AllowElements("br", "div", "hr", "p", "span", "wbr")
+	p.AllowAttrs("href").OnElements("a", "area")
+	p.AllowAttrs("alt").Matching(bluemonday.Paragraph).OnElements("area")
+	p.AllowAttrs("coords").Matching(regexp.MustCompile(`^([0-9]+,)+[0-9]+$`)).OnElements("area")
+	p.AllowAttrs("shape").Matching(regexp.MustCompile(`(?i)^(default|circle|rect|poly)$`)).OnElements("area")
+	p.AllowElements("abbr", "acronym", "cite", "code", "dfn", "em", "figcaption", "mark", "s", "samp", "strong", "sub", "sup", "var")
+	p.AllowAttrs("datetime").Matching(bluemonday.ISO8601).OnElements("time", "del", "ins")
+	p.AllowElements("b", "i", "pre", "small", "strike", "tt", "u")
+	p.AllowAttrs("dir").Matching(bluemonday.Direction).OnElements("bdi", "bdo")
+	p.AllowElements("rp", "rt", "ruby")
+	p.AllowAttrs("cite").Matching(bluemonday.Paragraph).OnElements("del", "ins")
+	p.AllowLists()
+	p.AllowTables()
+	p.AllowAttrs("value", "min", "max", "low", "high", "optimum").Matching(bluemonday.Number).OnElements("meter")
+	p.AllowAttrs("value", "max").Matching(bluemonday.Number).OnElements("progress")
+	p.AllowImages()
+	return p
+}
+
+// linksOut gives every link (a or area with an href) target="_blank" and
+// a rel with noopener and noreferrer: what is linked opens outside the
+// webmail, learns nothing of it (no window.opener, no Referer). bluemonday
+// does this only for links with a host (AddTargetBlankToFullyQualifiedLinks),
+// not mailto:. Every other token is copied as bluemonday wrote it.
+func linksOut(s string) string {
+	if !strings.Contains(s, "<a") {
+		return s // "<area" too
+	}
+	z := html.NewTokenizer(strings.NewReader(s))
+	var b strings.Builder
+	b.Grow(len(s) + 64)
+	for {
+		tt := z.Next()
+		if tt == html.ErrorToken {
+			return b.String()
+		}
+		if tt != html.StartTagToken && tt != html.SelfClosingTagToken {
+			b.Write(z.Raw())
+			continue
+		}
+		raw := string(z.Raw())
+		tok := z.Token()
+		if tok.DataAtom != atom.A && tok.DataAtom != atom.Area {
+			b.WriteString(raw)
+			continue
+		}
+		var attrs []html.Attribute
+		rel := []string{}
+		href := false
+		for _, at := range tok.Attr {
+			switch at.Key {
+			case "target":
+			case "rel":
+				rel = strings.Fields(at.Val)
+			default:
+				href = href || at.Key == "href"
+				attrs = append(attrs, at)
+			}
+		}
+		if href {
+			for _, r := range []string{"noopener", "noreferrer"} {
+				if !slices.Contains(rel, r) {
+					rel = append(rel, r)
+				}
+			}
+			attrs = append(attrs, html.Attribute{Key: "rel", Val: strings.Join(rel, " ")}, html.Attribute{Key: "target", Val: "_blank"})
+		} else if len(rel) > 0 {
+			attrs = append(attrs, html.Attribute{Key: "rel", Val: strings.Join(rel, " ")})
+		}
+		tok.Attr = attrs
+		b.WriteString(tok.String())
+	}
 }
 
 var rasterImage = regexp.MustCompile(`^(?i)image/(gif|jpeg|png|webp);base64,`)

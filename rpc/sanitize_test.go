@@ -3,6 +3,7 @@ package rpc
 import (
 	"fmt"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -44,6 +45,12 @@ func TestSanitizeHostile(t *testing.T) {
 		{"srcset", `<img src="data:image/png;base64,iVBORw0KGgo=" srcset="https://tracker.example/a.png 2x">`, []string{"tracker.example", "srcset"}, []string{"data:image/png"}},
 		{"comments and CDATA", `<!--[if gte mso 9]><script>alert(1)</script><![endif]--><![CDATA[<script>alert(2)</script>]]>`, []string{"<script", "alert(1)"}, nil},
 		{"links open outside without referrer", `<a href="https://example.org/">x</a>`, nil, []string{`rel="nofollow noreferrer noopener"`, `target="_blank"`}},
+		{"mailto links open outside too", `<a href="mailto:a@example.org" target="_self">m</a>`, []string{"_self"}, []string{`target="_blank"`, "noopener", "noreferrer"}},
+		// DOM clobbering: a named or id'd element becomes a property of
+		// window and document once rendered.
+		{"ids and names", `<p id="location">a</p><img name="getElementById" src="data:image/png;base64,iVBORw0KGgo="><a name="top" id="cookie" href="https://example.org/">b</a>` +
+			`<map name="m"><area href="https://example.org/" alt="x" id="i" name="n"></map><img usemap="#m" src="cid:x"><form name="f"><input name="attributes"></form><dfn id="d">c</dfn><td headers="x" id="y">z</td>`,
+			[]string{" id=", " name=", "usemap", "<map", "<form", "<input"}, []string{"<p>a</p>", "<dfn>c</dfn>", `alt="x"`}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -60,6 +67,50 @@ func TestSanitizeHostile(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestSanitizeLinks: in the tree a browser builds from the output, every
+// link (a, area with an href) opens in a new browsing context with
+// noopener and noreferrer, whatever the message said, and nothing else is
+// changed: text and its escapes come out as bluemonday wrote them.
+func TestSanitizeLinks(t *testing.T) {
+	var pool sanitizerPool
+	in := `<p>Tom &amp; Jerry &lt;3</p><a href="mailto:a@example.org?subject=a&amp;b">m</a><a href="https://example.org/?a=1&amp;b=2" target="_top" rel="opener">x</a>` +
+		`<map><area href="https://example.org/a" alt="a" target="_parent"></map><a>no href</a><A HREF="http://example.org/UPPER">u</A>`
+	out, _ := pool.sanitize(in, nil, false)
+	if !strings.Contains(out, "<p>Tom &amp; Jerry &lt;3</p>") || !strings.Contains(out, "a=1&amp;b=2") {
+		t.Fatalf("text or escapes changed: %s", out)
+	}
+	doc, err := html.Parse(strings.NewReader(out))
+	if err != nil {
+		t.Fatal(err)
+	}
+	links := 0
+	var walk func(n *html.Node)
+	walk = func(n *html.Node) {
+		if n.Type == html.ElementNode && (n.Data == "a" || n.Data == "area") {
+			attrs := map[string]string{}
+			for _, a := range n.Attr {
+				attrs[a.Key] = a.Val
+			}
+			if _, ok := attrs["href"]; ok {
+				links++
+				rel := strings.Fields(attrs["rel"])
+				if attrs["target"] != "_blank" || !slices.Contains(rel, "noopener") || !slices.Contains(rel, "noreferrer") || slices.Contains(rel, "opener") {
+					t.Errorf("link %v: target %q, rel %q", attrs["href"], attrs["target"], attrs["rel"])
+				}
+			} else if attrs["target"] != "" {
+				t.Errorf("an anchor without href got a target: %v", attrs)
+			}
+		}
+		for c := n.FirstChild; c != nil; c = c.NextSibling {
+			walk(c)
+		}
+	}
+	walk(doc)
+	if links != 4 {
+		t.Fatalf("%d links in %s, want 4", links, out)
 	}
 }
 

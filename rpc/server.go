@@ -28,6 +28,10 @@ type Config struct {
 	MaxRequestBytes int64 `toml:"max_request_bytes"`
 	// MaxBatch bounds the calls in one batch; default 50.
 	MaxBatch int `toml:"max_batch"`
+	// MaxReplyBytes bounds the results of one batch: once they pass it,
+	// the batch's remaining calls are not run and are answered
+	// CodeTooLarge, for the client to send again; default 16 MiB.
+	MaxReplyBytes int `toml:"max_reply_bytes"`
 	// MaxUploadBytes bounds one uploaded attachment; default 25 MiB.
 	MaxUploadBytes int64 `toml:"max_upload_bytes"`
 	// RateLimit is the calls one session may make per minute; default 600.
@@ -60,6 +64,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxUploadBytes == 0 {
 		c.MaxUploadBytes = 25 << 20
+	}
+	if c.MaxReplyBytes == 0 {
+		c.MaxReplyBytes = 16 << 20
 	}
 	if c.RateLimit == 0 {
 		c.RateLimit = 600
@@ -116,7 +123,7 @@ func New(cfg Config, d Deps) *Handler {
 		log = slog.Default()
 	}
 	h := &Handler{cfg: cfg, st: d.Store, sess: d.Session, agent: d.Agent, log: log, now: time.Now, heartbeat: heartbeat}
-	h.engine = newEngine(cfg.MaxBatch, log)
+	h.engine = newEngine(cfg.MaxBatch, cfg.MaxReplyBytes, log)
 	h.engine.guard = h.guard
 	h.register()
 	doc, err := json.MarshalIndent(h.engine.OpenRPC("Basalt webmail API", "1"), "", "  ")

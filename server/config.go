@@ -21,22 +21,25 @@ import (
 
 // Config is the whole configuration; basalt.example.toml documents it.
 type Config struct {
-	DataDir  string         `toml:"data_dir"`
-	Log      LogConfig      `toml:"log"`
-	Database sqldb.Config   `toml:"database"`
-	Storage  StorageConfig  `toml:"storage"`
-	Cache    CacheConfig    `toml:"cache"`
-	HTTP     HTTPConfig     `toml:"http"`
-	Auth     AuthConfig     `toml:"auth"`
-	Limits   store.Limits   `toml:"limits"`
-	Maint    MaintConfig    `toml:"maintenance"`
-	SMTP     SMTPConfig     `toml:"smtp"`
-	POP3     POP3Config     `toml:"pop3"`
-	IMAP     IMAPConfig     `toml:"imap"`
-	Queue    QueueConfig    `toml:"queue"`
-	Milters  []MilterConfig `toml:"milter"`
-	TLS      TLSConfig      `toml:"tls"`
-	RPC      rpc.Config     `toml:"rpc"`
+	DataDir  string        `toml:"data_dir"`
+	Log      LogConfig     `toml:"log"`
+	Database sqldb.Config  `toml:"database"`
+	Storage  StorageConfig `toml:"storage"`
+	Cache    CacheConfig   `toml:"cache"`
+	HTTP     HTTPConfig    `toml:"http"`
+	Auth     AuthConfig    `toml:"auth"`
+	Limits   store.Limits  `toml:"limits"`
+	// Message bounds what any message taken in (SMTP, LMTP, IMAP APPEND,
+	// the webmail) may carry in its header.
+	Message store.HeaderLimits `toml:"message"`
+	Maint   MaintConfig        `toml:"maintenance"`
+	SMTP    SMTPConfig         `toml:"smtp"`
+	POP3    POP3Config         `toml:"pop3"`
+	IMAP    IMAPConfig         `toml:"imap"`
+	Queue   QueueConfig        `toml:"queue"`
+	Milters []MilterConfig     `toml:"milter"`
+	TLS     TLSConfig          `toml:"tls"`
+	RPC     rpc.Config         `toml:"rpc"`
 }
 
 // LogConfig sets the log level ("debug", "info", "warn", "error") and
@@ -170,6 +173,7 @@ func LoadConfig(path, dataDir string) (Config, error) {
 	if c.Limits.MaxSendSize == 0 {
 		c.Limits.MaxSendSize = DefaultMaxMessageSize
 	}
+	c.Message = c.Message.WithDefaults()
 	def := crypt.DefaultKDF()
 	if c.Auth.Argon2Time == 0 {
 		c.Auth.Argon2Time = def.Time

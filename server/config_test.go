@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"basalt/store"
 )
 
 func writeConfig(t *testing.T, body string) string {
@@ -58,6 +60,17 @@ func TestExampleConfig(t *testing.T) {
 	}
 	if c.SMTP.MXListen != "127.0.0.1:2525" || c.SMTP.MaxErrors != 10 || c.SMTP.ReadTimeout != 5*time.Minute || c.TLS.CertFile != "" {
 		t.Fatalf("example config: %+v %+v", c.SMTP, c.TLS)
+	}
+	def, err := LoadConfig("", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (store.HeaderLimits{MaxBytes: 102400, MaxFields: 1000}); def.Message != want || c.Message != want {
+		t.Fatalf("[message]: default %+v, example %+v, want %+v", def.Message, c.Message, want)
+	}
+	o, err := LoadConfig(writeConfig(t, "[message]\nmax_header_bytes = 2048\nmax_header_fields = -1\n"), "")
+	if err != nil || o.Message != (store.HeaderLimits{MaxBytes: 2048, MaxFields: -1}) {
+		t.Fatalf("[message] set: %+v, %v", o.Message, err)
 	}
 }
 

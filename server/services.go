@@ -63,7 +63,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Services, error) 
 	} else {
 		c = cache.NewMemory(cache.MemoryOptions{MaxEntries: cfg.Cache.MaxEntries})
 	}
-	st, err := store.New(store.Config{DB: db, Blobs: blobs, Cache: c, Logger: log, Limits: cfg.Limits, InlineMax: cfg.Storage.InlineMax})
+	st, err := store.New(store.Config{DB: db, Blobs: blobs, Cache: c, Logger: log, Limits: cfg.Limits, InlineMax: cfg.Storage.InlineMax, Header: cfg.Message})
 	if err != nil {
 		c.Close()
 		db.Close()

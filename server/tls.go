@@ -120,7 +120,9 @@ func selfSigned(dir, host string, now time.Time) (tls.Certificate, bool, error) 
 	if err := writeFileAtomic(keyPath, keyPEM, 0o600); err != nil {
 		return tls.Certificate{}, false, err
 	}
-	if err := writeFileAtomic(certPath, certPEM, 0o644); err != nil {
+	// The certificate is public, but nothing of Basalt's state is for other
+	// local users to read: files 0600, directories 0700.
+	if err := writeFileAtomic(certPath, certPEM, 0o600); err != nil {
 		return tls.Certificate{}, false, err
 	}
 	cert, err := tls.X509KeyPair(certPEM, keyPEM)

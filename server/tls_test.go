@@ -81,6 +81,13 @@ func TestSelfSigned(t *testing.T) {
 	if fi.Mode().Perm() != 0o600 {
 		t.Fatalf("key mode %v, want 0600", fi.Mode().Perm())
 	}
+	// Nothing of Basalt's state is for other local users: files 0600,
+	// directories 0700.
+	for p, want := range map[string]os.FileMode{certPath: 0o600, filepath.Join(data, "tls"): 0o700} {
+		if fi, err := os.Stat(p); err != nil || fi.Mode().Perm() != want {
+			t.Fatalf("%s: mode %v (%v), want %v", p, fi.Mode().Perm(), err, want)
+		}
+	}
 	roots := rootsOf(t, certPath)
 	for _, name := range []string{"mail.example.test", "localhost", "127.0.0.1", "::1"} {
 		if err := handshake(t, srv, roots, name, 0); err != nil {

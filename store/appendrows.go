@@ -54,7 +54,7 @@ func (s *Store) appendMessages(ctx context.Context, tx *sqlx.Tx, c *change, user
 	var names []string           // the counters added to, in order
 	var ok []*newMessage
 	for _, nm := range msgs {
-		size := int64(len(nm.p.raw))
+		size := nm.p.size
 		switch {
 		case !owned[nm.mailboxID]:
 			nm.err = fmt.Errorf("mailbox %d: %w", nm.mailboxID, ErrNotFound)
@@ -169,7 +169,7 @@ func (s *Store) assignUIDs(ctx context.Context, tx *sqlx.Tx, userID int64, msgs 
 			if !nm.flags.Has(FlagSeen) {
 				unseen++
 			}
-			size += int64(len(nm.p.raw))
+			size += nm.p.size
 		}
 		n := int64(len(ms))
 		var mb struct {
@@ -197,7 +197,7 @@ func (s *Store) assignUIDs(ctx context.Context, tx *sqlx.Tx, userID int64, msgs 
 		for i, nm := range ms {
 			back := n - int64(i)
 			nm.out = Appended{MailboxID: id, UID: mb.UIDNext - uint32(back), UIDValidity: mb.UIDValidity,
-				ModSeq: mb.ModSeq - uint64(back) + 1, Size: int64(len(nm.p.raw))}
+				ModSeq: mb.ModSeq - uint64(back) + 1, Size: nm.p.size}
 		}
 	}
 	return nil
@@ -265,7 +265,7 @@ func (s *Store) insertMessageRow(ctx context.Context, tx *sqlx.Tx, userID int64,
 	res, err := s.db.TxExec(ctx, tx, s.rebind(`INSERT INTO messages (user_id, mailbox_id, uid, modseq, flags, keywords, size,
 		internal_date, blob_id, info, info_sealed, search_from, search_to, search_subject, msgid_hash, thread_id,
 		has_attachments, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
-		userID, nm.mailboxID, nm.out.UID, nm.out.ModSeq, flags, strings.Join(nm.kws, " "), int64(len(p.raw)), date.Unix(), m.blobID,
+		userID, nm.mailboxID, nm.out.UID, nm.out.ModSeq, flags, strings.Join(nm.kws, " "), p.size, date.Unix(), m.blobID,
 		m.meta, m.secure, m.search[0], m.search[1], m.search[2], p.msgidHash, thread, p.info.HasAttachments, s.unix())
 	if err != nil {
 		return err

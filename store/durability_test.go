@@ -127,6 +127,27 @@ func TestSecureCanary(t *testing.T) {
 		if !bytes.Contains(readAll(t, a, res.ID), []byte(canary)) {
 			t.Fatal("the user cannot read their own message")
 		}
+		// A delivery that must wait in the outbound queue (a retry after a
+		// full mailbox, a report of failures to a secure sender) is queued
+		// sealed to the user's key, and delivered from there as it is: one
+		// entry stays queued, one is delivered.
+		for _, subj := range []string{"queued", "delivered from the queue"} {
+			qraw := storetest.Message("x@example.org", "sec@example.org", subj+" "+canary, subj+": "+canary)
+			if _, err := e.Store.EnqueueOutbound(ctx, "x@example.org", []string{"sec@example.org"}, qraw); err != nil {
+				t.Fatal(err)
+			}
+		}
+		claimed, err := e.Store.ClaimOutbound(ctx, 10, time.Minute)
+		if err != nil || len(claimed) != 2 || claimed[0].SealedUser != auth.User.ID || claimed[1].SealedUser != auth.User.ID {
+			t.Fatalf("queue entries for a secure user: %+v, %v", claimed, err)
+		}
+		fromQueue, err := e.Store.DeliverSealed(ctx, &claimed[1])
+		if err != nil {
+			t.Fatalf("deliver a sealed entry: %v", err)
+		}
+		if got := readAll(t, a, fromQueue.ID); !bytes.Contains(got, []byte("delivered from the queue: "+canary)) {
+			t.Fatalf("the user cannot read the message delivered from the queue: %.200q", got)
+		}
 		// Reading must not have left plaintext behind either.
 		if _, err := a.List(ctx, storetest.Inbox(t, a), store.ListQuery{WithInfo: true}); err != nil {
 			t.Fatal(err)

@@ -122,7 +122,10 @@ var errStaleKey = errors.New("the user's key changed during the append")
 // parsed is what an append works out from the message once, whatever key
 // it is sealed to.
 type parsed struct {
-	raw       []byte
+	raw []byte
+	// size is the message's size: len(raw), or for a message sealed
+	// elsewhere (DeliverSealed), whose raw is not here, what it was.
+	size      int64
 	info      *mimeinfo.Info
 	meta      []byte
 	msgidHash string
@@ -130,7 +133,7 @@ type parsed struct {
 }
 
 func parse(raw []byte) (*parsed, error) {
-	p := &parsed{raw: raw, info: mimeinfo.Parse(raw)}
+	p := &parsed{raw: raw, size: int64(len(raw)), info: mimeinfo.Parse(raw)}
 	var err error
 	if p.meta, err = json.Marshal(p.info); err != nil {
 		return nil, fmt.Errorf("encode metadata: %w", err)
@@ -174,18 +177,9 @@ func (s *Store) sealWith(ctx context.Context, u User, p *parsed, sync bool) (sea
 			return sealed{}, fmt.Errorf("user key: %w", err)
 		}
 		transform = func(w io.Writer) (io.WriteCloser, error) { return crypt.Encrypt(w, rcpt) }
-		var buf bytes.Buffer
-		w, err := crypt.Encrypt(&buf, rcpt)
-		if err == nil {
-			_, err = w.Write(p.meta)
-		}
-		if err == nil {
-			err = w.Close()
-		}
-		if err != nil {
+		if out.meta, err = sealBytes(rcpt, p.meta); err != nil {
 			return sealed{}, fmt.Errorf("seal metadata: %w", err)
 		}
-		out.meta = buf.Bytes()
 	} else {
 		out.search = [3]string{clip(p.info.SearchFrom), clip(p.info.SearchTo), clip(p.info.SearchSubject)}
 	}
@@ -205,6 +199,19 @@ func (s *Store) sealWith(ctx context.Context, u User, p *parsed, sync bool) (sea
 		s.hooks.afterBlobWrite()
 	}
 	return out, nil
+}
+
+// sealBytes encrypts b to rcpt.
+func sealBytes(rcpt *crypt.Recipient, b []byte) ([]byte, error) {
+	var buf bytes.Buffer
+	w, err := crypt.Encrypt(&buf, rcpt)
+	if err == nil {
+		_, err = w.Write(b)
+	}
+	if err == nil {
+		err = w.Close()
+	}
+	return buf.Bytes(), err
 }
 
 // discard removes the file of an append that did not commit. When the
@@ -245,6 +252,11 @@ func (a *Account) Append(ctx context.Context, mailboxID int64, raw []byte, opts 
 		return Appended{}, fmt.Errorf("append: %w", err)
 	}
 	if err := checkAppend(lim, u.UsedBytes, int64(len(raw)), opts.Inbound); err != nil {
+		return Appended{}, fmt.Errorf("append: %w", err)
+	}
+	// Before the parse, whose cost the limits bound (IMAP APPEND, drafts
+	// and sent copies come this way; deliveries are checked by the agent).
+	if err := s.header.Check(raw); err != nil {
 		return Appended{}, fmt.Errorf("append: %w", err)
 	}
 	p, err := parse(raw)

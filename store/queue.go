@@ -52,6 +52,10 @@ type Outbound struct {
 	LastError   string
 	Size        int64
 	Rcpts       []OutboundRcpt
+	// SealedUser, when not 0, is the secure user this entry is sealed to
+	// (sealedqueue.go): its one recipient, delivered by DeliverSealed; its
+	// content cannot be read here, not even its header.
+	SealedUser int64
 
 	lease  int64 // the fencing token this claim holds; 0 when not claimed
 	blobID string
@@ -91,14 +95,16 @@ type outboundRow struct {
 	BlobID    string `db:"blob_id"`
 	Part      string `db:"part"`
 	Size      int64  `db:"size"`
+	Sealed    int64  `db:"sealed_user"`
 }
 
-const outboundColumns = "id, mail_from, created_ms, next_attempt_ms, attempts, lease, last_error, blob_id, part, size"
+const outboundColumns = "id, mail_from, created_ms, next_attempt_ms, attempts, lease, last_error, blob_id, part, size, sealed_user"
 
 func (r outboundRow) outbound() Outbound {
 	return Outbound{
 		ID: r.ID, From: r.From, CreatedAt: time.UnixMilli(r.CreatedMS), NextAttempt: time.UnixMilli(r.NextMS),
 		Attempts: r.Attempts, LastError: r.LastError, Size: r.Size, lease: r.Lease, blobID: r.BlobID, part: r.Part,
+		SealedUser: r.Sealed,
 	}
 }
 
@@ -117,8 +123,39 @@ func (s *Store) nowMS() int64 { return s.now().UnixMilli() }
 // fsynced before the rows are committed, so once it returns nil the
 // message survives a crash; the file gets a blobs row so the sweepers
 // (SweepOrphans, SweepUnreferenced) leave it alone until the entry is done.
+//
+// A recipient that is one secure local user (a delivery retried later, a
+// report of failures to a secure sender) gets an entry of its own, sealed
+// to the user's key (sealedqueue.go); the id returned is then that of the
+// last entry made.
 func (s *Store) EnqueueOutbound(ctx context.Context, from string, to []string, raw []byte) (int64, error) {
-	return s.enqueue(ctx, from, to, raw, nil)
+	var plain []string
+	var qid int64
+	for _, addr := range to {
+		n, err := NormalizeAddress(addr)
+		if err != nil {
+			return 0, fmt.Errorf("enqueue: recipient: %w", err)
+		}
+		u, secure, err := s.secureRecipient(ctx, n)
+		if err != nil {
+			return 0, fmt.Errorf("enqueue: recipient %s: %w", n, err)
+		}
+		if !secure {
+			plain = append(plain, n)
+			continue
+		}
+		pkg, err := s.sealForQueue(ctx, u, raw)
+		if err != nil {
+			return 0, fmt.Errorf("enqueue: seal for user %d: %w", u.ID, err)
+		}
+		if qid, err = s.enqueue(ctx, from, []string{n}, pkg, nil, u.ID); err != nil {
+			return 0, err
+		}
+	}
+	if len(plain) == 0 && qid != 0 {
+		return qid, nil
+	}
+	return s.enqueue(ctx, from, plain, raw, nil, 0)
 }
 
 // EnqueueOutbound queues a message the account's user sends, as
@@ -138,11 +175,14 @@ func (a *Account) EnqueueOutbound(ctx context.Context, from string, to []string,
 	if err != nil {
 		return 0, fmt.Errorf("enqueue: %w", err)
 	}
-	return a.s.enqueue(ctx, from, to, raw, &daily{name: sendCounter(a.userID), limit: lim.DailySendBytes})
+	// What a user sends is relayed elsewhere, so it is queued as it is:
+	// the smarthost must be able to read it.
+	return a.s.enqueue(ctx, from, to, raw, &daily{name: sendCounter(a.userID), limit: lim.DailySendBytes}, 0)
 }
 
-// enqueue queues the message, charging it to sent when that is not nil.
-func (s *Store) enqueue(ctx context.Context, from string, to []string, raw []byte, sent *daily) (int64, error) {
+// enqueue queues the message, charging it to sent when that is not nil;
+// sealedUser is the user a sealed package is sealed to, or 0.
+func (s *Store) enqueue(ctx context.Context, from string, to []string, raw []byte, sent *daily, sealedUser int64) (int64, error) {
 	if from != "" {
 		n, err := NormalizeAddress(from)
 		if err != nil {
@@ -186,7 +226,7 @@ func (s *Store) enqueue(ctx context.Context, from string, to []string, raw []byt
 			return err
 		}
 		res, err := tx.ExecContext(ctx, s.rebind(`INSERT INTO outbound_queue (mail_from, created_ms, next_attempt_ms, attempts, lease,
-			last_error, blob_id, part, size) VALUES (?, ?, ?, 0, 0, '', ?, ?, ?)`), from, now, now, id, info.Partition, info.Size)
+			last_error, blob_id, part, size, sealed_user) VALUES (?, ?, ?, 0, 0, '', ?, ?, ?, ?)`), from, now, now, id, info.Partition, info.Size, sealedUser)
 		if err != nil {
 			return err
 		}

@@ -40,6 +40,9 @@ type Config struct {
 	// with its rows rather than in a file of its own; 0 means
 	// DefaultInlineMax, and a negative value keeps every message in a file.
 	InlineMax int64
+	// Header bounds a message's header (header.go); zero fields take
+	// their defaults.
+	Header HeaderLimits
 }
 
 // DefaultInlineMax keeps most mail (text, small attachments) in the
@@ -58,6 +61,7 @@ type Store struct {
 	domains domainCache
 	log     *slog.Logger
 	limits  Limits
+	header  HeaderLimits
 	now     func() time.Time
 	hooks   hooks
 	group   groupCommit
@@ -74,7 +78,7 @@ func New(cfg Config) (*Store, error) {
 	}
 	_, local := cfg.Cache.(*cache.Memory)
 	s := &Store{db: cfg.DB, blobs: cfg.Blobs, cache: cfg.Cache, log: cfg.Logger, limits: cfg.Limits, now: cfg.Now, localCache: local,
-		inlineMax: cfg.InlineMax}
+		inlineMax: cfg.InlineMax, header: cfg.Header.WithDefaults()}
 	if s.inlineMax == 0 {
 		s.inlineMax = DefaultInlineMax
 	}

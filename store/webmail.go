@@ -148,49 +148,76 @@ func (s *Store) deleteCompose(ctx context.Context, userID, id int64) error {
 	return nil
 }
 
-// deleteUploads deletes the uploads matching where, releasing their files.
+// deleteUploads deletes the uploads matching where, releasing their files
+// and giving back to each user the bytes the uploads were charged.
 func (s *Store) deleteUploads(ctx context.Context, where string, args ...any) error {
-	var ups []Upload
-	if err := s.db.SelectContext(ctx, &ups, s.rebind("SELECT id, compose_id, name, content_type, size, blob_id, part FROM webmail_uploads WHERE "+where), args...); err != nil {
+	var ups []struct {
+		Upload
+		UserID  int64 `db:"user_id"`
+		Charged int64 `db:"charged"`
+	}
+	if err := s.db.SelectContext(ctx, &ups, s.rebind("SELECT id, user_id, compose_id, name, content_type, size, blob_id, part, charged FROM webmail_uploads WHERE "+where), args...); err != nil {
 		return err
 	}
-	if len(ups) == 0 {
-		return nil
-	}
-	var doomed []deleted
-	err := s.db.Tx(ctx, func(tx *sqlx.Tx) error {
-		doomed = nil
-		for _, u := range ups {
-			res, err := tx.ExecContext(ctx, s.rebind("DELETE FROM webmail_uploads WHERE id = ?"), u.ID)
-			if err != nil {
-				return err
-			}
-			if n, _ := res.RowsAffected(); n == 0 {
-				continue // deleted meanwhile, with its reference
-			}
-			if _, err := tx.ExecContext(ctx, s.rebind("UPDATE blobs SET refs = refs - 1 WHERE id = ?"), u.BlobID); err != nil {
-				return err
-			}
-			doomed = append(doomed, deleted{u.BlobID, u.Part})
+	var users []int64
+	byUser := map[int64][]int{}
+	for i, u := range ups {
+		if byUser[u.UserID] == nil {
+			users = append(users, u.UserID)
 		}
-		return nil
-	})
-	if err != nil {
-		return err
+		byUser[u.UserID] = append(byUser[u.UserID], i)
 	}
-	s.removeBlobs(ctx, doomed)
+	for _, uid := range users {
+		var doomed []deleted
+		work := func(tx *sqlx.Tx) error {
+			doomed = nil
+			var freed int64
+			for _, i := range byUser[uid] {
+				u := ups[i]
+				res, err := tx.ExecContext(ctx, s.rebind("DELETE FROM webmail_uploads WHERE id = ?"), u.ID)
+				if err != nil {
+					return err
+				}
+				if n, _ := res.RowsAffected(); n == 0 {
+					continue // deleted meanwhile, with its reference and charge
+				}
+				if _, err := tx.ExecContext(ctx, s.rebind("UPDATE blobs SET refs = refs - 1 WHERE id = ?"), u.BlobID); err != nil {
+					return err
+				}
+				doomed = append(doomed, deleted{u.BlobID, u.Part})
+				freed += u.Charged
+			}
+			if freed == 0 {
+				return nil
+			}
+			_, err := tx.ExecContext(ctx, s.rebind("UPDATE users SET used_bytes = used_bytes - ? WHERE id = ?"), freed, uid)
+			return err
+		}
+		// Through the user's transaction, so that cached copies of the user
+		// (and the webmail's meta) see the bytes given back; a user deleted
+		// meanwhile has no row to update.
+		err := s.writeUser(ctx, uid, func(tx *sqlx.Tx, _ *change) error { return work(tx) })
+		if errors.Is(err, ErrNotFound) {
+			err = s.db.Tx(ctx, work)
+		}
+		if err != nil {
+			return err
+		}
+		s.removeBlobs(ctx, doomed)
+	}
 	return nil
 }
 
-// limitedReader fails with ErrTooLarge once more than left bytes come.
+// limitedReader fails with err once more than left bytes come.
 type limitedReader struct {
 	r    io.Reader
 	left int64
+	err  error
 }
 
 func (l *limitedReader) Read(p []byte) (int, error) {
 	if l.left < 0 {
-		return 0, ErrTooLarge
+		return 0, l.err
 	}
 	if int64(len(p)) > l.left+1 {
 		p = p[:l.left+1]
@@ -198,14 +225,18 @@ func (l *limitedReader) Read(p []byte) (int, error) {
 	n, err := l.r.Read(p)
 	l.left -= int64(n)
 	if l.left < 0 {
-		return n, ErrTooLarge
+		return n, l.err
 	}
 	return n, err
 }
 
 // AddUpload stores a file for one of the account's composes: at most
 // max bytes (ErrTooLarge past that, and nothing is kept). name and ctype
-// are the browser's; they are kept as given, within bounds.
+// are the browser's; they are kept as given, within bounds. The file is
+// charged to the user's quota (ErrOverQuota when it does not fit) until it
+// is removed, pruned with its compose, or its compose is sent: a file
+// waiting to be sent takes room as a message does, or uploads would be
+// storage without a bound.
 func (a *Account) AddUpload(ctx context.Context, composeID int64, name, ctype string, r io.Reader, max int64) (Upload, error) {
 	if err := a.ownerOnly(); err != nil {
 		return Upload{}, fmt.Errorf("upload: %w", err)
@@ -235,13 +266,26 @@ func (a *Account) AddUpload(ctx context.Context, composeID int64, name, ctype st
 		}
 		transform = func(w io.Writer) (io.WriteCloser, error) { return crypt.Encrypt(w, rcpt) }
 	}
+	// Cut the upload short at the room left, not only at max: a user over
+	// quota must not get to write the file first.
+	lr := &limitedReader{r: r, left: max, err: ErrTooLarge}
+	lim, err := a.s.Limits(ctx, u)
+	if err != nil {
+		return Upload{}, fmt.Errorf("upload: %w", err)
+	}
+	if lim.QuotaBytes > 0 && lim.QuotaBytes-u.UsedBytes < max {
+		lr.left, lr.err = lim.QuotaBytes-u.UsedBytes, ErrOverQuota
+		if lr.left < 0 {
+			lr.left = -1 // over quota already: refused at the first read
+		}
+	}
 	id := blob.NewID()
-	info, err := a.s.blobs.Put(ctx, id, &limitedReader{r: r, left: max}, transform)
+	info, err := a.s.blobs.Put(ctx, id, lr, transform)
 	if err != nil {
 		return Upload{}, fmt.Errorf("upload: %w", err)
 	}
 	up := Upload{ComposeID: composeID, Name: name, Type: ctype, Size: info.Size, BlobID: id, Part: info.Partition}
-	err = a.s.db.Tx(ctx, func(tx *sqlx.Tx) error {
+	err = a.s.writeUser(ctx, a.userID, func(tx *sqlx.Tx, _ *change) error {
 		var n int
 		if err := tx.GetContext(ctx, &n, a.s.rebind("SELECT COUNT(*) FROM webmail_uploads WHERE compose_id = ?"), composeID); err != nil {
 			return err
@@ -249,13 +293,25 @@ func (a *Account) AddUpload(ctx context.Context, composeID int64, name, ctype st
 		if n >= maxUploadsPerCompose {
 			return fmt.Errorf("%w: at most %d files per message", ErrInvalid, maxUploadsPerCompose)
 		}
+		// Checked again with the user's row locked (writeUser): the
+		// early check above may have raced another upload or delivery.
+		cur, lim, err := a.s.userTx(ctx, tx, a.userID)
+		if err != nil {
+			return err
+		}
+		if lim.QuotaBytes > 0 && cur.UsedBytes+info.Size > lim.QuotaBytes {
+			return ErrOverQuota
+		}
+		if _, err := tx.ExecContext(ctx, a.s.rebind("UPDATE users SET used_bytes = used_bytes + ? WHERE id = ?"), info.Size, a.userID); err != nil {
+			return err
+		}
 		now := a.s.unix()
 		if _, err := tx.ExecContext(ctx, a.s.rebind("INSERT INTO blobs (id, part, size, stored, refs, created_at) VALUES (?, ?, ?, ?, 1, ?)"),
 			id, info.Partition, info.Size, info.Stored, now); err != nil {
 			return err
 		}
-		res, err := tx.ExecContext(ctx, a.s.rebind(`INSERT INTO webmail_uploads (user_id, compose_id, name, content_type, size, blob_id, part, created_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`), a.userID, composeID, name, ctype, info.Size, id, info.Partition, now)
+		res, err := tx.ExecContext(ctx, a.s.rebind(`INSERT INTO webmail_uploads (user_id, compose_id, name, content_type, size, blob_id, part, created_at, charged)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`), a.userID, composeID, name, ctype, info.Size, id, info.Partition, now, info.Size)
 		if err != nil {
 			return err
 		}

@@ -24,6 +24,11 @@ var (
 	errBadSequence   = smtpErr(503, 5, 5, 1, "Bad sequence of commands")
 	errReadTimeout   = smtpErr(421, 4, 4, 2, "Timeout reading the message, closing connection")
 	errLineTooLong   = smtpErr(500, 5, 5, 2, "Line too long")
+	// errBareNewline is Postfix's answer with smtpd_forbid_bare_newline
+	// (its smtpd_forbid_bare_newline_reject_code is 550, the enhanced
+	// code 5.5.2), after which it closes the connection, as chasquid and
+	// sendmail do: see errBareNewlineRead.
+	errBareNewline = smtpErr(550, 5, 5, 2, "Error: bare <CR> or <LF> received; lines must end in <CR><LF>")
 
 	// RFC 4954 6 gives the AUTH replies.
 	errAuthFailed    = smtpErr(535, 5, 7, 8, "Authentication credentials invalid")
@@ -56,6 +61,8 @@ func readError(err error) *smtp.SMTPError {
 		return reply(delivery.ErrTooLarge) // RFC 1870 6.1: 552 once the declared size is passed
 	case errors.Is(err, smtp.ErrTooLongLine):
 		return errLineTooLong
+	case errors.Is(err, errBareNewlineRead):
+		return errBareNewline
 	}
 	if ne, ok := errors.AsType[net.Error](err); ok && ne.Timeout() {
 		return errReadTimeout

@@ -260,7 +260,7 @@ func (s *smtpSession) deliver(env *delivery.Envelope, rcpts []delivery.Recipient
 			cause = body.err
 		}
 		s.srv.log.Info("smtp message refused", append(attrs, "reply", e.Code, "err", cause)...)
-		if e == errReadTimeout || e == errLineTooLong {
+		if e == errReadTimeout || e == errLineTooLong || e == errBareNewline {
 			// The client's side is done for: go-smtp would answer again
 			// at its next read, so answer once and close here.
 			return outcome{}, s.hangup(e)
@@ -280,17 +280,39 @@ func (s *smtpSession) deliver(env *delivery.Envelope, rcpts []delivery.Recipient
 // headMax bounds the copy of a message's beginning kept for a bounce.
 const headMax = 64 << 10
 
-// countingReader counts the message, keeps the reading's error, and keeps
-// the message's beginning (up to headMax) for a bounce.
+// errBareNewlineRead stops the reading of a message with a CR or LF that
+// is not part of a CRLF pair. RFC 5321 2.3.8 and RFC 5322 2.3 allow
+// neither in a message; a server that takes them and relays the message
+// lets "<LF>.<CR><LF>" or "<CR>.<CR><LF>" end the message early at a host
+// that reads them as a line end: SMTP smuggling (CVE-2023-51764/5/6),
+// where the rest is taken as further commands, a forged message. The
+// message is refused, and the connection closed: the client may think
+// its message ended where this server did not, so what it sends next is
+// not reliably a command.
+var errBareNewlineRead = errors.New("bare CR or LF in the message")
+
+// countingReader counts the message, keeps the reading's error, keeps the
+// message's beginning (up to headMax) for a bounce, and fails on a bare
+// CR or LF (errBareNewlineRead).
 type countingReader struct {
 	r    io.Reader
 	n    int64
 	err  error
 	head []byte
+	cr   bool // the last byte read was a CR
 }
 
 func (c *countingReader) Read(p []byte) (int, error) {
+	if c.err != nil {
+		return 0, c.err
+	}
 	n, err := c.r.Read(p)
+	if i := c.bareNewline(p[:n]); i >= 0 {
+		n, err = i, errBareNewlineRead
+	}
+	if err == io.EOF && c.cr {
+		err = errBareNewlineRead // the message ended with a CR alone (BDAT)
+	}
 	c.n += int64(n)
 	if room := headMax - len(c.head); room > 0 {
 		c.head = append(c.head, p[:min(n, room)]...)
@@ -299,6 +321,21 @@ func (c *countingReader) Read(p []byte) (int, error) {
 		c.err = err
 	}
 	return n, err
+}
+
+// bareNewline returns the index in b of the first CR or LF that is not in
+// a CRLF pair (a CR at the end of b waits for the next read), or -1.
+func (c *countingReader) bareNewline(b []byte) int {
+	for i, ch := range b {
+		switch {
+		case c.cr && ch != '\n':
+			return i
+		case !c.cr && ch == '\n':
+			return i
+		}
+		c.cr = ch == '\r'
+	}
+	return -1
 }
 
 func (s *smtpSession) Reset() {

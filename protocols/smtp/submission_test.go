@@ -76,7 +76,7 @@ func TestDailySendLimit(t *testing.T) {
 	send := func(want string) {
 		t.Helper()
 		runSteps(t, c, []step{{"MAIL FROM:<alice@example.org>", "250"}, {"RCPT TO:<carol@elsewhere.example>", "250"}, {"RCPT TO:<dave@elsewhere.example>", "250"}})
-		if r := c.data(storetest.Message("alice@example.org", "carol@elsewhere.example", "out", strings.Repeat("xxxxxxxxx\r\n", 200))); !strings.HasPrefix(r.String(), want) {
+		if r := c.data(storetest.Message("alice@example.org", "carol@elsewhere.example", "out", strings.Repeat("xxxxxxxxx\n", 200))); !strings.HasPrefix(r.String(), want) {
 			t.Fatalf("send: %q, want %s", r, want)
 		}
 	}

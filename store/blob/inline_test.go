@@ -78,3 +78,44 @@ func TestEncodeDecode(t *testing.T) {
 		}
 	}
 }
+
+// TestPutEncoded: a blob encoded elsewhere (encrypted to a key the writer
+// does not hold) is written as it is and opens as Put's would; what is
+// not a blob is refused and nothing is left.
+func TestPutEncoded(t *testing.T) {
+	ageEnc, ageDec := ageCodec(t)
+	ctx := context.Background()
+	s := newStore(t, Options{})
+	body := mailText(200 << 10)
+	data, info, err := s.Encode(ctx, bytes.NewReader(body), ageEnc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ei, err := EncodedInfo(data); err != nil || ei != info {
+		t.Fatalf("EncodedInfo %+v (%v), want %+v", ei, err, info)
+	}
+	id := NewID()
+	put, err := s.PutEncoded(ctx, id, data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if put.Partition != "p1" || put.Size != info.Size || put.Stored != info.Stored || !put.Encrypted {
+		t.Fatalf("PutEncoded info %+v, encoded %+v", put, info)
+	}
+	rc, err := s.Open(ctx, put.Partition, id, ageDec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(rc)
+	rc.Close()
+	if err != nil || !bytes.Equal(got, body) {
+		t.Fatalf("read back %d bytes (%v), want %d", len(got), err, len(body))
+	}
+	bad := NewID()
+	if _, err := s.PutEncoded(ctx, bad, []byte("From: not a blob\r\n\r\nhello")); !errors.Is(err, ErrFormat) {
+		t.Fatalf("PutEncoded of a message: %v, want ErrFormat", err)
+	}
+	if _, err := s.Open(ctx, "p1", bad, nil); err == nil {
+		t.Fatal("a refused PutEncoded left a blob")
+	}
+}

@@ -62,6 +62,37 @@ func (s *Store) put(ctx context.Context, id string, r io.Reader, enc Transform, 
 	return info, nil
 }
 
+// PutEncoded writes data, a blob as Encode returned it, under id as Put
+// would have written it, fsynced. It is for a blob encrypted to a key this
+// process does not hold, kept elsewhere meanwhile (a delivery to a secure
+// user that waited in the queue): it cannot be decoded to be written
+// again, only copied.
+func (s *Store) PutEncoded(ctx context.Context, id string, data []byte) (Info, error) {
+	h, err := parseHeader(data)
+	if err != nil {
+		return Info{}, fmt.Errorf("put blob %s: %w", id, err)
+	}
+	return s.put(ctx, id, &preEncoded{data: data, h: h}, nil, true)
+}
+
+// EncodedInfo describes data, a blob as Encode returned it, as Encode did
+// (Partition Inline).
+func EncodedInfo(data []byte) (Info, error) {
+	h, err := parseHeader(data)
+	if err != nil {
+		return Info{}, err
+	}
+	return Info{Partition: Inline, Size: int64(h.size), Stored: int64(len(data)), Compressed: h.compressed(), Encrypted: h.encrypted()}, nil
+}
+
+// preEncoded is a blob already encoded, to be written as it is.
+type preEncoded struct {
+	data []byte
+	h    header
+}
+
+func (p *preEncoded) Read([]byte) (int, error) { return 0, io.EOF } // written whole by write, never read
+
 // PutDeferred is Put without its fsyncs: the blob is complete and named,
 // but not durable until Sync returns. Group commit writes many blobs this
 // way and then makes them all durable with one Sync, instead of paying
@@ -146,7 +177,10 @@ func (s *Store) write(ctx context.Context, p *partition, id string, r io.Reader,
 		h      header
 		stored int64
 	)
-	if br, ok := r.(*bytes.Reader); ok && enc == nil && !s.noComp && br.Len() <= maxWhole {
+	if pe, ok := r.(*preEncoded); ok {
+		h, stored = pe.h, int64(len(pe.data))
+		_, err = f.Write(pe.data)
+	} else if br, ok := r.(*bytes.Reader); ok && enc == nil && !s.noComp && br.Len() <= maxWhole {
 		h, stored, err = s.writeWhole(f, br)
 	} else {
 		h, stored, err = s.writeStream(ctx, f, r, enc)

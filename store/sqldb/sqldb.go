@@ -75,6 +75,9 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 		if err := os.MkdirAll(filepath.Dir(cfg.DSN), 0o700); err != nil {
 			return nil, fmt.Errorf("open sqlite: %w", err)
 		}
+		if err := createPrivate(cfg.DSN); err != nil {
+			return nil, fmt.Errorf("open sqlite: %w", err)
+		}
 		dsn = sqliteDSN(cfg.DSN)
 		db.writeSem = make(chan struct{}, 1)
 	case MySQL:
@@ -115,6 +118,26 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 		return nil, fmt.Errorf("connect to %s: %w", driver, err)
 	}
 	return db, nil
+}
+
+// createPrivate creates the database file, empty and readable by this
+// user alone, unless it exists: SQLite would create it with the umask's
+// mode (0644, commonly), readable by every local user, and it gives the
+// -wal and -shm files the database file's mode (os_unix.c
+// findCreateFileMode), so they follow. An existing file keeps the mode
+// its operator gave it.
+func createPrivate(path string) error {
+	if path == ":memory:" || strings.HasPrefix(path, "file:") {
+		return nil // not a plain path: SQLite's to interpret
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, fs.ErrExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return f.Close()
 }
 
 func sqliteDSN(path string) string {

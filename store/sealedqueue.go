@@ -1,0 +1,175 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+
+	"basalt/crypt"
+	"basalt/store/blob"
+	"basalt/store/mimeinfo"
+)
+
+// A message for a secure user that must wait in the outbound queue (a
+// delivery deferred for a retry, a report of failures to a secure sender)
+// is sealed to the user's key before it is queued, as Append would seal
+// it: nothing readable of a secure user's mail reaches the disk, and the
+// queue, which holds no private key, delivers it as it is (DeliverSealed).
+//
+// The queued file holds a package: sealedMagic, the length of a JSON head
+// (big endian, 4 bytes), the head, then the message encoded as a blob
+// (blob.Encode: compressed, then encrypted to the key). The head holds
+// what the message's rows need and cannot be worked out without the
+// plaintext, as the rows hold it for a secure user: the metadata
+// encrypted, the hashes of its Message-ID and references (for threading)
+// and its size.
+const sealedMagic = "BQS1"
+
+type sealedHead struct {
+	PublicKey      string   `json:"publicKey"`
+	Meta           []byte   `json:"meta"`
+	MsgIDHash      string   `json:"msgid,omitempty"`
+	RefHashes      []string `json:"refs,omitempty"`
+	Size           int64    `json:"size"`
+	HasAttachments bool     `json:"hasAttachments,omitempty"`
+}
+
+// errNotSealed says a queue entry's file is not a sealed package.
+var errNotSealed = errors.New("not a sealed queue package")
+
+// secureRecipient returns the user an address delivers to when that is
+// one secure user alone (the user's own address or personal alias); ok is
+// false for anything else, whose copy is queued as it is.
+func (s *Store) secureRecipient(ctx context.Context, addr string) (User, bool, error) {
+	res, err := s.Resolve(ctx, addr)
+	if errors.Is(err, ErrUnknownLocal) {
+		return User{}, false, nil
+	}
+	if err != nil {
+		return User{}, false, err
+	}
+	if !res.Local || len(res.Users) != 1 || len(res.External) != 0 {
+		return User{}, false, nil
+	}
+	u, err := s.UserByID(ctx, res.Users[0])
+	if err != nil {
+		return User{}, false, err
+	}
+	return u, u.Secure && u.PublicKey != "", nil
+}
+
+// sealForQueue packages raw sealed to u's key.
+func (s *Store) sealForQueue(ctx context.Context, u User, raw []byte) ([]byte, error) {
+	rcpt, err := crypt.ParseRecipient(u.PublicKey)
+	if err != nil {
+		return nil, fmt.Errorf("user key: %w", err)
+	}
+	p, err := parse(raw)
+	if err != nil {
+		return nil, err
+	}
+	head := sealedHead{PublicKey: u.PublicKey, MsgIDHash: p.msgidHash, Size: p.size, HasAttachments: p.info.HasAttachments}
+	for _, r := range p.refHashes {
+		head.RefHashes = append(head.RefHashes, r.(string))
+	}
+	if head.Meta, err = sealBytes(rcpt, p.meta); err != nil {
+		return nil, fmt.Errorf("seal metadata: %w", err)
+	}
+	encoded, _, err := s.blobs.Encode(ctx, bytes.NewReader(raw), func(w io.Writer) (io.WriteCloser, error) { return crypt.Encrypt(w, rcpt) })
+	if err != nil {
+		return nil, err
+	}
+	hb, err := json.Marshal(head)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]byte, 0, len(sealedMagic)+4+len(hb)+len(encoded))
+	out = append(out, sealedMagic...)
+	out = binary.BigEndian.AppendUint32(out, uint32(len(hb)))
+	out = append(out, hb...)
+	return append(out, encoded...), nil
+}
+
+// openSealed splits a package into its head and its encoded blob.
+func openSealed(pkg []byte) (sealedHead, []byte, error) {
+	var head sealedHead
+	n := len(sealedMagic) + 4
+	if len(pkg) < n || string(pkg[:len(sealedMagic)]) != sealedMagic {
+		return head, nil, errNotSealed
+	}
+	hl := int(binary.BigEndian.Uint32(pkg[len(sealedMagic):n]))
+	if hl > len(pkg)-n {
+		return head, nil, errNotSealed
+	}
+	if err := json.Unmarshal(pkg[n:n+hl], &head); err != nil {
+		return head, nil, fmt.Errorf("%w: %v", errNotSealed, err)
+	}
+	return head, pkg[n+hl:], nil
+}
+
+// DeliverSealed stores a sealed queue entry (Outbound.SealedUser) in its
+// user's INBOX, encrypted as it was queued, as Deliver stores a message.
+// A user whose key is no longer the one it was sealed to cannot read it:
+// that is refused with ErrInvalid, a permanent failure.
+func (s *Store) DeliverSealed(ctx context.Context, o *Outbound) (Appended, error) {
+	if o.SealedUser == 0 {
+		return Appended{}, fmt.Errorf("deliver queue entry %d: %w: not sealed", o.ID, ErrInvalid)
+	}
+	rc, err := s.OpenOutbound(ctx, o)
+	if err != nil {
+		return Appended{}, err
+	}
+	pkg, err := io.ReadAll(rc)
+	rc.Close()
+	if err != nil {
+		return Appended{}, fmt.Errorf("read queue entry %d: %w", o.ID, err)
+	}
+	head, encoded, err := openSealed(pkg)
+	if err != nil {
+		return Appended{}, fmt.Errorf("deliver queue entry %d: %w", o.ID, err)
+	}
+	// Read at the user's current serial: a limit or key changed since the
+	// entry was queued (the quota raised that deferred it) must count.
+	u, err := s.UserByID(ctx, o.SealedUser)
+	if err != nil {
+		return Appended{}, fmt.Errorf("deliver queue entry %d: %w", o.ID, err)
+	}
+	if !u.Secure || u.PublicKey != head.PublicKey {
+		return Appended{}, fmt.Errorf("deliver queue entry %d: %w: sealed to a key the user no longer has", o.ID, ErrInvalid)
+	}
+	lim, err := s.Limits(ctx, u)
+	if err != nil {
+		return Appended{}, fmt.Errorf("deliver queue entry %d: %w", o.ID, err)
+	}
+	if err := checkAppend(lim, u.UsedBytes, head.Size, false); err != nil {
+		return Appended{}, fmt.Errorf("deliver queue entry %d: %w", o.ID, err)
+	}
+	p := &parsed{size: head.Size, info: &mimeinfo.Info{HasAttachments: head.HasAttachments}, msgidHash: head.MsgIDHash}
+	for _, r := range head.RefHashes {
+		p.refHashes = append(p.refHashes, r)
+	}
+	m := sealed{blobID: blob.NewID(), meta: head.Meta, secure: true, publicKey: head.PublicKey}
+	if s.inlineMax > 0 && head.Size <= s.inlineMax {
+		m.inline = encoded
+		m.blob, err = blob.EncodedInfo(encoded)
+	} else {
+		m.blob, err = s.blobs.PutEncoded(ctx, m.blobID, encoded)
+	}
+	if err != nil {
+		return Appended{}, fmt.Errorf("deliver queue entry %d: %w", o.ID, err)
+	}
+	req := &groupReq{d: Delivery{UserID: u.ID}, p: p, m: m, done: make(chan struct{})}
+	s.group.run(ctx, s, req)
+	if req.err != nil {
+		s.discard(ctx, m, req.err)
+		if errors.Is(req.err, errStaleKey) {
+			return Appended{}, fmt.Errorf("deliver queue entry %d: %w: the user's key changed", o.ID, ErrInvalid)
+		}
+		return Appended{}, fmt.Errorf("deliver queue entry %d: %w", o.ID, req.err)
+	}
+	return req.out, nil
+}
