@@ -73,7 +73,9 @@ func fill(t *testing.T, dir string) string {
 // a webmail send the unavailable code. Nothing is left half-written, and
 // once there is room again everything works.
 func TestDiskFull(t *testing.T) {
-	data := mountTmpfs(t, "8m")
+	// Room for what the load writes in the test, at full speed; the
+	// filler takes the rest.
+	data := mountTmpfs(t, "64m")
 	users := []string{"a@example.org", "b@example.org"}
 	n := newNode(t, options{dataDir: data}, users...)
 	n.start()

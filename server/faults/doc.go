@@ -11,7 +11,8 @@
 //   - the disk full (a small tmpfs as the data directory): mail is
 //     answered 452 4.3.1, APPEND and webmail sends fail temporarily, and
 //     everything works again once there is room;
-//   - the daemon killed with SIGKILL twenty times under the load.
+//   - the daemon killed with SIGKILL twenty times under the load, on
+//     SQLite and on MariaDB.
 //
 // After each, every message a client was told was stored is in the store,
 // whole: the tests send each with a unique Message-ID and compare its

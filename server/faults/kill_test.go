@@ -6,18 +6,27 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"basalt/internal/testsupport"
 )
 
 // TestKill9 kills the daemon with SIGKILL under the load, twenty times,
-// at a random moment, and starts it again over the same data directory
-// (SQLite and message files: Basalt's own durability, with nothing of a
-// database server's in between). After each restart every message a
-// client was told was stored before the kill is there, whole, and so is
-// every other message the store kept.
+// at a random moment, and starts it again over the same data directory:
+// on SQLite (Basalt's own durability, with nothing of a database
+// server's in between) and on MariaDB (the message files' fsyncs against
+// another process's commits). After each restart every message a client
+// was told was stored before the kill is there, whole, and so is every
+// other message the store kept.
 func TestKill9(t *testing.T) {
+	testsupport.ForEachDatabase(t, func(t *testing.T, db testsupport.Database) {
+		kill9(t, options{driver: db.Driver, dsn: db.DSN})
+	})
+}
+
+func kill9(t *testing.T, o options) {
 	const rounds = 20
 	users := []string{"a@example.org", "b@example.org"}
-	n := newNode(t, options{}, users...)
+	n := newNode(t, o, users...)
 	l := newLedger()
 	boxes := newBoxes(users...)
 	begin := time.Now()

@@ -66,7 +66,7 @@ type node struct {
 // options say what a node runs over.
 type options struct {
 	dataDir   string
-	driver    string // "sqlite" (default) or "mysql"
+	driver    string // "sqlite" or "mysql"; empty: SQLite in the data directory
 	dsn       string
 	redisAddr string // empty: the in-process cache
 	prefix    string
@@ -84,8 +84,8 @@ func newNode(t *testing.T, o options, users ...string) *node {
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "data_dir = %q\n[log]\nlevel = \"warn\"\n", o.dataDir)
-	if o.driver == "mysql" {
-		fmt.Fprintf(&b, "[database]\ndriver = \"mysql\"\ndsn = %q\n", o.dsn)
+	if o.driver != "" {
+		fmt.Fprintf(&b, "[database]\ndriver = %q\ndsn = %q\n", o.driver, o.dsn)
 	}
 	if o.redisAddr != "" {
 		fmt.Fprintf(&b, "[cache]\nredis_addr = %q\nprefix = %q\n", o.redisAddr, o.prefix)
