@@ -426,7 +426,8 @@ func (r *rpcClient) sendCompose(composeID int64, to []string, subject, text stri
 type events struct {
 	resp *http.Response
 	// C gets each event's name and data.
-	C chan [2]string
+	C    chan [2]string
+	done chan struct{}
 }
 
 func (r *rpcClient) events() (*events, error) {
@@ -440,7 +441,7 @@ func (r *rpcClient) events() (*events, error) {
 		resp.Body.Close()
 		return nil, fmt.Errorf("events: HTTP %d %s", resp.StatusCode, b)
 	}
-	e := &events{resp: resp, C: make(chan [2]string, 100)}
+	e := &events{resp: resp, C: make(chan [2]string, 100), done: make(chan struct{})}
 	go func() {
 		defer close(e.C)
 		sc := bufio.NewScanner(resp.Body)
@@ -451,11 +452,18 @@ func (r *rpcClient) events() (*events, error) {
 			case strings.HasPrefix(l, "event: "):
 				name = strings.TrimPrefix(l, "event: ")
 			case strings.HasPrefix(l, "data: "):
-				e.C <- [2]string{name, strings.TrimPrefix(l, "data: ")}
+				select {
+				case e.C <- [2]string{name, strings.TrimPrefix(l, "data: ")}:
+				case <-e.done:
+					return
+				}
 			}
 		}
 	}()
 	return e, nil
 }
 
-func (e *events) close() { e.resp.Body.Close() }
+func (e *events) close() {
+	close(e.done)
+	e.resp.Body.Close()
+}
