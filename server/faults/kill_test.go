@@ -63,6 +63,7 @@ func kill9(t *testing.T, o options) {
 		run := time.Since(loadStart).Round(time.Millisecond)
 		n.d.Kill()
 		ld.stop()
+		n.checkLog()
 		acked := l.ackCount() - before
 		t.Logf("round %2d: started in %v, killed after %v under load (%s), %d acknowledged this round",
 			round, startup.Round(time.Millisecond), run, brief(ld.since(time.Time{})), acked)

@@ -158,4 +158,18 @@ func (n *node) stop() {
 	if err := n.d.Stop(30 * time.Second); err != nil {
 		n.t.Errorf("daemon exit: %v\n%s", err, n.d.Log.String())
 	}
+	n.checkLog()
+}
+
+// checkLog fails the test if the daemon panicked or, built with -race as
+// the test binary is, found a data race: a killed daemon exits with no
+// status to tell.
+func (n *node) checkLog() {
+	n.t.Helper()
+	log := n.d.Log.String()
+	for _, bad := range []string{"WARNING: DATA RACE", "panic: ", "fatal error: "} {
+		if i := strings.Index(log, bad); i >= 0 {
+			n.t.Errorf("the daemon's log has %q:\n%s", bad, log[i:min(len(log), i+4000)])
+		}
+	}
 }
