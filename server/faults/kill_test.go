@@ -67,6 +67,9 @@ func kill9(t *testing.T, o options) {
 		acked := l.ackCount() - before
 		t.Logf("round %2d: started in %v, killed after %v under load (%s), %d acknowledged this round",
 			round, startup.Round(time.Millisecond), run, brief(ld.since(time.Time{})), acked)
+		for _, o := range wrong(ld.since(time.Time{})) {
+			t.Errorf("round %d: %s: %s", round, o.kind, o.detail)
+		}
 		if acked == 0 {
 			t.Errorf("round %d: the load stored nothing in %v", round, run)
 		}
