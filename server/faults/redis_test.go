@@ -79,9 +79,12 @@ func TestRedisRestart(t *testing.T) {
 	t.Logf("Redis down for %v", back.Sub(down).Round(time.Millisecond))
 	deliver("after")
 
-	// IDLE shows both messages.
+	// IDLE shows both messages. It takes a few hundred milliseconds (the
+	// bus resubscribing); the bound is wide for a loaded CI machine, where
+	// it was once seen to take 5.8 s.
+	const within = 10 * time.Second
 	idleSaw := time.Duration(-1)
-	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); {
+	for deadline := time.Now().Add(within); time.Now().Before(deadline); {
 		idle.c.SetReadDeadline(deadline)
 		line, err := idle.line()
 		if err != nil {
@@ -93,12 +96,12 @@ func TestRedisRestart(t *testing.T) {
 		}
 	}
 	if idleSaw < 0 {
-		t.Errorf("the IDLE session did not show both messages within 5 s of Redis's return")
+		t.Errorf("the IDLE session did not show both messages within %v of Redis's return", within)
 	}
 	// The event stream says something changed, and changes since the
 	// state the client had lists both messages.
 	streamSaw := time.Duration(-1)
-	for deadline := time.After(5 * time.Second); streamSaw < 0; {
+	for deadline := time.After(within); streamSaw < 0; {
 		select {
 		case evt, ok := <-ev.C:
 			if !ok {
@@ -134,7 +137,7 @@ func TestRedisRestart(t *testing.T) {
 				streamSaw = time.Since(back)
 			}
 		case <-deadline:
-			t.Errorf("the event stream did not announce both messages within 5 s of Redis's return")
+			t.Errorf("the event stream did not announce both messages within %v of Redis's return", within)
 			streamSaw = 0
 		}
 	}
