@@ -32,17 +32,14 @@ func reply(code int, a, b, c int, msg string, cause error) *Error {
 
 // The refusals the agent gives, each with its reply code.
 var (
-	ErrNoRelay       = reply(554, 5, 7, 1, "Relay access denied", nil)
-	ErrUnknownUser   = reply(550, 5, 1, 1, "No such user here", nil)
-	ErrTooManyRcpts  = reply(452, 4, 5, 3, "Too many recipients", nil)
-	ErrNullSender    = reply(550, 5, 7, 1, "Null sender not accepted from this host", nil)
-	ErrForbiddenFrom = reply(553, 5, 7, 1, "Sender address is not one of yours", nil)
-	ErrTooLarge      = reply(552, 5, 3, 4, "Message too big", nil)
-	ErrBadAddress    = reply(501, 5, 1, 3, "Bad address syntax", nil)
-	ErrTemporary     = reply(451, 4, 3, 0, "Temporary failure, please try again later", nil)
-	// ErrSystemFull is RFC 5321's 452 "insufficient system storage" with
-	// RFC 3463's X.3.1 "mail system full": the disk, not the mailbox.
-	ErrSystemFull     = reply(452, 4, 3, 1, "Insufficient system storage, please try again later", nil)
+	ErrNoRelay        = reply(554, 5, 7, 1, "Relay access denied", nil)
+	ErrUnknownUser    = reply(550, 5, 1, 1, "No such user here", nil)
+	ErrTooManyRcpts   = reply(452, 4, 5, 3, "Too many recipients", nil)
+	ErrNullSender     = reply(550, 5, 7, 1, "Null sender not accepted from this host", nil)
+	ErrForbiddenFrom  = reply(553, 5, 7, 1, "Sender address is not one of yours", nil)
+	ErrTooLarge       = reply(552, 5, 3, 4, "Message too big", nil)
+	ErrBadAddress     = reply(501, 5, 1, 3, "Bad address syntax", nil)
+	ErrTemporary      = reply(451, 4, 3, 0, "Temporary failure, please try again later", nil)
 	ErrNeedsAuth      = reply(530, 5, 7, 0, "Authentication required", nil)
 	ErrDailyLimit     = reply(451, 4, 7, 1, "Daily limit reached, try again later", nil)
 	ErrBadHeaderFrom  = reply(550, 5, 7, 1, "From header is not one of your addresses", nil)
@@ -52,6 +49,10 @@ var (
 	errQuotaTemporary = reply(452, 4, 2, 2, "Mailbox full", nil)
 	errQuotaPermanent = reply(552, 5, 2, 2, "Mailbox full", nil)
 )
+
+// ErrSystemFull is RFC 5321's 452 "insufficient system storage" with RFC
+// 3463's X.3.1 "mail system full": the server's disk, not the mailbox.
+var ErrSystemFull = reply(452, 4, 3, 1, "Insufficient system storage, please try again later", nil)
 
 // with returns a copy of e carrying cause.
 func (e *Error) with(cause error) *Error {
