@@ -48,7 +48,8 @@ func (d *Daemon) Start() {
 	cmd.Env = append(os.Environ(), d.env...)
 	cmd.Stdout = d.Log
 	cmd.Stderr = d.Log
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// Killed with the test if the test dies before its cleanup runs.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		d.t.Fatalf("start %s: %v", d.argv[0], err)
 	}

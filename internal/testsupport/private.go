@@ -50,8 +50,9 @@ func startChild(t testing.TB, name string, args ...string) *child {
 	c.cmd.Stdout = c.log
 	c.cmd.Stderr = c.log
 	// Its own process group, so a terminal's ^C reaches the test only and
-	// the test's cleanup stops the server.
-	c.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// the test's cleanup stops the server; and killed with the test, when
+	// the test dies before its cleanup runs (a closed pipe, a timeout).
+	c.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := c.cmd.Start(); err != nil {
 		t.Fatalf("start %s: %v", name, err)
 	}
