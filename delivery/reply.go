@@ -57,6 +57,10 @@ var (
 	errQuotaPermanent  = reply(552, 5, 2, 2, "Mailbox full", nil)
 )
 
+// ErrSystemFull is RFC 5321's 452 "insufficient system storage" with RFC
+// 3463's X.3.1 "mail system full": the server's disk, not the mailbox.
+var ErrSystemFull = reply(452, 4, 3, 1, "Insufficient system storage, please try again later", nil)
+
 // with returns a copy of e carrying cause.
 func (e *Error) with(cause error) *Error {
 	c := *e
@@ -85,6 +89,8 @@ func (a *Agent) storeError(err error) *Error {
 		return ErrUnknownUser.with(err)
 	case errors.Is(err, store.ErrInvalid):
 		return ErrBadAddress.with(err)
+	case store.IsNoSpace(err):
+		return ErrSystemFull.with(err)
 	}
 	return ErrTemporary.with(err)
 }

@@ -672,6 +672,12 @@ func (h *Handler) messagesSend(ctx context.Context, c *Call, p messageParams) (s
 		}
 	}
 	if len(out.Delivered) == 0 {
+		// Refused only for now (a full disk, the database away): the
+		// unavailable code tells the client to send again later, as a
+		// 4xx tells an SMTP client.
+		if allTemporary(results) {
+			return sendResult{}, &Error{Code: CodeUnavailable, Message: "the message could not be sent now; try again later", Data: ErrorData{Type: "sendFailed", Recipients: out.Failed}}
+		}
 		return sendResult{}, &Error{Code: CodeRefused, Message: "the message could not be sent", Data: ErrorData{Type: "sendFailed", Recipients: out.Failed}}
 	}
 	// From here the message is out: what follows must not fail the call.
@@ -694,6 +700,21 @@ func (h *Handler) messagesSend(ctx context.Context, c *Call, p messageParams) (s
 		}
 	}
 	return out, nil
+}
+
+// allTemporary reports whether every one of errs is a temporary refusal
+// (a 4xx reply, or a store that cannot be reached or written now).
+func allTemporary(errs []error) bool {
+	for _, err := range errs {
+		if de, ok := errors.AsType[*delivery.Error](err); ok {
+			if !de.Temporary() {
+				return false
+			}
+		} else if err != nil && asError(err).Code != CodeUnavailable {
+			return false
+		}
+	}
+	return true
 }
 
 // reason is what a user is told about a refused recipient: the agent's

@@ -158,6 +158,10 @@ func asError(err error) *Error {
 		return &Error{Code: CodeInvalid, Message: err.Error(), Data: ErrorData{Type: "invalid", Field: "new"}}
 	case errors.Is(err, session.ErrNoSession):
 		return serverErr(CodeSessionExpired, "session expired")
+	case store.IsNoSpace(err):
+		return &Error{Code: CodeUnavailable, Message: "the server's storage is full; try again later", cause: err}
+	case store.IsUnavailable(err):
+		return &Error{Code: CodeUnavailable, Message: "storage temporarily unavailable; try again later", cause: err}
 	}
 	return &Error{Code: CodeInternal, Message: "internal error", cause: err}
 }

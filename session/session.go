@@ -165,11 +165,17 @@ func (s *Service) attempt(ctx context.Context, ip string, check func() (*Auth, e
 		return nil, err
 	}
 	auth, err := check()
-	if err != nil {
+	if err != nil && (errors.Is(err, ErrAuthFailed) || errors.Is(err, ErrUserLocked)) {
 		return nil, err
 	}
-	if err := s.throttle.Succeeded(ctx, addr); err != nil {
-		s.log.Warn("login throttle", "err", err)
+	// A success, or an attempt whose password was never judged (the
+	// database did not answer): giving it back keeps an outage from
+	// counting every client's logins as failures and banning them all.
+	if terr := s.throttle.Succeeded(ctx, addr); terr != nil {
+		s.log.Warn("login throttle", "err", terr)
+	}
+	if err != nil {
+		return nil, err
 	}
 	return auth, nil
 }

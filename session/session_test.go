@@ -284,3 +284,21 @@ func TestWebSessionExpires(t *testing.T) {
 		t.Fatalf("idle session alive after its idle timeout: %v", err)
 	}
 }
+
+// TestThrottleOutage: a login the store could not check (the database
+// away) is not a failed login. Without the count given back, an outage
+// would spend every address's tries and lock its users out after it.
+func TestThrottleOutage(t *testing.T) {
+	testsupport.ForEachCache(t, func(t *testing.T, kind, addr, prefix string) {
+		ctx := context.Background()
+		e := open(t, kind, addr, prefix, session.Config{FailuresPerIP: 3, FailuresPerNet: 5})
+		e.NewUser(t, "alice@example.org", false)
+		e.DB.Close()
+		for i := range 10 {
+			_, err := e.Session.Authenticate(ctx, "alice@example.org", storetest.Password, "203.0.113.9")
+			if err == nil || errors.Is(err, session.ErrAuthFailed) || errors.Is(err, session.ErrThrottled) {
+				t.Fatalf("attempt %d with the database closed: %v, want the store's error", i+1, err)
+			}
+		}
+	})
+}

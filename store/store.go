@@ -26,6 +26,19 @@ var (
 	ErrUnknownLocal = errors.New("no such local recipient")
 )
 
+// IsUnavailable reports whether err is a failure of what the store runs
+// on rather than of the request: the database unreachable or not serving.
+// It passes by itself, so front ends tell the client to try again later
+// (SMTP 4xx, IMAP NO [UNAVAILABLE], JSON-RPC's unavailable code) rather
+// than report a server bug.
+func IsUnavailable(err error) bool { return sqldb.IsUnavailable(err) }
+
+// IsNoSpace reports whether err is a full disk under the database or the
+// message files (ENOSPC, a disk quota, SQLite's SQLITE_FULL): the server
+// cannot take the message now and will when room is made (SMTP 452 4.3.1,
+// RFC 3463 X.3.1 "mail system full").
+func IsNoSpace(err error) bool { return sqldb.IsNoSpace(err) }
+
 // Config wires a Store to its parts.
 type Config struct {
 	DB     *sqldb.DB

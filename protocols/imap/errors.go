@@ -63,6 +63,16 @@ func (s *session) storeErr(what string, err error) error {
 		return no(imap.ResponseCodeCannot, invalidText(err))
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return no(imap.ResponseCodeUnavailable, "Server shutting down")
+	case store.IsNoSpace(err):
+		// RFC 5530 3 has no code for the server's own disk: OVERQUOTA
+		// would tell the user to delete mail of theirs, LIMIT that
+		// trying again will not help. UNAVAILABLE says what is true: a
+		// subsystem cannot do it now, and the client should retry.
+		s.srv.log.Warn(what, "user", s.userID(), "err", err)
+		return no(imap.ResponseCodeUnavailable, "Server storage is full; try again later")
+	case store.IsUnavailable(err):
+		s.srv.log.Warn(what, "user", s.userID(), "err", err)
+		return no(imap.ResponseCodeUnavailable, "Storage temporarily unavailable; try again later")
 	}
 	s.srv.log.Error(what, "user", s.userID(), "err", err)
 	return no(imap.ResponseCodeServerBug, "Internal error; the operation failed")

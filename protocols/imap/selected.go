@@ -211,6 +211,15 @@ func (s *session) sync(w *imapserver.UpdateWriter, allowExpunge bool) error {
 	}
 	if changed {
 		if err := s.refresh(w); err != nil {
+			var ie *imap.Error
+			if errors.As(err, &ie) && ie.Code == imap.ResponseCodeUnavailable {
+				// The library ends the connection when a poll fails,
+				// leaving the command (which succeeded) unanswered. A
+				// store away for now must not cost the client its
+				// session: the next poll reads what changed.
+				sel.dirty = true
+				return nil
+			}
 			return err
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -15,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/go-sql-driver/mysql"
@@ -351,6 +353,70 @@ func retryable(err error) bool {
 	if errors.As(err, &se) {
 		code := se.Code() & 0xff
 		return code == sqlite3.SQLITE_BUSY || code == sqlite3.SQLITE_LOCKED
+	}
+	return false
+}
+
+// IsUnavailable reports whether err says the database could not be
+// reached or is not serving: a refused or dropped connection, a server
+// shutting down or out of connections, a database file another process
+// holds locked past the busy timeout. The same request may succeed later,
+// so clients are told to come back (SMTP 4xx, IMAP [UNAVAILABLE]).
+func IsUnavailable(err error) bool {
+	if err == nil {
+		return false
+	}
+	if errors.Is(err, driver.ErrBadConn) || errors.Is(err, mysql.ErrInvalidConn) ||
+		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) {
+		return true
+	}
+	var ne *net.OpError
+	if errors.As(err, &ne) {
+		return true
+	}
+	var me *mysql.MySQLError
+	if errors.As(err, &me) {
+		switch me.Number {
+		case 1040, // ER_CON_COUNT_ERROR: too many connections
+			1053, // ER_SERVER_SHUTDOWN
+			1205, // ER_LOCK_WAIT_TIMEOUT, after the retries
+			1290, // ER_OPTION_PREVENTS_STATEMENT: read-only (a failover)
+			1927, // ER_CONNECTION_KILLED
+			4031: // ER_CLIENT_INTERACTION_TIMEOUT
+			return true
+		}
+		return false
+	}
+	var se *sqlite.Error
+	if errors.As(err, &se) {
+		code := se.Code() & 0xff
+		return code == sqlite3.SQLITE_BUSY || code == sqlite3.SQLITE_LOCKED
+	}
+	return false
+}
+
+// IsNoSpace reports whether err says the database's disk is full (SQLite
+// SQLITE_FULL, MariaDB's "disk full" and "table is full" errors), which
+// passes when an operator frees room.
+func IsNoSpace(err error) bool {
+	if err == nil {
+		return false
+	}
+	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
+		return true
+	}
+	var me *mysql.MySQLError
+	if errors.As(err, &me) {
+		switch me.Number {
+		case 1021, // ER_DISK_FULL
+			1114: // ER_RECORD_FILE_FULL: "The table is full"
+			return true
+		}
+		return false
+	}
+	var se *sqlite.Error
+	if errors.As(err, &se) {
+		return se.Code()&0xff == sqlite3.SQLITE_FULL
 	}
 	return false
 }
