@@ -161,6 +161,9 @@ func (s *Services) maintain(ctx context.Context) {
 		if _, err := s.Store.PruneWebmail(ctx, store.ComposeMaxAge); err != nil {
 			s.Log.Warn("maintenance: webmail drafts and uploads", "err", err)
 		}
+		if _, err := s.Store.PruneWebSessions(ctx); err != nil {
+			s.Log.Warn("maintenance: ended web sessions", "err", err)
+		}
 		select {
 		case <-ctx.Done():
 			return

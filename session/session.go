@@ -7,7 +7,6 @@ import (
 	"crypto/subtle"
 	"encoding/base64"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -371,30 +370,13 @@ type Web struct {
 	Expires time.Time // the latest it can live, however busy
 }
 
-// webRecord is what the server keeps. The cookie carries an id and a
-// secret; the record holds only a hash of the secret, and the unlocked
-// key sealed under the secret, so a copy of the cache opens no session
-// and no key.
-type webRecord struct {
-	UserID     int64  `json:"u"`
-	CSRF       string `json:"c"`
-	SecretHash []byte `json:"h"`
-	SealedKey  []byte `json:"k,omitempty"`
-	Epoch      int64  `json:"a"`
-	Created    int64  `json:"t"`
-	Expires    int64  `json:"e"`
-}
-
 const tokenSep = "."
 
-// A session is two cache entries: the record, which lives until the
-// maximum age, and an idle marker, which each request renews. Logging out
-// deletes both; a renewal racing a logout can only bring back the marker,
-// which opens nothing without the record.
-func webKey(id string) string  { return "websess:" + id }
-func idleKey(id string) string { return "websess:" + id + ":idle" }
-
-// StartWeb opens a web session for auth and returns the cookie value.
+// StartWeb opens a web session for auth and returns the cookie value. The
+// record is kept in SQL (store.WebSession), where it outlives a cache
+// restart; it holds only a hash of the cookie's secret, and the unlocked
+// key sealed under the secret, so a copy of the database opens no session
+// and no key.
 func (s *Service) StartWeb(ctx context.Context, auth *Auth) (string, *Web, error) {
 	idb := make([]byte, 16)
 	csrf := make([]byte, 16)
@@ -412,31 +394,17 @@ func (s *Service) StartWeb(ctx context.Context, auth *Auth) (string, *Web, error
 	w := &Web{ID: hex.EncodeToString(idb), UserID: auth.User.ID, CSRF: base64.RawURLEncoding.EncodeToString(csrf), Key: auth.Key,
 		Created: now, Expires: now.Add(s.cfg.SessionMaxAge)}
 	sum := sha256.Sum256(secret)
-	rec := webRecord{UserID: w.UserID, CSRF: w.CSRF, SecretHash: sum[:], Epoch: auth.User.AuthEpoch, Created: now.Unix(), Expires: w.Expires.Unix()}
+	rec := store.WebSession{ID: w.ID, UserID: w.UserID, CSRF: w.CSRF, SecretHash: sum[:], AuthEpoch: auth.User.AuthEpoch,
+		Created: now.Unix(), Expires: w.Expires.Unix(), IdleUntil: now.Add(s.cfg.SessionIdle).Unix()}
 	if auth.Key != nil {
 		if rec.SealedKey, err = crypt.SealWithKey(secret, []byte(auth.Key.Secret()), []byte(w.ID)); err != nil {
 			return "", nil, fmt.Errorf("start session: %w", err)
 		}
 	}
-	b, err := json.Marshal(rec)
-	if err != nil {
+	if err := s.store.CreateWebSession(ctx, rec); err != nil {
 		return "", nil, fmt.Errorf("start session: %w", err)
-	}
-	if err := s.cache.Set(ctx, webKey(w.ID), cache.Entry{Value: b}, s.cfg.SessionMaxAge); err != nil {
-		return "", nil, fmt.Errorf("start session: %w", err)
-	}
-	if err := s.touch(ctx, w.ID, now); err != nil {
-		return "", nil, err
 	}
 	return w.ID + tokenSep + base64.RawURLEncoding.EncodeToString(secret), w, nil
-}
-
-// touch renews the idle marker; its serial is the time it was renewed.
-func (s *Service) touch(ctx context.Context, id string, now time.Time) error {
-	if err := s.cache.Set(ctx, idleKey(id), cache.Entry{Serial: uint64(now.Unix())}, s.cfg.SessionIdle); err != nil {
-		return fmt.Errorf("renew session: %w", err)
-	}
-	return nil
 }
 
 // Web returns the live session a cookie value names, unsealing the key. A
@@ -448,32 +416,24 @@ func (s *Service) Web(ctx context.Context, token string) (*Web, error) {
 	if !ok || err != nil || len(secret) != crypt.KeySize || len(id) != 32 {
 		return nil, ErrNoSession
 	}
-	e, found, err := s.cache.Get(ctx, webKey(id))
+	rec, err := s.store.WebSession(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, ErrNoSession
+	}
 	if err != nil {
 		return nil, fmt.Errorf("load session: %w", err)
-	}
-	if !found {
-		return nil, ErrNoSession
-	}
-	var rec webRecord
-	if err := json.Unmarshal(e.Value, &rec); err != nil {
-		return nil, ErrNoSession
 	}
 	sum := sha256.Sum256(secret)
 	if subtle.ConstantTimeCompare(sum[:], rec.SecretHash) != 1 {
 		return nil, ErrNoSession
 	}
-	idle, found, err := s.cache.Get(ctx, idleKey(id))
-	if err != nil {
-		return nil, fmt.Errorf("load session: %w", err)
-	}
 	now := s.now()
-	if !found || now.Unix() >= rec.Expires {
+	if now.Unix() >= rec.IdleUntil || now.Unix() >= rec.Expires {
 		s.end(ctx, id)
 		return nil, ErrNoSession
 	}
 	u, err := s.store.UserByID(ctx, rec.UserID)
-	if errors.Is(err, store.ErrNotFound) || (err == nil && (u.Locked(now) || u.AuthEpoch != rec.Epoch)) {
+	if errors.Is(err, store.ErrNotFound) || (err == nil && (u.Locked(now) || u.AuthEpoch != rec.AuthEpoch)) {
 		s.end(ctx, id)
 		return nil, ErrNoSession
 	}
@@ -490,9 +450,11 @@ func (s *Service) Web(ctx context.Context, token string) (*Web, error) {
 			return nil, fmt.Errorf("load session: %w", err)
 		}
 	}
-	// Renew at most every tenth of the idle time, not on every request.
-	if now.Unix()-int64(idle.Serial) >= int64(s.cfg.SessionIdle/time.Second/10) {
-		if err := s.touch(ctx, id, now); err != nil {
+	// Renew at most every tenth of the idle time, not on every request:
+	// a write per request would cost more than the read.
+	idle := int64(s.cfg.SessionIdle / time.Second)
+	if renewed := rec.IdleUntil - idle; now.Unix()-renewed >= idle/10 {
+		if err := s.store.TouchWebSession(ctx, id, now.Unix()+idle); err != nil {
 			s.log.Warn("renew session", "err", err)
 		}
 	}
@@ -500,7 +462,7 @@ func (s *Service) Web(ctx context.Context, token string) (*Web, error) {
 }
 
 func (s *Service) end(ctx context.Context, id string) error {
-	if err := s.cache.Delete(ctx, webKey(id), idleKey(id)); err != nil {
+	if err := s.store.DeleteWebSession(ctx, id); err != nil {
 		return fmt.Errorf("end session: %w", err)
 	}
 	return nil
