@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"basalt/crypt"
@@ -31,13 +32,28 @@ var (
 
 // Config tunes the session service. Zero fields take the defaults.
 type Config struct {
-	KDF            crypt.KDFParams `toml:"-"`
-	MinPassword    int             `toml:"min_password"`     // default 8
-	FailuresPerIP  int64           `toml:"failures_per_ip"`  // default 8
-	FailuresPerNet int64           `toml:"failures_per_net"` // default 16
-	FailureWindow  time.Duration   `toml:"failure_window"`   // default 24h
-	SessionMaxAge  time.Duration   `toml:"session_max_age"`  // default 12h
-	SessionIdle    time.Duration   `toml:"session_idle"`     // default 1h
+	KDF         crypt.KDFParams `toml:"-"`
+	MinPassword int             `toml:"min_password"` // default 8
+	// The login throttle (see Throttle): failures allowed in a row per
+	// account from one network, per account from all networks, per
+	// address and per network, counted over FailureWindow; then bans of
+	// BanTime doubling up to MaxBan. An account's logins from a network
+	// make it trusted there for TrustFor. A negative count turns its
+	// scope off.
+	FailuresPerAccount    int64         `toml:"failures_per_account"`     // default 5
+	FailuresPerAccountAll int64         `toml:"failures_per_account_all"` // default 20
+	FailuresPerIP         int64         `toml:"failures_per_ip"`          // default 8
+	FailuresPerNet        int64         `toml:"failures_per_net"`         // default 16
+	FailureWindow         time.Duration `toml:"failure_window"`           // default 24h
+	BanTime               time.Duration `toml:"ban_time"`                 // default 1m
+	MaxBan                time.Duration `toml:"max_ban"`                  // default 15m
+	TrustFor              time.Duration `toml:"trust_for"`                // default 30 days
+	SessionMaxAge         time.Duration `toml:"session_max_age"`          // default 12h
+	SessionIdle           time.Duration `toml:"session_idle"`             // default 1h
+	// LoginCache is how long a verified password is remembered, so that
+	// a client reconnecting with it does not cost another argon2 hash
+	// (see loginCache); default 5m, negative: off.
+	LoginCache time.Duration `toml:"login_cache"`
 	// HashConcurrency bounds the argon2 computations running at once,
 	// each of which takes KDF.MemoryKiB of memory; default: one per CPU.
 	HashConcurrency int `toml:"hash_concurrency"`
@@ -52,39 +68,42 @@ func (c Config) withDefaults() Config {
 	if c.KDF == (crypt.KDFParams{}) {
 		c.KDF = crypt.DefaultKDF()
 	}
-	if c.MinPassword == 0 {
-		c.MinPassword = 8
-	}
-	if c.FailuresPerIP == 0 {
-		c.FailuresPerIP = 8
-	}
-	if c.FailuresPerNet == 0 {
-		c.FailuresPerNet = 16
-	}
-	if c.FailureWindow == 0 {
-		c.FailureWindow = 24 * time.Hour
-	}
-	if c.SessionMaxAge == 0 {
-		c.SessionMaxAge = 12 * time.Hour
-	}
-	if c.SessionIdle == 0 {
-		c.SessionIdle = time.Hour
-	}
-	if c.HashConcurrency == 0 {
-		c.HashConcurrency = runtime.GOMAXPROCS(0)
-	}
+	orDefault(&c.MinPassword, 8)
+	orDefault(&c.FailuresPerAccount, 5)
+	orDefault(&c.FailuresPerAccountAll, 20)
+	orDefault(&c.FailuresPerIP, 8)
+	orDefault(&c.FailuresPerNet, 16)
+	orDefault(&c.FailureWindow, 24*time.Hour)
+	orDefault(&c.BanTime, time.Minute)
+	orDefault(&c.MaxBan, 15*time.Minute)
+	orDefault(&c.TrustFor, 30*24*time.Hour)
+	orDefault(&c.SessionMaxAge, 12*time.Hour)
+	orDefault(&c.SessionIdle, time.Hour)
+	orDefault(&c.LoginCache, 5*time.Minute)
+	orDefault(&c.HashConcurrency, runtime.GOMAXPROCS(0))
+	c.MaxBan = max(c.MaxBan, c.BanTime)
 	return c
+}
+
+// orDefault sets *v to d when it holds its type's zero value.
+func orDefault[T comparable](v *T, d T) {
+	var zero T
+	if *v == zero {
+		*v = d
+	}
 }
 
 // Service authenticates users and keeps their sessions.
 type Service struct {
 	store    *store.Store
-	cache    cache.Cache
 	cfg      Config
-	throttle Throttle
+	throttle *Throttle
+	verified *loginCache // nil when off
 	hashSem  chan struct{}
 	log      *slog.Logger
 	now      func() time.Time
+	// verifications counts password hashes computed for logins.
+	verifications atomic.Int64
 }
 
 // New returns the session service over st, keeping state in st's cache.
@@ -93,10 +112,20 @@ func New(st *store.Store, cfg Config, log *slog.Logger) *Service {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Service{
-		store: st, cache: st.Cache(), cfg: cfg, log: log, now: time.Now, hashSem: make(chan struct{}, cfg.HashConcurrency),
-		throttle: Throttle{Cache: st.Cache(), PerIP: cfg.FailuresPerIP, PerSubnet: cfg.FailuresPerNet, Window: cfg.FailureWindow},
+	off := func(n int64) int64 { return max(n, 0) } // negative: off
+	s := &Service{
+		store: st, cfg: cfg, log: log, now: time.Now, hashSem: make(chan struct{}, cfg.HashConcurrency),
+		throttle: &Throttle{
+			Cache: st.Cache(), Local: cache.NewMemory(cache.MemoryOptions{}), Log: log,
+			PerAccount: off(cfg.FailuresPerAccount), PerAccountAll: off(cfg.FailuresPerAccountAll),
+			PerIP: off(cfg.FailuresPerIP), PerNet: off(cfg.FailuresPerNet),
+			Window: cfg.FailureWindow, BanTime: cfg.BanTime, MaxBan: cfg.MaxBan, TrustFor: cfg.TrustFor,
+		},
 	}
+	if cfg.LoginCache > 0 {
+		s.verified = newLoginCache(cfg.LoginCache, loginCacheMax)
+	}
+	return s
 }
 
 // Auth is an authenticated user: what a protocol connection keeps.
@@ -114,7 +143,7 @@ func (a *Auth) Account(st *store.Store) *store.Account { return st.Account(a.Use
 // password. Every attempt counts toward the throttle until it succeeds; a
 // throttled client is refused before its password is looked at.
 func (s *Service) Authenticate(ctx context.Context, login, password, ip string) (*Auth, error) {
-	return s.attempt(ctx, ip, func() (*Auth, error) { return s.check(ctx, login, password) })
+	return s.attempt(ctx, login, ip, func(cred *store.Credentials) (*Auth, error) { return s.check(ctx, cred, password) })
 }
 
 // AuthenticateCRAM checks a CRAM-MD5 response (RFC 2195): the hex digest
@@ -122,18 +151,8 @@ func (s *Service) Authenticate(ctx context.Context, login, password, ip string) 
 // allowed and only for users who are not secure (their key needs the
 // password itself); the throttle applies as to passwords.
 func (s *Service) AuthenticateCRAM(ctx context.Context, login, challenge, digest, ip string) (*Auth, error) {
-	return s.attempt(ctx, ip, func() (*Auth, error) {
-		if !s.cfg.CRAMMD5 {
-			return nil, ErrAuthFailed
-		}
-		cred, err := s.store.Credentials(ctx, login)
-		if errors.Is(err, store.ErrNotFound) {
-			return nil, ErrAuthFailed
-		}
-		if err != nil {
-			return nil, fmt.Errorf("authenticate: %w", err)
-		}
-		if cred.Secure || len(cred.CRAMSecret) == 0 {
+	return s.attempt(ctx, login, ip, func(cred *store.Credentials) (*Auth, error) {
+		if !s.cfg.CRAMMD5 || cred == nil || cred.Secure || len(cred.CRAMSecret) == 0 {
 			return nil, ErrAuthFailed
 		}
 		ok, err := verifyCRAM(cred.CRAMSecret, challenge, digest)
@@ -144,30 +163,44 @@ func (s *Service) AuthenticateCRAM(ctx context.Context, login, challenge, digest
 		if !ok {
 			return nil, ErrAuthFailed
 		}
-		return s.admit(ctx, cred, nil)
+		return s.admit(ctx, *cred, nil)
 	})
 }
 
 // CRAMMD5 reports whether CRAM-MD5 may be offered.
 func (s *Service) CRAMMD5() bool { return s.cfg.CRAMMD5 }
 
-// attempt runs one login attempt from ip under the throttle: counted
-// before it runs, given back when it succeeds.
-func (s *Service) attempt(ctx context.Context, ip string, check func() (*Auth, error)) (*Auth, error) {
+// attempt runs one login attempt at login from ip under the throttle:
+// counted before it runs, given back when it succeeds. check gets the
+// login's credentials, nil when no such login exists.
+func (s *Service) attempt(ctx context.Context, login, ip string, check func(*store.Credentials) (*Auth, error)) (*Auth, error) {
 	addr, err := ParseClientIP(ip)
 	if err != nil {
 		// Front ends always know their client; an address that does not
 		// parse is a bug, and must not switch the throttle off.
 		return nil, fmt.Errorf("authenticate: %w", err)
 	}
-	if err := s.throttle.Begin(ctx, addr); err != nil {
-		return nil, err
+	var cred *store.Credentials
+	c, err := s.store.Credentials(ctx, login)
+	switch {
+	case err == nil:
+		cred = &c
+	case !errors.Is(err, store.ErrNotFound):
+		return nil, fmt.Errorf("authenticate: %w", err)
 	}
-	auth, err := check()
+	var uid int64
+	if cred != nil {
+		uid = cred.UserID
+	}
+	at, err := s.throttle.Begin(ctx, accountKey(uid, login), addr)
 	if err != nil {
 		return nil, err
 	}
-	if err := s.throttle.Succeeded(ctx, addr); err != nil {
+	auth, err := check(cred)
+	if err != nil {
+		return nil, err
+	}
+	if err := at.Succeeded(ctx); err != nil {
 		s.log.Warn("login throttle", "err", err)
 	}
 	return auth, nil
@@ -185,22 +218,35 @@ func (s *Service) hashing(ctx context.Context, fn func() error) error {
 	return fn()
 }
 
-func (s *Service) check(ctx context.Context, login, password string) (*Auth, error) {
-	cred, err := s.store.Credentials(ctx, login)
-	if errors.Is(err, store.ErrNotFound) {
+// verify is VerifyPassword for a login, counted.
+func (s *Service) verify(hash, password string) (bool, error) {
+	s.verifications.Add(1)
+	return VerifyPassword(hash, password)
+}
+
+func (s *Service) check(ctx context.Context, cred *store.Credentials, password string) (*Auth, error) {
+	if cred == nil {
 		// Spend the time a real check would, so response times do not
 		// reveal which user names exist.
-		s.hashing(ctx, func() error { VerifyPassword(s.dummyHash(), password); return nil })
+		s.hashing(ctx, func() error { s.verify(s.dummyHash(), password); return nil })
 		return nil, ErrAuthFailed
 	}
-	if err != nil {
-		return nil, fmt.Errorf("authenticate: %w", err)
+	// A secure user's login must unlock the key, which costs the same
+	// argon2 hash as the check, so the login cache would save nothing
+	// there without keeping the key (or what opens it) in memory between
+	// logins; see loginCache.
+	var sum loginSum
+	if s.verified != nil && !cred.Secure {
+		sum = s.verified.sum(cred.UserID, cred.PasswordHash, password)
+		if s.verified.has(sum, s.now()) {
+			return s.admit(ctx, *cred, nil)
+		}
 	}
 	var ok bool
 	auth := &Auth{}
-	err = s.hashing(ctx, func() error {
+	err := s.hashing(ctx, func() error {
 		var err error
-		if ok, err = VerifyPassword(cred.PasswordHash, password); err != nil || !ok {
+		if ok, err = s.verify(cred.PasswordHash, password); err != nil || !ok {
 			return err
 		}
 		if cred.Secure {
@@ -219,7 +265,10 @@ func (s *Service) check(ctx context.Context, login, password string) (*Auth, err
 	if !ok {
 		return nil, ErrAuthFailed
 	}
-	return s.admit(ctx, cred, auth.Key)
+	if s.verified != nil && !cred.Secure {
+		s.verified.put(sum, s.now())
+	}
+	return s.admit(ctx, *cred, auth.Key)
 }
 
 // admit finishes a login whose credentials checked out: a locked user is
