@@ -1,6 +1,7 @@
 package session
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
@@ -39,15 +40,16 @@ type loginCache struct {
 	ttl time.Duration
 	max int
 
-	mu      sync.Mutex
-	entries map[loginSum]time.Time // expiry
-	order   []loginSum             // insertion order, to drop the oldest
+	mu       sync.Mutex
+	entries  map[loginSum]time.Time     // expiry
+	order    []loginSum                 // insertion order, to drop the oldest
+	inflight map[loginSum]chan struct{} // logins being verified now
 }
 
 type loginSum [sha256.Size]byte
 
 func newLoginCache(ttl time.Duration, max int) *loginCache {
-	c := &loginCache{ttl: ttl, max: max, entries: make(map[loginSum]time.Time)}
+	c := &loginCache{ttl: ttl, max: max, entries: make(map[loginSum]time.Time), inflight: make(map[loginSum]chan struct{})}
 	if _, err := rand.Read(c.key[:]); err != nil {
 		panic("login cache: no randomness: " + err.Error()) // crypto/rand does not fail on supported systems
 	}
@@ -77,6 +79,44 @@ func (c *loginCache) has(s loginSum, now time.Time) bool {
 	defer c.mu.Unlock()
 	exp, ok := c.entries[s]
 	return ok && now.Before(exp)
+}
+
+// claim makes the caller the one to verify s, unless another login is
+// verifying the same user and password right now: then it waits for that
+// one (a client opening ten connections at once costs one hash, not ten)
+// and reports whether it verified. done must be called after a claim.
+func (c *loginCache) claim(ctx context.Context, s loginSum, now time.Time) (cached bool, done func()) {
+	for {
+		c.mu.Lock()
+		if exp, ok := c.entries[s]; ok && now.Before(exp) {
+			c.mu.Unlock()
+			return true, func() {}
+		}
+		wait, busy := c.inflight[s]
+		if !busy {
+			ch := make(chan struct{})
+			c.inflight[s] = ch
+			c.mu.Unlock()
+			return false, func() {
+				c.mu.Lock()
+				delete(c.inflight, s)
+				c.mu.Unlock()
+				close(ch)
+			}
+		}
+		c.mu.Unlock()
+		select {
+		case <-wait:
+		case <-ctx.Done():
+			return false, func() {}
+		}
+		// The other login may have failed (a wrong password is never
+		// put in): then this one verifies for itself.
+		if c.has(s, now) {
+			return true, func() {}
+		}
+		now = time.Now()
+	}
 }
 
 // put remembers s for the cache's lifetime from now.

@@ -3,9 +3,11 @@ package session_test
 import (
 	"context"
 	"errors"
+	"sync"
 	"testing"
 	"time"
 
+	"basalt/crypt"
 	"basalt/internal/testsupport"
 	"basalt/internal/testsupport/storetest"
 	"basalt/session"
@@ -127,5 +129,44 @@ func TestLoginCacheExpires(t *testing.T) {
 				t.Fatalf("%d hashes, want %d", got, tc.hashes)
 			}
 		})
+	}
+}
+
+// TestLoginCacheConcurrent: a client opening many connections at once
+// with the same password costs one hash, not one per connection; a wrong
+// password at once from many is still checked by each.
+func TestLoginCacheConcurrent(t *testing.T) {
+	ctx := context.Background()
+	e := open(t, "memory", "", "", session.Config{FailuresPerAccount: 100})
+	e.NewUser(t, "alice@example.org", false)
+	for _, tc := range []struct {
+		pw     string
+		want   error
+		hashes int64
+	}{
+		{storetest.Password, nil, 1},
+		{"wrong password", session.ErrAuthFailed, 10},
+	} {
+		svc := session.New(e.Store, session.Config{KDF: crypt.TestKDF(), FailuresPerAccount: 100}, nil) // an empty cache
+		var wg sync.WaitGroup
+		errs := make(chan error, 10)
+		for range 10 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_, err := svc.Authenticate(ctx, "alice@example.org", tc.pw, "127.0.0.1")
+				errs <- err
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			if !errors.Is(err, tc.want) {
+				t.Fatalf("%q: %v, want %v", tc.pw, err, tc.want)
+			}
+		}
+		if got := svc.Verifications(); got != tc.hashes {
+			t.Fatalf("10 logins at once with %q: %d hashes, want %d", tc.pw, got, tc.hashes)
+		}
 	}
 }

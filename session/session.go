@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime"
+	"runtime/debug"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -104,6 +105,7 @@ type Service struct {
 	now      func() time.Time
 	// verifications counts password hashes computed for logins.
 	verifications atomic.Int64
+	freed         atomic.Int64 // when returnMemory last ran, Unix ns
 }
 
 // New returns the session service over st, keeping state in st's cache.
@@ -211,11 +213,34 @@ func (s *Service) attempt(ctx context.Context, login, ip string, check func(*sto
 func (s *Service) hashing(ctx context.Context, fn func() error) error {
 	select {
 	case s.hashSem <- struct{}{}:
-		defer func() { <-s.hashSem }()
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	return fn()
+	err := fn()
+	<-s.hashSem
+	s.returnMemory()
+	return err
+}
+
+// freeEvery bounds how often returnMemory runs.
+const freeEvery = time.Second
+
+// returnMemory hands the memory of finished argon2 computations back to
+// the system when no other is running. Each takes KDF.MemoryKiB (64 MiB)
+// at once, which the Go runtime would otherwise keep and return only
+// slowly, so a burst of logins left the process hundreds of MiB large
+// with a small live heap. It runs at most once every freeEvery, off the
+// login's path: a full GC over a small heap costs far less than a hash.
+func (s *Service) returnMemory() {
+	if len(s.hashSem) > 0 {
+		return // the next computation reuses the memory
+	}
+	now := time.Now().UnixNano()
+	last := s.freed.Load()
+	if now-last < int64(freeEvery) || !s.freed.CompareAndSwap(last, now) {
+		return
+	}
+	go debug.FreeOSMemory()
 }
 
 // verify is VerifyPassword for a login, counted.
@@ -238,7 +263,9 @@ func (s *Service) check(ctx context.Context, cred *store.Credentials, password s
 	var sum loginSum
 	if s.verified != nil && !cred.Secure {
 		sum = s.verified.sum(cred.UserID, cred.PasswordHash, password)
-		if s.verified.has(sum, s.now()) {
+		cached, done := s.verified.claim(ctx, sum, s.now())
+		defer done()
+		if cached {
 			return s.admit(ctx, *cred, nil)
 		}
 	}
