@@ -145,7 +145,9 @@ func (a *Auth) Account(st *store.Store) *store.Account { return st.Account(a.Use
 // password. Every attempt counts toward the throttle until it succeeds; a
 // throttled client is refused before its password is looked at.
 func (s *Service) Authenticate(ctx context.Context, login, password, ip string) (*Auth, error) {
-	return s.attempt(ctx, login, ip, func(cred *store.Credentials) (*Auth, error) { return s.check(ctx, cred, password) })
+	return s.attempt(ctx, login, ip, func(cred *store.Credentials, gate func() error) (*Auth, error) {
+		return s.check(ctx, cred, password, gate)
+	})
 }
 
 // AuthenticateCRAM checks a CRAM-MD5 response (RFC 2195): the hex digest
@@ -153,7 +155,10 @@ func (s *Service) Authenticate(ctx context.Context, login, password, ip string) 
 // allowed and only for users who are not secure (their key needs the
 // password itself); the throttle applies as to passwords.
 func (s *Service) AuthenticateCRAM(ctx context.Context, login, challenge, digest, ip string) (*Auth, error) {
-	return s.attempt(ctx, login, ip, func(cred *store.Credentials) (*Auth, error) {
+	return s.attempt(ctx, login, ip, func(cred *store.Credentials, gate func() error) (*Auth, error) {
+		if err := gate(); err != nil {
+			return nil, err
+		}
 		if !s.cfg.CRAMMD5 || cred == nil || cred.Secure || len(cred.CRAMSecret) == 0 {
 			return nil, ErrAuthFailed
 		}
@@ -172,10 +177,21 @@ func (s *Service) AuthenticateCRAM(ctx context.Context, login, challenge, digest
 // CRAMMD5 reports whether CRAM-MD5 may be offered.
 func (s *Service) CRAMMD5() bool { return s.cfg.CRAMMD5 }
 
-// attempt runs one login attempt at login from ip under the throttle:
-// counted before it runs, given back when it succeeds. check gets the
-// login's credentials, nil when no such login exists.
-func (s *Service) attempt(ctx context.Context, login, ip string, check func(*store.Credentials) (*Auth, error)) (*Auth, error) {
+// attempt runs one login attempt at login from ip under the throttle.
+// check gets the login's credentials (nil when no such login exists) and
+// gate, which it must call before it decides anything: gate counts the
+// attempt (ErrThrottled when it may not be made), and the count is given
+// back if check succeeds.
+//
+// The throttle is asked twice. First here (Check, which counts nothing),
+// so that a refused attempt is turned away at once, not after waiting for
+// a hash slot. Then by gate, where check is about to decide: in a
+// hash slot, or with the answer in the login cache. So the attempts
+// counted but undecided at any moment are the few in the hash slots, not
+// every login queued for one: a burst of logins from one office's
+// address is not taken for a flood of guesses, while parallel guesses
+// still cannot slip past the limit.
+func (s *Service) attempt(ctx context.Context, login, ip string, check func(cred *store.Credentials, gate func() error) (*Auth, error)) (*Auth, error) {
 	addr, err := ParseClientIP(ip)
 	if err != nil {
 		// Front ends always know their client; an address that does not
@@ -194,13 +210,28 @@ func (s *Service) attempt(ctx context.Context, login, ip string, check func(*sto
 	if cred != nil {
 		uid = cred.UserID
 	}
-	at, err := s.throttle.Begin(ctx, accountKey(uid, login), addr)
+	account := accountKey(uid, login)
+	if err := s.throttle.Check(ctx, account, addr); err != nil {
+		return nil, err
+	}
+	var at *Attempt
+	gate := func() error {
+		if at != nil {
+			return nil
+		}
+		a, err := s.throttle.Begin(ctx, account, addr)
+		if err != nil {
+			return err
+		}
+		at = a
+		return nil
+	}
+	auth, err := check(cred, gate)
 	if err != nil {
 		return nil, err
 	}
-	auth, err := check(cred)
-	if err != nil {
-		return nil, err
+	if at == nil {
+		return nil, errors.New("authenticate: the login was decided without the throttle") // a bug of check's
 	}
 	if err := at.Succeeded(ctx); err != nil {
 		s.log.Warn("login throttle", "err", err)
@@ -249,11 +280,20 @@ func (s *Service) verify(hash, password string) (bool, error) {
 	return VerifyPassword(hash, password)
 }
 
-func (s *Service) check(ctx context.Context, cred *store.Credentials, password string) (*Auth, error) {
+func (s *Service) check(ctx context.Context, cred *store.Credentials, password string, gate func() error) (*Auth, error) {
 	if cred == nil {
 		// Spend the time a real check would, so response times do not
 		// reveal which user names exist.
-		s.hashing(ctx, func() error { s.verify(s.dummyHash(), password); return nil })
+		err := s.hashing(ctx, func() error {
+			if err := gate(); err != nil {
+				return err
+			}
+			s.verify(s.dummyHash(), password)
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
 		return nil, ErrAuthFailed
 	}
 	// A secure user's login must unlock the key, which costs the same
@@ -266,12 +306,20 @@ func (s *Service) check(ctx context.Context, cred *store.Credentials, password s
 		cached, done := s.verified.claim(ctx, sum, s.now())
 		defer done()
 		if cached {
+			// Still counted: a banned client learns nothing, not even
+			// that a password is the one in the cache.
+			if err := gate(); err != nil {
+				return nil, err
+			}
 			return s.admit(ctx, *cred, nil)
 		}
 	}
 	var ok bool
 	auth := &Auth{}
 	err := s.hashing(ctx, func() error {
+		if err := gate(); err != nil {
+			return err
+		}
 		var err error
 		if ok, err = s.verify(cred.PasswordHash, password); err != nil || !ok {
 			return err
@@ -285,6 +333,9 @@ func (s *Service) check(ctx context.Context, cred *store.Credentials, password s
 		}
 		return nil
 	})
+	if errors.Is(err, ErrThrottled) {
+		return nil, err
+	}
 	if err != nil {
 		s.log.Error("authenticate", "user", cred.UserID, "err", err)
 		return nil, fmt.Errorf("authenticate: %w", err)

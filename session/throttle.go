@@ -78,15 +78,13 @@ const warnEvery = time.Minute
 
 // scope is one count an attempt is checked against.
 type scope struct {
-	key     string
-	limit   int64
-	account bool // the account's own: a success releases its ban
+	key   string
+	limit int64
 }
 
 // heldBan is a ban an attempt took (the one try after a ban).
 type heldBan struct {
 	key, token string
-	account    bool
 }
 
 // Attempt is a login attempt being checked: Succeeded gives it back.
@@ -154,25 +152,79 @@ func (t *Throttle) warn(msg string, err error) {
 	}
 }
 
-func (t *Throttle) begin(ctx context.Context, c cache.Cache, account string, ip netip.Addr) (*Attempt, error) {
+// scopes returns the scopes an attempt at account from ip falls in, and
+// the key of the trust mark a success there sets ("" for none).
+func (t *Throttle) scopes(ctx context.Context, c cache.Cache, account string, ip netip.Addr) ([]scope, string, error) {
 	host, network := networks(ip)
-	a := &Attempt{t: t, c: c}
-	scopes := []scope{{key: "an:" + account + "|" + network, limit: t.PerAccount, account: true}}
+	scopes := []scope{{key: "an:" + account + "|" + network, limit: t.PerAccount}}
+	trust := ""
 	trusted := false
 	if t.TrustFor > 0 {
-		a.trust = "authok:" + account + "|" + network
-		_, ok, err := c.Get(ctx, a.trust)
+		trust = "authok:" + account + "|" + network
+		_, ok, err := c.Get(ctx, trust)
 		if err != nil {
-			return nil, fmt.Errorf("login throttle: %w", err)
+			return nil, "", fmt.Errorf("login throttle: %w", err)
 		}
 		trusted = ok
 	}
 	if !trusted {
 		scopes = append(scopes,
-			scope{key: "a:" + account, limit: t.PerAccountAll, account: true},
+			scope{key: "a:" + account, limit: t.PerAccountAll},
 			scope{key: "ip:" + host, limit: t.PerIP},
 			scope{key: "net:" + network, limit: t.PerNet})
 	}
+	return scopes, trust, nil
+}
+
+// Check reports ErrThrottled when an attempt at account from ip would be
+// refused now, counting nothing and taking no ban: a refused client is
+// turned away before it waits for anything. Begin decides for good.
+func (t *Throttle) Check(ctx context.Context, account string, ip netip.Addr) error {
+	c := t.Cache
+	if time.Now().UnixNano() < t.downUntil.Load() && t.Local != nil {
+		c = t.Local
+	}
+	err := t.check(ctx, c, account, ip)
+	if err != nil && !errors.Is(err, ErrThrottled) && t.Local != nil {
+		// Begin falls back to the local counts, and warns.
+		return nil
+	}
+	return err
+}
+
+func (t *Throttle) check(ctx context.Context, c cache.Cache, account string, ip netip.Addr) error {
+	scopes, _, err := t.scopes(ctx, c, account, ip)
+	if err != nil {
+		return err
+	}
+	for _, s := range scopes {
+		if s.limit <= 0 {
+			continue
+		}
+		n, err := c.Incr(ctx, "authfail:"+s.key, 0, t.Window)
+		if err != nil {
+			return fmt.Errorf("login throttle: %w", err)
+		}
+		if n < s.limit {
+			continue
+		}
+		banned, err := c.Locked(ctx, "authban:"+s.key)
+		if err != nil {
+			return fmt.Errorf("login throttle: %w", err)
+		}
+		if banned {
+			return ErrThrottled
+		}
+	}
+	return nil
+}
+
+func (t *Throttle) begin(ctx context.Context, c cache.Cache, account string, ip netip.Addr) (*Attempt, error) {
+	scopes, trust, err := t.scopes(ctx, c, account, ip)
+	if err != nil {
+		return nil, err
+	}
+	a := &Attempt{t: t, c: c, trust: trust}
 	for _, s := range scopes {
 		if s.limit <= 0 {
 			continue
@@ -200,7 +252,7 @@ func (t *Throttle) begin(ctx context.Context, c cache.Cache, account string, ip 
 			a.undo(ctx)
 			return nil, ErrThrottled
 		}
-		a.bans = append(a.bans, heldBan{key: ban, token: token, account: s.account})
+		a.bans = append(a.bans, heldBan{key: ban, token: token})
 	}
 	return a, nil
 }
@@ -216,10 +268,10 @@ func (a *Attempt) undo(ctx context.Context) {
 	a.keys, a.bans = nil, nil
 }
 
-// Succeeded gives back the count of an attempt that succeeded, lifts the
-// account's own bans it took (the owner proved who they are), and marks
-// the network trusted for the account. Bans of the address and network
-// stay: the owner's success says nothing about the others there.
+// Succeeded gives back the count of an attempt that succeeded and the
+// bans it took (it was no guess, and a ban it took came of attempts
+// still undecided when it began), and marks the network trusted for the
+// account.
 func (a *Attempt) Succeeded(ctx context.Context) error {
 	if a == nil || a.closed {
 		return nil
@@ -232,10 +284,8 @@ func (a *Attempt) Succeeded(ctx context.Context) error {
 		}
 	}
 	for _, b := range a.bans {
-		if b.account {
-			if err := a.c.Unlock(ctx, b.key, b.token); err != nil {
-				errs = append(errs, err)
-			}
+		if err := a.c.Unlock(ctx, b.key, b.token); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	if a.trust != "" {

@@ -471,3 +471,21 @@ func TestLockSurvivesRedisRestart(t *testing.T) {
 		}
 	})
 }
+
+// TestLoginWithoutRedis: with Redis down a POP3 login still works: the
+// throttle counts on this node, the lock is in SQL, and the login delay
+// is let go rather than refuse the user.
+func TestLoginWithoutRedis(t *testing.T) {
+	rs := testsupport.StartRedis(t)
+	h := start(t, setup{cfg: Config{LoginDelay: time.Minute}, opts: storetest.Options{RedisAddr: rs.Addr, RedisPrefix: "t:"}})
+	bob := h.user("bob@example.org", false)
+	h.deliver(bob, testMessages...)
+	rs.Stop()
+	c := h.dial()
+	c.login("bob@example.org")
+	c.expect("DELE 1", "+OK")
+	c.expect("QUIT", "+OK")
+	if n := len(h.inbox(bob)); n != len(testMessages)-1 {
+		t.Fatalf("%d messages left, want %d", n, len(testMessages)-1)
+	}
+}
