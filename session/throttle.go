@@ -185,9 +185,10 @@ func (t *Throttle) Check(ctx context.Context, account string, ip netip.Addr) err
 		c = t.Local
 	}
 	err := t.check(ctx, c, account, ip)
-	if err != nil && !errors.Is(err, ErrThrottled) && t.Local != nil {
-		// Begin falls back to the local counts, and warns.
-		return nil
+	if err != nil && !errors.Is(err, ErrThrottled) && t.Local != nil && c != t.Local {
+		t.downUntil.Store(time.Now().Add(sharedRetry).UnixNano())
+		t.warn("login throttle: the shared cache failed; counting failures on this node alone", err)
+		return t.check(ctx, t.Local, account, ip)
 	}
 	return err
 }
