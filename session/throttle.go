@@ -27,9 +27,10 @@ import (
 //
 // A scope gets Limit attempts in a row; then it is banned for BanTime,
 // after which it gets one more attempt and a ban twice as long, and so on
-// up to MaxBan, until Window passes without its count being reset. So a
-// flood of guesses gets Limit tries and then a trickle, while a user who
-// mistyped waits a minute, not a day.
+// up to MaxBan. A scope's count lasts Window from its first failure (a
+// fixed window), and the doubling with it. So a flood of guesses gets
+// Limit tries and then a trickle, while a user who mistyped waits a
+// minute, not a day.
 //
 // The address, network and account-wide scopes hit people other than the
 // guesser: everyone behind an office or carrier NAT, or the account's
@@ -38,11 +39,13 @@ import (
 // attacker is held only by its own failures. A user new to that network
 // waits out at most MaxBan.
 //
-// An attempt is counted before its password is checked, and given back
-// when it succeeds: parallel attempts cannot all slip in under the limit
-// while their hashes are being computed. The one attempt allowed after a
-// ban is a lock (cache.TryLock) held for the next ban, so of parallel
-// attempts exactly one gets it.
+// Begin counts an attempt before its password is checked, and Succeeded
+// gives the count back: parallel attempts cannot all slip in under the
+// limit while their hashes are being computed (the session service calls
+// Begin in the hash slot, after Check has turned away what is banned
+// without counting it). The one attempt allowed after a ban is a lock
+// (cache.TryLock) held for the next ban, so of parallel attempts exactly
+// one gets it.
 //
 // When the shared cache fails (Redis down), counting goes on in Local, an
 // in-process cache, so that logins go on; a warning says so, once a minute
@@ -53,6 +56,9 @@ type Throttle struct {
 	Log   *slog.Logger
 
 	// Failures allowed in a row before bans start; 0 turns a scope off.
+	// The address, network and account-wide limits must be larger than
+	// the logins that can be in the hash slots at once (each counted
+	// until it is decided) across the nodes.
 	PerAccount    int64 // an account from one network
 	PerAccountAll int64 // an account from all networks
 	PerIP         int64 // an address (IPv6 /64), across accounts
