@@ -91,7 +91,9 @@ func (h *Handler) auth(ctx context.Context, c *Call, p authParams) (authResult, 
 		// is meant for the user.
 		return authResult{Auth: "locked", Reason: err.Error()}, nil
 	case err != nil:
-		return authResult{}, err
+		// The store or cache did not answer: the client should retry,
+		// as other calls are told (not -32603, a bug of the server's).
+		return authResult{}, &Error{Code: CodeUnavailable, Message: "authentication unavailable", cause: err}
 	}
 	// A session the browser held before is ended, not left to idle out;
 	// the login always makes a new one (no session fixation). EndWeb ends
@@ -104,7 +106,7 @@ func (h *Handler) auth(ctx context.Context, c *Call, p authParams) (authResult, 
 	}
 	token, web, err := h.sess.StartWeb(ctx, a)
 	if err != nil {
-		return authResult{}, err
+		return authResult{}, &Error{Code: CodeUnavailable, Message: "session service unavailable", cause: err}
 	}
 	c.setCookie(token, web.Expires)
 	// Later calls of the same batch run in the new session.

@@ -249,7 +249,7 @@ func (panicky) MarshalJSON() ([]byte, error) { panic("boom in MarshalJSON") }
 // TestAuthentication covers auth, the cookie, the CSRF token, the Origin
 // check, logout, the login throttle and the rate limit.
 func TestAuthentication(t *testing.T) {
-	forEachBackend(t, fixtureOptions{cfg: Config{RateLimit: 30}, session: session.Config{FailuresPerIP: 3}}, func(t *testing.T, fx *fixture) {
+	forEachBackend(t, fixtureOptions{cfg: Config{RateLimit: 30}, session: session.Config{FailuresPerIP: 3, FailuresPerAccount: 3}}, func(t *testing.T, fx *fixture) {
 		fx.env.NewUser(t, "alice@example.org", true)
 		c := fx.client(t)
 
@@ -446,7 +446,7 @@ func TestOpenRPC(t *testing.T) {
 // one the browser had; a cookie that does not open its session ends
 // nothing; every Origin but the server's own is refused.
 func TestAuthHardening(t *testing.T) {
-	fx := newFixture(t, sqlite(t), fixtureOptions{session: session.Config{FailuresPerIP: 3}})
+	fx := newFixture(t, sqlite(t), fixtureOptions{session: session.Config{FailuresPerIP: 3, FailuresPerAccount: 3}})
 	fx.env.NewUser(t, "alice@example.org", false)
 	fx.env.NewUser(t, "mallory@example.org", false)
 

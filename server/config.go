@@ -4,8 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -22,6 +24,7 @@ import (
 // Config is the whole configuration; basalt.example.toml documents it.
 type Config struct {
 	DataDir  string        `toml:"data_dir"`
+	Server   ServerConfig  `toml:"server"`
 	Log      LogConfig     `toml:"log"`
 	Database sqldb.Config  `toml:"database"`
 	Storage  StorageConfig `toml:"storage"`
@@ -40,6 +43,36 @@ type Config struct {
 	Milters []MilterConfig     `toml:"milter"`
 	TLS     TLSConfig          `toml:"tls"`
 	RPC     rpc.Config         `toml:"rpc"`
+}
+
+// ServerConfig is about the process itself.
+type ServerConfig struct {
+	// MemoryLimit is the Go runtime's soft memory limit in bytes
+	// (runtime/debug.SetMemoryLimit): near it the collector works harder
+	// and returns freed memory to the system sooner, which matters after
+	// bursts of argon2 hashes of 64 MiB each. 0: DefaultMemoryLimit, or
+	// GOMEMLIMIT from the environment when that is set; -1: no limit.
+	MemoryLimit int64 `toml:"memory_limit"`
+}
+
+// DefaultMemoryLimit is the soft memory limit when none is configured:
+// well above what a node with thousands of idle connections uses (tens of
+// MiB) plus a few argon2 computations at once, so it only comes into play
+// after bursts, and far from making the collector run without pause.
+const DefaultMemoryLimit = 1 << 30
+
+// ApplyMemoryLimit sets the runtime's soft memory limit as configured and
+// returns what it is now (math.MaxInt64: none).
+func (c ServerConfig) ApplyMemoryLimit() int64 {
+	switch {
+	case c.MemoryLimit > 0:
+		debug.SetMemoryLimit(c.MemoryLimit)
+	case c.MemoryLimit == 0 && os.Getenv("GOMEMLIMIT") == "":
+		debug.SetMemoryLimit(DefaultMemoryLimit)
+	case c.MemoryLimit < 0:
+		debug.SetMemoryLimit(math.MaxInt64)
+	}
+	return debug.SetMemoryLimit(-1) // reads it
 }
 
 // LogConfig sets the log level ("debug", "info", "warn", "error") and
@@ -217,6 +250,9 @@ func (c Config) validate() error {
 	}
 	if c.Maint.OrphanGrace < time.Minute {
 		errs = append(errs, errors.New("maintenance.orphan_grace: must be at least a minute, longer than any delivery takes"))
+	}
+	if c.Server.MemoryLimit != 0 && c.Server.MemoryLimit != -1 && c.Server.MemoryLimit < 64<<20 {
+		errs = append(errs, errors.New("server.memory_limit: at least 64 MiB (67108864), 0 for the default or -1 for none"))
 	}
 	if _, err := parseLevel(c.Log.Level); err != nil {
 		errs = append(errs, err)

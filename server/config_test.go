@@ -1,8 +1,10 @@
 package server
 
 import (
+	"math"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"testing"
 	"time"
@@ -55,8 +57,13 @@ func TestExampleConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Auth.FailuresPerNet != 16 || c.Auth.SessionIdle != time.Hour || c.Maint.OrphanGrace != time.Hour {
+	if c.Auth.FailuresPerNet != 16 || c.Auth.SessionIdle != time.Hour || c.Maint.OrphanGrace != time.Hour ||
+		c.Auth.FailuresPerAccount != 5 || c.Auth.FailuresPerAccountAll != 20 || c.Auth.BanTime != time.Minute ||
+		c.Auth.MaxBan != 15*time.Minute || c.Auth.TrustFor != 720*time.Hour || c.Auth.LoginCache != 5*time.Minute {
 		t.Fatalf("example config: %+v", c.Auth)
+	}
+	if c.Server.MemoryLimit != 0 {
+		t.Fatalf("example config: memory_limit %d", c.Server.MemoryLimit)
 	}
 	if c.SMTP.MXListen != "127.0.0.1:2525" || c.SMTP.MaxErrors != 10 || c.SMTP.ReadTimeout != 5*time.Minute || c.TLS.CertFile != "" {
 		t.Fatalf("example config: %+v %+v", c.SMTP, c.TLS)
@@ -87,10 +94,40 @@ func TestLoadConfigErrors(t *testing.T) {
 		{"[smtp]\nmax_line_length = 500\n", "max_line_length"},
 		{"[smtp]\nmax_recipients = -1\n", "max_recipients"},
 		{"[smtp]\nread_timeout = \"-1s\"\n", "read_timeout"},
+		{"[server]\nmemory_limit = 1000\n", "server.memory_limit"},
+		{"[server]\nmemory_limit = -2\n", "server.memory_limit"},
 	} {
 		_, err := LoadConfig(writeConfig(t, tc.body), "")
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("config %q: error %v, want it to mention %q", tc.body, err, tc.want)
 		}
+	}
+}
+
+// TestMemoryLimit: the runtime's soft memory limit is what the
+// configuration says, the default when it says nothing, and GOMEMLIMIT's
+// when that is set and the configuration says nothing.
+func TestMemoryLimit(t *testing.T) {
+	prev := debug.SetMemoryLimit(-1)
+	t.Cleanup(func() { debug.SetMemoryLimit(prev) })
+	for _, tc := range []struct {
+		name  string
+		limit int64
+		env   string
+		want  int64
+	}{
+		{"default", 0, "", DefaultMemoryLimit},
+		{"configured", 256 << 20, "", 256 << 20},
+		{"configured over GOMEMLIMIT", 256 << 20, "300MiB", 256 << 20},
+		{"none", -1, "", math.MaxInt64},
+		{"GOMEMLIMIT", 0, "300MiB", 123 << 20}, // left as the runtime had it
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv("GOMEMLIMIT", tc.env)
+			debug.SetMemoryLimit(123 << 20) // what the runtime took from GOMEMLIMIT, say
+			if got := (ServerConfig{MemoryLimit: tc.limit}).ApplyMemoryLimit(); got != tc.want {
+				t.Fatalf("limit %d: %d, want %d", tc.limit, got, tc.want)
+			}
+		})
 	}
 }

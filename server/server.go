@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"net/http"
 	"sync"
@@ -18,6 +19,9 @@ import (
 // services close last.
 func Run(ctx context.Context, cfg Config) error {
 	log := cfg.NewLogger()
+	if limit := cfg.Server.ApplyMemoryLimit(); limit != math.MaxInt64 {
+		log.Info("memory limit", "bytes", limit)
+	}
 	svc, err := Open(ctx, cfg, log)
 	if err != nil {
 		return err
@@ -160,6 +164,9 @@ func (s *Services) maintain(ctx context.Context) {
 		}
 		if _, err := s.Store.PruneWebmail(ctx, store.ComposeMaxAge); err != nil {
 			s.Log.Warn("maintenance: webmail drafts and uploads", "err", err)
+		}
+		if _, err := s.Store.PruneWebSessions(ctx); err != nil {
+			s.Log.Warn("maintenance: ended web sessions", "err", err)
 		}
 		select {
 		case <-ctx.Done():

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"basalt/delivery"
 	"basalt/session"
@@ -13,6 +14,10 @@ import (
 	"basalt/store/cache"
 	"basalt/store/sqldb"
 )
+
+// redisLogEvery bounds go-redis's own log lines: while Redis is away it
+// writes one for every command that tries to dial.
+const redisLogEvery = 10 * time.Second
 
 // Services are the opened storage, session and encryption services that
 // the daemon and the administrative commands share.
@@ -52,9 +57,12 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Services, error) 
 	}
 	var c cache.Cache
 	if cfg.Cache.RedisAddr != "" {
+		// go-redis logs through a global of its own; this is the one
+		// place that sets it, so its lines follow [log] too.
+		cache.SetRedisLogger(log, redisLogEvery)
 		c, err = cache.NewRedis(ctx, cache.RedisOptions{
 			Addr: cfg.Cache.RedisAddr, Username: cfg.Cache.RedisUsername, Password: cfg.Cache.RedisPassword,
-			DB: cfg.Cache.RedisDB, Prefix: cfg.Cache.Prefix, TLS: cfg.Cache.RedisTLS,
+			DB: cfg.Cache.RedisDB, Prefix: cfg.Cache.Prefix, TLS: cfg.Cache.RedisTLS, Logger: log,
 		})
 		if err != nil {
 			db.Close()

@@ -7,12 +7,13 @@ import (
 	"crypto/subtle"
 	"encoding/base64"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"runtime"
+	"runtime/debug"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"basalt/crypt"
@@ -32,13 +33,28 @@ var (
 
 // Config tunes the session service. Zero fields take the defaults.
 type Config struct {
-	KDF            crypt.KDFParams `toml:"-"`
-	MinPassword    int             `toml:"min_password"`     // default 8
-	FailuresPerIP  int64           `toml:"failures_per_ip"`  // default 8
-	FailuresPerNet int64           `toml:"failures_per_net"` // default 16
-	FailureWindow  time.Duration   `toml:"failure_window"`   // default 24h
-	SessionMaxAge  time.Duration   `toml:"session_max_age"`  // default 12h
-	SessionIdle    time.Duration   `toml:"session_idle"`     // default 1h
+	KDF         crypt.KDFParams `toml:"-"`
+	MinPassword int             `toml:"min_password"` // default 8
+	// The login throttle (see Throttle): failures allowed in a row per
+	// account from one network, per account from all networks, per
+	// address and per network, counted over FailureWindow; then bans of
+	// BanTime doubling up to MaxBan. An account's logins from a network
+	// make it trusted there for TrustFor. A negative count turns its
+	// scope off.
+	FailuresPerAccount    int64         `toml:"failures_per_account"`     // default 5
+	FailuresPerAccountAll int64         `toml:"failures_per_account_all"` // default 20
+	FailuresPerIP         int64         `toml:"failures_per_ip"`          // default 8
+	FailuresPerNet        int64         `toml:"failures_per_net"`         // default 16
+	FailureWindow         time.Duration `toml:"failure_window"`           // default 24h
+	BanTime               time.Duration `toml:"ban_time"`                 // default 1m
+	MaxBan                time.Duration `toml:"max_ban"`                  // default 15m
+	TrustFor              time.Duration `toml:"trust_for"`                // default 30 days
+	SessionMaxAge         time.Duration `toml:"session_max_age"`          // default 12h
+	SessionIdle           time.Duration `toml:"session_idle"`             // default 1h
+	// LoginCache is how long a verified password is remembered, so that
+	// a client reconnecting with it does not cost another argon2 hash
+	// (see loginCache); default 5m, negative: off.
+	LoginCache time.Duration `toml:"login_cache"`
 	// HashConcurrency bounds the argon2 computations running at once,
 	// each of which takes KDF.MemoryKiB of memory; default: one per CPU.
 	HashConcurrency int `toml:"hash_concurrency"`
@@ -53,39 +69,43 @@ func (c Config) withDefaults() Config {
 	if c.KDF == (crypt.KDFParams{}) {
 		c.KDF = crypt.DefaultKDF()
 	}
-	if c.MinPassword == 0 {
-		c.MinPassword = 8
-	}
-	if c.FailuresPerIP == 0 {
-		c.FailuresPerIP = 8
-	}
-	if c.FailuresPerNet == 0 {
-		c.FailuresPerNet = 16
-	}
-	if c.FailureWindow == 0 {
-		c.FailureWindow = 24 * time.Hour
-	}
-	if c.SessionMaxAge == 0 {
-		c.SessionMaxAge = 12 * time.Hour
-	}
-	if c.SessionIdle == 0 {
-		c.SessionIdle = time.Hour
-	}
-	if c.HashConcurrency == 0 {
-		c.HashConcurrency = runtime.GOMAXPROCS(0)
-	}
+	orDefault(&c.MinPassword, 8)
+	orDefault(&c.FailuresPerAccount, 5)
+	orDefault(&c.FailuresPerAccountAll, 20)
+	orDefault(&c.FailuresPerIP, 8)
+	orDefault(&c.FailuresPerNet, 16)
+	orDefault(&c.FailureWindow, 24*time.Hour)
+	orDefault(&c.BanTime, time.Minute)
+	orDefault(&c.MaxBan, 15*time.Minute)
+	orDefault(&c.TrustFor, 30*24*time.Hour)
+	orDefault(&c.SessionMaxAge, 12*time.Hour)
+	orDefault(&c.SessionIdle, time.Hour)
+	orDefault(&c.LoginCache, 5*time.Minute)
+	orDefault(&c.HashConcurrency, runtime.GOMAXPROCS(0))
+	c.MaxBan = max(c.MaxBan, c.BanTime)
 	return c
+}
+
+// orDefault sets *v to d when it holds its type's zero value.
+func orDefault[T comparable](v *T, d T) {
+	var zero T
+	if *v == zero {
+		*v = d
+	}
 }
 
 // Service authenticates users and keeps their sessions.
 type Service struct {
 	store    *store.Store
-	cache    cache.Cache
 	cfg      Config
-	throttle Throttle
+	throttle *Throttle
+	verified *loginCache // nil when off
 	hashSem  chan struct{}
 	log      *slog.Logger
 	now      func() time.Time
+	// verifications counts password hashes computed for logins.
+	verifications atomic.Int64
+	freed         atomic.Int64 // when returnMemory last ran, Unix ns
 }
 
 // New returns the session service over st, keeping state in st's cache.
@@ -94,10 +114,20 @@ func New(st *store.Store, cfg Config, log *slog.Logger) *Service {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Service{
-		store: st, cache: st.Cache(), cfg: cfg, log: log, now: time.Now, hashSem: make(chan struct{}, cfg.HashConcurrency),
-		throttle: Throttle{Cache: st.Cache(), PerIP: cfg.FailuresPerIP, PerSubnet: cfg.FailuresPerNet, Window: cfg.FailureWindow},
+	off := func(n int64) int64 { return max(n, 0) } // negative: off
+	s := &Service{
+		store: st, cfg: cfg, log: log, now: time.Now, hashSem: make(chan struct{}, cfg.HashConcurrency),
+		throttle: &Throttle{
+			Cache: st.Cache(), Local: cache.NewMemory(cache.MemoryOptions{}), Log: log,
+			PerAccount: off(cfg.FailuresPerAccount), PerAccountAll: off(cfg.FailuresPerAccountAll),
+			PerIP: off(cfg.FailuresPerIP), PerNet: off(cfg.FailuresPerNet),
+			Window: cfg.FailureWindow, BanTime: cfg.BanTime, MaxBan: cfg.MaxBan, TrustFor: cfg.TrustFor,
+		},
 	}
+	if cfg.LoginCache > 0 {
+		s.verified = newLoginCache(cfg.LoginCache, loginCacheMax)
+	}
+	return s
 }
 
 // Auth is an authenticated user: what a protocol connection keeps.
@@ -115,7 +145,9 @@ func (a *Auth) Account(st *store.Store) *store.Account { return st.Account(a.Use
 // password. Every attempt counts toward the throttle until it succeeds; a
 // throttled client is refused before its password is looked at.
 func (s *Service) Authenticate(ctx context.Context, login, password, ip string) (*Auth, error) {
-	return s.attempt(ctx, ip, func() (*Auth, error) { return s.check(ctx, login, password) })
+	return s.attempt(ctx, login, ip, func(cred *store.Credentials, gate func() error) (*Auth, error) {
+		return s.check(ctx, cred, password, gate)
+	})
 }
 
 // AuthenticateCRAM checks a CRAM-MD5 response (RFC 2195): the hex digest
@@ -123,18 +155,11 @@ func (s *Service) Authenticate(ctx context.Context, login, password, ip string) 
 // allowed and only for users who are not secure (their key needs the
 // password itself); the throttle applies as to passwords.
 func (s *Service) AuthenticateCRAM(ctx context.Context, login, challenge, digest, ip string) (*Auth, error) {
-	return s.attempt(ctx, ip, func() (*Auth, error) {
-		if !s.cfg.CRAMMD5 {
-			return nil, ErrAuthFailed
+	return s.attempt(ctx, login, ip, func(cred *store.Credentials, gate func() error) (*Auth, error) {
+		if err := gate(); err != nil {
+			return nil, err
 		}
-		cred, err := s.store.Credentials(ctx, login)
-		if errors.Is(err, store.ErrNotFound) {
-			return nil, ErrAuthFailed
-		}
-		if err != nil {
-			return nil, fmt.Errorf("authenticate: %w", err)
-		}
-		if cred.Secure || len(cred.CRAMSecret) == 0 {
+		if !s.cfg.CRAMMD5 || cred == nil || cred.Secure || len(cred.CRAMSecret) == 0 {
 			return nil, ErrAuthFailed
 		}
 		ok, err := verifyCRAM(cred.CRAMSecret, challenge, digest)
@@ -145,37 +170,77 @@ func (s *Service) AuthenticateCRAM(ctx context.Context, login, challenge, digest
 		if !ok {
 			return nil, ErrAuthFailed
 		}
-		return s.admit(ctx, cred, nil)
+		return s.admit(ctx, *cred, nil)
 	})
 }
 
 // CRAMMD5 reports whether CRAM-MD5 may be offered.
 func (s *Service) CRAMMD5() bool { return s.cfg.CRAMMD5 }
 
-// attempt runs one login attempt from ip under the throttle: counted
-// before it runs, given back when it succeeds.
-func (s *Service) attempt(ctx context.Context, ip string, check func() (*Auth, error)) (*Auth, error) {
+// attempt runs one login attempt at login from ip under the throttle.
+// check gets the login's credentials (nil when no such login exists) and
+// gate, which it must call before it decides anything: gate counts the
+// attempt (ErrThrottled when it may not be made), and the count is given
+// back if check succeeds.
+//
+// The throttle is asked twice. First here (Check, which counts nothing),
+// so that a refused attempt is turned away at once, not after waiting for
+// a hash slot. Then by gate, where check is about to decide: in a
+// hash slot, or with the answer in the login cache. So the attempts
+// counted but undecided at any moment are the few in the hash slots, not
+// every login queued for one: a burst of logins from one office's
+// address is not taken for a flood of guesses, while parallel guesses
+// still cannot slip past the limit.
+func (s *Service) attempt(ctx context.Context, login, ip string, check func(cred *store.Credentials, gate func() error) (*Auth, error)) (*Auth, error) {
 	addr, err := ParseClientIP(ip)
 	if err != nil {
 		// Front ends always know their client; an address that does not
 		// parse is a bug, and must not switch the throttle off.
 		return nil, fmt.Errorf("authenticate: %w", err)
 	}
-	if err := s.throttle.Begin(ctx, addr); err != nil {
+	var cred *store.Credentials
+	c, err := s.store.Credentials(ctx, login)
+	switch {
+	case err == nil:
+		cred = &c
+	case !errors.Is(err, store.ErrNotFound):
+		return nil, fmt.Errorf("authenticate: %w", err)
+	}
+	var uid int64
+	if cred != nil {
+		uid = cred.UserID
+	}
+	account := accountKey(uid, login)
+	if err := s.throttle.Check(ctx, account, addr); err != nil {
 		return nil, err
 	}
-	auth, err := check()
-	if err != nil && (errors.Is(err, ErrAuthFailed) || errors.Is(err, ErrUserLocked)) {
-		return nil, err
+	var at *Attempt
+	gate := func() error {
+		if at != nil {
+			return nil
+		}
+		a, err := s.throttle.Begin(ctx, account, addr)
+		if err != nil {
+			return err
+		}
+		at = a
+		return nil
 	}
-	// A success, or an attempt whose password was never judged (the
-	// database did not answer): giving it back keeps an outage from
-	// counting every client's logins as failures and banning them all.
-	if terr := s.throttle.Succeeded(ctx, addr); terr != nil {
-		s.log.Warn("login throttle", "err", terr)
-	}
+	auth, err := check(cred, gate)
 	if err != nil {
+		if !errors.Is(err, ErrAuthFailed) && !errors.Is(err, ErrUserLocked) {
+			// The password was never judged (the store did not answer):
+			// an outage must not spend every client's tries and ban them
+			// all once it is over.
+			at.Abandon(ctx)
+		}
 		return nil, err
+	}
+	if at == nil {
+		return nil, errors.New("authenticate: the login was decided without the throttle") // a bug of check's
+	}
+	if err := at.Succeeded(ctx); err != nil {
+		s.log.Warn("login throttle", "err", err)
 	}
 	return auth, nil
 }
@@ -185,29 +250,84 @@ func (s *Service) attempt(ctx context.Context, ip string, check func() (*Auth, e
 func (s *Service) hashing(ctx context.Context, fn func() error) error {
 	select {
 	case s.hashSem <- struct{}{}:
-		defer func() { <-s.hashSem }()
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	return fn()
+	err := fn()
+	<-s.hashSem
+	s.returnMemory()
+	return err
 }
 
-func (s *Service) check(ctx context.Context, login, password string) (*Auth, error) {
-	cred, err := s.store.Credentials(ctx, login)
-	if errors.Is(err, store.ErrNotFound) {
+// freeEvery bounds how often returnMemory runs.
+const freeEvery = time.Second
+
+// returnMemory hands the memory of finished argon2 computations back to
+// the system when no other is running. Each takes KDF.MemoryKiB (64 MiB)
+// at once, which the Go runtime would otherwise keep and return only
+// slowly, so a burst of logins left the process hundreds of MiB large
+// with a small live heap. It runs at most once every freeEvery, off the
+// login's path: a full GC over a small heap costs far less than a hash.
+func (s *Service) returnMemory() {
+	if len(s.hashSem) > 0 {
+		return // the next computation reuses the memory
+	}
+	now := time.Now().UnixNano()
+	last := s.freed.Load()
+	if now-last < int64(freeEvery) || !s.freed.CompareAndSwap(last, now) {
+		return
+	}
+	go debug.FreeOSMemory()
+}
+
+// verify is VerifyPassword for a login, counted.
+func (s *Service) verify(hash, password string) (bool, error) {
+	s.verifications.Add(1)
+	return VerifyPassword(hash, password)
+}
+
+func (s *Service) check(ctx context.Context, cred *store.Credentials, password string, gate func() error) (*Auth, error) {
+	if cred == nil {
 		// Spend the time a real check would, so response times do not
 		// reveal which user names exist.
-		s.hashing(ctx, func() error { VerifyPassword(s.dummyHash(), password); return nil })
+		err := s.hashing(ctx, func() error {
+			if err := gate(); err != nil {
+				return err
+			}
+			s.verify(s.dummyHash(), password)
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
 		return nil, ErrAuthFailed
 	}
-	if err != nil {
-		return nil, fmt.Errorf("authenticate: %w", err)
+	// A secure user's login must unlock the key, which costs the same
+	// argon2 hash as the check, so the login cache would save nothing
+	// there without keeping the key (or what opens it) in memory between
+	// logins; see loginCache.
+	var sum loginSum
+	if s.verified != nil && !cred.Secure {
+		sum = s.verified.sum(cred.UserID, cred.PasswordHash, password)
+		cached, done := s.verified.claim(ctx, sum, s.now())
+		defer done()
+		if cached {
+			// Still counted: a banned client learns nothing, not even
+			// that a password is the one in the cache.
+			if err := gate(); err != nil {
+				return nil, err
+			}
+			return s.admit(ctx, *cred, nil)
+		}
 	}
 	var ok bool
 	auth := &Auth{}
-	err = s.hashing(ctx, func() error {
+	err := s.hashing(ctx, func() error {
+		if err := gate(); err != nil {
+			return err
+		}
 		var err error
-		if ok, err = VerifyPassword(cred.PasswordHash, password); err != nil || !ok {
+		if ok, err = s.verify(cred.PasswordHash, password); err != nil || !ok {
 			return err
 		}
 		if cred.Secure {
@@ -219,6 +339,9 @@ func (s *Service) check(ctx context.Context, login, password string) (*Auth, err
 		}
 		return nil
 	})
+	if errors.Is(err, ErrThrottled) {
+		return nil, err
+	}
 	if err != nil {
 		s.log.Error("authenticate", "user", cred.UserID, "err", err)
 		return nil, fmt.Errorf("authenticate: %w", err)
@@ -226,7 +349,10 @@ func (s *Service) check(ctx context.Context, login, password string) (*Auth, err
 	if !ok {
 		return nil, ErrAuthFailed
 	}
-	return s.admit(ctx, cred, auth.Key)
+	if s.verified != nil && !cred.Secure {
+		s.verified.put(sum, s.now())
+	}
+	return s.admit(ctx, *cred, auth.Key)
 }
 
 // admit finishes a login whose credentials checked out: a locked user is
@@ -377,30 +503,13 @@ type Web struct {
 	Expires time.Time // the latest it can live, however busy
 }
 
-// webRecord is what the server keeps. The cookie carries an id and a
-// secret; the record holds only a hash of the secret, and the unlocked
-// key sealed under the secret, so a copy of the cache opens no session
-// and no key.
-type webRecord struct {
-	UserID     int64  `json:"u"`
-	CSRF       string `json:"c"`
-	SecretHash []byte `json:"h"`
-	SealedKey  []byte `json:"k,omitempty"`
-	Epoch      int64  `json:"a"`
-	Created    int64  `json:"t"`
-	Expires    int64  `json:"e"`
-}
-
 const tokenSep = "."
 
-// A session is two cache entries: the record, which lives until the
-// maximum age, and an idle marker, which each request renews. Logging out
-// deletes both; a renewal racing a logout can only bring back the marker,
-// which opens nothing without the record.
-func webKey(id string) string  { return "websess:" + id }
-func idleKey(id string) string { return "websess:" + id + ":idle" }
-
-// StartWeb opens a web session for auth and returns the cookie value.
+// StartWeb opens a web session for auth and returns the cookie value. The
+// record is kept in SQL (store.WebSession), where it outlives a cache
+// restart; it holds only a hash of the cookie's secret, and the unlocked
+// key sealed under the secret, so a copy of the database opens no session
+// and no key.
 func (s *Service) StartWeb(ctx context.Context, auth *Auth) (string, *Web, error) {
 	idb := make([]byte, 16)
 	csrf := make([]byte, 16)
@@ -418,31 +527,17 @@ func (s *Service) StartWeb(ctx context.Context, auth *Auth) (string, *Web, error
 	w := &Web{ID: hex.EncodeToString(idb), UserID: auth.User.ID, CSRF: base64.RawURLEncoding.EncodeToString(csrf), Key: auth.Key,
 		Created: now, Expires: now.Add(s.cfg.SessionMaxAge)}
 	sum := sha256.Sum256(secret)
-	rec := webRecord{UserID: w.UserID, CSRF: w.CSRF, SecretHash: sum[:], Epoch: auth.User.AuthEpoch, Created: now.Unix(), Expires: w.Expires.Unix()}
+	rec := store.WebSession{ID: w.ID, UserID: w.UserID, CSRF: w.CSRF, SecretHash: sum[:], AuthEpoch: auth.User.AuthEpoch,
+		Created: now.Unix(), Expires: w.Expires.Unix(), IdleUntil: now.Add(s.cfg.SessionIdle).Unix()}
 	if auth.Key != nil {
 		if rec.SealedKey, err = crypt.SealWithKey(secret, []byte(auth.Key.Secret()), []byte(w.ID)); err != nil {
 			return "", nil, fmt.Errorf("start session: %w", err)
 		}
 	}
-	b, err := json.Marshal(rec)
-	if err != nil {
+	if err := s.store.CreateWebSession(ctx, rec); err != nil {
 		return "", nil, fmt.Errorf("start session: %w", err)
-	}
-	if err := s.cache.Set(ctx, webKey(w.ID), cache.Entry{Value: b}, s.cfg.SessionMaxAge); err != nil {
-		return "", nil, fmt.Errorf("start session: %w", err)
-	}
-	if err := s.touch(ctx, w.ID, now); err != nil {
-		return "", nil, err
 	}
 	return w.ID + tokenSep + base64.RawURLEncoding.EncodeToString(secret), w, nil
-}
-
-// touch renews the idle marker; its serial is the time it was renewed.
-func (s *Service) touch(ctx context.Context, id string, now time.Time) error {
-	if err := s.cache.Set(ctx, idleKey(id), cache.Entry{Serial: uint64(now.Unix())}, s.cfg.SessionIdle); err != nil {
-		return fmt.Errorf("renew session: %w", err)
-	}
-	return nil
 }
 
 // Web returns the live session a cookie value names, unsealing the key. A
@@ -454,32 +549,24 @@ func (s *Service) Web(ctx context.Context, token string) (*Web, error) {
 	if !ok || err != nil || len(secret) != crypt.KeySize || len(id) != 32 {
 		return nil, ErrNoSession
 	}
-	e, found, err := s.cache.Get(ctx, webKey(id))
+	rec, err := s.store.WebSession(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, ErrNoSession
+	}
 	if err != nil {
 		return nil, fmt.Errorf("load session: %w", err)
-	}
-	if !found {
-		return nil, ErrNoSession
-	}
-	var rec webRecord
-	if err := json.Unmarshal(e.Value, &rec); err != nil {
-		return nil, ErrNoSession
 	}
 	sum := sha256.Sum256(secret)
 	if subtle.ConstantTimeCompare(sum[:], rec.SecretHash) != 1 {
 		return nil, ErrNoSession
 	}
-	idle, found, err := s.cache.Get(ctx, idleKey(id))
-	if err != nil {
-		return nil, fmt.Errorf("load session: %w", err)
-	}
 	now := s.now()
-	if !found || now.Unix() >= rec.Expires {
+	if now.Unix() >= rec.IdleUntil || now.Unix() >= rec.Expires {
 		s.end(ctx, id)
 		return nil, ErrNoSession
 	}
 	u, err := s.store.UserByID(ctx, rec.UserID)
-	if errors.Is(err, store.ErrNotFound) || (err == nil && (u.Locked(now) || u.AuthEpoch != rec.Epoch)) {
+	if errors.Is(err, store.ErrNotFound) || (err == nil && (u.Locked(now) || u.AuthEpoch != rec.AuthEpoch)) {
 		s.end(ctx, id)
 		return nil, ErrNoSession
 	}
@@ -496,9 +583,11 @@ func (s *Service) Web(ctx context.Context, token string) (*Web, error) {
 			return nil, fmt.Errorf("load session: %w", err)
 		}
 	}
-	// Renew at most every tenth of the idle time, not on every request.
-	if now.Unix()-int64(idle.Serial) >= int64(s.cfg.SessionIdle/time.Second/10) {
-		if err := s.touch(ctx, id, now); err != nil {
+	// Renew at most every tenth of the idle time, not on every request:
+	// a write per request would cost more than the read.
+	idle := int64(s.cfg.SessionIdle / time.Second)
+	if renewed := rec.IdleUntil - idle; now.Unix()-renewed >= idle/10 {
+		if err := s.store.TouchWebSession(ctx, id, now.Unix()+idle); err != nil {
 			s.log.Warn("renew session", "err", err)
 		}
 	}
@@ -506,7 +595,7 @@ func (s *Service) Web(ctx context.Context, token string) (*Web, error) {
 }
 
 func (s *Service) end(ctx context.Context, id string) error {
-	if err := s.cache.Delete(ctx, webKey(id), idleKey(id)); err != nil {
+	if err := s.store.DeleteWebSession(ctx, id); err != nil {
 		return fmt.Errorf("end session: %w", err)
 	}
 	return nil

@@ -3,6 +3,7 @@ package session_test
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"sync"
@@ -173,23 +174,32 @@ func TestPasswordChangeReseals(t *testing.T) {
 	}
 }
 
+// TestWebSessions: a web session lives in SQL, so a Redis restart (no
+// persistence) ends none; its record there opens nothing without the
+// cookie's secret.
 func TestWebSessions(t *testing.T) {
-	testsupport.ForEachCache(t, func(t *testing.T, kind, addr, prefix string) {
+	testsupport.ForEachDatabase(t, func(t *testing.T, db testsupport.Database) {
 		ctx := context.Background()
-		e := open(t, kind, addr, prefix, session.Config{})
+		rs := testsupport.StartRedis(t)
+		e := storetest.Open(t, db, storetest.Options{RedisAddr: rs.Addr, RedisPrefix: "t:"})
 		auth := e.NewUser(t, "sec@example.org", true)
 		token, w, err := e.Session.StartWeb(ctx, auth)
 		if err != nil {
 			t.Fatal(err)
 		}
+		rs.Restart()
 		got, err := e.Session.Web(ctx, token)
 		if err != nil || got.UserID != auth.User.ID || got.CSRF != w.CSRF || got.Key == nil || got.Key.Secret() != auth.Key.Secret() {
-			t.Fatalf("Web = %+v, %v", got, err)
+			t.Fatalf("Web after a Redis restart = %+v, %v", got, err)
 		}
 		// The server-side record alone opens nothing: the key in it is sealed.
-		entry, ok, err := e.Cache.Get(ctx, "websess:"+w.ID)
-		if err != nil || !ok {
+		rec, err := e.Store.WebSession(ctx, w.ID)
+		if err != nil {
 			t.Fatalf("session record not found: %v", err)
+		}
+		entry := struct{ Value []byte }{bytes.Join([][]byte{[]byte(rec.CSRF), rec.SecretHash, rec.SealedKey}, nil)}
+		if len(rec.SealedKey) == 0 {
+			t.Fatal("a secure user's session keeps no sealed key")
 		}
 		if bytes.Contains(entry.Value, []byte(auth.Key.Secret())) || bytes.Contains(entry.Value, []byte("AGE-SECRET-KEY")) {
 			t.Fatal("the session record holds the key in the clear")
@@ -205,7 +215,8 @@ func TestWebSessions(t *testing.T) {
 				t.Errorf("Web(%q) = %v", bad, err)
 			}
 		}
-		if bytes.Contains(entry.Value, []byte(token[33:])) {
+		secret, _ := base64.RawURLEncoding.DecodeString(token[33:])
+		if bytes.Contains(entry.Value, []byte(token[33:])) || bytes.Contains(entry.Value, secret) {
 			t.Fatal("the session record holds the cookie's secret")
 		}
 		// Ending needs the secret as much as opening does.
@@ -232,6 +243,16 @@ func TestWebSessions(t *testing.T) {
 		}
 		if _, err := e.Session.Web(ctx, ptoken); err != nil {
 			t.Fatal(err)
+		}
+		// Ended sessions and those of deleted users are pruned.
+		if err := e.Store.DeleteUser(ctx, plain.User.ID); err != nil {
+			t.Fatal(err)
+		}
+		if n, err := e.Store.PruneWebSessions(ctx); err != nil || n != 1 {
+			t.Fatalf("PruneWebSessions = %d, %v; want the deleted user's one", n, err)
+		}
+		if _, err := e.Store.WebSession(ctx, pw.ID); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("deleted user's session after pruning: %v", err)
 		}
 	})
 }

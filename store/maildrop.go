@@ -3,7 +3,9 @@ package store
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"database/sql"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -13,6 +15,7 @@ import (
 	"time"
 
 	"basalt/store/cache"
+	"basalt/store/sqldb"
 )
 
 // POP3 (RFC 1939) sees one mailbox, the INBOX, as a "maildrop": a list of
@@ -23,20 +26,25 @@ import (
 // the IN-USE response code).
 var ErrInUse = errors.New("maildrop in use by another session")
 
-// Maildrop lock timing: a process that dies holding a lock blocks the
-// maildrop for at most MaildropLockTTL; a live one refreshes it three
-// times as often, so two missed refreshes (Redis briefly away) are
-// survived.
+// ErrLockLost means a session's maildrop lock is no longer its own: its
+// lease ran out unrenewed and another session may have the maildrop.
+var ErrLockLost = errors.New("maildrop lock lost")
+
+// Maildrop lock timing. The lock is a lease in SQL, so it survives a
+// cache restart; a process that dies holding one blocks the maildrop for
+// at most MaildropLockTTL, and a live holder renews it three times as
+// often, so two missed renewals (the database briefly away) are survived.
 const (
-	MaildropLockTTL = time.Minute
+	MaildropLockTTL = 15 * time.Second
 	maildropRefresh = MaildropLockTTL / 3
 )
 
 // MaildropLock is the one-session-per-maildrop lock of a POP3 session.
-// It lives in the cache, so it holds across every node sharing a Redis.
+// It is a row of maildrop_locks, so it holds across every node sharing
+// the database and outlives the cache.
 type MaildropLock struct {
-	c      cache.Cache
-	key    string
+	s      *Store
+	userID int64
 	token  string
 	ttl    time.Duration
 	stop   context.CancelFunc // ends keep, and a refresh in flight
@@ -59,25 +67,36 @@ func (s *Store) LoginDue(ctx context.Context, protocol string, userID int64, del
 }
 
 // LockMaildrop takes the maildrop of userID for one session, or fails
-// with ErrInUse while another session, on any node, holds it. The lock
-// is refreshed until Unlock; if it cannot be (the cache lost it, or was
-// unreachable for longer than its lifetime), Lost is closed.
+// with ErrInUse while another session, on any node, holds it. The lease
+// is renewed until Unlock; if it cannot be (the database was unreachable
+// for longer than the lease, or the row was taken), Lost is closed.
 func (s *Store) LockMaildrop(ctx context.Context, userID int64) (*MaildropLock, error) {
 	return s.lockMaildrop(ctx, userID, MaildropLockTTL, maildropRefresh)
 }
 
 func (s *Store) lockMaildrop(ctx context.Context, userID int64, ttl, every time.Duration) (*MaildropLock, error) {
-	key := "maildrop:" + strconv.FormatInt(userID, 10)
-	token, ok, err := s.cache.TryLock(ctx, key, ttl)
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return nil, fmt.Errorf("lock maildrop of user %d: %w", userID, err)
+	}
+	token := hex.EncodeToString(b[:])
+	now := s.now().UnixMilli()
+	// A lease that ran out is anyone's: drop it, then insert. Two sessions
+	// racing here both may drop it, but only one insert succeeds.
+	if _, err := s.db.ExecContext(ctx, s.rebind("DELETE FROM maildrop_locks WHERE user_id = ? AND expires_ms < ?"), userID, now); err != nil {
+		return nil, fmt.Errorf("lock maildrop of user %d: %w", userID, err)
+	}
+	_, err := s.db.ExecContext(ctx, s.rebind("INSERT INTO maildrop_locks (user_id, token, expires_ms) VALUES (?, ?, ?)"),
+		userID, token, now+ttl.Milliseconds())
+	if sqldb.IsDuplicate(err) {
+		return nil, fmt.Errorf("lock maildrop of user %d: %w", userID, ErrInUse)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("lock maildrop of user %d: %w", userID, err)
 	}
-	if !ok {
-		return nil, fmt.Errorf("lock maildrop of user %d: %w", userID, ErrInUse)
-	}
 	kctx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	l := &MaildropLock{
-		c: s.cache, key: key, token: token, ttl: ttl,
+		s: s, userID: userID, token: token, ttl: ttl,
 		stop: stop, done: make(chan struct{}), lost: make(chan struct{}),
 		log: func(msg string, args ...any) { s.log.Warn(msg, append(args, "user", userID)...) },
 	}
@@ -85,7 +104,27 @@ func (s *Store) lockMaildrop(ctx context.Context, userID int64, ttl, every time.
 	return l, nil
 }
 
-// keep refreshes the lock every interval until Unlock.
+// renew extends the lease by its lifetime from now if it is still this
+// lock's; false means it is not (it ran out and was taken, or removed).
+func (l *MaildropLock) renew(ctx context.Context) (bool, error) {
+	res, err := l.s.db.ExecContext(ctx, l.s.rebind("UPDATE maildrop_locks SET expires_ms = ? WHERE user_id = ? AND token = ?"),
+		l.s.now().UnixMilli()+l.ttl.Milliseconds(), l.userID, l.token)
+	if err != nil {
+		return false, fmt.Errorf("renew maildrop lock of user %d: %w", l.userID, err)
+	}
+	if n, err := res.RowsAffected(); err == nil && n == 1 {
+		return true, nil
+	}
+	// MySQL counts only rows it changed: a renewal within the same
+	// millisecond as the last changes nothing, so ask.
+	var n int
+	if err := l.s.db.Get(ctx, &n, l.s.rebind("SELECT COUNT(*) FROM maildrop_locks WHERE user_id = ? AND token = ?"), l.userID, l.token); err != nil {
+		return false, fmt.Errorf("renew maildrop lock of user %d: %w", l.userID, err)
+	}
+	return n == 1, nil
+}
+
+// keep renews the lease every interval until Unlock.
 func (l *MaildropLock) keep(ctx context.Context, every time.Duration) {
 	defer close(l.done)
 	t := time.NewTicker(every)
@@ -98,7 +137,7 @@ func (l *MaildropLock) keep(ctx context.Context, every time.Duration) {
 		case <-t.C:
 		}
 		rctx, cancel := context.WithTimeout(ctx, every)
-		ok, err := l.c.RefreshLock(rctx, l.key, l.token, l.ttl)
+		ok, err := l.renew(rctx)
 		cancel()
 		switch {
 		case ctx.Err() != nil:
@@ -107,15 +146,23 @@ func (l *MaildropLock) keep(ctx context.Context, every time.Duration) {
 			held = time.Now()
 			continue
 		case err == nil:
-			l.log("maildrop lock lost: it expired or another session took it")
+			l.log("maildrop lock lost: its lease ran out and another session took it")
 		case time.Since(held) < l.ttl:
-			l.log("maildrop lock not refreshed; will retry", "err", err)
+			l.log("maildrop lock not renewed; will retry", "err", err)
 			continue
 		default:
-			l.log("maildrop lock not refreshed within its lifetime; taking it as lost", "err", err)
+			l.log("maildrop lock not renewed within its lease; taking it as lost", "err", err)
 		}
-		close(l.lost)
+		l.markLost()
 		return
+	}
+}
+
+func (l *MaildropLock) markLost() {
+	select {
+	case <-l.lost:
+	default:
+		close(l.lost)
 	}
 }
 
@@ -123,15 +170,37 @@ func (l *MaildropLock) keep(ctx context.Context, every time.Duration) {
 // should then change nothing.
 func (l *MaildropLock) Lost() <-chan struct{} { return l.lost }
 
-// Unlock stops refreshing and releases the lock; it may be called more
-// than once. A failure to release is logged: the lock expires anyway.
+// Check renews the lease and reports ErrLockLost unless the lock is still
+// this session's: a session calls it before anything that changes the
+// maildrop, so it learns at once, not at the next renewal, that another
+// session may have taken it. The renewal makes the answer good for a
+// whole lease.
+func (l *MaildropLock) Check(ctx context.Context) error {
+	select {
+	case <-l.lost:
+		return ErrLockLost
+	default:
+	}
+	ok, err := l.renew(ctx)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		l.markLost()
+		return ErrLockLost
+	}
+	return nil
+}
+
+// Unlock stops renewing and releases the lock; it may be called more
+// than once. A failure to release is logged: the lease runs out anyway.
 func (l *MaildropLock) Unlock() {
 	l.unlock.Do(func() {
 		l.stop()
 		<-l.done
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		if err := l.c.Unlock(ctx, l.key, l.token); err != nil {
+		if _, err := l.s.db.ExecContext(ctx, l.s.rebind("DELETE FROM maildrop_locks WHERE user_id = ? AND token = ?"), l.userID, l.token); err != nil {
 			l.log("release maildrop lock", "err", err)
 		}
 	})

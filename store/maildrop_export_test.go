@@ -25,5 +25,6 @@ func (l *MaildropLock) Abandon() {
 
 // Steal releases l behind its holder's back, as its expiry would.
 func (l *MaildropLock) Steal(ctx context.Context) error {
-	return l.c.Unlock(ctx, l.key, l.token)
+	_, err := l.s.db.ExecContext(ctx, l.s.rebind("DELETE FROM maildrop_locks WHERE user_id = ? AND token = ?"), l.userID, l.token)
+	return err
 }

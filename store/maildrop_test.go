@@ -131,110 +131,109 @@ func TestMaildropSizeNeedsKey(t *testing.T) {
 }
 
 // TestLockMaildrop: one session per maildrop, on one node or on two
-// sharing a Redis; a crashed holder's lock expires; a holder whose lock
-// goes is told.
+// sharing a database; the lock outlives a Redis restart; a crashed
+// holder's lease runs out; a holder whose lock goes is told, at once
+// when it checks.
 func TestLockMaildrop(t *testing.T) {
-	addr, prefix := testsupport.Redis(t)
-	db := testsupport.Database{Driver: "sqlite", DSN: testsupport.SQLiteDSN(t)}
-	for _, tc := range []struct {
-		name string
-		opts storetest.Options
-	}{
-		{"memory", storetest.Options{}},
-		{"redis", storetest.Options{RedisAddr: addr, RedisPrefix: prefix}},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			ctx := context.Background()
-			e := storetest.Open(t, db, tc.opts)
-			nodes := []*store.Store{e.Store}
-			if tc.opts.RedisAddr != "" {
-				o := tc.opts
-				o.BlobDir = e.BlobDir
-				nodes = append(nodes, storetest.Open(t, db, o).Store)
-			} else {
-				nodes = append(nodes, e.Store)
-			}
-			uid := e.NewUser(t, tc.name+"@example.org", false).User.ID
+	testsupport.ForEachDatabase(t, func(t *testing.T, db testsupport.Database) {
+		ctx := context.Background()
+		rs := testsupport.StartRedis(t)
+		o := storetest.Options{RedisAddr: rs.Addr, RedisPrefix: "t:"}
+		e := storetest.Open(t, db, o)
+		o.BlobDir = e.BlobDir
+		nodes := []*store.Store{e.Store, storetest.Open(t, db, o).Store}
+		uid := e.NewUser(t, "drop@example.org", false).User.ID
 
-			l, err := nodes[0].LockMaildrop(ctx, uid)
-			if err != nil {
-				t.Fatal(err)
+		l, err := nodes[0].LockMaildrop(ctx, uid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, n := range nodes {
+			if _, err := n.LockMaildrop(ctx, uid); !errors.Is(err, store.ErrInUse) {
+				t.Fatalf("second lock on node %d: %v, want ErrInUse", i, err)
 			}
-			for i, n := range nodes {
-				if _, err := n.LockMaildrop(ctx, uid); !errors.Is(err, store.ErrInUse) {
-					t.Fatalf("second lock on node %d: %v, want ErrInUse", i, err)
-				}
-			}
-			other, err := nodes[1].LockMaildrop(ctx, uid+1)
-			if err != nil {
-				t.Fatalf("another user's maildrop: %v", err)
-			}
-			other.Unlock()
-			l.Unlock()
-			l.Unlock()
-			l2, err := nodes[1].LockMaildrop(ctx, uid)
-			if err != nil {
-				t.Fatalf("lock after unlock: %v", err)
-			}
-			l2.Unlock()
+		}
+		// Redis restarted empty: the lock is not in it, so nothing is freed.
+		rs.Restart()
+		if _, err := nodes[1].LockMaildrop(ctx, uid); !errors.Is(err, store.ErrInUse) {
+			t.Fatalf("lock after a Redis restart: %v, want ErrInUse", err)
+		}
+		if err := l.Check(ctx); err != nil {
+			t.Fatalf("holder's check after a Redis restart: %v", err)
+		}
+		other, err := nodes[1].LockMaildrop(ctx, uid+1)
+		if err != nil {
+			t.Fatalf("another user's maildrop: %v", err)
+		}
+		other.Unlock()
+		l.Unlock()
+		l.Unlock()
+		l2, err := nodes[1].LockMaildrop(ctx, uid)
+		if err != nil {
+			t.Fatalf("lock after unlock: %v", err)
+		}
+		l2.Unlock()
 
-			// A live holder keeps its lock past its lifetime by
-			// refreshing it; a crashed one loses it when that runs out.
-			ttl, every := 300*time.Millisecond, 50*time.Millisecond
-			live, err := store.LockMaildropFor(nodes[0], ctx, uid, ttl, every)
-			if err != nil {
+		// A live holder keeps its lock past its lease by renewing it; a
+		// crashed one loses it when the lease runs out.
+		ttl, every := 300*time.Millisecond, 50*time.Millisecond
+		live, err := store.LockMaildropFor(nodes[0], ctx, uid, ttl, every)
+		if err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(3 * ttl)
+		if _, err := nodes[1].LockMaildrop(ctx, uid); !errors.Is(err, store.ErrInUse) {
+			t.Fatalf("lock while a live holder renews: %v, want ErrInUse", err)
+		}
+		live.Abandon()
+		abandoned := time.Now()
+		testsupport.WaitFor(t, 10*time.Second, "a crashed holder's lease to run out", func() bool {
+			l3, err := nodes[1].LockMaildrop(ctx, uid)
+			if err == nil {
+				l3.Unlock()
+				return true
+			}
+			if !errors.Is(err, store.ErrInUse) {
 				t.Fatal(err)
 			}
-			time.Sleep(3 * ttl)
-			if _, err := nodes[1].LockMaildrop(ctx, uid); !errors.Is(err, store.ErrInUse) {
-				t.Fatalf("lock while a live holder refreshes: %v, want ErrInUse", err)
-			}
-			live.Abandon()
-			deadline := time.Now().Add(10 * time.Second)
-			for {
-				l3, err := nodes[1].LockMaildrop(ctx, uid)
-				if err == nil {
-					l3.Unlock()
-					break
-				}
-				if !errors.Is(err, store.ErrInUse) || time.Now().After(deadline) {
-					t.Fatalf("crashed holder's lock: %v", err)
-				}
-				time.Sleep(20 * time.Millisecond)
-			}
-
-			// A holder whose lock went behind its back hears of it at
-			// its next refresh.
-			gone, err := store.LockMaildropFor(nodes[0], ctx, uid, ttl, every)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer gone.Unlock()
-			select {
-			case <-gone.Lost():
-				t.Fatal("Lost closed while the lock is held")
-			case <-time.After(2 * every):
-			}
-			if err := gone.Steal(ctx); err != nil {
-				t.Fatal(err)
-			}
-			thief, err := nodes[1].LockMaildrop(ctx, uid)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer thief.Unlock()
-			select {
-			case <-gone.Lost():
-			case <-time.After(10 * time.Second):
-				t.Fatal("Lost not closed after the lock went")
-			}
-			// Its Unlock must not release the new holder's lock.
-			gone.Unlock()
-			if _, err := nodes[0].LockMaildrop(ctx, uid); !errors.Is(err, store.ErrInUse) {
-				t.Fatalf("after the old holder's Unlock: %v, want ErrInUse", err)
-			}
+			return false
 		})
-	}
+		if d := time.Since(abandoned); d > ttl+time.Second {
+			t.Errorf("a crashed holder's lock took %v to free, lease %v", d, ttl)
+		}
+
+		// A holder whose lock went behind its back learns it at once from
+		// Check, and at its next renewal from Lost.
+		gone, err := store.LockMaildropFor(nodes[0], ctx, uid, time.Minute, every)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer gone.Unlock()
+		if err := gone.Steal(ctx); err != nil {
+			t.Fatal(err)
+		}
+		thief, err := nodes[1].LockMaildrop(ctx, uid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer thief.Unlock()
+		if err := gone.Check(ctx); !errors.Is(err, store.ErrLockLost) {
+			t.Fatalf("Check after the lock went: %v, want ErrLockLost", err)
+		}
+		select {
+		case <-gone.Lost():
+		case <-time.After(10 * time.Second):
+			t.Fatal("Lost not closed after the lock went")
+		}
+		// Its Unlock must not release the new holder's lock.
+		gone.Unlock()
+		if _, err := nodes[0].LockMaildrop(ctx, uid); !errors.Is(err, store.ErrInUse) {
+			t.Fatalf("after the old holder's Unlock: %v, want ErrInUse", err)
+		}
+		if err := thief.Check(ctx); err != nil {
+			t.Fatalf("new holder's check: %v", err)
+		}
+	})
 }
 
 // BenchmarkMaildrop measures a POP3 login's listing of a 1000-message

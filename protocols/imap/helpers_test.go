@@ -326,7 +326,8 @@ func bsessionNewUser(addr string, o store.LimitOverrides) bsession.NewUser {
 }
 
 // bsessionConfig is a session service that throttles an address after
-// failures failed logins.
+// failures failed logins (the account's own from its network, as the
+// test user logged in from loopback before, which spares it the address's).
 func bsessionConfig(failures int64) bsession.Config {
-	return bsession.Config{FailuresPerIP: failures, FailuresPerNet: 100}
+	return bsession.Config{FailuresPerIP: failures, FailuresPerAccount: failures, FailuresPerNet: 100}
 }

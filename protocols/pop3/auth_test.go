@@ -170,7 +170,7 @@ func TestSASL(t *testing.T) {
 // session service; past its limit even the right password is refused, as
 // temporary ([SYS/TEMP], RFC 3206).
 func TestThrottle(t *testing.T) {
-	h := start(t, setup{session: session.Config{FailuresPerIP: 3}})
+	h := start(t, setup{session: session.Config{FailuresPerIP: 3, FailuresPerAccount: 3}})
 	h.user("bob@example.org", false)
 	c := h.dial()
 	for range 3 {

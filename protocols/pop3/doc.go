@@ -9,7 +9,11 @@
 // server library exists. A session goes through RFC 1939's three states.
 // In AUTHORIZATION the session service checks the password (and throttles
 // failures), then the maildrop is locked for this one session across every
-// node sharing the cache, and its message list is fixed. In TRANSACTION
+// node sharing the database (a lease in SQL, so a cache restart frees
+// nothing; a crashed node's lease runs out within 15 s), and its message
+// list is fixed. Before a change to the maildrop (RETR's \Seen, QUIT's
+// removals) the session confirms in the database that the lock is still
+// its own, and QUIT releases it before its +OK. In TRANSACTION
 // messages are streamed from the store with their line ends made CRLF and
 // dot-stuffed, never held whole in memory; DELE only marks. Only QUIT
 // enters UPDATE and removes the marked messages: a connection that drops

@@ -405,3 +405,87 @@ func TestMessageGoneMeanwhile(t *testing.T) {
 		t.Fatalf("left %+v, want message 3", left)
 	}
 }
+
+// TestReconnectAfterQuit: QUIT releases the maildrop before its +OK, so a
+// client reconnecting the moment it reads the +OK finds the maildrop free
+// (as Python's poplib test did in CI), with and without messages to remove.
+func TestReconnectAfterQuit(t *testing.T) {
+	h := start(t, setup{})
+	bob := h.user("bob@example.org", false)
+	msgs := make([]string, 0, 60)
+	for i := range 60 {
+		msgs = append(msgs, fmt.Sprintf("Subject: %d\r\n\r\nbody %d\r\n", i, i))
+	}
+	h.deliver(bob, msgs...)
+	c := h.dial()
+	c.login("bob@example.org")
+	for i := range 50 {
+		if i%2 == 0 {
+			c.expect("DELE 1", "+OK")
+		}
+		c.expect("QUIT", "+OK")
+		c = h.dial()
+		c.login("bob@example.org")
+	}
+	c.expect("QUIT", "+OK")
+	if n := len(h.inbox(bob)); n != 35 {
+		t.Fatalf("%d messages left, want 35", n)
+	}
+}
+
+// TestLockSurvivesRedisRestart: a POP3 lock is not in the cache, so a
+// Redis restart hands no maildrop to a second node's session; and a
+// holder whose lock went (its lease taken over) hears of it at once,
+// before it removes anything.
+func TestLockSurvivesRedisRestart(t *testing.T) {
+	testsupport.ForEachDatabase(t, func(t *testing.T, db testsupport.Database) {
+		rs := testsupport.StartRedis(t)
+		o := storetest.Options{RedisAddr: rs.Addr, RedisPrefix: "t:"}
+		h1 := start(t, setup{db: db, opts: o})
+		o.BlobDir = h1.env.BlobDir
+		h2 := start(t, setup{env: storetest.Open(t, db, o)})
+		bob := h1.user("bob@example.org", false)
+		h1.deliver(bob, testMessages...)
+
+		c1 := h1.dial()
+		c1.login("bob@example.org")
+		rs.Restart()
+		c := h2.dial()
+		c.expect("USER bob@example.org", "+OK")
+		c.expect("PASS "+storetest.Password, "-ERR [IN-USE]")
+		c.expect("QUIT", "+OK")
+
+		// The holder's row is taken from under it (as a lease that ran
+		// out and was taken by another session would be).
+		c1.expect("DELE 1", "+OK")
+		if _, err := h1.env.DB.ExecContext(context.Background(), "DELETE FROM maildrop_locks"); err != nil {
+			t.Fatal(err)
+		}
+		c2 := h2.dial()
+		c2.login("bob@example.org")
+		c1.expect("QUIT", "-ERR [IN-USE]")
+		c2.expect("STAT", fmt.Sprintf("+OK %d ", len(testMessages)))
+		c2.expect("QUIT", "+OK")
+		if n := len(h1.inbox(bob)); n != len(testMessages) {
+			t.Fatalf("the old holder removed messages: %d left of %d", n, len(testMessages))
+		}
+	})
+}
+
+// TestLoginWithoutRedis: with Redis down a POP3 login still works: the
+// throttle counts on this node, the lock is in SQL, and the login delay
+// is let go rather than refuse the user.
+func TestLoginWithoutRedis(t *testing.T) {
+	rs := testsupport.StartRedis(t)
+	h := start(t, setup{cfg: Config{LoginDelay: time.Minute}, opts: storetest.Options{RedisAddr: rs.Addr, RedisPrefix: "t:"}})
+	bob := h.user("bob@example.org", false)
+	h.deliver(bob, testMessages...)
+	rs.Stop()
+	c := h.dial()
+	c.login("bob@example.org")
+	c.expect("DELE 1", "+OK")
+	c.expect("QUIT", "+OK")
+	if n := len(h.inbox(bob)); n != len(testMessages)-1 {
+		t.Fatalf("%d messages left, want %d", n, len(testMessages)-1)
+	}
+}

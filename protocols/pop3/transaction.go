@@ -113,6 +113,13 @@ func (p *popSession) dele(args []string) bool {
 	if r != nil {
 		return p.refuse(r)
 	}
+	// Marking changes nothing yet (QUIT checks the lock again before it
+	// removes anything), so the renewal loop's word is enough here.
+	select {
+	case <-p.lock.Lost():
+		return p.refuse(errLockLost)
+	default:
+	}
 	p.deleted[i] = true
 	p.ok("Message %d deleted", i+1)
 	return true
@@ -191,6 +198,11 @@ func (p *popSession) send(i int, bodyLines int64) bool {
 		p.log.Error("pop3 message size differs from its listing", "id", m.ID, "listed", m.Size, "sent", n)
 	}
 	if !m.Flags.Has(store.FlagSeen) {
+		// \Seen is a change to the maildrop: only its holder makes it.
+		if err := p.lock.Check(p.ctx()); err != nil {
+			p.log.Warn("pop3 message not marked seen: maildrop lock not confirmed", "id", m.ID, "err", err)
+			return true
+		}
 		uid := store.UIDSet{{Start: m.UID, Stop: m.UID}}
 		if _, err := p.acct.SetFlags(p.ctx(), p.drop.MailboxID, uid, store.FlagAdd, store.FlagSeen, nil); err != nil {
 			p.log.Warn("pop3 mark message seen", "id", m.ID, "err", err)
@@ -226,15 +238,23 @@ func (p *popSession) update() {
 	}
 	left, _ := p.totals()
 	if marked == 0 {
+		p.release()
 		p.ok("Bye, %d messages left", left)
 		return
 	}
-	select {
-	case <-p.lock.Lost():
-		p.log.Warn("pop3 maildrop lock lost before QUIT; nothing removed")
-		p.err("[SYS/TEMP] Maildrop lock lost; no messages removed")
+	// Ask the database, not only the renewal loop: a lease that ran out a
+	// moment ago may already be another session's (RFC 1939 8: exclusive
+	// access), and then this session removes nothing.
+	if err := p.lock.Check(p.ctx()); err != nil {
+		p.release()
+		if errors.Is(err, store.ErrLockLost) {
+			p.log.Warn("pop3 maildrop lock lost before QUIT; nothing removed")
+			p.err("[IN-USE] Maildrop lock lost to another session; no messages removed")
+			return
+		}
+		p.log.Error("pop3 check maildrop lock", "err", err)
+		p.err("[SYS/TEMP] Maildrop lock not confirmed; no messages removed")
 		return
-	default:
 	}
 	removed := 0
 	for len(set) > 0 {
@@ -243,11 +263,15 @@ func (p *popSession) update() {
 		uids, err := p.acct.Remove(p.ctx(), p.drop.MailboxID, chunk)
 		removed += len(uids)
 		if err != nil {
+			p.release()
 			p.log.Error("pop3 remove deleted messages", "err", err, "removed", removed, "marked", marked)
 			p.err("[SYS/TEMP] Some deleted messages not removed")
 			return
 		}
 	}
+	// The lock goes before the +OK: a client may reconnect the moment it
+	// reads it, and must find the maildrop free.
+	p.release()
 	p.log.Info("pop3 logout", "removed", removed)
 	p.ok("Bye, %d messages removed, %d left", marked, left)
 }

@@ -142,7 +142,7 @@ func TestSubmissions(t *testing.T) {
 // (RFC 4954 6) once an address has used up its failures, right password
 // or not.
 func TestLoginThrottle(t *testing.T) {
-	h := start(t, setup{session: session.Config{FailuresPerIP: 2}})
+	h := start(t, setup{session: session.Config{FailuresPerIP: 2, FailuresPerAccount: 2}})
 	h.user("alice@example.org", 0)
 	c := h.dial(RoleSubmission)
 	runSteps(t, c, []step{

@@ -79,6 +79,9 @@ type Cache interface {
 	// Unlock releases the lock if token still holds it; a lock that has
 	// expired or passed to another holder is left alone.
 	Unlock(ctx context.Context, key, token string) error
+	// Locked reports whether someone holds the lock named key, without
+	// taking it.
+	Locked(ctx context.Context, key string) (bool, error)
 	Ping(ctx context.Context) error
 	// Close ends every subscription (their channels are closed) and
 	// releases the connections; later calls fail with ErrClosed.

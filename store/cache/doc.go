@@ -8,8 +8,10 @@
 // nodes never serve each other's stale data (magma did the same with
 // memcached). Second, a publish/subscribe bus of change events, which with
 // Redis reaches every process sharing it. Small windowed counters for login
-// throttling live here too, and expiring locks that hold across nodes (one
-// POP3 session per maildrop).
+// throttling live here too, and expiring locks that hold across nodes (the
+// throttle's bans). Nothing here may be needed once lost: Redis runs
+// without persistence, so what must survive its restart (web sessions,
+// POP3 maildrop locks) is kept in SQL by the store.
 //
 // A subscriber that falls behind never slows publishers or other
 // subscribers: it loses events and is then sent one Event of Kind

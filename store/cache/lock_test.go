@@ -267,3 +267,42 @@ func TestMemoryLockSweep(t *testing.T) {
 		t.Fatal("the sweep dropped a held lock")
 	}
 }
+
+// TestLocked: Locked sees a lock while it is held, and not after it is
+// released or has expired; looking takes nothing.
+func TestLocked(t *testing.T) {
+	testsupport.ForEachCache(t, func(t *testing.T, kind, addr, prefix string) {
+		ctx := testContext(t)
+		c := newCache(t, kind, addr, prefix)
+		look := func(want bool, when string) {
+			t.Helper()
+			got, err := c.Locked(ctx, "l")
+			if err != nil || got != want {
+				t.Fatalf("Locked %s = %v, %v; want %v", when, got, err, want)
+			}
+		}
+		look(false, "before any lock")
+		token, ok, err := c.TryLock(ctx, "l", time.Minute)
+		if err != nil || !ok {
+			t.Fatal(ok, err)
+		}
+		look(true, "while held")
+		look(true, "when looked at again")
+		if err := c.Unlock(ctx, "l", token); err != nil {
+			t.Fatal(err)
+		}
+		look(false, "after Unlock")
+		if _, ok, err := c.TryLock(ctx, "l", 50*time.Millisecond); err != nil || !ok {
+			t.Fatal(ok, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+		look(false, "after expiry")
+		// An entry of the same name is not a lock.
+		if err := c.Set(ctx, "e", Entry{Value: []byte("x")}, 0); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := c.Locked(ctx, "e"); err != nil || got {
+			t.Fatalf("Locked of an entry's key = %v, %v", got, err)
+		}
+	})
+}

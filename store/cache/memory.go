@@ -315,6 +315,16 @@ func (m *Memory) Unlock(ctx context.Context, key, token string) error {
 	return nil
 }
 
+func (m *Memory) Locked(ctx context.Context, key string) (bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return false, fmt.Errorf("cache: look at lock %q: %w", key, ErrClosed)
+	}
+	l, ok := m.locks[key]
+	return ok && time.Now().Before(l.expires), nil
+}
+
 func (m *Memory) Ping(ctx context.Context) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()

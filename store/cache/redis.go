@@ -109,6 +109,12 @@ func NewRedis(ctx context.Context, opts RedisOptions) (*Redis, error) {
 		// Named so that CLIENT LIST tells which connections are Basalt's
 		// and of which installation.
 		ClientName: clientName(opts.Prefix),
+		// A command already retries (MaxRetries) on a new connection;
+		// go-redis's default of five dials 100 ms apart for each of
+		// those made every cache call take about 2 s while Redis is
+		// down, and callers that go on without the cache (logins) wait
+		// for several. One dial per try fails in milliseconds.
+		DialerRetries: 1,
 	}
 	if opts.TLS {
 		host, _, err := net.SplitHostPort(opts.Addr)
@@ -376,6 +382,14 @@ func (r *Redis) Unlock(ctx context.Context, key, token string) error {
 		return fail(err, "unlock %q", key)
 	}
 	return nil
+}
+
+func (r *Redis) Locked(ctx context.Context, key string) (bool, error) {
+	n, err := r.client.Exists(ctx, r.lock(key)).Result()
+	if err != nil {
+		return false, fail(err, "look at lock %q", key)
+	}
+	return n == 1, nil
 }
 
 func (r *Redis) Ping(ctx context.Context) error {
