@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/jmoiron/sqlx"
@@ -90,12 +91,20 @@ func (a *Account) copyRows(ctx context.Context, tx *sqlx.Tx, c *change, src int6
 	if err != nil {
 		return CopyResult{}, nil, err
 	}
-	var total, unseen int64
+	var (
+		total, unseen int64
+		kws           []string
+	)
 	for _, r := range rows {
 		total += r.Size
-		if f, _ := cv.flags(r); !f.Has(FlagSeen) {
+		f, kw := cv.flags(r)
+		if !f.Has(FlagSeen) {
 			unseen++
 		}
+		kws, _ = mergeKeywords(kws, splitKeywords(kw))
+	}
+	if err := a.s.noteKeywords(ctx, tx, dst, kws, false); err != nil {
+		return CopyResult{}, nil, err
 	}
 	n := int64(len(rows))
 	// A move takes nothing from the quota that it does not give back in
@@ -344,11 +353,15 @@ func (a *Account) Vanished(ctx context.Context, mailboxID int64, modseq uint64) 
 	if _, err := a.need(ctx, mailboxID, RightRead); err != nil {
 		return nil, fmt.Errorf("vanished from mailbox %d: %w", mailboxID, err)
 	}
+	// Read through expunged_modseq, so that the cost is what vanished
+	// since modseq, not the mailbox's whole history; sorted here, since
+	// an ORDER BY uid could draw the planner to the primary key instead.
 	var uids []uint32
 	err := a.s.db.SelectContext(ctx, &uids, a.s.rebind(`SELECT e.uid FROM expunged e JOIN mailboxes m ON m.id = e.mailbox_id
-		WHERE e.mailbox_id = ? AND m.user_id = ? AND e.modseq > ? ORDER BY e.uid`), mailboxID, a.userID, modseq)
+		WHERE e.mailbox_id = ? AND m.user_id = ? AND e.modseq > ?`), mailboxID, a.userID, modseq)
 	if err != nil {
 		return nil, fmt.Errorf("vanished from mailbox %d: %w", mailboxID, err)
 	}
+	slices.Sort(uids)
 	return uids, nil
 }

@@ -568,6 +568,13 @@ func (a *Account) SetFlags(ctx context.Context, mailboxID int64, uids UIDSet, op
 		if len(groups) == 0 {
 			return nil
 		}
+		var added []string
+		for _, g := range groups {
+			added, _ = mergeKeywords(added, splitKeywords(g.kws))
+		}
+		if err := a.s.noteKeywords(ctx, tx, mailboxID, added, true); err != nil {
+			return err
+		}
 		modseq, err := a.bumpMailbox(ctx, tx, mailboxID, 0, unseenDelta, 0)
 		if err != nil {
 			return err

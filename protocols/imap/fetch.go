@@ -176,7 +176,7 @@ func (s *session) fetchOne(w *imapserver.FetchWriter, seq uint32, m *store.Messa
 		mw.WriteUID(imap.UID(m.UID))
 	}
 	if o.Flags || seenChanged {
-		mw.WriteFlags(imapFlags(m.Flags, m.Keywords))
+		mw.WriteFlags(s.sel.flags(m.UID, m.Flags, m.Keywords))
 	}
 	if o.InternalDate {
 		mw.WriteInternalDate(m.InternalDate)

@@ -51,6 +51,17 @@ func (s *session) Store(w *imapserver.FetchWriter, numSet imap.NumSet, flags *im
 	if err != nil {
 		return s.storeErr("store", err)
 	}
+	if sel.newKeywords(ups) {
+		// RFC 3501 7.2.6: the client hears of a new keyword in FLAGS
+		// before a FETCH shows it, and this writer can only write
+		// FETCH; the poll after the command writes FLAGS, then (unless
+		// .SILENT) FETCH FLAGS of these messages as changes it did not
+		// answer for.
+		if !flags.Silent {
+			sel.disown(ups)
+		}
+		return expungeIssued(issued && !byUID)
+	}
 	if !flags.Silent {
 		for _, u := range ups {
 			i, ok := slices.BinarySearch(sel.uids, u.UID)
@@ -61,7 +72,7 @@ func (s *session) Store(w *imapserver.FetchWriter, numSet imap.NumSet, flags *im
 			if byUID {
 				mw.WriteUID(imap.UID(u.UID)) // RFC 9051 6.4.9
 			}
-			mw.WriteFlags(imapFlags(u.Flags, u.Keywords))
+			mw.WriteFlags(sel.flags(u.UID, u.Flags, u.Keywords))
 			if err := mw.Close(); err != nil {
 				return err
 			}
