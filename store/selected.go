@@ -105,7 +105,7 @@ func (a *Account) Keywords(ctx context.Context, mailboxID int64) ([]string, erro
 			return nil
 		}
 		var lists []string
-		if err := tx.SelectContext(ctx, &lists, a.s.rebind("SELECT DISTINCT keywords FROM messages WHERE mailbox_id = ? AND keywords <> ''"), mailboxID); err != nil {
+		if err := tx.SelectContext(ctx, &lists, a.s.rebind("SELECT DISTINCT keywords FROM messages WHERE mailbox_id = ? AND keywords <> '' ORDER BY keywords"), mailboxID); err != nil {
 			return err
 		}
 		out = nil
