@@ -2,6 +2,7 @@ package store
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -9,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -384,13 +386,20 @@ func (a *Account) List(ctx context.Context, mailboxID int64, q ListQuery) ([]Mes
 		b.WriteString(" AND modseq > ?")
 		args = append(args, q.ChangedSince)
 	}
+	// What changed since a modseq is found through (mailbox_id, modseq)
+	// and sorted here: asked to ORDER BY uid, SQLite's planner, knowing the
+	// mailbox large, walks the whole (mailbox_id, uid) index instead to
+	// spare itself the sort, and a poll after one change cost O(mailbox).
+	sortHere := q.ChangedSince > 0 && q.Sort == SortUID && q.Limit == 0
 	switch q.Sort {
 	case SortUID:
 		if q.AfterUID > 0 {
 			b.WriteString(" AND uid > ?")
 			args = append(args, q.AfterUID)
 		}
-		b.WriteString(" ORDER BY uid")
+		if !sortHere {
+			b.WriteString(" ORDER BY uid")
+		}
 	case SortDateDesc:
 		b.WriteString(" ORDER BY internal_date DESC, uid DESC")
 	case SortDateAsc:
@@ -406,7 +415,11 @@ func (a *Account) List(ctx context.Context, mailboxID int64, q ListQuery) ([]Mes
 	} else if q.Offset > 0 {
 		return nil, fmt.Errorf("list mailbox %d: %w: an offset needs a limit", mailboxID, ErrInvalid)
 	}
-	return a.selectMessages(ctx, mailboxID, b.String(), args)
+	out, err := a.selectMessages(ctx, mailboxID, b.String(), args)
+	if sortHere {
+		slices.SortFunc(out, func(x, y Message) int { return cmp.Compare(x.UID, y.UID) })
+	}
+	return out, err
 }
 
 // selectMessages runs a query for rows of one mailbox and converts them,
