@@ -165,3 +165,57 @@ func mergeKeywords(list, add []string) ([]string, bool) {
 	}
 	return list, grew
 }
+
+// MailboxChanges is what a selected IMAP session learns at a poll.
+type MailboxChanges struct {
+	// HighestModSeq and RecentUID are the mailbox's, as read.
+	HighestModSeq uint64
+	RecentUID     uint32
+	// When HighestModSeq is above the modseq asked about: the mailbox's
+	// keywords (Keywords), the UIDs expunged since (in UID order) and the
+	// messages changed or added since (in UID order, without their info).
+	Keywords []string
+	Vanished []uint32
+	Changed  []Message
+}
+
+// PollChanges is the poll of a session that has one of the account's own
+// mailboxes selected and last saw it at modseq: one indexed read of the
+// mailbox's row when nothing changed, and reads that cost what changed
+// when something did (tombstones and messages through their (mailbox,
+// modseq) indexes). The statements are kept small: each is parsed anew,
+// and it runs after every command of every session. A mailbox seen
+// through a share is refused (ErrForbidden): its rights and the viewer's
+// own \Seen need Mailbox, MyRights, Vanished and List.
+func (a *Account) PollChanges(ctx context.Context, mailboxID int64, modseq uint64) (MailboxChanges, error) {
+	if a.view != nil {
+		return MailboxChanges{}, fmt.Errorf("changes of mailbox %d: %w: a shared mailbox", mailboxID, ErrForbidden)
+	}
+	var row struct {
+		ModSeq    uint64         `db:"highest_modseq"`
+		RecentUID uint32         `db:"recent_uid"`
+		Keywords  sql.NullString `db:"keywords"`
+	}
+	err := a.s.db.GetContext(ctx, &row, a.s.rebind("SELECT highest_modseq, recent_uid, keywords FROM mailboxes WHERE id = ? AND user_id = ?"), mailboxID, a.userID)
+	if err != nil {
+		return MailboxChanges{}, fmt.Errorf("changes of mailbox %d: %w", mailboxID, notFound(err))
+	}
+	out := MailboxChanges{HighestModSeq: row.ModSeq, RecentUID: row.RecentUID}
+	if row.ModSeq <= modseq {
+		return out, nil
+	}
+	if row.Keywords.Valid {
+		out.Keywords = splitKeywords(row.Keywords.String)
+	} else if out.Keywords, err = a.Keywords(ctx, mailboxID); err != nil {
+		return MailboxChanges{}, fmt.Errorf("changes of mailbox %d: %w", mailboxID, err)
+	}
+	// The mailbox is the user's (read above): no join to check it again.
+	if err := a.s.db.SelectContext(ctx, &out.Vanished, a.s.rebind("SELECT uid FROM expunged WHERE mailbox_id = ? AND modseq > ?"), mailboxID, modseq); err != nil {
+		return MailboxChanges{}, fmt.Errorf("changes of mailbox %d: %w", mailboxID, err)
+	}
+	slices.Sort(out.Vanished)
+	if out.Changed, err = a.List(ctx, mailboxID, ListQuery{ChangedSince: modseq}); err != nil {
+		return MailboxChanges{}, fmt.Errorf("changes of mailbox %d: %w", mailboxID, err)
+	}
+	return out, nil
+}

@@ -387,15 +387,7 @@ func (s *session) sync(w *imapserver.UpdateWriter, allowExpunge bool) error {
 // gone for sync to announce.
 func (s *session) refresh(w *imapserver.UpdateWriter) error {
 	sel := s.sel
-	acct, id := sel.ref.acct, sel.ref.mb.ID
-	mb, err := acct.Mailbox(s.srv.base, id)
-	if err == nil && sel.ref.shared() {
-		// The owner may have changed the user's rights (an "acl" event).
-		sel.rights, err = acct.MyRights(s.srv.base, id)
-		if err == nil && !sel.rights.Has(store.RightRead) {
-			err = store.ErrNotFound
-		}
-	}
+	ch, err := s.changes()
 	if errors.Is(err, store.ErrNotFound) {
 		// Deleted, or no longer shared with the user: the same to it.
 		return s.mailboxGone()
@@ -404,23 +396,10 @@ func (s *session) refresh(w *imapserver.UpdateWriter) error {
 		return s.storeErr("sync", err)
 	}
 	sel.dirty = false
-	if mb.HighestModSeq <= sel.modseq {
+	if ch.HighestModSeq <= sel.modseq {
 		return nil
 	}
-	// Each read below costs what changed since sel.modseq: the tombstones
-	// and messages are found through their (mailbox, modseq) indexes.
-	vanished, err := acct.Vanished(s.srv.base, id, sel.modseq)
-	if err != nil {
-		return s.storeErr("sync", err)
-	}
-	kws, err := acct.Keywords(s.srv.base, id)
-	if err != nil {
-		return s.storeErr("sync", err)
-	}
-	rows, err := acct.List(s.srv.base, id, store.ListQuery{ChangedSince: sel.modseq})
-	if err != nil {
-		return s.storeErr("sync", err)
-	}
+	vanished, kws, rows := ch.Vanished, ch.Keywords, ch.Changed
 	for _, uid := range vanished {
 		if _, ok := slices.BinarySearch(sel.uids, uid); ok {
 			if sel.gone == nil {
@@ -453,7 +432,7 @@ func (s *session) refresh(w *imapserver.UpdateWriter) error {
 		// Mail that arrives while the mailbox is selected is recent to
 		// this session, unless another one selected it first.
 		before := sel.numRecent()
-		if err := s.claimRecent(sel, mb.RecentUID, top+1); err != nil {
+		if err := s.claimRecent(sel, ch.RecentUID, top+1); err != nil {
 			return err
 		}
 		if err := w.WriteNumMessages(uint32(len(sel.uids))); err != nil {
@@ -474,9 +453,46 @@ func (s *session) refresh(w *imapserver.UpdateWriter) error {
 			return err
 		}
 	}
-	sel.modseq = mb.HighestModSeq
-	sel.own = slices.DeleteFunc(sel.own, func(ms uint64) bool { return ms <= mb.HighestModSeq })
+	sel.modseq = ch.HighestModSeq
+	sel.own = slices.DeleteFunc(sel.own, func(ms uint64) bool { return ms <= ch.HighestModSeq })
 	return nil
+}
+
+// changes reads what changed in the selected mailbox since the last sync:
+// for the user's own mailbox in one small read when nothing did
+// (store.PollChanges); another user's mailbox needs its rights read again
+// too, since its owner may have changed them (an "acl" event), and the
+// user's own \Seen.
+func (s *session) changes() (store.MailboxChanges, error) {
+	sel := s.sel
+	acct, id := sel.ref.acct, sel.ref.mb.ID
+	if !sel.ref.shared() {
+		return acct.PollChanges(s.srv.base, id, sel.modseq)
+	}
+	mb, err := acct.Mailbox(s.srv.base, id)
+	if err != nil {
+		return store.MailboxChanges{}, err
+	}
+	if sel.rights, err = acct.MyRights(s.srv.base, id); err != nil {
+		return store.MailboxChanges{}, err
+	}
+	if !sel.rights.Has(store.RightRead) {
+		return store.MailboxChanges{}, store.ErrNotFound
+	}
+	ch := store.MailboxChanges{HighestModSeq: mb.HighestModSeq, RecentUID: mb.RecentUID}
+	if mb.HighestModSeq <= sel.modseq {
+		return ch, nil
+	}
+	// Each read costs what changed since sel.modseq: the tombstones and
+	// messages are found through their (mailbox, modseq) indexes.
+	if ch.Vanished, err = acct.Vanished(s.srv.base, id, sel.modseq); err != nil {
+		return store.MailboxChanges{}, err
+	}
+	if ch.Keywords, err = acct.Keywords(s.srv.base, id); err != nil {
+		return store.MailboxChanges{}, err
+	}
+	ch.Changed, err = acct.List(s.srv.base, id, store.ListQuery{ChangedSince: sel.modseq})
+	return ch, err
 }
 
 // mailboxGone ends a session whose selected mailbox was deleted: the

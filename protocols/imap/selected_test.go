@@ -442,3 +442,33 @@ func BenchmarkPollHistory(b *testing.B) {
 		}
 	})
 }
+
+// STORE on messages another session expunged, not yet announced, changes
+// the others and answers OK, as Dovecot does (RFC 2180 4.2.1 leaves the
+// choice open; clients and imaptest take a NO as the whole STORE lost).
+func TestStoreOnExpungedElsewhere(t *testing.T) {
+	h := start(t, setup{})
+	alice := h.user("alice@example.org", false)
+	for range 3 {
+		h.deliver(alice, "INBOX", msg("m", "x"), store.AppendOptions{})
+	}
+	b := h.dial(t)
+	b.login("alice@example.org")
+	b.ok("SELECT INBOX")
+	a := h.dial(t)
+	a.login("alice@example.org")
+	a.ok("SELECT INBOX")
+	b.ok(`STORE 2 +FLAGS.SILENT (\Deleted)`)
+	b.ok("EXPUNGE")
+	// FETCH may not announce the expunge (RFC 9051 7.5.1): message 2 is
+	// still numbered for a, and gone.
+	mustNot(t, a.ok("FETCH 1 UID"), "EXPUNGE")
+	u, st := a.do(`STORE 1:3 +FLAGS (\Seen)`)
+	if st != "OK STORE completed" || !equalLines(u, []string{`* 1 FETCH (FLAGS (\Seen))`, `* 3 FETCH (FLAGS (\Seen))`}) {
+		t.Errorf("STORE over an expunged message = %q %q", u, st)
+	}
+	if u, st := a.do(`STORE 2 +FLAGS (\Flagged)`); st != "OK STORE completed" || len(u) != 0 {
+		t.Errorf("STORE of only the expunged message = %q %q", u, st)
+	}
+	must(t, a.ok("NOOP"), "* 2 EXPUNGE")
+}

@@ -30,9 +30,12 @@ func (s *session) Store(w *imapserver.FetchWriter, numSet imap.NumSet, flags *im
 		return err
 	}
 	_, byUID := numSet.(imap.UIDSet)
-	uids, issued := sel.live(idx)
+	// Messages another session expunged are left out, and STORE answers
+	// OK for the rest, as RFC 2180 4.2.1 allows and Dovecot does:
+	// clients (and imaptest) take a NO as the whole STORE failing.
+	uids, _ := sel.live(idx)
 	if len(uids) == 0 {
-		return expungeIssued(issued && !byUID)
+		return nil
 	}
 	done, err := s.begin()
 	if err != nil {
@@ -60,7 +63,7 @@ func (s *session) Store(w *imapserver.FetchWriter, numSet imap.NumSet, flags *im
 		if !flags.Silent {
 			sel.disown(ups)
 		}
-		return expungeIssued(issued && !byUID)
+		return nil
 	}
 	if !flags.Silent {
 		for _, u := range ups {
@@ -78,7 +81,7 @@ func (s *session) Store(w *imapserver.FetchWriter, numSet imap.NumSet, flags *im
 			}
 		}
 	}
-	return expungeIssued(issued && !byUID)
+	return nil
 }
 
 // replaceFlags is STORE FLAGS: the flags IMAP shows become exactly bits
