@@ -106,7 +106,7 @@ func (a *Account) Mailboxes(ctx context.Context) ([]Mailbox, error) {
 // Mailbox returns one of the account's mailboxes by id.
 func (a *Account) Mailbox(ctx context.Context, id int64) (Mailbox, error) {
 	var m Mailbox
-	err := a.s.db.GetContext(ctx, &m, a.s.rebind("SELECT "+mailboxColumns+" FROM mailboxes WHERE id = ? AND user_id = ?"), id, a.userID)
+	err := a.s.db.Get(ctx, &m, a.s.rebind("SELECT "+mailboxColumns+" FROM mailboxes WHERE id = ? AND user_id = ?"), id, a.userID)
 	if err != nil {
 		return Mailbox{}, fmt.Errorf("mailbox %d: %w", id, notFound(err))
 	}

@@ -366,7 +366,17 @@ func (a *Account) List(ctx context.Context, mailboxID int64, q ListQuery) ([]Mes
 	if _, err := a.need(ctx, mailboxID, RightRead); err != nil {
 		return nil, fmt.Errorf("list mailbox %d: %w", mailboxID, err)
 	}
-	cond, args, err := q.UIDs.sql()
+	// A set of many ranges close together (what a few expunges make of
+	// an IMAP sequence range) is read as the one range around it and
+	// filtered here: a statement with a term per range is parsed anew
+	// each time, which costs more than the few rows in the gaps.
+	set, only := q.UIDs, UIDSet(nil)
+	if q.Limit == 0 && q.Offset == 0 {
+		if lo, hi, ok := set.dense(); ok {
+			set, only = UIDSet{{Start: lo, Stop: hi}}, q.UIDs
+		}
+	}
+	cond, args, err := set.sql()
 	if err != nil {
 		return nil, fmt.Errorf("list mailbox %d: %w", mailboxID, err)
 	}
@@ -415,9 +425,21 @@ func (a *Account) List(ctx context.Context, mailboxID int64, q ListQuery) ([]Mes
 	} else if q.Offset > 0 {
 		return nil, fmt.Errorf("list mailbox %d: %w: an offset needs a limit", mailboxID, ErrInvalid)
 	}
-	out, err := a.selectMessages(ctx, mailboxID, b.String(), args)
+	// IMAP's FETCH and poll list by a few UID ranges and nothing else;
+	// their statements are few and prepared once (SQLite parses every
+	// other one anew, a large share of a FETCH's cost). Pages with a
+	// LIMIT, or many ranges, make too many different statements to keep.
+	var out []Message
+	if q.Limit == 0 && q.Offset == 0 && len(set) <= 2 {
+		out, err = a.selectMessagesWith(ctx, mailboxID, a.s.db.Select, b.String(), args)
+	} else {
+		out, err = a.selectMessages(ctx, mailboxID, b.String(), args)
+	}
 	if sortHere {
 		slices.SortFunc(out, func(x, y Message) int { return cmp.Compare(x.UID, y.UID) })
+	}
+	if only != nil {
+		out = slices.DeleteFunc(out, func(m Message) bool { return !only.has(m.UID) })
 	}
 	return out, err
 }
@@ -425,8 +447,14 @@ func (a *Account) List(ctx context.Context, mailboxID int64, q ListQuery) ([]Mes
 // selectMessages runs a query for rows of one mailbox and converts them,
 // with the viewer's seen state.
 func (a *Account) selectMessages(ctx context.Context, mailboxID int64, query string, args []any) ([]Message, error) {
+	return a.selectMessagesWith(ctx, mailboxID, a.s.db.SelectContext, query, args)
+}
+
+// selectMessagesWith is selectMessages reading through sel: the pool's
+// SelectContext, or the prepared statements' Select.
+func (a *Account) selectMessagesWith(ctx context.Context, mailboxID int64, sel func(context.Context, any, string, ...any) error, query string, args []any) ([]Message, error) {
 	var rows []messageRow
-	if err := a.s.db.SelectContext(ctx, &rows, a.s.rebind(query), args...); err != nil {
+	if err := sel(ctx, &rows, a.s.rebind(query), args...); err != nil {
 		return nil, fmt.Errorf("list mailbox %d: %w", mailboxID, err)
 	}
 	if err := a.overlaySeen(ctx, a.s.db, mailboxID, rows); err != nil {
@@ -471,7 +499,7 @@ func (a *Account) Open(ctx context.Context, id int64) (io.ReadCloser, error) {
 		Data      []byte `db:"data"`
 		MailboxID int64  `db:"mailbox_id"`
 	}
-	err := a.s.db.GetContext(ctx, &loc, a.s.rebind(`SELECT m.blob_id, b.part, b.data, m.mailbox_id FROM messages m JOIN blobs b ON b.id = m.blob_id
+	err := a.s.db.Get(ctx, &loc, a.s.rebind(`SELECT m.blob_id, b.part, b.data, m.mailbox_id FROM messages m JOIN blobs b ON b.id = m.blob_id
 		WHERE m.id = ? AND m.user_id = ?`), id, a.userID)
 	if err != nil {
 		return nil, fmt.Errorf("open message %d: %w", id, notFound(err))

@@ -183,8 +183,8 @@ type MailboxChanges struct {
 // mailboxes selected and last saw it at modseq: one indexed read of the
 // mailbox's row when nothing changed, and reads that cost what changed
 // when something did (tombstones and messages through their (mailbox,
-// modseq) indexes). The statements are kept small: each is parsed anew,
-// and it runs after every command of every session. A mailbox seen
+// modseq) indexes). It runs after every command of every session, so its
+// statements are prepared once (sqldb.DB.Get, Select). A mailbox seen
 // through a share is refused (ErrForbidden): its rights and the viewer's
 // own \Seen need Mailbox, MyRights, Vanished and List.
 func (a *Account) PollChanges(ctx context.Context, mailboxID int64, modseq uint64) (MailboxChanges, error) {
@@ -196,7 +196,7 @@ func (a *Account) PollChanges(ctx context.Context, mailboxID int64, modseq uint6
 		RecentUID uint32         `db:"recent_uid"`
 		Keywords  sql.NullString `db:"keywords"`
 	}
-	err := a.s.db.GetContext(ctx, &row, a.s.rebind("SELECT highest_modseq, recent_uid, keywords FROM mailboxes WHERE id = ? AND user_id = ?"), mailboxID, a.userID)
+	err := a.s.db.Get(ctx, &row, a.s.rebind("SELECT highest_modseq, recent_uid, keywords FROM mailboxes WHERE id = ? AND user_id = ?"), mailboxID, a.userID)
 	if err != nil {
 		return MailboxChanges{}, fmt.Errorf("changes of mailbox %d: %w", mailboxID, notFound(err))
 	}
@@ -210,7 +210,7 @@ func (a *Account) PollChanges(ctx context.Context, mailboxID int64, modseq uint6
 		return MailboxChanges{}, fmt.Errorf("changes of mailbox %d: %w", mailboxID, err)
 	}
 	// The mailbox is the user's (read above): no join to check it again.
-	if err := a.s.db.SelectContext(ctx, &out.Vanished, a.s.rebind("SELECT uid FROM expunged WHERE mailbox_id = ? AND modseq > ?"), mailboxID, modseq); err != nil {
+	if err := a.s.db.Select(ctx, &out.Vanished, a.s.rebind("SELECT uid FROM expunged WHERE mailbox_id = ? AND modseq > ?"), mailboxID, modseq); err != nil {
 		return MailboxChanges{}, fmt.Errorf("changes of mailbox %d: %w", mailboxID, err)
 	}
 	slices.Sort(out.Vanished)

@@ -117,3 +117,37 @@ func TestMailboxKeywords(t *testing.T) {
 		}
 	})
 }
+
+// List by a set of many ranges answers exactly the set, whether it is
+// read as the span around it (dense) or range by range (sparse).
+func TestListManyRanges(t *testing.T) {
+	each(t, func(t *testing.T, e *storetest.Env) {
+		ctx := context.Background()
+		a := e.Account(e.NewUser(t, "alice@example.org", false))
+		inbox := storetest.Inbox(t, a)
+		for range 12 {
+			storetest.Append(t, a, inbox, []byte("Subject: x\r\n\r\nx\r\n"), store.AppendOptions{})
+		}
+		for _, tc := range []struct {
+			set  store.UIDSet
+			want []uint32
+		}{
+			{store.UIDSet{{1, 1}, {3, 3}, {5, 6}, {9, 8}, {12, 12}}, []uint32{1, 3, 5, 6, 8, 9, 12}},
+			{store.UIDSet{{2, 2}, {4, 4}, {7, 0}}, []uint32{2, 4, 7, 8, 9, 10, 11, 12}},
+			{store.UIDSet{{11, 11}, {1, 1}, {6, 6}}, []uint32{1, 6, 11}},
+			{store.UIDSet{{1, 1}, {3, 3}, {500, 600}}, []uint32{1, 3}},
+		} {
+			msgs, err := a.List(ctx, inbox, store.ListQuery{UIDs: tc.set})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []uint32
+			for _, m := range msgs {
+				got = append(got, m.UID)
+			}
+			if !slices.Equal(got, tc.want) {
+				t.Errorf("List %v = %v, want %v", tc.set, got, tc.want)
+			}
+		}
+	})
+}
