@@ -649,7 +649,7 @@ func (a *Account) SetFlags(ctx context.Context, mailboxID int64, uids UIDSet, op
 // locks its row for the rest of the transaction.
 func (a *Account) lockMailbox(ctx context.Context, tx *sqlx.Tx, id int64) (Mailbox, error) {
 	var m Mailbox
-	err := tx.GetContext(ctx, &m, a.s.rebind("SELECT "+mailboxColumns+" FROM mailboxes WHERE id = ? AND user_id = ?"+a.s.db.ForUpdate()), id, a.userID)
+	err := a.s.db.TxGet(ctx, tx, &m, a.s.rebind("SELECT "+mailboxColumns+" FROM mailboxes WHERE id = ? AND user_id = ?"+a.s.db.ForUpdate()), id, a.userID)
 	if err != nil {
 		return Mailbox{}, fmt.Errorf("mailbox %d: %w", id, notFound(err))
 	}
@@ -659,13 +659,13 @@ func (a *Account) lockMailbox(ctx context.Context, tx *sqlx.Tx, id int64) (Mailb
 // bumpMailbox gives a mailbox a new highest modseq, adjusts its counts and
 // returns the new modseq.
 func (a *Account) bumpMailbox(ctx context.Context, tx *sqlx.Tx, id int64, msgs, unseen, size int64) (uint64, error) {
-	_, err := tx.ExecContext(ctx, a.s.rebind(`UPDATE mailboxes SET highest_modseq = highest_modseq + 1, message_count = message_count + ?,
+	_, err := a.s.db.TxExec(ctx, tx, a.s.rebind(`UPDATE mailboxes SET highest_modseq = highest_modseq + 1, message_count = message_count + ?,
 		unseen_count = unseen_count + ?, size_bytes = size_bytes + ? WHERE id = ? AND user_id = ?`), msgs, unseen, size, id, a.userID)
 	if err != nil {
 		return 0, err
 	}
 	var modseq uint64
-	err = tx.GetContext(ctx, &modseq, a.s.rebind("SELECT highest_modseq FROM mailboxes WHERE id = ?"), id)
+	err = a.s.db.TxGet(ctx, tx, &modseq, a.s.rebind("SELECT highest_modseq FROM mailboxes WHERE id = ?"), id)
 	return modseq, err
 }
 

@@ -34,7 +34,7 @@ func (a *Account) ClaimRecent(ctx context.Context, mailboxID int64, upto uint32)
 	// upto is soon reached.
 	for range 20 {
 		var cur uint32
-		err := a.s.db.GetContext(ctx, &cur, a.s.rebind("SELECT recent_uid FROM mailboxes WHERE id = ? AND user_id = ?"), mailboxID, a.userID)
+		err := a.s.db.Get(ctx, &cur, a.s.rebind("SELECT recent_uid FROM mailboxes WHERE id = ? AND user_id = ?"), mailboxID, a.userID)
 		if err != nil {
 			return 0, fmt.Errorf("claim recent in mailbox %d: %w", mailboxID, notFound(err))
 		}
@@ -134,7 +134,7 @@ func (s *Store) noteKeywords(ctx context.Context, tx *sqlx.Tx, mailboxID int64, 
 		return nil
 	}
 	var kw sql.NullString
-	if err := tx.GetContext(ctx, &kw, s.rebind("SELECT keywords FROM mailboxes WHERE id = ?"), mailboxID); err != nil {
+	if err := s.db.TxGet(ctx, tx, &kw, s.rebind("SELECT keywords FROM mailboxes WHERE id = ?"), mailboxID); err != nil {
 		return fmt.Errorf("keywords of mailbox %d: %w", mailboxID, notFound(err))
 	}
 	if !kw.Valid {
