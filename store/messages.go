@@ -672,12 +672,47 @@ func (a *Account) bumpMailbox(ctx context.Context, tx *sqlx.Tx, id int64, msgs, 
 // selectRows reads the rows of the messages in uids, in UID order, locking
 // them on MySQL.
 func (a *Account) selectRows(ctx context.Context, tx *sqlx.Tx, mailboxID int64, uids rowFilter) ([]messageRow, error) {
+	// As in List: a set of many close ranges is read as its span and
+	// filtered here, so that the statement is one of a few, prepared
+	// once: this runs under the user's write lock, where parsing SQL
+	// anew holds up every other writer (SQLite has one).
+	var only UIDSet
+	switch f := uids.(type) {
+	case UIDSet:
+		if lo, hi, ok := f.dense(); ok {
+			uids, only = UIDSet{{Start: lo, Stop: hi}}, f
+		}
+	case deletedOnly:
+		if lo, hi, ok := f.set.dense(); ok {
+			uids, only = deletedOnly{UIDSet{{Start: lo, Stop: hi}}}, f.set
+		}
+	}
 	cond, args, err := uids.sql()
 	if err != nil {
 		return nil, err
 	}
+	query := a.s.rebind("SELECT " + rowColumns + " FROM messages" + a.s.db.UIDIndexHint() + " WHERE mailbox_id = ? AND user_id = ?" + cond + " ORDER BY uid" + a.s.db.ForUpdate())
+	args = append([]any{mailboxID, a.userID}, args...)
 	var rows []messageRow
-	err = tx.SelectContext(ctx, &rows, a.s.rebind("SELECT "+rowColumns+" FROM messages"+a.s.db.UIDIndexHint()+" WHERE mailbox_id = ? AND user_id = ?"+cond+" ORDER BY uid"+a.s.db.ForUpdate()),
-		append([]any{mailboxID, a.userID}, args...)...)
+	if few(uids) {
+		err = a.s.db.TxSelect(ctx, tx, &rows, query, args...)
+	} else {
+		err = tx.SelectContext(ctx, &rows, query, args...)
+	}
+	if only != nil {
+		rows = slices.DeleteFunc(rows, func(r messageRow) bool { return !only.has(r.UID) })
+	}
 	return rows, err
+}
+
+// few reports whether f's statement is one of few enough to keep prepared:
+// at most two ranges.
+func few(f rowFilter) bool {
+	switch f := f.(type) {
+	case UIDSet:
+		return len(f) <= 2
+	case deletedOnly:
+		return len(f.set) <= 2
+	}
+	return false
 }
