@@ -118,8 +118,8 @@ func TestMailboxKeywords(t *testing.T) {
 	})
 }
 
-// List by a set of many ranges answers exactly the set, whether it is
-// read as the span around it (dense) or range by range (sparse).
+// List and SetFlags by a set of many ranges see exactly the set, whether
+// it is read as the span around it (dense) or range by range (sparse).
 func TestListManyRanges(t *testing.T) {
 	each(t, func(t *testing.T, e *storetest.Env) {
 		ctx := context.Background()
@@ -148,6 +148,24 @@ func TestListManyRanges(t *testing.T) {
 			if !slices.Equal(got, tc.want) {
 				t.Errorf("List %v = %v, want %v", tc.set, got, tc.want)
 			}
+		}
+		// A write over such a set changes exactly the set.
+		ups, err := a.SetFlags(ctx, inbox, store.UIDSet{{2, 2}, {4, 4}, {6, 7}, {10, 10}}, store.FlagAdd, store.FlagFlagged, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		flagged, err := a.List(ctx, inbox, store.ListQuery{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []uint32
+		for _, m := range flagged {
+			if m.Flags.Has(store.FlagFlagged) {
+				got = append(got, m.UID)
+			}
+		}
+		if want := []uint32{2, 4, 6, 7, 10}; !slices.Equal(got, want) || len(ups) != len(want) {
+			t.Errorf("SetFlags over many ranges flagged %v (%d updates), want %v", got, len(ups), want)
 		}
 	})
 }
