@@ -56,13 +56,16 @@ type selected struct {
 type uidSpan struct{ lo, hi uint32 }
 
 // isRecent reports whether the message with uid is recent to the session.
+// The spans are ascending and apart (each claim starts where the store's
+// unclaimed UIDs did, above every earlier one), so a search finds it.
 func (sel *selected) isRecent(uid uint32) bool {
-	for _, sp := range sel.recent {
-		if uid >= sp.lo && uid < sp.hi {
-			return true
+	i, _ := slices.BinarySearchFunc(sel.recent, uid, func(sp uidSpan, u uint32) int {
+		if sp.hi <= u {
+			return -1
 		}
-	}
-	return false
+		return 1
+	})
+	return i < len(sel.recent) && uid >= sel.recent[i].lo
 }
 
 // numRecent counts the messages in the view that are recent to the
@@ -170,7 +173,12 @@ func (s *session) claimRecent(sel *selected, recentUID, upto uint32) error {
 			return s.storeErr("claim recent messages", err)
 		}
 	}
-	if from < upto {
+	switch n := len(sel.recent); {
+	case from >= upto:
+	case n > 0 && sel.recent[n-1].hi >= from:
+		// Claimed on from the last claim: one span.
+		sel.recent[n-1].hi = max(sel.recent[n-1].hi, upto)
+	default:
 		sel.recent = append(sel.recent, uidSpan{from, upto})
 	}
 	return nil

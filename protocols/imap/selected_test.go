@@ -472,3 +472,19 @@ func TestStoreOnExpungedElsewhere(t *testing.T) {
 	}
 	must(t, a.ok("NOOP"), "* 2 EXPUNGE")
 }
+
+// The spans of UIDs recent to a session answer membership and counts.
+func TestRecentSpans(t *testing.T) {
+	sel := &selected{uids: []uint32{1, 2, 3, 5, 8, 9, 10, 20}, recent: []uidSpan{{2, 4}, {8, 9}, {10, 21}}}
+	for uid, want := range map[uint32]bool{1: false, 2: true, 3: true, 4: false, 5: false, 7: false, 8: true, 9: false, 10: true, 20: true, 21: false} {
+		if got := sel.isRecent(uid); got != want {
+			t.Errorf("isRecent(%d) = %v, want %v", uid, got, want)
+		}
+	}
+	if n := sel.numRecent(); n != 5 { // 2 3 8 10 20
+		t.Errorf("numRecent = %d, want 5", n)
+	}
+	if (&selected{}).isRecent(1) {
+		t.Error("no spans: recent")
+	}
+}
