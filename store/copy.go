@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"slices"
 	"strings"
@@ -117,7 +118,7 @@ func (a *Account) copyRows(ctx context.Context, tx *sqlx.Tx, c *change, src int6
 		}
 		quota = lim.QuotaBytes
 	}
-	q, err := tx.ExecContext(ctx, a.s.rebind(`UPDATE users SET used_bytes = used_bytes + ?, message_count = message_count + ?
+	q, err := a.s.db.TxExec(ctx, tx, a.s.rebind(`UPDATE users SET used_bytes = used_bytes + ?, message_count = message_count + ?
 		WHERE id = ? AND (? = 0 OR used_bytes + ? <= ?)`), total, n, a.userID, quota, total, quota)
 	if err != nil {
 		return CopyResult{}, nil, err
@@ -125,7 +126,7 @@ func (a *Account) copyRows(ctx context.Context, tx *sqlx.Tx, c *change, src int6
 	if k, _ := q.RowsAffected(); k == 0 {
 		return CopyResult{}, nil, ErrOverQuota
 	}
-	if _, err := tx.ExecContext(ctx, a.s.rebind("UPDATE mailboxes SET uidnext = uidnext + ? WHERE id = ?"), n, dst); err != nil {
+	if _, err := a.s.db.TxExec(ctx, tx, a.s.rebind("UPDATE mailboxes SET uidnext = uidnext + ? WHERE id = ?"), n, dst); err != nil {
 		return CopyResult{}, nil, err
 	}
 	modseq, err := a.bumpMailbox(ctx, tx, dst, n, unseen, total)
@@ -138,7 +139,7 @@ func (a *Account) copyRows(ctx context.Context, tx *sqlx.Tx, c *change, src int6
 	copies := make([][2]int64, 0, len(rows))
 	for _, r := range rows {
 		flags, kws := cv.flags(r)
-		ins, err := tx.ExecContext(ctx, a.s.rebind(`INSERT INTO messages (user_id, mailbox_id, uid, modseq, flags, keywords, size,
+		ins, err := a.s.db.TxExec(ctx, tx, a.s.rebind(`INSERT INTO messages (user_id, mailbox_id, uid, modseq, flags, keywords, size,
 			internal_date, blob_id, info, info_sealed, search_from, search_to, search_subject, msgid_hash, thread_id,
 			has_attachments, created_at) SELECT user_id, ?, ?, ?, ?, ?, size, internal_date, blob_id, info,
 			info_sealed, search_from, search_to, search_subject, msgid_hash,
@@ -158,7 +159,7 @@ func (a *Account) copyRows(ctx context.Context, tx *sqlx.Tx, c *change, src int6
 		uid++
 	}
 	for id, k := range refs {
-		if _, err := tx.ExecContext(ctx, a.s.rebind("UPDATE blobs SET refs = refs + ? WHERE id = ?"), k, id); err != nil {
+		if _, err := a.s.db.TxExec(ctx, tx, a.s.rebind("UPDATE blobs SET refs = refs + ? WHERE id = ?"), k, id); err != nil {
 			return CopyResult{}, nil, err
 		}
 	}
@@ -222,6 +223,22 @@ func (a *Account) remove(ctx context.Context, mailboxID int64, uids UIDSet, only
 	return gone, nil
 }
 
+// fewArgs is how many values a statement built for a list (IN, VALUES)
+// may take and still be kept prepared (sqldb.DB.TxExec): IMAP's commands
+// mostly name one message or a few, and a statement per list length up to
+// this is few enough to keep.
+const fewArgs = 4
+
+// txExecFew runs a statement built for a list of n values in tx: prepared
+// once when n is small (parsing under the write lock holds up every other
+// writer on SQLite), as it is otherwise.
+func (s *Store) txExecFew(ctx context.Context, tx *sqlx.Tx, n int, query string, args ...any) (sql.Result, error) {
+	if n <= fewArgs {
+		return s.db.TxExec(ctx, tx, query, args...)
+	}
+	return tx.ExecContext(ctx, query, args...)
+}
+
 // deleted is a message file no message refers to any more.
 type deleted struct{ id, part string }
 
@@ -254,17 +271,17 @@ func (a *Account) deleteRows(ctx context.Context, tx *sqlx.Tx, c *change, m Mail
 		if err != nil {
 			return nil, err
 		}
-		if _, err := tx.ExecContext(ctx, a.s.rebind(q), args...); err != nil {
+		if _, err := a.s.txExecFew(ctx, tx, len(chunk), a.s.rebind(q), args...); err != nil {
 			return nil, err
 		}
 	}
-	if _, err := tx.ExecContext(ctx, a.s.rebind("UPDATE users SET used_bytes = used_bytes - ?, message_count = message_count - ? WHERE id = ?"),
+	if _, err := a.s.db.TxExec(ctx, tx, a.s.rebind("UPDATE users SET used_bytes = used_bytes - ?, message_count = message_count - ? WHERE id = ?"),
 		total, n, a.userID); err != nil {
 		return nil, err
 	}
 	blobIDs := make([]any, 0, len(refs))
 	for id, k := range refs {
-		if _, err := tx.ExecContext(ctx, a.s.rebind("UPDATE blobs SET refs = refs - ? WHERE id = ?"), k, id); err != nil {
+		if _, err := a.s.db.TxExec(ctx, tx, a.s.rebind("UPDATE blobs SET refs = refs - ? WHERE id = ?"), k, id); err != nil {
 			return nil, err
 		}
 		blobIDs = append(blobIDs, id)
@@ -276,7 +293,7 @@ func (a *Account) deleteRows(ctx context.Context, tx *sqlx.Tx, c *change, m Mail
 			args = append(args, m.ID, r.UID, modseq)
 		}
 		q := "INSERT INTO expunged (mailbox_id, uid, modseq) VALUES " + strings.TrimSuffix(strings.Repeat("(?, ?, ?), ", len(chunk)), ", ")
-		if _, err := tx.ExecContext(ctx, a.s.rebind(q), args...); err != nil {
+		if _, err := a.s.txExecFew(ctx, tx, len(chunk), a.s.rebind(q), args...); err != nil {
 			return nil, err
 		}
 	}
@@ -285,7 +302,8 @@ func (a *Account) deleteRows(ctx context.Context, tx *sqlx.Tx, c *change, m Mail
 	}
 	var doomed []deleted
 	for start := 0; start < len(blobIDs); start += 500 {
-		q, args, err := sqlx.In("SELECT id, part FROM blobs WHERE refs <= 0 AND id IN (?)", blobIDs[start:min(start+500, len(blobIDs))])
+		chunk := blobIDs[start:min(start+500, len(blobIDs))]
+		q, args, err := sqlx.In("SELECT id, part FROM blobs WHERE refs <= 0 AND id IN (?)", chunk)
 		if err != nil {
 			return nil, err
 		}
@@ -293,7 +311,12 @@ func (a *Account) deleteRows(ctx context.Context, tx *sqlx.Tx, c *change, m Mail
 			ID   string `db:"id"`
 			Part string `db:"part"`
 		}
-		if err := tx.SelectContext(ctx, &part, a.s.rebind(q), args...); err != nil {
+		if len(chunk) <= fewArgs {
+			err = a.s.db.TxSelect(ctx, tx, &part, a.s.rebind(q), args...)
+		} else {
+			err = tx.SelectContext(ctx, &part, a.s.rebind(q), args...)
+		}
+		if err != nil {
 			return nil, err
 		}
 		var inline []any
@@ -310,7 +333,7 @@ func (a *Account) deleteRows(ctx context.Context, tx *sqlx.Tx, c *change, m Mail
 			if err != nil {
 				return nil, err
 			}
-			if _, err := tx.ExecContext(ctx, a.s.rebind(q), args...); err != nil {
+			if _, err := a.s.txExecFew(ctx, tx, len(inline), a.s.rebind(q), args...); err != nil {
 				return nil, err
 			}
 		}

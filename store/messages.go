@@ -622,11 +622,12 @@ func (a *Account) SetFlags(ctx context.Context, mailboxID int64, uids UIDSet, op
 		}
 		for _, g := range groups {
 			for start := 0; start < len(g.ids); start += 500 {
-				q, args, err := sqlx.In("UPDATE messages SET flags = ?, keywords = ?, modseq = ? WHERE id IN (?)", g.flags, g.kws, modseq, g.ids[start:min(start+500, len(g.ids))])
+				chunk := g.ids[start:min(start+500, len(g.ids))]
+				q, args, err := sqlx.In("UPDATE messages SET flags = ?, keywords = ?, modseq = ? WHERE id IN (?)", g.flags, g.kws, modseq, chunk)
 				if err != nil {
 					return err
 				}
-				if _, err := tx.ExecContext(ctx, a.s.rebind(q), args...); err != nil {
+				if _, err := a.s.txExecFew(ctx, tx, len(chunk), a.s.rebind(q), args...); err != nil {
 					return err
 				}
 			}
