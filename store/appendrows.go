@@ -112,6 +112,15 @@ func (s *Store) appendMessages(ctx context.Context, tx *sqlx.Tx, c *change, user
 	if err := s.insertBlobRows(ctx, tx, ok); err != nil {
 		return err
 	}
+	kws := map[int64][]string{}
+	for _, nm := range ok {
+		kws[nm.mailboxID], _ = mergeKeywords(kws[nm.mailboxID], nm.kws)
+	}
+	for id, list := range kws {
+		if err := s.noteKeywords(ctx, tx, id, list, false); err != nil {
+			return err
+		}
+	}
 	for _, nm := range ok {
 		if err := s.insertMessageRow(ctx, tx, userID, nm); err != nil {
 			return err

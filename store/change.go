@@ -63,7 +63,8 @@ func (s *Store) writeUser(ctx context.Context, userID int64, fn func(tx *sqlx.Tx
 	)
 	err := s.db.Tx(ctx, func(tx *sqlx.Tx) error {
 		c = change{userID: userID} // a retried transaction starts over
-		res, err := tx.ExecContext(ctx, s.rebind("UPDATE users SET serial = serial + 1 WHERE id = ?"), userID)
+		// The statements every write runs are prepared once (TxExec).
+		res, err := s.db.TxExec(ctx, tx, s.rebind("UPDATE users SET serial = serial + 1 WHERE id = ?"), userID)
 		if err != nil {
 			return fmt.Errorf("bump serial: %w", err)
 		}
@@ -75,7 +76,7 @@ func (s *Store) writeUser(ctx context.Context, userID int64, fn func(tx *sqlx.Tx
 		if err := fn(tx, &c); err != nil {
 			return err
 		}
-		if err := tx.GetContext(ctx, &serial, s.rebind("SELECT serial FROM users WHERE id = ?"), userID); err != nil {
+		if err := s.db.TxGet(ctx, tx, &serial, s.rebind("SELECT serial FROM users WHERE id = ?"), userID); err != nil {
 			return fmt.Errorf("read serial: %w", err)
 		}
 		return nil

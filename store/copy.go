@@ -2,7 +2,9 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/jmoiron/sqlx"
@@ -92,12 +94,20 @@ func (a *Account) copyRows(ctx context.Context, tx *sqlx.Tx, c *change, src int6
 	if err != nil {
 		return CopyResult{}, nil, err
 	}
-	var total, unseen int64
+	var (
+		total, unseen int64
+		kws           []string
+	)
 	for _, r := range rows {
 		total += r.Size
-		if f, _ := cv.flags(r); !f.Has(FlagSeen) {
+		f, kw := cv.flags(r)
+		if !f.Has(FlagSeen) {
 			unseen++
 		}
+		kws, _ = mergeKeywords(kws, splitKeywords(kw))
+	}
+	if err := a.s.noteKeywords(ctx, tx, dst, kws, false); err != nil {
+		return CopyResult{}, nil, err
 	}
 	n := int64(len(rows))
 	// A move takes nothing from the quota that it does not give back in
@@ -110,7 +120,7 @@ func (a *Account) copyRows(ctx context.Context, tx *sqlx.Tx, c *change, src int6
 		}
 		quota = lim.QuotaBytes
 	}
-	q, err := tx.ExecContext(ctx, a.s.rebind(`UPDATE users SET used_bytes = used_bytes + ?, message_count = message_count + ?
+	q, err := a.s.db.TxExec(ctx, tx, a.s.rebind(`UPDATE users SET used_bytes = used_bytes + ?, message_count = message_count + ?
 		WHERE id = ? AND (? = 0 OR used_bytes + ? <= ?)`), total, n, a.userID, quota, total, quota)
 	if err != nil {
 		return CopyResult{}, nil, err
@@ -118,7 +128,7 @@ func (a *Account) copyRows(ctx context.Context, tx *sqlx.Tx, c *change, src int6
 	if k, _ := q.RowsAffected(); k == 0 {
 		return CopyResult{}, nil, ErrOverQuota
 	}
-	if _, err := tx.ExecContext(ctx, a.s.rebind("UPDATE mailboxes SET uidnext = uidnext + ? WHERE id = ?"), n, dst); err != nil {
+	if _, err := a.s.db.TxExec(ctx, tx, a.s.rebind("UPDATE mailboxes SET uidnext = uidnext + ? WHERE id = ?"), n, dst); err != nil {
 		return CopyResult{}, nil, err
 	}
 	modseq, err := a.bumpMailbox(ctx, tx, dst, n, unseen, total)
@@ -131,7 +141,7 @@ func (a *Account) copyRows(ctx context.Context, tx *sqlx.Tx, c *change, src int6
 	copies := make([][2]int64, 0, len(rows))
 	for _, r := range rows {
 		flags, kws := cv.flags(r)
-		ins, err := tx.ExecContext(ctx, a.s.rebind(`INSERT INTO messages (user_id, mailbox_id, uid, modseq, flags, keywords, size,
+		ins, err := a.s.db.TxExec(ctx, tx, a.s.rebind(`INSERT INTO messages (user_id, mailbox_id, uid, modseq, flags, keywords, size,
 			internal_date, blob_id, info, info_sealed, search_from, search_to, search_subject, msgid_hash, thread_id,
 			has_attachments, created_at) SELECT user_id, ?, ?, ?, ?, ?, size, internal_date, blob_id, info,
 			info_sealed, search_from, search_to, search_subject, msgid_hash,
@@ -151,7 +161,7 @@ func (a *Account) copyRows(ctx context.Context, tx *sqlx.Tx, c *change, src int6
 		uid++
 	}
 	for id, k := range refs {
-		if _, err := tx.ExecContext(ctx, a.s.rebind("UPDATE blobs SET refs = refs + ? WHERE id = ?"), k, id); err != nil {
+		if _, err := a.s.db.TxExec(ctx, tx, a.s.rebind("UPDATE blobs SET refs = refs + ? WHERE id = ?"), k, id); err != nil {
 			return CopyResult{}, nil, err
 		}
 	}
@@ -215,6 +225,22 @@ func (a *Account) remove(ctx context.Context, mailboxID int64, uids UIDSet, only
 	return gone, nil
 }
 
+// fewArgs is how many values a statement built for a list (IN, VALUES)
+// may take and still be kept prepared (sqldb.DB.TxExec): IMAP's commands
+// mostly name one message or a few, and a statement per list length up to
+// this is few enough to keep.
+const fewArgs = 4
+
+// txExecFew runs a statement built for a list of n values in tx: prepared
+// once when n is small (parsing under the write lock holds up every other
+// writer on SQLite), as it is otherwise.
+func (s *Store) txExecFew(ctx context.Context, tx *sqlx.Tx, n int, query string, args ...any) (sql.Result, error) {
+	if n <= fewArgs {
+		return s.db.TxExec(ctx, tx, query, args...)
+	}
+	return tx.ExecContext(ctx, query, args...)
+}
+
 // deleted is a message file no message refers to any more.
 type deleted struct{ id, part string }
 
@@ -247,17 +273,17 @@ func (a *Account) deleteRows(ctx context.Context, tx *sqlx.Tx, c *change, m Mail
 		if err != nil {
 			return nil, err
 		}
-		if _, err := tx.ExecContext(ctx, a.s.rebind(q), args...); err != nil {
+		if _, err := a.s.txExecFew(ctx, tx, len(chunk), a.s.rebind(q), args...); err != nil {
 			return nil, err
 		}
 	}
-	if _, err := tx.ExecContext(ctx, a.s.rebind("UPDATE users SET used_bytes = used_bytes - ?, message_count = message_count - ? WHERE id = ?"),
+	if _, err := a.s.db.TxExec(ctx, tx, a.s.rebind("UPDATE users SET used_bytes = used_bytes - ?, message_count = message_count - ? WHERE id = ?"),
 		total, n, a.userID); err != nil {
 		return nil, err
 	}
 	blobIDs := make([]any, 0, len(refs))
 	for id, k := range refs {
-		if _, err := tx.ExecContext(ctx, a.s.rebind("UPDATE blobs SET refs = refs - ? WHERE id = ?"), k, id); err != nil {
+		if _, err := a.s.db.TxExec(ctx, tx, a.s.rebind("UPDATE blobs SET refs = refs - ? WHERE id = ?"), k, id); err != nil {
 			return nil, err
 		}
 		blobIDs = append(blobIDs, id)
@@ -269,7 +295,7 @@ func (a *Account) deleteRows(ctx context.Context, tx *sqlx.Tx, c *change, m Mail
 			args = append(args, m.ID, r.UID, modseq)
 		}
 		q := "INSERT INTO expunged (mailbox_id, uid, modseq) VALUES " + strings.TrimSuffix(strings.Repeat("(?, ?, ?), ", len(chunk)), ", ")
-		if _, err := tx.ExecContext(ctx, a.s.rebind(q), args...); err != nil {
+		if _, err := a.s.txExecFew(ctx, tx, len(chunk), a.s.rebind(q), args...); err != nil {
 			return nil, err
 		}
 	}
@@ -278,7 +304,8 @@ func (a *Account) deleteRows(ctx context.Context, tx *sqlx.Tx, c *change, m Mail
 	}
 	var doomed []deleted
 	for start := 0; start < len(blobIDs); start += 500 {
-		q, args, err := sqlx.In("SELECT id, part FROM blobs WHERE refs <= 0 AND id IN (?)", blobIDs[start:min(start+500, len(blobIDs))])
+		chunk := blobIDs[start:min(start+500, len(blobIDs))]
+		q, args, err := sqlx.In("SELECT id, part FROM blobs WHERE refs <= 0 AND id IN (?)", chunk)
 		if err != nil {
 			return nil, err
 		}
@@ -286,7 +313,12 @@ func (a *Account) deleteRows(ctx context.Context, tx *sqlx.Tx, c *change, m Mail
 			ID   string `db:"id"`
 			Part string `db:"part"`
 		}
-		if err := tx.SelectContext(ctx, &part, a.s.rebind(q), args...); err != nil {
+		if len(chunk) <= fewArgs {
+			err = a.s.db.TxSelect(ctx, tx, &part, a.s.rebind(q), args...)
+		} else {
+			err = tx.SelectContext(ctx, &part, a.s.rebind(q), args...)
+		}
+		if err != nil {
 			return nil, err
 		}
 		var inline []any
@@ -303,7 +335,7 @@ func (a *Account) deleteRows(ctx context.Context, tx *sqlx.Tx, c *change, m Mail
 			if err != nil {
 				return nil, err
 			}
-			if _, err := tx.ExecContext(ctx, a.s.rebind(q), args...); err != nil {
+			if _, err := a.s.txExecFew(ctx, tx, len(inline), a.s.rebind(q), args...); err != nil {
 				return nil, err
 			}
 		}
@@ -346,11 +378,15 @@ func (a *Account) Vanished(ctx context.Context, mailboxID int64, modseq uint64) 
 	if _, err := a.need(ctx, mailboxID, RightRead); err != nil {
 		return nil, fmt.Errorf("vanished from mailbox %d: %w", mailboxID, err)
 	}
+	// Read through expunged_modseq, so that the cost is what vanished
+	// since modseq, not the mailbox's whole history; sorted here, since
+	// an ORDER BY uid could draw the planner to the primary key instead.
 	var uids []uint32
 	err := a.s.db.SelectContext(ctx, &uids, a.s.rebind(`SELECT e.uid FROM expunged e JOIN mailboxes m ON m.id = e.mailbox_id
-		WHERE e.mailbox_id = ? AND m.user_id = ? AND e.modseq > ? ORDER BY e.uid`), mailboxID, a.userID, modseq)
+		WHERE e.mailbox_id = ? AND m.user_id = ? AND e.modseq > ?`), mailboxID, a.userID, modseq)
 	if err != nil {
 		return nil, fmt.Errorf("vanished from mailbox %d: %w", mailboxID, err)
 	}
+	slices.Sort(uids)
 	return uids, nil
 }

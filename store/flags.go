@@ -122,6 +122,42 @@ type UIDRange struct{ Start, Stop uint32 }
 // non-nil set means none.
 type UIDSet []UIDRange
 
+// dense reports whether a set of more than two ranges, none open-ended,
+// lies within a span at most about twice the UIDs it names, and that span.
+func (u UIDSet) dense() (lo, hi uint32, ok bool) {
+	if len(u) <= 2 || len(u) > maxRanges {
+		return 0, 0, false
+	}
+	var n uint64
+	lo, hi = ^uint32(0), 0
+	for _, r := range u {
+		start, stop := r.Start, r.Stop
+		if stop == 0 {
+			return 0, 0, false
+		}
+		if stop < start {
+			start, stop = stop, start
+		}
+		lo, hi = min(lo, start), max(hi, stop)
+		n += uint64(stop-start) + 1
+	}
+	return lo, hi, uint64(hi-lo)+1 <= 2*n+64
+}
+
+// has reports whether uid is in the set ("*", Stop 0, is open-ended).
+func (u UIDSet) has(uid uint32) bool {
+	for _, r := range u {
+		start, stop := r.Start, r.Stop
+		if stop != 0 && stop < start {
+			start, stop = stop, start
+		}
+		if uid >= start && (stop == 0 || uid <= stop) {
+			return true
+		}
+	}
+	return false
+}
+
 // maxRanges bounds the SQL one set may turn into.
 const maxRanges = 2000
 

@@ -52,10 +52,13 @@ type Mailbox struct {
 	Messages      int64  `db:"message_count" json:"messages"`
 	Unseen        int64  `db:"unseen_count" json:"unseen"`
 	Size          int64  `db:"size_bytes" json:"size"`
+	// RecentUID is where the UIDs no session has claimed as recent start
+	// (RFC 3501 2.3.2; ClaimRecent).
+	RecentUID uint32 `db:"recent_uid" json:"-"`
 }
 
 const mailboxColumns = `id, COALESCE(parent_id, 0) AS parent_id, name, uidvalidity, uidnext, highest_modseq,
-	special_use, subscribed, message_count, unseen_count, size_bytes`
+	special_use, subscribed, message_count, unseen_count, size_bytes, recent_uid`
 
 // NormalizeMailboxName checks a mailbox name and returns it in the form it
 // is stored: levels separated by "/", and INBOX in upper case whatever case
@@ -103,7 +106,7 @@ func (a *Account) Mailboxes(ctx context.Context) ([]Mailbox, error) {
 // Mailbox returns one of the account's mailboxes by id.
 func (a *Account) Mailbox(ctx context.Context, id int64) (Mailbox, error) {
 	var m Mailbox
-	err := a.s.db.GetContext(ctx, &m, a.s.rebind("SELECT "+mailboxColumns+" FROM mailboxes WHERE id = ? AND user_id = ?"), id, a.userID)
+	err := a.s.db.Get(ctx, &m, a.s.rebind("SELECT "+mailboxColumns+" FROM mailboxes WHERE id = ? AND user_id = ?"), id, a.userID)
 	if err != nil {
 		return Mailbox{}, fmt.Errorf("mailbox %d: %w", id, notFound(err))
 	}
@@ -230,8 +233,10 @@ func (a *Account) mkParents(ctx context.Context, tx *sqlx.Tx, c *change, name st
 // row id, which is never reused, so a mailbox deleted and created again
 // under the same name gets a new UIDVALIDITY as RFC 9051 2.3.1.1 requires.
 func (s *Store) insertMailbox(ctx context.Context, tx *sqlx.Tx, userID, parentID int64, name, specialUse string) (int64, error) {
-	res, err := tx.ExecContext(ctx, s.rebind(`INSERT INTO mailboxes (user_id, parent_id, name, special_use, created_at)
-		VALUES (?, ?, ?, ?, ?)`), userID, parentRef(parentID), name, specialUse, s.unix())
+	// A new mailbox's keyword list is known (empty); only mailboxes from
+	// before the column have theirs gathered on first use (Keywords).
+	res, err := tx.ExecContext(ctx, s.rebind(`INSERT INTO mailboxes (user_id, parent_id, name, special_use, keywords, created_at)
+		VALUES (?, ?, ?, ?, '', ?)`), userID, parentRef(parentID), name, specialUse, s.unix())
 	if err != nil {
 		return 0, err
 	}

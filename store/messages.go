@@ -2,6 +2,7 @@ package store
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -9,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -376,7 +378,17 @@ func (a *Account) List(ctx context.Context, mailboxID int64, q ListQuery) ([]Mes
 	if _, err := a.need(ctx, mailboxID, RightRead); err != nil {
 		return nil, fmt.Errorf("list mailbox %d: %w", mailboxID, err)
 	}
-	cond, args, err := q.UIDs.sql()
+	// A set of many ranges close together (what a few expunges make of
+	// an IMAP sequence range) is read as the one range around it and
+	// filtered here: a statement with a term per range is parsed anew
+	// each time, which costs more than the few rows in the gaps.
+	set, only := q.UIDs, UIDSet(nil)
+	if q.Limit == 0 && q.Offset == 0 {
+		if lo, hi, ok := set.dense(); ok {
+			set, only = UIDSet{{Start: lo, Stop: hi}}, q.UIDs
+		}
+	}
+	cond, args, err := set.sql()
 	if err != nil {
 		return nil, fmt.Errorf("list mailbox %d: %w", mailboxID, err)
 	}
@@ -396,13 +408,20 @@ func (a *Account) List(ctx context.Context, mailboxID int64, q ListQuery) ([]Mes
 		b.WriteString(" AND modseq > ?")
 		args = append(args, q.ChangedSince)
 	}
+	// What changed since a modseq is found through (mailbox_id, modseq)
+	// and sorted here: asked to ORDER BY uid, SQLite's planner, knowing the
+	// mailbox large, walks the whole (mailbox_id, uid) index instead to
+	// spare itself the sort, and a poll after one change cost O(mailbox).
+	sortHere := q.ChangedSince > 0 && q.Sort == SortUID && q.Limit == 0
 	switch q.Sort {
 	case SortUID:
 		if q.AfterUID > 0 {
 			b.WriteString(" AND uid > ?")
 			args = append(args, q.AfterUID)
 		}
-		b.WriteString(" ORDER BY uid")
+		if !sortHere {
+			b.WriteString(" ORDER BY uid")
+		}
 	case SortDateDesc:
 		b.WriteString(" ORDER BY internal_date DESC, uid DESC")
 	case SortDateAsc:
@@ -418,14 +437,36 @@ func (a *Account) List(ctx context.Context, mailboxID int64, q ListQuery) ([]Mes
 	} else if q.Offset > 0 {
 		return nil, fmt.Errorf("list mailbox %d: %w: an offset needs a limit", mailboxID, ErrInvalid)
 	}
-	return a.selectMessages(ctx, mailboxID, b.String(), args)
+	// IMAP's FETCH and poll list by a few UID ranges and nothing else;
+	// their statements are few and prepared once (SQLite parses every
+	// other one anew, a large share of a FETCH's cost). Pages with a
+	// LIMIT, or many ranges, make too many different statements to keep.
+	var out []Message
+	if q.Limit == 0 && q.Offset == 0 && len(set) <= 2 {
+		out, err = a.selectMessagesWith(ctx, mailboxID, a.s.db.Select, b.String(), args)
+	} else {
+		out, err = a.selectMessages(ctx, mailboxID, b.String(), args)
+	}
+	if sortHere {
+		slices.SortFunc(out, func(x, y Message) int { return cmp.Compare(x.UID, y.UID) })
+	}
+	if only != nil {
+		out = slices.DeleteFunc(out, func(m Message) bool { return !only.has(m.UID) })
+	}
+	return out, err
 }
 
 // selectMessages runs a query for rows of one mailbox and converts them,
 // with the viewer's seen state.
 func (a *Account) selectMessages(ctx context.Context, mailboxID int64, query string, args []any) ([]Message, error) {
+	return a.selectMessagesWith(ctx, mailboxID, a.s.db.SelectContext, query, args)
+}
+
+// selectMessagesWith is selectMessages reading through sel: the pool's
+// SelectContext, or the prepared statements' Select.
+func (a *Account) selectMessagesWith(ctx context.Context, mailboxID int64, sel func(context.Context, any, string, ...any) error, query string, args []any) ([]Message, error) {
 	var rows []messageRow
-	if err := a.s.db.SelectContext(ctx, &rows, a.s.rebind(query), args...); err != nil {
+	if err := sel(ctx, &rows, a.s.rebind(query), args...); err != nil {
 		return nil, fmt.Errorf("list mailbox %d: %w", mailboxID, err)
 	}
 	if err := a.overlaySeen(ctx, a.s.db, mailboxID, rows); err != nil {
@@ -470,7 +511,7 @@ func (a *Account) Open(ctx context.Context, id int64) (io.ReadCloser, error) {
 		Data      []byte `db:"data"`
 		MailboxID int64  `db:"mailbox_id"`
 	}
-	err := a.s.db.GetContext(ctx, &loc, a.s.rebind(`SELECT m.blob_id, b.part, b.data, m.mailbox_id FROM messages m JOIN blobs b ON b.id = m.blob_id
+	err := a.s.db.Get(ctx, &loc, a.s.rebind(`SELECT m.blob_id, b.part, b.data, m.mailbox_id FROM messages m JOIN blobs b ON b.id = m.blob_id
 		WHERE m.id = ? AND m.user_id = ?`), id, a.userID)
 	if err != nil {
 		return nil, fmt.Errorf("open message %d: %w", id, notFound(err))
@@ -580,17 +621,25 @@ func (a *Account) SetFlags(ctx context.Context, mailboxID int64, uids UIDSet, op
 		if len(groups) == 0 {
 			return nil
 		}
+		var added []string
+		for _, g := range groups {
+			added, _ = mergeKeywords(added, splitKeywords(g.kws))
+		}
+		if err := a.s.noteKeywords(ctx, tx, mailboxID, added, true); err != nil {
+			return err
+		}
 		modseq, err := a.bumpMailbox(ctx, tx, mailboxID, 0, unseenDelta, 0)
 		if err != nil {
 			return err
 		}
 		for _, g := range groups {
 			for start := 0; start < len(g.ids); start += 500 {
-				q, args, err := sqlx.In("UPDATE messages SET flags = ?, keywords = ?, modseq = ? WHERE id IN (?)", g.flags, g.kws, modseq, g.ids[start:min(start+500, len(g.ids))])
+				chunk := g.ids[start:min(start+500, len(g.ids))]
+				q, args, err := sqlx.In("UPDATE messages SET flags = ?, keywords = ?, modseq = ? WHERE id IN (?)", g.flags, g.kws, modseq, chunk)
 				if err != nil {
 					return err
 				}
-				if _, err := tx.ExecContext(ctx, a.s.rebind(q), args...); err != nil {
+				if _, err := a.s.txExecFew(ctx, tx, len(chunk), a.s.rebind(q), args...); err != nil {
 					return err
 				}
 			}
@@ -613,7 +662,7 @@ func (a *Account) SetFlags(ctx context.Context, mailboxID int64, uids UIDSet, op
 // locks its row for the rest of the transaction.
 func (a *Account) lockMailbox(ctx context.Context, tx *sqlx.Tx, id int64) (Mailbox, error) {
 	var m Mailbox
-	err := tx.GetContext(ctx, &m, a.s.rebind("SELECT "+mailboxColumns+" FROM mailboxes WHERE id = ? AND user_id = ?"+a.s.db.ForUpdate()), id, a.userID)
+	err := a.s.db.TxGet(ctx, tx, &m, a.s.rebind("SELECT "+mailboxColumns+" FROM mailboxes WHERE id = ? AND user_id = ?"+a.s.db.ForUpdate()), id, a.userID)
 	if err != nil {
 		return Mailbox{}, fmt.Errorf("mailbox %d: %w", id, notFound(err))
 	}
@@ -623,25 +672,60 @@ func (a *Account) lockMailbox(ctx context.Context, tx *sqlx.Tx, id int64) (Mailb
 // bumpMailbox gives a mailbox a new highest modseq, adjusts its counts and
 // returns the new modseq.
 func (a *Account) bumpMailbox(ctx context.Context, tx *sqlx.Tx, id int64, msgs, unseen, size int64) (uint64, error) {
-	_, err := tx.ExecContext(ctx, a.s.rebind(`UPDATE mailboxes SET highest_modseq = highest_modseq + 1, message_count = message_count + ?,
+	_, err := a.s.db.TxExec(ctx, tx, a.s.rebind(`UPDATE mailboxes SET highest_modseq = highest_modseq + 1, message_count = message_count + ?,
 		unseen_count = unseen_count + ?, size_bytes = size_bytes + ? WHERE id = ? AND user_id = ?`), msgs, unseen, size, id, a.userID)
 	if err != nil {
 		return 0, err
 	}
 	var modseq uint64
-	err = tx.GetContext(ctx, &modseq, a.s.rebind("SELECT highest_modseq FROM mailboxes WHERE id = ?"), id)
+	err = a.s.db.TxGet(ctx, tx, &modseq, a.s.rebind("SELECT highest_modseq FROM mailboxes WHERE id = ?"), id)
 	return modseq, err
 }
 
 // selectRows reads the rows of the messages in uids, in UID order, locking
 // them on MySQL.
 func (a *Account) selectRows(ctx context.Context, tx *sqlx.Tx, mailboxID int64, uids rowFilter) ([]messageRow, error) {
+	// As in List: a set of many close ranges is read as its span and
+	// filtered here, so that the statement is one of a few, prepared
+	// once: this runs under the user's write lock, where parsing SQL
+	// anew holds up every other writer (SQLite has one).
+	var only UIDSet
+	switch f := uids.(type) {
+	case UIDSet:
+		if lo, hi, ok := f.dense(); ok {
+			uids, only = UIDSet{{Start: lo, Stop: hi}}, f
+		}
+	case deletedOnly:
+		if lo, hi, ok := f.set.dense(); ok {
+			uids, only = deletedOnly{UIDSet{{Start: lo, Stop: hi}}}, f.set
+		}
+	}
 	cond, args, err := uids.sql()
 	if err != nil {
 		return nil, err
 	}
+	query := a.s.rebind("SELECT " + rowColumns + " FROM messages" + a.s.db.UIDIndexHint() + " WHERE mailbox_id = ? AND user_id = ?" + cond + " ORDER BY uid" + a.s.db.ForUpdate())
+	args = append([]any{mailboxID, a.userID}, args...)
 	var rows []messageRow
-	err = tx.SelectContext(ctx, &rows, a.s.rebind("SELECT "+rowColumns+" FROM messages"+a.s.db.UIDIndexHint()+" WHERE mailbox_id = ? AND user_id = ?"+cond+" ORDER BY uid"+a.s.db.ForUpdate()),
-		append([]any{mailboxID, a.userID}, args...)...)
+	if few(uids) {
+		err = a.s.db.TxSelect(ctx, tx, &rows, query, args...)
+	} else {
+		err = tx.SelectContext(ctx, &rows, query, args...)
+	}
+	if only != nil {
+		rows = slices.DeleteFunc(rows, func(r messageRow) bool { return !only.has(r.UID) })
+	}
 	return rows, err
+}
+
+// few reports whether f's statement is one of few enough to keep prepared:
+// at most two ranges.
+func few(f rowFilter) bool {
+	switch f := f.(type) {
+	case UIDSet:
+		return len(f) <= 2
+	case deletedOnly:
+		return len(f.set) <= 2
+	}
+	return false
 }

@@ -38,10 +38,11 @@
 //     so a shared mailbox the user may not change says READ-WRITE after
 //     SELECT (RFC 4314 5.2 asks for READ-ONLY); PERMANENTFLAGS says what
 //     may change, and every change is refused NOPERM.
-//   - \Recent: IMAP4rev1 clients get the RECENT counts the library sends,
-//     always 0, as the store keeps no \Recent (it drops the bit at
-//     append). RFC 3501 2.3.2 would have the first session to see a
-//     message claim it; that needs a per-mailbox claim in the store.
+//   - STORE's writer writes only FETCH, and RFC 3501 7.2.6 wants a FLAGS
+//     response before the first FETCH that shows a new keyword: a STORE
+//     that brings one in leaves its FETCH responses to the poll after the
+//     command, which writes FLAGS and then FETCH (with UID) for each
+//     message (write.go Store, selected.go refresh).
 //
 // What the guard does in the library's place, on whole command lines
 // (commandline.go) and on responses:

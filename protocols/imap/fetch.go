@@ -78,7 +78,12 @@ func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *
 				issued = true
 				continue
 			}
-			if err := s.fetchOne(w, uint32(i+1), &msgs[j], options, seenNow[uid]); err != nil {
+			err := s.fetchOne(w, uint32(i+1), &msgs[j], options, seenNow[uid])
+			if errors.Is(err, errExpungedMeanwhile) {
+				issued = true
+				continue
+			}
+			if err != nil {
 				return err
 			}
 		}
@@ -129,6 +134,11 @@ func (sel *selected) noteOwn(modseq uint64) {
 	}
 }
 
+// errExpungedMeanwhile is fetchOne's word that another session expunged
+// the message between its listing and the read of its body: for the
+// client it is like any message expunged but not announced yet.
+var errExpungedMeanwhile = errors.New("message expunged during FETCH")
+
 // fetchOne writes one message's FETCH response. Everything is computed
 // before the response starts, so that an error leaves no half response.
 func (s *session) fetchOne(w *imapserver.FetchWriter, seq uint32, m *store.Message, o *imap.FetchOptions, seenChanged bool) error {
@@ -143,6 +153,9 @@ func (s *session) fetchOne(w *imapserver.FetchWriter, seq uint32, m *store.Messa
 			return s.storeErr("fetch", errors.New("message without its parse"))
 		}
 		rc, err := s.sel.ref.acct.Open(s.srv.base, m.ID)
+		if errors.Is(err, store.ErrNotFound) {
+			return errExpungedMeanwhile
+		}
 		if err != nil {
 			return s.storeErr("fetch: open message", err)
 		}
@@ -191,7 +204,7 @@ func (s *session) fetchOne(w *imapserver.FetchWriter, seq uint32, m *store.Messa
 		mw.WriteUID(imap.UID(m.UID))
 	}
 	if o.Flags || seenChanged {
-		mw.WriteFlags(imapFlags(m.Flags, m.Keywords))
+		mw.WriteFlags(s.sel.flags(m.UID, m.Flags, m.Keywords))
 	}
 	if o.InternalDate {
 		mw.WriteInternalDate(m.InternalDate)

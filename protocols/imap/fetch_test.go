@@ -105,12 +105,15 @@ func testSelectAndFetch(t *testing.T, db testsupport.Database, secure bool) {
 	must(t, u, "* OK [UIDVALIDITY ")
 	must(t, u, "* OK [UIDNEXT 3]")
 	must(t, u, "* OK [UNSEEN 2]")
-	must(t, u, `* FLAGS (\Answered \Flagged \Deleted \Seen \Draft $Junk)`)
+	// $Label1 is in use (RFC 3501 7.2.6: FLAGS lists the keywords), and
+	// both messages are recent to this first session to select INBOX.
+	must(t, u, "* 2 RECENT")
+	must(t, u, `* FLAGS (\Answered \Flagged \Deleted \Seen \Draft $Junk $Label1)`)
 	must(t, u, `* OK [PERMANENTFLAGS (\Answered \Flagged \Deleted \Seen \Draft $Junk \*)]`)
 
 	u = c.ok("FETCH 1:* (UID FLAGS RFC822.SIZE INTERNALDATE)")
-	must(t, u, `* 1 FETCH (UID 1 FLAGS (\Seen) INTERNALDATE `)
-	must(t, u, `* 2 FETCH (UID 2 FLAGS ($Label1) INTERNALDATE " 2-Nov-2026 10:30:00 +0000" RFC822.SIZE `+fmt.Sprint(len(multipartMsg))+`)`)
+	must(t, u, `* 1 FETCH (UID 1 FLAGS (\Seen \Recent) INTERNALDATE `)
+	must(t, u, `* 2 FETCH (UID 2 FLAGS ($Label1 \Recent) INTERNALDATE " 2-Nov-2026 10:30:00 +0000" RFC822.SIZE `+fmt.Sprint(len(multipartMsg))+`)`)
 
 	env := must(t, c.ok("FETCH 2 ENVELOPE"), "* 2 FETCH")
 	for _, want := range []string{`"Sun, 01 Nov 2026 12:00:00 +0100"`, `"=?utf-8?q?caf=C3=A9_report?="`,
@@ -156,12 +159,12 @@ func testSelectAndFetch(t *testing.T, db testsupport.Database, secure bool) {
 		t.Errorf("HEADER.FIELDS.NOT = %q", hdr)
 	}
 	// PEEK left \Seen alone; BODY[] sets it and says so.
-	must(t, c.ok("FETCH 2 FLAGS"), `* 2 FETCH (FLAGS ($Label1))`)
+	must(t, c.ok("FETCH 2 FLAGS"), `* 2 FETCH (FLAGS ($Label1 \Recent))`)
 	full := must(t, c.ok("FETCH 2 BODY[]"), "* 2 FETCH")
-	if !strings.Contains(full, `FLAGS (\Seen $Label1)`) || !strings.Contains(full, "BODY[] {"+fmt.Sprint(len(multipartMsg))+"}\r\n"+multipartMsg) {
+	if !strings.Contains(full, `FLAGS (\Seen $Label1 \Recent)`) || !strings.Contains(full, "BODY[] {"+fmt.Sprint(len(multipartMsg))+"}\r\n"+multipartMsg) {
 		t.Errorf("FETCH BODY[] = %q", full)
 	}
-	must(t, c.ok("FETCH 2 FLAGS"), `* 2 FETCH (FLAGS (\Seen $Label1))`)
+	must(t, c.ok("FETCH 2 FLAGS"), `* 2 FETCH (FLAGS (\Seen $Label1 \Recent))`)
 	// No unilateral FETCH for this session's own change.
 	mustNot(t, c.ok("NOOP"), "FETCH")
 
@@ -176,6 +179,8 @@ func testSelectAndFetch(t *testing.T, db testsupport.Database, secure bool) {
 	u = c.ok("EXAMINE INBOX")
 	must(t, u, "* OK [PERMANENTFLAGS ()]")
 	c.ok("FETCH 2 BODY[1]")
+	// The first SELECT claimed both messages as recent: EXAMINE shows
+	// them as no longer recent (RFC 3501 2.3.2).
 	must(t, c.ok("FETCH 2 FLAGS"), `* 2 FETCH (FLAGS ($Label1))`)
 }
 

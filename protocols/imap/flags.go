@@ -12,6 +12,10 @@ import (
 // registered keyword, which Thunderbird and Apple Mail use).
 const flagJunk imap.Flag = "$Junk"
 
+// flagRecent is IMAP4rev1's \Recent (RFC 3501 2.3.2), which the server
+// sets and IMAP4rev2 dropped.
+const flagRecent imap.Flag = `\Recent`
+
 var systemFlags = []struct {
 	bit  store.Flags
 	flag imap.Flag

@@ -141,7 +141,7 @@ func TestNamespaceAndStatus(t *testing.T) {
 	must(t, c.ok("NAMESPACE"), `* NAMESPACE (("" "/")) (("Other Users/" "/")) (("Shared Folders/" "/"))`)
 
 	st := must(t, c.ok("STATUS INBOX (MESSAGES UIDNEXT UIDVALIDITY UNSEEN DELETED SIZE APPENDLIMIT RECENT)"), "* STATUS INBOX")
-	for _, want := range []string{"MESSAGES 3", "UIDNEXT 4", "UIDVALIDITY ", "UNSEEN 2", "DELETED 1", "SIZE ", "APPENDLIMIT 52428800", "RECENT 0"} {
+	for _, want := range []string{"MESSAGES 3", "UIDNEXT 4", "UIDVALIDITY ", "UNSEEN 2", "DELETED 1", "SIZE ", "APPENDLIMIT 52428800", "RECENT 3"} {
 		if !strings.Contains(st, want) {
 			t.Errorf("STATUS = %q, lacks %s", st, want)
 		}

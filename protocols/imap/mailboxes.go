@@ -370,8 +370,14 @@ func (s *session) status(ref mailboxRef, o *imap.StatusOptions) (*imap.StatusDat
 		UIDNext:     imap.UID(mb.UIDNext),
 		UIDValidity: mb.UIDValidity,
 		NumUnseen:   u32(mb.Unseen),
-		NumRecent:   u32(0), // \Recent is not kept (RFC 9051 drops it)
 		Size:        &mb.Size,
+	}
+	if o.NumRecent {
+		n, err := s.recentCount(ref)
+		if err != nil {
+			return nil, err
+		}
+		data.NumRecent = &n
 	}
 	if o.NumDeleted {
 		n, err := ref.acct.CountMessages(s.srv.base, mb.ID, store.SearchQuery{FlagsSet: store.FlagDeleted})

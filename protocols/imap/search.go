@@ -152,9 +152,6 @@ func (s *session) pushDown(c *imap.SearchCriteria) (q store.SearchQuery, none bo
 		q.UIDs = store.UIDSet{{Start: sel.uids[0], Stop: sel.uids[n-1]}}
 	}
 	for _, f := range c.Flag {
-		if strings.EqualFold(string(f), `\Recent`) {
-			return q, true // never set here
-		}
 		if bit, ok := flagBit(f); ok {
 			q.FlagsSet |= bit
 		}
@@ -235,12 +232,12 @@ func (c *candidate) matches(k *imap.SearchCriteria) (bool, error) {
 		}
 	}
 	for _, f := range k.Flag {
-		if !hasFlag(m, f) {
+		if !hasFlag(c.s.sel, m, f) {
 			return false, nil
 		}
 	}
 	for _, f := range k.NotFlag {
-		if hasFlag(m, f) {
+		if hasFlag(c.s.sel, m, f) {
 			return false, nil
 		}
 	}
@@ -338,12 +335,16 @@ func inUIDSet(set imap.UIDSet, uid, top uint32) bool {
 	return false
 }
 
-func hasFlag(m *store.Message, f imap.Flag) bool {
+func hasFlag(sel *selected, m *store.Message, f imap.Flag) bool {
 	if bit, ok := flagBit(f); ok {
 		return m.Flags.Has(bit)
 	}
+	if strings.EqualFold(string(f), string(flagRecent)) {
+		// RFC 3501 6.4.4 NEW, OLD, RECENT: recent to this session.
+		return sel.isRecent(m.UID)
+	}
 	if strings.HasPrefix(string(f), `\`) {
-		return false // \Recent, and system flags never stored
+		return false // system flags never stored
 	}
 	for _, k := range m.Keywords {
 		if strings.EqualFold(k, string(f)) {

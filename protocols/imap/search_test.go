@@ -50,9 +50,10 @@ func testSearch(t *testing.T, db testsupport.Database, secure bool) {
 		{"DELETED", "* SEARCH 4"},
 		{"KEYWORD $Work", "* SEARCH 3"},
 		{"UNKEYWORD $work", "* SEARCH 1 2 4"},
-		{"NEW", "* SEARCH"},
-		{"OLD", "* SEARCH 1 2 3 4"},
-		{"RECENT", "* SEARCH"},
+		// Recent to this first session to select the mailbox.
+		{"NEW", "* SEARCH 2 3 4"},
+		{"OLD", "* SEARCH"},
+		{"RECENT", "* SEARCH 1 2 3 4"},
 		{"LARGER 10000", "* SEARCH 4"},
 		{"SMALLER 10000 NOT SEEN", "* SEARCH 2 3"},
 		{"SINCE 5-Oct-2026", "* SEARCH 2 3 4"},
@@ -113,7 +114,7 @@ func testSearch(t *testing.T, db testsupport.Database, secure bool) {
 		t.Errorf("FETCH $ = %q", u)
 	}
 	// $ is a UID set whatever the command, so the answer names UIDs too.
-	must(t, c.ok(`STORE $ +FLAGS (\Answered)`), `* 2 FETCH (UID 2 FLAGS (\Answered))`)
+	must(t, c.ok(`STORE $ +FLAGS (\Answered)`), `* 2 FETCH (UID 2 FLAGS (\Answered \Recent))`)
 	must(t, c.ok(`UID SEARCH ANSWERED`), "* SEARCH 1 2")
 
 	for _, bad := range []string{"SEARCH", "SEARCH FOO", "SEARCH SINCE notadate", "SEARCH OR SEEN", "SEARCH (SEEN", "SEARCH RETURN (BOGUS) ALL", "SEARCH CHARSET KOI8-R ALL"} {

@@ -3,6 +3,8 @@ package imap
 import (
 	"errors"
 	"slices"
+	"strings"
+	"time"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapserver"
@@ -38,6 +40,148 @@ type selected struct {
 	own     []uint64
 	dirty   bool // this session changed the mailbox: sync at the next poll
 	deleted bool // the mailbox was deleted by this session
+	// keywords are the keywords the client has been told of in FLAGS
+	// (RFC 3501 7.2.6), sorted; a FETCH shows no other.
+	keywords []string
+	// recent are the UID spans whose messages are recent to this session
+	// (RFC 3501 2.3.2): claimed in the store by SELECT and by the polls
+	// that find new mail, or under EXAMINE, which claims nothing (6.3.2),
+	// those no session had claimed when it found them.
+	recent []uidSpan
+	// rev1 shows \Recent, which IMAP4rev2 removed (RFC 9051 appendix E).
+	rev1 bool
+}
+
+// uidSpan is the UIDs from lo up to, not including, hi.
+type uidSpan struct{ lo, hi uint32 }
+
+// isRecent reports whether the message with uid is recent to the session.
+// The spans are ascending and apart (each claim starts where the store's
+// unclaimed UIDs did, above every earlier one), so a search finds it.
+func (sel *selected) isRecent(uid uint32) bool {
+	i, _ := slices.BinarySearchFunc(sel.recent, uid, func(sp uidSpan, u uint32) int {
+		if sp.hi <= u {
+			return -1
+		}
+		return 1
+	})
+	return i < len(sel.recent) && uid >= sel.recent[i].lo
+}
+
+// numRecent counts the messages in the view that are recent to the
+// session: the RECENT response (RFC 3501 7.3.2).
+func (sel *selected) numRecent() uint32 {
+	var n int
+	for _, sp := range sel.recent {
+		lo, _ := slices.BinarySearch(sel.uids, sp.lo)
+		hi, _ := slices.BinarySearch(sel.uids, sp.hi)
+		n += hi - lo
+	}
+	return uint32(n)
+}
+
+// flags are a message's flags as this session shows them: with \Recent
+// when it is recent to the session, and without keywords the client has
+// not been told of yet, which the poll after the command announces in
+// FLAGS and then shows in a FETCH of its own (RFC 3501 7.2.6).
+func (sel *selected) flags(uid uint32, f store.Flags, keywords []string) []imap.Flag {
+	known := keywords
+	for i, k := range keywords {
+		if !sel.knows(k) {
+			known = slices.Clone(keywords[:i])
+			for _, k := range keywords[i+1:] {
+				if sel.knows(k) {
+					known = append(known, k)
+				}
+			}
+			break
+		}
+	}
+	out := imapFlags(f, known)
+	if sel.rev1 && sel.isRecent(uid) {
+		out = append(out, flagRecent)
+	}
+	return out
+}
+
+// knows reports whether the client has been told of keyword k.
+func (sel *selected) knows(k string) bool {
+	if _, ok := slices.BinarySearch(sel.keywords, k); ok {
+		return true
+	}
+	return slices.ContainsFunc(sel.keywords, func(l string) bool { return strings.EqualFold(l, k) })
+}
+
+// newKeywords reports whether ups carry a keyword the client has not been
+// told of.
+func (sel *selected) newKeywords(ups []store.FlagUpdate) bool {
+	for _, u := range ups {
+		for _, k := range u.Keywords {
+			if !sel.knows(k) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// disown forgets that ups are this session's changes, so that the next
+// poll reports them.
+func (sel *selected) disown(ups []store.FlagUpdate) {
+	sel.own = slices.DeleteFunc(sel.own, func(ms uint64) bool {
+		return slices.ContainsFunc(ups, func(u store.FlagUpdate) bool { return u.ModSeq == ms })
+	})
+}
+
+// mailboxFlagsWith is the FLAGS response: the system flags and keywords.
+func mailboxFlagsWith(keywords []string) []imap.Flag {
+	out := slices.Clone(mailboxFlags)
+	for _, k := range keywords {
+		out = append(out, imap.Flag(k))
+	}
+	return out
+}
+
+// recentCount is STATUS RECENT (RFC 3501 6.3.10): the messages no session
+// has claimed yet, and those recent to this one when it has the mailbox
+// selected.
+func (s *session) recentCount(ref mailboxRef) (uint32, error) {
+	n, err := ref.acct.RecentCount(s.srv.base, ref.mb.ID)
+	if err != nil {
+		return 0, s.storeErr("status", err)
+	}
+	if s.sel != nil && s.sel.ref.sameMailbox(ref) {
+		n += s.sel.numRecent()
+	}
+	return n, nil
+}
+
+// claimRecent makes the messages from UID from up to upto recent to the
+// session, unless another session has claimed them: in the store, so
+// that no two sessions on any node both see a message as recent (RFC
+// 3501 2.3.2). EXAMINE claims nothing (RFC 3501 6.3.2: it "MUST NOT cause
+// messages to lose the \Recent flag") and sees as recent what no session
+// has claimed, unclaimed being the store's recentUID up.
+func (s *session) claimRecent(sel *selected, recentUID, upto uint32) error {
+	if upto <= recentUID {
+		return nil
+	}
+	from := recentUID
+	if !sel.readOnly {
+		var err error
+		if from, err = sel.ref.acct.ClaimRecent(s.srv.base, sel.ref.mb.ID, upto); err != nil {
+			return s.storeErr("claim recent messages", err)
+		}
+	}
+	switch n := len(sel.recent); {
+	case from >= upto:
+	case n > 0 && sel.recent[n-1].hi >= from:
+		// Claimed on from the last claim: one span.
+		sel.recent[n-1].hi = max(sel.recent[n-1].hi, upto)
+	default:
+		sel.recent = append(sel.recent, uidSpan{from, upto})
+	}
+	return nil
 }
 
 var mailboxFlags = []imap.Flag{imap.FlagAnswered, imap.FlagFlagged, imap.FlagDeleted, imap.FlagSeen, imap.FlagDraft, flagJunk}
@@ -107,18 +251,29 @@ func (s *session) open(ref mailboxRef, readOnly bool) (*selected, *imap.SelectDa
 	if err != nil {
 		return nil, nil, s.storeErr("select", err)
 	}
-	sel := &selected{ref: ref, readOnly: readOnly, rights: ref.rights, uids: uids, modseq: ref.mb.HighestModSeq, dirty: ref.shared()}
+	rev2 := s.conn.EnabledCaps().Has(imap.CapIMAP4rev2)
+	sel := &selected{ref: ref, readOnly: readOnly, rights: ref.rights, uids: uids, modseq: ref.mb.HighestModSeq, dirty: ref.shared(), rev1: !rev2}
+	// Read after the mailbox row, so that a keyword brought in since is
+	// listed at the latest by the first sync's FLAGS.
+	if sel.keywords, err = ref.acct.Keywords(s.srv.base, ref.mb.ID); err != nil {
+		return nil, nil, s.storeErr("select", err)
+	}
+	if n := len(uids); n > 0 {
+		if err := s.claimRecent(sel, ref.mb.RecentUID, uids[n-1]+1); err != nil {
+			return nil, nil, err
+		}
+	}
 	data := &imap.SelectData{
-		Flags:          mailboxFlags,
+		Flags:          mailboxFlagsWith(sel.keywords),
 		PermanentFlags: permanentFlags(ref.rights),
 		NumMessages:    uint32(len(uids)),
+		NumRecent:      sel.numRecent(),
 		UIDNext:        imap.UID(ref.mb.UIDNext),
 		UIDValidity:    ref.mb.UIDValidity,
 	}
 	if sel.readOnly {
 		data.PermanentFlags = []imap.Flag{}
 	}
-	rev2 := s.conn.EnabledCaps().Has(imap.CapIMAP4rev2)
 	if rev2 {
 		// RFC 9051 6.3.2: the mailbox's LIST response comes with SELECT.
 		data.List = &imap.ListData{Delim: delim, Mailbox: ref.name}
@@ -154,13 +309,17 @@ func (s *session) Poll(w *imapserver.UpdateWriter, allowExpunge bool) error {
 }
 
 // Idle is IDLE (RFC 2177, RFC 9051 6.3.13): changes are reported as the
-// store's change bus announces them.
+// store's change bus announces them, and the store is read again after
+// every IdleRecheck of silence, so that a change whose announcement was
+// lost is still reported.
 func (s *session) Idle(w *imapserver.UpdateWriter, stop <-chan struct{}) error {
 	s.idleMu.Lock()
 	defer s.idleMu.Unlock()
 	if err := s.sync(w, true); err != nil {
 		return err
 	}
+	recheck := time.NewTimer(s.srv.cfg.IdleRecheck)
+	defer recheck.Stop()
 	for {
 		var wake, ownerWake <-chan struct{}
 		if s.watch != nil {
@@ -174,34 +333,34 @@ func (s *session) Idle(w *imapserver.UpdateWriter, stop <-chan struct{}) error {
 			return nil
 		case <-wake:
 		case <-ownerWake:
+		case <-recheck.C:
 		}
 		if err := s.sync(w, true); err != nil {
 			return err
 		}
+		recheck.Reset(s.srv.cfg.IdleRecheck)
 	}
 }
 
 // sync brings the client's view of the selected mailbox up to date with
-// the store and writes what changed: EXISTS and FETCH FLAGS, numbered as
-// the client still numbers the messages, then EXPUNGE where allowed.
+// the store and writes what changed: FLAGS, EXISTS, RECENT and FETCH
+// FLAGS, numbered as the client still numbers the messages, then EXPUNGE
+// where allowed. The store is read every time, not only when the change
+// bus announced something: an announcement can be lost (a failed
+// publish), and what the store says is the truth. When nothing changed
+// that is one read of the mailbox's row.
 func (s *session) sync(w *imapserver.UpdateWriter, allowExpunge bool) error {
 	if s.watch == nil {
 		return nil
 	}
-	events, resync := s.watch.Take()
+	// The events only wake IDLE; what changed is read from the store.
+	s.watch.Take()
 	if s.ownerWatch != nil {
-		more, again := s.ownerWatch.Take()
-		events, resync = append(events, more...), resync || again
+		s.ownerWatch.Take()
 	}
 	sel := s.sel
 	if sel == nil {
 		return nil
-	}
-	changed := resync || sel.dirty
-	for _, ev := range events {
-		if ev.MailboxID == sel.ref.mb.ID {
-			changed = true
-		}
 	}
 	if sel.deleted {
 		// This session deleted it: its commands now fail NONEXISTENT,
@@ -209,19 +368,19 @@ func (s *session) sync(w *imapserver.UpdateWriter, allowExpunge bool) error {
 		// (found by refresh) ends the connection.
 		return nil
 	}
-	if changed {
-		if err := s.refresh(w); err != nil {
-			var ie *imap.Error
-			if errors.As(err, &ie) && ie.Code == imap.ResponseCodeUnavailable {
-				// The library ends the connection when a poll fails,
-				// leaving the command (which succeeded) unanswered. A
-				// store away for now must not cost the client its
-				// session: the next poll reads what changed.
-				sel.dirty = true
-				return nil
-			}
-			return err
+	if err := s.refresh(w); err != nil {
+		var ie *imap.Error
+		if errors.As(err, &ie) && ie.Code == imap.ResponseCodeUnavailable {
+			// The library ends the connection when a poll fails, leaving
+			// the command (which succeeded) unanswered. A store away for
+			// now must not cost the client its session: the view is not
+			// moved on, so the next poll reads what changed.
+			return nil
 		}
+		return err
+	}
+	if s.sel == nil {
+		return nil // gone: refresh said BYE
 	}
 	if allowExpunge && len(sel.gone) > 0 {
 		// Highest first, so that each number is still the one the client
@@ -244,15 +403,7 @@ func (s *session) sync(w *imapserver.UpdateWriter, allowExpunge bool) error {
 // gone for sync to announce.
 func (s *session) refresh(w *imapserver.UpdateWriter) error {
 	sel := s.sel
-	acct, id := sel.ref.acct, sel.ref.mb.ID
-	mb, err := acct.Mailbox(s.srv.base, id)
-	if err == nil && sel.ref.shared() {
-		// The owner may have changed the user's rights (an "acl" event).
-		sel.rights, err = acct.MyRights(s.srv.base, id)
-		if err == nil && !sel.rights.Has(store.RightRead) {
-			err = store.ErrNotFound
-		}
-	}
+	ch, err := s.changes()
 	if errors.Is(err, store.ErrNotFound) {
 		// Deleted, or no longer shared with the user: the same to it.
 		return s.mailboxGone()
@@ -261,17 +412,10 @@ func (s *session) refresh(w *imapserver.UpdateWriter) error {
 		return s.storeErr("sync", err)
 	}
 	sel.dirty = false
-	if mb.HighestModSeq <= sel.modseq {
+	if ch.HighestModSeq <= sel.modseq {
 		return nil
 	}
-	vanished, err := acct.Vanished(s.srv.base, id, sel.modseq)
-	if err != nil {
-		return s.storeErr("sync", err)
-	}
-	rows, err := acct.List(s.srv.base, id, store.ListQuery{ChangedSince: sel.modseq})
-	if err != nil {
-		return s.storeErr("sync", err)
-	}
+	vanished, kws, rows := ch.Vanished, ch.Keywords, ch.Changed
 	for _, uid := range vanished {
 		if _, ok := slices.BinarySearch(sel.uids, uid); ok {
 			if sel.gone == nil {
@@ -280,21 +424,40 @@ func (s *session) refresh(w *imapserver.UpdateWriter) error {
 			sel.gone[uid] = struct{}{}
 		}
 	}
+	if len(kws) != len(sel.keywords) {
+		// New keywords are announced before any FETCH shows them (RFC
+		// 3501 7.2.6); the list only grows.
+		sel.keywords = kws
+		if err := w.WriteMailboxFlags(mailboxFlagsWith(kws)); err != nil {
+			return err
+		}
+	}
 	var flagged []store.Message
-	added := false
+	var top uint32 // the highest UID new to the view
 	for _, m := range rows {
 		i, known := slices.BinarySearch(sel.uids, m.UID)
 		switch {
 		case !known:
 			sel.uids = slices.Insert(sel.uids, i, m.UID)
-			added = true
+			top = max(top, m.UID)
 		case !slices.Contains(sel.own, m.ModSeq):
 			flagged = append(flagged, m)
 		}
 	}
-	if added {
+	if top > 0 {
+		// Mail that arrives while the mailbox is selected is recent to
+		// this session, unless another one selected it first.
+		before := sel.numRecent()
+		if err := s.claimRecent(sel, ch.RecentUID, top+1); err != nil {
+			return err
+		}
 		if err := w.WriteNumMessages(uint32(len(sel.uids))); err != nil {
 			return err
+		}
+		if n := sel.numRecent(); n != before {
+			if err := w.WriteNumRecent(n); err != nil {
+				return err
+			}
 		}
 	}
 	for _, m := range flagged {
@@ -302,13 +465,50 @@ func (s *session) refresh(w *imapserver.UpdateWriter) error {
 			continue
 		}
 		i, _ := slices.BinarySearch(sel.uids, m.UID)
-		if err := w.WriteMessageFlags(uint32(i+1), imap.UID(m.UID), imapFlags(m.Flags, m.Keywords)); err != nil {
+		if err := w.WriteMessageFlags(uint32(i+1), imap.UID(m.UID), sel.flags(m.UID, m.Flags, m.Keywords)); err != nil {
 			return err
 		}
 	}
-	sel.modseq = mb.HighestModSeq
-	sel.own = slices.DeleteFunc(sel.own, func(ms uint64) bool { return ms <= mb.HighestModSeq })
+	sel.modseq = ch.HighestModSeq
+	sel.own = slices.DeleteFunc(sel.own, func(ms uint64) bool { return ms <= ch.HighestModSeq })
 	return nil
+}
+
+// changes reads what changed in the selected mailbox since the last sync:
+// for the user's own mailbox in one small read when nothing did
+// (store.PollChanges); another user's mailbox needs its rights read again
+// too, since its owner may have changed them (an "acl" event), and the
+// user's own \Seen.
+func (s *session) changes() (store.MailboxChanges, error) {
+	sel := s.sel
+	acct, id := sel.ref.acct, sel.ref.mb.ID
+	if !sel.ref.shared() {
+		return acct.PollChanges(s.srv.base, id, sel.modseq)
+	}
+	mb, err := acct.Mailbox(s.srv.base, id)
+	if err != nil {
+		return store.MailboxChanges{}, err
+	}
+	if sel.rights, err = acct.MyRights(s.srv.base, id); err != nil {
+		return store.MailboxChanges{}, err
+	}
+	if !sel.rights.Has(store.RightRead) {
+		return store.MailboxChanges{}, store.ErrNotFound
+	}
+	ch := store.MailboxChanges{HighestModSeq: mb.HighestModSeq, RecentUID: mb.RecentUID}
+	if mb.HighestModSeq <= sel.modseq {
+		return ch, nil
+	}
+	// Each read costs what changed since sel.modseq: the tombstones and
+	// messages are found through their (mailbox, modseq) indexes.
+	if ch.Vanished, err = acct.Vanished(s.srv.base, id, sel.modseq); err != nil {
+		return store.MailboxChanges{}, err
+	}
+	if ch.Keywords, err = acct.Keywords(s.srv.base, id); err != nil {
+		return store.MailboxChanges{}, err
+	}
+	ch.Changed, err = acct.List(s.srv.base, id, store.ListQuery{ChangedSince: sel.modseq})
+	return ch, err
 }
 
 // mailboxGone ends a session whose selected mailbox was deleted: the

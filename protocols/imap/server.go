@@ -62,6 +62,11 @@ type Config struct {
 	// MaxAppendSize caps APPENDLIMIT, which is otherwise the user's
 	// receive size limit. Default 50 MiB.
 	MaxAppendSize int64
+	// IdleRecheck is how long an IDLE session waits for the change bus
+	// before it reads the store anyway: a change whose announcement was
+	// lost (a failed publish, a cache restart) is found within it.
+	// Default 5s.
+	IdleRecheck time.Duration
 }
 
 // WithDefaults returns c with every unset field at its default; the
@@ -87,6 +92,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.MaxAppendSize == 0 {
 		c.MaxAppendSize = 50 << 20
+	}
+	if c.IdleRecheck <= 0 {
+		c.IdleRecheck = 5 * time.Second
 	}
 	return c
 }

@@ -260,8 +260,8 @@ func TestSharedSeenPerUser(t *testing.T) {
 		// The owner's \Seen is the owner's: both are unseen for alice.
 		must(t, a.ok("STATUS "+team+" (MESSAGES UNSEEN)"), "(MESSAGES 2 UNSEEN 2)")
 		a.ok("SELECT " + team)
-		must(t, a.ok("FETCH 1 BODY[]"), `FLAGS (\Seen)`)
-		must(t, a.ok("FETCH 1:2 FLAGS"), `* 2 FETCH (FLAGS ())`)
+		must(t, a.ok("FETCH 1 BODY[]"), `FLAGS (\Seen \Recent)`)
+		must(t, a.ok("FETCH 1:2 FLAGS"), `* 2 FETCH (FLAGS (\Recent))`)
 		must(t, a.ok("SEARCH UNSEEN"), "* SEARCH 2")
 		must(t, a.ok("STATUS "+team+" (UNSEEN)"), "(UNSEEN 1)")
 		must(t, a.ok("SELECT "+team), "* OK [UNSEEN 2]") // IMAP4rev1's first unseen
@@ -435,23 +435,24 @@ func TestSharedIdle(t *testing.T) {
 		o.login(bobAddr)
 		o.ok("SELECT Team")
 		o.ok(`STORE 1 +FLAGS (\Flagged)`)
-		a.waitFor(`* 1 FETCH (UID 1 FLAGS (\Flagged))`, time.Second)
+		// Recent to alice, the first to select the mailbox.
+		a.waitFor(`* 1 FETCH (UID 1 FLAGS (\Flagged \Recent))`, time.Second)
 		// The owner's \Seen is not alice's: what she hears keeps hers.
 		o.ok(`STORE 2 +FLAGS (\Seen)`)
-		a.waitFor(`* 2 FETCH (UID 2 FLAGS ())`, time.Second)
+		a.waitFor(`* 2 FETCH (UID 2 FLAGS (\Recent))`, time.Second)
 		// Her own \Seen, set in another session of hers.
 		a2 := h.dial(t)
 		a2.login("alice@example.org")
 		a2.ok("SELECT " + team)
 		a2.ok(`STORE 2 +FLAGS (\Seen)`)
-		a.waitFor(`* 2 FETCH (UID 2 FLAGS (\Seen))`, time.Second)
+		a.waitFor(`* 2 FETCH (UID 2 FLAGS (\Seen \Recent))`, time.Second)
 		o.ok(`STORE 1 +FLAGS (\Deleted)`)
-		a.waitFor(`* 1 FETCH (UID 1 FLAGS (\Flagged \Deleted))`, time.Second)
+		a.waitFor(`* 1 FETCH (UID 1 FLAGS (\Flagged \Deleted \Recent))`, time.Second)
 		o.ok("EXPUNGE")
 		a.waitFor("* 1 EXPUNGE", time.Second)
 		a.done(tag)
 		u := a.ok("FETCH 1:* (UID FLAGS)")
-		if len(u) != 1 || u[0] != `* 1 FETCH (UID 2 FLAGS (\Seen))` {
+		if len(u) != 1 || u[0] != `* 1 FETCH (UID 2 FLAGS (\Seen \Recent))` {
 			t.Errorf("alice's view after the changes: %q", u)
 		}
 		// Without IDLE, after a command.
@@ -487,7 +488,7 @@ func TestSharedIdleAcrossProcesses(t *testing.T) {
 	o.login(bobAddr)
 	o.ok("SELECT Team")
 	o.ok(`STORE 1 +FLAGS (\Deleted)`)
-	a.waitFor(`* 1 FETCH (UID 1 FLAGS (\Deleted))`, time.Second)
+	a.waitFor(`* 1 FETCH (UID 1 FLAGS (\Deleted \Recent))`, time.Second)
 	o.ok("EXPUNGE")
 	a.waitFor("* 1 EXPUNGE", time.Second)
 	a.done(tag)
@@ -520,8 +521,8 @@ func TestSharedCopyMove(t *testing.T) {
 		// The copies are alice's: her \Seen became the message's.
 		c.ok("SELECT INBOX")
 		u := c.ok("FETCH 1:2 FLAGS")
-		must(t, u, `* 1 FETCH (FLAGS (\Flagged))`)
-		must(t, u, `* 2 FETCH (FLAGS (\Seen))`)
+		must(t, u, `* 1 FETCH (FLAGS (\Flagged \Recent))`)
+		must(t, u, `* 2 FETCH (FLAGS (\Seen \Recent))`)
 		// Into the shared mailbox ("i"): the flags she may not set are
 		// dropped (RFC 4314 4).
 		_, st = c.do("COPY 1 " + team)
@@ -531,7 +532,7 @@ func TestSharedCopyMove(t *testing.T) {
 		o := h.dial(t)
 		o.login(bobAddr)
 		o.ok("SELECT Team")
-		must(t, o.ok("FETCH 3 FLAGS"), `* 3 FETCH (FLAGS ())`)
+		must(t, o.ok("FETCH 3 FLAGS"), `* 3 FETCH (FLAGS (\Recent))`)
 		// MOVE out of it needs "t" and "e", which she lacks.
 		c.ok("SELECT " + team)
 		c.expect("MOVE 1 INBOX", "NO [NOPERM]")
@@ -743,7 +744,7 @@ func TestLibraryQuirks(t *testing.T) {
 	tag := c.next()
 	c.send(tag + " APPEND INBOX {14+}\r\nSubject: x\r\n\r\n junk\r\n")
 	u, st := c.do("NOOP")
-	if st != "OK NOOP completed" || !slices.Equal(u, []string{"* 2 EXISTS"}) {
+	if st != "OK NOOP completed" || !slices.Equal(u, []string{"* 2 EXISTS", "* 2 RECENT"}) {
 		t.Errorf("after APPEND with junk: %q %q", u, st)
 	}
 	if got := storetest.Messages(t, h.env.Account(alice), "INBOX"); len(got) != 2 {

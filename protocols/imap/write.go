@@ -30,9 +30,12 @@ func (s *session) Store(w *imapserver.FetchWriter, numSet imap.NumSet, flags *im
 		return err
 	}
 	_, byUID := numSet.(imap.UIDSet)
-	uids, issued := sel.live(idx)
+	// Messages another session expunged are left out, and STORE answers
+	// OK for the rest, as RFC 2180 4.2.1 allows and Dovecot does:
+	// clients (and imaptest) take a NO as the whole STORE failing.
+	uids, _ := sel.live(idx)
 	if len(uids) == 0 {
-		return expungeIssued(issued && !byUID)
+		return nil
 	}
 	done, err := s.begin()
 	if err != nil {
@@ -51,6 +54,17 @@ func (s *session) Store(w *imapserver.FetchWriter, numSet imap.NumSet, flags *im
 	if err != nil {
 		return s.storeErr("store", err)
 	}
+	if sel.newKeywords(ups) {
+		// RFC 3501 7.2.6: the client hears of a new keyword in FLAGS
+		// before a FETCH shows it, and this writer can only write
+		// FETCH; the poll after the command writes FLAGS, then (unless
+		// .SILENT) FETCH FLAGS of these messages as changes it did not
+		// answer for.
+		if !flags.Silent {
+			sel.disown(ups)
+		}
+		return nil
+	}
 	if !flags.Silent {
 		for _, u := range ups {
 			i, ok := slices.BinarySearch(sel.uids, u.UID)
@@ -61,13 +75,13 @@ func (s *session) Store(w *imapserver.FetchWriter, numSet imap.NumSet, flags *im
 			if byUID {
 				mw.WriteUID(imap.UID(u.UID)) // RFC 9051 6.4.9
 			}
-			mw.WriteFlags(imapFlags(u.Flags, u.Keywords))
+			mw.WriteFlags(sel.flags(u.UID, u.Flags, u.Keywords))
 			if err := mw.Close(); err != nil {
 				return err
 			}
 		}
 	}
-	return expungeIssued(issued && !byUID)
+	return nil
 }
 
 // replaceFlags is STORE FLAGS: the flags IMAP shows become exactly bits

@@ -3,6 +3,7 @@ package imap
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
@@ -28,16 +29,24 @@ func TestStore(t *testing.T) {
 		c.login("alice@example.org")
 		c.ok("SELECT INBOX")
 
-		must(t, c.ok(`STORE 1:2 +FLAGS (\Flagged $Important)`), `* 1 FETCH (FLAGS (\Flagged $Important))`)
-		must(t, c.ok(`STORE 2 -FLAGS (\Flagged)`), `* 2 FETCH (FLAGS ($Important))`)
-		must(t, c.ok(`STORE 1 FLAGS (\Seen \Answered $Junk)`), `* 1 FETCH (FLAGS (\Seen \Answered $Junk))`)
+		// The messages are recent to this first session to select INBOX
+		// (RFC 3501 2.3.2). A new keyword is announced in FLAGS before
+		// the FETCH that shows it (RFC 3501 7.2.6), which the poll after
+		// STORE writes, with the UID.
+		u := c.ok(`STORE 1:2 +FLAGS (\Flagged $Important)`)
+		if want := []string{`* FLAGS (\Answered \Flagged \Deleted \Seen \Draft $Junk $Important)`,
+			`* 1 FETCH (UID 1 FLAGS (\Flagged $Important \Recent))`, `* 2 FETCH (UID 2 FLAGS (\Flagged $Important \Recent))`}; !slices.Equal(u, want) {
+			t.Errorf("STORE of a new keyword = %q, want %q", u, want)
+		}
+		must(t, c.ok(`STORE 2 -FLAGS (\Flagged)`), `* 2 FETCH (FLAGS ($Important \Recent))`)
+		must(t, c.ok(`STORE 1 FLAGS (\Seen \Answered $Junk)`), `* 1 FETCH (FLAGS (\Seen \Answered $Junk \Recent))`)
 		if u := c.ok(`STORE 3 +FLAGS.SILENT (\Draft)`); len(u) != 0 {
 			t.Errorf("STORE .SILENT answered %q", u)
 		}
-		must(t, c.ok(`FETCH 3 FLAGS`), `* 3 FETCH (FLAGS (\Draft))`)
-		must(t, c.ok(`UID STORE 4 +FLAGS \Deleted`), `* 4 FETCH (UID 4 FLAGS (\Deleted))`)
+		must(t, c.ok(`FETCH 3 FLAGS`), `* 3 FETCH (FLAGS (\Draft \Recent))`)
+		must(t, c.ok(`UID STORE 4 +FLAGS \Deleted`), `* 4 FETCH (UID 4 FLAGS (\Deleted \Recent))`)
 		// \Recent is the server's and is ignored.
-		must(t, c.ok(`STORE 3 +FLAGS (\Recent)`), `* 3 FETCH (FLAGS (\Draft))`)
+		must(t, c.ok(`STORE 3 -FLAGS (\Recent)`), `* 3 FETCH (FLAGS (\Draft \Recent))`)
 		m, err := acct.List(context.Background(), inbox, store.ListQuery{UIDs: store.UIDSet{{Start: 1, Stop: 1}}})
 		if err != nil || !m[0].Flags.Has(store.FlagTagged|store.FlagJunk|store.FlagSeen) {
 			t.Fatalf("after STORE FLAGS the webmail's mark is gone: %v %v", m, err)
@@ -159,7 +168,7 @@ func TestAppend(t *testing.T) {
 		}
 		c.ok("SELECT Drafts")
 		f := must(t, c.ok("FETCH 1 (FLAGS INTERNALDATE BODY.PEEK[])"), "* 1 FETCH")
-		for _, want := range []string{`FLAGS (\Seen \Draft kw1)`, `INTERNALDATE " 5-Nov-2026 13:15:16 +0000"`, body} {
+		for _, want := range []string{`FLAGS (\Seen \Draft kw1 \Recent)`, `INTERNALDATE " 5-Nov-2026 13:15:16 +0000"`, body} {
 			if !strings.Contains(f, want) {
 				t.Errorf("appended message %q lacks %q", f, want)
 			}

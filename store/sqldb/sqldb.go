@@ -213,6 +213,18 @@ func (db *DB) TxGet(ctx context.Context, tx *sqlx.Tx, dest any, query string, ar
 	return tx.StmtxContext(ctx, st).GetContext(ctx, dest, args...)
 }
 
+// TxSelect is TxExec for a query that reads rows into dest.
+func (db *DB) TxSelect(ctx context.Context, tx *sqlx.Tx, dest any, query string, args ...any) error {
+	if db.dialect != SQLite {
+		return tx.SelectContext(ctx, dest, query, args...)
+	}
+	st, err := db.stmt(ctx, query)
+	if err != nil {
+		return err
+	}
+	return tx.StmtxContext(ctx, st).SelectContext(ctx, dest, args...)
+}
+
 // Get reads one row like GetContext, from a statement prepared once per
 // connection on SQLite, for reads on the hot paths (recipient lookups).
 func (db *DB) Get(ctx context.Context, dest any, query string, args ...any) error {

@@ -58,3 +58,45 @@ func Seed(tb testing.TB, e *Env, userID, mailboxID int64, n int) {
 		e.DB.ExecContext(ctx, "ANALYZE")
 	}
 }
+
+// SeedExpunged gives one of a user's mailboxes a history of n expunged
+// messages in bulk: n tombstones, each with a modseq of its own, as n
+// messages appended after the mailbox's current ones and expunged one by
+// one would leave; the mailbox's UIDNEXT and highest modseq move past
+// them. For benchmarks of what a mailbox's history costs.
+func SeedExpunged(tb testing.TB, e *Env, mailboxID int64, n int) {
+	tb.Helper()
+	ctx := context.Background()
+	var mb struct {
+		UIDNext uint32 `db:"uidnext"`
+		ModSeq  uint64 `db:"highest_modseq"`
+	}
+	if err := e.DB.GetContext(ctx, &mb, e.DB.Rebind("SELECT uidnext, highest_modseq FROM mailboxes WHERE id = ?"), mailboxID); err != nil {
+		tb.Fatalf("seed expunged: %v", err)
+	}
+	const batch = 500
+	for start := 0; start < n; start += batch {
+		var sb strings.Builder
+		var args []any
+		sb.WriteString("INSERT INTO expunged (mailbox_id, uid, modseq) VALUES ")
+		for i := start; i < min(start+batch, n); i++ {
+			if i > start {
+				sb.WriteString(",")
+			}
+			sb.WriteString("(?, ?, ?)")
+			args = append(args, mailboxID, mb.UIDNext+uint32(i), mb.ModSeq+uint64(i)+1)
+		}
+		if _, err := e.DB.ExecContext(ctx, e.DB.Rebind(sb.String()), args...); err != nil {
+			tb.Fatalf("seed expunged: %v", err)
+		}
+	}
+	if _, err := e.DB.ExecContext(ctx, e.DB.Rebind("UPDATE mailboxes SET uidnext = ?, highest_modseq = ?, recent_uid = ? WHERE id = ?"),
+		mb.UIDNext+uint32(n), mb.ModSeq+uint64(n), mb.UIDNext+uint32(n), mailboxID); err != nil {
+		tb.Fatalf("seed expunged: %v", err)
+	}
+	if e.DB.Dialect() == "mysql" {
+		e.DB.ExecContext(ctx, "ANALYZE TABLE expunged")
+	} else {
+		e.DB.ExecContext(ctx, "ANALYZE")
+	}
+}

@@ -48,6 +48,9 @@ type Options struct {
 	// InlineMax is store.Config.InlineMax: 0 the default, negative keeps
 	// every message in a file.
 	InlineMax int64
+	// WrapCache, when set, stands between the store and its cache: a
+	// test's way to make the cache or its bus fail on cue.
+	WrapCache func(cache.Cache) cache.Cache
 }
 
 // Open builds an Env on db; everything is closed when the test ends.
@@ -80,6 +83,9 @@ func Open(t testing.TB, db testsupport.Database, o Options) *Env {
 		c = cache.NewMemory(cache.MemoryOptions{})
 	}
 	t.Cleanup(func() { c.Close() })
+	if o.WrapCache != nil {
+		c = o.WrapCache(c)
+	}
 	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	st, err := store.New(store.Config{DB: sdb, Blobs: blobs, Cache: c, Logger: log, Limits: o.Limits, InlineMax: o.InlineMax})
 	if err != nil {
