@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
@@ -226,17 +225,16 @@ func (h *Handler) guard(ctx context.Context, c *Call) error {
 	return h.rate(ctx, web.ID)
 }
 
-// rate counts a call against its session's limit in fixed one-minute
-// windows kept in the shared cache, so every node counts together.
+// rate counts a call against its session's limit (the session service
+// counts across nodes, and on this node alone while the cache is down).
 func (h *Handler) rate(ctx context.Context, sessionID string) error {
-	now := h.now()
-	window := now.Unix() / 60
-	n, err := h.st.Cache().Incr(ctx, "rpc:rate:"+sessionID+":"+strconv.FormatInt(window, 10), 1, 2*time.Minute)
-	if err != nil {
+	err := h.sess.AdmitCall(ctx, sessionID, h.cfg.RateLimit)
+	var rl *session.RateLimitError
+	switch {
+	case errors.As(err, &rl):
+		return &Error{Code: CodeRateLimited, Message: "rate limited", Data: ErrorData{Type: "rateLimited", RetryAfter: int(rl.RetryAfter / time.Second)}}
+	case err != nil:
 		return &Error{Code: CodeUnavailable, Message: "rate limiter unavailable", cause: err}
-	}
-	if n > h.cfg.RateLimit {
-		return &Error{Code: CodeRateLimited, Message: "rate limited", Data: ErrorData{Type: "rateLimited", RetryAfter: int(60 - now.Unix()%60)}}
 	}
 	return nil
 }

@@ -100,6 +100,7 @@ type Service struct {
 	cfg      Config
 	throttle *Throttle
 	verified *loginCache // nil when off
+	calls    *fallback   // where AdmitCall counts
 	hashSem  chan struct{}
 	log      *slog.Logger
 	now      func() time.Time
@@ -115,10 +116,12 @@ func New(st *store.Store, cfg Config, log *slog.Logger) *Service {
 		log = slog.Default()
 	}
 	off := func(n int64) int64 { return max(n, 0) } // negative: off
+	local := cache.NewMemory(cache.MemoryOptions{})
 	s := &Service{
 		store: st, cfg: cfg, log: log, now: time.Now, hashSem: make(chan struct{}, cfg.HashConcurrency),
+		calls: &fallback{shared: st.Cache(), local: local, log: log, what: "webmail call rate"},
 		throttle: &Throttle{
-			Cache: st.Cache(), Local: cache.NewMemory(cache.MemoryOptions{}), Log: log,
+			Cache: st.Cache(), Local: local, Log: log,
 			PerAccount: off(cfg.FailuresPerAccount), PerAccountAll: off(cfg.FailuresPerAccountAll),
 			PerIP: off(cfg.FailuresPerIP), PerNet: off(cfg.FailuresPerNet),
 			Window: cfg.FailureWindow, BanTime: cfg.BanTime, MaxBan: cfg.MaxBan, TrustFor: cfg.TrustFor,

@@ -9,7 +9,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"strings"
-	"sync/atomic"
+	"sync"
 	"time"
 
 	"basalt/store/cache"
@@ -68,19 +68,9 @@ type Throttle struct {
 	MaxBan        time.Duration
 	TrustFor      time.Duration
 
-	// downUntil is when to try the shared cache again (Unix nanoseconds),
-	// warned when the last warning was.
-	downUntil atomic.Int64
-	warned    atomic.Int64
+	fb     fallback // over Cache and Local, set up at the first use
+	fbOnce sync.Once
 }
-
-// sharedRetry is how long the throttle counts locally after the shared
-// cache failed before trying it again: a Redis that does not answer costs
-// each call a timeout, which logins should not wait for one by one.
-const sharedRetry = 5 * time.Second
-
-// warnEvery bounds the warnings about the shared cache.
-const warnEvery = time.Minute
 
 // scope is one count an attempt is checked against.
 type scope struct {
@@ -131,32 +121,28 @@ func (t *Throttle) banFor(k int64) time.Duration {
 // id when it exists, else the login as given, lowered) from ip, and
 // returns ErrThrottled when a scope it falls in is banned.
 func (t *Throttle) Begin(ctx context.Context, account string, ip netip.Addr) (*Attempt, error) {
-	now := time.Now()
-	if now.UnixNano() >= t.downUntil.Load() || t.Local == nil {
-		a, err := t.begin(ctx, t.Cache, account, ip)
-		if err == nil || errors.Is(err, ErrThrottled) || t.Local == nil {
-			return a, err
+	var a *Attempt
+	err := t.counts().do(ctx, cacheFailed, func(c cache.Cache, local bool) error {
+		var err error
+		a, err = t.begin(ctx, c, account, ip)
+		if a != nil {
+			a.local = local
 		}
-		t.downUntil.Store(now.Add(sharedRetry).UnixNano())
-		t.warn("login throttle: the shared cache failed; counting failures on this node alone", err)
-	}
-	a, err := t.begin(ctx, t.Local, account, ip)
-	if a != nil {
-		a.local = true
-	}
+		return err
+	})
 	return a, err
 }
 
-func (t *Throttle) warn(msg string, err error) {
-	now := time.Now().UnixNano()
-	last := t.warned.Load()
-	if now-last < int64(warnEvery) || !t.warned.CompareAndSwap(last, now) {
-		return
-	}
-	if t.Log != nil {
-		t.Log.Warn(msg, "err", err)
-	}
+// counts is where the throttle counts: Cache, or Local while Cache fails.
+func (t *Throttle) counts() *fallback {
+	t.fbOnce.Do(func() {
+		t.fb = fallback{shared: t.Cache, local: t.Local, log: t.Log, what: "login throttle"}
+	})
+	return &t.fb
 }
+
+// cacheFailed tells the cache's failures from the throttle's refusal.
+func cacheFailed(err error) bool { return !errors.Is(err, ErrThrottled) }
 
 // scopes returns the scopes an attempt at account from ip falls in, and
 // the key of the trust mark a success there sets ("" for none).
@@ -186,17 +172,9 @@ func (t *Throttle) scopes(ctx context.Context, c cache.Cache, account string, ip
 // refused now, counting nothing and taking no ban: a refused client is
 // turned away before it waits for anything. Begin decides for good.
 func (t *Throttle) Check(ctx context.Context, account string, ip netip.Addr) error {
-	c := t.Cache
-	if time.Now().UnixNano() < t.downUntil.Load() && t.Local != nil {
-		c = t.Local
-	}
-	err := t.check(ctx, c, account, ip)
-	if err != nil && !errors.Is(err, ErrThrottled) && t.Local != nil && c != t.Local {
-		t.downUntil.Store(time.Now().Add(sharedRetry).UnixNano())
-		t.warn("login throttle: the shared cache failed; counting failures on this node alone", err)
-		return t.check(ctx, t.Local, account, ip)
-	}
-	return err
+	return t.counts().do(ctx, cacheFailed, func(c cache.Cache, _ bool) error {
+		return t.check(ctx, c, account, ip)
+	})
 }
 
 func (t *Throttle) check(ctx context.Context, c cache.Cache, account string, ip netip.Addr) error {

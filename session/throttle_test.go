@@ -212,7 +212,7 @@ func TestThrottleWithoutRedis(t *testing.T) {
 	if got := guesses(t, svc, "alice@example.org", 20, func(int) string { return "192.0.2.9" }); got != 3 {
 		t.Fatalf("20 guesses while Redis is down tried %d, want 3", got)
 	}
-	if n := strings.Count(logs.String(), "counting failures on this node alone"); n != 1 {
+	if n := strings.Count(logs.String(), "counting on this node alone"); n != 1 {
 		t.Fatalf("%d warnings about the shared cache, want 1 (rate-limited):\n%s", n, logs.String())
 	}
 	rs.Start()
