@@ -260,7 +260,7 @@ func TestFilterHeader(t *testing.T) {
 // sender can plant, is filtered in one pass: 2 MB of them took a
 // field-by-field filter tens of seconds per FETCH (BenchmarkFetchHeaderFields).
 func TestFetchHeaderFieldsLargeHeader(t *testing.T) {
-	h := start(t, setup{})
+	h := start(t, setup{opts: bigHeaders})
 	alice := h.user("alice@example.org", false)
 	h.deliver(alice, "INBOX", bigHeaderMessage(2<<20), store.AppendOptions{})
 	c := h.dial(t)

@@ -44,6 +44,8 @@ type Options struct {
 	// BlobDir reuses a blob directory (another node, or a reopen).
 	BlobDir string
 	Limits  store.Limits
+	// Header is store.Config.Header: zero, the defaults.
+	Header  store.HeaderLimits
 	Session session.Config
 	// InlineMax is store.Config.InlineMax: 0 the default, negative keeps
 	// every message in a file.
@@ -87,7 +89,7 @@ func Open(t testing.TB, db testsupport.Database, o Options) *Env {
 		c = o.WrapCache(c)
 	}
 	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	st, err := store.New(store.Config{DB: sdb, Blobs: blobs, Cache: c, Logger: log, Limits: o.Limits, InlineMax: o.InlineMax})
+	st, err := store.New(store.Config{DB: sdb, Blobs: blobs, Cache: c, Logger: log, Limits: o.Limits, Header: o.Header, InlineMax: o.InlineMax})
 	if err != nil {
 		t.Fatalf("new store: %v", err)
 	}
