@@ -15,6 +15,10 @@ type IMAPConfig struct {
 	// until STARTTLS.
 	PairConfig
 	MaxAppendSize int64 `toml:"max_append_size"`
+	// IdleRecheck is how often an IDLE session with nothing announced
+	// reads its mailbox's state anyway: a change whose announcement on
+	// the cache bus was lost still reaches it within this time.
+	IdleRecheck time.Duration `toml:"idle_recheck"`
 }
 
 func (c *IMAPConfig) setDefaults() {
@@ -30,6 +34,7 @@ func (c *IMAPConfig) setDefaults() {
 	orDefault(&c.MaxAppendSize, d.MaxAppendSize)
 	orDefault(&c.LoginTimeout, d.LoginTimeout)
 	orDefault(&c.IdleTimeout, d.IdleTimeout)
+	orDefault(&c.IdleRecheck, d.IdleRecheck)
 }
 
 func (c IMAPConfig) validate() error {
@@ -39,6 +44,9 @@ func (c IMAPConfig) validate() error {
 	}
 	if c.IdleTimeout < 30*time.Minute {
 		errs = append(errs, errors.New("imap.idle_timeout: must be at least 30m (RFC 9051 5.4)"))
+	}
+	if c.IdleRecheck < time.Second {
+		errs = append(errs, errors.New("imap.idle_recheck: must be at least 1s"))
 	}
 	if c.LoginTimeout < 0 || c.MaxAppendSize < 0 {
 		errs = append(errs, errors.New("imap.login_timeout, max_append_size: must not be negative"))
@@ -53,7 +61,7 @@ func (s *Services) listenIMAP(tlsCfg *tls.Config) (frontEnd, error) {
 		Hostname: s.Config.SMTP.Hostname, TLS: tlsCfg, AllowPlaintextAuth: c.AllowPlaintextAuth,
 		MaxConnections: c.MaxConnections, MaxConnectionsPerIP: c.MaxConnectionsPerIP,
 		LoginTimeout: c.LoginTimeout, IdleTimeout: c.IdleTimeout, MaxLineLength: c.MaxLineLength,
-		MaxBadCommands: c.MaxBadCommands, MaxAppendSize: c.MaxAppendSize,
+		MaxBadCommands: c.MaxBadCommands, MaxAppendSize: c.MaxAppendSize, IdleRecheck: c.IdleRecheck,
 	}, s.Store, s.Session, s.Log)
 	return listenPair("imap", srv, c.Listen, c.TLSListen, tlsCfg)
 }

@@ -157,15 +157,17 @@ func TestCopyMoveSameMailbox(t *testing.T) {
 		c.login("alice@example.org")
 		v := strings.TrimSuffix(strings.TrimPrefix(must(t, c.ok("SELECT INBOX"), "UIDVALIDITY"), "* OK [UIDVALIDITY "), "] UIDs valid")
 		c.ok(`STORE 1 +FLAGS (\Flagged)`)
+		// The copies are recent to the session that made them (RFC 3501
+		// 2.3.2), and this IMAP4rev1 session is told so.
 		for _, tc := range []struct {
 			cmd      string
 			untagged []string
 			status   string
 		}{
-			{"COPY 1 INBOX", []string{"* 3 EXISTS"}, "OK [COPYUID " + v + " 1 3] COPY completed"},
-			{"UID MOVE 2 INBOX", []string{"* OK [COPYUID " + v + " 2 4] COPY completed", "* 2 EXPUNGE", "* 3 EXISTS"}, "OK UID MOVE completed"},
-			{"MOVE 1:2 inbox", []string{"* OK [COPYUID " + v + " 1,3 5:6] COPY completed", "* 2 EXPUNGE", "* 1 EXPUNGE", "* 3 EXISTS"}, "OK MOVE completed"},
-			{"UID FETCH 1:* (UID FLAGS)", []string{`* 1 FETCH (UID 4 FLAGS ())`, `* 2 FETCH (UID 5 FLAGS (\Flagged))`, `* 3 FETCH (UID 6 FLAGS (\Flagged))`}, "OK UID FETCH completed"},
+			{"COPY 1 INBOX", []string{"* 3 EXISTS", "* 3 RECENT"}, "OK [COPYUID " + v + " 1 3] COPY completed"},
+			{"UID MOVE 2 INBOX", []string{"* OK [COPYUID " + v + " 2 4] COPY completed", "* 2 EXPUNGE", "* 3 EXISTS", "* 3 RECENT"}, "OK UID MOVE completed"},
+			{"MOVE 1:2 inbox", []string{"* OK [COPYUID " + v + " 1,3 5:6] COPY completed", "* 2 EXPUNGE", "* 1 EXPUNGE", "* 3 EXISTS", "* 3 RECENT"}, "OK MOVE completed"},
+			{"UID FETCH 1:* (UID FLAGS)", []string{`* 1 FETCH (UID 4 FLAGS (\Recent))`, `* 2 FETCH (UID 5 FLAGS (\Flagged \Recent))`, `* 3 FETCH (UID 6 FLAGS (\Flagged \Recent))`}, "OK UID FETCH completed"},
 		} {
 			u, st := c.do(tc.cmd)
 			if st != tc.status || !slices.Equal(u, tc.untagged) {
