@@ -278,6 +278,26 @@ func (db *DB) Close() error {
 // Dialect returns SQLite or MySQL.
 func (db *DB) Dialect() string { return db.dialect }
 
+// ExecContext runs one statement outside a transaction. On SQLite that is
+// a write, and it waits its turn with the write transactions (writeSem)
+// rather than on SQLite's own lock: waiting there holds a pool connection
+// for up to the busy timeout, which a transaction holding the lock may
+// need to finish — under load every connection ends up waiting, and the
+// writer too, until the timeout breaks it (seen as 30 s stalls and
+// SQLITE_BUSY under imaptest). Never call it from inside Tx's fn: the
+// statement belongs in the transaction.
+func (db *DB) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	if db.writeSem != nil {
+		select {
+		case db.writeSem <- struct{}{}:
+			defer func() { <-db.writeSem }()
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	return db.DB.ExecContext(ctx, query, args...)
+}
+
 // Tx runs fn in a write transaction and commits it. A transaction that loses
 // a deadlock or lock wait (MySQL) or finds the database busy (SQLite) is
 // retried from the start a few times, so fn must not have effects outside
