@@ -3,10 +3,12 @@ package sqldb
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/jmoiron/sqlx"
 
@@ -186,5 +188,58 @@ func TestOpenErrors(t *testing.T) {
 		} else if strings.Contains(err.Error(), "%!") {
 			t.Errorf("bad error text: %v", err)
 		}
+	}
+}
+
+// TestExecWaitsWithWriters: on SQLite a statement outside a transaction
+// waits its turn with the write transactions, holding no connection
+// meanwhile. Waiting on SQLite's own lock instead, the statements took
+// every pool connection while the transaction holding the lock waited for
+// one to read with, until the busy timeout (30 s) broke the knot.
+func TestExecWaitsWithWriters(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	d, err := Open(ctx, Config{Driver: SQLite, DSN: testsupport.SQLiteDSN(t), MaxOpenConns: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	if _, err := d.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ins := d.Rebind("INSERT INTO domains (name, created_at) VALUES (?, 0)")
+	var wg sync.WaitGroup
+	errs := make(chan error, 64)
+	for i := range 8 {
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			// A transaction that reads outside itself while it holds the
+			// write lock, as the store's do through the pool.
+			errs <- d.Tx(ctx, func(tx *sqlx.Tx) error {
+				if _, err := tx.ExecContext(ctx, ins, fmt.Sprintf("tx%d.example", i)); err != nil {
+					return err
+				}
+				time.Sleep(5 * time.Millisecond)
+				var n int
+				return d.Get(ctx, &n, "SELECT COUNT(*) FROM domains")
+			})
+		}()
+		go func() {
+			defer wg.Done()
+			_, err := d.ExecContext(ctx, ins, fmt.Sprintf("exec%d.example", i))
+			errs <- err
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatalf("a writer: %v (stuck behind SQLite's lock?)", err)
+		}
+	}
+	var n int
+	if err := d.GetContext(ctx, &n, "SELECT COUNT(*) FROM domains"); err != nil || n != 16 {
+		t.Fatalf("domains = %d, %v; want 16", n, err)
 	}
 }
