@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -52,7 +53,8 @@ type DB struct {
 	writeSem chan struct{}
 	// stmts holds the statements of the hot paths, prepared once: parsing
 	// SQL again for every delivery is a large share of its cost on SQLite.
-	stmts sync.Map // query -> *sqlx.Stmt
+	stmts  sync.Map // query -> *sqlx.Stmt
+	nstmts atomic.Int64
 }
 
 //go:embed migrations
@@ -225,29 +227,57 @@ func (db *DB) TxSelect(ctx context.Context, tx *sqlx.Tx, dest any, query string,
 	return tx.StmtxContext(ctx, st).SelectContext(ctx, dest, args...)
 }
 
-// Get reads one row like GetContext, from a statement prepared once per
-// connection on SQLite, for reads on the hot paths (recipient lookups).
-func (db *DB) Get(ctx context.Context, dest any, query string, args ...any) error {
-	if db.dialect != SQLite {
-		return db.GetContext(ctx, dest, query, args...)
+// GetContext reads one row. On SQLite it runs a statement prepared once
+// per connection (see stmt): parsing SQL anew for every read was the
+// largest single cost of an IMAP command there.
+func (db *DB) GetContext(ctx context.Context, dest any, query string, args ...any) error {
+	if st := db.cached(ctx, query); st != nil {
+		return st.GetContext(ctx, dest, args...)
 	}
-	st, err := db.stmt(ctx, query)
-	if err != nil {
-		return err
-	}
-	return st.GetContext(ctx, dest, args...)
+	return db.DB.GetContext(ctx, dest, query, args...)
 }
 
-// Select reads rows like SelectContext, as Get does.
+// SelectContext reads rows, as GetContext does.
+func (db *DB) SelectContext(ctx context.Context, dest any, query string, args ...any) error {
+	if st := db.cached(ctx, query); st != nil {
+		return st.SelectContext(ctx, dest, args...)
+	}
+	return db.DB.SelectContext(ctx, dest, query, args...)
+}
+
+// Get is GetContext.
+func (db *DB) Get(ctx context.Context, dest any, query string, args ...any) error {
+	return db.GetContext(ctx, dest, query, args...)
+}
+
+// Select is SelectContext.
 func (db *DB) Select(ctx context.Context, dest any, query string, args ...any) error {
+	return db.SelectContext(ctx, dest, query, args...)
+}
+
+// maxCached bounds the statements kept prepared: queries built with a
+// varying number of placeholders (IN lists) would otherwise add one each.
+const maxCached = 512
+
+// cached returns the statement prepared for query on SQLite, or nil: on
+// MySQL (which parses on the server, where it is cheap), when the cache is
+// full, or when preparing fails (the caller then runs the query as it is
+// and gets its error).
+func (db *DB) cached(ctx context.Context, query string) *sqlx.Stmt {
 	if db.dialect != SQLite {
-		return db.SelectContext(ctx, dest, query, args...)
+		return nil
+	}
+	if v, ok := db.stmts.Load(query); ok {
+		return v.(*sqlx.Stmt)
+	}
+	if db.nstmts.Load() >= maxCached {
+		return nil
 	}
 	st, err := db.stmt(ctx, query)
 	if err != nil {
-		return err
+		return nil
 	}
-	return st.SelectContext(ctx, dest, args...)
+	return st
 }
 
 func (db *DB) stmt(ctx context.Context, query string) (*sqlx.Stmt, error) {
@@ -262,6 +292,7 @@ func (db *DB) stmt(ctx context.Context, query string) (*sqlx.Stmt, error) {
 		st.Close()
 		return v.(*sqlx.Stmt), nil
 	}
+	db.nstmts.Add(1)
 	return st, nil
 }
 
@@ -294,6 +325,9 @@ func (db *DB) ExecContext(ctx context.Context, query string, args ...any) (sql.R
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		}
+	}
+	if st := db.cached(ctx, query); st != nil {
+		return st.ExecContext(ctx, args...)
 	}
 	return db.DB.ExecContext(ctx, query, args...)
 }

@@ -243,3 +243,47 @@ func TestExecWaitsWithWriters(t *testing.T) {
 		t.Fatalf("domains = %d, %v; want 16", n, err)
 	}
 }
+
+// TestStatementCache: on SQLite reads and writes outside transactions run
+// from statements prepared once, each query text prepared once however
+// often it runs; past maxCached texts (IN lists of every length) queries
+// run unprepared and still answer; a query that cannot be prepared gets
+// its error from the database as before.
+func TestStatementCache(t *testing.T) {
+	ctx := context.Background()
+	d := open(t, testsupport.Database{Driver: SQLite, DSN: testsupport.SQLiteDSN(t)})
+	if _, err := d.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	base := d.nstmts.Load()
+	for i := range 3 {
+		if _, err := d.ExecContext(ctx, "INSERT INTO domains (name, created_at) VALUES (?, 0)", fmt.Sprintf("d%d.example", i)); err != nil {
+			t.Fatal(err)
+		}
+		var n int
+		if err := d.GetContext(ctx, &n, "SELECT COUNT(*) FROM domains WHERE created_at = ?", 0); err != nil || n != i+1 {
+			t.Fatalf("count = %d, %v; want %d", n, err, i+1)
+		}
+	}
+	if got := d.nstmts.Load() - base; got != 2 {
+		t.Fatalf("%d statements prepared for 2 query texts run 3 times each", got)
+	}
+	for k := range maxCached + 10 {
+		q := "SELECT COUNT(*) FROM domains WHERE name IN (?" + strings.Repeat(", ?", k) + ")"
+		args := make([]any, k+1)
+		for i := range args {
+			args[i] = "d1.example"
+		}
+		var n int
+		if err := d.GetContext(ctx, &n, q, args...); err != nil || n != 1 {
+			t.Fatalf("IN list of %d: %d, %v", k+1, n, err)
+		}
+	}
+	if got := d.nstmts.Load(); got != maxCached {
+		t.Fatalf("%d statements kept, want the bound %d", got, maxCached)
+	}
+	var n int
+	if err := d.GetContext(ctx, &n, "SELECT COUNT(*) FROM no_such_table"); err == nil || !strings.Contains(err.Error(), "no_such_table") {
+		t.Fatalf("query of a missing table: %v", err)
+	}
+}
