@@ -88,9 +88,12 @@ type guard struct {
 }
 
 // litScan recognises a literal's announcement at the end of a line:
-// "{" digits ["+"] "}" CRLF.
+// "{" digits ["+"] "}" [SP] [CR] LF, all that the library takes for one
+// (go-imap's Decoder.CRLF allows a space before the line end, and a bare
+// LF): a literal the library reads and the guard does not see would have
+// its data taken for command lines here, and escape the literal checks.
 type litScan struct {
-	state  uint8 // 0 none, 1 digits, 2 after '+', 3 after '}', 4 after CR
+	state  uint8 // 0 none, 1 digits, 2 after '+', 3 after '}', 4 after CR, 5 after '}' SP
 	digits uint8
 	plus   bool
 	n      int64
@@ -109,15 +112,17 @@ func (l *litScan) feed(b byte) {
 		l.state, l.plus = 2, true
 	case (l.state == 1 && l.digits > 0 || l.state == 2) && b == '}':
 		l.state = 3
-	case l.state == 3 && b == '\r':
+	case (l.state == 3 || l.state == 5) && b == '\r':
 		l.state = 4
+	case l.state == 3 && b == ' ':
+		l.state = 5
 	default:
 		l.state = 0
 	}
 }
 
 // announced reports, at a line feed, whether the line announced a literal.
-func (l *litScan) announced() bool { return l.state == 3 || l.state == 4 }
+func (l *litScan) announced() bool { return l.state >= 3 }
 
 // word collects a space-delimited word: its first len(buf) bytes, for
 // matching command and status names, and a hash of all of it with its
