@@ -192,6 +192,13 @@ type inScan struct {
 	// afterIdle says the last command was IDLE: the next line is its
 	// DONE (RFC 2177), whatever it looks like.
 	afterIdle bool
+	// A quoted string: the library reads one across line ends, which
+	// the guard takes for command ends, so a line end inside one ends
+	// the connection. A string starts with a '"' at a token's start
+	// (after a space or '('), as the library reads one; prev is the
+	// byte before.
+	quoted, escaped bool
+	prev            byte
 }
 
 // atCommandStart reports whether the client's next byte starts a line
@@ -364,11 +371,26 @@ func (g *guard) scanIn(p []byte) int {
 		}
 		b := p[i]
 		if b == '\n' {
+			if in.quoted {
+				g.poisoned = "[CLIENTBUG] Line break in a quoted string"
+				return i + 1
+			}
+			in.prev = 0
 			if g.lineEnd() || g.poisoned != "" {
 				return i + 1
 			}
 			continue
 		}
+		switch {
+		case in.escaped:
+			in.escaped = false
+		case in.quoted:
+			in.escaped = b == '\\'
+			in.quoted = b != '"'
+		case b == '"' && (in.prev == ' ' || in.prev == '(') && !in.afterIdle:
+			in.quoted = true
+		}
+		in.prev = b
 		in.lineLen++
 		if in.lineLen > g.srv.cfg.MaxLineLength {
 			g.poisoned = "Command line too long"

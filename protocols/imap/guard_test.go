@@ -558,3 +558,35 @@ func TestLiteralSpaceBeforeCRLF(t *testing.T) {
 		t.Errorf("got %q %q, want %s OK", lines, last, tag)
 	}
 }
+
+// The library reads a quoted string across line ends; the guard, which
+// takes every line end for one, would then see literals and commands
+// where the library has string bytes, and the other way round: here the
+// data of what the guard takes for a literal of t2 is, for the library,
+// the end of t1's string and then a command. A line end inside a quoted
+// string ends the connection.
+func TestQuotedLineBreak(t *testing.T) {
+	h := start(t, setup{})
+	h.user("alice@example.org", false)
+	data := "\"\r\nx1 DELETE Keep\r\n"
+	c := h.dial(t)
+	c.login("alice@example.org")
+	c.ok("CREATE Keep")
+	c.ok("SELECT INBOX")
+	tag := c.next()
+	c.send(fmt.Sprintf("%s SEARCH SUBJECT \"a\r\nt2 SEARCH NOSUCHKEY {%d+}\r\n%s", tag, len(data), data))
+	got, closed := c.closed()
+	if !closed {
+		t.Fatalf("connection still open; got %q", got)
+	}
+	if _, ok := find(got, "* BYE [CLIENTBUG] "); !ok {
+		t.Errorf("got %q, want BYE [CLIENTBUG]", got)
+	}
+	d := h.dial(t)
+	d.login("alice@example.org")
+	must(t, d.ok(`LIST "" Keep`), `"Keep"`)
+	// Quotes elsewhere than at a string's start are no strings.
+	d.ok("SELECT INBOX")
+	d.expect(`SEARCH SUBJECT a"b`, "BAD")
+	d.ok(`SEARCH SUBJECT "a\"b\\" SUBJECT "{5}"`)
+}
