@@ -27,11 +27,27 @@ type adlSwap struct{ from, to []byte }
 // adlSwaps lists the swaps for an envelope's addresses, in the order the
 // library writes them (RFC 3501 7.4.2: from, sender, reply-to, to, cc,
 // bcc).
+//
+// When any address has a route, every address that can be matched gets a
+// swap, those without a route one that changes nothing: the swaps are
+// matched in order, so an earlier address written the same way as a
+// routed one, without the route, is passed over in its place instead of
+// taking the route.
 func adlSwaps(e *mimeinfo.Envelope) []adlSwap {
-	var out []adlSwap
-	for _, list := range [][]mimeinfo.Address{e.From, e.Sender, e.ReplyTo, e.To, e.Cc, e.Bcc} {
+	lists := [][]mimeinfo.Address{e.From, e.Sender, e.ReplyTo, e.To, e.Cc, e.Bcc}
+	routed := false
+	for _, list := range lists {
 		for _, a := range list {
-			if a.ADL == "" || a.Host == "" {
+			routed = routed || a.ADL != "" && a.Host != ""
+		}
+	}
+	if !routed {
+		return nil
+	}
+	var out []adlSwap
+	for _, list := range lists {
+		for _, a := range list {
+			if a.Host == "" {
 				continue
 			}
 			name := mime.QEncoding.Encode("utf-8", a.Name)
@@ -42,8 +58,12 @@ func adlSwaps(e *mimeinfo.Envelope) []adlSwap {
 			from = appendNString(from, name)
 			to = appendNString(to, name)
 			from = append(from, " NIL "...)
-			to = appendNString(append(to, ' '), a.ADL)
-			to = append(to, ' ')
+			if a.ADL == "" {
+				to = append(to, " NIL "...)
+			} else {
+				to = appendNString(append(to, ' '), a.ADL)
+				to = append(to, ' ')
+			}
 			for _, s := range []string{a.Mailbox, a.Host} {
 				from = appendNString(from, s)
 				to = appendNString(to, s)

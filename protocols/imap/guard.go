@@ -387,7 +387,7 @@ func (g *guard) scanIn(p []byte) int {
 		case in.quoted:
 			in.escaped = b == '\\'
 			in.quoted = b != '"'
-		case b == '"' && (in.prev == ' ' || in.prev == '(') && !in.afterIdle:
+		case b == '"' && (in.prev == ' ' || in.prev == '('):
 			in.quoted = true
 		}
 		in.prev = b
