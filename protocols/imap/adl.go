@@ -26,26 +26,14 @@ type adlSwap struct{ from, to []byte }
 
 // adlSwaps lists the swaps for an envelope's addresses, in the order the
 // library writes them (RFC 3501 7.4.2: from, sender, reply-to, to, cc,
-// bcc).
-//
-// When any address has a route, every address that can be matched gets a
-// swap, those without a route one that changes nothing: the swaps are
-// matched in order, so an earlier address written the same way as a
-// routed one, without the route, is passed over in its place instead of
-// taking the route.
+// bcc). Every address that can be matched gets one, those without a
+// route one that changes nothing: the swaps are matched in order, so an
+// earlier address written the same way as a routed one, without the
+// route, is passed over in its place instead of taking the route. They
+// are wanted only for a response with a route in it (routed).
 func adlSwaps(e *mimeinfo.Envelope) []adlSwap {
-	lists := [][]mimeinfo.Address{e.From, e.Sender, e.ReplyTo, e.To, e.Cc, e.Bcc}
-	routed := false
-	for _, list := range lists {
-		for _, a := range list {
-			routed = routed || a.ADL != "" && a.Host != ""
-		}
-	}
-	if !routed {
-		return nil
-	}
 	var out []adlSwap
-	for _, list := range lists {
+	for _, list := range [][]mimeinfo.Address{e.From, e.Sender, e.ReplyTo, e.To, e.Cc, e.Bcc} {
 		for _, a := range list {
 			if a.Host == "" {
 				continue
@@ -58,12 +46,8 @@ func adlSwaps(e *mimeinfo.Envelope) []adlSwap {
 			from = appendNString(from, name)
 			to = appendNString(to, name)
 			from = append(from, " NIL "...)
-			if a.ADL == "" {
-				to = append(to, " NIL "...)
-			} else {
-				to = appendNString(append(to, ' '), a.ADL)
-				to = append(to, ' ')
-			}
+			to = appendNString(append(to, ' '), a.ADL)
+			to = append(to, ' ')
 			for _, s := range []string{a.Mailbox, a.Host} {
 				from = appendNString(from, s)
 				to = appendNString(to, s)
@@ -74,6 +58,31 @@ func adlSwaps(e *mimeinfo.Envelope) []adlSwap {
 		}
 	}
 	return out
+}
+
+// envelopeRouted reports whether an address of e has a source route.
+func envelopeRouted(e *mimeinfo.Envelope) bool {
+	for _, list := range [][]mimeinfo.Address{e.From, e.Sender, e.ReplyTo, e.To, e.Cc, e.Bcc} {
+		for _, a := range list {
+			if a.ADL != "" && a.Host != "" {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// structureRouted reports whether an envelope in p's structure has one.
+func structureRouted(p *mimeinfo.Part) bool {
+	if p.IsMessage() {
+		return p.Envelope != nil && envelopeRouted(p.Envelope) || p.Body != nil && structureRouted(p.Body)
+	}
+	for i := range p.Parts {
+		if structureRouted(&p.Parts[i]) {
+			return true
+		}
+	}
+	return false
 }
 
 // structureSwaps lists the swaps for the envelopes of the message/rfc822

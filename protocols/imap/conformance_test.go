@@ -418,4 +418,14 @@ func TestEnvelopeSourceRouteInPlace(t *testing.T) {
 	if u := c.ok("FETCH 1 ENVELOPE"); u[0] != want {
 		t.Errorf("got  %q\nwant %q", u[0], want)
 	}
+	// Nor does an attached message's route go to the message's own
+	// envelope, written first.
+	h.deliver(alice, "INBOX", []byte("From: bob@example.org\r\nSubject: fwd\r\nMIME-Version: 1.0\r\nContent-Type: message/rfc822\r\n\r\n"+
+		"From: <@evil:bob@example.org>\r\nSubject: inner\r\n\r\ninner\r\n"), store.AppendOptions{})
+	c.ok("NOOP")
+	got := must(t, c.ok("FETCH 2 (ENVELOPE BODYSTRUCTURE)"), "* 2 FETCH")
+	env, structure, _ := strings.Cut(got, "BODYSTRUCTURE")
+	if strings.Contains(env, "@evil") || strings.Count(structure, `(NIL "@evil" "bob" "example.org")`) != 3 {
+		t.Errorf("routes misplaced: %q", got)
+	}
 }
