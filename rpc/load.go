@@ -289,9 +289,19 @@ func textParts(p *mimeinfo.Part) (plain, html *mimeinfo.Part) {
 
 // decodePart returns a text part's body as UTF-8: transfer encoding
 // undone (RFC 2045 6) and charset converted (RFC 2046 4.1.2) by
-// go-message; at most max bytes.
+// go-message; at most max bytes. The part's own header is not parsed
+// again: the parse (p) has what decoding needs, and a part's header is
+// bounded by no header limit (a 1 MB one of short fields, as much as
+// go-message reads, cost some 50 MB at each load or search).
 func decodePart(raw []byte, p *mimeinfo.Part, max int) (string, bool) {
-	e, err := message.Read(bytes.NewReader(cut(raw, p.HeaderStart, p.BodyEnd)))
+	var th textproto.Header
+	params := map[string]string{}
+	if cs := p.Params["charset"]; cs != "" {
+		params["charset"] = cs
+	}
+	th.Set("Content-Type", mime.FormatMediaType(p.Type+"/"+p.Subtype, params))
+	th.Set("Content-Transfer-Encoding", p.Encoding)
+	e, err := message.New(message.Header{Header: th}, bytes.NewReader(cut(raw, p.BodyStart, p.BodyEnd)))
 	if e == nil {
 		return "", false
 	}

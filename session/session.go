@@ -2,6 +2,7 @@ package session
 
 import (
 	"context"
+	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -515,11 +516,7 @@ const tokenSep = "."
 // and no key.
 func (s *Service) StartWeb(ctx context.Context, auth *Auth) (string, *Web, error) {
 	idb := make([]byte, 16)
-	csrf := make([]byte, 16)
 	if _, err := rand.Read(idb); err != nil {
-		return "", nil, fmt.Errorf("start session: %w", err)
-	}
-	if _, err := rand.Read(csrf); err != nil {
 		return "", nil, fmt.Errorf("start session: %w", err)
 	}
 	secret, err := crypt.NewKey()
@@ -527,10 +524,14 @@ func (s *Service) StartWeb(ctx context.Context, auth *Auth) (string, *Web, error
 		return "", nil, fmt.Errorf("start session: %w", err)
 	}
 	now := s.now()
-	w := &Web{ID: hex.EncodeToString(idb), UserID: auth.User.ID, CSRF: base64.RawURLEncoding.EncodeToString(csrf), Key: auth.Key,
+	id := hex.EncodeToString(idb)
+	w := &Web{ID: id, UserID: auth.User.ID, CSRF: csrfToken(secret, id), Key: auth.Key,
 		Created: now, Expires: now.Add(s.cfg.SessionMaxAge)}
 	sum := sha256.Sum256(secret)
-	rec := store.WebSession{ID: w.ID, UserID: w.UserID, CSRF: w.CSRF, SecretHash: sum[:], AuthEpoch: auth.User.AuthEpoch,
+	// The CSRF token is not stored: it is derived from the secret, which
+	// the record holds only a hash of, so a copy of the database does
+	// not give it away either.
+	rec := store.WebSession{ID: w.ID, UserID: w.UserID, SecretHash: sum[:], AuthEpoch: auth.User.AuthEpoch,
 		Created: now.Unix(), Expires: w.Expires.Unix(), IdleUntil: now.Add(s.cfg.SessionIdle).Unix()}
 	if auth.Key != nil {
 		if rec.SealedKey, err = crypt.SealWithKey(secret, []byte(auth.Key.Secret()), []byte(w.ID)); err != nil {
@@ -577,6 +578,9 @@ func (s *Service) Web(ctx context.Context, token string) (*Web, error) {
 		return nil, fmt.Errorf("load session: %w", err)
 	}
 	w := &Web{ID: id, UserID: rec.UserID, CSRF: rec.CSRF, Created: time.Unix(rec.Created, 0), Expires: time.Unix(rec.Expires, 0)}
+	if w.CSRF == "" {
+		w.CSRF = csrfToken(secret, id) // not stored (StartWeb); older records keep theirs
+	}
 	if rec.SealedKey != nil {
 		plain, err := crypt.OpenWithKey(secret, rec.SealedKey, []byte(id))
 		if err != nil {
@@ -595,6 +599,14 @@ func (s *Service) Web(ctx context.Context, token string) (*Web, error) {
 		}
 	}
 	return w, nil
+}
+
+// csrfToken is a web session's CSRF token: a MAC of its id under the
+// cookie's secret.
+func csrfToken(secret []byte, id string) string {
+	m := hmac.New(sha256.New, secret)
+	m.Write([]byte("basalt web csrf\x00" + id))
+	return base64.RawURLEncoding.EncodeToString(m.Sum(nil)[:16])
 }
 
 func (s *Service) end(ctx context.Context, id string) error {

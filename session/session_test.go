@@ -201,6 +201,10 @@ func TestWebSessions(t *testing.T) {
 		if len(rec.SealedKey) == 0 {
 			t.Fatal("a secure user's session keeps no sealed key")
 		}
+		// Nor does it give the CSRF token away.
+		if w.CSRF == "" || bytes.Contains(entry.Value, []byte(w.CSRF)) {
+			t.Fatalf("the session record holds the CSRF token %q", w.CSRF)
+		}
 		if bytes.Contains(entry.Value, []byte(auth.Key.Secret())) || bytes.Contains(entry.Value, []byte("AGE-SECRET-KEY")) {
 			t.Fatal("the session record holds the key in the clear")
 		}

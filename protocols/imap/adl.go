@@ -26,12 +26,16 @@ type adlSwap struct{ from, to []byte }
 
 // adlSwaps lists the swaps for an envelope's addresses, in the order the
 // library writes them (RFC 3501 7.4.2: from, sender, reply-to, to, cc,
-// bcc).
+// bcc). Every address that can be matched gets one, those without a
+// route one that changes nothing: the swaps are matched in order, so an
+// earlier address written the same way as a routed one, without the
+// route, is passed over in its place instead of taking the route. They
+// are wanted only for a response with a route in it (routed).
 func adlSwaps(e *mimeinfo.Envelope) []adlSwap {
 	var out []adlSwap
 	for _, list := range [][]mimeinfo.Address{e.From, e.Sender, e.ReplyTo, e.To, e.Cc, e.Bcc} {
 		for _, a := range list {
-			if a.ADL == "" || a.Host == "" {
+			if a.Host == "" {
 				continue
 			}
 			name := mime.QEncoding.Encode("utf-8", a.Name)
@@ -54,6 +58,31 @@ func adlSwaps(e *mimeinfo.Envelope) []adlSwap {
 		}
 	}
 	return out
+}
+
+// envelopeRouted reports whether an address of e has a source route.
+func envelopeRouted(e *mimeinfo.Envelope) bool {
+	for _, list := range [][]mimeinfo.Address{e.From, e.Sender, e.ReplyTo, e.To, e.Cc, e.Bcc} {
+		for _, a := range list {
+			if a.ADL != "" && a.Host != "" {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// structureRouted reports whether an envelope in p's structure has one.
+func structureRouted(p *mimeinfo.Part) bool {
+	if p.IsMessage() {
+		return p.Envelope != nil && envelopeRouted(p.Envelope) || p.Body != nil && structureRouted(p.Body)
+	}
+	for i := range p.Parts {
+		if structureRouted(&p.Parts[i]) {
+			return true
+		}
+	}
+	return false
 }
 
 // structureSwaps lists the swaps for the envelopes of the message/rfc822

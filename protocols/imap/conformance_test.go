@@ -402,3 +402,30 @@ func TestInteropImaplibConformance(t *testing.T) {
 		}
 	})
 }
+
+// A routed address is swapped in where it is, not at an earlier address
+// written the same way without the route: a sender could otherwise move
+// a route onto another field (here To's onto From).
+func TestEnvelopeSourceRouteInPlace(t *testing.T) {
+	h := start(t, setup{})
+	alice := h.user("alice@example.org", false)
+	h.deliver(alice, "INBOX", []byte("From: bob@example.org\r\nTo: <@evil:bob@example.org>\r\nSubject: s\r\n\r\nbody\r\n"), store.AppendOptions{})
+	c := h.dial(t)
+	c.login("alice@example.org")
+	c.ok("SELECT INBOX")
+	const plain = `((NIL NIL "bob" "example.org"))`
+	want := `* 1 FETCH (ENVELOPE (NIL "s" ` + plain + " " + plain + " " + plain + ` ((NIL "@evil" "bob" "example.org")) NIL NIL NIL NIL))`
+	if u := c.ok("FETCH 1 ENVELOPE"); u[0] != want {
+		t.Errorf("got  %q\nwant %q", u[0], want)
+	}
+	// Nor does an attached message's route go to the message's own
+	// envelope, written first.
+	h.deliver(alice, "INBOX", []byte("From: bob@example.org\r\nSubject: fwd\r\nMIME-Version: 1.0\r\nContent-Type: message/rfc822\r\n\r\n"+
+		"From: <@evil:bob@example.org>\r\nSubject: inner\r\n\r\ninner\r\n"), store.AppendOptions{})
+	c.ok("NOOP")
+	got := must(t, c.ok("FETCH 2 (ENVELOPE BODYSTRUCTURE)"), "* 2 FETCH")
+	env, structure, _ := strings.Cut(got, "BODYSTRUCTURE")
+	if strings.Contains(env, "@evil") || strings.Count(structure, `(NIL "@evil" "bob" "example.org")`) != 3 {
+		t.Errorf("routes misplaced: %q", got)
+	}
+}

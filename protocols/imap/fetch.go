@@ -182,7 +182,7 @@ func (s *session) fetchOne(w *imapserver.FetchWriter, seq uint32, m *store.Messa
 			sizes = append(sizes, uint32(len(b)))
 		}
 	}
-	if m.Info != nil && (o.Envelope || o.BodyStructure != nil) {
+	if m.Info != nil && (o.Envelope && envelopeRouted(&m.Info.Envelope) || o.BodyStructure != nil && structureRouted(&m.Info.Body)) {
 		// Source routes, which the library cannot write (adl.go), in the
 		// order it writes envelopes: ENVELOPE, then those of BODY and
 		// BODYSTRUCTURE (both, when both were asked for; what is not

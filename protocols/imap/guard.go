@@ -88,9 +88,12 @@ type guard struct {
 }
 
 // litScan recognises a literal's announcement at the end of a line:
-// "{" digits ["+"] "}" CRLF.
+// "{" digits ["+"] "}" [SP] [CR] LF, all that the library takes for one
+// (go-imap's Decoder.CRLF allows a space before the line end, and a bare
+// LF): a literal the library reads and the guard does not see would have
+// its data taken for command lines here, and escape the literal checks.
 type litScan struct {
-	state  uint8 // 0 none, 1 digits, 2 after '+', 3 after '}', 4 after CR
+	state  uint8 // 0 none, 1 digits, 2 after '+', 3 after '}', 4 after CR, 5 after '}' SP
 	digits uint8
 	plus   bool
 	n      int64
@@ -109,15 +112,17 @@ func (l *litScan) feed(b byte) {
 		l.state, l.plus = 2, true
 	case (l.state == 1 && l.digits > 0 || l.state == 2) && b == '}':
 		l.state = 3
-	case l.state == 3 && b == '\r':
+	case (l.state == 3 || l.state == 5) && b == '\r':
 		l.state = 4
+	case l.state == 3 && b == ' ':
+		l.state = 5
 	default:
 		l.state = 0
 	}
 }
 
 // announced reports, at a line feed, whether the line announced a literal.
-func (l *litScan) announced() bool { return l.state == 3 || l.state == 4 }
+func (l *litScan) announced() bool { return l.state >= 3 }
 
 // word collects a space-delimited word: its first len(buf) bytes, for
 // matching command and status names, and a hash of all of it with its
@@ -187,6 +192,13 @@ type inScan struct {
 	// afterIdle says the last command was IDLE: the next line is its
 	// DONE (RFC 2177), whatever it looks like.
 	afterIdle bool
+	// A quoted string: the library reads one across line ends, which
+	// the guard takes for command ends, so a line end inside one ends
+	// the connection. A string starts with a '"' at a token's start
+	// (after a space or '('), as the library reads one; prev is the
+	// byte before.
+	quoted, escaped bool
+	prev            byte
 }
 
 // atCommandStart reports whether the client's next byte starts a line
@@ -359,11 +371,26 @@ func (g *guard) scanIn(p []byte) int {
 		}
 		b := p[i]
 		if b == '\n' {
+			if in.quoted {
+				g.poisoned = "[CLIENTBUG] Line break in a quoted string"
+				return i + 1
+			}
+			in.prev = 0
 			if g.lineEnd() || g.poisoned != "" {
 				return i + 1
 			}
 			continue
 		}
+		switch {
+		case in.escaped:
+			in.escaped = false
+		case in.quoted:
+			in.escaped = b == '\\'
+			in.quoted = b != '"'
+		case b == '"' && (in.prev == ' ' || in.prev == '('):
+			in.quoted = true
+		}
+		in.prev = b
 		in.lineLen++
 		if in.lineLen > g.srv.cfg.MaxLineLength {
 			g.poisoned = "Command line too long"

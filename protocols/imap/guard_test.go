@@ -502,3 +502,91 @@ func TestLoginThrottle(t *testing.T) {
 	c.expect(fmt.Sprintf("LOGIN alice@example.org %q", storetest.Password), "NO [UNAVAILABLE]")
 	c.expect("AUTHENTICATE PLAIN "+b64("\x00alice@example.org\x00"+storetest.Password), "NO [UNAVAILABLE]")
 }
+
+// The library takes a space before a literal announcement's CRLF ("{5+}
+// \r\n", go-imap's Decoder.CRLF); the guard must see the literal there
+// too, or its data reaches the library unguarded: run as commands after
+// a refused command, and past the literal size limits.
+func TestLiteralSpaceBeforeCRLF(t *testing.T) {
+	h := start(t, setup{})
+	alice := h.user("alice@example.org", false)
+	h.deliver(alice, "INBOX", msg("one", "1"), store.AppendOptions{})
+	inject := "x1 DELETE Keep\r\n"
+
+	c := h.dial(t)
+	c.login("alice@example.org")
+	c.ok("CREATE Keep")
+	c.ok("SELECT INBOX")
+	tag := c.next()
+	c.send(fmt.Sprintf("%s SEARCH NOSUCHKEY {%d+} \r\n%s", tag, len(inject), inject))
+	got, closed := c.closed()
+	if !closed {
+		t.Fatalf("connection still open; got %q", got)
+	}
+	if _, ok := find(got, "* BYE [CLIENTBUG] "); !ok {
+		t.Errorf("got %q, want BYE [CLIENTBUG]", got)
+	}
+	d := h.dial(t)
+	d.login("alice@example.org")
+	must(t, d.ok(`LIST "" Keep`), `"Keep"`)
+
+	// Over the size limit: the connection ends without reading the data.
+	c = h.dial(t)
+	c.send("a9 LOGIN {5000+} \r\n" + strings.Repeat("u", 5000) + " x\r\n")
+	if got, closed := c.closed(); !closed {
+		t.Fatalf("connection still open after a 5000-byte LOGIN literal; got %q", got)
+	} else if _, ok := find(got, "* BYE [TOOBIG]"); !ok {
+		t.Errorf("got %q, want BYE [TOOBIG]", got)
+	}
+
+	// Literals so written that the command takes work as any other.
+	c = h.dial(t)
+	c.ok(fmt.Sprintf("LOGIN {17+} \r\nalice@example.org {%d+} \r\n%s", len(storetest.Password), storetest.Password))
+	c.ok("SELECT INBOX")
+	must(t, c.ok("SEARCH SUBJECT {3+} \r\none"), "* SEARCH 1")
+	// A synchronizing one: its data is no command line for the guard
+	// (here one the guard would otherwise answer itself).
+	tag = c.next()
+	c.send(tag + " SEARCH SUBJECT {10} \r\n")
+	if l := c.line(); !strings.HasPrefix(l, "+") {
+		t.Fatalf("got %q, want a continuation request", l)
+	}
+	c.send("t ID NIL\r\n\r\n")
+	lines, last := c.until(tag)
+	mustNot(t, lines, "* ID ")
+	if !strings.HasPrefix(last, "OK") {
+		t.Errorf("got %q %q, want %s OK", lines, last, tag)
+	}
+}
+
+// The library reads a quoted string across line ends; the guard, which
+// takes every line end for one, would then see literals and commands
+// where the library has string bytes, and the other way round: here the
+// data of what the guard takes for a literal of t2 is, for the library,
+// the end of t1's string and then a command. A line end inside a quoted
+// string ends the connection.
+func TestQuotedLineBreak(t *testing.T) {
+	h := start(t, setup{})
+	h.user("alice@example.org", false)
+	data := "\"\r\nx1 DELETE Keep\r\n"
+	c := h.dial(t)
+	c.login("alice@example.org")
+	c.ok("CREATE Keep")
+	c.ok("SELECT INBOX")
+	tag := c.next()
+	c.send(fmt.Sprintf("%s SEARCH SUBJECT \"a\r\nt2 SEARCH NOSUCHKEY {%d+}\r\n%s", tag, len(data), data))
+	got, closed := c.closed()
+	if !closed {
+		t.Fatalf("connection still open; got %q", got)
+	}
+	if _, ok := find(got, "* BYE [CLIENTBUG] "); !ok {
+		t.Errorf("got %q, want BYE [CLIENTBUG]", got)
+	}
+	d := h.dial(t)
+	d.login("alice@example.org")
+	must(t, d.ok(`LIST "" Keep`), `"Keep"`)
+	// Quotes elsewhere than at a string's start are no strings.
+	d.ok("SELECT INBOX")
+	d.expect(`SEARCH SUBJECT a"b`, "BAD")
+	d.ok(`SEARCH SUBJECT "a\"b\\" SUBJECT "{5}"`)
+}

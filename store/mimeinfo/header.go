@@ -17,7 +17,10 @@ import (
 // straight with its body, common in broken multiparts) is taken to be empty,
 // so the body starts at start. A leading mbox "From " line is skipped.
 // CRLF and bare LF both end lines.
-func readHeader(raw []byte, start, end int) (textproto.Header, int) {
+//
+// budget is how many more fields may be recorded (MaxFields); the fields
+// recorded are taken from it, and those past it are passed over.
+func readHeader(raw []byte, start, end int, budget *int) (textproto.Header, int) {
 	type span struct{ start, end int }
 	var (
 		fields []span
@@ -44,6 +47,11 @@ func readHeader(raw []byte, start, end int) (textproto.Header, int) {
 				return textproto.Header{}, start
 			}
 		case isFieldLine(line):
+			if *budget <= 0 {
+				inside = false // past MaxFields: passed over
+				break
+			}
+			*budget--
 			fields = append(fields, span{pos, next})
 			inside = true
 		case pos == start && !bytes.HasPrefix(line, []byte("From ")):

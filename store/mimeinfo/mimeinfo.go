@@ -17,6 +17,13 @@ const (
 	// MaxParts bounds how many body parts are recorded for one message.
 	// Parts beyond it are left out, as if they were a multipart epilogue.
 	MaxParts = 5000
+	// MaxFields bounds how many header fields are recorded for one
+	// message, all its parts' headers together. Each costs far more
+	// memory than its bytes, and the store's header limits (store
+	// HeaderLimits) bound only the message's own header: a part's header
+	// of millions of short fields would otherwise cost gigabytes. Fields
+	// beyond it are passed over (they stay in their part's header).
+	MaxFields = 10000
 )
 
 // MissingHost is the host given to an address that has no domain part, so

@@ -25,7 +25,7 @@ func Parse(raw []byte) (info *Info) {
 // parse does the work of Parse, without its recover, so that tests see
 // panics.
 func parse(raw []byte) *Info {
-	p := &parser{raw: raw}
+	p := &parser{raw: raw, fields: MaxFields}
 	body, h := p.entity(0, len(raw), 0, false)
 	info := &Info{
 		Version:    FormatVersion,
@@ -48,8 +48,9 @@ func fallbackInfo(raw []byte) *Info {
 
 // parser holds the state of one Parse call.
 type parser struct {
-	raw   []byte
-	parts int // parts recorded so far, bounded by MaxParts
+	raw    []byte
+	parts  int // parts recorded so far, bounded by MaxParts
+	fields int // header fields that may still be recorded (MaxFields)
 }
 
 // entity parses the MIME entity (header and body) in raw[start:end]: the
@@ -58,7 +59,7 @@ type parser struct {
 // multipart/digest default type. It returns the part and its header.
 func (p *parser) entity(start, end, depth int, inDigest bool) (Part, textproto.Header) {
 	p.parts++
-	h, bodyStart := readHeader(p.raw, start, end)
+	h, bodyStart := readHeader(p.raw, start, end, &p.fields)
 	part := Part{
 		HeaderStart: int64(start),
 		BodyStart:   int64(bodyStart),
