@@ -3,15 +3,12 @@ package store_test
 import (
 	"bytes"
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"log"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"syscall"
 	"testing"
@@ -154,27 +151,8 @@ func TestSecureCanary(t *testing.T) {
 		}
 
 		needle := []byte(canary)
-		dirs := []string{e.BlobDir}
-		if db.Driver == "sqlite" {
-			dirs = append(dirs, filepath.Dir(db.DSN))
-		}
-		for _, dir := range dirs {
-			filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-				if err != nil || d.IsDir() {
-					return err
-				}
-				b, err := os.ReadFile(p)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if bytes.Contains(b, needle) {
-					t.Errorf("canary found in %s", p)
-				}
-				return nil
-			})
-		}
-		if db.Driver == "mysql" {
-			dumpMySQL(t, e.DB.DB, needle)
+		for _, where := range e.FindPlaintext(t, needle) {
+			t.Errorf("canary found in %s", where)
 		}
 		rc := redis.NewClient(&redis.Options{Addr: addr})
 		defer rc.Close()
@@ -195,43 +173,6 @@ func TestSecureCanary(t *testing.T) {
 			}
 		}
 	})
-}
-
-// dumpMySQL reads every row of every table and fails if needle is in one.
-func dumpMySQL(t *testing.T, db *sqlx.DB, needle []byte) {
-	t.Helper()
-	var tables []string
-	if err := db.Select(&tables, "SELECT table_name FROM information_schema.tables WHERE table_schema = DATABASE()"); err != nil {
-		t.Fatal(err)
-	}
-	seen := 0
-	for _, table := range tables {
-		rows, err := db.Query("SELECT * FROM " + table)
-		if err != nil {
-			t.Fatal(err)
-		}
-		cols, _ := rows.Columns()
-		vals := make([]sql.RawBytes, len(cols))
-		ptrs := make([]any, len(cols))
-		for i := range vals {
-			ptrs[i] = &vals[i]
-		}
-		for rows.Next() {
-			if err := rows.Scan(ptrs...); err != nil {
-				t.Fatal(err)
-			}
-			for i, v := range vals {
-				seen++
-				if bytes.Contains(v, needle) {
-					t.Errorf("canary found in MariaDB %s.%s", table, cols[i])
-				}
-			}
-		}
-		rows.Close()
-	}
-	if seen == 0 {
-		t.Fatal("no rows read from MariaDB")
-	}
 }
 
 // TestTwoNodes: two stores sharing one database and one Redis see each

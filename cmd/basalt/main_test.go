@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -145,16 +144,6 @@ func TestUsageErrors(t *testing.T) {
 	}
 }
 
-func freePort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
 // TestServe runs the real daemon as a child process, checks its health
 // endpoints, and stops it with SIGTERM: it must exit cleanly.
 func TestServe(t *testing.T) {
@@ -171,11 +160,11 @@ func TestServe(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			httpAddr, metricsAddr := freePort(t), freePort(t)
+			httpAddr, metricsAddr := testsupport.FreePort(t), testsupport.FreePort(t)
 			// The mail listeners too, on ports of the test's choosing.
 			mail := fmt.Sprintf("[smtp]\nmx_listen = %q\nsubmission_listen = %q\nsubmissions_listen = %q\nlmtp_listen = %q\n"+
 				"[pop3]\nlisten = %q\ntls_listen = %q\n[imap]\nlisten = %q\ntls_listen = %q\n",
-				freePort(t), freePort(t), freePort(t), freePort(t), freePort(t), freePort(t), freePort(t), freePort(t))
+				testsupport.FreePort(t), testsupport.FreePort(t), testsupport.FreePort(t), testsupport.FreePort(t), testsupport.FreePort(t), testsupport.FreePort(t), testsupport.FreePort(t), testsupport.FreePort(t))
 			cfg := kdfConfig(t, tc.extra(t)+mail+fmt.Sprintf("[http]\nlisten = %q\nmetrics_listen = %q\n", httpAddr, metricsAddr))
 			data := t.TempDir()
 			done, stderr, cmd := startDaemon(t, "-config", cfg, "-data", data)

@@ -43,10 +43,10 @@ func TestSMTPDurability(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			extra := tc.extra(t)
-			mx := freePort(t)
+			mx := testsupport.FreePort(t)
 			cfg := kdfConfig(t, extra+fmt.Sprintf("[http]\nlisten = %q\n[smtp]\nhostname = \"mx.test\"\nmx_listen = %q\n"+
 				"submission_listen = \"off\"\nsubmissions_listen = \"off\"\nlmtp_listen = \"off\"\n"+
-				"[pop3]\nlisten = \"off\"\ntls_listen = \"off\"\n[imap]\nlisten = \"off\"\ntls_listen = \"off\"\n", freePort(t), mx))
+				"[pop3]\nlisten = \"off\"\ntls_listen = \"off\"\n[imap]\nlisten = \"off\"\ntls_listen = \"off\"\n", testsupport.FreePort(t), mx))
 			data := t.TempDir()
 			d := []string{"-data", data, "-config", cfg}
 			mustBasalt(t, "", append([]string{"domain", "add", "example.org"}, d...)...)
