@@ -170,3 +170,41 @@ func TestLoginCacheConcurrent(t *testing.T) {
 		}
 	}
 }
+
+// TestLoginBurst: clients that open their connections at once (Thunderbird
+// opens several, imaptest ten; 200 here) log in on all of them under the default
+// limits. The logins waiting for one hash used to be counted together
+// once it was done, past the per-account limit, and most were refused.
+func TestLoginBurst(t *testing.T) {
+	ctx := context.Background()
+	e := open(t, "memory", "", "", session.Config{})
+	alice := e.NewUser(t, "alice@example.org", false)
+	// A hash that takes a while, as real ones do, so that the logins
+	// pile up waiting for it.
+	slow := crypt.KDFParams{Time: 2, MemoryKiB: 8 * 1024, Threads: 1}
+	svc := session.New(e.Store, session.Config{KDF: slow}, nil)
+	if err := svc.ResetPassword(ctx, alice.User.ID, storetest.Password, false); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 200)
+	for range 200 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := svc.Authenticate(ctx, "alice@example.org", storetest.Password, "192.0.2.7")
+			errs <- err
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatalf("one of 200 logins at once: %v", err)
+		}
+	}
+	// The guesses after them are still bounded.
+	if got := guesses(t, svc, "alice@example.org", 50, func(int) string { return "192.0.2.7" }); got != 5 {
+		t.Fatalf("50 guesses after the burst tried %d, want the default 5", got)
+	}
+}

@@ -240,9 +240,8 @@ func (s *Service) attempt(ctx context.Context, login, ip string, check func(cred
 		}
 		return nil, err
 	}
-	if at == nil {
-		return nil, errors.New("authenticate: the login was decided without the throttle") // a bug of check's
-	}
+	// A login admitted from the verified-login cache took no count (at is
+	// nil): its first login gave its count back and marked the network.
 	if err := at.Succeeded(ctx); err != nil {
 		s.log.Warn("login throttle", "err", err)
 	}
@@ -316,11 +315,12 @@ func (s *Service) check(ctx context.Context, cred *store.Credentials, password s
 		cached, done := s.verified.claim(ctx, sum, s.now())
 		defer done()
 		if cached {
-			// Still counted: a banned client learns nothing, not even
-			// that a password is the one in the cache.
-			if err := gate(); err != nil {
-				return nil, err
-			}
+			// Not counted: the password is known good, so this is no
+			// guess, and counting a burst of them (a client opening its
+			// connections at once, which wait here for one hash) took
+			// the account's tries and banned its own logins. A banned
+			// client was turned away before (Throttle.Check), so it
+			// learns nothing of the cache either.
 			return s.admit(ctx, *cred, nil)
 		}
 	}
