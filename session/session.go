@@ -241,8 +241,13 @@ func (s *Service) attempt(ctx context.Context, login, ip string, check func(cred
 		return nil, err
 	}
 	// A login admitted from the verified-login cache took no count (at is
-	// nil): its first login gave its count back and marked the network.
-	if err := at.Succeeded(ctx); err != nil {
+	// nil), but marks its network trusted as any success does.
+	if at == nil {
+		err = s.throttle.Trust(ctx, account, addr)
+	} else {
+		err = at.Succeeded(ctx)
+	}
+	if err != nil {
 		s.log.Warn("login throttle", "err", err)
 	}
 	return auth, nil

@@ -295,6 +295,20 @@ func (a *Attempt) Succeeded(ctx context.Context) error {
 	return nil
 }
 
+// Trust marks ip's network trusted for account, as Succeeded does, for a
+// login decided without an Attempt (one the verified-login cache admits,
+// which is no guess and is not counted).
+func (t *Throttle) Trust(ctx context.Context, account string, ip netip.Addr) error {
+	if t.TrustFor <= 0 {
+		return nil
+	}
+	_, network := networks(ip)
+	key := "authok:" + account + "|" + network
+	return t.counts().do(ctx, func(error) bool { return true }, func(c cache.Cache, _ bool) error {
+		return c.Set(ctx, key, cache.Entry{}, t.TrustFor)
+	})
+}
+
 // Local reports whether the attempt was counted on this node alone (the
 // shared cache had failed).
 func (a *Attempt) Local() bool { return a != nil && a.local }
