@@ -110,9 +110,6 @@ func (s *session) Rename(oldName, newName string, _ *imap.RenameOptions) error {
 	if _, err := acct.Move(s.srv.base, ref.mb.ID, nil, dst.ID); err != nil {
 		return s.storeErr("rename INBOX", err)
 	}
-	if s.sel != nil && s.sel.ref.sameMailbox(ref) {
-		s.sel.dirty = true
-	}
 	return nil
 }
 

@@ -38,7 +38,6 @@ type selected struct {
 	// own holds the modseqs of this session's flag changes, which it has
 	// answered already and must not report again as unilateral FETCHes.
 	own     []uint64
-	dirty   bool // this session changed the mailbox: sync at the next poll
 	deleted bool // the mailbox was deleted by this session
 	// keywords are the keywords the client has been told of in FLAGS
 	// (RFC 3501 7.2.6), sorted; a FETCH shows no other.
@@ -227,7 +226,8 @@ func (s *session) Select(name string, options *imap.SelectOptions) (*imap.Select
 	var ownerWatch *store.Watch
 	if ref.shared() {
 		// Watched before the UIDs are read; the mailbox row was read
-		// before that, which the first sync makes up for (dirty below).
+		// before that, which the first poll makes up for: it reads the
+		// store whatever the bus said.
 		if ownerWatch, err = s.srv.store.Watch(s.srv.base, ref.acct.UserID()); err != nil {
 			return nil, s.storeErr("select: watch the owner", err)
 		}
@@ -252,7 +252,7 @@ func (s *session) open(ref mailboxRef, readOnly bool) (*selected, *imap.SelectDa
 		return nil, nil, s.storeErr("select", err)
 	}
 	rev2 := s.conn.EnabledCaps().Has(imap.CapIMAP4rev2)
-	sel := &selected{ref: ref, readOnly: readOnly, rights: ref.rights, uids: uids, modseq: ref.mb.HighestModSeq, dirty: ref.shared(), rev1: !rev2}
+	sel := &selected{ref: ref, readOnly: readOnly, rights: ref.rights, uids: uids, modseq: ref.mb.HighestModSeq, rev1: !rev2}
 	// Read after the mailbox row, so that a keyword brought in since is
 	// listed at the latest by the first sync's FLAGS.
 	if sel.keywords, err = ref.acct.Keywords(s.srv.base, ref.mb.ID); err != nil {
@@ -411,7 +411,6 @@ func (s *session) refresh(w *imapserver.UpdateWriter) error {
 	if err != nil {
 		return s.storeErr("sync", err)
 	}
-	sel.dirty = false
 	if ch.HighestModSeq <= sel.modseq {
 		return nil
 	}

@@ -225,9 +225,6 @@ func (s *session) copyOrMove(numSet imap.NumSet, dest string, move bool, mw *ima
 	if err != nil {
 		return nil, s.storeErr("copy", err)
 	}
-	if dst.sameMailbox(sel.ref) {
-		sel.dirty = true
-	}
 	var data *imap.CopyData
 	if len(res.Pairs) > 0 {
 		data = &imap.CopyData{UIDValidity: res.UIDValidity}
@@ -353,9 +350,6 @@ func (s *session) Append(mailbox string, r imap.LiteralReader, options *imap.App
 	}
 	if err != nil {
 		return nil, s.storeErr("append", err)
-	}
-	if s.sel != nil && s.sel.ref.sameMailbox(ref) {
-		s.sel.dirty = true
 	}
 	return &imap.AppendData{UID: imap.UID(res.UID), UIDValidity: res.UIDValidity}, nil
 }
