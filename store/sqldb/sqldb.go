@@ -47,10 +47,11 @@ type Config struct {
 type DB struct {
 	*sqlx.DB
 	dialect string
-	// writeSem serialises write transactions on SQLite, which allows one
-	// writer at a time: waiting here is cheaper and fairer than spinning on
-	// SQLITE_BUSY inside the driver. Nil for MySQL.
-	writeSem chan struct{}
+	// writer runs the write transactions of SQLite, which allows one
+	// writer at a time, in batches that share a commit (batch.go): waiting
+	// there is cheaper and fairer than spinning on SQLITE_BUSY inside the
+	// driver. Nil for MySQL.
+	writer *writer
 	// stmts holds the statements of the hot paths, prepared once: parsing
 	// SQL again for every delivery is a large share of its cost on SQLite.
 	stmts  sync.Map // query -> *sqlx.Stmt
@@ -83,7 +84,7 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 			return nil, fmt.Errorf("open sqlite: %w", err)
 		}
 		dsn = sqliteDSN(cfg.DSN)
-		db.writeSem = make(chan struct{}, 1)
+		db.writer = &writer{}
 	case MySQL:
 		mc, err := mysql.ParseDSN(cfg.DSN)
 		if err != nil {
@@ -310,44 +311,39 @@ func (db *DB) Close() error {
 func (db *DB) Dialect() string { return db.dialect }
 
 // ExecContext runs one statement outside a transaction. On SQLite that is
-// a write, and it waits its turn with the write transactions (writeSem)
-// rather than on SQLite's own lock: waiting there holds a pool connection
-// for up to the busy timeout, which a transaction holding the lock may
-// need to finish — under load every connection ends up waiting, and the
-// writer too, until the timeout breaks it (seen as 30 s stalls and
-// SQLITE_BUSY under imaptest). Never call it from inside Tx's fn: the
-// statement belongs in the transaction.
+// a write, and it waits its turn with the write transactions, and commits
+// in a batch with them, rather than waiting on SQLite's own lock: waiting
+// there holds a pool connection for up to the busy timeout, which a
+// transaction holding the lock may need to finish — under load every
+// connection ends up waiting, and the writer too, until the timeout breaks
+// it (seen as 30 s stalls and SQLITE_BUSY under imaptest). Never call it
+// from inside Tx's fn: the statement belongs in the transaction.
 func (db *DB) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
-	if db.writeSem != nil {
-		select {
-		case db.writeSem <- struct{}{}:
-			defer func() { <-db.writeSem }()
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
+	if db.writer == nil {
+		return db.DB.ExecContext(ctx, query, args...)
 	}
-	if st := db.cached(ctx, query); st != nil {
-		return st.ExecContext(ctx, args...)
-	}
-	return db.DB.ExecContext(ctx, query, args...)
+	var res sql.Result
+	err := db.writer.do(ctx, db, func(tx *sqlx.Tx) error {
+		var err error
+		res, err = db.TxExec(ctx, tx, query, args...)
+		return err
+	})
+	return res, err
 }
 
 // Tx runs fn in a write transaction and commits it. A transaction that loses
 // a deadlock or lock wait (MySQL) or finds the database busy (SQLite) is
 // retried from the start a few times, so fn must not have effects outside
-// the transaction until it returns nil.
+// the transaction until it returns nil. On SQLite fn shares its
+// transaction with the writes waiting at the same time (batch.go): it may
+// run on another goroutine, and again when the batch fails for another
+// write's sake.
 func (db *DB) Tx(ctx context.Context, fn func(tx *sqlx.Tx) error) error {
-	if db.writeSem != nil {
-		select {
-		case db.writeSem <- struct{}{}:
-			defer func() { <-db.writeSem }()
-		case <-ctx.Done():
-			return ctx.Err()
-		}
+	if db.writer != nil {
+		return db.writer.do(ctx, db, fn)
 	}
-	const attempts = 5
 	var err error
-	for i := 0; i < attempts; i++ {
+	for i := 0; i < maxAttempts; i++ {
 		err = db.tryTx(ctx, fn)
 		if err == nil || !retryable(err) {
 			return err
