@@ -105,6 +105,13 @@ type AppendOptions struct {
 	// daily received bytes, per user and per sending IP.
 	Inbound  bool
 	RemoteIP string
+	// ClaimRecent is set by an IMAP session that has the mailbox selected
+	// read-write: the message it appends is recent to it (RFC 3501 2.3.2),
+	// and so is any other unclaimed one below it. The claim is made in the
+	// append's own transaction, so the session's next poll, and those of
+	// the other sessions with the mailbox selected, find nothing to claim
+	// and write nothing.
+	ClaimRecent bool
 }
 
 // Appended says where an appended message went.
@@ -115,6 +122,10 @@ type Appended struct {
 	UIDValidity uint32
 	ModSeq      uint64
 	Size        int64
+	// RecentFrom is, with AppendOptions.ClaimRecent, where the claim
+	// started: the messages from RecentFrom up to UID are recent to the
+	// appending session.
+	RecentFrom uint32
 }
 
 // errStaleKey means the user's key changed between sealing a message and
@@ -277,6 +288,9 @@ func (a *Account) Append(ctx context.Context, mailboxID int64, raw []byte, opts 
 			out, err = a.commitAppend(ctx, tx, c, mailboxID, p, m, flags, kws, opts)
 			if err == nil && viewerSeen {
 				err = a.markSeen(ctx, tx, mailboxID, out.ID)
+			}
+			if err == nil && opts.ClaimRecent {
+				out.RecentFrom, err = a.claimRecentTx(ctx, tx, mailboxID, out.UID+1)
 			}
 			return err
 		})

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/jmoiron/sqlx"
 )
@@ -30,6 +31,14 @@ func (a *Account) ClaimRecent(ctx context.Context, mailboxID int64, upto uint32)
 	if _, err := a.need(ctx, mailboxID, RightRead); err != nil {
 		return 0, fmt.Errorf("claim recent in mailbox %d: %w", mailboxID, err)
 	}
+	// Sessions of this process that see the same new mail take turns, so
+	// that the first one's claim is what the others read, and they skip
+	// the write: otherwise every session with the mailbox selected queued
+	// an UPDATE behind SQLite's single writer at each poll after an
+	// append (most of imaptest's steady-state latency). Other nodes race
+	// through the compare-and-set below.
+	mu := a.s.claims.lock(mailboxID)
+	defer mu.Unlock()
 	// Bounded: each lost race means another session claimed more, and
 	// upto is soon reached.
 	for range 20 {
@@ -53,6 +62,33 @@ func (a *Account) ClaimRecent(ctx context.Context, mailboxID int64, upto uint32)
 		}
 	}
 	return 0, fmt.Errorf("claim recent in mailbox %d: too many sessions racing", mailboxID)
+}
+
+// claimRecentTx is ClaimRecent inside a write transaction, which holds the
+// user's row and so runs alone among the user's writers.
+func (a *Account) claimRecentTx(ctx context.Context, tx *sqlx.Tx, mailboxID int64, upto uint32) (uint32, error) {
+	var cur uint32
+	if err := a.s.db.TxGet(ctx, tx, &cur, a.s.rebind("SELECT recent_uid FROM mailboxes WHERE id = ?"), mailboxID); err != nil {
+		return 0, fmt.Errorf("claim recent in mailbox %d: %w", mailboxID, notFound(err))
+	}
+	if cur >= upto {
+		return upto, nil
+	}
+	if _, err := a.s.db.TxExec(ctx, tx, a.s.rebind("UPDATE mailboxes SET recent_uid = ? WHERE id = ?"), upto, mailboxID); err != nil {
+		return 0, fmt.Errorf("claim recent in mailbox %d: %w", mailboxID, err)
+	}
+	return cur, nil
+}
+
+// claimLocks stripes a mutex per mailbox over a fixed set, so that it
+// needs no cleanup as mailboxes come and go; two mailboxes sharing a
+// stripe only wait a little longer.
+type claimLocks [64]sync.Mutex
+
+func (c *claimLocks) lock(mailboxID int64) *sync.Mutex {
+	mu := &c[uint64(mailboxID)%uint64(len(c))]
+	mu.Lock()
+	return mu
 }
 
 // RecentCount returns how many messages of one of the account's mailboxes

@@ -55,6 +55,19 @@ func TestClaimRecent(t *testing.T) {
 		if from, err := a.ClaimRecent(ctx, inbox, 2); err != nil || from != 2 {
 			t.Fatalf("ClaimRecent(2) = %d, %v; want nothing (2)", from, err)
 		}
+		// An append by a session with the mailbox selected claims in its
+		// own transaction: the unclaimed message before it and itself.
+		storetest.Append(t, a, inbox, []byte("Subject: x\r\n\r\nx\r\n"), store.AppendOptions{})
+		res, err := a.Append(ctx, inbox, []byte("Subject: y\r\n\r\ny\r\n"), store.AppendOptions{ClaimRecent: true})
+		if err != nil || res.UID != 6 || res.RecentFrom != 5 {
+			t.Fatalf("Append with ClaimRecent = UID %d, RecentFrom %d, %v; want 6, 5", res.UID, res.RecentFrom, err)
+		}
+		if n, err := a.RecentCount(ctx, inbox); err != nil || n != 0 {
+			t.Fatalf("RecentCount after a claiming append = %d, %v", n, err)
+		}
+		if from, err := a.ClaimRecent(ctx, inbox, 7); err != nil || from != 7 {
+			t.Fatalf("ClaimRecent(7) after a claiming append = %d, %v; want nothing (7)", from, err)
+		}
 	})
 }
 

@@ -78,6 +78,7 @@ type Store struct {
 	now     func() time.Time
 	hooks   hooks
 	group   groupCommit
+	claims  claimLocks // ClaimRecent
 	// localCache is set when the cache lives in this process only.
 	localCache bool
 	// watches fans change events out to this process's watchers (watch.go).

@@ -172,6 +172,13 @@ func (s *session) claimRecent(sel *selected, recentUID, upto uint32) error {
 			return s.storeErr("claim recent messages", err)
 		}
 	}
+	sel.addRecent(from, upto)
+	return nil
+}
+
+// addRecent records that the messages from UID from up to upto are recent
+// to the session.
+func (sel *selected) addRecent(from, upto uint32) {
 	switch n := len(sel.recent); {
 	case from >= upto:
 	case n > 0 && sel.recent[n-1].hi >= from:
@@ -180,7 +187,6 @@ func (s *session) claimRecent(sel *selected, recentUID, upto uint32) error {
 	default:
 		sel.recent = append(sel.recent, uidSpan{from, upto})
 	}
-	return nil
 }
 
 var mailboxFlags = []imap.Flag{imap.FlagAnswered, imap.FlagFlagged, imap.FlagDeleted, imap.FlagSeen, imap.FlagDraft, flagJunk}
@@ -433,6 +439,9 @@ func (s *session) refresh(w *imapserver.UpdateWriter) error {
 	}
 	var flagged []store.Message
 	var top uint32 // the highest UID new to the view
+	// Counted before the new messages join the view: this session's own
+	// APPEND claimed its message before the poll saw it.
+	before := sel.numRecent()
 	for _, m := range rows {
 		i, known := slices.BinarySearch(sel.uids, m.UID)
 		switch {
@@ -446,7 +455,6 @@ func (s *session) refresh(w *imapserver.UpdateWriter) error {
 	if top > 0 {
 		// Mail that arrives while the mailbox is selected is recent to
 		// this session, unless another one selected it first.
-		before := sel.numRecent()
 		if err := s.claimRecent(sel, ch.RecentUID, top+1); err != nil {
 			return err
 		}

@@ -344,12 +344,19 @@ func (s *session) Append(mailbox string, r imap.LiteralReader, options *imap.App
 		return nil, err
 	}
 	defer done()
-	res, err := ref.acct.Append(s.srv.base, ref.mb.ID, raw, store.AppendOptions{Flags: bits, Keywords: kws, InternalDate: options.Time})
+	// Appending into the mailbox this session has selected, it claims the
+	// message as recent at once (RFC 3501 2.3.2).
+	sel := s.sel
+	claim := sel != nil && !sel.readOnly && sel.ref.sameMailbox(ref)
+	res, err := ref.acct.Append(s.srv.base, ref.mb.ID, raw, store.AppendOptions{Flags: bits, Keywords: kws, InternalDate: options.Time, ClaimRecent: claim})
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, errTryCreate
 	}
 	if err != nil {
 		return nil, s.storeErr("append", err)
+	}
+	if claim {
+		sel.addRecent(res.RecentFrom, res.UID+1)
 	}
 	return &imap.AppendData{UID: imap.UID(res.UID), UIDValidity: res.UIDValidity}, nil
 }
