@@ -35,6 +35,8 @@ type setup struct {
 	// login: the tests have only loopback to connect from.
 	remote bool
 	cram   bool
+	// beforeSearch is the Server's hook (Server.beforeSearch).
+	beforeSearch func(ctx context.Context)
 }
 
 // harness is a Server on real sockets on 127.0.0.1 over a real store.
@@ -70,6 +72,7 @@ func start(t testing.TB, su setup) *harness {
 	cfg.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	srv := New(cfg, env.Store, env.Session, log)
 	srv.trustLoopback = !su.remote
+	srv.beforeSearch = su.beforeSearch
 	h := &harness{
 		t: t, env: env, srv: srv, logs: logs,
 		tls:    &tls.Config{RootCAs: pool, ServerName: testHost},

@@ -157,9 +157,7 @@ func (h *harness) inbox(a *store.Account) []store.Message {
 
 // connections reports how many connections the server holds.
 func (h *harness) connections() int {
-	h.srv.mu.Lock()
-	defer h.srv.mu.Unlock()
-	return len(h.srv.conns)
+	return h.srv.set.Open()
 }
 
 // waitConnections waits until the server holds n connections.

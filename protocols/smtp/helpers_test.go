@@ -196,9 +196,7 @@ func (h *harness) inbox(addr string) []string {
 
 // connections reports how many connections the server holds.
 func (h *harness) connections() int {
-	h.srv.mu.Lock()
-	defer h.srv.mu.Unlock()
-	return len(h.srv.conns)
+	return h.srv.set.Open()
 }
 
 // waitConnections waits until the server holds n connections.

@@ -67,7 +67,9 @@ func (s *Server) newSession(c *smtp.Conn) (smtp.Session, error) {
 	return &smtpSession{srv: s, conn: cn, c: c, role: cn.role, remote: addrString(c.Conn().RemoteAddr())}, nil
 }
 
-func (s *smtpSession) ctx() context.Context { return s.srv.base }
+// ctx is the connection's context: it ends when the client goes away or
+// the server aborts, and the agent's calls with it.
+func (s *smtpSession) ctx() context.Context { return s.conn.Context() }
 
 func (s *smtpSession) isTLS() bool {
 	_, ok := s.c.TLSConnectionState()
@@ -238,10 +240,10 @@ type outcome struct {
 // deliver hands the message to the agent, which answers once it is
 // durable, and logs the transaction.
 func (s *smtpSession) deliver(env *delivery.Envelope, rcpts []delivery.Recipient, r io.Reader) (outcome, error) {
-	if !s.srv.startDelivery() {
+	if !s.srv.inflight.start() {
 		return outcome{}, errShuttingDown
 	}
-	defer s.srv.inflight.Done()
+	defer s.srv.inflight.done()
 	start := time.Now()
 	body := &countingReader{r: r}
 	results, err := s.srv.agent.Deliver(s.ctx(), env, rcpts, body)
