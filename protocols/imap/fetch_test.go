@@ -33,7 +33,7 @@ func TestGreetingAndCapabilities(t *testing.T) {
 		}
 	}
 	// What the library release cannot dispatch is not offered; nor ID,
-	// which the guard answers but the library cannot advertise (doc.go).
+	// which the guard answers but the library cannot advertise (quirks.go).
 	for _, never := range []string{"QUOTA", "ACL", "SORT", "THREAD", "ID", "CONDSTORE", "QRESYNC", "STARTTLS", "AUTH=PLAIN"} {
 		if strings.Contains(caps+" ", " "+never+" ") {
 			t.Errorf("capabilities %q offer %s", caps, never)

@@ -43,7 +43,7 @@ import (
 // where literals ("{n}", "{n+}") start and how long they are, the first
 // two words of a command line (tag and command) and of a tagged response
 // (tag and status). It parses nothing else, with three exceptions where
-// the library release falls short (doc.go): it answers ID itself and
+// the library release falls short (quirks.go): it answers ID itself and
 // makes LIST and LSUB patterns readable to the library, reading each
 // command line's start before handing it over (commandline.go); and in
 // responses it writes a partial BINARY section's origin (binorigin.go)

@@ -106,7 +106,7 @@ func (c Config) WithDefaults() Config {
 // dispatches no command for them: QUOTA, ACL, SORT, THREAD,
 // CONDSTORE/QRESYNC (the store keeps a modseq per message, ready for the
 // last two). ID the guard answers (commandline.go), but cannot offer:
-// the library advertises only capabilities of its own fixed lists (doc.go).
+// the library advertises only capabilities of its own fixed lists (quirks.go).
 var capabilities = imap.CapSet{
 	imap.CapIMAP4rev1: {}, imap.CapIMAP4rev2: {},
 	imap.CapLiteralPlus: {}, imap.CapNamespace: {}, imap.CapUIDPlus: {},
