@@ -164,7 +164,7 @@ func (l *setListener) Accept() (net.Conn, error) {
 		}
 		c, err := s.admit(raw, l.handled)
 		if err != nil {
-			s.cfg.Log.Info(s.cfg.Name+" connection refused", "remote", addrString(raw.RemoteAddr()), "reason", err)
+			s.cfg.Log.Info(s.cfg.Name+" connection refused", "remote", AddrString(raw.RemoteAddr()), "reason", err)
 			s.refuser.Refuse(raw, l.tlsCfg, s.cfg.Refusal(err))
 			continue
 		}
@@ -278,26 +278,17 @@ func (s *Set) abort() {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.AbortWait)
 	defer cancel()
-	done := make(chan struct{})
-	go func() {
-		s.active.Wait()
-		close(done)
-	}()
-	select {
-	case <-done:
-		if s.cfg.Drain != nil {
-			s.cfg.Drain(ctx)
-		}
-	case <-ctx.Done():
+	if wait(ctx, &s.active) && s.cfg.Drain != nil {
+		s.cfg.Drain(ctx)
 	}
 	if ctx.Err() != nil {
 		s.cfg.Log.Warn(s.cfg.Name + ": sessions still running after shutdown")
 	}
 }
 
-// addrString is a client's address for logs; a unix socket's client may
+// AddrString is a client's address for logs; a unix socket's client may
 // have none.
-func addrString(a net.Addr) string {
+func AddrString(a net.Addr) string {
 	if a == nil {
 		return "local"
 	}

@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -171,36 +170,56 @@ func TestShutdown(t *testing.T) {
 	}
 }
 
-// TestShutdownDrain: the Drain hook runs once the connections have ended,
-// and Shutdown waits for it; a Drain still waiting when the grace ends
-// makes it fail.
+// TestShutdownDrain: with Tasks as the Drain hook, Shutdown waits for a
+// task that outlives its connection, and none starts after; a task still
+// running when the grace ends makes it fail.
 func TestShutdownDrain(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
-		work    time.Duration // what Drain waits for
+		work    time.Duration // how long the task runs
 		wantErr error
 	}{
 		{"drained", 50 * time.Millisecond, nil},
 		{"past the grace", time.Hour, context.DeadlineExceeded},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			var calls atomic.Int32
-			ls := startLineServer(t, Config{Drain: func(ctx context.Context) {
-				calls.Add(1)
-				select {
-				case <-time.After(tc.work):
-				case <-ctx.Done():
-				}
-			}, AbortWait: 100 * time.Millisecond}, func(*Conn, string) string { return "ok" })
-			ls.dial(t)
+			var tasks Tasks
+			finished := make(chan struct{})
+			ls := startLineServer(t, Config{Drain: tasks.Drain, AbortWait: 100 * time.Millisecond},
+				func(c *Conn, _ string) string {
+					if !tasks.Start() {
+						return "refused"
+					}
+					go func() {
+						defer tasks.Done()
+						select {
+						case <-time.After(tc.work):
+							close(finished)
+						case <-t.Context().Done():
+						}
+					}()
+					return "started"
+				})
+			c, r := ls.dial(t)
+			io.WriteString(c, "start\n")
+			if l, _ := r.ReadString('\n'); l != "started\n" {
+				t.Fatalf("read %q", l)
+			}
 			ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
 			defer cancel()
 			err := ls.set.Shutdown(ctx)
 			if !errors.Is(err, tc.wantErr) || (err == nil) != (tc.wantErr == nil) {
 				t.Fatalf("err %v, want %v", err, tc.wantErr)
 			}
-			if calls.Load() == 0 {
-				t.Error("Drain not called")
+			if err == nil {
+				select {
+				case <-finished:
+				default:
+					t.Error("Shutdown returned before the task finished")
+				}
+			}
+			if tasks.Start() {
+				t.Error("a task started after the drain")
 			}
 			if ls.set.Context().Err() == nil {
 				t.Error("the Set's context is not done after the shutdown")

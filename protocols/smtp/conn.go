@@ -82,7 +82,7 @@ func (c *conn) Write(b []byte) (int, error) {
 		// go-smtp answered the command itself (500-504: syntax, an
 		// unknown or out-of-sequence command) and it was the one too
 		// many: RFC 5321 3.8 lets the server close with a 421.
-		c.srv.log.Info("smtp connection dropped", "role", c.role, "remote", addrString(c.RemoteAddr()), "reason", errTooManyErrors.Message)
+		c.srv.log.Info("smtp connection dropped", "role", c.role, "remote", listener.AddrString(c.RemoteAddr()), "reason", errTooManyErrors.Message)
 		e := errTooManyErrors
 		fmt.Fprintf(c.Conn, "%d %d.%d.%d %s\r\n", e.Code, e.EnhancedCode[0], e.EnhancedCode[1], e.EnhancedCode[2], e.Message)
 		c.Close()

@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/emersion/go-smtp"
@@ -141,7 +140,7 @@ type Server struct {
 	set *listener.Set
 	// inflight are the deliveries running, which a shutdown waits for
 	// (the Set's Drain hook).
-	inflight deliveries
+	inflight listener.Tasks
 	// trustLoopback counts loopback clients as secure for AUTH; only
 	// tests turn it off, to see what a remote client sees.
 	trustLoopback bool
@@ -167,7 +166,7 @@ func New(cfg Config, agent *delivery.Agent, auth Authenticator, log *slog.Logger
 			}
 			return fmt.Sprintf("%d %d.%d.%d %s %s", e.Code, e.EnhancedCode[0], e.EnhancedCode[1], e.EnhancedCode[2], s.cfg.Hostname, e.Message)
 		},
-		Drain: s.inflight.drain,
+		Drain: s.inflight.Drain,
 	})
 	s.mx = s.newProto(false, s.cfg.TLS)
 	s.submission = s.newProto(false, s.cfg.TLS)
@@ -252,56 +251,6 @@ func (s *Server) closeProtos() {
 	for _, p := range []*smtp.Server{s.mx, s.submission, s.lmtp} {
 		p.Close() // ErrServerClosed the second time: nothing to do
 	}
-}
-
-// deliveries counts the deliveries running. Once drained, it starts no
-// more: the connections are gone or being cut off.
-type deliveries struct {
-	mu      sync.Mutex
-	stopped bool
-	wg      sync.WaitGroup // Add under mu, never once stopped
-}
-
-// start counts a delivery in, unless the server is past waiting for
-// them; done counts it out.
-func (d *deliveries) start() bool {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.stopped {
-		return false
-	}
-	d.wg.Add(1)
-	return true
-}
-
-func (d *deliveries) done() { d.wg.Done() }
-
-// drain stops new deliveries and waits for those running until ctx ends.
-func (d *deliveries) drain(ctx context.Context) {
-	d.mu.Lock()
-	d.stopped = true
-	d.mu.Unlock()
-	done := make(chan struct{})
-	go func() {
-		d.wg.Wait()
-		close(done)
-	}()
-	select {
-	case <-done:
-	case <-ctx.Done():
-	}
-}
-
-// addrString is a client's address for logs; a unix socket's client may
-// have none.
-func addrString(a net.Addr) string {
-	if a == nil {
-		return "local"
-	}
-	if s := a.String(); s != "" && s != "@" {
-		return s
-	}
-	return "local"
 }
 
 // roleListener hands go-smtp the connections the Set admitted, in

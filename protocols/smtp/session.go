@@ -18,6 +18,7 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"basalt/delivery"
+	"basalt/protocols/listener"
 	"basalt/protocols/saslserver"
 	"basalt/session"
 )
@@ -64,7 +65,7 @@ func (s *Server) newSession(c *smtp.Conn) (smtp.Session, error) {
 	if cn == nil {
 		return nil, errors.New("connection not admitted") // cannot happen: listener admits all
 	}
-	return &smtpSession{srv: s, conn: cn, c: c, role: cn.role, remote: addrString(c.Conn().RemoteAddr())}, nil
+	return &smtpSession{srv: s, conn: cn, c: c, role: cn.role, remote: listener.AddrString(c.Conn().RemoteAddr())}, nil
 }
 
 // ctx is the connection's context: it ends when the client goes away or
@@ -240,10 +241,10 @@ type outcome struct {
 // deliver hands the message to the agent, which answers once it is
 // durable, and logs the transaction.
 func (s *smtpSession) deliver(env *delivery.Envelope, rcpts []delivery.Recipient, r io.Reader) (outcome, error) {
-	if !s.srv.inflight.start() {
+	if !s.srv.inflight.Start() {
 		return outcome{}, errShuttingDown
 	}
-	defer s.srv.inflight.done()
+	defer s.srv.inflight.Done()
 	start := time.Now()
 	body := &countingReader{r: r}
 	results, err := s.srv.agent.Deliver(s.ctx(), env, rcpts, body)
