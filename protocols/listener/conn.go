@@ -43,6 +43,8 @@ type Conn struct {
 	// error after it (the client went away).
 	held    []byte
 	heldErr error
+	// buf is Watch's read buffer, kept for the connection's next Watch.
+	buf []byte
 }
 
 // Context is the connection's: it ends when the client goes away (a read
@@ -184,12 +186,15 @@ func (c *Conn) Watch() {
 	}
 	done := make(chan struct{})
 	c.bg = done
-	go c.watch(done)
+	if c.buf == nil {
+		c.buf = make([]byte, 512)
+	}
+	go c.watch(done, c.buf)
 }
 
-func (c *Conn) watch(done chan struct{}) {
+// watch reads into buf, which no one else touches until done is closed.
+func (c *Conn) watch(done chan struct{}, buf []byte) {
 	defer close(done)
-	buf := make([]byte, 512)
 	for {
 		n, err := c.Conn.Read(buf)
 		c.mu.Lock()
