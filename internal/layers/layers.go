@@ -21,8 +21,8 @@ const (
 	Backend    Rank = 10 // crypt, store/sqldb, store/blob, store/cache
 	Model      Rank = 20 // store and its model packages, message
 	Service    Rank = 30 // delivery, session
-	FrontShare Rank = 35 // what the protocol front ends share: the listener, SASL
-	FrontEnd   Rank = 40 // rpc, rest, templates, static, protocols/*
+	FrontShare Rank = 35 // what front ends share: the listener, SASL, the static assets
+	FrontEnd   Rank = 40 // rpc, rest, templates, protocols/*
 	TestSupp   Rank = 45 // internal/testsupport: builds whole stores for tests
 	Root       Rank = 50 // server, the composition root
 	Command    Rank = 60 // cmd/...
@@ -72,7 +72,7 @@ var layers = []struct {
 	{"rpc", FrontEnd},
 	{"rest", FrontEnd},
 	{"templates", FrontEnd},
-	{"static", FrontEnd},
+	{"static", FrontShare},
 	{"internal/testsupport", TestSupp},
 	{"internal/layers", Backend}, // imports nothing of the module's
 	{"server", Root},

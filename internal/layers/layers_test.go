@@ -23,6 +23,8 @@ func TestCheck(t *testing.T) {
 		{"basalt/rpc", "basalt/store", true},
 		{"basalt/rpc", "basalt/message", true},
 		{"basalt/protocols/imap", "basalt/protocols/listener", true},
+		{"basalt/templates", "basalt/static", true},
+		{"basalt/static", "basalt/rpc", false},
 		{"basalt/protocols/smtp", "basalt/delivery", true},
 		{"basalt/delivery", "basalt/session", true},
 		{"basalt/session", "basalt/store/cache", true},
