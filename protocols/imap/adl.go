@@ -10,7 +10,7 @@ import (
 // The library has no room for an address's obsolete source route, RFC
 // 3501 7.4.2's adl: imap.Address holds name, mailbox and host only, and
 // every address goes out as (name NIL mailbox host) (go-imap v2
-// fetch.go:99-103, imapserver/fetch.go:558-574; doc.go). So before a
+// fetch.go:99-103, imapserver/fetch.go:558-574; quirks.go). So before a
 // FETCH response with an ENVELOPE whose addresses carry routes, the
 // session tells the guard the exact bytes the library will write for each
 // such address and what to write instead, the same with the route in

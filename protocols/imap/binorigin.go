@@ -8,7 +8,7 @@ import (
 
 // The library writes a partial BINARY section as "BINARY[part]", without
 // the origin RFC 3516 4.2 asks for ("BINARY[part]<origin>"), and has no
-// way to be told otherwise (imapserver/fetch.go:434-443; doc.go). So the
+// way to be told otherwise (imapserver/fetch.go:434-443; quirks.go). So the
 // session marks such a section: its part numbers, which the library
 // writes as they are, start with -(origin+1), a number no section part
 // can be. The guard's scan of what the server sends (scanOut) finds

@@ -9,7 +9,7 @@ import (
 )
 
 // What the guard does with a whole command line before the library sees
-// it, for two things the library release cannot do (doc.go):
+// it, for two things the library release cannot do (quirks.go):
 //
 //   - ID (RFC 2971) is not dispatched by the library, which answers BAD
 //     "Unknown command" (and before login ends the connection). The guard

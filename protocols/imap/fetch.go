@@ -59,7 +59,7 @@ func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *
 		for k, i := range chunk {
 			uids[k] = sel.uids[i]
 		}
-		msgs, err := acct.List(s.srv.base, id, store.ListQuery{UIDs: uidRanges(uids), WithInfo: needInfo})
+		msgs, err := acct.List(s.ctx(), id, store.ListQuery{UIDs: uidRanges(uids), WithInfo: needInfo})
 		if err != nil {
 			return s.storeErr("fetch", err)
 		}
@@ -152,7 +152,7 @@ func (s *session) fetchOne(w *imapserver.FetchWriter, seq uint32, m *store.Messa
 		if m.Info == nil {
 			return s.storeErr("fetch", errors.New("message without its parse"))
 		}
-		rc, err := s.sel.ref.acct.Open(s.srv.base, m.ID)
+		rc, err := s.sel.ref.acct.Open(s.ctx(), m.ID)
 		if errors.Is(err, store.ErrNotFound) {
 			return errExpungedMeanwhile
 		}

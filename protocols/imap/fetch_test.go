@@ -2,7 +2,6 @@ package imap
 
 import (
 	"fmt"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -33,7 +32,7 @@ func TestGreetingAndCapabilities(t *testing.T) {
 		}
 	}
 	// What the library release cannot dispatch is not offered; nor ID,
-	// which the guard answers but the library cannot advertise (doc.go).
+	// which the guard answers but the library cannot advertise (quirks.go).
 	for _, never := range []string{"QUOTA", "ACL", "SORT", "THREAD", "ID", "CONDSTORE", "QRESYNC", "STARTTLS", "AUTH=PLAIN"} {
 		if strings.Contains(caps+" ", " "+never+" ") {
 			t.Errorf("capabilities %q offer %s", caps, never)
@@ -45,7 +44,8 @@ func TestLogin(t *testing.T) {
 	testsupport.ForEachDatabase(t, func(t *testing.T, db testsupport.Database) {
 		h := start(t, setup{db: db})
 		h.user("alice@example.org", false)
-		h.user("sam@example.org", true)
+		sam := h.user("sam@example.org", true)
+		h.deliver(sam, "INBOX", msg("Plans", "Meet at the old mill at nine."), store.AppendOptions{})
 
 		c := h.dial(t)
 		c.expect(`LOGIN alice@example.org "wrong password"`, "NO [AUTHENTICATIONFAILED]")
@@ -55,12 +55,15 @@ func TestLogin(t *testing.T) {
 		c.expect(`LOGIN alice@example.org x`, "BAD")
 		c.ok("LOGOUT")
 
-		// A secure user's mail opens with the key unlocked at login.
-		sam := h.env.Session
-		_ = sam
+		// A secure user's mail, stored encrypted, opens with the key
+		// unlocked at login.
 		c2 := h.dial(t)
 		c2.login("sam@example.org")
-		c2.ok("NOOP")
+		c2.ok("SELECT INBOX")
+		body := must(t, c2.ok("FETCH 1 BODY[TEXT]"), "* 1 FETCH")
+		if !strings.HasSuffix(body, "{31}\r\nMeet at the old mill at nine.\r\n)") {
+			t.Errorf("secure user's FETCH BODY[TEXT] = %q", body)
+		}
 	})
 }
 
@@ -229,7 +232,6 @@ func TestFetchBadInput(t *testing.T) {
 	// Another user's mailbox does not exist.
 	c.expect(`SELECT "Other Users/mallory@example.org/INBOX"`, "NO [NONEXISTENT]")
 	c.expect(`SELECT mallory@example.org/INBOX`, "NO [NONEXISTENT]")
-	_ = regexp.MustCompile
 }
 
 func TestFilterHeader(t *testing.T) {

@@ -8,6 +8,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"basalt/protocols/listener"
 )
 
 // The guard wraps every client connection between the socket (or the TLS
@@ -41,7 +43,7 @@ import (
 // where literals ("{n}", "{n+}") start and how long they are, the first
 // two words of a command line (tag and command) and of a tagged response
 // (tag and status). It parses nothing else, with three exceptions where
-// the library release falls short (doc.go): it answers ID itself and
+// the library release falls short (quirks.go): it answers ID itself and
 // makes LIST and LSUB patterns readable to the library, reading each
 // command line's start before handing it over (commandline.go); and in
 // responses it writes a partial BINARY section's origin (binorigin.go)
@@ -60,8 +62,11 @@ import (
 // So every check above holds after STARTTLS as before it.
 type guard struct {
 	net.Conn
-	srv       *Server
-	release   func()
+	srv *Server
+	// lc is the connection as the server's listener.Set tracks it, under
+	// TLS when there is TLS: closing it gives back its place, and its
+	// context is the session's.
+	lc        *listener.Conn
 	sess      atomic.Pointer[session]
 	closeOnce sync.Once
 
@@ -82,6 +87,10 @@ type guard struct {
 	// after STARTTLS: this one no longer reads, writes or closes it.
 	handedOff bool
 	poisoned  string // the connection ends at the next read, with this BYE text
+	// watch says a command line has just been read whole: unless the
+	// client sent more after it, the connection is watched while it
+	// runs (listener.Conn.Watch).
+	watch bool
 	// lsub says the command being run is LSUB, which the library hands
 	// to the session as a LIST (SUBSCRIBED) (see List).
 	lsub atomic.Bool
@@ -224,12 +233,12 @@ type outScan struct {
 	adlAt int
 }
 
-func newGuard(c net.Conn, srv *Server, release func()) *guard {
-	return &guard{Conn: c, srv: srv, release: release}
+func newGuard(c net.Conn, lc *listener.Conn, srv *Server) *guard {
+	return &guard{Conn: c, lc: lc, srv: srv}
 }
 
 // NetConn returns the connection the guard wraps, so that
-// connlimit.Secure can see a TLS connection underneath.
+// listener.Secure can see a TLS connection underneath.
 func (g *guard) NetConn() net.Conn { return g.Conn }
 
 // Read gives the library what the client sent, as far as the scan lets
@@ -290,6 +299,7 @@ func (g *guard) Read(p []byte) (int, error) {
 				// connection holds no memory for it.
 				g.held = nil
 			}
+			g.startWatch()
 			g.mu.Unlock()
 			return k, nil
 		}
@@ -315,12 +325,25 @@ func (g *guard) Read(p []byte) (int, error) {
 				}
 			}
 		}
+		g.startWatch()
 		g.mu.Unlock()
 		if err != nil {
 			g.readFailed(err)
 		}
 		return k, err
 	}
+}
+
+// startWatch has the connection watched while the command just read
+// runs, so that a client that goes away meanwhile ends the session's
+// context and the command's store calls with it; not when the client has
+// sent more already (it is there, pipelining), nor during IDLE, whose
+// DONE the library reads meanwhile itself. Called under mu.
+func (g *guard) startWatch() {
+	if g.watch && len(g.held) == 0 && g.heldErr == nil && g.poisoned == "" && !g.handedOff {
+		g.lc.Watch()
+	}
+	g.watch = false
 }
 
 // fill reads more of a command line into held, using p as the buffer.
@@ -430,6 +453,7 @@ func (g *guard) lineEnd() (hold bool) {
 		if !in.cont && in.cmd.is("STARTTLS") {
 			in.startTLS, in.startTLSTag = true, in.tag
 		}
+		g.watch = !in.afterIdle && !in.cmd.is("IDLE") && !in.cmd.is("STARTTLS")
 		in.afterIdle = !in.cont && in.cmd.is("IDLE")
 		in.cont, in.field, in.tag, in.cmd = false, 0, word{}, word{}
 		return true
@@ -711,9 +735,9 @@ func (g *guard) Close() error {
 	}
 	var err error
 	g.closeOnce.Do(func() {
+		// Closing TLS closes the listener.Conn under it, which gives
+		// back its place.
 		err = g.Conn.Close()
-		g.release()
-		g.srv.forget(g)
 	})
 	return err
 }

@@ -51,7 +51,7 @@ func TestPlaintextLoginRefused(t *testing.T) {
 	c.login("alice@example.org")
 	c.ok("SELECT INBOX")
 	// RFC 9051 6.2.1 says BAD; after STARTTLS the connection is served
-	// as an implicit-TLS one, to which the library answers NO (doc.go).
+	// as an implicit-TLS one, to which the library answers NO (quirks.go).
 	c.expect("STARTTLS", "NO")
 
 	// The operator may allow it.
@@ -178,7 +178,7 @@ func TestOrphanedLiteral(t *testing.T) {
 	inject := "x1 DELETE Keep\r\nx2 STORE 1 +FLAGS (\\Deleted)\r\nx3 EXPUNGE\r\n"
 	message := "Subject: hi\r\n\r\n" + inject
 	for _, tc := range []struct{ name, cmd, want string }{
-		// go-imap answers these NO [SERVERBUG] (doc.go).
+		// go-imap answers these NO [SERVERBUG] (quirks.go).
 		{"search key", fmt.Sprintf("SEARCH NOSUCHKEY {%d+}\r\n%s", len(inject), inject), "NO [SERVERBUG]"},
 		{"append date", fmt.Sprintf(`APPEND INBOX "32-Jan-2026 10:00:00 +0000" {%d+}`+"\r\n%s", len(message), message), "NO [SERVERBUG]"},
 		{"append flag", fmt.Sprintf(`APPEND INBOX (\Seen" {%d+}`+"\r\n%s", len(message), message), "BAD"},

@@ -4,18 +4,13 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
-	"os"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -35,6 +30,8 @@ type setup struct {
 	// login: the tests have only loopback to connect from.
 	remote bool
 	cram   bool
+	// beforeSearch is the Server's hook (Server.beforeSearch).
+	beforeSearch func(ctx context.Context)
 }
 
 // harness is a Server on real sockets on 127.0.0.1 over a real store.
@@ -46,8 +43,7 @@ type harness struct {
 	tlsAddr string // implicit TLS
 	tls     *tls.Config
 	caFile  string
-	logs    *logBuffer
-	serving sync.WaitGroup
+	logs    *testsupport.LogBuffer
 }
 
 const testHost = "imap.test"
@@ -62,52 +58,28 @@ func start(t testing.TB, su setup) *harness {
 		su.opts.Session.CRAMMD5 = true
 	}
 	env := storetest.Open(t, db, su.opts)
-	logs := &logBuffer{}
-	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	cert, pool, pemBytes := testCert(t)
+	sh := testsupport.NewServerHarness(t, testHost)
 	cfg := su.cfg
 	cfg.Hostname = testHost
-	cfg.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
-	srv := New(cfg, env.Store, env.Session, log)
+	cfg.TLS = sh.TLS
+	srv := New(cfg, env.Store, env.Session, sh.Log)
 	srv.trustLoopback = !su.remote
-	h := &harness{
-		t: t, env: env, srv: srv, logs: logs,
-		tls:    &tls.Config{RootCAs: pool, ServerName: testHost},
-		caFile: filepath.Join(t.TempDir(), "ca.pem"),
-	}
-	if err := os.WriteFile(h.caFile, pemBytes, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	srv.beforeSearch = su.beforeSearch
+	h := &harness{t: t, env: env, srv: srv, logs: sh.Logs, tls: sh.Client, caFile: sh.CAFile}
 	for _, implicit := range []bool{false, true} {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
+		ln := sh.Listen()
 		serve := srv.Serve
 		if implicit {
 			h.tlsAddr, serve = ln.Addr().String(), srv.ServeTLS
 		} else {
 			h.addr = ln.Addr().String()
 		}
-		h.serving.Add(1)
-		go func() {
-			defer h.serving.Done()
-			if err := serve(ln); err != nil {
-				logs.Write([]byte("SERVE ERROR: " + err.Error() + "\n"))
-			}
-		}()
+		sh.Serve(func() error { return serve(ln) })
 	}
-	t.Cleanup(func() {
+	sh.StopAtEnd(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		srv.Shutdown(ctx)
-		h.serving.Wait()
-		if strings.Contains(logs.String(), "SERVE ERROR") {
-			t.Errorf("a listener failed:\n%s", logs.String())
-		}
-		if t.Failed() {
-			t.Logf("server log:\n%s", logs.String())
-		}
 	})
 	return h
 }
@@ -124,14 +96,6 @@ func (h *harness) deliver(a *bsession.Auth, mailbox string, msg []byte, o store.
 	h.t.Helper()
 	acct := h.env.Account(a)
 	return storetest.Append(h.t, acct, storetest.MailboxID(h.t, acct, mailbox), msg, o)
-}
-
-// logBuffer collects the server's log (testsupport.LogBuffer).
-type logBuffer = testsupport.LogBuffer
-
-// testCert makes a self-signed certificate for testHost.
-func testCert(t testing.TB) (tls.Certificate, *x509.CertPool, []byte) {
-	return testsupport.TestCert(t, testHost)
 }
 
 // client speaks IMAP line by line, for tests that must see exactly what

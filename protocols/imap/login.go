@@ -16,7 +16,7 @@ import (
 // Login is the LOGIN command; the library has checked that the
 // connection may send a password (LOGINDISABLED otherwise).
 func (s *session) Login(username, password string) error {
-	a, err := s.srv.auth.Authenticate(s.srv.base, username, password, s.remote)
+	a, err := s.srv.auth.Authenticate(s.ctx(), username, password, s.remote)
 	return s.loggedIn(a, err)
 }
 
@@ -34,12 +34,12 @@ func (s *session) loggedIn(a *bsession.Auth, err error) error {
 		s.srv.log.Error("login", "remote", s.remote, "err", err)
 		return no(imap.ResponseCodeUnavailable, "Temporary failure; try again later")
 	}
-	w, err := s.srv.store.Watch(s.srv.base, a.User.ID)
+	w, err := s.srv.store.Watch(s.ctx(), a.User.ID)
 	if err != nil {
 		s.srv.log.Error("login: watch changes", "user", a.User.ID, "err", err)
 		return no(imap.ResponseCodeUnavailable, "Temporary failure; try again later")
 	}
-	lim, err := s.srv.store.Limits(s.srv.base, a.User)
+	lim, err := s.srv.store.Limits(s.ctx(), a.User)
 	if err != nil {
 		w.Close()
 		s.srv.log.Error("login: limits", "user", a.User.ID, "err", err)
@@ -85,7 +85,7 @@ func (s *session) Authenticate(mech string) (sasl.Server, error) {
 			return nil, errNoMechanism
 		}
 		srv = saslserver.NewCRAMMD5(s.srv.cfg.Hostname, func(login, challenge, digest string) error {
-			a, err := s.srv.auth.AuthenticateCRAM(s.srv.base, login, challenge, digest, s.remote)
+			a, err := s.srv.auth.AuthenticateCRAM(s.ctx(), login, challenge, digest, s.remote)
 			return s.loggedIn(a, err)
 		}, func() error { return imapserver.ErrAuthFailed })
 	default:

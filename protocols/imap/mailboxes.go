@@ -44,7 +44,7 @@ func (s *session) Create(name string, options *imap.CreateOptions) error {
 		return err
 	}
 	defer done()
-	_, err = acct.CreateMailbox(s.srv.base, sn, use)
+	_, err = acct.CreateMailbox(s.ctx(), sn, use)
 	return s.storeErr("create mailbox", err)
 }
 
@@ -62,7 +62,7 @@ func (s *session) Delete(name string) error {
 		return err
 	}
 	defer done()
-	if err := ref.acct.DeleteMailbox(s.srv.base, ref.mb.ID); err != nil {
+	if err := ref.acct.DeleteMailbox(s.ctx(), ref.mb.ID); err != nil {
 		return s.storeErr("delete mailbox", err)
 	}
 	if s.sel != nil && s.sel.ref.sameMailbox(ref) {
@@ -101,13 +101,13 @@ func (s *session) Rename(oldName, newName string, _ *imap.RenameOptions) error {
 	}
 	defer done()
 	if ref.mb.Name != "INBOX" {
-		return s.storeErr("rename mailbox", acct.RenameMailbox(s.srv.base, ref.mb.ID, sn))
+		return s.storeErr("rename mailbox", acct.RenameMailbox(s.ctx(), ref.mb.ID, sn))
 	}
-	dst, err := acct.CreateMailbox(s.srv.base, sn, "")
+	dst, err := acct.CreateMailbox(s.ctx(), sn, "")
 	if err != nil {
 		return s.storeErr("rename INBOX", err)
 	}
-	if _, err := acct.Move(s.srv.base, ref.mb.ID, nil, dst.ID); err != nil {
+	if _, err := acct.Move(s.ctx(), ref.mb.ID, nil, dst.ID); err != nil {
 		return s.storeErr("rename INBOX", err)
 	}
 	return nil
@@ -131,7 +131,7 @@ func (s *session) subscribe(name string, on bool) error {
 			return err
 		}
 		defer done()
-		return s.storeErr("unsubscribe", s.acct.DropLostSubscription(s.srv.base, name))
+		return s.storeErr("unsubscribe", s.acct.DropLostSubscription(s.ctx(), name))
 	}
 	if err != nil {
 		return err
@@ -141,7 +141,7 @@ func (s *session) subscribe(name string, on bool) error {
 		return err
 	}
 	defer done()
-	return s.storeErr("subscribe", ref.acct.Subscribe(s.srv.base, ref.mb.ID, on))
+	return s.storeErr("subscribe", ref.acct.Subscribe(s.ctx(), ref.mb.ID, on))
 }
 
 // List is LIST (RFC 9051 6.3.9) with LIST-EXTENDED (RFC 5258),
@@ -175,7 +175,7 @@ func (s *session) List(w *imapserver.ListWriter, ref string, patterns []string, 
 	}
 	var lost []string
 	if options.SelectSubscribed {
-		names, err := s.acct.LostSubscriptions(s.srv.base)
+		names, err := s.acct.LostSubscriptions(s.ctx())
 		if err != nil {
 			return s.storeErr("list subscriptions", err)
 		}
@@ -377,7 +377,7 @@ func (s *session) status(ref mailboxRef, o *imap.StatusOptions) (*imap.StatusDat
 		data.NumRecent = &n
 	}
 	if o.NumDeleted {
-		n, err := ref.acct.CountMessages(s.srv.base, mb.ID, store.SearchQuery{FlagsSet: store.FlagDeleted})
+		n, err := ref.acct.CountMessages(s.ctx(), mb.ID, store.SearchQuery{FlagsSet: store.FlagDeleted})
 		if err != nil {
 			return nil, s.storeErr("status", err)
 		}

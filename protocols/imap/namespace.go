@@ -75,7 +75,7 @@ func ownerLevel(name string) bool { return strings.Count(name, string(delim)) < 
 
 // shares lists the mailboxes shared with the user that it may look up.
 func (s *session) shares() ([]store.SharedMailbox, error) {
-	ms, err := s.acct.SharedMailboxes(s.srv.base)
+	ms, err := s.acct.SharedMailboxes(s.ctx())
 	if err != nil {
 		return nil, s.storeErr("list shared mailboxes", err)
 	}
@@ -126,7 +126,7 @@ func (s *session) resolve(name string) (*store.Account, string, error) {
 // are there only when shared with the user, and only under their Path.
 func (s *session) lookup(name string) (mailboxRef, error) {
 	if !reserved(name) {
-		mb, err := s.acct.MailboxByName(s.srv.base, name)
+		mb, err := s.acct.MailboxByName(s.ctx(), name)
 		if err != nil {
 			return mailboxRef{}, s.storeErr("look up mailbox", err)
 		}
@@ -176,7 +176,7 @@ func (s *session) creatable(name string) bool {
 // visible lists every mailbox the user can see, by IMAP name: its own,
 // then those shared with it.
 func (s *session) visible() ([]mailboxRef, error) {
-	ms, err := s.acct.Mailboxes(s.srv.base)
+	ms, err := s.acct.Mailboxes(s.ctx())
 	if err != nil {
 		return nil, s.storeErr("list mailboxes", err)
 	}

@@ -82,7 +82,10 @@ func (s *session) search(c *imap.SearchCriteria) ([]int, error) {
 		return nil, nil
 	}
 	acct, id := sel.ref.acct, sel.ref.mb.ID
-	rows, err := acct.Search(s.srv.base, id, q)
+	if s.srv.beforeSearch != nil {
+		s.srv.beforeSearch(s.ctx())
+	}
+	rows, err := acct.Search(s.ctx(), id, q)
 	if err != nil {
 		return nil, s.storeErr("search", err)
 	}
@@ -96,7 +99,7 @@ func (s *session) search(c *imap.SearchCriteria) ([]int, error) {
 			for k, m := range chunk {
 				uids[k] = m.UID
 			}
-			full, err := acct.List(s.srv.base, id, store.ListQuery{UIDs: uidRanges(uids), WithInfo: true})
+			full, err := acct.List(s.ctx(), id, store.ListQuery{UIDs: uidRanges(uids), WithInfo: true})
 			if err != nil {
 				return nil, s.storeErr("search", err)
 			}
@@ -466,7 +469,7 @@ func (c *candidate) message() ([]byte, error) {
 	if c.read {
 		return c.raw, nil
 	}
-	rc, err := c.s.sel.ref.acct.Open(c.s.srv.base, c.m.ID)
+	rc, err := c.s.sel.ref.acct.Open(c.s.ctx(), c.m.ID)
 	if err != nil {
 		return nil, c.s.storeErr("search: open message", err)
 	}

@@ -1,7 +1,6 @@
 package imap
 
 import (
-	"fmt"
 	"testing"
 	"time"
 
@@ -126,7 +125,6 @@ func testSearch(t *testing.T, db testsupport.Database, secure bool) {
 	c.expect("SEARCH CHARSET KOI8-R ALL", "NO [BADCHARSET]")
 	c.ok("UNSELECT")
 	c.expect("SEARCH ALL", "BAD")
-	_ = fmt.Sprint
 }
 
 func hasSuffix(s, suffix string) bool {

@@ -145,7 +145,7 @@ func mailboxFlagsWith(keywords []string) []imap.Flag {
 // has claimed yet, and those recent to this one when it has the mailbox
 // selected.
 func (s *session) recentCount(ref mailboxRef) (uint32, error) {
-	n, err := ref.acct.RecentCount(s.srv.base, ref.mb.ID)
+	n, err := ref.acct.RecentCount(s.ctx(), ref.mb.ID)
 	if err != nil {
 		return 0, s.storeErr("status", err)
 	}
@@ -168,7 +168,7 @@ func (s *session) claimRecent(sel *selected, recentUID, upto uint32) error {
 	from := recentUID
 	if !sel.readOnly {
 		var err error
-		if from, err = sel.ref.acct.ClaimRecent(s.srv.base, sel.ref.mb.ID, upto); err != nil {
+		if from, err = sel.ref.acct.ClaimRecent(s.ctx(), sel.ref.mb.ID, upto); err != nil {
 			return s.storeErr("claim recent messages", err)
 		}
 	}
@@ -234,7 +234,7 @@ func (s *session) Select(name string, options *imap.SelectOptions) (*imap.Select
 		// Watched before the UIDs are read; the mailbox row was read
 		// before that, which the first poll makes up for: it reads the
 		// store whatever the bus said.
-		if ownerWatch, err = s.srv.store.Watch(s.srv.base, ref.acct.UserID()); err != nil {
+		if ownerWatch, err = s.srv.store.Watch(s.ctx(), ref.acct.UserID()); err != nil {
 			return nil, s.storeErr("select: watch the owner", err)
 		}
 	}
@@ -253,7 +253,7 @@ func (s *session) Select(name string, options *imap.SelectOptions) (*imap.Select
 func (s *session) open(ref mailboxRef, readOnly bool) (*selected, *imap.SelectData, error) {
 	// The mailbox row is read before the UIDs, so a change committed in
 	// between is seen again at the first sync rather than missed.
-	uids, err := ref.acct.UIDs(s.srv.base, ref.mb.ID)
+	uids, err := ref.acct.UIDs(s.ctx(), ref.mb.ID)
 	if err != nil {
 		return nil, nil, s.storeErr("select", err)
 	}
@@ -261,7 +261,7 @@ func (s *session) open(ref mailboxRef, readOnly bool) (*selected, *imap.SelectDa
 	sel := &selected{ref: ref, readOnly: readOnly, rights: ref.rights, uids: uids, modseq: ref.mb.HighestModSeq, rev1: !rev2}
 	// Read after the mailbox row, so that a keyword brought in since is
 	// listed at the latest by the first sync's FLAGS.
-	if sel.keywords, err = ref.acct.Keywords(s.srv.base, ref.mb.ID); err != nil {
+	if sel.keywords, err = ref.acct.Keywords(s.ctx(), ref.mb.ID); err != nil {
 		return nil, nil, s.storeErr("select", err)
 	}
 	if n := len(uids); n > 0 {
@@ -288,7 +288,7 @@ func (s *session) open(ref mailboxRef, readOnly bool) (*selected, *imap.SelectDa
 		}
 	} else if ref.mb.Unseen > 0 {
 		// IMAP4rev1's UNSEEN response code (RFC 3501 6.3.1).
-		first, err := ref.acct.FirstUnseen(s.srv.base, ref.mb.ID)
+		first, err := ref.acct.FirstUnseen(s.ctx(), ref.mb.ID)
 		if err != nil {
 			return nil, nil, s.storeErr("select", err)
 		}
@@ -490,13 +490,13 @@ func (s *session) changes() (store.MailboxChanges, error) {
 	sel := s.sel
 	acct, id := sel.ref.acct, sel.ref.mb.ID
 	if !sel.ref.shared() {
-		return acct.PollChanges(s.srv.base, id, sel.modseq)
+		return acct.PollChanges(s.ctx(), id, sel.modseq)
 	}
-	mb, err := acct.Mailbox(s.srv.base, id)
+	mb, err := acct.Mailbox(s.ctx(), id)
 	if err != nil {
 		return store.MailboxChanges{}, err
 	}
-	if sel.rights, err = acct.MyRights(s.srv.base, id); err != nil {
+	if sel.rights, err = acct.MyRights(s.ctx(), id); err != nil {
 		return store.MailboxChanges{}, err
 	}
 	if !sel.rights.Has(store.RightRead) {
@@ -508,13 +508,13 @@ func (s *session) changes() (store.MailboxChanges, error) {
 	}
 	// Each read costs what changed since sel.modseq: the tombstones and
 	// messages are found through their (mailbox, modseq) indexes.
-	if ch.Vanished, err = acct.Vanished(s.srv.base, id, sel.modseq); err != nil {
+	if ch.Vanished, err = acct.Vanished(s.ctx(), id, sel.modseq); err != nil {
 		return store.MailboxChanges{}, err
 	}
-	if ch.Keywords, err = acct.Keywords(s.srv.base, id); err != nil {
+	if ch.Keywords, err = acct.Keywords(s.ctx(), id); err != nil {
 		return store.MailboxChanges{}, err
 	}
-	ch.Changed, err = acct.List(s.srv.base, id, store.ListQuery{ChangedSince: sel.modseq})
+	ch.Changed, err = acct.List(s.ctx(), id, store.ListQuery{ChangedSince: sel.modseq})
 	return ch, err
 }
 

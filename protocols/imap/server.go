@@ -16,7 +16,7 @@ import (
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapserver"
 
-	"basalt/protocols/connlimit"
+	"basalt/protocols/listener"
 	bsession "basalt/session"
 	"basalt/store"
 )
@@ -38,7 +38,7 @@ type Config struct {
 	// neither.
 	TLS *tls.Config
 	// AllowPlaintextAuth allows LOGIN and AUTHENTICATE on connections that
-	// are not secure (connlimit.Secure: TLS, loopback, unix socket).
+	// are not secure (listener.Secure: TLS, loopback, unix socket).
 	// Without it such connections advertise LOGINDISABLED until STARTTLS.
 	AllowPlaintextAuth bool
 
@@ -106,7 +106,7 @@ func (c Config) WithDefaults() Config {
 // dispatches no command for them: QUOTA, ACL, SORT, THREAD,
 // CONDSTORE/QRESYNC (the store keeps a modseq per message, ready for the
 // last two). ID the guard answers (commandline.go), but cannot offer:
-// the library advertises only capabilities of its own fixed lists (doc.go).
+// the library advertises only capabilities of its own fixed lists (quirks.go).
 var capabilities = imap.CapSet{
 	imap.CapIMAP4rev1: {}, imap.CapIMAP4rev2: {},
 	imap.CapLiteralPlus: {}, imap.CapNamespace: {}, imap.CapUIDPlus: {},
@@ -116,10 +116,6 @@ var capabilities = imap.CapSet{
 	imap.CapCreateSpecialUse: {}, imap.CapUnauthenticate: {},
 }
 
-// refusingMax bounds the connections being told they are over the limits
-// at once.
-const refusingMax = 64
-
 // Server serves IMAP over the store. Serve and ServeTLS may be called for
 // any number of listeners.
 type Server struct {
@@ -127,29 +123,24 @@ type Server struct {
 	store *store.Store
 	auth  Authenticator
 	log   *slog.Logger
-	limit connlimit.Limiter
-	// refuser answers the connections over the limits.
-	refuser *connlimit.Refuser
-
-	// base is the context of every store call; it ends when a shutdown
-	// gives up waiting.
-	base   context.Context
-	cancel context.CancelFunc
+	// set is the connections: accept, limits, shutdown; every store call
+	// runs on the context of the connection it serves.
+	set *listener.Set
 
 	// The library decides per server instance whether a connection may
 	// log in without TLS and whether STARTTLS is offered, so there is one
 	// instance per kind of connection, each fed by a listener of its own.
 	plainSecure, plainInsecure, implicit *engine
 
-	mu        sync.Mutex
-	listeners map[net.Listener]struct{}
-	conns     map[*guard]struct{}
-	closing   bool
-	done      chan struct{} // closed by Shutdown
-	idle      chan struct{} // signalled when a connection ends while closing
+	mu      sync.Mutex
+	closing bool
+	done    chan struct{} // closed by Shutdown
 	// trustLoopback counts loopback clients as secure; only tests turn it
 	// off, to see what a remote client sees.
 	trustLoopback bool
+	// beforeSearch, when set, runs before a SEARCH's store call, on its
+	// context; tests see there what becomes of the context.
+	beforeSearch func(ctx context.Context)
 }
 
 // engine is one imapserver.Server and the listener it accepts from.
@@ -166,12 +157,13 @@ func New(cfg Config, st *store.Store, auth Authenticator, log *slog.Logger) *Ser
 	}
 	s := &Server{
 		cfg: cfg.WithDefaults(), store: st, auth: auth, log: log.With("proto", "imap"),
-		listeners: map[net.Listener]struct{}{}, conns: map[*guard]struct{}{},
-		done: make(chan struct{}), idle: make(chan struct{}, 1), trustLoopback: true,
-		refuser: connlimit.NewRefuser(refusingMax),
+		done: make(chan struct{}), trustLoopback: true,
 	}
-	s.limit.Max, s.limit.PerIP = s.cfg.MaxConnections, s.cfg.MaxConnectionsPerIP
-	s.base, s.cancel = context.WithCancel(context.Background())
+	s.set = listener.NewSet(context.Background(), listener.Config{
+		Name: "imap", Max: s.cfg.MaxConnections, PerIP: s.cfg.MaxConnectionsPerIP, Log: s.log,
+		// RFC 9051 7.1.5: a server may greet with BYE and close.
+		Refusal: func(err error) string { return "* BYE [UNAVAILABLE] " + err.Error() },
+	})
 	s.plainSecure = s.newEngine(s.cfg.TLS, true)
 	s.plainInsecure = s.newEngine(s.cfg.TLS, false)
 	// The library would offer STARTTLS again on a TLS connection it does
@@ -211,65 +203,39 @@ func (s *Server) ServeTLS(ln net.Listener) error {
 }
 
 func (s *Server) serve(ln net.Listener, implicitTLS bool) error {
-	s.mu.Lock()
-	if s.closing {
-		s.mu.Unlock()
+	if s.set.Draining() {
 		return errors.New("imap: server shut down")
 	}
-	s.listeners[ln] = struct{}{}
-	s.mu.Unlock()
-	defer func() {
-		s.mu.Lock()
-		delete(s.listeners, ln)
-		s.mu.Unlock()
-	}()
+	var tlsCfg *tls.Config
+	if implicitTLS {
+		tlsCfg = s.cfg.TLS
+	}
+	l := s.set.Listener(ln, tlsCfg)
 	for {
-		c, err := connlimit.Accept(ln, func(err error, retryIn time.Duration) {
-			s.log.Warn("accept", "err", err, "retry_in", retryIn)
-		})
+		c, err := l.Accept()
 		if err != nil {
-			select {
-			case <-s.done:
-				return nil
-			default:
-			}
-			if errors.Is(err, net.ErrClosed) {
+			if s.set.Draining() || errors.Is(err, net.ErrClosed) {
 				return nil
 			}
 			return fmt.Errorf("imap: accept on %s: %w", ln.Addr(), err)
 		}
-		s.accept(c, implicitTLS)
+		s.accept(c.(*listener.Conn), implicitTLS)
 	}
 }
 
-// accept admits one connection and hands it to the engine for its kind.
-func (s *Server) accept(c net.Conn, implicitTLS bool) {
-	release, err := s.limit.Admit(c.RemoteAddr())
-	if err != nil {
-		s.log.Info("connection refused", "remote", c.RemoteAddr().String(), "reason", err)
-		var tlsCfg *tls.Config
-		if implicitTLS {
-			tlsCfg = s.cfg.TLS
-		}
-		// RFC 9051 7.1.5: a server may greet with BYE and close.
-		s.refuser.Refuse(c, tlsCfg, "* BYE [UNAVAILABLE] "+err.Error())
-		return
-	}
+// accept hands an admitted connection to the engine for its kind.
+func (s *Server) accept(c *listener.Conn, implicitTLS bool) {
 	// The library sets read deadlines only once it has greeted the
 	// client, and over implicit TLS the greeting waits for the handshake:
 	// without this a client that never says hello holds its place.
 	c.SetReadDeadline(time.Now().Add(s.cfg.LoginTimeout))
-	secure := connlimit.Secure(c) && (s.trustLoopback || isTLS(c))
-	inner := c
+	secure := listener.Secure(c) && (s.trustLoopback || isTLS(c))
+	var inner net.Conn = c
 	if implicitTLS {
 		inner = tls.Server(c, s.cfg.TLS)
 		secure = true
 	}
-	g := newGuard(inner, s, release)
-	if !s.track(g) {
-		g.Close()
-		return
-	}
+	g := s.newGuard(inner, c)
 	e := s.plainInsecure
 	switch {
 	case implicitTLS:
@@ -282,6 +248,14 @@ func (s *Server) accept(c net.Conn, implicitTLS bool) {
 	case <-s.done:
 		g.Close()
 	}
+}
+
+// newGuard puts a guard over inner, which is lc or TLS over it, and has a
+// shutdown end it with BYE (RFC 9051 7.1.5).
+func (s *Server) newGuard(inner net.Conn, lc *listener.Conn) *guard {
+	g := newGuard(inner, lc, s)
+	lc.OnDrain(func() { go g.bye("Server shutting down") })
+	return g
 }
 
 func isTLS(c net.Conn) bool { _, ok := c.(*tls.Conn); return ok }
@@ -298,12 +272,8 @@ func (s *Server) upgrade(old *guard, held []byte, bad int) {
 		raw = &prefixConn{Conn: raw, r: io.MultiReader(bytes.NewReader(held), raw)}
 	}
 	raw.SetReadDeadline(time.Now().Add(s.cfg.LoginTimeout))
-	g := newGuard(tls.Server(raw, s.cfg.TLS), s, old.release)
+	g := s.newGuard(tls.Server(raw, s.cfg.TLS), old.lc)
 	g.bad, g.quiet = bad, true
-	if !s.replace(old, g) {
-		g.Close()
-		return
-	}
 	select {
 	case s.implicit.ln.ch <- g:
 	case <-s.done:
@@ -319,45 +289,8 @@ type prefixConn struct {
 
 func (c *prefixConn) Read(p []byte) (int, error) { return c.r.Read(p) }
 
-// track registers a connection, unless the server is shutting down.
-func (s *Server) track(g *guard) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closing {
-		return false
-	}
-	s.conns[g] = struct{}{}
-	return true
-}
-
-// replace tracks new in place of old, unless the server is shutting
-// down.
-func (s *Server) replace(old, new *guard) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	delete(s.conns, old)
-	if s.closing {
-		return false
-	}
-	s.conns[new] = struct{}{}
-	return true
-}
-
-func (s *Server) forget(g *guard) {
-	s.mu.Lock()
-	delete(s.conns, g)
-	closing := s.closing
-	s.mu.Unlock()
-	if closing {
-		select {
-		case s.idle <- struct{}{}:
-		default:
-		}
-	}
-}
-
 // Open returns the number of open connections.
-func (s *Server) Open() int { return s.limit.Open() }
+func (s *Server) Open() int { return s.set.Open() }
 
 // Shutdown stops accepting, lets each connection finish the store
 // operation it is in, says BYE to it (RFC 9051 7.1.5) and closes it. When
@@ -370,37 +303,8 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	s.closing = true
 	close(s.done)
-	for ln := range s.listeners {
-		ln.Close()
-	}
-	conns := make([]*guard, 0, len(s.conns))
-	for g := range s.conns {
-		conns = append(conns, g)
-	}
 	s.mu.Unlock()
-
-	for _, g := range conns {
-		go g.bye("Server shutting down")
-	}
-	var err error
-	for {
-		s.mu.Lock()
-		n := len(s.conns)
-		s.mu.Unlock()
-		if n == 0 {
-			break
-		}
-		select {
-		case <-s.idle:
-			continue
-		case <-time.After(100 * time.Millisecond):
-			continue
-		case <-ctx.Done():
-			err = ctx.Err()
-		}
-		break
-	}
-	s.cancel()
+	err := s.set.Shutdown(ctx)
 	for _, e := range []*engine{s.plainSecure, s.plainInsecure, s.implicit} {
 		// The library's Close must not race its Serve starting up; with
 		// s.done closed, Serve returns at once.

@@ -1,6 +1,7 @@
 package imap
 
 import (
+	"context"
 	"errors"
 	"sync"
 	"sync/atomic"
@@ -146,3 +147,7 @@ func (s *session) Unauthenticate() error {
 // limit, capped by the server's. Before login it is 0, so that an APPEND
 // sent then is refused before its literal is read.
 func (s *session) AppendLimit() uint32 { return s.appendLimit.Load() }
+
+// ctx is the connection's context: it ends when the client goes away or
+// the server aborts, and the store calls of the command running with it.
+func (s *session) ctx() context.Context { return s.g.lc.Context() }

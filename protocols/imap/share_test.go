@@ -578,10 +578,10 @@ func TestExpungeReadOnly(t *testing.T) {
 // malformed commands, invalid sequence sets, UIDs from another user's
 // mailbox, another user's mailbox names. BAD, or the NO code that fits,
 // where Basalt's code sees the command; the rows that say NO [SERVERBUG]
-// are refused by go-imap's parser before Basalt sees them (doc.go lists
+// are refused by go-imap's parser before Basalt sees them (quirks.go lists
 // them), and for those the test pins that answer, that nothing changed
 // and that the connection stays usable. A release that answers them
-// BAD fails this test, to be updated with doc.go.
+// BAD fails this test, to be updated with quirks.go.
 func TestMalformedInput(t *testing.T) {
 	h := start(t, setup{cram: true})
 	alice := h.user("alice@example.org", false)
@@ -656,7 +656,7 @@ func TestMalformedInput(t *testing.T) {
 		{cmd: `STORE 5 +FLAGS (\Seen)`, want: badSet},
 		{cmd: "COPY 3:* Archive", want: badSet},
 		{cmd: "MOVE 7 Archive", want: badSet},
-		// ... and the ones go-imap's parser refuses (doc.go).
+		// ... and the ones go-imap's parser refuses (quirks.go).
 		{cmd: "FETCH 0 FLAGS", want: serverBug},
 		{cmd: "FETCH 1:0 FLAGS", want: serverBug},
 		{cmd: "FETCH 1:x FLAGS", want: serverBug},
@@ -730,7 +730,7 @@ func TestMalformedInput(t *testing.T) {
 
 // Where go-imap drops a command without a tagged answer or ends the
 // connection without a word, the connection and the store stay
-// consistent; these pin the release's behaviour (doc.go).
+// consistent; these pin the release's behaviour (quirks.go).
 func TestLibraryQuirks(t *testing.T) {
 	h := start(t, setup{})
 	alice := h.user("alice@example.org", false)

@@ -90,7 +90,7 @@ func (s *session) Store(w *imapserver.FetchWriter, numSet imap.NumSet, flags *im
 // are grouped by the marks they keep, one replacement per group.
 func (s *session) replaceFlags(uids []uint32, bits store.Flags, kws []string) ([]store.FlagUpdate, error) {
 	acct, id := s.sel.ref.acct, s.sel.ref.mb.ID
-	cur, err := acct.List(s.srv.base, id, store.ListQuery{UIDs: uidRanges(uids)})
+	cur, err := acct.List(s.ctx(), id, store.ListQuery{UIDs: uidRanges(uids)})
 	if err != nil {
 		return nil, err
 	}
@@ -119,11 +119,11 @@ func (s *session) replaceFlags(uids []uint32, bits store.Flags, kws []string) ([
 func (s *session) setFlags(uids []uint32, op store.FlagOp, bits store.Flags, kws []string) ([]store.FlagUpdate, error) {
 	sel := s.sel
 	acct, id := sel.ref.acct, sel.ref.mb.ID
-	before, err := acct.Mailbox(s.srv.base, id)
+	before, err := acct.Mailbox(s.ctx(), id)
 	if err != nil {
 		return nil, err
 	}
-	ups, err := acct.SetFlags(s.srv.base, id, uidRanges(uids), op, bits, kws)
+	ups, err := acct.SetFlags(s.ctx(), id, uidRanges(uids), op, bits, kws)
 	if err != nil {
 		return nil, err
 	}
@@ -214,13 +214,13 @@ func (s *session) copyOrMove(numSet imap.NumSet, dest string, move bool, mw *ima
 	var res store.CopyResult
 	switch {
 	case dst.acct.UserID() != src.UserID() && move:
-		res, err = src.MoveTo(s.srv.base, sel.ref.mb.ID, uidRanges(uids), dst.acct, dst.mb.ID)
+		res, err = src.MoveTo(s.ctx(), sel.ref.mb.ID, uidRanges(uids), dst.acct, dst.mb.ID)
 	case dst.acct.UserID() != src.UserID():
-		res, err = src.CopyTo(s.srv.base, sel.ref.mb.ID, uidRanges(uids), dst.acct, dst.mb.ID)
+		res, err = src.CopyTo(s.ctx(), sel.ref.mb.ID, uidRanges(uids), dst.acct, dst.mb.ID)
 	case move:
-		res, err = src.Move(s.srv.base, sel.ref.mb.ID, uidRanges(uids), dst.mb.ID)
+		res, err = src.Move(s.ctx(), sel.ref.mb.ID, uidRanges(uids), dst.mb.ID)
 	default:
-		res, err = src.Copy(s.srv.base, sel.ref.mb.ID, uidRanges(uids), dst.mb.ID)
+		res, err = src.Copy(s.ctx(), sel.ref.mb.ID, uidRanges(uids), dst.mb.ID)
 	}
 	if err != nil {
 		return nil, s.storeErr("copy", err)
@@ -305,7 +305,7 @@ func (s *session) Expunge(w *imapserver.ExpungeWriter, uids *imap.UIDSet) error 
 		return err
 	}
 	defer done()
-	gone, err := sel.ref.acct.Expunge(s.srv.base, sel.ref.mb.ID, set)
+	gone, err := sel.ref.acct.Expunge(s.ctx(), sel.ref.mb.ID, set)
 	if err != nil {
 		return s.storeErr("expunge", err)
 	}
@@ -348,7 +348,7 @@ func (s *session) Append(mailbox string, r imap.LiteralReader, options *imap.App
 	// message as recent at once (RFC 3501 2.3.2).
 	sel := s.sel
 	claim := sel != nil && !sel.readOnly && sel.ref.sameMailbox(ref)
-	res, err := ref.acct.Append(s.srv.base, ref.mb.ID, raw, store.AppendOptions{Flags: bits, Keywords: kws, InternalDate: options.Time, ClaimRecent: claim})
+	res, err := ref.acct.Append(s.ctx(), ref.mb.ID, raw, store.AppendOptions{Flags: bits, Keywords: kws, InternalDate: options.Time, ClaimRecent: claim})
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, errTryCreate
 	}

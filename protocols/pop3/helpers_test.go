@@ -4,15 +4,9 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
-	"crypto/x509"
-	"fmt"
 	"io"
-	"log/slog"
 	"net"
-	"os"
-	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -49,8 +43,8 @@ type harness struct {
 	tlsAddr string // implicit TLS
 	caFile  string // the server certificate in PEM, for clients to trust
 	tls     *tls.Config
-	logs    *logBuffer
-	serving sync.WaitGroup
+	logs    *testsupport.LogBuffer
+	sh      *testsupport.ServerHarness
 }
 
 const testHost = "pop.test"
@@ -70,35 +64,23 @@ func start(t testing.TB, su setup) *harness {
 		}
 		env = storetest.Open(t, db, o)
 	}
-	logs := &logBuffer{}
-	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	cert, pool, pemBytes := testCert(t)
+	sh := testsupport.NewServerHarness(t, testHost)
 	cfg := su.cfg
 	cfg.Hostname = testHost
 	if !su.noTLS {
-		cfg.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		cfg.TLS = sh.TLS
 	}
 	if su.cram {
 		cfg.CRAM = env.Session
 	}
-	srv := New(cfg, env.Store, env.Session, log)
+	srv := New(cfg, env.Store, env.Session, sh.Log)
 	srv.trustLoopback = !su.remote
-	h := &harness{
-		t: t, env: env, srv: srv, logs: logs,
-		caFile: filepath.Join(t.TempDir(), "ca.pem"),
-		tls:    &tls.Config{RootCAs: pool, ServerName: testHost},
-	}
-	if err := os.WriteFile(h.caFile, pemBytes, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	h := &harness{t: t, env: env, srv: srv, logs: sh.Logs, caFile: sh.CAFile, tls: sh.Client, sh: sh}
 	for _, implicit := range []bool{false, true} {
 		if implicit && su.noTLS {
 			continue
 		}
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
+		ln := sh.Listen()
 		serve := srv.Serve
 		if implicit {
 			h.tlsAddr = ln.Addr().String()
@@ -109,24 +91,9 @@ func start(t testing.TB, su setup) *harness {
 				ln = su.wrap(ln)
 			}
 		}
-		h.serving.Add(1)
-		go func() {
-			defer h.serving.Done()
-			if err := serve(ln); err != nil {
-				logs.Write([]byte("SERVE ERROR: " + err.Error() + "\n"))
-			}
-		}()
+		sh.Serve(func() error { return serve(ln) })
 	}
-	t.Cleanup(func() {
-		srv.Close()
-		h.serving.Wait()
-		if strings.Contains(logs.String(), "SERVE ERROR") {
-			t.Errorf("a listener failed:\n%s", logs.String())
-		}
-		if t.Failed() {
-			t.Logf("server log:\n%s", logs.String())
-		}
-	})
+	sh.StopAtEnd(func() { srv.Close() })
 	return h
 }
 
@@ -155,25 +122,10 @@ func (h *harness) inbox(a *store.Account) []store.Message {
 	return msgs
 }
 
-// connections reports how many connections the server holds.
-func (h *harness) connections() int {
-	h.srv.mu.Lock()
-	defer h.srv.mu.Unlock()
-	return len(h.srv.conns)
-}
-
 // waitConnections waits until the server holds n connections.
 func (h *harness) waitConnections(n int) {
 	h.t.Helper()
-	testsupport.WaitFor(h.t, 10*time.Second, fmt.Sprintf("the server to hold %d connections", n), func() bool { return h.connections() == n })
-}
-
-// logBuffer collects the server's log (testsupport.LogBuffer).
-type logBuffer = testsupport.LogBuffer
-
-// testCert makes a certificate for the test host and 127.0.0.1.
-func testCert(t testing.TB) (tls.Certificate, *x509.CertPool, []byte) {
-	return testsupport.TestCert(t, testHost)
+	h.sh.WaitOpen(n, h.srv.set.Open)
 }
 
 // client is a raw POP3 client: it sends lines and reads answers as they

@@ -168,19 +168,7 @@ func TestShutdownDeadline(t *testing.T) {
 // stays there: a RETR blocked in its writes on a client not reading.
 func waitBusy(t *testing.T, h *harness) {
 	t.Helper()
-	busy := func() bool {
-		h.srv.mu.Lock()
-		defer h.srv.mu.Unlock()
-		for c := range h.srv.conns {
-			c.mu.Lock()
-			b := c.busy
-			c.mu.Unlock()
-			if b {
-				return true
-			}
-		}
-		return false
-	}
+	busy := func() bool { return h.srv.set.Busy() > 0 }
 	deadline := time.Now().Add(10 * time.Second)
 	for !busy() {
 		if time.Now().After(deadline) {
@@ -195,7 +183,7 @@ func waitBusy(t *testing.T, h *harness) {
 }
 
 // TestAcceptErrorsPass: running out of file descriptors for a moment does
-// not stop the server: the accept is retried (connlimit.Accept).
+// not stop the server: the accept is retried (listener.Accept).
 func TestAcceptErrorsPass(t *testing.T) {
 	emfile := testsupport.AcceptError(syscall.EMFILE)
 	h := start(t, setup{wrap: func(ln net.Listener) net.Listener {

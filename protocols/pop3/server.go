@@ -4,13 +4,11 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net"
-	"sync"
 	"time"
 
-	"basalt/protocols/connlimit"
+	"basalt/protocols/listener"
 	"basalt/session"
 	"basalt/store"
 )
@@ -37,7 +35,7 @@ type Config struct {
 	// offers neither.
 	TLS *tls.Config
 	// AllowPlaintextAuth allows USER/PASS and AUTH PLAIN and LOGIN on
-	// connections that are not secure (connlimit.Secure: TLS, loopback or
+	// connections that are not secure (listener.Secure: TLS, loopback or
 	// a unix socket).
 	AllowPlaintextAuth bool
 	// CRAM verifies CRAM-MD5; nil: not offered.
@@ -93,9 +91,6 @@ func (c Config) WithDefaults() Config {
 	return c
 }
 
-// refusingMax bounds the goroutines that answer refused connections.
-const refusingMax = 64
-
 // Server serves POP3 over one store. It is safe for concurrent use; Serve
 // and ServeTLS are called once per listener.
 type Server struct {
@@ -104,22 +99,12 @@ type Server struct {
 	auth  Authenticator
 	log   *slog.Logger
 
-	// base is the context of every store call; it ends when a shutdown's
-	// deadline passes with commands still running.
-	base   context.Context
-	cancel context.CancelFunc
-
-	refuser *connlimit.Refuser // answers the connections over the limits
+	// set is the connections: accept, limits, shutdown; every store call
+	// runs on the context of the connection it serves.
+	set *listener.Set
 	// trustLoopback counts loopback clients as secure for plaintext
 	// logins; only tests turn it off, to see what a remote client sees.
 	trustLoopback bool
-
-	mu        sync.Mutex
-	listeners []net.Listener
-	conns     map[*conn]struct{}
-	limit     connlimit.Limiter
-	draining  bool
-	running   sync.WaitGroup // connection goroutines; Add under mu while not draining
 }
 
 // New returns a server over st, checking passwords with auth.
@@ -127,13 +112,19 @@ func New(cfg Config, st *store.Store, auth Authenticator, log *slog.Logger) *Ser
 	if log == nil {
 		log = slog.Default()
 	}
-	s := &Server{
-		cfg: cfg.WithDefaults(), store: st, auth: auth, log: log,
-		refuser: connlimit.NewRefuser(refusingMax), trustLoopback: true,
-		conns: map[*conn]struct{}{},
-	}
-	s.limit = connlimit.Limiter{Max: max(s.cfg.MaxConnections, 0), PerIP: max(s.cfg.MaxConnectionsPerIP, 0)}
-	s.base, s.cancel = context.WithCancel(context.Background())
+	s := &Server{cfg: cfg.WithDefaults(), store: st, auth: auth, log: log, trustLoopback: true}
+	s.set = listener.NewSet(context.Background(), listener.Config{
+		Name: "pop3", Max: s.cfg.MaxConnections, PerIP: s.cfg.MaxConnectionsPerIP, Log: log,
+		Refusal: func(err error) string {
+			switch {
+			case errors.Is(err, listener.ErrShuttingDown):
+				return "-ERR [SYS/TEMP] Server shutting down, try again later"
+			case errors.Is(err, listener.ErrTooManyFromIP):
+				return "-ERR [SYS/TEMP] Too many connections from your address"
+			}
+			return "-ERR [SYS/TEMP] Too many connections, try again later"
+		},
+	})
 	return s
 }
 
@@ -153,73 +144,13 @@ func (s *Server) ServeTLS(ln net.Listener) error {
 }
 
 func (s *Server) serve(ln net.Listener, implicitTLS bool) error {
-	s.mu.Lock()
-	if s.draining {
-		s.mu.Unlock()
-		ln.Close()
-		return nil
+	var tlsCfg *tls.Config
+	if implicitTLS {
+		tlsCfg = s.cfg.TLS
 	}
-	s.listeners = append(s.listeners, ln)
-	s.mu.Unlock()
-	for {
-		raw, err := connlimit.Accept(ln, func(err error, retryIn time.Duration) {
-			s.log.Warn("pop3 accept", "err", err, "retry_in", retryIn)
-		})
-		if err != nil {
-			if s.isDraining() {
-				return nil
-			}
-			return fmt.Errorf("pop3: serve on %s: %w", ln.Addr(), err)
-		}
-		c, refusal := s.admit(raw)
-		if c == nil {
-			s.log.Info("pop3 connection refused", "remote", raw.RemoteAddr().String(), "reason", refusal)
-			var tlsCfg *tls.Config
-			if implicitTLS {
-				tlsCfg = s.cfg.TLS
-			}
-			s.refuser.Refuse(raw, tlsCfg, "-ERR "+refusal)
-			continue
-		}
-		go func() {
-			defer s.running.Done()
-			s.handle(c, implicitTLS)
-		}()
-	}
-}
-
-func (s *Server) isDraining() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.draining
-}
-
-// admit registers a new connection, or says why it is refused.
-func (s *Server) admit(raw net.Conn) (*conn, string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.draining {
-		return nil, "[SYS/TEMP] Server shutting down, try again later"
-	}
-	release, err := s.limit.Admit(raw.RemoteAddr())
-	switch {
-	case errors.Is(err, connlimit.ErrTooManyFromIP):
-		return nil, "[SYS/TEMP] Too many connections from your address"
-	case err != nil:
-		return nil, "[SYS/TEMP] Too many connections, try again later"
-	}
-	c := &conn{Conn: raw, srv: s, release: release}
-	s.conns[c] = struct{}{}
-	s.running.Add(1)
-	return c, ""
-}
-
-// forget drops c from the open connections and gives back its place.
-func (s *Server) forget(c *conn) {
-	s.mu.Lock()
-	delete(s.conns, c)
-	s.mu.Unlock()
-	c.release()
+	return s.set.Serve(ln, tlsCfg, func(c *listener.Conn) {
+		s.handle(&conn{Conn: c, srv: s}, implicitTLS)
+	})
 }
 
 // Shutdown stops accepting connections and closes the idle ones; a
@@ -227,66 +158,8 @@ func (s *Server) forget(c *conn) {
 // finished and answered first. A session that did not QUIT deletes
 // nothing (RFC 1939 6). When ctx ends first, whatever is left is cut off
 // and ctx's error returned.
-func (s *Server) Shutdown(ctx context.Context) error {
-	for _, c := range s.stopAccepting() {
-		c.drain()
-	}
-	done := make(chan struct{})
-	go func() { s.running.Wait(); close(done) }()
-	select {
-	case <-done:
-		s.cancel()
-		return nil
-	case <-ctx.Done():
-		s.abort()
-		return fmt.Errorf("pop3 shutdown: %w", ctx.Err())
-	}
-}
+func (s *Server) Shutdown(ctx context.Context) error { return s.set.Shutdown(ctx) }
 
 // Close stops at once: listeners and connections are closed and the store
 // calls running are cancelled.
-func (s *Server) Close() error {
-	s.stopAccepting()
-	s.abort()
-	return nil
-}
-
-// abort cancels the store calls running, closes every connection and
-// waits a little for the sessions to end, so that the store is not closed
-// under them.
-func (s *Server) abort() {
-	s.cancel()
-	s.mu.Lock()
-	conns := s.snapshot()
-	s.mu.Unlock()
-	for _, c := range conns {
-		c.Close()
-	}
-	done := make(chan struct{})
-	go func() { s.running.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(5 * time.Second):
-		s.log.Warn("pop3: sessions still running after shutdown")
-	}
-}
-
-// stopAccepting closes the listeners and returns the connections open.
-func (s *Server) stopAccepting() []*conn {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.draining = true
-	for _, ln := range s.listeners {
-		ln.Close()
-	}
-	s.listeners = nil
-	return s.snapshot()
-}
-
-func (s *Server) snapshot() []*conn {
-	out := make([]*conn, 0, len(s.conns))
-	for c := range s.conns {
-		out = append(out, c)
-	}
-	return out
-}
+func (s *Server) Close() error { return s.set.Close() }

@@ -11,7 +11,7 @@ import (
 	"net"
 	"strings"
 
-	"basalt/protocols/connlimit"
+	"basalt/protocols/listener"
 	"basalt/session"
 	"basalt/store"
 )
@@ -109,7 +109,7 @@ func (p *popSession) setIO() {
 // startTLS runs the server side of a TLS handshake over the connection,
 // within the login timeout.
 func (p *popSession) startTLS() bool {
-	ctx := p.srv.base
+	ctx := p.ctx()
 	if d := p.srv.cfg.LoginTimeout; d >= 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, d)
@@ -137,7 +137,9 @@ func (p *popSession) release() {
 	}
 }
 
-func (p *popSession) ctx() context.Context { return p.srv.base }
+// ctx is the connection's context: it ends when the client goes away,
+// so a command's store calls stop with it.
+func (p *popSession) ctx() context.Context { return p.c.Context() }
 
 // loop reads and carries out commands until the session ends.
 func (p *popSession) loop() {
@@ -256,6 +258,13 @@ func (p *popSession) command(line string) bool {
 	name, rest, _ := strings.Cut(line, " ")
 	name = strings.ToUpper(name)
 	args := strings.Fields(rest)
+	// The client waits for the answer, having sent nothing more: one
+	// that goes away meanwhile ends the connection's context, and the
+	// command's store calls with it (listener.Conn.Watch). Not QUIT,
+	// whose removals are done however the client leaves (RFC 1939 6).
+	if name != "QUIT" && p.r.Buffered() == 0 {
+		p.c.Watch()
+	}
 	// USER and PASS take the rest of the line: a password may hold
 	// spaces (RFC 1939 7, PASS).
 	if name != "PASS" {
@@ -317,10 +326,10 @@ func (p *popSession) command(line string) bool {
 }
 
 // plaintextOK reports whether a password may be sent in the clear here:
-// over TLS, from loopback or a unix socket (connlimit.Secure), or anywhere
+// over TLS, from loopback or a unix socket (listener.Secure), or anywhere
 // when the configuration allows it (RFC 2595 2.3 leaves it to policy).
 func (p *popSession) plaintextOK() bool {
-	return p.tls || p.srv.cfg.AllowPlaintextAuth || (p.srv.trustLoopback && connlimit.Secure(p.c.Conn))
+	return p.tls || p.srv.cfg.AllowPlaintextAuth || (p.srv.trustLoopback && listener.Secure(p.c.Conn))
 }
 
 // capa answers CAPA (RFC 2449 5) with what this connection offers in its

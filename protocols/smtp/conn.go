@@ -8,6 +8,8 @@ import (
 	"net/netip"
 	"sync"
 	"time"
+
+	"basalt/protocols/listener"
 )
 
 // conn is a client connection as Basalt tracks it, under go-smtp (and
@@ -21,18 +23,12 @@ import (
 // transfer rather than the silence inside it; and it carries on after a
 // write fails, so a client that stops reading is closed here.
 type conn struct {
-	net.Conn
-	srv  *Server
-	role Role
-	ip   netip.Addr // invalid on a unix socket
-	// release gives back the connection's place in the server's limits.
-	release func()
-
-	closeOnce sync.Once
+	*listener.Conn // busy between MAIL and the end of the transaction
+	srv            *Server
+	role           Role
+	ip             netip.Addr // invalid on a unix socket
 
 	mu       sync.Mutex
-	busy     bool  // between MAIL and the end of the transaction
-	draining bool  // the server is shutting down
 	readErr  error // a read timed out: every later read fails the same
 	errors   int   // refused commands so far
 	messages int   // DATA commands so far
@@ -49,24 +45,21 @@ type conn struct {
 // it.
 const tlsHandshakeRecord = 0x16
 
-// aLongTimeAgo is a deadline that has passed: a read given it returns at once.
-var aLongTimeAgo = time.Unix(1, 0)
-
 func (c *conn) Read(b []byte) (int, error) {
 	c.mu.Lock()
 	if err := c.readErr; err != nil {
 		c.mu.Unlock()
 		return 0, err
 	}
-	switch {
-	case c.draining && !c.busy:
-		// Between transactions during a shutdown: go-smtp takes the
-		// timeout, answers 421 (RFC 5321 3.8) and closes.
-		c.Conn.SetReadDeadline(aLongTimeAgo)
-	case c.srv.cfg.ReadTimeout > 0:
-		c.Conn.SetReadDeadline(time.Now().Add(c.srv.cfg.ReadTimeout))
-	}
 	c.mu.Unlock()
+	// Between transactions during a shutdown the Set makes this a
+	// deadline that has passed: go-smtp takes the timeout, answers 421
+	// (RFC 5321 3.8) and closes.
+	var d time.Time
+	if c.srv.cfg.ReadTimeout > 0 {
+		d = time.Now().Add(c.srv.cfg.ReadTimeout)
+	}
+	c.Conn.SetReadDeadline(d)
 	n, err := c.Conn.Read(b)
 	if ne, ok := errors.AsType[net.Error](err); ok && ne.Timeout() {
 		c.mu.Lock()
@@ -89,7 +82,7 @@ func (c *conn) Write(b []byte) (int, error) {
 		// go-smtp answered the command itself (500-504: syntax, an
 		// unknown or out-of-sequence command) and it was the one too
 		// many: RFC 5321 3.8 lets the server close with a 421.
-		c.srv.log.Info("smtp connection dropped", "role", c.role, "remote", addrString(c.RemoteAddr()), "reason", errTooManyErrors.Message)
+		c.srv.log.Info("smtp connection dropped", "role", c.role, "remote", listener.AddrString(c.RemoteAddr()), "reason", errTooManyErrors.Message)
 		e := errTooManyErrors
 		fmt.Fprintf(c.Conn, "%d %d.%d.%d %s\r\n", e.Code, e.EnhancedCode[0], e.EnhancedCode[1], e.EnhancedCode[2], e.Message)
 		c.Close()
@@ -133,34 +126,16 @@ func (c *conn) syntaxErrors(b []byte) bool {
 	return reached
 }
 
-func (c *conn) Close() error {
-	c.closeOnce.Do(func() { c.srv.forget(c) })
-	return c.Conn.Close()
-}
-
 // setBusy marks a transaction open (MAIL taken) or ended.
 func (c *conn) setBusy(b bool) {
-	c.mu.Lock()
-	c.busy = b
-	c.mu.Unlock()
-}
-
-// drain is the shutdown's word to the connection: an idle one is woken
-// from its read to be closed; a busy one finishes its transaction first.
-func (c *conn) drain() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.draining = true
-	if !c.busy {
-		c.Conn.SetReadDeadline(aLongTimeAgo)
+	if b {
+		c.Begin()
+	} else {
+		c.End()
 	}
 }
 
-func (c *conn) isDraining() bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.draining
-}
+func (c *conn) isDraining() bool { return c.Draining() }
 
 // violation counts a refused command and reports whether the connection
 // has now had as many as it may.

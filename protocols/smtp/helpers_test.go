@@ -3,13 +3,10 @@ package smtp
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/base64"
 	"fmt"
-	"log/slog"
 	"net"
 	"net/textproto"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -67,16 +64,16 @@ func (b *bounces) all() []bounce {
 
 // harness is a Server on real sockets on 127.0.0.1, over a real store.
 type harness struct {
-	t       *testing.T
-	env     *storetest.Env
-	agent   *delivery.Agent
-	srv     *Server
-	addr    map[Role]string
-	socket  string
-	caFile  string      // the server certificate in PEM, for clients to trust
-	tls     *tls.Config // a client configuration trusting it
-	logs    *logBuffer
-	serving sync.WaitGroup
+	t      *testing.T
+	env    *storetest.Env
+	agent  *delivery.Agent
+	srv    *Server
+	addr   map[Role]string
+	socket string
+	caFile string      // the server certificate in PEM, for clients to trust
+	tls    *tls.Config // a client configuration trusting it
+	logs   *testsupport.LogBuffer
+	sh     *testsupport.ServerHarness
 }
 
 const testHost = "mx.test"
@@ -91,8 +88,8 @@ func start(t *testing.T, su setup) *harness {
 		su.session.CRAMMD5 = true
 	}
 	env := storetest.Open(t, db, storetest.Options{Session: su.session})
-	logs := &logBuffer{}
-	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	sh := testsupport.NewServerHarness(t, testHost)
+	log := sh.Log
 	ac := su.agent
 	ac.Hostname = testHost
 	var relay delivery.Relay
@@ -100,10 +97,9 @@ func start(t *testing.T, su setup) *harness {
 		relay = delivery.NewQueue(delivery.QueueConfig{Smarthost: "127.0.0.1:1"}, env.Store, nil, log)
 	}
 	agent := delivery.New(ac, env.Store, relay, log)
-	cert, pool, pemBytes := testCert(t)
 	cfg := su.cfg
 	cfg.Hostname = testHost
-	cfg.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	cfg.TLS = sh.TLS
 	if su.bounces != nil {
 		cfg.SendBounce = su.bounces.send
 	}
@@ -113,27 +109,12 @@ func start(t *testing.T, su setup) *harness {
 	srv := New(cfg, agent, env.Session, log)
 	srv.trustLoopback = !su.remote
 	h := &harness{
-		t: t, env: env, agent: agent, srv: srv, addr: map[Role]string{}, logs: logs,
-		caFile: filepath.Join(t.TempDir(), "ca.pem"),
-		tls:    &tls.Config{RootCAs: pool, ServerName: testHost},
+		t: t, env: env, agent: agent, srv: srv, addr: map[Role]string{},
+		logs: sh.Logs, caFile: sh.CAFile, tls: sh.Client, sh: sh,
 	}
-	if err := os.WriteFile(h.caFile, pemBytes, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	serve := func(ln net.Listener, r Role) {
-		h.serving.Add(1)
-		go func() {
-			defer h.serving.Done()
-			if err := srv.Serve(ln, r); err != nil {
-				logs.Write([]byte("SERVE ERROR: " + err.Error() + "\n"))
-			}
-		}()
-	}
+	serve := func(ln net.Listener, r Role) { sh.Serve(func() error { return srv.Serve(ln, r) }) }
 	for _, r := range []Role{RoleMX, RoleSubmission, RoleSubmissions, RoleLMTP} {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
+		ln := sh.Listen()
 		h.addr[r] = ln.Addr().String()
 		serve(ln, r)
 	}
@@ -145,16 +126,7 @@ func start(t *testing.T, su setup) *harness {
 		}
 		serve(ln, RoleLMTP)
 	}
-	t.Cleanup(func() {
-		srv.Close()
-		h.serving.Wait()
-		if strings.Contains(logs.String(), "SERVE ERROR") {
-			t.Errorf("a listener failed:\n%s", logs.String())
-		}
-		if t.Failed() {
-			t.Logf("server log:\n%s", logs.String())
-		}
-	})
+	sh.StopAtEnd(func() { srv.Close() })
 	return h
 }
 
@@ -196,23 +168,13 @@ func (h *harness) inbox(addr string) []string {
 
 // connections reports how many connections the server holds.
 func (h *harness) connections() int {
-	h.srv.mu.Lock()
-	defer h.srv.mu.Unlock()
-	return len(h.srv.conns)
+	return h.srv.set.Open()
 }
 
 // waitConnections waits until the server holds n connections.
 func (h *harness) waitConnections(n int) {
 	h.t.Helper()
-	testsupport.WaitFor(h.t, 10*time.Second, fmt.Sprintf("the server to hold %d connections", n), func() bool { return h.connections() == n })
-}
-
-// logBuffer collects the server's log (testsupport.LogBuffer).
-type logBuffer = testsupport.LogBuffer
-
-// testCert makes a certificate for the test host and 127.0.0.1.
-func testCert(t testing.TB) (tls.Certificate, *x509.CertPool, []byte) {
-	return testsupport.TestCert(t, testHost)
+	h.sh.WaitOpen(n, h.connections)
 }
 
 // client is a raw SMTP client: it sends lines and reads replies as they

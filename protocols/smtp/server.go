@@ -8,13 +8,12 @@ import (
 	"log/slog"
 	"net"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/emersion/go-smtp"
 
 	"basalt/delivery"
-	"basalt/protocols/connlimit"
+	"basalt/protocols/listener"
 	"basalt/session"
 )
 
@@ -126,10 +125,6 @@ func (c Config) WithDefaults() Config {
 	return c
 }
 
-// refusingMax bounds the goroutines that answer refused connections, so a
-// flood of them costs a bounded amount; beyond it they are just closed.
-const refusingMax = 64
-
 // Server serves SMTP, submission and LMTP over one delivery agent. It is
 // safe for concurrent use; Serve is called once per listener.
 type Server struct {
@@ -138,25 +133,17 @@ type Server struct {
 	auth  Authenticator
 	log   *slog.Logger
 
-	// base is the context of every agent call; it ends when a shutdown's
-	// deadline passes with transactions still running.
-	base   context.Context
-	cancel context.CancelFunc
-
 	mx, submission, lmtp *smtp.Server
 
-	inflight sync.WaitGroup // deliveries running; Add under mu, never once aborted
-	refusing chan struct{}
+	// set is the connections: accept, limits, shutdown; every agent call
+	// runs on the context of the connection it serves.
+	set *listener.Set
+	// inflight are the deliveries running, which a shutdown waits for
+	// (the Set's Drain hook).
+	inflight listener.Tasks
 	// trustLoopback counts loopback clients as secure for AUTH; only
 	// tests turn it off, to see what a remote client sees.
 	trustLoopback bool
-
-	mu        sync.Mutex
-	listeners []net.Listener
-	conns     map[*conn]struct{}
-	limit     connlimit.Limiter
-	draining  bool
-	aborted   bool
 }
 
 // New returns a server delivering through agent and checking passwords
@@ -165,13 +152,22 @@ func New(cfg Config, agent *delivery.Agent, auth Authenticator, log *slog.Logger
 	if log == nil {
 		log = slog.Default()
 	}
-	s := &Server{
-		cfg: cfg.WithDefaults(), agent: agent, auth: auth, log: log,
-		refusing: make(chan struct{}, refusingMax), trustLoopback: true,
-		conns: map[*conn]struct{}{},
-	}
-	s.limit = connlimit.Limiter{Max: s.cfg.MaxConnections, PerIP: s.cfg.MaxConnectionsPerIP}
-	s.base, s.cancel = context.WithCancel(context.Background())
+	s := &Server{cfg: cfg.WithDefaults(), agent: agent, auth: auth, log: log, trustLoopback: true}
+	s.set = listener.NewSet(context.Background(), listener.Config{
+		Name: "smtp", Max: s.cfg.MaxConnections, PerIP: s.cfg.MaxConnectionsPerIP, Log: log,
+		// RFC 5321 3.1 allows 421 in place of the greeting.
+		Refusal: func(err error) string {
+			e := errTooManyConns
+			switch {
+			case errors.Is(err, listener.ErrShuttingDown):
+				e = errShuttingDown
+			case errors.Is(err, listener.ErrTooManyFromIP):
+				e = errTooManyFromIP
+			}
+			return fmt.Sprintf("%d %d.%d.%d %s %s", e.Code, e.EnhancedCode[0], e.EnhancedCode[1], e.EnhancedCode[2], s.cfg.Hostname, e.Message)
+		},
+		Drain: s.inflight.Drain,
+	})
 	s.mx = s.newProto(false, s.cfg.TLS)
 	s.submission = s.newProto(false, s.cfg.TLS)
 	// LMTP is for an MTA beside Basalt (RFC 2033 4: not for use over the
@@ -216,20 +212,13 @@ func (s *Server) Serve(ln net.Listener, role Role) error {
 		ln.Close()
 		return errors.New("smtp: submissions (implicit TLS) needs a certificate")
 	}
-	s.mu.Lock()
-	if s.draining {
-		s.mu.Unlock()
-		ln.Close()
-		return nil
+	var tlsCfg *tls.Config
+	if role == RoleSubmissions {
+		tlsCfg = s.cfg.TLS
 	}
-	s.listeners = append(s.listeners, ln)
-	s.mu.Unlock()
-	err := s.proto(role).Serve(&listener{Listener: ln, srv: s, role: role})
+	err := s.proto(role).Serve(&roleListener{Listener: s.set.Listener(ln, tlsCfg), srv: s, role: role})
 	if err != nil {
-		s.mu.Lock()
-		stopped := s.draining
-		s.mu.Unlock()
-		if stopped && errors.Is(err, net.ErrClosed) {
+		if s.set.Draining() && errors.Is(err, net.ErrClosed) {
 			return nil // closed by Shutdown or Close
 		}
 		return fmt.Errorf("smtp: serve %s on %s: %w", role, ln.Addr(), err)
@@ -243,191 +232,48 @@ func (s *Server) Serve(ln net.Listener, role Role) error {
 // returned; a message not yet answered 250 is then not acknowledged, so
 // the client keeps it (RFC 5321 4.1.1.4).
 func (s *Server) Shutdown(ctx context.Context) error {
-	conns := s.stopAccepting()
-	for _, c := range conns {
-		c.drain()
-	}
-	protos := []*smtp.Server{s.mx, s.submission, s.lmtp}
-	errs := make([]error, len(protos))
-	var wg sync.WaitGroup
-	for i, p := range protos {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			// go-smtp's Shutdown closes the listeners (stopAccepting
-			// already has), then waits for every connection to end.
-			err := p.Shutdown(ctx)
-			if err != nil && !errors.Is(err, smtp.ErrServerClosed) && !errors.Is(err, net.ErrClosed) && !errors.Is(err, ctx.Err()) {
-				errs[i] = err
-			}
-		}()
-	}
-	wg.Wait()
-	if err := ctx.Err(); err != nil {
-		s.abort()
-		return fmt.Errorf("smtp shutdown: %w", err)
-	}
-	s.cancel()
-	return errors.Join(errs...)
+	err := s.set.Shutdown(ctx)
+	s.closeProtos()
+	return err
 }
 
 // Close stops at once: listeners and connections are closed and the
 // deliveries running are cancelled.
 func (s *Server) Close() error {
-	s.stopAccepting()
+	err := s.set.Close()
+	s.closeProtos()
+	return err
+}
+
+// closeProtos tells go-smtp its servers are done; the Set has closed
+// their listeners and connections already.
+func (s *Server) closeProtos() {
 	for _, p := range []*smtp.Server{s.mx, s.submission, s.lmtp} {
-		p.Close() // listeners; ErrServerClosed after a Shutdown, which closed them
-	}
-	s.abort()
-	return nil
-}
-
-// abort cancels the deliveries running, closes every connection, and waits
-// a little for the deliveries to notice, so that the store is not closed
-// under them.
-func (s *Server) abort() {
-	s.cancel()
-	s.mu.Lock()
-	s.aborted = true
-	conns := s.snapshot()
-	s.mu.Unlock()
-	for _, c := range conns {
-		c.Close()
-	}
-	done := make(chan struct{})
-	go func() { s.inflight.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(5 * time.Second):
-		s.log.Warn("smtp: deliveries still running after shutdown")
+		p.Close() // ErrServerClosed the second time: nothing to do
 	}
 }
 
-// startDelivery counts a delivery in, unless the server is past waiting
-// for them.
-func (s *Server) startDelivery() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.aborted {
-		return false
-	}
-	s.inflight.Add(1)
-	return true
-}
-
-// stopAccepting closes the listeners and returns the connections open.
-func (s *Server) stopAccepting() []*conn {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.draining = true
-	for _, ln := range s.listeners {
-		ln.Close()
-	}
-	s.listeners = nil
-	return s.snapshot()
-}
-
-func (s *Server) snapshot() []*conn {
-	out := make([]*conn, 0, len(s.conns))
-	for c := range s.conns {
-		out = append(out, c)
-	}
-	return out
-}
-
-// admit registers a new connection, or says why it is refused: the reply
-// given in place of the greeting (RFC 5321 3.1 allows 421 there).
-func (s *Server) admit(raw net.Conn, role Role) (*conn, *smtp.SMTPError) {
-	ip, _ := connlimit.ClientKey(raw.RemoteAddr())
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.draining {
-		return nil, errShuttingDown
-	}
-	release, err := s.limit.Admit(raw.RemoteAddr())
-	switch {
-	case errors.Is(err, connlimit.ErrTooManyFromIP):
-		return nil, errTooManyFromIP
-	case err != nil:
-		return nil, errTooManyConns
-	}
-	c := &conn{Conn: raw, srv: s, role: role, ip: ip, release: release}
-	s.conns[c] = struct{}{}
-	return c, nil
-}
-
-// forget drops c from the open connections and gives back its place;
-// called once, when c closes.
-func (s *Server) forget(c *conn) {
-	s.mu.Lock()
-	delete(s.conns, c)
-	s.mu.Unlock()
-	c.release()
-}
-
-// refuse answers a connection that was not admitted and closes it, on a
-// goroutine of its own so that a slow client cannot hold up accepting.
-func (s *Server) refuse(raw net.Conn, role Role, e *smtp.SMTPError) {
-	select {
-	case s.refusing <- struct{}{}:
-	default:
-		raw.Close()
-		return
-	}
-	s.log.Info("smtp connection refused", "role", role, "remote", addrString(raw.RemoteAddr()), "reason", e.Message)
-	go func() {
-		defer func() { <-s.refusing }()
-		raw.SetDeadline(time.Now().Add(5 * time.Second))
-		var c net.Conn = raw
-		if role == RoleSubmissions {
-			tc := tls.Server(raw, s.cfg.TLS)
-			if err := tc.Handshake(); err != nil {
-				raw.Close()
-				return
-			}
-			c = tc
-		}
-		fmt.Fprintf(c, "%d %d.%d.%d %s %s\r\n", e.Code, e.EnhancedCode[0], e.EnhancedCode[1], e.EnhancedCode[2], s.cfg.Hostname, e.Message)
-		c.Close()
-	}()
-}
-
-// addrString is a client's address for logs; a unix socket's client may
-// have none.
-func addrString(a net.Addr) string {
-	if a == nil {
-		return "local"
-	}
-	if s := a.String(); s != "" && s != "@" {
-		return s
-	}
-	return "local"
-}
-
-// listener admits connections before go-smtp sees them, and starts TLS on
-// those of RoleSubmissions (go-smtp handshakes any *tls.Conn it is given).
-type listener struct {
+// roleListener hands go-smtp the connections the Set admitted, in
+// Basalt's conn, and starts TLS on those of RoleSubmissions (go-smtp
+// handshakes any *tls.Conn it is given).
+type roleListener struct {
 	net.Listener
 	srv  *Server
 	role Role
 }
 
-func (l *listener) Accept() (net.Conn, error) {
-	for {
-		raw, err := l.Listener.Accept()
-		if err != nil {
-			return nil, err
-		}
-		c, refusal := l.srv.admit(raw, l.role)
-		if refusal != nil {
-			l.srv.refuse(raw, l.role, refusal)
-			continue
-		}
-		if l.role == RoleSubmissions {
-			return tls.Server(c, l.srv.cfg.TLS), nil
-		}
-		return c, nil
+func (l *roleListener) Accept() (net.Conn, error) {
+	nc, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
 	}
+	lc := nc.(*listener.Conn)
+	ip, _ := listener.ClientKey(lc.RemoteAddr())
+	c := &conn{Conn: lc, srv: l.srv, role: l.role, ip: ip}
+	if l.role == RoleSubmissions {
+		return tls.Server(c, l.srv.cfg.TLS), nil
+	}
+	return c, nil
 }
 
 // errorLog takes go-smtp's own reports: connections that failed (TLS

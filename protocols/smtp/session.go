@@ -18,6 +18,7 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"basalt/delivery"
+	"basalt/protocols/listener"
 	"basalt/protocols/saslserver"
 	"basalt/session"
 )
@@ -64,10 +65,12 @@ func (s *Server) newSession(c *smtp.Conn) (smtp.Session, error) {
 	if cn == nil {
 		return nil, errors.New("connection not admitted") // cannot happen: listener admits all
 	}
-	return &smtpSession{srv: s, conn: cn, c: c, role: cn.role, remote: addrString(c.Conn().RemoteAddr())}, nil
+	return &smtpSession{srv: s, conn: cn, c: c, role: cn.role, remote: listener.AddrString(c.Conn().RemoteAddr())}, nil
 }
 
-func (s *smtpSession) ctx() context.Context { return s.srv.base }
+// ctx is the connection's context: it ends when the client goes away or
+// the server aborts, and the agent's calls with it.
+func (s *smtpSession) ctx() context.Context { return s.conn.Context() }
 
 func (s *smtpSession) isTLS() bool {
 	_, ok := s.c.TLSConnectionState()
@@ -238,7 +241,7 @@ type outcome struct {
 // deliver hands the message to the agent, which answers once it is
 // durable, and logs the transaction.
 func (s *smtpSession) deliver(env *delivery.Envelope, rcpts []delivery.Recipient, r io.Reader) (outcome, error) {
-	if !s.srv.startDelivery() {
+	if !s.srv.inflight.Start() {
 		return outcome{}, errShuttingDown
 	}
 	defer s.srv.inflight.Done()

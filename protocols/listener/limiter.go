@@ -1,4 +1,4 @@
-package connlimit
+package listener
 
 import (
 	"crypto/tls"
