@@ -72,6 +72,12 @@ func (a *Account) message(r messageRow) (Message, error) {
 		return m, nil
 	}
 	raw := r.Info
+	if !r.InfoSealed {
+		if info := a.s.infos.get(r.ID, raw); info != nil {
+			m.Info = info
+			return m, nil
+		}
+	}
 	if r.InfoSealed {
 		if a.key == nil {
 			return Message{}, fmt.Errorf("message %d: %w", r.ID, ErrLocked)
@@ -87,6 +93,9 @@ func (a *Account) message(r messageRow) (Message, error) {
 	m.Info = new(mimeinfo.Info)
 	if err := json.Unmarshal(raw, m.Info); err != nil {
 		return Message{}, fmt.Errorf("message %d: decode metadata: %w", r.ID, err)
+	}
+	if !r.InfoSealed {
+		a.s.infos.put(r.ID, r.Info, m.Info)
 	}
 	return m, nil
 }

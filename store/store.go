@@ -79,6 +79,7 @@ type Store struct {
 	hooks   hooks
 	group   groupCommit
 	claims  claimLocks // ClaimRecent
+	infos   infoCache  // decoded message metadata (infocache.go)
 	// localCache is set when the cache lives in this process only.
 	localCache bool
 	// watches fans change events out to this process's watchers (watch.go).
