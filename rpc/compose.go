@@ -15,13 +15,13 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/emersion/go-message"
+	gomessage "github.com/emersion/go-message"
 	"github.com/emersion/go-message/mail"
 
 	"basalt/delivery"
+	"basalt/message"
 	"basalt/session"
 	"basalt/store"
-	"basalt/store/mimeinfo"
 )
 
 // Composing: messages.compose opens a server-side compose, files are
@@ -542,11 +542,11 @@ func writeAttachment(mw *mail.Writer, f file) error {
 }
 
 // decodedPart returns a part's body with its transfer encoding undone.
-func decodedPart(raw []byte, p *mimeinfo.Part) io.Reader {
+func decodedPart(raw []byte, p *message.Part) io.Reader {
 	body := cut(raw, p.BodyStart, p.BodyEnd)
-	var mh message.Header
+	var mh gomessage.Header
 	mh.Set("Content-Transfer-Encoding", p.Encoding)
-	e, _ := message.New(mh, bytes.NewReader(body))
+	e, _ := gomessage.New(mh, bytes.NewReader(body))
 	if e == nil {
 		return bytes.NewReader(body)
 	}

@@ -13,8 +13,8 @@ import (
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapserver"
 
+	"basalt/message"
 	"basalt/store"
-	"basalt/store/mimeinfo"
 )
 
 // fetchChunk is how many messages one store query reads for FETCH: a
@@ -262,7 +262,7 @@ func partPath(part []int) string {
 
 // bodySection cuts BODY[section]<partial> (RFC 9051 6.4.5) out of raw by
 // the offsets of its parse. A part that does not exist is empty.
-func bodySection(raw []byte, info *mimeinfo.Info, bs *imap.FetchItemBodySection) []byte {
+func bodySection(raw []byte, info *message.Info, bs *imap.FetchItemBodySection) []byte {
 	var data []byte
 	if len(bs.Part) == 0 {
 		switch bs.Specifier {
@@ -352,7 +352,7 @@ func partial(b []byte, p *imap.SectionPartial) []byte {
 // binarySection is BINARY[part] (RFC 3516): the part's body with its
 // content transfer encoding undone. The whole message and parts holding
 // other parts have no encoding of their own to undo.
-func binarySection(raw []byte, info *mimeinfo.Info, part []int) ([]byte, error) {
+func binarySection(raw []byte, info *message.Info, part []int) ([]byte, error) {
 	if len(part) == 0 {
 		return raw, nil
 	}
@@ -400,7 +400,7 @@ func decodeTransfer(encoding string, body []byte) ([]byte, bool) {
 }
 
 // envelope converts the stored ENVELOPE (RFC 9051 7.5.2) to the library's.
-func envelope(e *mimeinfo.Envelope) *imap.Envelope {
+func envelope(e *message.Envelope) *imap.Envelope {
 	if e == nil {
 		return nil
 	}
@@ -417,7 +417,7 @@ func envelope(e *mimeinfo.Envelope) *imap.Envelope {
 	return out
 }
 
-func addresses(as []mimeinfo.Address) []imap.Address {
+func addresses(as []message.Address) []imap.Address {
 	if len(as) == 0 {
 		return nil
 	}
@@ -430,7 +430,7 @@ func addresses(as []mimeinfo.Address) []imap.Address {
 
 // bodyStructure converts the stored BODYSTRUCTURE, always with its
 // extension data: the library writes BODY from it by leaving that out.
-func bodyStructure(p *mimeinfo.Part) imap.BodyStructure {
+func bodyStructure(p *message.Part) imap.BodyStructure {
 	var disp *imap.BodyStructureDisposition
 	if p.Disposition != "" {
 		disp = &imap.BodyStructureDisposition{Value: p.Disposition, Params: p.DispositionParams}

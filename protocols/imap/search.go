@@ -14,8 +14,8 @@ import (
 	"github.com/emersion/go-message/charset"
 	"github.com/emersion/go-message/textproto"
 
+	"basalt/message"
 	"basalt/store"
-	"basalt/store/mimeinfo"
 )
 
 // Search is SEARCH and UID SEARCH (RFC 9051 6.4.4) with ESEARCH's result
@@ -90,7 +90,7 @@ func (s *session) search(c *imap.SearchCriteria) ([]int, error) {
 	var out []int
 	for start := 0; start < len(rows); start += searchChunk {
 		chunk := rows[start:min(start+searchChunk, len(rows))]
-		var infos map[uint32]*mimeinfo.Info
+		var infos map[uint32]*message.Info
 		if needInfo {
 			uids := make([]uint32, len(chunk))
 			for k, m := range chunk {
@@ -100,7 +100,7 @@ func (s *session) search(c *imap.SearchCriteria) ([]int, error) {
 			if err != nil {
 				return nil, s.storeErr("search", err)
 			}
-			infos = make(map[uint32]*mimeinfo.Info, len(full))
+			infos = make(map[uint32]*message.Info, len(full))
 			for _, m := range full {
 				infos[m.UID] = m.Info
 			}
@@ -210,7 +210,7 @@ type candidate struct {
 	s    *session
 	seq  uint32
 	m    *store.Message
-	info *mimeinfo.Info
+	info *message.Info
 	raw  []byte
 	read bool
 }
@@ -365,7 +365,7 @@ func contains(hay, needle string) bool {
 // the message's header.
 func (c *candidate) header(key, value string) (bool, error) {
 	e := &c.info.Envelope
-	var addrs []mimeinfo.Address
+	var addrs []message.Address
 	switch strings.ToLower(key) {
 	case "subject":
 		return e.Subject != "" && contains(e.Subject, value), nil
@@ -429,8 +429,8 @@ func (c *candidate) body(value string, withHeader bool) (bool, error) {
 
 // textContains looks for value in the text parts under p, decoded from
 // their transfer encoding and charset.
-func textContains(raw []byte, p *mimeinfo.Part, value string, depth int) bool {
-	if depth > mimeinfo.MaxDepth {
+func textContains(raw []byte, p *message.Part, value string, depth int) bool {
+	if depth > message.MaxDepth {
 		return false
 	}
 	switch {

@@ -1,10 +1,10 @@
-package mimeinfo
+package message
 
 import (
 	"strings"
 	"time"
 
-	"github.com/emersion/go-message"
+	gomessage "github.com/emersion/go-message"
 	"github.com/emersion/go-message/mail"
 	"github.com/emersion/go-message/textproto"
 )
@@ -60,7 +60,7 @@ var dateLayouts = [...]string{
 // or when the date could not be stored (a year outside 1..9999 or an
 // offset of a day or more, which encoding/json rejects).
 func parseDate(h textproto.Header) time.Time {
-	mh := mail.Header{Header: message.Header{Header: h}}
+	mh := mail.Header{Header: gomessage.Header{Header: h}}
 	t, err := mh.Date()
 	if err != nil {
 		v := strings.Join(strings.Fields(stripComments(h.Get("Date"))), " ")

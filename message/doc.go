@@ -1,10 +1,16 @@
-// Package mimeinfo parses a raw RFC 5322 message once, at delivery, into
-// everything the front ends need without reading the message again: the IMAP
-// ENVELOPE and BODYSTRUCTURE (RFC 3501 7.4.2, RFC 9051 7.5.2) including all
-// extension data, byte offsets of every part so that BODY[n], BODY[n.MIME]
-// and BINARY[n] can be served by slicing the stored message, and the fields
-// the webmail and search need (snippet, attachments, threading references,
-// lower-cased search text).
+// Package message is Basalt's one home of MIME (RFC 5322, RFC 2045-2049):
+// it parses messages, and imports nothing of Basalt's. It sits beside the
+// store's models: the store and everything above it use it.
+//
+//   - Parse: Parse reads a raw message once, at delivery, into everything the
+//     front ends need without reading the message again: the IMAP ENVELOPE
+//     and BODYSTRUCTURE (RFC 3501 7.4.2, RFC 9051 7.5.2) including all
+//     extension data, byte offsets of every part so that BODY[n],
+//     BODY[n.MIME] and BINARY[n] can be served by slicing the stored message,
+//     and the fields the webmail and search need (snippet, attachments,
+//     threading references, lower-cased search text).
+//   - Envelope and body structure: Info.Envelope and Info.Body, and
+//     Part.Find for an IMAP section path.
 //
 // The result, Info, is plain data meant to be stored as JSON in the message's
 // metadata row; its JSON keys are deliberately short.
@@ -31,4 +37,4 @@
 // Nesting (multipart and message/rfc822) is followed to a depth of MaxDepth
 // and at most MaxParts parts are recorded, so hostile input cannot make the
 // result unbounded.
-package mimeinfo
+package message
