@@ -1,6 +1,6 @@
 // Package message is Basalt's one home of MIME (RFC 5322, RFC 2045-2049):
-// it parses messages, and imports nothing of Basalt's. It sits beside the
-// store's models: the store and everything above it use it.
+// it parses and decodes messages, and imports nothing of Basalt's. It sits
+// beside the store's models: the store and everything above it use it.
 //
 //   - Parse: Parse reads a raw message once, at delivery, into everything the
 //     front ends need without reading the message again: the IMAP ENVELOPE
@@ -11,6 +11,10 @@
 //     threading references, lower-cased search text).
 //   - Envelope and body structure: Info.Envelope and Info.Body, and
 //     Part.Find for an IMAP section path.
+//   - Decode: Decode and Part.Decode undo a part's Content-Transfer-Encoding,
+//     with one tolerance for damaged input, for every reader: IMAP BINARY
+//     and BINARY.SIZE, IMAP search, the webmail's body, download and
+//     forwarding, and the parse's snippet and attachment sizes.
 //
 // The result, Info, is plain data meant to be stored as JSON in the message's
 // metadata row; its JSON keys are deliberately short.

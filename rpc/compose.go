@@ -15,11 +15,9 @@ import (
 	"strconv"
 	"strings"
 
-	gomessage "github.com/emersion/go-message"
 	"github.com/emersion/go-message/mail"
 
 	"basalt/delivery"
-	"basalt/message"
 	"basalt/session"
 	"basalt/store"
 )
@@ -391,7 +389,10 @@ func (h *Handler) build(ctx context.Context, c *Call, p messageParams, requireRc
 			if err != nil {
 				return nil, err
 			}
-			return io.NopCloser(decodedPart(raw, part)), nil
+			// As IMAP BINARY and the download decode it; a part in an
+			// unknown encoding goes as it is stored.
+			body, _ := part.Decode(raw)
+			return io.NopCloser(bytes.NewReader(body)), nil
 		}})
 	}
 	write := func(hdr mail.Header) ([]byte, error) {
@@ -539,18 +540,6 @@ func writeAttachment(mw *mail.Writer, f file) error {
 		return err
 	}
 	return w.Close()
-}
-
-// decodedPart returns a part's body with its transfer encoding undone.
-func decodedPart(raw []byte, p *message.Part) io.Reader {
-	body := cut(raw, p.BodyStart, p.BodyEnd)
-	var mh gomessage.Header
-	mh.Set("Content-Transfer-Encoding", p.Encoding)
-	e, _ := gomessage.New(mh, bytes.NewReader(body))
-	if e == nil {
-		return bytes.NewReader(body)
-	}
-	return e.Body
 }
 
 // specialFolder finds the user's folder of a special use (RFC 6154),

@@ -13,7 +13,7 @@ import (
 	"unicode/utf8"
 
 	gomessage "github.com/emersion/go-message"
-	_ "github.com/emersion/go-message/charset" // RFC 2046 4.1.2: bodies in any charset the library knows
+	"github.com/emersion/go-message/charset"
 	"github.com/emersion/go-message/textproto"
 	"github.com/go-chi/chi/v5"
 	invopop "github.com/invopop/jsonschema"
@@ -288,25 +288,21 @@ func textParts(p *message.Part) (plain, html *message.Part) {
 }
 
 // decodePart returns a text part's body as UTF-8: transfer encoding
-// undone (RFC 2045 6) and charset converted (RFC 2046 4.1.2) by
-// go-message; at most max bytes. The part's own header is not parsed
-// again: the parse (p) has what decoding needs, and a part's header is
-// bounded by no header limit (a 1 MB one of short fields, as much as
-// go-message reads, cost some 50 MB at each load or search).
+// undone by message.Part.Decode (RFC 2045 6; an unknown one reads as it
+// is) and charset converted (RFC 2046 4.1.2) with any charset go-message
+// knows; at most max bytes. The part's own header is not parsed again:
+// the parse (p) has what decoding needs, and a part's header is bounded
+// by no header limit (a 1 MB one of short fields, as much as go-message
+// reads, cost some 50 MB at each load or search).
 func decodePart(raw []byte, p *message.Part, max int) (string, bool) {
-	var th textproto.Header
-	params := map[string]string{}
-	if cs := p.Params["charset"]; cs != "" {
-		params["charset"] = cs
+	b, _ := p.Decode(raw)
+	var r io.Reader = bytes.NewReader(b)
+	if cs := p.Params["charset"]; cs != "" && !strings.EqualFold(cs, "utf-8") && !strings.EqualFold(cs, "us-ascii") {
+		if cr, err := charset.Reader(cs, r); err == nil {
+			r = cr
+		} // an unknown charset still reads, as it is
 	}
-	th.Set("Content-Type", mime.FormatMediaType(p.Type+"/"+p.Subtype, params))
-	th.Set("Content-Transfer-Encoding", p.Encoding)
-	e, err := gomessage.New(gomessage.Header{Header: th}, bytes.NewReader(cut(raw, p.BodyStart, p.BodyEnd)))
-	if e == nil {
-		return "", false
-	}
-	_ = err // an unknown charset or encoding still reads, as it is
-	b, err := io.ReadAll(io.LimitReader(e.Body, int64(max)+1))
+	b, err := io.ReadAll(io.LimitReader(r, int64(max)+1))
 	if err != nil && len(b) == 0 {
 		return "", false
 	}
@@ -395,17 +391,11 @@ func (h *Handler) serveBlob(w http.ResponseWriter, r *http.Request) {
 	}
 	hdr.Set("Content-Type", mime.FormatMediaType(ctype, params))
 	hdr.Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": name}))
-	body := cut(raw, p.BodyStart, p.BodyEnd)
-	// Only the transfer encoding is undone: the bytes stay in the charset
-	// the Content-Type above names.
-	var th textproto.Header
-	th.Set("Content-Transfer-Encoding", p.Encoding)
-	e, err := gomessage.New(gomessage.Header{Header: th}, bytes.NewReader(body))
-	if e == nil {
-		h.blobError(w, err)
-		return
-	}
-	io.Copy(w, e.Body)
+	// Only the transfer encoding is undone, as IMAP's BINARY undoes it:
+	// the bytes stay in the charset the Content-Type above names. A part
+	// in an encoding not known is sent as it is stored.
+	body, _ := p.Decode(raw)
+	w.Write(body)
 }
 
 func (h *Handler) blobError(w http.ResponseWriter, err error) {

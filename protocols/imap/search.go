@@ -447,10 +447,7 @@ func textContains(raw []byte, p *message.Part, value string, depth int) bool {
 	case p.Type != "text":
 		return false
 	}
-	body, ok := decodeTransfer(p.Encoding, cut(raw, p.BodyStart, p.BodyEnd))
-	if !ok {
-		body = cut(raw, p.BodyStart, p.BodyEnd)
-	}
+	body, _ := p.Decode(raw) // an unknown encoding is searched as it is
 	if cs := p.Params["charset"]; cs != "" && !strings.EqualFold(cs, "utf-8") && !strings.EqualFold(cs, "us-ascii") {
 		if r, err := charset.Reader(cs, bytes.NewReader(body)); err == nil {
 			if b, err := io.ReadAll(r); err == nil {
