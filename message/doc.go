@@ -1,6 +1,7 @@
 // Package message is Basalt's one home of MIME (RFC 5322, RFC 2045-2049):
-// it parses and decodes messages, and imports nothing of Basalt's. It sits
-// beside the store's models: the store and everything above it use it.
+// it parses, decodes and builds messages, and imports nothing of Basalt's.
+// It sits beside the store's models: the store and everything above it use
+// it.
 //
 //   - Parse: Parse reads a raw message once, at delivery, into everything the
 //     front ends need without reading the message again: the IMAP ENVELOPE
@@ -15,9 +16,15 @@
 //     with one tolerance for damaged input, for every reader: IMAP BINARY
 //     and BINARY.SIZE, IMAP search, the webmail's body, download and
 //     forwarding, and the parse's snippet and attachment sizes.
+//   - Build: Build writes a new message from a Spec on
+//     github.com/emersion/go-message: the header fields (RFC 5322 3.6, RFC
+//     2047 for what is not ASCII, Auto-Submitted of RFC 3834), text and HTML
+//     alternatives, attachments, or a multipart/report (RFC 6522). The
+//     webmail's sends and drafts, delivery status notifications (RFC 3464)
+//     and auto-replies (RFC 3834) are all made by it.
 //
-// The result, Info, is plain data meant to be stored as JSON in the message's
-// metadata row; its JSON keys are deliberately short.
+// Parse's result, Info, is plain data meant to be stored as JSON in the
+// message's metadata row; its JSON keys are deliberately short.
 //
 // Parse never fails and never panics: IMAP must answer for every stored
 // message however malformed (RFC 3501 7.4.2), so broken input yields a

@@ -79,10 +79,10 @@ func parseDate(h textproto.Header) time.Time {
 	return t
 }
 
-// msgIDs returns the msg-ids (RFC 5322 3.6.4) in a header value, each in
+// MsgIDs returns the msg-ids (RFC 5322 3.6.4) in a header value, each in
 // angle brackets with white space and comments removed. Text outside the
 // brackets (phrases, which obsolete In-Reply-To syntax allows) is ignored.
-func msgIDs(v string) []string {
+func MsgIDs(v string) []string {
 	var ids []string
 	for {
 		i := strings.IndexByte(v, '<')
@@ -106,7 +106,7 @@ func msgIDs(v string) []string {
 // its msg-ids separated by spaces, or the unfolded header text when it holds
 // none, so that nothing the sender wrote is lost.
 func msgIDField(v string) string {
-	if ids := msgIDs(v); len(ids) > 0 {
+	if ids := MsgIDs(v); len(ids) > 0 {
 		return strings.Join(ids, " ")
 	}
 	return cleanText(strings.TrimSpace(v))
@@ -116,7 +116,7 @@ func msgIDField(v string) string {
 // In-Reply-To that References does not list (RFC 5322 3.6.4), without
 // duplicates and bounded by maxReferences.
 func references(h textproto.Header) []string {
-	all := append(msgIDs(h.Get("References")), msgIDs(h.Get("In-Reply-To"))...)
+	all := append(MsgIDs(h.Get("References")), MsgIDs(h.Get("In-Reply-To"))...)
 	if len(all) == 0 {
 		return nil
 	}
