@@ -3,8 +3,6 @@ package delivery
 import (
 	"bufio"
 	"bytes"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"regexp"
@@ -12,9 +10,10 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/emersion/go-message"
 	"github.com/emersion/go-message/mail"
 	"github.com/emersion/go-message/textproto"
+
+	"basalt/message"
 )
 
 // ErrBounceToNull is BuildDSN's refusal to address a report to the null
@@ -131,42 +130,15 @@ func BuildDSN(d DSN) ([]byte, error) {
 	header := dsnOriginalHeader(d.Original)
 	globalHeaders := !dsnASCII(string(header))
 
-	var buf bytes.Buffer
-	// go-message writes the fields added last first, so they are added
-	// from the bottom up; the boundary is chosen here so that setting it
-	// does not move Content-Type to the top.
-	var h mail.Header
-	h.SetContentType("multipart/report", map[string]string{"report-type": "delivery-status", "boundary": dsnBoundary()})
-	h.Set("MIME-Version", "1.0")
-	// RFC 3834 5.1: a report answers one message, so "auto-replied".
-	h.Set("Auto-Submitted", "auto-replied")
-	if err := h.GenerateMessageIDWithHostname(d.ReportingMTA); err != nil {
-		return nil, fmt.Errorf("build DSN: %w", err)
+	subject := "Undelivered Mail Returned to Sender"
+	if !failed {
+		subject = "Delayed Mail (still being retried)"
 	}
-	if failed {
-		h.SetSubject("Undelivered Mail Returned to Sender")
-	} else {
-		h.SetSubject("Delayed Mail (still being retried)")
-	}
-	h.SetAddressList("To", []*mail.Address{{Address: d.To}})
-	h.SetAddressList("From", []*mail.Address{{Name: "Mail Delivery System", Address: "MAILER-DAEMON@" + d.ReportingMTA}})
-	h.SetDate(d.Date)
-	w, err := message.CreateWriter(&buf, h.Header)
-	if err != nil {
-		return nil, fmt.Errorf("build DSN: %w", err)
-	}
+	report := &message.Report{Type: "delivery-status"}
 
 	// 1. What a person reads.
-	text := dsnHumanReport(d.ReportingMTA, rcpts, failed)
-	var th message.Header
-	th.Set("Content-Description", "Notification")
-	if !dsnASCII(text) {
-		th.Set("Content-Transfer-Encoding", "quoted-printable")
-	}
-	th.SetContentType("text/plain", map[string]string{"charset": "utf-8"})
-	if err := writeDSNPart(w, th, []byte(text)); err != nil {
-		return nil, fmt.Errorf("build DSN: notification: %w", err)
-	}
+	report.Parts = append(report.Parts, message.ReportPart{Type: "text/plain", Params: map[string]string{"charset": "utf-8"},
+		Description: "Notification", Body: []byte(dsnHumanReport(d.ReportingMTA, rcpts, failed))})
 
 	// 2. What a program reads (RFC 3464 2.2, 2.3).
 	var status bytes.Buffer
@@ -202,34 +174,34 @@ func BuildDSN(d DSN) ([]byte, error) {
 			return nil, fmt.Errorf("build DSN: %w", err)
 		}
 	}
-	var sh message.Header
-	sh.Set("Content-Description", "Delivery report")
+	statusType := "message/delivery-status"
 	if global {
-		sh.SetContentType("message/global-delivery-status", nil)
-	} else {
-		sh.SetContentType("message/delivery-status", nil)
+		statusType = "message/global-delivery-status"
 	}
-	if err := writeDSNPart(w, sh, status.Bytes()); err != nil {
-		return nil, fmt.Errorf("build DSN: delivery report: %w", err)
-	}
+	report.Parts = append(report.Parts, message.ReportPart{Type: statusType, Description: "Delivery report", Body: status.Bytes()})
 
 	// 3. The original header, so the sender can tell which message it was.
 	if len(header) > 0 {
-		var oh message.Header
-		oh.Set("Content-Description", "Undelivered Message Headers")
+		headersType := "text/rfc822-headers"
 		if globalHeaders {
-			oh.SetContentType("message/global-headers", nil)
-		} else {
-			oh.SetContentType("text/rfc822-headers", nil)
+			headersType = "message/global-headers"
 		}
-		if err := writeDSNPart(w, oh, header); err != nil {
-			return nil, fmt.Errorf("build DSN: original header: %w", err)
-		}
+		report.Parts = append(report.Parts, message.ReportPart{Type: headersType, Description: "Undelivered Message Headers", Body: header})
 	}
-	if err := w.Close(); err != nil {
+	raw, err := message.Build(message.Spec{
+		Date:     d.Date,
+		From:     []*mail.Address{{Name: "Mail Delivery System", Address: "MAILER-DAEMON@" + d.ReportingMTA}},
+		To:       []*mail.Address{{Address: d.To}},
+		Subject:  subject,
+		Hostname: d.ReportingMTA,
+		// RFC 3834 5.1: a report answers one message, so "auto-replied".
+		AutoSubmitted: "auto-replied",
+		Report:        report,
+	})
+	if err != nil {
 		return nil, fmt.Errorf("build DSN: %w", err)
 	}
-	return buf.Bytes(), nil
+	return raw, nil
 }
 
 // FailedRecipient describes, for BuildDSN, a recipient that failed with
@@ -275,24 +247,6 @@ func dsnHumanReport(host string, rcpts []DSNRecipient, failed bool) string {
 		fmt.Fprintf(&b, "<%s>: %s (%s)\r\n", r.Address, dsnClip(dsnOneLine(diag), 600), r.Action)
 	}
 	return b.String()
-}
-
-// dsnBoundary returns a fresh multipart boundary.
-func dsnBoundary() string {
-	var b [15]byte
-	_, _ = rand.Read(b[:]) // crypto/rand.Read does not fail
-	return "=_basalt_" + hex.EncodeToString(b[:])
-}
-
-func writeDSNPart(w *message.Writer, h message.Header, body []byte) error {
-	pw, err := w.CreatePart(h)
-	if err != nil {
-		return err
-	}
-	if _, err := pw.Write(body); err != nil {
-		return err
-	}
-	return pw.Close()
 }
 
 // dsnOriginalHeader returns the header block of raw, CRLF-terminated and

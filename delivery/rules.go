@@ -1,16 +1,16 @@
 package delivery
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"strings"
 	"time"
 
-	"github.com/emersion/go-message"
+	gomessage "github.com/emersion/go-message"
 	"github.com/emersion/go-message/mail"
 	"github.com/emersion/go-message/textproto"
 
+	"basalt/message"
 	"basalt/store"
 )
 
@@ -116,7 +116,7 @@ func shouldAutoReply(from string, h textproto.Header) bool {
 // addressedTo reports whether the message names the user in To or Cc
 // (RFC 3834 2: a personal responder answers only mail sent to the person).
 func addressedTo(h textproto.Header, addrs ...string) bool {
-	mh := mail.Header{Header: message.Header{Header: h}}
+	mh := mail.Header{Header: gomessage.Header{Header: h}}
 	for _, k := range []string{"To", "Cc"} {
 		list, _ := mh.AddressList(k)
 		for _, ad := range list {
@@ -134,39 +134,24 @@ func addressedTo(h textproto.Header, addrs ...string) bool {
 // auto-replied, In-Reply-To and References to the original, a subject
 // the user chose or "Auto: " and the original's.
 func (a *Agent) buildAutoReply(from, to string, vac store.Vacation, orig textproto.Header) ([]byte, error) {
-	var h mail.Header
-	h.SetDate(a.now())
-	h.SetAddressList("From", []*mail.Address{{Address: from}})
-	h.SetAddressList("To", []*mail.Address{{Address: to}})
 	subject := vac.Subject
 	if subject == "" {
-		origSubject, _ := (&mail.Header{Header: message.Header{Header: orig}}).Subject()
+		origSubject, _ := (&mail.Header{Header: gomessage.Header{Header: orig}}).Subject()
 		subject = "Auto: " + origSubject
 	}
-	h.SetSubject(subject)
-	if err := h.GenerateMessageIDWithHostname(a.cfg.Hostname); err != nil {
-		return nil, err
+	spec := message.Spec{
+		Date:          a.now(),
+		From:          []*mail.Address{{Address: from}},
+		To:            []*mail.Address{{Address: to}},
+		Subject:       subject,
+		Hostname:      a.cfg.Hostname,
+		AutoSubmitted: "auto-replied",
+		Extra:         []message.Field{{Key: "Precedence", Value: "bulk"}},
+		Text:          strings.ReplaceAll(strings.ReplaceAll(vac.Body, "\r\n", "\n"), "\n", "\r\n"),
 	}
-	if id := orig.Get("Message-Id"); id != "" {
-		h.Set("In-Reply-To", id)
-		refs := strings.TrimSpace(orig.Get("References") + " " + id)
-		h.Set("References", refs)
+	if ids := message.MsgIDs(orig.Get("Message-Id")); len(ids) > 0 {
+		spec.InReplyTo = ids[:1]
+		spec.References = append(message.MsgIDs(orig.Get("References")), ids[0])
 	}
-	h.Set("Auto-Submitted", "auto-replied")
-	h.Set("Precedence", "bulk")
-	h.SetContentType("text/plain", map[string]string{"charset": "utf-8"})
-	h.Set("Content-Transfer-Encoding", "quoted-printable")
-	var buf bytes.Buffer
-	w, err := mail.CreateSingleInlineWriter(&buf, h)
-	if err != nil {
-		return nil, err
-	}
-	body := strings.ReplaceAll(strings.ReplaceAll(vac.Body, "\r\n", "\n"), "\n", "\r\n")
-	if _, err := w.Write([]byte(body)); err != nil {
-		return nil, err
-	}
-	if err := w.Close(); err != nil {
-		return nil, err
-	}
-	return buf.Bytes(), nil
+	return message.Build(spec)
 }

@@ -15,20 +15,19 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/emersion/go-message"
 	"github.com/emersion/go-message/mail"
 
 	"basalt/delivery"
+	"basalt/message"
 	"basalt/session"
 	"basalt/store"
-	"basalt/store/mimeinfo"
 )
 
 // Composing: messages.compose opens a server-side compose, files are
 // uploaded to it over plain HTTP (POST /rpc/upload?composeID=N,
 // multipart/form-data), messages.save writes the draft into Drafts
 // (replacing the compose's previous draft), and messages.send builds the
-// message with go-message, hands it to the delivery agent exactly as SMTP
+// message with message.Build, hands it to the delivery agent exactly as SMTP
 // submission does (sender and recipients checked, local recipients
 // stored, remote ones queued), keeps a copy in Sent and closes the
 // compose.
@@ -269,7 +268,7 @@ func parseAddrs(field string, list []string) ([]*mail.Address, error) {
 	return out, nil
 }
 
-// build makes the MIME message (RFC 5322, RFC 2045-2049) of p.
+// build makes the message of p with message.Build.
 func (h *Handler) build(ctx context.Context, c *Call, p messageParams, requireRcpts bool) (*built, error) {
 	a := c.account()
 	if _, err := a.Compose(ctx, p.ComposeID); err != nil {
@@ -316,21 +315,15 @@ func (h *Handler) build(ctx context.Context, c *Call, p messageParams, requireRc
 	if requireRcpts && len(b.rcpts) == 0 {
 		return nil, invalid("to", "no recipients")
 	}
-	var hdr mail.Header
-	hdr.SetDate(h.now())
-	hdr.SetAddressList("From", []*mail.Address{b.from})
-	if len(to) > 0 {
-		hdr.SetAddressList("To", to)
-	}
-	if len(cc) > 0 {
-		hdr.SetAddressList("Cc", cc)
-	}
-	hdr.SetSubject(p.Subject)
-	if err := hdr.GenerateMessageIDWithHostname(h.cfg.Hostname); err != nil {
+	msgID, err := message.NewMessageID(h.cfg.Hostname)
+	if err != nil {
 		return nil, err
 	}
-	hdr.Set("MIME-Version", "1.0")
-	hdr.Set("User-Agent", "Basalt webmail")
+	spec := message.Spec{
+		Date: h.now(), From: []*mail.Address{b.from}, To: to, Cc: cc, Subject: p.Subject,
+		MessageID: msgID, Extra: []message.Field{{Key: "User-Agent", Value: "Basalt webmail"}},
+		Text: p.Body.Text, HTML: p.Body.HTML,
+	}
 	if p.InReplyTo != "" {
 		orig, err := loadMessage(ctx, a, p.InReplyTo)
 		if err != nil {
@@ -339,16 +332,11 @@ func (h *Handler) build(ctx context.Context, c *Call, p messageParams, requireRc
 		b.inReplyTo = &orig
 		// RFC 5322 3.6.4: In-Reply-To names the parent, References its
 		// references and then the parent.
-		if id := strings.Trim(orig.Info.Envelope.MessageID, "<>"); id != "" {
-			hdr.SetMsgIDList("In-Reply-To", []string{id})
-			var refs []string
-			for _, r := range orig.Info.References {
-				refs = append(refs, strings.Trim(r, "<>"))
-			}
-			hdr.SetMsgIDList("References", append(refs, id))
+		if id := orig.Info.Envelope.MessageID; strings.Trim(id, "<>") != "" {
+			spec.InReplyTo = []string{id}
+			spec.References = append(slices.Clone(orig.Info.References), id)
 		}
 	}
-	var files []file
 	if len(p.Attachments) > 0 {
 		ups, err := a.Uploads(ctx, p.ComposeID)
 		if err != nil {
@@ -360,7 +348,7 @@ func (h *Handler) build(ctx context.Context, c *Call, p messageParams, requireRc
 				return nil, &Error{Code: CodeNotFound, Message: "no such attachment in this compose", Data: ErrorData{Type: "notFound", Field: fmt.Sprintf("attachments.%d", i)}}
 			}
 			up := ups[k]
-			files = append(files, file{name: up.Name, ctype: up.Type, open: func() (io.ReadCloser, error) {
+			spec.Files = append(spec.Files, message.File{Name: up.Name, Type: up.Type, Open: func() (io.ReadCloser, error) {
 				_, rc, err := a.OpenUpload(ctx, up.ID)
 				return rc, err
 			}})
@@ -386,171 +374,32 @@ func (h *Handler) build(ctx context.Context, c *Call, p messageParams, requireRc
 		if part.IsMessage() {
 			ctype = "message/rfc822"
 		}
-		files = append(files, file{name: name, ctype: ctype, open: func() (io.ReadCloser, error) {
+		spec.Files = append(spec.Files, message.File{Name: name, Type: ctype, Open: func() (io.ReadCloser, error) {
 			raw, err := readRaw(ctx, a, m)
 			if err != nil {
 				return nil, err
 			}
-			return io.NopCloser(decodedPart(raw, part)), nil
+			// As IMAP BINARY and the download decode it; a part in an
+			// unknown encoding goes as it is stored.
+			body, _ := part.Decode(raw)
+			return io.NopCloser(bytes.NewReader(body)), nil
 		}})
 	}
-	write := func(hdr mail.Header) ([]byte, error) {
-		var buf bytes.Buffer
-		if err := writeMessage(&buf, hdr, p.Body, files); err != nil {
-			return nil, err
-		}
-		return buf.Bytes(), nil
-	}
-	if b.raw, err = write(hdr); err != nil {
-		return nil, fmt.Errorf("build message: %w", err)
+	if b.raw, err = message.Build(spec); err != nil {
+		return nil, err
 	}
 	if len(bcc) == 0 {
 		b.withBcc = b.raw
 		return b, nil
 	}
 	// The kept copy says who was in Bcc; the one sent does not (RFC 5322
-	// 3.6.3). The body is the same, so it is written again with the one
-	// header more.
-	kept := hdr.Copy()
-	kept.SetAddressList("Bcc", bcc)
-	if b.withBcc, err = write(kept); err != nil {
-		return nil, fmt.Errorf("build message: %w", err)
+	// 3.6.3). It is the same message, written again with the one field
+	// more.
+	spec.Bcc = bcc
+	if b.withBcc, err = message.Build(spec); err != nil {
+		return nil, err
 	}
 	return b, nil
-}
-
-// file is an attachment of a message being built.
-type file struct {
-	name, ctype string
-	open        func() (io.ReadCloser, error)
-}
-
-// writeMessage writes the MIME message (RFC 2045-2049) of a body and its
-// attachments under hdr: the text alone when it is all there is; text
-// and HTML as multipart/alternative, the richest last (RFC 2046 5.1.4);
-// with attachments, that inside multipart/mixed. An empty text beside
-// HTML is left out rather than offered as an alternative that shows
-// nothing. go-message gives text parts quoted-printable (no line over
-// RFC 5322's 998) and attachments base64.
-func writeMessage(w io.Writer, hdr mail.Header, body bodyParams, files []file) error {
-	type alt struct{ ctype, text string }
-	alts := []alt{{"text/plain", body.Text}, {"text/html", body.HTML}}
-	switch {
-	case body.HTML == "":
-		alts = alts[:1]
-	case body.Text == "":
-		alts = alts[1:]
-	}
-	charset := map[string]string{"charset": "utf-8"}
-	writeText := func(w io.WriteCloser, s string) error {
-		if _, err := io.WriteString(w, s); err != nil {
-			return err
-		}
-		return w.Close()
-	}
-	writeAlts := func(iw *mail.InlineWriter) error {
-		for _, a := range alts {
-			var ih mail.InlineHeader
-			ih.SetContentType(a.ctype, charset)
-			pw, err := iw.CreatePart(ih)
-			if err != nil {
-				return err
-			}
-			if err := writeText(pw, a.text); err != nil {
-				return err
-			}
-		}
-		return iw.Close()
-	}
-	if len(files) == 0 {
-		if len(alts) == 1 {
-			hdr.SetContentType(alts[0].ctype, charset)
-			sw, err := mail.CreateSingleInlineWriter(w, hdr)
-			if err != nil {
-				return err
-			}
-			return writeText(sw, alts[0].text)
-		}
-		iw, err := mail.CreateInlineWriter(w, hdr)
-		if err != nil {
-			return err
-		}
-		return writeAlts(iw)
-	}
-	mw, err := mail.CreateWriter(w, hdr)
-	if err != nil {
-		return err
-	}
-	if len(alts) == 1 {
-		var ih mail.InlineHeader
-		ih.SetContentType(alts[0].ctype, charset)
-		sw, err := mw.CreateSingleInline(ih)
-		if err == nil {
-			err = writeText(sw, alts[0].text)
-		}
-		if err != nil {
-			return err
-		}
-	} else {
-		iw, err := mw.CreateInline()
-		if err == nil {
-			err = writeAlts(iw)
-		}
-		if err != nil {
-			return err
-		}
-	}
-	for _, f := range files {
-		if err := writeAttachment(mw, f); err != nil {
-			return err
-		}
-	}
-	return mw.Close()
-}
-
-// writeAttachment writes one file. Its parameters are written with
-// mime.FormatMediaType, which encodes a name that is not ASCII as RFC 2231
-// says (filename*=utf-8”...); go-message's SetFilename would put an RFC
-// 2047 encoded word inside the quoted string, which RFC 2047 5 forbids.
-func writeAttachment(mw *mail.Writer, f file) error {
-	var ah mail.AttachmentHeader
-	ctype := "application/octet-stream"
-	if mt, params, err := mime.ParseMediaType(f.ctype); err == nil {
-		if ct := mime.FormatMediaType(mt, params); ct != "" {
-			ctype = ct
-		}
-	}
-	ah.Set("Content-Type", ctype)
-	disp := mime.FormatMediaType("attachment", map[string]string{"filename": f.name})
-	if disp == "" {
-		disp = "attachment"
-	}
-	ah.Set("Content-Disposition", disp)
-	w, err := mw.CreateAttachment(ah)
-	if err != nil {
-		return err
-	}
-	rc, err := f.open()
-	if err != nil {
-		return err
-	}
-	defer rc.Close()
-	if _, err := io.Copy(w, rc); err != nil {
-		return err
-	}
-	return w.Close()
-}
-
-// decodedPart returns a part's body with its transfer encoding undone.
-func decodedPart(raw []byte, p *mimeinfo.Part) io.Reader {
-	body := cut(raw, p.BodyStart, p.BodyEnd)
-	var mh message.Header
-	mh.Set("Content-Transfer-Encoding", p.Encoding)
-	e, _ := message.New(mh, bytes.NewReader(body))
-	if e == nil {
-		return bytes.NewReader(body)
-	}
-	return e.Body
 }
 
 // specialFolder finds the user's folder of a special use (RFC 6154),

@@ -5,7 +5,7 @@ import (
 	"runtime"
 	"testing"
 
-	"basalt/store/mimeinfo"
+	"basalt/message"
 )
 
 // A text part's header is bounded by no header limit (the store's
@@ -22,7 +22,7 @@ func TestDecodePartLargePartHeader(t *testing.T) {
 	}
 	b.WriteString("\r\ncaf=E9\r\n--b--\r\n")
 	raw := b.Bytes()
-	info := mimeinfo.Parse(raw)
+	info := message.Parse(raw)
 	plain, _ := textParts(&info.Body)
 	if plain == nil {
 		t.Fatal("no text part")

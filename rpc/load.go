@@ -12,14 +12,14 @@ import (
 	"strings"
 	"unicode/utf8"
 
-	"github.com/emersion/go-message"
-	_ "github.com/emersion/go-message/charset" // RFC 2046 4.1.2: bodies in any charset the library knows
+	gomessage "github.com/emersion/go-message"
+	"github.com/emersion/go-message/charset"
 	"github.com/emersion/go-message/textproto"
 	"github.com/go-chi/chi/v5"
 	invopop "github.com/invopop/jsonschema"
 
+	"basalt/message"
 	"basalt/store"
-	"basalt/store/mimeinfo"
 )
 
 // Section is a part of messages.load's answer.
@@ -246,7 +246,7 @@ func headerPrefix(h []byte) ([]byte, bool) {
 // encoded words decoded: at most max fields, and whether there were more.
 func headerFields(h textproto.Header, max int) ([]headerField, bool) {
 	out := []headerField{}
-	mh := message.Header{Header: h}
+	mh := gomessage.Header{Header: h}
 	fields := mh.Fields()
 	for fields.Next() {
 		if len(out) == max {
@@ -264,9 +264,9 @@ func headerFields(h textproto.Header, max int) ([]headerField, bool) {
 // textParts returns the first text/plain and text/html parts that are the
 // message's text, not attachments, looking through multiparts but not into
 // attached messages.
-func textParts(p *mimeinfo.Part) (plain, html *mimeinfo.Part) {
-	var walk func(p *mimeinfo.Part)
-	walk = func(p *mimeinfo.Part) {
+func textParts(p *message.Part) (plain, html *message.Part) {
+	var walk func(p *message.Part)
+	walk = func(p *message.Part) {
 		if p.IsMultipart() {
 			for i := range p.Parts {
 				walk(&p.Parts[i])
@@ -288,25 +288,21 @@ func textParts(p *mimeinfo.Part) (plain, html *mimeinfo.Part) {
 }
 
 // decodePart returns a text part's body as UTF-8: transfer encoding
-// undone (RFC 2045 6) and charset converted (RFC 2046 4.1.2) by
-// go-message; at most max bytes. The part's own header is not parsed
-// again: the parse (p) has what decoding needs, and a part's header is
-// bounded by no header limit (a 1 MB one of short fields, as much as
-// go-message reads, cost some 50 MB at each load or search).
-func decodePart(raw []byte, p *mimeinfo.Part, max int) (string, bool) {
-	var th textproto.Header
-	params := map[string]string{}
-	if cs := p.Params["charset"]; cs != "" {
-		params["charset"] = cs
+// undone by message.Part.Decode (RFC 2045 6; an unknown one reads as it
+// is) and charset converted (RFC 2046 4.1.2) with any charset go-message
+// knows; at most max bytes. The part's own header is not parsed again:
+// the parse (p) has what decoding needs, and a part's header is bounded
+// by no header limit (a 1 MB one of short fields, as much as go-message
+// reads, cost some 50 MB at each load or search).
+func decodePart(raw []byte, p *message.Part, max int) (string, bool) {
+	b, _ := p.Decode(raw)
+	var r io.Reader = bytes.NewReader(b)
+	if cs := p.Params["charset"]; cs != "" && !strings.EqualFold(cs, "utf-8") && !strings.EqualFold(cs, "us-ascii") {
+		if cr, err := charset.Reader(cs, r); err == nil {
+			r = cr
+		} // an unknown charset still reads, as it is
 	}
-	th.Set("Content-Type", mime.FormatMediaType(p.Type+"/"+p.Subtype, params))
-	th.Set("Content-Transfer-Encoding", p.Encoding)
-	e, err := message.New(message.Header{Header: th}, bytes.NewReader(cut(raw, p.BodyStart, p.BodyEnd)))
-	if e == nil {
-		return "", false
-	}
-	_ = err // an unknown charset or encoding still reads, as it is
-	b, err := io.ReadAll(io.LimitReader(e.Body, int64(max)+1))
+	b, err := io.ReadAll(io.LimitReader(r, int64(max)+1))
 	if err != nil && len(b) == 0 {
 		return "", false
 	}
@@ -320,7 +316,7 @@ func decodePart(raw []byte, p *mimeinfo.Part, max int) (string, bool) {
 	return string(b), truncated
 }
 
-func (h *Handler) body(raw []byte, id string, info *mimeinfo.Info, allowRemote bool) *bodyResult {
+func (h *Handler) body(raw []byte, id string, info *message.Info, allowRemote bool) *bodyResult {
 	out := &bodyResult{}
 	plain, html := textParts(&info.Body)
 	if plain != nil {
@@ -395,23 +391,17 @@ func (h *Handler) serveBlob(w http.ResponseWriter, r *http.Request) {
 	}
 	hdr.Set("Content-Type", mime.FormatMediaType(ctype, params))
 	hdr.Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": name}))
-	body := cut(raw, p.BodyStart, p.BodyEnd)
-	// Only the transfer encoding is undone: the bytes stay in the charset
-	// the Content-Type above names.
-	var th textproto.Header
-	th.Set("Content-Transfer-Encoding", p.Encoding)
-	e, err := message.New(message.Header{Header: th}, bytes.NewReader(body))
-	if e == nil {
-		h.blobError(w, err)
-		return
-	}
-	io.Copy(w, e.Body)
+	// Only the transfer encoding is undone, as IMAP's BINARY undoes it:
+	// the bytes stay in the charset the Content-Type above names. A part
+	// in an encoding not known is sent as it is stored.
+	body, _ := p.Decode(raw)
+	w.Write(body)
 }
 
 func (h *Handler) blobError(w http.ResponseWriter, err error) {
 	e := asError(err)
 	switch {
-	case e.Code == CodeNotFound, errors.Is(err, mimeinfo.ErrNoPart), errors.Is(err, mimeinfo.ErrBadPath):
+	case e.Code == CodeNotFound, errors.Is(err, message.ErrNoPart), errors.Is(err, message.ErrBadPath):
 		http.Error(w, "not found", http.StatusNotFound)
 	default:
 		h.log.Error("blob", "err", err)

@@ -9,8 +9,8 @@ import (
 
 	invopop "github.com/invopop/jsonschema"
 
+	"basalt/message"
 	"basalt/store"
-	"basalt/store/mimeinfo"
 )
 
 // MessageID names a message as "<folderID>-<uid>". A folder id is never
@@ -129,14 +129,14 @@ type address struct {
 	Address string `json:"address"`
 }
 
-func addresses(as []mimeinfo.Address) []address {
+func addresses(as []message.Address) []address {
 	out := []address{}
 	for _, a := range as {
 		if a.IsGroupStart() || a.IsGroupEnd() {
 			continue
 		}
 		addr := a.Mailbox
-		if a.Host != mimeinfo.MissingHost {
+		if a.Host != message.MissingHost {
 			addr += "@" + a.Host
 		}
 		out = append(out, address{Name: a.Name, Address: addr})

@@ -6,8 +6,8 @@ import (
 	"strings"
 	"time"
 
+	"basalt/message"
 	"basalt/store"
-	"basalt/store/mimeinfo"
 )
 
 // Search works as IMAP SEARCH does (protocols/imap/search.go): what the
@@ -208,7 +208,7 @@ func (m matcher) match(ctx context.Context, a *store.Account, msg store.Message)
 		return false, err
 	}
 	plain, html := textParts(&info.Body)
-	for _, p := range []*mimeinfo.Part{plain, html} {
+	for _, p := range []*message.Part{plain, html} {
 		if p == nil {
 			continue
 		}
@@ -220,7 +220,7 @@ func (m matcher) match(ctx context.Context, a *store.Account, msg store.Message)
 	return false, nil
 }
 
-func lowerAddrs(as []mimeinfo.Address) string {
+func lowerAddrs(as []message.Address) string {
 	var b strings.Builder
 	for _, a := range addresses(as) {
 		b.WriteString(strings.ToLower(a.Name + " " + a.Address + ", "))

@@ -5,7 +5,7 @@ import (
 	"container/list"
 	"sync"
 
-	"basalt/store/mimeinfo"
+	"basalt/message"
 )
 
 // infoCacheBytes bounds the stored metadata the cache keeps decoded,
@@ -30,11 +30,11 @@ type infoCache struct {
 type infoEntry struct {
 	id   int64
 	raw  []byte
-	info *mimeinfo.Info
+	info *message.Info
 }
 
 // get returns the Info decoded from raw for message id, if kept.
-func (c *infoCache) get(id int64, raw []byte) *mimeinfo.Info {
+func (c *infoCache) get(id int64, raw []byte) *message.Info {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	el, ok := c.items[id]
@@ -50,7 +50,7 @@ func (c *infoCache) get(id int64, raw []byte) *mimeinfo.Info {
 }
 
 // put keeps info, decoded from raw, for message id.
-func (c *infoCache) put(id int64, raw []byte, info *mimeinfo.Info) {
+func (c *infoCache) put(id int64, raw []byte, info *message.Info) {
 	if len(raw) > infoCacheBytes/64 {
 		return // one message's metadata must not empty the cache
 	}

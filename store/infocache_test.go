@@ -4,14 +4,14 @@ import (
 	"bytes"
 	"testing"
 
-	"basalt/store/mimeinfo"
+	"basalt/message"
 )
 
 // The cache answers only for the very bytes an entry was decoded from, and
 // stays within its budget however much passes through it.
 func TestInfoCache(t *testing.T) {
 	var c infoCache
-	a := &mimeinfo.Info{}
+	a := &message.Info{}
 	c.put(1, []byte(`{"a":1}`), a)
 	if got := c.get(1, []byte(`{"a":1}`)); got != a {
 		t.Fatalf("get with the same bytes = %p, want %p", got, a)

@@ -18,8 +18,8 @@ import (
 	"github.com/jmoiron/sqlx"
 
 	"basalt/crypt"
+	"basalt/message"
 	"basalt/store/blob"
-	"basalt/store/mimeinfo"
 	"basalt/store/sqldb"
 )
 
@@ -37,7 +37,7 @@ type Message struct {
 	HasAttachments bool
 	// Info is the envelope and body structure parsed at delivery; set only
 	// when asked for (ListQuery.WithInfo, Message).
-	Info *mimeinfo.Info
+	Info *message.Info
 }
 
 type messageRow struct {
@@ -90,7 +90,7 @@ func (a *Account) message(r messageRow) (Message, error) {
 			return Message{}, fmt.Errorf("message %d: open metadata: %w", r.ID, err)
 		}
 	}
-	m.Info = new(mimeinfo.Info)
+	m.Info = new(message.Info)
 	if err := json.Unmarshal(raw, m.Info); err != nil {
 		return Message{}, fmt.Errorf("message %d: decode metadata: %w", r.ID, err)
 	}
@@ -148,14 +148,14 @@ type parsed struct {
 	// size is the message's size: len(raw), or for a message sealed
 	// elsewhere (DeliverSealed), whose raw is not here, what it was.
 	size      int64
-	info      *mimeinfo.Info
+	info      *message.Info
 	meta      []byte
 	msgidHash string
 	refHashes []any
 }
 
 func parse(raw []byte) (*parsed, error) {
-	p := &parsed{raw: raw, size: int64(len(raw)), info: mimeinfo.Parse(raw)}
+	p := &parsed{raw: raw, size: int64(len(raw)), info: message.Parse(raw)}
 	var err error
 	if p.meta, err = json.Marshal(p.info); err != nil {
 		return nil, fmt.Errorf("encode metadata: %w", err)

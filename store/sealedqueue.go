@@ -10,8 +10,8 @@ import (
 	"io"
 
 	"basalt/crypt"
+	"basalt/message"
 	"basalt/store/blob"
-	"basalt/store/mimeinfo"
 )
 
 // A message for a secure user that must wait in the outbound queue (a
@@ -148,7 +148,7 @@ func (s *Store) DeliverSealed(ctx context.Context, o *Outbound) (Appended, error
 	if err := checkAppend(lim, u.UsedBytes, head.Size, false); err != nil {
 		return Appended{}, fmt.Errorf("deliver queue entry %d: %w", o.ID, err)
 	}
-	p := &parsed{size: head.Size, info: &mimeinfo.Info{HasAttachments: head.HasAttachments}, msgidHash: head.MsgIDHash}
+	p := &parsed{size: head.Size, info: &message.Info{HasAttachments: head.HasAttachments}, msgidHash: head.MsgIDHash}
 	for _, r := range head.RefHashes {
 		p.refHashes = append(p.refHashes, r)
 	}

@@ -4,7 +4,7 @@ import (
 	"bytes"
 	"mime"
 
-	"basalt/store/mimeinfo"
+	"basalt/message"
 )
 
 // The library has no room for an address's obsolete source route, RFC
@@ -31,9 +31,9 @@ type adlSwap struct{ from, to []byte }
 // earlier address written the same way as a routed one, without the
 // route, is passed over in its place instead of taking the route. They
 // are wanted only for a response with a route in it (routed).
-func adlSwaps(e *mimeinfo.Envelope) []adlSwap {
+func adlSwaps(e *message.Envelope) []adlSwap {
 	var out []adlSwap
-	for _, list := range [][]mimeinfo.Address{e.From, e.Sender, e.ReplyTo, e.To, e.Cc, e.Bcc} {
+	for _, list := range [][]message.Address{e.From, e.Sender, e.ReplyTo, e.To, e.Cc, e.Bcc} {
 		for _, a := range list {
 			if a.Host == "" {
 				continue
@@ -61,8 +61,8 @@ func adlSwaps(e *mimeinfo.Envelope) []adlSwap {
 }
 
 // envelopeRouted reports whether an address of e has a source route.
-func envelopeRouted(e *mimeinfo.Envelope) bool {
-	for _, list := range [][]mimeinfo.Address{e.From, e.Sender, e.ReplyTo, e.To, e.Cc, e.Bcc} {
+func envelopeRouted(e *message.Envelope) bool {
+	for _, list := range [][]message.Address{e.From, e.Sender, e.ReplyTo, e.To, e.Cc, e.Bcc} {
 		for _, a := range list {
 			if a.ADL != "" && a.Host != "" {
 				return true
@@ -73,7 +73,7 @@ func envelopeRouted(e *mimeinfo.Envelope) bool {
 }
 
 // structureRouted reports whether an envelope in p's structure has one.
-func structureRouted(p *mimeinfo.Part) bool {
+func structureRouted(p *message.Part) bool {
 	if p.IsMessage() {
 		return p.Envelope != nil && envelopeRouted(p.Envelope) || p.Body != nil && structureRouted(p.Body)
 	}
@@ -87,7 +87,7 @@ func structureRouted(p *mimeinfo.Part) bool {
 
 // structureSwaps lists the swaps for the envelopes of the message/rfc822
 // parts within p, in the order the library writes BODYSTRUCTURE.
-func structureSwaps(p *mimeinfo.Part) []adlSwap {
+func structureSwaps(p *message.Part) []adlSwap {
 	var out []adlSwap
 	if p.IsMessage() {
 		if p.Envelope != nil {

@@ -2,10 +2,8 @@ package imap
 
 import (
 	"bytes"
-	"encoding/base64"
 	"errors"
 	"io"
-	"mime/quotedprintable"
 	"slices"
 	"strconv"
 	"strings"
@@ -13,8 +11,8 @@ import (
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapserver"
 
+	"basalt/message"
 	"basalt/store"
-	"basalt/store/mimeinfo"
 )
 
 // fetchChunk is how many messages one store query reads for FETCH: a
@@ -262,7 +260,7 @@ func partPath(part []int) string {
 
 // bodySection cuts BODY[section]<partial> (RFC 9051 6.4.5) out of raw by
 // the offsets of its parse. A part that does not exist is empty.
-func bodySection(raw []byte, info *mimeinfo.Info, bs *imap.FetchItemBodySection) []byte {
+func bodySection(raw []byte, info *message.Info, bs *imap.FetchItemBodySection) []byte {
 	var data []byte
 	if len(bs.Part) == 0 {
 		switch bs.Specifier {
@@ -350,9 +348,11 @@ func partial(b []byte, p *imap.SectionPartial) []byte {
 }
 
 // binarySection is BINARY[part] (RFC 3516): the part's body with its
-// content transfer encoding undone. The whole message and parts holding
-// other parts have no encoding of their own to undo.
-func binarySection(raw []byte, info *mimeinfo.Info, part []int) ([]byte, error) {
+// content transfer encoding undone, as message.Part.Decode undoes it for
+// the webmail too. The whole message has no encoding of its own to undo;
+// a part whose encoding is not known is refused with UNKNOWN-CTE (RFC 3516
+// 4.3).
+func binarySection(raw []byte, info *message.Info, part []int) ([]byte, error) {
 	if len(part) == 0 {
 		return raw, nil
 	}
@@ -360,47 +360,15 @@ func binarySection(raw []byte, info *mimeinfo.Info, part []int) ([]byte, error) 
 	if err != nil {
 		return nil, nil
 	}
-	body := cut(raw, p.BodyStart, p.BodyEnd)
-	if p.IsMultipart() || p.IsMessage() {
-		return body, nil
-	}
-	dec, ok := decodeTransfer(p.Encoding, body)
-	if !ok {
-		return nil, no(imap.ResponseCodeUnknownCTE, "Unknown or damaged content transfer encoding "+p.Encoding)
+	dec, err := p.Decode(raw)
+	if errors.Is(err, message.ErrUnknownEncoding) {
+		return nil, no(imap.ResponseCodeUnknownCTE, "Unknown content transfer encoding "+p.Encoding)
 	}
 	return dec, nil
 }
 
-// decodeTransfer undoes a content transfer encoding (RFC 2045 6). It
-// reports false for an encoding it does not know, or base64 it cannot
-// read.
-func decodeTransfer(encoding string, body []byte) ([]byte, bool) {
-	switch strings.ToUpper(encoding) {
-	case "", "7BIT", "8BIT", "BINARY":
-		return body, true
-	case "QUOTED-PRINTABLE":
-		b, err := io.ReadAll(quotedprintable.NewReader(bytes.NewReader(body)))
-		return b, err == nil
-	case "BASE64":
-		clean := bytes.Map(func(r rune) rune {
-			if r == '\r' || r == '\n' || r == ' ' || r == '\t' {
-				return -1
-			}
-			return r
-		}, body)
-		out := make([]byte, base64.StdEncoding.DecodedLen(len(clean)))
-		n, err := base64.StdEncoding.Decode(out, clean)
-		if err != nil {
-			// Encoders that drop the padding are common enough.
-			n, err = base64.RawStdEncoding.Decode(out, bytes.TrimRight(clean, "="))
-		}
-		return out[:n], err == nil
-	}
-	return nil, false
-}
-
 // envelope converts the stored ENVELOPE (RFC 9051 7.5.2) to the library's.
-func envelope(e *mimeinfo.Envelope) *imap.Envelope {
+func envelope(e *message.Envelope) *imap.Envelope {
 	if e == nil {
 		return nil
 	}
@@ -417,7 +385,7 @@ func envelope(e *mimeinfo.Envelope) *imap.Envelope {
 	return out
 }
 
-func addresses(as []mimeinfo.Address) []imap.Address {
+func addresses(as []message.Address) []imap.Address {
 	if len(as) == 0 {
 		return nil
 	}
@@ -430,7 +398,7 @@ func addresses(as []mimeinfo.Address) []imap.Address {
 
 // bodyStructure converts the stored BODYSTRUCTURE, always with its
 // extension data: the library writes BODY from it by leaving that out.
-func bodyStructure(p *mimeinfo.Part) imap.BodyStructure {
+func bodyStructure(p *message.Part) imap.BodyStructure {
 	var disp *imap.BodyStructureDisposition
 	if p.Disposition != "" {
 		disp = &imap.BodyStructureDisposition{Value: p.Disposition, Params: p.DispositionParams}

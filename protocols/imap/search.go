@@ -14,8 +14,8 @@ import (
 	"github.com/emersion/go-message/charset"
 	"github.com/emersion/go-message/textproto"
 
+	"basalt/message"
 	"basalt/store"
-	"basalt/store/mimeinfo"
 )
 
 // Search is SEARCH and UID SEARCH (RFC 9051 6.4.4) with ESEARCH's result
@@ -93,7 +93,7 @@ func (s *session) search(c *imap.SearchCriteria) ([]int, error) {
 	var out []int
 	for start := 0; start < len(rows); start += searchChunk {
 		chunk := rows[start:min(start+searchChunk, len(rows))]
-		var infos map[uint32]*mimeinfo.Info
+		var infos map[uint32]*message.Info
 		if needInfo {
 			uids := make([]uint32, len(chunk))
 			for k, m := range chunk {
@@ -103,7 +103,7 @@ func (s *session) search(c *imap.SearchCriteria) ([]int, error) {
 			if err != nil {
 				return nil, s.storeErr("search", err)
 			}
-			infos = make(map[uint32]*mimeinfo.Info, len(full))
+			infos = make(map[uint32]*message.Info, len(full))
 			for _, m := range full {
 				infos[m.UID] = m.Info
 			}
@@ -213,7 +213,7 @@ type candidate struct {
 	s    *session
 	seq  uint32
 	m    *store.Message
-	info *mimeinfo.Info
+	info *message.Info
 	raw  []byte
 	read bool
 }
@@ -368,7 +368,7 @@ func contains(hay, needle string) bool {
 // the message's header.
 func (c *candidate) header(key, value string) (bool, error) {
 	e := &c.info.Envelope
-	var addrs []mimeinfo.Address
+	var addrs []message.Address
 	switch strings.ToLower(key) {
 	case "subject":
 		return e.Subject != "" && contains(e.Subject, value), nil
@@ -432,8 +432,8 @@ func (c *candidate) body(value string, withHeader bool) (bool, error) {
 
 // textContains looks for value in the text parts under p, decoded from
 // their transfer encoding and charset.
-func textContains(raw []byte, p *mimeinfo.Part, value string, depth int) bool {
-	if depth > mimeinfo.MaxDepth {
+func textContains(raw []byte, p *message.Part, value string, depth int) bool {
+	if depth > message.MaxDepth {
 		return false
 	}
 	switch {
@@ -450,10 +450,7 @@ func textContains(raw []byte, p *mimeinfo.Part, value string, depth int) bool {
 	case p.Type != "text":
 		return false
 	}
-	body, ok := decodeTransfer(p.Encoding, cut(raw, p.BodyStart, p.BodyEnd))
-	if !ok {
-		body = cut(raw, p.BodyStart, p.BodyEnd)
-	}
+	body, _ := p.Decode(raw) // an unknown encoding is searched as it is
 	if cs := p.Params["charset"]; cs != "" && !strings.EqualFold(cs, "utf-8") && !strings.EqualFold(cs, "us-ascii") {
 		if r, err := charset.Reader(cs, bytes.NewReader(body)); err == nil {
 			if b, err := io.ReadAll(r); err == nil {

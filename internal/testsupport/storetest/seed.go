@@ -9,7 +9,7 @@ import (
 
 	"github.com/jmoiron/sqlx"
 
-	"basalt/store/mimeinfo"
+	"basalt/message"
 )
 
 // Seed fills one of a user's mailboxes with n message rows in bulk, for
@@ -23,7 +23,7 @@ func Seed(tb testing.TB, e *Env, userID, mailboxID int64, n int) {
 	tb.Helper()
 	ctx := context.Background()
 	raw := Message("Bob <bob@example.org>", "alice@example.org", "A subject of usual length", strings.Repeat("text ", 100))
-	info, err := json.Marshal(mimeinfo.Parse(raw))
+	info, err := json.Marshal(message.Parse(raw))
 	if err != nil {
 		tb.Fatal(err)
 	}

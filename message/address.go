@@ -1,4 +1,4 @@
-package mimeinfo
+package message
 
 import (
 	"strings"

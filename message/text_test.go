@@ -1,48 +1,8 @@
-package mimeinfo
+package message
 
 import (
 	"testing"
 )
-
-func TestDecodeTransfer(t *testing.T) {
-	tests := []struct {
-		name, enc, in, want string
-	}{
-		{"identity", "7BIT", "a=b\r\n", "a=b\r\n"},
-		{"base64 lines", "BASE64", "SGVs\r\nbG8=\r\n", "Hello"},
-		{"base64 junk and no padding", "BASE64", "SGV*sbG8", "Hello"},
-		{"base64 lone sextet", "BASE64", "SGVsbG8hI", "Hello!"},
-		{"qp soft break", "QUOTED-PRINTABLE", "caf=\r\n=C3=A9\r\n", "café\r\n"},
-		{"qp bare LF", "QUOTED-PRINTABLE", "a=3D\nb", "a=\nb"},
-		{"qp trailing space dropped", "QUOTED-PRINTABLE", "a  \r\nb", "a\r\nb"},
-		{"qp malformed kept", "QUOTED-PRINTABLE", "100%=zz=", "100%=zz"},
-		{"qp lower-case hex", "QUOTED-PRINTABLE", "=e9", "\xe9"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			if got := string(decodeTransfer(tt.enc, []byte(tt.in))); got != tt.want {
-				t.Errorf("decodeTransfer(%s, %q) = %q, want %q", tt.enc, tt.in, got, tt.want)
-			}
-		})
-	}
-}
-
-func TestBase64Size(t *testing.T) {
-	tests := []struct {
-		in   string
-		want int64
-	}{
-		{"", 0},
-		{"SGVsbG8=", 5},
-		{"SGVs\r\nbG8h\r\n", 6},
-		{"SGVsbG8hIQ==", 7},
-	}
-	for _, tt := range tests {
-		if got := base64Size([]byte(tt.in)); got != tt.want {
-			t.Errorf("base64Size(%q) = %d, want %d", tt.in, got, tt.want)
-		}
-	}
-}
 
 func TestToUTF8(t *testing.T) {
 	tests := []struct {

@@ -1,10 +1,10 @@
-package mimeinfo
+package message
 
 import (
 	"strings"
 	"time"
 
-	"github.com/emersion/go-message"
+	gomessage "github.com/emersion/go-message"
 	"github.com/emersion/go-message/mail"
 	"github.com/emersion/go-message/textproto"
 )
@@ -60,7 +60,7 @@ var dateLayouts = [...]string{
 // or when the date could not be stored (a year outside 1..9999 or an
 // offset of a day or more, which encoding/json rejects).
 func parseDate(h textproto.Header) time.Time {
-	mh := mail.Header{Header: message.Header{Header: h}}
+	mh := mail.Header{Header: gomessage.Header{Header: h}}
 	t, err := mh.Date()
 	if err != nil {
 		v := strings.Join(strings.Fields(stripComments(h.Get("Date"))), " ")
@@ -79,10 +79,10 @@ func parseDate(h textproto.Header) time.Time {
 	return t
 }
 
-// msgIDs returns the msg-ids (RFC 5322 3.6.4) in a header value, each in
+// MsgIDs returns the msg-ids (RFC 5322 3.6.4) in a header value, each in
 // angle brackets with white space and comments removed. Text outside the
 // brackets (phrases, which obsolete In-Reply-To syntax allows) is ignored.
-func msgIDs(v string) []string {
+func MsgIDs(v string) []string {
 	var ids []string
 	for {
 		i := strings.IndexByte(v, '<')
@@ -106,7 +106,7 @@ func msgIDs(v string) []string {
 // its msg-ids separated by spaces, or the unfolded header text when it holds
 // none, so that nothing the sender wrote is lost.
 func msgIDField(v string) string {
-	if ids := msgIDs(v); len(ids) > 0 {
+	if ids := MsgIDs(v); len(ids) > 0 {
 		return strings.Join(ids, " ")
 	}
 	return cleanText(strings.TrimSpace(v))
@@ -116,7 +116,7 @@ func msgIDField(v string) string {
 // In-Reply-To that References does not list (RFC 5322 3.6.4), without
 // duplicates and bounded by maxReferences.
 func references(h textproto.Header) []string {
-	all := append(msgIDs(h.Get("References")), msgIDs(h.Get("In-Reply-To"))...)
+	all := append(MsgIDs(h.Get("References")), MsgIDs(h.Get("In-Reply-To"))...)
 	if len(all) == 0 {
 		return nil
 	}

@@ -1,4 +1,4 @@
-package mimeinfo
+package message
 
 import (
 	"bytes"
@@ -228,93 +228,4 @@ func unhex(c byte) byte {
 	default:
 		return c - 'A' + 10
 	}
-}
-
-// decodeTransfer undoes a Content-Transfer-Encoding (RFC 2045 6). It is
-// lenient: base64 ignores characters outside its alphabet and a trailing
-// partial quantum; quoted-printable keeps malformed "=" sequences as
-// written. Other encodings are returned unchanged.
-func decodeTransfer(enc string, b []byte) []byte {
-	switch enc {
-	case "BASE64":
-		return decodeBase64Body(b)
-	case "QUOTED-PRINTABLE":
-		return decodeQPBody(b)
-	}
-	return b
-}
-
-// decodeBase64Body decodes a base64 body (RFC 2045 6.8), skipping line
-// breaks and any other characters outside the alphabet as the RFC asks.
-func decodeBase64Body(b []byte) []byte {
-	clean := make([]byte, 0, len(b))
-	for _, c := range b {
-		if c == '=' {
-			break
-		}
-		if isBase64(c) {
-			clean = append(clean, c)
-		}
-	}
-	if len(clean)%4 == 1 {
-		clean = clean[:len(clean)-1] // a lone sextet carries no octet
-	}
-	out := make([]byte, base64.RawStdEncoding.DecodedLen(len(clean)))
-	n, _ := base64.RawStdEncoding.Decode(out, clean)
-	return out[:n]
-}
-
-// base64Size returns the decoded length of a base64 body without decoding
-// it: the octets up to the padding, less line breaks and white space. It is
-// exact for well-formed base64 and counts other stray characters as data.
-func base64Size(b []byte) int64 {
-	if i := bytes.IndexByte(b, '='); i >= 0 {
-		b = b[:i]
-	}
-	n := len(b)
-	for _, c := range [...]byte{'\n', '\r', ' ', '\t'} {
-		n -= bytes.Count(b, []byte{c})
-	}
-	return int64(n) * 6 / 8
-}
-
-func isBase64(c byte) bool {
-	return 'A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '+' || c == '/'
-}
-
-// decodeQPBody decodes a quoted-printable body (RFC 2045 6.7): "=XX" is an
-// octet, "=" at the end of a line is a soft line break, and white space at
-// the end of a line is dropped (rule 3).
-func decodeQPBody(b []byte) []byte {
-	out := make([]byte, 0, len(b))
-	for len(b) > 0 {
-		line := b
-		var eol []byte
-		if i := bytes.IndexByte(b, '\n'); i >= 0 {
-			line, b = b[:i], b[i+1:]
-			eol = []byte("\r\n")
-			if len(line) > 0 && line[len(line)-1] == '\r' {
-				line = line[:len(line)-1]
-			} else {
-				eol = []byte("\n")
-			}
-		} else {
-			b = nil
-		}
-		line = bytes.TrimRight(line, " \t")
-		if len(line) > 0 && line[len(line)-1] == '=' {
-			line, eol = line[:len(line)-1], nil // soft line break
-		}
-		for i := 0; i < len(line); i++ {
-			c := line[i]
-			if c == '=' && i+2 < len(line) && isHex(line[i+1]) && isHex(line[i+2]) {
-				out = append(out, unhex(line[i+1])<<4|unhex(line[i+2]))
-				i += 2
-				continue
-			}
-			out = append(out, c)
-		}
-		out = append(out, eol...)
-	}
-	return out
 }

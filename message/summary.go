@@ -1,4 +1,4 @@
-package mimeinfo
+package message
 
 import (
 	"html"
@@ -73,7 +73,7 @@ func partName(p *Part) string {
 // characters of it, with markup removed for HTML and white space collapsed.
 func snippet(raw []byte, p *Part, limit int64, isHTML bool) string {
 	end := min(p.BodyEnd, p.BodyStart+limit)
-	data := decodeTransfer(p.Encoding, raw[p.BodyStart:end])
+	data, _ := Decode(p.Encoding, raw[p.BodyStart:end]) // an unknown encoding reads as it is
 	text, ok := toUTF8(p.Params["charset"], data)
 	if !ok {
 		text = validUTF8(data)
@@ -251,14 +251,12 @@ func sectionPath(path string, n int) string {
 }
 
 // decodedSize returns the size of a part's body once its transfer encoding
-// is undone.
+// is undone, as Part.Decode undoes it; an unknown encoding's body counts as
+// it is, as the download sends it.
 func decodedSize(raw []byte, p *Part) int64 {
-	body := raw[p.BodyStart:p.BodyEnd]
-	switch p.Encoding {
-	case "BASE64":
-		return base64Size(body)
-	case "QUOTED-PRINTABLE":
-		return int64(len(decodeQPBody(body)))
+	if p.IsMultipart() {
+		return p.Size
 	}
-	return p.Size
+	n, _ := DecodedSize(p.Encoding, p.RawBody(raw))
+	return n
 }

@@ -1,0 +1,320 @@
+package message
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"strings"
+	"time"
+
+	gomessage "github.com/emersion/go-message"
+	"github.com/emersion/go-message/mail"
+)
+
+// Spec is a message to build (RFC 5322, RFC 2045-2049): its header fields
+// and its body. Build writes it; the webmail's sends and drafts, delivery
+// status notifications and auto-replies are all made this way.
+type Spec struct {
+	// Date is the origination date; zero means now.
+	Date     time.Time
+	From     []*mail.Address
+	To, Cc   []*mail.Address
+	Bcc      []*mail.Address // written as given: leave it out of the copy that is sent (RFC 5322 3.6.3)
+	Subject  string          // RFC 2047-encoded when it is not ASCII
+	Hostname string          // the right of a generated Message-ID
+	// MessageID is the msg-id without angle brackets; "" generates one on
+	// Hostname. Two copies of one message (sent, and kept with its Bcc)
+	// share one: see NewMessageID.
+	MessageID string
+	// InReplyTo and References are msg-ids, with or without their angle
+	// brackets (RFC 5322 3.6.4).
+	InReplyTo, References []string
+	// AutoSubmitted marks a message no person sent (RFC 3834 5):
+	// "auto-replied" for an answer or a report on one message,
+	// "auto-generated" otherwise; "" leaves the field out.
+	AutoSubmitted string
+	// Extra fields come after those above, in order (User-Agent,
+	// Precedence).
+	Extra []Field
+
+	// The body: Text and HTML alone or as alternatives, with Files
+	// attached; or, instead of all three, Report.
+	Text, HTML string
+	Files      []File
+	Report     *Report
+}
+
+// Field is a header field written as given.
+type Field struct{ Key, Value string }
+
+// File is an attachment.
+type File struct {
+	// Name is the file name (Content-Disposition's filename, RFC 2183),
+	// RFC 2231-encoded when it is not ASCII.
+	Name string
+	// Type is the media type with its parameters; one that does not parse
+	// is sent as application/octet-stream.
+	Type string
+	// Open opens the file's content, once, when the message is written.
+	Open func() (io.ReadCloser, error)
+}
+
+// Report makes the message a multipart/report (RFC 6522).
+type Report struct {
+	// Type is the report-type parameter, e.g. "delivery-status" (RFC 3464).
+	Type string
+	// Parts in order: the one a person reads first (RFC 6522 3).
+	Parts []ReportPart
+}
+
+// ReportPart is one part of a report. A text part that is not ASCII is
+// sent quoted-printable; every other part as it is, which the
+// machine-readable parts must be (RFC 3464 2.1, RFC 6533 3, 6).
+type ReportPart struct {
+	Type        string // media type, e.g. "message/delivery-status"
+	Params      map[string]string
+	Description string // Content-Description
+	Body        []byte
+}
+
+// NewMessageID returns a fresh msg-id on host, without angle brackets, in
+// go-message's form (RFC 5322 3.6.4).
+func NewMessageID(host string) (string, error) {
+	var h mail.Header
+	if err := h.GenerateMessageIDWithHostname(host); err != nil {
+		return "", fmt.Errorf("generate message id: %w", err)
+	}
+	return h.MessageID()
+}
+
+// Build writes the message of s: the text alone when it is all there is;
+// text and HTML as multipart/alternative, the richest last (RFC 2046
+// 5.1.4); with files, that inside multipart/mixed, the files after it as
+// attachments; a report as multipart/report. An empty text beside HTML is
+// left out rather than offered as an alternative that shows nothing. Text
+// is sent quoted-printable (no line over RFC 5322's 998), files base64.
+func Build(s Spec) ([]byte, error) {
+	if s.Report != nil && (s.Text != "" || s.HTML != "" || len(s.Files) > 0) {
+		return nil, errors.New("build message: a report has only its own parts")
+	}
+	if s.Report != nil && len(s.Report.Parts) == 0 {
+		return nil, errors.New("build message: a report without parts")
+	}
+	body := s.body()
+	// go-message writes the fields added last first, so they are added
+	// from the bottom up: the MIME fields, then the message's.
+	h := mail.Header{Header: body.header()}
+	h.Set("MIME-Version", "1.0")
+	for i := len(s.Extra) - 1; i >= 0; i-- {
+		h.Add(s.Extra[i].Key, s.Extra[i].Value)
+	}
+	if s.AutoSubmitted != "" {
+		h.Set("Auto-Submitted", s.AutoSubmitted)
+	}
+	if len(s.References) > 0 {
+		h.SetMsgIDList("References", trimIDs(s.References))
+	}
+	if len(s.InReplyTo) > 0 {
+		h.SetMsgIDList("In-Reply-To", trimIDs(s.InReplyTo))
+	}
+	if s.MessageID != "" {
+		h.SetMessageID(strings.Trim(s.MessageID, "<>"))
+	} else if err := h.GenerateMessageIDWithHostname(s.Hostname); err != nil {
+		return nil, fmt.Errorf("build message: %w", err)
+	}
+	h.SetSubject(s.Subject)
+	for _, f := range []struct {
+		key   string
+		addrs []*mail.Address
+	}{{"Bcc", s.Bcc}, {"Cc", s.Cc}, {"To", s.To}, {"From", s.From}} {
+		if len(f.addrs) > 0 {
+			h.SetAddressList(f.key, f.addrs)
+		}
+	}
+	date := s.Date
+	if date.IsZero() {
+		date = time.Now()
+	}
+	h.SetDate(date)
+
+	var buf bytes.Buffer
+	w, err := gomessage.CreateWriter(&buf, h.Header)
+	if err == nil {
+		err = body.write(w)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("build message: %w", err)
+	}
+	return buf.Bytes(), nil
+}
+
+func trimIDs(ids []string) []string {
+	out := make([]string, len(ids))
+	for i, id := range ids {
+		out[i] = strings.Trim(id, "<> \t")
+	}
+	return out
+}
+
+// entity is a MIME entity to write: a leaf with its content, or a
+// multipart with its parts.
+type entity struct {
+	ctype       string
+	params      map[string]string
+	disposition string // a Content-Disposition as written, if any
+	description string
+	encoding    string // Content-Transfer-Encoding, "" for none
+	content     func(io.Writer) error
+	parts       []entity
+}
+
+// body is the tree of entities s is made of.
+func (s *Spec) body() entity {
+	if s.Report != nil {
+		e := entity{ctype: "multipart/report", params: map[string]string{"report-type": s.Report.Type}}
+		for _, p := range s.Report.Parts {
+			enc := ""
+			if strings.HasPrefix(p.Type, "text/") && !isASCII(p.Body) {
+				enc = "quoted-printable"
+			}
+			e.parts = append(e.parts, entity{ctype: p.Type, params: p.Params, description: p.Description,
+				encoding: enc, content: writeBytes(p.Body)})
+		}
+		return e
+	}
+	alts := []entity{textEntity("text/plain", s.Text), textEntity("text/html", s.HTML)}
+	switch {
+	case s.HTML == "":
+		alts = alts[:1]
+	case s.Text == "":
+		alts = alts[1:]
+	}
+	var text entity
+	if len(alts) == 1 {
+		text = alts[0]
+	} else {
+		for i := range alts {
+			alts[i].disposition = "inline"
+		}
+		text = entity{ctype: "multipart/alternative", parts: alts}
+	}
+	if len(s.Files) == 0 {
+		return text
+	}
+	if len(alts) == 1 {
+		text.disposition = "inline"
+	}
+	mixed := entity{ctype: "multipart/mixed", parts: []entity{text}}
+	for _, f := range s.Files {
+		mixed.parts = append(mixed.parts, fileEntity(f))
+	}
+	return mixed
+}
+
+func textEntity(ctype, text string) entity {
+	return entity{ctype: ctype, params: map[string]string{"charset": "utf-8"}, encoding: "quoted-printable",
+		content: func(w io.Writer) error { _, err := io.WriteString(w, text); return err }}
+}
+
+// fileEntity is an attachment. Its parameters are written with
+// mime.FormatMediaType, which encodes a name that is not ASCII as RFC 2231
+// says (filename*=utf-8”...); go-message's SetFilename would put an RFC
+// 2047 encoded word inside the quoted string, which RFC 2047 5 forbids.
+func fileEntity(f File) entity {
+	ctype := "application/octet-stream"
+	if mt, params, err := mime.ParseMediaType(f.Type); err == nil {
+		if ct := mime.FormatMediaType(mt, params); ct != "" {
+			ctype = ct
+		}
+	}
+	disp := mime.FormatMediaType("attachment", map[string]string{"filename": f.Name})
+	if disp == "" {
+		disp = "attachment"
+	}
+	return entity{ctype: ctype, disposition: disp, encoding: "base64", content: func(w io.Writer) error {
+		rc, err := f.Open()
+		if err != nil {
+			return err
+		}
+		defer rc.Close()
+		_, err = io.Copy(w, rc)
+		return err
+	}}
+}
+
+func writeBytes(b []byte) func(io.Writer) error {
+	return func(w io.Writer) error { _, err := w.Write(b); return err }
+}
+
+// header is the entity's MIME header, added bottom up (see Build). A
+// multipart gets its boundary here, so that go-message does not set it
+// later and move Content-Type.
+func (e *entity) header() gomessage.Header {
+	var h gomessage.Header
+	if e.encoding != "" {
+		h.Set("Content-Transfer-Encoding", e.encoding)
+	}
+	if e.description != "" {
+		h.Set("Content-Description", e.description)
+	}
+	if e.disposition != "" {
+		h.Set("Content-Disposition", e.disposition)
+	}
+	params := map[string]string{}
+	for k, v := range e.params {
+		params[k] = v
+	}
+	if strings.HasPrefix(e.ctype, "multipart/") {
+		params["boundary"] = newBoundary()
+	}
+	if strings.Contains(e.ctype, ";") {
+		h.Set("Content-Type", e.ctype) // formatted already (a file's)
+	} else {
+		h.SetContentType(e.ctype, params)
+	}
+	return h
+}
+
+// write writes the entity's content into w, which CreateWriter or
+// CreatePart made of its header, and closes w.
+func (e *entity) write(w *gomessage.Writer) error {
+	if e.parts == nil {
+		if err := e.content(w); err != nil {
+			return err
+		}
+		return w.Close()
+	}
+	for i := range e.parts {
+		p := &e.parts[i]
+		pw, err := w.CreatePart(p.header())
+		if err != nil {
+			return err
+		}
+		if err := p.write(pw); err != nil {
+			return err
+		}
+	}
+	return w.Close()
+}
+
+// newBoundary returns a fresh multipart boundary (RFC 2046 5.1.1): it
+// cannot occur in a quoted-printable or base64 body, and by its
+// randomness in no other.
+func newBoundary() string {
+	var b [15]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read does not fail
+	return "=_basalt_" + hex.EncodeToString(b[:])
+}
+
+func isASCII(b []byte) bool {
+	for _, c := range b {
+		if c >= 0x80 {
+			return false
+		}
+	}
+	return true
+}

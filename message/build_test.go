@@ -1,0 +1,290 @@
+package message
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"io"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-message/mail"
+	"github.com/emersion/go-message/textproto"
+)
+
+func file(name, ctype, content string) File {
+	return File{Name: name, Type: ctype, Open: func() (io.ReadCloser, error) {
+		return io.NopCloser(strings.NewReader(content)), nil
+	}}
+}
+
+// tree describes a body structure: "type/subtype" for a leaf, with the
+// parts in parentheses for a multipart.
+func tree(p *Part) string {
+	s := p.Type + "/" + p.Subtype
+	if !p.IsMultipart() {
+		return s
+	}
+	var kids []string
+	for i := range p.Parts {
+		kids = append(kids, tree(&p.Parts[i]))
+	}
+	return s + "(" + strings.Join(kids, ",") + ")"
+}
+
+// TestBuildBody: the shape of what Build writes for each kind of body,
+// and every part decoding back to what was given.
+func TestBuildBody(t *testing.T) {
+	long := strings.Repeat("a long line of text ", 100) // 2000 octets, no break
+	tests := []struct {
+		name string
+		spec Spec
+		tree string
+		// parts maps a section to: its decoded body, its encoding, its
+		// Content-Disposition type, its file name.
+		parts map[string][4]string
+	}{
+		{
+			name: "text only", spec: Spec{Text: "héllo\r\n" + long},
+			tree:  "text/plain",
+			parts: map[string][4]string{"1": {"héllo\r\n" + long, "QUOTED-PRINTABLE", "", ""}},
+		},
+		{
+			name: "html only", spec: Spec{HTML: "<p>hi</p>"},
+			tree:  "text/html",
+			parts: map[string][4]string{"1": {"<p>hi</p>", "QUOTED-PRINTABLE", "", ""}},
+		},
+		{
+			name: "nothing at all", spec: Spec{},
+			tree:  "text/plain",
+			parts: map[string][4]string{"1": {"", "QUOTED-PRINTABLE", "", ""}},
+		},
+		{
+			name: "text and html", spec: Spec{Text: "hi", HTML: "<b>hi</b>"},
+			tree: "multipart/alternative(text/plain,text/html)",
+			parts: map[string][4]string{
+				"1": {"hi", "QUOTED-PRINTABLE", "inline", ""},
+				"2": {"<b>hi</b>", "QUOTED-PRINTABLE", "inline", ""},
+			},
+		},
+		{
+			name: "text and files",
+			spec: Spec{Text: "see attached", Files: []File{
+				file("naïve résumé.pdf", "application/pdf", "%PDF\x00\xff"),
+				file("x.bin", "not a type", "\x00\x01"),
+			}},
+			tree: "multipart/mixed(text/plain,application/pdf,application/octet-stream)",
+			parts: map[string][4]string{
+				"1": {"see attached", "QUOTED-PRINTABLE", "inline", ""},
+				"2": {"%PDF\x00\xff", "BASE64", "attachment", "naïve résumé.pdf"},
+				"3": {"\x00\x01", "BASE64", "attachment", "x.bin"},
+			},
+		},
+		{
+			name: "text, html and a file",
+			spec: Spec{Text: "hi", HTML: "<i>hi</i>", Files: []File{file("a.txt", "text/plain; charset=utf-8", "é")}},
+			tree: "multipart/mixed(multipart/alternative(text/plain,text/html),text/plain)",
+			parts: map[string][4]string{
+				"1.1": {"hi", "QUOTED-PRINTABLE", "inline", ""},
+				"1.2": {"<i>hi</i>", "QUOTED-PRINTABLE", "inline", ""},
+				"2":   {"é", "BASE64", "attachment", "a.txt"},
+			},
+		},
+		{
+			name: "html and a file", spec: Spec{HTML: "<i>hi</i>", Files: []File{file("a", "image/png", "PNG")}},
+			tree: "multipart/mixed(text/html,image/png)",
+			parts: map[string][4]string{
+				"1": {"<i>hi</i>", "QUOTED-PRINTABLE", "inline", ""},
+				"2": {"PNG", "BASE64", "attachment", "a"},
+			},
+		},
+		{
+			name: "report",
+			spec: Spec{Report: &Report{Type: "delivery-status", Parts: []ReportPart{
+				{Type: "text/plain", Params: map[string]string{"charset": "utf-8"}, Description: "Notification", Body: []byte("Grüße\r\n")},
+				{Type: "message/global-delivery-status", Description: "Delivery report", Body: []byte("Reporting-MTA: dns; mx\r\n\r\nFinal-Recipient: utf-8; ü@x\r\n")},
+				{Type: "text/rfc822-headers", Body: []byte("Subject: x\r\n\r\n")},
+			}}},
+			tree: "multipart/report(text/plain,message/global-delivery-status,text/rfc822-headers)",
+			parts: map[string][4]string{
+				"1": {"Grüße\r\n", "QUOTED-PRINTABLE", "", ""},
+				"2": {"Reporting-MTA: dns; mx\r\n\r\nFinal-Recipient: utf-8; ü@x\r\n", "7BIT", "", ""},
+				"3": {"Subject: x\r\n\r\n", "7BIT", "", ""},
+			},
+		},
+		{
+			name:  "report, ASCII text as it is",
+			spec:  Spec{Report: &Report{Type: "delivery-status", Parts: []ReportPart{{Type: "text/plain", Body: []byte("plain\r\n")}}}},
+			tree:  "multipart/report(text/plain)",
+			parts: map[string][4]string{"1": {"plain\r\n", "7BIT", "", ""}},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.spec.From = []*mail.Address{{Address: "a@example.org"}}
+			tt.spec.Hostname = "mx.example.org"
+			raw, err := Build(tt.spec)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, line := range strings.Split(string(raw), "\r\n") {
+				if len(line) > 998 {
+					t.Fatalf("line %d is %d octets long", i, len(line))
+				}
+			}
+			info := Parse(raw)
+			if got := tree(&info.Body); got != tt.tree {
+				t.Fatalf("structure %s, want %s:\n%s", got, tt.tree, raw)
+			}
+			if tt.spec.Report != nil && info.Body.Params["report-type"] != tt.spec.Report.Type {
+				t.Errorf("report-type %q", info.Body.Params["report-type"])
+			}
+			for path, want := range tt.parts {
+				p := &info.Body
+				if info.Body.IsMultipart() {
+					if p, err = info.Body.Find(path); err != nil {
+						t.Fatal(err)
+					}
+				}
+				body, err := p.Decode(raw)
+				if err != nil || string(body) != want[0] {
+					t.Errorf("part %s: %q (%v), want %q", path, body, err, want[0])
+				}
+				if p.Encoding != want[1] || p.Disposition != want[2] || partName(p) != want[3] {
+					t.Errorf("part %s: encoding %s, disposition %q, name %q; want %q", path, p.Encoding, p.Disposition, partName(p), want[1:])
+				}
+			}
+		})
+	}
+}
+
+// TestBuildHeader: the header fields, in RFC 5322 3.6's order, encoded
+// where they must be.
+func TestBuildHeader(t *testing.T) {
+	date := time.Date(2026, 12, 1, 9, 30, 0, 0, time.FixedZone("", 3600))
+	tests := []struct {
+		name string
+		spec Spec
+		want []string // the fields, unfolded, in order
+	}{
+		{
+			name: "reply",
+			spec: Spec{
+				Date: date, From: []*mail.Address{{Name: "Jörg Müller", Address: "joerg@example.org"}},
+				To: []*mail.Address{{Address: "a@example.org"}, {Name: "B", Address: "b@example.org"}},
+				Cc: []*mail.Address{{Address: "c@example.org"}}, Subject: "Re: Grüße", MessageID: "m2@example.org",
+				InReplyTo: []string{"<m1@example.org>"}, References: []string{"<m0@example.org>", "m1@example.org"},
+				Extra: []Field{{"User-Agent", "Basalt webmail"}, {"X-Test", "1"}}, Text: "x",
+			},
+			want: []string{
+				"Date: Tue, 01 Dec 2026 09:30:00 +0100",
+				"From: =?utf-8?q?J=C3=B6rg_M=C3=BCller?= <joerg@example.org>",
+				"To: <a@example.org>, \"B\" <b@example.org>",
+				"Cc: <c@example.org>",
+				"Subject: =?utf-8?q?Re:_Gr=C3=BC=C3=9Fe?=",
+				"Message-Id: <m2@example.org>",
+				"In-Reply-To: <m1@example.org>",
+				"References: <m0@example.org> <m1@example.org>",
+				"User-Agent: Basalt webmail",
+				"X-Test: 1",
+				"Mime-Version: 1.0",
+				"Content-Type: text/plain; charset=utf-8",
+				"Content-Transfer-Encoding: quoted-printable",
+			},
+		},
+		{
+			name: "auto-reply with Bcc",
+			spec: Spec{
+				Date: date, From: []*mail.Address{{Address: "a@example.org"}}, Bcc: []*mail.Address{{Address: "hidden@example.org"}},
+				Subject: "Auto: x", MessageID: "<m3@example.org>", AutoSubmitted: "auto-replied",
+				Extra: []Field{{"Precedence", "bulk"}}, Text: "away",
+			},
+			want: []string{
+				"Date: Tue, 01 Dec 2026 09:30:00 +0100",
+				"From: <a@example.org>",
+				"Bcc: <hidden@example.org>",
+				"Subject: Auto: x",
+				"Message-Id: <m3@example.org>",
+				"Auto-Submitted: auto-replied",
+				"Precedence: bulk",
+				"Mime-Version: 1.0",
+				"Content-Type: text/plain; charset=utf-8",
+				"Content-Transfer-Encoding: quoted-printable",
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			raw, err := Build(tt.spec)
+			if err != nil {
+				t.Fatal(err)
+			}
+			h, err := textproto.ReadHeader(bufio.NewReader(bytes.NewReader(raw)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for f := h.Fields(); f.Next(); {
+				got = append(got, f.Key()+": "+f.Value())
+			}
+			if strings.Join(got, "\n") != strings.Join(tt.want, "\n") {
+				t.Errorf("header:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(tt.want, "\n"))
+			}
+			// And as a reader decodes it.
+			env := Parse(raw).Envelope
+			if env.Subject != tt.spec.Subject || len(env.From) != 1 || env.From[0].Name != tt.spec.From[0].Name {
+				t.Errorf("envelope subject %q, from %+v", env.Subject, env.From)
+			}
+		})
+	}
+}
+
+// TestBuildGenerated: without them, the Date is now and the Message-ID
+// a fresh one on Hostname, the same shape NewMessageID gives.
+func TestBuildGenerated(t *testing.T) {
+	before := time.Now().Add(-time.Second)
+	raw, err := Build(Spec{From: []*mail.Address{{Address: "a@example.org"}}, Hostname: "mx.example.org", Text: "x"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := Parse(raw).Envelope
+	if env.Date.Before(before.Truncate(time.Second)) || env.Date.After(time.Now()) {
+		t.Errorf("Date %v", env.Date)
+	}
+	if !strings.HasSuffix(env.MessageID, "@mx.example.org>") {
+		t.Errorf("Message-ID %q", env.MessageID)
+	}
+	id, err := NewMessageID("mx.example.org")
+	if err != nil || !strings.HasSuffix(id, "@mx.example.org") || strings.ContainsAny(id, "<>") || "<"+id+">" == env.MessageID {
+		t.Errorf("NewMessageID = %q, %v", id, err)
+	}
+}
+
+// TestBuildRefuses: what Build does not write.
+func TestBuildRefuses(t *testing.T) {
+	fail := errors.New("upload gone")
+	report := &Report{Type: "delivery-status", Parts: []ReportPart{{Type: "text/plain", Body: []byte("x")}}}
+	tests := []struct {
+		name string
+		spec Spec
+		is   error
+	}{
+		{"report with text", Spec{Text: "x", Report: report}, nil},
+		{"report with a file", Spec{Files: []File{file("a", "text/plain", "x")}, Report: report}, nil},
+		{"report without parts", Spec{Report: &Report{Type: "delivery-status"}}, nil},
+		{"file that cannot be opened", Spec{Text: "x", Files: []File{{Name: "a", Open: func() (io.ReadCloser, error) { return nil, fail }}}}, fail},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.spec.Hostname = "mx.example.org"
+			raw, err := Build(tt.spec)
+			if err == nil {
+				t.Fatalf("built:\n%s", raw)
+			}
+			if tt.is != nil && !errors.Is(err, tt.is) {
+				t.Errorf("error %v, want %v", err, tt.is)
+			}
+		})
+	}
+}

@@ -1,0 +1,173 @@
+package message
+
+import (
+	"bytes"
+	"encoding/base64"
+	"errors"
+	"fmt"
+)
+
+// ErrUnknownEncoding is Decode's answer for a Content-Transfer-Encoding it
+// does not know (an x-token such as x-uuencode, or a misspelling): the body
+// cannot be decoded. IMAP answers BINARY with NO [UNKNOWN-CTE] (RFC 3516
+// 4.3); the webmail and search read the body as it is.
+var ErrUnknownEncoding = errors.New("message: unknown content transfer encoding")
+
+// Decode undoes the Content-Transfer-Encoding enc (RFC 2045 6; any case,
+// comments and white space around it ignored, "" being 7BIT) of a part's
+// body. It is
+// the one decoder of the tree: IMAP's BINARY and BINARY.SIZE, IMAP search,
+// the webmail's body, download and forwarding, and the parse's snippet and
+// attachment sizes all use it, so they agree about every part.
+//
+// It is as lenient as the mail real clients send needs, and never fails on
+// damaged data:
+//   - base64 (RFC 2045 6.8): characters outside the alphabet (line breaks,
+//     white space, stray garbage) are ignored as the RFC asks; the first "="
+//     ends the data, so missing padding and whatever follows the padding
+//     do not matter; a last lone sextet, which carries no whole octet, is
+//     dropped.
+//   - quoted-printable (RFC 2045 6.7): "=XX" is an octet (lower-case hex
+//     too); "=" at the end of a line, white space after it allowed, is a
+//     soft line break; white space at the end of a line is dropped (rule
+//     3); an "=" followed by anything else is kept as written. Line ends
+//     stay as they are (CRLF or a bare LF).
+//   - 7bit, 8bit and binary are the body as it is.
+//
+// For any other encoding it returns the body unchanged together with an
+// error that wraps ErrUnknownEncoding, so that a caller that may show the
+// raw bytes can, and one that must refuse (IMAP BINARY) knows.
+func Decode(enc string, body []byte) ([]byte, error) {
+	switch normEncoding(enc) {
+	case "7BIT", "8BIT", "BINARY":
+		return body, nil
+	case "BASE64":
+		return decodeBase64Body(body), nil
+	case "QUOTED-PRINTABLE":
+		return decodeQPBody(body), nil
+	}
+	return body, fmt.Errorf("decode %q: %w", enc, ErrUnknownEncoding)
+}
+
+// DecodedSize is len of what Decode returns, without decoding base64.
+func DecodedSize(enc string, body []byte) (int64, error) {
+	switch normEncoding(enc) {
+	case "BASE64":
+		return base64Size(body), nil
+	case "QUOTED-PRINTABLE":
+		return int64(len(decodeQPBody(body))), nil
+	}
+	b, err := Decode(enc, body)
+	return int64(len(b)), err
+}
+
+// Decode returns the part's body, raw being the whole message the part
+// was parsed from, with its transfer encoding undone by Decode. The body
+// of a multipart is returned as it is: its encoding can only be an
+// identity one (RFC 2045 6.4), and one that says otherwise is not what
+// the parse split its children by. A message/rfc822 part is decoded like
+// any other: RFC 2046 5.2.1 forbids encoding one, but IMAP BINARY and a
+// download must still agree when a sender did.
+func (p *Part) Decode(raw []byte) ([]byte, error) {
+	body := p.RawBody(raw)
+	if p.IsMultipart() {
+		return body, nil
+	}
+	return Decode(p.Encoding, body)
+}
+
+// RawBody returns the part's body as stored, raw being the whole message
+// the part was parsed from: raw[BodyStart:BodyEnd], cut to raw's length
+// should the two not match.
+func (p *Part) RawBody(raw []byte) []byte {
+	n := int64(len(raw))
+	a, b := max(0, min(p.BodyStart, n)), max(0, min(p.BodyEnd, n))
+	if a > b {
+		return nil
+	}
+	return raw[a:b]
+}
+
+// normEncoding is a Content-Transfer-Encoding as compared, as the parse
+// keeps it in Part.Encoding: comments removed, upper-case (RFC 2045 6.1:
+// the values are case-insensitive), "7BIT" when absent.
+func normEncoding(enc string) string {
+	return transferEncoding(enc)
+}
+
+// decodeBase64Body decodes a base64 body (RFC 2045 6.8), skipping line
+// breaks and any other characters outside the alphabet as the RFC asks.
+func decodeBase64Body(b []byte) []byte {
+	clean := make([]byte, 0, len(b))
+	for _, c := range b {
+		if c == '=' {
+			break
+		}
+		if isBase64(c) {
+			clean = append(clean, c)
+		}
+	}
+	if len(clean)%4 == 1 {
+		clean = clean[:len(clean)-1] // a lone sextet carries no octet
+	}
+	out := make([]byte, base64.RawStdEncoding.DecodedLen(len(clean)))
+	n, _ := base64.RawStdEncoding.Decode(out, clean)
+	return out[:n]
+}
+
+// base64Size returns the length decodeBase64Body gives without decoding:
+// six bits for each character of the alphabet before the first "=", in
+// whole octets (a lone last sextet makes none).
+func base64Size(b []byte) int64 {
+	n := int64(0)
+	for _, c := range b {
+		if c == '=' {
+			break
+		}
+		if isBase64(c) {
+			n++
+		}
+	}
+	return n * 6 / 8
+}
+
+func isBase64(c byte) bool {
+	return 'A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '+' || c == '/'
+}
+
+// decodeQPBody decodes a quoted-printable body (RFC 2045 6.7): "=XX" is an
+// octet, "=" at the end of a line is a soft line break, and white space at
+// the end of a line is dropped (rule 3).
+func decodeQPBody(b []byte) []byte {
+	out := make([]byte, 0, len(b))
+	for len(b) > 0 {
+		line := b
+		var eol []byte
+		if i := bytes.IndexByte(b, '\n'); i >= 0 {
+			line, b = b[:i], b[i+1:]
+			eol = []byte("\r\n")
+			if len(line) > 0 && line[len(line)-1] == '\r' {
+				line = line[:len(line)-1]
+			} else {
+				eol = []byte("\n")
+			}
+		} else {
+			b = nil
+		}
+		line = bytes.TrimRight(line, " \t")
+		if len(line) > 0 && line[len(line)-1] == '=' {
+			line, eol = line[:len(line)-1], nil // soft line break
+		}
+		for i := 0; i < len(line); i++ {
+			c := line[i]
+			if c == '=' && i+2 < len(line) && isHex(line[i+1]) && isHex(line[i+2]) {
+				out = append(out, unhex(line[i+1])<<4|unhex(line[i+2]))
+				i += 2
+				continue
+			}
+			out = append(out, c)
+		}
+		out = append(out, eol...)
+	}
+	return out
+}
