@@ -152,7 +152,7 @@ func (db *DB) commitBatch(batch []*writeReq) (retry []*writeReq) {
 		}
 		r.attempts++
 		if !single {
-			if _, err := tx.ExecContext(ctx, "SAVEPOINT w"); err != nil {
+			if _, err := db.TxExec(ctx, tx, "SAVEPOINT w"); err != nil {
 				retry, broken = append(ran, batch[i:]...), true
 				break
 			}
@@ -160,7 +160,7 @@ func (db *DB) commitBatch(batch []*writeReq) (retry []*writeReq) {
 		r.err, r.panicked = runWrite(r.fn, tx)
 		if r.err == nil && r.panicked == nil {
 			if !single {
-				if _, err := tx.ExecContext(ctx, "RELEASE w"); err != nil {
+				if _, err := db.TxExec(ctx, tx, "RELEASE w"); err != nil {
 					retry, broken = append(ran, batch[i:]...), true
 					break
 				}
@@ -179,11 +179,11 @@ func (db *DB) commitBatch(batch []*writeReq) (retry []*writeReq) {
 		// whole transaction (an interrupted statement does that), the
 		// savepoint is gone: the writes before it are run again in a new
 		// one, and so are those after it, which have not run.
-		if _, err := tx.ExecContext(ctx, "ROLLBACK TO w"); err != nil {
+		if _, err := db.TxExec(ctx, tx, "ROLLBACK TO w"); err != nil {
 			retry, broken = append(ran, batch[i+1:]...), true
 			break
 		}
-		if _, err := tx.ExecContext(ctx, "RELEASE w"); err != nil {
+		if _, err := db.TxExec(ctx, tx, "RELEASE w"); err != nil {
 			retry, broken = append(ran, batch[i+1:]...), true
 			break
 		}
