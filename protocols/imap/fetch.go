@@ -157,7 +157,7 @@ func (s *session) fetchOne(w *imapserver.FetchWriter, seq uint32, m *store.Messa
 		if err != nil {
 			return s.storeErr("fetch: open message", err)
 		}
-		raw, err = io.ReadAll(rc)
+		raw, err = readMessage(rc, *m, o)
 		rc.Close()
 		if err != nil {
 			return s.storeErr("fetch: read message", err)
@@ -425,4 +425,39 @@ func bodyStructure(p *message.Part) imap.BodyStructure {
 		sp.Text = &imap.BodyStructureText{NumLines: p.Lines}
 	}
 	return sp
+}
+
+// readMessage reads what the fetch needs of a message: its header alone
+// when only top-level header sections are asked for (what clients sync a
+// mailbox's list with), otherwise all of it, into one buffer of the size
+// the store recorded.
+func readMessage(r io.Reader, m store.Message, o *imap.FetchOptions) ([]byte, error) {
+	n := m.Size
+	if headerOnly(o) && m.Info.HeaderSize > 0 && m.Info.HeaderSize < n {
+		n = m.Info.HeaderSize
+	}
+	if n <= 0 {
+		return io.ReadAll(r)
+	}
+	raw := make([]byte, n)
+	k, err := io.ReadFull(r, raw)
+	if err == io.ErrUnexpectedEOF || err == io.EOF {
+		return raw[:k], nil // shorter than recorded: what there is
+	}
+	return raw, err
+}
+
+// headerOnly reports whether the fetch asks for nothing of a message's
+// content but top-level header sections (RFC 3501 6.4.5 HEADER,
+// HEADER.FIELDS, HEADER.FIELDS.NOT).
+func headerOnly(o *imap.FetchOptions) bool {
+	if len(o.BinarySection) > 0 || len(o.BinarySectionSize) > 0 || len(o.BodySection) == 0 {
+		return false
+	}
+	for _, bs := range o.BodySection {
+		if len(bs.Part) > 0 || bs.Specifier != imap.PartSpecifierHeader {
+			return false
+		}
+	}
+	return true
 }
