@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -194,6 +195,15 @@ func (a *Account) Remove(ctx context.Context, mailboxID int64, uids UIDSet) ([]u
 }
 
 func (a *Account) remove(ctx context.Context, mailboxID int64, uids UIDSet, onlyDeleted bool) ([]uint32, error) {
+	if onlyDeleted {
+		// Most EXPUNGEs find nothing marked \Deleted (clients send one on
+		// leaving a mailbox, or after every move): a read finds that, and
+		// spares the writers' queue a transaction that would change
+		// nothing.
+		if none, err := a.noneDeleted(ctx, mailboxID, uids); err == nil && none {
+			return nil, nil
+		}
+	}
 	var (
 		gone   []uint32
 		doomed []deleted
@@ -223,6 +233,22 @@ func (a *Account) remove(ctx context.Context, mailboxID int64, uids UIDSet, only
 	}
 	a.s.removeBlobs(ctx, doomed)
 	return gone, nil
+}
+
+// noneDeleted reports whether none of the messages in uids carries
+// \Deleted.
+func (a *Account) noneDeleted(ctx context.Context, mailboxID int64, uids UIDSet) (bool, error) {
+	cond, args, err := deletedOnly{uids}.sql()
+	if err != nil {
+		return false, err
+	}
+	var one int
+	err = a.s.db.GetContext(ctx, &one, a.s.rebind("SELECT 1 FROM messages WHERE mailbox_id = ? AND user_id = ?"+cond+" LIMIT 1"),
+		append([]any{mailboxID, a.userID}, args...)...)
+	if errors.Is(err, sql.ErrNoRows) {
+		return true, nil
+	}
+	return false, err
 }
 
 // fewArgs is how many values a statement built for a list (IN, VALUES)

@@ -2,6 +2,7 @@ package store
 
 import (
 	"fmt"
+	"math"
 	"sort"
 	"strings"
 )
@@ -172,6 +173,28 @@ type deletedOnly struct{ set UIDSet }
 func (d deletedOnly) sql() (string, []any, error) {
 	cond, args, err := d.set.sql()
 	return cond + fmt.Sprintf(" AND (flags & %d) <> 0", FlagDeleted), args, err
+}
+
+// maxPrecheck is the most UIDs a set may span for a write to read its
+// messages first, outside the transaction, to find whether it has anything
+// to do.
+const maxPrecheck = 1000
+
+// span returns how many UIDs the set covers at most; an open range (n:*)
+// or a nil set (all) counts as unbounded.
+func (u UIDSet) span() uint64 {
+	if u == nil {
+		return math.MaxUint64
+	}
+	var n uint64
+	for _, r := range u {
+		if r.Stop == 0 {
+			return math.MaxUint64
+		}
+		lo, hi := min(r.Start, r.Stop), max(r.Start, r.Stop)
+		n += uint64(hi-lo) + 1
+	}
+	return n
 }
 
 // sql returns a condition on column uid and its arguments.

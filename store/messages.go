@@ -590,6 +590,21 @@ func (a *Account) SetFlags(ctx context.Context, mailboxID int64, uids UIDSet, op
 		return nil, fmt.Errorf("set flags: %w", err)
 	}
 	flags &= ClientFlags
+	if a.view == nil && uids.span() <= maxPrecheck {
+		// Clients often set what is set already (\Seen on a read message,
+		// \Deleted twice): a read first finds that, and spares the
+		// writers' queue a transaction that would change nothing. Done
+		// before a write that is then ordered after it, the read stands
+		// for the command. (A shared mailbox keeps \Seen per viewer, which
+		// the transaction alone works out; a long set is left to the
+		// transaction, rather than read twice.)
+		rows, err := a.selectRows(ctx, nil, mailboxID, uids)
+		if err == nil {
+			if out, groups, _, err := planFlags(have, op, flags, kws, rows, nil); err == nil && len(groups) == 0 {
+				return out, nil
+			}
+		}
+	}
 	var out []FlagUpdate
 	err = a.s.writeUser(ctx, a.userID, func(tx *sqlx.Tx, c *change) error {
 		out = nil
@@ -604,42 +619,13 @@ func (a *Account) SetFlags(ctx context.Context, mailboxID int64, uids UIDSet, op
 		if err != nil {
 			return err
 		}
-		type group struct {
-			flags Flags
-			kws   string
-			ids   []any
-		}
-		groups := map[string]*group{}
-		var unseenDelta int64
-		for _, r := range rows {
-			cur := splitKeywords(r.Keywords)
-			view := seen.flags(r) // with the viewer's own \Seen on a shared account
-			nf, nk, err := applyFlags(op, view, cur, flags, kws)
-			if err != nil {
-				return fmt.Errorf("message UID %d: %w", r.UID, err)
-			}
-			nf, nk = limitFlags(have, view, cur, nf, nk)
-			nf |= r.Flags &^ ClientFlags // the server's flags are not the client's to change
-			kw := strings.Join(nk, " ")
-			u := FlagUpdate{ID: r.ID, UID: r.UID, Flags: nf, Keywords: nk, ModSeq: r.ModSeq}
-			stored, seenChanged := seen.keep(r, nf)
-			if stored != r.Flags || kw != r.Keywords || seenChanged {
-				key := strconv.FormatUint(uint64(stored), 10) + "|" + kw
-				g := groups[key]
-				if g == nil {
-					g = &group{flags: stored, kws: kw}
-					groups[key] = g
-				}
-				g.ids = append(g.ids, r.ID)
-				switch {
-				case r.Flags.Has(FlagSeen) && !stored.Has(FlagSeen):
-					unseenDelta++
-				case !r.Flags.Has(FlagSeen) && stored.Has(FlagSeen):
-					unseenDelta--
-				}
-				u.ModSeq = 0 // filled in below
-			}
-			out = append(out, u)
+		var (
+			groups      map[string]*flagGroup
+			unseenDelta int64
+		)
+		out, groups, unseenDelta, err = planFlags(have, op, flags, kws, rows, seen)
+		if err != nil {
+			return err
 		}
 		if len(groups) == 0 {
 			return nil
@@ -679,6 +665,53 @@ func (a *Account) SetFlags(ctx context.Context, mailboxID int64, uids UIDSet, op
 		return nil, fmt.Errorf("set flags in mailbox %d: %w", mailboxID, err)
 	}
 	return out, nil
+}
+
+// flagGroup is the messages a STORE gives the same flags and keywords.
+type flagGroup struct {
+	flags Flags
+	kws   string
+	ids   []any
+}
+
+// planFlags works out what a STORE does to rows: each message's flags
+// after it (ModSeq 0 where they change), the changes grouped by outcome,
+// and how the unseen count moves.
+func planFlags(have Rights, op FlagOp, flags Flags, kws []string, rows []messageRow, seen *seenState) ([]FlagUpdate, map[string]*flagGroup, int64, error) {
+	var out []FlagUpdate
+	groups := map[string]*flagGroup{}
+	var unseenDelta int64
+	for _, r := range rows {
+		cur := splitKeywords(r.Keywords)
+		view := seen.flags(r) // with the viewer's own \Seen on a shared account
+		nf, nk, err := applyFlags(op, view, cur, flags, kws)
+		if err != nil {
+			return nil, nil, 0, fmt.Errorf("message UID %d: %w", r.UID, err)
+		}
+		nf, nk = limitFlags(have, view, cur, nf, nk)
+		nf |= r.Flags &^ ClientFlags // the server's flags are not the client's to change
+		kw := strings.Join(nk, " ")
+		u := FlagUpdate{ID: r.ID, UID: r.UID, Flags: nf, Keywords: nk, ModSeq: r.ModSeq}
+		stored, seenChanged := seen.keep(r, nf)
+		if stored != r.Flags || kw != r.Keywords || seenChanged {
+			key := strconv.FormatUint(uint64(stored), 10) + "|" + kw
+			g := groups[key]
+			if g == nil {
+				g = &flagGroup{flags: stored, kws: kw}
+				groups[key] = g
+			}
+			g.ids = append(g.ids, r.ID)
+			switch {
+			case r.Flags.Has(FlagSeen) && !stored.Has(FlagSeen):
+				unseenDelta++
+			case !r.Flags.Has(FlagSeen) && stored.Has(FlagSeen):
+				unseenDelta--
+			}
+			u.ModSeq = 0 // filled in when written
+		}
+		out = append(out, u)
+	}
+	return out, groups, unseenDelta, nil
 }
 
 // lockMailbox checks that the mailbox is the account's and, on MySQL,
@@ -727,12 +760,19 @@ func (a *Account) selectRows(ctx context.Context, tx *sqlx.Tx, mailboxID int64, 
 	if err != nil {
 		return nil, err
 	}
-	query := a.s.rebind("SELECT " + rowColumns + " FROM messages" + a.s.db.UIDIndexHint() + " WHERE mailbox_id = ? AND user_id = ?" + cond + " ORDER BY uid" + a.s.db.ForUpdate())
+	lock := a.s.db.ForUpdate()
+	if tx == nil {
+		lock = ""
+	}
+	query := a.s.rebind("SELECT " + rowColumns + " FROM messages" + a.s.db.UIDIndexHint() + " WHERE mailbox_id = ? AND user_id = ?" + cond + " ORDER BY uid" + lock)
 	args = append([]any{mailboxID, a.userID}, args...)
 	var rows []messageRow
-	if few(uids) {
+	switch {
+	case tx == nil:
+		err = a.s.db.SelectContext(ctx, &rows, query, args...)
+	case few(uids):
 		err = a.s.db.TxSelect(ctx, tx, &rows, query, args...)
-	} else {
+	default:
 		err = tx.SelectContext(ctx, &rows, query, args...)
 	}
 	if only != nil {

@@ -504,3 +504,58 @@ func TestAppendMalformed(t *testing.T) {
 		checkCounts(t, e, a)
 	})
 }
+
+// A STORE that changes nothing and an EXPUNGE that finds nothing \Deleted
+// write nothing: the user's serial, bumped by every write, stays.
+func TestNoOpWritesSkipped(t *testing.T) {
+	each(t, func(t *testing.T, e *storetest.Env) {
+		ctx := context.Background()
+		auth := e.NewUser(t, "alice@example.org", false)
+		a := e.Account(auth)
+		inbox := storetest.Inbox(t, a)
+		res := storetest.Append(t, a, inbox, storetest.Message("a@x.test", "b@x.test", "s", "b"), store.AppendOptions{Flags: store.FlagSeen})
+		one := store.UIDSet{{Start: res.UID, Stop: res.UID}}
+		serial := func() uint64 {
+			t.Helper()
+			u, err := e.Store.UserByID(ctx, auth.User.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return u.Serial
+		}
+		for _, tc := range []struct {
+			name    string
+			op      func() error
+			changes bool
+		}{
+			{"add a flag it has", func() error {
+				_, err := a.SetFlags(ctx, inbox, one, store.FlagAdd, store.FlagSeen, nil)
+				return err
+			}, false},
+			{"expunge with nothing deleted", func() error { _, err := a.Expunge(ctx, inbox, nil); return err }, false},
+			{"add a flag it lacks", func() error {
+				_, err := a.SetFlags(ctx, inbox, one, store.FlagAdd, store.FlagDeleted, nil)
+				return err
+			}, true},
+			{"add it again", func() error {
+				_, err := a.SetFlags(ctx, inbox, one, store.FlagAdd, store.FlagDeleted, nil)
+				return err
+			}, false},
+			{"expunge the deleted one", func() error {
+				gone, err := a.Expunge(ctx, inbox, nil)
+				if err == nil && (len(gone) != 1 || gone[0] != res.UID) {
+					t.Errorf("expunged %v, want [%d]", gone, res.UID)
+				}
+				return err
+			}, true},
+		} {
+			before := serial()
+			if err := tc.op(); err != nil {
+				t.Fatalf("%s: %v", tc.name, err)
+			}
+			if after := serial(); (after != before) != tc.changes {
+				t.Errorf("%s: serial %d -> %d, want a write %v", tc.name, before, after, tc.changes)
+			}
+		}
+	})
+}
