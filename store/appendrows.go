@@ -237,7 +237,7 @@ func (s *Store) insertBlobRows(ctx context.Context, tx *sqlx.Tx, msgs []*newMess
 			bytes += len(nm.m.inline)
 			n++
 		}
-		if _, err := tx.ExecContext(ctx, s.rebind(q.String()), args...); err != nil {
+		if _, err := s.txExecFew(ctx, tx, n, s.rebind(q.String()), args...); err != nil {
 			return err
 		}
 		msgs = msgs[n:]

@@ -38,7 +38,7 @@ type daily struct {
 // checks its limit against, under the user's lock.
 func (s *Store) dailyValue(ctx context.Context, tx *sqlx.Tx, name string) (int64, error) {
 	var v []int64
-	if err := tx.SelectContext(ctx, &v, s.rebind("SELECT value FROM counters WHERE name = ? AND day = ?"), name, s.day()); err != nil {
+	if err := s.db.TxSelect(ctx, tx, &v, s.rebind("SELECT value FROM counters WHERE name = ? AND day = ?"), name, s.day()); err != nil {
 		return 0, fmt.Errorf("count %s: %w", name, err)
 	}
 	if len(v) == 0 {

@@ -183,7 +183,7 @@ func (s *Store) noteKeywords(ctx context.Context, tx *sqlx.Tx, mailboxID int64, 
 	if bounded && len(all) > maxMailboxKeywords {
 		return errTooManyKeywords
 	}
-	_, err := tx.ExecContext(ctx, s.rebind("UPDATE mailboxes SET keywords = ? WHERE id = ?"), strings.Join(all, " "), mailboxID)
+	_, err := s.db.TxExec(ctx, tx, s.rebind("UPDATE mailboxes SET keywords = ? WHERE id = ?"), strings.Join(all, " "), mailboxID)
 	return err
 }
 
