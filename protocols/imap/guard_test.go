@@ -473,6 +473,37 @@ func TestShutdown(t *testing.T) {
 	}
 }
 
+// Close cuts every connection at once, without a BYE, and stops
+// accepting.
+func TestClose(t *testing.T) {
+	h := start(t, setup{})
+	h.user("alice@example.org", false)
+	a := h.dial(t)
+	a.login("alice@example.org")
+	a.ok("SELECT INBOX")
+	a.idle()
+	b := h.dial(t)
+	if err := h.srv.Close(); err != nil {
+		t.Fatalf("close: %v", err)
+	}
+	for _, c := range []*client{a, b} {
+		got, closed := c.closed()
+		if !closed {
+			t.Errorf("connection open after close")
+		}
+		if _, ok := find(got, "* BYE Server shutting down"); ok {
+			t.Errorf("got %q: a BYE from Close, which cuts", got)
+		}
+	}
+	if conn, err := net.DialTimeout("tcp", h.addr, time.Second); err == nil {
+		conn.Close()
+		t.Error("the listener still accepts after close")
+	}
+	if h.srv.Open() != 0 {
+		t.Errorf("%d connections left open", h.srv.Open())
+	}
+}
+
 // Commands in the wrong state are BAD, whatever they are.
 func TestWrongState(t *testing.T) {
 	h := start(t, setup{})

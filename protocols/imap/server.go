@@ -295,6 +295,12 @@ func (s *Server) Open() int { return s.set.Open() }
 // Shutdown stops accepting, lets each connection finish the store
 // operation it is in, says BYE to it (RFC 9051 7.1.5) and closes it. When
 // ctx ends first, the remaining connections are cut.
+//
+// IMAP marks no command busy in the Set (listener.Conn.Begin): the library
+// runs the command loop, and a command's store operation is marked by the
+// session's opMu instead. Every connection is drained as idle, through
+// OnDrain, whose BYE waits for that operation to end: a shutdown lets it
+// finish as Begin and End would.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	if s.closing {
@@ -310,6 +316,23 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		// s.done closed, Serve returns at once.
 		<-e.served
 		e.srv.Close() // closes what is left
+	}
+	return err
+}
+
+// Close stops accepting and cuts every connection at once, in the middle
+// of whatever it does: what Shutdown does when its context has ended.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	if !s.closing {
+		s.closing = true
+		close(s.done)
+	}
+	s.mu.Unlock()
+	err := s.set.Close()
+	for _, e := range []*engine{s.plainSecure, s.plainInsecure, s.implicit} {
+		<-e.served
+		e.srv.Close()
 	}
 	return err
 }

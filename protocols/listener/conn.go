@@ -3,6 +3,7 @@ package listener
 import (
 	"context"
 	"errors"
+	"io"
 	"net"
 	"sync"
 	"time"
@@ -164,6 +165,7 @@ func (c *Conn) Read(p []byte) (int, error) {
 	}
 	if err := c.heldErr; err != nil {
 		c.mu.Unlock()
+		c.cancel()
 		return 0, err
 	}
 	c.mu.Unlock()
@@ -233,8 +235,13 @@ func (c *Conn) watch(done chan struct{}, buf []byte) {
 		if gone {
 			c.heldErr = err
 		}
+		// A client that pipelined commands and then closed its sending
+		// side (RFC 1939 and 2920 pipelining allow it) still waits for
+		// their answers: its context ends only when the session has read
+		// through them and meets the end itself.
+		pending := errors.Is(err, io.EOF) && len(c.held) > 0
 		c.mu.Unlock()
-		if gone {
+		if gone && !pending {
 			c.cancel()
 		}
 		// A timeout is the stop of stopWatch, or the session's own

@@ -12,7 +12,11 @@
 // the rest; Close aborts at once. Each connection has a context, derived
 // from the Set's, that ends when the client goes away (a read fails, or
 // Watch sees it leave during a command), when the connection is closed or
-// when the Set aborts: the store calls a command makes run on it. Work a
+// when the Set aborts: the store calls a command makes run on it. The
+// servers give their Sets a context of their own rather than the daemon's
+// run context, as net/http's BaseContext is: the end of the run starts a
+// Shutdown, which must let busy commands finish before it aborts them,
+// and a context cancelled with the run would cut them at once. Work a
 // connection starts that outlives it (SMTP's deliveries in flight) is
 // waited for through the Drain hook. The shape is net/http.Server's
 // (trackConn, closeIdleConns, StateActive/StateIdle), for line protocols

@@ -266,6 +266,12 @@ func TestWatch(t *testing.T) {
 	}{
 		{"gone", func(c net.Conn) { c.Close() }, true, 10 * time.Second},
 		{"pipelined", func(c net.Conn) { io.WriteString(c, "next\n") }, false, 300 * time.Millisecond},
+		// Half-closed after a pipelined command: the answers are still
+		// wanted, so the context lives until the session meets the end.
+		{"pipelined then half-closed", func(c net.Conn) {
+			io.WriteString(c, "next\n")
+			c.(*net.TCPConn).CloseWrite()
+		}, false, 300 * time.Millisecond},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			sent := make(chan struct{})

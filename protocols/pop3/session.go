@@ -261,9 +261,15 @@ func (p *popSession) command(line string) bool {
 	// The client waits for the answer, having sent nothing more: one
 	// that goes away meanwhile ends the connection's context, and the
 	// command's store calls with it (listener.Conn.Watch). Not QUIT,
-	// whose removals are done however the client leaves (RFC 1939 6).
-	if name != "QUIT" && p.r.Buffered() == 0 {
-		p.c.Watch()
+	// whose removals are done however the client leaves (RFC 1939 6),
+	// nor STLS and AUTH, which read from the client again before they
+	// answer (the TLS handshake, the SASL exchange).
+	switch name {
+	case "QUIT", "STLS", "AUTH":
+	default:
+		if p.r.Buffered() == 0 {
+			p.c.Watch()
+		}
 	}
 	// USER and PASS take the rest of the line: a password may hold
 	// spaces (RFC 1939 7, PASS).
