@@ -238,8 +238,11 @@ func (c *Conn) watch(done chan struct{}, buf []byte) {
 		// A client that pipelined commands and then closed its sending
 		// side (RFC 1939 and 2920 pipelining allow it) still waits for
 		// their answers: its context ends only when the session has read
-		// through them and meets the end itself.
-		pending := errors.Is(err, io.EOF) && len(c.held) > 0
+		// through them and meets the end itself. Under TLS what is held
+		// is records, not commands, and a client's close_notify before
+		// its FIN is how it leaves: a record starts with its content
+		// type (20 to 24, RFC 8446 5.1), which no command line does.
+		pending := errors.Is(err, io.EOF) && len(c.held) > 0 && c.held[0] >= ' ' 
 		c.mu.Unlock()
 		if gone && !pending {
 			c.cancel()
