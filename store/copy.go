@@ -235,20 +235,20 @@ func (a *Account) remove(ctx context.Context, mailboxID int64, uids UIDSet, only
 	return gone, nil
 }
 
-// noneDeleted reports whether none of the messages in uids carries
-// \Deleted.
+// noneDeleted reports whether the mailbox is the user's and none of its
+// messages in uids carries \Deleted.
 func (a *Account) noneDeleted(ctx context.Context, mailboxID int64, uids UIDSet) (bool, error) {
 	cond, args, err := deletedOnly{uids}.sql()
 	if err != nil {
 		return false, err
 	}
-	var one int
-	err = a.s.db.GetContext(ctx, &one, a.s.rebind("SELECT 1 FROM messages WHERE mailbox_id = ? AND user_id = ?"+cond+" LIMIT 1"),
-		append([]any{mailboxID, a.userID}, args...)...)
+	var some bool
+	err = a.s.db.GetContext(ctx, &some, a.s.rebind("SELECT EXISTS (SELECT 1 FROM messages WHERE mailbox_id = b.id AND user_id = b.user_id"+cond+
+		") FROM mailboxes b WHERE b.id = ? AND b.user_id = ?"), append(args, mailboxID, a.userID)...)
 	if errors.Is(err, sql.ErrNoRows) {
-		return true, nil
+		return false, nil // not the user's: the transaction says so
 	}
-	return false, err
+	return !some && err == nil, err
 }
 
 // fewArgs is how many values a statement built for a list (IN, VALUES)
