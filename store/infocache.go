@@ -1,7 +1,6 @@
 package store
 
 import (
-	"bytes"
 	"container/list"
 	"sync"
 
@@ -12,59 +11,55 @@ import (
 // counted in its stored (JSON) size; decoded it takes a few times that.
 const infoCacheBytes = 8 << 20
 
-// infoCache keeps decoded message metadata. Decoding the JSON of every
-// message a FETCH of ENVELOPE or BODYSTRUCTURE lists was the largest single
-// cost of IMAP's steady state, while clients fetch the same recent
-// messages again and again. An entry is used only when the stored bytes
-// just read are the very bytes it was decoded from, so it can never be
-// stale; sealed metadata (secure users) is never kept, so nothing of it
-// outlives the sessions that hold the key. The Info it returns is shared:
-// callers only read it.
+// infoCache keeps decoded message metadata, by the message file it was
+// parsed from. Reading and decoding the metadata of every message a FETCH
+// of ENVELOPE or BODYSTRUCTURE lists was the largest single cost of IMAP's
+// steady state (and a quarter of its garbage), while clients fetch the
+// same recent messages again and again. A message file's id is random and
+// never reused, and its metadata is written once, with its first row (a
+// copy shares both), so an entry cannot go stale. Sealed metadata (secure
+// users) is never kept, so nothing of it outlives the sessions that hold
+// the key. The Info it returns is shared: callers only read it.
 type infoCache struct {
 	mu    sync.Mutex
 	size  int
 	lru   list.List // of *infoEntry, most recently used at the front
-	items map[int64]*list.Element
+	items map[string]*list.Element
 }
 
 type infoEntry struct {
-	id   int64
-	raw  []byte
-	info *message.Info
+	blobID string
+	size   int
+	info   *message.Info
 }
 
-// get returns the Info decoded from raw for message id, if kept.
-func (c *infoCache) get(id int64, raw []byte) *message.Info {
+// get returns the Info of the message file blobID, if kept.
+func (c *infoCache) get(blobID string) *message.Info {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	el, ok := c.items[id]
+	el, ok := c.items[blobID]
 	if !ok {
 		return nil
 	}
-	e := el.Value.(*infoEntry)
-	if !bytes.Equal(e.raw, raw) {
-		return nil
-	}
 	c.lru.MoveToFront(el)
-	return e.info
+	return el.Value.(*infoEntry).info
 }
 
-// put keeps info, decoded from raw, for message id.
-func (c *infoCache) put(id int64, raw []byte, info *message.Info) {
-	if len(raw) > infoCacheBytes/64 {
+// put keeps info, decoded from size bytes, for the message file blobID.
+func (c *infoCache) put(blobID string, size int, info *message.Info) {
+	if size > infoCacheBytes/64 {
 		return // one message's metadata must not empty the cache
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.items == nil {
-		c.items = map[int64]*list.Element{}
+		c.items = map[string]*list.Element{}
 	}
-	if el, ok := c.items[id]; ok {
+	if el, ok := c.items[blobID]; ok {
 		c.remove(el)
 	}
-	e := &infoEntry{id: id, raw: bytes.Clone(raw), info: info}
-	c.items[id] = c.lru.PushFront(e)
-	c.size += len(e.raw)
+	c.items[blobID] = c.lru.PushFront(&infoEntry{blobID: blobID, size: size, info: info})
+	c.size += size
 	for c.size > infoCacheBytes {
 		c.remove(c.lru.Back())
 	}
@@ -72,6 +67,6 @@ func (c *infoCache) put(id int64, raw []byte, info *message.Info) {
 
 func (c *infoCache) remove(el *list.Element) {
 	e := c.lru.Remove(el).(*infoEntry)
-	delete(c.items, e.id)
-	c.size -= len(e.raw)
+	delete(c.items, e.blobID)
+	c.size -= e.size
 }

@@ -54,6 +54,11 @@ type messageRow struct {
 	HasAttachments bool   `db:"has_attachments"`
 	Info           []byte `db:"info"`
 	InfoSealed     bool   `db:"info_sealed"`
+	// InfoDeferred marks a listing that left info out, to be read only
+	// for the messages whose metadata is not in the cache (loadInfo).
+	InfoDeferred bool `db:"info_deferred"`
+	// info is the metadata found in the cache by loadInfo.
+	info *message.Info
 }
 
 const rowColumns = "id, mailbox_id, uid, modseq, flags, keywords, size, internal_date, blob_id, thread_id, has_attachments"
@@ -68,16 +73,20 @@ func (a *Account) message(r messageRow) (Message, error) {
 	if m.ThreadID == 0 {
 		m.ThreadID = m.ID
 	}
-	if r.Info == nil {
+	if r.info != nil {
+		m.Info = r.info
 		return m, nil
 	}
-	raw := r.Info
 	if !r.InfoSealed {
-		if info := a.s.infos.get(r.ID, raw); info != nil {
+		if info := a.s.infos.get(r.BlobID); info != nil {
 			m.Info = info
 			return m, nil
 		}
 	}
+	if r.Info == nil {
+		return m, nil
+	}
+	raw := r.Info
 	if r.InfoSealed {
 		if a.key == nil {
 			return Message{}, fmt.Errorf("message %d: %w", r.ID, ErrLocked)
@@ -95,7 +104,7 @@ func (a *Account) message(r messageRow) (Message, error) {
 		return Message{}, fmt.Errorf("message %d: decode metadata: %w", r.ID, err)
 	}
 	if !r.InfoSealed {
-		a.s.infos.put(r.ID, r.Info, m.Info)
+		a.s.infos.put(r.BlobID, len(raw), m.Info)
 	}
 	return m, nil
 }
@@ -417,7 +426,9 @@ func (a *Account) List(ctx context.Context, mailboxID int64, q ListQuery) ([]Mes
 	}
 	cols := rowColumns
 	if q.WithInfo {
-		cols += ", info, info_sealed"
+		// The metadata itself is read afterwards, for the messages whose
+		// metadata the cache lacks (loadInfo).
+		cols += ", info_sealed, 1 AS info_deferred"
 	}
 	var b strings.Builder
 	b.WriteString("SELECT " + cols + " FROM messages")
@@ -495,6 +506,12 @@ func (a *Account) selectMessagesWith(ctx context.Context, mailboxID int64, sel f
 	if err := a.overlaySeen(ctx, a.s.db, mailboxID, rows); err != nil {
 		return nil, fmt.Errorf("list mailbox %d: %w", mailboxID, err)
 	}
+	if len(rows) > 0 && rows[0].InfoDeferred {
+		var err error
+		if rows, err = a.loadInfo(ctx, rows); err != nil {
+			return nil, fmt.Errorf("list mailbox %d: %w", mailboxID, err)
+		}
+	}
 	out := make([]Message, 0, len(rows))
 	for _, r := range rows {
 		m, err := a.message(r)
@@ -504,6 +521,57 @@ func (a *Account) selectMessagesWith(ctx context.Context, mailboxID int64, sel f
 		out = append(out, m)
 	}
 	return out, nil
+}
+
+// loadInfo reads the metadata of the rows whose metadata the cache lacks.
+// A row whose message is gone by then (expunged between the two reads) is
+// left out, as if the listing had come after.
+func (a *Account) loadInfo(ctx context.Context, rows []messageRow) ([]messageRow, error) {
+	var want []any
+	at := map[int64]int{}
+	for i, r := range rows {
+		if !r.InfoSealed {
+			if rows[i].info = a.s.infos.get(r.BlobID); rows[i].info != nil {
+				continue
+			}
+		}
+		want = append(want, r.ID)
+		at[r.ID] = i
+	}
+	if len(want) == 0 {
+		return rows, nil
+	}
+	found := make(map[int64]bool, len(want))
+	for start := 0; start < len(want); start += 500 {
+		chunk := want[start:min(start+500, len(want))]
+		q, args, err := sqlx.In("SELECT id, info FROM messages WHERE user_id = ? AND id IN (?)", a.userID, chunk)
+		if err != nil {
+			return nil, err
+		}
+		var infos []struct {
+			ID   int64  `db:"id"`
+			Info []byte `db:"info"`
+		}
+		if len(chunk) <= fewArgs {
+			err = a.s.db.SelectContext(ctx, &infos, a.s.rebind(q), args...)
+		} else {
+			err = a.s.db.DB.SelectContext(ctx, &infos, a.s.rebind(q), args...)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read metadata: %w", err)
+		}
+		for _, in := range infos {
+			rows[at[in.ID]].Info = in.Info
+			found[in.ID] = true
+		}
+	}
+	if len(found) == len(want) {
+		return rows, nil
+	}
+	return slices.DeleteFunc(rows, func(r messageRow) bool {
+		_, asked := at[r.ID]
+		return asked && !found[r.ID]
+	}), nil
 }
 
 // Message returns one of the account's messages by id, with its info.
@@ -600,7 +668,9 @@ func (a *Account) SetFlags(ctx context.Context, mailboxID int64, uids UIDSet, op
 		// transaction, rather than read twice.)
 		rows, err := a.selectRows(ctx, nil, mailboxID, uids)
 		if err == nil {
-			if out, groups, _, err := planFlags(have, op, flags, kws, rows, nil); err == nil && len(groups) == 0 {
+			// No rows could mean no such mailbox of the user's: the
+			// transaction says which.
+			if out, groups, _, err := planFlags(have, op, flags, kws, rows, nil); err == nil && len(rows) > 0 && len(groups) == 0 {
 				return out, nil
 			}
 		}
