@@ -288,7 +288,7 @@ func (h *Handler) messagesList(ctx context.Context, c *Call, p listParams) (list
 	if p.After != "" {
 		msgs, err = listAfter(ctx, a, p, q)
 	} else {
-		msgs, err = a.ListAt(ctx, mb, c.web.ID, p.Start, q)
+		msgs, err = listAt(ctx, h.sess, h.log, a, mb, c.web.ID, p.Start, q)
 	}
 	if err != nil {
 		return listResult{}, err

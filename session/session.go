@@ -102,6 +102,7 @@ type Service struct {
 	throttle *Throttle
 	verified *loginCache // nil when off
 	calls    *fallback   // where AdmitCall counts
+	cache    cache.Cache // the shared cache: what Value keeps
 	hashSem  chan struct{}
 	log      *slog.Logger
 	now      func() time.Time
@@ -119,7 +120,7 @@ func New(st *store.Store, cfg Config, log *slog.Logger) *Service {
 	off := func(n int64) int64 { return max(n, 0) } // negative: off
 	local := cache.NewMemory(cache.MemoryOptions{})
 	s := &Service{
-		store: st, cfg: cfg, log: log, now: time.Now, hashSem: make(chan struct{}, cfg.HashConcurrency),
+		store: st, cfg: cfg, log: log, now: time.Now, hashSem: make(chan struct{}, cfg.HashConcurrency), cache: st.Cache(),
 		calls: &fallback{shared: st.Cache(), local: local, log: log, what: "webmail call rate"},
 		throttle: &Throttle{
 			Cache: st.Cache(), Local: local, Log: log,

@@ -29,15 +29,15 @@ const (
 
 func TestParseRights(t *testing.T) {
 	for _, c := range []struct {
-		in, want, legacy string
-		bad              bool
+		in, want string
+		bad      bool
 	}{
-		{in: "", want: "", legacy: ""},
-		{in: "lrswipkxtea", want: "lrswipkxtea", legacy: "lrswipkxteacd"},
-		{in: "aetxkpiwsrl", want: "lrswipkxtea", legacy: "lrswipkxteacd"},
-		{in: "lrc", want: "lrk", legacy: "lrkc"},     // RFC 4314 2.1.1: c is k here
-		{in: "lrd", want: "lrxte", legacy: "lrxted"}, // and d is xte
-		{in: "lrt", want: "lrt", legacy: "lrtd"},
+		{in: "", want: ""},
+		{in: "lrswipkxtea", want: "lrswipkxtea"},
+		{in: "aetxkpiwsrl", want: "lrswipkxtea"},
+		{in: "lrc", want: "lrk"},   // RFC 4314 2.1.1: c is k here
+		{in: "lrd", want: "lrxte"}, // and d is xte
+		{in: "lrt", want: "lrt"},
 		{in: "lrQ", bad: true}, // RFC 4314 3.1: upper case is refused
 		{in: "lr0", bad: true},
 		{in: "l r", bad: true},
@@ -49,8 +49,8 @@ func TestParseRights(t *testing.T) {
 			}
 			continue
 		}
-		if err != nil || r.String() != c.want || r.Legacy() != c.legacy {
-			t.Errorf("ParseRights(%q) = %q (%q), %v; want %q (%q)", c.in, r, r.Legacy(), err, c.want, c.legacy)
+		if err != nil || r.String() != c.want {
+			t.Errorf("ParseRights(%q) = %q, %v; want %q", c.in, r, err, c.want)
 		}
 		var back store.Rights
 		if b, _ := r.MarshalText(); back.UnmarshalText(b) != nil || back != r {
@@ -646,7 +646,7 @@ func TestDomainShare(t *testing.T) {
 		}
 		for _, a := range []*store.Account{f.viewer, f.carol} {
 			sms, err := a.SharedMailboxes(ctx)
-			if err != nil || len(sms) != 1 || !sms[0].DomainShare || sms[0].Path() != "Shared Folders/"+f.ownerAddr+"/Team" || sms[0].Rights != rL|rR || sms[0].OwnerID != f.ownerID {
+			if err != nil || len(sms) != 1 || !sms[0].DomainShare || sms[0].OwnerAddress != f.ownerAddr || sms[0].Name != "Team" || sms[0].Rights != rL|rR || sms[0].OwnerID != f.ownerID {
 				t.Fatalf("shared with user %d: %+v, %v", a.UserID(), sms, err)
 			}
 			v, _ := a.Shared(f.ownerID)
@@ -669,7 +669,7 @@ func TestDomainShare(t *testing.T) {
 			t.Fatal(err)
 		}
 		sms, err := f.viewer.SharedMailboxes(ctx)
-		if err != nil || len(sms) != 1 || sms[0].DomainShare || sms[0].Rights != rL|rR|rI || sms[0].Path() != "Other Users/"+f.ownerAddr+"/Team" {
+		if err != nil || len(sms) != 1 || sms[0].DomainShare || sms[0].Rights != rL|rR|rI || sms[0].OwnerAddress != f.ownerAddr || sms[0].Name != "Team" {
 			t.Fatalf("direct and domain grants: %+v, %v", sms, err)
 		}
 		if r, err := f.view.MyRights(ctx, f.team); err != nil || r != rL|rR|rI {

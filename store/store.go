@@ -106,10 +106,9 @@ func New(cfg Config) (*Store, error) {
 	return s, nil
 }
 
-// DB returns the SQL database, for health checks and migrations.
-func (s *Store) DB() *sqldb.DB { return s.db }
-
-// Cache returns the cache and change bus.
+// Cache returns the cache and change bus, for the session service, which
+// keeps its counts and its sessions' values there. No method hands out
+// the SQL database: what a caller needs of it is a method of the store.
 func (s *Store) Cache() cache.Cache { return s.cache }
 
 // Ping checks that the database and the cache answer.

@@ -2,12 +2,9 @@ package store
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -15,7 +12,6 @@ import (
 
 	"basalt/crypt"
 	"basalt/store/blob"
-	"basalt/store/cache"
 	"basalt/store/sqldb"
 )
 
@@ -387,171 +383,4 @@ func (a *Account) DeleteUpload(ctx context.Context, id int64) error {
 		return fmt.Errorf("delete upload %d: %w", id, err)
 	}
 	return nil
-}
-
-// PageKey is a message's place in the listing orders: its arrival time
-// (unix seconds) and UID. The UID settles ties within one second; SortUID
-// uses the UID alone.
-type PageKey struct {
-	Date int64
-	UID  uint32
-}
-
-// KeyOf returns m's place in the listing orders.
-func KeyOf(m Message) PageKey { return PageKey{Date: m.InternalDate.Unix(), UID: m.UID} }
-
-// PageQuery asks ListPage for a page.
-type PageQuery struct {
-	Sort Sort
-	// After, when set, starts the page just past the message at that
-	// place (which need not exist any more); nil starts at the first.
-	After *PageKey
-	// Skip passes over that many messages first. It costs the rows it
-	// skips; the rest of the page costs what its rows cost.
-	Skip     int
-	Limit    int
-	WithInfo bool
-}
-
-// ListPage returns a page of one of the account's mailboxes in q.Sort
-// order: keyset paging, so a page deep in a mailbox of 100,000 costs what
-// the first does, where List's Offset costs the rows it skips. The
-// (mailbox_id, internal_date, uid) index serves the date orders, the
-// (mailbox_id, uid) one SortUID: the first condition bounds the range,
-// the second settles ties within one second.
-func (a *Account) ListPage(ctx context.Context, mailboxID int64, q PageQuery) ([]Message, error) {
-	if _, err := a.need(ctx, mailboxID, RightRead); err != nil {
-		return nil, fmt.Errorf("list mailbox %d: %w", mailboxID, err)
-	}
-	if q.Limit <= 0 || q.Skip < 0 {
-		return nil, fmt.Errorf("list mailbox %d: %w: a page needs a limit", mailboxID, ErrInvalid)
-	}
-	cols := rowColumns
-	if q.WithInfo {
-		cols += ", info, info_sealed"
-	}
-	var b strings.Builder
-	args := []any{mailboxID, a.userID}
-	b.WriteString("SELECT " + cols + " FROM messages")
-	switch q.Sort {
-	case SortUID:
-		b.WriteString(a.s.db.UIDIndexHint() + " WHERE mailbox_id = ? AND user_id = ?")
-		if q.After != nil {
-			b.WriteString(" AND uid > ?")
-			args = append(args, q.After.UID)
-		}
-		b.WriteString(" ORDER BY uid")
-	case SortDateDesc, SortDateAsc:
-		cmp, order := ">", " ORDER BY internal_date, uid"
-		if q.Sort == SortDateDesc {
-			cmp, order = "<", " ORDER BY internal_date DESC, uid DESC"
-		}
-		if a.s.db.Dialect() == sqldb.MySQL {
-			// MariaDB otherwise walks the UID index and sorts what it finds.
-			b.WriteString(" FORCE INDEX (messages_date)")
-		}
-		b.WriteString(" WHERE mailbox_id = ? AND user_id = ?")
-		if q.After != nil {
-			b.WriteString(" AND internal_date " + cmp + "= ? AND (internal_date " + cmp + " ? OR uid " + cmp + " ?)")
-			args = append(args, q.After.Date, q.After.Date, q.After.UID)
-		}
-		b.WriteString(order)
-	default:
-		return nil, fmt.Errorf("list mailbox %d: %w: unknown sort %d", mailboxID, ErrInvalid, q.Sort)
-	}
-	b.WriteString(" LIMIT " + strconv.Itoa(q.Limit))
-	if q.Skip > 0 {
-		b.WriteString(" OFFSET " + strconv.Itoa(q.Skip))
-	}
-	return a.selectMessages(ctx, mailboxID, b.String(), args)
-}
-
-// The webmail pages by index (messages.list's start), and an index is
-// what SQL's OFFSET takes, which reads every row it skips. ListAt makes
-// the common case cost the page alone: it remembers, per scope (the
-// caller's session), mailbox, order and mailbox content, where each page
-// it served ended, as the key of the page's last message. A page that
-// starts at such a place (the next one, or one served before) is read from
-// that key on; any other start is read from the nearest remembered place
-// before it, skipping only what lies between. The places are kept in the
-// shared cache, so every node knows them. A page reached by skipping
-// also leaves the place of its own start.
-
-// pagePlacesTTL is how long unused places are kept: about as long as a
-// web session idles.
-const pagePlacesTTL = 30 * time.Minute
-
-// maxPagePlaces bounds the places kept for one listing; past it the
-// oldest go first.
-const maxPagePlaces = 256
-
-// pagePlace says that the message at index Pos comes just past Key.
-type pagePlace struct {
-	Pos int     `json:"p"`
-	Key PageKey `json:"k"`
-}
-
-// ListAt returns the page of q.Limit messages at index start of mailbox
-// mb in q.Sort order (q.After and q.Skip are its own to set). mb is the
-// mailbox as the caller just read it: its UIDNEXT and message count are
-// part of the places' key, and any message that arrives or goes changes
-// one of them (UIDs are never reused), so places remembered of other
-// content are never used. A message's place itself never changes: its
-// arrival time and UID are fixed.
-func (a *Account) ListAt(ctx context.Context, mb Mailbox, scope string, start int, q PageQuery) ([]Message, error) {
-	if start < 0 {
-		return nil, fmt.Errorf("list mailbox %d: %w: negative start", mb.ID, ErrInvalid)
-	}
-	key := fmt.Sprintf("webmail:pages:%d:%s:%d:%d:%d:%d", a.userID, scope, mb.ID, q.Sort, mb.UIDNext, mb.Messages)
-	var places []pagePlace
-	if e, ok, err := a.s.cache.Get(ctx, key); err != nil {
-		// Without the places the page is still right, only slower.
-		a.s.log.Warn("page places", "err", err)
-	} else if ok && json.Unmarshal(e.Value, &places) != nil {
-		places = nil
-	}
-	q.After, q.Skip = nil, start
-	for i, p := range places {
-		if p.Pos <= start && start-p.Pos < q.Skip {
-			q.After, q.Skip = &places[i].Key, start-p.Pos
-		}
-	}
-	// A page reached by skipping has no place for its own start yet: the
-	// message before it is read too, and gives one, so that the same
-	// start asked again (a reload, a page back) costs the page alone.
-	var learnt []pagePlace
-	lead := q.Skip > 0
-	if lead {
-		q.Skip--
-		q.Limit++
-	}
-	msgs, err := a.ListPage(ctx, mb.ID, q)
-	if err != nil {
-		return nil, err
-	}
-	if lead && len(msgs) > 0 {
-		learnt = append(learnt, pagePlace{Pos: start, Key: KeyOf(msgs[0])})
-		msgs = msgs[1:]
-	}
-	if len(msgs) > 0 {
-		learnt = append(learnt, pagePlace{Pos: start + len(msgs), Key: KeyOf(msgs[len(msgs)-1])})
-	}
-	added := false
-	for _, l := range learnt {
-		if !slices.ContainsFunc(places, func(p pagePlace) bool { return p.Pos == l.Pos }) {
-			places, added = append(places, l), true
-		}
-	}
-	if !added {
-		return msgs, nil
-	}
-	places = places[max(0, len(places)-maxPagePlaces):]
-	b, err := json.Marshal(places)
-	if err == nil {
-		err = a.s.cache.Set(ctx, key, cache.Entry{Value: b}, pagePlacesTTL)
-	}
-	if err != nil {
-		a.s.log.Warn("page places", "err", err)
-	}
-	return msgs, nil
 }
