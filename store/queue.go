@@ -415,7 +415,7 @@ func (s *Store) UpdateOutbound(ctx context.Context, o *Outbound, u OutboundUpdat
 	}
 	s.applyOutbound(o, u)
 	if remaining == 0 {
-		s.removeBlobs(ctx, []deleted{{o.blobID, o.part}})
+		s.removeBlobs(ctx, []deleted{{ID: o.blobID, Part: o.part}})
 		o.lease = 0
 		return true, nil
 	}
@@ -469,7 +469,7 @@ func (s *Store) DeleteOutbound(ctx context.Context, id int64) error {
 	if err != nil {
 		return fmt.Errorf("delete queue entry %d: %w", id, err)
 	}
-	s.removeBlobs(ctx, []deleted{{loc.BlobID, loc.Part}})
+	s.removeBlobs(ctx, []deleted{{ID: loc.BlobID, Part: loc.Part}})
 	return nil
 }
 

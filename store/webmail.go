@@ -180,7 +180,7 @@ func (s *Store) deleteUploads(ctx context.Context, where string, args ...any) er
 				if _, err := tx.ExecContext(ctx, s.rebind("UPDATE blobs SET refs = refs - 1 WHERE id = ?"), u.BlobID); err != nil {
 					return err
 				}
-				doomed = append(doomed, deleted{u.BlobID, u.Part})
+				doomed = append(doomed, deleted{ID: u.BlobID, Part: u.Part})
 				freed += u.Charged
 			}
 			if freed == 0 {
