@@ -14,6 +14,7 @@ import (
 	"basalt/internal/testsupport/storetest"
 	"basalt/store"
 	"basalt/store/blob"
+	"basalt/store/outbound"
 )
 
 // checkCounts asserts that the mailbox's and the user's counters agree
@@ -332,16 +333,16 @@ func TestLimits(t *testing.T) {
 		}
 		// Sending counts each recipient's copy, in the transaction that
 		// queues it.
-		if _, err := a.EnqueueOutbound(ctx, "a@example.org", []string{"x@remote.test", "y@remote.test"}, bytes.Repeat([]byte("x"), 1000)); err != nil {
+		if _, err := outbound.New(e.Store).EnqueueFor(ctx, a, "a@example.org", []string{"x@remote.test", "y@remote.test"}, bytes.Repeat([]byte("x"), 1000)); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := a.EnqueueOutbound(ctx, "a@example.org", []string{"x@remote.test"}, bytes.Repeat([]byte("x"), 1000)); !errors.Is(err, store.ErrDailyLimit) {
+		if _, err := outbound.New(e.Store).EnqueueFor(ctx, a, "a@example.org", []string{"x@remote.test"}, bytes.Repeat([]byte("x"), 1000)); !errors.Is(err, store.ErrDailyLimit) {
 			t.Fatalf("over daily send: %v", err)
 		}
 		if got, _ := a.SentToday(ctx); got != 2000 {
 			t.Fatalf("refused send was counted: %d", got)
 		}
-		if q, err := e.Store.OutboundEntries(ctx, 10); err != nil || len(q) != 1 {
+		if q, err := outbound.New(e.Store).Entries(ctx, 10); err != nil || len(q) != 1 {
 			t.Fatalf("queue holds %d entries (%v), want the one sent", len(q), err)
 		}
 		checkCounts(t, e, a)

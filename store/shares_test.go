@@ -12,6 +12,7 @@ import (
 	"basalt/internal/testsupport"
 	"basalt/internal/testsupport/storetest"
 	"basalt/store"
+	"basalt/store/outbound"
 )
 
 const (
@@ -457,8 +458,8 @@ func TestShareIsolation(t *testing.T) {
 		forbidden("ReceivedToday", err)
 		_, err = v.SentToday(ctx)
 		forbidden("SentToday", err)
-		_, err = v.EnqueueOutbound(ctx, f.ownerAddr, []string{"x@example.net"}, []byte("Subject: x\r\n\r\nx\r\n"))
-		forbidden("EnqueueOutbound", err)
+		_, err = outbound.New(f.e.Store).EnqueueFor(ctx, v, f.ownerAddr, []string{"x@example.net"}, []byte("Subject: x\r\n\r\nx\r\n"))
+		forbidden("EnqueueFor", err)
 		// A handle across users is refused.
 		mv, err := m.Shared(f.ownerID)
 		if err != nil {

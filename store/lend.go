@@ -1,0 +1,36 @@
+package store
+
+import (
+	"context"
+
+	"github.com/jmoiron/sqlx"
+
+	"basalt/crypt"
+	"basalt/store/internal/spine"
+)
+
+// What the store lends its sub-packages (store/outbound, store/webmail,
+// store/contacts), which write on the same spine. Each method takes a
+// spine.Key or a transaction: only the store's tree can import
+// store/internal/spine, and only the spine opens a transaction, so no
+// front end can call them.
+
+// Spine returns the store's spine.
+func (s *Store) Spine(spine.Key) *spine.Spine { return s.sp }
+
+// Owner returns the account's user and its unlocked key (nil for a user
+// that is not secure, or is locked), or ErrForbidden when the account is
+// another user's mail seen through a share: what only an owner may do.
+func (a *Account) Owner(spine.Key) (int64, *crypt.Identity, error) {
+	if err := a.ownerOnly(); err != nil {
+		return 0, nil, err
+	}
+	return a.userID, a.key, nil
+}
+
+// UserTx reads a user and its limits inside a write transaction
+// (spine.WriteUser), with the user's row locked: what a write checks
+// against must be what is true now, not what a cache saw.
+func (s *Store) UserTx(ctx context.Context, tx *sqlx.Tx, id int64) (User, Limits, error) {
+	return s.userTx(ctx, tx, id)
+}
