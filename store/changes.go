@@ -46,10 +46,21 @@ type snapMailbox struct {
 	Sub     bool   `json:"b,omitempty"`
 }
 
+// snapFolder is a contact folder (store/contacts) as a snapshot records
+// it: the JSON of contacts.ContactFolder, which snapshots already stored
+// hold.
+type snapFolder struct {
+	ID       int64  `db:"id" json:"id"`
+	ParentID int64  `db:"parent_id" json:"parentID"`
+	Name     string `db:"name" json:"name"`
+	Default  bool   `db:"is_default" json:"default"`
+	Contacts int64  `db:"-" json:"contacts"` // never set here
+}
+
 type snapshot struct {
-	At             int64           `json:"t"`
-	Mailboxes      []snapMailbox   `json:"m"`
-	ContactFolders []ContactFolder `json:"f"`
+	At             int64         `json:"t"`
+	Mailboxes      []snapMailbox `json:"m"`
+	ContactFolders []snapFolder  `json:"f"`
 	// Contacts are id, updated_at and folder_id.
 	Contacts [][3]int64 `json:"c"`
 	Settings string     `json:"s"`
@@ -311,7 +322,7 @@ func (a *Account) ChangesSince(ctx context.Context, state string, maxChanges int
 		}
 	}
 
-	folders := map[int64]ContactFolder{}
+	folders := map[int64]snapFolder{}
 	for _, f := range old.ContactFolders {
 		folders[f.ID] = f
 	}

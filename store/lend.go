@@ -34,3 +34,6 @@ func (a *Account) Owner(spine.Key) (int64, *crypt.Identity, error) {
 func (s *Store) UserTx(ctx context.Context, tx *sqlx.Tx, id int64) (User, Limits, error) {
 	return s.userTx(ctx, tx, id)
 }
+
+// Spine returns the spine of the account's store.
+func (a *Account) Spine(spine.Key) *spine.Spine { return a.s.sp }

@@ -14,6 +14,7 @@ import (
 	"basalt/internal/testsupport/storetest"
 	"basalt/store"
 	"basalt/store/blob"
+	"basalt/store/contacts"
 	"basalt/store/outbound"
 )
 
@@ -367,7 +368,7 @@ func TestIsolation(t *testing.T) {
 		if v, _ := b.Vanished(ctx, bInbox, 0); len(v) != 1 {
 			t.Fatalf("B's own vanished = %v", v)
 		}
-		bc, err := b.SaveContact(ctx, store.Contact{Name: "B's friend"})
+		bc, err := contacts.Of(b).SaveContact(ctx, contacts.Contact{Name: "B's friend"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -407,11 +408,11 @@ func TestIsolation(t *testing.T) {
 		notFound("RenameMailbox", a.RenameMailbox(ctx, bArchive, "Stolen"))
 		notFound("DeleteMailbox", a.DeleteMailbox(ctx, bArchive))
 		notFound("Subscribe", a.Subscribe(ctx, bArchive, false))
-		_, err = a.Contact(ctx, bc.ID)
+		_, err = contacts.Of(a).Contact(ctx, bc.ID)
 		notFound("Contact", err)
-		_, err = a.SaveContact(ctx, store.Contact{ID: bc.ID, Name: "overwritten"})
+		_, err = contacts.Of(a).SaveContact(ctx, contacts.Contact{ID: bc.ID, Name: "overwritten"})
 		notFound("SaveContact", err)
-		notFound("DeleteContact", a.DeleteContact(ctx, bc.ID))
+		notFound("DeleteContact", contacts.Of(a).DeleteContact(ctx, bc.ID))
 		_, err = a.Append(ctx, bInbox, storetest.Message("a", "b", "c", "d"), store.AppendOptions{})
 		notFound("Append", err)
 
@@ -423,7 +424,7 @@ func TestIsolation(t *testing.T) {
 		if string(readAll(t, b, bMsg.ID)) == "" {
 			t.Fatal("B's message unreadable")
 		}
-		if c, err := b.Contact(ctx, bc.ID); err != nil || c.Name != "B's friend" {
+		if c, err := contacts.Of(b).Contact(ctx, bc.ID); err != nil || c.Name != "B's friend" {
 			t.Fatalf("B's contact changed: %+v, %v", c, err)
 		}
 		checkCounts(t, e, a)

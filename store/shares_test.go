@@ -12,6 +12,7 @@ import (
 	"basalt/internal/testsupport"
 	"basalt/internal/testsupport/storetest"
 	"basalt/store"
+	"basalt/store/contacts"
 	"basalt/store/outbound"
 )
 
@@ -439,16 +440,16 @@ func TestShareIsolation(t *testing.T) {
 				t.Errorf("%s through a share: got %v, want ErrForbidden", what, err)
 			}
 		}
-		_, err = v.Contacts(ctx)
+		_, err = contacts.Of(v).Contacts(ctx)
 		forbidden("Contacts", err)
-		_, err = v.Contact(ctx, 1)
+		_, err = contacts.Of(v).Contact(ctx, 1)
 		forbidden("Contact", err)
-		_, err = v.SaveContact(ctx, store.Contact{Name: "x", Email: "x@y"})
+		_, err = contacts.Of(v).SaveContact(ctx, contacts.Contact{Name: "x", Email: "x@y"})
 		forbidden("SaveContact", err)
-		forbidden("DeleteContact", v.DeleteContact(ctx, 1))
-		_, err = v.Settings(ctx)
+		forbidden("DeleteContact", contacts.Of(v).DeleteContact(ctx, 1))
+		_, err = contacts.Of(v).Settings(ctx)
 		forbidden("Settings", err)
-		forbidden("SaveSettings", v.SaveSettings(ctx, map[string]string{"k": "v"}))
+		forbidden("SaveSettings", contacts.Of(v).SaveSettings(ctx, map[string]string{"k": "v"}))
 		_, _, err = v.Rules(ctx)
 		forbidden("Rules", err)
 		forbidden("SaveRules", v.SaveRules(ctx, store.Vacation{}, store.Forwarding{}))

@@ -16,6 +16,7 @@ import (
 	"basalt/internal/testsupport"
 	"basalt/internal/testsupport/storetest"
 	"basalt/store"
+	"basalt/store/contacts"
 )
 
 func TestComposeUploads(t *testing.T) {
@@ -153,8 +154,8 @@ func TestChangesSince(t *testing.T) {
 		inbox := storetest.Inbox(t, a)
 		m1 := storetest.Append(t, a, inbox, storetest.Message("a@x.org", "alice@example.org", "one", "1"), store.AppendOptions{})
 		m2 := storetest.Append(t, a, inbox, storetest.Message("a@x.org", "alice@example.org", "two", "2"), store.AppendOptions{})
-		c1, _ := a.SaveContactIn(ctx, 0, store.Contact{Name: "Bob"})
-		c2, _ := a.SaveContactIn(ctx, 0, store.Contact{Name: "Carol"})
+		c1, _ := contacts.Of(a).SaveContactIn(ctx, 0, contacts.Contact{Name: "Bob"})
+		c2, _ := contacts.Of(a).SaveContactIn(ctx, 0, contacts.Contact{Name: "Carol"})
 
 		s0, err := a.State(ctx)
 		if err != nil {
@@ -179,14 +180,14 @@ func TestChangesSince(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := a.DeleteContacts(ctx, []int64{c2.ID}); err != nil {
+		if err := contacts.Of(a).DeleteContacts(ctx, []int64{c2.ID}); err != nil {
 			t.Fatal(err)
 		}
 		c1.Name = "Robert"
-		if _, err := a.SaveContactIn(ctx, 0, c1.Contact); err != nil {
+		if _, err := contacts.Of(a).SaveContactIn(ctx, 0, c1.Contact); err != nil {
 			t.Fatal(err)
 		}
-		if err := a.SaveSettings(ctx, map[string]string{"webmail.theme": "dark"}); err != nil {
+		if err := contacts.Of(a).SaveSettings(ctx, map[string]string{"webmail.theme": "dark"}); err != nil {
 			t.Fatal(err)
 		}
 		ch, err := a.ChangesSince(ctx, s0, 100)
