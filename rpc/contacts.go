@@ -2,6 +2,7 @@ package rpc
 
 import (
 	"basalt/store/contacts"
+	"basalt/store/webmail"
 	"context"
 	"errors"
 	"io"
@@ -227,7 +228,7 @@ func stored(id int64, cd vcard.Card) (contacts.Contact, error) {
 
 func (h *Handler) contactsList(ctx context.Context, c *Call, p contactsListParams) (contactsListResult, error) {
 	a := c.account()
-	state, err := a.State(ctx)
+	state, err := webmail.Of(a).State(ctx)
 	if err != nil {
 		return contactsListResult{}, err
 	}

@@ -6,6 +6,7 @@ import (
 
 	"basalt/store"
 	"basalt/store/contacts"
+	"basalt/store/webmail"
 )
 
 // Folders come in two contexts: "mail" (the store's mailboxes, whose
@@ -75,7 +76,7 @@ func isContacts(p contextParam) bool { return p.Context == "contacts" }
 
 func (h *Handler) foldersList(ctx context.Context, c *Call, p contextParam) (foldersResult, error) {
 	a := c.account()
-	state, err := a.State(ctx)
+	state, err := webmail.Of(a).State(ctx)
 	if err != nil {
 		return foldersResult{}, err
 	}

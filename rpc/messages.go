@@ -11,6 +11,7 @@ import (
 
 	"basalt/message"
 	"basalt/store"
+	"basalt/store/webmail"
 )
 
 // MessageID names a message as "<folderID>-<uid>". A folder id is never
@@ -264,7 +265,7 @@ func (h *Handler) registerMessages() {
 
 func (h *Handler) messagesList(ctx context.Context, c *Call, p listParams) (listResult, error) {
 	a := c.account()
-	state, err := a.State(ctx)
+	state, err := webmail.Of(a).State(ctx)
 	if err != nil {
 		return listResult{}, err
 	}

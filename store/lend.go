@@ -37,3 +37,16 @@ func (s *Store) UserTx(ctx context.Context, tx *sqlx.Tx, id int64) (User, Limits
 
 // Spine returns the spine of the account's store.
 func (a *Account) Spine(spine.Key) *spine.Spine { return a.s.sp }
+
+// Store returns the account's store.
+func (a *Account) Store(spine.Key) *Store { return a.s }
+
+// MailboxesIn reads the account's mailboxes through q (the database, or a
+// transaction that reads them at one serial with other rows), by id.
+func (a *Account) MailboxesIn(ctx context.Context, _ spine.Key, q sqlx.QueryerContext) ([]Mailbox, error) {
+	var ms []Mailbox
+	if err := sqlx.SelectContext(ctx, q, &ms, a.s.rebind("SELECT "+mailboxColumns+" FROM mailboxes WHERE user_id = ? ORDER BY id"), a.userID); err != nil {
+		return nil, err
+	}
+	return ms, nil
+}
