@@ -11,9 +11,10 @@ import (
 
 // What the store lends its sub-packages (store/outbound, store/webmail,
 // store/contacts), which write on the same spine. Each method takes a
-// spine.Key or a transaction: only the store's tree can import
-// store/internal/spine, and only the spine opens a transaction, so no
-// front end can call them.
+// spine.Key or a transaction of the store's database: only the store's
+// tree can import store/internal/spine to make a Key, and only the spine
+// opens a transaction on the store's database, so these are not a way in
+// for a front end: what one needs is a method of the store.
 
 // Spine returns the store's spine.
 func (s *Store) Spine(spine.Key) *spine.Spine { return s.sp }
@@ -34,9 +35,6 @@ func (a *Account) Owner(spine.Key) (int64, *crypt.Identity, error) {
 func (s *Store) UserTx(ctx context.Context, tx *sqlx.Tx, id int64) (User, Limits, error) {
 	return s.userTx(ctx, tx, id)
 }
-
-// Spine returns the spine of the account's store.
-func (a *Account) Spine(spine.Key) *spine.Spine { return a.s.sp }
 
 // Store returns the account's store.
 func (a *Account) Store(spine.Key) *Store { return a.s }

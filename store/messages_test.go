@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"basalt/internal/testsupport"
 	"basalt/internal/testsupport/storetest"
 	"basalt/store"
 	"basalt/store/blob"
@@ -504,5 +505,43 @@ func TestAppendMalformed(t *testing.T) {
 			}
 		}
 		checkCounts(t, e, a)
+	})
+}
+
+// TestKeyChangedDuringAppend: a message sealed to a key that is replaced
+// before its rows commit is sealed again to the new key, never committed
+// unreadable.
+func TestKeyChangedDuringAppend(t *testing.T) {
+	testsupport.ForEachDatabase(t, func(t *testing.T, db testsupport.Database) {
+		ctx := context.Background()
+		e := storetest.Open(t, db, storetest.Options{})
+		auth := e.NewUser(t, "sec@example.org", true)
+		// A second process on the same database: the administrative command.
+		admin := storetest.Open(t, db, storetest.Options{BlobDir: e.BlobDir})
+		var once sync.Once
+		store.SetAfterBlobWrite(e.Store, func() {
+			once.Do(func() {
+				if err := admin.Session.ResetPassword(ctx, auth.User.ID, "brand new password", true); err != nil {
+					t.Errorf("reset: %v", err)
+				}
+			})
+		})
+		a := e.Store.Account(auth.User.ID, nil)
+		res := storetest.Append(t, a, storetest.Inbox(t, a), storetest.Message("a@x.test", "sec@example.org", "s", "body"), store.AppendOptions{Inbound: true})
+		fresh, err := e.Session.Authenticate(ctx, "sec@example.org", "brand new password", "127.0.0.1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		rc, err := e.Account(fresh).Open(ctx, res.ID)
+		if err != nil {
+			t.Fatalf("the new key cannot open mail appended during the reset: %v", err)
+		}
+		defer rc.Close()
+		if b, _ := io.ReadAll(rc); len(b) == 0 {
+			t.Fatal("empty message")
+		}
+		if n := countBlobs(t, e); n != 1 {
+			t.Fatalf("%d message files, want 1 (the first sealing removed)", n)
+		}
 	})
 }

@@ -177,7 +177,7 @@ type Book struct {
 // share every method fails with store.ErrForbidden.
 func Of(a *store.Account) *Book {
 	id, _, err := a.Owner(spine.Key{})
-	return &Book{sp: a.Spine(spine.Key{}), userID: id, owner: err}
+	return &Book{sp: a.Store(spine.Key{}).Spine(spine.Key{}), userID: id, owner: err}
 }
 
 func (b *Book) ownerOnly() error { return b.owner }

@@ -20,8 +20,9 @@ var (
 	ErrDailyLimit = errors.New("daily limit reached")
 )
 
-// Key is what the store's lending methods (Store.Spine, Account.Owner)
-// take: only the store's tree can import this package and so make one.
+// Key is what the store's lending methods (store.Store.Spine,
+// store.Account.Owner, ...) take: only the store's tree can import this
+// package and write Key{}.
 type Key struct{ _ [0]func() }
 
 // Spine holds the parts of one store.
