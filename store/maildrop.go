@@ -223,10 +223,10 @@ type Maildrop struct {
 	Messages    []MaildropMessage // in UID order
 }
 
-// crlfSizeTTL is how long a message's wire size is kept in the cache,
+// wireSizeTTL is how long a message's wire size is kept in the cache,
 // where copies of the message (which share its file) find it. A message
 // file never changes, so this only bounds what an idle cache keeps.
-const crlfSizeTTL = 30 * 24 * time.Hour
+const wireSizeTTL = 30 * 24 * time.Hour
 
 // WireForm turns a message as stored into the form a protocol sends it
 // in: POP3's CRLF lines (RFC 1939 3).
@@ -329,7 +329,7 @@ func (a *Account) wireSize(ctx context.Context, wire WireForm, id int64, blobID 
 	if err != nil {
 		return 0, fmt.Errorf("size of message %d: %w", id, err)
 	}
-	if err := a.s.cache.Set(ctx, key, cache.Entry{Value: strconv.AppendInt(nil, n, 10)}, crlfSizeTTL); err != nil {
+	if err := a.s.cache.Set(ctx, key, cache.Entry{Value: strconv.AppendInt(nil, n, 10)}, wireSizeTTL); err != nil {
 		a.s.log.Warn("keep message size in the cache", "err", err)
 	}
 	return n, nil

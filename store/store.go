@@ -111,10 +111,10 @@ func New(cfg Config) (*Store, error) {
 	return s, nil
 }
 
-// Cache returns the cache and change bus, for the session service, which
-// keeps its counts and its sessions' values there. No method hands out
-// the SQL database: what a caller needs of it is a method of the store.
-func (s *Store) Cache() cache.Cache { return s.cache }
+// The store hands out none of its parts (the database, the files, the
+// cache): what a caller needs of them is a method here. The session
+// service, which keeps its own state in the cache, is given the cache by
+// whoever builds both (server, storetest).
 
 // Ping checks that the database and the cache answer.
 func (s *Store) Ping(ctx context.Context) error {

@@ -289,7 +289,7 @@ func TestOutboundClaimRace(t *testing.T) {
 	})
 }
 
-func TestEnqueueOutboundErrors(t *testing.T) {
+func TestEnqueueErrors(t *testing.T) {
 	testsupport.ForEachDatabase(t, func(t *testing.T, db testsupport.Database) {
 		ctx := context.Background()
 		e := storetest.Open(t, db, storetest.Options{})
