@@ -15,6 +15,7 @@ import (
 	"github.com/emersion/go-message/textproto"
 
 	"basalt/store"
+	"basalt/store/outbound"
 )
 
 // LocalDelivery takes a message Basalt itself generated (a DSN) for a
@@ -123,11 +124,12 @@ func isLoopback(host string) bool {
 // the store, written before Enqueue returns, and sent through the
 // smarthost by Run with retries, expiry and bounces. Everything it knows is
 // in the store, so it survives restarts, and several nodes sharing one
-// database may run it at once: a claim (store.ClaimOutbound) gives each
+// database may run it at once: a claim (outbound.Queue.Claim) gives each
 // entry to one of them at a time.
 type Queue struct {
 	cfg   QueueConfig
 	st    *store.Store
+	rows  *outbound.Queue // the queue's rows and files
 	local LocalDelivery
 	log   *slog.Logger
 	now   func() time.Time
@@ -144,20 +146,20 @@ func NewQueue(cfg QueueConfig, st *store.Store, local LocalDelivery, log *slog.L
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Queue{cfg: cfg, st: st, local: local, log: log, now: time.Now, wake: make(chan struct{}, 1)}
+	return &Queue{cfg: cfg, st: st, rows: outbound.New(st), local: local, log: log, now: time.Now, wake: make(chan struct{}, 1)}
 }
 
 // Enqueue stores a message for relaying to the given addresses and
 // returns once it is durable (Queue, as the Agent needs it).
 func (q *Queue) Enqueue(ctx context.Context, from string, to []string, raw []byte) error {
-	id, err := q.st.EnqueueOutbound(ctx, from, to, raw)
+	id, err := q.rows.Enqueue(ctx, from, to, raw)
 	return q.enqueued(id, err, from, len(to), len(raw))
 }
 
 // EnqueueSent queues a message userID sends, charged to the user's daily
 // send limit (Queue, as the Agent needs it).
 func (q *Queue) EnqueueSent(ctx context.Context, userID int64, from string, to []string, raw []byte) error {
-	id, err := q.st.Account(userID, nil).EnqueueOutbound(ctx, from, to, raw)
+	id, err := q.rows.EnqueueFor(ctx, q.st.Account(userID, nil), from, to, raw)
 	return q.enqueued(id, err, from, len(to), len(raw))
 }
 
@@ -205,7 +207,7 @@ func (q *Queue) Run(ctx context.Context) error {
 		free := q.cfg.Concurrency - inflight
 		claimed := 0
 		if free > 0 {
-			entries, err := q.st.ClaimOutbound(ctx, free, q.cfg.Timeout+time.Minute)
+			entries, err := q.rows.Claim(ctx, free, q.cfg.Timeout+time.Minute)
 			if err != nil && ctx.Err() == nil {
 				q.log.Warn("queue: claim entries", "err", err)
 			}
@@ -231,7 +233,7 @@ func (q *Queue) Run(ctx context.Context) error {
 			// Sleep until the next entry is due, if that is sooner; not
 			// less than a moment, so an entry another node just claimed
 			// (due, as far as this look can tell) does not make this spin.
-			if at, ok, err := q.st.NextOutbound(ctx); err == nil && ok {
+			if at, ok, err := q.rows.Next(ctx); err == nil && ok {
 				wait = min(wait, max(at.Sub(q.now()), 10*time.Millisecond))
 			}
 		}
@@ -250,11 +252,11 @@ func (q *Queue) Run(ctx context.Context) error {
 // process makes one round of work on a claimed entry: an attempt at its
 // pending recipients, bounces for the ones that failed, and the record of
 // it all, which releases the claim.
-func (q *Queue) process(ctx context.Context, e store.Outbound) {
+func (q *Queue) process(ctx context.Context, e outbound.Entry) {
 	log := q.log.With("queue_id", e.ID)
 	actx, cancel := context.WithTimeout(ctx, q.cfg.Timeout)
 	defer cancel()
-	var u store.OutboundUpdate
+	var u outbound.Update
 	if pending := e.Pending(); len(pending) > 0 {
 		outs := q.deliver(actx, &e, pending)
 		if ctx.Err() != nil {
@@ -263,10 +265,10 @@ func (q *Queue) process(ctx context.Context, e store.Outbound) {
 			// Recipients the smarthost already took (the 250 can come just
 			// before QUIT is cut off) are recorded as sent, or they would
 			// be sent again.
-			back := store.OutboundUpdate{Next: q.now()}
+			back := outbound.Update{Next: q.now()}
 			for i, o := range outs {
 				if o.class == 2 {
-					back.Results = append(back.Results, store.OutboundResult{Address: pending[i], Reply: o.reply, Status: store.RcptSent})
+					back.Results = append(back.Results, outbound.Result{Address: pending[i], Reply: o.reply, Status: outbound.RcptSent})
 				}
 			}
 			q.record(ctx, log, &e, back)
@@ -276,20 +278,20 @@ func (q *Queue) process(ctx context.Context, e store.Outbound) {
 		expired := now.Sub(e.CreatedAt) >= q.cfg.MaxAge
 		u.Attempted = true
 		for i, o := range outs {
-			r := store.OutboundResult{Address: pending[i], Reply: o.reply}
+			r := outbound.Result{Address: pending[i], Reply: o.reply}
 			switch {
 			case o.class == 2:
-				r.Status = store.RcptSent
+				r.Status = outbound.RcptSent
 				log.Info("queue: relayed", "rcpt", r.Address, "reply", o.reply)
 			case o.class == 5:
-				r.Status = store.RcptFailed
+				r.Status = outbound.RcptFailed
 				log.Info("queue: failed", "rcpt", r.Address, "reply", o.reply)
 			case expired:
 				// RFC 5321 4.5.4.1: past the give-up time a deferral is a failure.
-				r.Status = store.RcptFailed
+				r.Status = outbound.RcptFailed
 				log.Info("queue: expired", "rcpt", r.Address, "age", now.Sub(e.CreatedAt).Round(time.Second), "reply", o.reply)
 			default:
-				r.Status = store.RcptPending
+				r.Status = outbound.RcptPending
 				if u.LastError == "" {
 					u.LastError = o.reply
 				}
@@ -300,14 +302,14 @@ func (q *Queue) process(ctx context.Context, e store.Outbound) {
 	}
 	// Report the failures: this round's, and any earlier ones whose report
 	// could not be made then.
-	var owed []store.OutboundRcpt
+	var owed []outbound.Rcpt
 	for _, r := range e.Unreported() {
 		owed = append(owed, r)
-		u.Results = append(u.Results, store.OutboundResult{Address: r.Address, Status: r.Status, Reply: r.Reply})
+		u.Results = append(u.Results, outbound.Result{Address: r.Address, Status: r.Status, Reply: r.Reply})
 	}
 	for _, r := range u.Results {
-		if r.Status == store.RcptFailed && !isIn(owed, r.Address) {
-			owed = append(owed, store.OutboundRcpt{Address: r.Address, Status: r.Status, Reply: r.Reply})
+		if r.Status == outbound.RcptFailed && !isIn(owed, r.Address) {
+			owed = append(owed, outbound.Rcpt{Address: r.Address, Status: r.Status, Reply: r.Reply})
 		}
 	}
 	if len(owed) > 0 {
@@ -320,7 +322,7 @@ func (q *Queue) process(ctx context.Context, e store.Outbound) {
 			log.Warn("queue: bounce not sent, will try again", "to", e.From, "err", err)
 		} else {
 			for i := range u.Results {
-				if u.Results[i].Status == store.RcptFailed {
+				if u.Results[i].Status == outbound.RcptFailed {
 					u.Results[i].Notified = true
 				}
 			}
@@ -332,12 +334,12 @@ func (q *Queue) process(ctx context.Context, e store.Outbound) {
 
 // record writes a round's results even when ctx has ended: what was sent
 // must not be sent again after a restart.
-func (q *Queue) record(ctx context.Context, log *slog.Logger, e *store.Outbound, u store.OutboundUpdate) {
+func (q *Queue) record(ctx context.Context, log *slog.Logger, e *outbound.Entry, u outbound.Update) {
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 	defer cancel()
-	done, err := q.st.UpdateOutbound(wctx, e, u)
+	done, err := q.rows.Update(wctx, e, u)
 	switch {
-	case errors.Is(err, store.ErrLeaseLost):
+	case errors.Is(err, outbound.ErrLeaseLost):
 		log.Warn("queue: entry taken over by another worker; its results are dropped", "err", err)
 	case err != nil:
 		log.Error("queue: record attempt", "err", err)
@@ -349,7 +351,7 @@ func (q *Queue) record(ctx context.Context, log *slog.Logger, e *store.Outbound,
 // nextAttempt is when e is due again: the backoff step for the attempts
 // made so far, but no later than the give-up time, so the last attempt
 // happens then and a deferral there expires the message.
-func (q *Queue) nextAttempt(e *store.Outbound, attempted bool) time.Time {
+func (q *Queue) nextAttempt(e *outbound.Entry, attempted bool) time.Time {
 	n := e.Attempts
 	if attempted {
 		n++
@@ -363,7 +365,7 @@ func (q *Queue) nextAttempt(e *store.Outbound, attempted bool) time.Time {
 	return next
 }
 
-func isIn(rs []store.OutboundRcpt, addr string) bool {
+func isIn(rs []outbound.Rcpt, addr string) bool {
 	for _, r := range rs {
 		if r.Address == addr {
 			return true
@@ -377,7 +379,7 @@ func isIn(rs []store.OutboundRcpt, addr string) bool {
 // the queue. A message from the null sender is never bounced (RFC 5321
 // 4.5.5): that is what keeps bounces from looping. A nil error means the
 // report is durable, or can never be made and was dropped.
-func (q *Queue) bounce(ctx context.Context, e *store.Outbound, failed []store.OutboundRcpt) error {
+func (q *Queue) bounce(ctx context.Context, e *outbound.Entry, failed []outbound.Rcpt) error {
 	if e.From == "" {
 		q.log.Info("queue: no bounce for a message from the null sender", "queue_id", e.ID)
 		return nil
@@ -419,7 +421,7 @@ func (q *Queue) Relays() bool { return q.cfg.Smarthost != "" }
 // deliver makes one attempt at e's pending recipients: those of local
 // domains through LocalDelivery, the rest in one transaction with the
 // smarthost. It returns each one's outcome in the order of rcpts.
-func (q *Queue) deliver(ctx context.Context, e *store.Outbound, rcpts []string) []outcome {
+func (q *Queue) deliver(ctx context.Context, e *outbound.Entry, rcpts []string) []outcome {
 	out := make([]outcome, len(rcpts))
 	if e.SealedUser != 0 {
 		// Sealed to its one recipient's key: stored as it is, for that
@@ -472,8 +474,8 @@ func (q *Queue) deliver(ctx context.Context, e *store.Outbound, rcpts []string) 
 }
 
 // read returns the whole queued message, for local delivery.
-func (q *Queue) read(ctx context.Context, e *store.Outbound) ([]byte, error) {
-	body, err := q.st.OpenOutbound(ctx, e)
+func (q *Queue) read(ctx context.Context, e *outbound.Entry) ([]byte, error) {
+	body, err := q.rows.Open(ctx, e)
 	if err != nil {
 		return nil, err
 	}
@@ -484,7 +486,7 @@ func (q *Queue) read(ctx context.Context, e *store.Outbound) ([]byte, error) {
 // deliverLocal hands a queued message to a local recipient: a bounce, or
 // a delivery that failed for the time being after its sender was told it
 // was taken (the mailbox was full).
-func (q *Queue) deliverLocal(ctx context.Context, e *store.Outbound, rcpt string, raw []byte) outcome {
+func (q *Queue) deliverLocal(ctx context.Context, e *outbound.Entry, rcpt string, raw []byte) outcome {
 	if q.local == nil {
 		return outcome{class: 5, reply: "550 5.3.0 Local delivery is not configured"}
 	}
@@ -501,11 +503,11 @@ func (q *Queue) deliverLocal(ctx context.Context, e *store.Outbound, rcpt string
 	}
 }
 
-// deliverSealed stores a sealed entry (store.Outbound.SealedUser) for
+// deliverSealed stores a sealed entry (outbound.Entry.SealedUser) for
 // its user: no filters or rules run again, as they ran, or were not due,
 // when it came in.
-func (q *Queue) deliverSealed(ctx context.Context, e *store.Outbound, rcpt string) outcome {
-	_, err := q.st.DeliverSealed(ctx, e)
+func (q *Queue) deliverSealed(ctx context.Context, e *outbound.Entry, rcpt string) outcome {
+	_, err := q.rows.DeliverSealed(ctx, e)
 	switch {
 	case err == nil:
 		q.log.Info("queue: delivered locally, sealed", "queue_id", e.ID, "rcpt", rcpt)
@@ -542,7 +544,7 @@ func localReply(err error) string {
 // fields. A failure whose last reply is not a 5xx can only be an expiry:
 // Status 5.4.7 (RFC 3463 "delivery time expired"), with the last reply or
 // error as the diagnostic.
-func dsnRecipient(r store.OutboundRcpt, smarthost string, at time.Time) DSNRecipient {
+func dsnRecipient(r outbound.Rcpt, smarthost string, at time.Time) DSNRecipient {
 	d := DSNRecipient{Address: r.Address, Action: ActionFailed, Diagnostic: r.Reply, LastAttempt: at}
 	class, status, ok := parseReply(r.Reply)
 	switch {
@@ -566,11 +568,11 @@ func dsnRecipient(r store.OutboundRcpt, smarthost string, at time.Time) DSNRecip
 }
 
 // originalHeader reads the header of the queued message.
-func (q *Queue) originalHeader(ctx context.Context, e *store.Outbound) ([]byte, error) {
+func (q *Queue) originalHeader(ctx context.Context, e *outbound.Entry) ([]byte, error) {
 	if e.SealedUser != 0 {
 		return nil, nil // sealed to its recipient: not readable here
 	}
-	rc, err := q.st.OpenOutbound(ctx, e)
+	rc, err := q.rows.Open(ctx, e)
 	if err != nil {
 		return nil, err
 	}

@@ -25,6 +25,7 @@ import (
 	"basalt/internal/testsupport/storetest"
 	"basalt/session"
 	"basalt/store"
+	"basalt/store/outbound"
 )
 
 // --- a smarthost to relay to ------------------------------------------------
@@ -251,7 +252,7 @@ func runQueue(t *testing.T, q *delivery.Queue) (stop func()) {
 
 func queueEmpty(t *testing.T, st *store.Store) func() bool {
 	return func() bool {
-		l, err := st.OutboundEntries(context.Background(), 0)
+		l, err := outbound.New(st).Entries(context.Background(), 0)
 		if err != nil {
 			t.Errorf("list queue: %v", err)
 			return true
@@ -260,9 +261,9 @@ func queueEmpty(t *testing.T, st *store.Store) func() bool {
 	}
 }
 
-func entries(t *testing.T, st *store.Store) []store.Outbound {
+func entries(t *testing.T, st *store.Store) []outbound.Entry {
 	t.Helper()
-	l, err := st.OutboundEntries(context.Background(), 0)
+	l, err := outbound.New(st).Entries(context.Background(), 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -543,7 +544,7 @@ func TestQueueExpires(t *testing.T) {
 				return
 			case <-time.After(5 * time.Millisecond):
 			}
-			if l, err := e.Store.OutboundEntries(ctx, 0); err == nil && len(l) == 1 {
+			if l, err := outbound.New(e.Store).Entries(ctx, 0); err == nil && len(l) == 1 {
 				attempts = max(attempts, l[0].Attempts)
 			}
 		}

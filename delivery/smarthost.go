@@ -1,6 +1,7 @@
 package delivery
 
 import (
+	"basalt/store/outbound"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -14,8 +15,6 @@ import (
 
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
-
-	"basalt/store"
 )
 
 // outcome is what one attempt learned about one recipient.
@@ -33,7 +32,7 @@ const replyNoSMTPUTF8 = "553 5.6.7 The smarthost does not support SMTPUTF8, whic
 // rcpts. A failure before the recipients are named (no connection, TLS,
 // AUTH, or MAIL refused) is every recipient's outcome. ctx bounds the whole
 // transaction: when it ends, the connection is closed under the client.
-func (q *Queue) attempt(ctx context.Context, e *store.Outbound, rcpts []string) []outcome {
+func (q *Queue) attempt(ctx context.Context, e *outbound.Entry, rcpts []string) []outcome {
 	out := make([]outcome, len(rcpts))
 	all := func(o outcome) []outcome {
 		for i := range out {
@@ -42,7 +41,7 @@ func (q *Queue) attempt(ctx context.Context, e *store.Outbound, rcpts []string) 
 		return out
 	}
 	// Open the message first: no point connecting if it cannot be read.
-	body, err := q.st.OpenOutbound(ctx, e)
+	body, err := q.rows.Open(ctx, e)
 	if err != nil {
 		q.log.Error("queue: cannot read a queued message", "queue_id", e.ID, "err", err)
 		return all(outcome{class: 4, reply: "cannot read the queued message"})

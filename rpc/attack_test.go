@@ -11,6 +11,7 @@ import (
 
 	"basalt/internal/testsupport/storetest"
 	"basalt/store"
+	"basalt/store/webmail"
 )
 
 // bigHeader returns a message whose header has n fields with values of
@@ -188,7 +189,7 @@ func TestUploadQuota(t *testing.T) {
 		if u := used(); u != msgs[0].Size+10<<10 {
 			t.Fatalf("with an upload waiting: %d bytes used", u)
 		}
-		if _, err := fx.env.Store.PruneWebmail(ctx, -time.Hour); err != nil {
+		if _, err := webmail.Prune(ctx, fx.env.Store, -time.Hour); err != nil {
 			t.Fatal(err)
 		}
 		if u := used(); u != msgs[0].Size {

@@ -1,6 +1,7 @@
 package rpc
 
 import (
+	"basalt/store/webmail"
 	"context"
 	"errors"
 	"fmt"
@@ -10,8 +11,6 @@ import (
 	"strconv"
 	"sync"
 	"time"
-
-	"basalt/store"
 )
 
 // Sync, JMAP's way (RFC 8620 5.2) on this API: every listing returns the
@@ -37,20 +36,20 @@ type messageChanges struct {
 }
 
 type changesResult struct {
-	OldState       string          `json:"oldState"`
-	NewState       string          `json:"newState"`
-	Folders        store.IDChanges `json:"folders"`
-	Messages       messageChanges  `json:"messages"`
-	ContactFolders store.IDChanges `json:"contactFolders"`
-	Contacts       store.IDChanges `json:"contacts"`
-	Settings       bool            `json:"settings"`
+	OldState       string            `json:"oldState"`
+	NewState       string            `json:"newState"`
+	Folders        webmail.IDChanges `json:"folders"`
+	Messages       messageChanges    `json:"messages"`
+	ContactFolders webmail.IDChanges `json:"contactFolders"`
+	Contacts       webmail.IDChanges `json:"contacts"`
+	Settings       bool              `json:"settings"`
 }
 
 func (h *Handler) registerChanges() {
 	Register(h.engine, Spec{Name: "changes", Summary: "What was created, updated and destroyed since a state; stateMismatch: load everything again."}, h.changes)
 }
 
-func refs(rs []store.MessageRef) []string {
+func refs(rs []webmail.MessageRef) []string {
 	out := make([]string, 0, len(rs))
 	for _, r := range rs {
 		out = append(out, msgRef{r.MailboxID, r.UID}.id())
@@ -59,7 +58,7 @@ func refs(rs []store.MessageRef) []string {
 }
 
 func (h *Handler) changes(ctx context.Context, c *Call, p changesParams) (changesResult, error) {
-	ch, err := c.account().ChangesSince(ctx, p.Since, maxChanges)
+	ch, err := webmail.Of(c.account()).ChangesSince(ctx, p.Since, maxChanges)
 	if err != nil {
 		return changesResult{}, err
 	}
@@ -133,7 +132,7 @@ func (h *Handler) serveEvents(w http.ResponseWriter, r *http.Request) {
 	defer watch.Close()
 	// The state is taken after the watch is live: anything after it is
 	// both in changes since it and announced below.
-	state, err := c.account().State(ctx)
+	state, err := webmail.Of(c.account()).State(ctx)
 	if err != nil {
 		h.log.Error("events: state", "err", err)
 		writeRPCError(w, http.StatusServiceUnavailable, serverErr(CodeUnavailable, "state unavailable"))

@@ -21,6 +21,7 @@ import (
 	"basalt/message"
 	"basalt/session"
 	"basalt/store"
+	"basalt/store/webmail"
 )
 
 // Composing: messages.compose opens a server-side compose, files are
@@ -125,12 +126,12 @@ func (h *Handler) messagesCompose(ctx context.Context, c *Call, p composeParams)
 			return composeResult{}, invalid("draftID", "the message is not a draft")
 		}
 	}
-	cp, err := a.CreateCompose(ctx)
+	cp, err := webmail.Of(a).CreateCompose(ctx)
 	if err != nil {
 		return composeResult{}, err
 	}
 	if p.DraftID != "" {
-		if err := a.SetComposeDraft(ctx, cp.ID, draft.MailboxID, draft.UID); err != nil {
+		if err := webmail.Of(a).SetComposeDraft(ctx, cp.ID, draft.MailboxID, draft.UID); err != nil {
 			return composeResult{}, err
 		}
 	}
@@ -138,7 +139,7 @@ func (h *Handler) messagesCompose(ctx context.Context, c *Call, p composeParams)
 }
 
 func (h *Handler) attachmentsList(ctx context.Context, c *Call, p composeIDParams) (composeResult, error) {
-	ups, err := c.account().Uploads(ctx, p.ComposeID)
+	ups, err := webmail.Of(c.account()).Uploads(ctx, p.ComposeID)
 	if err != nil {
 		return composeResult{}, err
 	}
@@ -150,7 +151,7 @@ func (h *Handler) attachmentsList(ctx context.Context, c *Call, p composeIDParam
 }
 
 func (h *Handler) attachmentsRemove(ctx context.Context, c *Call, p attachmentIDParams) (okResult, error) {
-	return okResult{OK: true}, c.account().DeleteUpload(ctx, p.AttachmentID)
+	return okResult{OK: true}, webmail.Of(c.account()).DeleteUpload(ctx, p.AttachmentID)
 }
 
 // serveUpload is POST /rpc/upload?composeID=N: each file part of a
@@ -217,7 +218,7 @@ func (h *Handler) serveUpload(w http.ResponseWriter, r *http.Request) {
 		} else {
 			ctype = "application/octet-stream"
 		}
-		up, err := a.AddUpload(r.Context(), composeID, part.FileName(), ctype, part, h.cfg.MaxUploadBytes)
+		up, err := webmail.Of(a).AddUpload(r.Context(), composeID, part.FileName(), ctype, part, h.cfg.MaxUploadBytes)
 		part.Close()
 		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
 			tooLarge(w, maxBody)
@@ -271,7 +272,7 @@ func parseAddrs(field string, list []string) ([]*mail.Address, error) {
 // build makes the message of p with message.Build.
 func (h *Handler) build(ctx context.Context, c *Call, p messageParams, requireRcpts bool) (*built, error) {
 	a := c.account()
-	if _, err := a.Compose(ctx, p.ComposeID); err != nil {
+	if _, err := webmail.Of(a).Compose(ctx, p.ComposeID); err != nil {
 		return nil, err
 	}
 	u, err := h.st.UserByID(ctx, c.userID())
@@ -338,18 +339,18 @@ func (h *Handler) build(ctx context.Context, c *Call, p messageParams, requireRc
 		}
 	}
 	if len(p.Attachments) > 0 {
-		ups, err := a.Uploads(ctx, p.ComposeID)
+		ups, err := webmail.Of(a).Uploads(ctx, p.ComposeID)
 		if err != nil {
 			return nil, err
 		}
 		for i, id := range p.Attachments {
-			k := slices.IndexFunc(ups, func(u store.Upload) bool { return u.ID == id })
+			k := slices.IndexFunc(ups, func(u webmail.Upload) bool { return u.ID == id })
 			if k < 0 {
 				return nil, &Error{Code: CodeNotFound, Message: "no such attachment in this compose", Data: ErrorData{Type: "notFound", Field: fmt.Sprintf("attachments.%d", i)}}
 			}
 			up := ups[k]
 			spec.Files = append(spec.Files, message.File{Name: up.Name, Type: up.Type, Open: func() (io.ReadCloser, error) {
-				_, rc, err := a.OpenUpload(ctx, up.ID)
+				_, rc, err := webmail.Of(a).OpenUpload(ctx, up.ID)
 				return rc, err
 			}})
 		}
@@ -438,7 +439,7 @@ func (h *Handler) messagesSave(ctx context.Context, c *Call, p messageParams) (s
 		return saveResult{}, err
 	}
 	h.dropDraft(ctx, a, p.ComposeID)
-	if err := a.SetComposeDraft(ctx, p.ComposeID, res.MailboxID, res.UID); err != nil {
+	if err := webmail.Of(a).SetComposeDraft(ctx, p.ComposeID, res.MailboxID, res.UID); err != nil {
 		return saveResult{}, err
 	}
 	return saveResult{MessageID: msgRef{res.MailboxID, res.UID}.id()}, nil
@@ -447,7 +448,7 @@ func (h *Handler) messagesSave(ctx context.Context, c *Call, p messageParams) (s
 // dropDraft removes the compose's saved draft, if it has one still and
 // it is still a draft.
 func (h *Handler) dropDraft(ctx context.Context, a *store.Account, composeID int64) {
-	cp, err := a.Compose(ctx, composeID)
+	cp, err := webmail.Of(a).Compose(ctx, composeID)
 	if err != nil || cp.DraftUID == 0 {
 		return
 	}
@@ -533,7 +534,7 @@ func (h *Handler) messagesSend(ctx context.Context, c *Call, p messageParams) (s
 	// The compose goes first: its uploads, charged to the quota while they
 	// waited, are given back before the sent copy (which holds them) is.
 	h.dropDraft(ctx, a, p.ComposeID)
-	if err := a.DeleteCompose(ctx, p.ComposeID); err != nil {
+	if err := webmail.Of(a).DeleteCompose(ctx, p.ComposeID); err != nil {
 		h.log.Warn("close compose", "user", u.ID, "err", err)
 	}
 	if sent, err := specialFolder(ctx, a, `\Sent`, "Sent"); err != nil {

@@ -19,6 +19,7 @@ import (
 
 	"basalt/internal/testsupport/storetest"
 	"basalt/store"
+	"basalt/store/outbound"
 )
 
 // upload posts files to /rpc/upload for a compose, as a browser's
@@ -145,7 +146,7 @@ func TestComposeAndSend(t *testing.T) {
 		bad = clone(msg)
 		bad["attachments"] = []int64{1 << 40}
 		c.fail("messages.send", bad, CodeNotFound, "notFound")
-		if n, _ := fx.env.Store.OutboundEntries(ctx, 10); len(n) != 0 {
+		if n, _ := outbound.New(fx.env.Store).Entries(ctx, 10); len(n) != 0 {
 			t.Fatalf("a refused send queued something: %+v", n)
 		}
 
@@ -175,7 +176,7 @@ func TestComposeAndSend(t *testing.T) {
 			t.Error("cc recipient has nothing")
 		}
 		// Remote recipients are queued, Bcc among them, once.
-		q, err := fx.env.Store.OutboundEntries(ctx, 10)
+		q, err := outbound.New(fx.env.Store).Entries(ctx, 10)
 		if err != nil || len(q) != 1 || q[0].From != "al@example.org" {
 			t.Fatalf("queue: %+v %v", q, err)
 		}

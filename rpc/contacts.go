@@ -1,14 +1,14 @@
 package rpc
 
 import (
+	"basalt/store/contacts"
+	"basalt/store/webmail"
 	"context"
 	"errors"
 	"io"
 	"strings"
 
 	"github.com/emersion/go-vcard"
-
-	"basalt/store"
 )
 
 // A contact is kept as a vCard 4.0 (RFC 6350) in the store's Data, with
@@ -126,7 +126,7 @@ func (h *Handler) registerContacts() {
 
 // card returns a contact's vCard: the stored one, or one made from the
 // name and address of a contact saved without one.
-func card(c store.Contact) vcard.Card {
+func card(c contacts.Contact) vcard.Card {
 	if c.Data != "" {
 		if cd, err := vcard.NewDecoder(strings.NewReader(c.Data)).Decode(); err == nil {
 			return cd
@@ -152,7 +152,7 @@ func typed(fs []*vcard.Field) []typedValue {
 	return out
 }
 
-func fromCard(fc store.FiledContact) contactItem {
+func fromCard(fc contacts.FiledContact) contactItem {
 	cd := card(fc.Contact)
 	it := contactItem{ContactID: fc.ID, FolderID: fc.FolderID, Email: fc.Email}
 	it.Name = fc.Name
@@ -211,28 +211,28 @@ func encodeCard(cd vcard.Card) (string, error) {
 }
 
 // stored makes the store's contact of a card.
-func stored(id int64, cd vcard.Card) (store.Contact, error) {
+func stored(id int64, cd vcard.Card) (contacts.Contact, error) {
 	data, err := encodeCard(cd)
 	if err != nil {
-		return store.Contact{}, err
+		return contacts.Contact{}, err
 	}
-	c := store.Contact{ID: id, Name: cd.Value(vcard.FieldFormattedName), Data: data}
+	c := contacts.Contact{ID: id, Name: cd.Value(vcard.FieldFormattedName), Data: data}
 	if e := cd.Preferred(vcard.FieldEmail); e != nil {
 		c.Email = e.Value
 	}
 	if len(c.Name) > 255 || len(c.Email) > 320 {
-		return store.Contact{}, invalid("name", "name or address too long")
+		return contacts.Contact{}, invalid("name", "name or address too long")
 	}
 	return c, nil
 }
 
 func (h *Handler) contactsList(ctx context.Context, c *Call, p contactsListParams) (contactsListResult, error) {
 	a := c.account()
-	state, err := a.State(ctx)
+	state, err := webmail.Of(a).State(ctx)
 	if err != nil {
 		return contactsListResult{}, err
 	}
-	cs, err := a.ContactsIn(ctx, p.FolderID)
+	cs, err := contacts.Of(a).ContactsIn(ctx, p.FolderID)
 	if err != nil {
 		return contactsListResult{}, err
 	}
@@ -244,7 +244,7 @@ func (h *Handler) contactsList(ctx context.Context, c *Call, p contactsListParam
 }
 
 func (h *Handler) contactsLoad(ctx context.Context, c *Call, p contactIDParams) (contactLoadResult, error) {
-	fc, err := c.account().FiledContact(ctx, p.ContactID)
+	fc, err := contacts.Of(c.account()).FiledContact(ctx, p.ContactID)
 	if err != nil {
 		return contactLoadResult{}, err
 	}
@@ -262,13 +262,13 @@ func (h *Handler) contactsAdd(ctx context.Context, c *Call, p contactAddParams) 
 	if err != nil {
 		return contactIDResult{}, err
 	}
-	fc, err := c.account().SaveContactIn(ctx, p.FolderID, sc)
+	fc, err := contacts.Of(c.account()).SaveContactIn(ctx, p.FolderID, sc)
 	return contactIDResult{ContactID: fc.ID}, err
 }
 
 func (h *Handler) contactsEdit(ctx context.Context, c *Call, p contactEditParams) (okResult, error) {
 	a := c.account()
-	fc, err := a.FiledContact(ctx, p.ContactID)
+	fc, err := contacts.Of(a).FiledContact(ctx, p.ContactID)
 	if err != nil {
 		return okResult{}, err
 	}
@@ -278,22 +278,22 @@ func (h *Handler) contactsEdit(ctx context.Context, c *Call, p contactEditParams
 	if err != nil {
 		return okResult{}, err
 	}
-	if _, err := a.SaveContactIn(ctx, p.FolderID, sc); err != nil {
+	if _, err := contacts.Of(a).SaveContactIn(ctx, p.FolderID, sc); err != nil {
 		return okResult{}, err
 	}
 	return okResult{OK: true}, nil
 }
 
 func (h *Handler) contactsRemove(ctx context.Context, c *Call, p contactIDsParams) (okResult, error) {
-	return okResult{OK: true}, c.account().DeleteContacts(ctx, p.ContactIDs)
+	return okResult{OK: true}, contacts.Of(c.account()).DeleteContacts(ctx, p.ContactIDs)
 }
 
 func (h *Handler) contactsMove(ctx context.Context, c *Call, p contactsToParams) (okResult, error) {
-	return okResult{OK: true}, c.account().MoveContacts(ctx, p.ContactIDs, p.FolderID)
+	return okResult{OK: true}, contacts.Of(c.account()).MoveContacts(ctx, p.ContactIDs, p.FolderID)
 }
 
 func (h *Handler) contactsCopy(ctx context.Context, c *Call, p contactsToParams) (contactIDsResult, error) {
-	ids, err := c.account().CopyContacts(ctx, p.ContactIDs, p.FolderID)
+	ids, err := contacts.Of(c.account()).CopyContacts(ctx, p.ContactIDs, p.FolderID)
 	return contactIDsResult{ContactIDs: ids}, err
 }
 
@@ -333,7 +333,7 @@ func (h *Handler) contactsImport(ctx context.Context, c *Call, p importParams) (
 			out.Skipped++
 			continue
 		}
-		fc, err := a.SaveContactIn(ctx, p.FolderID, sc)
+		fc, err := contacts.Of(a).SaveContactIn(ctx, p.FolderID, sc)
 		if err != nil {
 			return importResult{}, err
 		}
@@ -344,10 +344,10 @@ func (h *Handler) contactsImport(ctx context.Context, c *Call, p importParams) (
 
 func (h *Handler) contactsExport(ctx context.Context, c *Call, p exportParams) (exportResult, error) {
 	a := c.account()
-	var cs []store.FiledContact
+	var cs []contacts.FiledContact
 	if len(p.ContactIDs) > 0 {
 		for _, id := range p.ContactIDs {
-			fc, err := a.FiledContact(ctx, id)
+			fc, err := contacts.Of(a).FiledContact(ctx, id)
 			if err != nil {
 				return exportResult{}, err
 			}
@@ -355,7 +355,7 @@ func (h *Handler) contactsExport(ctx context.Context, c *Call, p exportParams) (
 		}
 	} else {
 		var err error
-		if cs, err = a.ContactsIn(ctx, p.FolderID); err != nil {
+		if cs, err = contacts.Of(a).ContactsIn(ctx, p.FolderID); err != nil {
 			return exportResult{}, err
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"basalt/delivery"
 	"basalt/session"
 	"basalt/store"
+	"basalt/store/webmail"
 )
 
 // The standard JSON-RPC 2.0 error codes (JSON-RPC 2.0 section 5.1).
@@ -137,7 +138,7 @@ func asError(err error) *Error {
 		// Another user's ids (and mail shared without the right) look
 		// exactly like ids that do not exist.
 		return with(errNotFound)
-	case errors.Is(err, store.ErrStateUnknown), errors.Is(err, store.ErrTooManyChanges):
+	case errors.Is(err, webmail.ErrStateUnknown), errors.Is(err, webmail.ErrTooManyChanges):
 		return with(errStateMismatch)
 	case errors.Is(err, store.ErrExists):
 		return with(errExists)

@@ -5,6 +5,8 @@ import (
 	"strings"
 
 	"basalt/store"
+	"basalt/store/contacts"
+	"basalt/store/webmail"
 )
 
 // Folders come in two contexts: "mail" (the store's mailboxes, whose
@@ -74,13 +76,13 @@ func isContacts(p contextParam) bool { return p.Context == "contacts" }
 
 func (h *Handler) foldersList(ctx context.Context, c *Call, p contextParam) (foldersResult, error) {
 	a := c.account()
-	state, err := a.State(ctx)
+	state, err := webmail.Of(a).State(ctx)
 	if err != nil {
 		return foldersResult{}, err
 	}
 	out := foldersResult{Folders: []folderItem{}, State: state}
 	if isContacts(p) {
-		fs, err := a.ContactFolders(ctx)
+		fs, err := contacts.Of(a).ContactFolders(ctx)
 		if err != nil {
 			return foldersResult{}, err
 		}
@@ -122,7 +124,7 @@ func mailPath(ctx context.Context, a *store.Account, parentID int64, name string
 func (h *Handler) foldersAdd(ctx context.Context, c *Call, p folderAddParams) (folderIDResult, error) {
 	a := c.account()
 	if isContacts(p.contextParam) {
-		f, err := a.CreateContactFolder(ctx, p.ParentID, p.Name)
+		f, err := contacts.Of(a).CreateContactFolder(ctx, p.ParentID, p.Name)
 		return folderIDResult{FolderID: f.ID}, err
 	}
 	path, err := mailPath(ctx, a, p.ParentID, p.Name)
@@ -136,7 +138,7 @@ func (h *Handler) foldersAdd(ctx context.Context, c *Call, p folderAddParams) (f
 func (h *Handler) foldersRename(ctx context.Context, c *Call, p folderRenameParams) (okResult, error) {
 	a := c.account()
 	if isContacts(p.contextParam) {
-		return okResult{OK: true}, a.RenameContactFolder(ctx, p.FolderID, p.Name)
+		return okResult{OK: true}, contacts.Of(a).RenameContactFolder(ctx, p.FolderID, p.Name)
 	}
 	m, err := a.Mailbox(ctx, p.FolderID)
 	if err != nil {
@@ -152,7 +154,7 @@ func (h *Handler) foldersRename(ctx context.Context, c *Call, p folderRenamePara
 func (h *Handler) foldersMove(ctx context.Context, c *Call, p folderMoveParams) (okResult, error) {
 	a := c.account()
 	if isContacts(p.contextParam) {
-		return okResult{OK: true}, a.MoveContactFolder(ctx, p.FolderID, p.ParentID)
+		return okResult{OK: true}, contacts.Of(a).MoveContactFolder(ctx, p.FolderID, p.ParentID)
 	}
 	m, err := a.Mailbox(ctx, p.FolderID)
 	if err != nil {
@@ -168,7 +170,7 @@ func (h *Handler) foldersMove(ctx context.Context, c *Call, p folderMoveParams) 
 func (h *Handler) foldersRemove(ctx context.Context, c *Call, p folderRemoveParams) (okResult, error) {
 	a := c.account()
 	if isContacts(p.contextParam) {
-		return okResult{OK: true}, a.DeleteContactFolder(ctx, p.FolderID)
+		return okResult{OK: true}, contacts.Of(a).DeleteContactFolder(ctx, p.FolderID)
 	}
 	return okResult{OK: true}, a.DeleteMailbox(ctx, p.FolderID)
 }

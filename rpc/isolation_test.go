@@ -12,6 +12,7 @@ import (
 
 	"basalt/internal/testsupport/storetest"
 	"basalt/store"
+	"basalt/store/outbound"
 )
 
 // TestIsolation has a logged-in user try every method with ids that
@@ -263,7 +264,7 @@ func TestIsolation(t *testing.T) {
 		if ms, _ := ma.List(ctx, mInbox, store.ListQuery{}); len(ms) != 1 {
 			t.Errorf("attacker's inbox: %d messages", len(ms))
 		}
-		if q, _ := fx.env.Store.OutboundEntries(ctx, 10); len(q) != 0 {
+		if q, _ := outbound.New(fx.env.Store).Entries(ctx, 10); len(q) != 0 {
 			t.Errorf("something was sent: %+v", q)
 		}
 	})

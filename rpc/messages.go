@@ -11,6 +11,7 @@ import (
 
 	"basalt/message"
 	"basalt/store"
+	"basalt/store/webmail"
 )
 
 // MessageID names a message as "<folderID>-<uid>". A folder id is never
@@ -264,7 +265,7 @@ func (h *Handler) registerMessages() {
 
 func (h *Handler) messagesList(ctx context.Context, c *Call, p listParams) (listResult, error) {
 	a := c.account()
-	state, err := a.State(ctx)
+	state, err := webmail.Of(a).State(ctx)
 	if err != nil {
 		return listResult{}, err
 	}
@@ -288,7 +289,7 @@ func (h *Handler) messagesList(ctx context.Context, c *Call, p listParams) (list
 	if p.After != "" {
 		msgs, err = listAfter(ctx, a, p, q)
 	} else {
-		msgs, err = a.ListAt(ctx, mb, c.web.ID, p.Start, q)
+		msgs, err = listAt(ctx, h.sess, h.log, a, mb, c.web.ID, p.Start, q)
 	}
 	if err != nil {
 		return listResult{}, err

@@ -9,6 +9,7 @@ import (
 
 	"basalt/session"
 	"basalt/store"
+	"basalt/store/contacts"
 )
 
 // Per-user settings live in the store's settings table under prefixes of
@@ -82,7 +83,7 @@ func (h *Handler) registerSettings() {
 }
 
 func (h *Handler) configLoad(ctx context.Context, c *Call, _ empty) (configResult, error) {
-	kv, err := c.account().Settings(ctx)
+	kv, err := contacts.Of(c.account()).Settings(ctx)
 	if err != nil {
 		return configResult{}, err
 	}
@@ -119,7 +120,7 @@ func (h *Handler) configEdit(ctx context.Context, c *Call, p configEditParams) (
 	if len(cur.Config)+added > maxConfigKeys {
 		return configResult{}, invalid("set", "too many keys stored")
 	}
-	if err := c.account().SaveSettings(ctx, kv); err != nil {
+	if err := contacts.Of(c.account()).SaveSettings(ctx, kv); err != nil {
 		return configResult{}, err
 	}
 	return h.configLoad(ctx, c, empty{})
@@ -139,7 +140,7 @@ func (h *Handler) settingsIdentity(ctx context.Context, c *Call, p identityParam
 		set[settingSignature] = *p.Signature
 	}
 	if len(set) > 0 {
-		if err := a.SaveSettings(ctx, set); err != nil {
+		if err := contacts.Of(a).SaveSettings(ctx, set); err != nil {
 			return identityResult{}, err
 		}
 	}
@@ -147,7 +148,7 @@ func (h *Handler) settingsIdentity(ctx context.Context, c *Call, p identityParam
 }
 
 func identity(ctx context.Context, a *store.Account) (identityResult, error) {
-	kv, err := a.Settings(ctx)
+	kv, err := contacts.Of(a).Settings(ctx)
 	if err != nil {
 		return identityResult{}, err
 	}

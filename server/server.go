@@ -1,6 +1,7 @@
 package server
 
 import (
+	"basalt/store/webmail"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -10,8 +11,6 @@ import (
 	"net/http"
 	"sync"
 	"time"
-
-	"basalt/store"
 )
 
 // Run serves until ctx ends, then shuts down gracefully: listeners stop
@@ -162,7 +161,7 @@ func (s *Services) maintain(ctx context.Context) {
 		if _, err := s.Store.PruneCounters(ctx, s.Config.Maint.CounterDays); err != nil {
 			s.Log.Warn("maintenance: counters", "err", err)
 		}
-		if _, err := s.Store.PruneWebmail(ctx, store.ComposeMaxAge); err != nil {
+		if _, err := webmail.Prune(ctx, s.Store, webmail.ComposeMaxAge); err != nil {
 			s.Log.Warn("maintenance: webmail drafts and uploads", "err", err)
 		}
 		if _, err := s.Store.PruneWebSessions(ctx); err != nil {

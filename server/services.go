@@ -104,7 +104,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Services, error) 
 	}, st, queue, log, filters...)
 	return &Services{
 		Config: cfg, Log: log, DB: db, Cache: c, Store: st,
-		Session: session.New(st, cfg.Auth.Config, log),
+		Session: session.New(st, c, cfg.Auth.Config, log),
 		Agent:   agent,
 		Queue:   queue,
 	}, nil

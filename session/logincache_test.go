@@ -147,7 +147,7 @@ func TestLoginCacheConcurrent(t *testing.T) {
 		{storetest.Password, nil, 1},
 		{"wrong password", session.ErrAuthFailed, 10},
 	} {
-		svc := session.New(e.Store, session.Config{KDF: crypt.TestKDF(), FailuresPerAccount: 100}, nil) // an empty cache
+		svc := session.New(e.Store, e.Cache, session.Config{KDF: crypt.TestKDF(), FailuresPerAccount: 100}, nil) // an empty cache
 		var wg sync.WaitGroup
 		errs := make(chan error, 10)
 		for range 10 {
@@ -182,7 +182,7 @@ func TestLoginBurst(t *testing.T) {
 	// A hash that takes a while, as real ones do, so that the logins
 	// pile up waiting for it.
 	slow := crypt.KDFParams{Time: 2, MemoryKiB: 8 * 1024, Threads: 1}
-	svc := session.New(e.Store, session.Config{KDF: slow}, nil)
+	svc := session.New(e.Store, e.Cache, session.Config{KDF: slow}, nil)
 	if err := svc.ResetPassword(ctx, alice.User.ID, storetest.Password, false); err != nil {
 		t.Fatal(err)
 	}

@@ -26,8 +26,8 @@ func TestAdmitCall(t *testing.T) {
 		storetest.Options{RedisAddr: rs.Addr, RedisPrefix: "t:"})
 	logs := &testsupport.LogBuffer{}
 	log := slog.New(slog.NewTextHandler(logs, nil))
-	a := session.New(e.Store, session.Config{KDF: crypt.TestKDF()}, log)
-	b := session.New(e.Store, session.Config{KDF: crypt.TestKDF()}, log)
+	a := session.New(e.Store, e.Cache, session.Config{KDF: crypt.TestKDF()}, log)
+	b := session.New(e.Store, e.Cache, session.Config{KDF: crypt.TestKDF()}, log)
 
 	const limit = 6
 	var rl *session.RateLimitError

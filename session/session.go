@@ -102,6 +102,7 @@ type Service struct {
 	throttle *Throttle
 	verified *loginCache // nil when off
 	calls    *fallback   // where AdmitCall counts
+	cache    cache.Cache // the shared cache: what Value keeps
 	hashSem  chan struct{}
 	log      *slog.Logger
 	now      func() time.Time
@@ -110,8 +111,9 @@ type Service struct {
 	freed         atomic.Int64 // when returnMemory last ran, Unix ns
 }
 
-// New returns the session service over st, keeping state in st's cache.
-func New(st *store.Store, cfg Config, log *slog.Logger) *Service {
+// New returns the session service over st, keeping its counts and its
+// sessions' values in c: the cache st runs on, which every node shares.
+func New(st *store.Store, c cache.Cache, cfg Config, log *slog.Logger) *Service {
 	cfg = cfg.withDefaults()
 	if log == nil {
 		log = slog.Default()
@@ -119,10 +121,10 @@ func New(st *store.Store, cfg Config, log *slog.Logger) *Service {
 	off := func(n int64) int64 { return max(n, 0) } // negative: off
 	local := cache.NewMemory(cache.MemoryOptions{})
 	s := &Service{
-		store: st, cfg: cfg, log: log, now: time.Now, hashSem: make(chan struct{}, cfg.HashConcurrency),
-		calls: &fallback{shared: st.Cache(), local: local, log: log, what: "webmail call rate"},
+		store: st, cfg: cfg, log: log, now: time.Now, hashSem: make(chan struct{}, cfg.HashConcurrency), cache: c,
+		calls: &fallback{shared: c, local: local, log: log, what: "webmail call rate"},
 		throttle: &Throttle{
-			Cache: st.Cache(), Local: local, Log: log,
+			Cache: c, Local: local, Log: log,
 			PerAccount: off(cfg.FailuresPerAccount), PerAccountAll: off(cfg.FailuresPerAccountAll),
 			PerIP: off(cfg.FailuresPerIP), PerNet: off(cfg.FailuresPerNet),
 			Window: cfg.FailureWindow, BanTime: cfg.BanTime, MaxBan: cfg.MaxBan, TrustFor: cfg.TrustFor,

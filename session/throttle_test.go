@@ -203,7 +203,7 @@ func TestThrottleWithoutRedis(t *testing.T) {
 		storetest.Options{RedisAddr: rs.Addr, RedisPrefix: "t:"})
 	alice := e.NewUser(t, "alice@example.org", false)
 	logs := &testsupport.LogBuffer{}
-	svc := session.New(e.Store, session.Config{FailuresPerAccount: 3, KDF: crypt.TestKDF()}, slog.New(slog.NewTextHandler(logs, nil)))
+	svc := session.New(e.Store, e.Cache, session.Config{FailuresPerAccount: 3, KDF: crypt.TestKDF()}, slog.New(slog.NewTextHandler(logs, nil)))
 
 	rs.Stop()
 	if _, err := svc.Authenticate(ctx, "alice@example.org", storetest.Password, "192.0.2.9"); err != nil {

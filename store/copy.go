@@ -11,6 +11,7 @@ import (
 	"github.com/jmoiron/sqlx"
 
 	"basalt/store/blob"
+	"basalt/store/internal/spine"
 )
 
 // UIDPair maps a source message to its copy (RFC 4315 COPYUID).
@@ -268,7 +269,7 @@ func (s *Store) txExecFew(ctx context.Context, tx *sqlx.Tx, n int, query string,
 }
 
 // deleted is a message file no message refers to any more.
-type deleted struct{ id, part string }
+type deleted = spine.BlobRef
 
 // deleteRows deletes message rows of mailbox m, keeping the mailbox's and
 // the user's counts exact, recording tombstones when asked, and returns
@@ -353,7 +354,7 @@ func (a *Account) deleteRows(ctx context.Context, tx *sqlx.Tx, c *change, m Mail
 				inline = append(inline, p.ID)
 				continue
 			}
-			doomed = append(doomed, deleted{p.ID, p.Part})
+			doomed = append(doomed, deleted{ID: p.ID, Part: p.Part})
 		}
 		// A message kept in its blobs row goes with the transaction.
 		if len(inline) > 0 {
@@ -370,32 +371,8 @@ func (a *Account) deleteRows(ctx context.Context, tx *sqlx.Tx, c *change, m Mail
 }
 
 // removeBlobs deletes files whose last reference was committed away, then
-// their rows. A crash in between leaves rows with no references, which
-// SweepUnreferenced finishes.
-func (s *Store) removeBlobs(ctx context.Context, ds []deleted) {
-	ctx = context.WithoutCancel(ctx)
-	gone := make([]any, 0, len(ds))
-	for _, d := range ds {
-		if d.part != blob.Inline {
-			if err := s.blobs.Delete(ctx, d.part, d.id); err != nil {
-				s.log.Warn("remove message file", "blob", d.id, "err", err)
-				continue
-			}
-		}
-		gone = append(gone, d.id)
-	}
-	// The rows in batches: one transaction (and one sync) each, not one
-	// per message expunged.
-	for start := 0; start < len(gone); start += 500 {
-		q, args, err := sqlx.In("DELETE FROM blobs WHERE refs <= 0 AND id IN (?)", gone[start:min(start+500, len(gone))])
-		if err == nil {
-			_, err = s.db.ExecContext(ctx, s.rebind(q), args...)
-		}
-		if err != nil {
-			s.log.Warn("remove blob rows", "blobs", len(gone[start:min(start+500, len(gone))]), "err", err)
-		}
-	}
-}
+// their rows (spine.RemoveBlobs).
+func (s *Store) removeBlobs(ctx context.Context, ds []deleted) { s.sp.RemoveBlobs(ctx, ds) }
 
 // Vanished returns the UIDs expunged from one of the account's mailboxes
 // after modseq, in UID order: what RFC 7162 3.2.10 (VANISHED) and the

@@ -7,25 +7,10 @@ import (
 	"github.com/jmoiron/sqlx"
 )
 
-// addDaily adds delta to today's counter name inside tx. When limit is
-// positive and the new value would exceed it, it returns ErrDailyLimit and
-// the caller's transaction rolls the addition back with everything else.
+// addDaily adds delta to today's counter name inside tx, within limit
+// (spine.AddDaily).
 func (s *Store) addDaily(ctx context.Context, tx *sqlx.Tx, name string, delta, limit int64) error {
-	day := s.day()
-	if _, err := s.db.TxExec(ctx, tx, s.rebind(s.db.AddCounterSQL()), name, day, delta); err != nil {
-		return fmt.Errorf("count %s: %w", name, err)
-	}
-	if limit <= 0 {
-		return nil
-	}
-	var v int64
-	if err := s.db.TxGet(ctx, tx, &v, s.rebind("SELECT value FROM counters WHERE name = ? AND day = ?"), name, day); err != nil {
-		return fmt.Errorf("count %s: %w", name, err)
-	}
-	if v > limit {
-		return fmt.Errorf("%w: %s would reach %d of %d", ErrDailyLimit, name, v, limit)
-	}
-	return nil
+	return s.sp.AddDaily(ctx, tx, name, delta, limit)
 }
 
 // daily is a counter and the limit it is held to (0: none).
@@ -34,30 +19,14 @@ type daily struct {
 	limit int64
 }
 
-// dailyValue reads today's value of a counter inside tx: what a write
-// checks its limit against, under the user's lock.
+// dailyValue reads today's value of a counter inside tx
+// (spine.DailyValue).
 func (s *Store) dailyValue(ctx context.Context, tx *sqlx.Tx, name string) (int64, error) {
-	var v []int64
-	if err := s.db.TxSelect(ctx, tx, &v, s.rebind("SELECT value FROM counters WHERE name = ? AND day = ?"), name, s.day()); err != nil {
-		return 0, fmt.Errorf("count %s: %w", name, err)
-	}
-	if len(v) == 0 {
-		return 0, nil
-	}
-	return v[0], nil
+	return s.sp.DailyValue(ctx, tx, name)
 }
 
 // Daily returns today's value of a counter.
-func (s *Store) Daily(ctx context.Context, name string) (int64, error) {
-	var v []int64
-	if err := s.db.SelectContext(ctx, &v, s.rebind("SELECT value FROM counters WHERE name = ? AND day = ?"), name, s.day()); err != nil {
-		return 0, fmt.Errorf("read counter %s: %w", name, err)
-	}
-	if len(v) == 0 {
-		return 0, nil
-	}
-	return v[0], nil
-}
+func (s *Store) Daily(ctx context.Context, name string) (int64, error) { return s.sp.Daily(ctx, name) }
 
 // ReceivedToday returns the bytes delivered to the account today.
 func (a *Account) ReceivedToday(ctx context.Context) (int64, error) {

@@ -21,6 +21,7 @@ import (
 	"basalt/internal/testsupport"
 	"basalt/internal/testsupport/storetest"
 	"basalt/store"
+	"basalt/store/outbound"
 )
 
 // The crash child is this test binary run again with these variables set.
@@ -128,17 +129,18 @@ func TestSecureCanary(t *testing.T) {
 		// full mailbox, a report of failures to a secure sender) is queued
 		// sealed to the user's key, and delivered from there as it is: one
 		// entry stays queued, one is delivered.
+		queue := outbound.New(e.Store)
 		for _, subj := range []string{"queued", "delivered from the queue"} {
 			qraw := storetest.Message("x@example.org", "sec@example.org", subj+" "+canary, subj+": "+canary)
-			if _, err := e.Store.EnqueueOutbound(ctx, "x@example.org", []string{"sec@example.org"}, qraw); err != nil {
+			if _, err := queue.Enqueue(ctx, "x@example.org", []string{"sec@example.org"}, qraw); err != nil {
 				t.Fatal(err)
 			}
 		}
-		claimed, err := e.Store.ClaimOutbound(ctx, 10, time.Minute)
+		claimed, err := queue.Claim(ctx, 10, time.Minute)
 		if err != nil || len(claimed) != 2 || claimed[0].SealedUser != auth.User.ID || claimed[1].SealedUser != auth.User.ID {
 			t.Fatalf("queue entries for a secure user: %+v, %v", claimed, err)
 		}
-		fromQueue, err := e.Store.DeliverSealed(ctx, &claimed[1])
+		fromQueue, err := queue.DeliverSealed(ctx, &claimed[1])
 		if err != nil {
 			t.Fatalf("deliver a sealed entry: %v", err)
 		}

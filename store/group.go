@@ -204,7 +204,7 @@ func (s *Store) commitGroup(ctx context.Context, batch []*groupReq) {
 				j++
 			}
 			userID := order[i].d.UserID
-			c := &change{userID: userID}
+			c := newChange(userID)
 			changes[userID] = c
 			if err := s.commitUser(ctx, tx, c, order[i:j]); err != nil {
 				return err

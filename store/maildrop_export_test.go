@@ -2,13 +2,7 @@ package store
 
 import (
 	"context"
-	"io"
 )
-
-// NewCRLFReader exposes OpenCRLF's conversion to tests.
-func NewCRLFReader(rc io.ReadCloser) io.ReadCloser {
-	return &crlfReader{rc: rc, in: make([]byte, crlfChunk)}
-}
 
 // LockMaildropFor is LockMaildrop with a lifetime and refresh interval
 // short enough for a test to see them pass.

@@ -20,6 +20,7 @@ import (
 	"basalt/crypt"
 	"basalt/message"
 	"basalt/store/blob"
+	"basalt/store/internal/spine"
 	"basalt/store/sqldb"
 )
 
@@ -350,26 +351,11 @@ func (a *Account) commitAppend(ctx context.Context, tx *sqlx.Tx, c *change, mail
 	return nm.out, nm.err
 }
 
-func recvCounter(userID int64) string { return "recv:" + strconv.FormatInt(userID, 10) }
-func sendCounter(userID int64) string { return "send:" + strconv.FormatInt(userID, 10) }
+func recvCounter(userID int64) string { return spine.RecvCounter(userID) }
+func sendCounter(userID int64) string { return spine.SendCounter(userID) }
 
 // clip bounds a search column to what the narrowest schema column holds.
-func clip(s string) string {
-	const max = 1000
-	if len(s) <= max {
-		return s
-	}
-	s = s[:max]
-	for len(s) > 0 && !utf8Start(s[len(s)-1]) {
-		s = s[:len(s)-1]
-	}
-	if len(s) > 0 {
-		s = s[:len(s)-1]
-	}
-	return s
-}
-
-func utf8Start(b byte) bool { return b&0xC0 != 0x80 }
+func clip(s string) string { return spine.Clip(s) }
 
 // hashMessageID keeps threading possible without storing Message-IDs, which
 // for a secure user would be readable metadata.

@@ -11,9 +11,12 @@ import (
 	"testing"
 	"time"
 
+	"basalt/internal/testsupport"
 	"basalt/internal/testsupport/storetest"
 	"basalt/store"
 	"basalt/store/blob"
+	"basalt/store/contacts"
+	"basalt/store/outbound"
 )
 
 // checkCounts asserts that the mailbox's and the user's counters agree
@@ -332,16 +335,16 @@ func TestLimits(t *testing.T) {
 		}
 		// Sending counts each recipient's copy, in the transaction that
 		// queues it.
-		if _, err := a.EnqueueOutbound(ctx, "a@example.org", []string{"x@remote.test", "y@remote.test"}, bytes.Repeat([]byte("x"), 1000)); err != nil {
+		if _, err := outbound.New(e.Store).EnqueueFor(ctx, a, "a@example.org", []string{"x@remote.test", "y@remote.test"}, bytes.Repeat([]byte("x"), 1000)); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := a.EnqueueOutbound(ctx, "a@example.org", []string{"x@remote.test"}, bytes.Repeat([]byte("x"), 1000)); !errors.Is(err, store.ErrDailyLimit) {
+		if _, err := outbound.New(e.Store).EnqueueFor(ctx, a, "a@example.org", []string{"x@remote.test"}, bytes.Repeat([]byte("x"), 1000)); !errors.Is(err, store.ErrDailyLimit) {
 			t.Fatalf("over daily send: %v", err)
 		}
 		if got, _ := a.SentToday(ctx); got != 2000 {
 			t.Fatalf("refused send was counted: %d", got)
 		}
-		if q, err := e.Store.OutboundEntries(ctx, 10); err != nil || len(q) != 1 {
+		if q, err := outbound.New(e.Store).Entries(ctx, 10); err != nil || len(q) != 1 {
 			t.Fatalf("queue holds %d entries (%v), want the one sent", len(q), err)
 		}
 		checkCounts(t, e, a)
@@ -366,7 +369,7 @@ func TestIsolation(t *testing.T) {
 		if v, _ := b.Vanished(ctx, bInbox, 0); len(v) != 1 {
 			t.Fatalf("B's own vanished = %v", v)
 		}
-		bc, err := b.SaveContact(ctx, store.Contact{Name: "B's friend"})
+		bc, err := contacts.Of(b).SaveContact(ctx, contacts.Contact{Name: "B's friend"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -406,11 +409,11 @@ func TestIsolation(t *testing.T) {
 		notFound("RenameMailbox", a.RenameMailbox(ctx, bArchive, "Stolen"))
 		notFound("DeleteMailbox", a.DeleteMailbox(ctx, bArchive))
 		notFound("Subscribe", a.Subscribe(ctx, bArchive, false))
-		_, err = a.Contact(ctx, bc.ID)
+		_, err = contacts.Of(a).Contact(ctx, bc.ID)
 		notFound("Contact", err)
-		_, err = a.SaveContact(ctx, store.Contact{ID: bc.ID, Name: "overwritten"})
+		_, err = contacts.Of(a).SaveContact(ctx, contacts.Contact{ID: bc.ID, Name: "overwritten"})
 		notFound("SaveContact", err)
-		notFound("DeleteContact", a.DeleteContact(ctx, bc.ID))
+		notFound("DeleteContact", contacts.Of(a).DeleteContact(ctx, bc.ID))
 		_, err = a.Append(ctx, bInbox, storetest.Message("a", "b", "c", "d"), store.AppendOptions{})
 		notFound("Append", err)
 
@@ -422,7 +425,7 @@ func TestIsolation(t *testing.T) {
 		if string(readAll(t, b, bMsg.ID)) == "" {
 			t.Fatal("B's message unreadable")
 		}
-		if c, err := b.Contact(ctx, bc.ID); err != nil || c.Name != "B's friend" {
+		if c, err := contacts.Of(b).Contact(ctx, bc.ID); err != nil || c.Name != "B's friend" {
 			t.Fatalf("B's contact changed: %+v, %v", c, err)
 		}
 		checkCounts(t, e, a)
@@ -556,6 +559,44 @@ func TestNoOpWritesSkipped(t *testing.T) {
 			if after := serial(); (after != before) != tc.changes {
 				t.Errorf("%s: serial %d -> %d, want a write %v", tc.name, before, after, tc.changes)
 			}
+		}
+	})
+}
+
+// TestKeyChangedDuringAppend: a message sealed to a key that is replaced
+// before its rows commit is sealed again to the new key, never committed
+// unreadable.
+func TestKeyChangedDuringAppend(t *testing.T) {
+	testsupport.ForEachDatabase(t, func(t *testing.T, db testsupport.Database) {
+		ctx := context.Background()
+		e := storetest.Open(t, db, storetest.Options{})
+		auth := e.NewUser(t, "sec@example.org", true)
+		// A second process on the same database: the administrative command.
+		admin := storetest.Open(t, db, storetest.Options{BlobDir: e.BlobDir})
+		var once sync.Once
+		store.SetAfterBlobWrite(e.Store, func() {
+			once.Do(func() {
+				if err := admin.Session.ResetPassword(ctx, auth.User.ID, "brand new password", true); err != nil {
+					t.Errorf("reset: %v", err)
+				}
+			})
+		})
+		a := e.Store.Account(auth.User.ID, nil)
+		res := storetest.Append(t, a, storetest.Inbox(t, a), storetest.Message("a@x.test", "sec@example.org", "s", "body"), store.AppendOptions{Inbound: true})
+		fresh, err := e.Session.Authenticate(ctx, "sec@example.org", "brand new password", "127.0.0.1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		rc, err := e.Account(fresh).Open(ctx, res.ID)
+		if err != nil {
+			t.Fatalf("the new key cannot open mail appended during the reset: %v", err)
+		}
+		defer rc.Close()
+		if b, _ := io.ReadAll(rc); len(b) == 0 {
+			t.Fatal("empty message")
+		}
+		if n := countBlobs(t, e); n != 1 {
+			t.Fatalf("%d message files, want 1 (the first sealing removed)", n)
 		}
 	})
 }

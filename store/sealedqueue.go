@@ -19,6 +19,8 @@ import (
 // is sealed to the user's key before it is queued, as Append would seal
 // it: nothing readable of a secure user's mail reaches the disk, and the
 // queue, which holds no private key, delivers it as it is (DeliverSealed).
+// The queue's rows are store/outbound's; the package is the store's, as
+// it holds what the mail model writes for the message.
 //
 // The queued file holds a package: sealedMagic, the length of a JSON head
 // (big endian, 4 bytes), the head, then the message encoded as a blob
@@ -60,6 +62,22 @@ func (s *Store) secureRecipient(ctx context.Context, addr string) (User, bool, e
 		return User{}, false, err
 	}
 	return u, u.Secure && u.PublicKey != "", nil
+}
+
+// SealForQueue returns raw sealed to the key of the user addr delivers to,
+// and that user, when addr is one secure user alone (the user's own
+// address or personal alias): what the outbound queue keeps for such a
+// recipient. For any other address userID is 0, and the message is
+// queued as it is.
+func (s *Store) SealForQueue(ctx context.Context, addr string, raw []byte) (pkg []byte, userID int64, err error) {
+	u, secure, err := s.secureRecipient(ctx, addr)
+	if err != nil || !secure {
+		return nil, 0, err
+	}
+	if pkg, err = s.sealForQueue(ctx, u, raw); err != nil {
+		return nil, 0, fmt.Errorf("seal for user %d: %w", u.ID, err)
+	}
+	return pkg, u.ID, nil
 }
 
 // sealForQueue packages raw sealed to u's key.
@@ -111,42 +129,30 @@ func openSealed(pkg []byte) (sealedHead, []byte, error) {
 	return head, pkg[n+hl:], nil
 }
 
-// DeliverSealed stores a sealed queue entry (Outbound.SealedUser) in its
+// DeliverSealed stores a package SealForQueue made for userID in the
 // user's INBOX, encrypted as it was queued, as Deliver stores a message.
 // A user whose key is no longer the one it was sealed to cannot read it:
 // that is refused with ErrInvalid, a permanent failure.
-func (s *Store) DeliverSealed(ctx context.Context, o *Outbound) (Appended, error) {
-	if o.SealedUser == 0 {
-		return Appended{}, fmt.Errorf("deliver queue entry %d: %w: not sealed", o.ID, ErrInvalid)
-	}
-	rc, err := s.OpenOutbound(ctx, o)
-	if err != nil {
-		return Appended{}, err
-	}
-	pkg, err := io.ReadAll(rc)
-	rc.Close()
-	if err != nil {
-		return Appended{}, fmt.Errorf("read queue entry %d: %w", o.ID, err)
-	}
+func (s *Store) DeliverSealed(ctx context.Context, userID int64, pkg []byte) (Appended, error) {
 	head, encoded, err := openSealed(pkg)
 	if err != nil {
-		return Appended{}, fmt.Errorf("deliver queue entry %d: %w", o.ID, err)
+		return Appended{}, fmt.Errorf("deliver sealed message: %w", err)
 	}
 	// Read at the user's current serial: a limit or key changed since the
 	// entry was queued (the quota raised that deferred it) must count.
-	u, err := s.UserByID(ctx, o.SealedUser)
+	u, err := s.UserByID(ctx, userID)
 	if err != nil {
-		return Appended{}, fmt.Errorf("deliver queue entry %d: %w", o.ID, err)
+		return Appended{}, fmt.Errorf("deliver sealed message: %w", err)
 	}
 	if !u.Secure || u.PublicKey != head.PublicKey {
-		return Appended{}, fmt.Errorf("deliver queue entry %d: %w: sealed to a key the user no longer has", o.ID, ErrInvalid)
+		return Appended{}, fmt.Errorf("deliver sealed message: %w: sealed to a key the user no longer has", ErrInvalid)
 	}
 	lim, err := s.Limits(ctx, u)
 	if err != nil {
-		return Appended{}, fmt.Errorf("deliver queue entry %d: %w", o.ID, err)
+		return Appended{}, fmt.Errorf("deliver sealed message: %w", err)
 	}
 	if err := checkAppend(lim, u.UsedBytes, head.Size, false); err != nil {
-		return Appended{}, fmt.Errorf("deliver queue entry %d: %w", o.ID, err)
+		return Appended{}, fmt.Errorf("deliver sealed message: %w", err)
 	}
 	p := &parsed{size: head.Size, info: &message.Info{HasAttachments: head.HasAttachments}, msgidHash: head.MsgIDHash}
 	for _, r := range head.RefHashes {
@@ -160,16 +166,16 @@ func (s *Store) DeliverSealed(ctx context.Context, o *Outbound) (Appended, error
 		m.blob, err = s.blobs.PutEncoded(ctx, m.blobID, encoded)
 	}
 	if err != nil {
-		return Appended{}, fmt.Errorf("deliver queue entry %d: %w", o.ID, err)
+		return Appended{}, fmt.Errorf("deliver sealed message: %w", err)
 	}
 	req := &groupReq{d: Delivery{UserID: u.ID}, p: p, m: m, done: make(chan struct{})}
 	s.group.run(ctx, s, req)
 	if req.err != nil {
 		s.discard(ctx, m, req.err)
 		if errors.Is(req.err, errStaleKey) {
-			return Appended{}, fmt.Errorf("deliver queue entry %d: %w: the user's key changed", o.ID, ErrInvalid)
+			return Appended{}, fmt.Errorf("deliver sealed message: %w: the user's key changed", ErrInvalid)
 		}
-		return Appended{}, fmt.Errorf("deliver queue entry %d: %w", o.ID, req.err)
+		return Appended{}, fmt.Errorf("deliver sealed message: %w", req.err)
 	}
 	return req.out, nil
 }

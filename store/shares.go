@@ -89,20 +89,6 @@ func (r Rights) String() string {
 	return b.String()
 }
 
-// Legacy returns String with the virtual rights RFC 4314 2.1.1 requires in
-// MYRIGHTS and ACL responses for RFC 2086 clients: "c" with "k", and "d"
-// with any of "x", "t" and "e".
-func (r Rights) Legacy() string {
-	s := r.String()
-	if r.Has(RightCreate) {
-		s += "c"
-	}
-	if r&(RightDeleteMailbox|RightDeleteMessages|RightExpunge) != 0 {
-		s += "d"
-	}
-	return s
-}
-
 // Has reports whether every right in x is in r.
 func (r Rights) Has(x Rights) bool { return r&x == x }
 
@@ -118,16 +104,6 @@ func (r *Rights) UnmarshalText(b []byte) error {
 	*r = v
 	return nil
 }
-
-// The namespaces (RFC 2342) under which a user sees other users' mailboxes.
-const (
-	// OtherUsersNamespace holds mailboxes shared with the user directly:
-	// "Other Users/<owner address>/<mailbox name>".
-	OtherUsersNamespace = "Other Users"
-	// SharedFoldersNamespace holds mailboxes shared with the user's whole
-	// domain: "Shared Folders/<owner address>/<mailbox name>".
-	SharedFoldersNamespace = "Shared Folders"
-)
 
 // viewer is the user acting on a shared Account.
 type viewer struct {
@@ -956,20 +932,10 @@ type SharedMailbox struct {
 	DomainShare bool `json:"domainShare"`
 }
 
-// Path is the mailbox's name in the viewer's hierarchy:
-// "Other Users/<owner>/<name>", or "Shared Folders/<owner>/<name>" for a
-// domain-wide share.
-func (m SharedMailbox) Path() string {
-	ns := OtherUsersNamespace
-	if m.DomainShare {
-		ns = SharedFoldersNamespace
-	}
-	return ns + Delimiter + m.OwnerAddress + Delimiter + m.Name
-}
-
 // SharedMailboxes lists the mailboxes other users shared with the
 // account's user, directly or with its whole domain, that it may look up
-// ("l"), ordered by Path. Open one with Shared(OwnerID).
+// ("l"): those shared with it directly first, then those shared with its
+// domain, each by owner and name. Open one with Shared(OwnerID).
 func (a *Account) SharedMailboxes(ctx context.Context) ([]SharedMailbox, error) {
 	me := a.ViewerID()
 	var grants []struct {
@@ -1037,6 +1003,14 @@ func (a *Account) SharedMailboxes(ctx context.Context) ([]SharedMailbox, error) 
 		}
 		m.Unseen = m.Messages - seen[m.ID]
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Path() < out[j].Path() })
+	sort.Slice(out, func(i, j int) bool {
+		// The order of the names under the IMAP namespaces: "Other
+		// Users" before "Shared Folders", then owner and name.
+		a, b := out[i], out[j]
+		if a.DomainShare != b.DomainShare {
+			return b.DomainShare
+		}
+		return a.OwnerAddress+Delimiter+a.Name < b.OwnerAddress+Delimiter+b.Name
+	})
 	return out, nil
 }

@@ -12,6 +12,8 @@ import (
 	"basalt/internal/testsupport"
 	"basalt/internal/testsupport/storetest"
 	"basalt/store"
+	"basalt/store/contacts"
+	"basalt/store/outbound"
 )
 
 const (
@@ -29,15 +31,15 @@ const (
 
 func TestParseRights(t *testing.T) {
 	for _, c := range []struct {
-		in, want, legacy string
-		bad              bool
+		in, want string
+		bad      bool
 	}{
-		{in: "", want: "", legacy: ""},
-		{in: "lrswipkxtea", want: "lrswipkxtea", legacy: "lrswipkxteacd"},
-		{in: "aetxkpiwsrl", want: "lrswipkxtea", legacy: "lrswipkxteacd"},
-		{in: "lrc", want: "lrk", legacy: "lrkc"},     // RFC 4314 2.1.1: c is k here
-		{in: "lrd", want: "lrxte", legacy: "lrxted"}, // and d is xte
-		{in: "lrt", want: "lrt", legacy: "lrtd"},
+		{in: "", want: ""},
+		{in: "lrswipkxtea", want: "lrswipkxtea"},
+		{in: "aetxkpiwsrl", want: "lrswipkxtea"},
+		{in: "lrc", want: "lrk"},   // RFC 4314 2.1.1: c is k here
+		{in: "lrd", want: "lrxte"}, // and d is xte
+		{in: "lrt", want: "lrt"},
 		{in: "lrQ", bad: true}, // RFC 4314 3.1: upper case is refused
 		{in: "lr0", bad: true},
 		{in: "l r", bad: true},
@@ -49,8 +51,8 @@ func TestParseRights(t *testing.T) {
 			}
 			continue
 		}
-		if err != nil || r.String() != c.want || r.Legacy() != c.legacy {
-			t.Errorf("ParseRights(%q) = %q (%q), %v; want %q (%q)", c.in, r, r.Legacy(), err, c.want, c.legacy)
+		if err != nil || r.String() != c.want {
+			t.Errorf("ParseRights(%q) = %q, %v; want %q", c.in, r, err, c.want)
 		}
 		var back store.Rights
 		if b, _ := r.MarshalText(); back.UnmarshalText(b) != nil || back != r {
@@ -438,16 +440,16 @@ func TestShareIsolation(t *testing.T) {
 				t.Errorf("%s through a share: got %v, want ErrForbidden", what, err)
 			}
 		}
-		_, err = v.Contacts(ctx)
+		_, err = contacts.Of(v).Contacts(ctx)
 		forbidden("Contacts", err)
-		_, err = v.Contact(ctx, 1)
+		_, err = contacts.Of(v).Contact(ctx, 1)
 		forbidden("Contact", err)
-		_, err = v.SaveContact(ctx, store.Contact{Name: "x", Email: "x@y"})
+		_, err = contacts.Of(v).SaveContact(ctx, contacts.Contact{Name: "x", Email: "x@y"})
 		forbidden("SaveContact", err)
-		forbidden("DeleteContact", v.DeleteContact(ctx, 1))
-		_, err = v.Settings(ctx)
+		forbidden("DeleteContact", contacts.Of(v).DeleteContact(ctx, 1))
+		_, err = contacts.Of(v).Settings(ctx)
 		forbidden("Settings", err)
-		forbidden("SaveSettings", v.SaveSettings(ctx, map[string]string{"k": "v"}))
+		forbidden("SaveSettings", contacts.Of(v).SaveSettings(ctx, map[string]string{"k": "v"}))
 		_, _, err = v.Rules(ctx)
 		forbidden("Rules", err)
 		forbidden("SaveRules", v.SaveRules(ctx, store.Vacation{}, store.Forwarding{}))
@@ -457,8 +459,8 @@ func TestShareIsolation(t *testing.T) {
 		forbidden("ReceivedToday", err)
 		_, err = v.SentToday(ctx)
 		forbidden("SentToday", err)
-		_, err = v.EnqueueOutbound(ctx, f.ownerAddr, []string{"x@example.net"}, []byte("Subject: x\r\n\r\nx\r\n"))
-		forbidden("EnqueueOutbound", err)
+		_, err = outbound.New(f.e.Store).EnqueueFor(ctx, v, f.ownerAddr, []string{"x@example.net"}, []byte("Subject: x\r\n\r\nx\r\n"))
+		forbidden("EnqueueFor", err)
 		// A handle across users is refused.
 		mv, err := m.Shared(f.ownerID)
 		if err != nil {
@@ -646,7 +648,7 @@ func TestDomainShare(t *testing.T) {
 		}
 		for _, a := range []*store.Account{f.viewer, f.carol} {
 			sms, err := a.SharedMailboxes(ctx)
-			if err != nil || len(sms) != 1 || !sms[0].DomainShare || sms[0].Path() != "Shared Folders/"+f.ownerAddr+"/Team" || sms[0].Rights != rL|rR || sms[0].OwnerID != f.ownerID {
+			if err != nil || len(sms) != 1 || !sms[0].DomainShare || sms[0].OwnerAddress != f.ownerAddr || sms[0].Name != "Team" || sms[0].Rights != rL|rR || sms[0].OwnerID != f.ownerID {
 				t.Fatalf("shared with user %d: %+v, %v", a.UserID(), sms, err)
 			}
 			v, _ := a.Shared(f.ownerID)
@@ -669,7 +671,7 @@ func TestDomainShare(t *testing.T) {
 			t.Fatal(err)
 		}
 		sms, err := f.viewer.SharedMailboxes(ctx)
-		if err != nil || len(sms) != 1 || sms[0].DomainShare || sms[0].Rights != rL|rR|rI || sms[0].Path() != "Other Users/"+f.ownerAddr+"/Team" {
+		if err != nil || len(sms) != 1 || sms[0].DomainShare || sms[0].Rights != rL|rR|rI || sms[0].OwnerAddress != f.ownerAddr || sms[0].Name != "Team" {
 			t.Fatalf("direct and domain grants: %+v, %v", sms, err)
 		}
 		if r, err := f.view.MyRights(ctx, f.team); err != nil || r != rL|rR|rI {

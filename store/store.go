@@ -10,16 +10,17 @@ import (
 
 	"basalt/store/blob"
 	"basalt/store/cache"
+	"basalt/store/internal/spine"
 	"basalt/store/sqldb"
 )
 
 // Errors callers branch on. They are wrapped with context; test with errors.Is.
 var (
-	ErrNotFound     = errors.New("not found")
+	ErrNotFound     = spine.ErrNotFound
 	ErrExists       = errors.New("already exists")
 	ErrOverQuota    = errors.New("mailbox is over quota")
 	ErrTooLarge     = errors.New("message exceeds the size limit")
-	ErrDailyLimit   = errors.New("daily limit reached")
+	ErrDailyLimit   = spine.ErrDailyLimit
 	ErrLocked       = errors.New("the user's key is not unlocked")
 	ErrInvalid      = errors.New("invalid argument")
 	ErrNotEmpty     = errors.New("not empty")
@@ -84,6 +85,8 @@ type Store struct {
 	localCache bool
 	// watches fans change events out to this process's watchers (watch.go).
 	watches watchHub
+	// sp is what the store and its sub-packages write with.
+	sp *spine.Spine
 }
 
 // New returns a Store over already-open parts. The database must be migrated.
@@ -103,14 +106,15 @@ func New(cfg Config) (*Store, error) {
 	if s.now == nil {
 		s.now = time.Now
 	}
+	// Now reads s.now at each call: tests move the clock after New.
+	s.sp = &spine.Spine{DB: s.db, Blobs: s.blobs, Cache: s.cache, Log: s.log, Now: func() time.Time { return s.now() }}
 	return s, nil
 }
 
-// DB returns the SQL database, for health checks and migrations.
-func (s *Store) DB() *sqldb.DB { return s.db }
-
-// Cache returns the cache and change bus.
-func (s *Store) Cache() cache.Cache { return s.cache }
+// The store hands out none of its parts (the database, the files, the
+// cache): what a caller needs of them is a method here. The session
+// service, which keeps its own state in the cache, is given the cache by
+// whoever builds both (server, storetest).
 
 // Ping checks that the database and the cache answer.
 func (s *Store) Ping(ctx context.Context) error {
@@ -134,7 +138,7 @@ func (s *Store) rebind(q string) string { return s.db.Rebind(q) }
 func (s *Store) unix() int64 { return s.now().Unix() }
 
 // day is the UTC day number that daily counters are kept under.
-func (s *Store) day() int64 { return s.now().UTC().Unix() / 86400 }
+func (s *Store) day() int64 { return s.sp.Day() }
 
 // NormalizeAddress lower-cases an address and checks that it has the form
 // local@domain. Local parts are treated case-insensitively, as every

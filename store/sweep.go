@@ -30,7 +30,7 @@ func (s *Store) SweepUnreferenced(ctx context.Context) (int, error) {
 	}
 	doomed := make([]deleted, len(ds))
 	for i, d := range ds {
-		doomed[i] = deleted{d.ID, d.Part}
+		doomed[i] = deleted{ID: d.ID, Part: d.Part}
 	}
 	s.removeBlobs(ctx, doomed)
 	return len(doomed), nil

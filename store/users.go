@@ -13,6 +13,7 @@ import (
 	"github.com/jmoiron/sqlx"
 
 	"basalt/store/cache"
+	"basalt/store/internal/spine"
 	"basalt/store/sqldb"
 )
 
@@ -478,4 +479,4 @@ func (s *Store) userTx(ctx context.Context, tx *sqlx.Tx, id int64) (User, Limits
 	return u, lim, err
 }
 
-func userScope(id int64) string { return "user:" + strconv.FormatInt(id, 10) + ":serial" }
+func userScope(id int64) string { return spine.UserScope(id) }

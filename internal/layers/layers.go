@@ -63,6 +63,12 @@ var layers = []struct {
 	{"store/blob", Backend},
 	{"store/cache", Backend},
 	{"store", Model},
+	// The store's sub-packages, one client each, on the store's spine
+	// (store/internal/spine, which Go lets only the store's tree import).
+	{"store/internal", Model},
+	{"store/outbound", Model},
+	{"store/webmail", Model},
+	{"store/contacts", Model},
 	{"message", Model},
 	{"delivery", Service},
 	{"session", Service},

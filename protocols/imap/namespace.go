@@ -50,11 +50,22 @@ var (
 	errReserved = no(imap.ResponseCodeCannot, "That name is reserved for shared mailboxes")
 )
 
+// The namespaces (RFC 2342) under which a user sees other users'
+// mailboxes.
+const (
+	// otherUsersNamespace holds mailboxes shared with the user directly:
+	// "Other Users/<owner address>/<mailbox name>".
+	otherUsersNamespace = "Other Users"
+	// sharedFoldersNamespace holds mailboxes shared with the user's whole
+	// domain: "Shared Folders/<owner address>/<mailbox name>".
+	sharedFoldersNamespace = "Shared Folders"
+)
+
 // reserved reports whether name is under a namespace prefix kept for
 // shared mailboxes.
 func reserved(name string) bool {
 	first, _, _ := strings.Cut(name, string(delim))
-	return first == store.OtherUsersNamespace || first == store.SharedFoldersNamespace
+	return first == otherUsersNamespace || first == sharedFoldersNamespace
 }
 
 // ownerPrefix is what the names of m's owner's mailboxes start with in
@@ -62,9 +73,9 @@ func reserved(name string) bool {
 // names are matched by these prefixes rather than split at delimiters,
 // since an address may hold a "/" itself.
 func ownerPrefix(m store.SharedMailbox) string {
-	ns := store.OtherUsersNamespace
+	ns := otherUsersNamespace
 	if m.DomainShare {
-		ns = store.SharedFoldersNamespace
+		ns = sharedFoldersNamespace
 	}
 	return ns + string(delim) + m.OwnerAddress + string(delim)
 }
@@ -88,7 +99,7 @@ func (s *session) sharedRef(m store.SharedMailbox) (mailboxRef, error) {
 	if err != nil {
 		return mailboxRef{}, s.storeErr("open shared account", err)
 	}
-	return mailboxRef{acct: acct, mb: m.Mailbox, name: m.Path(), rights: m.Rights}, nil
+	return mailboxRef{acct: acct, mb: m.Mailbox, name: ownerPrefix(m) + m.Name, rights: m.Rights}, nil
 }
 
 // resolve maps an IMAP name that need not exist yet (CREATE, the new
@@ -207,7 +218,7 @@ func (s *session) visible() ([]mailboxRef, error) {
 func (s *session) Namespace() (*imap.NamespaceData, error) {
 	return &imap.NamespaceData{
 		Personal: []imap.NamespaceDescriptor{{Prefix: "", Delim: delim}},
-		Other:    []imap.NamespaceDescriptor{{Prefix: store.OtherUsersNamespace + string(delim), Delim: delim}},
-		Shared:   []imap.NamespaceDescriptor{{Prefix: store.SharedFoldersNamespace + string(delim), Delim: delim}},
+		Other:    []imap.NamespaceDescriptor{{Prefix: otherUsersNamespace + string(delim), Delim: delim}},
+		Shared:   []imap.NamespaceDescriptor{{Prefix: sharedFoldersNamespace + string(delim), Delim: delim}},
 	}, nil
 }

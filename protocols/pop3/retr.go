@@ -7,7 +7,7 @@ import (
 )
 
 // writeMessage copies a message whose lines all end in CRLF (as
-// store.OpenCRLF gives it) to w as the body of a multi-line answer: a line
+// crlfLines gives it) to w as the body of a multi-line answer: a line
 // that starts with "." gets another in front (RFC 1939 3). With bodyLines
 // >= 0 it stops after the header, the blank line that ends it, and that
 // many lines of the body (TOP). It returns the octets of the message it

@@ -65,7 +65,7 @@ func (p *popSession) stat(args []string) bool {
 	return true
 }
 
-// list answers LIST (RFC 1939 5) with the sizes OpenCRLF gives, which is
+// list answers LIST (RFC 1939 5) with the sizes of crlfLines' form, which is
 // what RETR sends before dot-stuffing.
 func (p *popSession) list(args []string) bool {
 	return p.scan(args, func(i int) string { return strconv.FormatInt(p.drop.Messages[i].Size, 10) })
@@ -170,7 +170,10 @@ func (p *popSession) top(args []string) bool {
 // is closed and the client sees the missing terminator.
 func (p *popSession) send(i int, bodyLines int64) bool {
 	m := &p.drop.Messages[i]
-	rc, err := p.acct.OpenCRLF(p.ctx(), m.ID)
+	rc, err := p.acct.Open(p.ctx(), m.ID)
+	if err == nil {
+		rc = crlfLines(rc)
+	}
 	if errors.Is(err, store.ErrNotFound) {
 		return p.refuse(&reply{text: fmt.Sprintf("Message %d was removed by another client", i+1)})
 	}

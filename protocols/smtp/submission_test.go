@@ -12,6 +12,7 @@ import (
 	"basalt/internal/testsupport/storetest"
 	"basalt/session"
 	"basalt/store"
+	"basalt/store/outbound"
 )
 
 // TestSubmission walks a client through submission as a remote client
@@ -89,7 +90,7 @@ func TestDailySendLimit(t *testing.T) {
 	if again, _ := a.SentToday(ctx); again != sent {
 		t.Fatalf("refused message counted: %d, was %d", again, sent)
 	}
-	if q, err := h.env.Store.OutboundEntries(ctx, 10); err != nil || len(q) != 1 {
+	if q, err := outbound.New(h.env.Store).Entries(ctx, 10); err != nil || len(q) != 1 {
 		t.Fatalf("queue holds %d entries (%v), want 1", len(q), err)
 	}
 }

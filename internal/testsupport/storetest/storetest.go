@@ -97,7 +97,7 @@ func Open(t testing.TB, db testsupport.Database, o Options) *Env {
 	if scfg.KDF == (crypt.KDFParams{}) {
 		scfg.KDF = crypt.TestKDF()
 	}
-	return &Env{Store: st, Session: session.New(st, scfg, log), DB: sdb, Blobs: blobs, Cache: c, Database: db, BlobDir: dir}
+	return &Env{Store: st, Session: session.New(st, c, scfg, log), DB: sdb, Blobs: blobs, Cache: c, Database: db, BlobDir: dir}
 }
 
 type testWriter struct{ t testing.TB }

@@ -1,6 +1,10 @@
-package store
+package outbound
 
 import (
+	"basalt/store"
+	"basalt/store/blob"
+	"basalt/store/internal/spine"
+	"basalt/store/sqldb"
 	"bytes"
 	"context"
 	"database/sql"
@@ -11,10 +15,19 @@ import (
 	"time"
 
 	"github.com/jmoiron/sqlx"
-
-	"basalt/store/blob"
-	"basalt/store/sqldb"
 )
+
+// Queue is the outbound queue's rows and files.
+type Queue struct {
+	st *store.Store
+	sp *spine.Spine
+	// afterBlobWrite, when set, runs between writing an entry's file and
+	// committing its rows (tests stop there).
+	afterBlobWrite func()
+}
+
+// New returns the queue kept by st.
+func New(st *store.Store) *Queue { return &Queue{st: st, sp: st.Spine(spine.Key{})} }
 
 // ErrLeaseLost means a queue entry is no longer this claimer's: its lease
 // ran out and another worker (or node) claimed it, or it was deleted. The
@@ -31,8 +44,8 @@ const (
 	RcptFailed  RcptStatus = "failed"  // permanently failed, or expired
 )
 
-// OutboundRcpt is one recipient of a queued message.
-type OutboundRcpt struct {
+// Rcpt is one recipient of a queued message.
+type Rcpt struct {
 	Address string
 	Status  RcptStatus
 	// Notified says a failure has been reported to the sender, or needs
@@ -42,8 +55,8 @@ type OutboundRcpt struct {
 	Reply string
 }
 
-// Outbound is a message in the outbound queue.
-type Outbound struct {
+// Entry is a message in the outbound queue.
+type Entry struct {
 	ID          int64
 	From        string // the reverse-path; "" is the null sender (a bounce)
 	CreatedAt   time.Time
@@ -51,9 +64,9 @@ type Outbound struct {
 	Attempts    int
 	LastError   string
 	Size        int64
-	Rcpts       []OutboundRcpt
+	Rcpts       []Rcpt
 	// SealedUser, when not 0, is the secure user this entry is sealed to
-	// (sealedqueue.go): its one recipient, delivered by DeliverSealed; its
+	// (store.SealForQueue): its one recipient, delivered by DeliverSealed; its
 	// content cannot be read here, not even its header.
 	SealedUser int64
 
@@ -63,7 +76,7 @@ type Outbound struct {
 }
 
 // Pending returns the addresses still to be delivered.
-func (o *Outbound) Pending() []string {
+func (o *Entry) Pending() []string {
 	var out []string
 	for _, r := range o.Rcpts {
 		if r.Status == RcptPending {
@@ -74,8 +87,8 @@ func (o *Outbound) Pending() []string {
 }
 
 // Unreported returns the failed recipients whose sender has not been told.
-func (o *Outbound) Unreported() []OutboundRcpt {
-	var out []OutboundRcpt
+func (o *Entry) Unreported() []Rcpt {
+	var out []Rcpt
 	for _, r := range o.Rcpts {
 		if r.Status == RcptFailed && !r.Notified {
 			out = append(out, r)
@@ -100,8 +113,8 @@ type outboundRow struct {
 
 const outboundColumns = "id, mail_from, created_ms, next_attempt_ms, attempts, lease, last_error, blob_id, part, size, sealed_user"
 
-func (r outboundRow) outbound() Outbound {
-	return Outbound{
+func (r outboundRow) outbound() Entry {
+	return Entry{
 		ID: r.ID, From: r.From, CreatedAt: time.UnixMilli(r.CreatedMS), NextAttempt: time.UnixMilli(r.NextMS),
 		Attempts: r.Attempts, LastError: r.LastError, Size: r.Size, lease: r.Lease, blobID: r.BlobID, part: r.Part,
 		SealedUser: r.Sealed,
@@ -116,75 +129,79 @@ type rcptRow struct {
 	Reply    string `db:"last_reply"`
 }
 
-func (s *Store) nowMS() int64 { return s.now().UnixMilli() }
+func (q *Queue) nowMS() int64 { return q.sp.Now().UnixMilli() }
 
-// EnqueueOutbound stores a message for relaying to the given addresses and
-// returns its queue id. As with Append, the message file is written and
+// Enqueue stores a message for relaying to the given addresses and
+// returns its queue id. As with an append, the message file is written and
 // fsynced before the rows are committed, so once it returns nil the
-// message survives a crash; the file gets a blobs row so the sweepers
-// (SweepOrphans, SweepUnreferenced) leave it alone until the entry is done.
+// message survives a crash; the file gets a blobs row so the store's
+// sweepers (SweepOrphans, SweepUnreferenced) leave it alone until the
+// entry is done.
 //
 // A recipient that is one secure local user (a delivery retried later, a
 // report of failures to a secure sender) gets an entry of its own, sealed
-// to the user's key (sealedqueue.go); the id returned is then that of the
-// last entry made.
-func (s *Store) EnqueueOutbound(ctx context.Context, from string, to []string, raw []byte) (int64, error) {
+// to the user's key (store.SealForQueue); the id returned is then that of
+// the last entry made.
+func (q *Queue) Enqueue(ctx context.Context, from string, to []string, raw []byte) (int64, error) {
 	var plain []string
 	var qid int64
 	for _, addr := range to {
-		n, err := NormalizeAddress(addr)
+		n, err := store.NormalizeAddress(addr)
 		if err != nil {
 			return 0, fmt.Errorf("enqueue: recipient: %w", err)
 		}
-		u, secure, err := s.secureRecipient(ctx, n)
+		pkg, userID, err := q.st.SealForQueue(ctx, n, raw)
 		if err != nil {
 			return 0, fmt.Errorf("enqueue: recipient %s: %w", n, err)
 		}
-		if !secure {
+		if userID == 0 {
 			plain = append(plain, n)
 			continue
 		}
-		pkg, err := s.sealForQueue(ctx, u, raw)
-		if err != nil {
-			return 0, fmt.Errorf("enqueue: seal for user %d: %w", u.ID, err)
-		}
-		if qid, err = s.enqueue(ctx, from, []string{n}, pkg, nil, u.ID); err != nil {
+		if qid, err = q.enqueue(ctx, from, []string{n}, pkg, nil, userID); err != nil {
 			return 0, err
 		}
 	}
 	if len(plain) == 0 && qid != 0 {
 		return qid, nil
 	}
-	return s.enqueue(ctx, from, plain, raw, nil, 0)
+	return q.enqueue(ctx, from, plain, raw, nil, 0)
 }
 
-// EnqueueOutbound queues a message the account's user sends, as
-// Store.EnqueueOutbound does, and charges it to the user's daily send
-// limit (its size once per recipient) in the same transaction: refused
-// with ErrDailyLimit, nothing is queued or counted; queued, it is counted
-// exactly once.
-func (a *Account) EnqueueOutbound(ctx context.Context, from string, to []string, raw []byte) (int64, error) {
-	if err := a.ownerOnly(); err != nil {
-		return 0, fmt.Errorf("enqueue: %w", err)
-	}
-	u, err := a.s.UserByID(ctx, a.userID)
+// daily is a counter and the limit it is held to (0: none).
+type daily struct {
+	name  string
+	limit int64
+}
+
+// EnqueueFor queues a message the user of a sends, as Enqueue does, and
+// charges it to the user's daily send limit (its size once per recipient)
+// in the same transaction: refused with store.ErrDailyLimit, nothing is
+// queued or counted; queued, it is counted exactly once. Only the owner
+// of the mail may send (store.ErrForbidden through a share).
+func (q *Queue) EnqueueFor(ctx context.Context, a *store.Account, from string, to []string, raw []byte) (int64, error) {
+	userID, _, err := a.Owner(spine.Key{})
 	if err != nil {
 		return 0, fmt.Errorf("enqueue: %w", err)
 	}
-	lim, err := a.s.Limits(ctx, u)
+	u, err := q.st.UserByID(ctx, userID)
+	if err != nil {
+		return 0, fmt.Errorf("enqueue: %w", err)
+	}
+	lim, err := q.st.Limits(ctx, u)
 	if err != nil {
 		return 0, fmt.Errorf("enqueue: %w", err)
 	}
 	// What a user sends is relayed elsewhere, so it is queued as it is:
 	// the smarthost must be able to read it.
-	return a.s.enqueue(ctx, from, to, raw, &daily{name: sendCounter(a.userID), limit: lim.DailySendBytes}, 0)
+	return q.enqueue(ctx, from, to, raw, &daily{name: spine.SendCounter(userID), limit: lim.DailySendBytes}, 0)
 }
 
 // enqueue queues the message, charging it to sent when that is not nil;
 // sealedUser is the user a sealed package is sealed to, or 0.
-func (s *Store) enqueue(ctx context.Context, from string, to []string, raw []byte, sent *daily, sealedUser int64) (int64, error) {
+func (q *Queue) enqueue(ctx context.Context, from string, to []string, raw []byte, sent *daily, sealedUser int64) (int64, error) {
 	if from != "" {
-		n, err := NormalizeAddress(from)
+		n, err := store.NormalizeAddress(from)
 		if err != nil {
 			return 0, fmt.Errorf("enqueue: sender: %w", err)
 		}
@@ -193,7 +210,7 @@ func (s *Store) enqueue(ctx context.Context, from string, to []string, raw []byt
 	var rcpts []string
 	seen := map[string]bool{}
 	for _, a := range to {
-		n, err := NormalizeAddress(a)
+		n, err := store.NormalizeAddress(a)
 		if err != nil {
 			return 0, fmt.Errorf("enqueue: recipient: %w", err)
 		}
@@ -203,29 +220,29 @@ func (s *Store) enqueue(ctx context.Context, from string, to []string, raw []byt
 		}
 	}
 	if len(rcpts) == 0 {
-		return 0, fmt.Errorf("enqueue: %w: no recipients", ErrInvalid)
+		return 0, fmt.Errorf("enqueue: %w: no recipients", store.ErrInvalid)
 	}
 	id := blob.NewID()
-	info, err := s.blobs.Put(ctx, id, bytes.NewReader(raw), nil)
+	info, err := q.sp.Blobs.Put(ctx, id, bytes.NewReader(raw), nil)
 	if err != nil {
 		return 0, fmt.Errorf("enqueue: %w", err)
 	}
-	if s.hooks.afterBlobWrite != nil {
-		s.hooks.afterBlobWrite()
+	if q.afterBlobWrite != nil {
+		q.afterBlobWrite()
 	}
 	var qid int64
-	err = s.db.Tx(ctx, func(tx *sqlx.Tx) error {
+	err = q.sp.DB.Tx(ctx, func(tx *sqlx.Tx) error {
 		if sent != nil {
-			if err := s.addDaily(ctx, tx, sent.name, int64(len(raw))*int64(len(rcpts)), sent.limit); err != nil {
+			if err := q.sp.AddDaily(ctx, tx, sent.name, int64(len(raw))*int64(len(rcpts)), sent.limit); err != nil {
 				return err
 			}
 		}
-		now := s.nowMS()
-		if _, err := tx.ExecContext(ctx, s.rebind("INSERT INTO blobs (id, part, size, stored, refs, created_at) VALUES (?, ?, ?, ?, 1, ?)"),
+		now := q.nowMS()
+		if _, err := tx.ExecContext(ctx, q.sp.Rebind("INSERT INTO blobs (id, part, size, stored, refs, created_at) VALUES (?, ?, ?, ?, 1, ?)"),
 			id, info.Partition, info.Size, info.Stored, now/1000); err != nil {
 			return err
 		}
-		res, err := tx.ExecContext(ctx, s.rebind(`INSERT INTO outbound_queue (mail_from, created_ms, next_attempt_ms, attempts, lease,
+		res, err := tx.ExecContext(ctx, q.sp.Rebind(`INSERT INTO outbound_queue (mail_from, created_ms, next_attempt_ms, attempts, lease,
 			last_error, blob_id, part, size, sealed_user) VALUES (?, ?, ?, 0, 0, '', ?, ?, ?, ?)`), from, now, now, id, info.Partition, info.Size, sealedUser)
 		if err != nil {
 			return err
@@ -234,7 +251,7 @@ func (s *Store) enqueue(ctx context.Context, from string, to []string, raw []byt
 			return err
 		}
 		for _, r := range rcpts {
-			if _, err := tx.ExecContext(ctx, s.rebind(`INSERT INTO outbound_rcpts (queue_id, rcpt, status, notified, last_reply, updated_ms)
+			if _, err := tx.ExecContext(ctx, q.sp.Rebind(`INSERT INTO outbound_rcpts (queue_id, rcpt, status, notified, last_reply, updated_ms)
 				VALUES (?, ?, ?, 0, '', ?)`), qid, r, RcptPending, now); err != nil {
 				return err
 			}
@@ -245,8 +262,8 @@ func (s *Store) enqueue(ctx context.Context, from string, to []string, raw []byt
 		// As in discard: after a failed COMMIT the rows may exist, so the
 		// file is left for SweepOrphans, which removes it only if they don't.
 		if !sqldb.IsCommitUncertain(err) {
-			if derr := s.blobs.Delete(context.WithoutCancel(ctx), info.Partition, id); derr != nil {
-				s.log.Warn("remove file of failed enqueue", "blob", id, "err", derr)
+			if derr := q.sp.Blobs.Delete(context.WithoutCancel(ctx), info.Partition, id); derr != nil {
+				q.sp.Log.Warn("remove file of failed enqueue", "blob", id, "err", derr)
 			}
 		}
 		return 0, fmt.Errorf("enqueue: %w", err)
@@ -254,21 +271,21 @@ func (s *Store) enqueue(ctx context.Context, from string, to []string, raw []byt
 	return qid, nil
 }
 
-// ClaimOutbound claims up to limit entries that are due, oldest due first,
+// Claim claims up to limit entries that are due, oldest due first,
 // for lease: until then no other claimer, on this node or another sharing
 // the database, gets them. Each claim is a compare-and-set on the entry's
 // fencing token, so of two nodes racing for an entry exactly one wins. A
 // claimer that neither updates nor deletes an entry in time loses it to
 // the next claim, so lease must outlast one delivery attempt.
-func (s *Store) ClaimOutbound(ctx context.Context, limit int, lease time.Duration) ([]Outbound, error) {
+func (q *Queue) Claim(ctx context.Context, limit int, lease time.Duration) ([]Entry, error) {
 	if limit <= 0 {
 		return nil, nil
 	}
-	now := s.nowMS()
+	now := q.nowMS()
 	// Look first without a write transaction: an idle queue polled every
 	// few seconds must not take SQLite's one write lock each time.
 	var cands []outboundRow
-	if err := s.db.SelectContext(ctx, &cands, s.rebind("SELECT "+outboundColumns+
+	if err := q.sp.DB.SelectContext(ctx, &cands, q.sp.Rebind("SELECT "+outboundColumns+
 		" FROM outbound_queue WHERE next_attempt_ms <= ? ORDER BY next_attempt_ms, id LIMIT ?"), now, limit); err != nil {
 		return nil, fmt.Errorf("claim queue entries: %w", err)
 	}
@@ -276,11 +293,11 @@ func (s *Store) ClaimOutbound(ctx context.Context, limit int, lease time.Duratio
 		return nil, nil
 	}
 	until := now + lease.Milliseconds()
-	var claimed []Outbound
-	err := s.db.Tx(ctx, func(tx *sqlx.Tx) error {
+	var claimed []Entry
+	err := q.sp.DB.Tx(ctx, func(tx *sqlx.Tx) error {
 		claimed = claimed[:0] // a retried transaction starts over
 		for _, c := range cands {
-			res, err := tx.ExecContext(ctx, s.rebind(`UPDATE outbound_queue SET next_attempt_ms = ?, lease = lease + 1
+			res, err := tx.ExecContext(ctx, q.sp.Rebind(`UPDATE outbound_queue SET next_attempt_ms = ?, lease = lease + 1
 				WHERE id = ? AND lease = ? AND next_attempt_ms <= ?`), until, c.ID, c.Lease, now)
 			if err != nil {
 				return err
@@ -300,18 +317,18 @@ func (s *Store) ClaimOutbound(ctx context.Context, limit int, lease time.Duratio
 	if err != nil {
 		return nil, fmt.Errorf("claim queue entries: %w", err)
 	}
-	if err := s.loadRcpts(ctx, claimed); err != nil {
+	if err := q.loadRcpts(ctx, claimed); err != nil {
 		return nil, fmt.Errorf("claim queue entries: %w", err)
 	}
 	return claimed, nil
 }
 
 // loadRcpts fills in the recipients of entries.
-func (s *Store) loadRcpts(ctx context.Context, entries []Outbound) error {
+func (q *Queue) loadRcpts(ctx context.Context, entries []Entry) error {
 	if len(entries) == 0 {
 		return nil
 	}
-	byID := make(map[int64]*Outbound, len(entries))
+	byID := make(map[int64]*Entry, len(entries))
 	ids := make([]any, len(entries))
 	for i := range entries {
 		entries[i].Rcpts = nil
@@ -319,34 +336,34 @@ func (s *Store) loadRcpts(ctx context.Context, entries []Outbound) error {
 		ids[i] = entries[i].ID
 	}
 	for start := 0; start < len(ids); start += 500 {
-		q, args, err := sqlx.In("SELECT queue_id, rcpt, status, notified, last_reply FROM outbound_rcpts WHERE queue_id IN (?) ORDER BY queue_id, rcpt",
+		query, args, err := sqlx.In("SELECT queue_id, rcpt, status, notified, last_reply FROM outbound_rcpts WHERE queue_id IN (?) ORDER BY queue_id, rcpt",
 			ids[start:min(start+500, len(ids))])
 		if err != nil {
 			return err
 		}
 		var rows []rcptRow
-		if err := s.db.SelectContext(ctx, &rows, s.rebind(q), args...); err != nil {
+		if err := q.sp.DB.SelectContext(ctx, &rows, q.sp.Rebind(query), args...); err != nil {
 			return fmt.Errorf("load recipients: %w", err)
 		}
 		for _, r := range rows {
 			o := byID[r.QueueID]
-			o.Rcpts = append(o.Rcpts, OutboundRcpt{Address: r.Rcpt, Status: RcptStatus(r.Status), Notified: r.Notified, Reply: r.Reply})
+			o.Rcpts = append(o.Rcpts, Rcpt{Address: r.Rcpt, Status: RcptStatus(r.Status), Notified: r.Notified, Reply: r.Reply})
 		}
 	}
 	return nil
 }
 
-// OpenOutbound returns the queued message's content.
-func (s *Store) OpenOutbound(ctx context.Context, o *Outbound) (io.ReadCloser, error) {
-	rc, err := s.blobs.Open(ctx, o.part, o.blobID, nil)
+// Open returns the queued message's content.
+func (q *Queue) Open(ctx context.Context, o *Entry) (io.ReadCloser, error) {
+	rc, err := q.sp.Blobs.Open(ctx, o.part, o.blobID, nil)
 	if err != nil {
 		return nil, fmt.Errorf("open queued message %d: %w", o.ID, err)
 	}
 	return rc, nil
 }
 
-// OutboundResult is what an attempt learned about one recipient.
-type OutboundResult struct {
+// Result is what an attempt learned about one recipient.
+type Result struct {
 	Address string
 	Status  RcptStatus // RcptPending for a deferral
 	Reply   string
@@ -354,9 +371,9 @@ type OutboundResult struct {
 	Notified bool
 }
 
-// OutboundUpdate is what one round of work on a claimed entry changed.
-type OutboundUpdate struct {
-	Results []OutboundResult
+// Update is what one round of work on a claimed entry changed.
+type Update struct {
+	Results []Result
 	// Attempted counts a delivery attempt; false when the round only
 	// reported failures, or gave the entry back unattempted (a shutdown).
 	Attempted bool
@@ -366,27 +383,27 @@ type OutboundUpdate struct {
 	Next time.Time
 }
 
-// UpdateOutbound records a round of work on an entry this caller claimed,
+// Update records a round of work on an entry this caller claimed,
 // in one transaction: the recipients' new states, the attempt count, and
 // the next attempt, which releases the claim. When no recipient is left
 // pending and every failure has been reported, the entry is deleted
 // instead, and its file with it; done says so. o is updated to match. If
-// the claim was lost (see ClaimOutbound) nothing is written and the error
+// the claim was lost (see Claim) nothing is written and the error
 // is ErrLeaseLost.
-func (s *Store) UpdateOutbound(ctx context.Context, o *Outbound, u OutboundUpdate) (done bool, err error) {
+func (q *Queue) Update(ctx context.Context, o *Entry, u Update) (done bool, err error) {
 	if o.lease == 0 {
-		return false, fmt.Errorf("update queue entry %d: %w: not claimed", o.ID, ErrInvalid)
+		return false, fmt.Errorf("update queue entry %d: %w: not claimed", o.ID, store.ErrInvalid)
 	}
 	next := u.Next.UnixMilli()
 	var remaining int
-	err = s.db.Tx(ctx, func(tx *sqlx.Tx) error {
-		now := s.nowMS()
-		q, args := "UPDATE outbound_queue SET next_attempt_ms = ? WHERE id = ? AND lease = ?", []any{next, o.ID, o.lease}
+	err = q.sp.DB.Tx(ctx, func(tx *sqlx.Tx) error {
+		now := q.nowMS()
+		query, args := "UPDATE outbound_queue SET next_attempt_ms = ? WHERE id = ? AND lease = ?", []any{next, o.ID, o.lease}
 		if u.Attempted {
-			q = "UPDATE outbound_queue SET next_attempt_ms = ?, attempts = attempts + 1, last_error = ? WHERE id = ? AND lease = ?"
-			args = []any{next, clip(u.LastError), o.ID, o.lease}
+			query = "UPDATE outbound_queue SET next_attempt_ms = ?, attempts = attempts + 1, last_error = ? WHERE id = ? AND lease = ?"
+			args = []any{next, spine.Clip(u.LastError), o.ID, o.lease}
 		}
-		res, err := tx.ExecContext(ctx, s.rebind(q), args...)
+		res, err := tx.ExecContext(ctx, q.sp.Rebind(query), args...)
 		if err != nil {
 			return err
 		}
@@ -396,38 +413,38 @@ func (s *Store) UpdateOutbound(ctx context.Context, o *Outbound, u OutboundUpdat
 			return ErrLeaseLost
 		}
 		for _, r := range u.Results {
-			if _, err := tx.ExecContext(ctx, s.rebind(`UPDATE outbound_rcpts SET status = ?, notified = ?, last_reply = ?, updated_ms = ?
-				WHERE queue_id = ? AND rcpt = ?`), r.Status, r.Notified, clip(r.Reply), now, o.ID, r.Address); err != nil {
+			if _, err := tx.ExecContext(ctx, q.sp.Rebind(`UPDATE outbound_rcpts SET status = ?, notified = ?, last_reply = ?, updated_ms = ?
+				WHERE queue_id = ? AND rcpt = ?`), r.Status, r.Notified, spine.Clip(r.Reply), now, o.ID, r.Address); err != nil {
 				return err
 			}
 		}
-		if err := tx.GetContext(ctx, &remaining, s.rebind(`SELECT COUNT(*) FROM outbound_rcpts
+		if err := tx.GetContext(ctx, &remaining, q.sp.Rebind(`SELECT COUNT(*) FROM outbound_rcpts
 			WHERE queue_id = ? AND (status = ? OR (status = ? AND notified = 0))`), o.ID, RcptPending, RcptFailed); err != nil {
 			return err
 		}
 		if remaining > 0 {
 			return nil
 		}
-		return s.deleteOutboundTx(ctx, tx, o.ID, o.blobID)
+		return q.deleteTx(ctx, tx, o.ID, o.blobID)
 	})
 	if err != nil {
 		return false, fmt.Errorf("update queue entry %d: %w", o.ID, err)
 	}
-	s.applyOutbound(o, u)
+	q.apply(o, u)
 	if remaining == 0 {
-		s.removeBlobs(ctx, []deleted{{o.blobID, o.part}})
+		q.sp.RemoveBlobs(ctx, []spine.BlobRef{{ID: o.blobID, Part: o.part}})
 		o.lease = 0
 		return true, nil
 	}
 	return false, nil
 }
 
-// applyOutbound brings o in line with what UpdateOutbound committed.
-func (s *Store) applyOutbound(o *Outbound, u OutboundUpdate) {
+// apply brings o in line with what Update committed.
+func (q *Queue) apply(o *Entry, u Update) {
 	for _, r := range u.Results {
 		for i := range o.Rcpts {
 			if o.Rcpts[i].Address == r.Address {
-				o.Rcpts[i] = OutboundRcpt{Address: r.Address, Status: r.Status, Notified: r.Notified, Reply: r.Reply}
+				o.Rcpts[i] = Rcpt{Address: r.Address, Status: r.Status, Notified: r.Notified, Reply: r.Reply}
 			}
 		}
 	}
@@ -439,45 +456,45 @@ func (s *Store) applyOutbound(o *Outbound, u OutboundUpdate) {
 }
 
 // deleteOutboundTx deletes an entry's rows and drops its file's reference;
-// the caller removes the file after the commit (removeBlobs), and if it
-// never gets to, SweepUnreferenced does.
-func (s *Store) deleteOutboundTx(ctx context.Context, tx *sqlx.Tx, id int64, blobID string) error {
-	if _, err := tx.ExecContext(ctx, s.rebind("DELETE FROM outbound_rcpts WHERE queue_id = ?"), id); err != nil {
+// the caller removes the file after the commit (spine.RemoveBlobs), and if it
+// never gets to, the store's SweepUnreferenced does.
+func (q *Queue) deleteTx(ctx context.Context, tx *sqlx.Tx, id int64, blobID string) error {
+	if _, err := tx.ExecContext(ctx, q.sp.Rebind("DELETE FROM outbound_rcpts WHERE queue_id = ?"), id); err != nil {
 		return err
 	}
-	if _, err := tx.ExecContext(ctx, s.rebind("DELETE FROM outbound_queue WHERE id = ?"), id); err != nil {
+	if _, err := tx.ExecContext(ctx, q.sp.Rebind("DELETE FROM outbound_queue WHERE id = ?"), id); err != nil {
 		return err
 	}
-	_, err := tx.ExecContext(ctx, s.rebind("UPDATE blobs SET refs = refs - 1 WHERE id = ?"), blobID)
+	_, err := tx.ExecContext(ctx, q.sp.Rebind("UPDATE blobs SET refs = refs - 1 WHERE id = ?"), blobID)
 	return err
 }
 
-// DeleteOutbound removes an entry and its file whoever holds it: an
+// Delete removes an entry and its file whoever holds it: an
 // administrator's delete. A worker still sending it gets ErrLeaseLost
 // when it reports back.
-func (s *Store) DeleteOutbound(ctx context.Context, id int64) error {
+func (q *Queue) Delete(ctx context.Context, id int64) error {
 	var loc struct {
 		BlobID string `db:"blob_id"`
 		Part   string `db:"part"`
 	}
-	err := s.db.Tx(ctx, func(tx *sqlx.Tx) error {
-		if err := tx.GetContext(ctx, &loc, s.rebind("SELECT blob_id, part FROM outbound_queue WHERE id = ?"+s.db.ForUpdate()), id); err != nil {
-			return notFound(err)
+	err := q.sp.DB.Tx(ctx, func(tx *sqlx.Tx) error {
+		if err := tx.GetContext(ctx, &loc, q.sp.Rebind("SELECT blob_id, part FROM outbound_queue WHERE id = ?"+q.sp.DB.ForUpdate()), id); err != nil {
+			return spine.NotFound(err)
 		}
-		return s.deleteOutboundTx(ctx, tx, id, loc.BlobID)
+		return q.deleteTx(ctx, tx, id, loc.BlobID)
 	})
 	if err != nil {
 		return fmt.Errorf("delete queue entry %d: %w", id, err)
 	}
-	s.removeBlobs(ctx, []deleted{{loc.BlobID, loc.Part}})
+	q.sp.RemoveBlobs(ctx, []spine.BlobRef{{ID: loc.BlobID, Part: loc.Part}})
 	return nil
 }
 
-// NextOutbound returns when the earliest entry is due (claimed entries
+// Next returns when the earliest entry is due (claimed entries
 // count as due when their lease ends); ok is false when the queue is empty.
-func (s *Store) NextOutbound(ctx context.Context) (at time.Time, ok bool, err error) {
+func (q *Queue) Next(ctx context.Context) (at time.Time, ok bool, err error) {
 	var ms sql.NullInt64
-	if err := s.db.GetContext(ctx, &ms, "SELECT MIN(next_attempt_ms) FROM outbound_queue"); err != nil {
+	if err := q.sp.DB.GetContext(ctx, &ms, "SELECT MIN(next_attempt_ms) FROM outbound_queue"); err != nil {
 		return time.Time{}, false, fmt.Errorf("next queue entry: %w", err)
 	}
 	if !ms.Valid {
@@ -486,25 +503,47 @@ func (s *Store) NextOutbound(ctx context.Context) (at time.Time, ok bool, err er
 	return time.UnixMilli(ms.Int64), true, nil
 }
 
-// OutboundEntries lists up to limit queued entries with their recipients,
+// Entries lists up to limit queued entries with their recipients,
 // soonest due first, for administration and tests.
-func (s *Store) OutboundEntries(ctx context.Context, limit int) ([]Outbound, error) {
+func (q *Queue) Entries(ctx context.Context, limit int) ([]Entry, error) {
 	var b strings.Builder
 	b.WriteString("SELECT " + outboundColumns + " FROM outbound_queue ORDER BY next_attempt_ms, id")
 	if limit > 0 {
 		fmt.Fprintf(&b, " LIMIT %d", limit)
 	}
 	var rows []outboundRow
-	if err := s.db.SelectContext(ctx, &rows, b.String()); err != nil {
+	if err := q.sp.DB.SelectContext(ctx, &rows, b.String()); err != nil {
 		return nil, fmt.Errorf("list queue: %w", err)
 	}
-	out := make([]Outbound, len(rows))
+	out := make([]Entry, len(rows))
 	for i, r := range rows {
 		out[i] = r.outbound()
 		out[i].lease = 0 // a listing claims nothing
 	}
-	if err := s.loadRcpts(ctx, out); err != nil {
+	if err := q.loadRcpts(ctx, out); err != nil {
 		return nil, fmt.Errorf("list queue: %w", err)
 	}
 	return out, nil
+}
+
+// DeliverSealed stores a sealed entry (Entry.SealedUser) in its user's
+// INBOX, encrypted as it was queued (store.Store.DeliverSealed).
+func (q *Queue) DeliverSealed(ctx context.Context, e *Entry) (store.Appended, error) {
+	if e.SealedUser == 0 {
+		return store.Appended{}, fmt.Errorf("deliver queue entry %d: %w: not sealed", e.ID, store.ErrInvalid)
+	}
+	rc, err := q.Open(ctx, e)
+	if err != nil {
+		return store.Appended{}, err
+	}
+	pkg, err := io.ReadAll(rc)
+	rc.Close()
+	if err != nil {
+		return store.Appended{}, fmt.Errorf("read queue entry %d: %w", e.ID, err)
+	}
+	a, err := q.st.DeliverSealed(ctx, e.SealedUser, pkg)
+	if err != nil {
+		return store.Appended{}, fmt.Errorf("deliver queue entry %d: %w", e.ID, err)
+	}
+	return a, nil
 }

@@ -4,12 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"slices"
-	"sync"
 	"testing"
 
-	"basalt/internal/testsupport"
 	"basalt/internal/testsupport/storetest"
 	"basalt/store"
 )
@@ -62,31 +59,6 @@ func TestStoreManyMessages(t *testing.T) {
 	})
 }
 
-// TestRenameCase: renaming "Work" leaves "work/..." alone on every dialect.
-func TestRenameCase(t *testing.T) {
-	each(t, func(t *testing.T, e *storetest.Env) {
-		ctx := context.Background()
-		a := e.Account(e.NewUser(t, "alice@example.org", false))
-		for _, n := range []string{"Work/a", "work/b"} {
-			if _, err := a.CreateMailbox(ctx, n, ""); err != nil {
-				t.Fatal(err)
-			}
-		}
-		w, _ := a.MailboxByName(ctx, "Work")
-		if err := a.RenameMailbox(ctx, w.ID, "Jobs"); err != nil {
-			t.Fatal(err)
-		}
-		for _, n := range []string{"Jobs/a", "work/b", "work"} {
-			if _, err := a.MailboxByName(ctx, n); err != nil {
-				t.Errorf("%s after rename: %v", n, err)
-			}
-		}
-		if _, err := a.CreateMailbox(ctx, "Foo ", ""); !errors.Is(err, store.ErrInvalid) {
-			t.Fatalf("trailing space: %v", err)
-		}
-	})
-}
-
 // TestServerFlags: clients cannot set or clear what the server records.
 func TestServerFlags(t *testing.T) {
 	each(t, func(t *testing.T, e *storetest.Env) {
@@ -102,44 +74,6 @@ func TestServerFlags(t *testing.T) {
 		ups, err := a.SetFlags(ctx, inbox, nil, store.FlagReplace, store.FlagFlagged|store.FlagEncrypted, nil)
 		if err != nil || ups[0].Flags != store.FlagFlagged|store.FlagSpoofed {
 			t.Fatalf("replace flags = %+v, %v", ups, err)
-		}
-	})
-}
-
-// TestKeyChangedDuringAppend: a message sealed to a key that is replaced
-// before its rows commit is sealed again to the new key, never committed
-// unreadable.
-func TestKeyChangedDuringAppend(t *testing.T) {
-	testsupport.ForEachDatabase(t, func(t *testing.T, db testsupport.Database) {
-		ctx := context.Background()
-		e := storetest.Open(t, db, storetest.Options{})
-		auth := e.NewUser(t, "sec@example.org", true)
-		// A second process on the same database: the administrative command.
-		admin := storetest.Open(t, db, storetest.Options{BlobDir: e.BlobDir})
-		var once sync.Once
-		store.SetAfterBlobWrite(e.Store, func() {
-			once.Do(func() {
-				if err := admin.Session.ResetPassword(ctx, auth.User.ID, "brand new password", true); err != nil {
-					t.Errorf("reset: %v", err)
-				}
-			})
-		})
-		a := e.Store.Account(auth.User.ID, nil)
-		res := storetest.Append(t, a, storetest.Inbox(t, a), storetest.Message("a@x.test", "sec@example.org", "s", "body"), store.AppendOptions{Inbound: true})
-		fresh, err := e.Session.Authenticate(ctx, "sec@example.org", "brand new password", "127.0.0.1")
-		if err != nil {
-			t.Fatal(err)
-		}
-		rc, err := e.Account(fresh).Open(ctx, res.ID)
-		if err != nil {
-			t.Fatalf("the new key cannot open mail appended during the reset: %v", err)
-		}
-		defer rc.Close()
-		if b, _ := io.ReadAll(rc); len(b) == 0 {
-			t.Fatal("empty message")
-		}
-		if n := countBlobs(t, e); n != 1 {
-			t.Fatalf("%d message files, want 1 (the first sealing removed)", n)
 		}
 	})
 }

@@ -1,4 +1,4 @@
-package store
+package webmail
 
 import (
 	"context"
@@ -12,6 +12,8 @@ import (
 
 	"github.com/jmoiron/sqlx"
 
+	"basalt/store"
+	"basalt/store/internal/spine"
 	"basalt/store/sqldb"
 )
 
@@ -46,10 +48,21 @@ type snapMailbox struct {
 	Sub     bool   `json:"b,omitempty"`
 }
 
+// snapFolder is a contact folder (store/contacts) as a snapshot records
+// it: the JSON of contacts.ContactFolder, which snapshots already stored
+// hold.
+type snapFolder struct {
+	ID       int64  `db:"id" json:"id"`
+	ParentID int64  `db:"parent_id" json:"parentID"`
+	Name     string `db:"name" json:"name"`
+	Default  bool   `db:"is_default" json:"default"`
+	Contacts int64  `db:"-" json:"contacts"` // never set here
+}
+
 type snapshot struct {
-	At             int64           `json:"t"`
-	Mailboxes      []snapMailbox   `json:"m"`
-	ContactFolders []ContactFolder `json:"f"`
+	At             int64         `json:"t"`
+	Mailboxes      []snapMailbox `json:"m"`
+	ContactFolders []snapFolder  `json:"f"`
 	// Contacts are id, updated_at and folder_id.
 	Contacts [][3]int64 `json:"c"`
 	Settings string     `json:"s"`
@@ -59,8 +72,8 @@ type snapshot struct {
 // account holds at it. Take it before reading what it is returned with:
 // what is read after is then at least as new as the state says, and the
 // changes since it may repeat some of it, but never miss any.
-func (a *Account) State(ctx context.Context) (string, error) {
-	st, _, err := a.state(ctx, false)
+func (w *Account) State(ctx context.Context) (string, error) {
+	st, _, err := w.state(ctx, false)
 	if err != nil {
 		return "", fmt.Errorf("account state: %w", err)
 	}
@@ -69,21 +82,21 @@ func (a *Account) State(ctx context.Context) (string, error) {
 
 // state returns the state string, and the snapshot behind it when
 // withData is set or it had to be read anyway.
-func (a *Account) state(ctx context.Context, withData bool) (string, *snapshot, error) {
-	if err := a.ownerOnly(); err != nil {
+func (w *Account) state(ctx context.Context, withData bool) (string, *snapshot, error) {
+	if err := w.ownerOnly(); err != nil {
 		return "", nil, err
 	}
 	// Read the serial, the snapshot's data, then the serial again: equal,
 	// nothing was committed in between and the data is the state at that
 	// serial. Writers that keep it moving get a read in a transaction.
 	for attempt := 0; ; attempt++ {
-		serial, err := a.serial(ctx, a.s.db)
+		serial, err := w.serial(ctx, w.sp.DB)
 		if err != nil {
 			return "", nil, err
 		}
 		if !withData {
 			var n int
-			if err := a.s.db.GetContext(ctx, &n, a.s.rebind("SELECT COUNT(*) FROM webmail_states WHERE user_id = ? AND serial = ?"), a.userID, serial); err != nil {
+			if err := w.sp.DB.GetContext(ctx, &n, w.sp.Rebind("SELECT COUNT(*) FROM webmail_states WHERE user_id = ? AND serial = ?"), w.userID, serial); err != nil {
 				return "", nil, err
 			}
 			if n > 0 {
@@ -92,10 +105,10 @@ func (a *Account) state(ctx context.Context, withData bool) (string, *snapshot, 
 		}
 		var snap *snapshot
 		if attempt < 3 {
-			if snap, err = a.snapshot(ctx, a.s.db); err != nil {
+			if snap, err = w.snapshot(ctx, w.sp.DB); err != nil {
 				return "", nil, err
 			}
-			again, err := a.serial(ctx, a.s.db)
+			again, err := w.serial(ctx, w.sp.DB)
 			if err != nil {
 				return "", nil, err
 			}
@@ -103,10 +116,10 @@ func (a *Account) state(ctx context.Context, withData bool) (string, *snapshot, 
 				continue
 			}
 		} else {
-			err = a.s.db.Tx(ctx, func(tx *sqlx.Tx) error {
+			err = w.sp.DB.Tx(ctx, func(tx *sqlx.Tx) error {
 				var err error
-				if serial, err = a.serial(ctx, tx); err == nil {
-					snap, err = a.snapshot(ctx, tx)
+				if serial, err = w.serial(ctx, tx); err == nil {
+					snap, err = w.snapshot(ctx, tx)
 				}
 				return err
 			})
@@ -114,32 +127,32 @@ func (a *Account) state(ctx context.Context, withData bool) (string, *snapshot, 
 				return "", nil, err
 			}
 		}
-		if err := a.saveSnapshot(ctx, serial, snap); err != nil {
+		if err := w.saveSnapshot(ctx, serial, snap); err != nil {
 			return "", nil, err
 		}
 		return strconv.FormatUint(serial, 10), snap, nil
 	}
 }
 
-func (a *Account) serial(ctx context.Context, q sqlx.QueryerContext) (uint64, error) {
+func (w *Account) serial(ctx context.Context, q sqlx.QueryerContext) (uint64, error) {
 	var serial uint64
-	if err := sqlx.GetContext(ctx, q, &serial, a.s.rebind("SELECT serial FROM users WHERE id = ?"), a.userID); err != nil {
-		return 0, notFound(err)
+	if err := sqlx.GetContext(ctx, q, &serial, w.sp.Rebind("SELECT serial FROM users WHERE id = ?"), w.userID); err != nil {
+		return 0, spine.NotFound(err)
 	}
 	return serial, nil
 }
 
-func (a *Account) snapshot(ctx context.Context, q sqlx.QueryerContext) (*snapshot, error) {
-	snap := &snapshot{At: a.s.unix()}
-	var ms []Mailbox
-	if err := sqlx.SelectContext(ctx, q, &ms, a.s.rebind("SELECT "+mailboxColumns+" FROM mailboxes WHERE user_id = ? ORDER BY id"), a.userID); err != nil {
+func (w *Account) snapshot(ctx context.Context, q sqlx.QueryerContext) (*snapshot, error) {
+	snap := &snapshot{At: w.sp.Unix()}
+	ms, err := w.a.MailboxesIn(ctx, spine.Key{}, q)
+	if err != nil {
 		return nil, err
 	}
 	for _, m := range ms {
 		snap.Mailboxes = append(snap.Mailboxes, snapMailbox{ID: m.ID, Name: m.Name, Parent: m.ParentID, UIDNext: m.UIDNext,
 			ModSeq: m.HighestModSeq, Msgs: m.Messages, Unseen: m.Unseen, Size: m.Size, Sub: m.Subscribed})
 	}
-	if err := sqlx.SelectContext(ctx, q, &snap.ContactFolders, a.s.rebind("SELECT id, parent_id, name, is_default FROM contact_folders WHERE user_id = ? ORDER BY id"), a.userID); err != nil {
+	if err := sqlx.SelectContext(ctx, q, &snap.ContactFolders, w.sp.Rebind("SELECT id, parent_id, name, is_default FROM contact_folders WHERE user_id = ? ORDER BY id"), w.userID); err != nil {
 		return nil, err
 	}
 	var cs []struct {
@@ -147,7 +160,7 @@ func (a *Account) snapshot(ctx context.Context, q sqlx.QueryerContext) (*snapsho
 		Updated int64 `db:"updated_at"`
 		Folder  int64 `db:"folder_id"`
 	}
-	if err := sqlx.SelectContext(ctx, q, &cs, a.s.rebind("SELECT id, updated_at, folder_id FROM contacts WHERE user_id = ? ORDER BY id"), a.userID); err != nil {
+	if err := sqlx.SelectContext(ctx, q, &cs, w.sp.Rebind("SELECT id, updated_at, folder_id FROM contacts WHERE user_id = ? ORDER BY id"), w.userID); err != nil {
 		return nil, err
 	}
 	for _, c := range cs {
@@ -157,7 +170,7 @@ func (a *Account) snapshot(ctx context.Context, q sqlx.QueryerContext) (*snapsho
 		Name  string `db:"name"`
 		Value string `db:"value"`
 	}
-	if err := sqlx.SelectContext(ctx, q, &kv, a.s.rebind("SELECT name, value FROM settings WHERE user_id = ? ORDER BY name"), a.userID); err != nil {
+	if err := sqlx.SelectContext(ctx, q, &kv, w.sp.Rebind("SELECT name, value FROM settings WHERE user_id = ? ORDER BY name"), w.userID); err != nil {
 		return nil, err
 	}
 	h := sha256.New()
@@ -168,19 +181,19 @@ func (a *Account) snapshot(ctx context.Context, q sqlx.QueryerContext) (*snapsho
 	return snap, nil
 }
 
-func (a *Account) saveSnapshot(ctx context.Context, serial uint64, snap *snapshot) error {
+func (w *Account) saveSnapshot(ctx context.Context, serial uint64, snap *snapshot) error {
 	b, err := json.Marshal(snap)
 	if err != nil {
 		return err
 	}
-	err = a.s.db.Tx(ctx, func(tx *sqlx.Tx) error {
-		if _, err := tx.ExecContext(ctx, a.s.rebind("INSERT INTO webmail_states (user_id, serial, created_at, data) VALUES (?, ?, ?, ?)"),
-			a.userID, serial, snap.At, b); err != nil {
+	err = w.sp.DB.Tx(ctx, func(tx *sqlx.Tx) error {
+		if _, err := tx.ExecContext(ctx, w.sp.Rebind("INSERT INTO webmail_states (user_id, serial, created_at, data) VALUES (?, ?, ?, ?)"),
+			w.userID, serial, snap.At, b); err != nil {
 			return err
 		}
 		// Each new state is the moment to drop this user's old ones.
-		_, err := tx.ExecContext(ctx, a.s.rebind("DELETE FROM webmail_states WHERE user_id = ? AND created_at < ?"),
-			a.userID, snap.At-int64(stateMaxAge/time.Second))
+		_, err := tx.ExecContext(ctx, w.sp.Rebind("DELETE FROM webmail_states WHERE user_id = ? AND created_at < ?"),
+			w.userID, snap.At-int64(stateMaxAge/time.Second))
 		return err
 	})
 	if sqldb.IsDuplicate(err) {
@@ -231,8 +244,8 @@ func newIDChanges() IDChanges {
 // state it brings the caller to. More than maxChanges changed messages is
 // ErrTooManyChanges, and a state the store no longer knows (too old, or
 // another account's) ErrStateUnknown: the caller loads everything again.
-func (a *Account) ChangesSince(ctx context.Context, state string, maxChanges int) (Changes, error) {
-	if err := a.ownerOnly(); err != nil {
+func (w *Account) ChangesSince(ctx context.Context, state string, maxChanges int) (Changes, error) {
+	if err := w.ownerOnly(); err != nil {
 		return Changes{}, fmt.Errorf("changes: %w", err)
 	}
 	serial, err := strconv.ParseUint(state, 10, 64)
@@ -240,9 +253,9 @@ func (a *Account) ChangesSince(ctx context.Context, state string, maxChanges int
 		return Changes{}, fmt.Errorf("changes since %q: %w", state, ErrStateUnknown)
 	}
 	var raw []byte
-	err = a.s.db.GetContext(ctx, &raw, a.s.rebind("SELECT data FROM webmail_states WHERE user_id = ? AND serial = ?"), a.userID, serial)
+	err = w.sp.DB.GetContext(ctx, &raw, w.sp.Rebind("SELECT data FROM webmail_states WHERE user_id = ? AND serial = ?"), w.userID, serial)
 	if err != nil {
-		if errors.Is(notFound(err), ErrNotFound) {
+		if errors.Is(spine.NotFound(err), store.ErrNotFound) {
 			return Changes{}, fmt.Errorf("changes since %q: %w", state, ErrStateUnknown)
 		}
 		return Changes{}, fmt.Errorf("changes since %q: %w", state, err)
@@ -251,7 +264,7 @@ func (a *Account) ChangesSince(ctx context.Context, state string, maxChanges int
 	if err := json.Unmarshal(raw, &old); err != nil {
 		return Changes{}, fmt.Errorf("changes since %q: %w", state, err)
 	}
-	newState, cur, err := a.state(ctx, true)
+	newState, cur, err := w.state(ctx, true)
 	if err != nil {
 		return Changes{}, fmt.Errorf("changes since %q: %w", state, err)
 	}
@@ -278,7 +291,7 @@ func (a *Account) ChangesSince(ctx context.Context, state string, maxChanges int
 		if was.ModSeq == m.ModSeq {
 			continue
 		}
-		msgs, err := a.List(ctx, m.ID, ListQuery{ChangedSince: was.ModSeq, Limit: maxChanges - n + 1})
+		msgs, err := w.a.List(ctx, m.ID, store.ListQuery{ChangedSince: was.ModSeq, Limit: maxChanges - n + 1})
 		if err != nil {
 			return Changes{}, fmt.Errorf("changes since %q: %w", state, err)
 		}
@@ -290,7 +303,7 @@ func (a *Account) ChangesSince(ctx context.Context, state string, maxChanges int
 				out.Messages.Updated = append(out.Messages.Updated, ref)
 			}
 		}
-		gone, err := a.Vanished(ctx, m.ID, was.ModSeq)
+		gone, err := w.a.Vanished(ctx, m.ID, was.ModSeq)
 		if err != nil {
 			return Changes{}, fmt.Errorf("changes since %q: %w", state, err)
 		}
@@ -311,7 +324,7 @@ func (a *Account) ChangesSince(ctx context.Context, state string, maxChanges int
 		}
 	}
 
-	folders := map[int64]ContactFolder{}
+	folders := map[int64]snapFolder{}
 	for _, f := range old.ContactFolders {
 		folders[f.ID] = f
 	}
@@ -357,28 +370,29 @@ func (a *Account) ChangesSince(ctx context.Context, state string, maxChanges int
 	return out, nil
 }
 
-// PruneWebmail removes the webmail's leftovers: composes (and their
+// Prune removes the webmail's leftovers in st: composes (and their
 // uploaded files) untouched for maxAge, those of deleted users, and
 // states older than their maximum age. The daemon's maintenance runs it.
-func (s *Store) PruneWebmail(ctx context.Context, maxAge time.Duration) (int, error) {
-	cutoff := s.unix() - int64(maxAge/time.Second)
+func Prune(ctx context.Context, st *store.Store, maxAge time.Duration) (int, error) {
+	s := base{st: st, sp: st.Spine(spine.Key{})}
+	cutoff := s.sp.Unix() - int64(maxAge/time.Second)
 	var ids []struct {
 		ID     int64 `db:"id"`
 		UserID int64 `db:"user_id"`
 	}
-	err := s.db.SelectContext(ctx, &ids, s.rebind(`SELECT c.id, c.user_id FROM webmail_composes c LEFT JOIN users u ON u.id = c.user_id
+	err := s.sp.DB.SelectContext(ctx, &ids, s.sp.Rebind(`SELECT c.id, c.user_id FROM webmail_composes c LEFT JOIN users u ON u.id = c.user_id
 		WHERE c.updated_at < ? OR u.id IS NULL`), cutoff)
 	if err != nil {
 		return 0, fmt.Errorf("prune webmail: %w", err)
 	}
 	for _, c := range ids {
-		if err := s.deleteCompose(ctx, c.UserID, c.ID); err != nil && !errors.Is(err, ErrNotFound) {
+		if err := s.deleteCompose(ctx, c.UserID, c.ID); err != nil && !errors.Is(err, store.ErrNotFound) {
 			return 0, fmt.Errorf("prune webmail: %w", err)
 		}
 	}
 	// Uploads whose compose is gone (a crash between the two deletes).
 	var orphans []int64
-	if err := s.db.SelectContext(ctx, &orphans, `SELECT u.id FROM webmail_uploads u LEFT JOIN webmail_composes c ON c.id = u.compose_id WHERE c.id IS NULL`); err != nil {
+	if err := s.sp.DB.SelectContext(ctx, &orphans, `SELECT u.id FROM webmail_uploads u LEFT JOIN webmail_composes c ON c.id = u.compose_id WHERE c.id IS NULL`); err != nil {
 		return 0, fmt.Errorf("prune webmail: %w", err)
 	}
 	for _, id := range orphans {
@@ -386,7 +400,7 @@ func (s *Store) PruneWebmail(ctx context.Context, maxAge time.Duration) (int, er
 			return 0, fmt.Errorf("prune webmail: %w", err)
 		}
 	}
-	if _, err := s.db.ExecContext(ctx, s.rebind("DELETE FROM webmail_states WHERE created_at < ?"), s.unix()-int64(stateMaxAge/time.Second)); err != nil {
+	if _, err := s.sp.DB.ExecContext(ctx, s.sp.Rebind("DELETE FROM webmail_states WHERE created_at < ?"), s.sp.Unix()-int64(stateMaxAge/time.Second)); err != nil {
 		return 0, fmt.Errorf("prune webmail: %w", err)
 	}
 	return len(ids), nil

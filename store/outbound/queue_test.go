@@ -1,4 +1,4 @@
-package store_test
+package outbound_test
 
 import (
 	"context"
@@ -13,6 +13,7 @@ import (
 	"basalt/internal/testsupport/storetest"
 	"basalt/store"
 	"basalt/store/blob"
+	"basalt/store/outbound"
 )
 
 func queueFiles(t *testing.T, e *storetest.Env) int {
@@ -24,17 +25,17 @@ func queueFiles(t *testing.T, e *storetest.Env) int {
 	return n
 }
 
-func claimOne(t *testing.T, st *store.Store, lease time.Duration) store.Outbound {
+func claimOne(t *testing.T, q *outbound.Queue, lease time.Duration) outbound.Entry {
 	t.Helper()
-	got, err := st.ClaimOutbound(context.Background(), 10, lease)
+	got, err := q.Claim(context.Background(), 10, lease)
 	if err != nil || len(got) != 1 {
 		t.Fatalf("claim: %d entries, %v; want 1", len(got), err)
 	}
 	return got[0]
 }
 
-func rcptState(o store.Outbound) map[string]store.RcptStatus {
-	m := map[string]store.RcptStatus{}
+func rcptState(o outbound.Entry) map[string]outbound.RcptStatus {
+	m := map[string]outbound.RcptStatus{}
 	for _, r := range o.Rcpts {
 		m[r.Address] = r.Status
 	}
@@ -49,12 +50,13 @@ func TestOutboundLifecycle(t *testing.T) {
 		ctx := context.Background()
 		e := storetest.Open(t, db, storetest.Options{})
 		st := e.Store
+		q := outbound.New(st)
 		msg := storetest.Message("Alice@Example.org", "bob@remote.test", "out", "hello")
-		id, err := st.EnqueueOutbound(ctx, "Alice@Example.org", []string{"bob@remote.test", "Carol@Remote.test", "bob@REMOTE.test"}, msg)
+		id, err := q.Enqueue(ctx, "Alice@Example.org", []string{"bob@remote.test", "Carol@Remote.test", "bob@REMOTE.test"}, msg)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if at, ok, err := st.NextOutbound(ctx); err != nil || !ok || time.Since(at) > time.Minute {
+		if at, ok, err := q.Next(ctx); err != nil || !ok || time.Since(at) > time.Minute {
 			t.Fatalf("next due %v %v %v, want now", at, ok, err)
 		}
 		// The sweepers must leave a queued file alone, however old.
@@ -68,14 +70,14 @@ func TestOutboundLifecycle(t *testing.T) {
 			t.Fatal("the queued file is gone")
 		}
 
-		o := claimOne(t, st, time.Hour)
+		o := claimOne(t, q, time.Hour)
 		if o.ID != id || o.From != "alice@example.org" || o.Size != int64(len(msg)) || o.Attempts != 0 {
 			t.Fatalf("claimed %+v", o)
 		}
 		if want := []string{"bob@remote.test", "carol@remote.test"}; !slices.Equal(o.Pending(), want) {
 			t.Fatalf("pending %v, want %v (normalised, deduplicated)", o.Pending(), want)
 		}
-		rc, err := st.OpenOutbound(ctx, &o)
+		rc, err := q.Open(ctx, &o)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -84,26 +86,26 @@ func TestOutboundLifecycle(t *testing.T) {
 		if err != nil || string(body) != string(msg) {
 			t.Fatalf("queued content differs (%v)", err)
 		}
-		if again, err := st.ClaimOutbound(ctx, 10, time.Hour); err != nil || len(again) != 0 {
+		if again, err := q.Claim(ctx, 10, time.Hour); err != nil || len(again) != 0 {
 			t.Fatalf("a claimed entry was claimed again: %d, %v", len(again), err)
 		}
 
 		// Bob is delivered, Carol deferred until later.
 		later := time.Now().Add(time.Hour)
-		done, err := st.UpdateOutbound(ctx, &o, store.OutboundUpdate{
-			Results: []store.OutboundResult{
-				{Address: "bob@remote.test", Status: store.RcptSent, Reply: "250 2.0.0 ok"},
-				{Address: "carol@remote.test", Status: store.RcptPending, Reply: "451 4.3.0 later"},
+		done, err := q.Update(ctx, &o, outbound.Update{
+			Results: []outbound.Result{
+				{Address: "bob@remote.test", Status: outbound.RcptSent, Reply: "250 2.0.0 ok"},
+				{Address: "carol@remote.test", Status: outbound.RcptPending, Reply: "451 4.3.0 later"},
 			},
 			Attempted: true, LastError: "451 4.3.0 later", Next: later,
 		})
 		if err != nil || done {
 			t.Fatalf("update: done=%v %v", done, err)
 		}
-		if got, err := st.ClaimOutbound(ctx, 10, time.Hour); err != nil || len(got) != 0 {
+		if got, err := q.Claim(ctx, 10, time.Hour); err != nil || len(got) != 0 {
 			t.Fatalf("an entry due in an hour was claimed: %d, %v", len(got), err)
 		}
-		list, err := st.OutboundEntries(ctx, 0)
+		list, err := q.Entries(ctx, 0)
 		if err != nil || len(list) != 1 {
 			t.Fatalf("list: %v %v", list, err)
 		}
@@ -111,7 +113,7 @@ func TestOutboundLifecycle(t *testing.T) {
 		if l.Attempts != 1 || l.LastError != "451 4.3.0 later" || l.NextAttempt.UnixMilli() != later.UnixMilli() {
 			t.Fatalf("listed %+v", l)
 		}
-		if s := rcptState(l); s["bob@remote.test"] != store.RcptSent || s["carol@remote.test"] != store.RcptPending {
+		if s := rcptState(l); s["bob@remote.test"] != outbound.RcptSent || s["carol@remote.test"] != outbound.RcptPending {
 			t.Fatalf("recipient states %v", s)
 		}
 		if l.Rcpts[1].Reply != "451 4.3.0 later" {
@@ -119,24 +121,24 @@ func TestOutboundLifecycle(t *testing.T) {
 		}
 
 		// Due again: the second claim carries the state of the first.
-		if _, err := st.UpdateOutbound(ctx, &o, store.OutboundUpdate{Next: time.Now().Add(-time.Second)}); err != nil {
+		if _, err := q.Update(ctx, &o, outbound.Update{Next: time.Now().Add(-time.Second)}); err != nil {
 			t.Fatal(err)
 		}
-		o = claimOne(t, st, time.Hour)
+		o = claimOne(t, q, time.Hour)
 		if o.Attempts != 1 || !slices.Equal(o.Pending(), []string{"carol@remote.test"}) {
 			t.Fatalf("reclaimed %+v", o)
 		}
-		done, err = st.UpdateOutbound(ctx, &o, store.OutboundUpdate{
-			Results:   []store.OutboundResult{{Address: "carol@remote.test", Status: store.RcptSent, Reply: "250 ok"}},
+		done, err = q.Update(ctx, &o, outbound.Update{
+			Results:   []outbound.Result{{Address: "carol@remote.test", Status: outbound.RcptSent, Reply: "250 ok"}},
 			Attempted: true, Next: time.Now().Add(time.Hour),
 		})
 		if err != nil || !done {
 			t.Fatalf("last recipient sent: done=%v %v", done, err)
 		}
-		if list, err := st.OutboundEntries(ctx, 0); err != nil || len(list) != 0 {
+		if list, err := q.Entries(ctx, 0); err != nil || len(list) != 0 {
 			t.Fatalf("queue after done: %v %v", list, err)
 		}
-		if _, ok, err := st.NextOutbound(ctx); err != nil || ok {
+		if _, ok, err := q.Next(ctx); err != nil || ok {
 			t.Fatalf("an empty queue has a next entry (%v)", err)
 		}
 		if n := queueFiles(t, e); n != 0 {
@@ -156,21 +158,22 @@ func TestOutboundFailuresKeepEntry(t *testing.T) {
 		ctx := context.Background()
 		e := storetest.Open(t, db, storetest.Options{})
 		st := e.Store
-		if _, err := st.EnqueueOutbound(ctx, "a@example.org", []string{"x@remote.test"}, []byte("Subject: x\r\n\r\nx\r\n")); err != nil {
+		q := outbound.New(st)
+		if _, err := q.Enqueue(ctx, "a@example.org", []string{"x@remote.test"}, []byte("Subject: x\r\n\r\nx\r\n")); err != nil {
 			t.Fatal(err)
 		}
-		o := claimOne(t, st, time.Hour)
-		failed := store.OutboundResult{Address: "x@remote.test", Status: store.RcptFailed, Reply: "550 5.1.1 no such user"}
-		done, err := st.UpdateOutbound(ctx, &o, store.OutboundUpdate{Results: []store.OutboundResult{failed}, Attempted: true, Next: time.Now()})
+		o := claimOne(t, q, time.Hour)
+		failed := outbound.Result{Address: "x@remote.test", Status: outbound.RcptFailed, Reply: "550 5.1.1 no such user"}
+		done, err := q.Update(ctx, &o, outbound.Update{Results: []outbound.Result{failed}, Attempted: true, Next: time.Now()})
 		if err != nil || done {
 			t.Fatalf("unreported failure: done=%v %v", done, err)
 		}
-		o = claimOne(t, st, time.Hour)
+		o = claimOne(t, q, time.Hour)
 		if len(o.Pending()) != 0 || len(o.Unreported()) != 1 || o.Unreported()[0].Reply != failed.Reply {
 			t.Fatalf("reclaimed %+v", o)
 		}
 		failed.Notified = true
-		done, err = st.UpdateOutbound(ctx, &o, store.OutboundUpdate{Results: []store.OutboundResult{failed}, Next: time.Now()})
+		done, err = q.Update(ctx, &o, outbound.Update{Results: []outbound.Result{failed}, Next: time.Now()})
 		if err != nil || !done {
 			t.Fatalf("reported failure: done=%v %v", done, err)
 		}
@@ -187,33 +190,34 @@ func TestOutboundLease(t *testing.T) {
 		ctx := context.Background()
 		e := storetest.Open(t, db, storetest.Options{})
 		st := e.Store
-		if _, err := st.EnqueueOutbound(ctx, "", []string{"x@remote.test"}, []byte("Subject: x\r\n\r\nx\r\n")); err != nil {
+		q := outbound.New(st)
+		if _, err := q.Enqueue(ctx, "", []string{"x@remote.test"}, []byte("Subject: x\r\n\r\nx\r\n")); err != nil {
 			t.Fatal(err)
 		}
-		stale := claimOne(t, st, -time.Millisecond) // a lease already over
-		fresh := claimOne(t, st, time.Hour)
-		sent := store.OutboundUpdate{Results: []store.OutboundResult{{Address: "x@remote.test", Status: store.RcptSent}}, Attempted: true, Next: time.Now()}
-		if _, err := st.UpdateOutbound(ctx, &stale, sent); !errors.Is(err, store.ErrLeaseLost) {
+		stale := claimOne(t, q, -time.Millisecond) // a lease already over
+		fresh := claimOne(t, q, time.Hour)
+		sent := outbound.Update{Results: []outbound.Result{{Address: "x@remote.test", Status: outbound.RcptSent}}, Attempted: true, Next: time.Now()}
+		if _, err := q.Update(ctx, &stale, sent); !errors.Is(err, outbound.ErrLeaseLost) {
 			t.Fatalf("stale claimer's update: %v, want ErrLeaseLost", err)
 		}
-		list, _ := st.OutboundEntries(ctx, 0)
-		if len(list) != 1 || list[0].Attempts != 0 || rcptState(list[0])["x@remote.test"] != store.RcptPending {
+		list, _ := q.Entries(ctx, 0)
+		if len(list) != 1 || list[0].Attempts != 0 || rcptState(list[0])["x@remote.test"] != outbound.RcptPending {
 			t.Fatalf("the stale update changed the entry: %+v", list)
 		}
-		if err := st.DeleteOutbound(ctx, fresh.ID); err != nil {
+		if err := q.Delete(ctx, fresh.ID); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := st.UpdateOutbound(ctx, &fresh, sent); !errors.Is(err, store.ErrLeaseLost) {
+		if _, err := q.Update(ctx, &fresh, sent); !errors.Is(err, outbound.ErrLeaseLost) {
 			t.Fatalf("update of a deleted entry: %v, want ErrLeaseLost", err)
 		}
-		if err := st.DeleteOutbound(ctx, fresh.ID); !errors.Is(err, store.ErrNotFound) {
+		if err := q.Delete(ctx, fresh.ID); !errors.Is(err, store.ErrNotFound) {
 			t.Fatalf("second delete: %v, want ErrNotFound", err)
 		}
 		if n := queueFiles(t, e); n != 0 {
 			t.Fatalf("%d files left after delete", n)
 		}
-		var unclaimed store.Outbound
-		if _, err := st.UpdateOutbound(ctx, &unclaimed, sent); !errors.Is(err, store.ErrInvalid) {
+		var unclaimed outbound.Entry
+		if _, err := q.Update(ctx, &unclaimed, sent); !errors.Is(err, store.ErrInvalid) {
 			t.Fatalf("update without a claim: %v, want ErrInvalid", err)
 		}
 	})
@@ -228,11 +232,11 @@ func TestOutboundClaimRace(t *testing.T) {
 		b := storetest.Open(t, db, storetest.Options{BlobDir: a.BlobDir})
 		const n = 40
 		for i := range n {
-			st := a.Store
+			q := outbound.New(a.Store)
 			if i%2 == 1 {
-				st = b.Store
+				q = outbound.New(b.Store)
 			}
-			if _, err := st.EnqueueOutbound(ctx, "a@example.org", []string{"x@remote.test"}, []byte("Subject: x\r\n\r\nx\r\n")); err != nil {
+			if _, err := q.Enqueue(ctx, "a@example.org", []string{"x@remote.test"}, []byte("Subject: x\r\n\r\nx\r\n")); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -242,15 +246,15 @@ func TestOutboundClaimRace(t *testing.T) {
 			wg     sync.WaitGroup
 		)
 		for w := range 8 {
-			st := a.Store
+			q := outbound.New(a.Store)
 			if w%2 == 1 {
-				st = b.Store
+				q = outbound.New(b.Store)
 			}
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
 				for {
-					got, err := st.ClaimOutbound(ctx, 3, time.Hour)
+					got, err := q.Claim(ctx, 3, time.Hour)
 					if err != nil {
 						t.Error(err)
 						return
@@ -265,7 +269,7 @@ func TestOutboundClaimRace(t *testing.T) {
 						return
 					}
 					if len(got) == 0 {
-						if _, ok, err := st.NextOutbound(ctx); err != nil || !ok {
+						if _, ok, err := q.Next(ctx); err != nil || !ok {
 							t.Errorf("next: %v %v", ok, err)
 							return
 						}
@@ -285,10 +289,11 @@ func TestOutboundClaimRace(t *testing.T) {
 	})
 }
 
-func TestEnqueueOutboundErrors(t *testing.T) {
+func TestEnqueueErrors(t *testing.T) {
 	testsupport.ForEachDatabase(t, func(t *testing.T, db testsupport.Database) {
 		ctx := context.Background()
 		e := storetest.Open(t, db, storetest.Options{})
+		q := outbound.New(e.Store)
 		tests := []struct {
 			name string
 			from string
@@ -300,7 +305,7 @@ func TestEnqueueOutboundErrors(t *testing.T) {
 		}
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
-				if _, err := e.Store.EnqueueOutbound(ctx, tt.from, tt.to, []byte("x")); !errors.Is(err, store.ErrInvalid) {
+				if _, err := q.Enqueue(ctx, tt.from, tt.to, []byte("x")); !errors.Is(err, store.ErrInvalid) {
 					t.Fatalf("got %v, want ErrInvalid", err)
 				}
 			})
@@ -310,15 +315,14 @@ func TestEnqueueOutboundErrors(t *testing.T) {
 		}
 		// A write that fails after the file is written leaves no file.
 		cctx, cancel := context.WithCancel(ctx)
-		store.SetAfterBlobWrite(e.Store, cancel)
-		t.Cleanup(func() { store.SetAfterBlobWrite(e.Store, nil) })
-		if _, err := e.Store.EnqueueOutbound(cctx, "a@example.org", []string{"x@remote.test"}, []byte("x")); !errors.Is(err, context.Canceled) {
+		outbound.SetAfterBlobWrite(q, cancel)
+		if _, err := q.Enqueue(cctx, "a@example.org", []string{"x@remote.test"}, []byte("x")); !errors.Is(err, context.Canceled) {
 			t.Fatalf("cancelled enqueue: %v", err)
 		}
 		if n := queueFiles(t, e); n != 0 {
 			t.Fatalf("a failed enqueue left %d files", n)
 		}
-		if list, err := e.Store.OutboundEntries(ctx, 0); err != nil || len(list) != 0 {
+		if list, err := q.Entries(ctx, 0); err != nil || len(list) != 0 {
 			t.Fatalf("a failed enqueue left rows: %v %v", list, err)
 		}
 	})

@@ -1,4 +1,4 @@
-package store
+package contacts
 
 import (
 	"context"
@@ -9,6 +9,8 @@ import (
 
 	"github.com/jmoiron/sqlx"
 
+	"basalt/store"
+	"basalt/store/internal/spine"
 	"basalt/store/sqldb"
 )
 
@@ -40,11 +42,11 @@ type FiledContact struct {
 func checkFolderName(name string) (string, error) {
 	n := strings.TrimSpace(name)
 	if n == "" || len(n) > 255 || !utf8.ValidString(n) {
-		return "", fmt.Errorf("%w: folder name must be 1-255 bytes of UTF-8", ErrInvalid)
+		return "", fmt.Errorf("%w: folder name must be 1-255 bytes of UTF-8", store.ErrInvalid)
 	}
 	for _, r := range n {
 		if r < 0x20 || r == 0x7f {
-			return "", fmt.Errorf("%w: folder name has a control character", ErrInvalid)
+			return "", fmt.Errorf("%w: folder name has a control character", store.ErrInvalid)
 		}
 	}
 	return n, nil
@@ -52,25 +54,25 @@ func checkFolderName(name string) (string, error) {
 
 // defaultContactFolder returns the id of the account's default folder,
 // creating it on first use.
-func (a *Account) defaultContactFolder(ctx context.Context) (int64, error) {
+func (b *Book) defaultContactFolder(ctx context.Context) (int64, error) {
 	var id int64
-	q := a.s.rebind("SELECT id FROM contact_folders WHERE user_id = ? AND is_default = 1")
-	err := notFound(a.s.db.GetContext(ctx, &id, q, a.userID))
-	if !errors.Is(err, ErrNotFound) {
+	q := b.sp.Rebind("SELECT id FROM contact_folders WHERE user_id = ? AND is_default = 1")
+	err := spine.NotFound(b.sp.DB.GetContext(ctx, &id, q, b.userID))
+	if !errors.Is(err, store.ErrNotFound) {
 		return id, err
 	}
-	err = a.s.writeUser(ctx, a.userID, func(tx *sqlx.Tx, c *change) error {
+	err = b.sp.WriteUser(ctx, b.userID, func(tx *sqlx.Tx, c *spine.Change) error {
 		// Another request may have made it since the read above.
-		if err := notFound(tx.GetContext(ctx, &id, q, a.userID)); !errors.Is(err, ErrNotFound) {
+		if err := spine.NotFound(tx.GetContext(ctx, &id, q, b.userID)); !errors.Is(err, store.ErrNotFound) {
 			return err
 		}
-		res, err := tx.ExecContext(ctx, a.s.rebind("INSERT INTO contact_folders (user_id, parent_id, name, is_default, created_at) VALUES (?, 0, ?, 1, ?)"),
-			a.userID, DefaultContactFolder, a.s.unix())
+		res, err := tx.ExecContext(ctx, b.sp.Rebind("INSERT INTO contact_folders (user_id, parent_id, name, is_default, created_at) VALUES (?, 0, ?, 1, ?)"),
+			b.userID, DefaultContactFolder, b.sp.Unix())
 		if err != nil {
 			return err
 		}
 		id, err = res.LastInsertId()
-		c.add(0, "contacts", 0, 0)
+		c.Add(0, "contacts", 0, 0)
 		return err
 	})
 	return id, err
@@ -78,23 +80,23 @@ func (a *Account) defaultContactFolder(ctx context.Context) (int64, error) {
 
 // ContactFolders lists the account's address book folders by name, the
 // default one included, with their contact counts.
-func (a *Account) ContactFolders(ctx context.Context) ([]ContactFolder, error) {
-	if err := a.ownerOnly(); err != nil {
+func (b *Book) ContactFolders(ctx context.Context) ([]ContactFolder, error) {
+	if err := b.ownerOnly(); err != nil {
 		return nil, fmt.Errorf("list contact folders: %w", err)
 	}
-	def, err := a.defaultContactFolder(ctx)
+	def, err := b.defaultContactFolder(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("list contact folders: %w", err)
 	}
 	var fs []ContactFolder
-	if err := a.s.db.SelectContext(ctx, &fs, a.s.rebind("SELECT id, parent_id, name, is_default FROM contact_folders WHERE user_id = ? ORDER BY name, id"), a.userID); err != nil {
+	if err := b.sp.DB.SelectContext(ctx, &fs, b.sp.Rebind("SELECT id, parent_id, name, is_default FROM contact_folders WHERE user_id = ? ORDER BY name, id"), b.userID); err != nil {
 		return nil, fmt.Errorf("list contact folders: %w", err)
 	}
 	var counts []struct {
 		FolderID int64 `db:"folder_id"`
 		N        int64 `db:"n"`
 	}
-	if err := a.s.db.SelectContext(ctx, &counts, a.s.rebind("SELECT folder_id, COUNT(*) AS n FROM contacts WHERE user_id = ? GROUP BY folder_id"), a.userID); err != nil {
+	if err := b.sp.DB.SelectContext(ctx, &counts, b.sp.Rebind("SELECT folder_id, COUNT(*) AS n FROM contacts WHERE user_id = ? GROUP BY folder_id"), b.userID); err != nil {
 		return nil, fmt.Errorf("list contact folders: %w", err)
 	}
 	byID := map[int64]int64{}
@@ -112,45 +114,45 @@ func (a *Account) ContactFolders(ctx context.Context) ([]ContactFolder, error) {
 }
 
 // contactFolder checks that id is one of the account's folders.
-func (a *Account) contactFolder(ctx context.Context, q sqlx.QueryerContext, id int64) (ContactFolder, error) {
+func (b *Book) contactFolder(ctx context.Context, q sqlx.QueryerContext, id int64) (ContactFolder, error) {
 	var f ContactFolder
-	err := sqlx.GetContext(ctx, q, &f, a.s.rebind("SELECT id, parent_id, name, is_default FROM contact_folders WHERE id = ? AND user_id = ?"), id, a.userID)
+	err := sqlx.GetContext(ctx, q, &f, b.sp.Rebind("SELECT id, parent_id, name, is_default FROM contact_folders WHERE id = ? AND user_id = ?"), id, b.userID)
 	if err != nil {
-		return ContactFolder{}, fmt.Errorf("contact folder %d: %w", id, notFound(err))
+		return ContactFolder{}, fmt.Errorf("contact folder %d: %w", id, spine.NotFound(err))
 	}
 	return f, nil
 }
 
 // CreateContactFolder creates a folder under parentID (0: at the top).
-func (a *Account) CreateContactFolder(ctx context.Context, parentID int64, name string) (ContactFolder, error) {
-	if err := a.ownerOnly(); err != nil {
+func (b *Book) CreateContactFolder(ctx context.Context, parentID int64, name string) (ContactFolder, error) {
+	if err := b.ownerOnly(); err != nil {
 		return ContactFolder{}, fmt.Errorf("create contact folder: %w", err)
 	}
 	n, err := checkFolderName(name)
 	if err != nil {
 		return ContactFolder{}, fmt.Errorf("create contact folder: %w", err)
 	}
-	if _, err := a.defaultContactFolder(ctx); err != nil {
+	if _, err := b.defaultContactFolder(ctx); err != nil {
 		return ContactFolder{}, fmt.Errorf("create contact folder: %w", err)
 	}
 	f := ContactFolder{ParentID: parentID, Name: n}
-	err = a.s.writeUser(ctx, a.userID, func(tx *sqlx.Tx, c *change) error {
+	err = b.sp.WriteUser(ctx, b.userID, func(tx *sqlx.Tx, c *spine.Change) error {
 		if parentID != 0 {
-			if _, err := a.contactFolder(ctx, tx, parentID); err != nil {
+			if _, err := b.contactFolder(ctx, tx, parentID); err != nil {
 				return err
 			}
 		}
-		res, err := tx.ExecContext(ctx, a.s.rebind("INSERT INTO contact_folders (user_id, parent_id, name, is_default, created_at) VALUES (?, ?, ?, 0, ?)"),
-			a.userID, parentID, n, a.s.unix())
+		res, err := tx.ExecContext(ctx, b.sp.Rebind("INSERT INTO contact_folders (user_id, parent_id, name, is_default, created_at) VALUES (?, ?, ?, 0, ?)"),
+			b.userID, parentID, n, b.sp.Unix())
 		if err != nil {
 			return err
 		}
 		f.ID, err = res.LastInsertId()
-		c.add(0, "contacts", 0, 0)
+		c.Add(0, "contacts", 0, 0)
 		return err
 	})
 	if sqldb.IsDuplicate(err) {
-		err = ErrExists
+		err = store.ErrExists
 	}
 	if err != nil {
 		return ContactFolder{}, fmt.Errorf("create contact folder %q: %w", n, err)
@@ -159,27 +161,27 @@ func (a *Account) CreateContactFolder(ctx context.Context, parentID int64, name 
 }
 
 // RenameContactFolder gives a folder a new name in the same parent.
-func (a *Account) RenameContactFolder(ctx context.Context, id int64, name string) error {
+func (b *Book) RenameContactFolder(ctx context.Context, id int64, name string) error {
 	n, err := checkFolderName(name)
 	if err != nil {
 		return fmt.Errorf("rename contact folder %d: %w", id, err)
 	}
-	return a.updateContactFolder(ctx, "rename", id, nil, "name", n)
+	return b.updateContactFolder(ctx, "rename", id, nil, "name", n)
 }
 
 // MoveContactFolder puts a folder under parentID (0: at the top). A
 // folder cannot go under itself or one of its sub-folders.
-func (a *Account) MoveContactFolder(ctx context.Context, id, parentID int64) error {
-	return a.updateContactFolder(ctx, "move", id, func(tx *sqlx.Tx) error {
+func (b *Book) MoveContactFolder(ctx context.Context, id, parentID int64) error {
+	return b.updateContactFolder(ctx, "move", id, func(tx *sqlx.Tx) error {
 		// Walk up from the new parent: meeting id would make a cycle.
 		for p, depth := parentID, 0; p != 0; depth++ {
 			if p == id {
-				return fmt.Errorf("%w: a folder cannot move under itself", ErrInvalid)
+				return fmt.Errorf("%w: a folder cannot move under itself", store.ErrInvalid)
 			}
 			if depth > 100 {
-				return fmt.Errorf("%w: folders nested too deep", ErrInvalid)
+				return fmt.Errorf("%w: folders nested too deep", store.ErrInvalid)
 			}
-			f, err := a.contactFolder(ctx, tx, p)
+			f, err := b.contactFolder(ctx, tx, p)
 			if err != nil {
 				return err
 			}
@@ -191,13 +193,13 @@ func (a *Account) MoveContactFolder(ctx context.Context, id, parentID int64) err
 
 // updateContactFolder sets one column of one of the account's folders,
 // after check (when given) agreed, in the user's write transaction; a
-// name already taken in the parent is ErrExists.
-func (a *Account) updateContactFolder(ctx context.Context, verb string, id int64, check func(*sqlx.Tx) error, column string, value any) error {
-	if err := a.ownerOnly(); err != nil {
+// name already taken in the parent is store.ErrExists.
+func (b *Book) updateContactFolder(ctx context.Context, verb string, id int64, check func(*sqlx.Tx) error, column string, value any) error {
+	if err := b.ownerOnly(); err != nil {
 		return fmt.Errorf("%s contact folder %d: %w", verb, id, err)
 	}
-	err := a.s.writeUser(ctx, a.userID, func(tx *sqlx.Tx, c *change) error {
-		if _, err := a.contactFolder(ctx, tx, id); err != nil {
+	err := b.sp.WriteUser(ctx, b.userID, func(tx *sqlx.Tx, c *spine.Change) error {
+		if _, err := b.contactFolder(ctx, tx, id); err != nil {
 			return err
 		}
 		if check != nil {
@@ -205,14 +207,14 @@ func (a *Account) updateContactFolder(ctx context.Context, verb string, id int64
 				return err
 			}
 		}
-		if _, err := tx.ExecContext(ctx, a.s.rebind("UPDATE contact_folders SET "+column+" = ? WHERE id = ? AND user_id = ?"), value, id, a.userID); err != nil {
+		if _, err := tx.ExecContext(ctx, b.sp.Rebind("UPDATE contact_folders SET "+column+" = ? WHERE id = ? AND user_id = ?"), value, id, b.userID); err != nil {
 			return err
 		}
-		c.add(0, "contacts", 0, 0)
+		c.Add(0, "contacts", 0, 0)
 		return nil
 	})
 	if sqldb.IsDuplicate(err) {
-		err = ErrExists
+		err = store.ErrExists
 	}
 	if err != nil {
 		return fmt.Errorf("%s contact folder %d: %w", verb, id, err)
@@ -222,31 +224,31 @@ func (a *Account) updateContactFolder(ctx context.Context, verb string, id int64
 
 // DeleteContactFolder deletes a folder without sub-folders, and the
 // contacts in it. The default folder cannot be deleted.
-func (a *Account) DeleteContactFolder(ctx context.Context, id int64) error {
-	if err := a.ownerOnly(); err != nil {
+func (b *Book) DeleteContactFolder(ctx context.Context, id int64) error {
+	if err := b.ownerOnly(); err != nil {
 		return fmt.Errorf("delete contact folder: %w", err)
 	}
-	err := a.s.writeUser(ctx, a.userID, func(tx *sqlx.Tx, c *change) error {
-		f, err := a.contactFolder(ctx, tx, id)
+	err := b.sp.WriteUser(ctx, b.userID, func(tx *sqlx.Tx, c *spine.Change) error {
+		f, err := b.contactFolder(ctx, tx, id)
 		if err != nil {
 			return err
 		}
 		if f.Default {
-			return fmt.Errorf("%w: the default address book cannot be deleted", ErrInvalid)
+			return fmt.Errorf("%w: the default address book cannot be deleted", store.ErrInvalid)
 		}
 		var kids int
-		if err := tx.GetContext(ctx, &kids, a.s.rebind("SELECT COUNT(*) FROM contact_folders WHERE user_id = ? AND parent_id = ?"), a.userID, id); err != nil {
+		if err := tx.GetContext(ctx, &kids, b.sp.Rebind("SELECT COUNT(*) FROM contact_folders WHERE user_id = ? AND parent_id = ?"), b.userID, id); err != nil {
 			return err
 		}
 		if kids > 0 {
-			return fmt.Errorf("%w: the folder has %d sub-folders", ErrNotEmpty, kids)
+			return fmt.Errorf("%w: the folder has %d sub-folders", store.ErrNotEmpty, kids)
 		}
 		for _, q := range []string{"DELETE FROM contacts WHERE user_id = ? AND folder_id = ?", "DELETE FROM contact_folders WHERE user_id = ? AND id = ?"} {
-			if _, err := tx.ExecContext(ctx, a.s.rebind(q), a.userID, id); err != nil {
+			if _, err := tx.ExecContext(ctx, b.sp.Rebind(q), b.userID, id); err != nil {
 				return err
 			}
 		}
-		c.add(0, "contacts", 0, 0)
+		c.Add(0, "contacts", 0, 0)
 		return nil
 	})
 	if err != nil {
@@ -267,17 +269,17 @@ func filed(cs []FiledContact, def int64) {
 }
 
 // ContactsIn lists the contacts of one folder (0: of every folder) by name.
-func (a *Account) ContactsIn(ctx context.Context, folderID int64) ([]FiledContact, error) {
-	if err := a.ownerOnly(); err != nil {
+func (b *Book) ContactsIn(ctx context.Context, folderID int64) ([]FiledContact, error) {
+	if err := b.ownerOnly(); err != nil {
 		return nil, fmt.Errorf("list contacts: %w", err)
 	}
-	def, err := a.defaultContactFolder(ctx)
+	def, err := b.defaultContactFolder(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("list contacts: %w", err)
 	}
-	q, args := "SELECT "+filedColumns+" FROM contacts WHERE user_id = ?", []any{a.userID}
+	q, args := "SELECT "+filedColumns+" FROM contacts WHERE user_id = ?", []any{b.userID}
 	if folderID != 0 {
-		f, err := a.contactFolder(ctx, a.s.db, folderID)
+		f, err := b.contactFolder(ctx, b.sp.DB, folderID)
 		if err != nil {
 			return nil, fmt.Errorf("list contacts: %w", err)
 		}
@@ -288,7 +290,7 @@ func (a *Account) ContactsIn(ctx context.Context, folderID int64) ([]FiledContac
 		}
 	}
 	cs := []FiledContact{}
-	if err := a.s.db.SelectContext(ctx, &cs, a.s.rebind(q+" ORDER BY name, id"), args...); err != nil {
+	if err := b.sp.DB.SelectContext(ctx, &cs, b.sp.Rebind(q+" ORDER BY name, id"), args...); err != nil {
 		return nil, fmt.Errorf("list contacts: %w", err)
 	}
 	filed(cs, def)
@@ -296,17 +298,17 @@ func (a *Account) ContactsIn(ctx context.Context, folderID int64) ([]FiledContac
 }
 
 // FiledContact returns one of the account's contacts with its folder.
-func (a *Account) FiledContact(ctx context.Context, id int64) (FiledContact, error) {
-	if err := a.ownerOnly(); err != nil {
+func (b *Book) FiledContact(ctx context.Context, id int64) (FiledContact, error) {
+	if err := b.ownerOnly(); err != nil {
 		return FiledContact{}, fmt.Errorf("contact %d: %w", id, err)
 	}
-	def, err := a.defaultContactFolder(ctx)
+	def, err := b.defaultContactFolder(ctx)
 	if err != nil {
 		return FiledContact{}, fmt.Errorf("contact %d: %w", id, err)
 	}
 	var c FiledContact
-	if err := a.s.db.GetContext(ctx, &c, a.s.rebind("SELECT "+filedColumns+" FROM contacts WHERE id = ? AND user_id = ?"), id, a.userID); err != nil {
-		return FiledContact{}, fmt.Errorf("contact %d: %w", id, notFound(err))
+	if err := b.sp.DB.GetContext(ctx, &c, b.sp.Rebind("SELECT "+filedColumns+" FROM contacts WHERE id = ? AND user_id = ?"), id, b.userID); err != nil {
+		return FiledContact{}, fmt.Errorf("contact %d: %w", id, spine.NotFound(err))
 	}
 	cs := []FiledContact{c}
 	filed(cs, def)
@@ -316,24 +318,24 @@ func (a *Account) FiledContact(ctx context.Context, id int64) (FiledContact, err
 // SaveContactIn creates a contact in folderID (c.ID 0; folder 0: the
 // default one) or replaces one of the account's, moving it to folderID
 // unless that is 0.
-func (a *Account) SaveContactIn(ctx context.Context, folderID int64, c Contact) (FiledContact, error) {
-	if err := a.ownerOnly(); err != nil {
+func (b *Book) SaveContactIn(ctx context.Context, folderID int64, c Contact) (FiledContact, error) {
+	if err := b.ownerOnly(); err != nil {
 		return FiledContact{}, fmt.Errorf("save contact: %w", err)
 	}
 	if err := c.check(); err != nil {
 		return FiledContact{}, err
 	}
-	def, err := a.defaultContactFolder(ctx)
+	def, err := b.defaultContactFolder(ctx)
 	if err != nil {
 		return FiledContact{}, fmt.Errorf("save contact: %w", err)
 	}
 	c.Email = strings.TrimSpace(c.Email)
 	out := FiledContact{Contact: c, FolderID: folderID}
-	err = a.s.writeUser(ctx, a.userID, func(tx *sqlx.Tx, ch *change) error {
-		now := a.s.unix()
+	err = b.sp.WriteUser(ctx, b.userID, func(tx *sqlx.Tx, ch *spine.Change) error {
+		now := b.sp.Unix()
 		out.UpdatedAt = now
 		if folderID != 0 {
-			if _, err := a.contactFolder(ctx, tx, folderID); err != nil {
+			if _, err := b.contactFolder(ctx, tx, folderID); err != nil {
 				return err
 			}
 		}
@@ -341,27 +343,27 @@ func (a *Account) SaveContactIn(ctx context.Context, folderID int64, c Contact) 
 			if out.FolderID == 0 {
 				out.FolderID = def
 			}
-			res, err := tx.ExecContext(ctx, a.s.rebind("INSERT INTO contacts (user_id, name, email, data, folder_id, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)"),
-				a.userID, c.Name, c.Email, c.Data, out.FolderID, now, now)
+			res, err := tx.ExecContext(ctx, b.sp.Rebind("INSERT INTO contacts (user_id, name, email, data, folder_id, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)"),
+				b.userID, c.Name, c.Email, c.Data, out.FolderID, now, now)
 			if err != nil {
 				return err
 			}
 			out.ID, err = res.LastInsertId()
-			ch.add(0, "contacts", 0, 0)
+			ch.Add(0, "contacts", 0, 0)
 			return err
 		}
 		var cur int64
-		if err := tx.GetContext(ctx, &cur, a.s.rebind("SELECT folder_id FROM contacts WHERE id = ? AND user_id = ?"), c.ID, a.userID); err != nil {
-			return notFound(err)
+		if err := tx.GetContext(ctx, &cur, b.sp.Rebind("SELECT folder_id FROM contacts WHERE id = ? AND user_id = ?"), c.ID, b.userID); err != nil {
+			return spine.NotFound(err)
 		}
 		if out.FolderID == 0 {
 			out.FolderID = cur
 		}
-		if _, err := tx.ExecContext(ctx, a.s.rebind("UPDATE contacts SET name = ?, email = ?, data = ?, folder_id = ?, updated_at = ? WHERE id = ? AND user_id = ?"),
-			c.Name, c.Email, c.Data, out.FolderID, now, c.ID, a.userID); err != nil {
+		if _, err := tx.ExecContext(ctx, b.sp.Rebind("UPDATE contacts SET name = ?, email = ?, data = ?, folder_id = ?, updated_at = ? WHERE id = ? AND user_id = ?"),
+			c.Name, c.Email, c.Data, out.FolderID, now, c.ID, b.userID); err != nil {
 			return err
 		}
-		ch.add(0, "contacts", 0, 0)
+		ch.Add(0, "contacts", 0, 0)
 		return nil
 	})
 	if err != nil {
@@ -374,11 +376,11 @@ func (a *Account) SaveContactIn(ctx context.Context, folderID int64, c Contact) 
 }
 
 // ownContacts checks, inside a transaction, that every id is one of the
-// account's contacts: one that is not makes the whole call ErrNotFound,
+// account's contacts: one that is not makes the whole call store.ErrNotFound,
 // so nothing is done to the others either.
-func (a *Account) ownContacts(ctx context.Context, tx *sqlx.Tx, ids []int64) ([]any, error) {
+func (b *Book) ownContacts(ctx context.Context, tx *sqlx.Tx, ids []int64) ([]any, error) {
 	if len(ids) == 0 || len(ids) > 1000 {
-		return nil, fmt.Errorf("%w: 1 to 1000 contacts at a time", ErrInvalid)
+		return nil, fmt.Errorf("%w: 1 to 1000 contacts at a time", store.ErrInvalid)
 	}
 	seen := map[int64]bool{}
 	args := make([]any, 0, len(ids))
@@ -388,24 +390,24 @@ func (a *Account) ownContacts(ctx context.Context, tx *sqlx.Tx, ids []int64) ([]
 			args = append(args, id)
 		}
 	}
-	q, qa, err := sqlx.In("SELECT COUNT(*) FROM contacts WHERE user_id = ? AND id IN (?)", a.userID, args)
+	q, qa, err := sqlx.In("SELECT COUNT(*) FROM contacts WHERE user_id = ? AND id IN (?)", b.userID, args)
 	if err != nil {
 		return nil, err
 	}
 	var n int
-	if err := tx.GetContext(ctx, &n, a.s.rebind(q), qa...); err != nil {
+	if err := tx.GetContext(ctx, &n, b.sp.Rebind(q), qa...); err != nil {
 		return nil, err
 	}
 	if n != len(args) {
-		return nil, ErrNotFound
+		return nil, store.ErrNotFound
 	}
 	return args, nil
 }
 
 // execOwnContacts runs query, whose last placeholder is "id IN (?)",
 // for ids once every one of them is the account's (ownContacts).
-func (a *Account) execOwnContacts(ctx context.Context, tx *sqlx.Tx, ids []int64, query string, args ...any) error {
-	own, err := a.ownContacts(ctx, tx, ids)
+func (b *Book) execOwnContacts(ctx context.Context, tx *sqlx.Tx, ids []int64, query string, args ...any) error {
+	own, err := b.ownContacts(ctx, tx, ids)
 	if err != nil {
 		return err
 	}
@@ -413,23 +415,23 @@ func (a *Account) execOwnContacts(ctx context.Context, tx *sqlx.Tx, ids []int64,
 	if err != nil {
 		return err
 	}
-	_, err = tx.ExecContext(ctx, a.s.rebind(q), qa...)
+	_, err = tx.ExecContext(ctx, b.sp.Rebind(q), qa...)
 	return err
 }
 
 // MoveContacts puts contacts into another of the account's folders.
-func (a *Account) MoveContacts(ctx context.Context, ids []int64, folderID int64) error {
-	if err := a.ownerOnly(); err != nil {
+func (b *Book) MoveContacts(ctx context.Context, ids []int64, folderID int64) error {
+	if err := b.ownerOnly(); err != nil {
 		return fmt.Errorf("move contacts: %w", err)
 	}
-	err := a.s.writeUser(ctx, a.userID, func(tx *sqlx.Tx, ch *change) error {
-		if _, err := a.contactFolder(ctx, tx, folderID); err != nil {
+	err := b.sp.WriteUser(ctx, b.userID, func(tx *sqlx.Tx, ch *spine.Change) error {
+		if _, err := b.contactFolder(ctx, tx, folderID); err != nil {
 			return err
 		}
-		if err := a.execOwnContacts(ctx, tx, ids, "UPDATE contacts SET folder_id = ?, updated_at = ? WHERE user_id = ? AND id IN (?)", folderID, a.s.unix(), a.userID); err != nil {
+		if err := b.execOwnContacts(ctx, tx, ids, "UPDATE contacts SET folder_id = ?, updated_at = ? WHERE user_id = ? AND id IN (?)", folderID, b.sp.Unix(), b.userID); err != nil {
 			return err
 		}
-		ch.add(0, "contacts", 0, 0)
+		ch.Add(0, "contacts", 0, 0)
 		return nil
 	})
 	if err != nil {
@@ -440,23 +442,23 @@ func (a *Account) MoveContacts(ctx context.Context, ids []int64, folderID int64)
 
 // CopyContacts copies contacts into one of the account's folders and
 // returns the copies' ids, in the order of ids.
-func (a *Account) CopyContacts(ctx context.Context, ids []int64, folderID int64) ([]int64, error) {
-	if err := a.ownerOnly(); err != nil {
+func (b *Book) CopyContacts(ctx context.Context, ids []int64, folderID int64) ([]int64, error) {
+	if err := b.ownerOnly(); err != nil {
 		return nil, fmt.Errorf("copy contacts: %w", err)
 	}
 	var out []int64
-	err := a.s.writeUser(ctx, a.userID, func(tx *sqlx.Tx, ch *change) error {
+	err := b.sp.WriteUser(ctx, b.userID, func(tx *sqlx.Tx, ch *spine.Change) error {
 		out = nil
-		if _, err := a.contactFolder(ctx, tx, folderID); err != nil {
+		if _, err := b.contactFolder(ctx, tx, folderID); err != nil {
 			return err
 		}
-		if _, err := a.ownContacts(ctx, tx, ids); err != nil {
+		if _, err := b.ownContacts(ctx, tx, ids); err != nil {
 			return err
 		}
-		now := a.s.unix()
+		now := b.sp.Unix()
 		for _, id := range ids {
-			res, err := tx.ExecContext(ctx, a.s.rebind(`INSERT INTO contacts (user_id, name, email, data, folder_id, created_at, updated_at)
-				SELECT user_id, name, email, data, ?, ?, ? FROM contacts WHERE id = ? AND user_id = ?`), folderID, now, now, id, a.userID)
+			res, err := tx.ExecContext(ctx, b.sp.Rebind(`INSERT INTO contacts (user_id, name, email, data, folder_id, created_at, updated_at)
+				SELECT user_id, name, email, data, ?, ?, ? FROM contacts WHERE id = ? AND user_id = ?`), folderID, now, now, id, b.userID)
 			if err != nil {
 				return err
 			}
@@ -466,7 +468,7 @@ func (a *Account) CopyContacts(ctx context.Context, ids []int64, folderID int64)
 			}
 			out = append(out, nid)
 		}
-		ch.add(0, "contacts", 0, 0)
+		ch.Add(0, "contacts", 0, 0)
 		return nil
 	})
 	if err != nil {
@@ -476,16 +478,16 @@ func (a *Account) CopyContacts(ctx context.Context, ids []int64, folderID int64)
 }
 
 // DeleteContacts removes contacts of the account; if any id is not one
-// of them, none is removed (ErrNotFound).
-func (a *Account) DeleteContacts(ctx context.Context, ids []int64) error {
-	if err := a.ownerOnly(); err != nil {
+// of them, none is removed (store.ErrNotFound).
+func (b *Book) DeleteContacts(ctx context.Context, ids []int64) error {
+	if err := b.ownerOnly(); err != nil {
 		return fmt.Errorf("delete contacts: %w", err)
 	}
-	err := a.s.writeUser(ctx, a.userID, func(tx *sqlx.Tx, ch *change) error {
-		if err := a.execOwnContacts(ctx, tx, ids, "DELETE FROM contacts WHERE user_id = ? AND id IN (?)", a.userID); err != nil {
+	err := b.sp.WriteUser(ctx, b.userID, func(tx *sqlx.Tx, ch *spine.Change) error {
+		if err := b.execOwnContacts(ctx, tx, ids, "DELETE FROM contacts WHERE user_id = ? AND id IN (?)", b.userID); err != nil {
 			return err
 		}
-		ch.add(0, "contacts", 0, 0)
+		ch.Add(0, "contacts", 0, 0)
 		return nil
 	})
 	if err != nil {

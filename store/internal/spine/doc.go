@@ -1,0 +1,11 @@
+// Package spine is what the store and its sub-packages (store/outbound,
+// store/webmail, store/contacts) write with, so that each gives the same
+// guarantees: the user transaction that bumps the user's serial and
+// announces the change once it is committed (WriteUser), daily counters
+// (AddDaily), and the removal of message files whose last reference was
+// committed away (RemoveBlobs).
+//
+// It sits under store/internal, so only the store's tree can import it;
+// the store lends its spine to its sub-packages through methods that take
+// a Key, which no package outside the tree can name.
+package spine
