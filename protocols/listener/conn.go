@@ -242,7 +242,7 @@ func (c *Conn) watch(done chan struct{}, buf []byte) {
 		// is records, not commands, and a client's close_notify before
 		// its FIN is how it leaves: a record starts with its content
 		// type (20 to 24, RFC 8446 5.1), which no command line does.
-		pending := errors.Is(err, io.EOF) && len(c.held) > 0 && c.held[0] >= ' ' 
+		pending := errors.Is(err, io.EOF) && len(c.held) > 0 && c.held[0] >= ' '
 		c.mu.Unlock()
 		if gone && !pending {
 			c.cancel()
