@@ -3,16 +3,19 @@ package message
 import (
 	"bytes"
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"mime"
+	"mime/quotedprintable"
 	"strings"
 	"time"
 
 	gomessage "github.com/emersion/go-message"
 	"github.com/emersion/go-message/mail"
+	"github.com/emersion/go-message/textproto"
 )
 
 // Spec is a message to build (RFC 5322, RFC 2045-2049): its header fields
@@ -142,9 +145,9 @@ func Build(s Spec) ([]byte, error) {
 	h.SetDate(date)
 
 	var buf bytes.Buffer
-	w, err := gomessage.CreateWriter(&buf, h.Header)
+	err := textproto.WriteHeader(&buf, h.Header.Header)
 	if err == nil {
-		err = body.write(w)
+		err = body.write(&buf)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("build message: %w", err)
@@ -170,6 +173,7 @@ type entity struct {
 	encoding    string // Content-Transfer-Encoding, "" for none
 	content     func(io.Writer) error
 	parts       []entity
+	boundary    string // a multipart's, made by header
 }
 
 // body is the tree of entities s is made of.
@@ -251,8 +255,7 @@ func writeBytes(b []byte) func(io.Writer) error {
 }
 
 // header is the entity's MIME header, added bottom up (see Build). A
-// multipart gets its boundary here, so that go-message does not set it
-// later and move Content-Type.
+// multipart gets its boundary here, which write then uses.
 func (e *entity) header() gomessage.Header {
 	var h gomessage.Header
 	if e.encoding != "" {
@@ -269,7 +272,8 @@ func (e *entity) header() gomessage.Header {
 		params[k] = v
 	}
 	if strings.HasPrefix(e.ctype, "multipart/") {
-		params["boundary"] = newBoundary()
+		e.boundary = newBoundary()
+		params["boundary"] = e.boundary
 	}
 	if strings.Contains(e.ctype, ";") {
 		h.Set("Content-Type", e.ctype) // formatted already (a file's)
@@ -279,18 +283,30 @@ func (e *entity) header() gomessage.Header {
 	return h
 }
 
-// write writes the entity's content into w, which CreateWriter or
-// CreatePart made of its header, and closes w.
-func (e *entity) write(w *gomessage.Writer) error {
+// write writes the entity's body into w: a leaf's content in its
+// transfer encoding, a multipart's parts each with its header. It is
+// written here rather than by go-message's Writer, which refuses a
+// charset other than utf-8 and us-ascii (it would convert the text):
+// an attachment's octets are sent as they are, its Content-Type with
+// every parameter as given.
+func (e *entity) write(w io.Writer) error {
 	if e.parts == nil {
-		if err := e.content(w); err != nil {
+		ew, err := encoder(e.encoding, w)
+		if err != nil {
 			return err
 		}
-		return w.Close()
+		if err := e.content(ew); err != nil {
+			return err
+		}
+		return ew.Close()
+	}
+	mw := textproto.NewMultipartWriter(w)
+	if err := mw.SetBoundary(e.boundary); err != nil {
+		return err
 	}
 	for i := range e.parts {
 		p := &e.parts[i]
-		pw, err := w.CreatePart(p.header())
+		pw, err := mw.CreatePart(p.header().Header)
 		if err != nil {
 			return err
 		}
@@ -298,7 +314,55 @@ func (e *entity) write(w *gomessage.Writer) error {
 			return err
 		}
 	}
-	return w.Close()
+	return mw.Close()
+}
+
+// encoder returns a writer that encodes into w in the transfer encoding
+// enc (RFC 2045 6): quoted-printable, base64 in lines of 76 characters
+// (RFC 2045 6.8), or the octets as they are ("", 7bit, 8bit).
+func encoder(enc string, w io.Writer) (io.WriteCloser, error) {
+	switch enc {
+	case "quoted-printable":
+		return quotedprintable.NewWriter(w), nil
+	case "base64":
+		return base64.NewEncoder(base64.StdEncoding, &lineWrapper{w: w, max: 76}), nil
+	case "", "7bit", "8bit":
+		return nopCloser{w}, nil
+	}
+	return nil, fmt.Errorf("unknown transfer encoding %q", enc)
+}
+
+type nopCloser struct{ io.Writer }
+
+func (nopCloser) Close() error { return nil }
+
+// lineWrapper breaks what is written into lines of max octets ended by
+// CRLF; what it is given must have no line breaks of its own (base64).
+type lineWrapper struct {
+	w   io.Writer
+	max int
+	col int // octets on the current line
+}
+
+func (l *lineWrapper) Write(b []byte) (int, error) {
+	n := 0
+	for len(b) > 0 {
+		if l.col == l.max {
+			if _, err := io.WriteString(l.w, "\r\n"); err != nil {
+				return n, err
+			}
+			l.col = 0
+		}
+		k := min(len(b), l.max-l.col)
+		m, err := l.w.Write(b[:k])
+		n += m
+		l.col += m
+		if err != nil {
+			return n, err
+		}
+		b = b[k:]
+	}
+	return n, nil
 }
 
 // newBoundary returns a fresh multipart boundary (RFC 2046 5.1.1): it

@@ -288,3 +288,55 @@ func TestBuildRefuses(t *testing.T) {
 		})
 	}
 }
+
+// TestBuildFiles: an attachment goes with its Content-Type as given,
+// every parameter kept (a charset go-message cannot convert too: the
+// octets are not text to convert but a file), and its octets base64
+// in lines of at most 76 characters (RFC 2045 6.8).
+func TestBuildFiles(t *testing.T) {
+	latin1 := strings.Repeat("caf\xe9 cr\xe8me br\xfbl\xe9e ", 40)
+	tests := []struct {
+		name, ctype, content string
+		// What the part must say and hold.
+		wantType   string
+		wantParams map[string]string
+		wantEnc    string
+	}{
+		{"latin-1 text", "text/plain; charset=iso-8859-1", latin1, "text/plain", map[string]string{"charset": "iso-8859-1"}, "BASE64"},
+		{"upper-case charset and more parameters", "text/plain; charset=ISO-8859-15; format=flowed", "\xa4", "text/plain",
+			map[string]string{"charset": "ISO-8859-15", "format": "flowed"}, "BASE64"},
+		{"a charset no one knows", "text/csv; charset=x-unknown; header=present", "a;b", "text/csv",
+			map[string]string{"charset": "x-unknown", "header": "present"}, "BASE64"},
+		{"shift_jis html", "text/html; charset=shift_jis", "\x82\xa0", "text/html", map[string]string{"charset": "shift_jis"}, "BASE64"},
+		{"utf-8 text", "text/plain; charset=utf-8", "é", "text/plain", map[string]string{"charset": "utf-8"}, "BASE64"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			raw, err := Build(Spec{From: []*mail.Address{{Address: "a@example.org"}}, Hostname: "mx.example.org",
+				Text: "see attached", Files: []File{file("f", tt.ctype, tt.content)}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			p, err := Parse(raw).Body.Find("2")
+			if err != nil {
+				t.Fatalf("%v:\n%s", err, raw)
+			}
+			if got := p.Type + "/" + p.Subtype; got != tt.wantType || p.Encoding != tt.wantEnc {
+				t.Errorf("type %s, encoding %s; want %s, %s", got, p.Encoding, tt.wantType, tt.wantEnc)
+			}
+			for k, v := range tt.wantParams {
+				if p.Params[k] != v {
+					t.Errorf("parameter %s=%q, want %q (all: %v)", k, p.Params[k], v, p.Params)
+				}
+			}
+			if body, err := p.Decode(raw); err != nil || string(body) != tt.content {
+				t.Errorf("content %q (%v), want %q", body, err, tt.content)
+			}
+			for _, line := range strings.Split(strings.TrimRight(string(p.RawBody(raw)), "\r\n"), "\r\n") {
+				if len(line) > 76 {
+					t.Errorf("a base64 line of %d characters", len(line))
+				}
+			}
+		})
+	}
+}
