@@ -108,9 +108,12 @@ func Build(s Spec) ([]byte, error) {
 		return nil, errors.New("build message: a report without parts")
 	}
 	body := s.body()
+	if err := body.prepare(); err != nil {
+		return nil, fmt.Errorf("build message: %w", err)
+	}
 	// go-message writes the fields added last first, so they are added
 	// from the bottom up: the MIME fields, then the message's.
-	h := mail.Header{Header: body.header()}
+	h := mail.Header{Header: body.hdr.Copy()}
 	h.Set("MIME-Version", "1.0")
 	for i := len(s.Extra) - 1; i >= 0; i-- {
 		h.Add(s.Extra[i].Key, s.Extra[i].Value)
@@ -143,6 +146,9 @@ func Build(s Spec) ([]byte, error) {
 		date = time.Now()
 	}
 	h.SetDate(date)
+	if err := checkHeader(h.Header); err != nil {
+		return nil, fmt.Errorf("build message: %w", err)
+	}
 
 	var buf bytes.Buffer
 	err := textproto.WriteHeader(&buf, h.Header.Header)
@@ -173,7 +179,8 @@ type entity struct {
 	encoding    string // Content-Transfer-Encoding, "" for none
 	content     func(io.Writer) error
 	parts       []entity
-	boundary    string // a multipart's, made by header
+	boundary    string           // a multipart's, made by header
+	hdr         gomessage.Header // made and checked by prepare
 }
 
 // body is the tree of entities s is made of.
@@ -283,6 +290,45 @@ func (e *entity) header() gomessage.Header {
 	return h
 }
 
+// prepare makes the header of the entity and of every part under it,
+// and checks each before anything is written: go-message's
+// MultipartWriter.CreatePart drops WriteHeader's error, so a field it
+// refuses would end the part's header without its blank line, and what
+// follows would be read as header fields.
+func (e *entity) prepare() error {
+	e.hdr = e.header()
+	if err := checkHeader(e.hdr); err != nil {
+		return err
+	}
+	for i := range e.parts {
+		if err := e.parts[i].prepare(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkHeader returns why a field of h cannot be written as one field: a
+// name that is not printable ASCII without ":" (RFC 5322 2.2), a value
+// with CR, LF or NUL (a line break in a value given as one line would
+// start a field of the value's choosing), or a Content-Type that could
+// not be formatted (an invalid media type or parameter name).
+func checkHeader(h gomessage.Header) error {
+	for f := h.Fields(); f.Next(); {
+		k, v := f.Key(), f.Value()
+		if k == "" || strings.IndexFunc(k, func(r rune) bool { return r <= ' ' || r > '~' || r == ':' }) >= 0 {
+			return fmt.Errorf("invalid header field name %q", k)
+		}
+		if strings.ContainsAny(v, "\r\n\x00") {
+			return fmt.Errorf("header field %s: a line break or NUL in its value", k)
+		}
+		if strings.EqualFold(k, "Content-Type") && strings.TrimSpace(v) == "" {
+			return errors.New("invalid media type or parameter")
+		}
+	}
+	return nil
+}
+
 // write writes the entity's body into w: a leaf's content in its
 // transfer encoding, a multipart's parts each with its header. It is
 // written here rather than by go-message's Writer, which refuses a
@@ -306,7 +352,7 @@ func (e *entity) write(w io.Writer) error {
 	}
 	for i := range e.parts {
 		p := &e.parts[i]
-		pw, err := mw.CreatePart(p.header().Header)
+		pw, err := mw.CreatePart(p.hdr.Header)
 		if err != nil {
 			return err
 		}

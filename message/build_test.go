@@ -274,6 +274,25 @@ func TestBuildRefuses(t *testing.T) {
 		{"report with a file", Spec{Files: []File{file("a", "text/plain", "x")}, Report: report}, nil},
 		{"report without parts", Spec{Report: &Report{Type: "delivery-status"}}, nil},
 		{"file that cannot be opened", Spec{Text: "x", Files: []File{{Name: "a", Open: func() (io.ReadCloser, error) { return nil, fail }}}}, fail},
+		// A line break in a field would end it and start one of the
+		// value's choosing; in a part's header go-message would not even
+		// say so (it drops the error and leaves out the blank line).
+		{"report part description with CRLF", Spec{Report: &Report{Type: "delivery-status", Parts: []ReportPart{
+			{Type: "text/plain", Description: "d\r\nBcc: y", Body: []byte("x")}}}}, nil},
+		{"report part description with a bare LF", Spec{Report: &Report{Type: "delivery-status", Parts: []ReportPart{
+			{Type: "text/plain", Body: []byte("x")}, {Type: "text/plain", Description: "d\nX: y", Body: []byte("x")}}}}, nil},
+		{"report part description with NUL", Spec{Report: &Report{Type: "delivery-status", Parts: []ReportPart{
+			{Type: "text/plain", Description: "d\x00", Body: []byte("x")}}}}, nil},
+		{"report part type with CRLF", Spec{Report: &Report{Type: "delivery-status", Parts: []ReportPart{
+			{Type: "text/plain\r\nBcc: y", Body: []byte("x")}}}}, nil},
+		{"report part parameter name invalid", Spec{Report: &Report{Type: "delivery-status", Parts: []ReportPart{
+			{Type: "text/plain", Params: map[string]string{"a b": "c"}, Body: []byte("x")}}}}, nil},
+		{"extra field value with CRLF", Spec{Text: "x", Extra: []Field{{"User-Agent", "a\r\nBcc: y"}}}, nil},
+		{"extra field value with a bare CR", Spec{Text: "x", Extra: []Field{{"User-Agent", "a\rBcc: y"}}}, nil},
+		{"extra field name with a colon", Spec{Text: "x", Extra: []Field{{"Bcc: y\r\nX", "1"}}}, nil},
+		{"extra field name with a space", Spec{Text: "x", Extra: []Field{{"X Test", "1"}}}, nil},
+		{"extra field name not ASCII", Spec{Text: "x", Extra: []Field{{"X-Tést", "1"}}}, nil},
+		{"extra field name empty", Spec{Text: "x", Extra: []Field{{"", "1"}}}, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
