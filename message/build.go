@@ -99,7 +99,8 @@ func NewMessageID(host string) (string, error) {
 // 5.1.4); with files, that inside multipart/mixed, the files after it as
 // attachments; a report as multipart/report. An empty text beside HTML is
 // left out rather than offered as an alternative that shows nothing. Text
-// is sent quoted-printable (no line over RFC 5322's 998), files base64.
+// is sent quoted-printable (no line over RFC 5322's 998), files base64
+// but for a message/rfc822, which goes as it is (see fileEntity).
 func Build(s Spec) ([]byte, error) {
 	if s.Report != nil && (s.Text != "" || s.HTML != "" || len(s.Files) > 0) {
 		return nil, errors.New("build message: a report has only its own parts")
@@ -107,8 +108,11 @@ func Build(s Spec) ([]byte, error) {
 	if s.Report != nil && len(s.Report.Parts) == 0 {
 		return nil, errors.New("build message: a report without parts")
 	}
-	body := s.body()
-	if err := body.prepare(); err != nil {
+	body, err := s.body()
+	if err == nil {
+		err = body.prepare()
+	}
+	if err != nil {
 		return nil, fmt.Errorf("build message: %w", err)
 	}
 	// go-message writes the fields added last first, so they are added
@@ -151,7 +155,7 @@ func Build(s Spec) ([]byte, error) {
 	}
 
 	var buf bytes.Buffer
-	err := textproto.WriteHeader(&buf, h.Header.Header)
+	err = textproto.WriteHeader(&buf, h.Header.Header)
 	if err == nil {
 		err = body.write(&buf)
 	}
@@ -184,7 +188,7 @@ type entity struct {
 }
 
 // body is the tree of entities s is made of.
-func (s *Spec) body() entity {
+func (s *Spec) body() (entity, error) {
 	if s.Report != nil {
 		e := entity{ctype: "multipart/report", params: map[string]string{"report-type": s.Report.Type}}
 		for _, p := range s.Report.Parts {
@@ -195,7 +199,7 @@ func (s *Spec) body() entity {
 			e.parts = append(e.parts, entity{ctype: p.Type, params: p.Params, description: p.Description,
 				encoding: enc, content: writeBytes(p.Body)})
 		}
-		return e
+		return e, nil
 	}
 	alts := []entity{textEntity("text/plain", s.Text), textEntity("text/html", s.HTML)}
 	switch {
@@ -214,16 +218,20 @@ func (s *Spec) body() entity {
 		text = entity{ctype: "multipart/alternative", parts: alts}
 	}
 	if len(s.Files) == 0 {
-		return text
+		return text, nil
 	}
 	if len(alts) == 1 {
 		text.disposition = "inline"
 	}
 	mixed := entity{ctype: "multipart/mixed", parts: []entity{text}}
 	for _, f := range s.Files {
-		mixed.parts = append(mixed.parts, fileEntity(f))
+		e, err := fileEntity(f)
+		if err != nil {
+			return entity{}, err
+		}
+		mixed.parts = append(mixed.parts, e)
 	}
-	return mixed
+	return mixed, nil
 }
 
 func textEntity(ctype, text string) entity {
@@ -231,22 +239,27 @@ func textEntity(ctype, text string) entity {
 		content: func(w io.Writer) error { _, err := io.WriteString(w, text); return err }}
 }
 
-// fileEntity is an attachment. Its parameters are written with
-// mime.FormatMediaType, which encodes a name that is not ASCII as RFC 2231
-// says (filename*=utf-8”...); go-message's SetFilename would put an RFC
-// 2047 encoded word inside the quoted string, which RFC 2047 5 forbids.
-func fileEntity(f File) entity {
-	ctype := "application/octet-stream"
-	if mt, params, err := mime.ParseMediaType(f.Type); err == nil {
-		if ct := mime.FormatMediaType(mt, params); ct != "" {
-			ctype = ct
-		}
+// fileEntity is an attachment, in the encoding its type allows: base64,
+// but for the types RFC 2046 allows no encoding (identityOnly), whose
+// content goes as it is when it can. What cannot go so, and a multipart,
+// goes as application/octet-stream: a multipart's body is parts between
+// boundaries its Content-Type names, and sent as one part it would get a
+// new boundary, its content a preamble no reader shows (RFC 2046 5.1.1).
+//
+// Its parameters are written with mime.FormatMediaType, which encodes a
+// name that is not ASCII as RFC 2231 says (filename*=utf-8”...);
+// go-message's SetFilename would put an RFC 2047 encoded word inside the
+// quoted string, which RFC 2047 5 forbids.
+func fileEntity(f File) (entity, error) {
+	mt, params, err := mime.ParseMediaType(f.Type)
+	if err != nil || strings.HasPrefix(mt, "multipart/") {
+		mt, params = "application/octet-stream", nil
 	}
 	disp := mime.FormatMediaType("attachment", map[string]string{"filename": f.Name})
 	if disp == "" {
 		disp = "attachment"
 	}
-	return entity{ctype: ctype, disposition: disp, encoding: "base64", content: func(w io.Writer) error {
+	e := entity{disposition: disp, encoding: "base64", content: func(w io.Writer) error {
 		rc, err := f.Open()
 		if err != nil {
 			return err
@@ -255,6 +268,99 @@ func fileEntity(f File) entity {
 		_, err = io.Copy(w, rc)
 		return err
 	}}
+	if allowed, ok := identityOnly[mt]; ok {
+		b, err := readFile(f)
+		if err != nil {
+			return entity{}, err
+		}
+		e.content = writeBytes(b)
+		canon := canonicalLines(b)
+		if enc := identityEncoding(canon); enc != "" && (enc == "7bit" || allowed == "8bit") {
+			e.encoding, e.content = enc, writeBytes(canon)
+		} else {
+			mt, params = "application/octet-stream", nil
+		}
+	}
+	if e.ctype = mime.FormatMediaType(mt, params); e.ctype == "" {
+		e.ctype = "application/octet-stream"
+	}
+	return e, nil
+}
+
+// identityOnly are the media types that RFC 2046 allows no encoding but
+// an identity one, and the richest each allows: a message/rfc822 7bit,
+// 8bit or binary (5.2.1; binary is left out, as SMTP without BINARYMIME
+// cannot carry it), message/partial and message/external-body 7bit
+// alone (5.2.2, 5.2.3). message/global may be encoded (RFC 6532 3.5).
+var identityOnly = map[string]string{
+	"message/rfc822":        "8bit",
+	"message/partial":       "7bit",
+	"message/external-body": "7bit",
+}
+
+// readFile reads a file's content whole, for a type whose encoding
+// depends on it.
+func readFile(f File) ([]byte, error) {
+	rc, err := f.Open()
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	return io.ReadAll(rc)
+}
+
+// canonicalLines ends every line of b with CRLF where a bare LF ends it,
+// as a message's canonical form has them (RFC 2049 4, step 2): an
+// upload saved on a system whose lines end in LF is still a message.
+func canonicalLines(b []byte) []byte {
+	bare := 0
+	for i, c := range b {
+		if c == '\n' && (i == 0 || b[i-1] != '\r') {
+			bare++
+		}
+	}
+	if bare == 0 {
+		return b
+	}
+	out := make([]byte, 0, len(b)+bare)
+	for i, c := range b {
+		if c == '\n' && (i == 0 || b[i-1] != '\r') {
+			out = append(out, '\r')
+		}
+		out = append(out, c)
+	}
+	return out
+}
+
+// identityEncoding returns the identity encoding b can go in: "7bit" for
+// 7bit data, "8bit" for 8bit data (RFC 2045 2.7, 2.8: lines of at most
+// 998 octets ended by CRLF, no NUL, CR and LF only as CRLF), and "" for
+// anything else, which only base64 or quoted-printable can carry.
+func identityEncoding(b []byte) string {
+	enc, line := "7bit", 0
+	for i, c := range b {
+		switch {
+		case c == 0:
+			return ""
+		case c == '\r':
+			if i+1 >= len(b) || b[i+1] != '\n' {
+				return ""
+			}
+			continue
+		case c == '\n':
+			if i == 0 || b[i-1] != '\r' {
+				return ""
+			}
+			line = 0
+			continue
+		case c >= 0x80:
+			enc = "8bit"
+		}
+		if line++; line > 998 {
+			return ""
+		}
+	}
+	return enc
 }
 
 func writeBytes(b []byte) func(io.Writer) error {

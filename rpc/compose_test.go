@@ -359,12 +359,15 @@ func TestSendMIME(t *testing.T) {
 	}
 }
 
-// forwardable has parts to forward: part 2 a text in Latin-1.
+// forwardable has parts to forward: part 2 a text in Latin-1, part 3 a
+// message, part 4 a multipart.
 const forwardable = "From: x@example.com\r\nTo: alice@example.org\r\nSubject: parts\r\nMIME-Version: 1.0\r\n" +
 	"Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\n" +
 	"--b\r\nContent-Type: text/plain\r\n\r\nbody\r\n" +
 	"--b\r\nContent-Type: text/plain; charset=iso-8859-1; name=\"note.txt\"\r\nContent-Disposition: attachment; filename=\"note.txt\"\r\n" +
 	"Content-Transfer-Encoding: quoted-printable\r\n\r\ncaf=E9\r\n" +
+	"--b\r\nContent-Type: message/rfc822\r\n\r\nSubject: inner\r\n\r\ninner body\r\n" +
+	"--b\r\nContent-Type: multipart/alternative; boundary=\"i\"\r\n\r\n--i\r\nContent-Type: text/plain\r\n\r\nalt\r\n--i--\r\n" +
 	"--b--\r\n"
 
 // TestSendAttachmentTypes: what messages.send makes of an upload's
@@ -390,6 +393,12 @@ func TestSendAttachmentTypes(t *testing.T) {
 			wantType: "text/plain", wantParams: map[string]string{"charset": "iso-8859-1"}, wantEnc: "BASE64", want: "caf\xe9"},
 		{name: "forwarded Latin-1 part", part: "2",
 			wantType: "text/plain", wantParams: map[string]string{"charset": "iso-8859-1", "name": "note.txt"}, wantEnc: "BASE64", want: "caf\xe9"},
+		// RFC 2046 5.2.1: a message/rfc822 is not encoded.
+		{name: "forwarded message", part: "3", wantType: "message/rfc822", wantEnc: "7BIT", want: "Subject: inner\r\n\r\ninner body"},
+		// A multipart's content, sent as a multipart, would be a preamble
+		// of a new one.
+		{name: "forwarded multipart", part: "4", wantType: "application/octet-stream", wantParams: map[string]string{"boundary": ""},
+			wantEnc: "BASE64", want: "--i\r\nContent-Type: text/plain\r\n\r\nalt\r\n--i--"},
 	}
 	// One loop, no subtests: the client fails the test it was made for.
 	for _, tt := range tests {
