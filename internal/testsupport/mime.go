@@ -34,7 +34,13 @@ func TransferCases() []TransferCase {
 		{Name: "base64 bare LF and spaces", Encoding: "base64", Body: "SGVs bG8s\nIHdv\tcmxk\nIQ==\n", Decoded: "Hello, world!"},
 		{Name: "base64 no padding", Encoding: "base64", Body: "SGVsbG8sIHdvcmxkIQ", Decoded: "Hello, world!"},
 		{Name: "base64 garbage after padding", Encoding: "base64", Body: "SGVsbG8=\r\n-- \r\nSent from my phone", Decoded: "Hello"},
-		{Name: "base64 two paddings", Encoding: "base64", Body: "SGk=SGk=", Decoded: "Hi"},
+		// Pieces each padded on its own, one after the other, as some
+		// mailers and gateways join them: decoding goes on after "=".
+		{Name: "base64 chunks padded separately", Encoding: "base64", Body: "QQ==\r\nQg==", Decoded: "AB"},
+		{Name: "base64 chunks on one line", Encoding: "base64", Body: "SGk=SGk=", Decoded: "HiHi"},
+		{Name: "base64 chunk after short padding", Encoding: "base64", Body: "QQ=Qg==\r\nQUJD\r\n", Decoded: "ABABC"},
+		{Name: "base64 chunks then a footer", Encoding: "base64", Body: "QQ==\r\nQg==\r\n--\r\nList footer", Decoded: "AB"},
+		{Name: "base64 footer after the padding", Encoding: "base64", Body: "QQ==\r\nSent from my * phone", Decoded: "A"},
 		{Name: "base64 stray characters", Encoding: "base64", Body: "SGV*sbG8!", Decoded: "Hello"},
 		{Name: "base64 lone last sextet", Encoding: "base64", Body: "SGVsbG8hI", Decoded: "Hello!"},
 		{Name: "base64 binary octets", Encoding: "base64", Body: "AAECAwQFBgcICf8=", Decoded: "\x00\x01\x02\x03\x04\x05\x06\x07\x08\x09\xff"},
