@@ -53,13 +53,16 @@ func Decode(enc string, body []byte) ([]byte, error) {
 	return body, fmt.Errorf("decode %q: %w", enc, ErrUnknownEncoding)
 }
 
-// DecodedSize is len of what Decode returns, without decoding base64.
+// DecodedSize is len of what Decode returns, counted without decoding:
+// it runs for every part at delivery (the attachment sizes) and for
+// IMAP's BINARY.SIZE, and allocates nothing.
 func DecodedSize(enc string, body []byte) (int64, error) {
 	switch normEncoding(enc) {
 	case "BASE64":
 		return base64Size(body), nil
 	case "QUOTED-PRINTABLE":
-		return int64(len(decodeQPBody(body))), nil
+		_, n := walkQP(body, nil, false)
+		return n, nil
 	}
 	b, err := Decode(enc, body)
 	return int64(len(b)), err
@@ -78,6 +81,16 @@ func (p *Part) Decode(raw []byte) ([]byte, error) {
 		return body, nil
 	}
 	return Decode(p.Encoding, body)
+}
+
+// DecodedSize is len of what p.Decode returns, counted as DecodedSize
+// counts.
+func (p *Part) DecodedSize(raw []byte) (int64, error) {
+	body := p.RawBody(raw)
+	if p.IsMultipart() {
+		return int64(len(body)), nil
+	}
+	return DecodedSize(p.Encoding, body)
 }
 
 // RawBody returns the part's body as stored, raw being the whole message
@@ -191,35 +204,65 @@ func cleanRun(b []byte) bool {
 // octet, "=" at the end of a line is a soft line break, and white space at
 // the end of a line is dropped (rule 3).
 func decodeQPBody(b []byte) []byte {
-	out := make([]byte, 0, len(b))
+	out, _ := walkQP(b, make([]byte, 0, len(b)), true)
+	return out
+}
+
+// walkQP reads a quoted-printable body as decodeQPBody says: it appends
+// the octets to out when decode is set, and returns how many there are
+// either way, so that the size and the decoding can never disagree.
+func walkQP(b, out []byte, decode bool) ([]byte, int64) {
+	var n int64
 	for len(b) > 0 {
 		line := b
-		var eol []byte
+		eol := ""
 		if i := bytes.IndexByte(b, '\n'); i >= 0 {
 			line, b = b[:i], b[i+1:]
-			eol = []byte("\r\n")
+			eol = "\r\n"
 			if len(line) > 0 && line[len(line)-1] == '\r' {
 				line = line[:len(line)-1]
 			} else {
-				eol = []byte("\n")
+				eol = "\n"
 			}
 		} else {
 			b = nil
 		}
-		line = bytes.TrimRight(line, " \t")
+		for len(line) > 0 && (line[len(line)-1] == ' ' || line[len(line)-1] == '\t') {
+			line = line[:len(line)-1]
+		}
 		if len(line) > 0 && line[len(line)-1] == '=' {
-			line, eol = line[:len(line)-1], nil // soft line break
+			line, eol = line[:len(line)-1], "" // soft line break
 		}
-		for i := 0; i < len(line); i++ {
-			c := line[i]
-			if c == '=' && i+2 < len(line) && isHex(line[i+1]) && isHex(line[i+2]) {
-				out = append(out, unhex(line[i+1])<<4|unhex(line[i+2]))
-				i += 2
-				continue
+		for len(line) > 0 {
+			i := bytes.IndexByte(line, '=')
+			if i < 0 {
+				i = len(line)
 			}
-			out = append(out, c)
+			n += int64(i)
+			if decode {
+				out = append(out, line[:i]...)
+			}
+			if line = line[i:]; len(line) == 0 {
+				break
+			}
+			// line starts with "=": an octet, or an "=" kept as written.
+			n++
+			if len(line) >= 3 && isHex(line[1]) && isHex(line[2]) {
+				if decode {
+					out = append(out, unhex(line[1])<<4|unhex(line[2]))
+				}
+				line = line[3:]
+			} else {
+				if decode {
+					out = append(out, '=')
+				}
+				line = line[1:]
+			}
 		}
-		out = append(out, eol...)
+		n += int64(len(eol))
+		if decode {
+			out = append(out, eol...)
+		}
 	}
-	return out
+	return out, n
 }
