@@ -200,7 +200,7 @@ func (p *addrParser) bare(words []token) {
 // group parses the members of a group up to and including its ";" (RFC 5322
 // 3.4) and appends them between the RFC 3501 start and end markers.
 func (p *addrParser) group(name string) {
-	name = decodeHeaderText(strings.TrimSpace(name))
+	name = HeaderText(strings.TrimSpace(name))
 	if name != "" {
 		p.out = append(p.out, Address{Mailbox: name})
 	}
@@ -306,7 +306,7 @@ func (p *addrParser) trailingComment() string {
 // neither mailbox nor name is dropped; one without a host gets MissingHost
 // so that it cannot be mistaken for a group marker.
 func (p *addrParser) add(name, mailbox, host string) {
-	name = decodeHeaderText(strings.TrimSpace(name))
+	name = HeaderText(strings.TrimSpace(name))
 	mailbox, host = cleanText(mailbox), cleanText(host)
 	if name == "" && mailbox == "" {
 		return
@@ -317,7 +317,7 @@ func (p *addrParser) add(name, mailbox, host string) {
 	p.out = append(p.out, Address{Name: name, Mailbox: mailbox, Host: host})
 }
 
-// phrase joins display-name words with single spaces; decodeHeaderText then
+// phrase joins display-name words with single spaces; HeaderText then
 // removes the spaces between adjacent encoded words.
 func phrase(words []token) string {
 	switch len(words) {

@@ -3,16 +3,19 @@ package message
 import (
 	"bytes"
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"mime"
+	"mime/quotedprintable"
 	"strings"
 	"time"
 
 	gomessage "github.com/emersion/go-message"
 	"github.com/emersion/go-message/mail"
+	"github.com/emersion/go-message/textproto"
 )
 
 // Spec is a message to build (RFC 5322, RFC 2045-2049): its header fields
@@ -96,7 +99,8 @@ func NewMessageID(host string) (string, error) {
 // 5.1.4); with files, that inside multipart/mixed, the files after it as
 // attachments; a report as multipart/report. An empty text beside HTML is
 // left out rather than offered as an alternative that shows nothing. Text
-// is sent quoted-printable (no line over RFC 5322's 998), files base64.
+// is sent quoted-printable (no line over RFC 5322's 998), files base64
+// but for a message/rfc822, which goes as it is (see fileEntity).
 func Build(s Spec) ([]byte, error) {
 	if s.Report != nil && (s.Text != "" || s.HTML != "" || len(s.Files) > 0) {
 		return nil, errors.New("build message: a report has only its own parts")
@@ -104,10 +108,16 @@ func Build(s Spec) ([]byte, error) {
 	if s.Report != nil && len(s.Report.Parts) == 0 {
 		return nil, errors.New("build message: a report without parts")
 	}
-	body := s.body()
+	body, err := s.body()
+	if err == nil {
+		err = body.prepare()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("build message: %w", err)
+	}
 	// go-message writes the fields added last first, so they are added
 	// from the bottom up: the MIME fields, then the message's.
-	h := mail.Header{Header: body.header()}
+	h := mail.Header{Header: body.hdr.Copy()}
 	h.Set("MIME-Version", "1.0")
 	for i := len(s.Extra) - 1; i >= 0; i-- {
 		h.Add(s.Extra[i].Key, s.Extra[i].Value)
@@ -140,11 +150,14 @@ func Build(s Spec) ([]byte, error) {
 		date = time.Now()
 	}
 	h.SetDate(date)
+	if err := checkHeader(h.Header); err != nil {
+		return nil, fmt.Errorf("build message: %w", err)
+	}
 
 	var buf bytes.Buffer
-	w, err := gomessage.CreateWriter(&buf, h.Header)
+	err = textproto.WriteHeader(&buf, h.Header.Header)
 	if err == nil {
-		err = body.write(w)
+		err = body.write(&buf)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("build message: %w", err)
@@ -170,10 +183,12 @@ type entity struct {
 	encoding    string // Content-Transfer-Encoding, "" for none
 	content     func(io.Writer) error
 	parts       []entity
+	boundary    string           // a multipart's, made by header
+	hdr         gomessage.Header // made and checked by prepare
 }
 
 // body is the tree of entities s is made of.
-func (s *Spec) body() entity {
+func (s *Spec) body() (entity, error) {
 	if s.Report != nil {
 		e := entity{ctype: "multipart/report", params: map[string]string{"report-type": s.Report.Type}}
 		for _, p := range s.Report.Parts {
@@ -184,7 +199,7 @@ func (s *Spec) body() entity {
 			e.parts = append(e.parts, entity{ctype: p.Type, params: p.Params, description: p.Description,
 				encoding: enc, content: writeBytes(p.Body)})
 		}
-		return e
+		return e, nil
 	}
 	alts := []entity{textEntity("text/plain", s.Text), textEntity("text/html", s.HTML)}
 	switch {
@@ -203,16 +218,20 @@ func (s *Spec) body() entity {
 		text = entity{ctype: "multipart/alternative", parts: alts}
 	}
 	if len(s.Files) == 0 {
-		return text
+		return text, nil
 	}
 	if len(alts) == 1 {
 		text.disposition = "inline"
 	}
 	mixed := entity{ctype: "multipart/mixed", parts: []entity{text}}
 	for _, f := range s.Files {
-		mixed.parts = append(mixed.parts, fileEntity(f))
+		e, err := fileEntity(f)
+		if err != nil {
+			return entity{}, err
+		}
+		mixed.parts = append(mixed.parts, e)
 	}
-	return mixed
+	return mixed, nil
 }
 
 func textEntity(ctype, text string) entity {
@@ -220,22 +239,27 @@ func textEntity(ctype, text string) entity {
 		content: func(w io.Writer) error { _, err := io.WriteString(w, text); return err }}
 }
 
-// fileEntity is an attachment. Its parameters are written with
-// mime.FormatMediaType, which encodes a name that is not ASCII as RFC 2231
-// says (filename*=utf-8”...); go-message's SetFilename would put an RFC
-// 2047 encoded word inside the quoted string, which RFC 2047 5 forbids.
-func fileEntity(f File) entity {
-	ctype := "application/octet-stream"
-	if mt, params, err := mime.ParseMediaType(f.Type); err == nil {
-		if ct := mime.FormatMediaType(mt, params); ct != "" {
-			ctype = ct
-		}
+// fileEntity is an attachment, in the encoding its type allows: base64,
+// but for the types RFC 2046 allows no encoding (identityOnly), whose
+// content goes as it is when it can. What cannot go so, and a multipart,
+// goes as application/octet-stream: a multipart's body is parts between
+// boundaries its Content-Type names, and sent as one part it would get a
+// new boundary, its content a preamble no reader shows (RFC 2046 5.1.1).
+//
+// Its parameters are written with mime.FormatMediaType, which encodes a
+// name that is not ASCII as RFC 2231 says (filename*=utf-8”...);
+// go-message's SetFilename would put an RFC 2047 encoded word inside the
+// quoted string, which RFC 2047 5 forbids.
+func fileEntity(f File) (entity, error) {
+	mt, params, err := mime.ParseMediaType(f.Type)
+	if err != nil || strings.HasPrefix(mt, "multipart/") {
+		mt, params = "application/octet-stream", nil
 	}
 	disp := mime.FormatMediaType("attachment", map[string]string{"filename": f.Name})
 	if disp == "" {
 		disp = "attachment"
 	}
-	return entity{ctype: ctype, disposition: disp, encoding: "base64", content: func(w io.Writer) error {
+	e := entity{disposition: disp, encoding: "base64", content: func(w io.Writer) error {
 		rc, err := f.Open()
 		if err != nil {
 			return err
@@ -244,6 +268,99 @@ func fileEntity(f File) entity {
 		_, err = io.Copy(w, rc)
 		return err
 	}}
+	if allowed, ok := identityOnly[mt]; ok {
+		b, err := readFile(f)
+		if err != nil {
+			return entity{}, err
+		}
+		e.content = writeBytes(b)
+		canon := canonicalLines(b)
+		if enc := identityEncoding(canon); enc != "" && (enc == "7bit" || allowed == "8bit") {
+			e.encoding, e.content = enc, writeBytes(canon)
+		} else {
+			mt, params = "application/octet-stream", nil
+		}
+	}
+	if e.ctype = mime.FormatMediaType(mt, params); e.ctype == "" {
+		e.ctype = "application/octet-stream"
+	}
+	return e, nil
+}
+
+// identityOnly are the media types that RFC 2046 allows no encoding but
+// an identity one, and the richest each allows: a message/rfc822 7bit,
+// 8bit or binary (5.2.1; binary is left out, as SMTP without BINARYMIME
+// cannot carry it), message/partial and message/external-body 7bit
+// alone (5.2.2, 5.2.3). message/global may be encoded (RFC 6532 3.5).
+var identityOnly = map[string]string{
+	"message/rfc822":        "8bit",
+	"message/partial":       "7bit",
+	"message/external-body": "7bit",
+}
+
+// readFile reads a file's content whole, for a type whose encoding
+// depends on it.
+func readFile(f File) ([]byte, error) {
+	rc, err := f.Open()
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	return io.ReadAll(rc)
+}
+
+// canonicalLines ends every line of b with CRLF where a bare LF ends it,
+// as a message's canonical form has them (RFC 2049 4, step 2): an
+// upload saved on a system whose lines end in LF is still a message.
+func canonicalLines(b []byte) []byte {
+	bare := 0
+	for i, c := range b {
+		if c == '\n' && (i == 0 || b[i-1] != '\r') {
+			bare++
+		}
+	}
+	if bare == 0 {
+		return b
+	}
+	out := make([]byte, 0, len(b)+bare)
+	for i, c := range b {
+		if c == '\n' && (i == 0 || b[i-1] != '\r') {
+			out = append(out, '\r')
+		}
+		out = append(out, c)
+	}
+	return out
+}
+
+// identityEncoding returns the identity encoding b can go in: "7bit" for
+// 7bit data, "8bit" for 8bit data (RFC 2045 2.7, 2.8: lines of at most
+// 998 octets ended by CRLF, no NUL, CR and LF only as CRLF), and "" for
+// anything else, which only base64 or quoted-printable can carry.
+func identityEncoding(b []byte) string {
+	enc, line := "7bit", 0
+	for i, c := range b {
+		switch {
+		case c == 0:
+			return ""
+		case c == '\r':
+			if i+1 >= len(b) || b[i+1] != '\n' {
+				return ""
+			}
+			continue
+		case c == '\n':
+			if i == 0 || b[i-1] != '\r' {
+				return ""
+			}
+			line = 0
+			continue
+		case c >= 0x80:
+			enc = "8bit"
+		}
+		if line++; line > 998 {
+			return ""
+		}
+	}
+	return enc
 }
 
 func writeBytes(b []byte) func(io.Writer) error {
@@ -251,8 +368,7 @@ func writeBytes(b []byte) func(io.Writer) error {
 }
 
 // header is the entity's MIME header, added bottom up (see Build). A
-// multipart gets its boundary here, so that go-message does not set it
-// later and move Content-Type.
+// multipart gets its boundary here, which write then uses.
 func (e *entity) header() gomessage.Header {
 	var h gomessage.Header
 	if e.encoding != "" {
@@ -269,7 +385,8 @@ func (e *entity) header() gomessage.Header {
 		params[k] = v
 	}
 	if strings.HasPrefix(e.ctype, "multipart/") {
-		params["boundary"] = newBoundary()
+		e.boundary = newBoundary()
+		params["boundary"] = e.boundary
 	}
 	if strings.Contains(e.ctype, ";") {
 		h.Set("Content-Type", e.ctype) // formatted already (a file's)
@@ -279,18 +396,69 @@ func (e *entity) header() gomessage.Header {
 	return h
 }
 
-// write writes the entity's content into w, which CreateWriter or
-// CreatePart made of its header, and closes w.
-func (e *entity) write(w *gomessage.Writer) error {
-	if e.parts == nil {
-		if err := e.content(w); err != nil {
+// prepare makes the header of the entity and of every part under it,
+// and checks each before anything is written: go-message's
+// MultipartWriter.CreatePart drops WriteHeader's error, so a field it
+// refuses would end the part's header without its blank line, and what
+// follows would be read as header fields.
+func (e *entity) prepare() error {
+	e.hdr = e.header()
+	if err := checkHeader(e.hdr); err != nil {
+		return err
+	}
+	for i := range e.parts {
+		if err := e.parts[i].prepare(); err != nil {
 			return err
 		}
-		return w.Close()
+	}
+	return nil
+}
+
+// checkHeader returns why a field of h cannot be written as one field: a
+// name that is not printable ASCII without ":" (RFC 5322 2.2), a value
+// with CR, LF or NUL (a line break in a value given as one line would
+// start a field of the value's choosing), or a Content-Type that could
+// not be formatted (an invalid media type or parameter name).
+func checkHeader(h gomessage.Header) error {
+	for f := h.Fields(); f.Next(); {
+		k, v := f.Key(), f.Value()
+		if k == "" || strings.IndexFunc(k, func(r rune) bool { return r <= ' ' || r > '~' || r == ':' }) >= 0 {
+			return fmt.Errorf("invalid header field name %q", k)
+		}
+		if strings.ContainsAny(v, "\r\n\x00") {
+			return fmt.Errorf("header field %s: a line break or NUL in its value", k)
+		}
+		if strings.EqualFold(k, "Content-Type") && strings.TrimSpace(v) == "" {
+			return errors.New("invalid media type or parameter")
+		}
+	}
+	return nil
+}
+
+// write writes the entity's body into w: a leaf's content in its
+// transfer encoding, a multipart's parts each with its header. It is
+// written here rather than by go-message's Writer, which refuses a
+// charset other than utf-8 and us-ascii (it would convert the text):
+// an attachment's octets are sent as they are, its Content-Type with
+// every parameter as given.
+func (e *entity) write(w io.Writer) error {
+	if e.parts == nil {
+		ew, err := encoder(e.encoding, w)
+		if err != nil {
+			return err
+		}
+		if err := e.content(ew); err != nil {
+			return err
+		}
+		return ew.Close()
+	}
+	mw := textproto.NewMultipartWriter(w)
+	if err := mw.SetBoundary(e.boundary); err != nil {
+		return err
 	}
 	for i := range e.parts {
 		p := &e.parts[i]
-		pw, err := w.CreatePart(p.header())
+		pw, err := mw.CreatePart(p.hdr.Header)
 		if err != nil {
 			return err
 		}
@@ -298,7 +466,55 @@ func (e *entity) write(w *gomessage.Writer) error {
 			return err
 		}
 	}
-	return w.Close()
+	return mw.Close()
+}
+
+// encoder returns a writer that encodes into w in the transfer encoding
+// enc (RFC 2045 6): quoted-printable, base64 in lines of 76 characters
+// (RFC 2045 6.8), or the octets as they are ("", 7bit, 8bit).
+func encoder(enc string, w io.Writer) (io.WriteCloser, error) {
+	switch enc {
+	case "quoted-printable":
+		return quotedprintable.NewWriter(w), nil
+	case "base64":
+		return base64.NewEncoder(base64.StdEncoding, &lineWrapper{w: w, max: 76}), nil
+	case "", "7bit", "8bit":
+		return nopCloser{w}, nil
+	}
+	return nil, fmt.Errorf("unknown transfer encoding %q", enc)
+}
+
+type nopCloser struct{ io.Writer }
+
+func (nopCloser) Close() error { return nil }
+
+// lineWrapper breaks what is written into lines of max octets ended by
+// CRLF; what it is given must have no line breaks of its own (base64).
+type lineWrapper struct {
+	w   io.Writer
+	max int
+	col int // octets on the current line
+}
+
+func (l *lineWrapper) Write(b []byte) (int, error) {
+	n := 0
+	for len(b) > 0 {
+		if l.col == l.max {
+			if _, err := io.WriteString(l.w, "\r\n"); err != nil {
+				return n, err
+			}
+			l.col = 0
+		}
+		k := min(len(b), l.max-l.col)
+		m, err := l.w.Write(b[:k])
+		n += m
+		l.col += m
+		if err != nil {
+			return n, err
+		}
+		b = b[k:]
+	}
+	return n, nil
 }
 
 // newBoundary returns a fresh multipart boundary (RFC 2046 5.1.1): it

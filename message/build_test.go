@@ -274,6 +274,25 @@ func TestBuildRefuses(t *testing.T) {
 		{"report with a file", Spec{Files: []File{file("a", "text/plain", "x")}, Report: report}, nil},
 		{"report without parts", Spec{Report: &Report{Type: "delivery-status"}}, nil},
 		{"file that cannot be opened", Spec{Text: "x", Files: []File{{Name: "a", Open: func() (io.ReadCloser, error) { return nil, fail }}}}, fail},
+		// A line break in a field would end it and start one of the
+		// value's choosing; in a part's header go-message would not even
+		// say so (it drops the error and leaves out the blank line).
+		{"report part description with CRLF", Spec{Report: &Report{Type: "delivery-status", Parts: []ReportPart{
+			{Type: "text/plain", Description: "d\r\nBcc: y", Body: []byte("x")}}}}, nil},
+		{"report part description with a bare LF", Spec{Report: &Report{Type: "delivery-status", Parts: []ReportPart{
+			{Type: "text/plain", Body: []byte("x")}, {Type: "text/plain", Description: "d\nX: y", Body: []byte("x")}}}}, nil},
+		{"report part description with NUL", Spec{Report: &Report{Type: "delivery-status", Parts: []ReportPart{
+			{Type: "text/plain", Description: "d\x00", Body: []byte("x")}}}}, nil},
+		{"report part type with CRLF", Spec{Report: &Report{Type: "delivery-status", Parts: []ReportPart{
+			{Type: "text/plain\r\nBcc: y", Body: []byte("x")}}}}, nil},
+		{"report part parameter name invalid", Spec{Report: &Report{Type: "delivery-status", Parts: []ReportPart{
+			{Type: "text/plain", Params: map[string]string{"a b": "c"}, Body: []byte("x")}}}}, nil},
+		{"extra field value with CRLF", Spec{Text: "x", Extra: []Field{{"User-Agent", "a\r\nBcc: y"}}}, nil},
+		{"extra field value with a bare CR", Spec{Text: "x", Extra: []Field{{"User-Agent", "a\rBcc: y"}}}, nil},
+		{"extra field name with a colon", Spec{Text: "x", Extra: []Field{{"Bcc: y\r\nX", "1"}}}, nil},
+		{"extra field name with a space", Spec{Text: "x", Extra: []Field{{"X Test", "1"}}}, nil},
+		{"extra field name not ASCII", Spec{Text: "x", Extra: []Field{{"X-Tést", "1"}}}, nil},
+		{"extra field name empty", Spec{Text: "x", Extra: []Field{{"", "1"}}}, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -284,6 +303,93 @@ func TestBuildRefuses(t *testing.T) {
 			}
 			if tt.is != nil && !errors.Is(err, tt.is) {
 				t.Errorf("error %v, want %v", err, tt.is)
+			}
+		})
+	}
+}
+
+// TestBuildFiles: an attachment goes with its Content-Type as given,
+// every parameter kept (a charset go-message cannot convert too: the
+// octets are not text to convert but a file), and its octets base64 in
+// lines of at most 76 characters (RFC 2045 6.8); but a message/rfc822 as
+// it is (RFC 2046 5.2.1), and what cannot be as it is, and a multipart,
+// as application/octet-stream.
+func TestBuildFiles(t *testing.T) {
+	latin1 := strings.Repeat("caf\xe9 cr\xe8me br\xfbl\xe9e ", 40)
+	msg := "From: a@example.org\r\nSubject: hi\r\n\r\nbody\r\n"
+	octets := "application/octet-stream"
+	tests := []struct {
+		name, ctype, content string
+		// What the part must say and hold; want "" is content.
+		wantType   string
+		wantParams map[string]string
+		wantEnc    string
+		want       string
+	}{
+		{"latin-1 text", "text/plain; charset=iso-8859-1", latin1, "text/plain", map[string]string{"charset": "iso-8859-1"}, "BASE64", ""},
+		{"upper-case charset and more parameters", "text/plain; charset=ISO-8859-15; format=flowed", "\xa4", "text/plain",
+			map[string]string{"charset": "ISO-8859-15", "format": "flowed"}, "BASE64", ""},
+		{"a charset no one knows", "text/csv; charset=x-unknown; header=present", "a;b", "text/csv",
+			map[string]string{"charset": "x-unknown", "header": "present"}, "BASE64", ""},
+		{"shift_jis html", "text/html; charset=shift_jis", "\x82\xa0", "text/html", map[string]string{"charset": "shift_jis"}, "BASE64", ""},
+		{"utf-8 text", "text/plain; charset=utf-8", "é", "text/plain", map[string]string{"charset": "utf-8"}, "BASE64", ""},
+
+		{"message 7bit", "message/rfc822", msg, "message/rfc822", nil, "7BIT", ""},
+		{"message 8bit", "message/rfc822", "Subject: caf\xc3\xa9\r\n\r\nna\xc3\xafve\r\n", "message/rfc822", nil, "8BIT", ""},
+		{"message with LF line ends", "message/rfc822", "Subject: hi\n\nbody\n", "message/rfc822", nil, "7BIT", "Subject: hi\r\n\r\nbody\r\n"},
+		{"message without a last line end", "message/rfc822", "Subject: hi\r\n\r\nbody", "message/rfc822", nil, "7BIT", ""},
+		{"message with NUL", "message/rfc822", "Subject: hi\r\n\r\na\x00b\r\n", octets, map[string]string{}, "BASE64", ""},
+		{"message with a bare CR", "message/rfc822", "Subject: hi\r\n\r\na\rb\r\n", octets, nil, "BASE64", ""},
+		{"message with a line over 998", "message/rfc822", "Subject: hi\r\n\r\n" + strings.Repeat("x", 999) + "\r\n", octets, nil, "BASE64", ""},
+		{"message with a line of 998", "message/rfc822", "Subject: hi\r\n\r\n" + strings.Repeat("x", 998) + "\r\n", "message/rfc822", nil, "7BIT", ""},
+		{"partial 7bit", "message/partial; id=\"x@y\"; number=1; total=2", msg, "message/partial",
+			map[string]string{"id": "x@y", "number": "1", "total": "2"}, "7BIT", ""},
+		{"partial 8bit", "message/partial; id=\"x@y\"; number=1", "Subject: \xc3\xa9\r\n\r\n", octets, map[string]string{"id": ""}, "BASE64", ""},
+		{"message/global may be encoded", "message/global", "Subject: \xc3\xa9\r\n\r\n", "message/global", nil, "BASE64", ""},
+		{"multipart", "multipart/alternative; boundary=x", "--x\r\nContent-Type: text/plain\r\n\r\nhi\r\n--x--\r\n", octets,
+			map[string]string{"boundary": ""}, "BASE64", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			raw, err := Build(Spec{From: []*mail.Address{{Address: "a@example.org"}}, Hostname: "mx.example.org",
+				Text: "see attached", Files: []File{file("f", tt.ctype, tt.content)}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			info := Parse(raw)
+			if len(info.Body.Parts) != 2 {
+				t.Fatalf("structure %s:\n%s", tree(&info.Body), raw)
+			}
+			p := &info.Body.Parts[1]
+			if got := p.Type + "/" + p.Subtype; got != tt.wantType || p.Encoding != tt.wantEnc {
+				t.Errorf("type %s, encoding %s; want %s, %s", got, p.Encoding, tt.wantType, tt.wantEnc)
+			}
+			for k, v := range tt.wantParams {
+				if p.Params[k] != v {
+					t.Errorf("parameter %s=%q, want %q (all: %v)", k, p.Params[k], v, p.Params)
+				}
+			}
+			if p.DispositionParams["filename"] != "f" {
+				t.Errorf("file name %q", p.DispositionParams["filename"])
+			}
+			want := tt.want
+			if want == "" {
+				want = tt.content
+			}
+			if body, err := p.Decode(raw); err != nil || string(body) != want {
+				t.Errorf("content %q (%v), want %q", body, err, want)
+			}
+			if p.Type == "message" && p.Subtype == "rfc822" && (p.Body == nil || p.Envelope == nil || p.Envelope.Subject == "") {
+				t.Errorf("the message is not read as one: %+v", p)
+			}
+			maxLine := 998
+			if p.Encoding == "BASE64" {
+				maxLine = 76
+			}
+			for _, line := range strings.Split(string(p.RawBody(raw)), "\r\n") {
+				if len(line) > maxLine {
+					t.Errorf("a %s line of %d characters", p.Encoding, len(line))
+				}
 			}
 		})
 	}

@@ -2,7 +2,6 @@ package message
 
 import (
 	"bytes"
-	"encoding/base64"
 	"errors"
 	"fmt"
 )
@@ -23,9 +22,14 @@ var ErrUnknownEncoding = errors.New("message: unknown content transfer encoding"
 // It is as lenient as the mail real clients send needs, and never fails on
 // damaged data:
 //   - base64 (RFC 2045 6.8): characters outside the alphabet (line breaks,
-//     white space, stray garbage) are ignored as the RFC asks; the first "="
-//     ends the data, so missing padding and whatever follows the padding
-//     do not matter; a last lone sextet, which carries no whole octet, is
+//     white space, stray garbage) are ignored as the RFC asks; missing
+//     padding does not matter. "=" ends a quad: what follows is another
+//     run of base64, as when pieces each with its padding were put one
+//     after the other ("QQ==\r\nQg==" is "AB", as most mail readers have
+//     it), if that run, up to its own "=" or the end, is the alphabet
+//     and white space alone; anything else there (a footer a list
+//     added: "-- \r\nSent from my phone") ends the data at the "=". A
+//     lone sextet at the end of a run, which carries no whole octet, is
 //     dropped.
 //   - quoted-printable (RFC 2045 6.7): "=XX" is an octet (lower-case hex
 //     too); "=" at the end of a line, white space after it allowed, is a
@@ -49,13 +53,16 @@ func Decode(enc string, body []byte) ([]byte, error) {
 	return body, fmt.Errorf("decode %q: %w", enc, ErrUnknownEncoding)
 }
 
-// DecodedSize is len of what Decode returns, without decoding base64.
+// DecodedSize is len of what Decode returns, counted without decoding:
+// it runs for every part at delivery (the attachment sizes) and for
+// IMAP's BINARY.SIZE, and allocates nothing.
 func DecodedSize(enc string, body []byte) (int64, error) {
 	switch normEncoding(enc) {
 	case "BASE64":
 		return base64Size(body), nil
 	case "QUOTED-PRINTABLE":
-		return int64(len(decodeQPBody(body))), nil
+		_, n := walkQP(body, nil, false)
+		return n, nil
 	}
 	b, err := Decode(enc, body)
 	return int64(len(b)), err
@@ -74,6 +81,16 @@ func (p *Part) Decode(raw []byte) ([]byte, error) {
 		return body, nil
 	}
 	return Decode(p.Encoding, body)
+}
+
+// DecodedSize is len of what p.Decode returns, counted as DecodedSize
+// counts.
+func (p *Part) DecodedSize(raw []byte) (int64, error) {
+	body := p.RawBody(raw)
+	if p.IsMultipart() {
+		return int64(len(body)), nil
+	}
+	return DecodedSize(p.Encoding, body)
 }
 
 // RawBody returns the part's body as stored, raw being the whole message
@@ -95,79 +112,157 @@ func normEncoding(enc string) string {
 	return transferEncoding(enc)
 }
 
-// decodeBase64Body decodes a base64 body (RFC 2045 6.8), skipping line
-// breaks and any other characters outside the alphabet as the RFC asks.
+// decodeBase64Body decodes a base64 body as Decode says.
 func decodeBase64Body(b []byte) []byte {
-	clean := make([]byte, 0, len(b))
-	for _, c := range b {
-		if c == '=' {
-			break
-		}
-		if isBase64(c) {
-			clean = append(clean, c)
-		}
-	}
-	if len(clean)%4 == 1 {
-		clean = clean[:len(clean)-1] // a lone sextet carries no octet
-	}
-	out := make([]byte, base64.RawStdEncoding.DecodedLen(len(clean)))
-	n, _ := base64.RawStdEncoding.Decode(out, clean)
-	return out[:n]
+	out, _ := walkBase64(b, make([]byte, 0, len(b)/4*3+3), true)
+	return out
 }
 
-// base64Size returns the length decodeBase64Body gives without decoding:
-// six bits for each character of the alphabet before the first "=", in
-// whole octets (a lone last sextet makes none).
+// base64Size returns the length decodeBase64Body gives, without decoding.
 func base64Size(b []byte) int64 {
-	n := int64(0)
-	for _, c := range b {
-		if c == '=' {
-			break
-		}
-		if isBase64(c) {
-			n++
-		}
-	}
-	return n * 6 / 8
+	_, n := walkBase64(b, nil, false)
+	return n
 }
 
-func isBase64(c byte) bool {
-	return 'A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '+' || c == '/'
+// walkBase64 reads a base64 body as Decode says: it appends the octets
+// to out when decode is set, and returns how many there are either way,
+// so that the size and the decoding can never disagree.
+func walkBase64(b, out []byte, decode bool) ([]byte, int64) {
+	var (
+		quad [4]byte // the sextets of the quad being read
+		q    int     // how many it has
+		n    int64
+	)
+	for i, c := range b {
+		if v := sextets[c]; v < 64 {
+			quad[q] = v
+			if q++; q == 4 {
+				n += 3
+				if decode {
+					out = append(out, quad[0]<<2|quad[1]>>4, quad[1]<<4|quad[2]>>2, quad[2]<<6|quad[3])
+				}
+				q = 0
+			}
+			continue
+		}
+		if c != '=' {
+			continue
+		}
+		out, n = endQuad(quad, q, out, n, decode)
+		q = 0
+		if !cleanRun(b[i+1:]) {
+			return out, n
+		}
+	}
+	return endQuad(quad, q, out, n, decode)
+}
+
+// endQuad ends a quad of q sextets cut short by "=" or the end: two make
+// one octet, three two, one none.
+func endQuad(quad [4]byte, q int, out []byte, n int64, decode bool) ([]byte, int64) {
+	if q < 2 {
+		return out, n
+	}
+	if decode {
+		out = append(out, quad[0]<<2|quad[1]>>4)
+		if q == 3 {
+			out = append(out, quad[1]<<4|quad[2]>>2)
+		}
+	}
+	return out, n + int64(q-1)
+}
+
+// sextets maps a character of the base64 alphabet to its value, and
+// every other octet to 0xff. It is a constant table, never written.
+var sextets = func() (t [256]byte) {
+	for i := range t {
+		t[i] = 0xff
+	}
+	for i, c := range []byte("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/") {
+		t[c] = byte(i)
+	}
+	return t
+}()
+
+// cleanRun reports whether the run of base64 at the start of b, up to
+// the next "=" or the end, has nothing but the alphabet and white space:
+// after an "=", only such a run is read on. Each run is looked at here
+// once, so the whole body is at most twice.
+func cleanRun(b []byte) bool {
+	for _, c := range b {
+		switch {
+		case c == '=':
+			return true
+		case sextets[c] == 0xff && c != ' ' && c != '\t' && c != '\r' && c != '\n':
+			return false
+		}
+	}
+	return true
 }
 
 // decodeQPBody decodes a quoted-printable body (RFC 2045 6.7): "=XX" is an
 // octet, "=" at the end of a line is a soft line break, and white space at
 // the end of a line is dropped (rule 3).
 func decodeQPBody(b []byte) []byte {
-	out := make([]byte, 0, len(b))
+	out, _ := walkQP(b, make([]byte, 0, len(b)), true)
+	return out
+}
+
+// walkQP reads a quoted-printable body as decodeQPBody says: it appends
+// the octets to out when decode is set, and returns how many there are
+// either way, so that the size and the decoding can never disagree.
+func walkQP(b, out []byte, decode bool) ([]byte, int64) {
+	var n int64
 	for len(b) > 0 {
 		line := b
-		var eol []byte
+		eol := ""
 		if i := bytes.IndexByte(b, '\n'); i >= 0 {
 			line, b = b[:i], b[i+1:]
-			eol = []byte("\r\n")
+			eol = "\r\n"
 			if len(line) > 0 && line[len(line)-1] == '\r' {
 				line = line[:len(line)-1]
 			} else {
-				eol = []byte("\n")
+				eol = "\n"
 			}
 		} else {
 			b = nil
 		}
-		line = bytes.TrimRight(line, " \t")
+		for len(line) > 0 && (line[len(line)-1] == ' ' || line[len(line)-1] == '\t') {
+			line = line[:len(line)-1]
+		}
 		if len(line) > 0 && line[len(line)-1] == '=' {
-			line, eol = line[:len(line)-1], nil // soft line break
+			line, eol = line[:len(line)-1], "" // soft line break
 		}
-		for i := 0; i < len(line); i++ {
-			c := line[i]
-			if c == '=' && i+2 < len(line) && isHex(line[i+1]) && isHex(line[i+2]) {
-				out = append(out, unhex(line[i+1])<<4|unhex(line[i+2]))
-				i += 2
-				continue
+		for len(line) > 0 {
+			i := bytes.IndexByte(line, '=')
+			if i < 0 {
+				i = len(line)
 			}
-			out = append(out, c)
+			n += int64(i)
+			if decode {
+				out = append(out, line[:i]...)
+			}
+			if line = line[i:]; len(line) == 0 {
+				break
+			}
+			// line starts with "=": an octet, or an "=" kept as written.
+			n++
+			if len(line) >= 3 && isHex(line[1]) && isHex(line[2]) {
+				if decode {
+					out = append(out, unhex(line[1])<<4|unhex(line[2]))
+				}
+				line = line[3:]
+			} else {
+				if decode {
+					out = append(out, '=')
+				}
+				line = line[1:]
+			}
 		}
-		out = append(out, eol...)
+		n += int64(len(eol))
+		if decode {
+			out = append(out, eol...)
+		}
 	}
-	return out
+	return out, n
 }

@@ -9,7 +9,8 @@ import (
 )
 
 // TestDecode: Decode on the odd parts (testsupport.TransferCases) as the
-// header names their encoding, and DecodedSize agreeing with it.
+// header names their encoding, and DecodedSize agreeing with it without
+// allocating.
 func TestDecode(t *testing.T) {
 	for _, tc := range testsupport.TransferCases() {
 		t.Run(tc.Name, func(t *testing.T) {
@@ -21,9 +22,16 @@ func TestDecode(t *testing.T) {
 			if string(got) != tc.Decoded {
 				t.Errorf("Decode(%q, %q) = %q, want %q", enc, tc.Body, got, tc.Decoded)
 			}
-			n, err := DecodedSize(enc, []byte(tc.Body))
+			body := []byte(tc.Body)
+			n, err := DecodedSize(enc, body)
 			if n != int64(len(tc.Decoded)) || tc.Unknown != errors.Is(err, ErrUnknownEncoding) {
 				t.Errorf("DecodedSize(%q, %q) = %d, %v; want %d", enc, tc.Body, n, err, len(tc.Decoded))
+			}
+			// It counts without decoding: it runs for every part at
+			// delivery, given the encoding as the parse keeps it.
+			stored := transferEncoding(enc)
+			if allocs := testing.AllocsPerRun(10, func() { DecodedSize(stored, body) }); allocs != 0 && !tc.Unknown {
+				t.Errorf("DecodedSize(%q) allocates %v times", stored, allocs)
 			}
 		})
 	}
@@ -57,6 +65,9 @@ func TestPartDecode(t *testing.T) {
 			if string(got) != tc.Decoded || tc.Unknown != errors.Is(err, ErrUnknownEncoding) {
 				t.Errorf("part %s: %q, %v; want %q", path, got, err, tc.Decoded)
 			}
+			if n, _ := p.DecodedSize(raw); n != int64(len(tc.Decoded)) {
+				t.Errorf("part %s: DecodedSize %d, want %d", path, n, len(tc.Decoded))
+			}
 			if sizes[path] != int64(len(tc.Decoded)) {
 				t.Errorf("attachment %s size %d, want %d", path, sizes[path], len(tc.Decoded))
 			}
@@ -84,6 +95,9 @@ func TestPartDecodeContainers(t *testing.T) {
 		}
 		if got, err := p.Decode(raw); string(got) != tc.want || err != nil {
 			t.Errorf("part %s: %q, %v; want %q", tc.path, got, err, tc.want)
+		}
+		if n, err := p.DecodedSize(raw); n != int64(len(tc.want)) || err != nil {
+			t.Errorf("part %s: DecodedSize %d, %v; want %d", tc.path, n, err, len(tc.want))
 		}
 	}
 }

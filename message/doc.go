@@ -16,10 +16,17 @@
 //     with one tolerance for damaged input, for every reader: IMAP BINARY
 //     and BINARY.SIZE, IMAP search, the webmail's body, download and
 //     forwarding, and the parse's snippet and attachment sizes.
+//     DecodedSize counts what Decode would give without decoding.
+//   - Text: Part.Text is a part's text as UTF-8 (transfer encoding and
+//     charset undone) and HeaderText a header value's (RFC 2047 words
+//     decoded one by one), the same for IMAP SEARCH and ENVELOPE, the
+//     webmail and the snippet.
 //   - Build: Build writes a new message from a Spec on
 //     github.com/emersion/go-message: the header fields (RFC 5322 3.6, RFC
 //     2047 for what is not ASCII, Auto-Submitted of RFC 3834), text and HTML
-//     alternatives, attachments, or a multipart/report (RFC 6522). The
+//     alternatives, attachments (their Content-Type as given, any charset),
+//     or a multipart/report (RFC 6522); a field that would not be one
+//     field is refused. The
 //     webmail's sends and drafts, delivery status notifications (RFC 3464)
 //     and auto-replies (RFC 3834) are all made by it.
 //

@@ -15,7 +15,7 @@ import (
 func envelopeOf(h textproto.Header) Envelope {
 	env := Envelope{
 		Date:      parseDate(h),
-		Subject:   decodeHeaderText(h.Get("Subject")),
+		Subject:   HeaderText(h.Get("Subject")),
 		From:      parseAddressList(h.Get("From")),
 		Sender:    parseAddressList(h.Get("Sender")),
 		ReplyTo:   parseAddressList(h.Get("Reply-To")),

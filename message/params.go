@@ -97,7 +97,7 @@ func parseParamHeader(s string) (string, map[string]string) {
 			if name == "boundary" {
 				params[name] = p.plain
 			} else {
-				params[name] = decodeHeaderText(p.plain)
+				params[name] = HeaderText(p.plain)
 			}
 			continue
 		}

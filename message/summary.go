@@ -74,10 +74,7 @@ func partName(p *Part) string {
 func snippet(raw []byte, p *Part, limit int64, isHTML bool) string {
 	end := min(p.BodyEnd, p.BodyStart+limit)
 	data, _ := Decode(p.Encoding, raw[p.BodyStart:end]) // an unknown encoding reads as it is
-	text, ok := toUTF8(p.Params["charset"], data)
-	if !ok {
-		text = validUTF8(data)
-	}
+	text, _ := charsetText(p.Params["charset"], data, 0)
 	if isHTML {
 		text = htmlText(text)
 	}

@@ -10,28 +10,89 @@ import (
 	"github.com/emersion/go-message/charset"
 )
 
+// Text returns the part's body as UTF-8 text, as every reader of it
+// has it (IMAP SEARCH, the webmail's view, the snippet): its transfer
+// encoding undone by Decode (an unknown one read as it is), then its
+// charset (RFC 2046 4.1.2) converted with any that
+// github.com/emersion/go-message/charset knows. An unknown charset, and
+// octets that are not UTF-8 where UTF-8 or US-ASCII is said, are read as
+// ISO-8859-1 octet by octet, as header text is (validUTF8). With max > 0
+// it returns at most max octets, cut between two characters, and whether
+// it cut anything; the part's header is not read again (the parse has
+// what this needs, and a part's header is bounded by no header limit).
+func (p *Part) Text(raw []byte, max int) (string, bool) {
+	b, _ := p.Decode(raw)
+	return charsetText(p.Params["charset"], b, max)
+}
+
+// charsetText is Part.Text for the octets b in the charset cs.
+func charsetText(cs string, b []byte, max int) (string, bool) {
+	// Up to utf8.UTFMax octets more than max are read, so that a
+	// character cut by the limit falls wholly after max, where the
+	// text is cut.
+	limit := -1
+	if max > 0 {
+		limit = max + utf8.UTFMax
+	}
+	out, ok := convert(cs, b, limit)
+	if !ok {
+		out = b
+		if limit >= 0 && len(out) > limit {
+			out = out[:limit]
+		}
+	}
+	s := validUTF8(out)
+	if max <= 0 || len(s) <= max {
+		return s, false
+	}
+	cut := max
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut], true
+}
+
 // toUTF8 converts b from the named charset to UTF-8. It reports false when
-// the charset is unknown to github.com/emersion/go-message/charset, so that
-// the caller can keep the original text. An RFC 2231 language suffix
-// ("utf-8*en", RFC 2231 5) is ignored.
+// the charset is unknown, so that the caller can keep the original text
+// (an encoded word in such a charset stays as written).
 func toUTF8(cs string, b []byte) (string, bool) {
+	out, ok := convert(cs, b, -1)
+	if !ok {
+		return "", false
+	}
+	return validUTF8(out), true
+}
+
+// convert converts b from the charset cs to UTF-8, at most limit octets
+// of it when limit >= 0, and reports false when the charset is unknown to
+// github.com/emersion/go-message/charset or its decoder fails. UTF-8 and
+// US-ASCII, and their aliases, are b as it is (the caller makes it valid
+// UTF-8). An RFC 2231 language suffix ("utf-8*en", RFC 2231 5) is
+// ignored.
+func convert(cs string, b []byte, limit int) ([]byte, bool) {
 	cs = strings.ToLower(strings.TrimSpace(cs))
 	if i := strings.IndexByte(cs, '*'); i >= 0 {
 		cs = cs[:i]
 	}
 	switch cs {
 	case "", "utf-8", "utf8", "us-ascii", "ascii":
-		return validUTF8(b), true
+		if limit >= 0 && len(b) > limit {
+			b = b[:limit]
+		}
+		return b, true
 	}
 	r, err := charset.Reader(cs, bytes.NewReader(b))
 	if err != nil {
-		return "", false
+		return nil, false
+	}
+	if limit >= 0 {
+		r = io.LimitReader(r, int64(limit))
 	}
 	out, err := io.ReadAll(r)
 	if err != nil {
-		return "", false
+		return nil, false
 	}
-	return validUTF8(out), true
+	return out, true
 }
 
 // validUTF8 returns b as a string, reading any bytes that are not valid
@@ -74,14 +135,19 @@ func cleanText(s string) string {
 
 func isCtl(r rune) bool { return r < 0x20 || r == 0x7f }
 
-// decodeHeaderText decodes the RFC 2047 encoded words in an unfolded header
-// value and returns valid UTF-8 without control characters. Words in a
-// charset that cannot be converted, and malformed words, are kept as
-// written. White space between adjacent encoded words is dropped (RFC 2047
+// HeaderText decodes the RFC 2047 encoded words in a header value and
+// returns valid UTF-8 without control characters (a line break, of a
+// folded value too, becomes a space). It is the one decoder of header
+// text: the ENVELOPE, the addresses' names, IMAP SEARCH and the
+// webmail's header list all use it, so they agree about every field.
+// It goes word by word: words in a charset that cannot be converted, and
+// malformed words, are kept as written, and the others are decoded all
+// the same; raw octets that are not UTF-8 are read as ISO-8859-1. White space between adjacent encoded words is dropped (RFC 2047
 // 6.2) unless one of them had to be kept as written; adjacent words in the
 // same charset are converted together, so that a multi-byte character split
 // across two words survives.
-func decodeHeaderText(s string) string {
+func HeaderText(s string) string {
+	s = unfold(s)
 	if !strings.Contains(s, "=?") {
 		return cleanText(s)
 	}
@@ -145,6 +211,27 @@ func decodeHeaderText(s string) string {
 	flush()
 	out.WriteString(s[pos:])
 	return cleanText(out.String())
+}
+
+// unfold removes the line breaks of a folded header value (RFC 5322
+// 2.2.3): a CRLF, or a bare LF, before white space.
+func unfold(s string) string {
+	if !strings.Contains(s, "\n") {
+		return s
+	}
+	var b strings.Builder
+	b.Grow(len(s))
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\r' && i+2 < len(s) && s[i+1] == '\n' && (s[i+2] == ' ' || s[i+2] == '\t') {
+			i++
+			continue
+		}
+		if s[i] == '\n' && i+1 < len(s) && (s[i+1] == ' ' || s[i+1] == '\t') {
+			continue
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
 }
 
 // parseEncodedWord parses the RFC 2047 encoded word at the start of s

@@ -371,9 +371,11 @@ func (h *Handler) build(ctx context.Context, c *Call, p messageParams, requireRc
 		if name == "" {
 			name = "attachment"
 		}
-		ctype := part.Type + "/" + part.Subtype
-		if part.IsMessage() {
-			ctype = "message/rfc822"
+		// The part's type with its parameters: a text's charset above all,
+		// without which its octets cannot be read.
+		ctype := mime.FormatMediaType(part.Type+"/"+part.Subtype, part.Params)
+		if ctype == "" {
+			ctype = part.Type + "/" + part.Subtype
 		}
 		spec.Files = append(spec.Files, message.File{Name: name, Type: ctype, Open: func() (io.ReadCloser, error) {
 			raw, err := readRaw(ctx, a, m)

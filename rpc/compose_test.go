@@ -9,6 +9,7 @@ import (
 	"mime"
 	"mime/multipart"
 	"net/http"
+	"net/textproto"
 	"slices"
 	"strings"
 	"testing"
@@ -18,6 +19,7 @@ import (
 	"github.com/emersion/go-message/mail"
 
 	"basalt/internal/testsupport/storetest"
+	mimemsg "basalt/message"
 	"basalt/store"
 	"basalt/store/outbound"
 )
@@ -356,4 +358,106 @@ func TestSendMIME(t *testing.T) {
 	if status := c.declared(fmt.Sprintf("/rpc/upload?composeID=%d", cp.ComposeID), "multipart/form-data; boundary=x", 1<<40); status != http.StatusRequestEntityTooLarge {
 		t.Fatalf("upload declared over the limit: HTTP %d", status)
 	}
+}
+
+// forwardable has parts to forward: part 2 a text in Latin-1, part 3 a
+// message, part 4 a multipart.
+const forwardable = "From: x@example.com\r\nTo: alice@example.org\r\nSubject: parts\r\nMIME-Version: 1.0\r\n" +
+	"Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\n" +
+	"--b\r\nContent-Type: text/plain\r\n\r\nbody\r\n" +
+	"--b\r\nContent-Type: text/plain; charset=iso-8859-1; name=\"note.txt\"\r\nContent-Disposition: attachment; filename=\"note.txt\"\r\n" +
+	"Content-Transfer-Encoding: quoted-printable\r\n\r\ncaf=E9\r\n" +
+	"--b\r\nContent-Type: message/rfc822\r\n\r\nSubject: inner\r\n\r\ninner body\r\n" +
+	"--b\r\nContent-Type: multipart/alternative; boundary=\"i\"\r\n\r\n--i\r\nContent-Type: text/plain\r\n\r\nalt\r\n--i--\r\n" +
+	"--b--\r\n"
+
+// TestSendAttachmentTypes: what messages.send makes of an upload's
+// Content-Type and of a forwarded part's, as bob receives it: the type
+// with its parameters (a text's charset above all), the octets as they
+// were, in an encoding the type allows.
+func TestSendAttachmentTypes(t *testing.T) {
+	fx := newFixture(t, sqlite(t), fixtureOptions{})
+	c, alice := fx.user(t, "alice@example.org", false)
+	bob := fx.env.NewUser(t, "bob@example.org", false)
+	stored := fx.deliver(t, alice, []byte(forwardable))
+	storedID := msgRef{stored.MailboxID, stored.UID}.id()
+	tests := []struct {
+		name string
+		// upload is the Content-Type an upload of content is sent with;
+		// "" forwards part of the stored message instead.
+		upload, content, part string
+		wantType              string
+		wantParams            map[string]string
+		wantEnc, want         string
+	}{
+		{name: "upload in Latin-1", upload: "text/plain; charset=iso-8859-1", content: "caf\xe9",
+			wantType: "text/plain", wantParams: map[string]string{"charset": "iso-8859-1"}, wantEnc: "BASE64", want: "caf\xe9"},
+		{name: "forwarded Latin-1 part", part: "2",
+			wantType: "text/plain", wantParams: map[string]string{"charset": "iso-8859-1", "name": "note.txt"}, wantEnc: "BASE64", want: "caf\xe9"},
+		// RFC 2046 5.2.1: a message/rfc822 is not encoded.
+		{name: "forwarded message", part: "3", wantType: "message/rfc822", wantEnc: "7BIT", want: "Subject: inner\r\n\r\ninner body"},
+		// A multipart's content, sent as a multipart, would be a preamble
+		// of a new one.
+		{name: "forwarded multipart", part: "4", wantType: "application/octet-stream", wantParams: map[string]string{"boundary": ""},
+			wantEnc: "BASE64", want: "--i\r\nContent-Type: text/plain\r\n\r\nalt\r\n--i--"},
+	}
+	// One loop, no subtests: the client fails the test it was made for.
+	for _, tt := range tests {
+		var cp composeResult
+		c.must("messages.compose", nil, &cp)
+		params := map[string]any{"composeID": cp.ComposeID, "to": []string{"bob@example.org"}, "subject": tt.name,
+			"body": map[string]any{"text": "see attached"}}
+		if tt.upload != "" {
+			params["attachments"] = []int64{c.uploadTyped(cp.ComposeID, "file", tt.upload, tt.content)}
+		} else {
+			params["attachParts"] = []map[string]any{{"messageID": storedID, "part": tt.part}}
+		}
+		c.must("messages.send", params, nil)
+		got := storetest.Messages(t, fx.env.Account(bob), "INBOX")
+		raw := []byte(got[len(got)-1])
+		p, err := mimemsg.Parse(raw).Body.Find("2")
+		if err != nil {
+			t.Errorf("%s: %v:\n%s", tt.name, err, raw)
+			continue
+		}
+		if typ := p.Type + "/" + p.Subtype; typ != tt.wantType || p.Encoding != tt.wantEnc {
+			t.Errorf("%s: type %s, encoding %s; want %s, %s", tt.name, typ, p.Encoding, tt.wantType, tt.wantEnc)
+		}
+		for k, v := range tt.wantParams {
+			if p.Params[k] != v {
+				t.Errorf("%s: parameter %s=%q, want %q (all: %v)", tt.name, k, p.Params[k], v, p.Params)
+			}
+		}
+		if body, err := p.Decode(raw); err != nil || string(body) != tt.want {
+			t.Errorf("%s: content %q (%v), want %q", tt.name, body, err, tt.want)
+		}
+	}
+}
+
+// uploadTyped uploads one file with the Content-Type given, as a browser
+// does for a file whose type it knows, and returns its attachment id.
+func (c *client) uploadTyped(composeID int64, name, ctype, content string) int64 {
+	c.t.Helper()
+	var body bytes.Buffer
+	mw := multipart.NewWriter(&body)
+	h := textproto.MIMEHeader{}
+	h.Set("Content-Disposition", mime.FormatMediaType("form-data", map[string]string{"name": "file", "filename": name}))
+	h.Set("Content-Type", ctype)
+	w, _ := mw.CreatePart(h)
+	io.WriteString(w, content)
+	mw.Close()
+	req, _ := http.NewRequest("POST", fmt.Sprintf("%s/rpc/upload?composeID=%d", c.fx.srv.URL, composeID), &body)
+	req.Header.Set("Content-Type", mw.FormDataContentType())
+	req.Header.Set("X-CSRF-Token", c.csrf)
+	req.Header.Set("Origin", c.origin)
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out composeResult
+	if b, _ := io.ReadAll(resp.Body); resp.StatusCode != 200 || json.Unmarshal(b, &out) != nil || len(out.Attachments) != 1 {
+		c.t.Fatalf("upload: HTTP %d %s", resp.StatusCode, b)
+	}
+	return out.Attachments[0].AttachmentID
 }

@@ -10,10 +10,7 @@ import (
 	"mime"
 	"net/http"
 	"strings"
-	"unicode/utf8"
 
-	gomessage "github.com/emersion/go-message"
-	"github.com/emersion/go-message/charset"
 	"github.com/emersion/go-message/textproto"
 	"github.com/go-chi/chi/v5"
 	invopop "github.com/invopop/jsonschema"
@@ -242,21 +239,17 @@ func headerPrefix(h []byte) ([]byte, bool) {
 	return append(append(out, h[:cut+1]...), "\r\n"...), true
 }
 
-// headerFields lists the top-level header in order, with RFC 2047
-// encoded words decoded: at most max fields, and whether there were more.
+// headerFields lists the top-level header in order, each value's text
+// as message.HeaderText decodes it (RFC 2047, word by word), as IMAP
+// SEARCH and the ENVELOPE have it: at most max fields, and whether there
+// were more.
 func headerFields(h textproto.Header, max int) ([]headerField, bool) {
 	out := []headerField{}
-	mh := gomessage.Header{Header: h}
-	fields := mh.Fields()
-	for fields.Next() {
+	for fields := h.Fields(); fields.Next(); {
 		if len(out) == max {
 			return out, true
 		}
-		v, err := fields.Text()
-		if err != nil {
-			v = fields.Value()
-		}
-		out = append(out, headerField{Name: fields.Key(), Value: strings.ToValidUTF8(unfold(v), "\uFFFD")})
+		out = append(out, headerField{Name: fields.Key(), Value: unfold(message.HeaderText(fields.Value()))})
 	}
 	return out, false
 }
@@ -287,45 +280,16 @@ func textParts(p *message.Part) (plain, html *message.Part) {
 	return plain, html
 }
 
-// decodePart returns a text part's body as UTF-8: transfer encoding
-// undone by message.Part.Decode (RFC 2045 6; an unknown one reads as it
-// is) and charset converted (RFC 2046 4.1.2) with any charset go-message
-// knows; at most max bytes. The part's own header is not parsed again:
-// the parse (p) has what decoding needs, and a part's header is bounded
-// by no header limit (a 1 MB one of short fields, as much as go-message
-// reads, cost some 50 MB at each load or search).
-func decodePart(raw []byte, p *message.Part, max int) (string, bool) {
-	b, _ := p.Decode(raw)
-	var r io.Reader = bytes.NewReader(b)
-	if cs := p.Params["charset"]; cs != "" && !strings.EqualFold(cs, "utf-8") && !strings.EqualFold(cs, "us-ascii") {
-		if cr, err := charset.Reader(cs, r); err == nil {
-			r = cr
-		} // an unknown charset still reads, as it is
-	}
-	b, err := io.ReadAll(io.LimitReader(r, int64(max)+1))
-	if err != nil && len(b) == 0 {
-		return "", false
-	}
-	truncated := len(b) > max
-	if truncated {
-		b = b[:max]
-	}
-	if !utf8.Valid(b) {
-		b = []byte(strings.ToValidUTF8(string(b), "\uFFFD"))
-	}
-	return string(b), truncated
-}
-
 func (h *Handler) body(raw []byte, id string, info *message.Info, allowRemote bool) *bodyResult {
 	out := &bodyResult{}
 	plain, html := textParts(&info.Body)
 	if plain != nil {
 		var tr bool
-		out.Text, tr = decodePart(raw, plain, maxBodyBytes)
+		out.Text, tr = plain.Text(raw, maxBodyBytes)
 		out.Truncated = out.Truncated || tr
 	}
 	if html != nil {
-		src, tr := decodePart(raw, html, maxBodyBytes)
+		src, tr := html.Text(raw, maxBodyBytes)
 		out.Truncated = out.Truncated || tr
 		cids := map[string]string{}
 		for _, at := range info.Attachments {

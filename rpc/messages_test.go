@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"basalt/internal/testsupport"
 	"basalt/internal/testsupport/storetest"
 )
 
@@ -302,4 +303,33 @@ func testMessages(t *testing.T, fx *fixture, secure bool) {
 // userFlags drops the flags the server sets itself.
 func userFlags(fs []string) []string {
 	return slices.DeleteFunc(slices.Clone(fs), func(f string) bool { return f == "encrypted" || f == "secure" })
+}
+
+// TestLoadDecodedText: messages.load shows the odd header values and
+// text parts (testsupport.HeaderTextCases, PartTextCases) as
+// message.HeaderText and message.Part.Text decode them, the text IMAP
+// SEARCH finds (imap's TestSearchDecodedText): word by word, and octets
+// in an unknown charset read as ISO-8859-1 rather than replaced.
+func TestLoadDecodedText(t *testing.T) {
+	forEachBackend(t, fixtureOptions{}, func(t *testing.T, fx *fixture) {
+		c, alice := fx.user(t, "alice@example.org", false)
+		load := func(raw []byte) loadResult {
+			m := fx.deliver(t, alice, raw)
+			var out loadResult
+			c.must("messages.load", map[string]any{"messageID": msgRef{m.MailboxID, m.UID}.id(), "sections": []string{"header", "body"}}, &out)
+			return out
+		}
+		for _, tc := range testsupport.HeaderTextCases() {
+			got := load(testsupport.TextMessage(tc.Value, "text/plain", "", "x"))
+			if !slices.ContainsFunc(got.Header, func(f headerField) bool { return f.Name == "X-Odd" && f.Value == tc.Text }) {
+				t.Errorf("%s: header %+v, want X-Odd %q", tc.Name, got.Header, tc.Text)
+			}
+		}
+		for _, tc := range testsupport.PartTextCases() {
+			got := load(testsupport.TextMessage("x", tc.ContentType, tc.Encoding, tc.Body))
+			if got.Body == nil || got.Body.Text != tc.Text {
+				t.Errorf("%s: body %+v, want text %q", tc.Name, got.Body, tc.Text)
+			}
+		}
+	})
 }

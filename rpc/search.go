@@ -212,7 +212,7 @@ func (m matcher) match(ctx context.Context, a *store.Account, msg store.Message)
 		if p == nil {
 			continue
 		}
-		text, _ := decodePart(raw, p, maxBodyBytes)
+		text, _ := p.Text(raw, maxBodyBytes)
 		if strings.Contains(strings.ToLower(text), m.query) {
 			return true, nil
 		}

@@ -26,9 +26,17 @@ import (
 // byte on every odd part of testsupport.TransferCases, as the daemon
 // wires them: they all decode with message.Decode. A part in an unknown
 // encoding is refused by BINARY with UNKNOWN-CTE and downloaded as it is
-// stored.
+// stored. On SQLite and on MariaDB.
 func TestDecodeAgrees(t *testing.T) {
-	svc, _ := openWired(t, "[imap]\nlisten = \"127.0.0.1:0\"\ntls_listen = \"off\"\n")
+	imapOnly := "[imap]\nlisten = \"127.0.0.1:0\"\ntls_listen = \"off\"\n"
+	t.Run("sqlite", func(t *testing.T) { decodeAgrees(t, imapOnly) })
+	t.Run("mariadb", func(t *testing.T) {
+		decodeAgrees(t, imapOnly+"[database]\ndriver = \"mysql\"\ndsn = "+strconv.Quote(testsupport.MySQLDSN(t))+"\n")
+	})
+}
+
+func decodeAgrees(t *testing.T, config string) {
+	svc, _ := openWired(t, config)
 	ctx := context.Background()
 	cases := testsupport.TransferCases()
 	u, err := svc.Store.UserByAddress(ctx, "bob@example.org")

@@ -42,6 +42,11 @@ func TestCheck(t *testing.T) {
 		{"basalt/protocols/listener", "basalt/protocols/smtp", false}, // up
 		{"basalt/rpc", "basalt/store/sqldb", false},                   // front end to a backend
 		{"basalt/protocols/imap", "basalt/crypt", false},
+		{"basalt/protocols/listener", "basalt/store", true},
+		{"basalt/protocols/listener", "basalt/store/sqldb", false}, // what front ends share, to a backend
+		{"basalt/protocols/saslserver", "basalt/crypt", false},
+		{"basalt/static", "basalt/store/blob", false},
+		{"basalt/static", "basalt/store/cache", false},
 		{"basalt/message", "basalt/store", false}, // message stands alone
 		{"basalt/message", "basalt/crypt", false},
 		{"basalt/crypt", "basalt/store", false},

@@ -173,11 +173,11 @@ func (s *session) fetchOne(w *imapserver.FetchWriter, seq uint32, m *store.Messa
 			binaries = append(binaries, partial(b, bs.Partial))
 		}
 		for _, bs := range o.BinarySectionSize {
-			b, err := binarySection(raw, m.Info, bs.Part)
+			n, err := binarySize(raw, m.Info, bs.Part)
 			if err != nil {
 				return err
 			}
-			sizes = append(sizes, uint32(len(b)))
+			sizes = append(sizes, uint32(n))
 		}
 	}
 	if m.Info != nil && (o.Envelope && envelopeRouted(&m.Info.Envelope) || o.BodyStructure != nil && structureRouted(&m.Info.Body)) {
@@ -365,6 +365,23 @@ func binarySection(raw []byte, info *message.Info, part []int) ([]byte, error) {
 		return nil, no(imap.ResponseCodeUnknownCTE, "Unknown content transfer encoding "+p.Encoding)
 	}
 	return dec, nil
+}
+
+// binarySize is BINARY.SIZE[part] (RFC 3516 4.2): the length of
+// binarySection's answer, counted without decoding.
+func binarySize(raw []byte, info *message.Info, part []int) (int64, error) {
+	if len(part) == 0 {
+		return int64(len(raw)), nil
+	}
+	p, err := info.Body.Find(partPath(part))
+	if err != nil {
+		return 0, nil
+	}
+	n, err := p.DecodedSize(raw)
+	if errors.Is(err, message.ErrUnknownEncoding) {
+		return 0, no(imap.ResponseCodeUnknownCTE, "Unknown content transfer encoding "+p.Encoding)
+	}
+	return n, nil
 }
 
 // envelope converts the stored ENVELOPE (RFC 9051 7.5.2) to the library's.

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"basalt/internal/testsupport"
+	"basalt/message"
 	"basalt/store"
 )
 
@@ -275,5 +276,34 @@ func TestFetchHeaderFieldsLargeHeader(t *testing.T) {
 	}
 	if want := "{46}\r\nTo: alice@example.org\r\nSubject: big header\r\n\r\n)"; !strings.HasSuffix(got, want) {
 		t.Errorf("FETCH = %q, want the end %q", got, want)
+	}
+}
+
+// TestBinarySize: BINARY.SIZE agrees with BINARY on every odd part
+// (testsupport.TransferCases), the whole message and a multipart too, and
+// is counted without decoding (no allocation), as a client asks it of
+// every attachment to show its size.
+func TestBinarySize(t *testing.T) {
+	cases := testsupport.TransferCases()
+	raw := testsupport.TransferMessage(cases)
+	info := message.Parse(raw)
+	sections := [][]int{nil}
+	for i := range cases {
+		sections = append(sections, []int{i + 1})
+	}
+	for _, part := range sections {
+		bin, berr := binarySection(raw, info, part)
+		n, nerr := binarySize(raw, info, part)
+		if n != int64(len(bin)) || (berr == nil) != (nerr == nil) {
+			t.Errorf("part %v: BINARY.SIZE %d (%v), BINARY %d octets (%v)", part, n, nerr, len(bin), berr)
+		}
+		if berr != nil {
+			continue
+		}
+		// Nothing beyond finding the part.
+		find := testing.AllocsPerRun(10, func() { info.Body.Find(partPath(part)) })
+		if allocs := testing.AllocsPerRun(10, func() { binarySize(raw, info, part) }); allocs > find {
+			t.Errorf("part %v: BINARY.SIZE allocates %v times, finding the part %v", part, allocs, find)
+		}
 	}
 }

@@ -4,14 +4,12 @@ import (
 	"bufio"
 	"bytes"
 	"io"
-	"mime"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapserver"
-	"github.com/emersion/go-message/charset"
 	"github.com/emersion/go-message/textproto"
 
 	"basalt/message"
@@ -390,7 +388,7 @@ func (c *candidate) header(key, value string) (bool, error) {
 			return false, nil
 		}
 		for _, v := range hdr.Values(key) {
-			if contains(decodeHeader(v), value) {
+			if contains(message.HeaderText(v), value) {
 				return true, nil
 			}
 		}
@@ -408,15 +406,6 @@ func (c *candidate) header(key, value string) (bool, error) {
 	return false, nil
 }
 
-var wordDecoder = mime.WordDecoder{CharsetReader: charset.Reader}
-
-func decodeHeader(v string) string {
-	if d, err := wordDecoder.DecodeHeader(v); err == nil {
-		return d
-	}
-	return v
-}
-
 // body matches BODY (withHeader false) and TEXT: the decoded text of the
 // message's text parts, and for TEXT its header too.
 func (c *candidate) body(value string, withHeader bool) (bool, error) {
@@ -424,7 +413,7 @@ func (c *candidate) body(value string, withHeader bool) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	if withHeader && contains(decodeHeader(string(cut(raw, 0, c.info.HeaderSize))), value) {
+	if withHeader && contains(message.HeaderText(string(cut(raw, 0, c.info.HeaderSize))), value) {
 		return true, nil
 	}
 	return textContains(raw, &c.info.Body, value, 0), nil
@@ -445,20 +434,13 @@ func textContains(raw []byte, p *message.Part, value string, depth int) bool {
 		}
 		return false
 	case p.IsMessage():
-		return contains(decodeHeader(string(cut(raw, p.Body.HeaderStart, p.Body.BodyStart))), value) ||
+		return contains(message.HeaderText(string(cut(raw, p.Body.HeaderStart, p.Body.BodyStart))), value) ||
 			textContains(raw, p.Body, value, depth+1)
 	case p.Type != "text":
 		return false
 	}
-	body, _ := p.Decode(raw) // an unknown encoding is searched as it is
-	if cs := p.Params["charset"]; cs != "" && !strings.EqualFold(cs, "utf-8") && !strings.EqualFold(cs, "us-ascii") {
-		if r, err := charset.Reader(cs, bytes.NewReader(body)); err == nil {
-			if b, err := io.ReadAll(r); err == nil {
-				body = b
-			}
-		}
-	}
-	return contains(string(body), value)
+	text, _ := p.Text(raw, 0) // as the webmail shows it
+	return contains(text, value)
 }
 
 // message reads the candidate's raw message once.

@@ -1,6 +1,9 @@
 package imap
 
 import (
+	"slices"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -129,4 +132,41 @@ func testSearch(t *testing.T, db testsupport.Database, secure bool) {
 
 func hasSuffix(s, suffix string) bool {
 	return len(s) >= len(suffix) && s[len(s)-len(suffix):] == suffix
+}
+
+// TestSearchDecodedText: HEADER and BODY find the odd header values and
+// text parts (testsupport.HeaderTextCases, PartTextCases) by their
+// decoded text, as message.HeaderText and message.Part.Text have it, the
+// text the webmail shows (rpc's TestLoadDecodedText): a word that cannot
+// be decoded does not keep the others from being searched, and octets in
+// an unknown charset read as the webmail reads them.
+func TestSearchDecodedText(t *testing.T) {
+	testsupport.ForEachDatabase(t, func(t *testing.T, db testsupport.Database) {
+		h := start(t, setup{db: db})
+		alice := h.user("alice@example.org", false)
+		headers, parts := testsupport.HeaderTextCases(), testsupport.PartTextCases()
+		for _, tc := range headers {
+			h.deliver(alice, "INBOX", testsupport.TextMessage(tc.Value, "text/plain", "", "x"), store.AppendOptions{})
+		}
+		for _, tc := range parts {
+			h.deliver(alice, "INBOX", testsupport.TextMessage("x", tc.ContentType, tc.Encoding, tc.Body), store.AppendOptions{})
+		}
+		c := h.dial(t)
+		c.login("alice@example.org")
+		c.ok("SELECT INBOX")
+		found := func(query string, seq int) bool {
+			u := c.ok("SEARCH CHARSET UTF-8 " + query)
+			return len(u) == 1 && slices.Contains(strings.Fields(u[0])[2:], strconv.Itoa(seq))
+		}
+		for i, tc := range headers {
+			if !found(`HEADER X-Odd "`+tc.Needle+`"`, i+1) {
+				t.Errorf("%s: HEADER X-Odd %q does not find %q", tc.Name, tc.Needle, tc.Value)
+			}
+		}
+		for i, tc := range parts {
+			if !found(`BODY "`+tc.Needle+`"`, len(headers)+i+1) {
+				t.Errorf("%s: BODY %q does not find %q", tc.Name, tc.Needle, tc.Body)
+			}
+		}
+	})
 }
