@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -118,4 +119,46 @@ func readInbox(t *testing.T, e *storetest.Env, auth *session.Auth) []string {
 		out = append(out, string(b))
 	}
 	return out
+}
+
+// TestSecureQueueAlias: a copy queued for an alias that reaches a secure
+// user beside a plain user and an address elsewhere is split: the secure
+// user's copy sealed to the key and addressed to the user, the rest as it
+// is; an address reaching the secure user twice makes one sealed copy.
+func TestSecureQueueAlias(t *testing.T) {
+	testsupport.ForEachDatabase(t, func(t *testing.T, db testsupport.Database) {
+		ctx := context.Background()
+		e := storetest.Open(t, db, storetest.Options{})
+		sec := e.NewUser(t, "sec@example.org", true)
+		e.NewUser(t, "plain@example.org", false)
+		for _, a := range [][2]string{{"mixed@example.org", "sec@example.org"}, {"mixed@example.org", "plain@example.org"},
+			{"mixed@example.org", "far@remote.test"}} {
+			if _, err := e.Store.AddAlias(ctx, a[0], a[1]); err != nil {
+				t.Fatal(err)
+			}
+		}
+		q := delivery.NewQueue(quick(""), e.Store, delivery.LocalDeliveryFunc(func(context.Context, string, string, []byte) error { return nil }), testLogger(t))
+		canary := "CANARY-" + testsupport.RandomName("")
+		if err := q.Enqueue(ctx, "x@remote.test", []string{"mixed@example.org", "sec@example.org"},
+			storetest.Message("x@remote.test", "mixed@example.org", "s "+canary, "body "+canary)); err != nil {
+			t.Fatal(err)
+		}
+		var sealed, plain []string
+		for _, en := range entries(t, e.Store) {
+			for _, r := range en.Rcpts {
+				if en.SealedUser != 0 {
+					if en.SealedUser != sec.User.ID {
+						t.Errorf("entry sealed to user %d, want %d", en.SealedUser, sec.User.ID)
+					}
+					sealed = append(sealed, r.Address)
+				} else {
+					plain = append(plain, r.Address)
+				}
+			}
+		}
+		slices.Sort(plain)
+		if !slices.Equal(sealed, []string{"sec@example.org"}) || !slices.Equal(plain, []string{"far@remote.test", "plain@example.org"}) {
+			t.Fatalf("sealed copies for %v, plain for %v", sealed, plain)
+		}
+	})
 }

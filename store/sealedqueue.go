@@ -43,41 +43,64 @@ type sealedHead struct {
 // errNotSealed says a queue entry's file is not a sealed package.
 var errNotSealed = errors.New("not a sealed queue package")
 
-// secureRecipient returns the user an address delivers to when that is
-// one secure user alone (the user's own address or personal alias); ok is
-// false for anything else, whose copy is queued as it is.
-func (s *Store) secureRecipient(ctx context.Context, addr string) (User, bool, error) {
-	res, err := s.Resolve(ctx, addr)
-	if errors.Is(err, ErrUnknownLocal) {
-		return User{}, false, nil
-	}
-	if err != nil {
-		return User{}, false, err
-	}
-	if !res.Local || len(res.Users) != 1 || len(res.External) != 0 {
-		return User{}, false, nil
-	}
-	u, err := s.UserByID(ctx, res.Users[0])
-	if err != nil {
-		return User{}, false, err
-	}
-	return u, u.Secure && u.PublicKey != "", nil
+// QueueCopy is one copy of a message the outbound queue keeps for an
+// address: for Addr, as it is (Pkg nil) or sealed to the key of the
+// secure user UserID (Pkg).
+type QueueCopy struct {
+	Addr   string
+	Pkg    []byte
+	UserID int64
 }
 
-// SealForQueue returns raw sealed to the key of the user addr delivers to,
-// and that user, when addr is one secure user alone (the user's own
-// address or personal alias): what the outbound queue keeps for such a
-// recipient. For any other address userID is 0, and the message is
-// queued as it is.
-func (s *Store) SealForQueue(ctx context.Context, addr string, raw []byte) (pkg []byte, userID int64, err error) {
-	u, secure, err := s.secureRecipient(ctx, addr)
-	if err != nil || !secure {
-		return nil, 0, err
+// SealForQueue returns the copies the outbound queue keeps of raw for
+// addr. An address that delivers to no secure user is one copy as it is.
+// One that reaches secure users (the user's own address, a personal alias,
+// or an alias that also reaches other users or addresses elsewhere) is
+// split: each secure user's copy sealed to the user's key and addressed to
+// the user, the others as they are, addressed to each user or address
+// elsewhere, so that nothing readable of a secure user's mail waits in the
+// queue however the address was written.
+func (s *Store) SealForQueue(ctx context.Context, addr string, raw []byte) ([]QueueCopy, error) {
+	res, err := s.Resolve(ctx, addr)
+	if errors.Is(err, ErrUnknownLocal) || err == nil && !res.Local {
+		return []QueueCopy{{Addr: addr}}, nil
 	}
-	if pkg, err = s.sealForQueue(ctx, u, raw); err != nil {
-		return nil, 0, fmt.Errorf("seal for user %d: %w", u.ID, err)
+	if err != nil {
+		return nil, err
 	}
-	return pkg, u.ID, nil
+	users := make([]User, 0, len(res.Users))
+	anySecure := false
+	for _, id := range res.Users {
+		u, err := s.UserByID(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		users = append(users, u)
+		anySecure = anySecure || u.Secure && u.PublicKey != ""
+	}
+	if !anySecure {
+		return []QueueCopy{{Addr: addr}}, nil
+	}
+	var out []QueueCopy
+	for _, u := range users {
+		if !u.Secure || u.PublicKey == "" {
+			out = append(out, QueueCopy{Addr: u.Address})
+			continue
+		}
+		to := u.Address
+		if len(users) == 1 && len(res.External) == 0 {
+			to = addr // the user alone: the address as written (a personal alias)
+		}
+		pkg, err := s.sealForQueue(ctx, u, raw)
+		if err != nil {
+			return nil, fmt.Errorf("seal for user %d: %w", u.ID, err)
+		}
+		out = append(out, QueueCopy{Addr: to, Pkg: pkg, UserID: u.ID})
+	}
+	for _, x := range res.External {
+		out = append(out, QueueCopy{Addr: x})
+	}
+	return out, nil
 }
 
 // sealForQueue packages raw sealed to u's key.

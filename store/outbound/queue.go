@@ -138,28 +138,36 @@ func (q *Queue) nowMS() int64 { return q.sp.Now().UnixMilli() }
 // sweepers (SweepOrphans, SweepUnreferenced) leave it alone until the
 // entry is done.
 //
-// A recipient that is one secure local user (a delivery retried later, a
-// report of failures to a secure sender) gets an entry of its own, sealed
-// to the user's key (store.SealForQueue); the id returned is then that of
-// the last entry made.
+// A recipient that reaches secure local users (a delivery retried later, a
+// report of failures to a secure sender, an alias one of whose users is
+// secure) gets an entry of its own for each of them, sealed to the user's
+// key, the rest of what it reaches an entry as it is (store.SealForQueue);
+// the id returned is then that of the last entry made.
 func (q *Queue) Enqueue(ctx context.Context, from string, to []string, raw []byte) (int64, error) {
 	var plain []string
 	var qid int64
+	sealed := map[int64]bool{} // one sealed copy a user, however many addresses reach it
 	for _, addr := range to {
 		n, err := store.NormalizeAddress(addr)
 		if err != nil {
 			return 0, fmt.Errorf("enqueue: recipient: %w", err)
 		}
-		pkg, userID, err := q.st.SealForQueue(ctx, n, raw)
+		copies, err := q.st.SealForQueue(ctx, n, raw)
 		if err != nil {
 			return 0, fmt.Errorf("enqueue: recipient %s: %w", n, err)
 		}
-		if userID == 0 {
-			plain = append(plain, n)
-			continue
-		}
-		if qid, err = q.enqueue(ctx, from, []string{n}, pkg, nil, userID); err != nil {
-			return 0, err
+		for _, c := range copies {
+			if c.UserID == 0 {
+				plain = append(plain, c.Addr)
+				continue
+			}
+			if sealed[c.UserID] {
+				continue
+			}
+			sealed[c.UserID] = true
+			if qid, err = q.enqueue(ctx, from, []string{c.Addr}, c.Pkg, nil, c.UserID); err != nil {
+				return 0, err
+			}
 		}
 	}
 	if len(plain) == 0 && qid != 0 {
