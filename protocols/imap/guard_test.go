@@ -442,65 +442,50 @@ func TestConnectionLimits(t *testing.T) {
 	b.ok("NOOP")
 }
 
+// Shutdown ends every connection (idle, in IDLE, not logged in) with BYE
+// (RFC 9051 7.1.5) and stops accepting; Close cuts them at once, without
+// a word.
 func TestShutdown(t *testing.T) {
-	h := start(t, setup{})
-	h.user("alice@example.org", false)
-	a := h.dial(t)
-	a.login("alice@example.org")
-	a.ok("SELECT INBOX")
-	a.idle()
-	b := h.dial(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := h.srv.Shutdown(ctx); err != nil {
-		t.Fatalf("shutdown: %v", err)
-	}
-	for _, c := range []*client{a, b} {
-		got, closed := c.closed()
-		if !closed {
-			t.Errorf("connection open after shutdown")
-		}
-		if _, ok := find(got, "* BYE Server shutting down"); !ok {
-			t.Errorf("got %q, want BYE", got)
-		}
-	}
-	if conn, err := net.DialTimeout("tcp", h.addr, time.Second); err == nil {
-		conn.Close()
-		t.Error("the listener still accepts after shutdown")
-	}
-	if h.srv.Open() != 0 {
-		t.Errorf("%d connections left open", h.srv.Open())
-	}
-}
-
-// Close cuts every connection at once, without a BYE, and stops
-// accepting.
-func TestClose(t *testing.T) {
-	h := start(t, setup{})
-	h.user("alice@example.org", false)
-	a := h.dial(t)
-	a.login("alice@example.org")
-	a.ok("SELECT INBOX")
-	a.idle()
-	b := h.dial(t)
-	if err := h.srv.Close(); err != nil {
-		t.Fatalf("close: %v", err)
-	}
-	for _, c := range []*client{a, b} {
-		got, closed := c.closed()
-		if !closed {
-			t.Errorf("connection open after close")
-		}
-		if _, ok := find(got, "* BYE Server shutting down"); ok {
-			t.Errorf("got %q: a BYE from Close, which cuts", got)
-		}
-	}
-	if conn, err := net.DialTimeout("tcp", h.addr, time.Second); err == nil {
-		conn.Close()
-		t.Error("the listener still accepts after close")
-	}
-	if h.srv.Open() != 0 {
-		t.Errorf("%d connections left open", h.srv.Open())
+	for _, tc := range []struct {
+		name    string
+		end     func(*Server) error
+		wantBye bool
+	}{
+		{"shutdown", func(srv *Server) error {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			return srv.Shutdown(ctx)
+		}, true},
+		{"close", (*Server).Close, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := start(t, setup{})
+			h.user("alice@example.org", false)
+			a := h.dial(t)
+			a.login("alice@example.org")
+			a.ok("SELECT INBOX")
+			a.idle()
+			b := h.dial(t)
+			if err := tc.end(h.srv); err != nil {
+				t.Fatalf("%s: %v", tc.name, err)
+			}
+			for _, c := range []*client{a, b} {
+				got, closed := c.closed()
+				if !closed {
+					t.Errorf("connection open after %s", tc.name)
+				}
+				if _, ok := find(got, "* BYE Server shutting down"); ok != tc.wantBye {
+					t.Errorf("got %q, want BYE %v", got, tc.wantBye)
+				}
+			}
+			if conn, err := net.DialTimeout("tcp", h.addr, time.Second); err == nil {
+				conn.Close()
+				t.Errorf("the listener still accepts after %s", tc.name)
+			}
+			if h.srv.Open() != 0 {
+				t.Errorf("%d connections left open", h.srv.Open())
+			}
+		})
 	}
 }
 
