@@ -1,7 +1,6 @@
 package server
 
 import (
-	"basalt/store/webmail"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -11,6 +10,8 @@ import (
 	"net/http"
 	"sync"
 	"time"
+
+	"basalt/store/webmail"
 )
 
 // Run serves until ctx ends, then shuts down gracefully: listeners stop

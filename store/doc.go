@@ -20,7 +20,8 @@
 //     the outbound queue (sealedqueue.go);
 //   - delivery rules: vacation and forwarding (rules.go);
 //   - quotas and daily counters (counters.go), the change events of each
-//     user (watch.go) and the sweeps of unreferenced files (sweep.go).
+//     user (watch.go), the audit log of administrative changes (change.go)
+//     and the sweeps of unreferenced files (sweep.go).
 //
 // Message operations go through an Account, which is bound to one user:
 // every query it makes is scoped to that user, so no id a caller passes

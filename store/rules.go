@@ -33,9 +33,13 @@ type Forwarding struct {
 	KeepCopy bool     `json:"keepCopy"`
 }
 
+// RulesSettingPrefix starts the names of the settings the delivery rules
+// keep (SaveRules): no other writer of settings may use it.
+const RulesSettingPrefix = "delivery."
+
 const (
-	settingVacation   = "delivery.vacation"
-	settingForwarding = "delivery.forwarding"
+	settingVacation   = RulesSettingPrefix + "vacation"
+	settingForwarding = RulesSettingPrefix + "forwarding"
 	maxForwards       = 10
 )
 

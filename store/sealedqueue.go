@@ -12,6 +12,7 @@ import (
 	"basalt/crypt"
 	"basalt/message"
 	"basalt/store/blob"
+	"basalt/store/internal/spine"
 )
 
 // A message for a secure user that must wait in the outbound queue (a
@@ -155,8 +156,11 @@ func openSealed(pkg []byte) (sealedHead, []byte, error) {
 // DeliverSealed stores a package SealForQueue made for userID in the
 // user's INBOX, encrypted as it was queued, as Deliver stores a message.
 // A user whose key is no longer the one it was sealed to cannot read it:
-// that is refused with ErrInvalid, a permanent failure.
-func (s *Store) DeliverSealed(ctx context.Context, userID int64, pkg []byte) (Appended, error) {
+// that is refused with ErrInvalid, a permanent failure. It takes a
+// spine.Key: the package's head (its size above all) is trusted, so only
+// the outbound queue, which reads it from its own file, may hand one in.
+func (s *Store) DeliverSealed(ctx context.Context, k spine.Key, userID int64, pkg []byte) (Appended, error) {
+	k.Check()
 	head, encoded, err := openSealed(pkg)
 	if err != nil {
 		return Appended{}, fmt.Errorf("deliver sealed message: %w", err)

@@ -1,13 +1,14 @@
 package contacts
 
 import (
-	"basalt/store"
-	"basalt/store/internal/spine"
 	"context"
 	"fmt"
 	"strings"
 
 	"github.com/jmoiron/sqlx"
+
+	"basalt/store"
+	"basalt/store/internal/spine"
 )
 
 // Contact is an address book entry. Data holds the full record (a vCard);
@@ -128,7 +129,9 @@ func (b *Book) Settings(ctx context.Context) (map[string]string, error) {
 	}
 	out := make(map[string]string, len(rows))
 	for _, r := range rows {
-		out[r.Name] = r.Value
+		if !strings.HasPrefix(r.Name, store.RulesSettingPrefix) {
+			out[r.Name] = r.Value
+		}
 	}
 	return out, nil
 }
@@ -139,7 +142,10 @@ func (b *Book) SaveSettings(ctx context.Context, kv map[string]string) error {
 		return fmt.Errorf("save settings: %w", err)
 	}
 	for k, v := range kv {
-		if k == "" || len(k) > 128 || len(v) > maxSettingValue {
+		// The delivery rules keep theirs under "delivery." and are saved
+		// by the store's SaveRules alone, which checks them and keeps the
+		// user's row in step.
+		if k == "" || len(k) > 128 || len(v) > maxSettingValue || strings.HasPrefix(k, store.RulesSettingPrefix) {
 			return fmt.Errorf("save settings: %w: setting %q", store.ErrInvalid, k)
 		}
 	}
@@ -176,8 +182,8 @@ type Book struct {
 // Of returns the book of a's user. On another user's mail seen through a
 // share every method fails with store.ErrForbidden.
 func Of(a *store.Account) *Book {
-	id, _, err := a.Owner(spine.Key{})
-	return &Book{sp: a.Store(spine.Key{}).Spine(spine.Key{}), userID: id, owner: err}
+	id, _, err := a.Owner(spine.Lend())
+	return &Book{sp: a.Store(spine.Lend()).Spine(spine.Lend()), userID: id, owner: err}
 }
 
 func (b *Book) ownerOnly() error { return b.owner }

@@ -17,7 +17,8 @@ func TestContactsAndSettings(t *testing.T) {
 	testsupport.ForEachDatabase(t, func(t *testing.T, db testsupport.Database) {
 		e := storetest.Open(t, db, storetest.Options{})
 		ctx := context.Background()
-		a := contacts.Of(e.Account(e.NewUser(t, "alice@example.org", false)))
+		acct := e.Account(e.NewUser(t, "alice@example.org", false))
+		a := contacts.Of(acct)
 		c, err := a.SaveContact(ctx, contacts.Contact{Name: "Bob", Email: "bob@example.org", Data: "BEGIN:VCARD\r\nEND:VCARD\r\n"})
 		if err != nil {
 			t.Fatal(err)
@@ -40,6 +41,14 @@ func TestContactsAndSettings(t *testing.T) {
 			t.Fatal(err)
 		}
 		if err := a.SaveSettings(ctx, map[string]string{"lang": ""}); err != nil {
+			t.Fatal(err)
+		}
+		// The delivery rules' settings are the store's SaveRules' alone:
+		// neither written nor listed here.
+		if err := a.SaveSettings(ctx, map[string]string{store.RulesSettingPrefix + "vacation": `{"enabled":true}`}); !errors.Is(err, store.ErrInvalid) {
+			t.Fatalf("saving a rules setting: %v, want ErrInvalid", err)
+		}
+		if err := acct.SaveRules(ctx, store.Vacation{Enabled: true, Subject: "away", Body: "back soon"}, store.Forwarding{}); err != nil {
 			t.Fatal(err)
 		}
 		got, err := a.Settings(ctx)

@@ -1,10 +1,6 @@
 package outbound
 
 import (
-	"basalt/store"
-	"basalt/store/blob"
-	"basalt/store/internal/spine"
-	"basalt/store/sqldb"
 	"bytes"
 	"context"
 	"database/sql"
@@ -15,6 +11,11 @@ import (
 	"time"
 
 	"github.com/jmoiron/sqlx"
+
+	"basalt/store"
+	"basalt/store/blob"
+	"basalt/store/internal/spine"
+	"basalt/store/sqldb"
 )
 
 // Queue is the outbound queue's rows and files.
@@ -27,7 +28,7 @@ type Queue struct {
 }
 
 // New returns the queue kept by st.
-func New(st *store.Store) *Queue { return &Queue{st: st, sp: st.Spine(spine.Key{})} }
+func New(st *store.Store) *Queue { return &Queue{st: st, sp: st.Spine(spine.Lend())} }
 
 // ErrLeaseLost means a queue entry is no longer this claimer's: its lease
 // ran out and another worker (or node) claimed it, or it was deleted. The
@@ -188,7 +189,7 @@ type daily struct {
 // queued or counted; queued, it is counted exactly once. Only the owner
 // of the mail may send (store.ErrForbidden through a share).
 func (q *Queue) EnqueueFor(ctx context.Context, a *store.Account, from string, to []string, raw []byte) (int64, error) {
-	userID, _, err := a.Owner(spine.Key{})
+	userID, _, err := a.Owner(spine.Lend())
 	if err != nil {
 		return 0, fmt.Errorf("enqueue: %w", err)
 	}
@@ -549,7 +550,7 @@ func (q *Queue) DeliverSealed(ctx context.Context, e *Entry) (store.Appended, er
 	if err != nil {
 		return store.Appended{}, fmt.Errorf("read queue entry %d: %w", e.ID, err)
 	}
-	a, err := q.st.DeliverSealed(ctx, e.SealedUser, pkg)
+	a, err := q.st.DeliverSealed(ctx, spine.Lend(), e.SealedUser, pkg)
 	if err != nil {
 		return store.Appended{}, fmt.Errorf("deliver queue entry %d: %w", e.ID, err)
 	}

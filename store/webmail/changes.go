@@ -144,7 +144,7 @@ func (w *Account) serial(ctx context.Context, q sqlx.QueryerContext) (uint64, er
 
 func (w *Account) snapshot(ctx context.Context, q sqlx.QueryerContext) (*snapshot, error) {
 	snap := &snapshot{At: w.sp.Unix()}
-	ms, err := w.a.MailboxesIn(ctx, spine.Key{}, q)
+	ms, err := w.a.MailboxesIn(ctx, spine.Lend(), q)
 	if err != nil {
 		return nil, err
 	}
@@ -374,7 +374,7 @@ func (w *Account) ChangesSince(ctx context.Context, state string, maxChanges int
 // uploaded files) untouched for maxAge, those of deleted users, and
 // states older than their maximum age. The daemon's maintenance runs it.
 func Prune(ctx context.Context, st *store.Store, maxAge time.Duration) (int, error) {
-	s := base{st: st, sp: st.Spine(spine.Key{})}
+	s := base{st: st, sp: st.Spine(spine.Lend())}
 	cutoff := s.sp.Unix() - int64(maxAge/time.Second)
 	var ids []struct {
 		ID     int64 `db:"id"`

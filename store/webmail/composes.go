@@ -43,9 +43,9 @@ type base struct {
 // Of returns the webmail's side of a. On another user's mail seen
 // through a share every method fails with store.ErrForbidden.
 func Of(a *store.Account) *Account {
-	st := a.Store(spine.Key{})
-	id, key, err := a.Owner(spine.Key{})
-	return &Account{base: base{st: st, sp: st.Spine(spine.Key{})}, a: a, userID: id, key: key, owner: err}
+	st := a.Store(spine.Lend())
+	id, key, err := a.Owner(spine.Lend())
+	return &Account{base: base{st: st, sp: st.Spine(spine.Lend())}, a: a, userID: id, key: key, owner: err}
 }
 
 func (w *Account) ownerOnly() error { return w.owner }
@@ -321,7 +321,7 @@ func (w *Account) AddUpload(ctx context.Context, composeID int64, name, ctype st
 		}
 		// Checked again with the user's row locked (writeUser): the
 		// early check above may have raced another upload or delivery.
-		cur, lim, err := w.st.UserTx(ctx, tx, w.userID)
+		cur, lim, err := w.st.UserTx(ctx, spine.Lend(), tx, w.userID)
 		if err != nil {
 			return err
 		}

@@ -15,6 +15,7 @@ import (
 	"basalt/internal/testsupport"
 	"basalt/internal/testsupport/storetest"
 	"basalt/store"
+	"basalt/store/blob"
 	"basalt/store/webmail"
 )
 
@@ -119,7 +120,23 @@ func TestComposeUploads(t *testing.T) {
 		if n, err := webmail.Prune(ctx, st, webmail.ComposeMaxAge); err != nil || n != 1 {
 			t.Fatalf("prune after the user went: %d %v", n, err)
 		}
-		_ = up
+		// The deleted user's upload went with it: its row, its file's row
+		// and the file.
+		for _, q := range []struct{ what, query, arg string }{
+			{"upload row", "SELECT COUNT(*) FROM webmail_uploads WHERE blob_id = ?", up.BlobID},
+			{"file row", "SELECT COUNT(*) FROM blobs WHERE id = ?", up.BlobID},
+		} {
+			var n int
+			if err := e.DB.GetContext(ctx, &n, e.DB.Rebind(q.query), q.arg); err != nil || n != 0 {
+				t.Errorf("%s of the pruned upload: %d left, %v", q.what, n, err)
+			}
+		}
+		if rc, err := e.Blobs.Open(ctx, up.Part, up.BlobID, nil); err == nil {
+			rc.Close()
+			if up.Part != blob.Inline {
+				t.Error("the pruned upload's file is still there")
+			}
+		}
 		keep := e.Account(e.NewUser(t, "stays@example.org", false))
 		old, _ := webmail.Of(st.Account(keep.UserID(), nil)).CreateCompose(ctx)
 		clock = now.Add(webmail.ComposeMaxAge + time.Hour)

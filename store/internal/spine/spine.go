@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"strconv"
 	"time"
+	"unicode/utf8"
 
 	"basalt/store/blob"
 	"basalt/store/cache"
@@ -21,9 +22,25 @@ var (
 )
 
 // Key is what the store's lending methods (store.Store.Spine,
-// store.Account.Owner, ...) take: only the store's tree can import this
-// package and write Key{}.
-type Key struct{ _ [0]func() }
+// store.Account.Owner, ...) take. Only the store's tree can import this
+// package to call Lend; the zero Key, which any package can make (a
+// generic function's zero value of the parameter's type), is refused.
+type Key struct{ p *int }
+
+// lent is what a Key from Lend points at: never written, it is an
+// identity, not state.
+var lent = new(int)
+
+// Lend returns the Key the lending methods accept.
+func Lend() Key { return Key{lent} }
+
+// Check panics unless k came from Lend: a lending method asked for by
+// code outside the store's tree is a programming error.
+func (k Key) Check() {
+	if k.p != lent {
+		panic("store: lent parts asked for without spine.Lend")
+	}
+}
 
 // Spine holds the parts of one store.
 type Spine struct {
@@ -62,14 +79,10 @@ func Clip(s string) string {
 	if len(s) <= max {
 		return s
 	}
-	s = s[:max]
-	for len(s) > 0 && !utf8Start(s[len(s)-1]) {
-		s = s[:len(s)-1]
+	// Cut before the character that s[max] is part of: it is whole below.
+	i := max
+	for i > 0 && !utf8.RuneStart(s[i]) {
+		i--
 	}
-	if len(s) > 0 {
-		s = s[:len(s)-1]
-	}
-	return s
+	return s[:i]
 }
-
-func utf8Start(b byte) bool { return b&0xC0 != 0x80 }

@@ -55,8 +55,10 @@ func TestClip(t *testing.T) {
 			t.Errorf("Clip(%d bytes) = %d bytes: a text that fits was cut", len(in), len(got))
 		case len(got) > 1000 || !utf8.ValidString(got) || !strings.HasPrefix(in, got):
 			t.Errorf("Clip(%d bytes) = %d bytes, valid UTF-8 %v", len(in), len(got), utf8.ValidString(got))
-		case len(got) < min(len(in), 1000)-utf8.UTFMax:
+		case len(got) < min(len(in), 1000)-utf8.UTFMax+1:
 			t.Errorf("Clip(%d bytes) = %d bytes: more than one character lost", len(in), len(got))
+		case len(in) > 1000 && utf8.RuneStart(in[1000]) && len(got) != 1000:
+			t.Errorf("Clip(%d bytes) = %d bytes: a cut on a character boundary lost a character", len(in), len(got))
 		}
 	}
 }
