@@ -7,12 +7,12 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
+	"basalt/message"
 	"basalt/store/cache"
 	"basalt/store/sqldb"
 )
@@ -209,9 +209,9 @@ func (l *MaildropLock) Unlock() {
 type MaildropMessage struct {
 	ID  int64
 	UID uint32
-	// Size is the number of octets of the message in the maildrop's wire
-	// form (Maildrop's wire), the size RFC 1939 LIST and STAT report
-	// (before dot-stuffing).
+	// Size is the number of octets of the message with every line ended
+	// by CRLF, the size RFC 1939 LIST and STAT report (before
+	// dot-stuffing).
 	Size  int64
 	Flags Flags
 }
@@ -228,22 +228,17 @@ type Maildrop struct {
 // file never changes, so this only bounds what an idle cache keeps.
 const wireSizeTTL = 30 * 24 * time.Hour
 
-// WireForm turns a message as stored into the form a protocol sends it
-// in: POP3's CRLF lines (RFC 1939 3).
-type WireForm func(io.ReadCloser) io.ReadCloser
-
-// Maildrop lists the account's INBOX with each message's size in the
-// wire form wire gives. The sizes are kept (below), so every caller passes
-// the same form: POP3's, the one protocol with a maildrop. A message
-// whose stored form is not all CRLF lines
-// (mail appended by IMAP or the webmail may have bare LFs) has a
-// different size on the wire, so a size is worked out by reading the
-// message once, the first time it is listed, and then kept in its row
-// (wire_size); a copy of a message already sized finds the size in the
-// cache under the message file's id. So a maildrop's first listing reads
-// every message, about 0.2 ms for 50 KB (0.7 ms for a secure user's),
-// and later ones none.
-func (a *Account) Maildrop(ctx context.Context, wire WireForm) (*Maildrop, error) {
+// Maildrop lists the account's INBOX with each message's size in its
+// canonical form, every line ended by CRLF (message.CRLFSize): the size
+// POP3's LIST and STAT report (RFC 1939 3, before dot-stuffing). A message
+// whose stored form is not all CRLF lines (mail appended by IMAP or the
+// webmail may have bare LFs) has another size there, so a size is worked
+// out by reading the message once, the first time it is listed, and then
+// kept in its row (wire_size); a copy of a message already sized finds
+// the size in the cache under the message file's id. So a maildrop's
+// first listing reads every message, about 0.2 ms for 50 KB (0.7 ms for a
+// secure user's), and later ones none.
+func (a *Account) Maildrop(ctx context.Context) (*Maildrop, error) {
 	mb, err := a.MailboxByName(ctx, "INBOX")
 	if err != nil {
 		return nil, fmt.Errorf("maildrop: %w", err)
@@ -265,7 +260,7 @@ func (a *Account) Maildrop(ctx context.Context, wire WireForm) (*Maildrop, error
 	for _, r := range rows {
 		size := r.WireSize.Int64
 		if !r.WireSize.Valid {
-			size, err = a.wireSize(ctx, wire, r.ID, r.BlobID)
+			size, err = a.wireSize(ctx, r.ID, r.BlobID)
 			if errors.Is(err, ErrNotFound) {
 				continue // expunged since the listing
 			}
@@ -309,8 +304,8 @@ func (a *Account) keepWireSizes(ctx context.Context, ms []MaildropMessage) error
 	return nil
 }
 
-// wireSize returns the size of message id in the form wire gives.
-func (a *Account) wireSize(ctx context.Context, wire WireForm, id int64, blobID string) (int64, error) {
+// wireSize returns the size of message id in its canonical form.
+func (a *Account) wireSize(ctx context.Context, id int64, blobID string) (int64, error) {
 	key := "crlfsize:" + blobID
 	if e, ok, err := a.s.cache.Get(ctx, key); err == nil && ok {
 		if n, err := strconv.ParseInt(string(e.Value), 10, 64); err == nil {
@@ -323,9 +318,8 @@ func (a *Account) wireSize(ctx context.Context, wire WireForm, id int64, blobID 
 	if err != nil {
 		return 0, err
 	}
-	rc = wire(rc)
 	defer rc.Close()
-	n, err := io.Copy(io.Discard, rc)
+	n, err := message.CRLFSize(rc)
 	if err != nil {
 		return 0, fmt.Errorf("size of message %d: %w", id, err)
 	}

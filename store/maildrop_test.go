@@ -6,28 +6,12 @@ import (
 	"io"
 	"strings"
 	"testing"
-	"testing/iotest"
 	"time"
 
 	"basalt/internal/testsupport"
 	"basalt/internal/testsupport/storetest"
 	"basalt/store"
 )
-
-// crlfLines is a wire form for the tests: every line ended by CRLF, as
-// POP3's (protocols/pop3, where it is tested on its own) gives it.
-func crlfLines(rc io.ReadCloser) io.ReadCloser {
-	b, err := io.ReadAll(rc)
-	rc.Close()
-	if err != nil {
-		return io.NopCloser(iotest.ErrReader(err))
-	}
-	s := strings.ReplaceAll(strings.ReplaceAll(string(b), "\r\n", "\n"), "\n", "\r\n")
-	if s != "" && !strings.HasSuffix(s, "\r\n") {
-		s += "\r\n"
-	}
-	return io.NopCloser(strings.NewReader(s))
-}
 
 // TestMaildrop: the INBOX only, in UID order, each message's size that of
 // the wire form's stream, for plain and secure (encrypted) users alike,
@@ -49,7 +33,7 @@ func TestMaildrop(t *testing.T) {
 			}
 			storetest.Append(t, a, storetest.MailboxID(t, a, "Sent"), []byte("Subject: elsewhere\r\n\r\nx\r\n"), store.AppendOptions{})
 
-			md, err := a.Maildrop(ctx, crlfLines)
+			md, err := a.Maildrop(ctx)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -69,7 +53,6 @@ func TestMaildrop(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				rc = crlfLines(rc)
 				got, err := io.ReadAll(rc)
 				rc.Close()
 				if err != nil {
@@ -79,14 +62,14 @@ func TestMaildrop(t *testing.T) {
 				if !strings.HasSuffix(want, "\r\n") {
 					want += "\r\n"
 				}
-				if string(got) != want {
-					t.Fatalf("secure %v message %d: wire form gave %.60q, want %.60q", secure, i, got, want)
+				if string(got) != raws[i] {
+					t.Fatalf("secure %v message %d: opened %.60q, stored %.60q", secure, i, got, raws[i])
 				}
 				if m.Size != int64(len(want)) {
 					t.Fatalf("secure %v message %d: size %d, want %d", secure, i, m.Size, len(want))
 				}
 			}
-			again, err := a.Maildrop(ctx, crlfLines)
+			again, err := a.Maildrop(ctx)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -106,7 +89,7 @@ func TestMaildropSizeNeedsKey(t *testing.T) {
 	auth := e.NewUser(t, "sec@example.org", true)
 	a := e.Account(auth)
 	storetest.Append(t, a, storetest.Inbox(t, a), []byte("Subject: s\n\nbody\n"), store.AppendOptions{})
-	if _, err := e.Store.Account(auth.User.ID, nil).Maildrop(context.Background(), crlfLines); !errors.Is(err, store.ErrLocked) {
+	if _, err := e.Store.Account(auth.User.ID, nil).Maildrop(context.Background()); !errors.Is(err, store.ErrLocked) {
 		t.Fatalf("maildrop without the key: %v, want ErrLocked", err)
 	}
 }
@@ -237,14 +220,14 @@ func BenchmarkMaildrop(b *testing.B) {
 			fresh := storetest.Open(b, db, storetest.Options{BlobDir: e.BlobDir}) // an empty cache
 			acct := fresh.Store.Account(auth.User.ID, nil)
 			b.StartTimer()
-			if md, err := acct.Maildrop(context.Background(), crlfLines); err != nil || len(md.Messages) != n {
+			if md, err := acct.Maildrop(context.Background()); err != nil || len(md.Messages) != n {
 				b.Fatalf("%v %v", md, err)
 			}
 		}
 	})
 	b.Run("warm", func(b *testing.B) {
 		for b.Loop() {
-			if md, err := a.Maildrop(context.Background(), crlfLines); err != nil || len(md.Messages) != n {
+			if md, err := a.Maildrop(context.Background()); err != nil || len(md.Messages) != n {
 				b.Fatalf("%v %v", md, err)
 			}
 		}
@@ -267,7 +250,7 @@ func TestMaildropSizesKept(t *testing.T) {
 		for _, raw := range []string{bare, string(storetest.SizedMessage(300 << 10))} {
 			storetest.Append(t, a, inbox, []byte(raw), store.AppendOptions{})
 		}
-		first, err := a.Maildrop(ctx, crlfLines)
+		first, err := a.Maildrop(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -281,7 +264,7 @@ func TestMaildropSizesKept(t *testing.T) {
 		// Another node over the same database, with no message files and
 		// nothing in its cache.
 		other := storetest.Open(t, e.Database, storetest.Options{BlobDir: t.TempDir()})
-		again, err := other.Store.Account(auth.User.ID, nil).Maildrop(ctx, crlfLines)
+		again, err := other.Store.Account(auth.User.ID, nil).Maildrop(ctx)
 		if err != nil {
 			t.Fatalf("listing without the message files: %v", err)
 		}

@@ -9,8 +9,9 @@ import (
 // POP3 sends (RFC 1939 3): a bare LF becomes CRLF, and a last line
 // without a line end gets one (a bare CR there gets its LF). Other octets,
 // a CR inside a line among them, pass as they are. Mail appended by IMAP
-// or the webmail may have bare LFs. It is the maildrop's wire form
-// (store.Account.Maildrop), so LIST's sizes are of what RETR sends.
+// or the webmail may have bare LFs. The maildrop's sizes are counted in
+// the same form (message.CRLFSize, TestCRLFSizeAgrees), so LIST's sizes
+// are of what RETR sends.
 func crlfLines(rc io.ReadCloser) io.ReadCloser {
 	return &crlfReader{rc: rc, in: make([]byte, crlfChunk)}
 }

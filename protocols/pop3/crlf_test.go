@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"testing/iotest"
+
+	"basalt/message"
 )
 
 func TestCRLFReader(t *testing.T) {
@@ -37,6 +39,12 @@ func TestCRLFReader(t *testing.T) {
 			}
 			if string(got) != tc.want {
 				t.Errorf("%.40q (%s) = %.40q, want %.40q", tc.in, read.name, got, tc.want)
+			}
+			// The maildrop's sizes are counted apart from this reader
+			// (message.CRLFSize): they must agree, or LIST would promise
+			// another size than RETR sends.
+			if n, err := message.CRLFSize(read.wrap(strings.NewReader(tc.in))); err != nil || n != int64(len(tc.want)) {
+				t.Errorf("CRLFSize(%.40q) (%s) = %d, %v; want %d", tc.in, read.name, n, err, len(tc.want))
 			}
 		}
 	}

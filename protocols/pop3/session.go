@@ -469,7 +469,7 @@ func (p *popSession) admit(login string, a *session.Auth, err error) error {
 		return errTemporary
 	}
 	acct := a.Account(p.srv.store)
-	md, err := acct.Maildrop(p.ctx(), crlfLines)
+	md, err := acct.Maildrop(p.ctx())
 	if err != nil {
 		lock.Unlock()
 		p.log.Error("pop3 open maildrop", "user", a.User.Address, "err", err)
