@@ -7,6 +7,7 @@ import (
 
 	"github.com/jmoiron/sqlx"
 
+	"basalt/store/internal/spine"
 	"basalt/store/sqldb"
 )
 
@@ -100,8 +101,7 @@ func (s *Store) appendMessages(ctx context.Context, tx *sqlx.Tx, c *change, user
 	if err := s.assignUIDs(ctx, tx, userID, ok); err != nil {
 		return err
 	}
-	if _, err := s.db.TxExec(ctx, tx, s.rebind("UPDATE users SET used_bytes = used_bytes + ?, message_count = message_count + ? WHERE id = ?"),
-		used-u.UsedBytes, len(ok), userID); err != nil {
+	if err := s.sp.ChargeUser(ctx, tx, userID, used-u.UsedBytes, int64(len(ok))); err != nil {
 		return err
 	}
 	for _, name := range names {
@@ -213,41 +213,14 @@ func (s *Store) assignUIDs(ctx context.Context, tx *sqlx.Tx, userID int64, msgs 
 }
 
 // insertBlobRows records the messages' files, or holds the messages
-// themselves when they are small (inline), in as few statements as the
-// inline bytes allow: one statement must fit MySQL's max_allowed_packet
-// (16 MiB by default), and a group may hold many messages of up to
-// InlineMax each.
+// themselves when they are small (inline).
 func (s *Store) insertBlobRows(ctx context.Context, tx *sqlx.Tx, msgs []*newMessage) error {
-	now := s.unix()
-	for len(msgs) > 0 {
-		var q strings.Builder
-		q.WriteString("INSERT INTO blobs (id, part, size, stored, refs, created_at, data) VALUES ")
-		args := make([]any, 0, 6*len(msgs))
-		bytes := 0
-		n := 0
-		for _, nm := range msgs {
-			if n > 0 && bytes+len(nm.m.inline) > maxInlineStatement {
-				break
-			}
-			if n > 0 {
-				q.WriteString(", ")
-			}
-			q.WriteString("(?, ?, ?, ?, 1, ?, ?)")
-			args = append(args, nm.m.blobID, nm.m.blob.Partition, nm.m.blob.Size, nm.m.blob.Stored, now, nm.m.inline)
-			bytes += len(nm.m.inline)
-			n++
-		}
-		if _, err := s.txExecFew(ctx, tx, n, s.rebind(q.String()), args...); err != nil {
-			return err
-		}
-		msgs = msgs[n:]
+	rows := make([]spine.BlobRow, len(msgs))
+	for i, nm := range msgs {
+		rows[i] = spine.BlobRow{ID: nm.m.blobID, Part: nm.m.blob.Partition, Size: nm.m.blob.Size, Stored: nm.m.blob.Stored, Data: nm.m.inline}
 	}
-	return nil
+	return s.sp.AddBlobRows(ctx, tx, rows...)
 }
-
-// maxInlineStatement bounds the inline bytes one INSERT carries (a single
-// message may pass it: InlineMax is at most 8 MiB).
-const maxInlineStatement = 4 << 20
 
 // insertMessageRow writes one message's row, in the thread of the first
 // message already stored that it refers to.

@@ -10,7 +10,6 @@ import (
 
 	"github.com/jmoiron/sqlx"
 
-	"basalt/store/blob"
 	"basalt/store/internal/spine"
 )
 
@@ -114,21 +113,17 @@ func (a *Account) copyRows(ctx context.Context, tx *sqlx.Tx, c *change, src int6
 	n := int64(len(rows))
 	// A move takes nothing from the quota that it does not give back in
 	// the same transaction, so only a copy is checked against it.
-	var quota int64
 	if chargeQuota {
-		_, lim, err := a.s.userTx(ctx, tx, a.userID)
+		u, lim, err := a.s.userTx(ctx, tx, a.userID)
 		if err != nil {
 			return CopyResult{}, nil, err
 		}
-		quota = lim.QuotaBytes
+		if err := spine.FitsQuota(lim.QuotaBytes, u.UsedBytes, total); err != nil {
+			return CopyResult{}, nil, err
+		}
 	}
-	q, err := a.s.db.TxExec(ctx, tx, a.s.rebind(`UPDATE users SET used_bytes = used_bytes + ?, message_count = message_count + ?
-		WHERE id = ? AND (? = 0 OR used_bytes + ? <= ?)`), total, n, a.userID, quota, total, quota)
-	if err != nil {
+	if err := a.s.sp.ChargeUser(ctx, tx, a.userID, total, n); err != nil {
 		return CopyResult{}, nil, err
-	}
-	if k, _ := q.RowsAffected(); k == 0 {
-		return CopyResult{}, nil, ErrOverQuota
 	}
 	if _, err := a.s.db.TxExec(ctx, tx, a.s.rebind("UPDATE mailboxes SET uidnext = uidnext + ? WHERE id = ?"), n, dst); err != nil {
 		return CopyResult{}, nil, err
@@ -162,10 +157,8 @@ func (a *Account) copyRows(ctx context.Context, tx *sqlx.Tx, c *change, src int6
 		c.add(dst, "append", uid, modseq)
 		uid++
 	}
-	for id, k := range refs {
-		if _, err := a.s.db.TxExec(ctx, tx, a.s.rebind("UPDATE blobs SET refs = refs + ? WHERE id = ?"), k, id); err != nil {
-			return CopyResult{}, nil, err
-		}
+	if err := a.s.sp.RefBlobs(ctx, tx, refs); err != nil {
+		return CopyResult{}, nil, err
 	}
 	if err := a.copySeen(ctx, tx, cv, dst, copies); err != nil {
 		return CopyResult{}, nil, err
@@ -252,20 +245,14 @@ func (a *Account) noneDeleted(ctx context.Context, mailboxID int64, uids UIDSet)
 	return !some && err == nil, err
 }
 
-// fewArgs is how many values a statement built for a list (IN, VALUES)
-// may take and still be kept prepared (sqldb.DB.TxExec): IMAP's commands
-// mostly name one message or a few, and a statement per list length up to
-// this is few enough to keep.
-const fewArgs = 4
+// fewArgs is how many values a statement built for a list may take and
+// still be kept prepared (spine.FewArgs).
+const fewArgs = spine.FewArgs
 
-// txExecFew runs a statement built for a list of n values in tx: prepared
-// once when n is small (parsing under the write lock holds up every other
-// writer on SQLite), as it is otherwise.
+// txExecFew runs a statement built for a list of n values in tx
+// (spine.ExecFew).
 func (s *Store) txExecFew(ctx context.Context, tx *sqlx.Tx, n int, query string, args ...any) (sql.Result, error) {
-	if n <= fewArgs {
-		return s.db.TxExec(ctx, tx, query, args...)
-	}
-	return tx.ExecContext(ctx, query, args...)
+	return s.sp.ExecFew(ctx, tx, n, query, args...)
 }
 
 // deleted is a message file no message refers to any more.
@@ -304,16 +291,8 @@ func (a *Account) deleteRows(ctx context.Context, tx *sqlx.Tx, c *change, m Mail
 			return nil, err
 		}
 	}
-	if _, err := a.s.db.TxExec(ctx, tx, a.s.rebind("UPDATE users SET used_bytes = used_bytes - ?, message_count = message_count - ? WHERE id = ?"),
-		total, n, a.userID); err != nil {
+	if err := a.s.sp.ChargeUser(ctx, tx, a.userID, -total, -n); err != nil {
 		return nil, err
-	}
-	blobIDs := make([]any, 0, len(refs))
-	for id, k := range refs {
-		if _, err := a.s.db.TxExec(ctx, tx, a.s.rebind("UPDATE blobs SET refs = refs - ? WHERE id = ?"), k, id); err != nil {
-			return nil, err
-		}
-		blobIDs = append(blobIDs, id)
 	}
 	for start := 0; tombstones && start < len(rows); start += 500 {
 		chunk := rows[start:min(start+500, len(rows))]
@@ -329,45 +308,9 @@ func (a *Account) deleteRows(ctx context.Context, tx *sqlx.Tx, c *change, m Mail
 	for _, r := range rows {
 		c.add(m.ID, "expunge", r.UID, modseq)
 	}
-	var doomed []deleted
-	for start := 0; start < len(blobIDs); start += 500 {
-		chunk := blobIDs[start:min(start+500, len(blobIDs))]
-		q, args, err := sqlx.In("SELECT id, part FROM blobs WHERE refs <= 0 AND id IN (?)", chunk)
-		if err != nil {
-			return nil, err
-		}
-		var part []struct {
-			ID   string `db:"id"`
-			Part string `db:"part"`
-		}
-		if len(chunk) <= fewArgs {
-			err = a.s.db.TxSelect(ctx, tx, &part, a.s.rebind(q), args...)
-		} else {
-			err = tx.SelectContext(ctx, &part, a.s.rebind(q), args...)
-		}
-		if err != nil {
-			return nil, err
-		}
-		var inline []any
-		for _, p := range part {
-			if p.Part == blob.Inline {
-				inline = append(inline, p.ID)
-				continue
-			}
-			doomed = append(doomed, deleted{ID: p.ID, Part: p.Part})
-		}
-		// A message kept in its blobs row goes with the transaction.
-		if len(inline) > 0 {
-			q, args, err := sqlx.In("DELETE FROM blobs WHERE refs <= 0 AND id IN (?)", inline)
-			if err != nil {
-				return nil, err
-			}
-			if _, err := a.s.txExecFew(ctx, tx, len(inline), a.s.rebind(q), args...); err != nil {
-				return nil, err
-			}
-		}
-	}
-	return doomed, nil
+	// A message kept in its blobs row goes with the transaction; the
+	// files go after the commit (removeBlobs).
+	return a.s.sp.ReleaseBlobs(ctx, tx, refs)
 }
 
 // removeBlobs deletes files whose last reference was committed away, then

@@ -334,10 +334,7 @@ func checkAppend(lim Limits, used, size int64, inbound bool) error {
 	if inbound && lim.MaxRecvSize > 0 && size > lim.MaxRecvSize {
 		return fmt.Errorf("%w (%d > %d bytes)", ErrTooLarge, size, lim.MaxRecvSize)
 	}
-	if lim.QuotaBytes > 0 && used+size > lim.QuotaBytes {
-		return ErrOverQuota
-	}
-	return nil
+	return spine.FitsQuota(lim.QuotaBytes, used, size)
 }
 
 // commitAppend writes the rows of one appended message inside a writeUser

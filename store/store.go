@@ -18,7 +18,7 @@ import (
 var (
 	ErrNotFound     = spine.ErrNotFound
 	ErrExists       = errors.New("already exists")
-	ErrOverQuota    = errors.New("mailbox is over quota")
+	ErrOverQuota    = spine.ErrOverQuota
 	ErrTooLarge     = errors.New("message exceeds the size limit")
 	ErrDailyLimit   = spine.ErrDailyLimit
 	ErrLocked       = errors.New("the user's key is not unlocked")

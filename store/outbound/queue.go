@@ -247,8 +247,7 @@ func (q *Queue) enqueue(ctx context.Context, from string, to []string, raw []byt
 			}
 		}
 		now := q.nowMS()
-		if _, err := tx.ExecContext(ctx, q.sp.Rebind("INSERT INTO blobs (id, part, size, stored, refs, created_at) VALUES (?, ?, ?, ?, 1, ?)"),
-			id, info.Partition, info.Size, info.Stored, now/1000); err != nil {
+		if err := q.sp.AddBlobRows(ctx, tx, spine.BlobRow{ID: id, Part: info.Partition, Size: info.Size, Stored: info.Stored}); err != nil {
 			return err
 		}
 		res, err := tx.ExecContext(ctx, q.sp.Rebind(`INSERT INTO outbound_queue (mail_from, created_ms, next_attempt_ms, attempts, lease,
@@ -404,8 +403,12 @@ func (q *Queue) Update(ctx context.Context, o *Entry, u Update) (done bool, err 
 		return false, fmt.Errorf("update queue entry %d: %w: not claimed", o.ID, store.ErrInvalid)
 	}
 	next := u.Next.UnixMilli()
-	var remaining int
+	var (
+		remaining int
+		doomed    []spine.BlobRef
+	)
 	err = q.sp.DB.Tx(ctx, func(tx *sqlx.Tx) error {
+		doomed = nil
 		now := q.nowMS()
 		query, args := "UPDATE outbound_queue SET next_attempt_ms = ? WHERE id = ? AND lease = ?", []any{next, o.ID, o.lease}
 		if u.Attempted {
@@ -434,14 +437,15 @@ func (q *Queue) Update(ctx context.Context, o *Entry, u Update) (done bool, err 
 		if remaining > 0 {
 			return nil
 		}
-		return q.deleteTx(ctx, tx, o.ID, o.blobID)
+		doomed, err = q.deleteTx(ctx, tx, o.ID, o.blobID)
+		return err
 	})
 	if err != nil {
 		return false, fmt.Errorf("update queue entry %d: %w", o.ID, err)
 	}
 	q.apply(o, u)
 	if remaining == 0 {
-		q.sp.RemoveBlobs(ctx, []spine.BlobRef{{ID: o.blobID, Part: o.part}})
+		q.sp.RemoveBlobs(ctx, doomed)
 		o.lease = 0
 		return true, nil
 	}
@@ -467,35 +471,34 @@ func (q *Queue) apply(o *Entry, u Update) {
 // deleteOutboundTx deletes an entry's rows and drops its file's reference;
 // the caller removes the file after the commit (spine.RemoveBlobs), and if it
 // never gets to, the store's SweepUnreferenced does.
-func (q *Queue) deleteTx(ctx context.Context, tx *sqlx.Tx, id int64, blobID string) error {
+func (q *Queue) deleteTx(ctx context.Context, tx *sqlx.Tx, id int64, blobID string) ([]spine.BlobRef, error) {
 	if _, err := tx.ExecContext(ctx, q.sp.Rebind("DELETE FROM outbound_rcpts WHERE queue_id = ?"), id); err != nil {
-		return err
+		return nil, err
 	}
 	if _, err := tx.ExecContext(ctx, q.sp.Rebind("DELETE FROM outbound_queue WHERE id = ?"), id); err != nil {
-		return err
+		return nil, err
 	}
-	_, err := tx.ExecContext(ctx, q.sp.Rebind("UPDATE blobs SET refs = refs - 1 WHERE id = ?"), blobID)
-	return err
+	return q.sp.ReleaseBlob(ctx, tx, blobID, 1)
 }
 
 // Delete removes an entry and its file whoever holds it: an
 // administrator's delete. A worker still sending it gets ErrLeaseLost
 // when it reports back.
 func (q *Queue) Delete(ctx context.Context, id int64) error {
-	var loc struct {
-		BlobID string `db:"blob_id"`
-		Part   string `db:"part"`
-	}
+	var doomed []spine.BlobRef
 	err := q.sp.DB.Tx(ctx, func(tx *sqlx.Tx) error {
-		if err := tx.GetContext(ctx, &loc, q.sp.Rebind("SELECT blob_id, part FROM outbound_queue WHERE id = ?"+q.sp.DB.ForUpdate()), id); err != nil {
+		var blobID string
+		if err := tx.GetContext(ctx, &blobID, q.sp.Rebind("SELECT blob_id FROM outbound_queue WHERE id = ?"+q.sp.DB.ForUpdate()), id); err != nil {
 			return spine.NotFound(err)
 		}
-		return q.deleteTx(ctx, tx, id, loc.BlobID)
+		var err error
+		doomed, err = q.deleteTx(ctx, tx, id, blobID)
+		return err
 	})
 	if err != nil {
 		return fmt.Errorf("delete queue entry %d: %w", id, err)
 	}
-	q.sp.RemoveBlobs(ctx, []spine.BlobRef{{ID: loc.BlobID, Part: loc.Part}})
+	q.sp.RemoveBlobs(ctx, doomed)
 	return nil
 }
 

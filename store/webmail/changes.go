@@ -2,8 +2,6 @@ package webmail
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,6 +11,7 @@ import (
 	"github.com/jmoiron/sqlx"
 
 	"basalt/store"
+	"basalt/store/contacts"
 	"basalt/store/internal/spine"
 	"basalt/store/sqldb"
 )
@@ -48,24 +47,19 @@ type snapMailbox struct {
 	Sub     bool   `json:"b,omitempty"`
 }
 
-// snapFolder is a contact folder (store/contacts) as a snapshot records
-// it: the JSON of contacts.ContactFolder, which snapshots already stored
-// hold.
-type snapFolder struct {
-	ID       int64  `db:"id" json:"id"`
-	ParentID int64  `db:"parent_id" json:"parentID"`
-	Name     string `db:"name" json:"name"`
-	Default  bool   `db:"is_default" json:"default"`
-	Contacts int64  `db:"-" json:"contacts"` // never set here
-}
-
+// snapshot is what a state records, as JSON in webmail_states: the
+// field names are those of the states already stored, which must still
+// load.
 type snapshot struct {
-	At             int64         `json:"t"`
-	Mailboxes      []snapMailbox `json:"m"`
-	ContactFolders []snapFolder  `json:"f"`
+	At        int64         `json:"t"`
+	Mailboxes []snapMailbox `json:"m"`
+	// ContactFolders are in the JSON of contacts.ContactFolder (with no
+	// contact count).
+	ContactFolders []contacts.ContactFolder `json:"f"`
 	// Contacts are id, updated_at and folder_id.
 	Contacts [][3]int64 `json:"c"`
-	Settings string     `json:"s"`
+	// Settings is contacts.Snapshot's digest of the settings.
+	Settings string `json:"s"`
 }
 
 // State returns the account's current state string, recording what the
@@ -152,32 +146,15 @@ func (w *Account) snapshot(ctx context.Context, q sqlx.QueryerContext) (*snapsho
 		snap.Mailboxes = append(snap.Mailboxes, snapMailbox{ID: m.ID, Name: m.Name, Parent: m.ParentID, UIDNext: m.UIDNext,
 			ModSeq: m.HighestModSeq, Msgs: m.Messages, Unseen: m.Unseen, Size: m.Size, Sub: m.Subscribed})
 	}
-	if err := sqlx.SelectContext(ctx, q, &snap.ContactFolders, w.sp.Rebind("SELECT id, parent_id, name, is_default FROM contact_folders WHERE user_id = ? ORDER BY id"), w.userID); err != nil {
+	book, err := contacts.Of(w.a).SnapshotIn(ctx, spine.Key{}, q)
+	if err != nil {
 		return nil, err
 	}
-	var cs []struct {
-		ID      int64 `db:"id"`
-		Updated int64 `db:"updated_at"`
-		Folder  int64 `db:"folder_id"`
+	snap.ContactFolders = book.Folders
+	for _, c := range book.Contacts {
+		snap.Contacts = append(snap.Contacts, [3]int64{c.ID, c.UpdatedAt, c.FolderID})
 	}
-	if err := sqlx.SelectContext(ctx, q, &cs, w.sp.Rebind("SELECT id, updated_at, folder_id FROM contacts WHERE user_id = ? ORDER BY id"), w.userID); err != nil {
-		return nil, err
-	}
-	for _, c := range cs {
-		snap.Contacts = append(snap.Contacts, [3]int64{c.ID, c.Updated, c.Folder})
-	}
-	var kv []struct {
-		Name  string `db:"name"`
-		Value string `db:"value"`
-	}
-	if err := sqlx.SelectContext(ctx, q, &kv, w.sp.Rebind("SELECT name, value FROM settings WHERE user_id = ? ORDER BY name"), w.userID); err != nil {
-		return nil, err
-	}
-	h := sha256.New()
-	for _, r := range kv {
-		fmt.Fprintf(h, "%d:%s%d:%s", len(r.Name), r.Name, len(r.Value), r.Value)
-	}
-	snap.Settings = hex.EncodeToString(h.Sum(nil)[:16])
+	snap.Settings = book.Settings
 	return snap, nil
 }
 
@@ -324,7 +301,7 @@ func (w *Account) ChangesSince(ctx context.Context, state string, maxChanges int
 		}
 	}
 
-	folders := map[int64]snapFolder{}
+	folders := map[int64]contacts.ContactFolder{}
 	for _, f := range old.ContactFolders {
 		folders[f.ID] = f
 	}

@@ -2,9 +2,15 @@ package webmail_test
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
+	"fmt"
+	"maps"
 	"slices"
 	"testing"
+	"time"
 
 	"basalt/internal/testsupport"
 	"basalt/internal/testsupport/storetest"
@@ -98,6 +104,95 @@ func TestChangesSince(t *testing.T) {
 		}
 		if _, err := webmail.Of(other).ChangesSince(ctx, s0, 100); !errors.Is(err, webmail.ErrStateUnknown) {
 			t.Errorf("another user's state: %v", err)
+		}
+	})
+}
+
+// TestStoredSnapshotForm: a state recorded before contacts took over the
+// contact part of the snapshot (JSON built here as it was stored) still
+// loads and matches the book it recorded, so a change since is only what
+// changed; and a state recorded now uses the same field names.
+func TestStoredSnapshotForm(t *testing.T) {
+	testsupport.ForEachDatabase(t, func(t *testing.T, db testsupport.Database) {
+		e := storetest.Open(t, db, storetest.Options{})
+		ctx := context.Background()
+		auth := e.NewUser(t, "alice@example.org", false)
+		a := e.Account(auth)
+		book := contacts.Of(a)
+		friends, err := book.CreateContactFolder(ctx, 0, "Friends")
+		if err != nil {
+			t.Fatal(err)
+		}
+		c1, err := book.SaveContactIn(ctx, friends.ID, contacts.Contact{Name: "Bob", Email: "bob@example.org"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c2, err := book.SaveContactIn(ctx, 0, contacts.Contact{Name: "Carol"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := book.SaveSettings(ctx, map[string]string{"webmail.theme": "light"}); err != nil {
+			t.Fatal(err)
+		}
+		s0, err := webmail.Of(a).State(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var raw []byte
+		if err := e.DB.GetContext(ctx, &raw, e.DB.Rebind("SELECT data FROM webmail_states WHERE user_id = ? AND serial = ?"), auth.User.ID, s0); err != nil {
+			t.Fatal(err)
+		}
+		var now struct {
+			F []map[string]any `json:"f"`
+		}
+		if err := json.Unmarshal(raw, &now); err != nil || len(now.F) != 2 {
+			t.Fatalf("state recorded now: %s %v", raw, err)
+		}
+		for _, f := range now.F {
+			keys := slices.Sorted(maps.Keys(f))
+			if !slices.Equal(keys, []string{"contacts", "default", "id", "name", "parentID"}) {
+				t.Fatalf("contact folder recorded with fields %v: %s", keys, raw)
+			}
+		}
+
+		// The old form, with the settings' digest as it was computed: each
+		// name and value after its length.
+		digest := sha256.Sum256([]byte("13:webmail.theme5:light"))
+		old := fmt.Sprintf(`{"t":%d,"m":[],"f":[{"id":%d,"parentID":0,"name":"Contacts","default":true,"contacts":0},`+
+			`{"id":%d,"parentID":0,"name":"Friends","default":false,"contacts":0}],"c":[[%d,%d,%d],[%d,%d,%d]],"s":"%s"}`,
+			time.Now().Unix()+3600, c2.FolderID, friends.ID, c1.ID, c1.UpdatedAt, friends.ID, c2.ID, c2.UpdatedAt, c2.FolderID,
+			hex.EncodeToString(digest[:16]))
+		if _, err := e.DB.ExecContext(ctx, e.DB.Rebind("UPDATE webmail_states SET data = ? WHERE user_id = ? AND serial = ?"), []byte(old), auth.User.ID, s0); err != nil {
+			t.Fatal(err)
+		}
+		// A change elsewhere, so that the state moves and the book is
+		// compared.
+		storetest.Append(t, a, storetest.Inbox(t, a), storetest.Message("a@x.org", "alice@example.org", "hi", "1"), store.AppendOptions{})
+		same, err := webmail.Of(a).ChangesSince(ctx, s0, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if same.NewState == s0 {
+			t.Fatalf("the state did not move: %+v", same)
+		}
+		if n := len(same.ContactFolders.Created) + len(same.ContactFolders.Updated) + len(same.ContactFolders.Destroyed) +
+			len(same.Contacts.Created) + len(same.Contacts.Updated) + len(same.Contacts.Destroyed); n != 0 || same.Settings {
+			t.Fatalf("the old form of an unchanged book shows changes: %+v", same)
+		}
+
+		if err := book.RenameContactFolder(ctx, friends.ID, "Pals"); err != nil {
+			t.Fatal(err)
+		}
+		if err := book.SaveSettings(ctx, map[string]string{"webmail.theme": "dark"}); err != nil {
+			t.Fatal(err)
+		}
+		ch, err := webmail.Of(a).ChangesSince(ctx, s0, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(ch.ContactFolders.Updated, []int64{friends.ID}) || len(ch.ContactFolders.Created)+len(ch.ContactFolders.Destroyed) != 0 ||
+			len(ch.Contacts.Updated) != 0 || !ch.Settings {
+			t.Fatalf("changes since the old form: %+v", ch)
 		}
 	})
 }

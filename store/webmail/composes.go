@@ -198,6 +198,7 @@ func (s base) deleteUploads(ctx context.Context, where string, args ...any) erro
 		work := func(tx *sqlx.Tx) error {
 			doomed = nil
 			var freed int64
+			refs := map[string]int{}
 			for _, i := range byUser[uid] {
 				u := ups[i]
 				res, err := tx.ExecContext(ctx, s.sp.Rebind("DELETE FROM webmail_uploads WHERE id = ?"), u.ID)
@@ -207,17 +208,17 @@ func (s base) deleteUploads(ctx context.Context, where string, args ...any) erro
 				if n, _ := res.RowsAffected(); n == 0 {
 					continue // deleted meanwhile, with its reference and charge
 				}
-				if _, err := tx.ExecContext(ctx, s.sp.Rebind("UPDATE blobs SET refs = refs - 1 WHERE id = ?"), u.BlobID); err != nil {
-					return err
-				}
-				doomed = append(doomed, spine.BlobRef{ID: u.BlobID, Part: u.Part})
+				refs[u.BlobID]++
 				freed += u.Charged
+			}
+			var err error
+			if doomed, err = s.sp.ReleaseBlobs(ctx, tx, refs); err != nil {
+				return err
 			}
 			if freed == 0 {
 				return nil
 			}
-			_, err := tx.ExecContext(ctx, s.sp.Rebind("UPDATE users SET used_bytes = used_bytes - ? WHERE id = ?"), freed, uid)
-			return err
+			return s.sp.ChargeUser(ctx, tx, uid, -freed, 0)
 		}
 		// Through the user's transaction, so that cached copies of the user
 		// (and the webmail's meta) see the bytes given back; a user deleted
@@ -325,17 +326,16 @@ func (w *Account) AddUpload(ctx context.Context, composeID int64, name, ctype st
 		if err != nil {
 			return err
 		}
-		if lim.QuotaBytes > 0 && cur.UsedBytes+info.Size > lim.QuotaBytes {
-			return store.ErrOverQuota
+		if err := spine.FitsQuota(lim.QuotaBytes, cur.UsedBytes, info.Size); err != nil {
+			return err
 		}
-		if _, err := tx.ExecContext(ctx, w.sp.Rebind("UPDATE users SET used_bytes = used_bytes + ? WHERE id = ?"), info.Size, w.userID); err != nil {
+		if err := w.sp.ChargeUser(ctx, tx, w.userID, info.Size, 0); err != nil {
+			return err
+		}
+		if err := w.sp.AddBlobRows(ctx, tx, spine.BlobRow{ID: id, Part: info.Partition, Size: info.Size, Stored: info.Stored}); err != nil {
 			return err
 		}
 		now := w.sp.Unix()
-		if _, err := tx.ExecContext(ctx, w.sp.Rebind("INSERT INTO blobs (id, part, size, stored, refs, created_at) VALUES (?, ?, ?, ?, 1, ?)"),
-			id, info.Partition, info.Size, info.Stored, now); err != nil {
-			return err
-		}
 		res, err := tx.ExecContext(ctx, w.sp.Rebind(`INSERT INTO webmail_uploads (user_id, compose_id, name, content_type, size, blob_id, part, created_at, charged)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`), w.userID, composeID, name, ctype, info.Size, id, info.Partition, now, info.Size)
 		if err != nil {
