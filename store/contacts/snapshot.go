@@ -36,7 +36,8 @@ type ContactVersion struct {
 // SnapshotIn reads the book's snapshot through q: the database, or a
 // transaction that reads it at one user serial with the mailboxes
 // (store.Account.MailboxesIn).
-func (b *Book) SnapshotIn(ctx context.Context, _ spine.Key, q sqlx.QueryerContext) (Snapshot, error) {
+func (b *Book) SnapshotIn(ctx context.Context, k spine.Key, q sqlx.QueryerContext) (Snapshot, error) {
+	k.Check()
 	if err := b.ownerOnly(); err != nil {
 		return Snapshot{}, fmt.Errorf("contacts snapshot: %w", err)
 	}

@@ -146,7 +146,7 @@ func (w *Account) snapshot(ctx context.Context, q sqlx.QueryerContext) (*snapsho
 		snap.Mailboxes = append(snap.Mailboxes, snapMailbox{ID: m.ID, Name: m.Name, Parent: m.ParentID, UIDNext: m.UIDNext,
 			ModSeq: m.HighestModSeq, Msgs: m.Messages, Unseen: m.Unseen, Size: m.Size, Sub: m.Subscribed})
 	}
-	book, err := contacts.Of(w.a).SnapshotIn(ctx, spine.Key{}, q)
+	book, err := contacts.Of(w.a).SnapshotIn(ctx, spine.Lend(), q)
 	if err != nil {
 		return nil, err
 	}

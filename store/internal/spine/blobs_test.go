@@ -24,7 +24,7 @@ import (
 func TestBlobRows(t *testing.T) {
 	testsupport.ForEachDatabase(t, func(t *testing.T, db testsupport.Database) {
 		e := storetest.Open(t, db, storetest.Options{})
-		sp := e.Store.Spine(spine.Key{})
+		sp := e.Store.Spine(spine.Lend())
 		ctx := context.Background()
 
 		big := bytes.Repeat([]byte("x"), 1500<<10) // three of them pass one statement's bound
@@ -117,7 +117,7 @@ func TestQuota(t *testing.T) {
 	}
 	testsupport.ForEachDatabase(t, func(t *testing.T, db testsupport.Database) {
 		e := storetest.Open(t, db, storetest.Options{})
-		sp := e.Store.Spine(spine.Key{})
+		sp := e.Store.Spine(spine.Lend())
 		ctx := context.Background()
 		id := e.NewUser(t, "quota@example.org", false).User.ID
 		for _, step := range []struct{ bytes, msgs, wantBytes, wantMsgs int64 }{
