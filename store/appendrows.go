@@ -32,7 +32,7 @@ type newMessage struct {
 // counters and UIDs, the user's totals, the daily counters, the file
 // rows); only the message rows, whose ids are needed, one by one. This is
 // what lets a group commit cost little more than one append.
-func (s *Store) appendMessages(ctx context.Context, tx *sqlx.Tx, c *change, userID int64, msgs []*newMessage) error {
+func (s *Store) appendMessages(ctx context.Context, tx *sqlx.Tx, c *spine.Change, userID int64, msgs []*newMessage) error {
 	u, lim, err := s.userTx(ctx, tx, userID)
 	if err != nil {
 		if refusal(err) {
@@ -69,15 +69,15 @@ func (s *Store) appendMessages(ctx context.Context, tx *sqlx.Tx, c *change, user
 		}
 		ds := receiveCounters(userID, lim, nm.opts)
 		for _, d := range ds {
-			if _, known := counts[d.name]; !known {
-				v, err := s.dailyValue(ctx, tx, d.name)
+			if _, known := counts[d.Name]; !known {
+				v, err := s.sp.DailyValue(ctx, tx, d.Name)
 				if err != nil {
 					return err
 				}
-				counts[d.name] = v
+				counts[d.Name] = v
 			}
-			if d.limit > 0 && counts[d.name]+size > d.limit {
-				nm.err = fmt.Errorf("%w: %s would reach %d of %d", ErrDailyLimit, d.name, counts[d.name]+size, d.limit)
+			if d.Limit > 0 && counts[d.Name]+size > d.Limit {
+				nm.err = fmt.Errorf("%w: %s would reach %d of %d", ErrDailyLimit, d.Name, counts[d.Name]+size, d.Limit)
 				break
 			}
 		}
@@ -85,11 +85,11 @@ func (s *Store) appendMessages(ctx context.Context, tx *sqlx.Tx, c *change, user
 			continue
 		}
 		for _, d := range ds {
-			if adds[d.name] == 0 {
-				names = append(names, d.name)
+			if adds[d.Name] == 0 {
+				names = append(names, d.Name)
 			}
-			counts[d.name] += size
-			adds[d.name] += size
+			counts[d.Name] += size
+			adds[d.Name] += size
 		}
 		used += size
 		ok = append(ok, nm)
@@ -125,20 +125,20 @@ func (s *Store) appendMessages(ctx context.Context, tx *sqlx.Tx, c *change, user
 		if err := s.insertMessageRow(ctx, tx, userID, nm); err != nil {
 			return err
 		}
-		c.add(nm.mailboxID, "append", nm.out.UID, nm.out.ModSeq)
+		c.Add(nm.mailboxID, "append", nm.out.UID, nm.out.ModSeq)
 	}
 	return nil
 }
 
 // receiveCounters are the daily counters a delivery counts toward: the
 // user's received bytes, and those from the sending address.
-func receiveCounters(userID int64, lim Limits, opts AppendOptions) []daily {
+func receiveCounters(userID int64, lim Limits, opts AppendOptions) []spine.Daily {
 	if !opts.Inbound {
 		return nil
 	}
-	ds := []daily{{recvCounter(userID), lim.DailyRecvBytes}}
+	ds := []spine.Daily{{Name: spine.RecvCounter(userID), Limit: lim.DailyRecvBytes}}
 	if opts.RemoteIP != "" {
-		ds = append(ds, daily{recvCounter(userID) + ":ip:" + opts.RemoteIP, lim.DailyRecvPerIP})
+		ds = append(ds, spine.Daily{Name: spine.RecvCounter(userID) + ":ip:" + opts.RemoteIP, Limit: lim.DailyRecvPerIP})
 	}
 	return ds
 }

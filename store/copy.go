@@ -30,7 +30,7 @@ func (a *Account) Copy(ctx context.Context, src int64, uids UIDSet, dst int64) (
 		return CopyResult{}, fmt.Errorf("copy from mailbox %d to %d: %w", src, dst, err)
 	}
 	var out CopyResult
-	err := a.s.writeUser(ctx, a.userID, func(tx *sqlx.Tx, c *change) error {
+	err := a.s.sp.WriteUser(ctx, a.userID, func(tx *sqlx.Tx, c *spine.Change) error {
 		var err error
 		out, _, err = a.copyRows(ctx, tx, c, src, uids, dst, true)
 		return err
@@ -49,7 +49,7 @@ func (a *Account) Move(ctx context.Context, src int64, uids UIDSet, dst int64) (
 		return CopyResult{}, fmt.Errorf("move from mailbox %d to %d: %w", src, dst, err)
 	}
 	var out CopyResult
-	err := a.s.writeUser(ctx, a.userID, func(tx *sqlx.Tx, c *change) error {
+	err := a.s.sp.WriteUser(ctx, a.userID, func(tx *sqlx.Tx, c *spine.Change) error {
 		res, rows, err := a.copyRows(ctx, tx, c, src, uids, dst, false)
 		if err != nil {
 			return err
@@ -75,7 +75,7 @@ func (a *Account) Move(ctx context.Context, src int64, uids UIDSet, dst int64) (
 // it copied. src and dst may be one mailbox (RFC 6851 3.3 allows a MOVE
 // there): the rows are read before any copy is made, and the copies take
 // new UIDs.
-func (a *Account) copyRows(ctx context.Context, tx *sqlx.Tx, c *change, src int64, uids UIDSet, dst int64, chargeQuota bool) (CopyResult, []messageRow, error) {
+func (a *Account) copyRows(ctx context.Context, tx *sqlx.Tx, c *spine.Change, src int64, uids UIDSet, dst int64, chargeQuota bool) (CopyResult, []messageRow, error) {
 	if _, err := a.lockMailbox(ctx, tx, src); err != nil {
 		return CopyResult{}, nil, err
 	}
@@ -154,7 +154,7 @@ func (a *Account) copyRows(ctx context.Context, tx *sqlx.Tx, c *change, src int6
 		copies = append(copies, [2]int64{r.ID, id})
 		refs[r.BlobID]++
 		res.Pairs = append(res.Pairs, UIDPair{Src: r.UID, Dst: uid})
-		c.add(dst, "append", uid, modseq)
+		c.Add(dst, "append", uid, modseq)
 		uid++
 	}
 	if err := a.s.sp.RefBlobs(ctx, tx, refs); err != nil {
@@ -202,7 +202,7 @@ func (a *Account) remove(ctx context.Context, mailboxID int64, uids UIDSet, only
 		gone   []uint32
 		doomed []deleted
 	)
-	err := a.s.writeUser(ctx, a.userID, func(tx *sqlx.Tx, c *change) error {
+	err := a.s.sp.WriteUser(ctx, a.userID, func(tx *sqlx.Tx, c *spine.Change) error {
 		gone = nil
 		m, err := a.lockMailbox(ctx, tx, mailboxID)
 		if err != nil {
@@ -225,7 +225,7 @@ func (a *Account) remove(ctx context.Context, mailboxID int64, uids UIDSet, only
 	if err != nil {
 		return nil, fmt.Errorf("expunge mailbox %d: %w", mailboxID, err)
 	}
-	a.s.removeBlobs(ctx, doomed)
+	a.s.sp.RemoveBlobs(ctx, doomed)
 	return gone, nil
 }
 
@@ -261,7 +261,7 @@ type deleted = spine.BlobRef
 // deleteRows deletes message rows of mailbox m, keeping the mailbox's and
 // the user's counts exact, recording tombstones when asked, and returns
 // the files whose last reference went.
-func (a *Account) deleteRows(ctx context.Context, tx *sqlx.Tx, c *change, m Mailbox, rows []messageRow, tombstones bool) ([]deleted, error) {
+func (a *Account) deleteRows(ctx context.Context, tx *sqlx.Tx, c *spine.Change, m Mailbox, rows []messageRow, tombstones bool) ([]deleted, error) {
 	if len(rows) == 0 {
 		return nil, nil
 	}
@@ -306,16 +306,12 @@ func (a *Account) deleteRows(ctx context.Context, tx *sqlx.Tx, c *change, m Mail
 		}
 	}
 	for _, r := range rows {
-		c.add(m.ID, "expunge", r.UID, modseq)
+		c.Add(m.ID, "expunge", r.UID, modseq)
 	}
 	// A message kept in its blobs row goes with the transaction; the
 	// files go after the commit (removeBlobs).
 	return a.s.sp.ReleaseBlobs(ctx, tx, refs)
 }
-
-// removeBlobs deletes files whose last reference was committed away, then
-// their rows (spine.RemoveBlobs).
-func (s *Store) removeBlobs(ctx context.Context, ds []deleted) { s.sp.RemoveBlobs(ctx, ds) }
 
 // Vanished returns the UIDs expunged from one of the account's mailboxes
 // after modseq, in UID order: what RFC 7162 3.2.10 (VANISHED) and the

@@ -4,26 +4,8 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/jmoiron/sqlx"
+	"basalt/store/internal/spine"
 )
-
-// addDaily adds delta to today's counter name inside tx, within limit
-// (spine.AddDaily).
-func (s *Store) addDaily(ctx context.Context, tx *sqlx.Tx, name string, delta, limit int64) error {
-	return s.sp.AddDaily(ctx, tx, name, delta, limit)
-}
-
-// daily is a counter and the limit it is held to (0: none).
-type daily struct {
-	name  string
-	limit int64
-}
-
-// dailyValue reads today's value of a counter inside tx
-// (spine.DailyValue).
-func (s *Store) dailyValue(ctx context.Context, tx *sqlx.Tx, name string) (int64, error) {
-	return s.sp.DailyValue(ctx, tx, name)
-}
 
 // Daily returns today's value of a counter.
 func (s *Store) Daily(ctx context.Context, name string) (int64, error) { return s.sp.Daily(ctx, name) }
@@ -33,7 +15,7 @@ func (a *Account) ReceivedToday(ctx context.Context) (int64, error) {
 	if err := a.ownerOnly(); err != nil {
 		return 0, err
 	}
-	return a.s.Daily(ctx, recvCounter(a.userID))
+	return a.s.Daily(ctx, spine.RecvCounter(a.userID))
 }
 
 // SentToday returns the bytes the account has sent today.
@@ -41,7 +23,7 @@ func (a *Account) SentToday(ctx context.Context) (int64, error) {
 	if err := a.ownerOnly(); err != nil {
 		return 0, err
 	}
-	return a.s.Daily(ctx, sendCounter(a.userID))
+	return a.s.Daily(ctx, spine.SendCounter(a.userID))
 }
 
 // PruneCounters deletes counters of days before the given number of days

@@ -10,6 +10,7 @@ import (
 	"github.com/jmoiron/sqlx"
 
 	"basalt/store/blob"
+	"basalt/store/internal/spine"
 )
 
 // Delivery is one message for one user, stored by Store.Deliver.
@@ -175,11 +176,11 @@ func (s *Store) commitGroup(ctx context.Context, batch []*groupReq) {
 	order := append([]*groupReq(nil), batch...)
 	sort.SliceStable(order, func(i, j int) bool { return order[i].d.UserID < order[j].d.UserID })
 	var (
-		changes map[int64]*change
+		changes map[int64]*spine.Change
 		serials map[int64]uint64
 	)
 	err := s.db.Tx(ctx, func(tx *sqlx.Tx) error {
-		changes, serials = map[int64]*change{}, map[int64]uint64{}
+		changes, serials = map[int64]*spine.Change{}, map[int64]uint64{}
 		// Every user's row is locked before anything is read. On MySQL a
 		// transaction's snapshot is taken at its first plain read: a user
 		// locked after it would be checked against counters and mailboxes
@@ -204,7 +205,7 @@ func (s *Store) commitGroup(ctx context.Context, batch []*groupReq) {
 				j++
 			}
 			userID := order[i].d.UserID
-			c := newChange(userID)
+			c := spine.NewChange(userID)
 			changes[userID] = c
 			if err := s.commitUser(ctx, tx, c, order[i:j]); err != nil {
 				return err
@@ -230,7 +231,7 @@ func (s *Store) commitGroup(ctx context.Context, batch []*groupReq) {
 		return
 	}
 	for id, c := range changes {
-		s.announce(ctx, id, serials[id], c.list())
+		s.sp.Announce(ctx, id, serials[id], c.List())
 	}
 }
 
@@ -238,7 +239,7 @@ func (s *Store) commitGroup(ctx context.Context, batch []*groupReq) {
 // (quota, limits, a missing user or mailbox, a changed key) before it
 // writes anything, so a refusal is that delivery's result and the group
 // goes on; any other failure ends the whole transaction.
-func (s *Store) commitUser(ctx context.Context, tx *sqlx.Tx, c *change, reqs []*groupReq) error {
+func (s *Store) commitUser(ctx context.Context, tx *sqlx.Tx, c *spine.Change, reqs []*groupReq) error {
 	a := s.Account(reqs[0].d.UserID, nil)
 	boxes := map[string]int64{}
 	msgs := make([]*newMessage, 0, len(reqs))

@@ -11,6 +11,7 @@ import (
 	"github.com/jmoiron/sqlx"
 
 	"basalt/crypt"
+	"basalt/store/internal/spine"
 	"basalt/store/sqldb"
 )
 
@@ -171,7 +172,7 @@ func (a *Account) CreateMailbox(ctx context.Context, name, specialUse string) (M
 		return Mailbox{}, fmt.Errorf("create mailbox %q: %w", n, err)
 	}
 	var id int64
-	err = a.s.writeUser(ctx, a.userID, func(tx *sqlx.Tx, c *change) error {
+	err = a.s.sp.WriteUser(ctx, a.userID, func(tx *sqlx.Tx, c *spine.Change) error {
 		if err := a.nameFree(ctx, tx, n); err != nil {
 			return err
 		}
@@ -182,7 +183,7 @@ func (a *Account) CreateMailbox(ctx context.Context, name, specialUse string) (M
 		if id, err = a.s.insertMailbox(ctx, tx, a.userID, parent, n, specialUse); err != nil {
 			return err
 		}
-		c.add(id, "mailbox", 0, 0)
+		c.Add(id, "mailbox", 0, 0)
 		return nil
 	})
 	if sqldb.IsDuplicate(err) {
@@ -209,7 +210,7 @@ func (a *Account) nameFree(ctx context.Context, tx *sqlx.Tx, name string) error 
 // mkParents creates the missing ancestors of name, as CREATE and RENAME
 // do (RFC 9051 6.3.4, 6.3.6), and returns the id of name's parent, 0 for
 // a top-level name.
-func (a *Account) mkParents(ctx context.Context, tx *sqlx.Tx, c *change, name string) (int64, error) {
+func (a *Account) mkParents(ctx context.Context, tx *sqlx.Tx, c *spine.Change, name string) (int64, error) {
 	levels := strings.Split(name, Delimiter)
 	var parent int64
 	for i := 0; i < len(levels)-1; i++ {
@@ -218,7 +219,7 @@ func (a *Account) mkParents(ctx context.Context, tx *sqlx.Tx, c *change, name st
 		err := notFound(tx.GetContext(ctx, &id, a.s.rebind("SELECT id FROM mailboxes WHERE user_id = ? AND name = ?"), a.userID, path))
 		if errors.Is(err, ErrNotFound) {
 			if id, err = a.s.insertMailbox(ctx, tx, a.userID, parent, path, ""); err == nil {
-				c.add(id, "mailbox", 0, 0)
+				c.Add(id, "mailbox", 0, 0)
 			}
 		}
 		if err != nil {
@@ -280,7 +281,7 @@ func (a *Account) RenameMailbox(ctx context.Context, id int64, newName string) e
 	if err := a.needParent(ctx, n); err != nil {
 		return fmt.Errorf("rename mailbox %d to %q: %w", id, n, err)
 	}
-	err = a.s.writeUser(ctx, a.userID, func(tx *sqlx.Tx, c *change) error {
+	err = a.s.sp.WriteUser(ctx, a.userID, func(tx *sqlx.Tx, c *spine.Change) error {
 		var old Mailbox
 		if err := tx.GetContext(ctx, &old, a.s.rebind("SELECT "+mailboxColumns+" FROM mailboxes WHERE id = ? AND user_id = ?"), id, a.userID); err != nil {
 			return notFound(err)
@@ -321,9 +322,9 @@ func (a *Account) RenameMailbox(ctx context.Context, id int64, newName string) e
 			if _, err := tx.ExecContext(ctx, a.s.rebind("UPDATE mailboxes SET name = ? WHERE id = ?"), n+strings.TrimPrefix(ch.Name, old.Name), ch.ID); err != nil {
 				return err
 			}
-			c.add(ch.ID, "mailbox", 0, 0)
+			c.Add(ch.ID, "mailbox", 0, 0)
 		}
-		c.add(id, "mailbox", 0, 0)
+		c.Add(id, "mailbox", 0, 0)
 		return nil
 	})
 	if sqldb.IsDuplicate(err) {
@@ -351,7 +352,7 @@ func (a *Account) DeleteMailbox(ctx context.Context, id int64) error {
 		return fmt.Errorf("delete mailbox %d: %w", id, err)
 	}
 	var doomed []deleted
-	err := a.s.writeUser(ctx, a.userID, func(tx *sqlx.Tx, c *change) error {
+	err := a.s.sp.WriteUser(ctx, a.userID, func(tx *sqlx.Tx, c *spine.Change) error {
 		var m Mailbox
 		if err := tx.GetContext(ctx, &m, a.s.rebind("SELECT "+mailboxColumns+" FROM mailboxes WHERE id = ? AND user_id = ?"+a.s.db.ForUpdate()), id, a.userID); err != nil {
 			return notFound(err)
@@ -385,13 +386,13 @@ func (a *Account) DeleteMailbox(ctx context.Context, id int64) error {
 				return err
 			}
 		}
-		c.add(id, "mailbox", 0, 0)
+		c.Add(id, "mailbox", 0, 0)
 		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("delete mailbox %d: %w", id, err)
 	}
-	a.s.removeBlobs(ctx, doomed)
+	a.s.sp.RemoveBlobs(ctx, doomed)
 	return nil
 }
 
@@ -431,7 +432,7 @@ func (a *Account) DropLostSubscription(ctx context.Context, name string) error {
 	if a.view != nil {
 		return fmt.Errorf("unsubscribe %q: %w", n, ErrNotFound)
 	}
-	err = a.s.writeUser(ctx, a.userID, func(tx *sqlx.Tx, c *change) error {
+	err = a.s.sp.WriteUser(ctx, a.userID, func(tx *sqlx.Tx, c *spine.Change) error {
 		res, err := tx.ExecContext(ctx, a.s.rebind("DELETE FROM lost_subscriptions WHERE user_id = ? AND name = ?"), a.userID, n)
 		if err != nil {
 			return err
@@ -455,7 +456,7 @@ func (a *Account) Subscribe(ctx context.Context, id int64, on bool) error {
 		}
 		return nil
 	}
-	err := a.s.writeUser(ctx, a.userID, func(tx *sqlx.Tx, c *change) error {
+	err := a.s.sp.WriteUser(ctx, a.userID, func(tx *sqlx.Tx, c *spine.Change) error {
 		res, err := tx.ExecContext(ctx, a.s.rebind("UPDATE mailboxes SET subscribed = ? WHERE id = ? AND user_id = ?"), on, id, a.userID)
 		if err != nil {
 			return err
@@ -463,7 +464,7 @@ func (a *Account) Subscribe(ctx context.Context, id int64, on bool) error {
 		if n, _ := res.RowsAffected(); n == 0 {
 			return ErrNotFound
 		}
-		c.add(id, "mailbox", 0, 0)
+		c.Add(id, "mailbox", 0, 0)
 		return nil
 	})
 	if err != nil {

@@ -213,7 +213,7 @@ func (s *Store) sealWith(ctx context.Context, u User, p *parsed, sync bool) (sea
 			return sealed{}, fmt.Errorf("seal metadata: %w", err)
 		}
 	} else {
-		out.search = [3]string{clip(p.info.SearchFrom), clip(p.info.SearchTo), clip(p.info.SearchSubject)}
+		out.search = [3]string{spine.Clip(p.info.SearchFrom), spine.Clip(p.info.SearchTo), spine.Clip(p.info.SearchSubject)}
 	}
 	var err error
 	switch {
@@ -302,7 +302,7 @@ func (a *Account) Append(ctx context.Context, mailboxID int64, raw []byte, opts 
 			return Appended{}, fmt.Errorf("append: %w", err)
 		}
 		var out Appended
-		err = s.writeUser(ctx, a.userID, func(tx *sqlx.Tx, c *change) error {
+		err = s.sp.WriteUser(ctx, a.userID, func(tx *sqlx.Tx, c *spine.Change) error {
 			var err error
 			out, err = a.commitAppend(ctx, tx, c, mailboxID, p, m, flags, kws, opts)
 			if err == nil && viewerSeen {
@@ -340,19 +340,13 @@ func checkAppend(lim Limits, used, size int64, inbound bool) error {
 // commitAppend writes the rows of one appended message inside a writeUser
 // transaction, checking the limits as they are now, with the user's row
 // locked.
-func (a *Account) commitAppend(ctx context.Context, tx *sqlx.Tx, c *change, mailboxID int64, p *parsed, m sealed, flags Flags, kws []string, opts AppendOptions) (Appended, error) {
+func (a *Account) commitAppend(ctx context.Context, tx *sqlx.Tx, c *spine.Change, mailboxID int64, p *parsed, m sealed, flags Flags, kws []string, opts AppendOptions) (Appended, error) {
 	nm := &newMessage{mailboxID: mailboxID, p: p, m: m, flags: flags, kws: kws, opts: opts}
 	if err := a.s.appendMessages(ctx, tx, c, a.userID, []*newMessage{nm}); err != nil {
 		return Appended{}, err
 	}
 	return nm.out, nm.err
 }
-
-func recvCounter(userID int64) string { return spine.RecvCounter(userID) }
-func sendCounter(userID int64) string { return spine.SendCounter(userID) }
-
-// clip bounds a search column to what the narrowest schema column holds.
-func clip(s string) string { return spine.Clip(s) }
 
 // hashMessageID keeps threading possible without storing Message-IDs, which
 // for a secure user would be readable metadata.
@@ -659,7 +653,7 @@ func (a *Account) SetFlags(ctx context.Context, mailboxID int64, uids UIDSet, op
 		}
 	}
 	var out []FlagUpdate
-	err = a.s.writeUser(ctx, a.userID, func(tx *sqlx.Tx, c *change) error {
+	err = a.s.sp.WriteUser(ctx, a.userID, func(tx *sqlx.Tx, c *spine.Change) error {
 		out = nil
 		if _, err := a.lockMailbox(ctx, tx, mailboxID); err != nil {
 			return err
@@ -709,7 +703,7 @@ func (a *Account) SetFlags(ctx context.Context, mailboxID int64, uids UIDSet, op
 		for i := range out {
 			if out[i].ModSeq == 0 {
 				out[i].ModSeq = modseq
-				c.add(mailboxID, "flags", out[i].UID, modseq)
+				c.Add(mailboxID, "flags", out[i].UID, modseq)
 			}
 		}
 		return seen.save(ctx, tx)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/jmoiron/sqlx"
 
+	"basalt/store/internal/spine"
 	"basalt/store/sqldb"
 )
 
@@ -92,7 +93,7 @@ func (a *Account) SaveRules(ctx context.Context, v Vacation, f Forwarding) error
 	vb, _ := json.Marshal(v)
 	fb, _ := json.Marshal(f)
 	on := v.Enabled || len(f.To) > 0
-	return a.s.writeUser(ctx, a.userID, func(tx *sqlx.Tx, c *change) error {
+	return a.s.sp.WriteUser(ctx, a.userID, func(tx *sqlx.Tx, c *spine.Change) error {
 		for _, kv := range [][2]string{{settingVacation, string(vb)}, {settingForwarding, string(fb)}} {
 			if _, err := tx.ExecContext(ctx, a.s.rebind("DELETE FROM settings WHERE user_id = ? AND name = ?"), a.userID, kv[0]); err != nil {
 				return err
@@ -102,7 +103,7 @@ func (a *Account) SaveRules(ctx context.Context, v Vacation, f Forwarding) error
 			}
 		}
 		_, err := tx.ExecContext(ctx, a.s.rebind("UPDATE users SET delivery_rules = ? WHERE id = ?"), on, a.userID)
-		c.add(0, "settings", 0, 0)
+		c.Add(0, "settings", 0, 0)
 		return err
 	})
 }

@@ -9,6 +9,8 @@ import (
 	"sync"
 
 	"github.com/jmoiron/sqlx"
+
+	"basalt/store/internal/spine"
 )
 
 // What an IMAP session keeps of a selected mailbox besides its messages:
@@ -128,7 +130,7 @@ func (a *Account) Keywords(ctx context.Context, mailboxID int64) ([]string, erro
 	// keyword commits between the read of the messages and the write of
 	// the list (writers leave a NULL list alone).
 	var out []string
-	err = a.s.writeUser(ctx, a.userID, func(tx *sqlx.Tx, _ *change) error {
+	err = a.s.sp.WriteUser(ctx, a.userID, func(tx *sqlx.Tx, _ *spine.Change) error {
 		if _, err := a.lockMailbox(ctx, tx, mailboxID); err != nil {
 			return err
 		}

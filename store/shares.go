@@ -26,6 +26,7 @@ import (
 	"github.com/jmoiron/sqlx"
 
 	"basalt/crypt"
+	"basalt/store/internal/spine"
 )
 
 // ErrForbidden means the acting user lacks the right an operation needs on
@@ -803,7 +804,7 @@ func (a *Account) Grant(ctx context.Context, mailboxID int64, grantee string, ri
 	if err != nil {
 		return fmt.Errorf("grant on mailbox %d: %w", mailboxID, err)
 	}
-	err = a.s.writeUser(ctx, a.userID, func(tx *sqlx.Tx, c *change) error {
+	err = a.s.sp.WriteUser(ctx, a.userID, func(tx *sqlx.Tx, c *spine.Change) error {
 		if _, err := a.lockMailbox(ctx, tx, mailboxID); err != nil {
 			return err
 		}
@@ -820,7 +821,7 @@ func (a *Account) Grant(ctx context.Context, mailboxID int64, grantee string, ri
 				return err
 			}
 		}
-		c.add(mailboxID, "acl", 0, 0)
+		c.Add(mailboxID, "acl", 0, 0)
 		return nil
 	})
 	if err != nil {

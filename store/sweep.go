@@ -32,7 +32,7 @@ func (s *Store) SweepUnreferenced(ctx context.Context) (int, error) {
 	for i, d := range ds {
 		doomed[i] = deleted{ID: d.ID, Part: d.Part}
 	}
-	s.removeBlobs(ctx, doomed)
+	s.sp.RemoveBlobs(ctx, doomed)
 	return len(doomed), nil
 }
 

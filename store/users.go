@@ -203,7 +203,7 @@ func (s *Store) userByID(ctx context.Context, id int64, current bool) (User, err
 	}
 	if b, err := json.Marshal(u); err == nil {
 		// A failure to cache is not a failure to read: log it and go on.
-		if err := s.cache.RaiseSerial(ctx, userScope(id), u.Serial); err != nil {
+		if err := s.cache.RaiseSerial(ctx, spine.UserScope(id), u.Serial); err != nil {
 			s.log.Warn("cache user serial", "user", id, "err", err)
 		} else if err := s.cache.Set(ctx, key, cache.Entry{Value: b, Serial: u.Serial}, time.Hour); err != nil {
 			s.log.Warn("cache user", "user", id, "err", err)
@@ -218,7 +218,7 @@ func (s *Store) userByID(ctx context.Context, id int64, current bool) (User, err
 // there the database's serial is the one to trust.
 func (s *Store) currentSerial(ctx context.Context, id int64) (uint64, bool, error) {
 	if !s.localCache {
-		return s.cache.Serial(ctx, userScope(id))
+		return s.cache.Serial(ctx, spine.UserScope(id))
 	}
 	var serial uint64
 	if err := s.db.Get(ctx, &serial, s.rebind("SELECT serial FROM users WHERE id = ?"), id); err != nil {
@@ -330,7 +330,7 @@ func (s *Store) DeleteUser(ctx context.Context, id int64) error {
 		return fmt.Errorf("delete user %d: %w", id, err)
 	}
 	s.cache.Delete(ctx, "user:"+strconv.FormatInt(id, 10))
-	s.announce(ctx, id, 0, []cache.Event{{UserID: id, Kind: "user"}})
+	s.sp.Announce(ctx, id, 0, []cache.Event{{UserID: id, Kind: "user"}})
 	s.audit(ctx, "", "user.delete", strconv.FormatInt(id, 10), "")
 	if _, err := s.SweepUnreferenced(ctx); err != nil {
 		s.log.Warn("sweep after user delete", "err", err)
@@ -346,7 +346,7 @@ func (s *Store) SetPassword(ctx context.Context, id int64, p Password) error {
 	if p.Hash == "" {
 		return fmt.Errorf("set password: %w: empty hash", ErrInvalid)
 	}
-	err := s.writeUser(ctx, id, func(tx *sqlx.Tx, _ *change) error {
+	err := s.sp.WriteUser(ctx, id, func(tx *sqlx.Tx, _ *spine.Change) error {
 		now := s.unix()
 		if _, err := tx.ExecContext(ctx, s.rebind("UPDATE users SET password_hash = ?, cram_secret = ?, auth_epoch = auth_epoch + 1, updated_at = ? WHERE id = ?"),
 			p.Hash, cramOrEmpty(p.CRAMSecret), now, id); err != nil {
@@ -396,7 +396,7 @@ func (s *Store) SetLimits(ctx context.Context, id int64, plan string, o LimitOve
 		}
 		planID = sql.NullInt64{Int64: p.ID, Valid: true}
 	}
-	err := s.writeUser(ctx, id, func(tx *sqlx.Tx, _ *change) error {
+	err := s.sp.WriteUser(ctx, id, func(tx *sqlx.Tx, _ *spine.Change) error {
 		_, err := tx.ExecContext(ctx, s.rebind(`UPDATE users SET plan_id = COALESCE(?, plan_id), quota_bytes = ?, max_recv_size = ?,
 			max_send_size = ?, daily_send_bytes = ?, daily_recv_bytes = ?, daily_recv_per_ip = ?, updated_at = ? WHERE id = ?`),
 			planID, o.QuotaBytes, o.MaxRecvSize, o.MaxSendSize, o.DailySendBytes, o.DailyRecvBytes, o.DailyRecvPerIP, s.unix(), id)
@@ -414,7 +414,7 @@ func (s *Store) Lock(ctx context.Context, id int64, until time.Time, reason stri
 	if !until.IsZero() {
 		u = until.Unix()
 	}
-	err := s.writeUser(ctx, id, func(tx *sqlx.Tx, _ *change) error {
+	err := s.sp.WriteUser(ctx, id, func(tx *sqlx.Tx, _ *spine.Change) error {
 		_, err := tx.ExecContext(ctx, s.rebind("UPDATE users SET locked_until = ?, lock_reason = ?, updated_at = ? WHERE id = ?"), u, reason, s.unix(), id)
 		return err
 	})
@@ -478,5 +478,3 @@ func (s *Store) userTx(ctx context.Context, tx *sqlx.Tx, id int64) (User, Limits
 	lim, err := s.limitsQ(ctx, tx, u)
 	return u, lim, err
 }
-
-func userScope(id int64) string { return spine.UserScope(id) }

@@ -177,12 +177,6 @@ func (q *Queue) Enqueue(ctx context.Context, from string, to []string, raw []byt
 	return q.enqueue(ctx, from, plain, raw, nil, 0)
 }
 
-// daily is a counter and the limit it is held to (0: none).
-type daily struct {
-	name  string
-	limit int64
-}
-
 // EnqueueFor queues a message the user of a sends, as Enqueue does, and
 // charges it to the user's daily send limit (its size once per recipient)
 // in the same transaction: refused with store.ErrDailyLimit, nothing is
@@ -203,12 +197,12 @@ func (q *Queue) EnqueueFor(ctx context.Context, a *store.Account, from string, t
 	}
 	// What a user sends is relayed elsewhere, so it is queued as it is:
 	// the smarthost must be able to read it.
-	return q.enqueue(ctx, from, to, raw, &daily{name: spine.SendCounter(userID), limit: lim.DailySendBytes}, 0)
+	return q.enqueue(ctx, from, to, raw, &spine.Daily{Name: spine.SendCounter(userID), Limit: lim.DailySendBytes}, 0)
 }
 
 // enqueue queues the message, charging it to sent when that is not nil;
 // sealedUser is the user a sealed package is sealed to, or 0.
-func (q *Queue) enqueue(ctx context.Context, from string, to []string, raw []byte, sent *daily, sealedUser int64) (int64, error) {
+func (q *Queue) enqueue(ctx context.Context, from string, to []string, raw []byte, sent *spine.Daily, sealedUser int64) (int64, error) {
 	if from != "" {
 		n, err := store.NormalizeAddress(from)
 		if err != nil {
@@ -242,7 +236,7 @@ func (q *Queue) enqueue(ctx context.Context, from string, to []string, raw []byt
 	var qid int64
 	err = q.sp.DB.Tx(ctx, func(tx *sqlx.Tx) error {
 		if sent != nil {
-			if err := q.sp.AddDaily(ctx, tx, sent.name, int64(len(raw))*int64(len(rcpts)), sent.limit); err != nil {
+			if err := q.sp.AddDaily(ctx, tx, sent.Name, int64(len(raw))*int64(len(rcpts)), sent.Limit); err != nil {
 				return err
 			}
 		}

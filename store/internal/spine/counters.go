@@ -14,6 +14,12 @@ func RecvCounter(userID int64) string { return "recv:" + strconv.FormatInt(userI
 // SendCounter names the daily counter of the bytes a user sent.
 func SendCounter(userID int64) string { return "send:" + strconv.FormatInt(userID, 10) }
 
+// Daily is a counter and the limit it is held to (0: none).
+type Daily struct {
+	Name  string
+	Limit int64
+}
+
 // AddDaily adds delta to today's counter name inside tx. When limit is
 // positive and the new value would exceed it, it returns ErrDailyLimit and
 // the caller's transaction rolls the addition back with everything else.
