@@ -2,6 +2,7 @@ package imap
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -72,27 +73,14 @@ type Config struct {
 // WithDefaults returns c with every unset field at its default; the
 // configuration layer shows these, so they are stated only here.
 func (c Config) WithDefaults() Config {
-	if c.Hostname == "" {
-		c.Hostname = "localhost"
-	}
-	def := func(v *int, d int) {
-		if *v == 0 {
-			*v = d
-		}
-	}
-	def(&c.MaxConnections, 1000)
-	def(&c.MaxConnectionsPerIP, 20)
-	def(&c.MaxLineLength, 64<<10)
-	def(&c.MaxBadCommands, 10)
-	if c.LoginTimeout == 0 {
-		c.LoginTimeout = 30 * time.Second
-	}
-	if c.IdleTimeout == 0 {
-		c.IdleTimeout = 30 * time.Minute // RFC 9051 5.4
-	}
-	if c.MaxAppendSize == 0 {
-		c.MaxAppendSize = 50 << 20
-	}
+	c.Hostname = cmp.Or(c.Hostname, "localhost")
+	c.MaxConnections = cmp.Or(c.MaxConnections, 1000)
+	c.MaxConnectionsPerIP = cmp.Or(c.MaxConnectionsPerIP, 20)
+	c.MaxLineLength = cmp.Or(c.MaxLineLength, 64<<10)
+	c.MaxBadCommands = cmp.Or(c.MaxBadCommands, 10)
+	c.LoginTimeout = cmp.Or(c.LoginTimeout, 30*time.Second)
+	c.IdleTimeout = cmp.Or(c.IdleTimeout, 30*time.Minute) // RFC 9051 5.4
+	c.MaxAppendSize = cmp.Or(c.MaxAppendSize, 50<<20)
 	if c.IdleRecheck <= 0 {
 		c.IdleRecheck = 5 * time.Second
 	}

@@ -1,6 +1,7 @@
 package pop3
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -68,26 +69,14 @@ type Config struct {
 // WithDefaults returns c with every unset limit at its default; the
 // configuration layer shows these, so they are stated only here.
 func (c Config) WithDefaults() Config {
-	if c.Hostname == "" {
-		c.Hostname = "localhost"
-	}
-	def := func(v *int, d int) {
-		if *v == 0 {
-			*v = d
-		}
-	}
-	def(&c.MaxConnections, 500)
-	def(&c.MaxConnectionsPerIP, 20)
-	def(&c.MaxBadCommands, 10)
-	def(&c.MaxLineLength, 512)
-	defDur := func(v *time.Duration, d time.Duration) {
-		if *v == 0 {
-			*v = d
-		}
-	}
-	defDur(&c.LoginTimeout, time.Minute)
-	defDur(&c.IdleTimeout, 10*time.Minute) // RFC 1939 3
-	defDur(&c.WriteTimeout, time.Minute)
+	c.Hostname = cmp.Or(c.Hostname, "localhost")
+	c.MaxConnections = cmp.Or(c.MaxConnections, 500)
+	c.MaxConnectionsPerIP = cmp.Or(c.MaxConnectionsPerIP, 20)
+	c.MaxBadCommands = cmp.Or(c.MaxBadCommands, 10)
+	c.MaxLineLength = cmp.Or(c.MaxLineLength, 512)
+	c.LoginTimeout = cmp.Or(c.LoginTimeout, time.Minute)
+	c.IdleTimeout = cmp.Or(c.IdleTimeout, 10*time.Minute) // RFC 1939 3
+	c.WriteTimeout = cmp.Or(c.WriteTimeout, time.Minute)
 	return c
 }
 

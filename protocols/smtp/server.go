@@ -1,6 +1,7 @@
 package smtp
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -103,25 +104,14 @@ type Config struct {
 // WithDefaults returns c with every unset limit at its default; the
 // configuration layer shows these, so they are stated only here.
 func (c Config) WithDefaults() Config {
-	if c.Hostname == "" {
-		c.Hostname = "localhost"
-	}
-	def := func(v *int, d int) {
-		if *v == 0 {
-			*v = d
-		}
-	}
-	def(&c.MaxConnections, 500)
-	def(&c.MaxConnectionsPerIP, 20)
-	def(&c.MaxMessagesPerConn, 100)
-	def(&c.MaxErrors, 10)
-	def(&c.MaxLineLength, 2000)
-	if c.ReadTimeout == 0 {
-		c.ReadTimeout = 5 * time.Minute // RFC 5321 4.5.3.2.7
-	}
-	if c.WriteTimeout == 0 {
-		c.WriteTimeout = time.Minute
-	}
+	c.Hostname = cmp.Or(c.Hostname, "localhost")
+	c.MaxConnections = cmp.Or(c.MaxConnections, 500)
+	c.MaxConnectionsPerIP = cmp.Or(c.MaxConnectionsPerIP, 20)
+	c.MaxMessagesPerConn = cmp.Or(c.MaxMessagesPerConn, 100)
+	c.MaxErrors = cmp.Or(c.MaxErrors, 10)
+	c.MaxLineLength = cmp.Or(c.MaxLineLength, 2000)
+	c.ReadTimeout = cmp.Or(c.ReadTimeout, 5*time.Minute) // RFC 5321 4.5.3.2.7
+	c.WriteTimeout = cmp.Or(c.WriteTimeout, time.Minute)
 	return c
 }
 
