@@ -202,3 +202,29 @@ func TestExecBatches(t *testing.T) {
 		t.Fatalf("rows %v", got)
 	}
 }
+
+// Short statements run without their context's watch (quick), but one whose
+// context has ended does not run at all.
+func TestQuickStatements(t *testing.T) {
+	ctx := context.Background()
+	d := batchDB(t)
+	done, cancel := context.WithCancel(ctx)
+	cancel()
+	var n int
+	if err := d.GetContext(done, &n, "SELECT COUNT(*) FROM w"); !errors.Is(err, context.Canceled) {
+		t.Errorf("read with a done context: %v", err)
+	}
+	err := d.Tx(ctx, func(tx *sqlx.Tx) error {
+		if _, err := d.TxExec(done, tx, "INSERT INTO w (k) VALUES ('gone')"); !errors.Is(err, context.Canceled) {
+			t.Errorf("write with a done context: %v", err)
+		}
+		_, err := d.TxExec(ctx, tx, "INSERT INTO w (k) VALUES ('kept')")
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := keys(t, d); len(got) != 1 || !got["kept"] {
+		t.Fatalf("rows %v, want kept alone", got)
+	}
+}

@@ -197,6 +197,10 @@ func (db *DB) TxExec(ctx context.Context, tx *sqlx.Tx, query string, args ...any
 	if db.dialect != SQLite {
 		return tx.ExecContext(ctx, query, args...)
 	}
+	ctx, err := quick(ctx)
+	if err != nil {
+		return nil, err
+	}
 	st, err := db.stmt(ctx, query)
 	if err != nil {
 		return nil, err
@@ -204,10 +208,29 @@ func (db *DB) TxExec(ctx context.Context, tx *sqlx.Tx, query string, args ...any
 	return tx.StmtxContext(ctx, st).ExecContext(ctx, args...)
 }
 
+// quick returns what a short statement on SQLite runs on: ctx's values
+// without its cancellation, once it is known not to have ended. A
+// cancellable context costs each statement two goroutines (database/sql's
+// watch of the rows, the driver's interrupt watch) and a progress callback
+// every 1000 steps of SQLite's engine: more than a short indexed statement
+// itself costs. And an interrupt inside a write batch (batch.go) rolls the
+// whole batch back, the other writes with it. Statements that may scan
+// (SelectContext) keep their cancellation.
+func quick(ctx context.Context) (context.Context, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	return context.WithoutCancel(ctx), nil
+}
+
 // TxGet is TxExec for a query that reads one row into dest.
 func (db *DB) TxGet(ctx context.Context, tx *sqlx.Tx, dest any, query string, args ...any) error {
 	if db.dialect != SQLite {
 		return tx.GetContext(ctx, dest, query, args...)
+	}
+	ctx, err := quick(ctx)
+	if err != nil {
+		return err
 	}
 	st, err := db.stmt(ctx, query)
 	if err != nil {
@@ -221,6 +244,10 @@ func (db *DB) TxSelect(ctx context.Context, tx *sqlx.Tx, dest any, query string,
 	if db.dialect != SQLite {
 		return tx.SelectContext(ctx, dest, query, args...)
 	}
+	ctx, err := quick(ctx)
+	if err != nil {
+		return err
+	}
 	st, err := db.stmt(ctx, query)
 	if err != nil {
 		return err
@@ -233,6 +260,12 @@ func (db *DB) TxSelect(ctx context.Context, tx *sqlx.Tx, dest any, query string,
 // largest single cost of an IMAP command there.
 func (db *DB) GetContext(ctx context.Context, dest any, query string, args ...any) error {
 	if st := db.cached(ctx, query); st != nil {
+		// One row is an indexed lookup: short, so run without the watch
+		// of a cancellable context (quick).
+		ctx, err := quick(ctx)
+		if err != nil {
+			return err
+		}
 		return st.GetContext(ctx, dest, args...)
 	}
 	return db.DB.GetContext(ctx, dest, query, args...)
