@@ -229,6 +229,13 @@ func (a *Account) PollChanges(ctx context.Context, mailboxID int64, modseq uint6
 	if a.view != nil {
 		return MailboxChanges{}, fmt.Errorf("changes of mailbox %d: %w: a shared mailbox", mailboxID, ErrForbidden)
 	}
+	if err := ctx.Err(); err != nil {
+		return MailboxChanges{}, err
+	}
+	// A poll reads what changed through indexes, after every command:
+	// short statements, run without the watch a cancellable context costs
+	// each of them (see sqldb's quick).
+	ctx = context.WithoutCancel(ctx)
 	var row struct {
 		ModSeq    uint64         `db:"highest_modseq"`
 		RecentUID uint32         `db:"recent_uid"`
