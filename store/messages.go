@@ -387,6 +387,16 @@ func (a *Account) List(ctx context.Context, mailboxID int64, q ListQuery) ([]Mes
 	if _, err := a.need(ctx, mailboxID, RightRead); err != nil {
 		return nil, fmt.Errorf("list mailbox %d: %w", mailboxID, err)
 	}
+	if q.UIDs.span() <= maxPrecheck || q.Limit > 0 && q.Limit <= maxPrecheck {
+		// A listing of a few messages (most FETCHes and pages) is short:
+		// its statements run without the watch a cancellable context
+		// costs each of them (see sqldb's quick). A long one keeps it, so
+		// that it stops when its client leaves.
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		ctx = context.WithoutCancel(ctx)
+	}
 	// A set of many ranges close together (what a few expunges make of
 	// an IMAP sequence range) is read as the one range around it and
 	// filtered here: a statement with a term per range is parsed anew
