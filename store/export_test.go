@@ -14,3 +14,14 @@ func GroupPending(s *Store) int {
 	defer s.group.mu.Unlock()
 	return len(s.group.pending)
 }
+
+// FilesCached is how many message files' metadata and bodies the store
+// keeps in memory.
+func FilesCached(s *Store) (infos, bodies int) {
+	s.files.infos.mu.Lock()
+	infos = len(s.files.infos.items)
+	s.files.infos.mu.Unlock()
+	s.files.bodies.mu.Lock()
+	defer s.files.bodies.mu.Unlock()
+	return infos, len(s.files.bodies.items)
+}

@@ -79,7 +79,7 @@ func (a *Account) message(r messageRow) (Message, error) {
 		return m, nil
 	}
 	if !r.InfoSealed {
-		if info := a.s.infos.get(r.BlobID); info != nil {
+		if info, ok := a.s.files.infos.get(r.BlobID); ok {
 			m.Info = info
 			return m, nil
 		}
@@ -105,7 +105,7 @@ func (a *Account) message(r messageRow) (Message, error) {
 		return Message{}, fmt.Errorf("message %d: decode metadata: %w", r.ID, err)
 	}
 	if !r.InfoSealed {
-		a.s.infos.put(r.BlobID, len(raw), m.Info)
+		a.s.files.infos.put(r.BlobID, len(raw), m.Info)
 	}
 	return m, nil
 }
@@ -518,7 +518,8 @@ func (a *Account) loadInfo(ctx context.Context, rows []messageRow) ([]messageRow
 	at := map[int64]int{}
 	for i, r := range rows {
 		if !r.InfoSealed {
-			if rows[i].info = a.s.infos.get(r.BlobID); rows[i].info != nil {
+			if info, ok := a.s.files.infos.get(r.BlobID); ok {
+				rows[i].info = info
 				continue
 			}
 		}
@@ -588,14 +589,23 @@ func (a *Account) Open(ctx context.Context, id int64) (io.ReadCloser, error) {
 		Part      string `db:"part"`
 		Data      []byte `db:"data"`
 		MailboxID int64  `db:"mailbox_id"`
+		Size      int64  `db:"size"`
 	}
-	err := a.s.db.Get(ctx, &loc, a.s.rebind(`SELECT m.blob_id, b.part, b.data, m.mailbox_id FROM messages m JOIN blobs b ON b.id = m.blob_id
+	err := a.s.db.Get(ctx, &loc, a.s.rebind(`SELECT m.blob_id, b.part, b.data, m.mailbox_id, m.size FROM messages m JOIN blobs b ON b.id = m.blob_id
 		WHERE m.id = ? AND m.user_id = ?`), id, a.userID)
 	if err != nil {
 		return nil, fmt.Errorf("open message %d: %w", id, notFound(err))
 	}
 	if _, err := a.need(ctx, loc.MailboxID, RightRead); err != nil {
 		return nil, fmt.Errorf("open message %d: %w", id, err)
+	}
+	// A small message of a user whose mail is not sealed is kept
+	// decompressed (filecache.go); a secure user's never is.
+	cacheable := a.key == nil && loc.Size > 0 && loc.Size <= maxCachedBody
+	if cacheable {
+		if b, ok := a.s.files.bodies.get(loc.BlobID); ok {
+			return io.NopCloser(bytes.NewReader(b)), nil
+		}
 	}
 	var unwrap blob.Unwrap
 	if a.key != nil {
@@ -617,7 +627,19 @@ func (a *Account) Open(ctx context.Context, id int64) (io.ReadCloser, error) {
 		}
 		return nil, fmt.Errorf("open message %d: %w", id, err)
 	}
-	return rc, nil
+	if !cacheable {
+		return rc, nil
+	}
+	defer rc.Close()
+	b := bytes.NewBuffer(make([]byte, 0, loc.Size))
+	if _, err := b.ReadFrom(rc); err != nil {
+		return nil, fmt.Errorf("open message %d: %w", id, err)
+	}
+	// Kept only when the file is the size its row records.
+	if int64(b.Len()) == loc.Size {
+		a.s.files.bodies.put(loc.BlobID, b.Len(), b.Bytes())
+	}
+	return io.NopCloser(bytes.NewReader(b.Bytes())), nil
 }
 
 // FlagUpdate is a message's state after SetFlags.

@@ -600,3 +600,36 @@ func TestKeyChangedDuringAppend(t *testing.T) {
 		}
 	})
 }
+
+// A small message of a plain user is kept in memory once read, and read
+// back the same; nothing of a secure user's is kept, metadata or body.
+func TestFilesCached(t *testing.T) {
+	each(t, func(t *testing.T, e *storetest.Env) {
+		ctx := context.Background()
+		plain := e.Account(e.NewUser(t, "plain@example.org", false))
+		raw := storetest.Message("x@example.org", "plain@example.org", "hello", "plain words")
+		res := storetest.Append(t, plain, storetest.Inbox(t, plain), raw, store.AppendOptions{})
+		for range 2 {
+			if got := readAll(t, plain, res.ID); string(got) != string(raw) {
+				t.Fatalf("read %q, want %q", got, raw)
+			}
+		}
+		if _, err := plain.Message(ctx, res.ID); err != nil {
+			t.Fatal(err)
+		}
+		if infos, bodies := store.FilesCached(e.Store); infos != 1 || bodies != 1 {
+			t.Fatalf("cached %d metadata, %d bodies of a plain user's message, want 1, 1", infos, bodies)
+		}
+		auth := e.NewUser(t, "sec@example.org", true)
+		sec := e.Account(auth)
+		inbox := storetest.Inbox(t, sec)
+		res = storetest.Append(t, sec, inbox, storetest.Message("x@example.org", "sec@example.org", "secret", "private words"), store.AppendOptions{})
+		readAll(t, sec, res.ID)
+		if _, err := sec.List(ctx, inbox, store.ListQuery{WithInfo: true}); err != nil {
+			t.Fatal(err)
+		}
+		if infos, bodies := store.FilesCached(e.Store); infos != 1 || bodies != 1 {
+			t.Fatalf("cached %d metadata, %d bodies after reading a secure user's message, want still 1, 1", infos, bodies)
+		}
+	})
+}

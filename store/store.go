@@ -79,8 +79,8 @@ type Store struct {
 	now     func() time.Time
 	hooks   hooks
 	group   groupCommit
-	claims  claimLocks // ClaimRecent
-	infos   infoCache  // decoded message metadata (infocache.go)
+	claims  claimLocks  // ClaimRecent
+	files   *fileCaches // message files' metadata and small bodies (filecache.go)
 	// localCache is set when the cache lives in this process only.
 	localCache bool
 	// watches fans change events out to this process's watchers (watch.go).
@@ -95,7 +95,7 @@ func New(cfg Config) (*Store, error) {
 		return nil, errors.New("store: database, blob store and cache are all required")
 	}
 	_, local := cfg.Cache.(*cache.Memory)
-	s := &Store{db: cfg.DB, blobs: cfg.Blobs, cache: cfg.Cache, log: cfg.Logger, limits: cfg.Limits, now: cfg.Now, localCache: local,
+	s := &Store{db: cfg.DB, blobs: cfg.Blobs, cache: cfg.Cache, log: cfg.Logger, limits: cfg.Limits, now: cfg.Now, localCache: local, files: newFileCaches(),
 		inlineMax: cfg.InlineMax, header: cfg.Header.WithDefaults()}
 	if s.inlineMax == 0 {
 		s.inlineMax = DefaultInlineMax

@@ -1,0 +1,94 @@
+package store
+
+import (
+	"container/list"
+	"sync"
+
+	"basalt/message"
+)
+
+// What the store keeps in memory of message files, by file id: a file's id
+// is random and never reused, and a file and the metadata parsed from it
+// are written once (a copy of a message shares both), so an entry cannot
+// go stale. Nothing of a secure user's mail is kept, so nothing readable
+// of it outlives the sessions that hold the key. What the caches return
+// is shared: callers only read it.
+//
+//   - infos holds decoded metadata. Reading and decoding the metadata of
+//     every message a FETCH of ENVELOPE or BODYSTRUCTURE lists was the
+//     largest single cost of IMAP's steady state (and a quarter of its
+//     garbage), while clients fetch the same recent messages again and
+//     again.
+//   - bodies holds small messages decompressed: clients fetch new mail
+//     right after it arrives, often from several devices, and
+//     decompressing it each time was 6% of IMAP's CPU.
+const (
+	infoCacheBytes = 8 << 20  // counted in stored (JSON) bytes; decoded, a few times that
+	bodyCacheBytes = 16 << 20 // counted in message bytes
+	maxCachedBody  = 64 << 10 // larger messages are read from their files
+)
+
+// fileCache is a least-recently-used map of values by message file id,
+// bounded by the sizes its entries are given.
+type fileCache[V any] struct {
+	max   int
+	mu    sync.Mutex
+	size  int
+	lru   list.List // of *fileEntry[V], most recently used at the front
+	items map[string]*list.Element
+}
+
+type fileEntry[V any] struct {
+	id   string
+	size int
+	v    V
+}
+
+// get returns the value kept for the file id.
+func (c *fileCache[V]) get(id string) (V, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	el, ok := c.items[id]
+	if !ok {
+		var zero V
+		return zero, false
+	}
+	c.lru.MoveToFront(el)
+	return el.Value.(*fileEntry[V]).v, true
+}
+
+// put keeps v, of the given size, for the file id.
+func (c *fileCache[V]) put(id string, size int, v V) {
+	if size > c.max/64 {
+		return // one entry must not empty the cache
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.items == nil {
+		c.items = map[string]*list.Element{}
+	}
+	if el, ok := c.items[id]; ok {
+		c.remove(el)
+	}
+	c.items[id] = c.lru.PushFront(&fileEntry[V]{id: id, size: size, v: v})
+	c.size += size
+	for c.size > c.max {
+		c.remove(c.lru.Back())
+	}
+}
+
+func (c *fileCache[V]) remove(el *list.Element) {
+	e := c.lru.Remove(el).(*fileEntry[V])
+	delete(c.items, e.id)
+	c.size -= e.size
+}
+
+// fileCaches are the store's caches of message files.
+type fileCaches struct {
+	infos  fileCache[*message.Info]
+	bodies fileCache[[]byte]
+}
+
+func newFileCaches() *fileCaches {
+	return &fileCaches{infos: fileCache[*message.Info]{max: infoCacheBytes}, bodies: fileCache[[]byte]{max: bodyCacheBytes}}
+}
