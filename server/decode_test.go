@@ -1,12 +1,10 @@
 package server
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
@@ -71,9 +69,9 @@ func decodeAgrees(t *testing.T, config string) {
 	web := httptest.NewServer(svc.Router())
 	defer web.Close()
 
-	ic := dialBinary(t, imapFE.(*pairListeners).lns[0].ln.Addr().String())
-	ic.do(t, `LOGIN bob@example.org "password one"`)
-	ic.do(t, "SELECT INBOX")
+	ic := dialIMAP(t, imapFE.(*pairListeners).lns[0].ln.Addr().String())
+	ic.cmd(`LOGIN bob@example.org "password one"`)
+	ic.cmd("SELECT INBOX")
 
 	jar, _ := cookiejar.New(nil)
 	hc := &http.Client{Jar: jar, Timeout: 10 * time.Second}
@@ -132,7 +130,7 @@ func decodeAgrees(t *testing.T, config string) {
 			if listed[part] != int64(len(download)) {
 				t.Errorf("listed size %d, downloaded %d", listed[part], len(download))
 			}
-			resps, status := ic.do(t, fmt.Sprintf("UID FETCH %d (BINARY.PEEK[%s] BINARY.SIZE[%s])", app.UID, part, part))
+			resps, status := ic.do(fmt.Sprintf("UID FETCH %d (BINARY.PEEK[%s] BINARY.SIZE[%s])", app.UID, part, part))
 			if tc.Unknown {
 				if !strings.HasPrefix(status, "NO [UNKNOWN-CTE]") {
 					t.Errorf("BINARY of an unknown encoding: %q %q, want NO [UNKNOWN-CTE]", resps, status)
@@ -150,68 +148,6 @@ func decodeAgrees(t *testing.T, config string) {
 				t.Errorf("BINARY %q, BINARY.SIZE %d; download %q", bin, size, download)
 			}
 		})
-	}
-}
-
-// binaryClient is an IMAP client that reads literals, literal8 too.
-type binaryClient struct {
-	c net.Conn
-	r *bufio.Reader
-	n int
-}
-
-func dialBinary(t *testing.T, addr string) *binaryClient {
-	t.Helper()
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	b := &binaryClient{c: c, r: bufio.NewReader(c)}
-	b.response(t) // greeting
-	return b
-}
-
-var literalEnd = regexp.MustCompile(`~?\{(\d+)\}\r\n$`)
-
-// response reads one response, literals included.
-func (b *binaryClient) response(t testing.TB) string {
-	t.Helper()
-	b.c.SetReadDeadline(time.Now().Add(5 * time.Second))
-	var out strings.Builder
-	for {
-		s, err := b.r.ReadString('\n')
-		if err != nil {
-			t.Fatalf("read: %v", err)
-		}
-		out.WriteString(s)
-		m := literalEnd.FindStringSubmatch(s)
-		if m == nil {
-			return strings.TrimSuffix(out.String(), "\r\n")
-		}
-		n, _ := strconv.Atoi(m[1])
-		lit := make([]byte, n)
-		if _, err := io.ReadFull(b.r, lit); err != nil {
-			t.Fatalf("read literal: %v", err)
-		}
-		out.Write(lit)
-	}
-}
-
-// do sends a command and returns its untagged responses and its status
-// (the tagged response without the tag).
-func (b *binaryClient) do(t testing.TB, cmd string) ([]string, string) {
-	t.Helper()
-	b.n++
-	tag := fmt.Sprintf("d%d", b.n)
-	fmt.Fprintf(b.c, "%s %s\r\n", tag, cmd)
-	var untagged []string
-	for {
-		s := b.response(t)
-		if st, ok := strings.CutPrefix(s, tag+" "); ok {
-			return untagged, st
-		}
-		untagged = append(untagged, s)
 	}
 }
 

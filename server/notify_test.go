@@ -22,54 +22,6 @@ import (
 	"basalt/session"
 )
 
-// imapLine is a minimal IMAP client for watching unilateral responses.
-type imapLine struct {
-	t *testing.T
-	c net.Conn
-	r *bufio.Reader
-	n int
-}
-
-func dialIMAP(t *testing.T, addr string) *imapLine {
-	t.Helper()
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	l := &imapLine{t: t, c: c, r: bufio.NewReader(c)}
-	l.read(5 * time.Second) // greeting
-	return l
-}
-
-func (l *imapLine) read(wait time.Duration) (string, error) {
-	l.c.SetReadDeadline(time.Now().Add(wait))
-	s, err := l.r.ReadString('\n')
-	return strings.TrimSuffix(s, "\r\n"), err
-}
-
-// cmd sends a command and returns its untagged responses; it must succeed.
-func (l *imapLine) cmd(c string) []string {
-	l.t.Helper()
-	l.n++
-	tag := fmt.Sprintf("t%d", l.n)
-	fmt.Fprintf(l.c, "%s %s\r\n", tag, c)
-	var out []string
-	for {
-		s, err := l.read(5 * time.Second)
-		if err != nil {
-			l.t.Fatalf("%s: %v", c, err)
-		}
-		if rest, ok := strings.CutPrefix(s, tag+" "); ok {
-			if !strings.HasPrefix(rest, "OK") {
-				l.t.Fatalf("%s: %s", c, rest)
-			}
-			return out
-		}
-		out = append(out, s)
-	}
-}
-
 // TestChangesReachIMAP: a change made through every other way into the
 // store (SMTP delivery, the webmail's JSON-RPC, POP3) reaches an IMAP
 // session in IDLE within a second, and a selected session that is not

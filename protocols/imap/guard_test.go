@@ -519,6 +519,24 @@ func TestLoginThrottle(t *testing.T) {
 	c.expect("AUTHENTICATE PLAIN "+b64("\x00alice@example.org\x00"+storetest.Password), "NO [UNAVAILABLE]")
 }
 
+// refusedInjection checks that c, which sent a command smuggling in
+// "DELETE Keep", was closed with BYE [CLIENTBUG] and that Keep is still
+// there; it returns the session that looked.
+func refusedInjection(t *testing.T, h *harness, c *client) *client {
+	t.Helper()
+	got, closed := c.closed()
+	if !closed {
+		t.Fatalf("connection still open; got %q", got)
+	}
+	if _, ok := find(got, "* BYE [CLIENTBUG] "); !ok {
+		t.Errorf("got %q, want BYE [CLIENTBUG]", got)
+	}
+	d := h.dial(t)
+	d.login("alice@example.org")
+	must(t, d.ok(`LIST "" Keep`), `"Keep"`)
+	return d
+}
+
 // The library takes a space before a literal announcement's CRLF ("{5+}
 // \r\n", go-imap's Decoder.CRLF); the guard must see the literal there
 // too, or its data reaches the library unguarded: run as commands after
@@ -535,16 +553,7 @@ func TestLiteralSpaceBeforeCRLF(t *testing.T) {
 	c.ok("SELECT INBOX")
 	tag := c.next()
 	c.send(fmt.Sprintf("%s SEARCH NOSUCHKEY {%d+} \r\n%s", tag, len(inject), inject))
-	got, closed := c.closed()
-	if !closed {
-		t.Fatalf("connection still open; got %q", got)
-	}
-	if _, ok := find(got, "* BYE [CLIENTBUG] "); !ok {
-		t.Errorf("got %q, want BYE [CLIENTBUG]", got)
-	}
-	d := h.dial(t)
-	d.login("alice@example.org")
-	must(t, d.ok(`LIST "" Keep`), `"Keep"`)
+	refusedInjection(t, h, c)
 
 	// Over the size limit: the connection ends without reading the data.
 	c = h.dial(t)
@@ -591,16 +600,7 @@ func TestQuotedLineBreak(t *testing.T) {
 	c.ok("SELECT INBOX")
 	tag := c.next()
 	c.send(fmt.Sprintf("%s SEARCH SUBJECT \"a\r\nt2 SEARCH NOSUCHKEY {%d+}\r\n%s", tag, len(data), data))
-	got, closed := c.closed()
-	if !closed {
-		t.Fatalf("connection still open; got %q", got)
-	}
-	if _, ok := find(got, "* BYE [CLIENTBUG] "); !ok {
-		t.Errorf("got %q, want BYE [CLIENTBUG]", got)
-	}
-	d := h.dial(t)
-	d.login("alice@example.org")
-	must(t, d.ok(`LIST "" Keep`), `"Keep"`)
+	d := refusedInjection(t, h, c)
 	// Quotes elsewhere than at a string's start are no strings.
 	d.ok("SELECT INBOX")
 	d.expect(`SEARCH SUBJECT a"b`, "BAD")
