@@ -388,14 +388,13 @@ func (a *Account) List(ctx context.Context, mailboxID int64, q ListQuery) ([]Mes
 		return nil, fmt.Errorf("list mailbox %d: %w", mailboxID, err)
 	}
 	if q.UIDs.span() <= maxPrecheck || q.Limit > 0 && q.Limit <= maxPrecheck {
-		// A listing of a few messages (most FETCHes and pages) is short:
-		// its statements run without the watch a cancellable context
-		// costs each of them (see sqldb's quick). A long one keeps it, so
-		// that it stops when its client leaves.
-		if err := ctx.Err(); err != nil {
+		// A listing of a few messages (most FETCHes and pages) is short
+		// (sqldb.Short); a long one keeps its cancellation, so that it
+		// stops when its client leaves.
+		var err error
+		if ctx, err = sqldb.Short(ctx); err != nil {
 			return nil, err
 		}
-		ctx = context.WithoutCancel(ctx)
 	}
 	// A set of many ranges close together (what a few expunges make of
 	// an IMAP sequence range) is read as the one range around it and
@@ -631,15 +630,26 @@ func (a *Account) Open(ctx context.Context, id int64) (io.ReadCloser, error) {
 		return rc, nil
 	}
 	defer rc.Close()
-	b := bytes.NewBuffer(make([]byte, 0, loc.Size))
-	if _, err := b.ReadFrom(rc); err != nil {
+	// One octet more than the row records tells a file that is longer;
+	// only one of the recorded size is kept.
+	b := make([]byte, loc.Size+1)
+	n, err := io.ReadFull(rc, b)
+	switch {
+	case err == io.ErrUnexpectedEOF || err == io.EOF:
+		b = b[:n]
+		if int64(n) == loc.Size {
+			a.s.files.bodies.put(loc.BlobID, n, b)
+		}
+	case err == nil:
+		rest, err := io.ReadAll(rc)
+		if err != nil {
+			return nil, fmt.Errorf("open message %d: %w", id, err)
+		}
+		b = append(b, rest...)
+	default:
 		return nil, fmt.Errorf("open message %d: %w", id, err)
 	}
-	// Kept only when the file is the size its row records.
-	if int64(b.Len()) == loc.Size {
-		a.s.files.bodies.put(loc.BlobID, b.Len(), b.Bytes())
-	}
-	return io.NopCloser(bytes.NewReader(b.Bytes())), nil
+	return io.NopCloser(bytes.NewReader(b)), nil
 }
 
 // FlagUpdate is a message's state after SetFlags.

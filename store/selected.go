@@ -11,6 +11,7 @@ import (
 	"github.com/jmoiron/sqlx"
 
 	"basalt/store/internal/spine"
+	"basalt/store/sqldb"
 )
 
 // What an IMAP session keeps of a selected mailbox besides its messages:
@@ -229,19 +230,18 @@ func (a *Account) PollChanges(ctx context.Context, mailboxID int64, modseq uint6
 	if a.view != nil {
 		return MailboxChanges{}, fmt.Errorf("changes of mailbox %d: %w: a shared mailbox", mailboxID, ErrForbidden)
 	}
-	if err := ctx.Err(); err != nil {
+	// A poll reads what changed through indexes, after every command:
+	// short statements (sqldb.Short).
+	ctx, err := sqldb.Short(ctx)
+	if err != nil {
 		return MailboxChanges{}, err
 	}
-	// A poll reads what changed through indexes, after every command:
-	// short statements, run without the watch a cancellable context costs
-	// each of them (see sqldb's quick).
-	ctx = context.WithoutCancel(ctx)
 	var row struct {
 		ModSeq    uint64         `db:"highest_modseq"`
 		RecentUID uint32         `db:"recent_uid"`
 		Keywords  sql.NullString `db:"keywords"`
 	}
-	err := a.s.db.Get(ctx, &row, a.s.rebind("SELECT highest_modseq, recent_uid, keywords FROM mailboxes WHERE id = ? AND user_id = ?"), mailboxID, a.userID)
+	err = a.s.db.Get(ctx, &row, a.s.rebind("SELECT highest_modseq, recent_uid, keywords FROM mailboxes WHERE id = ? AND user_id = ?"), mailboxID, a.userID)
 	if err != nil {
 		return MailboxChanges{}, fmt.Errorf("changes of mailbox %d: %w", mailboxID, notFound(err))
 	}

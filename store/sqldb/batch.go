@@ -3,6 +3,7 @@ package sqldb
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -87,13 +88,13 @@ func (w *writer) do(ctx context.Context, db *DB, fn func(tx *sqlx.Tx) error) err
 		w.mu.Unlock()
 		retry := db.commitBatch(batch)
 		for _, r := range batch {
-			if r != req && !contains(retry, r) {
+			if r != req && !slices.Contains(retry, r) {
 				close(r.done)
 			}
 		}
 		w.mu.Lock()
 		w.pending = append(retry, w.pending...)
-		if !contains(retry, req) {
+		if !slices.Contains(retry, req) {
 			break
 		}
 	}
@@ -117,15 +118,6 @@ func (r *writeReq) result() error {
 		panic(r.panicked)
 	}
 	return r.err
-}
-
-func contains(rs []*writeReq, r *writeReq) bool {
-	for _, x := range rs {
-		if x == r {
-			return true
-		}
-	}
-	return false
 }
 
 // commitBatch runs the writes of batch in one transaction and commits it.
@@ -202,7 +194,7 @@ func (db *DB) commitBatch(batch []*writeReq) (retry []*writeReq) {
 	// A write that found the database busy (another process holding it)
 	// is run again after a pause, as a transaction of its own would be.
 	for _, r := range batch {
-		if r.err != nil && r.panicked == nil && retryable(r.err) && !contains(retry, r) {
+		if r.err != nil && r.panicked == nil && retryable(r.err) && !slices.Contains(retry, r) {
 			retry = append(retry, r)
 		}
 	}

@@ -203,7 +203,7 @@ func TestExecBatches(t *testing.T) {
 	}
 }
 
-// Short statements run without their context's watch (quick), but one whose
+// Short statements run without their context's watch (Short), but one whose
 // context has ended does not run at all.
 func TestQuickStatements(t *testing.T) {
 	ctx := context.Background()

@@ -197,7 +197,7 @@ func (db *DB) TxExec(ctx context.Context, tx *sqlx.Tx, query string, args ...any
 	if db.dialect != SQLite {
 		return tx.ExecContext(ctx, query, args...)
 	}
-	ctx, err := quick(ctx)
+	ctx, err := Short(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -208,15 +208,18 @@ func (db *DB) TxExec(ctx context.Context, tx *sqlx.Tx, query string, args ...any
 	return tx.StmtxContext(ctx, st).ExecContext(ctx, args...)
 }
 
-// quick returns what a short statement on SQLite runs on: ctx's values
-// without its cancellation, once it is known not to have ended. A
+// Short returns what a short statement runs on: ctx's values without its
+// cancellation, once it is known not to have ended. On SQLite a
 // cancellable context costs each statement two goroutines (database/sql's
 // watch of the rows, the driver's interrupt watch) and a progress callback
 // every 1000 steps of SQLite's engine: more than a short indexed statement
 // itself costs. And an interrupt inside a write batch (batch.go) rolls the
-// whole batch back, the other writes with it. Statements that may scan
-// (SelectContext) keep their cancellation.
-func quick(ctx context.Context) (context.Context, error) {
+// whole batch back, the other writes with it. The one-row reads and the
+// statements of a transaction here run on it; callers use it for reads
+// they know to be short (a poll, a listing of a few messages). Statements
+// that may scan keep their cancellation, so they stop when their client
+// leaves.
+func Short(ctx context.Context) (context.Context, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -228,7 +231,7 @@ func (db *DB) TxGet(ctx context.Context, tx *sqlx.Tx, dest any, query string, ar
 	if db.dialect != SQLite {
 		return tx.GetContext(ctx, dest, query, args...)
 	}
-	ctx, err := quick(ctx)
+	ctx, err := Short(ctx)
 	if err != nil {
 		return err
 	}
@@ -244,7 +247,7 @@ func (db *DB) TxSelect(ctx context.Context, tx *sqlx.Tx, dest any, query string,
 	if db.dialect != SQLite {
 		return tx.SelectContext(ctx, dest, query, args...)
 	}
-	ctx, err := quick(ctx)
+	ctx, err := Short(ctx)
 	if err != nil {
 		return err
 	}
@@ -261,8 +264,8 @@ func (db *DB) TxSelect(ctx context.Context, tx *sqlx.Tx, dest any, query string,
 func (db *DB) GetContext(ctx context.Context, dest any, query string, args ...any) error {
 	if st := db.cached(ctx, query); st != nil {
 		// One row is an indexed lookup: short, so run without the watch
-		// of a cancellable context (quick).
-		ctx, err := quick(ctx)
+		// of a cancellable context (Short).
+		ctx, err := Short(ctx)
 		if err != nil {
 			return err
 		}
