@@ -129,6 +129,10 @@ func (s *Store) CreateUser(ctx context.Context, nu NewUser) (User, error) {
 		if taken > 0 {
 			return ErrExists
 		}
+		// The domain's limits, and its default plan when none was named.
+		if planID, err = s.newUserRoomTx(ctx, tx, d.ID, planID, nu.Overrides.QuotaBytes); err != nil {
+			return err
+		}
 		o := nu.Overrides
 		res, err := tx.ExecContext(ctx, s.rebind(`INSERT INTO users (domain_id, address, password_hash, plan_id,
 			quota_bytes, max_recv_size, max_send_size, daily_send_bytes, daily_recv_bytes, daily_recv_per_ip,
