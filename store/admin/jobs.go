@@ -28,23 +28,23 @@ const (
 
 // Job is a long operation the API answered 202 for.
 type Job struct {
-	ID         int64           `db:"id"`
-	Kind       string          `db:"kind"`
-	State      string          `db:"state"`
-	Domain     string          `db:"domain"`
-	Params     string          `db:"params"`
-	Progress   int64           `db:"progress"`
-	Total      int64           `db:"total"`
-	Result     string          `db:"result"`
-	Errors     string          `db:"errors"`
-	Attempts   int             `db:"attempts"`
-	LeaseUntil int64           `db:"lease_until"`
-	AdminID    int64           `db:"admin_id"`
-	KeyID      int64           `db:"key_id"`
-	CreatedAt  int64           `db:"created_at"`
-	UpdatedAt  int64           `db:"updated_at"`
-	StartedAt  int64           `db:"started_at"`
-	FinishedAt int64           `db:"finished_at"`
+	ID         int64  `db:"id"`
+	Kind       string `db:"kind"`
+	State      string `db:"state"`
+	Domain     string `db:"domain"`
+	Params     string `db:"params"`
+	Progress   int64  `db:"progress"`
+	Total      int64  `db:"total"`
+	Result     string `db:"result"`
+	Errors     string `db:"errors"`
+	Attempts   int    `db:"attempts"`
+	LeaseUntil int64  `db:"lease_until"`
+	AdminID    int64  `db:"admin_id"`
+	KeyID      int64  `db:"key_id"`
+	CreatedAt  int64  `db:"created_at"`
+	UpdatedAt  int64  `db:"updated_at"`
+	StartedAt  int64  `db:"started_at"`
+	FinishedAt int64  `db:"finished_at"`
 }
 
 // ErrorList returns the job's per-item errors.
