@@ -51,17 +51,17 @@ func TestNoWiderKeys(t *testing.T) {
 		p, secret := principal(t, s, "panel", admin.Authority{Scopes: []string{"users:write", "keys:write", "admins:write"},
 			Domains: []string{"a.test"}, Networks: nets, Expires: exp})
 		wider := []admin.Authority{
-			{Scopes: []string{"domains:write"}, Domains: []string{"a.test"}, Networks: nets, Expires: exp},          // scope
-			{Scopes: []string{"*"}, Domains: []string{"a.test"}, Networks: nets, Expires: exp},                      // every scope
-			{Scopes: []string{"users:*"}, Domains: []string{"a.test"}, Networks: nets, Expires: exp},                // users:* is more than users:write? no: equal
-			{Scopes: []string{"users:write"}, Domains: []string{"b.test"}, Networks: nets, Expires: exp},            // domain
+			{Scopes: []string{"domains:write"}, Domains: []string{"a.test"}, Networks: nets, Expires: exp},         // scope
+			{Scopes: []string{"*"}, Domains: []string{"a.test"}, Networks: nets, Expires: exp},                     // every scope
+			{Scopes: []string{"users:*"}, Domains: []string{"a.test"}, Networks: nets, Expires: exp},               // users:* is more than users:write? no: equal
+			{Scopes: []string{"users:write"}, Domains: []string{"b.test"}, Networks: nets, Expires: exp},           // domain
 			{Scopes: []string{"users:write"}, Networks: nets, Expires: exp},                                        // every domain
-			{Scopes: []string{"users:write"}, Domains: []string{"a.test", "b.test"}, Networks: nets, Expires: exp},  // one domain more
-			{Scopes: []string{"users:write"}, Domains: []string{"a.test"}, Expires: exp},                            // every network
+			{Scopes: []string{"users:write"}, Domains: []string{"a.test", "b.test"}, Networks: nets, Expires: exp}, // one domain more
+			{Scopes: []string{"users:write"}, Domains: []string{"a.test"}, Expires: exp},                           // every network
 			{Scopes: []string{"users:write"}, Domains: []string{"a.test"}, Networks: mustNets("10.0.0.0/8"), Expires: exp},
 			{Scopes: []string{"users:write"}, Domains: []string{"a.test"}, Networks: mustNets("0.0.0.0/0"), Expires: exp},
-			{Scopes: []string{"users:write"}, Domains: []string{"a.test"}, Networks: nets},                           // never expires
-			{Scopes: []string{"users:write"}, Domains: []string{"a.test"}, Networks: nets, Expires: exp + 60},        // outlives
+			{Scopes: []string{"users:write"}, Domains: []string{"a.test"}, Networks: nets},                    // never expires
+			{Scopes: []string{"users:write"}, Domains: []string{"a.test"}, Networks: nets, Expires: exp + 60}, // outlives
 		}
 		for i, w := range wider {
 			if i == 2 {
