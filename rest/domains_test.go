@@ -3,6 +3,7 @@ package rest_test
 import (
 	"context"
 	"fmt"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -191,8 +192,8 @@ func TestDomainPaging(t *testing.T) {
 				}
 				break
 			}
-			if !strings.Contains(r.header.Get("Link"), `rel="next"`) {
-				t.Errorf("no Link: %q", r.header.Get("Link"))
+			if want := `</api/v1/domains?cursor=` + url.QueryEscape(page.Next) + `&limit=5&sort=` + url.QueryEscape(sort) + `>; rel="next"`; r.header.Get("Link") != want {
+				t.Errorf("Link %q, want %q", r.header.Get("Link"), want)
 			}
 			path = "/domains?limit=5&sort=" + sort + "&cursor=" + page.Next
 		}

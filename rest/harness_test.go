@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/go-chi/chi/v5"
 	"github.com/getkin/kin-openapi/openapi3filter"
 	"github.com/getkin/kin-openapi/routers"
 	"github.com/getkin/kin-openapi/routers/gorillamux"
@@ -63,8 +64,9 @@ func newEnv(t *testing.T, db testsupport.Database, cfg rest.Config) *env {
 	done := make(chan struct{})
 	go func() { defer close(done); jobs.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
-	mux := http.NewServeMux()
-	mux.Handle("/api/", http.StripPrefix("/api", api.Handler()))
+	// Mounted as server/http.go mounts it.
+	mux := chi.NewRouter()
+	mux.Mount("/api", api.Handler())
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 	doc := loadSpec(t)
