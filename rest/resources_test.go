@@ -2,6 +2,7 @@ package rest_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -15,6 +16,7 @@ import (
 	"basalt/rest"
 	"basalt/store"
 	"basalt/store/admin"
+	"basalt/store/cache"
 )
 
 func sqliteEnv(t *testing.T, cfg rest.Config) *env {
@@ -290,6 +292,26 @@ func TestRecords(t *testing.T) {
 	}
 	if r := v.do(req{method: "GET", path: "/openapi.yaml"}).want(t, 200); !strings.HasPrefix(string(r.body), "openapi: 3.0.3") {
 		t.Errorf("spec %.40s", r.body)
+	}
+}
+
+// downCache is a cache that does not answer pings.
+type downCache struct{ cache.Cache }
+
+func (downCache) Ping(context.Context) error { return errors.New("connection refused") }
+
+// TestHealthDown: health says which part is away, with 503, and still
+// needs no key.
+func TestHealthDown(t *testing.T) {
+	v := newEnvWith(t, testsupport.Database{Driver: "sqlite", DSN: testsupport.SQLiteDSN(t)}, rest.Config{},
+		storetest.Options{WrapCache: func(c cache.Cache) cache.Cache { return downCache{c} }})
+	var h struct {
+		Status string            `json:"status"`
+		Checks map[string]string `json:"checks"`
+	}
+	v.do(req{method: "GET", path: "/health"}).want(t, 503).decode(t, &h)
+	if h.Status != "degraded" || h.Checks["cache"] != "unavailable" || h.Checks["database"] != "ok" {
+		t.Errorf("health %+v", h)
 	}
 }
 

@@ -44,11 +44,15 @@ func fixtures(t *testing.T, v *env) map[string]map[string]string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return map[string]map[string]string{
+	fx := map[string]map[string]string{
 		"key":   {"key": strconv.FormatInt(k.ID, 10)},
 		"job":   {"job": strconv.FormatInt(j.ID, 10)},
 		"grant": {"admin": ad.Name, "grant": strconv.FormatInt(g.ID, 10)},
 	}
+	for kind, vals := range opsFixtures(t, v) {
+		fx[kind] = vals
+	}
+	return fx
 }
 
 var paramRE = regexp.MustCompile(`\{([^}]+)\}`)
