@@ -211,7 +211,7 @@ func TestRecords(t *testing.T) {
 	if len(audit.Items) != 2 || audit.Items[0].Action != "domain.update" || audit.Items[0].Client != "127.0.0.1" {
 		t.Fatalf("audit of b.test: %+v", audit.Items)
 	}
-	if string(audit.Items[0].Before) == "null" || !strings.Contains(string(audit.Items[0].After), `"MaxUsers":9`) && !strings.Contains(string(audit.Items[0].After), `"max_users":9`) && !strings.Contains(string(audit.Items[0].After), `9`) {
+	if !strings.Contains(string(audit.Items[0].Before), `"maxUsers":0`) || !strings.Contains(string(audit.Items[0].After), `"maxUsers":9`) {
 		t.Errorf("before/after %s %s", audit.Items[0].Before, audit.Items[0].After)
 	}
 	v.do(req{method: "GET", path: "/audit?limit=1", key: k}).want(t, 200).decode(t, &audit)
