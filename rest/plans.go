@@ -19,10 +19,6 @@ type Plan struct {
 
 func planView(p store.Plan) Plan { return Plan{Name: p.Name, Limits: p.Limits} }
 
-// applyInline is how many users a plan is applied to within the request;
-// a domain with more gets a job.
-const applyInline = 100
-
 func (a *API) planRoutes() []Route {
 	return []Route{
 		{Method: http.MethodGet, Path: "/plans", Scope: "plans:read", Domain: Listed(), Handle: a.listPlans},
@@ -190,7 +186,7 @@ func (a *API) applyPlan(c *Ctx) error {
 	if err != nil {
 		return err
 	}
-	if d.Users > applyInline {
+	if d.Users > a.cfg.InlineUsers {
 		return c.StartJob(jobApplyPlan, d.Name, map[string]string{"domain": d.Name, "plan": p.Name})
 	}
 	n, err := a.applyPlanToDomain(c.Context(), d.Name, p.Name, nil)
