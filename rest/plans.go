@@ -21,9 +21,9 @@ func planView(p store.Plan) Plan { return Plan{Name: p.Name, Limits: p.Limits} }
 
 func (a *API) planRoutes() []Route {
 	return []Route{
-		{Method: http.MethodGet, Path: "/plans", Scope: "plans:read", Domain: Listed(), Handle: a.listPlans},
+		{Method: http.MethodGet, Path: "/plans", Scope: "plans:read", Domain: Shared(), Handle: a.listPlans},
 		{Method: http.MethodPost, Path: "/plans", Scope: "plans:write", Domain: Global(), Idempotent: true, Handle: a.createPlan},
-		{Method: http.MethodGet, Path: "/plans/{plan}", Scope: "plans:read", Domain: Listed(), Handle: a.getPlan},
+		{Method: http.MethodGet, Path: "/plans/{plan}", Scope: "plans:read", Domain: Shared(), Handle: a.getPlan},
 		{Method: http.MethodPatch, Path: "/plans/{plan}", Scope: "plans:write", Domain: Global(), Handle: a.patchPlan},
 		{Method: http.MethodDelete, Path: "/plans/{plan}", Scope: "plans:write", Domain: Global(), Handle: a.deletePlan},
 		// Applying a plan changes users: users:write over their domain.
