@@ -278,7 +278,6 @@ func (a *API) addDomainAlias(c *Ctx) error {
 	if err := a.st.AddDomainAlias(c.Context(), n, d.Name); err != nil {
 		return err
 	}
-	c.Audit(store.AuditEntry{Action: "domain.alias.create", Target: n, Domain: d.Name, After: map[string]string{"alias": n, "domain": d.Name}})
 	d, err = a.st.DomainInfo(c.Context(), d.Name)
 	if err != nil {
 		return err
@@ -305,7 +304,6 @@ func (a *API) deleteDomainAlias(c *Ctx) error {
 	if err := a.st.DeleteDomainAlias(c.Context(), n); err != nil {
 		return err
 	}
-	c.Audit(store.AuditEntry{Action: "domain.alias.delete", Target: n, Domain: d.Name, Before: map[string]string{"alias": n, "domain": d.Name}})
 	return c.NoContent()
 }
 

@@ -179,6 +179,17 @@ func TestPlans(t *testing.T) {
 		if len(plans.Items) != 1 {
 			t.Errorf("plans %+v", plans.Items)
 		}
+		var audit struct {
+			Items []rest.AuditView `json:"items"`
+		}
+		v.do(req{method: "GET", path: "/audit?limit=500", key: k}).want(t, 200).decode(t, &audit)
+		seen := map[string]int{}
+		for _, a := range audit.Items {
+			seen[a.Action]++
+		}
+		if seen["plan.create"] != 2 || seen["plan.update"] != 1 || seen["plan.delete"] != 1 || seen["user.plan"] != n {
+			t.Errorf("audit %v", seen)
+		}
 	})
 }
 

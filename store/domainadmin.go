@@ -525,25 +525,49 @@ func (s *Store) DeletePlan(ctx context.Context, name string) error {
 	return nil
 }
 
-// SavePlanAudited is SavePlan with the change audited (before and after).
+// SavePlanAudited creates the named plan or replaces its limits, audited
+// (before and after) in the same transaction.
 func (s *Store) SavePlanAudited(ctx context.Context, name string, l Limits) (Plan, error) {
-	before, err := s.PlanByName(ctx, name)
-	var prev any
-	if err == nil {
-		prev = before
-	} else if !errors.Is(err, ErrNotFound) {
-		return Plan{}, err
+	if name == "" {
+		return Plan{}, fmt.Errorf("save plan: %w: empty name", ErrInvalid)
 	}
-	p, err := s.SavePlan(ctx, name, l)
+	if l.QuotaBytes < 0 || l.MaxRecvSize < 0 || l.MaxSendSize < 0 || l.DailySendBytes < 0 || l.DailyRecvBytes < 0 || l.DailyRecvPerIP < 0 {
+		return Plan{}, fmt.Errorf("save plan %s: %w: limits must not be negative", name, ErrInvalid)
+	}
+	var after Plan
+	err := s.db.Tx(ctx, func(tx *sqlx.Tx) error {
+		var before []Plan
+		if err := tx.SelectContext(ctx, &before, s.rebind("SELECT "+planColumns+" FROM plans WHERE name = ?"+s.db.ForUpdate()), name); err != nil {
+			return err
+		}
+		args := []any{l.QuotaBytes, l.MaxRecvSize, l.MaxSendSize, l.DailySendBytes, l.DailyRecvBytes, l.DailyRecvPerIP, name}
+		e := AuditEntry{Action: "plan.update", Target: name}
+		if len(before) == 0 {
+			e.Action = "plan.create"
+			if _, err := tx.ExecContext(ctx, s.rebind(`INSERT INTO plans (quota_bytes, max_recv_size, max_send_size,
+				daily_send_bytes, daily_recv_bytes, daily_recv_per_ip, name, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`), append(args, s.unix())...); err != nil {
+				return err
+			}
+		} else {
+			e.Before = before[0]
+			if _, err := tx.ExecContext(ctx, s.rebind(`UPDATE plans SET quota_bytes = ?, max_recv_size = ?, max_send_size = ?,
+				daily_send_bytes = ?, daily_recv_bytes = ?, daily_recv_per_ip = ? WHERE name = ?`), args...); err != nil {
+				return err
+			}
+		}
+		if err := tx.GetContext(ctx, &after, s.rebind("SELECT "+planColumns+" FROM plans WHERE name = ?"), name); err != nil {
+			return err
+		}
+		e.After = after
+		return s.auditIn(ctx, tx, e)
+	})
+	if sqldb.IsDuplicate(err) {
+		err = ErrExists
+	}
 	if err != nil {
-		return Plan{}, err
+		return Plan{}, fmt.Errorf("save plan %s: %w", name, err)
 	}
-	action := "plan.update"
-	if prev == nil {
-		action = "plan.create"
-	}
-	s.Audit(ctx, AuditEntry{Action: action, Target: name, Before: prev, After: p})
-	return p, nil
+	return after, nil
 }
 
 // PlanUsers counts the users on a plan.
