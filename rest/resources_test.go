@@ -208,7 +208,11 @@ func waitJob(t *testing.T, v *env, id int64) rest.JobView {
 // TestRecords: the audit log's filters and domain limits, jobs, stats and
 // health.
 func TestRecords(t *testing.T) {
-	v := sqliteEnv(t, rest.Config{})
+	testsupport.ForEachDatabase(t, func(t *testing.T, db testsupport.Database) { records(t, db) })
+}
+
+func records(t *testing.T, db testsupport.Database) {
+	v := newEnv(t, db, rest.Config{})
 	k := v.root
 	ctx := context.Background()
 	v.do(req{method: "POST", path: "/domains", key: k, body: map[string]any{"name": "a.test"}}).want(t, 201)
@@ -272,24 +276,32 @@ func TestRecords(t *testing.T) {
 
 	// Stats.
 	acct := v.e.Account(v.e.NewUser(t, "x@a.test", false))
-	storetest.Append(t, acct, storetest.Inbox(t, acct), storetest.Message("a@b", "x@a.test", "hi", "body"), store.AppendOptions{})
+	msg := storetest.Message("a@b", "x@a.test", "hi", "body")
+	storetest.Append(t, acct, storetest.Inbox(t, acct), msg, store.AppendOptions{Inbound: true, RemoteIP: "192.0.2.7"})
 	var st struct {
-		Counts store.Counts `json:"counts"`
+		Counts store.Counts  `json:"counts"`
+		Volume []rest.Volume `json:"volume"`
 	}
+	today := time.Now().UTC().Format(time.DateOnly)
 	v.do(req{method: "GET", path: "/stats", key: k}).want(t, 200).decode(t, &st)
 	if st.Counts.Domains != 1 || st.Counts.Users != 1 || st.Counts.Messages != 1 || st.Counts.UsedBytes == 0 {
 		t.Errorf("server stats %+v", st.Counts)
 	}
+	// The bytes once, though they are counted by user and by address.
+	if len(st.Volume) != 1 || st.Volume[0].Day != today || st.Volume[0].ReceivedBytes != st.Counts.UsedBytes {
+		t.Errorf("server volume %+v, used %d", st.Volume, st.Counts.UsedBytes)
+	}
 	v.do(req{method: "GET", path: "/stats/domains/a.test", key: k}).want(t, 200).decode(t, &st)
-	if st.Counts.Users != 1 {
-		t.Errorf("domain stats %+v", st.Counts)
+	if st.Counts.Users != 1 || len(st.Volume) != 1 || st.Volume[0].ReceivedBytes != st.Counts.UsedBytes {
+		t.Errorf("domain stats %+v", st)
 	}
 	v.do(req{method: "GET", path: "/stats/domains/zz.test", key: k}).want(t, 404)
 	var us struct {
-		Messages int64 `json:"messages"`
+		Messages int64         `json:"messages"`
+		Volume   []rest.Volume `json:"volume"`
 	}
 	v.do(req{method: "GET", path: "/stats/users/x@a.test", key: k}).want(t, 200).decode(t, &us)
-	if us.Messages != 1 {
+	if us.Messages != 1 || len(us.Volume) != 1 || us.Volume[0].ReceivedBytes != st.Counts.UsedBytes {
 		t.Errorf("user stats %+v", us)
 	}
 
