@@ -215,8 +215,10 @@ func (s *Store) CreateDomain(ctx context.Context, name string, l DomainLimits) (
 
 // SetDomainLimits replaces a domain's limits. Lowering a limit below what
 // the domain holds is allowed: it stops further growth, it removes
-// nothing.
-func (s *Store) SetDomainLimits(ctx context.Context, name string, l DomainLimits) (DomainInfo, error) {
+// nothing. check, when not nil, is given the domain as it is, with its
+// row locked, and its error refuses the change (a precondition: the API's
+// If-Match).
+func (s *Store) SetDomainLimits(ctx context.Context, name string, l DomainLimits, check func(DomainInfo) error) (DomainInfo, error) {
 	n, err := NormalizeDomain(name)
 	if err != nil {
 		return DomainInfo{}, err
@@ -226,7 +228,7 @@ func (s *Store) SetDomainLimits(ctx context.Context, name string, l DomainLimits
 	}
 	var after DomainInfo
 	err = s.db.Tx(ctx, func(tx *sqlx.Tx) error {
-		before, err := s.domainInfo(ctx, tx, n)
+		before, err := s.lockedDomain(ctx, tx, n, check)
 		if err != nil {
 			return err
 		}
@@ -247,6 +249,25 @@ func (s *Store) SetDomainLimits(ctx context.Context, name string, l DomainLimits
 		return DomainInfo{}, fmt.Errorf("set limits of domain %s: %w", n, err)
 	}
 	return after, nil
+}
+
+// lockedDomain reads a domain in tx with its row locked, and runs check
+// (when not nil) on it.
+func (s *Store) lockedDomain(ctx context.Context, tx *sqlx.Tx, n string, check func(DomainInfo) error) (DomainInfo, error) {
+	var id int64
+	if err := tx.GetContext(ctx, &id, s.rebind("SELECT id FROM domains WHERE name = ?"+s.db.ForUpdate()), n); err != nil {
+		return DomainInfo{}, fmt.Errorf("domain %s: %w", n, notFound(err))
+	}
+	d, err := s.domainInfo(ctx, tx, n)
+	if err != nil {
+		return DomainInfo{}, err
+	}
+	if check != nil {
+		if err := check(d); err != nil {
+			return DomainInfo{}, err
+		}
+	}
+	return d, nil
 }
 
 // CheckDomainRoom returns ErrDomainLimit when the domain has no room for
@@ -453,15 +474,15 @@ func (s *Store) RenameDomain(ctx context.Context, from, to string) (DomainInfo, 
 }
 
 // DeleteDomainAudited removes an empty domain (ErrNotEmpty while it has
-// users), audited in its transaction.
-func (s *Store) DeleteDomainAudited(ctx context.Context, name string) error {
+// users), audited in its transaction; check is SetDomainLimits'.
+func (s *Store) DeleteDomainAudited(ctx context.Context, name string, check func(DomainInfo) error) error {
 	defer s.domains.forget()
 	n, err := NormalizeDomain(name)
 	if err != nil {
 		return err
 	}
 	err = s.db.Tx(ctx, func(tx *sqlx.Tx) error {
-		before, err := s.domainInfo(ctx, tx, n)
+		before, err := s.lockedDomain(ctx, tx, n, check)
 		if err != nil {
 			return err
 		}
@@ -500,12 +521,19 @@ func (s *Store) DomainUserIDs(ctx context.Context, domain string, afterID int64,
 	return ids, nil
 }
 
-// DeletePlan removes a plan no user or domain uses (ErrNotEmpty otherwise).
-func (s *Store) DeletePlan(ctx context.Context, name string) error {
+// DeletePlan removes a plan no user or domain uses (ErrNotEmpty
+// otherwise); check, when not nil, is given the plan as it is, locked, and
+// its error refuses the change.
+func (s *Store) DeletePlan(ctx context.Context, name string, check func(Plan) error) error {
 	err := s.db.Tx(ctx, func(tx *sqlx.Tx) error {
 		var p Plan
 		if err := tx.GetContext(ctx, &p, s.rebind("SELECT "+planColumns+" FROM plans WHERE name = ?"+s.db.ForUpdate()), name); err != nil {
 			return notFound(err)
+		}
+		if check != nil {
+			if err := check(p); err != nil {
+				return err
+			}
 		}
 		var used int64
 		if err := tx.GetContext(ctx, &used, s.rebind("SELECT (SELECT COUNT(*) FROM users WHERE plan_id = ?) + (SELECT COUNT(*) FROM domains WHERE default_plan_id = ?)"), p.ID, p.ID); err != nil {
@@ -526,8 +554,11 @@ func (s *Store) DeletePlan(ctx context.Context, name string) error {
 }
 
 // SavePlanAudited creates the named plan or replaces its limits, audited
-// (before and after) in the same transaction.
-func (s *Store) SavePlanAudited(ctx context.Context, name string, l Limits) (Plan, error) {
+// (before and after) in the same transaction. check, when not nil, is
+// given the plan as it is (nil: none yet), locked, and its error refuses
+// the change (a create refuses one that exists; an update, a stale
+// If-Match).
+func (s *Store) SavePlanAudited(ctx context.Context, name string, l Limits, check func(*Plan) error) (Plan, error) {
 	if name == "" {
 		return Plan{}, fmt.Errorf("save plan: %w: empty name", ErrInvalid)
 	}
@@ -539,6 +570,15 @@ func (s *Store) SavePlanAudited(ctx context.Context, name string, l Limits) (Pla
 		var before []Plan
 		if err := tx.SelectContext(ctx, &before, s.rebind("SELECT "+planColumns+" FROM plans WHERE name = ?"+s.db.ForUpdate()), name); err != nil {
 			return err
+		}
+		if check != nil {
+			var cur *Plan
+			if len(before) > 0 {
+				cur = &before[0]
+			}
+			if err := check(cur); err != nil {
+				return err
+			}
 		}
 		args := []any{l.QuotaBytes, l.MaxRecvSize, l.MaxSendSize, l.DailySendBytes, l.DailyRecvBytes, l.DailyRecvPerIP, name}
 		e := AuditEntry{Action: "plan.update", Target: name}
