@@ -52,6 +52,11 @@ func TestKeysAndAdmins(t *testing.T) {
 	// The new key works within its domain, and cannot mint wider.
 	v.do(req{method: "POST", path: "/domains", key: nk.Secret, body: map[string]any{"name": "a.test"}}).want(t, 201)
 	v.do(req{method: "POST", path: "/domains", key: nk.Secret, body: map[string]any{"name": "b.test"}}).want(t, 403)
+	var used rest.KeyView
+	v.do(req{method: "GET", path: "/keys/" + strconv.FormatInt(nk.ID, 10), key: k}).want(t, 200).decode(t, &used)
+	if nk.LastUsedAt != nil || used.LastUsedAt == nil {
+		t.Errorf("last used: new %v, after use %v", nk.LastUsedAt, used.LastUsedAt)
+	}
 	if p := v.do(req{method: "POST", path: "/keys", key: nk.Secret, body: map[string]any{"scopes": []string{"domains:write", "users:write"}, "domains": []string{"a.test"}}}).want(t, 403).problem(t); p.Type != rest.ProblemBase+"wider-than-key" {
 		t.Errorf("wider key: %+v", p)
 	}
