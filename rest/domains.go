@@ -159,7 +159,7 @@ func (a *API) patchDomain(c *Ctx) error {
 	// The patch was applied to what was read; the store checks, under the
 	// row's lock, that it is still what is there.
 	read := domainView(d)
-	after, err := a.st.SetDomainLimits(c.Context(), d.Name, store.DomainLimits(edit.Limits), func(now store.DomainInfo) error {
+	after, err := a.st.SetDomainLimitsIf(c.Context(), d.Name, store.DomainLimits(edit.Limits), func(now store.DomainInfo) error {
 		if ETag(domainView(now)) != ETag(read) {
 			return NewProblem(http.StatusPreconditionFailed, "precondition-failed", "Precondition failed", "The domain changed while the request was made; read it again.")
 		}
@@ -189,7 +189,7 @@ func (a *API) deleteDomain(c *Ctx) error {
 		}
 		return c.StartJob(jobPurgeDomain, d.Name, map[string]string{"domain": d.Name})
 	}
-	if err := a.st.DeleteDomainAudited(c.Context(), d.Name, c.ifMatchDomain); err != nil {
+	if err := a.st.DeleteDomainAuditedIf(c.Context(), d.Name, c.ifMatchDomain); err != nil {
 		return err
 	}
 	return c.NoContent()
@@ -234,7 +234,7 @@ func (a *API) purgeDomain(ctx context.Context, j admin.Job, p admin.Progress) (a
 			return nil, err
 		}
 	}
-	if err := a.st.DeleteDomainAudited(ctx, d.Name, nil); err != nil && !errors.Is(err, store.ErrNotFound) {
+	if err := a.st.DeleteDomainAudited(ctx, d.Name); err != nil && !errors.Is(err, store.ErrNotFound) {
 		return nil, err
 	}
 	return map[string]any{"domain": d.Name, "deletedUsers": done}, nil

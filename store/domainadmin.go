@@ -215,10 +215,15 @@ func (s *Store) CreateDomain(ctx context.Context, name string, l DomainLimits) (
 
 // SetDomainLimits replaces a domain's limits. Lowering a limit below what
 // the domain holds is allowed: it stops further growth, it removes
-// nothing. check, when not nil, is given the domain as it is, with its
-// row locked, and its error refuses the change (a precondition: the API's
-// If-Match).
-func (s *Store) SetDomainLimits(ctx context.Context, name string, l DomainLimits, check func(DomainInfo) error) (DomainInfo, error) {
+// nothing.
+func (s *Store) SetDomainLimits(ctx context.Context, name string, l DomainLimits) (DomainInfo, error) {
+	return s.SetDomainLimitsIf(ctx, name, l, nil)
+}
+
+// SetDomainLimitsIf is SetDomainLimits under a precondition: check, when
+// not nil, is given the domain as it is, with its row locked, and its
+// error refuses the change (the API's If-Match).
+func (s *Store) SetDomainLimitsIf(ctx context.Context, name string, l DomainLimits, check func(DomainInfo) error) (DomainInfo, error) {
 	n, err := NormalizeDomain(name)
 	if err != nil {
 		return DomainInfo{}, err
@@ -474,8 +479,14 @@ func (s *Store) RenameDomain(ctx context.Context, from, to string) (DomainInfo, 
 }
 
 // DeleteDomainAudited removes an empty domain (ErrNotEmpty while it has
-// users), audited in its transaction; check is SetDomainLimits'.
-func (s *Store) DeleteDomainAudited(ctx context.Context, name string, check func(DomainInfo) error) error {
+// users), audited in its transaction.
+func (s *Store) DeleteDomainAudited(ctx context.Context, name string) error {
+	return s.DeleteDomainAuditedIf(ctx, name, nil)
+}
+
+// DeleteDomainAuditedIf is DeleteDomainAudited under a precondition, as
+// SetDomainLimitsIf.
+func (s *Store) DeleteDomainAuditedIf(ctx context.Context, name string, check func(DomainInfo) error) error {
 	defer s.domains.forget()
 	n, err := NormalizeDomain(name)
 	if err != nil {

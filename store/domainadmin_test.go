@@ -44,7 +44,7 @@ func TestDomainLimits(t *testing.T) {
 		if _, err := st.CreateUser(ctx, store.NewUser{Address: "u2@a.test", Password: hash}); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := st.SetDomainLimits(ctx, "a.test", store.DomainLimits{MaxUsers: 2, MaxAliases: 1}, nil); err != nil {
+		if _, err := st.SetDomainLimits(ctx, "a.test", store.DomainLimits{MaxUsers: 2, MaxAliases: 1}); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := st.CreateUser(ctx, store.NewUser{Address: "u3@a.test", Password: hash}); !errors.Is(err, store.ErrDomainLimit) {
@@ -89,14 +89,14 @@ func TestDomainLimits(t *testing.T) {
 				t.Errorf("alias after rename: %+v", a)
 			}
 		}
-		if err := st.DeleteDomainAudited(ctx, "new.test", nil); !errors.Is(err, store.ErrNotEmpty) {
+		if err := st.DeleteDomainAudited(ctx, "new.test"); !errors.Is(err, store.ErrNotEmpty) {
 			t.Errorf("delete with users: %v", err)
 		}
 		refuse := errors.New("precondition")
-		if err := st.DeleteDomainAudited(ctx, "c.test", func(store.DomainInfo) error { return refuse }); !errors.Is(err, refuse) {
+		if err := st.DeleteDomainAuditedIf(ctx, "c.test", func(store.DomainInfo) error { return refuse }); !errors.Is(err, refuse) {
 			t.Errorf("a refused precondition: %v", err)
 		}
-		if err := st.DeleteDomainAudited(ctx, "c.test", nil); err != nil {
+		if err := st.DeleteDomainAudited(ctx, "c.test"); err != nil {
 			t.Fatal(err)
 		}
 		recs, err := admin.New(st).Audit(ctx, admin.AuditQuery{Action: "domain.", Limit: 100})
