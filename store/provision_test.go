@@ -127,7 +127,9 @@ func TestListUsers(t *testing.T) {
 			{store.UserFilter{Status: store.StatusActive}, want(func(_ int, a string) bool { return !suspended[a] && !locked[a] })},
 			{store.UserFilter{Q: "U001"}, want(func(_ int, a string) bool { return strings.HasPrefix(a, "u001") })},
 			{store.UserFilter{Q: "u0010", Domain: "a.example", Status: store.StatusActive},
-				want(func(i int, a string) bool { return strings.HasPrefix(a, "u0010") && i%2 == 0 && !suspended[a] && !locked[a] })},
+				want(func(i int, a string) bool {
+					return strings.HasPrefix(a, "u0010") && i%2 == 0 && !suspended[a] && !locked[a]
+				})},
 		} {
 			for _, limit := range []int{1, 7, 1000} {
 				f := tc.f
