@@ -46,7 +46,7 @@ type Options struct {
 	// MorePartitions are names of more blob partitions, each in a
 	// directory of its own beside BlobDir's.
 	MorePartitions []string
-	Limits  store.Limits
+	Limits         store.Limits
 	// Header is store.Config.Header: zero, the defaults.
 	Header  store.HeaderLimits
 	Session session.Config
