@@ -14,6 +14,7 @@ import (
 	"github.com/BurntSushi/toml"
 
 	"basalt/crypt"
+	"basalt/rest"
 	"basalt/rpc"
 	"basalt/session"
 	"basalt/store"
@@ -43,6 +44,7 @@ type Config struct {
 	Milters []MilterConfig     `toml:"milter"`
 	TLS     TLSConfig          `toml:"tls"`
 	RPC     rpc.Config         `toml:"rpc"`
+	API     rest.Config        `toml:"api"`
 }
 
 // ServerConfig is about the process itself.

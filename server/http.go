@@ -31,6 +31,7 @@ func (s *Services) Router() http.Handler {
 	webmail := s.Config.RPC
 	webmail.Hostname = s.Config.SMTP.Hostname
 	r.Mount("/rpc", rpc.New(webmail, rpc.Deps{Store: s.Store, Session: s.Session, Agent: s.Agent, Log: s.Log}))
+	r.Mount("/api", s.API.Handler())
 	return r
 }
 

@@ -114,6 +114,11 @@ func Run(ctx context.Context, cfg Config) error {
 		defer wg.Done()
 		svc.maintain(mctx)
 	}()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		svc.Jobs.Run(mctx)
+	}()
 
 	select {
 	case <-ctx.Done():

@@ -8,8 +8,10 @@ import (
 	"time"
 
 	"basalt/delivery"
+	"basalt/rest"
 	"basalt/session"
 	"basalt/store"
+	"basalt/store/admin"
 	"basalt/store/blob"
 	"basalt/store/cache"
 	"basalt/store/sqldb"
@@ -33,6 +35,9 @@ type Services struct {
 	// Queue relays mail for other domains (with a smarthost) and retries
 	// local deliveries and bounces.
 	Queue *delivery.Queue
+	// API is the admin REST API; Jobs runs its long operations.
+	API  *rest.API
+	Jobs *admin.Runner
 }
 
 // Open opens the database (migrating it), the blob store and the cache,
@@ -102,12 +107,22 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Services, error) 
 		Hostname: cfg.SMTP.Hostname, MaxRecipients: cfg.SMTP.MaxRecipients,
 		MaxSize: maxMessageSize(cfg), QuotaPermanent: cfg.SMTP.QuotaPermanent, MaxConcurrent: cfg.SMTP.MaxConcurrentData,
 	}, st, queue, log, filters...)
-	return &Services{
+	svc := &Services{
 		Config: cfg, Log: log, DB: db, Cache: c, Store: st,
 		Session: session.New(st, c, cfg.Auth.Config, log),
 		Agent:   agent,
 		Queue:   queue,
-	}, nil
+	}
+	adm := admin.New(st)
+	svc.Jobs = adm.NewRunner(admin.RunnerConfig{Log: log})
+	apiCfg := cfg.API
+	apiCfg.Hostname = cfg.SMTP.Hostname
+	if svc.API, err = rest.New(apiCfg, rest.Deps{Store: st, Admin: adm, Jobs: svc.Jobs, Session: svc.Session, Agent: agent, Queue: queue, Log: log}); err != nil {
+		c.Close()
+		db.Close()
+		return nil, fmt.Errorf("admin api: %w", err)
+	}
+	return svc, nil
 }
 
 // Close releases the cache and the database.

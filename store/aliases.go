@@ -43,15 +43,24 @@ func (s *Store) AddAlias(ctx context.Context, pattern, target string) (Alias, er
 		return Alias{}, fmt.Errorf("add alias %s: %w: %s is an alias of %s; use that domain", p, ErrInvalid, domain, d.Name)
 	}
 	a := Alias{Pattern: p, Target: t, IsPattern: strings.ContainsAny(local, "*?")}
-	res, err := s.db.ExecContext(ctx, s.rebind("INSERT INTO aliases (domain_id, pattern, target, is_pattern, created_at) VALUES (?, ?, ?, ?, ?)"),
-		d.ID, a.Pattern, a.Target, a.IsPattern, s.unix())
+	err = s.db.Tx(ctx, func(tx *sqlx.Tx) error {
+		if err := s.CheckDomainRoom(ctx, tx, d.ID, 0, 1, 0); err != nil {
+			return err
+		}
+		res, err := tx.ExecContext(ctx, s.rebind("INSERT INTO aliases (domain_id, pattern, target, is_pattern, created_at) VALUES (?, ?, ?, ?, ?)"),
+			d.ID, a.Pattern, a.Target, a.IsPattern, s.unix())
+		if err != nil {
+			return err
+		}
+		a.ID, err = res.LastInsertId()
+		return err
+	})
 	if sqldb.IsDuplicate(err) {
 		err = ErrExists
 	}
 	if err != nil {
 		return Alias{}, fmt.Errorf("add alias %s: %w", p, err)
 	}
-	a.ID, _ = res.LastInsertId()
 	s.audit(ctx, "", "alias.add", p, t)
 	return a, nil
 }

@@ -127,6 +127,12 @@ func (s *Store) Ping(ctx context.Context) error {
 	return nil
 }
 
+// PingDatabase checks that the database answers.
+func (s *Store) PingDatabase(ctx context.Context) error { return s.db.PingContext(ctx) }
+
+// PingCache checks that the cache answers.
+func (s *Store) PingCache(ctx context.Context) error { return s.cache.Ping(ctx) }
+
 // Subscribe returns the change events of every user, as they are committed
 // by this or (with Redis) any other node.
 func (s *Store) Subscribe(ctx context.Context) (*cache.Subscription, error) {

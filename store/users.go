@@ -132,6 +132,11 @@ func (s *Store) createUserTx(ctx context.Context, tx *sqlx.Tx, nu NewUser, addr 
 	if taken > 0 {
 		return 0, ErrExists
 	}
+	// The domain's limits, and its default plan when none was named.
+	planID, err := s.newUserRoomTx(ctx, tx, domainID, planID, nu.Overrides.QuotaBytes)
+	if err != nil {
+		return 0, err
+	}
 	o := nu.Overrides
 	res, err := s.db.TxExec(ctx, tx, s.rebind(`INSERT INTO users (domain_id, address, password_hash, plan_id,
 		quota_bytes, max_recv_size, max_send_size, daily_send_bytes, daily_recv_bytes, daily_recv_per_ip,

@@ -66,6 +66,9 @@ var layers = []struct {
 	prefix string
 	rank   Rank
 }{
+	// The module's root package holds the files that live at the root
+	// (openapi.yaml, embedded) and imports nothing of the module's.
+	{"", Model},
 	{"crypt", Backend},
 	{"store/sqldb", Backend},
 	{"store/blob", Backend},
@@ -77,6 +80,7 @@ var layers = []struct {
 	{"store/outbound", Model},
 	{"store/webmail", Model},
 	{"store/contacts", Model},
+	{"store/admin", Model},
 	{"message", Model},
 	{"delivery", Service},
 	{"session", Service},
@@ -97,6 +101,9 @@ var layers = []struct {
 // path, and whether it has one.
 func RankOf(pkg string) (Rank, bool) {
 	rel, ok := strings.CutPrefix(pkg, Module+"/")
+	if pkg == Module {
+		rel, ok = "", true
+	}
 	if !ok {
 		return 0, false
 	}

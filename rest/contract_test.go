@@ -1,0 +1,53 @@
+package rest_test
+
+import (
+	"net/http"
+	"sort"
+	"strings"
+	"testing"
+
+	"basalt/internal/testsupport"
+	"basalt/rest"
+)
+
+// TestSpecAndRoutes: openapi.yaml passes kin-openapi's validator, and its
+// paths and methods are exactly the route table's.
+func TestSpecAndRoutes(t *testing.T) {
+	doc := loadSpec(t)
+	v := newEnv(t, testsupport.Database{Driver: "sqlite", DSN: testsupport.SQLiteDSN(t)}, rest.Config{})
+	inTable := map[string]bool{}
+	for _, r := range v.api.Routes() {
+		inTable[r.Method+" "+r.Path] = true
+		if strings.HasSuffix(r.Scope, ":read") && r.Method != http.MethodGet {
+			t.Errorf("%s %s changes something but needs only %s", r.Method, r.Path, r.Scope)
+		}
+		if r.Method != http.MethodGet && r.Scope == "" {
+			t.Errorf("%s %s is open to anyone", r.Method, r.Path)
+		}
+	}
+	inSpec := map[string]bool{}
+	for path, item := range doc.Paths.Map() {
+		for m := range item.Operations() {
+			inSpec[m+" "+path] = true
+		}
+	}
+	var missing, extra []string
+	for k := range inTable {
+		if !inSpec[k] {
+			missing = append(missing, k)
+		}
+	}
+	for k := range inSpec {
+		if !inTable[k] {
+			extra = append(extra, k)
+		}
+	}
+	sort.Strings(missing)
+	sort.Strings(extra)
+	for _, k := range missing {
+		t.Errorf("route %s is not in openapi.yaml", k)
+	}
+	for _, k := range extra {
+		t.Errorf("openapi.yaml has %s, which no route serves", k)
+	}
+}
