@@ -40,7 +40,7 @@ func TestQueueAdmin(t *testing.T) {
 	cfg := quick(rs.addr)
 	cfg.Backoff = []time.Duration{time.Hour}
 	q := delivery.NewQueue(cfg, e.Store, &localBox{}, testLogger(t))
-	oq := outbound.New(e.Store)
+	oq := q
 	raw := []byte("Subject: x\r\n\r\nx\r\n")
 	for _, to := range [][]string{{"a@held.test"}, {"b@other.test", "c@held.test"}, {"d@other.test"}} {
 		if err := q.Enqueue(ctx, "alice@example.org", to, raw); err != nil {

@@ -400,7 +400,7 @@ func (s *Store) SetAlias(ctx context.Context, pattern string, targets []string, 
 		return AliasGroup{}, fmt.Errorf("set alias %s: %w: 1 to %d targets", p, ErrInvalid, maxAliasTargets)
 	}
 	seen := map[string]bool{}
-	var ts []string
+	ts := []string{}
 	for _, t := range targets {
 		n, err := NormalizeAddress(t)
 		if err != nil {
@@ -420,13 +420,22 @@ func (s *Store) SetAlias(ctx context.Context, pattern string, targets []string, 
 		return AliasGroup{}, fmt.Errorf("set alias %s: %w: %s is an alias of %s; use that domain", p, ErrInvalid, domain, d.Name)
 	}
 	g := aliasGroup(p, ts)
+	var before []string
 	err = s.db.Tx(ctx, func(tx *sqlx.Tx) error {
-		res, err := tx.ExecContext(ctx, s.rebind("DELETE FROM aliases WHERE pattern = ?"), p)
-		if err != nil {
+		before = nil
+		if err := tx.SelectContext(ctx, &before, s.rebind("SELECT target FROM aliases WHERE pattern = ? ORDER BY target"), p); err != nil {
 			return err
 		}
-		if n, _ := res.RowsAffected(); n > 0 && create {
+		if len(before) > 0 && create {
 			return ErrExists
+		}
+		if grow := int64(len(ts) - len(before)); grow > 0 {
+			if err := s.CheckDomainRoom(ctx, tx, d.ID, 0, grow, 0); err != nil {
+				return err
+			}
+		}
+		if _, err := tx.ExecContext(ctx, s.rebind("DELETE FROM aliases WHERE pattern = ?"), p); err != nil {
+			return err
 		}
 		now := s.unix()
 		for _, t := range ts {
@@ -440,8 +449,12 @@ func (s *Store) SetAlias(ctx context.Context, pattern string, targets []string, 
 	if err != nil {
 		return AliasGroup{}, fmt.Errorf("set alias %s: %w", p, err)
 	}
-	s.audit(ctx, "", "alias.set", p, strings.Join(ts, ","))
 	slices.Sort(g.Targets)
+	var was any
+	if before != nil {
+		was = map[string]any{"targets": before}
+	}
+	s.Audit(ctx, AuditEntry{Action: "alias.set", Target: p, Domain: d.Name, Before: was, After: map[string]any{"targets": g.Targets}})
 	return g, nil
 }
 

@@ -414,7 +414,7 @@ func (s *Store) RenameUser(ctx context.Context, id int64, newAddress string) (Us
 	if err != nil {
 		return User{}, fmt.Errorf("rename user %d to %s: %w", id, addr, err)
 	}
-	s.audit(ctx, "", "user.rename", old, addr)
+	s.Audit(ctx, AuditEntry{Action: "user.rename", Target: old, Domain: domainOfAddr(old), Before: map[string]string{"address": old}, After: map[string]string{"address": addr}})
 	return s.UserByID(ctx, id)
 }
 
@@ -623,4 +623,10 @@ func (s *Store) prepareUser(ctx context.Context, nu NewUser, domains, plans map[
 		p.plan = sql.NullInt64{Int64: id, Valid: true}
 	}
 	return p, nil
+}
+
+// domainOfAddr is the domain part of an address.
+func domainOfAddr(a string) string {
+	_, d, _ := strings.Cut(a, "@")
+	return d
 }

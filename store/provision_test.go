@@ -516,3 +516,43 @@ func TestAliasGroups(t *testing.T) {
 		}
 	})
 }
+
+// TestDomainRoomOnChanges: raising a user's quota past its domain's
+// bound, or an alias's targets past its domain's count, is refused.
+func TestDomainRoomOnChanges(t *testing.T) {
+	each(t, func(t *testing.T, e *storetest.Env) {
+		ctx := context.Background()
+		st := e.Store
+		if _, err := st.AddDomain(ctx, "small.example"); err != nil {
+			t.Fatal(err)
+		}
+		q := int64(1000)
+		id, err := st.CreateUsers(ctx, []store.NewUser{{Address: "a@small.example", Password: store.Password{Hash: seedHash}, Overrides: store.LimitOverrides{QuotaBytes: &q}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := st.SetDomainLimits(ctx, "small.example", store.DomainLimits{MaxAliases: 2, MaxQuotaBytes: 1500}); err != nil {
+			t.Fatal(err)
+		}
+		more := int64(2000)
+		if err := st.SetLimits(ctx, id[0], "", store.LimitOverrides{QuotaBytes: &more}); !errors.Is(err, store.ErrDomainLimit) {
+			t.Fatalf("quota past the domain's bound: %v", err)
+		}
+		if err := st.SetLimits(ctx, id[0], "", store.LimitOverrides{}); !errors.Is(err, store.ErrDomainLimit) {
+			t.Fatalf("unlimited quota in a bounded domain: %v", err)
+		}
+		less := int64(1400)
+		if err := st.SetLimits(ctx, id[0], "", store.LimitOverrides{QuotaBytes: &less}); err != nil {
+			t.Fatalf("quota within the bound: %v", err)
+		}
+		if _, err := st.SetAlias(ctx, "l@small.example", []string{"x@a.example", "y@a.example", "z@a.example"}, true); !errors.Is(err, store.ErrDomainLimit) {
+			t.Fatalf("three targets in a domain of two aliases: %v", err)
+		}
+		if _, err := st.SetAlias(ctx, "l@small.example", []string{"x@a.example", "y@a.example"}, true); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := st.SetAlias(ctx, "l@small.example", []string{"z@a.example"}, false); err != nil {
+			t.Fatalf("replacing targets within the bound: %v", err)
+		}
+	})
+}

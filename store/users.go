@@ -398,6 +398,9 @@ func (s *Store) SetLimits(ctx context.Context, id int64, plan string, o LimitOve
 		planID = sql.NullInt64{Int64: p.ID, Valid: true}
 	}
 	err := s.sp.WriteUser(ctx, id, func(tx *sqlx.Tx, _ *spine.Change) error {
+		if err := s.quotaRoomTx(ctx, tx, id, planID, o.QuotaBytes); err != nil {
+			return err
+		}
 		_, err := tx.ExecContext(ctx, s.rebind(`UPDATE users SET plan_id = COALESCE(?, plan_id), quota_bytes = ?, max_recv_size = ?,
 			max_send_size = ?, daily_send_bytes = ?, daily_recv_bytes = ?, daily_recv_per_ip = ?, updated_at = ? WHERE id = ?`),
 			planID, o.QuotaBytes, o.MaxRecvSize, o.MaxSendSize, o.DailySendBytes, o.DailyRecvBytes, o.DailyRecvPerIP, s.unix(), id)
@@ -405,6 +408,42 @@ func (s *Store) SetLimits(ctx context.Context, id int64, plan string, o LimitOve
 	})
 	if err != nil {
 		return fmt.Errorf("set limits of user %d: %w", id, err)
+	}
+	return nil
+}
+
+// quotaRoomTx checks, inside a change of a user's plan or own quota, that
+// its domain has room for the quota the change gives it (CheckDomainRoom):
+// raising a quota is adding quota.
+func (s *Store) quotaRoomTx(ctx context.Context, tx *sqlx.Tx, id int64, planID sql.NullInt64, own *int64) error {
+	var cur struct {
+		Domain int64         `db:"domain_id"`
+		Plan   sql.NullInt64 `db:"plan_id"`
+		Own    sql.NullInt64 `db:"quota_bytes"`
+	}
+	if err := tx.GetContext(ctx, &cur, s.rebind("SELECT domain_id, plan_id, quota_bytes FROM users WHERE id = ?"), id); err != nil {
+		return notFound(err)
+	}
+	var curOwn *int64
+	if cur.Own.Valid {
+		curOwn = &cur.Own.Int64
+	}
+	before, err := s.newUserQuotaTx(ctx, tx, curOwn, cur.Plan)
+	if err != nil {
+		return err
+	}
+	if !planID.Valid {
+		planID = cur.Plan
+	}
+	after, err := s.newUserQuotaTx(ctx, tx, own, planID)
+	if err != nil {
+		return err
+	}
+	switch {
+	case after < 0 && before >= 0:
+		return s.CheckDomainRoom(ctx, tx, cur.Domain, 0, 0, -1)
+	case after > before && before >= 0:
+		return s.CheckDomainRoom(ctx, tx, cur.Domain, 0, 0, after-before)
 	}
 	return nil
 }
