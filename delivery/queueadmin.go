@@ -20,7 +20,9 @@ type QueueEntry = outbound.Entry
 type QueuePage = outbound.Page
 
 // List returns a page of queued messages.
-func (q *Queue) List(ctx context.Context, f QueueFilter) (QueuePage, error) { return q.rows.List(ctx, f) }
+func (q *Queue) List(ctx context.Context, f QueueFilter) (QueuePage, error) {
+	return q.rows.List(ctx, f)
+}
 
 // Get returns one queued message.
 func (q *Queue) Get(ctx context.Context, id int64) (QueueEntry, error) { return q.rows.Get(ctx, id) }
