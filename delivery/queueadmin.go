@@ -50,3 +50,6 @@ func (q *Queue) RetryNow(ctx context.Context, id int64) error {
 
 // Delete removes a queued message and its file.
 func (q *Queue) Delete(ctx context.Context, id int64) error { return q.rows.Delete(ctx, id) }
+
+// QueueState filters a queue listing (outbound.QueueState).
+type QueueState = outbound.QueueState

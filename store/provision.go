@@ -214,6 +214,9 @@ const (
 type UserFilter struct {
 	Q      string // a prefix of the address
 	Domain string
+	// Only, when Domain is "", keeps the users of these domains (a key
+	// limited to them); names that are no domain match nothing.
+	Only   []string
 	Plan   string
 	Status UserStatus
 	Sort   UserSort // default SortAddress
@@ -252,6 +255,19 @@ func (s *Store) ListUsers(ctx context.Context, f UserFilter) (UserPage, error) {
 			return UserPage{}, fmt.Errorf("list users: %w", err)
 		}
 		where, args = append(where, "u.domain_id = ?"), append(args, d.ID)
+	}
+	if f.Domain == "" && f.Only != nil {
+		ids := []any{int64(0)} // matches nothing: ids start at 1
+		for _, name := range f.Only {
+			if d, err := s.DomainByName(ctx, name); err == nil {
+				ids = append(ids, d.ID)
+			}
+		}
+		q, qargs, err := sqlx.In("u.domain_id IN (?)", ids)
+		if err != nil {
+			return UserPage{}, fmt.Errorf("list users: %w", err)
+		}
+		where, args = append(where, q), append(args, qargs...)
 	}
 	if f.Plan != "" {
 		p, err := s.PlanByName(ctx, f.Plan)
@@ -324,6 +340,16 @@ func (s *Store) ListUsers(ctx context.Context, f UserFilter) (UserPage, error) {
 		page.Next = userCursor{addr: last.Address, created: last.CreatedAt, id: last.ID}.encode(sort)
 	}
 	return page, nil
+}
+
+// CursorOf is the cursor of a listing under f that goes on after u (what
+// Next is for the last user of a page).
+func (f UserFilter) CursorOf(u User) string {
+	sort := f.Sort
+	if sort == "" {
+		sort = SortAddress
+	}
+	return userCursor{addr: u.Address, created: u.CreatedAt, id: u.ID}.encode(sort)
 }
 
 // userCursor is where a page of users ended, in its sort's key.
