@@ -145,6 +145,13 @@ func (a *API) serve(c *Ctx) error {
 	if err := c.RateLimit("api", a.cfg.RatePerMinute, time.Minute); err != nil {
 		return err
 	}
+	// The body's size and type are checked before anything else reads it
+	// (413, 415), whatever the handler would have looked up first.
+	if c.R.Method != http.MethodGet && c.R.ContentLength != 0 {
+		if _, err := c.rawBody(); err != nil {
+			return err
+		}
+	}
 	if err := rt.Domain.authorize(c, rt.Scope); err != nil {
 		return err
 	}

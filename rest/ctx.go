@@ -452,7 +452,9 @@ func Page[T any, V any](c *Ctx, rows []T, limit int, position func(T) any, view 
 		q := c.R.URL.Query()
 		q.Set("cursor", next)
 		q.Set("limit", strconv.Itoa(limit))
-		c.W.Header().Set("Link", "</api/v1"+strings.TrimPrefix(c.R.URL.Path, "/api/v1")+"?"+q.Encode()+`>; rel="next"`)
+		// The path as the client sent it: the API may be mounted under
+		// another prefix than /api.
+		c.W.Header().Set("Link", "<"+c.R.URL.EscapedPath()+"?"+q.Encode()+`>; rel="next"`)
 	}
 	return c.JSON(http.StatusOK, body)
 }

@@ -193,7 +193,7 @@ func (a *API) purgeDomain(ctx context.Context, j admin.Job, p admin.Progress) (a
 	var params struct {
 		Domain string `json:"domain"`
 	}
-	if err := decodeStrict(j.Params, &params); err != nil {
+	if err := decodeStrict([]byte(j.Params), &params); err != nil {
 		return nil, fmt.Errorf("job params: %w", err)
 	}
 	ctx = store.WithActor(ctx, store.Actor{AdminID: j.AdminID, KeyID: j.KeyID, Name: "job:" + fmt.Sprint(j.ID)})

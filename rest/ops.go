@@ -564,7 +564,7 @@ func (a *API) bulletinJob(ctx context.Context, j jobRun) (any, error) {
 	var params struct {
 		Bulletin int64 `json:"bulletin"`
 	}
-	if err := decodeStrict(j.job.Params, &params); err != nil {
+	if err := decodeStrict([]byte(j.job.Params), &params); err != nil {
 		return nil, fmt.Errorf("job params: %w", err)
 	}
 	if a.deps.Agent == nil {
@@ -681,7 +681,7 @@ func (a *API) inactiveJob(ctx context.Context, j jobRun) (any, error) {
 		Since  int64  `json:"since"`
 		Domain string `json:"domain"`
 	}
-	if err := decodeStrict(j.job.Params, &params); err != nil {
+	if err := decodeStrict([]byte(j.job.Params), &params); err != nil {
 		return nil, fmt.Errorf("job params: %w", err)
 	}
 	deleted := j.job.Progress
@@ -743,7 +743,7 @@ func (a *API) recountJob(ctx context.Context, j jobRun) (any, error) {
 	var params struct {
 		Domain string `json:"domain"`
 	}
-	if err := decodeStrict(j.job.Params, &params); err != nil {
+	if err := decodeStrict([]byte(j.job.Params), &params); err != nil {
 		return nil, fmt.Errorf("job params: %w", err)
 	}
 	var done, changed int64

@@ -236,7 +236,7 @@ func (a *API) applyPlanJob(ctx context.Context, j admin.Job, p admin.Progress) (
 		Domain string `json:"domain"`
 		Plan   string `json:"plan"`
 	}
-	if err := decodeStrict(j.Params, &params); err != nil {
+	if err := decodeStrict([]byte(j.Params), &params); err != nil {
 		return nil, fmt.Errorf("job params: %w", err)
 	}
 	ctx = store.WithActor(ctx, store.Actor{AdminID: j.AdminID, KeyID: j.KeyID, Name: fmt.Sprint("job:", j.ID)})

@@ -937,7 +937,7 @@ func (a *API) moveUserJob(ctx context.Context, j jobRun) (any, error) {
 		Address   string `json:"address"`
 		Partition string `json:"partition"`
 	}
-	if err := decodeStrict(j.job.Params, &params); err != nil {
+	if err := decodeStrict([]byte(j.job.Params), &params); err != nil {
 		return nil, fmt.Errorf("job params: %w", err)
 	}
 	p, err := a.st.MoveUser(ctx, params.User, params.Partition, func(p store.MoveProgress) {

@@ -35,9 +35,11 @@ type Services struct {
 	// Queue relays mail for other domains (with a smarthost) and retries
 	// local deliveries and bounces.
 	Queue *delivery.Queue
-	// API is the admin REST API; Jobs runs its long operations.
-	API  *rest.API
-	Jobs *admin.Runner
+	// API is the admin REST API; Admin keeps its admins, keys and jobs,
+	// and Jobs runs its long operations.
+	API   *rest.API
+	Admin *admin.Store
+	Jobs  *admin.Runner
 }
 
 // Open opens the database (migrating it), the blob store and the cache,
@@ -114,6 +116,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Services, error) 
 		Queue:   queue,
 	}
 	adm := admin.New(st)
+	svc.Admin = adm
 	svc.Jobs = adm.NewRunner(admin.RunnerConfig{Log: log})
 	apiCfg := cfg.API
 	apiCfg.Hostname = cfg.SMTP.Hostname

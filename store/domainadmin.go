@@ -403,9 +403,11 @@ func (s *Store) RenameDomain(ctx context.Context, from, to string) (DomainInfo, 
 		// Addresses end in "@from": swap the suffix. The LIKE narrows the
 		// rows; the suffix is replaced by length, not by pattern.
 		suffix := "@" + f
-		cut := "SUBSTR(%[1]s, 1, LENGTH(%[1]s) - " + strconv.Itoa(len(suffix)) + ") || ?"
-		if s.db.Dialect() == sqldb.MySQL {
-			cut = "CONCAT(SUBSTRING(%[1]s, 1, CHAR_LENGTH(%[1]s) - " + strconv.Itoa(len(suffix)) + "), ?)"
+		cut := func(col string) string {
+			if s.db.Dialect() == sqldb.MySQL {
+				return "CONCAT(SUBSTRING(" + col + ", 1, CHAR_LENGTH(" + col + ") - " + strconv.Itoa(len(suffix)) + "), ?)"
+			}
+			return "SUBSTR(" + col + ", 1, LENGTH(" + col + ") - " + strconv.Itoa(len(suffix)) + ") || ?"
 		}
 		like := "%" + strings.NewReplacer("%", "\\%", "_", "\\_").Replace(suffix)
 		esc := " ESCAPE '\\'"
@@ -421,7 +423,7 @@ func (s *Store) RenameDomain(ctx context.Context, from, to string) (DomainInfo, 
 			{"aliases", "pattern", " AND domain_id = ?", []any{before.ID}},
 			{"aliases", "target", "", nil}, // wherever the alias is
 		} {
-			q := fmt.Sprintf("UPDATE %s SET %s = "+cut+" WHERE %s LIKE ?"+esc+st.where, st.table, st.col, st.col)
+			q := "UPDATE " + st.table + " SET " + st.col + " = " + cut(st.col) + " WHERE " + st.col + " LIKE ?" + esc + st.where
 			if _, err := tx.ExecContext(ctx, s.rebind(q), append([]any{"@" + t, like}, st.args...)...); err != nil {
 				return err
 			}

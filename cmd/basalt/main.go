@@ -40,6 +40,10 @@ const usage = `usage: basalt COMMAND [flags]
   alias add PATTERN TARGET | alias del PATTERN [TARGET] | alias list [DOMAIN]
   plan set NAME [--quota B] [--max-recv B] [--max-send B] [--daily-send B] [--daily-recv B] [--daily-recv-ip B]
   plan list                              limit classes for users (0 = server default)
+  admin add NAME | admin list            admins of the REST API (/api/v1)
+  admin grant NAME SCOPE... [--domain D]...
+  admin key NAME [--scopes S,S] [--domain D]... [--network CIDR]... [--expires RFC3339|DAYSd] [--name LABEL]
+                                         prints the new key's secret, which is shown this once
 
 Every command takes -config FILE and -data DIR, anywhere after its words.
 `
@@ -82,7 +86,17 @@ type opts struct {
 	plan          string
 	resetKeys     bool
 	limits        map[string]*int64
+	// admin grant and admin key.
+	domains, networks listFlag
+	scopes, expires   string
+	name              string
 }
+
+// listFlag is a flag that may be given several times.
+type listFlag []string
+
+func (l *listFlag) String() string     { return strings.Join(*l, ",") }
+func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
 
 // limitFlags are plan set's flags, by the Limits field they set.
 var limitFlags = []struct{ flag, usage string }{
@@ -106,6 +120,11 @@ func parse(args []string) (opts, []string, error) {
 	fs.StringVar(&o.quota, "quota", "", "quota in bytes")
 	fs.StringVar(&o.plan, "plan", "", "plan name")
 	fs.BoolVar(&o.resetKeys, "reset-keys", false, "replace a secure user's keys (old mail becomes unreadable)")
+	fs.Var(&o.domains, "domain", "a domain the grant or key is limited to (repeatable)")
+	fs.Var(&o.networks, "network", "a network (CIDR) the key is valid from (repeatable)")
+	fs.StringVar(&o.scopes, "scopes", "", "the key's scopes, comma-separated (default: its admin's)")
+	fs.StringVar(&o.expires, "expires", "", "when the key expires: RFC 3339, or a number of days (30d)")
+	fs.StringVar(&o.name, "name", "", "a label for the key")
 	o.limits = map[string]*int64{}
 	for _, l := range limitFlags {
 		o.limits[l.flag] = fs.Int64(l.flag, 0, l.usage)
@@ -141,7 +160,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) 
 		return nil
 	}
 	switch cmd {
-	case "serve", "migrate", "domain", "user", "alias", "plan":
+	case "serve", "migrate", "domain", "user", "alias", "plan", "admin":
 	default:
 		// Before any configuration is read or database opened.
 		return usageErr("unknown command %q", cmd)
@@ -184,6 +203,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) 
 		return a.user(ctx, pos)
 	case "alias":
 		return a.alias(ctx, pos)
+	case "admin":
+		return a.admins(store.WithActor(ctx, store.Actor{Name: "cli"}), pos)
 	default: // "plan"; the list above is checked before anything is opened
 		return a.plans(ctx, pos)
 	}

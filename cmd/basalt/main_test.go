@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"basalt/internal/testsupport"
+	"basalt/server"
 )
 
 // TestMain lets the tests run this binary as the real basalt command.
@@ -277,4 +279,46 @@ func waitFor(t *testing.T, what string, done <-chan error, stderr *bytes.Buffer,
 		}
 	}
 	t.Fatalf("%s did not come up\n%s", what, stderr.String())
+}
+
+// TestAdminKeyCommands: the first admin, its grant and a key from the
+// command line; the secret is printed once and authenticates; a key
+// beyond the admin's grants is refused.
+func TestAdminKeyCommands(t *testing.T) {
+	data := t.TempDir()
+	cfg := kdfConfig(t, "")
+	d := []string{"-data", data, "-config", cfg}
+	mustBasalt(t, "", append([]string{"admin", "add", "root"}, d...)...)
+	if _, err := basalt(t, "", append([]string{"admin", "key", "root"}, d...)...); err == nil {
+		t.Fatal("a key for an admin with no grants")
+	}
+	mustBasalt(t, "", append([]string{"admin", "grant", "root", "domains:write", "users:read", "--domain", "a.test"}, d...)...)
+	if _, err := basalt(t, "", append([]string{"admin", "grant", "root", "nope:read"}, d...)...); err == nil {
+		t.Fatal("a grant of an unknown scope")
+	}
+	if _, err := basalt(t, "", append([]string{"admin", "key", "root", "--scopes", "domains:write", "--domain", "b.test"}, d...)...); err == nil {
+		t.Fatal("a key beyond its admin's grants")
+	}
+	out := mustBasalt(t, "", append([]string{"admin", "key", "root", "--network", "127.0.0.0/8", "--expires", "30d", "--name", "panel"}, d...)...)
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 2 || !strings.Contains(lines[0], "domains:write,users:read over a.test") || !strings.HasPrefix(lines[1], "bsk_") {
+		t.Fatalf("admin key printed %q", out)
+	}
+	if out := mustBasalt(t, "", append([]string{"admin", "list"}, d...)...); out != "root domains:write,users:read over a.test\n" {
+		t.Fatalf("admin list = %q", out)
+	}
+	c, err := server.LoadConfig(cfg, data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Log.Level = "warn"
+	svc, err := server.Open(context.Background(), c, c.NewLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer svc.Close()
+	p, err := svc.Admin.Authenticate(context.Background(), lines[1], netip.MustParseAddr("127.0.0.1"))
+	if err != nil || p.Admin.Name != "root" || !p.Allows("domains:write", "a.test") || p.Allows("domains:write", "b.test") || p.Key.Authority.Expires == 0 {
+		t.Fatalf("the printed key: %+v, %v", p, err)
+	}
 }

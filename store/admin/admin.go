@@ -216,7 +216,7 @@ func (s *Store) DeleteAdmin(ctx context.Context, by *Principal, id int64) error 
 			return fmt.Errorf("delete admin: %w: admins:write over every domain is needed", ErrForbidden)
 		}
 		for _, g := range a.Grants {
-			if err := by.Covers(g.Authority); err != nil {
+			if err := by.CoversReach(g.Authority); err != nil {
 				return fmt.Errorf("delete admin %s: %w", a.Name, err)
 			}
 		}
@@ -285,7 +285,7 @@ func (s *Store) RevokeGrant(ctx context.Context, by *Principal, adminID, grantID
 			if !by.Allows("admins:write", g.Domains...) {
 				return fmt.Errorf("%w: admins:write is needed over its domains", ErrForbidden)
 			}
-			if err := by.Covers(g.Authority); err != nil {
+			if err := by.CoversReach(g.Authority); err != nil {
 				return err
 			}
 		}
@@ -450,7 +450,7 @@ func (s *Store) RevokeKey(ctx context.Context, by *Principal, id int64) (Key, er
 		if !by.Allows("keys:write", k.Authority.Domains...) {
 			return Key{}, fmt.Errorf("revoke key %d: %w", id, ErrForbidden)
 		}
-		if err := by.Covers(Authority{Scopes: k.Authority.Scopes, Domains: k.Authority.Domains}); err != nil {
+		if err := by.CoversReach(k.Authority); err != nil {
 			return Key{}, fmt.Errorf("revoke key %d: %w", id, err)
 		}
 	}

@@ -232,6 +232,13 @@ func (p *Principal) Covers(b Authority) error {
 	return nil
 }
 
+// CoversReach is Covers for what is removed rather than made (a key
+// revoked, a grant withdrawn, an admin deleted): only scopes and domains
+// count, as a removal opens no network and outlives nothing.
+func (p *Principal) CoversReach(b Authority) error {
+	return p.Covers(Authority{Scopes: b.Scopes, Domains: b.Domains, Networks: p.Key.Authority.Networks, Expires: p.Key.Authority.Expires})
+}
+
 // expand lists the scopes "*" or "resource:*" stand for.
 func expand(s string) []string {
 	var rs []string

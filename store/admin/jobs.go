@@ -28,23 +28,23 @@ const (
 
 // Job is a long operation the API answered 202 for.
 type Job struct {
-	ID         int64           `db:"id"`
-	Kind       string          `db:"kind"`
-	State      string          `db:"state"`
-	Domain     string          `db:"domain"`
-	Params     json.RawMessage `db:"params"`
-	Progress   int64           `db:"progress"`
-	Total      int64           `db:"total"`
-	Result     string          `db:"result"`
-	Errors     string          `db:"errors"`
-	Attempts   int             `db:"attempts"`
-	LeaseUntil int64           `db:"lease_until"`
-	AdminID    int64           `db:"admin_id"`
-	KeyID      int64           `db:"key_id"`
-	CreatedAt  int64           `db:"created_at"`
-	UpdatedAt  int64           `db:"updated_at"`
-	StartedAt  int64           `db:"started_at"`
-	FinishedAt int64           `db:"finished_at"`
+	ID         int64  `db:"id"`
+	Kind       string `db:"kind"`
+	State      string `db:"state"`
+	Domain     string `db:"domain"`
+	Params     string `db:"params"`
+	Progress   int64  `db:"progress"`
+	Total      int64  `db:"total"`
+	Result     string `db:"result"`
+	Errors     string `db:"errors"`
+	Attempts   int    `db:"attempts"`
+	LeaseUntil int64  `db:"lease_until"`
+	AdminID    int64  `db:"admin_id"`
+	KeyID      int64  `db:"key_id"`
+	CreatedAt  int64  `db:"created_at"`
+	UpdatedAt  int64  `db:"updated_at"`
+	StartedAt  int64  `db:"started_at"`
+	FinishedAt int64  `db:"finished_at"`
 }
 
 // ErrorList returns the job's per-item errors.
@@ -74,7 +74,7 @@ func (s *Store) EnqueueJob(ctx context.Context, kind, domain string, params any)
 	}
 	a, _ := store.ActorOf(ctx)
 	now := s.sp.Unix()
-	j := Job{Kind: kind, State: JobQueued, Domain: domain, Params: json.RawMessage(p), AdminID: a.AdminID, KeyID: a.KeyID, CreatedAt: now, UpdatedAt: now}
+	j := Job{Kind: kind, State: JobQueued, Domain: domain, Params: p, AdminID: a.AdminID, KeyID: a.KeyID, CreatedAt: now, UpdatedAt: now}
 	err = s.sp.DB.Tx(ctx, func(tx *sqlx.Tx) error {
 		res, err := tx.ExecContext(ctx, s.sp.Rebind(`INSERT INTO jobs (kind, state, domain, params, result, errors, admin_id, key_id, created_at, updated_at)
 			VALUES (?, ?, ?, ?, '', '', ?, ?, ?, ?)`), kind, JobQueued, domain, p, a.AdminID, a.KeyID, now, now)
@@ -85,7 +85,7 @@ func (s *Store) EnqueueJob(ctx context.Context, kind, domain string, params any)
 			return err
 		}
 		return s.st.AuditTx(ctx, spine.Lend(), tx, store.AuditEntry{Action: "job.create", Target: "job:" + strconv.FormatInt(j.ID, 10),
-			Domain: domain, After: map[string]any{"kind": kind, "params": j.Params}})
+			Domain: domain, After: map[string]any{"kind": kind, "params": json.RawMessage(p)}})
 	})
 	if err != nil {
 		return Job{}, fmt.Errorf("enqueue %s job: %w", kind, err)
