@@ -24,6 +24,10 @@ type Config struct {
 	RatePerMinute int64 `toml:"rate_per_minute"`
 	// MaxBody bounds a request body in bytes (413 beyond); 0 is 1 MiB.
 	MaxBody int64 `toml:"max_body"`
+	// InlineUsers is how many users an operation over a domain's users
+	// (applying a plan) does within the request; more make a job (202).
+	// 0 is 100.
+	InlineUsers int64 `toml:"inline_users"`
 	// Hostname is the mail host the DNS records point at ("" mail.<domain>).
 	Hostname string `toml:"-"`
 }
@@ -62,6 +66,9 @@ func New(cfg Config, d Deps) (*API, error) {
 	}
 	if cfg.MaxBody <= 0 {
 		cfg.MaxBody = 1 << 20
+	}
+	if cfg.InlineUsers <= 0 {
+		cfg.InlineUsers = 100
 	}
 	if d.Log == nil {
 		d.Log = slog.Default()

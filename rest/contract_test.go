@@ -24,6 +24,18 @@ func TestSpecAndRoutes(t *testing.T) {
 		if r.Method != http.MethodGet && r.Scope == "" {
 			t.Errorf("%s %s is open to anyone", r.Method, r.Path)
 		}
+		// A Listed route filters a collection by the key's domains; one
+		// that names a row (a path parameter) must say how to find the
+		// row's domain instead, or a limited key would read any row.
+		if r.Domain.IsListed() && (r.Method != http.MethodGet || strings.Contains(r.Path, "{")) {
+			t.Errorf("%s %s: Listed is for reading a collection (no path parameter)", r.Method, r.Path)
+		}
+		// Shared lets a key of any domain in: only for what belongs to
+		// no domain, which is the plans (a new kind is added here, on
+		// purpose).
+		if r.Domain.IsShared() && (r.Method != http.MethodGet || r.Scope != "plans:read") {
+			t.Errorf("%s %s: Shared is for reading plans only", r.Method, r.Path)
+		}
 	}
 	inSpec := map[string]bool{}
 	for path, item := range doc.Paths.Map() {

@@ -23,8 +23,9 @@
 //	}
 //
 // Locators: Global (server-wide; domain-limited keys refused), Listed (a
-// listing: filter rows by Ctx.Domains; a ?domain= outside the key is
-// refused), PathDomain/PathAddress (a path parameter), BodyDomain,
+// collection, no path parameter: filter rows by Ctx.Domains; a ?domain=
+// outside the key is refused), Shared (reading plans, which belong to no
+// domain), PathDomain/PathAddress (a path parameter), BodyDomain,
 // BodyAddress, BodyDomainOrAddress, BodyDomains (a body member), Target
 // (the row the path names, looked up by a function; its kind needs a
 // fixture in scopes_test.go). A second domain the handler learns of

@@ -11,6 +11,7 @@ import (
 	"basalt/internal/testsupport"
 	"basalt/rest"
 	"basalt/store"
+	"basalt/store/admin"
 )
 
 // TestDomains: create, read, list, patch with If-Match, rename, domain
@@ -223,6 +224,16 @@ func TestDomainPaging(t *testing.T) {
 	v.do(req{method: "GET", path: "/domains?q=d1", key: v.root}).want(t, 200).decode(t, &f)
 	if len(f.Items) != 10 {
 		t.Errorf("q=d1: %d domains", len(f.Items))
+	}
+	// A key limited to two domains lists those two only.
+	lim := v.mint("two", admin.Authority{Scopes: []string{"domains:read"}, Domains: []string{"d03.test", "d17.test"}})
+	v.do(req{method: "GET", path: "/domains", key: lim}).want(t, 200).decode(t, &f)
+	if len(f.Items) != 2 || f.Items[0].Name != "d03.test" || f.Items[1].Name != "d17.test" {
+		t.Errorf("a limited key lists %+v", f.Items)
+	}
+	v.do(req{method: "GET", path: "/domains?domain=d03.test", key: lim}).want(t, 200).decode(t, &f)
+	if len(f.Items) != 1 {
+		t.Errorf("a limited key's own domain: %+v", f.Items)
 	}
 }
 

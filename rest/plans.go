@@ -19,15 +19,11 @@ type Plan struct {
 
 func planView(p store.Plan) Plan { return Plan{Name: p.Name, Limits: p.Limits} }
 
-// applyInline is how many users a plan is applied to within the request;
-// a domain with more gets a job.
-const applyInline = 100
-
 func (a *API) planRoutes() []Route {
 	return []Route{
-		{Method: http.MethodGet, Path: "/plans", Scope: "plans:read", Domain: Listed(), Handle: a.listPlans},
+		{Method: http.MethodGet, Path: "/plans", Scope: "plans:read", Domain: Shared(), Handle: a.listPlans},
 		{Method: http.MethodPost, Path: "/plans", Scope: "plans:write", Domain: Global(), Idempotent: true, Handle: a.createPlan},
-		{Method: http.MethodGet, Path: "/plans/{plan}", Scope: "plans:read", Domain: Listed(), Handle: a.getPlan},
+		{Method: http.MethodGet, Path: "/plans/{plan}", Scope: "plans:read", Domain: Shared(), Handle: a.getPlan},
 		{Method: http.MethodPatch, Path: "/plans/{plan}", Scope: "plans:write", Domain: Global(), Handle: a.patchPlan},
 		{Method: http.MethodDelete, Path: "/plans/{plan}", Scope: "plans:write", Domain: Global(), Handle: a.deletePlan},
 		// Applying a plan changes users: users:write over their domain.
@@ -190,7 +186,7 @@ func (a *API) applyPlan(c *Ctx) error {
 	if err != nil {
 		return err
 	}
-	if d.Users > applyInline {
+	if d.Users > a.cfg.InlineUsers {
 		return c.StartJob(jobApplyPlan, d.Name, map[string]string{"domain": d.Name, "plan": p.Name})
 	}
 	n, err := a.applyPlanToDomain(c.Context(), d.Name, p.Name, nil)

@@ -33,6 +33,7 @@ const (
 	locNone     locKind = iota // open routes only
 	locGlobal                  // server-wide: a domain-limited key is refused
 	locListed                  // a listing the handler filters by Ctx.Domains
+	locShared                  // a read of what is in no domain (plans)
 	locPath                    // a path parameter names a domain
 	locPathAddr                // a path parameter is an address
 	locBody                    // a body member names a domain
@@ -60,6 +61,19 @@ func Global() Locator { return Locator{kind: locGlobal} }
 // domains (the handler filters with Ctx.Domains). A "domain" query
 // parameter naming a domain outside the key's is refused here.
 func Listed() Locator { return Locator{kind: locListed} }
+
+// Shared: a read of something that belongs to no domain (the plans a
+// user may be put on): any key holding the scope over some domain may
+// read it. Only for GET (checked by a test).
+func Shared() Locator { return Locator{kind: locShared} }
+
+// IsListed and IsShared say what a locator is (for the tests' rules: a
+// Listed route is a collection, with no path parameter; a Shared one is a
+// read).
+func (l Locator) IsListed() bool { return l.kind == locListed }
+
+// IsShared: see IsListed.
+func (l Locator) IsShared() bool { return l.kind == locShared }
 
 // PathDomain: the path parameter param is a domain name.
 func PathDomain(param string) Locator { return Locator{kind: locPath, name: param} }
@@ -190,6 +204,9 @@ func (l Locator) authorize(c *Ctx, scope string) error {
 		if !p.Allows(scope) {
 			return Forbidden("The key needs " + scope + " over every domain for this request.")
 		}
+		return nil
+	}
+	if l.kind == locShared {
 		return nil
 	}
 	ds, err := l.locate(c)

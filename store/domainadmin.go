@@ -35,11 +35,11 @@ type DomainLimits struct {
 type DomainInfo struct {
 	Domain
 	DomainLimits
-	UpdatedAt int64    `db:"updated_at"`
-	Users     int64    `db:"users"`
-	Aliases   int64    `db:"aliases"`
-	UsedBytes int64    `db:"used_bytes"`
-	Names     []string `db:"-"` // the domain aliases
+	UpdatedAt int64    `db:"updated_at" json:"updatedAt"`
+	Users     int64    `db:"users" json:"users"`
+	Aliases   int64    `db:"aliases" json:"aliases"`
+	UsedBytes int64    `db:"used_bytes" json:"usedBytes"`
+	Names     []string `db:"-" json:"domainAliases"` // the domain aliases
 }
 
 const domainInfoColumns = `d.id, d.name, d.created_at, d.updated_at, d.max_users, d.max_aliases, d.max_quota_bytes,

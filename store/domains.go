@@ -15,9 +15,9 @@ import (
 
 // Domain is a mail domain Basalt is the destination for.
 type Domain struct {
-	ID        int64  `db:"id"`
-	Name      string `db:"name"`
-	CreatedAt int64  `db:"created_at"`
+	ID        int64  `db:"id" json:"id"`
+	Name      string `db:"name" json:"name"`
+	CreatedAt int64  `db:"created_at" json:"createdAt"`
 }
 
 // AddDomain adds a local domain.

@@ -32,8 +32,8 @@ type LimitOverrides struct {
 
 // Plan is a named class of limits (a "limit class" in magma).
 type Plan struct {
-	ID     int64  `db:"id"`
-	Name   string `db:"name"`
+	ID     int64  `db:"id" json:"id"`
+	Name   string `db:"name" json:"name"`
 	Limits `db:""`
 }
 
