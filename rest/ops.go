@@ -66,12 +66,7 @@ func (a *API) listAliases(c *Ctx) error {
 	}
 	f := store.AliasFilter{Domain: c.Query("domain"), Q: c.Query("q"), Cursor: pos.P, Limit: limit + 1}
 	if ds, all := c.Domains(); !all && f.Domain == "" {
-		// A key limited to domains lists each of them in turn is too
-		// much for one page; it names one.
-		if len(ds) != 1 {
-			return Invalid("domain", "a key limited to several domains lists their aliases one domain at a time")
-		}
-		f.Domain = ds[0]
+		f.Only = ds
 	}
 	page, err := a.st.ListAliases(c.Context(), f)
 	if err != nil {

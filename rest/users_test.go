@@ -483,6 +483,13 @@ func TestAliasesResource(t *testing.T) {
 		t.Fatalf("a.test key sees %+v", page.Items)
 	}
 	v.do(req{method: "GET", path: "/aliases?domain=b.test", key: aKey}).want(t, 403)
+	// A key of both domains lists both.
+	abKey := v.mint("ab-aliases", admin.Authority{Scopes: []string{"aliases:read"}, Domains: []string{"a.test", "b.test"}})
+	page.Items = nil
+	v.do(req{method: "GET", path: "/aliases", key: abKey}).want(t, 200).decode(t, &page)
+	if len(page.Items) != 2 {
+		t.Fatalf("a.test+b.test key sees %+v", page.Items)
+	}
 }
 
 // TestQueueResource: list with filters, hold, release, retry, delete.

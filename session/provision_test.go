@@ -107,7 +107,20 @@ func TestProtocolAccessAndSuspension(t *testing.T) {
 	if _, err := e.Session.Web(ctx, token); err != nil {
 		t.Fatalf("web session with only imap denied: %v", err)
 	}
+	// Webmail denied: the web session ends, and no new web login.
+	if err := e.Store.SetDeniedProtocols(ctx, id, store.ProtocolSet(0).With(store.ProtoWebmail, true)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Session.Web(ctx, token); !errors.Is(err, session.ErrNoSession) {
+		t.Fatalf("web session with webmail denied: %v", err)
+	}
+	if _, err := e.Session.Authenticate(ctx, "u@example.org", storetest.Password, "127.0.0.1"); !errors.Is(err, session.ErrProtocolDenied) {
+		t.Fatalf("web login with webmail denied: %v", err)
+	}
 	if err := e.Store.SetDeniedProtocols(ctx, id, 0); err != nil {
+		t.Fatal(err)
+	}
+	if token, _, err = e.Session.StartWeb(ctx, auth); err != nil {
 		t.Fatal(err)
 	}
 	if err := e.Store.Suspend(ctx, id, "unpaid"); err != nil {

@@ -461,6 +461,9 @@ func (s *Store) SetAlias(ctx context.Context, pattern string, targets []string, 
 // AliasFilter selects a page of aliases, in pattern order.
 type AliasFilter struct {
 	Domain string
+	// Only, when Domain is "", keeps the aliases of these domains (a key
+	// limited to them); names that are no domain match nothing.
+	Only   []string
 	Q      string // a prefix of the pattern
 	Cursor string // the last pattern of the previous page
 	Limit  int    // default 100, at most 1000
@@ -488,6 +491,19 @@ func (s *Store) ListAliases(ctx context.Context, f AliasFilter) (AliasPage, erro
 			return AliasPage{}, fmt.Errorf("list aliases: %w", err)
 		}
 		where, args = append(where, "domain_id = ?"), append(args, d.ID)
+	}
+	if f.Domain == "" && f.Only != nil {
+		ids := []any{int64(0)} // matches nothing: ids start at 1
+		for _, name := range f.Only {
+			if d, err := s.DomainByName(ctx, name); err == nil {
+				ids = append(ids, d.ID)
+			}
+		}
+		q, qargs, err := sqlx.In("domain_id IN (?)", ids)
+		if err != nil {
+			return AliasPage{}, fmt.Errorf("list aliases: %w", err)
+		}
+		where, args = append(where, q), append(args, qargs...)
 	}
 	if f.Q != "" {
 		q := strings.ToLower(f.Q)
