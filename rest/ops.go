@@ -273,10 +273,12 @@ func (a *API) grant(c *Ctx, mailbox, grantee string, rights store.Rights) error 
 		return c.NoContent()
 	}
 	for _, s := range after {
-		if s.Mailbox == mailbox && (strings.EqualFold(s.Grantee, grantee) || strings.Contains(grantee, "@")) && s.Rights == rights.String() {
+		if s.Mailbox == mailbox && strings.EqualFold(s.Grantee, grantee) {
 			return c.JSON(http.StatusOK, s)
 		}
 	}
+	// Granted by a login name: the grant is recorded under the user's
+	// address.
 	return c.JSON(http.StatusOK, ShareView{Mailbox: mailbox, Grantee: strings.ToLower(grantee), Domain: !strings.Contains(grantee, "@"), Rights: rights.String()})
 }
 
@@ -345,10 +347,10 @@ func (a *API) listQueue(c *Ctx) error {
 	if err != nil {
 		return err
 	}
-	f := delivery.QueueFilter{State: "", Domain: c.Query("domain"), Recipient: c.Query("recipient"), Cursor: pos.C, Limit: limit + 1}
+	f := delivery.QueueFilter{Domain: c.Query("domain"), Recipient: c.Query("recipient"), Cursor: pos.C, Limit: limit + 1}
 	switch s := c.Query("state"); s {
 	case "", "queued", "deferred", "held":
-		f.State = outboundState(s)
+		f.State = delivery.QueueState(s)
 	default:
 		return Invalid("state", "one of queued, deferred, held")
 	}
@@ -776,6 +778,3 @@ func (a *API) recountJob(ctx context.Context, j jobRun) (any, error) {
 		}
 	}
 }
-
-// outboundState turns the API's state name into the queue's.
-func outboundState(s string) delivery.QueueState { return delivery.QueueState(s) }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"basalt/session"
@@ -268,7 +269,7 @@ func (a *API) createUser(c *Ctx) error {
 		return Invalid("password", "give exactly one of password, passwordHash, generatePassword")
 	}
 	if in.Limits != nil {
-		if fe := checkOverrides("limits", *in.Limits); fe != nil {
+		if fe := checkOverrides("limits.", *in.Limits); fe != nil {
 			return fe
 		}
 	}
@@ -316,28 +317,24 @@ func (a *API) createUser(c *Ctx) error {
 
 // planProblem names the field of a plan that does not exist.
 func planProblem(err error, field string) error {
-	if errors.Is(err, store.ErrNotFound) && containsWord(err.Error(), "plan") {
+	// The store names the plan it did not find ("plan gold: not found").
+	if errors.Is(err, store.ErrNotFound) && strings.Contains(err.Error(), "plan ") {
 		return Invalid(field, "no such plan")
 	}
 	return err
 }
 
-func containsWord(s, w string) bool {
-	for i := 0; i+len(w) <= len(s); i++ {
-		if s[i:i+len(w)] == w {
-			return true
-		}
-	}
-	return false
-}
-
-// checkOverrides refuses negative limits.
-func checkOverrides(field string, o store.LimitOverrides) *Problem {
+// checkOverrides refuses negative limits; prefix ("limits.", or "" for a
+// body that is the limits) starts each field's name.
+func checkOverrides(prefix string, o store.LimitOverrides) *Problem {
 	var fe []FieldError
-	for name, p := range map[string]*int64{"quotaBytes": o.QuotaBytes, "maxRecvSize": o.MaxRecvSize, "maxSendSize": o.MaxSendSize,
-		"dailySendBytes": o.DailySendBytes, "dailyRecvBytes": o.DailyRecvBytes, "dailyRecvPerIP": o.DailyRecvPerIP} {
-		if p != nil && *p < 0 {
-			fe = append(fe, FieldError{Field: field + "." + name, Message: "must not be negative"})
+	for _, l := range []struct {
+		name string
+		v    *int64
+	}{{"quotaBytes", o.QuotaBytes}, {"maxRecvSize", o.MaxRecvSize}, {"maxSendSize", o.MaxSendSize},
+		{"dailySendBytes", o.DailySendBytes}, {"dailyRecvBytes", o.DailyRecvBytes}, {"dailyRecvPerIP", o.DailyRecvPerIP}} {
+		if l.v != nil && *l.v < 0 {
+			fe = append(fe, FieldError{Field: prefix + l.name, Message: "must not be negative"})
 		}
 	}
 	if fe != nil {
@@ -374,7 +371,7 @@ func (a *API) patchUser(c *Ctx) error {
 	if err := c.Patch(&edit); err != nil {
 		return err
 	}
-	if fe := checkOverrides("limits", edit.Limits); fe != nil {
+	if fe := checkOverrides("limits.", edit.Limits); fe != nil {
 		return fe
 	}
 	ctx := c.Context()
@@ -394,12 +391,14 @@ func (a *API) patchUser(c *Ctx) error {
 	if err != nil {
 		return err
 	}
-	c.Audit(store.AuditEntry{Action: "user.update", Target: info.Address, Domain: domainOf(info.Address), Before: edit0(before), After: edit0(userView(after))})
+	c.Audit(store.AuditEntry{Action: "user.update", Target: info.Address, Domain: domainOf(info.Address), Before: editable(before), After: editable(userView(after))})
 	return c.Resource(userView(after))
 }
 
-// edit0 is the editable part of a user, for the audit log.
-func edit0(v UserView) userPatch { return userPatch{Plan: v.Plan, Limits: v.Limits, Access: v.Access} }
+// editable is the editable part of a user, for the audit log.
+func editable(v UserView) userPatch {
+	return userPatch{Plan: v.Plan, Limits: v.Limits, Access: v.Access}
+}
 
 func (a *API) deleteUser(c *Ctx) error {
 	info, err := a.user(c)
@@ -499,17 +498,17 @@ func (a *API) setPassword(c *Ctx) error {
 
 // Quota is a user's own quota, the one in force and what it uses.
 type Quota struct {
-	QuotaBytes    *int64 `json:"quotaBytes"`
-	Effective     int64  `json:"effectiveQuotaBytes"`
-	UsedBytes     int64  `json:"usedBytes"`
-	Messages      int64  `json:"messages"`
-	PercentUsed   int64  `json:"percentUsed"`
-	UnlimitedHint bool   `json:"unlimited"`
+	QuotaBytes  *int64 `json:"quotaBytes"`
+	Effective   int64  `json:"effectiveQuotaBytes"`
+	UsedBytes   int64  `json:"usedBytes"`
+	Messages    int64  `json:"messages"`
+	PercentUsed int64  `json:"percentUsed"`
+	Unlimited   bool   `json:"unlimited"`
 }
 
 func quotaView(info store.UserInfo) Quota {
 	q := Quota{QuotaBytes: info.Overrides.QuotaBytes, Effective: info.Limits.QuotaBytes, UsedBytes: info.UsedBytes,
-		Messages: info.MessageCount, UnlimitedHint: info.Limits.QuotaBytes == 0}
+		Messages: info.MessageCount, Unlimited: info.Limits.QuotaBytes == 0}
 	if q.Effective > 0 {
 		q.PercentUsed = info.UsedBytes * 100 / q.Effective
 	}
@@ -584,9 +583,6 @@ func (a *API) putLimits(c *Ctx) error {
 		return err
 	}
 	if fe := checkOverrides("", in); fe != nil {
-		for i := range fe.Errors {
-			fe.Errors[i].Field = fe.Errors[i].Field[1:]
-		}
 		return fe
 	}
 	info, err := a.user(c)
