@@ -35,6 +35,7 @@ type UserView struct {
 	Usage       Usage                `json:"usage"`
 	LastLogins  []LoginView          `json:"lastLogins"`
 	Identifiers []string             `json:"identifiers"`
+	Partition   string               `json:"partition"`
 	CreatedAt   int64                `json:"createdAt"`
 	UpdatedAt   int64                `json:"updatedAt"`
 }
@@ -101,7 +102,7 @@ func userView(info store.UserInfo) UserView {
 		Status: statusOf(u, time.Now()), SuspendedAt: u.SuspendedAt, SuspendNote: u.SuspendReason,
 		LockedUntil: u.LockedUntil, LockReason: u.LockReason, Access: accessOf(u.DeniedProtocols), Limits: u.Overrides,
 		Effective: info.Limits, Usage: Usage{Bytes: u.UsedBytes, Messages: u.MessageCount, QuotaBytes: info.Limits.QuotaBytes},
-		LastLogins: []LoginView{}, Identifiers: info.Identifiers, CreatedAt: u.CreatedAt, UpdatedAt: u.UpdatedAt}
+		LastLogins: []LoginView{}, Identifiers: info.Identifiers, Partition: u.BlobPartition, CreatedAt: u.CreatedAt, UpdatedAt: u.UpdatedAt}
 	if v.Identifiers == nil {
 		v.Identifiers = []string{}
 	}

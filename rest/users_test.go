@@ -623,6 +623,11 @@ func TestBulletinsAndMaintenance(t *testing.T) {
 	if msgs := storetest.Messages(t, v.e.Store.Account(u1.ID, nil), "INBOX"); len(msgs) != 1 {
 		t.Fatal("u1's message unreadable after the move")
 	}
+	var moved rest.UserView
+	v.do(req{method: "GET", path: "/users/u1@a.test", key: k}).want(t, 200).decode(t, &moved)
+	if moved.Partition != "disk2" {
+		t.Fatalf("partition after the move: %q", moved.Partition)
+	}
 
 	// Inactive users: since a second after every user was made, u2
 	// logs in; u1 is inactive since then, u2 not.

@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"io/fs"
 	"slices"
+	"strconv"
 
 	"github.com/jmoiron/sqlx"
 
 	"basalt/store/blob"
+	"basalt/store/internal/spine"
 )
 
 // Partitions lists the names of the configured message file partitions.
@@ -19,6 +21,15 @@ func (s *Store) Partitions() []string {
 		out = append(out, p.Name)
 	}
 	return out
+}
+
+// partitionOf is the partition u's new message files go to: the one it
+// was moved to, while that is configured; "" lets the blob store pick.
+func (s *Store) partitionOf(u User) string {
+	if u.BlobPartition == "" || !slices.Contains(s.Partitions(), u.BlobPartition) {
+		return ""
+	}
+	return u.BlobPartition
 }
 
 // MoveProgress is how far a move to another partition got.
@@ -44,8 +55,20 @@ func (s *Store) MoveUser(ctx context.Context, id int64, partition string, progre
 	if !slices.Contains(s.Partitions(), partition) {
 		return p, fmt.Errorf("move user %d: %w: no partition %q", id, ErrInvalid, partition)
 	}
-	if _, err := s.UserByID(ctx, id); err != nil {
+	// New mail goes to the partition from now on; files written before
+	// the change reached every node are met by the walk below, whose ids
+	// grow with time.
+	err := s.sp.WriteUser(ctx, id, func(tx *sqlx.Tx, _ *spine.Change) error {
+		_, err := tx.ExecContext(ctx, s.rebind("UPDATE users SET blob_partition = ?, updated_at = ? WHERE id = ?"), partition, s.unix(), id)
+		return err
+	})
+	if err != nil {
 		return p, fmt.Errorf("move user %d: %w", id, err)
+	}
+	// Writes take the user from the cache whatever its serial
+	// (userForWrite): the copy without the partition must go.
+	if err := s.cache.Delete(ctx, "user:"+strconv.FormatInt(id, 10)); err != nil {
+		s.log.Warn("forget the moved user's cached record", "user", id, "err", err)
 	}
 	after := ""
 	for {

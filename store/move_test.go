@@ -68,6 +68,17 @@ func TestMoveUser(t *testing.T) {
 		if p, err := st.MoveUser(ctx, a.User.ID, "second", nil); err != nil || p.Moved != 0 {
 			t.Fatalf("second run: %+v, %v", p, err)
 		}
+		// New mail of the moved user goes to its partition (the other
+		// user's, to the default still), by delivery as by append.
+		acct := e.Account(a)
+		storetest.Append(t, acct, storetest.Inbox(t, acct), storetest.Message("x@example.com", "a@example.org", "m", "new"), store.AppendOptions{})
+		if _, err := st.Deliver(ctx, store.Delivery{UserID: a.User.ID, Raw: storetest.Message("x@example.com", "a@example.org", "m", "delivered")}); err != nil {
+			t.Fatal(err)
+		}
+		if filesIn(t, e.BlobDir) != 1 || filesIn(t, second) != 5 {
+			t.Fatalf("after new mail: default %d, second %d", filesIn(t, e.BlobDir), filesIn(t, second))
+		}
+		before = storetest.Messages(t, e.Account(a), "INBOX")
 		// b's encrypted file moves too, and b still reads it.
 		bBefore := storetest.Messages(t, e.Account(b), "INBOX")
 		if p, err := st.MoveUser(ctx, b.User.ID, "second", nil); err != nil || p.Moved != 1 {
@@ -84,7 +95,7 @@ func TestMoveUser(t *testing.T) {
 		if n, err := st.SweepOrphans(ctx, -1); err != nil || n != 1 {
 			t.Fatalf("sweep: %d, %v", n, err)
 		}
-		if filesIn(t, e.BlobDir) != 0 || filesIn(t, second) != 4 {
+		if filesIn(t, e.BlobDir) != 0 || filesIn(t, second) != 6 {
 			t.Fatalf("after sweep: default %d, second %d", filesIn(t, e.BlobDir), filesIn(t, second))
 		}
 		if got := storetest.Messages(t, e.Account(a), "INBOX"); !slices.Equal(got, before) {

@@ -40,10 +40,13 @@ type User struct {
 	SuspendReason string `db:"suspend_reason" json:"suspendReason"`
 	// DeniedProtocols are the front ends the user may not log in to.
 	DeniedProtocols ProtocolSet `db:"denied_protocols" json:"deniedProtocols"`
-	PublicKey       string      `db:"public_key" json:"publicKey"`
-	Serial          uint64      `db:"serial" json:"serial"`
-	CreatedAt       int64       `db:"created_at" json:"createdAt"`
-	UpdatedAt       int64       `db:"updated_at" json:"updatedAt"`
+	// BlobPartition is where the user's new message files go ("" the
+	// blob store's choice); MoveUser sets it.
+	BlobPartition string `db:"blob_partition" json:"blobPartition"`
+	PublicKey     string `db:"public_key" json:"publicKey"`
+	Serial        uint64 `db:"serial" json:"serial"`
+	CreatedAt     int64  `db:"created_at" json:"createdAt"`
+	UpdatedAt     int64  `db:"updated_at" json:"updatedAt"`
 }
 
 // Locked reports whether the user is locked out at t.
@@ -51,7 +54,7 @@ func (u User) Locked(t time.Time) bool { return u.LockedUntil > t.Unix() }
 
 const userColumns = `u.id, u.domain_id, u.address, u.plan_id, u.quota_bytes, u.max_recv_size, u.max_send_size,
 	u.daily_send_bytes, u.daily_recv_bytes, u.daily_recv_per_ip, u.used_bytes, u.message_count, u.locked_until,
-	u.lock_reason, u.secure, u.auth_epoch, u.delivery_rules, u.suspended_at, u.suspend_reason, u.denied_protocols, COALESCE(k.public_key, '') AS public_key, u.serial, u.created_at, u.updated_at`
+	u.lock_reason, u.secure, u.auth_epoch, u.delivery_rules, u.suspended_at, u.suspend_reason, u.denied_protocols, u.blob_partition, COALESCE(k.public_key, '') AS public_key, u.serial, u.created_at, u.updated_at`
 
 const userFrom = " FROM users u LEFT JOIN user_keys k ON k.user_id = u.id "
 

@@ -27,10 +27,23 @@ const tempPrefix = ".tmp-"
 // ctx is checked between reads of r; a reader that can block forever must be
 // given its own deadline. On any error nothing is left behind.
 func (s *Store) Put(ctx context.Context, id string, r io.Reader, enc Transform) (Info, error) {
-	return s.put(ctx, id, r, enc, true)
+	return s.put(ctx, id, r, enc, true, "")
 }
 
-func (s *Store) put(ctx context.Context, id string, r io.Reader, enc Transform, sync bool) (Info, error) {
+// PutTo is Put into the named partition rather than the one with the
+// most free space (a user pinned to a partition); an unknown name is
+// ErrUnknownPartition.
+func (s *Store) PutTo(ctx context.Context, partition, id string, r io.Reader, enc Transform) (Info, error) {
+	return s.put(ctx, id, r, enc, true, partition)
+}
+
+// PutDeferredTo is PutDeferred into the named partition.
+func (s *Store) PutDeferredTo(ctx context.Context, partition, id string, r io.Reader, enc Transform) (Info, error) {
+	return s.put(ctx, id, r, enc, false, partition)
+}
+
+// put writes a blob to partition to, or "" the one pick chooses.
+func (s *Store) put(ctx context.Context, id string, r io.Reader, enc Transform, sync bool, to string) (Info, error) {
 	if !validID(id) {
 		return Info{}, fmt.Errorf("put blob %q: %w", id, ErrInvalidID)
 	}
@@ -51,7 +64,13 @@ func (s *Store) put(ctx context.Context, id string, r io.Reader, enc Transform, 
 			return Info{}, fmt.Errorf("put blob %s: %w", id, err)
 		}
 	}
-	p, err := s.pick()
+	var p *partition
+	var err error
+	if to != "" {
+		p, err = s.partition(to)
+	} else {
+		p, err = s.pick()
+	}
 	if err != nil {
 		return Info{}, fmt.Errorf("put blob %s: %w", id, err)
 	}
@@ -72,7 +91,7 @@ func (s *Store) PutEncoded(ctx context.Context, id string, data []byte) (Info, e
 	if err != nil {
 		return Info{}, fmt.Errorf("put blob %s: %w", id, err)
 	}
-	return s.put(ctx, id, &preEncoded{data: data, h: h}, nil, true)
+	return s.put(ctx, id, &preEncoded{data: data, h: h}, nil, true, "")
 }
 
 // EncodedInfo describes data, a blob as Encode returned it, as Encode did
@@ -98,7 +117,7 @@ func (p *preEncoded) Read([]byte) (int, error) { return 0, io.EOF } // written w
 // way and then makes them all durable with one Sync, instead of paying
 // two fsyncs for each.
 func (s *Store) PutDeferred(ctx context.Context, id string, r io.Reader, enc Transform) (Info, error) {
-	return s.put(ctx, id, r, enc, false)
+	return s.put(ctx, id, r, enc, false, "")
 }
 
 // Sync makes every blob written so far by PutDeferred to the named

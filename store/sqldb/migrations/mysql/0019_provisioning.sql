@@ -10,6 +10,10 @@ ALTER TABLE users ADD COLUMN suspended_at BIGINT NOT NULL DEFAULT 0;
 ALTER TABLE users ADD COLUMN suspend_reason VARCHAR(255) NOT NULL DEFAULT '';
 ALTER TABLE users ADD COLUMN denied_protocols INT NOT NULL DEFAULT 0;
 
+-- The blob partition a user's new message files go to (vmoveuser); ''
+-- lets the blob store pick (the one with the most free space).
+ALTER TABLE users ADD COLUMN blob_partition VARCHAR(64) NOT NULL DEFAULT '';
+
 -- Keyset paging of the user list, by each sort and filter it offers.
 CREATE INDEX users_created ON users(created_at, id);
 CREATE INDEX users_domain_created ON users(domain_id, created_at, id);
