@@ -583,6 +583,48 @@ func (s *Store) CreateUsers(ctx context.Context, nus []NewUser) ([]int64, error)
 	ids := make([]int64, len(ps))
 	var failed string
 	err := s.db.Tx(ctx, func(tx *sqlx.Tx) error {
+		// Each domain's limits are checked once for all its new users
+		// (counting the domain's users once, not once a user), with the
+		// domain's default plan given to those that name none.
+		type room struct {
+			users int64
+			quota int64 // -1: one of them is unlimited
+		}
+		rooms := map[int64]*room{}
+		defaults := map[int64]sql.NullInt64{}
+		for i := range ps {
+			p := &ps[i]
+			if !p.plan.Valid {
+				def, ok := defaults[p.domain]
+				if !ok {
+					if err := tx.GetContext(ctx, &def, s.rebind("SELECT default_plan_id FROM domains WHERE id = ?"), p.domain); err != nil {
+						return err
+					}
+					defaults[p.domain] = def
+				}
+				p.plan = def
+			}
+			q, err := s.newUserQuotaTx(ctx, tx, p.nu.Overrides.QuotaBytes, p.plan)
+			if err != nil {
+				return err
+			}
+			r := rooms[p.domain]
+			if r == nil {
+				r = &room{}
+				rooms[p.domain] = r
+			}
+			r.users++
+			if q < 0 || r.quota < 0 {
+				r.quota = -1
+			} else {
+				r.quota += q
+			}
+		}
+		for d, r := range rooms {
+			if err := s.CheckDomainRoom(ctx, tx, d, r.users, 0, r.quota); err != nil {
+				return err
+			}
+		}
 		for i, p := range ps {
 			id, err := s.createUserTx(ctx, tx, p.nu, p.addr, p.domain, p.plan)
 			if err != nil {

@@ -531,8 +531,33 @@ func TestDomainRoomOnChanges(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := st.SetDomainLimits(ctx, "small.example", store.DomainLimits{MaxAliases: 2, MaxQuotaBytes: 1500}); err != nil {
+		if _, err := st.SavePlan(ctx, "tiny", store.Limits{QuotaBytes: 100}); err != nil {
 			t.Fatal(err)
+		}
+		if _, err := st.SetDomainLimits(ctx, "small.example", store.DomainLimits{MaxUsers: 3, MaxAliases: 2, MaxQuotaBytes: 1500, DefaultPlan: "tiny"}); err != nil {
+			t.Fatal(err)
+		}
+		// A bulk create past the domain's users makes none; within, each
+		// new user gets the domain's default plan.
+		bulk := func(names ...string) error {
+			var nus []store.NewUser
+			for _, n := range names {
+				nus = append(nus, store.NewUser{Address: n + "@small.example", Password: store.Password{Hash: seedHash}})
+			}
+			_, err := st.CreateUsers(ctx, nus)
+			return err
+		}
+		if err := bulk("b", "c", "d"); !errors.Is(err, store.ErrDomainLimit) {
+			t.Fatalf("bulk past max users: %v", err)
+		}
+		if _, err := st.UserByAddress(ctx, "b@small.example"); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("a refused bulk create left a user: %v", err)
+		}
+		if err := bulk("b"); err != nil {
+			t.Fatal(err)
+		}
+		if info, err := st.UserByAddress(ctx, "b@small.example"); err != nil || !info.PlanID.Valid {
+			t.Fatalf("bulk-created user without the default plan: %+v, %v", info, err)
 		}
 		more := int64(2000)
 		if err := st.SetLimits(ctx, id[0], "", store.LimitOverrides{QuotaBytes: &more}); !errors.Is(err, store.ErrDomainLimit) {

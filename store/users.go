@@ -112,7 +112,12 @@ func (s *Store) CreateUser(ctx context.Context, nu NewUser) (User, error) {
 	}
 	var id int64
 	err = s.db.Tx(ctx, func(tx *sqlx.Tx) error {
-		id, err = s.createUserTx(ctx, tx, nu, p.addr, p.domain, p.plan)
+		// The domain's limits, and its default plan when none was named.
+		planID, err := s.newUserRoomTx(ctx, tx, p.domain, p.plan, nu.Overrides.QuotaBytes)
+		if err != nil {
+			return err
+		}
+		id, err = s.createUserTx(ctx, tx, nu, p.addr, p.domain, planID)
 		return err
 	})
 	if sqldb.IsDuplicate(err) {
@@ -125,7 +130,9 @@ func (s *Store) CreateUser(ctx context.Context, nu NewUser) (User, error) {
 	return s.UserByID(ctx, id)
 }
 
-// createUserTx inserts a checked new user (prepareUser) inside tx.
+// createUserTx inserts a checked new user (prepareUser) inside tx, whose
+// domain's room has been checked (CheckDomainRoom) and default plan
+// applied.
 func (s *Store) createUserTx(ctx context.Context, tx *sqlx.Tx, nu NewUser, addr string, domainID int64, planID sql.NullInt64) (int64, error) {
 	now := s.unix()
 	var taken int
@@ -134,11 +141,6 @@ func (s *Store) createUserTx(ctx context.Context, tx *sqlx.Tx, nu NewUser, addr 
 	}
 	if taken > 0 {
 		return 0, ErrExists
-	}
-	// The domain's limits, and its default plan when none was named.
-	planID, err := s.newUserRoomTx(ctx, tx, domainID, planID, nu.Overrides.QuotaBytes)
-	if err != nil {
-		return 0, err
 	}
 	o := nu.Overrides
 	res, err := s.db.TxExec(ctx, tx, s.rebind(`INSERT INTO users (domain_id, address, password_hash, plan_id,
