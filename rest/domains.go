@@ -156,7 +156,15 @@ func (a *API) patchDomain(c *Ctx) error {
 	if err := c.Patch(&edit); err != nil {
 		return err
 	}
-	after, err := a.st.SetDomainLimits(c.Context(), d.Name, store.DomainLimits(edit.Limits))
+	// The patch was applied to what was read; the store checks, under the
+	// row's lock, that it is still what is there.
+	read := domainView(d)
+	after, err := a.st.SetDomainLimitsIf(c.Context(), d.Name, store.DomainLimits(edit.Limits), func(now store.DomainInfo) error {
+		if ETag(domainView(now)) != ETag(read) {
+			return NewProblem(http.StatusPreconditionFailed, "precondition-failed", "Precondition failed", "The domain changed while the request was made; read it again.")
+		}
+		return nil
+	})
 	if err != nil {
 		return limitsProblem(err)
 	}
@@ -181,11 +189,14 @@ func (a *API) deleteDomain(c *Ctx) error {
 		}
 		return c.StartJob(jobPurgeDomain, d.Name, map[string]string{"domain": d.Name})
 	}
-	if err := a.st.DeleteDomainAudited(c.Context(), d.Name); err != nil {
+	if err := a.st.DeleteDomainAuditedIf(c.Context(), d.Name, c.ifMatchDomain); err != nil {
 		return err
 	}
 	return c.NoContent()
 }
+
+// ifMatchDomain is IfMatch on a domain as the store has it locked.
+func (c *Ctx) ifMatchDomain(d store.DomainInfo) error { return c.IfMatch(domainView(d)) }
 
 // purgeDomain deletes a domain's users a batch at a time, then the
 // domain. Run again after an interruption it deletes what is left.
@@ -278,7 +289,6 @@ func (a *API) addDomainAlias(c *Ctx) error {
 	if err := a.st.AddDomainAlias(c.Context(), n, d.Name); err != nil {
 		return err
 	}
-	c.Audit(store.AuditEntry{Action: "domain.alias.create", Target: n, Domain: d.Name, After: map[string]string{"alias": n, "domain": d.Name}})
 	d, err = a.st.DomainInfo(c.Context(), d.Name)
 	if err != nil {
 		return err
@@ -305,7 +315,6 @@ func (a *API) deleteDomainAlias(c *Ctx) error {
 	if err := a.st.DeleteDomainAlias(c.Context(), n); err != nil {
 		return err
 	}
-	c.Audit(store.AuditEntry{Action: "domain.alias.delete", Target: n, Domain: d.Name, Before: map[string]string{"alias": n, "domain": d.Name}})
 	return c.NoContent()
 }
 

@@ -87,10 +87,12 @@ func (a *API) createPlan(c *Ctx) error {
 	if err := checkLimits(in.Limits); err != nil {
 		return err
 	}
-	if _, err := a.st.PlanByName(c.Context(), in.Name); err == nil {
-		return Conflict("exists", "A plan of this name exists.")
-	}
-	p, err := a.st.SavePlanAudited(c.Context(), in.Name, in.Limits)
+	p, err := a.st.SavePlanAudited(c.Context(), in.Name, in.Limits, func(cur *store.Plan) error {
+		if cur != nil {
+			return Conflict("exists", "A plan of this name exists.")
+		}
+		return nil
+	})
 	if err != nil {
 		return err
 	}
@@ -124,7 +126,16 @@ func (a *API) patchPlan(c *Ctx) error {
 	if err := checkLimits(edit.Limits); err != nil {
 		return err
 	}
-	p, err = a.st.SavePlanAudited(c.Context(), p.Name, edit.Limits)
+	read := planView(p)
+	p, err = a.st.SavePlanAudited(c.Context(), p.Name, edit.Limits, func(cur *store.Plan) error {
+		if cur == nil {
+			return NotFound("The plan was deleted.")
+		}
+		if ETag(planView(*cur)) != ETag(read) {
+			return NewProblem(http.StatusPreconditionFailed, "precondition-failed", "Precondition failed", "The plan changed while the request was made; read it again.")
+		}
+		return nil
+	})
 	if err != nil {
 		return err
 	}
@@ -139,7 +150,7 @@ func (a *API) deletePlan(c *Ctx) error {
 	if err := c.IfMatch(planView(p)); err != nil {
 		return err
 	}
-	if err := a.st.DeletePlan(c.Context(), p.Name); err != nil {
+	if err := a.st.DeletePlan(c.Context(), p.Name, func(cur store.Plan) error { return c.IfMatch(planView(cur)) }); err != nil {
 		return err
 	}
 	return c.NoContent()

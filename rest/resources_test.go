@@ -52,6 +52,11 @@ func TestKeysAndAdmins(t *testing.T) {
 	// The new key works within its domain, and cannot mint wider.
 	v.do(req{method: "POST", path: "/domains", key: nk.Secret, body: map[string]any{"name": "a.test"}}).want(t, 201)
 	v.do(req{method: "POST", path: "/domains", key: nk.Secret, body: map[string]any{"name": "b.test"}}).want(t, 403)
+	var used rest.KeyView
+	v.do(req{method: "GET", path: "/keys/" + strconv.FormatInt(nk.ID, 10), key: k}).want(t, 200).decode(t, &used)
+	if nk.LastUsedAt != nil || used.LastUsedAt == nil {
+		t.Errorf("last used: new %v, after use %v", nk.LastUsedAt, used.LastUsedAt)
+	}
 	if p := v.do(req{method: "POST", path: "/keys", key: nk.Secret, body: map[string]any{"scopes": []string{"domains:write", "users:write"}, "domains": []string{"a.test"}}}).want(t, 403).problem(t); p.Type != rest.ProblemBase+"wider-than-key" {
 		t.Errorf("wider key: %+v", p)
 	}
@@ -179,6 +184,17 @@ func TestPlans(t *testing.T) {
 		if len(plans.Items) != 1 {
 			t.Errorf("plans %+v", plans.Items)
 		}
+		var audit struct {
+			Items []rest.AuditView `json:"items"`
+		}
+		v.do(req{method: "GET", path: "/audit?limit=500", key: k}).want(t, 200).decode(t, &audit)
+		seen := map[string]int{}
+		for _, a := range audit.Items {
+			seen[a.Action]++
+		}
+		if seen["plan.create"] != 2 || seen["plan.update"] != 1 || seen["plan.delete"] != 1 || seen["user.plan"] != n {
+			t.Errorf("audit %v", seen)
+		}
 	})
 }
 
@@ -197,7 +213,11 @@ func waitJob(t *testing.T, v *env, id int64) rest.JobView {
 // TestRecords: the audit log's filters and domain limits, jobs, stats and
 // health.
 func TestRecords(t *testing.T) {
-	v := sqliteEnv(t, rest.Config{})
+	testsupport.ForEachDatabase(t, func(t *testing.T, db testsupport.Database) { records(t, db) })
+}
+
+func records(t *testing.T, db testsupport.Database) {
+	v := newEnv(t, db, rest.Config{})
 	k := v.root
 	ctx := context.Background()
 	v.do(req{method: "POST", path: "/domains", key: k, body: map[string]any{"name": "a.test"}}).want(t, 201)
@@ -261,24 +281,32 @@ func TestRecords(t *testing.T) {
 
 	// Stats.
 	acct := v.e.Account(v.e.NewUser(t, "x@a.test", false))
-	storetest.Append(t, acct, storetest.Inbox(t, acct), storetest.Message("a@b", "x@a.test", "hi", "body"), store.AppendOptions{})
+	msg := storetest.Message("a@b", "x@a.test", "hi", "body")
+	storetest.Append(t, acct, storetest.Inbox(t, acct), msg, store.AppendOptions{Inbound: true, RemoteIP: "192.0.2.7"})
 	var st struct {
-		Counts store.Counts `json:"counts"`
+		Counts store.Counts  `json:"counts"`
+		Volume []rest.Volume `json:"volume"`
 	}
+	today := time.Now().UTC().Format(time.DateOnly)
 	v.do(req{method: "GET", path: "/stats", key: k}).want(t, 200).decode(t, &st)
 	if st.Counts.Domains != 1 || st.Counts.Users != 1 || st.Counts.Messages != 1 || st.Counts.UsedBytes == 0 {
 		t.Errorf("server stats %+v", st.Counts)
 	}
+	// The bytes once, though they are counted by user and by address.
+	if len(st.Volume) != 1 || st.Volume[0].Day != today || st.Volume[0].ReceivedBytes != st.Counts.UsedBytes {
+		t.Errorf("server volume %+v, used %d", st.Volume, st.Counts.UsedBytes)
+	}
 	v.do(req{method: "GET", path: "/stats/domains/a.test", key: k}).want(t, 200).decode(t, &st)
-	if st.Counts.Users != 1 {
-		t.Errorf("domain stats %+v", st.Counts)
+	if st.Counts.Users != 1 || len(st.Volume) != 1 || st.Volume[0].ReceivedBytes != st.Counts.UsedBytes {
+		t.Errorf("domain stats %+v", st)
 	}
 	v.do(req{method: "GET", path: "/stats/domains/zz.test", key: k}).want(t, 404)
 	var us struct {
-		Messages int64 `json:"messages"`
+		Messages int64         `json:"messages"`
+		Volume   []rest.Volume `json:"volume"`
 	}
 	v.do(req{method: "GET", path: "/stats/users/x@a.test", key: k}).want(t, 200).decode(t, &us)
-	if us.Messages != 1 {
+	if us.Messages != 1 || len(us.Volume) != 1 || us.Volume[0].ReceivedBytes != st.Counts.UsedBytes {
 		t.Errorf("user stats %+v", us)
 	}
 

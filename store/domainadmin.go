@@ -217,6 +217,13 @@ func (s *Store) CreateDomain(ctx context.Context, name string, l DomainLimits) (
 // the domain holds is allowed: it stops further growth, it removes
 // nothing.
 func (s *Store) SetDomainLimits(ctx context.Context, name string, l DomainLimits) (DomainInfo, error) {
+	return s.SetDomainLimitsIf(ctx, name, l, nil)
+}
+
+// SetDomainLimitsIf is SetDomainLimits under a precondition: check, when
+// not nil, is given the domain as it is, with its row locked, and its
+// error refuses the change (the API's If-Match).
+func (s *Store) SetDomainLimitsIf(ctx context.Context, name string, l DomainLimits, check func(DomainInfo) error) (DomainInfo, error) {
 	n, err := NormalizeDomain(name)
 	if err != nil {
 		return DomainInfo{}, err
@@ -226,7 +233,7 @@ func (s *Store) SetDomainLimits(ctx context.Context, name string, l DomainLimits
 	}
 	var after DomainInfo
 	err = s.db.Tx(ctx, func(tx *sqlx.Tx) error {
-		before, err := s.domainInfo(ctx, tx, n)
+		before, err := s.lockedDomain(ctx, tx, n, check)
 		if err != nil {
 			return err
 		}
@@ -247,6 +254,25 @@ func (s *Store) SetDomainLimits(ctx context.Context, name string, l DomainLimits
 		return DomainInfo{}, fmt.Errorf("set limits of domain %s: %w", n, err)
 	}
 	return after, nil
+}
+
+// lockedDomain reads a domain in tx with its row locked, and runs check
+// (when not nil) on it.
+func (s *Store) lockedDomain(ctx context.Context, tx *sqlx.Tx, n string, check func(DomainInfo) error) (DomainInfo, error) {
+	var id int64
+	if err := tx.GetContext(ctx, &id, s.rebind("SELECT id FROM domains WHERE name = ?"+s.db.ForUpdate()), n); err != nil {
+		return DomainInfo{}, fmt.Errorf("domain %s: %w", n, notFound(err))
+	}
+	d, err := s.domainInfo(ctx, tx, n)
+	if err != nil {
+		return DomainInfo{}, err
+	}
+	if check != nil {
+		if err := check(d); err != nil {
+			return DomainInfo{}, err
+		}
+	}
+	return d, nil
 }
 
 // CheckDomainRoom returns ErrDomainLimit when the domain has no room for
@@ -455,13 +481,19 @@ func (s *Store) RenameDomain(ctx context.Context, from, to string) (DomainInfo, 
 // DeleteDomainAudited removes an empty domain (ErrNotEmpty while it has
 // users), audited in its transaction.
 func (s *Store) DeleteDomainAudited(ctx context.Context, name string) error {
+	return s.DeleteDomainAuditedIf(ctx, name, nil)
+}
+
+// DeleteDomainAuditedIf is DeleteDomainAudited under a precondition, as
+// SetDomainLimitsIf.
+func (s *Store) DeleteDomainAuditedIf(ctx context.Context, name string, check func(DomainInfo) error) error {
 	defer s.domains.forget()
 	n, err := NormalizeDomain(name)
 	if err != nil {
 		return err
 	}
 	err = s.db.Tx(ctx, func(tx *sqlx.Tx) error {
-		before, err := s.domainInfo(ctx, tx, n)
+		before, err := s.lockedDomain(ctx, tx, n, check)
 		if err != nil {
 			return err
 		}
@@ -500,12 +532,19 @@ func (s *Store) DomainUserIDs(ctx context.Context, domain string, afterID int64,
 	return ids, nil
 }
 
-// DeletePlan removes a plan no user or domain uses (ErrNotEmpty otherwise).
-func (s *Store) DeletePlan(ctx context.Context, name string) error {
+// DeletePlan removes a plan no user or domain uses (ErrNotEmpty
+// otherwise); check, when not nil, is given the plan as it is, locked, and
+// its error refuses the change.
+func (s *Store) DeletePlan(ctx context.Context, name string, check func(Plan) error) error {
 	err := s.db.Tx(ctx, func(tx *sqlx.Tx) error {
 		var p Plan
 		if err := tx.GetContext(ctx, &p, s.rebind("SELECT "+planColumns+" FROM plans WHERE name = ?"+s.db.ForUpdate()), name); err != nil {
 			return notFound(err)
+		}
+		if check != nil {
+			if err := check(p); err != nil {
+				return err
+			}
 		}
 		var used int64
 		if err := tx.GetContext(ctx, &used, s.rebind("SELECT (SELECT COUNT(*) FROM users WHERE plan_id = ?) + (SELECT COUNT(*) FROM domains WHERE default_plan_id = ?)"), p.ID, p.ID); err != nil {
@@ -525,25 +564,61 @@ func (s *Store) DeletePlan(ctx context.Context, name string) error {
 	return nil
 }
 
-// SavePlanAudited is SavePlan with the change audited (before and after).
-func (s *Store) SavePlanAudited(ctx context.Context, name string, l Limits) (Plan, error) {
-	before, err := s.PlanByName(ctx, name)
-	var prev any
-	if err == nil {
-		prev = before
-	} else if !errors.Is(err, ErrNotFound) {
-		return Plan{}, err
+// SavePlanAudited creates the named plan or replaces its limits, audited
+// (before and after) in the same transaction. check, when not nil, is
+// given the plan as it is (nil: none yet), locked, and its error refuses
+// the change (a create refuses one that exists; an update, a stale
+// If-Match).
+func (s *Store) SavePlanAudited(ctx context.Context, name string, l Limits, check func(*Plan) error) (Plan, error) {
+	if name == "" {
+		return Plan{}, fmt.Errorf("save plan: %w: empty name", ErrInvalid)
 	}
-	p, err := s.SavePlan(ctx, name, l)
+	if l.QuotaBytes < 0 || l.MaxRecvSize < 0 || l.MaxSendSize < 0 || l.DailySendBytes < 0 || l.DailyRecvBytes < 0 || l.DailyRecvPerIP < 0 {
+		return Plan{}, fmt.Errorf("save plan %s: %w: limits must not be negative", name, ErrInvalid)
+	}
+	var after Plan
+	err := s.db.Tx(ctx, func(tx *sqlx.Tx) error {
+		var before []Plan
+		if err := tx.SelectContext(ctx, &before, s.rebind("SELECT "+planColumns+" FROM plans WHERE name = ?"+s.db.ForUpdate()), name); err != nil {
+			return err
+		}
+		if check != nil {
+			var cur *Plan
+			if len(before) > 0 {
+				cur = &before[0]
+			}
+			if err := check(cur); err != nil {
+				return err
+			}
+		}
+		args := []any{l.QuotaBytes, l.MaxRecvSize, l.MaxSendSize, l.DailySendBytes, l.DailyRecvBytes, l.DailyRecvPerIP, name}
+		e := AuditEntry{Action: "plan.update", Target: name}
+		if len(before) == 0 {
+			e.Action = "plan.create"
+			if _, err := tx.ExecContext(ctx, s.rebind(`INSERT INTO plans (quota_bytes, max_recv_size, max_send_size,
+				daily_send_bytes, daily_recv_bytes, daily_recv_per_ip, name, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`), append(args, s.unix())...); err != nil {
+				return err
+			}
+		} else {
+			e.Before = before[0]
+			if _, err := tx.ExecContext(ctx, s.rebind(`UPDATE plans SET quota_bytes = ?, max_recv_size = ?, max_send_size = ?,
+				daily_send_bytes = ?, daily_recv_bytes = ?, daily_recv_per_ip = ? WHERE name = ?`), args...); err != nil {
+				return err
+			}
+		}
+		if err := tx.GetContext(ctx, &after, s.rebind("SELECT "+planColumns+" FROM plans WHERE name = ?"), name); err != nil {
+			return err
+		}
+		e.After = after
+		return s.auditIn(ctx, tx, e)
+	})
+	if sqldb.IsDuplicate(err) {
+		err = ErrExists
+	}
 	if err != nil {
-		return Plan{}, err
+		return Plan{}, fmt.Errorf("save plan %s: %w", name, err)
 	}
-	action := "plan.update"
-	if prev == nil {
-		action = "plan.create"
-	}
-	s.Audit(ctx, AuditEntry{Action: action, Target: name, Before: prev, After: p})
-	return p, nil
+	return after, nil
 }
 
 // PlanUsers counts the users on a plan.

@@ -92,6 +92,10 @@ func TestDomainLimits(t *testing.T) {
 		if err := st.DeleteDomainAudited(ctx, "new.test"); !errors.Is(err, store.ErrNotEmpty) {
 			t.Errorf("delete with users: %v", err)
 		}
+		refuse := errors.New("precondition")
+		if err := st.DeleteDomainAuditedIf(ctx, "c.test", func(store.DomainInfo) error { return refuse }); !errors.Is(err, refuse) {
+			t.Errorf("a refused precondition: %v", err)
+		}
 		if err := st.DeleteDomainAudited(ctx, "c.test"); err != nil {
 			t.Fatal(err)
 		}

@@ -199,8 +199,10 @@ func (s *Store) AddDomainAlias(ctx context.Context, alias, domain string) error 
 		if taken > 0 {
 			return fmt.Errorf("%w: %s is a domain", ErrExists, a)
 		}
-		_, err := tx.ExecContext(ctx, s.rebind("INSERT INTO domain_aliases (name, domain_id, created_at) VALUES (?, ?, ?)"), a, d.ID, s.unix())
-		return err
+		if _, err := tx.ExecContext(ctx, s.rebind("INSERT INTO domain_aliases (name, domain_id, created_at) VALUES (?, ?, ?)"), a, d.ID, s.unix()); err != nil {
+			return err
+		}
+		return s.auditIn(ctx, tx, AuditEntry{Action: "domain.alias.create", Target: a, Domain: d.Name, After: map[string]string{"alias": a, "domain": d.Name}})
 	})
 	if sqldb.IsDuplicate(err) {
 		err = ErrExists
@@ -218,12 +220,18 @@ func (s *Store) DeleteDomainAlias(ctx context.Context, alias string) error {
 	if err != nil {
 		return err
 	}
-	res, err := s.db.ExecContext(ctx, s.rebind("DELETE FROM domain_aliases WHERE name = ?"), a)
+	err = s.db.Tx(ctx, func(tx *sqlx.Tx) error {
+		var domain string
+		if err := tx.GetContext(ctx, &domain, s.rebind("SELECT d.name FROM domain_aliases a JOIN domains d ON d.id = a.domain_id WHERE a.name = ?"), a); err != nil {
+			return notFound(err)
+		}
+		if _, err := tx.ExecContext(ctx, s.rebind("DELETE FROM domain_aliases WHERE name = ?"), a); err != nil {
+			return err
+		}
+		return s.auditIn(ctx, tx, AuditEntry{Action: "domain.alias.delete", Target: a, Domain: domain, Before: map[string]string{"alias": a, "domain": domain}})
+	})
 	if err != nil {
 		return fmt.Errorf("delete domain alias %s: %w", a, err)
-	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return fmt.Errorf("delete domain alias %s: %w", a, ErrNotFound)
 	}
 	return nil
 }

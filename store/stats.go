@@ -83,8 +83,10 @@ func (s *Store) volume(ctx context.Context, domain string, userID int64, days in
 			WHERE d.name = ? AND c.day >= ? GROUP BY c.day ORDER BY c.day`
 		args = []any{strings.ToLower(domain), from}
 	default:
+		// A user's received bytes are also counted by sending address
+		// ("recv:<id>:ip:<addr>"): those are the same bytes again.
 		q = `SELECT day, SUM(CASE WHEN name LIKE 'recv:%' THEN value ELSE 0 END) AS recv, SUM(CASE WHEN name LIKE 'send:%' THEN value ELSE 0 END) AS sent
-			FROM counters WHERE day >= ? AND (name LIKE 'recv:%' OR name LIKE 'send:%') GROUP BY day ORDER BY day`
+			FROM counters WHERE day >= ? AND (name LIKE 'recv:%' OR name LIKE 'send:%') AND name NOT LIKE '%:ip:%' GROUP BY day ORDER BY day`
 		args = []any{from}
 	}
 	vs := []DayVolume{}

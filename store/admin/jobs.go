@@ -237,9 +237,22 @@ func (r *Runner) Run(ctx context.Context) error {
 	r.mu.Unlock()
 	t := time.NewTicker(r.cfg.Poll)
 	defer t.Stop()
+	// Interrupted jobs are looked for at start and then once a lease, and
+	// old Idempotency-Key records pruned hourly: not at every poll, which
+	// would take the database's write lock every few seconds for nothing.
+	var recovered, pruned time.Time
 	for {
-		if err := r.Recover(ctx); err != nil && ctx.Err() == nil {
-			r.cfg.Log.Warn("jobs: recover", "err", err)
+		if now := time.Now(); now.Sub(recovered) >= r.cfg.Lease {
+			recovered = now
+			if err := r.Recover(ctx); err != nil && ctx.Err() == nil {
+				r.cfg.Log.Warn("jobs: recover", "err", err)
+			}
+		}
+		if now := time.Now(); now.Sub(pruned) >= time.Hour {
+			pruned = now
+			if _, err := r.s.PruneIdempotency(ctx); err != nil && ctx.Err() == nil {
+				r.cfg.Log.Warn("jobs: prune idempotency records", "err", err)
+			}
 		}
 		for ctx.Err() == nil {
 			ran, err := r.runOne(ctx)
@@ -272,9 +285,6 @@ func (r *Runner) Recover(ctx context.Context) error {
 	if _, err := s.sp.DB.ExecContext(ctx, s.sp.Rebind(`UPDATE jobs SET state = ?, updated_at = ?, lease_until = 0
 		WHERE state = ? AND lease_until < ?`), JobQueued, now.Unix(), JobRunning, now.UnixMilli()); err != nil {
 		return fmt.Errorf("requeue interrupted jobs: %w", err)
-	}
-	if _, err := s.PruneIdempotency(ctx); err != nil {
-		return err
 	}
 	return nil
 }
