@@ -206,30 +206,30 @@ func (a *API) listUsers(c *Ctx) error {
 	if err != nil {
 		return err
 	}
-	plans, err := a.planNames(c.Context())
+	plans, err := a.plansByID(c.Context())
 	if err != nil {
 		return err
 	}
 	now := time.Now()
 	return Page(c, page.Users, limit, func(u store.User) any { return userPos{C: f.CursorOf(u)} }, func(u store.User) UserSummary {
 		s := UserSummary{ID: u.ID, Address: u.Address, Domain: domainOf(u.Address), Status: statusOf(u, now),
-			Usage: Usage{Bytes: u.UsedBytes, Messages: u.MessageCount}, CreatedAt: u.CreatedAt}
+			Usage: Usage{Bytes: u.UsedBytes, Messages: u.MessageCount, QuotaBytes: a.st.LimitsAmong(u, plans).QuotaBytes}, CreatedAt: u.CreatedAt}
 		if u.PlanID.Valid {
-			s.Plan = plans[u.PlanID.Int64]
+			s.Plan = plans[u.PlanID.Int64].Name
 		}
 		return s
 	})
 }
 
-// planNames maps plan ids to names (plans are few).
-func (a *API) planNames(ctx context.Context) (map[int64]string, error) {
+// plansByID maps plan ids to plans (plans are few).
+func (a *API) plansByID(ctx context.Context) (map[int64]store.Plan, error) {
 	ps, err := a.st.Plans(ctx)
 	if err != nil {
 		return nil, err
 	}
-	m := make(map[int64]string, len(ps))
+	m := make(map[int64]store.Plan, len(ps))
 	for _, p := range ps {
-		m[p.ID] = p.Name
+		m[p.ID] = p
 	}
 	return m, nil
 }

@@ -149,7 +149,7 @@ func TestUsersResource(t *testing.T) {
 		Items []rest.UserSummary `json:"items"`
 	}
 	v.do(req{method: "GET", path: "/users?status=suspended", key: k}).want(t, 200).decode(t, &page)
-	if len(page.Items) != 1 || page.Items[0].Address != "alice@a.test" {
+	if len(page.Items) != 1 || page.Items[0].Address != "alice@a.test" || page.Items[0].Plan != "gold" || page.Items[0].Usage.QuotaBytes != 1<<30 {
 		t.Fatalf("suspended listing %+v", page.Items)
 	}
 	v.do(req{method: "POST", path: "/users/alice@a.test/unsuspend", key: k}).want(t, 200).decode(t, &u)
