@@ -19,6 +19,7 @@ import (
 	"github.com/getkin/kin-openapi/routers/gorillamux"
 	"github.com/go-chi/chi/v5"
 
+	"basalt/delivery"
 	"basalt/internal/testsupport"
 	"basalt/internal/testsupport/storetest"
 	"basalt/rest"
@@ -38,6 +39,8 @@ type env struct {
 	router routers.Router
 	root   string
 	rootP  *admin.Principal
+	agent  *delivery.Agent
+	queue  *delivery.Queue
 }
 
 func loadSpec(t testing.TB) *openapi3.T {
@@ -72,13 +75,20 @@ func newEnv(t *testing.T, db testsupport.Database, cfg rest.Config) *env {
 	return newEnvWith(t, db, cfg, storetest.Options{})
 }
 
-// newEnvWith is newEnv over a store opened with o.
+// newEnvWith is newEnv over a store built with o, with a delivery agent
+// and an outbound queue (not running: what is queued stays) as the
+// server wires them.
 func newEnvWith(t *testing.T, db testsupport.Database, cfg rest.Config, o storetest.Options) *env {
 	t.Helper()
 	e := storetest.Open(t, db, o)
 	adm := admin.New(e.Store)
 	jobs := adm.NewRunner(admin.RunnerConfig{Poll: 20 * time.Millisecond, Lease: 2 * time.Second})
-	api, err := rest.New(cfg, rest.Deps{Store: e.Store, Admin: adm, Jobs: jobs, Session: e.Session})
+	var agent *delivery.Agent
+	queue := delivery.NewQueue(delivery.QueueConfig{Hostname: "mx.test"}, e.Store, delivery.LocalDeliveryFunc(func(ctx context.Context, from, to string, raw []byte) error {
+		return agent.DeliverLocal(ctx, from, to, raw)
+	}), nil)
+	agent = delivery.New(delivery.Config{Hostname: "mx.test"}, e.Store, queue, nil)
+	api, err := rest.New(cfg, rest.Deps{Store: e.Store, Admin: adm, Jobs: jobs, Session: e.Session, Agent: agent, Queue: queue})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,7 +109,7 @@ func newEnvWith(t *testing.T, db testsupport.Database, cfg rest.Config, o storet
 	if err != nil {
 		t.Fatal(err)
 	}
-	v := &env{t: t, e: e, adm: adm, api: api, srv: srv, doc: &doc, router: router}
+	v := &env{t: t, e: e, adm: adm, api: api, srv: srv, doc: &doc, router: router, agent: agent, queue: queue}
 	v.root = v.mint("root", admin.Authority{Scopes: []string{"*"}})
 	v.rootP, err = adm.Authenticate(context.Background(), v.root, netip.MustParseAddr("127.0.0.1"))
 	if err != nil {

@@ -121,7 +121,7 @@ func TestScopes(t *testing.T) {
 		}
 		// Without the scope: refused whatever the request names.
 		path := fill(rt.Path, fx[rt.Domain.TargetKind()], func(p string) string {
-			if strings.Contains(p, "address") || p == "user" {
+			if strings.Contains(p, "address") || p == "user" || p == "pattern" {
 				return "a@" + mine
 			}
 			return mine
@@ -137,7 +137,7 @@ func TestScopes(t *testing.T) {
 			continue
 		}
 		opath := fill(rt.Path, vals, func(p string) string {
-			if strings.Contains(p, "address") || p == "user" {
+			if strings.Contains(p, "address") || p == "user" || p == "pattern" {
 				return "a@" + other
 			}
 			return other

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	protoimap "basalt/protocols/imap"
+	"basalt/store"
 )
 
 // IMAPConfig is the IMAP listeners' configuration: plaintext with
@@ -62,6 +63,6 @@ func (s *Services) listenIMAP(tlsCfg *tls.Config) (frontEnd, error) {
 		MaxConnections: c.MaxConnections, MaxConnectionsPerIP: c.MaxConnectionsPerIP,
 		LoginTimeout: c.LoginTimeout, IdleTimeout: c.IdleTimeout, MaxLineLength: c.MaxLineLength,
 		MaxBadCommands: c.MaxBadCommands, MaxAppendSize: c.MaxAppendSize, IdleRecheck: c.IdleRecheck,
-	}, s.Store, s.Session, s.Log)
+	}, s.Store, s.Session.For(store.ProtoIMAP), s.Log)
 	return listenPair("imap", srv, c.Listen, c.TLSListen, tlsCfg)
 }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	protopop3 "basalt/protocols/pop3"
+	"basalt/store"
 )
 
 // POP3Config is the POP3 listeners' configuration: plaintext with STLS,
@@ -58,7 +59,7 @@ func (s *Services) listenPOP3(tlsCfg *tls.Config) (frontEnd, error) {
 		WriteTimeout: c.WriteTimeout, LoginDelay: c.LoginDelay,
 	}
 	if s.Session.CRAMMD5() {
-		pc.CRAM = s.Session
+		pc.CRAM = s.Session.For(store.ProtoPOP3)
 	}
-	return listenPair("pop3", protopop3.New(pc, s.Store, s.Session, s.Log), c.Listen, c.TLSListen, tlsCfg)
+	return listenPair("pop3", protopop3.New(pc, s.Store, s.Session.For(store.ProtoPOP3), s.Log), c.Listen, c.TLSListen, tlsCfg)
 }

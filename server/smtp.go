@@ -13,6 +13,7 @@ import (
 
 	"basalt/delivery"
 	protosmtp "basalt/protocols/smtp"
+	"basalt/store"
 )
 
 // SMTPConfig is the mail listeners' configuration: MX (inbound SMTP),
@@ -118,9 +119,9 @@ func (s *Services) listenMail(tlsCfg *tls.Config) (*mailListeners, error) {
 		SendBounce: s.sendBounce,
 	}
 	if s.Session.CRAMMD5() {
-		pc.CRAM = s.Session
+		pc.CRAM = s.Session.For(store.ProtoSMTP)
 	}
-	m := &mailListeners{srv: protosmtp.New(pc, s.Agent, s.Session, s.Log)}
+	m := &mailListeners{srv: protosmtp.New(pc, s.Agent, s.Session.For(store.ProtoSMTP), s.Log)}
 	for _, l := range []struct {
 		addr string
 		role protosmtp.Role

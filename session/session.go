@@ -30,6 +30,10 @@ var (
 	ErrUserLocked = errors.New("account locked")
 	ErrNoSession  = errors.New("no such session or session expired")
 	ErrWeakPass   = errors.New("password too short")
+	// ErrSuspended and ErrProtocolDenied are kinds of ErrUserLocked, so
+	// front ends that answer "account locked" answer them alike.
+	ErrSuspended      = fmt.Errorf("%w: account suspended", ErrUserLocked)
+	ErrProtocolDenied = fmt.Errorf("%w: this account may not log in over this protocol", ErrUserLocked)
 )
 
 // Config tunes the session service. Zero fields take the defaults.
@@ -64,6 +68,11 @@ type Config struct {
 	// (see cram.go), so it is off unless the operator turns it on; it
 	// takes effect for a user at their next password change.
 	CRAMMD5 bool `toml:"cram_md5"`
+	// LoginRecordEvery is how often at most a user's last login over one
+	// protocol is written (store.RecordLogin): a client that logs in
+	// every minute costs one write an interval, not one a login.
+	// Default 5m; negative: every login.
+	LoginRecordEvery time.Duration `toml:"login_record_every"`
 }
 
 func (c Config) withDefaults() Config {
@@ -82,6 +91,7 @@ func (c Config) withDefaults() Config {
 	orDefault(&c.SessionMaxAge, 12*time.Hour)
 	orDefault(&c.SessionIdle, time.Hour)
 	orDefault(&c.LoginCache, 5*time.Minute)
+	orDefault(&c.LoginRecordEvery, 5*time.Minute)
 	orDefault(&c.HashConcurrency, runtime.GOMAXPROCS(0))
 	c.MaxBan = max(c.MaxBan, c.BanTime)
 	return c
@@ -106,6 +116,8 @@ type Service struct {
 	hashSem  chan struct{}
 	log      *slog.Logger
 	now      func() time.Time
+	// logins coalesces the records of last logins (RecordLogin).
+	logins *loginMarks
 	// verifications counts password hashes computed for logins.
 	verifications atomic.Int64
 	freed         atomic.Int64 // when returnMemory last ran, Unix ns
@@ -133,6 +145,7 @@ func New(st *store.Store, c cache.Cache, cfg Config, log *slog.Logger) *Service 
 	if cfg.LoginCache > 0 {
 		s.verified = newLoginCache(cfg.LoginCache, loginCacheMax)
 	}
+	s.logins = newLoginMarks(cfg.LoginRecordEvery)
 	return s
 }
 
@@ -147,20 +160,54 @@ type Auth struct {
 func (a *Auth) Account(st *store.Store) *store.Account { return st.Account(a.User.ID, a.Key) }
 
 // Authenticate checks login and password from the client at ip (an
-// address, or host:port). It unlocks a secure user's key with the
-// password. Every attempt counts toward the throttle until it succeeds; a
-// throttled client is refused before its password is looked at.
+// address, or host:port) for the webmail: the service's own front end
+// (the protocols log in through For). It unlocks a secure user's key with
+// the password. Every attempt counts toward the throttle until it
+// succeeds; a throttled client is refused before its password is looked
+// at.
 func (s *Service) Authenticate(ctx context.Context, login, password, ip string) (*Auth, error) {
+	return s.authenticate(ctx, store.ProtoWebmail, login, password, ip)
+}
+
+func (s *Service) authenticate(ctx context.Context, proto store.Protocol, login, password, ip string) (*Auth, error) {
 	return s.attempt(ctx, login, ip, func(cred *store.Credentials, gate func() error) (*Auth, error) {
-		return s.check(ctx, cred, password, gate)
+		return s.check(ctx, proto, ip, cred, password, gate)
 	})
 }
+
+// Front is the session service as one protocol's listener uses it: its
+// logins are refused for users denied that protocol, and recorded as
+// that protocol's.
+type Front struct {
+	s     *Service
+	proto store.Protocol
+}
+
+// For returns the service for the listeners of protocol p.
+func (s *Service) For(p store.Protocol) *Front { return &Front{s: s, proto: p} }
+
+// Authenticate is Service.Authenticate over f's protocol.
+func (f *Front) Authenticate(ctx context.Context, login, password, ip string) (*Auth, error) {
+	return f.s.authenticate(ctx, f.proto, login, password, ip)
+}
+
+// AuthenticateCRAM is Service.AuthenticateCRAM over f's protocol.
+func (f *Front) AuthenticateCRAM(ctx context.Context, login, challenge, digest, ip string) (*Auth, error) {
+	return f.s.authenticateCRAM(ctx, f.proto, login, challenge, digest, ip)
+}
+
+// CRAMMD5 reports whether CRAM-MD5 may be offered.
+func (f *Front) CRAMMD5() bool { return f.s.CRAMMD5() }
 
 // AuthenticateCRAM checks a CRAM-MD5 response (RFC 2195): the hex digest
 // of challenge under the user's password. It works only when CRAM-MD5 is
 // allowed and only for users who are not secure (their key needs the
 // password itself); the throttle applies as to passwords.
 func (s *Service) AuthenticateCRAM(ctx context.Context, login, challenge, digest, ip string) (*Auth, error) {
+	return s.authenticateCRAM(ctx, store.ProtoWebmail, login, challenge, digest, ip)
+}
+
+func (s *Service) authenticateCRAM(ctx context.Context, proto store.Protocol, login, challenge, digest, ip string) (*Auth, error) {
 	return s.attempt(ctx, login, ip, func(cred *store.Credentials, gate func() error) (*Auth, error) {
 		if err := gate(); err != nil {
 			return nil, err
@@ -176,7 +223,7 @@ func (s *Service) AuthenticateCRAM(ctx context.Context, login, challenge, digest
 		if !ok {
 			return nil, ErrAuthFailed
 		}
-		return s.admit(ctx, *cred, nil)
+		return s.admit(ctx, proto, ip, *cred, nil)
 	})
 }
 
@@ -296,7 +343,7 @@ func (s *Service) verify(hash, password string) (bool, error) {
 	return VerifyPassword(hash, password)
 }
 
-func (s *Service) check(ctx context.Context, cred *store.Credentials, password string, gate func() error) (*Auth, error) {
+func (s *Service) check(ctx context.Context, proto store.Protocol, ip string, cred *store.Credentials, password string, gate func() error) (*Auth, error) {
 	if cred == nil {
 		// Spend the time a real check would, so response times do not
 		// reveal which user names exist.
@@ -328,7 +375,7 @@ func (s *Service) check(ctx context.Context, cred *store.Credentials, password s
 			// the account's tries and banned its own logins. A banned
 			// client was turned away before (Throttle.Check), so it
 			// learns nothing of the cache either.
-			return s.admit(ctx, *cred, nil)
+			return s.admit(ctx, proto, ip, *cred, nil)
 		}
 	}
 	var ok bool
@@ -340,6 +387,12 @@ func (s *Service) check(ctx context.Context, cred *store.Credentials, password s
 		var err error
 		if ok, err = s.verify(cred.PasswordHash, password); err != nil || !ok {
 			return err
+		}
+		if hashKind(cred.PasswordHash) != "argon2id" {
+			// An imported hash (a migration) has done its work: the
+			// password is known now, so it is kept as Basalt keeps
+			// every other. A failure leaves the old hash, still good.
+			s.upgradeHash(ctx, cred, password)
 		}
 		if cred.Secure {
 			// The hash matched, so the sealed key should open: a failure
@@ -363,18 +416,49 @@ func (s *Service) check(ctx context.Context, cred *store.Credentials, password s
 	if s.verified != nil && !cred.Secure {
 		s.verified.put(sum, s.now())
 	}
-	return s.admit(ctx, *cred, auth.Key)
+	return s.admit(ctx, proto, ip, *cred, auth.Key)
 }
 
-// admit finishes a login whose credentials checked out: a locked user is
-// still refused.
-func (s *Service) admit(ctx context.Context, cred store.Credentials, key *crypt.Identity) (*Auth, error) {
-	if cred.LockedUntil > s.now().Unix() {
+// upgradeHash replaces an imported hash by argon2id of the password that
+// just matched it; called in a hash slot.
+func (s *Service) upgradeHash(ctx context.Context, cred *store.Credentials, password string) {
+	h, err := HashPassword(password, s.cfg.KDF)
+	if err == nil {
+		_, err = s.store.UpgradePasswordHash(ctx, cred.UserID, cred.PasswordHash, h)
+	}
+	if err != nil {
+		s.log.Warn("replace imported password hash", "user", cred.UserID, "err", err)
+	}
+}
+
+// admit finishes a login whose credentials checked out: a locked or
+// suspended user is still refused, and so is one denied the protocol.
+// The login is recorded as the user's last over proto.
+func (s *Service) admit(ctx context.Context, proto store.Protocol, ip string, cred store.Credentials, key *crypt.Identity) (*Auth, error) {
+	now := s.now()
+	if cred.LockedUntil > now.Unix() {
 		return nil, fmt.Errorf("%w until %s: %s", ErrUserLocked, time.Unix(cred.LockedUntil, 0).UTC().Format(time.RFC3339), cred.LockReason)
+	}
+	if cred.SuspendedAt > 0 {
+		return nil, ErrSuspended
+	}
+	if cred.DeniedProtocols.Has(proto) {
+		return nil, fmt.Errorf("%w (%s)", ErrProtocolDenied, proto)
 	}
 	u, err := s.store.UserByID(ctx, cred.UserID)
 	if err != nil {
 		return nil, fmt.Errorf("authenticate: %w", err)
+	}
+	if s.logins.due(cred.UserID, proto, now) {
+		host := ip
+		if a, err := ParseClientIP(ip); err == nil {
+			host = a.String()
+		}
+		if err := s.store.RecordLogin(ctx, cred.UserID, proto, host, now); err != nil {
+			// The login stands: the record is for administrators.
+			s.log.Warn("record login", "user", cred.UserID, "err", err)
+			s.logins.forget(cred.UserID, proto)
+		}
 	}
 	return &Auth{User: u, Key: key}, nil
 }
@@ -577,7 +661,8 @@ func (s *Service) Web(ctx context.Context, token string) (*Web, error) {
 		return nil, ErrNoSession
 	}
 	u, err := s.store.UserByID(ctx, rec.UserID)
-	if errors.Is(err, store.ErrNotFound) || (err == nil && (u.Locked(now) || u.AuthEpoch != rec.AuthEpoch)) {
+	if errors.Is(err, store.ErrNotFound) || (err == nil && (u.Locked(now) || u.AuthEpoch != rec.AuthEpoch ||
+		u.Suspended() || u.DeniedProtocols.Has(store.ProtoWebmail))) {
 		s.end(ctx, id)
 		return nil, ErrNoSession
 	}

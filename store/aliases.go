@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/jmoiron/sqlx"
@@ -24,11 +26,11 @@ type Alias struct {
 // AddAlias adds pattern -> target. The pattern's domain must be local and
 // literal; several targets per pattern make a list.
 func (s *Store) AddAlias(ctx context.Context, pattern, target string) (Alias, error) {
-	p := strings.ToLower(strings.TrimSpace(pattern))
-	local, domain, ok := strings.Cut(p, "@")
-	if !ok || local == "" || strings.ContainsAny(domain, "*?") || strings.ContainsAny(p, " \t\r\n<>,;\"") {
-		return Alias{}, fmt.Errorf("add alias: %w: %q is not local@domain (wildcards * and ? only left of @)", ErrInvalid, pattern)
+	p, err := NormalizeAliasPattern(pattern)
+	if err != nil {
+		return Alias{}, fmt.Errorf("add alias: %w", err)
 	}
+	local, domain, _ := strings.Cut(p, "@")
 	t, err := NormalizeAddress(target)
 	if err != nil {
 		return Alias{}, fmt.Errorf("add alias %s: target: %w", p, err)
@@ -328,4 +330,215 @@ func (s *Store) NullSenderAllowed(ctx context.Context, host, ip string) (bool, e
 		}
 	}
 	return false, nil
+}
+
+// maxAliasTargets bounds the targets of one alias (a list, not a
+// mailing-list manager).
+const maxAliasTargets = 100
+
+// maxWildcards bounds the * and ? of a pattern: matching costs
+// O(len(pattern)*len(address)), and no real pattern needs more.
+const maxWildcards = 8
+
+// NormalizeAliasPattern checks and lower-cases an alias pattern:
+// local@domain where the local part may hold * (any run of characters)
+// and ? (one character), the domain none; "*@domain" is the catch-all.
+func NormalizeAliasPattern(pattern string) (string, error) {
+	p := strings.ToLower(strings.TrimSpace(pattern))
+	local, domain, ok := strings.Cut(p, "@")
+	if !ok || local == "" || domain == "" || strings.Contains(domain, "@") || strings.ContainsAny(domain, "*?") ||
+		strings.ContainsAny(p, " \t\r\n<>,;\"()[]\\") || len(p) > 254 {
+		return "", fmt.Errorf("%w: %q is not a pattern local@domain (wildcards * and ? only left of @)", ErrInvalid, pattern)
+	}
+	if _, err := NormalizeDomain(domain); err != nil {
+		return "", fmt.Errorf("%w: %q: bad domain", ErrInvalid, pattern)
+	}
+	if strings.Contains(local, "**") || strings.Count(local, "*")+strings.Count(local, "?") > maxWildcards {
+		return "", fmt.Errorf("%w: %q: at most %d wildcards, no \"**\"", ErrInvalid, pattern, maxWildcards)
+	}
+	return p, nil
+}
+
+// AliasGroup is one pattern with all its targets.
+type AliasGroup struct {
+	Pattern   string   `json:"pattern"`
+	Targets   []string `json:"targets"`
+	IsPattern bool     `json:"isPattern"`
+	CatchAll  bool     `json:"catchAll"`
+}
+
+func aliasGroup(pattern string, targets []string) AliasGroup {
+	local, _, _ := strings.Cut(pattern, "@")
+	return AliasGroup{Pattern: pattern, Targets: targets, IsPattern: strings.ContainsAny(local, "*?"), CatchAll: local == "*"}
+}
+
+// Alias returns a pattern's targets, or ErrNotFound.
+func (s *Store) Alias(ctx context.Context, pattern string) (AliasGroup, error) {
+	p, err := NormalizeAliasPattern(pattern)
+	if err != nil {
+		return AliasGroup{}, err
+	}
+	var ts []string
+	if err := s.db.SelectContext(ctx, &ts, s.rebind("SELECT target FROM aliases WHERE pattern = ? ORDER BY target"), p); err != nil {
+		return AliasGroup{}, fmt.Errorf("alias %s: %w", p, err)
+	}
+	if len(ts) == 0 {
+		return AliasGroup{}, fmt.Errorf("alias %s: %w", p, ErrNotFound)
+	}
+	return aliasGroup(p, ts), nil
+}
+
+// SetAlias makes targets the whole list of pattern's targets, creating
+// the alias when it has none, in one transaction. create refuses a
+// pattern that already has targets (ErrExists).
+func (s *Store) SetAlias(ctx context.Context, pattern string, targets []string, create bool) (AliasGroup, error) {
+	p, err := NormalizeAliasPattern(pattern)
+	if err != nil {
+		return AliasGroup{}, err
+	}
+	if len(targets) == 0 || len(targets) > maxAliasTargets {
+		return AliasGroup{}, fmt.Errorf("set alias %s: %w: 1 to %d targets", p, ErrInvalid, maxAliasTargets)
+	}
+	seen := map[string]bool{}
+	ts := []string{}
+	for _, t := range targets {
+		n, err := NormalizeAddress(t)
+		if err != nil {
+			return AliasGroup{}, fmt.Errorf("set alias %s: target: %w", p, err)
+		}
+		if !seen[n] {
+			seen[n] = true
+			ts = append(ts, n)
+		}
+	}
+	_, domain, _ := strings.Cut(p, "@")
+	d, err := s.DomainByName(ctx, domain)
+	if err != nil {
+		return AliasGroup{}, fmt.Errorf("set alias %s: %w", p, err)
+	}
+	if d.Name != domain {
+		return AliasGroup{}, fmt.Errorf("set alias %s: %w: %s is an alias of %s; use that domain", p, ErrInvalid, domain, d.Name)
+	}
+	g := aliasGroup(p, ts)
+	var before []string
+	err = s.db.Tx(ctx, func(tx *sqlx.Tx) error {
+		before = nil
+		if err := tx.SelectContext(ctx, &before, s.rebind("SELECT target FROM aliases WHERE pattern = ? ORDER BY target"), p); err != nil {
+			return err
+		}
+		if len(before) > 0 && create {
+			return ErrExists
+		}
+		if grow := int64(len(ts) - len(before)); grow > 0 {
+			if err := s.CheckDomainRoom(ctx, tx, d.ID, 0, grow, 0); err != nil {
+				return err
+			}
+		}
+		if _, err := tx.ExecContext(ctx, s.rebind("DELETE FROM aliases WHERE pattern = ?"), p); err != nil {
+			return err
+		}
+		now := s.unix()
+		for _, t := range ts {
+			if _, err := tx.ExecContext(ctx, s.rebind("INSERT INTO aliases (domain_id, pattern, target, is_pattern, created_at) VALUES (?, ?, ?, ?, ?)"),
+				d.ID, p, t, g.IsPattern, now); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return AliasGroup{}, fmt.Errorf("set alias %s: %w", p, err)
+	}
+	slices.Sort(g.Targets)
+	var was any
+	if before != nil {
+		was = map[string]any{"targets": before}
+	}
+	s.Audit(ctx, AuditEntry{Action: "alias.set", Target: p, Domain: d.Name, Before: was, After: map[string]any{"targets": g.Targets}})
+	return g, nil
+}
+
+// AliasFilter selects a page of aliases, in pattern order.
+type AliasFilter struct {
+	Domain string
+	// Only, when Domain is "", keeps the aliases of these domains (a key
+	// limited to them); names that are no domain match nothing.
+	Only   []string
+	Q      string // a prefix of the pattern
+	Cursor string // the last pattern of the previous page
+	Limit  int    // default 100, at most 1000
+}
+
+// AliasPage is a page of aliases; Next is "" on the last page.
+type AliasPage struct {
+	Aliases []AliasGroup
+	Next    string
+}
+
+// ListAliases returns a page of aliases with their targets.
+func (s *Store) ListAliases(ctx context.Context, f AliasFilter) (AliasPage, error) {
+	limit := f.Limit
+	if limit <= 0 {
+		limit = 100
+	}
+	if limit > 1000 {
+		return AliasPage{}, fmt.Errorf("list aliases: %w: limit above 1000", ErrInvalid)
+	}
+	where, args := []string{"pattern > ?"}, []any{f.Cursor}
+	if f.Domain != "" {
+		d, err := s.DomainByName(ctx, f.Domain)
+		if err != nil {
+			return AliasPage{}, fmt.Errorf("list aliases: %w", err)
+		}
+		where, args = append(where, "domain_id = ?"), append(args, d.ID)
+	}
+	if f.Domain == "" && f.Only != nil {
+		ids := []any{int64(0)} // matches nothing: ids start at 1
+		for _, name := range f.Only {
+			if d, err := s.DomainByName(ctx, name); err == nil {
+				ids = append(ids, d.ID)
+			}
+		}
+		q, qargs, err := sqlx.In("domain_id IN (?)", ids)
+		if err != nil {
+			return AliasPage{}, fmt.Errorf("list aliases: %w", err)
+		}
+		where, args = append(where, q), append(args, qargs...)
+	}
+	if f.Q != "" {
+		q := strings.ToLower(f.Q)
+		where, args = append(where, "pattern >= ? AND pattern < ?"), append(args, q, q+"\U0010FFFF")
+	}
+	var pats []string
+	if err := s.db.SelectContext(ctx, &pats, s.rebind("SELECT DISTINCT pattern FROM aliases WHERE "+strings.Join(where, " AND ")+
+		" ORDER BY pattern LIMIT "+strconv.Itoa(limit+1)), args...); err != nil {
+		return AliasPage{}, fmt.Errorf("list aliases: %w", err)
+	}
+	var page AliasPage
+	if len(pats) > limit {
+		pats = pats[:limit]
+		page.Next = pats[limit-1]
+	}
+	if len(pats) == 0 {
+		return page, nil
+	}
+	q, qargs, err := sqlx.In("SELECT pattern, target FROM aliases WHERE pattern IN (?) ORDER BY pattern, target", pats)
+	if err != nil {
+		return AliasPage{}, fmt.Errorf("list aliases: %w", err)
+	}
+	var rows []struct {
+		Pattern string `db:"pattern"`
+		Target  string `db:"target"`
+	}
+	if err := s.db.SelectContext(ctx, &rows, s.rebind(q), qargs...); err != nil {
+		return AliasPage{}, fmt.Errorf("list aliases: %w", err)
+	}
+	for _, r := range rows {
+		if n := len(page.Aliases); n > 0 && page.Aliases[n-1].Pattern == r.Pattern {
+			page.Aliases[n-1].Targets = append(page.Aliases[n-1].Targets, r.Target)
+			continue
+		}
+		page.Aliases = append(page.Aliases, aliasGroup(r.Pattern, []string{r.Target}))
+	}
+	return page, nil
 }

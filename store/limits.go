@@ -121,3 +121,15 @@ func (s *Store) Plans(ctx context.Context) ([]Plan, error) {
 	}
 	return ps, nil
 }
+
+// LimitsAmong is Limits for a listing: the limits in force for u, with
+// its plan found among plans (Plans) rather than read again for each user.
+func (s *Store) LimitsAmong(u User, plans map[int64]Plan) Limits {
+	l := s.limits
+	if u.PlanID.Valid {
+		if p, ok := plans[u.PlanID.Int64]; ok {
+			l = l.overrideWith(p.Limits)
+		}
+	}
+	return u.Overrides.merge(l)
+}

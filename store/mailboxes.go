@@ -236,7 +236,8 @@ func (a *Account) mkParents(ctx context.Context, tx *sqlx.Tx, c *spine.Change, n
 func (s *Store) insertMailbox(ctx context.Context, tx *sqlx.Tx, userID, parentID int64, name, specialUse string) (int64, error) {
 	// A new mailbox's keyword list is known (empty); only mailboxes from
 	// before the column have theirs gathered on first use (Keywords).
-	res, err := tx.ExecContext(ctx, s.rebind(`INSERT INTO mailboxes (user_id, parent_id, name, special_use, keywords, created_at)
+	// Prepared once (TxExec): a bulk import creates six for every user.
+	res, err := s.db.TxExec(ctx, tx, s.rebind(`INSERT INTO mailboxes (user_id, parent_id, name, special_use, keywords, created_at)
 		VALUES (?, ?, ?, ?, '', ?)`), userID, parentRef(parentID), name, specialUse, s.unix())
 	if err != nil {
 		return 0, err
@@ -249,7 +250,7 @@ func (s *Store) insertMailbox(ctx context.Context, tx *sqlx.Tx, userID, parentID
 	if uv == 0 {
 		uv = 1
 	}
-	if _, err := tx.ExecContext(ctx, s.rebind("UPDATE mailboxes SET uidvalidity = ? WHERE id = ?"), uv, id); err != nil {
+	if _, err := s.db.TxExec(ctx, tx, s.rebind("UPDATE mailboxes SET uidvalidity = ? WHERE id = ?"), uv, id); err != nil {
 		return 0, err
 	}
 	if parentID != 0 {
@@ -259,7 +260,7 @@ func (s *Store) insertMailbox(ctx context.Context, tx *sqlx.Tx, userID, parentID
 	}
 	// The new mailbox starts subscribed: a subscription its name kept
 	// from a deleted mailbox is its own now.
-	if _, err := tx.ExecContext(ctx, s.rebind("DELETE FROM lost_subscriptions WHERE user_id = ? AND name = ?"), userID, name); err != nil {
+	if _, err := s.db.TxExec(ctx, tx, s.rebind("DELETE FROM lost_subscriptions WHERE user_id = ? AND name = ?"), userID, name); err != nil {
 		return 0, err
 	}
 	return id, nil

@@ -220,9 +220,10 @@ func (s *Store) sealWith(ctx context.Context, u User, p *parsed, sync bool) (sea
 	case s.inlineMax > 0 && int64(len(p.raw)) <= s.inlineMax:
 		out.inline, out.blob, err = s.blobs.Encode(ctx, bytes.NewReader(p.raw), transform)
 	case sync:
-		out.blob, err = s.blobs.Put(ctx, out.blobID, bytes.NewReader(p.raw), transform)
+		// A user moved to a partition (MoveUser) keeps its new mail there.
+		out.blob, err = s.blobs.PutTo(ctx, s.partitionOf(u), out.blobID, bytes.NewReader(p.raw), transform)
 	default:
-		out.blob, err = s.blobs.PutDeferred(ctx, out.blobID, bytes.NewReader(p.raw), transform)
+		out.blob, err = s.blobs.PutDeferredTo(ctx, s.partitionOf(u), out.blobID, bytes.NewReader(p.raw), transform)
 	}
 	if err != nil {
 		return sealed{}, err

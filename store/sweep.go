@@ -54,20 +54,26 @@ func (s *Store) SweepOrphans(ctx context.Context, grace time.Duration) (int, err
 		for i, e := range batch {
 			ids[i] = e.ID
 		}
-		q, args, err := sqlx.In("SELECT id FROM blobs WHERE id IN (?)", ids)
+		q, args, err := sqlx.In("SELECT id, part FROM blobs WHERE id IN (?)", ids)
 		if err != nil {
 			return err
 		}
-		var known []string
+		var known []struct {
+			ID   string `db:"id"`
+			Part string `db:"part"`
+		}
 		if err := s.db.SelectContext(ctx, &known, s.rebind(q), args...); err != nil {
 			return err
 		}
-		have := make(map[string]bool, len(known))
-		for _, id := range known {
-			have[id] = true
+		have := make(map[string]string, len(known))
+		for _, k := range known {
+			have[k.ID] = k.Part
 		}
 		for _, e := range batch {
-			if have[e.ID] {
+			// A file is live only in the partition its row names: a
+			// copy elsewhere is what a move to another partition
+			// (MoveUser) left when it stopped half-way.
+			if part, ok := have[e.ID]; ok && part == e.Partition {
 				continue
 			}
 			if err := s.blobs.Remove(ctx, e); err != nil {

@@ -33,7 +33,16 @@ type User struct {
 	// before it are no longer valid.
 	AuthEpoch int64 `db:"auth_epoch" json:"authEpoch"`
 	// DeliveryRules is set when the user has vacation or forwarding rules.
-	DeliveryRules bool   `db:"delivery_rules" json:"deliveryRules"`
+	DeliveryRules bool `db:"delivery_rules" json:"deliveryRules"`
+	// SuspendedAt is when the user was suspended (no login anywhere, mail
+	// still received); 0 when it is not.
+	SuspendedAt   int64  `db:"suspended_at" json:"suspendedAt"`
+	SuspendReason string `db:"suspend_reason" json:"suspendReason"`
+	// DeniedProtocols are the front ends the user may not log in to.
+	DeniedProtocols ProtocolSet `db:"denied_protocols" json:"deniedProtocols"`
+	// BlobPartition is where the user's new message files go ("" the
+	// blob store's choice); MoveUser sets it.
+	BlobPartition string `db:"blob_partition" json:"blobPartition"`
 	PublicKey     string `db:"public_key" json:"publicKey"`
 	Serial        uint64 `db:"serial" json:"serial"`
 	CreatedAt     int64  `db:"created_at" json:"createdAt"`
@@ -45,7 +54,7 @@ func (u User) Locked(t time.Time) bool { return u.LockedUntil > t.Unix() }
 
 const userColumns = `u.id, u.domain_id, u.address, u.plan_id, u.quota_bytes, u.max_recv_size, u.max_send_size,
 	u.daily_send_bytes, u.daily_recv_bytes, u.daily_recv_per_ip, u.used_bytes, u.message_count, u.locked_until,
-	u.lock_reason, u.secure, u.auth_epoch, u.delivery_rules, COALESCE(k.public_key, '') AS public_key, u.serial, u.created_at, u.updated_at`
+	u.lock_reason, u.secure, u.auth_epoch, u.delivery_rules, u.suspended_at, u.suspend_reason, u.denied_protocols, u.blob_partition, COALESCE(k.public_key, '') AS public_key, u.serial, u.created_at, u.updated_at`
 
 const userFrom = " FROM users u LEFT JOIN user_keys k ON k.user_id = u.id "
 
@@ -60,6 +69,10 @@ type Credentials struct {
 	CRAMSecret   []byte `db:"cram_secret"`
 	LockedUntil  int64  `db:"locked_until"`
 	LockReason   string `db:"lock_reason"`
+	// SuspendedAt and DeniedProtocols are User's: a login checks them
+	// from here, never from a cached user.
+	SuspendedAt     int64       `db:"suspended_at"`
+	DeniedProtocols ProtocolSet `db:"denied_protocols"`
 }
 
 // NewUser describes a user to create. Secure users need a key pair: the
@@ -93,82 +106,70 @@ var DefaultMailboxes = []struct{ Name, SpecialUse string }{
 // CreateUser creates a user, its login identifier (the address itself), its
 // keys and its default mailboxes in one transaction.
 func (s *Store) CreateUser(ctx context.Context, nu NewUser) (User, error) {
-	addr, err := NormalizeAddress(nu.Address)
+	p, err := s.prepareUser(ctx, nu, map[string]int64{}, map[string]int64{})
 	if err != nil {
 		return User{}, err
 	}
-	if nu.Hash == "" {
-		return User{}, fmt.Errorf("create user %s: %w: no password hash", addr, ErrInvalid)
-	}
-	if nu.Secure && (nu.PublicKey == "" || len(nu.SealedKey) == 0) {
-		return User{}, fmt.Errorf("create user %s: %w: a secure user needs a key pair", addr, ErrInvalid)
-	}
-	_, domainName, _ := strings.Cut(addr, "@")
-	var d Domain
-	if err := s.db.GetContext(ctx, &d, s.rebind("SELECT id, name, created_at FROM domains WHERE name = ?"), domainName); err != nil {
-		if errors.Is(err, sql.ErrNoRows) {
-			return User{}, fmt.Errorf("create user %s: domain %s: %w", addr, domainName, ErrNotFound)
-		}
-		return User{}, fmt.Errorf("create user %s: %w", addr, err)
-	}
-	var planID sql.NullInt64
-	if nu.Plan != "" {
-		p, err := s.PlanByName(ctx, nu.Plan)
-		if err != nil {
-			return User{}, fmt.Errorf("create user %s: %w", addr, err)
-		}
-		planID = sql.NullInt64{Int64: p.ID, Valid: true}
-	}
-	now := s.unix()
 	var id int64
 	err = s.db.Tx(ctx, func(tx *sqlx.Tx) error {
-		var taken int
-		if err := tx.GetContext(ctx, &taken, s.rebind("SELECT COUNT(*) FROM identifiers WHERE name = ?"), addr); err != nil {
-			return err
-		}
-		if taken > 0 {
-			return ErrExists
-		}
 		// The domain's limits, and its default plan when none was named.
-		if planID, err = s.newUserRoomTx(ctx, tx, d.ID, planID, nu.Overrides.QuotaBytes); err != nil {
-			return err
-		}
-		o := nu.Overrides
-		res, err := tx.ExecContext(ctx, s.rebind(`INSERT INTO users (domain_id, address, password_hash, plan_id,
-			quota_bytes, max_recv_size, max_send_size, daily_send_bytes, daily_recv_bytes, daily_recv_per_ip,
-			secure, cram_secret, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
-			d.ID, addr, nu.Hash, planID, o.QuotaBytes, o.MaxRecvSize, o.MaxSendSize, o.DailySendBytes,
-			o.DailyRecvBytes, o.DailyRecvPerIP, nu.Secure, cramOrEmpty(nu.CRAMSecret), now, now)
+		planID, err := s.newUserRoomTx(ctx, tx, p.domain, p.plan, nu.Overrides.QuotaBytes)
 		if err != nil {
 			return err
 		}
-		if id, err = res.LastInsertId(); err != nil {
-			return err
-		}
-		if _, err := tx.ExecContext(ctx, s.rebind("INSERT INTO identifiers (user_id, name) VALUES (?, ?)"), id, addr); err != nil {
-			return err
-		}
-		if nu.Secure {
-			if _, err := tx.ExecContext(ctx, s.rebind(`INSERT INTO user_keys (user_id, public_key, sealed_private,
-				created_at, updated_at) VALUES (?, ?, ?, ?, ?)`), id, nu.PublicKey, nu.SealedKey, now, now); err != nil {
-				return err
-			}
-		}
-		for _, m := range DefaultMailboxes {
-			if _, err := s.insertMailbox(ctx, tx, id, 0, m.Name, m.SpecialUse); err != nil {
-				return err
-			}
-		}
-		return nil
+		id, err = s.createUserTx(ctx, tx, nu, p.addr, p.domain, planID)
+		return err
 	})
 	if sqldb.IsDuplicate(err) {
 		err = ErrExists
 	}
 	if err != nil {
-		return User{}, fmt.Errorf("create user %s: %w", addr, err)
+		return User{}, fmt.Errorf("create user %s: %w", p.addr, err)
 	}
-	s.audit(ctx, "", "user.create", addr, "")
+	s.audit(ctx, "", "user.create", p.addr, "")
 	return s.UserByID(ctx, id)
+}
+
+// createUserTx inserts a checked new user (prepareUser) inside tx, whose
+// domain's room has been checked (CheckDomainRoom) and default plan
+// applied.
+func (s *Store) createUserTx(ctx context.Context, tx *sqlx.Tx, nu NewUser, addr string, domainID int64, planID sql.NullInt64) (int64, error) {
+	now := s.unix()
+	var taken int
+	if err := s.db.TxGet(ctx, tx, &taken, s.rebind("SELECT COUNT(*) FROM identifiers WHERE name = ?"), addr); err != nil {
+		return 0, err
+	}
+	if taken > 0 {
+		return 0, ErrExists
+	}
+	o := nu.Overrides
+	res, err := s.db.TxExec(ctx, tx, s.rebind(`INSERT INTO users (domain_id, address, password_hash, plan_id,
+		quota_bytes, max_recv_size, max_send_size, daily_send_bytes, daily_recv_bytes, daily_recv_per_ip,
+		secure, cram_secret, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+		domainID, addr, nu.Hash, planID, o.QuotaBytes, o.MaxRecvSize, o.MaxSendSize, o.DailySendBytes,
+		o.DailyRecvBytes, o.DailyRecvPerIP, nu.Secure, cramOrEmpty(nu.CRAMSecret), now, now)
+	if err != nil {
+		return 0, err
+	}
+	id, err := res.LastInsertId()
+	if err != nil {
+		return 0, err
+	}
+	if _, err := s.db.TxExec(ctx, tx, s.rebind("INSERT INTO identifiers (user_id, name) VALUES (?, ?)"), id, addr); err != nil {
+		return 0, err
+	}
+	if nu.Secure {
+		if _, err := tx.ExecContext(ctx, s.rebind(`INSERT INTO user_keys (user_id, public_key, sealed_private,
+			created_at, updated_at) VALUES (?, ?, ?, ?, ?)`), id, nu.PublicKey, nu.SealedKey, now, now); err != nil {
+			return 0, err
+		}
+	}
+	for _, m := range DefaultMailboxes {
+		if _, err := s.insertMailbox(ctx, tx, id, 0, m.Name, m.SpecialUse); err != nil {
+			return 0, err
+		}
+	}
+	return id, nil
 }
 
 // UserByID returns a user, from the cache when its serial is current.
@@ -258,7 +259,8 @@ func (s *Store) Credentials(ctx context.Context, login string) (Credentials, err
 	name := strings.ToLower(strings.TrimSpace(login))
 	var c Credentials
 	err := s.db.GetContext(ctx, &c, s.rebind(`SELECT u.id AS user_id, u.address, u.password_hash, u.secure,
-		COALESCE(k.sealed_private, '') AS sealed_private, u.cram_secret, u.locked_until, u.lock_reason
+		COALESCE(k.sealed_private, '') AS sealed_private, u.cram_secret, u.locked_until, u.lock_reason,
+		u.suspended_at, u.denied_protocols
 		FROM identifiers i JOIN users u ON u.id = i.user_id LEFT JOIN user_keys k ON k.user_id = u.id
 		WHERE i.name = ?`), name)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -401,6 +403,9 @@ func (s *Store) SetLimits(ctx context.Context, id int64, plan string, o LimitOve
 		planID = sql.NullInt64{Int64: p.ID, Valid: true}
 	}
 	err := s.sp.WriteUser(ctx, id, func(tx *sqlx.Tx, _ *spine.Change) error {
+		if err := s.quotaRoomTx(ctx, tx, id, planID, o.QuotaBytes); err != nil {
+			return err
+		}
 		_, err := tx.ExecContext(ctx, s.rebind(`UPDATE users SET plan_id = COALESCE(?, plan_id), quota_bytes = ?, max_recv_size = ?,
 			max_send_size = ?, daily_send_bytes = ?, daily_recv_bytes = ?, daily_recv_per_ip = ?, updated_at = ? WHERE id = ?`),
 			planID, o.QuotaBytes, o.MaxRecvSize, o.MaxSendSize, o.DailySendBytes, o.DailyRecvBytes, o.DailyRecvPerIP, s.unix(), id)
@@ -408,6 +413,42 @@ func (s *Store) SetLimits(ctx context.Context, id int64, plan string, o LimitOve
 	})
 	if err != nil {
 		return fmt.Errorf("set limits of user %d: %w", id, err)
+	}
+	return nil
+}
+
+// quotaRoomTx checks, inside a change of a user's plan or own quota, that
+// its domain has room for the quota the change gives it (CheckDomainRoom):
+// raising a quota is adding quota.
+func (s *Store) quotaRoomTx(ctx context.Context, tx *sqlx.Tx, id int64, planID sql.NullInt64, own *int64) error {
+	var cur struct {
+		Domain int64         `db:"domain_id"`
+		Plan   sql.NullInt64 `db:"plan_id"`
+		Own    sql.NullInt64 `db:"quota_bytes"`
+	}
+	if err := tx.GetContext(ctx, &cur, s.rebind("SELECT domain_id, plan_id, quota_bytes FROM users WHERE id = ?"), id); err != nil {
+		return notFound(err)
+	}
+	var curOwn *int64
+	if cur.Own.Valid {
+		curOwn = &cur.Own.Int64
+	}
+	before, err := s.newUserQuotaTx(ctx, tx, curOwn, cur.Plan)
+	if err != nil {
+		return err
+	}
+	if !planID.Valid {
+		planID = cur.Plan
+	}
+	after, err := s.newUserQuotaTx(ctx, tx, own, planID)
+	if err != nil {
+		return err
+	}
+	switch {
+	case after < 0 && before >= 0:
+		return s.CheckDomainRoom(ctx, tx, cur.Domain, 0, 0, -1)
+	case after > before && before >= 0:
+		return s.CheckDomainRoom(ctx, tx, cur.Domain, 0, 0, after-before)
 	}
 	return nil
 }

@@ -62,7 +62,7 @@ func start(t testing.TB, su setup) *harness {
 	cfg := su.cfg
 	cfg.Hostname = testHost
 	cfg.TLS = sh.TLS
-	srv := New(cfg, env.Store, env.Session, sh.Log)
+	srv := New(cfg, env.Store, env.Session.For(store.ProtoIMAP), sh.Log)
 	srv.trustLoopback = !su.remote
 	srv.beforeSearch = su.beforeSearch
 	h := &harness{t: t, env: env, srv: srv, logs: sh.Logs, tls: sh.Client, caFile: sh.CAFile}

@@ -71,9 +71,9 @@ func start(t testing.TB, su setup) *harness {
 		cfg.TLS = sh.TLS
 	}
 	if su.cram {
-		cfg.CRAM = env.Session
+		cfg.CRAM = env.Session.For(store.ProtoPOP3)
 	}
-	srv := New(cfg, env.Store, env.Session, sh.Log)
+	srv := New(cfg, env.Store, env.Session.For(store.ProtoPOP3), sh.Log)
 	srv.trustLoopback = !su.remote
 	h := &harness{t: t, env: env, srv: srv, logs: sh.Logs, caFile: sh.CAFile, tls: sh.Client, sh: sh}
 	for _, implicit := range []bool{false, true} {

@@ -104,9 +104,9 @@ func start(t *testing.T, su setup) *harness {
 		cfg.SendBounce = su.bounces.send
 	}
 	if su.cram {
-		cfg.CRAM = env.Session
+		cfg.CRAM = env.Session.For(store.ProtoSMTP)
 	}
-	srv := New(cfg, agent, env.Session, log)
+	srv := New(cfg, agent, env.Session.For(store.ProtoSMTP), log)
 	srv.trustLoopback = !su.remote
 	h := &harness{
 		t: t, env: env, agent: agent, srv: srv, addr: map[Role]string{},

@@ -27,10 +27,23 @@ const tempPrefix = ".tmp-"
 // ctx is checked between reads of r; a reader that can block forever must be
 // given its own deadline. On any error nothing is left behind.
 func (s *Store) Put(ctx context.Context, id string, r io.Reader, enc Transform) (Info, error) {
-	return s.put(ctx, id, r, enc, true)
+	return s.put(ctx, id, r, enc, true, "")
 }
 
-func (s *Store) put(ctx context.Context, id string, r io.Reader, enc Transform, sync bool) (Info, error) {
+// PutTo is Put into the named partition rather than the one with the
+// most free space (a user pinned to a partition); an unknown name is
+// ErrUnknownPartition.
+func (s *Store) PutTo(ctx context.Context, partition, id string, r io.Reader, enc Transform) (Info, error) {
+	return s.put(ctx, id, r, enc, true, partition)
+}
+
+// PutDeferredTo is PutDeferred into the named partition.
+func (s *Store) PutDeferredTo(ctx context.Context, partition, id string, r io.Reader, enc Transform) (Info, error) {
+	return s.put(ctx, id, r, enc, false, partition)
+}
+
+// put writes a blob to partition to, or "" the one pick chooses.
+func (s *Store) put(ctx context.Context, id string, r io.Reader, enc Transform, sync bool, to string) (Info, error) {
 	if !validID(id) {
 		return Info{}, fmt.Errorf("put blob %q: %w", id, ErrInvalidID)
 	}
@@ -51,7 +64,13 @@ func (s *Store) put(ctx context.Context, id string, r io.Reader, enc Transform, 
 			return Info{}, fmt.Errorf("put blob %s: %w", id, err)
 		}
 	}
-	p, err := s.pick()
+	var p *partition
+	var err error
+	if to != "" {
+		p, err = s.partition(to)
+	} else {
+		p, err = s.pick()
+	}
 	if err != nil {
 		return Info{}, fmt.Errorf("put blob %s: %w", id, err)
 	}
@@ -72,7 +91,7 @@ func (s *Store) PutEncoded(ctx context.Context, id string, data []byte) (Info, e
 	if err != nil {
 		return Info{}, fmt.Errorf("put blob %s: %w", id, err)
 	}
-	return s.put(ctx, id, &preEncoded{data: data, h: h}, nil, true)
+	return s.put(ctx, id, &preEncoded{data: data, h: h}, nil, true, "")
 }
 
 // EncodedInfo describes data, a blob as Encode returned it, as Encode did
@@ -98,7 +117,7 @@ func (p *preEncoded) Read([]byte) (int, error) { return 0, io.EOF } // written w
 // way and then makes them all durable with one Sync, instead of paying
 // two fsyncs for each.
 func (s *Store) PutDeferred(ctx context.Context, id string, r io.Reader, enc Transform) (Info, error) {
-	return s.put(ctx, id, r, enc, false)
+	return s.put(ctx, id, r, enc, false, "")
 }
 
 // Sync makes every blob written so far by PutDeferred to the named
@@ -476,4 +495,43 @@ func (c *ctxReader) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
 	c.n += int64(n)
 	return n, err
+}
+
+// CopyTo writes blob id of partition from into partition to byte for
+// byte, its header, compression and encryption as they are (so an
+// encrypted blob moves without its key), fsynced as Put does. A copy
+// already in to, left by a move that stopped before its rows changed, is
+// replaced. The caller records the new partition, then deletes the old
+// copy (a user's move to another partition).
+func (s *Store) CopyTo(ctx context.Context, id, from, to string) (Info, error) {
+	if !validID(id) {
+		return Info{}, fmt.Errorf("copy blob %q: %w", id, ErrInvalidID)
+	}
+	src, err := s.partition(from)
+	if err != nil {
+		return Info{}, fmt.Errorf("copy blob %s: %w", id, err)
+	}
+	dst, err := s.partition(to)
+	if err != nil {
+		return Info{}, fmt.Errorf("copy blob %s: %w", id, err)
+	}
+	if src == dst {
+		return Info{}, fmt.Errorf("copy blob %s: source and target are both partition %q", id, to)
+	}
+	data, err := os.ReadFile(src.blobPath(id))
+	if err != nil {
+		return Info{}, fmt.Errorf("copy blob %s: %w", id, err)
+	}
+	h, err := parseHeader(data)
+	if err != nil {
+		return Info{}, fmt.Errorf("copy blob %s: %w", id, err)
+	}
+	if err := os.Remove(dst.blobPath(id)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return Info{}, fmt.Errorf("copy blob %s: %w", id, err)
+	}
+	info, err := s.write(ctx, dst, id, &preEncoded{data: data, h: h}, nil, true)
+	if err != nil {
+		return Info{}, fmt.Errorf("copy blob %s: %w", id, err)
+	}
+	return info, nil
 }

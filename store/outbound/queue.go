@@ -70,6 +70,8 @@ type Entry struct {
 	// (store.SealForQueue): its one recipient, delivered by DeliverSealed; its
 	// content cannot be read here, not even its header.
 	SealedUser int64
+	// Held entries are not attempted until released (Hold, Release).
+	Held bool
 
 	lease  int64 // the fencing token this claim holds; 0 when not claimed
 	blobID string
@@ -110,15 +112,16 @@ type outboundRow struct {
 	Part      string `db:"part"`
 	Size      int64  `db:"size"`
 	Sealed    int64  `db:"sealed_user"`
+	Held      bool   `db:"held"`
 }
 
-const outboundColumns = "id, mail_from, created_ms, next_attempt_ms, attempts, lease, last_error, blob_id, part, size, sealed_user"
+const outboundColumns = "id, mail_from, created_ms, next_attempt_ms, attempts, lease, last_error, blob_id, part, size, sealed_user, held"
 
 func (r outboundRow) outbound() Entry {
 	return Entry{
 		ID: r.ID, From: r.From, CreatedAt: time.UnixMilli(r.CreatedMS), NextAttempt: time.UnixMilli(r.NextMS),
 		Attempts: r.Attempts, LastError: r.LastError, Size: r.Size, lease: r.Lease, blobID: r.BlobID, part: r.Part,
-		SealedUser: r.Sealed,
+		SealedUser: r.Sealed, Held: r.Held,
 	}
 }
 
@@ -288,7 +291,7 @@ func (q *Queue) Claim(ctx context.Context, limit int, lease time.Duration) ([]En
 	// few seconds must not take SQLite's one write lock each time.
 	var cands []outboundRow
 	if err := q.sp.DB.SelectContext(ctx, &cands, q.sp.Rebind("SELECT "+outboundColumns+
-		" FROM outbound_queue WHERE next_attempt_ms <= ? ORDER BY next_attempt_ms, id LIMIT ?"), now, limit); err != nil {
+		" FROM outbound_queue WHERE next_attempt_ms <= ? AND held = 0 ORDER BY next_attempt_ms, id LIMIT ?"), now, limit); err != nil {
 		return nil, fmt.Errorf("claim queue entries: %w", err)
 	}
 	if len(cands) == 0 {
@@ -300,7 +303,7 @@ func (q *Queue) Claim(ctx context.Context, limit int, lease time.Duration) ([]En
 		claimed = claimed[:0] // a retried transaction starts over
 		for _, c := range cands {
 			res, err := tx.ExecContext(ctx, q.sp.Rebind(`UPDATE outbound_queue SET next_attempt_ms = ?, lease = lease + 1
-				WHERE id = ? AND lease = ? AND next_attempt_ms <= ?`), until, c.ID, c.Lease, now)
+				WHERE id = ? AND lease = ? AND next_attempt_ms <= ? AND held = 0`), until, c.ID, c.Lease, now)
 			if err != nil {
 				return err
 			}
@@ -497,10 +500,11 @@ func (q *Queue) Delete(ctx context.Context, id int64) error {
 }
 
 // Next returns when the earliest entry is due (claimed entries
-// count as due when their lease ends); ok is false when the queue is empty.
+// count as due when their lease ends, held ones not at all); ok is false
+// when nothing is waiting.
 func (q *Queue) Next(ctx context.Context) (at time.Time, ok bool, err error) {
 	var ms sql.NullInt64
-	if err := q.sp.DB.GetContext(ctx, &ms, "SELECT MIN(next_attempt_ms) FROM outbound_queue"); err != nil {
+	if err := q.sp.DB.GetContext(ctx, &ms, "SELECT MIN(next_attempt_ms) FROM outbound_queue WHERE held = 0"); err != nil {
 		return time.Time{}, false, fmt.Errorf("next queue entry: %w", err)
 	}
 	if !ms.Valid {

@@ -43,7 +43,10 @@ type Options struct {
 	RedisAddr, RedisPrefix string
 	// BlobDir reuses a blob directory (another node, or a reopen).
 	BlobDir string
-	Limits  store.Limits
+	// MorePartitions are names of more blob partitions, each in a
+	// directory of its own beside BlobDir's.
+	MorePartitions []string
+	Limits         store.Limits
 	// Header is store.Config.Header: zero, the defaults.
 	Header  store.HeaderLimits
 	Session session.Config
@@ -71,7 +74,11 @@ func Open(t testing.TB, db testsupport.Database, o Options) *Env {
 	if dir == "" {
 		dir = filepath.Join(t.TempDir(), "blobs")
 	}
-	blobs, err := blob.New(blob.Options{Partitions: []blob.Partition{{Name: "default", Path: dir}}})
+	parts := []blob.Partition{{Name: "default", Path: dir}}
+	for _, name := range o.MorePartitions {
+		parts = append(parts, blob.Partition{Name: name, Path: dir + "-" + name})
+	}
+	blobs, err := blob.New(blob.Options{Partitions: parts})
 	if err != nil {
 		t.Fatalf("open blob store: %v", err)
 	}
