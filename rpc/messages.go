@@ -338,7 +338,7 @@ func listAfter(ctx context.Context, a *store.Account, p listParams, q store.Page
 			// The message is gone: the client starts the list again.
 			return nil, errNotFound
 		}
-		key = store.KeyOf(cur[0])
+		key = store.KeyOf(cur[0], q.Sort)
 	}
 	q.After = &key
 	return a.ListPage(ctx, p.FolderID, q)

@@ -82,11 +82,11 @@ func listAt(ctx context.Context, kv placeKeeper, log *slog.Logger, a *store.Acco
 		return nil, err
 	}
 	if lead && len(msgs) > 0 {
-		learnt = append(learnt, pagePlace{Pos: start, Key: store.KeyOf(msgs[0])})
+		learnt = append(learnt, pagePlace{Pos: start, Key: store.KeyOf(msgs[0], q.Sort)})
 		msgs = msgs[1:]
 	}
 	if len(msgs) > 0 {
-		learnt = append(learnt, pagePlace{Pos: start + len(msgs), Key: store.KeyOf(msgs[len(msgs)-1])})
+		learnt = append(learnt, pagePlace{Pos: start + len(msgs), Key: store.KeyOf(msgs[len(msgs)-1], q.Sort)})
 	}
 	added := false
 	for _, l := range learnt {
