@@ -155,7 +155,7 @@ const indexBatch = 100
 func (s *Store) IndexBacklog(ctx context.Context, pause time.Duration) (int, error) {
 	done := 0
 	for {
-		n, more, err := s.indexBatch(ctx)
+		n, more, err := s.indexBatch(ctx, indexBatch)
 		done += n
 		if err != nil || !more {
 			return done, err
@@ -168,9 +168,9 @@ func (s *Store) IndexBacklog(ctx context.Context, pause time.Duration) (int, err
 	}
 }
 
-// indexBatch indexes the next batch of the backlog; more says whether
-// anything may be left.
-func (s *Store) indexBatch(ctx context.Context) (int, bool, error) {
+// indexBatch indexes the next batch of at most size messages of the
+// backlog; more says whether anything may be left.
+func (s *Store) indexBatch(ctx context.Context, size int) (int, bool, error) {
 	var last int64
 	err := s.db.GetContext(ctx, &last, "SELECT COALESCE(MAX(last_id), 0) FROM text_index_cursor WHERE name = 'backlog'")
 	if err != nil {
@@ -182,7 +182,7 @@ func (s *Store) indexBatch(ctx context.Context) (int, bool, error) {
 		InfoSealed bool   `db:"info_sealed"`
 		Info       []byte `db:"info"`
 	}
-	if err := s.db.SelectContext(ctx, &rows, s.rebind("SELECT id, user_id, info_sealed, info FROM messages WHERE id > ? AND text_id = 0 ORDER BY id LIMIT "+strconv.Itoa(indexBatch)), last); err != nil {
+	if err := s.db.SelectContext(ctx, &rows, s.rebind("SELECT id, user_id, info_sealed, info FROM messages WHERE id > ? AND text_id = 0 ORDER BY id LIMIT "+strconv.Itoa(size)), last); err != nil {
 		return 0, false, fmt.Errorf("index backlog: %w", err)
 	}
 	if len(rows) == 0 {
@@ -242,7 +242,7 @@ func (s *Store) indexBatch(ctx context.Context) (int, bool, error) {
 	if err != nil {
 		return 0, false, fmt.Errorf("index backlog: %w", err)
 	}
-	return len(ws), len(rows) == indexBatch, nil
+	return len(ws), len(rows) == size, nil
 }
 
 // readRaw reads a message of a user whose mail is not sealed, for the
