@@ -38,7 +38,7 @@ func TestListAt(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got, err := listAt(ctx, e.Session, log, a, mb, scope, start, store.PageQuery{Sort: sort, Limit: limit})
+			got, _, err := listAt(ctx, e.Session, log, a, mb, scope, start, store.PageQuery{Sort: sort, Limit: limit})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -89,7 +89,7 @@ func TestListAt(t *testing.T) {
 			}
 		}
 		mb, _ := a.Mailbox(ctx, inbox)
-		if _, err := listAt(ctx, e.Session, log, a, mb, "s1", -1, store.PageQuery{Limit: 5}); !errors.Is(err, store.ErrInvalid) {
+		if _, _, err := listAt(ctx, e.Session, log, a, mb, "s1", -1, store.PageQuery{Limit: 5}); !errors.Is(err, store.ErrInvalid) {
 			t.Errorf("negative start: %v", err)
 		}
 	})

@@ -40,6 +40,7 @@ const (
 	TermAfter   // arrived at or after Time
 	TermLarger  // larger than Size octets
 	TermSmaller // smaller than Size octets
+	TermFlags   // has every one of Flags
 )
 
 // SearchTerm is one condition of a search.
@@ -51,6 +52,7 @@ type SearchTerm struct {
 	Words []string
 	Time  time.Time
 	Size  int64
+	Flags Flags
 }
 
 func (t SearchTerm) textual() bool { return t.Kind <= TermSubject }
@@ -139,6 +141,8 @@ func metaCond(t SearchTerm) (string, []any) {
 		c, args = "m.size > ?", []any{t.Size}
 	case TermSmaller:
 		c, args = "m.size < ?", []any{t.Size}
+	case TermFlags:
+		c = fmt.Sprintf("(m.flags & %d) = %d", t.Flags, t.Flags)
 	default:
 		return "", nil
 	}
@@ -407,6 +411,8 @@ func (a *Account) termHolds(ctx context.Context, m Message, sc *scanned, t Searc
 		ok = m.Size > t.Size
 	case TermSmaller:
 		ok = m.Size < t.Size
+	case TermFlags:
+		ok = m.Flags&t.Flags == t.Flags
 	}
 	return ok != t.Not, nil
 }

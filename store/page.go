@@ -440,3 +440,15 @@ func (a *Account) Thread(ctx context.Context, threadID, mailboxID int64) ([]Mess
 	}
 	return out, nil
 }
+
+// Arrivals returns the messages of one of the account's mailboxes from
+// UID from on, at most limit, in UID order, with the keys KeyOf needs: what
+// arrived since a listing's places were learnt, read through the
+// (mailbox_id, uid) index.
+func (a *Account) Arrivals(ctx context.Context, mailboxID int64, from uint32, limit int) ([]Message, error) {
+	if _, err := a.need(ctx, mailboxID, RightRead); err != nil {
+		return nil, fmt.Errorf("arrivals in mailbox %d: %w", mailboxID, err)
+	}
+	return a.selectMessages(ctx, mailboxID, "SELECT "+rowColumns+", sent_date, sort_from, sort_subject FROM messages"+a.s.db.UIDIndexHint()+
+		" WHERE mailbox_id = ? AND user_id = ? AND uid >= ? ORDER BY uid LIMIT "+strconv.Itoa(limit), []any{mailboxID, a.userID, from})
+}
