@@ -112,7 +112,7 @@ func TestIsolation(t *testing.T) {
 				nf("folderID", map[string]any{"messageIDs": ids(mMsg), "folderID": inbox})},
 			"messages.move": {nf("messageIDs", map[string]any{"messageIDs": ids(mMsg, aMsg), "folderID": mFolder.FolderID}),
 				nf("folderID", map[string]any{"messageIDs": ids(mMsg), "folderID": inbox})},
-			"messages.remove":    {nf("messageIDs", map[string]any{"messageIDs": ids(aMsg)}), nf("messageIDs", map[string]any{"messageIDs": ids(mMsg, aMsg)})},
+			"messages.remove": {nf("messageIDs", map[string]any{"messageIDs": ids(aMsg)}), nf("messageIDs", map[string]any{"messageIDs": ids(mMsg, aMsg)})},
 			"messages.search": {nf("folderID", map[string]any{"folderID": inbox}), nf("folderID", map[string]any{"folderID": inbox, "query": "quarterly"}),
 				nf("after", map[string]any{"after": aMsg})},
 			"messages.thread": {nf("threadID", map[string]any{"threadID": aList.Messages[0].ThreadID}),
