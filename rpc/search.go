@@ -73,7 +73,7 @@ func (h *Handler) messagesSearch(ctx context.Context, c *Call, p searchParams) (
 	a := c.account()
 	pq, err := parseQuery(p.Query)
 	if err != nil {
-		return searchResult{}, invalid("query", err.Error())
+		return searchResult{}, badParam("query", err.Error())
 	}
 	if err := addLegacy(&pq, p); err != nil {
 		return searchResult{}, err
@@ -125,13 +125,19 @@ func (h *Handler) messagesSearch(ctx context.Context, c *Call, p searchParams) (
 	return out, nil
 }
 
+// badParam is an invalid params error (JSON-RPC 2.0 section 5.1) about
+// the value of a field the schema could not check: a query's term.
+func badParam(field, msg string) *Error {
+	return &Error{Code: CodeInvalidParams, Message: "invalid params: " + msg, Data: ErrorData{Type: "invalidParams", Field: field}}
+}
+
 // searchScope returns the folders a search covers: the one given, those
 // the query names with in:, or every one but Trash and Junk (all with
 // in:anywhere), less those it names with -in:.
 func searchScope(ctx context.Context, a *store.Account, folderID int64, pq parsedQuery) ([]int64, error) {
 	if folderID != 0 {
 		if len(pq.in) > 0 || pq.anywhere {
-			return nil, invalid("query", "in: and folderID cannot go together")
+			return nil, badParam("query", "in: and folderID cannot go together")
 		}
 		if _, err := a.Mailbox(ctx, folderID); err != nil {
 			return nil, err
@@ -148,7 +154,7 @@ func searchScope(ctx context.Context, a *store.Account, folderID int64, pq parse
 				return m, nil
 			}
 		}
-		return store.Mailbox{}, invalid("query", fmt.Sprintf("search term %q: no such folder", "in:"+name))
+		return store.Mailbox{}, badParam("query", fmt.Sprintf("search term %q: no such folder", "in:"+name))
 	}
 	var out []int64
 	switch {
@@ -192,7 +198,7 @@ func addLegacy(pq *parsedQuery, p searchParams) error {
 		}
 		w := message.Words(f.value)
 		if len(w) == 0 {
-			return invalid(f.field, "no word to look for")
+			return badParam(f.field, "no word to look for")
 		}
 		add(store.SearchTerm{Kind: f.kind, Words: w})
 	}
