@@ -2,10 +2,13 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"runtime"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -373,20 +376,40 @@ func (a *Account) scan(ctx context.Context, q MailQuery) ([]Hit, error) {
 		for _, r := range rows {
 			byID[r.ID] = r
 		}
-		for _, c := range chunk {
-			r, ok := byID[c.ID]
-			if !ok {
-				continue // gone since
-			}
-			m, err := a.message(r)
-			if err != nil {
-				return nil, err
-			}
-			ok, err = a.matchScanned(ctx, m, rest)
-			if err != nil {
-				return nil, err
-			}
-			if ok {
+		// Each message is decrypted on its own (a key agreement per
+		// message, RFC 7748 X25519 under age): the work is spread over
+		// the processors, the order kept.
+		match := make([]bool, len(chunk))
+		errs := make([]error, len(chunk))
+		var wg sync.WaitGroup
+		next := make(chan int)
+		for range runtime.GOMAXPROCS(0) {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := range next {
+					r, ok := byID[chunk[i].ID]
+					if !ok {
+						continue // gone since
+					}
+					m, err := a.message(r)
+					if err == nil {
+						match[i], err = a.matchScanned(ctx, m, rest)
+					}
+					errs[i] = err
+				}
+			}()
+		}
+		for i := range chunk {
+			next <- i
+		}
+		close(next)
+		wg.Wait()
+		if err := errors.Join(errs...); err != nil {
+			return nil, err
+		}
+		for i, c := range chunk {
+			if match[i] {
 				hits = append(hits, c.Hit)
 			}
 		}
