@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"runtime"
 	"slices"
 	"strings"
@@ -547,7 +546,7 @@ func (a *Account) termHolds(ctx context.Context, m Message, sc *scanned, t Searc
 		if !ok {
 			if !sc.bodyRead {
 				sc.bodyRead = true
-				raw, err := a.readAll(ctx, m.ID)
+				raw, err := a.readRaw(ctx, m.ID)
 				if err != nil {
 					return false, err
 				}
@@ -575,16 +574,6 @@ func (a *Account) termHolds(ctx context.Context, m Message, sc *scanned, t Searc
 		ok = m.Flags&t.Flags == t.Flags
 	}
 	return ok != t.Not, nil
-}
-
-// readAll reads a message whole, decrypted.
-func (a *Account) readAll(ctx context.Context, id int64) ([]byte, error) {
-	rc, err := a.Open(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	defer rc.Close()
-	return io.ReadAll(rc)
 }
 
 // hasPhrase reports whether words appear one after the other in text.
