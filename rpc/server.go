@@ -52,6 +52,19 @@ type Config struct {
 	MaxEventStreams int `toml:"max_event_streams"`
 	// Hostname names this server in Message-IDs of sent mail.
 	Hostname string `toml:"-"`
+	// CapabilityTTL is how long the signed image URLs of a message's
+	// frame (frame.go) work; default 1h. Logout ends them sooner.
+	CapabilityTTL time.Duration `toml:"capability_ttl"`
+	// ImageProxyMaxBytes bounds one remote image; default 10 MiB.
+	ImageProxyMaxBytes int64 `toml:"image_proxy_max_bytes"`
+	// ImageProxyTimeout bounds one remote image's fetch, redirects and
+	// all; default 10s.
+	ImageProxyTimeout time.Duration `toml:"image_proxy_timeout"`
+	// ImageProxyMaxRedirects bounds the redirects followed; default 3.
+	ImageProxyMaxRedirects int `toml:"image_proxy_max_redirects"`
+	// ImageProxyAllowPrivate lets the proxy reach private, loopback and
+	// link-local addresses: for tests and closed networks only.
+	ImageProxyAllowPrivate bool `toml:"image_proxy_allow_private"`
 }
 
 func (c Config) withDefaults() Config {
@@ -83,6 +96,18 @@ func (c Config) withDefaults() Config {
 	if c.MaxEventStreams == 0 {
 		c.MaxEventStreams = 4
 	}
+	if c.CapabilityTTL <= 0 {
+		c.CapabilityTTL = time.Hour
+	}
+	if c.ImageProxyMaxBytes <= 0 {
+		c.ImageProxyMaxBytes = 10 << 20
+	}
+	if c.ImageProxyTimeout <= 0 {
+		c.ImageProxyTimeout = 10 * time.Second
+	}
+	if c.ImageProxyMaxRedirects == 0 {
+		c.ImageProxyMaxRedirects = 3
+	}
 	return c
 }
 
@@ -112,6 +137,8 @@ type Handler struct {
 	sanitizers sanitizerPool
 	// streams counts the open event streams per session (changes.go).
 	streams streamCounter
+	// images is the remote image proxy (imageproxy.go).
+	images *imageProxy
 }
 
 // New returns the API over the given services.
@@ -122,6 +149,7 @@ func New(cfg Config, d Deps) *Handler {
 		log = slog.Default()
 	}
 	h := &Handler{cfg: cfg, st: d.Store, sess: d.Session, agent: d.Agent, log: log, now: time.Now, heartbeat: heartbeat}
+	h.images = newImageProxy(cfg)
 	h.engine = newEngine(cfg.MaxBatch, cfg.MaxReplyBytes, log)
 	h.engine.guard = h.guard
 	h.register()
@@ -145,6 +173,9 @@ func New(cfg Config, d Deps) *Handler {
 	r.Get("/openrpc.json", h.serveDoc)
 	r.Get("/events", h.serveEvents)
 	r.Get("/blob/{messageID}/{part}", h.serveBlob)
+	r.Get("/frame/{messageID}", h.serveFrame)
+	r.Get("/inline/{messageID}/{part}", h.serveInline)
+	r.Get("/image", h.serveImage)
 	r.Post("/upload", h.serveUpload)
 	h.router = r
 	return h
