@@ -261,8 +261,7 @@ func (h *Handler) serveInline(w http.ResponseWriter, r *http.Request) {
 		h.capError(w, err)
 		return
 	}
-	a := h.st.Account(userID, nil)
-	m, err := loadMessage(ctx, a, MessageID(id))
+	a, m, err := loadAny(ctx, h.st.Account(userID, nil), MessageID(id))
 	if err != nil {
 		h.capError(w, err)
 		return
@@ -387,14 +386,14 @@ func (h *Handler) serveFrame(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := r.Context()
-	a := c.account()
+	own := c.account()
 	id := MessageID(chi.URLParam(r, "messageID"))
-	m, err := loadMessage(ctx, a, id)
+	a, m, err := loadAny(ctx, own, id)
 	if err != nil {
 		h.blobError(w, err)
 		return
 	}
-	show, err := h.showImages(ctx, a, m.Info, r.URL.Query().Get("images"))
+	show, err := h.showImages(ctx, own, m.Info, r.URL.Query().Get("images"))
 	if err != nil {
 		h.blobError(w, err)
 		return

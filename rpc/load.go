@@ -115,6 +115,21 @@ const (
 	maxHeaderFields = 1000
 )
 
+// loadAny reads a message by id from the user's own folders or from one
+// shared with the user, and returns the account it is read through.
+func loadAny(ctx context.Context, a *store.Account, id MessageID) (*store.Account, store.Message, error) {
+	r, err := id.parse()
+	if err != nil {
+		return nil, store.Message{}, err
+	}
+	fa, err := folderAccount(ctx, a, r.folder)
+	if err != nil {
+		return nil, store.Message{}, err
+	}
+	m, err := loadMessage(ctx, fa, id)
+	return fa, m, err
+}
+
 // loadMessage reads a message's row (with its parse) by id.
 func loadMessage(ctx context.Context, a *store.Account, id MessageID) (store.Message, error) {
 	r, err := id.parse()
@@ -145,8 +160,8 @@ func readRaw(ctx context.Context, a *store.Account, m store.Message) ([]byte, er
 }
 
 func (h *Handler) messagesLoad(ctx context.Context, c *Call, p loadParams) (loadResult, error) {
-	a := c.account()
-	m, err := loadMessage(ctx, a, p.MessageID)
+	own := c.account()
+	a, m, err := loadAny(ctx, own, p.MessageID)
 	if err != nil {
 		return loadResult{}, err
 	}
@@ -208,7 +223,7 @@ func (h *Handler) messagesLoad(ctx context.Context, c *Call, p loadParams) (load
 		if p.AllowRemote {
 			blocked = h.remoteCount(raw, info)
 		}
-		if out.ImagesShown, err = h.showImages(ctx, a, info, p.Images); err != nil {
+		if out.ImagesShown, err = h.showImages(ctx, own, info, p.Images); err != nil {
 			return loadResult{}, err
 		}
 		if !out.ImagesShown {
@@ -362,10 +377,9 @@ func (h *Handler) serveBlob(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := r.Context()
-	a := c.account()
 	id := MessageID(chi.URLParam(r, "messageID"))
 	part := chi.URLParam(r, "part")
-	m, err := loadMessage(ctx, a, id)
+	a, m, err := loadAny(ctx, c.account(), id)
 	if err == nil && part != "source" {
 		_, err = m.Info.Body.Find(part)
 	}
