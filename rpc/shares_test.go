@@ -78,6 +78,14 @@ func TestShares(t *testing.T) {
 		sec.must("folders.list", nil, &sf)
 		sec.fail("folders.share", map[string]any{"folderID": sf.Folders[0].FolderID, "grantee": "bob@example.org", "access": "read"}, CodeForbiddenFrom, "forbidden")
 
+		// Read access: flags of one's own (\Seen) but no deleting.
+		var fr flagResult
+		bob.must("messages.flag", map[string]any{"messageIDs": []string{mid}, "action": "add", "flags": []string{"seen"}}, &fr)
+		if len(fr.Messages) != 1 || !slices_has(fr.Messages[0].Flags, "seen") {
+			t.Fatalf("bob's seen: %+v", fr)
+		}
+		bob.fail("messages.remove", map[string]any{"messageIDs": []string{mid}}, CodeNotFound, "notFound")
+
 		// Revoked: gone at once.
 		alice.must("folders.unshare", map[string]any{"folderID": f.FolderID, "grantee": "bob@example.org"}, nil)
 		if bobSees() != nil {
@@ -96,6 +104,13 @@ func TestShares(t *testing.T) {
 		if len(sh.Shares) != 1 || sh.Shares[0].Grantee != "@example.org" || !sh.Shares[0].Domain || sh.Shares[0].Access != "write" {
 			t.Fatalf("domain share: %+v", sh)
 		}
+		// Write access: flags and removal.
+		carol.must("messages.flag", map[string]any{"messageIDs": []string{mid}, "action": "add", "flags": []string{"flagged"}}, &fr)
+		if len(fr.Messages) != 1 || !slices_has(fr.Messages[0].Flags, "flagged") {
+			t.Fatalf("carol's flag: %+v", fr)
+		}
+		carol.must("messages.remove", map[string]any{"messageIDs": []string{mid}}, nil)
+		alice.fail("messages.load", map[string]any{"messageID": mid}, CodeNotFound, "notFound")
 		alice.must("folders.unshare", map[string]any{"folderID": f.FolderID, "grantee": "@example.org"}, nil)
 		carol.must("folders.list", nil, &cl)
 		if findFolder(cl.Folders, f.FolderID) != nil {
