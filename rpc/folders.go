@@ -73,7 +73,7 @@ type folderIDResult struct {
 
 func (h *Handler) registerFolders() {
 	Register(h.engine, Spec{Name: "folders.list", Summary: "The user's folders with their counts, and the account state; then the folders others share with the user (owner, access).",
-		Description: "A shared folder has owner set, parentID 0 and its owner's path; its messages are read with the same methods and ids, within the access given."}, h.foldersList)
+		Description: "A shared folder has owner set, parentID 0 and its owner's path; messages.load, messages.flag, messages.tag and messages.remove take its messages' ids, within the access given."}, h.foldersList)
 	Register(h.engine, Spec{Name: "folders.add", Summary: "Create a folder under parentID (0 or absent: at the top)."}, h.foldersAdd)
 	Register(h.engine, Spec{Name: "folders.rename", Summary: "Give a folder a new name where it is."}, h.foldersRename)
 	Register(h.engine, Spec{Name: "folders.move", Summary: "Put a folder under another (0: at the top)."}, h.foldersMove)
