@@ -32,9 +32,9 @@ type loadParams struct {
 	MessageID MessageID `json:"messageID"`
 	// Sections default to meta, header, body and attachments.
 	Sections []Section `json:"sections,omitempty" jsonschema:"maxItems=6"`
-	// AllowRemote keeps images and other resources from other servers in
-	// the HTML body; by default they are removed, so that opening a
-	// message tells its sender nothing.
+	// AllowRemote keeps the remote images of the HTML body, each loaded
+	// through the image proxy (a signed /rpc/image URL); by default they
+	// are removed, so that opening a message tells its sender nothing.
 	AllowRemote bool `json:"allowRemote,omitempty"`
 	// Images decides the remote images of bodyURL's document for this
 	// load: "show" (through the image proxy) or "block"; absent, the
@@ -219,7 +219,14 @@ func (h *Handler) messagesLoad(ctx context.Context, c *Call, p loadParams) (load
 	}
 	if want["body"] {
 		var blocked int
-		out.Body, blocked = h.body(raw, id, info, p.AllowRemote)
+		var remote func(*url.URL) string
+		if p.AllowRemote {
+			// Through the image proxy, as in the frame: the sender never
+			// learns the reader's address.
+			exp := h.capExpiry()
+			remote = func(u *url.URL) string { return h.imageURL(c.web, exp, u.String()) }
+		}
+		out.Body, blocked = h.body(raw, id, info, remote)
 		if p.AllowRemote {
 			blocked = h.remoteCount(raw, info)
 		}
@@ -338,7 +345,7 @@ func (h *Handler) remoteCount(raw []byte, info *message.Info) int {
 
 // body returns the body section and how many remote images were blocked
 // from its HTML.
-func (h *Handler) body(raw []byte, id string, info *message.Info, allowRemote bool) (*bodyResult, int) {
+func (h *Handler) body(raw []byte, id string, info *message.Info, remote func(*url.URL) string) (*bodyResult, int) {
 	out := &bodyResult{}
 	blocked := 0
 	plain, html := textParts(&info.Body)
@@ -356,10 +363,7 @@ func (h *Handler) body(raw []byte, id string, info *message.Info, allowRemote bo
 				cids[at.ContentID] = h.blobURL(id, at.Path)
 			}
 		}
-		rw := srcRewrite{cid: func(id string) (string, bool) { t, ok := cids[id]; return t, ok }}
-		if allowRemote {
-			rw.remote = func(u *url.URL) string { return u.String() }
-		}
+		rw := srcRewrite{cid: func(id string) (string, bool) { t, ok := cids[id]; return t, ok }, remote: remote}
 		out.HTML, blocked = h.sanitizers.sanitizeWith(src, rw)
 		out.RemoteBlocked = blocked > 0
 	}
