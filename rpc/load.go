@@ -9,6 +9,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"net/url"
 	"strings"
 
 	"github.com/emersion/go-message/textproto"
@@ -31,10 +32,14 @@ type loadParams struct {
 	MessageID MessageID `json:"messageID"`
 	// Sections default to meta, header, body and attachments.
 	Sections []Section `json:"sections,omitempty" jsonschema:"maxItems=6"`
-	// AllowRemote keeps images and other resources from other servers in
-	// the HTML body; by default they are removed, so that opening a
-	// message tells its sender nothing.
+	// AllowRemote keeps the remote images of the HTML body, each loaded
+	// through the image proxy (a signed /rpc/image URL); by default they
+	// are removed, so that opening a message tells its sender nothing.
 	AllowRemote bool `json:"allowRemote,omitempty"`
+	// Images decides the remote images of bodyURL's document for this
+	// load: "show" (through the image proxy) or "block"; absent, the
+	// user's remote-image policy and sender list decide (settings.images).
+	Images string `json:"images,omitempty" jsonschema:"enum=show,enum=block"`
 }
 
 type headerField struct {
@@ -87,6 +92,16 @@ type loadResult struct {
 	SourceURL       string          `json:"sourceURL,omitempty"`
 	SourceTruncated bool            `json:"sourceTruncated,omitempty"`
 	Security        *securityResult `json:"security,omitempty"`
+	// BodyURL (with the body section) is the reading pane's document:
+	// the sanitized body as a whole HTML page with its own CSP, for an
+	// <iframe sandbox> (GET /rpc/frame/{messageID}).
+	BodyURL string `json:"bodyURL,omitempty"`
+	// RemoteImages (with the body section) counts the remote images
+	// BodyURL's document leaves out; 0 when they are shown.
+	RemoteImages int `json:"remoteImages"`
+	// ImagesShown says BodyURL's document shows remote images (asked for,
+	// or by the user's policy or sender list).
+	ImagesShown bool `json:"imagesShown"`
 }
 
 // Bounds on what one load returns inline.
@@ -99,6 +114,21 @@ const (
 	maxHeaderBytes  = 64 << 10
 	maxHeaderFields = 1000
 )
+
+// loadAny reads a message by id from the user's own folders or from one
+// shared with the user, and returns the account it is read through.
+func loadAny(ctx context.Context, a *store.Account, id MessageID) (*store.Account, store.Message, error) {
+	r, err := id.parse()
+	if err != nil {
+		return nil, store.Message{}, err
+	}
+	fa, err := folderAccount(ctx, a, r.folder)
+	if err != nil {
+		return nil, store.Message{}, err
+	}
+	m, err := loadMessage(ctx, fa, id)
+	return fa, m, err
+}
 
 // loadMessage reads a message's row (with its parse) by id.
 func loadMessage(ctx context.Context, a *store.Account, id MessageID) (store.Message, error) {
@@ -130,8 +160,8 @@ func readRaw(ctx context.Context, a *store.Account, m store.Message) ([]byte, er
 }
 
 func (h *Handler) messagesLoad(ctx context.Context, c *Call, p loadParams) (loadResult, error) {
-	a := c.account()
-	m, err := loadMessage(ctx, a, p.MessageID)
+	own := c.account()
+	a, m, err := loadAny(ctx, own, p.MessageID)
 	if err != nil {
 		return loadResult{}, err
 	}
@@ -188,7 +218,29 @@ func (h *Handler) messagesLoad(ctx context.Context, c *Call, p loadParams) (load
 		}
 	}
 	if want["body"] {
-		out.Body = h.body(raw, id, info, p.AllowRemote)
+		var blocked int
+		var remote func(*url.URL) string
+		if p.AllowRemote {
+			// Through the image proxy, as in the frame: the sender never
+			// learns the reader's address.
+			exp := h.capExpiry()
+			remote = func(u *url.URL) string { return h.imageURL(c.web, exp, u.String()) }
+		}
+		out.Body, blocked = h.body(raw, id, info, remote)
+		if p.AllowRemote {
+			blocked = h.remoteCount(raw, info)
+		}
+		if out.ImagesShown, err = h.showImages(ctx, own, info, p.Images); err != nil {
+			return loadResult{}, err
+		}
+		if !out.ImagesShown {
+			out.RemoteImages = blocked
+		}
+		q := ""
+		if p.Images != "" {
+			q = "?images=" + p.Images
+		}
+		out.BodyURL = h.cfg.BasePath + "/frame/" + id + q
 	}
 	if want["source"] {
 		out.SourceURL = h.blobURL(id, "source")
@@ -280,8 +332,22 @@ func textParts(p *message.Part) (plain, html *message.Part) {
 	return plain, html
 }
 
-func (h *Handler) body(raw []byte, id string, info *message.Info, allowRemote bool) *bodyResult {
+// remoteCount counts the remote images of a message's HTML body.
+func (h *Handler) remoteCount(raw []byte, info *message.Info) int {
+	_, html := textParts(&info.Body)
+	if html == nil {
+		return 0
+	}
+	src, _ := html.Text(raw, maxBodyBytes)
+	_, n := h.sanitizers.sanitizeWith(src, srcRewrite{})
+	return n
+}
+
+// body returns the body section and how many remote images were blocked
+// from its HTML.
+func (h *Handler) body(raw []byte, id string, info *message.Info, remote func(*url.URL) string) (*bodyResult, int) {
 	out := &bodyResult{}
+	blocked := 0
 	plain, html := textParts(&info.Body)
 	if plain != nil {
 		var tr bool
@@ -297,9 +363,11 @@ func (h *Handler) body(raw []byte, id string, info *message.Info, allowRemote bo
 				cids[at.ContentID] = h.blobURL(id, at.Path)
 			}
 		}
-		out.HTML, out.RemoteBlocked = h.sanitizers.sanitize(src, cids, allowRemote)
+		rw := srcRewrite{cid: func(id string) (string, bool) { t, ok := cids[id]; return t, ok }, remote: remote}
+		out.HTML, blocked = h.sanitizers.sanitizeWith(src, rw)
+		out.RemoteBlocked = blocked > 0
 	}
-	return out
+	return out, blocked
 }
 
 // serveBlob is GET /rpc/blob/{messageID}/{part}: one part of a message,
@@ -313,10 +381,9 @@ func (h *Handler) serveBlob(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := r.Context()
-	a := c.account()
 	id := MessageID(chi.URLParam(r, "messageID"))
 	part := chi.URLParam(r, "part")
-	m, err := loadMessage(ctx, a, id)
+	a, m, err := loadAny(ctx, c.account(), id)
 	if err == nil && part != "source" {
 		_, err = m.Info.Body.Find(part)
 	}
