@@ -365,6 +365,8 @@ try {
     }
   });
 
+  const errs = seen.console.filter((c) => c.startsWith('error') && !c.includes('Failed to load resource'));
+  for (const c of errs) console.log('console ' + c);
   check(seen.errors.length === 0, 'page errors: ' + seen.errors.join('; '));
   const fmt = (xs) => (xs = xs.filter((x) => x >= 0)).length ? `p50 ${p50(xs).toFixed(0)} ms over ${xs.length} (${xs.map((x) => x.toFixed(0)).join(', ')})` : 'not measured';
   console.log(`perf login → inbox of 50: ${fmt(perf.login)}`);

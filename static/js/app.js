@@ -143,7 +143,7 @@ function buildShell() {
   list = new MessageList(el.scroller, {
     open: (m) => openMessage(m),
     selection: (ids) => { el.count.textContent = ids.length > 1 ? T.selected(ids.length) : countText(); },
-    error: (e) => toast(e instanceof api.ApiError ? e.words : T.failed, { error: true }),
+    error: (e) => fail(e),
   });
   list.onTotal = () => { if (list.selected.size < 2) el.count.textContent = countText(); };
   el.scroller.addEventListener('keydown', (e) => {
@@ -491,7 +491,7 @@ async function viewSource(id) {
 // ---------- actions ----------
 
 /** @param {any} e */
-function fail(e) { toast(e instanceof api.ApiError ? e.words : (e?.message || T.failed), { error: true }); }
+function fail(e) { if (!(e instanceof api.ApiError)) console.error(String(e?.stack || e)); toast(e instanceof api.ApiError ? e.words : (e?.message || T.failed), { error: true }); }
 
 /** @param {string[]} ids @param {Folder} to */
 async function moveMessages(ids, to, label = T.moved(ids.length, folderName(to))) {
