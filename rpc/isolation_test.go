@@ -51,6 +51,7 @@ func TestIsolation(t *testing.T) {
 		mInbox := storetest.Inbox(t, ma)
 		mm := fx.deliver(t, mAuth, storetest.Message("x@example.com", "mallory@example.org", "mine", "mine"))
 		mMsg := msgRef{mInbox, mm.UID}.id()
+		mThread := mm.ID // a first message names its thread
 		var mContact contactIDResult
 		m.must("contacts.add", map[string]any{"name": "Mine"}, &mContact)
 		var mCompose composeResult
@@ -111,8 +112,12 @@ func TestIsolation(t *testing.T) {
 				nf("folderID", map[string]any{"messageIDs": ids(mMsg), "folderID": inbox})},
 			"messages.move": {nf("messageIDs", map[string]any{"messageIDs": ids(mMsg, aMsg), "folderID": mFolder.FolderID}),
 				nf("folderID", map[string]any{"messageIDs": ids(mMsg), "folderID": inbox})},
-			"messages.remove":    {nf("messageIDs", map[string]any{"messageIDs": ids(aMsg)}), nf("messageIDs", map[string]any{"messageIDs": ids(mMsg, aMsg)})},
-			"messages.search":    {nf("folderID", map[string]any{"folderID": inbox}), nf("folderID", map[string]any{"folderID": inbox, "query": "quarterly"})},
+			"messages.remove": {nf("messageIDs", map[string]any{"messageIDs": ids(aMsg)}), nf("messageIDs", map[string]any{"messageIDs": ids(mMsg, aMsg)})},
+			"messages.search": {nf("folderID", map[string]any{"folderID": inbox}), nf("folderID", map[string]any{"folderID": inbox, "query": "quarterly"}),
+				nf("after", map[string]any{"after": aMsg})},
+			"messages.thread": {nf("threadID", map[string]any{"threadID": aList.Messages[0].ThreadID}),
+				nf("folderID", map[string]any{"threadID": mThread, "folderID": inbox}),
+				nf("threadID", map[string]any{"threadID": aList.Messages[0].ThreadID, "folderID": mInbox})},
 			"messages.compose":   {nf("draftID", map[string]any{"draftID": aDraft.MessageID})},
 			"attachments.list":   {nf("composeID", map[string]any{"composeID": aCompose.ComposeID})},
 			"attachments.remove": {nf("attachmentID", map[string]any{"attachmentID": aUpload})},
