@@ -132,6 +132,12 @@ func startE2E(t *testing.T) *e2eWorld {
 	if w.mx == "" {
 		t.Fatalf("no MX listener: %v", m.addrs())
 	}
+	// The outbound queue sends what messages.send held back (undo send,
+	// send later).
+	qctx, qcancel := context.WithCancel(ctx)
+	qdone := make(chan struct{})
+	go func() { defer close(qdone); svc.Queue.Run(qctx) }()
+	t.Cleanup(func() { qcancel(); <-qdone })
 	w.web = httptest.NewServer(svc.Router())
 	t.Cleanup(w.web.Close)
 	w.control = httptest.NewServer(w.controlHandler())

@@ -26,6 +26,7 @@ const S = {
   /** @type {Record<string, string>} */
   prefs: {},
   sort: 'date-desc',
+  desc: true,
   threads: false,
   /** @type {{unread: boolean, flagged: boolean, attachments: boolean}} */
   filter: { unread: false, flagged: false, attachments: false },
@@ -125,13 +126,21 @@ function buildShell() {
   el.count = h('span', { class: 'count-line', id: 'count-line', role: 'status' });
   const filt = (/** @type {'unread'|'flagged'|'attachments'} */ k, /** @type {string} */ label) => h('button', { type: 'button', class: 'btn chip-btn', id: 'filter-' + k, 'aria-pressed': 'false',
     onclick: (/** @type {Event} */ e) => { S.filter[k] = !S.filter[k]; /** @type {HTMLElement} */ (e.currentTarget).setAttribute('aria-pressed', String(S.filter[k])); loadList(); }, text: label });
-  el.sort = h('select', { id: 'sort', 'aria-label': T.sortBy, onchange: () => { S.sort = /** @type {HTMLSelectElement} */ (el.sort).value; savePref('sort', S.sort); loadList(); } },
+  el.sort = h('select', { id: 'sort', 'aria-label': T.sortBy, onchange: () => {
+    S.sort = /** @type {HTMLSelectElement} */ (el.sort).value;
+    // Each order starts in its natural direction (A to Z for names, newest or largest first for the rest).
+    S.desc = S.sort !== 'from' && S.sort !== 'subject';
+    el.sortDir.setAttribute('aria-pressed', String(S.desc));
+    savePref('sort', S.sort); savePref('desc', S.desc ? '1' : '0'); loadList();
+  } },
     ...['date-desc', 'date-asc', 'uid'].map((s) => h('option', { value: s, text: T.sorts[s] })));
+  el.sortDir = h('button', { type: 'button', class: 'btn chip-btn', id: 'sort-dir', hidden: true, 'aria-pressed': 'true', text: T.descending,
+    onclick: () => { S.desc = !S.desc; el.sortDir.setAttribute('aria-pressed', String(S.desc)); savePref('desc', S.desc ? '1' : '0'); loadList(); } });
   const thr = h('button', { type: 'button', class: 'btn chip-btn', id: 'threads-btn', 'aria-pressed': 'false', onclick: () => { S.threads = !S.threads; thr.setAttribute('aria-pressed', String(S.threads)); savePref('threads', S.threads ? '1' : ''); loadList(); } },
     icon('thread'), h('span', { text: T.threads }));
   el.threadsBtn = thr;
   const bar = h('div', { class: 'list-bar' }, h('h2', { id: 'folder-title', class: 'folder-title' }), el.count,
-    h('div', { class: 'filters', role: 'group', 'aria-label': T.messages }, filt('unread', T.filterUnread), filt('flagged', T.filterFlagged), filt('attachments', T.filterAttach), thr, el.sort));
+    h('div', { class: 'filters', role: 'group', 'aria-label': T.messages }, filt('unread', T.filterUnread), filt('flagged', T.filterFlagged), filt('attachments', T.filterAttach), thr, el.sort, el.sortDir));
   el.listPane = h('section', { id: 'list-pane', class: 'list-pane', 'aria-labelledby': 'folder-title' }, bar, el.scroller);
   el.reader = h('section', { id: 'reader', class: 'reader', 'aria-label': T.body, tabindex: '-1' }, h('p', { class: 'placeholder-text', text: T.selectMessage }));
   el.main = h('main', { id: 'main', class: 'main' }, el.listPane, el.reader);
@@ -356,11 +365,22 @@ async function loadList() {
   /** @type {import('./list.js').Source} */
   let src;
   let total;
-  if (S.query !== null) {
+  if (S.query !== null && S.features.has('messages.search:query')) {
+    // The server reads the operators; the quick filters are more of them.
+    const terms = [S.query, f.unread ? 'is:unread' : '', f.flagged ? 'is:flagged' : '', f.attachments ? 'has:attachment' : ''].filter(Boolean).join(' ');
+    const scoped = !S.scopeAll && !/(^|\s)in:/i.test(S.query);
+    src = async (start, limit) => {
+      mark('search-start');
+      const r = await api.call('messages.search', { query: terms, start, limit, ...(scoped ? { folderID } : {}) });
+      mark('search-end'); performance.measure('search', 'search-start', 'search-end');
+      return r;
+    };
+  } else if (S.query !== null) {
     const q = parseQuery(S.query);
     src = async (start, limit) => {
       /** @type {Record<string, any>} */
       const p = { ...q.params, start, limit };
+      delete p.larger;
       if (!S.scopeAll && !q.params.folderID) p.folderID = folderID;
       if (q.inName) { const t = S.folders.find((x) => x.name.toLowerCase() === q.inName?.toLowerCase() || folderName(x).toLowerCase() === q.inName?.toLowerCase()); if (t) p.folderID = t.folderID; }
       if (f.unread) p.notFlags = [...(p.notFlags || []), 'seen'];
@@ -377,7 +397,8 @@ async function loadList() {
       ...(f.unread ? { notFlags: ['seen'] } : {}), ...(f.flagged ? { flags: ['flagged'] } : {}), ...(f.attachments ? { hasAttachment: true } : {}) });
   } else {
     total = S.threads ? undefined : S.folder.total;
-    src = (start, limit) => api.call('messages.list', { folderID, start, limit, sort: S.sort,
+    const order = S.features.has('messages.list:desc') && !['date-desc', 'date-asc', 'uid'].includes(S.sort) ? { sort: S.sort, desc: S.desc } : { sort: S.sort };
+    src = (start, limit) => api.call('messages.list', { folderID, start, limit, ...order,
       ...(S.threads ? { threads: true } : {}), ...(filtered ? { filter: { unread: f.unread, flagged: f.flagged, attachments: f.attachments } } : {}) });
   }
   await list.show(src, total);
@@ -417,7 +438,7 @@ async function openMessage(m, showImages) {
     mark('open-end');
     performance.measure('open', 'open-start', 'open-end');
     if (S.threads && (m.threadCount || 0) > 1 && S.features.has('messages.thread')) {
-      const t = await api.call('messages.thread', { messageID: m.messageID });
+      const t = await api.call('messages.thread', { threadID: m.threadID, folderID: m.folderID });
       renderThread(el.reader, t.messages, (x) => { list.openID = x.messageID; openMessage(x); });
     }
     if (!m.flags.includes('seen')) {
@@ -572,8 +593,9 @@ function compose(how) {
 /** @param {() => void} un */
 function composeEnv(un) {
   return {
-    toast, features: S.features, undoSeconds: Number(S.prefs.undoSeconds || 5),
+    toast, features: S.features, undoSeconds: Number(S.prefs.undoSeconds || (S.features.has('messages.unsend') ? 0 : 5)),
     identity: () => api.call('settings.identity', {}),
+    identities: async () => (S.features.has('identities.list') ? (await api.call('identities.list', {})).identities : null),
     aliases: async () => (await api.call('aliases', {})).aliases.map((/** @type {{address: string}} */ a) => a.address),
     suggest: suggest,
     sent: (/** @type {string[]} */ to) => {
@@ -590,7 +612,7 @@ function composeEnv(un) {
 async function suggest(q) {
   const lq = q.toLowerCase();
   if (S.features.has('contacts.suggest')) {
-    try { const r = await api.call('contacts.suggest', { query: q, limit: 8 }); return (r.suggestions || r.contacts || []).map((/** @type {any} */ c) => c.address || c.email); } catch { /* fall back to the local lists */ }
+    try { const r = await api.call('contacts.suggest', { prefix: q, limit: 8 }); return r.suggestions.map((/** @type {{display: string, address: string}} */ c) => c.display || c.address); } catch { /* fall back to the local lists */ }
   }
   if (!S.contactsCache.length) {
     try {
@@ -712,14 +734,25 @@ async function boot() {
   S.meta = meta;
   if (!el.main) buildShell();
   // Features the API's parameters tell (the list's sorts and filters).
-  const [sorts, filter, images] = await Promise.all([api.paramSchema('messages.list', 'sort'), api.paramSchema('messages.list', 'filter'), api.paramSchema('messages.load', 'images')]);
+  const [sorts, filter, images, desc, query] = await Promise.all([api.paramSchema('messages.list', 'sort'), api.paramSchema('messages.list', 'filter'),
+    api.paramSchema('messages.load', 'images'), api.paramSchema('messages.list', 'desc'), api.paramSchema('messages.search', 'from')]);
   if (filter) S.features.add('messages.list:filter');
   if (images) S.features.add('messages.load:images');
-  if (sorts?.enum) { clear(el.sort); for (const s of sorts.enum) el.sort.append(h('option', { value: s, text: T.sorts[s] || s })); }
+  if (desc) { S.features.add('messages.list:desc'); el.sortDir.hidden = false; }
+  // The server reads from:, is: and the rest in query once its own from param is the deprecated one.
+  if (query && /deprecated/.test(query.description || '')) S.features.add('messages.search:query');
+  if (sorts?.enum) {
+    clear(el.sort);
+    const modern = sorts.enum.includes('arrival');
+    for (const s of sorts.enum) if (!modern || !['date-desc', 'date-asc', 'uid'].includes(s)) el.sort.append(h('option', { value: s, text: T.sorts[s] || s }));
+    if (modern && (!sorts.enum.includes(S.sort) || ['date-desc', 'date-asc', 'uid'].includes(S.sort))) S.sort = 'arrival';
+  }
   S.prefs = { ...S.prefs, ...cfg.config };
   localStorage.setItem('basalt.prefs', JSON.stringify(S.prefs));
   applyPrefs();
-  if (S.prefs.sort && (!sorts?.enum || sorts.enum.includes(S.prefs.sort))) S.sort = S.prefs.sort;
+  if (S.prefs.sort && (!sorts?.enum || sorts.enum.includes(S.prefs.sort)) && (!sorts?.enum?.includes('arrival') || !['date-desc', 'date-asc', 'uid'].includes(S.prefs.sort))) S.sort = S.prefs.sort;
+  if (S.prefs.desc) S.desc = S.prefs.desc === '1';
+  el.sortDir.setAttribute('aria-pressed', String(S.desc));
   /** @type {HTMLSelectElement} */ (el.sort).value = S.sort;
   S.threads = S.prefs.threads === '1';
   el.threadsBtn.setAttribute('aria-pressed', String(S.threads));

@@ -12,10 +12,12 @@ const ADDR = /^[^\s@<>(),;:"]+@[^\s@<>(),;:"]+\.[^\s@<>(),;:"]+$/;
 
 /**
  * @typedef {{composeID: number, from: string, to: string[], cc: string[], bcc: string[], subject: string, rich: boolean, text: string, html: string,
- *   inReplyTo?: string, draftID?: string, attachments: {attachmentID: number, name: string, type: string, size: number}[],
+ *   inReplyTo?: string, draftID?: string, identity?: string, attachments: {attachmentID: number, name: string, type: string, size: number}[],
  *   attachParts: {messageID: string, part: string, name?: string}[]}} Draft
+ * @typedef {{id: string, name: string, address: string, signatureText: string, signatureHTML: string, default: boolean}} Identity
  * @typedef {{toast: (msg: string, o?: {undo?: () => void, seconds?: number, error?: boolean}) => {close: () => void, update: (s: string) => void},
- *   identity: () => Promise<{displayName: string, signature: string}>, aliases: () => Promise<string[]>, suggest: (q: string) => Promise<string[]>,
+ *   identity: () => Promise<{displayName: string, signature: string}>, aliases: () => Promise<string[]>,
+ *   identities: () => Promise<Identity[] | null>, suggest: (q: string) => Promise<string[]>,
  *   sent: (to: string[]) => void, features: Set<string>, undoSeconds: number, closed: () => void, perf: (n: string) => void}} Env
  */
 
@@ -150,9 +152,13 @@ function textToNodes(text) {
 export async function openCompose(host, env, how) {
   const d = how.draft || blank();
   const ident = await env.identity().catch(() => ({ displayName: '', signature: '' }));
-  const aliases = await env.aliases().catch(() => []);
+  const [aliases, idents] = await Promise.all([env.aliases().catch(() => []), env.identities().catch(() => null)]);
+  const ids = idents && idents.length ? idents : null;
+  const defIdent = ids ? ids.find((x) => x.default) || ids[0] : null;
+  if (defIdent && !d.identity) d.identity = defIdent.id;
   if (!how.draft) {
-    d.from = aliases[0] || '';
+    d.from = defIdent ? defIdent.address : aliases[0] || '';
+    const sig = defIdent ? defIdent.signatureText : ident.signature;
     const src = how.source;
     if (how.to) d.to = how.to;
     if (src) {
@@ -177,7 +183,7 @@ export async function openCompose(host, env, how) {
         d.text = `\n\n${T.wrote(longDate(m.utc), who)}\n${quoted}`;
       }
     }
-    if (ident.signature) d.text = (d.text.startsWith('\n') ? '' : '\n\n') + d.text.replace(/^\n\n/, '\n\n') + `\n\n-- \n${ident.signature}`;
+    if (sig) d.text = (d.text.startsWith('\n') ? '' : '\n\n') + d.text.replace(/^\n\n/, '\n\n') + `\n\n-- \n${sig}`;
     if (!d.text.startsWith('\n')) d.text = '\n\n' + d.text;
   }
 
@@ -190,7 +196,10 @@ export async function openCompose(host, env, how) {
   const to = recipients('c-to', T.to, d.to, suggest, changed);
   const cc = recipients('c-cc', T.cc, d.cc, suggest, changed);
   const bcc = recipients('c-bcc', T.bcc, d.bcc, suggest, changed);
-  const fromSel = h('select', { id: 'c-from', onchange: () => changed() }, ...aliases.map((a) => h('option', { value: a, text: ident.displayName ? `${ident.displayName} <${a}>` : a, selected: a === d.from })));
+  // With identities, each has its own name, address and signature; else the addresses the user may send from.
+  const fromSel = ids
+    ? h('select', { id: 'c-from', onchange: () => changed() }, ...ids.map((x) => h('option', { value: x.id, text: x.name ? `${x.name} <${x.address}>` : x.address, selected: x.id === d.identity })))
+    : h('select', { id: 'c-from', onchange: () => changed() }, ...aliases.map((a) => h('option', { value: a, text: ident.displayName ? `${ident.displayName} <${a}>` : a, selected: a === d.from })));
   const subject = h('input', { id: 'c-subject', type: 'text', value: d.subject, oninput: changed });
   const area = h('textarea', { id: 'c-body', 'aria-label': T.body, value: d.text, oninput: changed });
   const ed = h('div', { id: 'c-editor', class: 'editor', contenteditable: 'true', role: 'textbox', 'aria-multiline': 'true', 'aria-label': T.body, oninput: changed });
@@ -252,6 +261,8 @@ export async function openCompose(host, env, how) {
     err.hidden = false;
   };
 
+  /** @type {HTMLInputElement | null} */
+  let when = null;
   const panel = h('section', { class: 'compose', role: 'dialog', 'aria-modal': 'false', 'aria-labelledby': 'compose-title' },
     h('header', { class: 'compose-head' }, h('h2', { id: 'compose-title', text: d.subject || T.newMessage }),
       ibtn('close', T.close, () => close(true), { id: 'c-close' })),
@@ -284,8 +295,6 @@ export async function openCompose(host, env, how) {
     if (fl.length) { e.preventDefault(); addFiles(fl); }
   });
 
-  /** @type {HTMLInputElement | null} */
-  let when = null;
   function sendLaterUI() {
     when = h('input', { type: 'datetime-local', id: 'c-when', 'aria-label': T.sendAt });
     return h('span', { class: 'later' }, when, h('button', { type: 'button', class: 'btn', id: 'c-later', onclick: () => send(true), text: T.sendLater }));
@@ -294,7 +303,8 @@ export async function openCompose(host, env, how) {
   const collect = () => {
     to.flush(); cc.flush(); bcc.flush();
     d.to = [...to.list]; d.cc = [...cc.list]; d.bcc = [...bcc.list];
-    d.from = fromSel.value; d.subject = subject.value;
+    if (ids) { d.identity = fromSel.value; d.from = ids.find((x) => x.id === d.identity)?.address || ''; } else d.from = fromSel.value;
+    d.subject = subject.value;
     if (d.rich) { d.html = ed.innerHTML; d.text = ed.innerText; } else { d.text = area.value; d.html = ''; }
     return d;
   };
@@ -303,7 +313,7 @@ export async function openCompose(host, env, how) {
     /** @type {Record<string, any>} */
     const p = { composeID: d.composeID, to: d.to, cc: d.cc, bcc: d.bcc, subject: d.subject, body: d.rich ? { html: d.html, text: d.text } : { text: d.text },
       attachments: d.attachments.map((a) => a.attachmentID), attachParts: d.attachParts.map((a) => ({ messageID: a.messageID, part: a.part })) };
-    if (d.from) p.from = d.from;
+    if (ids && d.identity) p.identity = d.identity; else if (d.from) p.from = d.from;
     if (d.inReplyTo) p.inReplyTo = d.inReplyTo;
     return p;
   };
@@ -351,23 +361,31 @@ export async function openCompose(host, env, how) {
     host.hidden = true;
     const reopen = () => openCompose(host, env, { draft: snapshot });
     if (later && when?.value) {
-      p.sendAt = new Date(when.value).toISOString();
+      const at = new Date(when.value).getTime();
+      p.sendAt = env.features.has('messages.scheduled') ? Math.floor(at / 1000) : new Date(at).toISOString();
       try {
         await api.call('messages.send', p);
         localStorage.removeItem(LOCAL);
         clear(host); env.closed();
-        env.toast(T.scheduled(new Date(when.value).toLocaleString()));
+        env.toast(T.scheduled(new Date(at).toLocaleString()));
       } catch (e) { host.hidden = false; showErr(e); }
       return;
     }
     if (env.features.has('messages.unsend')) {
-      // The server holds the message in its queue for a few seconds.
-      p.delay = env.undoSeconds;
+      // The server holds the message in its outbound queue until the
+      // undo time is over; unsend takes it back to Drafts.
+      if (env.undoSeconds) p.delay = env.undoSeconds;
       try {
         const r = await api.call('messages.send', p);
         localStorage.removeItem(LOCAL);
         clear(host); env.closed(); env.sent(all);
-        undoToast(async () => { await api.call('messages.unsend', { messageID: r.messageID }); reopen(); }, null);
+        const secs = r.sendAt ? Math.max(1, Math.round(r.sendAt - Date.now() / 1000)) : env.undoSeconds;
+        undoToast(async () => {
+          try {
+            const u = await api.call('messages.unsend', { sendID: r.sendID });
+            openCompose(host, env, { draft: { ...snapshot, composeID: 0, draftID: u.draftID } });
+          } catch (e) { env.toast(e instanceof api.ApiError ? e.words : T.failed, { error: true }); }
+        }, null, secs);
       } catch (e) { host.hidden = false; showErr(e); }
       return;
     }
@@ -388,9 +406,9 @@ export async function openCompose(host, env, how) {
       }
     });
   };
-  /** @param {() => void} undo @param {(() => void) | null} done */
-  const undoToast = (undo, done) => {
-    let left = env.undoSeconds;
+  /** @param {() => void} undo @param {(() => void) | null} done @param {number} [secs] */
+  const undoToast = (undo, done, secs) => {
+    let left = secs || env.undoSeconds || 5;
     const t = env.toast(T.sentIn(left), { undo: () => { clearInterval(iv); undo(); env.toast(T.unsent); }, seconds: left + 1 });
     const iv = setInterval(() => {
       left--;

@@ -190,8 +190,10 @@ export class MessageList {
     for (let i = first; i <= last; i++) {
       const m = this.at(i);
       const old = this.rows.get(i);
-      const key = m ? m.messageID + '|' + m.flags.join() + '|' + (m.threadCount || 0) : '';
-      if (old && !force && old.dataset.key === key && (!m || this.stateKey(m) === old.dataset.state)) continue;
+      // A row is only replaced when what it shows changed, so nothing
+      // under the pointer (a drag, a hover) is pulled away.
+      const key = m ? m.messageID + '|' + m.flags.join() + '|' + (m.threadCount || 0) + '|' + m.subject + '|' + this.stateKey(m) + '|' + this.total : 'p' + this.total;
+      if (old && old.dataset.key === key && !(force && !m)) continue;
       const row = this.row(i, m);
       row.dataset.key = key;
       if (old) old.replaceWith(row); else this.spacer.append(row);

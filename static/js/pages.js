@@ -152,6 +152,7 @@ export async function showSettings(page, ctx) {
     radios(T.theme, 'theme', [['', T.themeSystem], ['light', T.themeLight], ['dark', T.themeDark]]),
     radios(T.density, 'density', [['comfortable', T.comfortable], ['compact', T.compact]]),
     radios(T.readerPos, 'reader', [['right', T.readerRight], ['below', T.readerBelow]]),
+    radios(T.undoSend, 'undoSeconds', [['', T.serverDefault], ['5', T.seconds(5)], ['10', T.seconds(10)], ['30', T.seconds(30)]]),
     ctx.features.has('settings.images') ? null : radios(T.remoteImages, 'remote', [['ask', T.remoteAsk], ['always', T.remoteAlways]]),
     h('label', { class: 'check' }, h('input', { type: 'checkbox', id: 'notify', checked: ctx.prefs.notify === '1', onchange: async (/** @type {Event} */ e) => {
       const box = /** @type {HTMLInputElement} */ (e.target);

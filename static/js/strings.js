@@ -33,12 +33,10 @@ export const T = {
   messages: 'Messages',
   empty: 'No messages here.',
   loading: 'Loading…',
-  sortBy: 'Sort',
+  sortBy: 'Sort', descending: 'Descending',
   sorts: /** @type {Record<string,string>} */ ({
     'date-desc': 'Newest first', 'date-asc': 'Oldest first', uid: 'Arrival',
-    arrival: 'Arrival', 'arrival-desc': 'Arrival, newest first', sent: 'Date sent', 'sent-desc': 'Date sent, newest first',
-    from: 'Sender', 'from-desc': 'Sender, Z–A', subject: 'Subject', 'subject-desc': 'Subject, Z–A', size: 'Size, smallest first',
-    'size-desc': 'Size, largest first', flagged: 'Flagged first', 'flagged-desc': 'Flagged first', unread: 'Unread first', 'unread-desc': 'Unread first',
+    arrival: 'Date received', sent: 'Date sent', from: 'Sender', subject: 'Subject', size: 'Size', flagged: 'Flagged', unread: 'Unread',
   }),
   filterUnread: 'Unread',
   filterFlagged: 'Flagged',
@@ -99,6 +97,7 @@ export const T = {
   remoteImages: 'Remote images', remoteAsk: 'Ask for each message', remoteNever: 'Never show', imagesSaved: 'Image settings saved', remoteAlways: 'Always show (through the proxy)',
   appearance: 'Appearance', theme: 'Theme', themeSystem: 'Follow the system', themeLight: 'Light', themeDark: 'Dark',
   density: 'Density', comfortable: 'Comfortable', compact: 'Compact', readerPos: 'Reading pane', readerRight: 'Right of the list', readerBelow: 'Below the list',
+  undoSend: 'Time to undo a send', serverDefault: 'The server’s default', seconds: (/** @type {number} */ n) => `${n} seconds`,
   notifications: 'Desktop notifications for new mail', notifyDenied: 'The browser refused notifications.',
   shortcuts: 'Keyboard shortcuts', toggleTheme: 'Toggle dark mode', account: 'Account', quota: (/** @type {string} */ u, /** @type {string} */ l) => `${u} of ${l} used`,
   // sharing
