@@ -342,6 +342,18 @@ func TestWebmailBrowser(t *testing.T) {
 	if _, err := alice.Append(ctx, inbox.ID, news, store.AppendOptions{}); err != nil {
 		t.Fatal(err)
 	}
+	// A conversation of three, by Message-ID and References (RFC 5322 3.6.4).
+	for i, ref := range []string{"", "<t0@e2e.test>", "<t0@e2e.test> <t1@e2e.test>"} {
+		raw := fmt.Sprintf("From: Frank <frank@example.net>\r\nTo: alice@example.org\r\nSubject: %sPlanning the trip\r\nMessage-ID: <t%d@e2e.test>\r\n",
+			strings.Repeat("Re: ", min(i, 1)), i)
+		if ref != "" {
+			raw += "In-Reply-To: " + ref[strings.LastIndex(ref, "<"):] + "\r\nReferences: " + ref + "\r\n"
+		}
+		raw += fmt.Sprintf("\r\nPart %d of the trip talk.\r\n", i+1)
+		if _, err := alice.Append(ctx, inbox.ID, []byte(raw), store.AppendOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
 	big, err := alice.CreateMailbox(ctx, "Big", "")
 	if err != nil {
 		t.Fatal(err)
