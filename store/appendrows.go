@@ -268,7 +268,8 @@ func (s *Store) insertMessageRow(ctx context.Context, tx *sqlx.Tx, userID int64,
 	if thread == 0 {
 		thread = nm.out.ID
 	}
-	if _, err := s.db.TxExec(ctx, tx, s.rebind("UPDATE messages SET text_id = id, thread_id = ? WHERE id = ?"), thread, nm.out.ID); err != nil {
+	text := textIDOf(userID, nm.out.ID)
+	if _, err := s.db.TxExec(ctx, tx, s.rebind("UPDATE messages SET text_id = ?, thread_id = ? WHERE id = ?"), text, thread, nm.out.ID); err != nil {
 		return err
 	}
 	if len(threads) > 1 {
@@ -281,7 +282,7 @@ func (s *Store) insertMessageRow(ctx context.Context, tx *sqlx.Tx, userID int64,
 		}
 	}
 	if m.doc != nil {
-		return s.insertText(ctx, tx, userID, nm.out.ID, m.doc)
+		return s.insertText(ctx, tx, userID, text, m.doc)
 	}
 	return nil
 }

@@ -2,10 +2,13 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"runtime"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -161,17 +164,30 @@ var innodbStopwords = map[string]bool{"a": true, "about": true, "an": true, "are
 	"it": true, "la": true, "of": true, "on": true, "or": true, "that": true, "the": true, "this": true, "to": true, "was": true,
 	"what": true, "when": true, "where": true, "who": true, "will": true, "with": true, "und": true, "www": true}
 
+// ftsColumns are the FTS5 columns a textual term looks in.
+var ftsColumns = map[TermKind]string{TermText: "{subject sender recipients body}", TermFrom: "sender", TermTo: "recipients", TermSubject: "subject"}
+
+// ftsPhrase is a textual term in FTS5's query syntax. The words are
+// letters and digits only (message.Words), so the quoted phrase needs no
+// escaping.
+func ftsPhrase(t SearchTerm) string {
+	return ftsColumns[t.Kind] + " : \"" + strings.Join(t.Words, " ") + "\""
+}
+
+// ftsCond is the condition that a message's text matches the FTS5
+// expression, among the user's rows (a range of rowids: textRange).
+func (a *Account) ftsCond(expr string) (string, []any) {
+	lo, hi := textRange(a.userID)
+	return "m.text_id IN (SELECT rowid FROM message_text WHERE message_text MATCH ? AND rowid BETWEEN ? AND ?)", []any{expr, lo, hi}
+}
+
 // textCond is the condition of a textual term: its words looked up in
 // the full-text index.
 func (a *Account) textCond(t SearchTerm) (string, []any) {
 	var c string
 	var args []any
 	if a.s.db.Dialect() == sqldb.SQLite {
-		cols := map[TermKind]string{TermText: "{subject sender recipients body}", TermFrom: "sender", TermTo: "recipients", TermSubject: "subject"}[t.Kind]
-		// The words are letters and digits only (message.Words), so the
-		// quoted phrase needs no escaping.
-		c = "m.text_id IN (SELECT rowid FROM message_text WHERE message_text MATCH ?)"
-		args = []any{"owner : " + ownerToken(a.userID) + " AND " + cols + " : \"" + strings.Join(t.Words, " ") + "\""}
+		c, args = a.ftsCond(ftsPhrase(t))
 	} else {
 		cols := map[TermKind]string{TermText: "subject, sender, recipients, body", TermFrom: "sender", TermTo: "recipients", TermSubject: "subject"}[t.Kind]
 		var words []string
@@ -206,11 +222,50 @@ func (a *Account) textCond(t SearchTerm) (string, []any) {
 }
 
 // findIndexed runs a search of a user whose mail is not sealed as one
-// statement.
+// statement. On SQLite the groups of words alone are one FTS5 expression,
+// which intersects the words' postings in the index (two common words
+// whose messages are few together cost those few, not each word's many);
+// the rest are conditions on the rows.
 func (a *Account) findIndexed(ctx context.Context, q MailQuery) ([]Hit, error) {
 	where, args := a.mailboxCond(q)
-	driven := false
-	for _, g := range q.Groups {
+	var pos, neg []string
+	groups := q.Groups
+	if a.s.db.Dialect() == sqldb.SQLite {
+		groups = nil
+		for _, g := range q.Groups {
+			switch {
+			case len(g) == 1 && g[0].textual() && g[0].Not:
+				neg = append(neg, "("+ftsPhrase(g[0])+")")
+			case !slices.ContainsFunc(g, func(t SearchTerm) bool { return !t.textual() || t.Not }):
+				var ors []string
+				for _, t := range g {
+					ors = append(ors, ftsPhrase(t))
+				}
+				pos = append(pos, "("+strings.Join(ors, " OR ")+")")
+			default:
+				groups = append(groups, g)
+			}
+		}
+		if len(pos) == 0 {
+			// FTS5's NOT needs something to take from: the negations
+			// go one by one.
+			for _, n := range neg {
+				c, cargs := a.ftsCond(n)
+				where += " AND NOT (" + c + ")"
+				args = append(args, cargs...)
+			}
+		} else {
+			expr := strings.Join(pos, " AND ")
+			for _, n := range neg {
+				expr = "(" + expr + ") NOT " + n
+			}
+			c, cargs := a.ftsCond(expr)
+			where += " AND " + c
+			args = append(args, cargs...)
+		}
+	}
+	driven := len(pos) > 0
+	for _, g := range groups {
 		var ors []string
 		for _, t := range g {
 			var c string
@@ -231,20 +286,33 @@ func (a *Account) findIndexed(ctx context.Context, q MailQuery) ([]Hit, error) {
 	from := " FROM messages m"
 	if driven && a.s.db.Dialect() == sqldb.SQLite {
 		// The words' postings drive the search: each found row is one
-		// look-up by text id. Without the hint the planner may walk
-		// every message of the user and test each against the postings.
+		// look-up by text id, in an index that holds what is read.
+		// Without the hint the planner may walk every message of the
+		// user and test each against the postings.
 		from += " INDEXED BY messages_text"
 	}
-	var hits []Hit
-	err := a.s.db.DB.SelectContext(ctx, &hits, a.s.rebind("SELECT m.id, m.mailbox_id, m.uid, m.internal_date"+from+" WHERE "+where+
-		" ORDER BY m.internal_date DESC, m.mailbox_id DESC, m.uid DESC"), args...)
+	return a.selectHits(ctx, "SELECT m.id, m.mailbox_id, m.uid, m.internal_date"+from+" WHERE "+where+
+		" ORDER BY m.internal_date DESC, m.mailbox_id DESC, m.uid DESC", args)
+}
+
+// selectHits runs a query for hits. The rows are scanned by hand: a
+// search may find a hundred thousand, where reflection per row (sqlx)
+// would cost more than the query.
+func (a *Account) selectHits(ctx context.Context, query string, args []any) ([]Hit, error) {
+	rows, err := a.s.db.DB.QueryContext(ctx, a.s.rebind(query), args...)
 	if err != nil {
 		return nil, err
 	}
-	if hits == nil {
-		hits = []Hit{}
+	defer rows.Close()
+	hits := []Hit{}
+	for rows.Next() {
+		var h Hit
+		if err := rows.Scan(&h.ID, &h.MailboxID, &h.UID, &h.Date); err != nil {
+			return nil, err
+		}
+		hits = append(hits, h)
 	}
-	return hits, nil
+	return hits, rows.Err()
 }
 
 // scanChunk is how many messages a scan decrypts the metadata of at once.
@@ -308,20 +376,40 @@ func (a *Account) scan(ctx context.Context, q MailQuery) ([]Hit, error) {
 		for _, r := range rows {
 			byID[r.ID] = r
 		}
-		for _, c := range chunk {
-			r, ok := byID[c.ID]
-			if !ok {
-				continue // gone since
-			}
-			m, err := a.message(r)
-			if err != nil {
-				return nil, err
-			}
-			ok, err = a.matchScanned(ctx, m, rest)
-			if err != nil {
-				return nil, err
-			}
-			if ok {
+		// Each message is decrypted on its own (a key agreement per
+		// message, RFC 7748 X25519 under age): the work is spread over
+		// the processors, the order kept.
+		match := make([]bool, len(chunk))
+		errs := make([]error, len(chunk))
+		var wg sync.WaitGroup
+		next := make(chan int)
+		for range runtime.GOMAXPROCS(0) {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := range next {
+					r, ok := byID[chunk[i].ID]
+					if !ok {
+						continue // gone since
+					}
+					m, err := a.message(r)
+					if err == nil {
+						match[i], err = a.matchScanned(ctx, m, rest)
+					}
+					errs[i] = err
+				}
+			}()
+		}
+		for i := range chunk {
+			next <- i
+		}
+		close(next)
+		wg.Wait()
+		if err := errors.Join(errs...); err != nil {
+			return nil, err
+		}
+		for i, c := range chunk {
+			if match[i] {
 				hits = append(hits, c.Hit)
 			}
 		}

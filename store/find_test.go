@@ -71,6 +71,8 @@ func TestFindMessages(t *testing.T) {
 		{"larger", [][]store.SearchTerm{{{Kind: store.TermLarger, Size: int64(len(findRaw(0)))}}}, false, []string{"html"}},
 		{"smaller", [][]store.SearchTerm{{{Kind: store.TermSmaller, Size: int64(len(findRaw(0)))}}}, false, []string{"archived", "lunch"}},
 		{"not text or flag", [][]store.SearchTerm{{not(tm(store.TermText, "noodle")), {Kind: store.TermFlagged}}}, false, []string{"html", "lunch", "invoice"}},
+		{"only negations", [][]store.SearchTerm{{not(tm(store.TermText, "noodle"))}, {not(tm(store.TermFrom, "billing"))}}, false, []string{"html"}},
+		{"two negations of one positive", [][]store.SearchTerm{{tm(store.TermTo, "alice")}, {not(tm(store.TermText, "noodle"))}, {not(tm(store.TermText, "sunset"))}}, false, []string{"invoice"}},
 		{"words of an address", [][]store.SearchTerm{{tm(store.TermText, "shop.example")}}, false, []string{"invoice"}},
 	}
 	for _, secure := range []bool{false, true} {

@@ -62,20 +62,30 @@ func sortKeys(info *message.Info) (from, subject string, sent int64) {
 // insertText writes the index row textID of a user's message.
 func (s *Store) insertText(ctx context.Context, tx *sqlx.Tx, userID, textID int64, d *textDoc) error {
 	q := "INSERT INTO message_text (id, user_id, subject, sender, recipients, body) VALUES (?, ?, ?, ?, ?, ?)"
-	var owner any = userID
+	args := []any{textID, userID, d.subject, d.sender, d.recipients, d.body}
 	if s.db.Dialect() == sqldb.SQLite {
-		q = "INSERT INTO message_text (rowid, owner, subject, sender, recipients, body) VALUES (?, ?, ?, ?, ?, ?)"
-		owner = ownerToken(userID)
+		q = "INSERT INTO message_text (rowid, subject, sender, recipients, body) VALUES (?, ?, ?, ?, ?)"
+		args = append(args[:1], args[2:]...)
 	}
-	if _, err := s.db.TxExec(ctx, tx, s.rebind(q), textID, owner, d.subject, d.sender, d.recipients, d.body); err != nil {
+	if _, err := s.db.TxExec(ctx, tx, s.rebind(q), args...); err != nil {
 		return fmt.Errorf("index message text: %w", err)
 	}
 	return nil
 }
 
-// ownerToken is the word SQLite's index rows of a user's mail carry, so
-// that a search reads the user's postings only.
-func ownerToken(userID int64) string { return "u" + strconv.FormatInt(userID, 10) }
+// textShift places a user's index rows in a range of ids of their own:
+// text ids are the user id times 2^36 plus a message id, so that SQLite's
+// index finds a user's rows by a range of rowids (a seek), where a token
+// of the user's ANDed with the words would read the user's every row.
+const textShift = 36
+
+// textIDOf is the text id of message id of a user.
+func textIDOf(userID, id int64) int64 { return userID<<textShift | id }
+
+// textRange is the range of a user's text ids.
+func textRange(userID int64) (lo, hi int64) {
+	return userID << textShift, userID<<textShift | (1<<textShift - 1)
+}
 
 // textKey is the message_text column that holds a row's text_id.
 func (s *Store) textKey() string {
@@ -216,18 +226,19 @@ func (s *Store) indexBatch(ctx context.Context, size int) (int, bool, error) {
 	}
 	err = s.db.Tx(ctx, func(tx *sqlx.Tx) error {
 		for _, w := range ws {
-			q := "UPDATE messages SET text_id = id WHERE id = ? AND text_id = 0"
-			args := []any{w.id}
+			text := textIDOf(w.user, w.id)
+			q := "UPDATE messages SET text_id = ? WHERE id = ? AND text_id = 0"
+			args := []any{text, w.id}
 			if w.doc != nil {
-				q = "UPDATE messages SET text_id = id, sort_from = ?, sort_subject = ?, parent_hash = ?, sent_date = CASE WHEN ? > 0 THEN ? ELSE internal_date END WHERE id = ? AND text_id = 0"
-				args = []any{w.from, w.subject, w.parent, w.sent, w.sent, w.id}
+				q = "UPDATE messages SET text_id = ?, sort_from = ?, sort_subject = ?, parent_hash = ?, sent_date = CASE WHEN ? > 0 THEN ? ELSE internal_date END WHERE id = ? AND text_id = 0"
+				args = []any{text, w.from, w.subject, w.parent, w.sent, w.sent, w.id}
 			}
 			res, err := tx.ExecContext(ctx, s.rebind(q), args...)
 			if err != nil {
 				return err
 			}
 			if n, _ := res.RowsAffected(); n == 1 && w.doc != nil {
-				if err := s.insertText(ctx, tx, w.user, w.id, w.doc); err != nil {
+				if err := s.insertText(ctx, tx, w.user, text, w.doc); err != nil {
 					return err
 				}
 			}

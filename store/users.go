@@ -314,8 +314,9 @@ func (s *Store) DeleteUser(ctx context.Context, id int64) error {
 			WHERE id IN (SELECT blob_id FROM messages WHERE user_id = ?)`), id, id); err != nil {
 			return err
 		}
-		// The user's index rows go first, found through the messages.
-		if _, err := tx.ExecContext(ctx, s.rebind("DELETE FROM message_text WHERE "+s.textKey()+" IN (SELECT text_id FROM messages WHERE user_id = ?)"), id); err != nil {
+		// The user's index rows go first: one range of ids.
+		lo, hi := textRange(id)
+		if _, err := tx.ExecContext(ctx, s.rebind("DELETE FROM message_text WHERE "+s.textKey()+" BETWEEN ? AND ?"), lo, hi); err != nil {
 			return err
 		}
 		for _, q := range []string{

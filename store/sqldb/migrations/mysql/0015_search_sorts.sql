@@ -23,8 +23,10 @@ ALTER TABLE messages ADD COLUMN is_unseen TINYINT AS ((flags & 4) = 0) VIRTUAL;
 -- that a parent stored after its replies joins their thread.
 ALTER TABLE messages ADD COLUMN parent_hash CHAR(32) CHARACTER SET ascii NOT NULL DEFAULT '';
 
--- The message_text row holding this message's text: its own id, or for a
--- copy the original's, so that copies share one; 0 while not indexed yet.
+-- The message_text row holding this message's text, or for a copy the
+-- original's, so that copies share one; 0 while not indexed yet. It is
+-- the user id times 2^36 plus the id of the message first indexed, so that
+-- a user's rows are one range of ids (store/textindex.go).
 ALTER TABLE messages ADD COLUMN text_id BIGINT NOT NULL DEFAULT 0;
 
 -- Every message gets a thread id of its own: a thread is named by the id
@@ -42,7 +44,9 @@ CREATE INDEX messages_attach ON messages(mailbox_id, has_attachments, internal_d
 CREATE INDEX messages_thread ON messages(mailbox_id, thread_id, internal_date, uid);
 CREATE INDEX messages_user_thread ON messages(user_id, thread_id);
 CREATE INDEX messages_parent ON messages(user_id, parent_hash);
-CREATE INDEX messages_text ON messages(text_id);
+-- Covering: a search resolves each index row to its messages from the
+-- index alone.
+CREATE INDEX messages_text ON messages(text_id, user_id, mailbox_id, internal_date, uid);
 
 -- The full-text index of the mail of users whose mail is not sealed (a
 -- secure user's never has a row): subject, senders, recipients (To and

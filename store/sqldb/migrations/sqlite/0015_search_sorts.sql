@@ -23,8 +23,10 @@ ALTER TABLE messages ADD COLUMN is_unseen INTEGER GENERATED ALWAYS AS ((flags & 
 -- that a parent stored after its replies joins their thread.
 ALTER TABLE messages ADD COLUMN parent_hash CHAR(32) NOT NULL DEFAULT '';
 
--- The message_text row holding this message's text: its own id, or for a
--- copy the original's, so that copies share one; 0 while not indexed yet.
+-- The message_text row holding this message's text, or for a copy the
+-- original's, so that copies share one; 0 while not indexed yet. It is
+-- the user id times 2^36 plus the id of the message first indexed, so that
+-- a user's rows are one range of ids (store/textindex.go).
 ALTER TABLE messages ADD COLUMN text_id INTEGER NOT NULL DEFAULT 0;
 
 -- Every message gets a thread id of its own: a thread is named by the id
@@ -42,15 +44,17 @@ CREATE INDEX messages_attach ON messages(mailbox_id, has_attachments, internal_d
 CREATE INDEX messages_thread ON messages(mailbox_id, thread_id, internal_date, uid);
 CREATE INDEX messages_user_thread ON messages(user_id, thread_id);
 CREATE INDEX messages_parent ON messages(user_id, parent_hash);
-CREATE INDEX messages_text ON messages(text_id);
+-- Covering: a search resolves each index row to its messages from the
+-- index alone.
+CREATE INDEX messages_text ON messages(text_id, user_id, mailbox_id, internal_date, uid);
 
 -- The full-text index of the mail of users whose mail is not sealed (a
 -- secure user's never has a row): subject, senders, recipients (To and
 -- Cc) and the text parts, decoded, at most 256 KiB of text a message.
--- rowid is the text_id of the messages that share it; owner is "u<user
--- id>", a token every search of a user's mail is ANDed with. Contentless:
--- the text is indexed, not kept a second time.
-CREATE VIRTUAL TABLE message_text USING fts5(owner, subject, sender, recipients, body,
+-- rowid is the text_id of the messages that share it: a search reads the
+-- range of its user's rows. Contentless: the text is indexed, not kept a
+-- second time.
+CREATE VIRTUAL TABLE message_text USING fts5(subject, sender, recipients, body,
   content='', contentless_delete=1, tokenize='unicode61 remove_diacritics 2');
 
 -- Where the background indexer of mail stored before this migration is:
