@@ -234,7 +234,11 @@ func (a *Agent) deliverSubmission(ctx context.Context, log *slog.Logger, e *outb
 		a.reportLate(ctx, env, failed, raw)
 	}
 	if delivered > 0 {
-		a.fileSent(ctx, log, u.ID, withBcc(raw, note.Bcc), note)
+		// The message is out: its copy is filed even if the queue is
+		// shutting down meanwhile.
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+		a.fileSent(fctx, log, u.ID, withBcc(raw, note.Bcc), note)
+		cancel()
 	}
 	log.Info("submission delivered", "delivered", delivered, "failed", len(failed))
 	return nil

@@ -67,7 +67,7 @@ func TestSubmission(t *testing.T) {
 		stop := runQueue(t, q2)
 		ba := e.Account(bob)
 		testsupport.WaitFor(t, 15*time.Second, "the delayed message in bob's INBOX and relayed", func() bool {
-			return len(storetest.Messages(t, ba, "INBOX")) == 1 && len(rs.transactions()) == 1
+			return len(storetest.Messages(t, ba, "INBOX")) == 1 && len(rs.transactions()) == 1 && len(storetest.Messages(t, aa, "Sent")) == 1
 		})
 		if time.Now().Before(due) {
 			t.Fatal("delivered before it was due")
@@ -84,10 +84,10 @@ func TestSubmission(t *testing.T) {
 			t.Fatalf("sent copies: %q", sent)
 		}
 		testsupport.WaitFor(t, 5*time.Second, "the queue to empty", queueEmpty(t, e.Store))
-		ms, _ := aa.List(ctx, orig.MailboxID, store.ListQuery{UIDs: store.UIDSet{{Start: orig.UID, Stop: orig.UID}}})
-		if len(ms) != 1 || !ms[0].Flags.Has(store.FlagAnswered) {
-			t.Errorf("the answered message: %+v", ms)
-		}
+		testsupport.WaitFor(t, 5*time.Second, "the answered message flagged", func() bool {
+			ms, _ := aa.List(ctx, orig.MailboxID, store.ListQuery{UIDs: store.UIDSet{{Start: orig.UID, Stop: orig.UID}}})
+			return len(ms) == 1 && ms[0].Flags.Has(store.FlagAnswered)
+		})
 
 		stop()
 

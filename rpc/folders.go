@@ -30,6 +30,13 @@ type folderItem struct {
 	Subscribed bool   `json:"subscribed,omitempty"`
 	// Default marks the address book new contacts go to.
 	Default bool `json:"default,omitempty"`
+	// Owner, on a folder another user shares with you, is its owner's
+	// address; Access is read, write or custom (Rights says which RFC
+	// 4314 rights); DomainShare says it is shared with your whole domain.
+	Owner       string `json:"owner,omitempty"`
+	Access      string `json:"access,omitempty"`
+	Rights      string `json:"rights,omitempty"`
+	DomainShare bool   `json:"domainShare,omitempty"`
 }
 
 type foldersResult struct {
@@ -65,7 +72,8 @@ type folderIDResult struct {
 }
 
 func (h *Handler) registerFolders() {
-	Register(h.engine, Spec{Name: "folders.list", Summary: "The user's folders with their counts, and the account state."}, h.foldersList)
+	Register(h.engine, Spec{Name: "folders.list", Summary: "The user's folders with their counts, and the account state; then the folders others share with the user (owner, access).",
+		Description: "A shared folder has owner set, parentID 0 and its owner's path; messages.load, messages.flag, messages.tag and messages.remove take its messages' ids, within the access given."}, h.foldersList)
 	Register(h.engine, Spec{Name: "folders.add", Summary: "Create a folder under parentID (0 or absent: at the top)."}, h.foldersAdd)
 	Register(h.engine, Spec{Name: "folders.rename", Summary: "Give a folder a new name where it is."}, h.foldersRename)
 	Register(h.engine, Spec{Name: "folders.move", Summary: "Put a folder under another (0: at the top)."}, h.foldersMove)
@@ -101,6 +109,11 @@ func (h *Handler) foldersList(ctx context.Context, c *Call, p contextParam) (fol
 			Total: m.Messages, Unread: m.Unseen, Size: m.Size, Subscribed: m.Subscribed,
 		})
 	}
+	shared, err := sharedFolders(ctx, a)
+	if err != nil {
+		return foldersResult{}, err
+	}
+	out.Folders = append(out.Folders, shared...)
 	return out, nil
 }
 

@@ -261,8 +261,7 @@ func (h *Handler) serveInline(w http.ResponseWriter, r *http.Request) {
 		h.capError(w, err)
 		return
 	}
-	a := h.st.Account(userID, nil)
-	m, err := loadMessage(ctx, a, MessageID(id))
+	a, m, err := loadAny(ctx, h.st.Account(userID, nil), MessageID(id))
 	if err != nil {
 		h.capError(w, err)
 		return
@@ -387,14 +386,14 @@ func (h *Handler) serveFrame(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := r.Context()
-	a := c.account()
+	own := c.account()
 	id := MessageID(chi.URLParam(r, "messageID"))
-	m, err := loadMessage(ctx, a, id)
+	a, m, err := loadAny(ctx, own, id)
 	if err != nil {
 		h.blobError(w, err)
 		return
 	}
-	show, err := h.showImages(ctx, a, m.Info, r.URL.Query().Get("images"))
+	show, err := h.showImages(ctx, own, m.Info, r.URL.Query().Get("images"))
 	if err != nil {
 		h.blobError(w, err)
 		return
@@ -407,12 +406,18 @@ func (h *Handler) serveFrame(w http.ResponseWriter, r *http.Request) {
 	doc := h.buildFrame(c.web, msgRef{m.MailboxID, m.UID}.id(), m, raw, show)
 	// The raster data: URLs the sanitizer admits (rasterDataURI).
 	imgSrc := []string{"data:"}
-	origin := h.origin(r)
-	if doc.inline {
-		imgSrc = append(imgSrc, origin+h.cfg.BasePath+"/inline/")
-	}
-	if doc.remote {
-		imgSrc = append(imgSrc, origin+h.cfg.BasePath+"/image")
+	// The origin the request came to, and those configured: behind a
+	// proxy the Host seen here may not be the one the browser used. (An
+	// http: source also matches https:, CSP3 6.7.2.8.)
+	origins := append([]string{h.origin(r)}, h.cfg.Origins...)
+	for _, o := range origins {
+		o = strings.TrimRight(o, "/")
+		if doc.inline {
+			imgSrc = append(imgSrc, o+h.cfg.BasePath+"/inline/")
+		}
+		if doc.remote {
+			imgSrc = append(imgSrc, o+h.cfg.BasePath+"/image")
+		}
 	}
 	hdr := w.Header()
 	hdr.Set("Content-Type", "text/html; charset=utf-8")

@@ -381,3 +381,23 @@ func TestImagePolicy(t *testing.T) {
 	c.fail("settings.images", map[string]any{"policy": "sometimes"}, CodeInvalidParams, "")
 	c.fail("settings.images", map[string]any{"addSenders": []string{"not an address"}}, CodeInvalid, "invalid")
 }
+
+// TestFrameSecure: a secure user's mail cannot be opened by a request
+// without the cookie, so the frame carries its cid: images itself, as
+// data: URLs of the sniffed raster type, and no capability URL.
+func TestFrameSecure(t *testing.T) {
+	fx := newFixture(t, sqlite(t), fixtureOptions{})
+	c, auth := fx.user(t, "s@example.org", true)
+	res := fx.deliver(t, auth, imageMessage("news@example.com", "https://tracker.example/p.gif"))
+	var ld loadResult
+	c.must("messages.load", map[string]any{"messageID": msgRef{res.MailboxID, res.UID}.id()}, &ld)
+	resp, body := c.get(ld.BodyURL, nil)
+	srcs := imgSrcs(t, string(body))
+	want := "data:image/png;base64," + base64.StdEncoding.EncodeToString(pngBytes)
+	if resp.StatusCode != 200 || len(srcs) != 1 || srcs[0] != want || strings.Contains(string(body), "/rpc/inline/") || ld.RemoteImages != 1 {
+		t.Fatalf("%d %q\n%s", resp.StatusCode, srcs, body)
+	}
+	if csp := resp.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "img-src data:;") {
+		t.Fatalf("CSP %q", csp)
+	}
+}

@@ -151,6 +151,8 @@ func TestIsolation(t *testing.T) {
 			"contacts.export": {nf("contactIDs", map[string]any{"contactIDs": cids(mContact.ContactID, aContact.ContactID)}),
 				nf("folderID", map[string]any{"folderID": aCF.FolderID})},
 			"messages.unsend":   {nf("sendID", map[string]any{"sendID": aSend.SendID})},
+			"folders.share":     {nf("folderID", map[string]any{"folderID": aFolder.FolderID, "grantee": "mallory@example.org", "access": "write"})},
+			"folders.unshare":   {nf("folderID", map[string]any{"folderID": aFolder.FolderID, "grantee": "mallory@example.org"})},
 			"identities.remove": {nf("id", map[string]any{"id": aIDs.Identities[0].ID})},
 			"changes":           {{covers: []string{"since"}, params: map[string]any{"since": aList.State}, typ: "stateMismatch"}},
 		}
@@ -185,7 +187,7 @@ func TestIsolation(t *testing.T) {
 		self := map[string][]any{
 			"meta": {nil}, "aliases": {nil}, "folders.list": {nil, map[string]any{"context": "contacts"}}, "config.load": {nil},
 			"config.edit": {map[string]any{"set": map[string]string{"k": "v"}}}, "settings.identity": {nil}, "settings.vacation": {nil},
-			"settings.images": {nil}, "messages.scheduled": {nil}, "identities.list": {nil},
+			"settings.images": {nil}, "messages.scheduled": {nil}, "identities.list": {nil}, "folders.shares": {nil},
 			"identities.save":  {map[string]any{"identity": map[string]any{"name": "M", "address": "mallory@example.org"}}},
 			"contacts.suggest": {map[string]any{"prefix": "quarterly"}, map[string]any{"prefix": "carol"}, map[string]any{"prefix": "alice"}},
 		}

@@ -32,9 +32,9 @@ type loadParams struct {
 	MessageID MessageID `json:"messageID"`
 	// Sections default to meta, header, body and attachments.
 	Sections []Section `json:"sections,omitempty" jsonschema:"maxItems=6"`
-	// AllowRemote keeps images and other resources from other servers in
-	// the HTML body; by default they are removed, so that opening a
-	// message tells its sender nothing.
+	// AllowRemote keeps the remote images of the HTML body, each loaded
+	// through the image proxy (a signed /rpc/image URL); by default they
+	// are removed, so that opening a message tells its sender nothing.
 	AllowRemote bool `json:"allowRemote,omitempty"`
 	// Images decides the remote images of bodyURL's document for this
 	// load: "show" (through the image proxy) or "block"; absent, the
@@ -115,6 +115,21 @@ const (
 	maxHeaderFields = 1000
 )
 
+// loadAny reads a message by id from the user's own folders or from one
+// shared with the user, and returns the account it is read through.
+func loadAny(ctx context.Context, a *store.Account, id MessageID) (*store.Account, store.Message, error) {
+	r, err := id.parse()
+	if err != nil {
+		return nil, store.Message{}, err
+	}
+	fa, err := folderAccount(ctx, a, r.folder)
+	if err != nil {
+		return nil, store.Message{}, err
+	}
+	m, err := loadMessage(ctx, fa, id)
+	return fa, m, err
+}
+
 // loadMessage reads a message's row (with its parse) by id.
 func loadMessage(ctx context.Context, a *store.Account, id MessageID) (store.Message, error) {
 	r, err := id.parse()
@@ -145,8 +160,8 @@ func readRaw(ctx context.Context, a *store.Account, m store.Message) ([]byte, er
 }
 
 func (h *Handler) messagesLoad(ctx context.Context, c *Call, p loadParams) (loadResult, error) {
-	a := c.account()
-	m, err := loadMessage(ctx, a, p.MessageID)
+	own := c.account()
+	a, m, err := loadAny(ctx, own, p.MessageID)
 	if err != nil {
 		return loadResult{}, err
 	}
@@ -204,11 +219,18 @@ func (h *Handler) messagesLoad(ctx context.Context, c *Call, p loadParams) (load
 	}
 	if want["body"] {
 		var blocked int
-		out.Body, blocked = h.body(raw, id, info, p.AllowRemote)
+		var remote func(*url.URL) string
+		if p.AllowRemote {
+			// Through the image proxy, as in the frame: the sender never
+			// learns the reader's address.
+			exp := h.capExpiry()
+			remote = func(u *url.URL) string { return h.imageURL(c.web, exp, u.String()) }
+		}
+		out.Body, blocked = h.body(raw, id, info, remote)
 		if p.AllowRemote {
 			blocked = h.remoteCount(raw, info)
 		}
-		if out.ImagesShown, err = h.showImages(ctx, a, info, p.Images); err != nil {
+		if out.ImagesShown, err = h.showImages(ctx, own, info, p.Images); err != nil {
 			return loadResult{}, err
 		}
 		if !out.ImagesShown {
@@ -323,7 +345,7 @@ func (h *Handler) remoteCount(raw []byte, info *message.Info) int {
 
 // body returns the body section and how many remote images were blocked
 // from its HTML.
-func (h *Handler) body(raw []byte, id string, info *message.Info, allowRemote bool) (*bodyResult, int) {
+func (h *Handler) body(raw []byte, id string, info *message.Info, remote func(*url.URL) string) (*bodyResult, int) {
 	out := &bodyResult{}
 	blocked := 0
 	plain, html := textParts(&info.Body)
@@ -341,10 +363,7 @@ func (h *Handler) body(raw []byte, id string, info *message.Info, allowRemote bo
 				cids[at.ContentID] = h.blobURL(id, at.Path)
 			}
 		}
-		rw := srcRewrite{cid: func(id string) (string, bool) { t, ok := cids[id]; return t, ok }}
-		if allowRemote {
-			rw.remote = func(u *url.URL) string { return u.String() }
-		}
+		rw := srcRewrite{cid: func(id string) (string, bool) { t, ok := cids[id]; return t, ok }, remote: remote}
 		out.HTML, blocked = h.sanitizers.sanitizeWith(src, rw)
 		out.RemoteBlocked = blocked > 0
 	}
@@ -362,10 +381,9 @@ func (h *Handler) serveBlob(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := r.Context()
-	a := c.account()
 	id := MessageID(chi.URLParam(r, "messageID"))
 	part := chi.URLParam(r, "part")
-	m, err := loadMessage(ctx, a, id)
+	a, m, err := loadAny(ctx, c.account(), id)
 	if err == nil && part != "source" {
 		_, err = m.Info.Body.Find(part)
 	}

@@ -515,8 +515,14 @@ func (h *Handler) setFlags(ctx context.Context, c *Call, ids []MessageID, action
 		return flagResult{}, err
 	}
 	current := map[int64][]store.Message{}
+	// Each folder through its account: the user's own, or its owner's
+	// for a folder shared with the user (shares.go).
+	accs := map[int64]*store.Account{}
 	for _, f := range order {
-		if current[f], err = present(ctx, a, f, groups[f]); err != nil {
+		if accs[f], err = folderAccount(ctx, a, f); err != nil {
+			return flagResult{}, err
+		}
+		if current[f], err = present(ctx, accs[f], f, groups[f]); err != nil {
 			return flagResult{}, err
 		}
 	}
@@ -567,13 +573,13 @@ func (h *Handler) setFlags(ctx context.Context, c *Call, ids []MessageID, action
 			}
 		}
 		for _, op := range ops {
-			if _, err := a.SetFlags(ctx, f, set, op.op, op.flags, op.tags); err != nil {
+			if _, err := accs[f].SetFlags(ctx, f, set, op.op, op.flags, op.tags); err != nil {
 				return flagResult{}, err
 			}
 		}
 		msgs := current[f]
 		if len(ops) > 0 {
-			if msgs, err = a.List(ctx, f, store.ListQuery{UIDs: set}); err != nil {
+			if msgs, err = accs[f].List(ctx, f, store.ListQuery{UIDs: set}); err != nil {
 				return flagResult{}, err
 			}
 		}
@@ -670,13 +676,17 @@ func (h *Handler) messagesRemove(ctx context.Context, c *Call, p idsParams) (okR
 	if err != nil {
 		return okResult{}, err
 	}
+	accs := map[int64]*store.Account{}
 	for _, f := range order {
-		if _, err := present(ctx, a, f, groups[f]); err != nil {
+		if accs[f], err = folderAccount(ctx, a, f); err != nil {
+			return okResult{}, err
+		}
+		if _, err := present(ctx, accs[f], f, groups[f]); err != nil {
 			return okResult{}, err
 		}
 	}
 	for _, f := range order {
-		if _, err := a.Remove(ctx, f, uidSet(groups[f])); err != nil {
+		if _, err := accs[f].Remove(ctx, f, uidSet(groups[f])); err != nil {
 			return okResult{}, fmt.Errorf("remove: %w", err)
 		}
 	}

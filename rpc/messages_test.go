@@ -162,7 +162,7 @@ func testMessages(t *testing.T, fx *fixture, secure bool) {
 		t.Errorf("header: %+v", ld.Header)
 	}
 	c.must("messages.load", map[string]any{"messageID": richID, "sections": []string{"body", "source", "security"}, "allowRemote": true}, &ld)
-	if ld.Body.RemoteBlocked || !strings.Contains(ld.Body.HTML, "tracker.example") || !strings.HasPrefix(ld.Source, "Return-Path") && !strings.HasPrefix(ld.Source, "From:") ||
+	if ld.Body.RemoteBlocked || !strings.Contains(ld.Body.HTML, `src="/rpc/image?`) || strings.Contains(ld.Body.HTML, `src="https://tracker.example`) || !strings.HasPrefix(ld.Source, "Return-Path") && !strings.HasPrefix(ld.Source, "From:") ||
 		ld.Security == nil || len(ld.Security.Received) == 0 || ld.Security.Encrypted != secure && false {
 		t.Fatalf("load with remote, source, security: %+v", ld)
 	}

@@ -175,7 +175,7 @@ func (e *Engine) OpenRPC(title, version string) map[string]any {
 			"unavailable": map[string]any{"code": CodeUnavailable, "message": "a service the server needs is unavailable or full; " +
 				"try again later (data.type sendFailed: nothing was sent)"},
 			"domain": map[string]any{"code": CodeNotFound, "message": "domain errors carry data.type: notFound (404), " +
-				"exists, notEmpty, stateMismatch (409), overQuota (507), tooLarge (413), forbiddenFrom, forbidden (403), " +
+				"exists, notEmpty, stateMismatch, alreadySent (409), overQuota (507), tooLarge (413), forbiddenFrom, forbidden (403), " +
 				"dailyLimit (429), recipientRefused, sendFailed (502), invalid (400)"},
 		}},
 	}

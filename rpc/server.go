@@ -220,6 +220,7 @@ func (h *Handler) register() {
 	h.registerCompose()
 	h.registerSendLater()
 	h.registerIdentities()
+	h.registerShares()
 	h.registerContacts()
 	h.registerSettings()
 	h.registerChanges()

@@ -1,0 +1,120 @@
+package rpc
+
+import (
+	"net/http"
+	"testing"
+
+	"basalt/internal/testsupport/storetest"
+	"basalt/store"
+)
+
+func findFolder(fs []folderItem, id int64) *folderItem {
+	for i := range fs {
+		if fs[i].FolderID == id {
+			return &fs[i]
+		}
+	}
+	return nil
+}
+
+// TestShares: a user shares a folder with another user (read: lrs) or
+// the whole domain (write: lrswite), lists and revokes what it shares;
+// the grantee sees the folder in folders.list with its owner and access,
+// and reads its messages by the same ids, until the share ends.
+func TestShares(t *testing.T) {
+	forEachBackend(t, fixtureOptions{}, func(t *testing.T, fx *fixture) {
+		alice, aliceAuth := fx.user(t, "alice@example.org", false)
+		bob, _ := fx.user(t, "bob@example.org", false)
+		carol, _ := fx.user(t, "carol@example.org", false)
+		fx.user(t, "dave@other.test", false)
+		sec, _ := fx.user(t, "sec@example.org", true)
+		var f folderIDResult
+		alice.must("folders.add", map[string]any{"name": "Projects"}, &f)
+		res := storetest.Append(t, fx.env.Account(aliceAuth), f.FolderID, storetest.Message("x@example.com", "alice@example.org", "plans", "the plans"), store.AppendOptions{})
+		mid := msgRef{res.MailboxID, res.UID}.id()
+		bobSees := func() *folderItem {
+			var fl foldersResult
+			bob.must("folders.list", nil, &fl)
+			return findFolder(fl.Folders, f.FolderID)
+		}
+		if bobSees() != nil {
+			t.Fatal("bob sees the folder before it is shared")
+		}
+		bob.fail("messages.load", map[string]any{"messageID": mid}, CodeNotFound, "notFound")
+
+		alice.must("folders.share", map[string]any{"folderID": f.FolderID, "grantee": "Bob@Example.org", "access": "read"}, nil)
+		got := bobSees()
+		if got == nil || got.Owner != "alice@example.org" || got.Access != "read" || got.Rights != "lrs" || got.ParentID != 0 || got.Path != "Projects" || got.Total != 1 || got.Unread != 1 {
+			t.Fatalf("bob's view: %+v", got)
+		}
+		var ld loadResult
+		bob.must("messages.load", map[string]any{"messageID": mid}, &ld)
+		if ld.Meta.Subject != "plans" {
+			t.Fatalf("bob's load: %+v", ld.Meta)
+		}
+		if resp, body := bob.get(ld.BodyURL, nil); resp.StatusCode != http.StatusOK || len(body) == 0 {
+			t.Fatalf("bob's frame: %d", resp.StatusCode)
+		}
+		var sh sharesResult
+		alice.must("folders.shares", nil, &sh)
+		if len(sh.Shares) != 1 || sh.Shares[0].Grantee != "bob@example.org" || sh.Shares[0].Access != "read" || sh.Shares[0].FolderID != f.FolderID || sh.Shares[0].Path != "Projects" {
+			t.Fatalf("shares: %+v", sh)
+		}
+		bob.must("folders.shares", nil, &sh)
+		if len(sh.Shares) != 0 {
+			t.Fatalf("bob's shares: %+v", sh)
+		}
+
+		// Refusals, each saying what is wrong.
+		if e := alice.fail("folders.share", map[string]any{"folderID": f.FolderID, "grantee": "nobody@example.org", "access": "read"}, CodeNotFound, "notFound"); e.Data.Field != "grantee" {
+			t.Errorf("unknown grantee: %+v", e)
+		}
+		alice.fail("folders.share", map[string]any{"folderID": f.FolderID, "grantee": "@other.test", "access": "read"}, CodeInvalid, "invalid")
+		alice.fail("folders.share", map[string]any{"folderID": f.FolderID, "grantee": "alice@example.org", "access": "read"}, CodeInvalid, "invalid")
+		alice.fail("folders.share", map[string]any{"folderID": f.FolderID, "grantee": "bob@example.org", "access": "admin"}, CodeInvalidParams, "")
+		bob.fail("folders.share", map[string]any{"folderID": f.FolderID, "grantee": "carol@example.org", "access": "read"}, CodeNotFound, "notFound")
+		bob.fail("folders.unshare", map[string]any{"folderID": f.FolderID, "grantee": "bob@example.org"}, CodeNotFound, "notFound")
+		var sf foldersResult
+		sec.must("folders.list", nil, &sf)
+		sec.fail("folders.share", map[string]any{"folderID": sf.Folders[0].FolderID, "grantee": "bob@example.org", "access": "read"}, CodeForbiddenFrom, "forbidden")
+
+		// Read access: flags of one's own (\Seen) but no deleting.
+		var fr flagResult
+		bob.must("messages.flag", map[string]any{"messageIDs": []string{mid}, "action": "add", "flags": []string{"seen"}}, &fr)
+		if len(fr.Messages) != 1 || !slices_has(fr.Messages[0].Flags, "seen") {
+			t.Fatalf("bob's seen: %+v", fr)
+		}
+		bob.fail("messages.remove", map[string]any{"messageIDs": []string{mid}}, CodeNotFound, "notFound")
+
+		// Revoked: gone at once.
+		alice.must("folders.unshare", map[string]any{"folderID": f.FolderID, "grantee": "bob@example.org"}, nil)
+		if bobSees() != nil {
+			t.Fatal("bob still sees the folder")
+		}
+		bob.fail("messages.load", map[string]any{"messageID": mid}, CodeNotFound, "notFound")
+
+		// The whole domain, with write access.
+		alice.must("folders.share", map[string]any{"folderID": f.FolderID, "grantee": "@example.org", "access": "write"}, nil)
+		var cl foldersResult
+		carol.must("folders.list", nil, &cl)
+		if c := findFolder(cl.Folders, f.FolderID); c == nil || c.Access != "write" || c.Rights != "lrswite" || !c.DomainShare {
+			t.Fatalf("carol's view: %+v", c)
+		}
+		alice.must("folders.shares", nil, &sh)
+		if len(sh.Shares) != 1 || sh.Shares[0].Grantee != "@example.org" || !sh.Shares[0].Domain || sh.Shares[0].Access != "write" {
+			t.Fatalf("domain share: %+v", sh)
+		}
+		// Write access: flags and removal.
+		carol.must("messages.flag", map[string]any{"messageIDs": []string{mid}, "action": "add", "flags": []string{"flagged"}}, &fr)
+		if len(fr.Messages) != 1 || !slices_has(fr.Messages[0].Flags, "flagged") {
+			t.Fatalf("carol's flag: %+v", fr)
+		}
+		carol.must("messages.remove", map[string]any{"messageIDs": []string{mid}}, nil)
+		alice.fail("messages.load", map[string]any{"messageID": mid}, CodeNotFound, "notFound")
+		alice.must("folders.unshare", map[string]any{"folderID": f.FolderID, "grantee": "@example.org"}, nil)
+		carol.must("folders.list", nil, &cl)
+		if findFolder(cl.Folders, f.FolderID) != nil {
+			t.Fatal("carol still sees the folder")
+		}
+	})
+}
