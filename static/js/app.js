@@ -232,12 +232,8 @@ async function loadFoldersData() {
   const r = await api.call('folders.list', {});
   /** @type {Folder[]} */
   const fs = r.folders;
-  if (S.features.has('folders.shared')) {
-    try {
-      const sh = await api.call('folders.shared', {});
-      for (const f of sh.folders || []) fs.push({ ...f, shared: true });
-    } catch { /* shared folders are extra */ }
-  }
+  // Folders others share with this user come with their owner.
+  for (const f of fs) if (f.owner) f.shared = true;
   S.folders = fs;
   const inbox = special('\\Inbox');
   const unread = inbox ? inbox.unread : 0;
@@ -303,7 +299,7 @@ function folderRow(f) {
 async function folderMenu(f, anchor) {
   const isSpecial = !!f.specialUse || f.name === 'INBOX';
   const opts = [[T.newFolder, 'new'], ...(isSpecial ? [] : [[T.renameFolder, 'rename'], [T.moveFolder, 'move'], [T.deleteFolder, 'delete']]),
-    ...(S.features.has('folders.share') ? [[T.shareFolder, 'share']] : [])];
+    ...(S.features.has('folders.share') && f.name !== 'INBOX' ? [[T.shareFolder, 'share']] : [])];
   const fd = await dialog(folderName(f), (form) => {
     const fs = h('fieldset', {}, h('legend', { class: 'visually-hidden', text: T.more }));
     opts.forEach(([label, v], i) => fs.append(h('label', { class: 'radio' }, h('input', { type: 'radio', name: 'act', value: v, checked: i === 0 }), label)));
@@ -329,7 +325,7 @@ async function folderMenu(f, anchor) {
       if (S.folder?.folderID === f.folderID) goInbox();
       await loadFolders();
     }
-    if (act === 'share') await shareDialog(f);
+    if (act === 'share') await shareDialog(f, toast);
   } catch (e) { fail(e); }
 }
 

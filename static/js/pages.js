@@ -190,28 +190,36 @@ export function keysOverlay() {
 }
 
 /**
- * Sharing a folder: who has access now, revoke, and a new grant.
- * @param {{folderID: number, name: string}} f
+ * Sharing a folder: who has access now (revoke), and a new grant to a
+ * user or to the whole domain ("@example.org"), read or read and write.
+ * @param {{folderID: number, name: string}} f @param {typeof import('./ui.js').toast} toast
  */
-export async function shareDialog(f) {
-  /** @type {{grantee: string, rights: string}[]} */
+export async function shareDialog(f, toast) {
+  /** @type {{folderID: number, grantee: string, access: string, domain: boolean}[]} */
   let shares = [];
-  try { shares = (await api.call('folders.shares', { folderID: f.folderID })).shares || []; } catch { shares = []; }
+  try { shares = ((await api.call('folders.shares', {})).shares || []).filter((/** @type {{folderID: number}} */ s) => s.folderID === f.folderID); } catch { shares = []; }
   const fd = await dialog(`${T.sharing}: ${f.name}`, (form) => {
-    const ul = h('ul', { class: 'shares', id: 'share-list' });
+    const ul = h('ul', { class: 'shares', id: 'share-list', 'aria-label': T.sharing });
     if (!shares.length) ul.append(h('li', { class: 'muted', text: T.notShared }));
     for (const s of shares) {
-      ul.append(h('li', {}, h('span', { text: `${s.grantee} — ${/w|i/.test(s.rights) ? T.readWrite : T.readOnly}` }),
-        h('button', { type: 'button', class: 'btn', onclick: async (/** @type {Event} */ e) => {
-          await api.call('folders.unshare', { folderID: f.folderID, grantee: s.grantee });
-          /** @type {HTMLElement} */ (/** @type {HTMLElement} */ (e.target).closest('li')).remove();
+      ul.append(h('li', {}, h('span', { text: `${s.domain ? T.everyoneAt(s.grantee) : s.grantee} — ${s.access === 'write' ? T.readWrite : T.readOnly}` }),
+        h('button', { type: 'button', class: 'btn', 'aria-label': `${T.revoke} ${s.grantee}`, onclick: async (/** @type {Event} */ e) => {
+          try {
+            await api.call('folders.unshare', { folderID: f.folderID, grantee: s.grantee });
+            /** @type {HTMLElement} */ (/** @type {HTMLElement} */ (e.target).closest('li')).remove();
+            toast(T.revoked);
+          } catch (er) { toast(er instanceof api.ApiError ? er.words : T.failed, { error: true }); }
         }, text: T.revoke })));
     }
-    form.append(ul, h('label', { for: 'share-who', text: T.shareWith }), h('input', { id: 'share-who', name: 'who', type: 'text' }),
+    form.append(ul, h('label', { for: 'share-who', text: T.shareWith }), h('input', { id: 'share-who', name: 'who', type: 'text', autocomplete: 'off' }),
       h('fieldset', {}, h('legend', { text: T.shareRights }),
-        h('label', { class: 'radio' }, h('input', { type: 'radio', name: 'rights', value: 'read', checked: true }), T.readOnly),
-        h('label', { class: 'radio' }, h('input', { type: 'radio', name: 'rights', value: 'write' }), T.readWrite)));
+        h('label', { class: 'radio' }, h('input', { type: 'radio', name: 'access', value: 'read', checked: true }), T.readOnly),
+        h('label', { class: 'radio' }, h('input', { type: 'radio', name: 'access', value: 'write' }), T.readWrite)));
   }, T.share);
   const who = String(fd?.get('who') || '').trim();
-  if (who) await api.call('folders.share', { folderID: f.folderID, grantee: who, rights: fd?.get('rights') === 'write' ? 'write' : 'read' });
+  if (!who) return;
+  try {
+    await api.call('folders.share', { folderID: f.folderID, grantee: who, access: fd?.get('access') === 'write' ? 'write' : 'read' });
+    toast(T.shared);
+  } catch (e) { toast(e instanceof api.ApiError ? e.words : T.failed, { error: true }); }
 }

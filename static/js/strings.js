@@ -101,7 +101,7 @@ export const T = {
   notifications: 'Desktop notifications for new mail', notifyDenied: 'The browser refused notifications.',
   shortcuts: 'Keyboard shortcuts', toggleTheme: 'Toggle dark mode', account: 'Account', quota: (/** @type {string} */ u, /** @type {string} */ l) => `${u} of ${l} used`,
   // sharing
-  sharing: 'Sharing', shareWith: 'User address, or the domain (example.org)', shareRights: 'Access', readOnly: 'Read', readWrite: 'Read and write',
+  sharing: 'Sharing', shareWith: 'A user’s address, or @example.org for everyone in the domain', everyoneAt: (/** @type {string} */ d) => `Everyone at ${d.replace(/^@/, '')}`, shareRights: 'Access', readOnly: 'Read', readWrite: 'Read and write',
   share: 'Share', revoke: 'Revoke', notShared: 'Not shared with anyone.', shared: 'Shared', revoked: 'Access revoked',
   // keys overlay
   keys: /** @type {[string,string][]} */ ([
