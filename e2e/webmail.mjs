@@ -116,6 +116,23 @@ try {
     check(!bob.some((m) => m.subject === 'Never sent'), 'an undone message never arrives');
   });
 
+  await step('send later', async () => {
+    await page.keyboard.press('c');
+    await page.waitForSelector('#c-when');
+    await page.fill('#c-to', 'bob@example.org');
+    await page.fill('#c-subject', 'Tomorrow\'s note');
+    await page.fill('#c-body', 'for later');
+    const at = new Date(Date.now() + 3600e3);
+    const local = new Date(at.getTime() - at.getTimezoneOffset() * 60e3).toISOString().slice(0, 16);
+    await page.fill('#c-when', local);
+    await page.click('#c-later');
+    await page.waitForSelector('.toast:has-text("Scheduled for")');
+    const r = await page.evaluate(() => fetch('/rpc', { method: 'POST', headers: { 'Content-Type': 'application/json', 'X-CSRF-Token': sessionStorage.getItem('basalt.csrf') || '' },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'messages.scheduled', params: {} }) }).then((x) => x.json()));
+    const sch = r.result.scheduled.find((x) => x.subject === 'Tomorrow\'s note');
+    check(!!sch && Math.abs(sch.sendAt - Math.floor(at.getTime() / 60e3) * 60) < 61, 'scheduled for the chosen time: ' + JSON.stringify(r.result));
+  });
+
   await step('multi-select and drag-and-drop onto a folder', async () => {
     await openFolder('Inbox');
     const rows = page.locator('#list .row[data-id]');
@@ -395,6 +412,16 @@ try {
       await shot(phone, `folders-phone-${scheme}`);
       await phone.keyboard.press('Escape');
     }
+    // The medium width: the folders in a drawer.
+    await phone.emulateMedia({ colorScheme: 'light' });
+    await phone.setViewportSize({ width: 900, height: 800 });
+    await phone.waitForTimeout(100);
+    check(await phone.locator('#drawer-btn').isVisible(), 'a drawer button at medium width');
+    await shot(phone, 'inbox-medium-light');
+    await phone.click('#drawer-btn');
+    await phone.waitForTimeout(250);
+    await shot(phone, 'drawer-medium-light');
+    await phone.keyboard.press('Escape');
     check(ps.errors.length === 0, 'phone page errors: ' + ps.errors.join('; '));
     await phone.close();
   });

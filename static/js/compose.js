@@ -158,7 +158,7 @@ export async function openCompose(host, env, how) {
   if (defIdent && !d.identity) d.identity = defIdent.id;
   if (!how.draft) {
     d.from = defIdent ? defIdent.address : aliases[0] || '';
-    const sig = defIdent ? defIdent.signatureText : ident.signature;
+    const sig = defIdent?.signatureText || ident.signature;
     const src = how.source;
     if (how.to) d.to = how.to;
     if (src) {
