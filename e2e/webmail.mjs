@@ -116,6 +116,36 @@ try {
     check(!bob.some((m) => m.subject === 'Never sent'), 'an undone message never arrives');
   });
 
+  await step('rich text editor, pasted and dropped files', async () => {
+    await page.keyboard.press('c');
+    await page.waitForSelector('#c-mode');
+    await page.click('#c-mode');
+    await page.click('#c-editor');
+    await page.keyboard.type('Bold words');
+    await page.keyboard.press('Control+A');
+    await page.click('.fmtbar button[aria-label="Bold"]');
+    check(await page.locator('#c-editor b, #c-editor strong').count() > 0, 'bold');
+    await page.click('.fmtbar button[aria-label="Link"]');
+    await page.fill('.linkbox input', 'https://example.org/');
+    await page.press('.linkbox input', 'Enter');
+    await page.waitForSelector('#c-editor a[href="https://example.org/"]');
+    await page.click('.fmtbar button[aria-label="Bulleted list"]');
+    await page.waitForSelector('#c-editor ul li');
+    await page.evaluate(() => {
+      const png = Uint8Array.from(atob('iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=='), (c) => c.charCodeAt(0));
+      const paste = new DataTransfer();
+      paste.items.add(new File([png], 'pasted.png', { type: 'image/png' }));
+      document.querySelector('#c-editor')?.dispatchEvent(new ClipboardEvent('paste', { clipboardData: paste, bubbles: true, cancelable: true }));
+      const drop = new DataTransfer();
+      drop.items.add(new File(['dropped text'], 'dropped.txt', { type: 'text/plain' }));
+      document.querySelector('.compose')?.dispatchEvent(new DragEvent('drop', { dataTransfer: drop, bubbles: true, cancelable: true }));
+    });
+    await page.waitForSelector('.files .chip:has-text("pasted.png")');
+    await page.waitForSelector('.files .chip:has-text("dropped.txt")');
+    await shot(page, 'compose-rich-desktop-light');
+    await page.click('#c-discard');
+  });
+
   await step('send later', async () => {
     await page.keyboard.press('c');
     await page.waitForSelector('#c-when');

@@ -109,19 +109,25 @@ function toolbar(ed) {
     const v = linkIn.value.trim();
     linkBox.hidden = true;
     if (!/^(https?:|mailto:)/i.test(v) || !saved) return;
+    // The selection becomes the link's text (the address, when nothing was selected).
+    if (!ed.contains(saved.commonAncestorContainer)) return;
+    const a = h('a', { href: v });
+    if (saved.collapsed) a.textContent = v; else a.append(saved.extractContents());
+    saved.insertNode(a);
+    ed.focus();
     const sel = getSelection();
-    sel?.removeAllRanges(); sel?.addRange(saved);
-    exec('createLink', v);
+    sel?.removeAllRanges(); sel?.selectAllChildren(a); sel?.collapseToEnd();
+    ed.dispatchEvent(new Event('input'));
   };
   linkIn.addEventListener('keydown', (e) => { if (e.key === 'Enter') { e.preventDefault(); apply(); } if (e.key === 'Escape') { e.stopPropagation(); linkBox.hidden = true; ed.focus(); } });
   linkBox.append(linkIn, h('button', { type: 'button', class: 'btn', onclick: apply, text: T.link }));
-  /** @param {string} label @param {string} text @param {() => void} f */
-  const b = (label, text, f) => h('button', { type: 'button', class: 'btn fmt', title: label, 'aria-label': label, onmousedown: (/** @type {Event} */ e) => e.preventDefault(), onclick: f, text });
+  /** @param {string} label @param {string | Node} face @param {() => void} f */
+  const b = (label, face, f) => h('button', { type: 'button', class: 'btn fmt', title: label, 'aria-label': label, onmousedown: (/** @type {Event} */ e) => e.preventDefault(), onclick: f }, face);
   return h('div', { class: 'toolbar fmtbar', role: 'toolbar', 'aria-label': T.richText },
     b(T.bold, 'B', () => exec('bold')), b(T.italic, 'I', () => exec('italic')),
     b(T.bullets, '•', () => exec('insertUnorderedList')), b(T.numbers, '1.', () => exec('insertOrderedList')),
     b(T.quote, '❝', () => exec('formatBlock', 'blockquote')),
-    b(T.link, '🔗', () => { const s = getSelection(); saved = s && s.rangeCount ? s.getRangeAt(0).cloneRange() : null; linkBox.hidden = false; linkIn.value = ''; linkIn.focus(); }),
+    b(T.link, icon('link'), () => { const s = getSelection(); saved = s && s.rangeCount ? s.getRangeAt(0).cloneRange() : null; linkBox.hidden = false; linkIn.value = ''; linkIn.focus(); }),
     linkBox);
 }
 
@@ -234,13 +240,17 @@ export async function openCompose(host, env, how) {
   };
   const picker = h('input', { type: 'file', multiple: true, id: 'c-files', class: 'visually-hidden', onchange: () => { addFiles([...(picker.files || [])]); picker.value = ''; } });
 
-  const ensureCompose = async () => {
-    if (!d.composeID) {
-      const r = await api.call('messages.compose', d.draftID ? { draftID: d.draftID } : {});
+  /** @type {Promise<number> | null} */
+  let opening = null;
+  // One server-side compose, however many uploads and saves ask for it at once.
+  const ensureCompose = () => {
+    if (d.composeID) return Promise.resolve(d.composeID);
+    opening ??= api.call('messages.compose', d.draftID ? { draftID: d.draftID } : {}).then((r) => {
       d.composeID = r.composeID;
       if (r.attachments?.length && !d.attachments.length) d.attachments = r.attachments;
-    }
-    return d.composeID;
+      return d.composeID;
+    }).finally(() => { opening = null; });
+    return opening;
   };
   /** @param {File[]} list */
   const addFiles = async (list) => {
@@ -249,7 +259,9 @@ export async function openCompose(host, env, how) {
     try {
       const id = await ensureCompose();
       const r = await api.upload(id, list);
-      d.attachments = r.attachments || d.attachments;
+      // The answer names this upload's files; others may have landed meanwhile.
+      const got = /** @type {Draft['attachments']} */ (r.attachments || []);
+      d.attachments = [...d.attachments.filter((a) => !got.some((x) => x.attachmentID === a.attachmentID)), ...got];
       drawFiles();
       status.textContent = '';
       changed();
@@ -308,12 +320,13 @@ export async function openCompose(host, env, how) {
     if (d.rich) { d.html = ed.innerHTML; d.text = ed.innerText; } else { d.text = area.value; d.html = ''; }
     return d;
   };
-  const params = () => {
+  /** @param {boolean} [sending] the identity is messages.send's alone */
+  const params = (sending) => {
     collect();
     /** @type {Record<string, any>} */
     const p = { composeID: d.composeID, to: d.to, cc: d.cc, bcc: d.bcc, subject: d.subject, body: d.rich ? { html: d.html, text: d.text } : { text: d.text },
       attachments: d.attachments.map((a) => a.attachmentID), attachParts: d.attachParts.map((a) => ({ messageID: a.messageID, part: a.part })) };
-    if (ids && d.identity) p.identity = d.identity; else if (d.from) p.from = d.from;
+    if (sending && ids && d.identity) p.identity = d.identity; else if (d.from) p.from = d.from;
     if (d.inReplyTo) p.inReplyTo = d.inReplyTo;
     return p;
   };
@@ -356,7 +369,7 @@ export async function openCompose(host, env, how) {
     clearTimeout(timer);
     await saving;
     try { await ensureCompose(); } catch (e) { showErr(e); return; }
-    const p = params();
+    const p = params(true);
     const snapshot = JSON.parse(JSON.stringify(d));
     host.hidden = true;
     const reopen = () => openCompose(host, env, { draft: snapshot });

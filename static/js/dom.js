@@ -78,6 +78,7 @@ const ICONS = /** @type {Record<string,string>} */ ({
   logout: 'M15 4h4v16h-4M10 8l-4 4 4 4M6 12h10',
   thread: 'M4 5h16v10H8l-4 4z',
   key: 'M3 7h18v10H3zM7 11h.01M11 11h.01M15 11h.01M8 14h8',
+  link: 'M10 14a4 4 0 006 0l3-3a4 4 0 00-6-6l-1 1M14 10a4 4 0 00-6 0l-3 3a4 4 0 006 6l1-1',
 });
 
 /** Adds the icons to the page once, as <symbol>s of one hidden <svg>. */
