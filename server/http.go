@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"basalt/rpc"
+	"basalt/static"
 )
 
 // maxHeaderBytes bounds request headers on the HTTP core.
@@ -32,6 +33,17 @@ func (s *Services) Router() http.Handler {
 	webmail.Hostname = s.Config.SMTP.Hostname
 	r.Mount("/rpc", rpc.New(webmail, rpc.Deps{Store: s.Store, Session: s.Session, Agent: s.Agent, Log: s.Log}))
 	r.Mount("/api", s.API.Handler())
+	// The webmail app; "/" leads to it until the site is served there.
+	// static.New fails only if the embedded files are broken: a build
+	// error, not a condition to run on.
+	spa, err := static.New()
+	if err != nil {
+		panic(err)
+	}
+	app := http.StripPrefix("/mail", spa)
+	r.Handle("/mail", http.RedirectHandler("/mail/", http.StatusMovedPermanently))
+	r.Handle("/mail/*", app)
+	r.Get("/", func(w http.ResponseWriter, r *http.Request) { http.Redirect(w, r, "/mail/", http.StatusFound) })
 	return r
 }
 
