@@ -77,6 +77,7 @@ var layers = []struct {
 	{"store/outbound", Model},
 	{"store/webmail", Model},
 	{"store/contacts", Model},
+	{"store/signup", Model},
 	{"message", Model},
 	{"delivery", Service},
 	{"session", Service},
