@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"basalt/rpc"
+	"basalt/templates"
 )
 
 // maxHeaderBytes bounds request headers on the HTTP core.
@@ -31,6 +32,15 @@ func (s *Services) Router() http.Handler {
 	webmail := s.Config.RPC
 	webmail.Hostname = s.Config.SMTP.Hostname
 	r.Mount("/rpc", rpc.New(webmail, rpc.Deps{Store: s.Store, Session: s.Session, Agent: s.Agent, Log: s.Log}))
+	// The site takes what no other front end does, at /: its pages, and
+	// the 404 page for everything else.
+	site := s.Config.Site
+	site.SessionCookie, site.SecureCookie = webmail.CookieName, webmail.SecureCookie
+	if pages, err := templates.New(site, templates.Deps{Store: s.Store, Session: s.Session, Agent: s.Agent, Log: s.Log}); err != nil {
+		s.Log.Error("site not served", "err", err)
+	} else {
+		r.Mount("/", pages)
+	}
 	return r
 }
 
