@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -648,5 +649,22 @@ func TestHTTPSRedirect(t *testing.T) {
 	b.do(req)
 	if b.status != 200 || b.resp.Header.Get("Strict-Transport-Security") == "" {
 		t.Fatalf("behind a TLS proxy: %d %v", b.status, b.resp.Header)
+	}
+}
+
+// TestServerError: when the store fails, the visitor gets the 500 (or
+// 503) page in the site's look, not a bare error.
+func TestServerError(t *testing.T) {
+	h := newHarness(t, sqlite(t), nil)
+	b := h.browser(t)
+	b.get("/register")
+	h.env.DB.Close()
+	id, ans := b.captcha()
+	b.post("/register", url.Values{"username": {"newbie"}, "password": {"a good long password"}, "password2": {"a good long password"}, "captcha_id": {id}, "captcha": {ans}})
+	if b.status != http.StatusInternalServerError && b.status != http.StatusServiceUnavailable {
+		t.Fatalf("status %d", b.status)
+	}
+	if b.text("#status") != strconv.Itoa(b.status) || b.text("#site-name") != "Example Mail" || b.text("#heading") == "" {
+		t.Fatalf("error page: %q %q", b.text("#status"), b.text("#heading"))
 	}
 }
