@@ -161,7 +161,10 @@ func digitString(d []byte) string {
 	return string(b)
 }
 
-var captchaFileRE = regexp.MustCompile(`^([A-Za-z0-9_-]{20})\.(png|wav)$`)
+var (
+	captchaIDRE   = regexp.MustCompile(`^[A-Za-z0-9_-]{20}$`)
+	captchaFileRE = regexp.MustCompile(`^([A-Za-z0-9_-]{20})\.(png|wav)$`)
+)
 
 // captchaFile draws a captcha: its picture, or its digits read aloud.
 // Drawing does not use it up; answering does.
@@ -276,10 +279,14 @@ func (s *Site) register(w http.ResponseWriter, r *http.Request) {
 	errs := map[string]string{}
 	// The captcha first: it is used up by this answer whatever else is
 	// wrong, so a guess costs a new captcha each time.
-	answer, ok, err := s.signup.TakeCaptcha(ctx, f.Get("captcha_id"), captchaTTL)
-	if err != nil {
-		s.fail(w, r, "take captcha", err)
-		return
+	var answer []byte
+	ok := false
+	if cid := f.Get("captcha_id"); captchaIDRE.MatchString(cid) {
+		var err error
+		if answer, ok, err = s.signup.TakeCaptcha(ctx, cid, captchaTTL); err != nil {
+			s.fail(w, r, "take captcha", err)
+			return
+		}
 	}
 	typed := strings.Map(func(c rune) rune {
 		if c >= '0' && c <= '9' {
@@ -334,9 +341,9 @@ func (s *Site) register(w http.ResponseWriter, r *http.Request) {
 // summaryFor is the summary above a form with n wrong fields.
 func summaryFor(n int) string {
 	if n == 1 {
-		return "One answer needs a correction; see below."
+		return "One answer needs a correction:"
 	}
-	return strconv.Itoa(n) + " answers need a correction; see below."
+	return strconv.Itoa(n) + " answers need a correction:"
 }
 
 // keepState seals st under a new key, keeps it in the cache, and gives

@@ -89,6 +89,8 @@ type view struct {
 	// errs counts the field errors set; the first wrong field gets the
 	// focus (autofocus: no script needed).
 	errs int
+	// listed are the field errors, in order, for the summary's list.
+	listed [][2]string
 }
 
 func (s *Site) view(name string) *view {
@@ -151,11 +153,31 @@ func (v *view) fieldError(field, msg string) {
 		f.SetAttr("autofocus", "")
 	}
 	v.errs++
+	v.listed = append(v.listed, [2]string{field, msg})
+}
+
+// listErrors puts the field errors under the summary as links to their
+// fields, so the summary alone says what to correct and leads there.
+func (v *view) listErrors() {
+	sum := v.byID("error")
+	if len(v.listed) == 0 || sum.Length() == 0 {
+		return
+	}
+	ul := &html.Node{Type: html.ElementNode, Data: "ul", DataAtom: atom.Ul}
+	for _, e := range v.listed {
+		li := &html.Node{Type: html.ElementNode, Data: "li", DataAtom: atom.Li}
+		a := &html.Node{Type: html.ElementNode, Data: "a", DataAtom: atom.A, Attr: []html.Attribute{{Key: "href", Val: "#" + e[0]}}}
+		a.AppendChild(&html.Node{Type: html.TextNode, Data: e[1]})
+		li.AppendChild(a)
+		ul.AppendChild(li)
+	}
+	sum.AppendNodes(ul)
 }
 
 // render writes the page, with the CSRF token in every form.
 func (v *view) render(w http.ResponseWriter, csrf string) {
 	v.doc.Find(`input[name="csrf"]`).SetAttr("value", csrf)
+	v.listErrors()
 	if sum := v.byID("error"); sum.Length() > 0 && v.errs == 0 {
 		if _, hidden := sum.Attr("hidden"); !hidden {
 			v.doc.Find("[autofocus]").RemoveAttr("autofocus")

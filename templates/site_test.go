@@ -265,6 +265,9 @@ func TestRegisterErrors(t *testing.T) {
 			if !strings.Contains(b.text("#error"), "correction") {
 				t.Errorf("summary %q", b.text("#error"))
 			}
+			if l := b.page.Find(`#error li a[href="#` + tc.field + `"]`); l.Length() != 1 || !strings.Contains(l.Text(), tc.want) {
+				t.Errorf("summary does not lead to the field: %q", b.text("#error"))
+			}
 			// Exactly one field is wrong; the others keep their answers
 			// (a wrong password is typed again).
 			if n := b.page.Find(".field-error:not([hidden])").Length(); n != 1 {
