@@ -36,7 +36,11 @@ func (s *Services) Router() http.Handler {
 	// the 404 page for everything else.
 	site := s.Config.Site
 	site.SessionCookie, site.SecureCookie = webmail.CookieName, webmail.SecureCookie
-	if pages, err := templates.New(site, templates.Deps{Store: s.Store, Session: s.Session, Agent: s.Agent, Log: s.Log}); err != nil {
+	if site.MinPassword == 0 {
+		site.MinPassword = s.Config.Auth.MinPassword
+	}
+	site = site.WithDefaults() // a Config not from LoadConfig (tests)
+	if pages, err := templates.New(site, templates.Deps{Store: s.Store, Session: s.Session, Agent: s.Agent, Log: s.Log, CaptchaHook: s.captchaHook}); err != nil {
 		s.Log.Error("site not served", "err", err)
 	} else {
 		r.Mount("/", pages)

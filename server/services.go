@@ -33,6 +33,9 @@ type Services struct {
 	// Queue relays mail for other domains (with a smarthost) and retries
 	// local deliveries and bounces.
 	Queue *delivery.Queue
+	// captchaHook is the site's templates.Deps.CaptchaHook: set only by
+	// this package's browser test, which cannot read the picture.
+	captchaHook func(id, answer string)
 }
 
 // Open opens the database (migrating it), the blob store and the cache,
