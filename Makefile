@@ -5,7 +5,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 BENCH   ?= .
 
-.PHONY: all build run test test-short bench bench-smtp vet fmt clean
+.PHONY: all build run test test-short bench bench-smtp vet fmt clean webcheck
 
 all: build
 
@@ -17,8 +17,11 @@ run: build
 
 # Starts private MariaDB and Redis servers on free loopback ports (installing
 # the Debian packages when missing), runs the whole suite under the race
-# detector against them, and stops them.
+# detector against them, and stops them. webdeps.sh first installs what the
+# browser tests need (Debian's chromium, e2e/'s npm packages) and type-checks
+# the webmail app (tsc --checkJs).
 test:
+	./scripts/webdeps.sh
 	./scripts/testenv.sh run -- $(GO) test -race -count=1 -timeout 20m ./...
 
 # Without the servers: SQLite and in-process cache only (skips the rest,
@@ -40,6 +43,10 @@ vet:
 	$(GO) vet ./...
 	$(GO) test -count=1 -run 'TestCheck|TestLayers' ./internal/layers
 	@test -z "$$(gofmt -l .)" || { gofmt -l .; echo "gofmt needed"; exit 1; }
+
+# The webmail app's JSDoc types, checked by TypeScript (e2e/'s npm packages).
+webcheck:
+	cd static && ../e2e/node_modules/.bin/tsc -p jsconfig.json
 
 fmt:
 	gofmt -w .

@@ -171,6 +171,7 @@ func TestIsolation(t *testing.T) {
 		self := map[string][]any{
 			"meta": {nil}, "aliases": {nil}, "folders.list": {nil, map[string]any{"context": "contacts"}}, "config.load": {nil},
 			"config.edit": {map[string]any{"set": map[string]string{"k": "v"}}}, "settings.identity": {nil}, "settings.vacation": {nil},
+			"settings.images": {nil},
 		}
 		// Methods that end or change the caller's session come last.
 		last := []string{"settings.password", "logout"}

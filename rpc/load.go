@@ -9,6 +9,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"net/url"
 	"strings"
 
 	"github.com/emersion/go-message/textproto"
@@ -35,6 +36,10 @@ type loadParams struct {
 	// the HTML body; by default they are removed, so that opening a
 	// message tells its sender nothing.
 	AllowRemote bool `json:"allowRemote,omitempty"`
+	// Images decides the remote images of bodyURL's document for this
+	// load: "show" (through the image proxy) or "block"; absent, the
+	// user's remote-image policy and sender list decide (settings.images).
+	Images string `json:"images,omitempty" jsonschema:"enum=show,enum=block"`
 }
 
 type headerField struct {
@@ -87,6 +92,16 @@ type loadResult struct {
 	SourceURL       string          `json:"sourceURL,omitempty"`
 	SourceTruncated bool            `json:"sourceTruncated,omitempty"`
 	Security        *securityResult `json:"security,omitempty"`
+	// BodyURL (with the body section) is the reading pane's document:
+	// the sanitized body as a whole HTML page with its own CSP, for an
+	// <iframe sandbox> (GET /rpc/frame/{messageID}).
+	BodyURL string `json:"bodyURL,omitempty"`
+	// RemoteImages (with the body section) counts the remote images
+	// BodyURL's document leaves out; 0 when they are shown.
+	RemoteImages int `json:"remoteImages"`
+	// ImagesShown says BodyURL's document shows remote images (asked for,
+	// or by the user's policy or sender list).
+	ImagesShown bool `json:"imagesShown"`
 }
 
 // Bounds on what one load returns inline.
@@ -188,7 +203,22 @@ func (h *Handler) messagesLoad(ctx context.Context, c *Call, p loadParams) (load
 		}
 	}
 	if want["body"] {
-		out.Body = h.body(raw, id, info, p.AllowRemote)
+		var blocked int
+		out.Body, blocked = h.body(raw, id, info, p.AllowRemote)
+		if p.AllowRemote {
+			blocked = h.remoteCount(raw, info)
+		}
+		if out.ImagesShown, err = h.showImages(ctx, a, info, p.Images); err != nil {
+			return loadResult{}, err
+		}
+		if !out.ImagesShown {
+			out.RemoteImages = blocked
+		}
+		q := ""
+		if p.Images != "" {
+			q = "?images=" + p.Images
+		}
+		out.BodyURL = h.cfg.BasePath + "/frame/" + id + q
 	}
 	if want["source"] {
 		out.SourceURL = h.blobURL(id, "source")
@@ -280,8 +310,22 @@ func textParts(p *message.Part) (plain, html *message.Part) {
 	return plain, html
 }
 
-func (h *Handler) body(raw []byte, id string, info *message.Info, allowRemote bool) *bodyResult {
+// remoteCount counts the remote images of a message's HTML body.
+func (h *Handler) remoteCount(raw []byte, info *message.Info) int {
+	_, html := textParts(&info.Body)
+	if html == nil {
+		return 0
+	}
+	src, _ := html.Text(raw, maxBodyBytes)
+	_, n := h.sanitizers.sanitizeWith(src, srcRewrite{})
+	return n
+}
+
+// body returns the body section and how many remote images were blocked
+// from its HTML.
+func (h *Handler) body(raw []byte, id string, info *message.Info, allowRemote bool) (*bodyResult, int) {
 	out := &bodyResult{}
+	blocked := 0
 	plain, html := textParts(&info.Body)
 	if plain != nil {
 		var tr bool
@@ -297,9 +341,14 @@ func (h *Handler) body(raw []byte, id string, info *message.Info, allowRemote bo
 				cids[at.ContentID] = h.blobURL(id, at.Path)
 			}
 		}
-		out.HTML, out.RemoteBlocked = h.sanitizers.sanitize(src, cids, allowRemote)
+		rw := srcRewrite{cid: func(id string) (string, bool) { t, ok := cids[id]; return t, ok }}
+		if allowRemote {
+			rw.remote = func(u *url.URL) string { return u.String() }
+		}
+		out.HTML, blocked = h.sanitizers.sanitizeWith(src, rw)
+		out.RemoteBlocked = blocked > 0
 	}
-	return out
+	return out, blocked
 }
 
 // serveBlob is GET /rpc/blob/{messageID}/{part}: one part of a message,

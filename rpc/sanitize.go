@@ -34,10 +34,21 @@ import (
 // on. bluemonday calls the src rewriter from inside Sanitize, so that
 // state lives with the policy, and a policy serves one message at a time.
 type sanitizer struct {
-	policy      *bluemonday.Policy
-	cids        map[string]string
-	allowRemote bool
-	blocked     bool
+	policy *bluemonday.Policy
+	rw     srcRewrite
+	// blocked counts the remote sources removed.
+	blocked int
+}
+
+// srcRewrite says where a message's image sources point once it is
+// cleaned.
+type srcRewrite struct {
+	// cid maps a Content-ID (RFC 2392, without the angle brackets) to the
+	// URL of its part; false drops the source.
+	cid func(id string) (string, bool)
+	// remote maps an http or https source to the URL to load it by
+	// (itself, or the image proxy's signed URL); nil, or "", blocks it.
+	remote func(u *url.URL) string
 }
 
 // sanitizerPool hands out sanitizers; building a policy costs more than
@@ -56,11 +67,22 @@ func (p *sanitizerPool) get() *sanitizer {
 // sanitize returns safe HTML for src and whether remote resources were
 // removed from it.
 func (p *sanitizerPool) sanitize(src string, cids map[string]string, allowRemote bool) (string, bool) {
+	rw := srcRewrite{cid: func(id string) (string, bool) { t, ok := cids[id]; return t, ok }}
+	if allowRemote {
+		rw.remote = func(u *url.URL) string { return u.String() }
+	}
+	out, blocked := p.sanitizeWith(src, rw)
+	return out, blocked > 0
+}
+
+// sanitizeWith returns safe HTML for src with its image sources rewritten
+// by rw, and how many remote sources were blocked.
+func (p *sanitizerPool) sanitizeWith(src string, rw srcRewrite) (string, int) {
 	s := p.get()
-	s.cids, s.allowRemote, s.blocked = cids, allowRemote, false
+	s.rw, s.blocked = rw, 0
 	out := linksOut(s.policy.Sanitize(src))
 	blocked := s.blocked
-	s.cids = nil
+	s.rw = srcRewrite{}
 	p.pool.Put(s)
 	return out, blocked
 }
@@ -220,20 +242,38 @@ func (s *sanitizer) rewrite(u *url.URL) {
 	switch strings.ToLower(u.Scheme) {
 	case "cid":
 		id, _ := url.PathUnescape(u.Opaque)
-		if target, ok := s.cids[id]; ok {
-			*u = url.URL{Path: target}
-			return
+		if s.rw.cid != nil {
+			if target, ok := s.rw.cid(id); ok {
+				*u = *mustURL(target)
+				return
+			}
 		}
 		*u = url.URL{}
 	case "http", "https":
-		if !s.allowRemote {
-			s.blocked = true
-			*u = url.URL{}
+		target := ""
+		if s.rw.remote != nil {
+			target = s.rw.remote(u)
 		}
+		if target == "" {
+			s.blocked++
+			*u = url.URL{}
+			return
+		}
+		*u = *mustURL(target)
 	case "data":
 	default:
 		// Relative URLs mean nothing in mail; in the webmail they would
 		// reach its own paths.
 		*u = url.URL{}
 	}
+}
+
+// mustURL parses a URL this package made; one that does not parse loads
+// nothing.
+func mustURL(s string) *url.URL {
+	u, err := url.Parse(s)
+	if err != nil {
+		return &url.URL{}
+	}
+	return u
 }

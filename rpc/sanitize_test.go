@@ -46,6 +46,27 @@ func TestSanitizeHostile(t *testing.T) {
 		{"comments and CDATA", `<!--[if gte mso 9]><script>alert(1)</script><![endif]--><![CDATA[<script>alert(2)</script>]]>`, []string{"<script", "alert(1)"}, nil},
 		{"links open outside without referrer", `<a href="https://example.org/">x</a>`, nil, []string{`rel="nofollow noreferrer noopener"`, `target="_blank"`}},
 		{"mailto links open outside too", `<a href="mailto:a@example.org" target="_self">m</a>`, []string{"_self"}, []string{`target="_blank"`, "noopener", "noreferrer"}},
+		// What the PHP webmails kept shipping fixes for.
+		{"SVG animate", `<svg><animate attributeName="href" to="javascript:alert(1)"/><a><animate attributeName=href values=javascript:alert(2) begin=0 /><text x=20 y=20>click</text></a><set attributeName="onmouseover" to="alert(3)"/></svg>`,
+			[]string{"<svg", "<animate", "<set", "javascript", "alert", "attributename"}, nil},
+		{"SVG feImage", `<svg><filter id="f"><feImage href="https://evil.example/x.png" xlink:href="https://evil.example/y.svg"/></filter><rect filter="url(#f)"/></svg>`,
+			[]string{"feimage", "evil.example", "<filter", "url("}, nil},
+		{"SVG image and foreignObject", `<svg><image href="https://evil.example/i.png"/><foreignObject><iframe srcdoc="<script>alert(1)</script>"></iframe></foreignObject></svg><math><mtext><img src=x onerror=alert(2)></mtext></math>`,
+			[]string{"<svg", "<image", "foreignobject", "srcdoc", "evil.example", "onerror", "alert"}, nil},
+		{"CSS fixed overlay", `<div style="position:fixed;top:0;left:0;width:100%;height:100%;z-index:2147483647;background-color:white">Your session expired, <a href="https://evil.example/login">log in again</a></div>`,
+			[]string{"position", "fixed", "z-index"}, []string{"width: 100%", "Your session expired"}},
+		{"CSS sticky, absolute and transforms", `<p style="position: absolute; inset: 0">a</p><p style="position:sticky">b</p><p style="transform:translate(-9999px)">c</p><p style="clip-path:url(#x)">d</p>`,
+			[]string{"position", "inset", "transform", "clip-path"}, []string{"<p>a</p>"}},
+		{"CSS var() and url() tricks", `<p style="--x:url(https://evil.example/a.png);background-image:var(--x)">a</p><p style="color:var(--c, url(https://evil.example/b))">b</p>` +
+			`<p style="width:calc(100% - var(--w))">c</p><p style="background:u\72l(https://evil.example/c)">d</p><p style="color:red;background-image:url('https://evil.example/e.png')">e</p><p style="font-family:'x';src:url(https://evil.example/f.woff)">f</p>`,
+			[]string{"var(", "--x", "--c", "evil.example", "url(", "u\\72l", "src:"}, []string{"color: red"}},
+		{"CSS import and at-rules in style", `<p style="@import url(https://evil.example/x.css); color: blue">a</p><style>@import 'https://evil.example/y.css';</style>`,
+			[]string{"@import", "evil.example"}, []string{"<p"}},
+		{"base", `<base href="https://evil.example/"><base target="_top"><a href="/relative">r</a>`, []string{"<base", "evil.example", "_top", "/relative"}, nil},
+		{"meta refresh, in any case", `<META HTTP-EQUIV="Refresh" CONTENT="0; URL=https://evil.example/"><meta http-equiv="set-cookie" content="a=b"><meta charset="utf-7">`,
+			[]string{"<meta", "refresh", "set-cookie", "evil.example", "utf-7"}, nil},
+		{"forms, however dressed", `<form><button formaction="javascript:alert(1)">x</button></form><isindex action="https://evil.example/"><input type="image" src="https://evil.example/i.png"><keygen>`,
+			[]string{"<form", "<button", "<isindex", "<input", "<keygen", "javascript", "evil.example"}, nil},
 		// DOM clobbering: a named or id'd element becomes a property of
 		// window and document once rendered.
 		{"ids and names", `<p id="location">a</p><img name="getElementById" src="data:image/png;base64,iVBORw0KGgo="><a name="top" id="cookie" href="https://example.org/">b</a>` +

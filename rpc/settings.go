@@ -3,9 +3,13 @@ package rpc
 import (
 	"context"
 	"errors"
+	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
+
+	"github.com/emersion/go-message/mail"
 
 	"basalt/session"
 	"basalt/store"
@@ -14,7 +18,7 @@ import (
 
 // Per-user settings live in the store's settings table under prefixes of
 // their own: "webmail." for config.* (the client's free-form preferences)
-// and "identity." for settings.identity; the delivery rules
+// "identity." for settings.identity, "images." for settings.images; the delivery rules
 // (settings.vacation) go through the store's Rules, which checks them.
 const (
 	configPrefix      = "webmail."
@@ -79,6 +83,9 @@ func (h *Handler) registerSettings() {
 	Register(h.engine, Spec{Name: "config.edit", Summary: "Set preferences; an empty value removes one."}, h.configEdit)
 	Register(h.engine, Spec{Name: "settings.identity", Summary: "Load, or change, the display name and signature."}, h.settingsIdentity)
 	Register(h.engine, Spec{Name: "settings.vacation", Summary: "Load, or replace, the auto-reply."}, h.settingsVacation)
+	Register(h.engine, Spec{Name: "settings.images", Summary: "Load, or change, the remote-image policy and the senders whose images are always shown.",
+		Description: "policy: never (blocked unless shown for one message with messages.load images=show), ask (the default: blocked unless the sender is listed), " +
+			"always (shown through the image proxy). addSenders/removeSenders edit the list (addresses, compared without case); the result is the settings after."}, h.settingsImages)
 	Register(h.engine, Spec{Name: "settings.password", Summary: "Change the password (a secure user's key is sealed again); the session is renewed."}, h.settingsPassword)
 }
 
@@ -145,6 +152,64 @@ func (h *Handler) settingsIdentity(ctx context.Context, c *Call, p identityParam
 		}
 	}
 	return identity(ctx, a)
+}
+
+type imagesParams struct {
+	Policy        string   `json:"policy,omitempty" jsonschema:"enum=never,enum=ask,enum=always"`
+	AddSenders    []string `json:"addSenders,omitempty" jsonschema:"maxItems=250"`
+	RemoveSenders []string `json:"removeSenders,omitempty" jsonschema:"maxItems=250"`
+}
+
+type imagesResult struct {
+	Policy  string   `json:"policy"`
+	Senders []string `json:"senders"`
+}
+
+func (h *Handler) settingsImages(ctx context.Context, c *Call, p imagesParams) (imagesResult, error) {
+	a := c.account()
+	kv, err := settingsOf(ctx, a)
+	if err != nil {
+		return imagesResult{}, err
+	}
+	prefs := loadImagePrefs(kv)
+	set := map[string]string{}
+	if p.Policy != "" {
+		prefs.Policy = imagePolicy(p.Policy)
+		set[settingImagePolicy] = p.Policy
+	}
+	if len(p.AddSenders) > 0 || len(p.RemoveSenders) > 0 {
+		for i, s := range p.AddSenders {
+			ad, err := mail.ParseAddress(s)
+			if err != nil {
+				return imagesResult{}, invalid(fmt.Sprintf("addSenders.%d", i), fmt.Sprintf("%q is not an address", s))
+			}
+			if k := strings.ToLower(ad.Address); !slices.Contains(prefs.Senders, k) {
+				prefs.Senders = append(prefs.Senders, k)
+			}
+		}
+		for _, s := range p.RemoveSenders {
+			k := strings.ToLower(strings.TrimSpace(s))
+			if ad, err := mail.ParseAddress(s); err == nil {
+				k = strings.ToLower(ad.Address)
+			}
+			prefs.Senders = slices.DeleteFunc(prefs.Senders, func(x string) bool { return x == k })
+		}
+		if len(prefs.Senders) > maxImageSenders {
+			return imagesResult{}, invalid("addSenders", fmt.Sprintf("at most %d senders", maxImageSenders))
+		}
+		set[settingImageSenders] = strings.Join(prefs.Senders, "\n")
+	}
+	if len(set) > 0 {
+		if err := contacts.Of(a).SaveSettings(ctx, set); err != nil {
+			return imagesResult{}, err
+		}
+	}
+	return imagesResult{Policy: string(prefs.Policy), Senders: prefs.Senders}, nil
+}
+
+// settingsOf returns the account's stored settings.
+func settingsOf(ctx context.Context, a *store.Account) (map[string]string, error) {
+	return contacts.Of(a).Settings(ctx)
 }
 
 func identity(ctx context.Context, a *store.Account) (identityResult, error) {

@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"basalt/rpc"
+	"basalt/static"
 	"basalt/templates"
 )
 
@@ -32,6 +33,16 @@ func (s *Services) Router() http.Handler {
 	webmail := s.Config.RPC
 	webmail.Hostname = s.Config.SMTP.Hostname
 	r.Mount("/rpc", rpc.New(webmail, rpc.Deps{Store: s.Store, Session: s.Session, Agent: s.Agent, Log: s.Log}))
+	// The webmail app.
+	// static.New fails only if the embedded files are broken: a build
+	// error, not a condition to run on.
+	spa, err := static.New()
+	if err != nil {
+		panic(err)
+	}
+	app := http.StripPrefix("/mail", spa)
+	r.Handle("/mail", http.RedirectHandler("/mail/", http.StatusMovedPermanently))
+	r.Handle("/mail/*", app)
 	// The site takes what no other front end does, at /: its pages, and
 	// the 404 page for everything else.
 	site := s.Config.Site

@@ -513,6 +513,10 @@ type Web struct {
 	Key     *crypt.Identity
 	Created time.Time
 	Expires time.Time // the latest it can live, however busy
+	// CapKey signs the session's capability URLs (the webmail's images,
+	// loaded by a sandboxed frame that carries no cookie): see
+	// WebCapability.
+	CapKey []byte
 }
 
 const tokenSep = "."
@@ -536,6 +540,7 @@ func (s *Service) StartWeb(ctx context.Context, auth *Auth) (string, *Web, error
 	w := &Web{ID: id, UserID: auth.User.ID, CSRF: csrfToken(secret, id), Key: auth.Key,
 		Created: now, Expires: now.Add(s.cfg.SessionMaxAge)}
 	sum := sha256.Sum256(secret)
+	w.CapKey = capabilityKey(sum[:], id)
 	// The CSRF token is not stored: it is derived from the secret, which
 	// the record holds only a hash of, so a copy of the database does
 	// not give it away either.
@@ -573,19 +578,11 @@ func (s *Service) Web(ctx context.Context, token string) (*Web, error) {
 		return nil, ErrNoSession
 	}
 	now := s.now()
-	if now.Unix() >= rec.IdleUntil || now.Unix() >= rec.Expires {
-		s.end(ctx, id)
-		return nil, ErrNoSession
+	if err := s.live(ctx, rec, now); err != nil {
+		return nil, err
 	}
-	u, err := s.store.UserByID(ctx, rec.UserID)
-	if errors.Is(err, store.ErrNotFound) || (err == nil && (u.Locked(now) || u.AuthEpoch != rec.AuthEpoch)) {
-		s.end(ctx, id)
-		return nil, ErrNoSession
-	}
-	if err != nil {
-		return nil, fmt.Errorf("load session: %w", err)
-	}
-	w := &Web{ID: id, UserID: rec.UserID, CSRF: rec.CSRF, Created: time.Unix(rec.Created, 0), Expires: time.Unix(rec.Expires, 0)}
+	w := &Web{ID: id, UserID: rec.UserID, CSRF: rec.CSRF, Created: time.Unix(rec.Created, 0), Expires: time.Unix(rec.Expires, 0),
+		CapKey: capabilityKey(rec.SecretHash, id)}
 	if w.CSRF == "" {
 		w.CSRF = csrfToken(secret, id) // not stored (StartWeb); older records keep theirs
 	}
@@ -607,6 +604,56 @@ func (s *Service) Web(ctx context.Context, token string) (*Web, error) {
 		}
 	}
 	return w, nil
+}
+
+// live checks that a session record may still be used, ending it if not:
+// idle too long, past its maximum age, its user deleted, locked or with a
+// new password.
+func (s *Service) live(ctx context.Context, rec store.WebSession, now time.Time) error {
+	if now.Unix() >= rec.IdleUntil || now.Unix() >= rec.Expires {
+		s.end(ctx, rec.ID)
+		return ErrNoSession
+	}
+	u, err := s.store.UserByID(ctx, rec.UserID)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && (u.Locked(now) || u.AuthEpoch != rec.AuthEpoch)) {
+		s.end(ctx, rec.ID)
+		return ErrNoSession
+	}
+	if err != nil {
+		return fmt.Errorf("load session: %w", err)
+	}
+	return nil
+}
+
+// WebCapability returns the user and the capability key of the live
+// session id, for a request that carries no cookie but a URL the session
+// signed (Web.CapKey). The key is derived from the record's hash of the
+// cookie's secret, so it dies with the session (logout, expiry, a new
+// password) and differs for every session; it opens no mail key, so a
+// secure user's stored mail stays closed to such a request. It does not
+// renew the session: only the user's own requests keep it alive.
+func (s *Service) WebCapability(ctx context.Context, id string) (int64, []byte, error) {
+	if len(id) != 32 {
+		return 0, nil, ErrNoSession
+	}
+	rec, err := s.store.WebSession(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return 0, nil, ErrNoSession
+	}
+	if err != nil {
+		return 0, nil, fmt.Errorf("load session: %w", err)
+	}
+	if err := s.live(ctx, rec, s.now()); err != nil {
+		return 0, nil, err
+	}
+	return rec.UserID, capabilityKey(rec.SecretHash, id), nil
+}
+
+// capabilityKey derives a session's key for signing capability URLs.
+func capabilityKey(secretHash []byte, id string) []byte {
+	m := hmac.New(sha256.New, secretHash)
+	m.Write([]byte("basalt web capability\x00" + id))
+	return m.Sum(nil)
 }
 
 // csrfToken is a web session's CSRF token: a MAC of its id under the

@@ -1,0 +1,384 @@
+// The webmail in a real browser. Run by server/e2e_test.go (TestWebmailBrowser),
+// which starts Basalt and the control server and passes their URLs.
+import { launch, watch, shot, axe, control, check, step, p50, BASE, SHOTS } from './lib.mjs';
+
+const BIG = Number(process.env.BIG_FOLDER || 0);
+const ctx = await launch();
+const page = ctx.pages()[0] || await ctx.newPage();
+const seen = watch(page);
+const perf = { login: /** @type {number[]} */ ([]), open: /** @type {number[]} */ ([]), jump: /** @type {number[]} */ ([]), search: /** @type {number[]} */ ([]) };
+
+/** @param {import('playwright-core').Page} p */
+async function login(p, user = 'alice@example.org') {
+  await p.goto(BASE + '/mail/');
+  await p.fill('#username', user);
+  await p.fill('#password', 'password one');
+  await p.click('#login-btn');
+  await p.waitForFunction(() => performance.getEntriesByName('login-inbox').length > 0);
+  await p.waitForSelector('#list .row[data-id]');
+  return p.evaluate(() => performance.getEntriesByName('login-inbox')[0].duration);
+}
+
+/** @param {string} name */
+async function openFolder(name) {
+  await page.click(`#folders .folder:has(.fname:text-is("${name}"))`);
+  await page.waitForFunction((n) => document.querySelector('#folder-title')?.textContent === n, name);
+  await page.waitForSelector('#list .row[data-id]');
+}
+
+try {
+  await step('security headers', async () => {
+    const r = await fetch(BASE + '/mail/');
+    const csp = r.headers.get('content-security-policy') || '';
+    check(csp.includes("script-src 'self'") && csp.includes("require-trusted-types-for 'script'") && csp.includes("object-src 'none'") && csp.includes("frame-ancestors 'none'"), 'CSP: ' + csp);
+    check(r.headers.get('x-content-type-options') === 'nosniff', 'nosniff');
+    check(!!r.headers.get('referrer-policy'), 'referrer-policy');
+  });
+
+  await step('login page and axe', async () => {
+    await page.goto(BASE + '/mail/');
+    await page.waitForSelector('#username');
+    await shot(page, 'login-desktop-light');
+    await axe(page, 'login');
+    await page.fill('#username', 'alice@example.org');
+    await page.fill('#password', 'wrong password');
+    await page.click('#login-btn');
+    await page.waitForSelector('#login-error:not([hidden])');
+    check((await page.textContent('#login-error') || '').length > 5, 'a refused login says why');
+  });
+
+  await step('log in, inbox of 50 rendered', async () => {
+    perf.login.push(await login(page));
+    const rows = await page.locator('#list .row[data-id]').count();
+    check(rows >= 10, `rows shown: ${rows}`);
+    check(/^\(\d+\) Inbox — Basalt$/.test(await page.title()), 'title: ' + await page.title());
+    await shot(page, 'inbox-desktop-light');
+    await axe(page, 'inbox');
+  });
+
+  await step('new mail appears without reload', async () => {
+    const before = await page.title();
+    await control('/deliver', { From: 'Bob <bob@example.org>', To: 'alice@example.org', Subject: 'Live delivery', Body: 'Fresh off the wire.' });
+    await page.waitForSelector('#list .row[data-id] .subject:text-is("Live delivery")', { timeout: 10000 });
+    await page.waitForFunction((b) => document.title !== b, before);
+  });
+
+  await step('open a message', async () => {
+    await page.click('#list .row:has(.subject:text-is("Live delivery"))');
+    await page.waitForSelector('#msg-subject:text-is("Live delivery")');
+    await page.waitForSelector('#body-text:has-text("Fresh off the wire.")');
+    perf.open.push(await page.evaluate(() => performance.getEntriesByName('open').at(-1)?.duration || -1));
+    await shot(page, 'reader-desktop-light');
+    await axe(page, 'reader');
+  });
+
+  await step('reply with an attachment', async () => {
+    await page.click('#btn-reply');
+    await page.waitForSelector('#c-body');
+    check((await page.inputValue('#c-subject')) === 'Re: Live delivery', 'reply subject');
+    await page.setInputFiles('#c-files', { name: 'notes.txt', mimeType: 'text/plain', buffer: Buffer.from('attached notes\n') });
+    await page.waitForSelector('.files .chip:has-text("notes.txt")');
+    check((await page.locator('#c-to').locator('xpath=..').textContent()).includes('bob@example.org'), 'the reply goes to the sender');
+    await page.fill('#c-body', 'Thanks, with notes.\n' + await page.inputValue('#c-body'));
+    await shot(page, 'compose-desktop-light');
+    await axe(page, 'compose');
+    await page.click('#c-send');
+    await page.waitForSelector('.toast:has-text("Sending in")');
+    // The undo window passes; then it leaves.
+    await page.waitForSelector('.toast:has-text("Message sent")', { timeout: 15000 });
+    const sent = await control('/messages?user=alice@example.org&folder=Sent');
+    check(sent.some((m) => m.subject === 'Re: Live delivery' && m.attachments), 'the reply is in Sent with its attachment: ' + JSON.stringify(sent));
+    const bob = await control('/messages?user=bob@example.org&folder=INBOX');
+    check(bob.some((m) => m.subject === 'Re: Live delivery'), 'the reply is in bob\'s inbox');
+    await openFolder('Sent');
+    await page.waitForSelector('#list .row .subject:text-is("Re: Live delivery")');
+  });
+
+  await step('undo a send', async () => {
+    await page.keyboard.press('c');
+    await page.waitForSelector('#c-to');
+    await page.fill('#c-to', 'bob@example.org');
+    await page.fill('#c-subject', 'Never sent');
+    await page.fill('#c-body', 'undo me');
+    await page.click('#c-send');
+    await page.click('.toast-undo');
+    await page.waitForSelector('#c-subject');
+    check(await page.inputValue('#c-subject') === 'Never sent', 'the compose is back');
+    await page.click('#c-discard');
+    await page.waitForTimeout(6500);
+    const bob = await control('/messages?user=bob@example.org&folder=INBOX');
+    check(!bob.some((m) => m.subject === 'Never sent'), 'an undone message never arrives');
+  });
+
+  await step('multi-select and drag-and-drop onto a folder', async () => {
+    await openFolder('Inbox');
+    const rows = page.locator('#list .row[data-id]');
+    await rows.nth(6).click();
+    await rows.nth(8).click({ modifiers: ["Shift"] });
+    await rows.nth(10).click({ modifiers: ["Control"] });
+    check(await page.locator('#list .row.selected').count() === 4, 'four selected');
+    check((await page.textContent('#count-line') || '').includes('4 selected'), 'the count says 4 selected');
+    const subjects = await page.locator('#list .row.selected .subject').allTextContents();
+    await rows.nth(10).dragTo(page.locator('#folders .folder:has(.fname:text-is("Projects"))'));
+    await page.waitForSelector('.toast:has-text("moved to Projects")');
+    await openFolder('Projects');
+    const moved = await page.locator('#list .row .subject').allTextContents();
+    check(subjects.every((s) => moved.includes(s)), `moved ${JSON.stringify(subjects)} got ${JSON.stringify(moved)}`);
+  });
+
+  if (BIG) await step(`scroll a ${BIG}-message folder to its middle`, async () => {
+    await openFolder('Big');
+    for (let run = 0; run < 5; run++) {
+      const ms = await page.evaluate(async (frac) => {
+        const el = /** @type {HTMLElement} */ (document.querySelector('#list'));
+        // @ts-ignore
+        const list = window.basalt.list;
+        const target = Math.floor(list.total * frac);
+        const t0 = performance.now();
+        el.scrollTop = target * list.rowH;
+        await new Promise((resolve) => {
+          const tick = () => {
+            const row = el.querySelector(`.row[data-i="${target}"]`);
+            if (row && row.dataset.id) resolve(0); else requestAnimationFrame(tick);
+          };
+          tick();
+        });
+        performance.measure('jump', { start: t0, end: performance.now() });
+        return performance.now() - t0;
+      }, 0.5 + run * 0.037);
+      perf.jump.push(ms);
+    }
+    const info = await page.evaluate(() => {
+      const el = /** @type {HTMLElement} */ (document.querySelector('#list'));
+      return { h: el.scrollHeight, rows: el.querySelectorAll('.row').length, first: el.querySelector('.row[data-id]')?.getAttribute('aria-posinset') };
+    });
+    // @ts-ignore
+    check(info.h >= BIG * 30, 'the scrollbar stands for the whole folder: ' + info.h);
+    check(info.rows < 100, 'only the rows in view exist: ' + info.rows);
+    check(Number(info.first) > BIG * 0.4, 'rows from the middle: ' + info.first);
+    await shot(page, 'bigfolder-desktop-light');
+  });
+
+  await step('search with operators', async () => {
+    await openFolder('Inbox');
+    await page.keyboard.press('/');
+    check(await page.evaluate(() => document.activeElement?.id === 'search'), '/ focuses the search');
+    await page.fill('#search', 'subject:"Weekly note 1" from:sender1');
+    await page.press('#search', 'Enter');
+    await page.waitForFunction(() => document.querySelector('#count-line')?.textContent?.includes('found'));
+    await page.waitForSelector('#list .row[data-id]');
+    const subs = await page.locator('#list .row .subject').allTextContents();
+    check(subs.length > 0 && subs.every((s) => s.startsWith('Weekly note 1')), 'search results: ' + JSON.stringify(subs));
+    perf.search.push(await page.evaluate(() => performance.getEntriesByName('search').at(-1)?.duration || -1));
+    await page.fill('#search', 'is:unread subject:Photo');
+    await page.press('#search', 'Enter');
+    await page.waitForSelector('#list .row .subject:text-is("Photo attached")');
+    await page.selectOption('#search-scope', 'all');
+    await page.fill('#search', 'in:Sent subject:"Re: Live"');
+    await page.press('#search', 'Enter');
+    await page.waitForSelector('#list .row .subject:text-is("Re: Live delivery")');
+    await page.selectOption('#search-scope', 'here');
+    await page.fill('#search', '');
+    await page.waitForFunction(() => !document.querySelector('#count-line')?.textContent?.includes('found'));
+  });
+
+  await step('attachments: preview, download, SVG not inline', async () => {
+    await page.click('#list .row:has(.subject:text-is("Photo attached"))');
+    await page.waitForSelector('.attachments li:has-text("dot.png") img.thumb');
+    check(await page.locator('.attachments li:has-text("x.svg") img').count() === 0, 'no SVG preview');
+    check(await page.locator('.attachments a[download="dot.png"]').count() === 1, 'a download link');
+  });
+
+  await step('hostile mail', async () => {
+    const before = seen.requests.length;
+    await page.click('#list .row:has(.subject:text-is("Hostile HTML"))');
+    await page.waitForSelector('#msg-subject:text-is("Hostile HTML")');
+    await page.waitForSelector('iframe.body-frame');
+    await page.waitForTimeout(800);
+    await page.click('#list .row:has(.subject:text-is("Hostile text"))');
+    await page.waitForSelector('#body-text');
+    const links = await page.locator('#body-text a').evaluateAll((as) => as.map((a) => a.getAttribute('href')));
+    check(links.every((h) => /^https?:/.test(h || '')), 'only http(s) links in plain text: ' + JSON.stringify(links));
+    check(links.includes('https://example.org/ok'), 'a plain-text link is linked');
+    await page.waitForTimeout(300);
+    const frame = page.locator('iframe.body-frame');
+    void frame;
+    const hits = await control('/hits');
+    check(hits.length === 0, 'no request reached the canary: ' + JSON.stringify(hits));
+    check(seen.dialogs.length === 0, 'no dialog: ' + JSON.stringify(seen.dialogs));
+    check(!seen.console.some((c) => c.includes('E2E-XSS-MARKER')), 'no script ran');
+    const remote = seen.requests.slice(before).filter((u) => !u.startsWith(BASE) && !u.startsWith('data:') && !u.startsWith('blob:') && u !== 'about:srcdoc');
+    check(remote.length === 0, 'no remote request without consent: ' + JSON.stringify(remote));
+    await page.click('#list .row:has(.subject:text-is("Hostile HTML"))');
+    await page.waitForSelector('iframe.body-frame');
+    await shot(page, 'hostile-desktop-light');
+  });
+
+  await step('keyboard shortcuts', async () => {
+    await openFolder('Inbox');
+    await page.locator('#list').focus();
+    await page.keyboard.press('j');
+    await page.keyboard.press('j');
+    await page.keyboard.press('o');
+    await page.waitForSelector('#msg-subject');
+    const first = await page.textContent('#msg-subject');
+    await page.keyboard.press('j');
+    await page.waitForFunction((f) => document.querySelector('#msg-subject')?.textContent !== f, first);
+    await page.keyboard.press('s');
+    await page.waitForSelector('#list .row.cursor.flagged');
+    await page.keyboard.press('?');
+    await page.waitForSelector('dialog[open] .keys');
+    await shot(page, 'shortcuts-desktop-light');
+    await page.keyboard.press('Escape');
+    await page.waitForSelector('dialog[open]', { state: 'detached', timeout: 2000 }).catch(() => {});
+    check(!(await page.locator('dialog[open]').count()), 'Escape closes the overlay');
+    await page.keyboard.press('c');
+    await page.waitForSelector('#c-to');
+    await page.keyboard.type('j');
+    check(await page.inputValue('#c-to') === 'j', 'keys go to the field being typed in');
+    await page.keyboard.press('Escape');
+    await page.keyboard.press('Escape');
+    await page.waitForSelector('.compose', { state: 'detached' });
+    await page.keyboard.press('g');
+    await page.keyboard.press('i');
+    await page.waitForFunction(() => document.querySelector('#folder-title')?.textContent === 'Inbox');
+  });
+
+  await step('contacts: add, edit, export', async () => {
+    await page.click('#contacts-btn');
+    await page.click('#contact-new');
+    await page.fill('#ct-name', 'Erin Example');
+    await page.fill('#ct-emails', 'erin@example.net');
+    await page.click('#ct-save');
+    await page.waitForSelector('.contact:has-text("Erin Example")');
+    await page.click('.contact:has-text("Erin Example")');
+    await page.fill('#ct-org', 'Example Ltd');
+    await page.fill('#ct-name', 'Erin Q. Example');
+    await page.click('#ct-save');
+    await page.waitForSelector('.contact:has-text("Erin Q. Example")');
+    await shot(page, 'contacts-desktop-light');
+    await axe(page, 'contacts');
+    const dl = page.waitForEvent('download');
+    await page.click('#vcard-export');
+    const d = await dl;
+    const text = await (await d.createReadStream()).toArray().then((b) => Buffer.concat(b).toString());
+    check(text.includes('BEGIN:VCARD') && text.includes('Erin Q. Example'), 'exported vCard');
+  });
+
+  await step('settings: vacation', async () => {
+    await page.click('#settings-btn');
+    await page.waitForSelector('#v-on');
+    await page.check('#v-on');
+    await page.fill('#v-subject', 'Away this week');
+    await page.fill('#v-body', 'Back on Monday.');
+    await page.click('#set-vacation-save');
+    await page.waitForSelector('.toast:has-text("Vacation reply saved")');
+    const v = await control('/vacation?user=alice@example.org');
+    check(v.enabled === true && v.subject === 'Away this week', 'the server holds the vacation: ' + JSON.stringify(v));
+    await shot(page, 'settings-desktop-light');
+    await axe(page, 'settings');
+    await page.keyboard.press('Escape');
+  });
+
+  await step('dark theme screenshots and axe', async () => {
+    await page.emulateMedia({ colorScheme: 'dark' });
+    await page.evaluate(() => { document.documentElement.dataset.theme = ''; });
+    await openFolder('Inbox');
+    await page.click('#list .row:has(.subject:text-is("Photo attached"))');
+    await page.waitForSelector('#msg-subject');
+    await shot(page, 'reader-desktop-dark');
+    await axe(page, 'reader (dark)');
+    await page.keyboard.press('c');
+    await page.waitForSelector('#c-to');
+    await shot(page, 'compose-desktop-dark');
+    await page.click('#c-discard');
+  });
+
+  await step('phone layout', async () => {
+    const phone = await ctx.newPage();
+    const ps = watch(phone);
+    await phone.setViewportSize({ width: 390, height: 844 });
+    for (const scheme of /** @type {const} */ (['light', 'dark'])) {
+      await phone.emulateMedia({ colorScheme: scheme });
+      await phone.goto(BASE + '/mail/');
+      await phone.waitForSelector('#list .row[data-id]');
+      await phone.evaluate(() => { document.documentElement.dataset.theme = ''; });
+      await shot(phone, `inbox-phone-${scheme}`);
+      if (scheme === 'light') await axe(phone, 'inbox (phone)');
+      await phone.locator('#list').evaluate((el) => { el.scrollTop = 600; });
+      await phone.waitForTimeout(150);
+      const top = await phone.locator('#list').evaluate((el) => el.scrollTop);
+      await phone.locator('#list .row[data-id]').nth(14).click();
+      await phone.waitForSelector('#msg-subject');
+      check(await phone.locator('#list-pane').isHidden(), 'the reader replaces the list');
+      await shot(phone, `reader-phone-${scheme}`);
+      await phone.click('.reader-bar .only-phone');
+      await phone.waitForSelector('#list-pane', { state: 'visible' });
+      const after = await phone.locator('#list').evaluate((el) => el.scrollTop);
+      check(Math.abs(after - top) < 2, `back keeps the scroll position: ${top} then ${after}`);
+      await phone.click('#drawer-btn');
+      await phone.waitForTimeout(250);
+      await shot(phone, `folders-phone-${scheme}`);
+      await phone.keyboard.press('Escape');
+    }
+    check(ps.errors.length === 0, 'phone page errors: ' + ps.errors.join('; '));
+    await phone.close();
+  });
+
+  await step('session expiry keeps the draft', async () => {
+    await page.emulateMedia({ colorScheme: 'light' });
+    await page.keyboard.press('c');
+    await page.waitForSelector('#c-to');
+    await page.fill('#c-subject', 'Kept across a new login');
+    await page.fill('#c-body', 'precious words');
+    await page.waitForTimeout(300);
+    // The session ends on the server (as an expiry would).
+    await page.evaluate(() => fetch('/rpc', { method: 'POST', headers: { 'Content-Type': 'application/json', 'X-CSRF-Token': sessionStorage.getItem('basalt.csrf') || '' }, body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'logout', params: {} }) }));
+    await page.fill('#c-body', 'precious words, more');
+    await page.waitForSelector('#login:not([hidden]) #password', { timeout: 10000 });
+    check((await page.textContent('#login')).includes('draft is kept'), 'the login says the draft is kept');
+    await page.fill('#password', 'password one');
+    await page.click('#login-btn');
+    await page.waitForSelector('#login', { state: 'hidden' });
+    check(await page.inputValue('#c-subject') === 'Kept across a new login', 'the compose is still open');
+    check((await page.inputValue('#c-body')).startsWith('precious words, more'), 'the words are kept');
+    await page.click('#c-discard');
+  });
+
+  await step('log out', async () => {
+    await page.click('#logout-btn');
+    await page.waitForSelector('#username');
+    const r = await page.evaluate(() => fetch('/rpc', { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'meta', params: {} }) }).then((r) => r.json()));
+    check(!!r.error, 'the session is gone');
+  });
+
+  await step('performance over runs', async () => {
+    for (let i = 0; i < 4; i++) {
+      const p = await ctx.newPage();
+      await p.goto(BASE + '/mail/');
+      await p.evaluate(() => localStorage.clear());
+      perf.login.push(await login(p));
+      await p.click('#list .row[data-id] >> nth=3');
+      await p.waitForSelector('#msg-subject');
+      perf.open.push(await p.evaluate(() => performance.getEntriesByName('open').at(-1)?.duration || -1));
+      await p.close();
+    }
+  });
+
+  const errs = seen.console.filter((c) => c.startsWith('error') && !c.includes('Failed to load resource'));
+  for (const c of errs) console.log('console ' + c);
+  check(seen.errors.length === 0, 'page errors: ' + seen.errors.join('; '));
+  const fmt = (xs) => (xs = xs.filter((x) => x >= 0)).length ? `p50 ${p50(xs).toFixed(0)} ms over ${xs.length} (${xs.map((x) => x.toFixed(0)).join(', ')})` : 'not measured';
+  console.log(`perf login → inbox of 50: ${fmt(perf.login)}`);
+  console.log(`perf open a message: ${fmt(perf.open)}`);
+  console.log(`perf jump to the middle of ${BIG}: ${fmt(perf.jump)}`);
+  console.log(`perf search (browser round trip): ${fmt(perf.search)}`);
+  console.log(`screenshots: ${SHOTS}`);
+} catch (e) {
+  await shot(page, 'failure').catch(() => {});
+  console.log('console:\n  ' + seen.console.slice(-30).join('\n  '));
+  console.log('page errors:\n  ' + seen.errors.join('\n  '));
+  await ctx.close();
+  process.exit(1);
+}
+await ctx.close();

@@ -1,0 +1,174 @@
+package rpc
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// TestPublicAddr: the addresses the image proxy may dial.
+func TestPublicAddr(t *testing.T) {
+	for _, tc := range []struct {
+		ip   string
+		want bool
+	}{
+		{"93.184.216.34", true},
+		{"8.8.8.8", true},
+		{"2606:4700:4700::1111", true},
+		{"127.0.0.1", false},
+		{"127.255.255.254", false},
+		{"::1", false},
+		{"::ffff:127.0.0.1", false}, // IPv4-mapped loopback
+		{"::ffff:10.1.2.3", false},
+		{"10.0.0.1", false},
+		{"172.16.5.4", false},
+		{"192.168.1.1", false},
+		{"169.254.169.254", false}, // cloud metadata, link-local
+		{"fe80::1", false},
+		{"fc00::1", false}, // unique local
+		{"fd12:3456::1", false},
+		{"224.0.0.1", false}, // multicast
+		{"ff02::1", false},
+		{"0.0.0.0", false},
+		{"::", false},
+		{"0.1.2.3", false},
+		{"100.64.0.1", false}, // CGN
+		{"255.255.255.255", false},
+		{"198.18.0.1", false},
+		{"64:ff9b::7f00:1", false}, // NAT64 of 127.0.0.1
+		{"2002:7f00:1::", false},   // 6to4 of 127.0.0.1
+		{"fec0::1", false},
+	} {
+		if got := publicAddr(netip.MustParseAddr(tc.ip)); got != tc.want {
+			t.Errorf("publicAddr(%s) = %v, want %v", tc.ip, got, tc.want)
+		}
+	}
+	if err := dialControl("tcp", "127.0.0.1:80", nil); !errors.Is(err, errPrivateTarget) {
+		t.Errorf("dialControl loopback: %v", err)
+	}
+	if err := dialControl("tcp", "[2606:4700:4700::1111]:443", nil); err != nil {
+		t.Errorf("dialControl public: %v", err)
+	}
+}
+
+// TestImageProxyPrivateRefused: without image_proxy_allow_private, a
+// loopback server is not reached, by address or by a name that resolves
+// to it: the dialed address is what is checked.
+func TestImageProxyPrivateRefused(t *testing.T) {
+	var hits atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		w.Header().Set("Content-Type", "image/png")
+		w.Write(pngBytes)
+	}))
+	defer srv.Close()
+	_, port, _ := net.SplitHostPort(srv.Listener.Addr().String())
+	p := newImageProxy(Config{}.withDefaults())
+	for _, u := range []string{srv.URL + "/a.png", "http://localhost:" + port + "/a.png", "http://[::ffff:127.0.0.1]:" + port + "/a.png"} {
+		if _, _, err := p.fetch(context.Background(), u); !errors.Is(err, errPrivateTarget) {
+			t.Errorf("%s: %v, want refused", u, err)
+		}
+	}
+	if n := hits.Load(); n != 0 {
+		t.Fatalf("the loopback server was reached %d times", n)
+	}
+}
+
+// TestImageProxy: against a real server on loopback (allowed for the
+// test): image types only, by header and by bytes, SVG never, sizes and
+// times bounded, redirects bounded and stripped of Referer.
+func TestImageProxy(t *testing.T) {
+	big := append(append([]byte{}, pngBytes...), make([]byte, 2048)...)
+	mux := http.NewServeMux()
+	serve := func(path, ctype string, body []byte) {
+		mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", ctype)
+			w.Write(body)
+		})
+	}
+	serve("/ok.png", "image/png", pngBytes)
+	serve("/gif", "image/gif; charset=binary", []byte("GIF89a\x01\x00\x01\x00\x00\x00\x00;"))
+	serve("/svg", "image/svg+xml", []byte(`<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>`))
+	serve("/svg-as-png", "image/png", []byte(`<svg xmlns="http://www.w3.org/2000/svg" onload="alert(1)"></svg>`))
+	serve("/html-as-png", "image/png", []byte(`<html><script>alert(1)</script></html>`))
+	serve("/png-as-html", "text/html", pngBytes)
+	serve("/big.png", "image/png", big)
+	mux.HandleFunc("/chunked-big.png", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "image/png")
+		w.Write(big[:100])
+		w.(http.Flusher).Flush()
+		w.Write(big[100:])
+	})
+	mux.HandleFunc("/slow.png", func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-time.After(5 * time.Second):
+		case <-r.Context().Done():
+		}
+	})
+	mux.HandleFunc("/404.png", http.NotFound)
+	var mu sync.Mutex
+	var referers []string
+	mux.HandleFunc("/hop/", func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		referers = append(referers, r.Header.Get("Referer"))
+		mu.Unlock()
+		n, _ := strconv.Atoi(strings.TrimPrefix(r.URL.Path, "/hop/"))
+		if n == 0 {
+			http.Redirect(w, r, "/ok.png", http.StatusFound)
+			return
+		}
+		http.Redirect(w, r, "/hop/"+strconv.Itoa(n-1), http.StatusFound)
+	})
+	mux.HandleFunc("/to-file", func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "file:///etc/passwd", http.StatusFound)
+	})
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	p := newImageProxy(Config{ImageProxyAllowPrivate: true, ImageProxyMaxBytes: 1024, ImageProxyTimeout: 300 * time.Millisecond}.withDefaults())
+	for _, tc := range []struct {
+		path  string
+		ctype string // "" refused
+		err   error
+	}{
+		{"/ok.png", "image/png", nil},
+		{"/gif", "image/gif", nil},
+		{"/svg", "", errNotImage},
+		{"/svg-as-png", "", errNotImage},
+		{"/html-as-png", "", errNotImage},
+		{"/png-as-html", "", errNotImage},
+		{"/big.png", "", errImageTooLarge},
+		{"/chunked-big.png", "", errImageTooLarge},
+		{"/slow.png", "", context.DeadlineExceeded},
+		{"/404.png", "", nil},
+		{"/hop/2", "image/png", nil}, // three redirects: allowed
+		{"/hop/3", "", nil},          // four: refused
+		{"/to-file", "", nil},
+	} {
+		b, ctype, err := p.fetch(context.Background(), srv.URL+tc.path)
+		if ctype != tc.ctype || (tc.ctype != "" && (err != nil || len(b) == 0)) || (tc.ctype == "" && err == nil) {
+			t.Errorf("%s: type %q err %v, want %q", tc.path, ctype, err, tc.ctype)
+		}
+		if tc.err != nil && !errors.Is(err, tc.err) {
+			t.Errorf("%s: %v, want %v", tc.path, err, tc.err)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for _, r := range referers {
+		if r != "" {
+			t.Errorf("a redirect hop got Referer %q", r)
+		}
+	}
+	if _, _, err := p.fetch(context.Background(), "javascript:alert(1)"); err == nil {
+		t.Error("fetched a javascript: URL")
+	}
+}
