@@ -16,7 +16,7 @@ type Config struct {
 	// LogoURL is the logo's address; empty: the embedded default.
 	LogoURL string `toml:"logo_url"`
 	// Accent is the one accent colour (#rgb or #rrggbb): primary buttons,
-	// links, focus rings; default "#1d4ed8". White text goes on it.
+	// links, focus rings; default "#2457c5". White text goes on it.
 	Accent string `toml:"accent"`
 	// Footer are the links in every page's footer (terms, privacy).
 	Footer []Link `toml:"footer"`
@@ -128,7 +128,7 @@ func (c Config) WithDefaults() Config {
 		c.Name = "Basalt"
 	}
 	if c.Accent == "" {
-		c.Accent = "#1d4ed8"
+		c.Accent = "#2457c5"
 	}
 	if c.ContactPerHour == 0 {
 		c.ContactPerHour = 5
@@ -196,7 +196,7 @@ func (c Config) WithDefaults() Config {
 func (c Config) Validate() error {
 	var errs []error
 	if !colourRE.MatchString(c.Accent) {
-		errs = append(errs, fmt.Errorf("site.accent: %q is not a colour like #1d4ed8", c.Accent))
+		errs = append(errs, fmt.Errorf("site.accent: %q is not a colour like #2457c5", c.Accent))
 	}
 	for i, l := range c.Footer {
 		if l.Title == "" || !safeURL(l.URL) {
