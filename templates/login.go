@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"basalt/session"
+	"basalt/store/signup"
 )
 
 func (s *Site) loginForm(w http.ResponseWriter, r *http.Request) {
@@ -14,6 +15,16 @@ func (s *Site) loginForm(w http.ResponseWriter, r *http.Request) {
 		v.remove("#login-register")
 	}
 	v.render(w, s.token(w, r))
+}
+
+// lockedText is what a locked account's owner is told: the lock's words
+// (until when, why) are meant for the user; an account waiting for
+// approval is just that, with no year 9999 in sight.
+func lockedText(err error) string {
+	if strings.HasSuffix(err.Error(), signup.PendingReason) {
+		return "This account is " + signup.PendingReason + "."
+	}
+	return "This account is locked " + strings.TrimPrefix(err.Error(), session.ErrUserLocked.Error()+" ") + "."
 }
 
 // loginName completes a bare username with the registration domain.
@@ -72,8 +83,7 @@ func (s *Site) login(w http.ResponseWriter, r *http.Request) {
 		page(http.StatusTooManyRequests, "Too many failed logins. Please wait a few minutes and try again.", nil)
 		return
 	case errors.Is(err, session.ErrUserLocked):
-		// The lock's words (until when, why) are for the user.
-		page(http.StatusForbidden, "This account is locked: "+strings.TrimPrefix(err.Error(), session.ErrUserLocked.Error()+" "), nil)
+		page(http.StatusForbidden, lockedText(err), nil)
 		return
 	case err != nil:
 		s.fail(w, r, "log in", err)

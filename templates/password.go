@@ -73,7 +73,7 @@ func (s *Site) password(w http.ResponseWriter, r *http.Request) {
 		page(http.StatusTooManyRequests, "Too many failed tries. Please wait a few minutes and try again.", nil)
 		return
 	case errors.Is(err, session.ErrUserLocked):
-		page(http.StatusForbidden, "This account is locked: "+strings.TrimPrefix(err.Error(), session.ErrUserLocked.Error()+" "), nil)
+		page(http.StatusForbidden, lockedText(err), nil)
 		return
 	case err != nil:
 		s.fail(w, r, "check password", err)

@@ -456,7 +456,7 @@ func TestApproval(t *testing.T) {
 		t.Fatal("done page does not say the account waits")
 	}
 	b.get("/login").post("/login", url.Values{"username": {"newbie@example.org"}, "password": {"a good long password"}})
-	if b.status != http.StatusForbidden || !strings.Contains(b.text("#error"), signup.PendingReason) {
+	if b.status != http.StatusForbidden || b.text("#error") != "This account is "+signup.PendingReason+"." {
 		t.Fatalf("pending login: %d %q", b.status, b.text("#error"))
 	}
 	g := signup.New(h.env.Store)
@@ -534,6 +534,18 @@ func TestLogin(t *testing.T) {
 		if b.text("#error") == "" {
 			t.Error("no summary")
 		}
+	}
+	// A locked account is told why, in the administrator's words.
+	u, err := h.env.Store.UserByAddress(context.Background(), "alice@example.org")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.env.Store.Lock(context.Background(), u.ID, time.Now().Add(time.Hour), "abuse review"); err != nil {
+		t.Fatal(err)
+	}
+	b.get("/login").post("/login", url.Values{"username": {"alice@example.org"}, "password": {storetest.Password}})
+	if b.status != http.StatusForbidden || !strings.HasPrefix(b.text("#error"), "This account is locked until ") || !strings.HasSuffix(b.text("#error"), ": abuse review.") {
+		t.Errorf("locked: %d %q", b.status, b.text("#error"))
 	}
 }
 
