@@ -70,3 +70,21 @@ func (s *Site) welcome(r *http.Request, addr string) {
 		s.log.Warn("site: deliver welcome message", "address", addr, "err", err)
 	}
 }
+
+// tellAdmins delivers a note from the site to the administrators; a
+// failure is logged.
+func (s *Site) tellAdmins(r *http.Request, subject, text string) {
+	if s.agent == nil {
+		return
+	}
+	for _, admin := range s.cfg.Admins {
+		a, err := mail.ParseAddress(admin)
+		if err != nil {
+			continue
+		}
+		raw := message(s.cfg.From, s.cfg.Name, a.Address, "", subject, text, domainOf(s.cfg.From), s.now())
+		if err := s.agent.DeliverLocal(r.Context(), s.cfg.From, a.Address, raw); err != nil {
+			s.log.Warn("site: deliver a note to an administrator", "to", a.Address, "err", err)
+		}
+	}
+}

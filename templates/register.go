@@ -508,6 +508,10 @@ func (s *Site) plan(w http.ResponseWriter, r *http.Request) {
 	network, _ := signup.Networks(ip)
 	s.log.Info("site: account registered", "address", addr, "plan", p.ID, "network", network.String())
 	s.welcome(r, addr)
+	if rc.Mode == ModeApproval {
+		s.tellAdmins(r, "[Approval] "+addr+" waits for approval",
+			"A new account waits for an administrator's approval:\n\n  "+addr+"\n  plan: "+p.ID+"\n  from: "+network.String()+"\n")
+	}
 	// The state now says only who registered: the password is dropped.
 	if err := s.saveState(r, id, key, regState{Username: st.Username, Address: addr, Pending: rc.Mode == ModeApproval}); err != nil {
 		s.log.Warn("site: keep registration state", "err", err)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/PuerkitoBio/goquery"
 	"github.com/go-chi/chi/v5"
+	"github.com/go-chi/chi/v5/middleware"
 
 	"basalt/delivery"
 	"basalt/session"
@@ -95,7 +96,7 @@ func (s *Site) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.router.Serv
 
 func (s *Site) routes() {
 	r := chi.NewRouter()
-	r.Use(s.secure)
+	r.Use(s.secure, middleware.GetHead)
 	assets, _ := fs.Sub(assetFiles, "assets")
 	files := http.FileServer(http.FS(assets))
 	r.Get("/site/brand.css", func(w http.ResponseWriter, _ *http.Request) {

@@ -96,6 +96,10 @@ func TestPages(t *testing.T) {
 			t.Errorf("%s: %d", f, b.status)
 		}
 	}
+	head, err := http.Head(h.srv.URL + "/login")
+	if err != nil || head.StatusCode != 200 {
+		t.Errorf("HEAD /login: %v %v", head, err)
+	}
 }
 
 // TestClosed: with registration off, the pages say it is closed and take
@@ -450,6 +454,7 @@ func TestInvites(t *testing.T) {
 // so, until an administrator approves it.
 func TestApproval(t *testing.T) {
 	h := newHarness(t, sqlite(t), func(c *templates.Config) { c.Register.Mode = templates.ModeApproval })
+	admin := h.env.NewUser(t, "postmaster@example.org", false)
 	b := h.browser(t)
 	b.step1(nil).follow().post("/register/plan", url.Values{"plan": {"standard"}}).follow()
 	if !b.shown("#pending") || b.page.Find("#ready").Length() != 0 {
@@ -458,6 +463,9 @@ func TestApproval(t *testing.T) {
 	b.get("/login").post("/login", url.Values{"username": {"newbie@example.org"}, "password": {"a good long password"}})
 	if b.status != http.StatusForbidden || b.text("#error") != "This account is "+signup.PendingReason+"." {
 		t.Fatalf("pending login: %d %q", b.status, b.text("#error"))
+	}
+	if msgs := storetest.Messages(t, h.env.Account(admin), "INBOX"); len(msgs) != 1 || !strings.Contains(msgs[0], "Subject: [Approval] newbie@example.org waits for approval") {
+		t.Fatalf("the administrator was not told: %q", msgs)
 	}
 	g := signup.New(h.env.Store)
 	ps, err := g.Pending(context.Background())
