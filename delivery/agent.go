@@ -122,7 +122,13 @@ func New(cfg Config, st *store.Store, q Relay, log *slog.Logger, filters ...Filt
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Agent{cfg: cfg, store: st, relayQ: q, filters: filters, log: log, now: time.Now, slots: make(chan struct{}, cfg.MaxConcurrent)}
+	a := &Agent{cfg: cfg, store: st, relayQ: q, filters: filters, log: log, now: time.Now, slots: make(chan struct{}, cfg.MaxConcurrent)}
+	if dq, ok := q.(*Queue); ok && dq != nil {
+		// The queue hands due submissions (delayed sends) back to the
+		// agent that queued them (submit.go).
+		dq.agent = a
+	}
+	return a
 }
 
 // MaxSize is the largest message the agent takes (SMTP SIZE, RFC 1870).

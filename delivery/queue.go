@@ -135,6 +135,8 @@ type Queue struct {
 	now   func() time.Time
 	// wake is poked by Enqueue so Run looks at the queue at once.
 	wake chan struct{}
+	// agent delivers submissions (submit.go); New sets it.
+	agent *Agent
 }
 
 var _ Relay = (*Queue)(nil)
@@ -254,6 +256,10 @@ func (q *Queue) Run(ctx context.Context) error {
 // it all, which releases the claim.
 func (q *Queue) process(ctx context.Context, e outbound.Entry) {
 	log := q.log.With("queue_id", e.ID)
+	if e.SubmitUser != 0 {
+		q.processSubmission(ctx, log, e)
+		return
+	}
 	actx, cancel := context.WithTimeout(ctx, q.cfg.Timeout)
 	defer cancel()
 	var u outbound.Update

@@ -214,6 +214,22 @@ try {
     await shot(page, 'hostile-desktop-light');
   });
 
+  await step('remote images only on consent, through the proxy', async () => {
+    const before = seen.requests.length;
+    await page.click('#list .row:has(.subject:text-is("Newsletter with images"))');
+    await page.waitForSelector('#btn-show-images');
+    await page.waitForTimeout(300);
+    check((await control('/hits')).length === 0, 'nothing loaded before consent');
+    await page.click('#btn-show-images');
+    await page.waitForFunction(async () => !document.querySelector('#btn-show-images'));
+    for (let i = 0; i < 50 && !(await control('/hits')).some((u) => u.includes('newsletter.png')); i++) await page.waitForTimeout(100);
+    const hits = await control('/hits');
+    check(hits.some((u) => u.includes('newsletter.png')), 'the image came through the proxy: ' + JSON.stringify(hits));
+    check(!hits.some((u) => !u.includes('newsletter.png')), 'only the consented image was fetched: ' + JSON.stringify(hits));
+    const remote = seen.requests.slice(before).filter((u) => !u.startsWith(BASE) && !u.startsWith('data:') && !u.startsWith('blob:'));
+    check(remote.length === 0, 'the browser itself asked nothing remote: ' + JSON.stringify(remote));
+  });
+
   await step('keyboard shortcuts', async () => {
     await openFolder('Inbox');
     await page.locator('#list').focus();

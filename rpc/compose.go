@@ -102,6 +102,12 @@ type sendResult struct {
 	// for; Failed those it was not, with why.
 	Delivered []string         `json:"delivered"`
 	Failed    []RecipientError `json:"failed"`
+	// SendID, for a message that waits before it leaves (delay, sendAt),
+	// takes it back with messages.unsend until SendAt (Unix seconds);
+	// Delivered is empty then, and MessageID too: the Sent copy is filed
+	// when it leaves.
+	SendID int64 `json:"sendID,omitempty"`
+	SendAt int64 `json:"sendAt,omitempty"`
 }
 
 func (h *Handler) registerCompose() {
@@ -109,7 +115,10 @@ func (h *Handler) registerCompose() {
 	Register(h.engine, Spec{Name: "attachments.list", Summary: "The files uploaded to a compose."}, h.attachmentsList)
 	Register(h.engine, Spec{Name: "attachments.remove", Summary: "Remove an uploaded file."}, h.attachmentsRemove)
 	Register(h.engine, Spec{Name: "messages.save", Summary: "Save the compose as a draft in Drafts, replacing its previous draft."}, h.messagesSave)
-	Register(h.engine, Spec{Name: "messages.send", Summary: "Send the compose: delivered like SMTP submission, a copy kept in Sent."}, h.messagesSend)
+	Register(h.engine, Spec{Name: "messages.send", Summary: "Send the compose: delivered like SMTP submission, a copy kept in Sent.",
+		Description: "Everything is checked when called: data.type forbiddenFrom (the sender is not one of yours), recipientRefused (data.recipients says which, and why), " +
+			"tooLarge, dailyLimit, overQuota. With a delay (default: the server's undo_send_seconds) or sendAt the message then waits in the outbound queue, " +
+			"local and remote recipients alike, and the result's sendID takes it back (messages.unsend) until sendAt."}, h.messagesSend)
 }
 
 func (h *Handler) messagesCompose(ctx context.Context, c *Call, p composeParams) (composeResult, error) {
@@ -250,10 +259,14 @@ func (h *Handler) serveUpload(w http.ResponseWriter, r *http.Request) {
 
 // built is a message made from a compose.
 type built struct {
-	raw       []byte // as sent: no Bcc
-	withBcc   []byte // the copy kept (Sent, Drafts)
-	from      *mail.Address
-	rcpts     []string
+	raw     []byte // as sent: no Bcc
+	withBcc []byte // the copy kept (Sent, Drafts)
+	from    *mail.Address
+	rcpts   []string
+	// bcc is the Bcc field of the kept copy, "" without one.
+	bcc string
+	// named are the recipients as written (with their names).
+	named     []*mail.Address
 	inReplyTo *store.Message
 }
 
@@ -310,6 +323,7 @@ func (h *Handler) build(ctx context.Context, c *Call, p messageParams, requireRc
 			if k := strings.ToLower(ad.Address); !seen[k] {
 				seen[k] = true
 				b.rcpts = append(b.rcpts, ad.Address)
+				b.named = append(b.named, ad)
 			}
 		}
 	}
@@ -399,6 +413,11 @@ func (h *Handler) build(ctx context.Context, c *Call, p messageParams, requireRc
 	// 3.6.3). It is the same message, written again with the one field
 	// more.
 	spec.Bcc = bcc
+	var list []string
+	for _, ad := range bcc {
+		list = append(list, ad.String())
+	}
+	b.bcc = strings.Join(list, ", ")
 	if b.withBcc, err = message.Build(spec); err != nil {
 		return nil, err
 	}
@@ -469,52 +488,35 @@ func newEnvelopeID() string {
 	return "W" + strings.ToUpper(hex.EncodeToString(b))
 }
 
-func (h *Handler) messagesSend(ctx context.Context, c *Call, p messageParams) (sendResult, error) {
+func (h *Handler) messagesSend(ctx context.Context, c *Call, p sendParams) (sendResult, error) {
 	if h.agent == nil {
 		return sendResult{}, serverErr(CodeUnavailable, "sending is not configured")
 	}
+	due, err := h.sendTime(p)
+	if err != nil {
+		return sendResult{}, err
+	}
+	mp, err := h.withIdentity(ctx, c, p)
+	if err != nil {
+		return sendResult{}, err
+	}
 	a := c.account()
-	b, err := h.build(ctx, c, p, true)
+	b, err := h.build(ctx, c, mp, true)
 	if err != nil {
 		return sendResult{}, err
 	}
-	if len(b.rcpts) > h.agent.MaxRecipients() {
-		return sendResult{}, invalid("to", fmt.Sprintf("at most %d recipients", h.agent.MaxRecipients()))
-	}
-	u, err := h.st.UserByID(ctx, c.userID())
+	chk, err := h.checkSend(ctx, c, b)
 	if err != nil {
 		return sendResult{}, err
 	}
-	ip, _ := session.ParseClientIP(c.r.RemoteAddr)
-	env := &delivery.Envelope{
-		Source: delivery.SourceWebmail, From: b.from.Address, RemoteIP: ip, Helo: "webmail",
-		TLS: c.r.TLS != nil, Auth: &session.Auth{User: u, Key: c.web.Key}, ID: newEnvelopeID(),
+	if !due.IsZero() {
+		return h.sendLater(ctx, c, p.messageParams, b, chk, due)
 	}
-	// The SMTP dialogue's checks, in its order (RFC 5321 3.3): the sender,
-	// then each recipient. One refused recipient sends nothing, so the
-	// user can correct it and send again without duplicates.
-	if err := h.agent.CheckSender(ctx, env); err != nil {
-		return sendResult{}, err
-	}
-	var (
-		rcpts   []delivery.Recipient
-		refused []RecipientError
-	)
-	for _, addr := range b.rcpts {
-		rc, err := h.agent.CheckRecipient(ctx, env, addr)
-		if err != nil {
-			refused = append(refused, RecipientError{Address: addr, Reason: reason(err)})
-			continue
-		}
-		rcpts = append(rcpts, rc)
-	}
-	if len(refused) > 0 {
-		return sendResult{}, &Error{Code: CodeRefused, Message: "recipients refused; nothing was sent", Data: ErrorData{Type: "recipientRefused", Recipients: refused}}
-	}
-	results, err := h.agent.Deliver(ctx, env, rcpts, bytes.NewReader(b.raw))
+	results, err := h.agent.Deliver(ctx, chk.env, chk.rcpts, bytes.NewReader(b.raw))
 	if err != nil {
 		return sendResult{}, err
 	}
+	rcpts := chk.rcpts
 	out := sendResult{Delivered: []string{}, Failed: []RecipientError{}}
 	for i, rerr := range results {
 		if rerr != nil {
@@ -532,26 +534,84 @@ func (h *Handler) messagesSend(ctx context.Context, c *Call, p messageParams) (s
 		}
 		return sendResult{}, &Error{Code: CodeRefused, Message: "the message could not be sent", Data: ErrorData{Type: "sendFailed", Recipients: out.Failed}}
 	}
+	uid := c.userID()
 	// From here the message is out: what follows must not fail the call.
 	// The compose goes first: its uploads, charged to the quota while they
 	// waited, are given back before the sent copy (which holds them) is.
-	h.dropDraft(ctx, a, p.ComposeID)
-	if err := webmail.Of(a).DeleteCompose(ctx, p.ComposeID); err != nil {
-		h.log.Warn("close compose", "user", u.ID, "err", err)
-	}
+	h.closeCompose(ctx, a, p.ComposeID)
+	h.noteRecipients(ctx, a, b)
 	if sent, err := specialFolder(ctx, a, `\Sent`, "Sent"); err != nil {
-		h.log.Warn("sent copy", "user", u.ID, "err", err)
+		h.log.Warn("sent copy", "user", uid, "err", err)
 	} else if res, err := a.Append(ctx, sent, b.withBcc, store.AppendOptions{Flags: store.FlagSeen}); err != nil {
-		h.log.Warn("sent copy not kept", "user", u.ID, "err", err)
+		h.log.Warn("sent copy not kept", "user", uid, "err", err)
 	} else {
 		out.MessageID = msgRef{res.MailboxID, res.UID}.id()
 	}
 	if b.inReplyTo != nil {
 		if _, err := a.SetFlags(ctx, b.inReplyTo.MailboxID, store.UIDSet{{Start: b.inReplyTo.UID, Stop: b.inReplyTo.UID}}, store.FlagAdd, store.FlagAnswered, nil); err != nil {
-			h.log.Warn("flag answered", "user", u.ID, "err", err)
+			h.log.Warn("flag answered", "user", uid, "err", err)
 		}
 	}
 	return out, nil
+}
+
+// closeCompose removes a sent compose and the draft it continued.
+func (h *Handler) closeCompose(ctx context.Context, a *store.Account, composeID int64) {
+	h.dropDraft(ctx, a, composeID)
+	if err := webmail.Of(a).DeleteCompose(ctx, composeID); err != nil {
+		h.log.Warn("close compose", "user", a.UserID(), "err", err)
+	}
+}
+
+// sendCheck is a message that passed the checks of a send.
+type sendCheck struct {
+	env   *delivery.Envelope
+	rcpts []delivery.Recipient
+	user  store.User
+}
+
+// checkSend makes the SMTP dialogue's checks, in its order (RFC 5321 3.3):
+// the sender, then each recipient. One refused recipient sends nothing,
+// so the user can correct it and send again without duplicates.
+func (h *Handler) checkSend(ctx context.Context, c *Call, b *built) (*sendCheck, error) {
+	if len(b.rcpts) > h.agent.MaxRecipients() {
+		return nil, invalid("to", fmt.Sprintf("at most %d recipients", h.agent.MaxRecipients()))
+	}
+	u, err := h.st.UserByID(ctx, c.userID())
+	if err != nil {
+		return nil, err
+	}
+	ip, _ := session.ParseClientIP(c.r.RemoteAddr)
+	env := &delivery.Envelope{
+		Source: delivery.SourceWebmail, From: b.from.Address, RemoteIP: ip, Helo: "webmail",
+		TLS: c.r.TLS != nil, Auth: &session.Auth{User: u, Key: c.web.Key}, ID: newEnvelopeID(),
+	}
+	if err := h.agent.CheckSender(ctx, env); err != nil {
+		return nil, err
+	}
+	var (
+		rcpts   []delivery.Recipient
+		refused []RecipientError
+	)
+	for _, addr := range b.rcpts {
+		rc, err := h.agent.CheckRecipient(ctx, env, addr)
+		if err != nil {
+			refused = append(refused, RecipientError{Address: addr, Reason: reason(err)})
+			continue
+		}
+		rcpts = append(rcpts, rc)
+	}
+	if len(refused) > 0 {
+		msg := "recipients refused; nothing was sent: "
+		for i, r := range refused {
+			if i > 0 {
+				msg += ", "
+			}
+			msg += r.Address
+		}
+		return nil, &Error{Code: CodeRefused, Message: msg, Data: ErrorData{Type: "recipientRefused", Recipients: refused}}
+	}
+	return &sendCheck{env: env, rcpts: rcpts, user: u}, nil
 }
 
 // allTemporary reports whether every one of errs is a temporary refusal

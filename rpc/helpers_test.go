@@ -30,6 +30,8 @@ type fixture struct {
 	h     *Handler
 	srv   *httptest.Server
 	agent *delivery.Agent
+	// queue is not run unless a test runs it (runQueue).
+	queue *delivery.Queue
 }
 
 type fixtureOptions struct {
@@ -57,6 +59,11 @@ func newFixture(t testing.TB, db testsupport.Database, o fixtureOptions) *fixtur
 	agent := delivery.New(delivery.Config{Hostname: "mail.example.org"}, env.Store, queue, log)
 	cfg := o.cfg
 	cfg.Hostname = "mail.example.org"
+	if cfg.UndoSendSeconds == 0 {
+		// Sends leave at once unless a test asks for the wait
+		// (sendlater_test.go).
+		cfg.UndoSendSeconds = -1
+	}
 	h := New(cfg, Deps{Store: env.Store, Session: env.Session, Agent: agent, Log: log})
 	r := chi.NewRouter()
 	r.Mount("/rpc", h)
@@ -67,7 +74,7 @@ func newFixture(t testing.TB, db testsupport.Database, o fixtureOptions) *fixtur
 		srv = httptest.NewServer(r)
 	}
 	t.Cleanup(srv.Close)
-	return &fixture{env: env, h: h, srv: srv, agent: agent}
+	return &fixture{env: env, h: h, srv: srv, agent: agent, queue: queue}
 }
 
 type testLogWriter struct{ t testing.TB }

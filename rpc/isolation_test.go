@@ -42,6 +42,13 @@ func TestIsolation(t *testing.T) {
 		aUpload := up.Attachments[0].AttachmentID
 		var aDraft saveResult
 		alice.must("messages.save", map[string]any{"composeID": aCompose.ComposeID, "subject": secret, "to": []string{"bob@example.org"}}, &aDraft)
+		var aSend sendResult
+		var aCompose2 composeResult
+		alice.must("messages.compose", nil, &aCompose2)
+		alice.must("messages.send", map[string]any{"composeID": aCompose2.ComposeID, "subject": secret, "to": []string{"alice@example.org", "carol@example.net"}, "delay": 60}, &aSend)
+		alice.must("contacts.add", map[string]any{"name": "Quarterly Person", "emails": []map[string]any{{"value": "quarterly@example.com"}}}, nil)
+		var aIDs identitiesResult
+		alice.must("identities.save", map[string]any{"identity": map[string]any{"name": secret, "address": "alice@example.org"}}, &aIDs)
 		var aList listResult
 		alice.must("messages.list", map[string]any{"folderID": inbox}, &aList)
 
@@ -51,6 +58,7 @@ func TestIsolation(t *testing.T) {
 		mInbox := storetest.Inbox(t, ma)
 		mm := fx.deliver(t, mAuth, storetest.Message("x@example.com", "mallory@example.org", "mine", "mine"))
 		mMsg := msgRef{mInbox, mm.UID}.id()
+		mThread := mm.ID // a first message names its thread
 		var mContact contactIDResult
 		m.must("contacts.add", map[string]any{"name": "Mine"}, &mContact)
 		var mCompose composeResult
@@ -111,8 +119,12 @@ func TestIsolation(t *testing.T) {
 				nf("folderID", map[string]any{"messageIDs": ids(mMsg), "folderID": inbox})},
 			"messages.move": {nf("messageIDs", map[string]any{"messageIDs": ids(mMsg, aMsg), "folderID": mFolder.FolderID}),
 				nf("folderID", map[string]any{"messageIDs": ids(mMsg), "folderID": inbox})},
-			"messages.remove":    {nf("messageIDs", map[string]any{"messageIDs": ids(aMsg)}), nf("messageIDs", map[string]any{"messageIDs": ids(mMsg, aMsg)})},
-			"messages.search":    {nf("folderID", map[string]any{"folderID": inbox}), nf("folderID", map[string]any{"folderID": inbox, "query": "quarterly"})},
+			"messages.remove": {nf("messageIDs", map[string]any{"messageIDs": ids(aMsg)}), nf("messageIDs", map[string]any{"messageIDs": ids(mMsg, aMsg)})},
+			"messages.search": {nf("folderID", map[string]any{"folderID": inbox}), nf("folderID", map[string]any{"folderID": inbox, "query": "quarterly"}),
+				nf("after", map[string]any{"after": aMsg})},
+			"messages.thread": {nf("threadID", map[string]any{"threadID": aList.Messages[0].ThreadID}),
+				nf("folderID", map[string]any{"threadID": mThread, "folderID": inbox}),
+				nf("threadID", map[string]any{"threadID": aList.Messages[0].ThreadID, "folderID": mInbox})},
 			"messages.compose":   {nf("draftID", map[string]any{"draftID": aDraft.MessageID})},
 			"attachments.list":   {nf("composeID", map[string]any{"composeID": aCompose.ComposeID})},
 			"attachments.remove": {nf("attachmentID", map[string]any{"attachmentID": aUpload})},
@@ -138,7 +150,9 @@ func TestIsolation(t *testing.T) {
 			"contacts.import": {nf("folderID", map[string]any{"folderID": aCF.FolderID, "vcard": "BEGIN:VCARD\r\nVERSION:4.0\r\nFN:x\r\nEND:VCARD\r\n"})},
 			"contacts.export": {nf("contactIDs", map[string]any{"contactIDs": cids(mContact.ContactID, aContact.ContactID)}),
 				nf("folderID", map[string]any{"folderID": aCF.FolderID})},
-			"changes": {{covers: []string{"since"}, params: map[string]any{"since": aList.State}, typ: "stateMismatch"}},
+			"messages.unsend":   {nf("sendID", map[string]any{"sendID": aSend.SendID})},
+			"identities.remove": {nf("id", map[string]any{"id": aIDs.Identities[0].ID})},
+			"changes":           {{covers: []string{"since"}, params: map[string]any{"since": aList.State}, typ: "stateMismatch"}},
 		}
 		// Every param that names something (by the OpenRPC document's
 		// names: ...ID, ...IDs, since, after, inReplyTo, attachments,
@@ -171,7 +185,9 @@ func TestIsolation(t *testing.T) {
 		self := map[string][]any{
 			"meta": {nil}, "aliases": {nil}, "folders.list": {nil, map[string]any{"context": "contacts"}}, "config.load": {nil},
 			"config.edit": {map[string]any{"set": map[string]string{"k": "v"}}}, "settings.identity": {nil}, "settings.vacation": {nil},
-			"settings.images": {nil},
+			"settings.images": {nil}, "messages.scheduled": {nil}, "identities.list": {nil},
+			"identities.save":  {map[string]any{"identity": map[string]any{"name": "M", "address": "mallory@example.org"}}},
+			"contacts.suggest": {map[string]any{"prefix": "quarterly"}, map[string]any{"prefix": "carol"}, map[string]any{"prefix": "alice"}},
 		}
 		// Methods that end or change the caller's session come last.
 		last := []string{"settings.password", "logout"}
@@ -265,7 +281,8 @@ func TestIsolation(t *testing.T) {
 		if ms, _ := ma.List(ctx, mInbox, store.ListQuery{}); len(ms) != 1 {
 			t.Errorf("attacker's inbox: %d messages", len(ms))
 		}
-		if q, _ := outbound.New(fx.env.Store).Entries(ctx, 10); len(q) != 0 {
+		// Only the victim's own delayed send waits, untouched.
+		if q, _ := outbound.New(fx.env.Store).Entries(ctx, 10); len(q) != 1 || q[0].ID != aSend.SendID || q[0].Attempts != 0 {
 			t.Errorf("something was sent: %+v", q)
 		}
 	})

@@ -2,6 +2,8 @@ package rpc
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strconv"
@@ -163,9 +165,10 @@ type messageItem struct {
 	Snippet        string `json:"snippet"`
 	Bytes          int64  `json:"bytes"`
 	HasAttachments bool   `json:"hasAttachments"`
-	// ThreadCount is, with threads, how many of the page's messages the
-	// entry stands for.
+	// ThreadCount is, with threads, how many of the thread's messages
+	// the folder holds; UnreadCount how many of those are unread.
 	ThreadCount int `json:"threadCount,omitempty"`
+	UnreadCount int `json:"unreadCount,omitempty"`
 }
 
 func item(m store.Message) messageItem {
@@ -192,28 +195,63 @@ type listParams struct {
 	// Start is the index of the page's first message in the order asked.
 	Start int `json:"start,omitempty" jsonschema:"minimum=0,maximum=10000000,description=index of the page's first message (the method's description says what it costs)"`
 	Limit int `json:"limit,omitempty" jsonschema:"minimum=1,maximum=500,description=default 50"`
-	// Sort is by arrival: newest first (the default), oldest first, or UID.
-	Sort string `json:"sort,omitempty" jsonschema:"enum=date-desc,enum=date-asc,enum=uid"`
-	// Threads folds the page's messages of one thread into its newest.
-	Threads bool `json:"threads,omitempty"`
-	// After continues just past a message of the previous page (its
-	// last), whatever changed in the folder since. With after, start is
-	// not allowed.
-	After MessageID `json:"after,omitempty" jsonschema:"description=continue just past this message (the last of the previous page); not with start"`
+	// Sort: date-desc (the default) and date-asc are by arrival, as is
+	// arrival with desc; sent is the Date header, from the first sender's
+	// name or address, subject the subject without Re:/Fwd:/[list]
+	// prefixes, size the size; flagged and unread put those first (with
+	// desc, the default), then by arrival; uid is the IMAP order.
+	Sort string `json:"sort,omitempty" jsonschema:"enum=date-desc,enum=date-asc,enum=uid,enum=arrival,enum=sent,enum=from,enum=subject,enum=size,enum=flagged,enum=unread"`
+	// Desc sorts descending on the sort key; omitted, it is true for
+	// arrival, sent, size, flagged and unread, false for from and subject.
+	// Not with date-desc, date-asc or uid, which say their direction.
+	Desc *bool `json:"desc,omitempty" jsonschema:"description=descending on the sort key; default true except for from and subject; not with date-desc/date-asc/uid"`
+	// Filter shows only the messages that are all of what it sets.
+	Filter *listFilter `json:"filter,omitempty"`
+	// Threads lists each thread once, by its newest message in the folder,
+	// with threadCount and unreadCount; total counts threads.
+	Threads bool `json:"threads,omitempty" jsonschema:"description=one entry per thread (its newest message in the folder); by arrival only, without filter"`
+	// After continues just past an entry of the previous page: its next
+	// cursor, or the messageID of its last message.
+	After Cursor `json:"after,omitempty"`
+}
+
+// Cursor is where a listing or a search goes on: the next of a previous
+// page, or (the older form) a messageID, whose message must still exist.
+type Cursor string
+
+// JSONSchema gives the cursor's forms to the params checks and the
+// OpenRPC document.
+func (Cursor) JSONSchema() *invopop.Schema {
+	return &invopop.Schema{Type: "string", MaxLength: ptr(uint64(2000)), Pattern: `^([1-9][0-9]{0,18}-[1-9][0-9]{0,9}|c[A-Za-z0-9_-]+)$`,
+		Description: "the next cursor of the previous page, or its last messageID (that message must still exist); not with start"}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// listFilter is messages.list's quick filters.
+type listFilter struct {
+	Unread      bool `json:"unread,omitempty"`
+	Flagged     bool `json:"flagged,omitempty"`
+	Attachments bool `json:"attachments,omitempty"`
 }
 
 // listDescription is messages.list's description in the OpenRPC
 // document: what a page costs.
-const listDescription = "A page costs what its messages cost, however deep it is, when it starts where a page this session was " +
-	"served ended (start = a previous start + the number of messages it returned: paging on) or at a start served before, " +
-	"while the folder's content is unchanged. A jump to any other start reads from the nearest such place before it and " +
-	"skips (SQL OFFSET) the messages in between, so the first jump deep into a large folder costs what it skips. " +
-	"after (the last messageID of the previous page) always costs the page alone, also after the folder changed."
+const listDescription = "Every sort, filter and the threaded listing are served by an index: a page costs what its messages cost, " +
+	"however deep it is, when it starts where a page this session was served ended (start = a previous start + the number " +
+	"of messages it returned: paging on) or at a start served before; messages that arrived since (and nothing else) move " +
+	"those places rather than drop them. A jump to any other start reads from the nearest such place before it and skips the " +
+	"entries in between (SQL OFFSET), so the first jump deep into a large folder costs what it skips. after (the next cursor of the previous " +
+	"page) always costs the page alone, also after the folder changed and when the message it ended on is gone. total is the " +
+	"number of entries of the listing: messages, those the filter shows, or threads."
 
 type listResult struct {
 	Messages []messageItem `json:"messages"`
 	Total    int64         `json:"total"`
 	State    string        `json:"state"`
+	// Next continues the listing after the page's last entry (as after);
+	// absent when the page is empty.
+	Next string `json:"next,omitempty"`
 }
 
 type idsParams struct {
@@ -260,11 +298,53 @@ func (h *Handler) registerMessages() {
 	Register(h.engine, Spec{Name: "messages.copy", Summary: "Copy messages to a folder."}, h.messagesCopy)
 	Register(h.engine, Spec{Name: "messages.move", Summary: "Move messages to a folder."}, h.messagesMove)
 	Register(h.engine, Spec{Name: "messages.remove", Summary: "Delete messages for good (move them to Trash with messages.move to keep them)."}, h.messagesRemove)
-	Register(h.engine, Spec{Name: "messages.search", Summary: "Find messages in a folder or in all of them."}, h.messagesSearch)
+	Register(h.engine, Spec{Name: "messages.search", Summary: "Find messages in the whole mailbox, or a folder, newest first.", Description: searchDescription}, h.messagesSearch)
+	Register(h.engine, Spec{Name: "messages.thread", Summary: "A thread's messages, oldest first: in a folder, or in every folder."}, h.messagesThread)
+}
+
+// pageQuery turns messages.list's order and filters into the store's.
+func pageQuery(p listParams) (store.PageQuery, error) {
+	q := store.PageQuery{Limit: p.Limit, WithInfo: true, Threads: p.Threads}
+	if q.Limit == 0 {
+		q.Limit = 50
+	}
+	sorts := map[string]store.Sort{"": store.SortDateDesc, "date-desc": store.SortDateDesc, "date-asc": store.SortDateAsc,
+		"uid": store.SortUID, "arrival": store.SortDateDesc, "sent": store.SortSent, "from": store.SortFrom,
+		"subject": store.SortSubject, "size": store.SortSize, "flagged": store.SortFlagged, "unread": store.SortUnread}
+	q.Sort = sorts[p.Sort]
+	switch p.Sort {
+	case "", "date-desc", "date-asc", "uid":
+		if p.Desc != nil {
+			return q, invalid("desc", "sort "+p.Sort+" says its direction; desc goes with the other sorts")
+		}
+	case "arrival":
+		if p.Desc != nil && !*p.Desc {
+			q.Sort = store.SortDateAsc
+		}
+	default:
+		q.Desc = p.Sort != "from" && p.Sort != "subject"
+		if p.Desc != nil {
+			q.Desc = *p.Desc
+		}
+	}
+	if p.Filter != nil {
+		q.Filter = store.PageFilter{Unread: p.Filter.Unread, Flagged: p.Filter.Flagged, Attachments: p.Filter.Attachments}
+	}
+	if q.Threads && (q.Sort != store.SortDateDesc && q.Sort != store.SortDateAsc) {
+		return q, invalid("threads", "threads are listed by arrival (date-desc, date-asc, arrival)")
+	}
+	if q.Threads && (q.Filter.Unread || q.Filter.Flagged || q.Filter.Attachments) {
+		return q, invalid("threads", "threads are listed without a filter")
+	}
+	return q, nil
 }
 
 func (h *Handler) messagesList(ctx context.Context, c *Call, p listParams) (listResult, error) {
 	a := c.account()
+	q, err := pageQuery(p)
+	if err != nil {
+		return listResult{}, err
+	}
 	state, err := webmail.Of(a).State(ctx)
 	if err != nil {
 		return listResult{}, err
@@ -275,42 +355,68 @@ func (h *Handler) messagesList(ctx context.Context, c *Call, p listParams) (list
 	if err != nil {
 		return listResult{}, err
 	}
-	q := store.PageQuery{Sort: store.SortDateDesc, Limit: p.Limit, WithInfo: true}
-	if q.Limit == 0 {
-		q.Limit = 50
-	}
-	switch p.Sort {
-	case "date-asc":
-		q.Sort = store.SortDateAsc
-	case "uid":
-		q.Sort = store.SortUID
-	}
 	var msgs []store.Message
 	if p.After != "" {
 		msgs, err = listAfter(ctx, a, p, q)
 	} else {
-		msgs, err = listAt(ctx, h.sess, h.log, a, mb, c.web.ID, p.Start, q)
+		msgs, _, err = listAt(ctx, h.sess, h.log, a, mb, c.web.ID, p.Start, q)
 	}
 	if err != nil {
 		return listResult{}, err
 	}
-	out := listResult{Messages: make([]messageItem, 0, len(msgs)), Total: mb.Messages, State: state}
-	threads := map[int64]int{}
-	for _, m := range msgs {
-		if p.Threads {
-			if i, ok := threads[m.ThreadID]; ok {
-				out.Messages[i].ThreadCount++
-				continue
-			}
-			threads[m.ThreadID] = len(out.Messages)
+	total, err := listTotal(ctx, h.sess, h.log, a, mb, c.web.ID, q)
+	if err != nil {
+		return listResult{}, err
+	}
+	out := listResult{Messages: make([]messageItem, 0, len(msgs)), Total: total, State: state}
+	var stats map[int64]store.ThreadStat
+	if q.Threads && len(msgs) > 0 {
+		ids := make([]int64, len(msgs))
+		for i, m := range msgs {
+			ids[i] = m.ThreadID
 		}
+		if stats, err = a.ThreadStats(ctx, p.FolderID, ids); err != nil {
+			return listResult{}, err
+		}
+	}
+	for _, m := range msgs {
 		it := item(m)
-		if p.Threads {
-			it.ThreadCount = 1
+		if q.Threads {
+			st := stats[m.ThreadID]
+			it.ThreadCount, it.UnreadCount = max(st.Messages, 1), st.Unread
 		}
 		out.Messages = append(out.Messages, it)
 	}
+	if n := len(msgs); n > 0 {
+		out.Next = listCursor{Folder: p.FolderID, Listing: listing(q), Key: store.KeyOf(msgs[n-1], q.Sort)}.String()
+	}
 	return out, nil
+}
+
+// listCursor is messages.list's next: the place of a page's last entry in
+// its listing, which stays a place whatever happens to that message.
+type listCursor struct {
+	Folder  int64         `json:"f"`
+	Listing string        `json:"l"`
+	Key     store.PageKey `json:"k"`
+}
+
+func (c listCursor) String() string {
+	b, _ := json.Marshal(c)
+	return "c" + base64.RawURLEncoding.EncodeToString(b)
+}
+
+// parseListCursor reads a cursor; ok is false when s is not one.
+func parseListCursor(s string) (listCursor, bool) {
+	var c listCursor
+	if !strings.HasPrefix(s, "c") {
+		return c, false
+	}
+	b, err := base64.RawURLEncoding.DecodeString(s[1:])
+	if err != nil || json.Unmarshal(b, &c) != nil {
+		return c, false
+	}
+	return c, true
 }
 
 // listAfter reads the page just past p.After, in q's order.
@@ -318,7 +424,17 @@ func listAfter(ctx context.Context, a *store.Account, p listParams, q store.Page
 	if p.Start != 0 {
 		return nil, invalid("start", "start and after cannot go together")
 	}
-	r, err := p.After.parse()
+	if cur, ok := parseListCursor(string(p.After)); ok {
+		if cur.Folder != p.FolderID || cur.Listing != listing(q) {
+			return nil, invalid("after", "the cursor is of another folder or listing (sort, desc, filter, threads)")
+		}
+		q.After = &cur.Key
+		return a.ListPage(ctx, p.FolderID, q)
+	}
+	if strings.HasPrefix(string(p.After), "c") {
+		return nil, invalid("after", "not a cursor this method gave")
+	}
+	r, err := MessageID(p.After).parse()
 	if err != nil {
 		return nil, err
 	}
@@ -327,21 +443,51 @@ func listAfter(ctx context.Context, a *store.Account, p listParams, q store.Page
 		// folder it is in.
 		return nil, &Error{Code: CodeNotFound, Message: "no such message in the folder", Data: ErrorData{Type: "notFound", Field: "after"}}
 	}
-	key := store.PageKey{UID: r.uid}
-	if q.Sort != store.SortUID {
-		// The date orders need the message's arrival time.
-		cur, err := a.List(ctx, p.FolderID, store.ListQuery{UIDs: store.UIDSet{{Start: r.uid, Stop: r.uid}}})
-		if err != nil {
-			return nil, err
-		}
-		if len(cur) == 0 {
-			// The message is gone: the client starts the list again.
-			return nil, errNotFound
-		}
-		key = store.KeyOf(cur[0])
+	// A messageID's place is its message's keys: the message is read.
+	cur, err := a.Arrivals(ctx, p.FolderID, r.uid, 1)
+	if err != nil {
+		return nil, err
 	}
+	if len(cur) == 0 || cur[0].UID != r.uid {
+		// The message is gone: next cursors do not have this problem.
+		return nil, &Error{Code: CodeNotFound, Message: "no such message in the folder (use the next cursor)", Data: ErrorData{Type: "notFound", Field: "after"}}
+	}
+	key := store.KeyOf(cur[0], q.Sort)
 	q.After = &key
 	return a.ListPage(ctx, p.FolderID, q)
+}
+
+type threadParams struct {
+	ThreadID int64 `json:"threadID" jsonschema:"minimum=1"`
+	// FolderID limits the thread to one folder; omitted: every folder.
+	FolderID int64 `json:"folderID,omitempty" jsonschema:"minimum=1"`
+}
+
+type threadResult struct {
+	Messages []messageItem `json:"messages"`
+}
+
+func (h *Handler) messagesThread(ctx context.Context, c *Call, p threadParams) (threadResult, error) {
+	a := c.account()
+	if p.FolderID != 0 {
+		if _, err := a.Mailbox(ctx, p.FolderID); err != nil {
+			return threadResult{}, err
+		}
+	}
+	msgs, err := a.Thread(ctx, p.ThreadID, p.FolderID)
+	if err != nil {
+		return threadResult{}, err
+	}
+	if len(msgs) == 0 {
+		// No thread of the user's by that id (in that folder): another
+		// user's ids name nothing here.
+		return threadResult{}, &Error{Code: CodeNotFound, Message: "no such thread", Data: ErrorData{Type: "notFound", Field: "threadID"}}
+	}
+	out := threadResult{Messages: make([]messageItem, 0, len(msgs))}
+	for _, m := range msgs {
+		out.Messages = append(out.Messages, item(m))
+	}
+	return out, nil
 }
 
 // present checks that every UID is a message of the folder, reading

@@ -125,7 +125,7 @@ func testMessages(t *testing.T, fx *fixture, secure bool) {
 		t.Fatalf("after by UID: %+v", after.Messages)
 	}
 	c.fail("messages.list", map[string]any{"folderID": inbox, "limit": 501}, CodeInvalidParams, "invalidParams")
-	c.fail("messages.list", map[string]any{"folderID": inbox, "sort": "size"}, CodeInvalidParams, "invalidParams")
+	c.fail("messages.list", map[string]any{"folderID": inbox, "sort": "bogus"}, CodeInvalidParams, "invalidParams")
 	c.fail("messages.list", map[string]any{"folderID": 1 << 40}, CodeNotFound, "notFound")
 
 	// messages.load
@@ -288,15 +288,21 @@ func testMessages(t *testing.T, fx *fixture, secure bool) {
 	c.fail("messages.search", map[string]any{"since": "yesterday"}, CodeInvalidParams, "invalidParams")
 	c.fail("messages.search", map[string]any{"folderID": 1 << 40}, CodeNotFound, "notFound")
 
-	// Threads fold the page.
+	// Threads fold the whole folder: one entry a thread, its newest.
 	root := "From: x@example.com\r\nTo: " + addr + "\r\nSubject: Plans\r\nMessage-ID: <root-" + addr + ">\r\n\r\nroot\r\n"
 	re := "From: y@example.com\r\nTo: " + addr + "\r\nSubject: Re: Plans\r\nMessage-ID: <re-" + addr + ">\r\nIn-Reply-To: <root-" + addr + ">\r\nReferences: <root-" + addr + ">\r\n\r\nreply\r\n"
 	fx.deliver(t, auth, []byte(root))
 	fx.deliver(t, auth, []byte(re))
 	var thr listResult
 	c.must("messages.list", map[string]any{"folderID": inbox, "threads": true, "limit": 3}, &thr)
-	if len(thr.Messages) != 2 || thr.Messages[0].Subject != "Re: Plans" || thr.Messages[0].ThreadCount != 2 || thr.Messages[1].ThreadCount != 1 {
-		t.Errorf("threads: %+v", thr.Messages)
+	if len(thr.Messages) != 3 || thr.Total != 7 || thr.Messages[0].Subject != "Re: Plans" || thr.Messages[0].ThreadCount != 2 ||
+		thr.Messages[0].UnreadCount != 2 || thr.Messages[1].ThreadCount != 1 {
+		t.Errorf("threads: %d of %d: %+v", len(thr.Messages), thr.Total, thr.Messages)
+	}
+	var tm threadResult
+	c.must("messages.thread", map[string]any{"threadID": thr.Messages[0].ThreadID}, &tm)
+	if len(tm.Messages) != 2 || tm.Messages[0].Subject != "Plans" || tm.Messages[1].Subject != "Re: Plans" {
+		t.Errorf("thread: %+v", tm.Messages)
 	}
 }
 

@@ -3,6 +3,7 @@ package rpc
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"slices"
@@ -38,7 +39,7 @@ func TestListAt(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got, err := listAt(ctx, e.Session, log, a, mb, scope, start, store.PageQuery{Sort: sort, Limit: limit})
+			got, _, err := listAt(ctx, e.Session, log, a, mb, scope, start, store.PageQuery{Sort: sort, Limit: limit})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -89,8 +90,100 @@ func TestListAt(t *testing.T) {
 			}
 		}
 		mb, _ := a.Mailbox(ctx, inbox)
-		if _, err := listAt(ctx, e.Session, log, a, mb, "s1", -1, store.PageQuery{Limit: 5}); !errors.Is(err, store.ErrInvalid) {
+		if _, _, err := listAt(ctx, e.Session, log, a, mb, "s1", -1, store.PageQuery{Limit: 5}); !errors.Is(err, store.ErrInvalid) {
 			t.Errorf("negative start: %v", err)
 		}
 	})
+}
+
+// TestListAtArrivals: messages that arrive move the remembered places
+// instead of dropping them, so the next deep page after a delivery reads
+// the page and nothing more (counted in rows read), and is still the page
+// OFFSET gives; a message gone drops them.
+func TestListAtArrivals(t *testing.T) {
+	e := storetest.Open(t, sqlite(t), storetest.Options{})
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	ctx := context.Background()
+	a := e.Account(e.NewUser(t, "alice@example.org", false))
+	inbox := storetest.Inbox(t, a)
+	storetest.Seed(t, e, a.UserID(), inbox, 2000)
+	seedTime := time.Unix(1_600_000_000, 0) // storetest.Seed's first arrival, a minute apart
+	const limit = 50
+	queries := []store.PageQuery{
+		{Sort: store.SortDateDesc, Limit: limit},
+		{Sort: store.SortDateAsc, Limit: limit},
+		{Sort: store.SortFlagged, Desc: true, Limit: limit},
+		{Sort: store.SortSize, Desc: true, Limit: limit},
+		{Sort: store.SortDateDesc, Filter: store.PageFilter{Unread: true}, Limit: limit},
+	}
+	page := func(scope string, q store.PageQuery, start int) int {
+		t.Helper()
+		mb, err := a.Mailbox(ctx, inbox)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, read, err := listAt(ctx, e.Session, log, a, mb, scope, start, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The same page by OFFSET from the start of the listing.
+		all, err := a.ListPage(ctx, inbox, store.PageQuery{Sort: q.Sort, Desc: q.Desc, Filter: q.Filter, Limit: start + limit})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := all[min(start, len(all)):]
+		if len(got) != len(want) {
+			t.Fatalf("%s at %d: %d messages, want %d", listing(q), start, len(got), len(want))
+		}
+		for i := range got {
+			if got[i].UID != want[i].UID {
+				t.Fatalf("%s at %d: #%d is UID %d, want %d", listing(q), start, i, got[i].UID, want[i].UID)
+			}
+		}
+		return read
+	}
+	before := map[int][]uint32{} // each listing's UIDs, in order, before the arrivals
+	for i, q := range queries {
+		scope := fmt.Sprint("s", i)
+		for start := 0; start <= 1000; start += limit {
+			page(scope, q, start)
+		}
+		all, err := a.ListPage(ctx, inbox, store.PageQuery{Sort: q.Sort, Desc: q.Desc, Filter: q.Filter, Limit: 1200})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range all {
+			before[i] = append(before[i], m.UID)
+		}
+	}
+	// Arrivals: one newest (the top of the newest-first orders), one
+	// among the old ones, flagged and unread.
+	storetest.Append(t, a, inbox, storetest.Message("a@x.org", "alice@example.org", "new", "new"), store.AppendOptions{})
+	storetest.Append(t, a, inbox, storetest.Message("a@x.org", "alice@example.org", "old", "old"),
+		store.AppendOptions{Flags: store.FlagFlagged, InternalDate: seedTime.Add(1500*time.Minute + 30*time.Second)})
+	for i, q := range queries {
+		scope := fmt.Sprint("s", i)
+		all, err := a.ListPage(ctx, inbox, store.PageQuery{Sort: q.Sort, Desc: q.Desc, Filter: q.Filter, Limit: 1200})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Paging on, from where the last page served before the
+		// arrivals ended (which they moved down by those before it):
+		// the page, read from the moved place.
+		for _, end := range []int{1000 + limit, 500} {
+			next := slices.IndexFunc(all, func(m store.Message) bool { return m.UID == before[i][end-1] }) + 1
+			if read := page(scope, q, next); read != limit {
+				t.Errorf("%s: the page after a delivery at %d (was %d) read %d rows, want %d", listing(q), next, end, read, limit)
+			}
+		}
+	}
+	// A message gone: the places of the old content are not used.
+	if _, err := a.Remove(ctx, inbox, store.UIDSet{{Start: 10, Stop: 10}}); err != nil {
+		t.Fatal(err)
+	}
+	for i, q := range queries {
+		if read := page(fmt.Sprint("s", i), q, 1000); read <= limit {
+			t.Errorf("%s: after an expunge, a deep page read %d rows: old places used", listing(q), read)
+		}
+	}
 }

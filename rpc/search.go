@@ -2,148 +2,356 @@ package rpc
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"time"
 
 	"basalt/message"
 	"basalt/store"
+	"basalt/store/webmail"
 )
 
-// Search works as IMAP SEARCH does (protocols/imap/search.go): what the
-// metadata rows hold (flags, dates) is asked of the store's Search; the
-// rest is matched here on the parse stored with each message (from, to,
-// subject, attachments) and, for free text not found there, on the
-// message's text parts. Matches are substrings, ignoring case.
+// messages.search finds messages in the whole mailbox (or a folder) with
+// the query language of query.go, through the store's FindMessages: the
+// full-text index for a user whose mail is not sealed, a scan with the
+// unlocked key for a secure user. Every match is found, newest first, so
+// that total is exact; the list of matches is kept in the session's cache
+// under the mailbox's state, so that the next pages (start or after) cost
+// the page alone until something changes.
 
 type searchParams struct {
-	// FolderID limits the search to one folder; absent: every folder.
-	FolderID int64 `json:"folderID,omitempty" jsonschema:"minimum=1"`
-	// Query is free text: subject, addresses, and the message text.
-	Query   string     `json:"query,omitempty" jsonschema:"maxLength=500"`
-	From    string     `json:"from,omitempty" jsonschema:"maxLength=500"`
-	To      string     `json:"to,omitempty" jsonschema:"maxLength=500"`
-	Subject string     `json:"subject,omitempty" jsonschema:"maxLength=500"`
-	Since   *time.Time `json:"since,omitempty"`
-	Before  *time.Time `json:"before,omitempty"`
-	// Flags must all be set; NotFlags all clear.
-	Flags         []Flag `json:"flags,omitempty" jsonschema:"maxItems=7"`
-	NotFlags      []Flag `json:"notFlags,omitempty" jsonschema:"maxItems=7"`
-	HasAttachment *bool  `json:"hasAttachment,omitempty"`
-	Start         int    `json:"start,omitempty" jsonschema:"minimum=0"`
-	Limit         int    `json:"limit,omitempty" jsonschema:"minimum=1,maximum=500,description=default 50"`
+	// Query is in the search language (the method's description).
+	Query string `json:"query,omitempty" jsonschema:"maxLength=1000"`
+	// FolderID limits the search to one folder; omitted: every folder
+	// but Trash and Junk, unless the query says in:.
+	FolderID int64  `json:"folderID,omitempty" jsonschema:"minimum=1"`
+	Start    int    `json:"start,omitempty" jsonschema:"minimum=0,maximum=10000000"`
+	Limit    int    `json:"limit,omitempty" jsonschema:"minimum=1,maximum=500,description=default 50"`
+	After    Cursor `json:"after,omitempty"`
+	// The older form, still taken: each adds its condition to the query.
+	From          string     `json:"from,omitempty" jsonschema:"maxLength=500,description=deprecated: from: in query"`
+	To            string     `json:"to,omitempty" jsonschema:"maxLength=500,description=deprecated: to: in query"`
+	Subject       string     `json:"subject,omitempty" jsonschema:"maxLength=500,description=deprecated: subject: in query"`
+	Since         *time.Time `json:"since,omitempty" jsonschema:"description=deprecated: after: in query"`
+	Before        *time.Time `json:"before,omitempty" jsonschema:"description=deprecated: before: in query"`
+	Flags         []Flag     `json:"flags,omitempty" jsonschema:"maxItems=7,description=deprecated: is: in query"`
+	NotFlags      []Flag     `json:"notFlags,omitempty" jsonschema:"maxItems=7,description=deprecated: -is: in query"`
+	HasAttachment *bool      `json:"hasAttachment,omitempty" jsonschema:"description=deprecated: has:attachment in query"`
 }
+
+// searchDescription is messages.search's description in the OpenRPC
+// document.
+const searchDescription = "query: words (all must appear; whole words, in the subject, senders, recipients or text), \"a phrase\", " +
+	"from:, to: (To and Cc), subject: (a word or a \"phrase\"), has:attachment, is:unread, is:read, is:flagged, " +
+	"before:YYYY-MM-DD, after:YYYY-MM-DD (arrival, UTC; after includes the day), larger:10M, smaller:500K (K, M, G), " +
+	"in:<folder name> (or in:anywhere, which includes Trash and Junk), -term negates any term, a OR b. A term the language " +
+	"cannot use is an invalid error naming it. Without folderID or in: the search covers every folder but Trash and Junk. " +
+	"Results are newest first; total counts every match. The matches are kept with the mailbox's state (returned as state): " +
+	"a next page (start, or after = next) costs the page alone until the mailbox changes. The older params (from, to, " +
+	"subject, since, before, flags, notFlags, hasAttachment) still work and add to the query."
 
 type searchResult struct {
 	// Messages are the page of matches, newest first; Total counts all.
 	Messages []messageItem `json:"messages"`
 	Total    int           `json:"total"`
-	// Partial says the search stopped at maxSearchScan messages.
-	Partial bool `json:"partial,omitempty"`
+	State    string        `json:"state"`
+	// Next continues after the page's last match (as after).
+	Next string `json:"next,omitempty"`
 }
 
-// maxSearchScan bounds the messages one search reads the parse of.
-const maxSearchScan = 50000
-
-// searchChunk is how many candidates have their parse read at once.
-const searchChunk = 256
+// searchHitsTTL is how long a search's matches are kept.
+const searchHitsTTL = 10 * time.Minute
 
 func (h *Handler) messagesSearch(ctx context.Context, c *Call, p searchParams) (searchResult, error) {
 	a := c.account()
-	var folders []int64
-	if p.FolderID != 0 {
-		if _, err := a.Mailbox(ctx, p.FolderID); err != nil {
+	pq, err := parseQuery(p.Query)
+	if err != nil {
+		return searchResult{}, badParam("query", err.Error())
+	}
+	if err := addLegacy(&pq, p); err != nil {
+		return searchResult{}, err
+	}
+	if p.After != "" && p.Start != 0 {
+		return searchResult{}, invalid("start", "start and after cannot go together")
+	}
+	state, err := webmail.Of(a).State(ctx)
+	if err != nil {
+		return searchResult{}, err
+	}
+	boxes, err := searchScope(ctx, a, p.FolderID, pq)
+	if err != nil {
+		return searchResult{}, err
+	}
+	q := store.MailQuery{Mailboxes: boxes, Groups: pq.groups}
+	hits, err := h.searchHits(ctx, c, a, q, state)
+	if err != nil {
+		return searchResult{}, err
+	}
+	start := p.Start
+	if p.After != "" {
+		if start, err = hitAfter(hits, string(p.After)); err != nil {
 			return searchResult{}, err
 		}
-		folders = []int64{p.FolderID}
-	} else {
-		ms, err := a.Mailboxes(ctx)
-		if err != nil {
-			return searchResult{}, err
-		}
-		for _, m := range ms {
-			folders = append(folders, m.ID)
-		}
 	}
-	q := store.SearchQuery{FlagsSet: flagBits(p.Flags), FlagsClear: flagBits(p.NotFlags)}
-	if p.Since != nil {
-		q.Since = *p.Since
-	}
-	if p.Before != nil {
-		q.Before = *p.Before
-	}
-	m := matcher{query: strings.ToLower(p.Query), from: strings.ToLower(p.From), to: strings.ToLower(p.To),
-		subject: strings.ToLower(p.Subject), attach: p.HasAttachment}
-	var (
-		hits    []store.Message
-		scanned int
-		partial bool
-	)
-	for _, f := range folders {
-		cands, err := a.Search(ctx, f, q)
-		if err != nil {
-			return searchResult{}, err
-		}
-		for start := 0; start < len(cands); start += searchChunk {
-			if scanned >= maxSearchScan {
-				partial = true
-				break
-			}
-			chunk := cands[start:min(start+searchChunk, len(cands))]
-			scanned += len(chunk)
-			if !m.needsInfo() {
-				hits = append(hits, chunk...)
-				continue
-			}
-			uids := make([]uint32, len(chunk))
-			for i, cm := range chunk {
-				uids[i] = cm.UID
-			}
-			msgs, err := a.List(ctx, f, store.ListQuery{UIDs: uidSet(uids), WithInfo: true})
-			if err != nil {
-				return searchResult{}, err
-			}
-			for _, msg := range msgs {
-				ok, err := m.match(ctx, a, msg)
-				if err != nil {
-					return searchResult{}, err
-				}
-				if ok {
-					hits = append(hits, msg)
-				}
-			}
-		}
-	}
-	slices.SortFunc(hits, func(x, y store.Message) int {
-		if c := y.InternalDate.Compare(x.InternalDate); c != 0 {
-			return c
-		}
-		if x.MailboxID != y.MailboxID {
-			return int(y.MailboxID - x.MailboxID)
-		}
-		return int(y.UID) - int(x.UID)
-	})
-	out := searchResult{Messages: []messageItem{}, Total: len(hits), Partial: partial}
 	limit := p.Limit
 	if limit == 0 {
 		limit = 50
 	}
-	page := hits[min(p.Start, len(hits)):min(p.Start+limit, len(hits))]
-	if !m.needsInfo() && len(page) > 0 {
-		// The rows found without a parse are read again with it, for
-		// the page only.
-		var err error
-		if page, err = withInfo(ctx, a, page); err != nil {
-			return searchResult{}, err
-		}
+	page := hits[min(start, len(hits)):min(start+limit, len(hits))]
+	out := searchResult{Messages: []messageItem{}, Total: len(hits), State: state}
+	if len(page) == 0 {
+		return out, nil
 	}
-	for _, msg := range page {
-		out.Messages = append(out.Messages, item(msg))
+	msgs := make([]store.Message, len(page))
+	for i, hit := range page {
+		msgs[i] = store.Message{MailboxID: hit.MailboxID, UID: hit.UID}
 	}
+	full, err := withInfo(ctx, a, msgs)
+	if err != nil {
+		return searchResult{}, err
+	}
+	for _, m := range full {
+		out.Messages = append(out.Messages, item(m))
+	}
+	last := page[len(page)-1]
+	out.Next = hitCursor(last)
 	return out, nil
 }
 
-// withInfo reads msgs again with their parse, keeping their order.
+// badParam is an invalid params error (JSON-RPC 2.0 section 5.1) about
+// the value of a field the schema could not check: a query's term.
+func badParam(field, msg string) *Error {
+	return &Error{Code: CodeInvalidParams, Message: "invalid params: " + msg, Data: ErrorData{Type: "invalidParams", Field: field}}
+}
+
+// searchScope returns the folders a search covers: the one given, those
+// the query names with in:, or every one but Trash and Junk (all with
+// in:anywhere), less those it names with -in:.
+func searchScope(ctx context.Context, a *store.Account, folderID int64, pq parsedQuery) ([]int64, error) {
+	if folderID != 0 {
+		if len(pq.in) > 0 || pq.anywhere {
+			return nil, badParam("query", "in: and folderID cannot go together")
+		}
+		if _, err := a.Mailbox(ctx, folderID); err != nil {
+			return nil, err
+		}
+		return []int64{folderID}, nil
+	}
+	all, err := a.Mailboxes(ctx)
+	if err != nil {
+		return nil, err
+	}
+	byName := func(name string) (store.Mailbox, error) {
+		for _, m := range all {
+			if strings.EqualFold(m.Name, name) {
+				return m, nil
+			}
+		}
+		return store.Mailbox{}, badParam("query", fmt.Sprintf("search term %q: no such folder", "in:"+name))
+	}
+	var out []int64
+	switch {
+	case len(pq.in) > 0:
+		for _, n := range pq.in {
+			m, err := byName(n)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, m.ID)
+		}
+	default:
+		for _, m := range all {
+			if pq.anywhere || (m.SpecialUse != `\Trash` && m.SpecialUse != `\Junk`) {
+				out = append(out, m.ID)
+			}
+		}
+	}
+	for _, n := range pq.notIn {
+		m, err := byName(n)
+		if err != nil {
+			return nil, err
+		}
+		out = slices.DeleteFunc(out, func(id int64) bool { return id == m.ID })
+	}
+	slices.Sort(out)
+	return slices.Compact(out), nil
+}
+
+// addLegacy adds the older params' conditions to a parsed query. They
+// are words now, as the query's are (they were substrings).
+func addLegacy(pq *parsedQuery, p searchParams) error {
+	add := func(t store.SearchTerm) { pq.groups = append(pq.groups, []store.SearchTerm{t}) }
+	for _, f := range []struct {
+		kind  store.TermKind
+		value string
+		field string
+	}{{store.TermFrom, p.From, "from"}, {store.TermTo, p.To, "to"}, {store.TermSubject, p.Subject, "subject"}} {
+		if f.value == "" {
+			continue
+		}
+		w := message.Words(f.value)
+		if len(w) == 0 {
+			return badParam(f.field, "no word to look for")
+		}
+		add(store.SearchTerm{Kind: f.kind, Words: w})
+	}
+	if p.Since != nil {
+		add(store.SearchTerm{Kind: store.TermAfter, Time: *p.Since})
+	}
+	if p.Before != nil {
+		add(store.SearchTerm{Kind: store.TermBefore, Time: *p.Before})
+	}
+	for _, f := range p.Flags {
+		add(store.SearchTerm{Kind: store.TermFlags, Flags: flagBits([]Flag{f})})
+	}
+	for _, f := range p.NotFlags {
+		add(store.SearchTerm{Kind: store.TermFlags, Flags: flagBits([]Flag{f}), Not: true})
+	}
+	if p.HasAttachment != nil {
+		add(store.SearchTerm{Kind: store.TermAttachment, Not: !*p.HasAttachment})
+	}
+	return nil
+}
+
+// searchHits returns every match of q, from the session's cache when the
+// same search was made at the same state.
+func (h *Handler) searchHits(ctx context.Context, c *Call, a *store.Account, q store.MailQuery, state string) ([]store.Hit, error) {
+	key, _ := json.Marshal(struct {
+		Q     store.MailQuery
+		State string
+	}{q, state})
+	sum := sha256.Sum256(key)
+	// The name is a hash: the query's words are not kept readable.
+	name := "search:" + hex.EncodeToString(sum[:16])
+	if v, ok, err := h.sess.Value(ctx, c.web.ID, name); err != nil {
+		h.log.Warn("search cache", "err", err)
+	} else if ok {
+		if hits, ok := decodeHits(v); ok {
+			return hits, nil
+		}
+	}
+	hits, err := a.FindMessages(ctx, q)
+	if errors.Is(err, store.ErrInvalid) {
+		return nil, invalid("query", "the query cannot be searched: "+err.Error())
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := h.sess.KeepValue(ctx, c.web.ID, name, encodeHits(hits), searchHitsTTL); err != nil {
+		h.log.Warn("search cache", "err", err)
+	}
+	return hits, nil
+}
+
+// encodeHits packs matches as varints: folder, UID and arrival of each,
+// some 12 octets a match.
+func encodeHits(hits []store.Hit) []byte {
+	b := make([]byte, 0, 12*len(hits)+8)
+	b = binary.AppendUvarint(b, uint64(len(hits)))
+	for _, h := range hits {
+		b = binary.AppendVarint(b, h.MailboxID)
+		b = binary.AppendUvarint(b, uint64(h.UID))
+		b = binary.AppendVarint(b, h.Date)
+	}
+	return b
+}
+
+func decodeHits(b []byte) ([]store.Hit, bool) {
+	n, k := binary.Uvarint(b)
+	if k <= 0 || n > uint64(len(b)) {
+		return nil, false
+	}
+	b = b[k:]
+	hits := make([]store.Hit, 0, n)
+	for range n {
+		var h store.Hit
+		var u uint64
+		if h.MailboxID, k = binary.Varint(b); k <= 0 {
+			return nil, false
+		}
+		b = b[k:]
+		if u, k = binary.Uvarint(b); k <= 0 {
+			return nil, false
+		}
+		h.UID, b = uint32(u), b[k:]
+		if h.Date, k = binary.Varint(b); k <= 0 {
+			return nil, false
+		}
+		b = b[k:]
+		hits = append(hits, h)
+	}
+	return hits, true
+}
+
+// hitKey is a match's place in the order of results: arrival, folder and
+// UID, all descending.
+type hitKey struct {
+	Date   int64  `json:"d"`
+	Folder int64  `json:"f"`
+	UID    uint32 `json:"u"`
+}
+
+func hitCursor(h store.Hit) string {
+	b, _ := json.Marshal(hitKey{h.Date, h.MailboxID, h.UID})
+	return "c" + base64.RawURLEncoding.EncodeToString(b)
+}
+
+// hitAfter returns the index of the first match past the cursor: a place
+// in the order, so that it holds when its message is gone.
+func hitAfter(hits []store.Hit, after string) (int, error) {
+	var k hitKey
+	if strings.HasPrefix(after, "c") {
+		b, err := base64.RawURLEncoding.DecodeString(after[1:])
+		if err != nil || json.Unmarshal(b, &k) != nil {
+			return 0, invalid("after", "not a cursor this method gave")
+		}
+	} else {
+		r, err := MessageID(after).parse()
+		if err != nil {
+			return 0, err
+		}
+		i := slices.IndexFunc(hits, func(h store.Hit) bool { return h.MailboxID == r.folder && h.UID == r.uid })
+		if i < 0 {
+			return 0, &Error{Code: CodeNotFound, Message: "no such message among the matches (use the next cursor)", Data: ErrorData{Type: "notFound", Field: "after"}}
+		}
+		return i + 1, nil
+	}
+	// The first match that sorts after k: hits are descending.
+	i, _ := slices.BinarySearchFunc(hits, k, func(h store.Hit, k hitKey) int {
+		switch {
+		case h.Date != k.Date:
+			return cmpDesc(h.Date, k.Date)
+		case h.MailboxID != k.Folder:
+			return cmpDesc(h.MailboxID, k.Folder)
+		}
+		return cmpDesc(int64(h.UID), int64(k.UID))
+	})
+	for i < len(hits) && hits[i].Date == k.Date && hits[i].MailboxID == k.Folder && hits[i].UID == k.UID {
+		i++
+	}
+	return i, nil
+}
+
+// cmpDesc compares for a descending order.
+func cmpDesc(a, b int64) int {
+	switch {
+	case a > b:
+		return -1
+	case a < b:
+		return 1
+	}
+	return 0
+}
+
+// withInfo reads msgs again with their parse, keeping their order; those
+// gone since are left out.
 func withInfo(ctx context.Context, a *store.Account, msgs []store.Message) ([]store.Message, error) {
 	byFolder := map[int64][]uint32{}
 	for _, m := range msgs {
@@ -167,63 +375,4 @@ func withInfo(ctx context.Context, a *store.Account, msgs []store.Message) ([]st
 		}
 	}
 	return out, nil
-}
-
-type matcher struct {
-	query, from, to, subject string
-	attach                   *bool
-}
-
-func (m matcher) needsInfo() bool {
-	return m.query != "" || m.from != "" || m.to != "" || m.subject != "" || m.attach != nil
-}
-
-func (m matcher) match(ctx context.Context, a *store.Account, msg store.Message) (bool, error) {
-	info := msg.Info
-	if info == nil {
-		return false, nil
-	}
-	if m.attach != nil && msg.HasAttachments != *m.attach {
-		return false, nil
-	}
-	if m.from != "" && !strings.Contains(info.SearchFrom, m.from) {
-		return false, nil
-	}
-	if m.to != "" && !strings.Contains(info.SearchTo, m.to) && !strings.Contains(lowerAddrs(info.Envelope.Cc), m.to) {
-		return false, nil
-	}
-	if m.subject != "" && !strings.Contains(info.SearchSubject, m.subject) {
-		return false, nil
-	}
-	if m.query == "" {
-		return true, nil
-	}
-	for _, s := range []string{info.SearchSubject, info.SearchFrom, info.SearchTo, lowerAddrs(info.Envelope.Cc), strings.ToLower(info.Snippet)} {
-		if strings.Contains(s, m.query) {
-			return true, nil
-		}
-	}
-	raw, err := readRaw(ctx, a, msg)
-	if err != nil {
-		return false, err
-	}
-	plain, html := textParts(&info.Body)
-	for _, p := range []*message.Part{plain, html} {
-		if p == nil {
-			continue
-		}
-		text, _ := p.Text(raw, maxBodyBytes)
-		if strings.Contains(strings.ToLower(text), m.query) {
-			return true, nil
-		}
-	}
-	return false, nil
-}
-
-func lowerAddrs(as []message.Address) string {
-	var b strings.Builder
-	for _, a := range addresses(as) {
-		b.WriteString(strings.ToLower(a.Name + " " + a.Address + ", "))
-	}
-	return b.String()
 }

@@ -67,6 +67,13 @@ type Config struct {
 	ImageProxyTimeout time.Duration `toml:"image_proxy_timeout"`
 	// ImageProxyMaxRedirects bounds the redirects followed; default 3.
 	ImageProxyMaxRedirects int `toml:"image_proxy_max_redirects"`
+	// UndoSendSeconds is how long messages.send holds a message, to be
+	// taken back, unless the call says; default 10, negative: none.
+	UndoSendSeconds int `toml:"undo_send_seconds"`
+	// UndoSendMaxSeconds bounds a call's delay; default 60.
+	UndoSendMaxSeconds int `toml:"undo_send_max_seconds"`
+	// SendLaterHorizon bounds how far ahead sendAt may be; default 30 days.
+	SendLaterHorizon time.Duration `toml:"send_later_horizon"`
 	// ImageProxyAllowPrivate lets the proxy reach private, loopback and
 	// link-local addresses: for tests and closed networks only.
 	ImageProxyAllowPrivate bool `toml:"image_proxy_allow_private"`
@@ -109,6 +116,15 @@ func (c Config) withDefaults() Config {
 	}
 	if c.ImageProxyTimeout <= 0 {
 		c.ImageProxyTimeout = 10 * time.Second
+	}
+	if c.UndoSendSeconds == 0 {
+		c.UndoSendSeconds = 10
+	}
+	if c.UndoSendMaxSeconds <= 0 {
+		c.UndoSendMaxSeconds = 60
+	}
+	if c.SendLaterHorizon <= 0 {
+		c.SendLaterHorizon = 30 * 24 * time.Hour
 	}
 	if c.ImageProxyMaxRedirects == 0 {
 		c.ImageProxyMaxRedirects = 3
@@ -202,6 +218,8 @@ func (h *Handler) register() {
 	h.registerFolders()
 	h.registerMessages()
 	h.registerCompose()
+	h.registerSendLater()
+	h.registerIdentities()
 	h.registerContacts()
 	h.registerSettings()
 	h.registerChanges()

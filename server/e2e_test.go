@@ -85,7 +85,7 @@ func startE2E(t *testing.T) *e2eWorld {
 	cfgPath := writeConfig(t, "[auth]\nargon2_time = 1\nargon2_memory_kib = 64\nargon2_threads = 1\n"+
 		"[smtp]\nhostname = \"mx.test\"\nmx_listen = \"127.0.0.1:0\"\nsubmission_listen = \"off\"\n"+
 		"submissions_listen = \"off\"\nlmtp_listen = \"off\"\n"+
-		"[rpc]\nrate_limit = 100000\n")
+		"[rpc]\nrate_limit = 100000\nimage_proxy_allow_private = true\n")
 	cfg, err := LoadConfig(cfgPath, data)
 	if err != nil {
 		t.Fatal(err)
@@ -329,6 +329,11 @@ func TestWebmailBrowser(t *testing.T) {
 	plain := e2eMessage("Mallory <mallory@example.net>", "alice@example.org", "Hostile text",
 		"Links: https://example.org/ok and javascript:alert(1) and <script>console.log('E2E-XSS-MARKER')</script> "+canary+"/textlink", "")
 	if _, err := alice.Append(ctx, inbox.ID, plain, store.AppendOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	news := e2eMessage("News <news@example.net>", "alice@example.org", "Newsletter with images", "see html",
+		`<h1>News</h1><p>A picture:</p><img src="`+canary+`/newsletter.png" width="1" height="1" alt="pic">`)
+	if _, err := alice.Append(ctx, inbox.ID, news, store.AppendOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	big, err := alice.CreateMailbox(ctx, "Big", "")

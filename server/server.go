@@ -150,6 +150,16 @@ func Run(ctx context.Context, cfg Config) error {
 func (s *Services) maintain(ctx context.Context) {
 	t := time.NewTicker(s.Config.Maint.Interval)
 	defer t.Stop()
+	// Mail stored before the full-text index existed is indexed once, in
+	// the background, resuming where a previous start stopped; mail that
+	// arrives is indexed as it is stored.
+	go func() {
+		if n, err := s.Store.IndexBacklog(ctx, 20*time.Millisecond); err != nil {
+			s.Log.Warn("maintenance: text index backlog", "err", err)
+		} else if n > 0 {
+			s.Log.Info("maintenance: indexed stored messages", "count", n)
+		}
+	}()
 	for {
 		if n, err := s.Store.SweepUnreferenced(ctx); err != nil {
 			s.Log.Warn("maintenance: unreferenced blobs", "err", err)

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/jmoiron/sqlx"
@@ -222,19 +223,21 @@ func (s *Store) insertBlobRows(ctx context.Context, tx *sqlx.Tx, msgs []*newMess
 	return s.sp.AddBlobRows(ctx, tx, rows...)
 }
 
-// insertMessageRow writes one message's row, in the thread of the first
-// message already stored that it refers to.
+// insertMessageRow writes one message's row, with its index row for a
+// user whose mail is not sealed. A message joins the thread of the
+// messages it refers to (References, In-Reply-To) and of those already
+// stored that reply to it (a parent delivered after its replies); when
+// those are in several threads, they are merged into the oldest. A
+// message that joins none starts a thread named by its own id.
 func (s *Store) insertMessageRow(ctx context.Context, tx *sqlx.Tx, userID int64, nm *newMessage) error {
 	p, m := nm.p, nm.m
+	threads, err := s.relatedThreads(ctx, tx, userID, p)
+	if err != nil {
+		return err
+	}
 	var thread int64
-	if len(p.refHashes) > 0 {
-		q, args, err := sqlx.In("SELECT COALESCE(MIN(CASE WHEN thread_id = 0 THEN id ELSE thread_id END), 0) FROM messages WHERE user_id = ? AND msgid_hash IN (?)", userID, p.refHashes)
-		if err != nil {
-			return err
-		}
-		if err := s.db.TxGet(ctx, tx, &thread, s.rebind(q), args...); err != nil {
-			return err
-		}
+	if len(threads) > 0 {
+		thread = slices.Min(threads)
 	}
 	flags := nm.flags
 	if m.secure {
@@ -244,14 +247,81 @@ func (s *Store) insertMessageRow(ctx context.Context, tx *sqlx.Tx, userID int64,
 	if date.IsZero() {
 		date = s.now()
 	}
+	sent := m.sent
+	if sent == 0 {
+		sent = date.Unix()
+	}
 	res, err := s.db.TxExec(ctx, tx, s.rebind(`INSERT INTO messages (user_id, mailbox_id, uid, modseq, flags, keywords, size,
 		internal_date, blob_id, info, info_sealed, search_from, search_to, search_subject, msgid_hash, thread_id,
-		has_attachments, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+		has_attachments, created_at, sent_date, sort_from, sort_subject, parent_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
 		userID, nm.mailboxID, nm.out.UID, nm.out.ModSeq, flags, strings.Join(nm.kws, " "), p.size, date.Unix(), m.blobID,
-		m.meta, m.secure, m.search[0], m.search[1], m.search[2], p.msgidHash, thread, p.info.HasAttachments, s.unix())
+		m.meta, m.secure, m.search[0], m.search[1], m.search[2], p.msgidHash, thread, p.info.HasAttachments, s.unix(),
+		sent, m.sortFrom, m.sortSubject, p.parentHash)
 	if err != nil {
 		return err
 	}
-	nm.out.ID, err = res.LastInsertId()
-	return err
+	if nm.out.ID, err = res.LastInsertId(); err != nil {
+		return err
+	}
+	// The id is known only now: it names the message's index row, and
+	// the thread it starts.
+	if thread == 0 {
+		thread = nm.out.ID
+	}
+	if _, err := s.db.TxExec(ctx, tx, s.rebind("UPDATE messages SET text_id = id, thread_id = ? WHERE id = ?"), thread, nm.out.ID); err != nil {
+		return err
+	}
+	if len(threads) > 1 {
+		q, args, err := sqlx.In("UPDATE messages SET thread_id = ? WHERE user_id = ? AND thread_id IN (?)", thread, userID, threads)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, s.rebind(q), args...); err != nil {
+			return fmt.Errorf("merge threads: %w", err)
+		}
+	}
+	if m.doc != nil {
+		return s.insertText(ctx, tx, userID, nm.out.ID, m.doc)
+	}
+	return nil
+}
+
+// relatedThreads returns the threads of the user's messages that p refers
+// to, that reply to p, or that reply to a message p refers to, distinct.
+func (s *Store) relatedThreads(ctx context.Context, tx *sqlx.Tx, userID int64, p *parsed) ([]int64, error) {
+	var parts []string
+	var args []any
+	if len(p.refHashes) > 0 {
+		parts = append(parts, "SELECT thread_id FROM messages WHERE user_id = ? AND msgid_hash IN (?)")
+		args = append(args, userID, p.refHashes)
+	}
+	// Replies to this message, and to any message it refers to: those
+	// share an ancestor with it even when the ancestor is not stored (a
+	// thread whose first message was deleted, or never received).
+	parents := slices.Clone(p.refHashes)
+	if p.msgidHash != "" {
+		parents = append(parents, p.msgidHash)
+	}
+	if len(parents) > 0 {
+		parts = append(parts, "SELECT thread_id FROM messages WHERE user_id = ? AND parent_hash IN (?)")
+		args = append(args, userID, parents)
+	}
+	if len(parts) == 0 {
+		return nil, nil
+	}
+	q, args, err := sqlx.In(strings.Join(parts, " UNION "), args...)
+	if err != nil {
+		return nil, err
+	}
+	var threads []int64
+	if len(p.refHashes) <= 1 {
+		err = s.db.TxSelect(ctx, tx, &threads, s.rebind(q), args...)
+	} else {
+		err = tx.SelectContext(ctx, &threads, s.rebind(q), args...)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("find thread: %w", err)
+	}
+	// Rows from before thread ids were every message's own (0).
+	return slices.DeleteFunc(threads, func(t int64) bool { return t == 0 }), nil
 }

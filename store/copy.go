@@ -138,11 +138,13 @@ func (a *Account) copyRows(ctx context.Context, tx *sqlx.Tx, c *spine.Change, sr
 	copies := make([][2]int64, 0, len(rows))
 	for _, r := range rows {
 		flags, kws := cv.flags(r)
+		// The copy shares the original's index row (text_id) and thread.
 		ins, err := a.s.db.TxExec(ctx, tx, a.s.rebind(`INSERT INTO messages (user_id, mailbox_id, uid, modseq, flags, keywords, size,
 			internal_date, blob_id, info, info_sealed, search_from, search_to, search_subject, msgid_hash, thread_id,
-			has_attachments, created_at) SELECT user_id, ?, ?, ?, ?, ?, size, internal_date, blob_id, info,
+			has_attachments, created_at, sent_date, sort_from, sort_subject, parent_hash, text_id) SELECT user_id, ?, ?, ?, ?, ?, size, internal_date, blob_id, info,
 			info_sealed, search_from, search_to, search_subject, msgid_hash,
-			CASE WHEN thread_id = 0 THEN id ELSE thread_id END, has_attachments, ? FROM messages WHERE id = ?`),
+			CASE WHEN thread_id = 0 THEN id ELSE thread_id END, has_attachments, ?, sent_date, sort_from, sort_subject, parent_hash, text_id
+			FROM messages WHERE id = ?`),
 			dst, uid, modseq, flags, kws, now, r.ID)
 		if err != nil {
 			return CopyResult{}, nil, err
@@ -292,6 +294,9 @@ func (a *Account) deleteRows(ctx context.Context, tx *sqlx.Tx, c *spine.Change, 
 		}
 	}
 	if err := a.s.sp.ChargeUser(ctx, tx, a.userID, -total, -n); err != nil {
+		return nil, err
+	}
+	if err := a.s.dropTexts(ctx, tx, a.userID, textIDs(rows)); err != nil {
 		return nil, err
 	}
 	for start := 0; tombstones && start < len(rows); start += 500 {

@@ -1,5 +1,7 @@
 package store
 
+import "context"
+
 // SetAfterBlobWrite lets tests stop a process between writing a message
 // file and committing its rows.
 func SetAfterBlobWrite(s *Store, f func()) { s.hooks.afterBlobWrite = f }
@@ -24,4 +26,9 @@ func FilesCached(s *Store) (infos, bodies int) {
 	s.files.bodies.mu.Lock()
 	defer s.files.bodies.mu.Unlock()
 	return infos, len(s.files.bodies.items)
+}
+
+// IndexBatch indexes the next size messages of the text index's backlog.
+func IndexBatch(s *Store, ctx context.Context, size int) (int, bool, error) {
+	return s.indexBatch(ctx, size)
 }

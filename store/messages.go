@@ -36,6 +36,12 @@ type Message struct {
 	InternalDate   time.Time
 	ThreadID       int64
 	HasAttachments bool
+	// sort holds the keys of the listing orders besides arrival, flags,
+	// size and UID, when the listing read them (ListPage).
+	sort struct {
+		sent          int64
+		from, subject string
+	}
 	// Info is the envelope and body structure parsed at delivery; set only
 	// when asked for (ListQuery.WithInfo, Message).
 	Info *message.Info
@@ -53,8 +59,13 @@ type messageRow struct {
 	BlobID         string `db:"blob_id"`
 	ThreadID       int64  `db:"thread_id"`
 	HasAttachments bool   `db:"has_attachments"`
-	Info           []byte `db:"info"`
-	InfoSealed     bool   `db:"info_sealed"`
+	TextID         int64  `db:"text_id"`
+	// The sort keys, read by ListPage only.
+	SentDate    int64  `db:"sent_date"`
+	SortFrom    string `db:"sort_from"`
+	SortSubject string `db:"sort_subject"`
+	Info        []byte `db:"info"`
+	InfoSealed  bool   `db:"info_sealed"`
 	// InfoDeferred marks a listing that left info out, to be read only
 	// for the messages whose metadata is not in the cache (loadInfo).
 	InfoDeferred bool `db:"info_deferred"`
@@ -62,7 +73,7 @@ type messageRow struct {
 	info *message.Info
 }
 
-const rowColumns = "id, mailbox_id, uid, modseq, flags, keywords, size, internal_date, blob_id, thread_id, has_attachments"
+const rowColumns = "id, mailbox_id, uid, modseq, flags, keywords, size, internal_date, blob_id, thread_id, has_attachments, text_id"
 
 // message converts a row; info is decoded when the row carries it.
 func (a *Account) message(r messageRow) (Message, error) {
@@ -71,6 +82,7 @@ func (a *Account) message(r messageRow) (Message, error) {
 		Keywords: splitKeywords(r.Keywords), Size: r.Size, InternalDate: time.Unix(r.InternalDate, 0).UTC(),
 		ThreadID: r.ThreadID, HasAttachments: r.HasAttachments,
 	}
+	m.sort.sent, m.sort.from, m.sort.subject = r.SentDate, r.SortFrom, r.SortSubject
 	if m.ThreadID == 0 {
 		m.ThreadID = m.ID
 	}
@@ -162,6 +174,8 @@ type parsed struct {
 	meta      []byte
 	msgidHash string
 	refHashes []any
+	// parentHash is the hash of the message this one replies to.
+	parentHash string
 }
 
 func parse(raw []byte) (*parsed, error) {
@@ -171,6 +185,7 @@ func parse(raw []byte) (*parsed, error) {
 		return nil, fmt.Errorf("encode metadata: %w", err)
 	}
 	p.msgidHash = hashMessageID(p.info.Envelope.MessageID)
+	p.parentHash = hashMessageID(p.info.ParentID())
 	for _, r := range p.info.References {
 		if h := hashMessageID(r); h != "" && len(p.refHashes) < 50 {
 			p.refHashes = append(p.refHashes, h)
@@ -188,6 +203,13 @@ type sealed struct {
 	secure    bool
 	publicKey string
 	search    [3]string // from, to, subject; empty for a secure user
+	// sortFrom and sortSubject are the sort keys (textindex.go), sent the
+	// Date header: empty and 0 for a secure user, whose headers are sealed.
+	sortFrom, sortSubject string
+	sent                  int64
+	// doc is what the full-text index holds of the message; nil for a
+	// secure user, whose mail is never indexed in plaintext.
+	doc *textDoc
 	// inline holds the encoded message when it is kept in its blobs row
 	// (blob.Partition is blob.Inline), not in a file.
 	inline []byte
@@ -214,6 +236,8 @@ func (s *Store) sealWith(ctx context.Context, u User, p *parsed, sync bool) (sea
 		}
 	} else {
 		out.search = [3]string{spine.Clip(p.info.SearchFrom), spine.Clip(p.info.SearchTo), spine.Clip(p.info.SearchSubject)}
+		out.sortFrom, out.sortSubject, out.sent = sortKeys(p.info)
+		out.doc = newTextDoc(p.raw, p.info)
 	}
 	var err error
 	switch {
@@ -367,6 +391,14 @@ const (
 	SortUID      Sort = iota // ascending UID, the IMAP order
 	SortDateDesc             // newest first, the webmail order
 	SortDateAsc
+	// The webmail's other orders (ListPage only), each ascending on its
+	// key unless PageQuery.Desc.
+	SortSent    // the Date header
+	SortFrom    // the first sender's name or address (message.SortFrom)
+	SortSubject // the base subject (message.SortSubject)
+	SortSize
+	SortFlagged // flagged or not, then arrival
+	SortUnread  // unread or not, then arrival
 )
 
 // ListQuery selects a page of a mailbox.

@@ -348,6 +348,10 @@ func (s *Store) DeleteUser(ctx context.Context, id int64) error {
 			WHERE id IN (SELECT blob_id FROM messages WHERE user_id = ?)`), id, id); err != nil {
 			return err
 		}
+		// The user's index rows go first, found through the messages.
+		if _, err := tx.ExecContext(ctx, s.rebind("DELETE FROM message_text WHERE "+s.textKey()+" IN (SELECT text_id FROM messages WHERE user_id = ?)"), id); err != nil {
+			return err
+		}
 		for _, q := range []string{
 			"DELETE FROM expunged WHERE mailbox_id IN (SELECT id FROM mailboxes WHERE user_id = ?)",
 			"DELETE FROM messages WHERE user_id = ?",

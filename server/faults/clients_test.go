@@ -413,7 +413,7 @@ func (r *rpcClient) sendCompose(composeID int64, to []string, subject, text stri
 			Address, Reason string
 		} `json:"failed"`
 	}
-	if e := r.call("messages.send", map[string]any{"composeID": composeID, "to": to, "subject": subject, "body": map[string]any{"text": text}}, &s); e != nil {
+	if e := r.call("messages.send", map[string]any{"composeID": composeID, "to": to, "subject": subject, "body": map[string]any{"text": text}, "delay": 0}, &s); e != nil {
 		return e
 	}
 	if len(s.Failed) > 0 || len(s.Delivered) != len(to) {

@@ -213,22 +213,27 @@ const folderName = (f) => (f.name === 'INBOX' ? 'Inbox' : f.name);
 const special = (use) => S.folders.find((f) => (f.specialUse || '').toLowerCase() === use.toLowerCase() || (use === '\\Inbox' && f.name === 'INBOX'));
 
 async function loadFolders() {
+  await loadFoldersData();
+  drawFolders();
+  updateTitle();
+}
+
+/** Reads the folder list and the inbox's unread count (drawn by the caller). */
+async function loadFoldersData() {
   const r = await api.call('folders.list', {});
   /** @type {Folder[]} */
-  let fs = r.folders;
-  if (S.features.has('folders.shares') || S.features.has('folders.shared')) {
+  const fs = r.folders;
+  if (S.features.has('folders.shared')) {
     try {
-      const sh = await api.call(S.features.has('folders.shared') ? 'folders.shared' : 'folders.list', { context: 'shared' });
+      const sh = await api.call('folders.shared', {});
       for (const f of sh.folders || []) fs.push({ ...f, shared: true });
     } catch { /* shared folders are extra */ }
   }
   S.folders = fs;
-  drawFolders();
   const inbox = special('\\Inbox');
   const unread = inbox ? inbox.unread : 0;
   if (S.inboxUnread >= 0 && unread > S.inboxUnread) notifyNew(unread - S.inboxUnread);
   S.inboxUnread = unread;
-  updateTitle();
 }
 
 function updateTitle() { document.title = T.title(S.inboxUnread, S.folder ? folderName(S.folder) : 'Inbox'); }
@@ -391,16 +396,20 @@ async function runSearch(q, all) {
 
 // ---------- reading ----------
 
-/** @param {Msg} m @param {boolean} [allowRemote] */
-async function openMessage(m, allowRemote) {
+/** @param {Msg} m @param {boolean} [showImages] asked for this message */
+async function openMessage(m, showImages) {
   mark('open-start');
   showReader();
   try {
-    const sender = m.from[0]?.address?.toLowerCase();
-    const trusted = allowRemote || S.prefs.remote === 'always' || (sender && S.prefs['images:' + sender] === '1');
     /** @type {Record<string, any>} */
-    const p = { messageID: m.messageID };
-    if (trusted) { if (S.features.has('messages.load:images')) p.images = 'show'; else p.allowRemote = true; }
+    const p = { messageID: m.messageID, sections: ['meta', 'header', 'body', 'attachments', 'security'] };
+    if (S.features.has('messages.load:images')) {
+      // The server applies the policy and the sender list itself.
+      if (showImages) p.images = 'show';
+    } else {
+      const sender = m.from[0]?.address?.toLowerCase();
+      if (showImages || S.prefs.remote === 'always' || (sender && S.prefs['images:' + sender] === '1')) p.allowRemote = true;
+    }
     const msg = await api.call('messages.load', p);
     if (list.openID !== m.messageID) return;
     S.open = msg;
@@ -444,7 +453,10 @@ function readerActions(m) {
     unread: () => flagMessages([m.messageID], 'seen', false),
     showImages: (always) => {
       const sender = m.from[0]?.address?.toLowerCase();
-      if (always && sender) savePref('images:' + sender, '1');
+      if (always && sender) {
+        if (S.features.has('settings.images')) api.call('settings.images', { addSenders: [sender] }).catch(fail);
+        else savePref('images:' + sender, '1');
+      }
       openMessage(m, true);
     },
     source: () => viewSource(m.messageID),
@@ -699,14 +711,15 @@ async function boot() {
   if (handed) { api.setCSRF(handed[1]); history.replaceState(null, '', location.pathname + location.search); }
   S.features = await api.features();
   if (!api.csrf()) await showLogin();
-  S.meta = await api.call('meta');
+  // What the first screen needs, asked at once.
+  const [meta, cfg] = await Promise.all([api.call('meta'), api.call('config.load').catch(() => ({ config: {} })), loadFoldersData()]);
+  S.meta = meta;
   if (!el.main) buildShell();
   // Features the API's parameters tell (the list's sorts and filters).
   const [sorts, filter, images] = await Promise.all([api.paramSchema('messages.list', 'sort'), api.paramSchema('messages.list', 'filter'), api.paramSchema('messages.load', 'images')]);
   if (filter) S.features.add('messages.list:filter');
   if (images) S.features.add('messages.load:images');
   if (sorts?.enum) { clear(el.sort); for (const s of sorts.enum) el.sort.append(h('option', { value: s, text: T.sorts[s] || s })); }
-  const cfg = await api.call('config.load').catch(() => ({ config: {} }));
   S.prefs = { ...S.prefs, ...cfg.config };
   localStorage.setItem('basalt.prefs', JSON.stringify(S.prefs));
   applyPrefs();
@@ -714,7 +727,8 @@ async function boot() {
   /** @type {HTMLSelectElement} */ (el.sort).value = S.sort;
   S.threads = S.prefs.threads === '1';
   el.threadsBtn.setAttribute('aria-pressed', String(S.threads));
-  await loadFolders();
+  drawFolders();
+  updateTitle();
   const inbox = special('\\Inbox') || S.folders[0];
   if (inbox) await selectFolder(inbox);
   mark('inbox-rendered');

@@ -163,7 +163,7 @@ export async function openCompose(host, env, how) {
       if (how.mode === 'forward') {
         d.subject = /^fwd?:/i.test(subj) ? subj : 'Fwd: ' + subj;
         d.text = `\n\n${T.fwdHeader}\n${T.from}: ${who}\n${T.date}: ${longDate(m.utc)}\n${T.subject}: ${subj}\n${T.to}: ${addrs(m.to)}\n\n${src.body.text || ''}`;
-        d.attachParts = src.attachments.filter((a) => !a.inline).map((a) => ({ messageID: src.messageID, part: a.part, name: a.name }));
+        d.attachParts = (src.attachments || []).filter((a) => !a.inline).map((a) => ({ messageID: src.messageID, part: a.part, name: a.name }));
       } else {
         d.subject = /^re:/i.test(subj) ? subj : 'Re: ' + subj;
         d.inReplyTo = src.messageID;

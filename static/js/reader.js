@@ -7,7 +7,7 @@ import { T, size, longDate } from './strings.js';
  * @typedef {import('./list.js').Msg} Msg
  * @typedef {{part: string, name: string, type: string, size: number, inline: boolean, url: string, contentID?: string}} Attachment
  * @typedef {{messageID: string, meta: Msg, header: {name: string, value: string}[], body: {text: string, html: string, remoteBlocked: boolean, truncated?: boolean},
- *   bodyURL?: string, attachments: Attachment[], security?: {junk?: boolean, phishing?: boolean, spoofed?: boolean}}} Loaded
+ *   bodyURL?: string, remoteImages?: number, imagesShown?: boolean, attachments: Attachment[], security?: {junk?: boolean, phishing?: boolean, spoofed?: boolean}}} Loaded
  * @typedef {{reply: (all: boolean) => void, forward: () => void, remove: () => void, archive: () => void, flag: () => void, unread: () => void,
  *   showImages: (always: boolean) => void, source: () => void, back: () => void}} ReaderActions
  */
@@ -63,13 +63,14 @@ export function renderMessage(pane, msg, act) {
   if (sec.phishing) pane.append(h('p', { class: 'warn', role: 'alert', text: T.warnPhishing }));
   if (sec.spoofed) pane.append(h('p', { class: 'warn', text: T.warnSpoofed }));
   if (sec.junk) pane.append(h('p', { class: 'note', text: T.warnJunk }));
-  if (msg.body.remoteBlocked) {
+  if (msg.bodyURL && msg.body.html ? (msg.remoteImages || 0) > 0 && !msg.imagesShown : msg.body.remoteBlocked) {
     pane.append(h('div', { class: 'note remote', role: 'status' },
       h('span', { text: T.remoteBlocked }),
       h('button', { type: 'button', class: 'btn', id: 'btn-show-images', onclick: () => act.showImages(false), text: T.showImages }),
       from ? h('button', { type: 'button', class: 'btn', id: 'btn-always-images', onclick: () => act.showImages(true), text: T.alwaysShow(from.address) }) : null));
   }
-  if (msg.bodyURL) {
+  const attachments = msg.attachments || [];
+  if (msg.bodyURL && msg.body.html) {
     // The server's own document for the body, with its own CSP.
     pane.append(h('iframe', { class: 'body-frame', title: m.subject || T.body, sandbox: 'allow-popups allow-popups-to-escape-sandbox', src: msg.bodyURL, referrerpolicy: 'no-referrer' }));
   } else if (msg.body.html) {
@@ -80,7 +81,7 @@ export function renderMessage(pane, msg, act) {
     pane.append(h('pre', { class: 'body-text', id: 'body-text' }, linkify(msg.body.text || '')));
   }
   if (msg.body.truncated) pane.append(h('p', { class: 'note', text: T.truncated }));
-  const files = msg.attachments.filter((a) => !a.inline || !a.contentID);
+  const files = attachments.filter((a) => !a.inline || !a.contentID);
   if (files.length) {
     const list = h('ul', { class: 'attachments', 'aria-label': T.attachments(files.length) });
     for (const a of files) {

@@ -96,7 +96,7 @@ export const T = {
   vacation: 'Vacation reply', vacationOn: 'Send an automatic reply', vacSubject: 'Subject', vacBody: 'Reply',
   vacStart: 'From', vacEnd: 'Until', vacSaved: 'Vacation reply saved', identitySaved: 'Identity saved',
   changePassword: 'Password', oldPassword: 'Current password', newPassword: 'New password', passwordChanged: 'Password changed',
-  remoteImages: 'Remote images', remoteAsk: 'Ask for each message', remoteAlways: 'Always show (through the proxy)',
+  remoteImages: 'Remote images', remoteAsk: 'Ask for each message', remoteNever: 'Never show', imagesSaved: 'Image settings saved', remoteAlways: 'Always show (through the proxy)',
   appearance: 'Appearance', theme: 'Theme', themeSystem: 'Follow the system', themeLight: 'Light', themeDark: 'Dark',
   density: 'Density', comfortable: 'Comfortable', compact: 'Compact', readerPos: 'Reading pane', readerRight: 'Right of the list', readerBelow: 'Below the list',
   notifications: 'Desktop notifications for new mail', notifyDenied: 'The browser refused notifications.',

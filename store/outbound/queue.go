@@ -70,6 +70,12 @@ type Entry struct {
 	// (store.SealForQueue): its one recipient, delivered by DeliverSealed; its
 	// content cannot be read here, not even its header.
 	SealedUser int64
+	// SubmitUser, when not 0, is the user who sent this message with a
+	// delay (undo send, send later): a submission, due at NextAttempt,
+	// which the queue hands to the delivery agent to be delivered as the
+	// user's send. SubmitMeta is the sender's note for it (JSON).
+	SubmitUser int64
+	SubmitMeta string
 
 	lease  int64 // the fencing token this claim holds; 0 when not claimed
 	blobID string
@@ -110,15 +116,17 @@ type outboundRow struct {
 	Part      string `db:"part"`
 	Size      int64  `db:"size"`
 	Sealed    int64  `db:"sealed_user"`
+	Submit    int64  `db:"submit_user"`
+	Meta      string `db:"submit_meta"`
 }
 
-const outboundColumns = "id, mail_from, created_ms, next_attempt_ms, attempts, lease, last_error, blob_id, part, size, sealed_user"
+const outboundColumns = "id, mail_from, created_ms, next_attempt_ms, attempts, lease, last_error, blob_id, part, size, sealed_user, submit_user, submit_meta"
 
 func (r outboundRow) outbound() Entry {
 	return Entry{
 		ID: r.ID, From: r.From, CreatedAt: time.UnixMilli(r.CreatedMS), NextAttempt: time.UnixMilli(r.NextMS),
 		Attempts: r.Attempts, LastError: r.LastError, Size: r.Size, lease: r.Lease, blobID: r.BlobID, part: r.Part,
-		SealedUser: r.Sealed,
+		SealedUser: r.Sealed, SubmitUser: r.Submit, SubmitMeta: r.Meta,
 	}
 }
 
@@ -166,7 +174,7 @@ func (q *Queue) Enqueue(ctx context.Context, from string, to []string, raw []byt
 				continue
 			}
 			sealed[c.UserID] = true
-			if qid, err = q.enqueue(ctx, from, []string{c.Addr}, c.Pkg, nil, c.UserID); err != nil {
+			if qid, err = q.enqueue(ctx, from, []string{c.Addr}, c.Pkg, entryOpts{sealedUser: c.UserID}); err != nil {
 				return 0, err
 			}
 		}
@@ -174,7 +182,7 @@ func (q *Queue) Enqueue(ctx context.Context, from string, to []string, raw []byt
 	if len(plain) == 0 && qid != 0 {
 		return qid, nil
 	}
-	return q.enqueue(ctx, from, plain, raw, nil, 0)
+	return q.enqueue(ctx, from, plain, raw, entryOpts{})
 }
 
 // EnqueueFor queues a message the user of a sends, as Enqueue does, and
@@ -197,12 +205,23 @@ func (q *Queue) EnqueueFor(ctx context.Context, a *store.Account, from string, t
 	}
 	// What a user sends is relayed elsewhere, so it is queued as it is:
 	// the smarthost must be able to read it.
-	return q.enqueue(ctx, from, to, raw, &spine.Daily{Name: spine.SendCounter(userID), Limit: lim.DailySendBytes}, 0)
+	return q.enqueue(ctx, from, to, raw, entryOpts{sent: &spine.Daily{Name: spine.SendCounter(userID), Limit: lim.DailySendBytes}})
 }
 
-// enqueue queues the message, charging it to sent when that is not nil;
-// sealedUser is the user a sealed package is sealed to, or 0.
-func (q *Queue) enqueue(ctx context.Context, from string, to []string, raw []byte, sent *spine.Daily, sealedUser int64) (int64, error) {
+// entryOpts are what sets an entry apart from a plain one.
+type entryOpts struct {
+	// sent, when not nil, is charged the message's size per recipient.
+	sent *spine.Daily
+	// sealedUser is the user a sealed package is sealed to, or 0.
+	sealedUser int64
+	// submitUser and meta make a submission (Entry.SubmitUser), due at due.
+	submitUser int64
+	meta       string
+	due        time.Time
+}
+
+// enqueue queues the message as o says.
+func (q *Queue) enqueue(ctx context.Context, from string, to []string, raw []byte, o entryOpts) (int64, error) {
 	if from != "" {
 		n, err := store.NormalizeAddress(from)
 		if err != nil {
@@ -235,17 +254,25 @@ func (q *Queue) enqueue(ctx context.Context, from string, to []string, raw []byt
 	}
 	var qid int64
 	err = q.sp.DB.Tx(ctx, func(tx *sqlx.Tx) error {
-		if sent != nil {
-			if err := q.sp.AddDaily(ctx, tx, sent.Name, int64(len(raw))*int64(len(rcpts)), sent.Limit); err != nil {
+		if o.sent != nil {
+			if err := q.sp.AddDaily(ctx, tx, o.sent.Name, int64(len(raw))*int64(len(rcpts)), o.sent.Limit); err != nil {
 				return err
 			}
 		}
 		now := q.nowMS()
+		created, due := now, now
+		if !o.due.IsZero() {
+			// A submission counts its age (the give-up time, a report's
+			// arrival date) from when it is due, not from when it was
+			// written: a message sent a month ahead is not a month old.
+			created, due = o.due.UnixMilli(), o.due.UnixMilli()
+		}
 		if err := q.sp.AddBlobRows(ctx, tx, spine.BlobRow{ID: id, Part: info.Partition, Size: info.Size, Stored: info.Stored}); err != nil {
 			return err
 		}
 		res, err := tx.ExecContext(ctx, q.sp.Rebind(`INSERT INTO outbound_queue (mail_from, created_ms, next_attempt_ms, attempts, lease,
-			last_error, blob_id, part, size, sealed_user) VALUES (?, ?, ?, 0, 0, '', ?, ?, ?, ?)`), from, now, now, id, info.Partition, info.Size, sealedUser)
+			last_error, blob_id, part, size, sealed_user, submit_user, submit_meta) VALUES (?, ?, ?, 0, 0, '', ?, ?, ?, ?, ?, ?)`),
+			from, created, due, id, info.Partition, info.Size, o.sealedUser, o.submitUser, o.meta)
 		if err != nil {
 			return err
 		}

@@ -1,0 +1,441 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/jmoiron/sqlx"
+
+	"basalt/message"
+	"basalt/store/sqldb"
+)
+
+// The webmail's search over a user's whole mailbox (FindMessages). For a
+// user whose mail is not sealed the words are looked up in the full-text
+// index (textindex.go) and the rest in the metadata rows, in one
+// statement. A secure user's mail has no index that could be read
+// without the key: it is scanned, newest first, its metadata and (for
+// free text the headers do not settle) its text decrypted with the
+// unlocked key, in memory only.
+
+// TermKind is what a search term tests.
+type TermKind int
+
+// Search terms.
+const (
+	TermText       TermKind = iota // Words in the subject, senders, recipients or text
+	TermFrom                       // Words in the senders
+	TermTo                         // Words in the recipients (To and Cc)
+	TermSubject                    // Words in the subject
+	TermAttachment                 // has an attachment
+	TermUnread
+	TermRead
+	TermFlagged
+	TermBefore  // arrived before Time
+	TermAfter   // arrived at or after Time
+	TermLarger  // larger than Size octets
+	TermSmaller // smaller than Size octets
+	TermFlags   // has every one of Flags
+)
+
+// SearchTerm is one condition of a search.
+type SearchTerm struct {
+	Kind TermKind
+	Not  bool
+	// Words, for the text kinds, must appear one after the other (a
+	// phrase; one word is the usual case), as message.Words splits text.
+	Words []string
+	Time  time.Time
+	Size  int64
+	Flags Flags
+}
+
+func (t SearchTerm) textual() bool { return t.Kind <= TermSubject }
+
+// MailQuery is a search: every group must hold, and a group holds when
+// one of its terms does.
+type MailQuery struct {
+	// Mailboxes are the account's own mailboxes searched.
+	Mailboxes []int64
+	Groups    [][]SearchTerm
+}
+
+// Hit is a message a search found.
+type Hit struct {
+	ID        int64  `db:"id"`
+	MailboxID int64  `db:"mailbox_id"`
+	UID       uint32 `db:"uid"`
+	Date      int64  `db:"internal_date"`
+}
+
+// FindMessages returns every message of q.Mailboxes that matches q, newest
+// first (arrival, then mailbox and UID, descending). For a secure user it
+// needs the account's key.
+func (a *Account) FindMessages(ctx context.Context, q MailQuery) ([]Hit, error) {
+	if a.view != nil {
+		return nil, fmt.Errorf("find messages: %w: a search covers one's own mailboxes", ErrInvalid)
+	}
+	if len(q.Mailboxes) == 0 {
+		return []Hit{}, nil
+	}
+	for _, g := range q.Groups {
+		for _, t := range g {
+			if t.textual() && len(t.Words) == 0 {
+				return nil, fmt.Errorf("find messages: %w: a text term without words", ErrInvalid)
+			}
+		}
+	}
+	u, err := a.s.UserByID(ctx, a.userID)
+	if err != nil {
+		return nil, fmt.Errorf("find messages: %w", err)
+	}
+	var hits []Hit
+	if u.Secure {
+		if a.key == nil {
+			return nil, fmt.Errorf("find messages: %w", ErrLocked)
+		}
+		hits, err = a.scan(ctx, q)
+	} else {
+		hits, err = a.findIndexed(ctx, q)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("find messages: %w", err)
+	}
+	return hits, nil
+}
+
+// mailboxCond restricts to q's mailboxes, which must be the account's.
+func (a *Account) mailboxCond(q MailQuery) (string, []any) {
+	marks := make([]string, len(q.Mailboxes))
+	args := make([]any, len(q.Mailboxes))
+	for i, id := range q.Mailboxes {
+		marks[i], args[i] = "?", id
+	}
+	return "m.user_id = ? AND m.mailbox_id IN (" + strings.Join(marks, ", ") + ")", append([]any{a.userID}, args...)
+}
+
+// metaCond is the condition of a term on the metadata row, or "" for a
+// textual term.
+func metaCond(t SearchTerm) (string, []any) {
+	var c string
+	var args []any
+	switch t.Kind {
+	case TermAttachment:
+		c = "m.has_attachments = 1"
+	case TermUnread:
+		c = "m.is_unseen = 1"
+	case TermRead:
+		c = "m.is_unseen = 0"
+	case TermFlagged:
+		c = "m.is_flagged = 1"
+	case TermBefore:
+		c, args = "m.internal_date < ?", []any{t.Time.Unix()}
+	case TermAfter:
+		c, args = "m.internal_date >= ?", []any{t.Time.Unix()}
+	case TermLarger:
+		c, args = "m.size > ?", []any{t.Size}
+	case TermSmaller:
+		c, args = "m.size < ?", []any{t.Size}
+	case TermFlags:
+		c = fmt.Sprintf("(m.flags & %d) = %d", t.Flags, t.Flags)
+	default:
+		return "", nil
+	}
+	if t.Not {
+		c = "NOT (" + c + ")"
+	}
+	return c, args
+}
+
+// innodbStopwords is InnoDB's default stopword list
+// (INFORMATION_SCHEMA.INNODB_FT_DEFAULT_STOPWORD): words its FULLTEXT
+// index leaves out, as it does words shorter than innodb_ft_min_token_size
+// (3 by default).
+var innodbStopwords = map[string]bool{"a": true, "about": true, "an": true, "are": true, "as": true, "at": true, "be": true,
+	"by": true, "com": true, "de": true, "en": true, "for": true, "from": true, "how": true, "i": true, "in": true, "is": true,
+	"it": true, "la": true, "of": true, "on": true, "or": true, "that": true, "the": true, "this": true, "to": true, "was": true,
+	"what": true, "when": true, "where": true, "who": true, "will": true, "with": true, "und": true, "www": true}
+
+// textCond is the condition of a textual term: its words looked up in
+// the full-text index.
+func (a *Account) textCond(t SearchTerm) (string, []any) {
+	var c string
+	var args []any
+	if a.s.db.Dialect() == sqldb.SQLite {
+		cols := map[TermKind]string{TermText: "{subject sender recipients body}", TermFrom: "sender", TermTo: "recipients", TermSubject: "subject"}[t.Kind]
+		// The words are letters and digits only (message.Words), so the
+		// quoted phrase needs no escaping.
+		c = "m.text_id IN (SELECT rowid FROM message_text WHERE message_text MATCH ?)"
+		args = []any{"owner : " + ownerToken(a.userID) + " AND " + cols + " : \"" + strings.Join(t.Words, " ") + "\""}
+	} else {
+		cols := map[TermKind]string{TermText: "subject, sender, recipients, body", TermFrom: "sender", TermTo: "recipients", TermSubject: "subject"}[t.Kind]
+		var words []string
+		for _, w := range t.Words {
+			if utf8.RuneCountInString(w) >= 3 && !innodbStopwords[w] {
+				words = append(words, w)
+			}
+		}
+		if len(words) == 0 {
+			// Nothing the index holds: the headers' search columns,
+			// by substring, are what can be asked.
+			like := "%" + strings.Join(t.Words, " ") + "%"
+			switch t.Kind {
+			case TermFrom:
+				c, args = "m.search_from LIKE ?", []any{like}
+			case TermTo:
+				c, args = "m.search_to LIKE ?", []any{like}
+			case TermSubject:
+				c, args = "m.search_subject LIKE ?", []any{like}
+			default:
+				c, args = "(m.search_subject LIKE ? OR m.search_from LIKE ? OR m.search_to LIKE ?)", []any{like, like, like}
+			}
+		} else {
+			c = "m.text_id IN (SELECT id FROM message_text WHERE user_id = ? AND MATCH (" + cols + ") AGAINST (? IN BOOLEAN MODE))"
+			args = []any{a.userID, "+\"" + strings.Join(words, " ") + "\""}
+		}
+	}
+	if t.Not {
+		c = "NOT (" + c + ")"
+	}
+	return c, args
+}
+
+// findIndexed runs a search of a user whose mail is not sealed as one
+// statement.
+func (a *Account) findIndexed(ctx context.Context, q MailQuery) ([]Hit, error) {
+	where, args := a.mailboxCond(q)
+	driven := false
+	for _, g := range q.Groups {
+		var ors []string
+		for _, t := range g {
+			var c string
+			var cargs []any
+			if t.textual() {
+				c, cargs = a.textCond(t)
+				if len(g) == 1 && !t.Not && strings.HasPrefix(c, "m.text_id IN") {
+					driven = true
+				}
+			} else {
+				c, cargs = metaCond(t)
+			}
+			ors = append(ors, c)
+			args = append(args, cargs...)
+		}
+		where += " AND (" + strings.Join(ors, " OR ") + ")"
+	}
+	from := " FROM messages m"
+	if driven && a.s.db.Dialect() == sqldb.SQLite {
+		// The words' postings drive the search: each found row is one
+		// look-up by text id. Without the hint the planner may walk
+		// every message of the user and test each against the postings.
+		from += " INDEXED BY messages_text"
+	}
+	var hits []Hit
+	err := a.s.db.DB.SelectContext(ctx, &hits, a.s.rebind("SELECT m.id, m.mailbox_id, m.uid, m.internal_date"+from+" WHERE "+where+
+		" ORDER BY m.internal_date DESC, m.mailbox_id DESC, m.uid DESC"), args...)
+	if err != nil {
+		return nil, err
+	}
+	if hits == nil {
+		hits = []Hit{}
+	}
+	return hits, nil
+}
+
+// scanChunk is how many messages a scan decrypts the metadata of at once.
+const scanChunk = 256
+
+// scan runs a search of a secure user's mail: the groups of metadata
+// terms alone in SQL, then each remaining message's metadata decrypted
+// and matched, and its text when a free-text term is not settled by the
+// headers.
+func (a *Account) scan(ctx context.Context, q MailQuery) ([]Hit, error) {
+	where, args := a.mailboxCond(q)
+	var rest [][]SearchTerm
+	for _, g := range q.Groups {
+		if slices.ContainsFunc(g, SearchTerm.textual) {
+			rest = append(rest, g)
+			continue
+		}
+		var ors []string
+		for _, t := range g {
+			c, cargs := metaCond(t)
+			ors = append(ors, c)
+			args = append(args, cargs...)
+		}
+		where += " AND (" + strings.Join(ors, " OR ") + ")"
+	}
+	var cands []struct {
+		Hit
+		Flags Flags `db:"flags"`
+		Size  int64 `db:"size"`
+		Att   bool  `db:"has_attachments"`
+	}
+	if err := a.s.db.DB.SelectContext(ctx, &cands, a.s.rebind("SELECT m.id, m.mailbox_id, m.uid, m.internal_date, m.flags, m.size, m.has_attachments FROM messages m WHERE "+where+
+		" ORDER BY m.internal_date DESC, m.mailbox_id DESC, m.uid DESC"), args...); err != nil {
+		return nil, err
+	}
+	hits := []Hit{}
+	if len(rest) == 0 {
+		for _, c := range cands {
+			hits = append(hits, c.Hit)
+		}
+		return hits, nil
+	}
+	for start := 0; start < len(cands); start += scanChunk {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		chunk := cands[start:min(start+scanChunk, len(cands))]
+		ids := make([]any, len(chunk))
+		for i, c := range chunk {
+			ids[i] = c.ID
+		}
+		query, qargs, err := sqlx.In("SELECT id, mailbox_id, uid, flags, size, internal_date, blob_id, has_attachments, info, info_sealed FROM messages WHERE user_id = ? AND id IN (?)", a.userID, ids)
+		if err != nil {
+			return nil, err
+		}
+		var rows []messageRow
+		if err := a.s.db.DB.SelectContext(ctx, &rows, a.s.rebind(query), qargs...); err != nil {
+			return nil, err
+		}
+		byID := make(map[int64]messageRow, len(rows))
+		for _, r := range rows {
+			byID[r.ID] = r
+		}
+		for _, c := range chunk {
+			r, ok := byID[c.ID]
+			if !ok {
+				continue // gone since
+			}
+			m, err := a.message(r)
+			if err != nil {
+				return nil, err
+			}
+			ok, err = a.matchScanned(ctx, m, rest)
+			if err != nil {
+				return nil, err
+			}
+			if ok {
+				hits = append(hits, c.Hit)
+			}
+		}
+	}
+	return hits, nil
+}
+
+// scanned is a message's searchable text, worked out as a scan needs it.
+type scanned struct {
+	subject, from, to []string
+	body              []string
+	bodyRead          bool
+}
+
+// matchScanned tests a decrypted message against the groups.
+func (a *Account) matchScanned(ctx context.Context, m Message, groups [][]SearchTerm) (bool, error) {
+	if m.Info == nil {
+		return false, nil
+	}
+	env := &m.Info.Envelope
+	var rcpt strings.Builder
+	for _, list := range [][]message.Address{env.To, env.Cc} {
+		for _, ad := range list {
+			rcpt.WriteString(ad.Name + " " + ad.Mailbox + "@" + ad.Host + " ")
+		}
+	}
+	var from strings.Builder
+	for _, ad := range env.From {
+		from.WriteString(ad.Name + " " + ad.Mailbox + "@" + ad.Host + " ")
+	}
+	sc := scanned{subject: message.Words(env.Subject), from: message.Words(from.String()), to: message.Words(rcpt.String())}
+	for _, g := range groups {
+		any := false
+		for _, t := range g {
+			ok, err := a.termHolds(ctx, m, &sc, t)
+			if err != nil {
+				return false, err
+			}
+			if ok {
+				any = true
+				break
+			}
+		}
+		if !any {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
+// termHolds tests one term against a decrypted message.
+func (a *Account) termHolds(ctx context.Context, m Message, sc *scanned, t SearchTerm) (bool, error) {
+	var ok bool
+	switch t.Kind {
+	case TermFrom:
+		ok = hasPhrase(sc.from, t.Words)
+	case TermTo:
+		ok = hasPhrase(sc.to, t.Words)
+	case TermSubject:
+		ok = hasPhrase(sc.subject, t.Words)
+	case TermText:
+		ok = hasPhrase(sc.subject, t.Words) || hasPhrase(sc.from, t.Words) || hasPhrase(sc.to, t.Words)
+		if !ok {
+			if !sc.bodyRead {
+				sc.bodyRead = true
+				raw, err := a.readAll(ctx, m.ID)
+				if err != nil {
+					return false, err
+				}
+				sc.body = message.Words(message.IndexText(raw, &m.Info.Body, maxIndexedText))
+			}
+			ok = hasPhrase(sc.body, t.Words)
+		}
+	case TermAttachment:
+		ok = m.HasAttachments
+	case TermUnread:
+		ok = !m.Flags.Has(FlagSeen)
+	case TermRead:
+		ok = m.Flags.Has(FlagSeen)
+	case TermFlagged:
+		ok = m.Flags.Has(FlagFlagged)
+	case TermBefore:
+		ok = m.InternalDate.Before(t.Time)
+	case TermAfter:
+		ok = !m.InternalDate.Before(t.Time)
+	case TermLarger:
+		ok = m.Size > t.Size
+	case TermSmaller:
+		ok = m.Size < t.Size
+	case TermFlags:
+		ok = m.Flags&t.Flags == t.Flags
+	}
+	return ok != t.Not, nil
+}
+
+// readAll reads a message whole, decrypted.
+func (a *Account) readAll(ctx context.Context, id int64) ([]byte, error) {
+	rc, err := a.Open(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	return io.ReadAll(rc)
+}
+
+// hasPhrase reports whether words appear one after the other in text.
+func hasPhrase(text, words []string) bool {
+	if len(words) == 0 {
+		return false
+	}
+	for i := 0; i+len(words) <= len(text); i++ {
+		if slices.Equal(text[i:i+len(words)], words) {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,257 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+
+	"basalt/message"
+	"basalt/store/sqldb"
+)
+
+// The full-text index (table message_text: SQLite FTS5, InnoDB FULLTEXT on
+// MariaDB) holds, for users whose mail is not sealed, each message's
+// subject, senders, recipients and text. A secure user's mail never has a
+// row: nothing readable of it may reach the disk (search.go scans it with
+// the unlocked key instead). A row is written in the append's transaction,
+// shared by the copies of a message (messages.text_id), and removed with
+// the last message that refers to it.
+
+// maxIndexedText bounds the body text indexed per message: 256 KiB of
+// decoded text, well past any letter, so that a huge text attachment
+// mistaken for the body, or a mailing list digest, costs the index no
+// more than that. Words past it are not found by a search.
+const maxIndexedText = 256 << 10
+
+// sortKeyMax bounds the sort_from and sort_subject columns, in octets.
+const sortKeyMax = 100
+
+// textDoc is what the full-text index holds of one message.
+type textDoc struct {
+	subject, sender, recipients, body string
+}
+
+// newTextDoc works out a message's row of the index from its parse.
+func newTextDoc(raw []byte, info *message.Info) *textDoc {
+	rcpt := info.SearchTo
+	for _, a := range info.Envelope.Cc {
+		if a.IsGroupStart() || a.IsGroupEnd() {
+			continue
+		}
+		rcpt += ", " + strings.TrimSpace(a.Name+" "+a.Mailbox+"@"+a.Host)
+	}
+	return &textDoc{subject: info.Envelope.Subject, sender: info.SearchFrom, recipients: rcpt,
+		body: message.IndexText(raw, &info.Body, maxIndexedText)}
+}
+
+// sortKeys are a message's sender and subject sort keys and its Date
+// header (unix seconds, 0 when it has none).
+func sortKeys(info *message.Info) (from, subject string, sent int64) {
+	if !info.Envelope.Date.IsZero() {
+		sent = info.Envelope.Date.Unix()
+	}
+	return message.SortFrom(&info.Envelope, sortKeyMax), message.SortSubject(info.Envelope.Subject, sortKeyMax), sent
+}
+
+// insertText writes the index row textID of a user's message.
+func (s *Store) insertText(ctx context.Context, tx *sqlx.Tx, userID, textID int64, d *textDoc) error {
+	q := "INSERT INTO message_text (id, user_id, subject, sender, recipients, body) VALUES (?, ?, ?, ?, ?, ?)"
+	var owner any = userID
+	if s.db.Dialect() == sqldb.SQLite {
+		q = "INSERT INTO message_text (rowid, owner, subject, sender, recipients, body) VALUES (?, ?, ?, ?, ?, ?)"
+		owner = ownerToken(userID)
+	}
+	if _, err := s.db.TxExec(ctx, tx, s.rebind(q), textID, owner, d.subject, d.sender, d.recipients, d.body); err != nil {
+		return fmt.Errorf("index message text: %w", err)
+	}
+	return nil
+}
+
+// ownerToken is the word SQLite's index rows of a user's mail carry, so
+// that a search reads the user's postings only.
+func ownerToken(userID int64) string { return "u" + strconv.FormatInt(userID, 10) }
+
+// textKey is the message_text column that holds a row's text_id.
+func (s *Store) textKey() string {
+	if s.db.Dialect() == sqldb.SQLite {
+		return "rowid"
+	}
+	return "id"
+}
+
+// dropTexts removes the index rows among ids that no message refers to
+// any more: called in the transaction that deleted messages.
+func (s *Store) dropTexts(ctx context.Context, tx *sqlx.Tx, userID int64, ids []any) error {
+	for start := 0; start < len(ids); start += 500 {
+		chunk := ids[start:min(start+500, len(ids))]
+		q, args, err := sqlx.In("DELETE FROM message_text WHERE "+s.textKey()+" IN (?) AND NOT EXISTS (SELECT 1 FROM messages WHERE user_id = ? AND text_id = message_text."+s.textKey()+")", chunk, userID)
+		if err != nil {
+			return err
+		}
+		if s.db.Dialect() == sqldb.SQLite {
+			// FTS5 deletes by rowid only: the survivors are found first.
+			q, args, err = sqlx.In("SELECT DISTINCT text_id FROM messages WHERE text_id IN (?)", chunk)
+			if err != nil {
+				return err
+			}
+			var alive []int64
+			if err := tx.SelectContext(ctx, &alive, s.rebind(q), args...); err != nil {
+				return fmt.Errorf("drop message text: %w", err)
+			}
+			keep := make(map[int64]bool, len(alive))
+			for _, id := range alive {
+				keep[id] = true
+			}
+			var gone []any
+			for _, id := range chunk {
+				if !keep[id.(int64)] {
+					gone = append(gone, id)
+				}
+			}
+			if len(gone) == 0 {
+				continue
+			}
+			if q, args, err = sqlx.In("DELETE FROM message_text WHERE rowid IN (?)", gone); err != nil {
+				return err
+			}
+		}
+		if _, err := s.txExecFew(ctx, tx, len(args), s.rebind(q), args...); err != nil {
+			return fmt.Errorf("drop message text: %w", err)
+		}
+	}
+	return nil
+}
+
+// textIDs returns the distinct nonzero text ids of rows.
+func textIDs(rows []messageRow) []any {
+	seen := map[int64]bool{}
+	var out []any
+	for _, r := range rows {
+		if r.TextID != 0 && !seen[r.TextID] {
+			seen[r.TextID] = true
+			out = append(out, r.TextID)
+		}
+	}
+	return out
+}
+
+// indexBatch is how many messages the backlog indexer does per transaction.
+const indexBatch = 100
+
+// IndexBacklog indexes the messages stored before the full-text index
+// existed (text_id 0): their text for users whose mail is not sealed, and
+// for every message the sort keys and parent hash that appends now write.
+// It goes by message id from where it last stopped (text_index_cursor), a
+// transaction of at most 100 messages at a time, so that it can stop at
+// any point and resume, and never holds the writers up for long; pause is
+// waited between batches. It returns how many messages it indexed, when
+// none are left or ctx ends.
+func (s *Store) IndexBacklog(ctx context.Context, pause time.Duration) (int, error) {
+	done := 0
+	for {
+		n, more, err := s.indexBatch(ctx, indexBatch)
+		done += n
+		if err != nil || !more {
+			return done, err
+		}
+		select {
+		case <-ctx.Done():
+			return done, nil
+		case <-time.After(pause):
+		}
+	}
+}
+
+// indexBatch indexes the next batch of at most size messages of the
+// backlog; more says whether anything may be left.
+func (s *Store) indexBatch(ctx context.Context, size int) (int, bool, error) {
+	var last int64
+	err := s.db.GetContext(ctx, &last, "SELECT COALESCE(MAX(last_id), 0) FROM text_index_cursor WHERE name = 'backlog'")
+	if err != nil {
+		return 0, false, fmt.Errorf("index backlog: %w", err)
+	}
+	var rows []struct {
+		ID         int64  `db:"id"`
+		UserID     int64  `db:"user_id"`
+		InfoSealed bool   `db:"info_sealed"`
+		Info       []byte `db:"info"`
+	}
+	if err := s.db.SelectContext(ctx, &rows, s.rebind("SELECT id, user_id, info_sealed, info FROM messages WHERE id > ? AND text_id = 0 ORDER BY id LIMIT "+strconv.Itoa(size)), last); err != nil {
+		return 0, false, fmt.Errorf("index backlog: %w", err)
+	}
+	if len(rows) == 0 {
+		return 0, false, nil
+	}
+	type work struct {
+		id, user              int64
+		from, subject, parent string
+		sent                  int64
+		doc                   *textDoc
+	}
+	var ws []work
+	for _, r := range rows {
+		w := work{id: r.ID, user: r.UserID}
+		if !r.InfoSealed {
+			var info message.Info
+			if err := json.Unmarshal(r.Info, &info); err != nil {
+				s.log.Warn("index backlog: undecodable metadata", "message", r.ID, "err", err)
+			} else {
+				w.from, w.subject, w.sent = sortKeys(&info)
+				w.parent = hashMessageID(info.ParentID())
+				raw, err := s.readRaw(ctx, r.UserID, r.ID)
+				if err != nil {
+					// Gone since, or unreadable: indexed without its body.
+					s.log.Warn("index backlog: message unreadable", "message", r.ID, "err", err)
+				}
+				w.doc = newTextDoc(raw, &info)
+			}
+		}
+		ws = append(ws, w)
+	}
+	err = s.db.Tx(ctx, func(tx *sqlx.Tx) error {
+		for _, w := range ws {
+			q := "UPDATE messages SET text_id = id WHERE id = ? AND text_id = 0"
+			args := []any{w.id}
+			if w.doc != nil {
+				q = "UPDATE messages SET text_id = id, sort_from = ?, sort_subject = ?, parent_hash = ?, sent_date = CASE WHEN ? > 0 THEN ? ELSE internal_date END WHERE id = ? AND text_id = 0"
+				args = []any{w.from, w.subject, w.parent, w.sent, w.sent, w.id}
+			}
+			res, err := tx.ExecContext(ctx, s.rebind(q), args...)
+			if err != nil {
+				return err
+			}
+			if n, _ := res.RowsAffected(); n == 1 && w.doc != nil {
+				if err := s.insertText(ctx, tx, w.user, w.id, w.doc); err != nil {
+					return err
+				}
+			}
+		}
+		q := "INSERT INTO text_index_cursor (name, last_id) VALUES ('backlog', ?) ON DUPLICATE KEY UPDATE last_id = VALUES(last_id)"
+		if s.db.Dialect() == sqldb.SQLite {
+			q = "INSERT INTO text_index_cursor (name, last_id) VALUES ('backlog', ?) ON CONFLICT (name) DO UPDATE SET last_id = excluded.last_id"
+		}
+		_, err := tx.ExecContext(ctx, s.rebind(q), ws[len(ws)-1].id)
+		return err
+	})
+	if err != nil {
+		return 0, false, fmt.Errorf("index backlog: %w", err)
+	}
+	return len(ws), len(rows) == size, nil
+}
+
+// readRaw reads a message of a user whose mail is not sealed, for the
+// indexer.
+func (s *Store) readRaw(ctx context.Context, userID, id int64) ([]byte, error) {
+	rc, err := s.Account(userID, nil).Open(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	return io.ReadAll(io.LimitReader(rc, 64<<20))
+}
