@@ -194,3 +194,44 @@ func TestCaptchaOneUse(t *testing.T) {
 		}
 	})
 }
+
+// TestMappedAddresses: an IPv4 client seen as an IPv4-mapped IPv6
+// address (a dual-stack listener) is the IPv4 client: a ban written
+// either way covers it, and its registrations count against its /24.
+func TestMappedAddresses(t *testing.T) {
+	testsupport.ForEachDatabase(t, func(t *testing.T, db testsupport.Database) {
+		e := storetest.Open(t, db, storetest.Options{})
+		ctx := context.Background()
+		if _, err := e.Store.AddDomain(ctx, "example.org"); err != nil {
+			t.Fatal(err)
+		}
+		g := signup.New(e.Store)
+		b, err := g.Ban(ctx, netip.MustParsePrefix("::ffff:198.51.100.0/120"), "spam", time.Time{})
+		if err != nil || b.Network != "198.51.100.0/24" {
+			t.Fatalf("ban of a mapped network = %+v, %v", b, err)
+		}
+		for _, ip := range []string{"198.51.100.7", "::ffff:198.51.100.7"} {
+			if err := g.CheckNetwork(ctx, netip.MustParseAddr(ip), signup.Limit{}); !errors.Is(err, signup.ErrBanned) {
+				t.Errorf("%s under a mapped ban: %v", ip, err)
+			}
+		}
+		if _, err := g.Ban(ctx, netip.MustParsePrefix("203.0.113.0/24"), "spam", time.Time{}); err != nil {
+			t.Fatal(err)
+		}
+		if err := g.CheckNetwork(ctx, netip.MustParseAddr("::ffff:203.0.113.9"), signup.Limit{}); !errors.Is(err, signup.ErrBanned) {
+			t.Errorf("mapped client under an IPv4 ban: %v", err)
+		}
+
+		lim := signup.Limit{PerNetwork: 2, PerWide: 2}
+		for i, ip := range []string{"::ffff:192.0.2.1", "192.0.2.2"} {
+			if err := register(ctx, e, g, "m"+string(rune('1'+i))+"@example.org", netip.MustParseAddr(ip), lim, ""); err != nil {
+				t.Fatalf("register from %s: %v", ip, err)
+			}
+		}
+		for _, ip := range []string{"192.0.2.3", "::ffff:192.0.2.3"} {
+			if err := g.CheckNetwork(ctx, netip.MustParseAddr(ip), lim); !errors.Is(err, signup.ErrTooMany) {
+				t.Errorf("third from the /24 as %s: %v", ip, err)
+			}
+		}
+	})
+}
