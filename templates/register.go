@@ -300,23 +300,34 @@ func (s *Site) register(w http.ResponseWriter, r *http.Request) {
 	case subtle.ConstantTimeCompare([]byte(typed), []byte(digitString(answer))) != 1:
 		errs["captcha"] = "The digits were not right. Type the digits of the new picture."
 	}
+	// Whether a name is taken, or an invite code good, is told only to
+	// an answer with the right digits: else the form would answer both
+	// questions to a script that never reads a captcha.
+	solved := errs["captcha"] == ""
 	if m := s.checkUsername(name); m != "" {
 		errs["username"] = m
-	} else if t, err := s.taken(r, name+"@"+rc.Domain); err != nil {
-		s.fail(w, r, "check username", err)
-		return
-	} else if t {
-		errs["username"] = "This username is taken. Please choose another."
+	} else if solved {
+		t, err := s.taken(r, name+"@"+rc.Domain)
+		if err != nil {
+			s.fail(w, r, "check username", err)
+			return
+		}
+		if t {
+			errs["username"] = "This username is taken. Please choose another."
+		}
 	}
 	checkPassword(rc.PasswordMin, pw, pw2, errs)
 	if rc.Mode == ModeInvite {
 		if invite == "" {
 			errs["invite"] = "Registration needs an invite code."
-		} else if err := s.signup.CheckInvite(ctx, invite); errors.Is(err, signup.ErrInvite) {
-			errs["invite"] = "This invite code is not valid: it is unknown, used up or expired."
-		} else if err != nil {
-			s.fail(w, r, "check invite", err)
-			return
+		} else if solved {
+			err := s.signup.CheckInvite(ctx, invite)
+			if errors.Is(err, signup.ErrInvite) {
+				errs["invite"] = "This invite code is not valid: it is unknown, used up or expired."
+			} else if err != nil {
+				s.fail(w, r, "check invite", err)
+				return
+			}
 		}
 	}
 	if len(errs) > 0 {

@@ -293,6 +293,52 @@ func TestRegisterErrors(t *testing.T) {
 	}
 }
 
+// TestNoOracleWithoutCaptcha: whether a username is taken, or an invite
+// code good, is not told to a form whose captcha is wrong, unknown or
+// missing: a script that reads no captcha learns neither.
+func TestNoOracleWithoutCaptcha(t *testing.T) {
+	h := newHarness(t, sqlite(t), func(c *templates.Config) { c.Register.Mode = templates.ModeInvite })
+	h.env.NewUser(t, "taken@example.org", false)
+	inv, err := signup.New(h.env.Store).CreateInvite(context.Background(), 1, "", time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name    string
+		captcha map[string]string
+	}{
+		{"wrong digits", map[string]string{"captcha": "0000000"}},
+		{"unknown id", map[string]string{"captcha_id": "AAAAAAAAAAAAAAAAAAAA"}},
+		{"no captcha", map[string]string{"captcha_id": "", "captcha": ""}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			// A taken name and a wrong code, then a free name and a
+			// good code: the pages must not differ.
+			var pages [2]string
+			for i, f := range []map[string]string{{"username": "taken", "invite": "NOTACODE"}, {"username": "free", "invite": inv.Code}} {
+				for k, v := range tc.captcha {
+					f[k] = v
+				}
+				b := h.browser(t)
+				b.step1(f)
+				if b.status != http.StatusUnprocessableEntity || !b.shown("#captcha-error") {
+					t.Fatalf("%v: %d, captcha error %q", f, b.status, b.text("#captcha-error"))
+				}
+				if b.shown("#username-error") || b.shown("#invite-error") {
+					t.Errorf("%v told without a captcha: username %q, invite %q", f, b.text("#username-error"), b.text("#invite-error"))
+				}
+				pages[i] = b.text("#error")
+			}
+			if pages[0] != pages[1] {
+				t.Errorf("summaries differ: %q, %q", pages[0], pages[1])
+			}
+		})
+	}
+	if n := countUsers(t, h); n != 1 {
+		t.Errorf("%d users", n)
+	}
+}
+
 func countUsers(t *testing.T, h *harness) int {
 	t.Helper()
 	us, err := h.env.Store.Users(context.Background(), store.UserQuery{})
