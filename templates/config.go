@@ -1,11 +1,14 @@
 package templates
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/mail"
 	"regexp"
 	"strings"
+
+	"basalt/store"
 )
 
 // Config is the site's configuration: the [site] section.
@@ -249,3 +252,25 @@ func safeURL(u string) bool {
 // maxPassword bounds a password: argon2 takes any length, but a megabyte
 // of password is an attack, not a password.
 const maxPassword = 200
+
+// CheckPlans reports a registration plan whose store plan (plan =) does
+// not exist: the server checks this at start, so a misspelt name stops
+// it with this error rather than failing every registration at step 2.
+// Closed registration offers no plan and is not checked.
+func (c Config) CheckPlans(ctx context.Context, st *store.Store) error {
+	if c.Register.Mode == ModeClosed {
+		return nil
+	}
+	var errs []error
+	for i, p := range c.Register.Plans {
+		if p.Plan == "" {
+			continue
+		}
+		if _, err := st.PlanByName(ctx, p.Plan); errors.Is(err, store.ErrNotFound) {
+			errs = append(errs, fmt.Errorf("site.register.plan %d (%s): plan %q does not exist (make it with basalt plan set, or correct the name)", i+1, p.ID, p.Plan))
+		} else if err != nil {
+			return fmt.Errorf("check site.register.plan %d: %w", i+1, err)
+		}
+	}
+	return errors.Join(errs...)
+}
