@@ -23,8 +23,10 @@ type Config struct {
 	Accent string `toml:"accent"`
 	// Footer are the links in every page's footer (terms, privacy).
 	Footer []Link `toml:"footer"`
-	// Admins receive the contact and abuse form's messages (local
-	// addresses).
+	// Admins receive the contact and abuse form's messages and, in
+	// approval mode, a note of each account that waits: local addresses
+	// in their inbox, others through the outbound queue (which needs
+	// [queue] smarthost).
 	Admins []string `toml:"admins"`
 	// From is the sender of the welcome message and of the contact
 	// form's mail; default postmaster@ the registration domain.

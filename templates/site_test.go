@@ -1,12 +1,16 @@
 package templates_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
+	"mime"
 	"net/http"
+	"net/mail"
 	"net/netip"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -19,6 +23,7 @@ import (
 	"basalt/session"
 	"basalt/store"
 	"basalt/store/contacts"
+	"basalt/store/outbound"
 	"basalt/store/signup"
 	"basalt/templates"
 )
@@ -701,6 +706,62 @@ func TestContact(t *testing.T) {
 	b.get("/contact").post("/contact", good)
 	if b.status != http.StatusTooManyRequests {
 		t.Fatalf("third message in the hour: %d", b.status)
+	}
+}
+
+// TestAdminsElsewhere: administrators with addresses on other servers
+// get the contact form's mail and the approval notes too, through the
+// outbound queue (delivery's path for remote recipients), as the local
+// ones get theirs in their inbox.
+func TestAdminsElsewhere(t *testing.T) {
+	h := newHarness(t, sqlite(t), func(c *templates.Config) {
+		c.Admins = []string{"postmaster@example.org", "Ops <ops@elsewhere.test>"}
+		c.Register.Mode = templates.ModeApproval
+	})
+	ctx := context.Background()
+	admin := h.env.NewUser(t, "postmaster@example.org", false)
+	b := h.browser(t)
+	b.get("/contact").post("/contact", url.Values{"kind": {"question"}, "email": {"zoe@elsewhere.example"}, "subject": {"Hello"}, "message": {"A question."}})
+	if b.status != 200 || !b.shown("#sent") {
+		t.Fatalf("send: %d %q", b.status, b.text("#error"))
+	}
+	b.step1(nil).follow().post("/register/plan", url.Values{"plan": {"standard"}})
+	if b.status != http.StatusSeeOther {
+		t.Fatalf("register: %d %q", b.status, b.text("#error"))
+	}
+	q := outbound.New(h.env.Store)
+	es, err := q.Entries(ctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var subjects []string
+	for _, e := range es {
+		if len(e.Rcpts) != 1 || e.Rcpts[0].Address != "ops@elsewhere.test" {
+			t.Errorf("queued for %+v", e.Rcpts)
+			continue
+		}
+		rc, err := q.Open(ctx, &e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, _ := io.ReadAll(rc)
+		rc.Close()
+		m, err := mail.ReadMessage(bytes.NewReader(raw))
+		if err != nil {
+			t.Fatal(err)
+		}
+		subj, err := new(mime.WordDecoder).DecodeHeader(m.Header.Get("Subject"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		subjects = append(subjects, subj)
+	}
+	slices.Sort(subjects)
+	if len(subjects) != 2 || subjects[0] != "[Approval] newbie@example.org waits for approval" || subjects[1] != "[Contact] Hello" {
+		t.Errorf("queued for the remote administrator: %q", subjects)
+	}
+	if msgs := storetest.Messages(t, h.env.Account(admin), "INBOX"); len(msgs) != 2 {
+		t.Errorf("local administrator got %d messages", len(msgs))
 	}
 }
 
