@@ -59,11 +59,11 @@ func Networks(ip netip.Addr) (network, wide netip.Prefix) {
 	return netip.PrefixFrom(ip, 64).Masked(), netip.PrefixFrom(ip, 48).Masked()
 }
 
-// canonical is network as clients are matched against it: an
+// Canonical is network as clients are matched against it: an
 // IPv4-mapped IPv6 network (::ffff:192.0.2.0/120) is the IPv4 network it
 // maps (192.0.2.0/24), since client addresses are unmapped before they
 // are matched (RFC 4291 2.5.5.2); and its host bits are cleared.
-func canonical(network netip.Prefix) netip.Prefix {
+func Canonical(network netip.Prefix) netip.Prefix {
 	if a := network.Addr(); a.Is4In6() && network.Bits() >= 96 {
 		return netip.PrefixFrom(a.Unmap(), network.Bits()-96).Masked()
 	}
@@ -85,7 +85,7 @@ func (s *Signup) Ban(ctx context.Context, network netip.Prefix, reason string, e
 	if !network.IsValid() {
 		return Ban{}, fmt.Errorf("ban network: %w: not a network", store.ErrInvalid)
 	}
-	n := canonical(network).String()
+	n := Canonical(network).String()
 	var exp int64
 	if !expires.IsZero() {
 		exp = expires.Unix()
@@ -146,7 +146,7 @@ func (s *Signup) Banned(ctx context.Context, ip netip.Addr) (Ban, bool, error) {
 	}
 	ip = ip.Unmap()
 	for _, b := range bs {
-		if p, err := netip.ParsePrefix(b.Network); err == nil && canonical(p).Contains(ip) {
+		if p, err := netip.ParsePrefix(b.Network); err == nil && Canonical(p).Contains(ip) {
 			return b, true, nil
 		}
 	}
