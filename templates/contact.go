@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"net/mail"
 	"strings"
-	"time"
 	"unicode/utf8"
 
 	"basalt/store/signup"
@@ -81,8 +80,7 @@ func (s *Site) contact(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ip := clientIP(r)
-	network, _ := signup.Networks(ip)
-	if err := s.signup.Admit(ctx, "contact", network.String(), s.cfg.ContactPerHour, time.Hour); errors.Is(err, signup.ErrRateLimited) {
+	if err := s.admit(ctx, "contact", ip, s.cfg.ContactPerHour); errors.Is(err, signup.ErrRateLimited) {
 		s.errorPage(w, r, http.StatusTooManyRequests)
 		return
 	} else if err != nil {

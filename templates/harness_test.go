@@ -29,6 +29,7 @@ import (
 type harness struct {
 	env     *storetest.Env
 	srv     *httptest.Server
+	site    http.Handler // the site itself, for requests from any address
 	cfg     templates.Config
 	mu      sync.Mutex
 	answers map[string]string
@@ -76,6 +77,7 @@ func newHarness(t *testing.T, db testsupport.Database, mutate func(*templates.Co
 	if err != nil {
 		t.Fatal(err)
 	}
+	h.site = site
 	h.srv = httptest.NewServer(site)
 	t.Cleanup(h.srv.Close)
 	return h
@@ -83,6 +85,20 @@ func newHarness(t *testing.T, db testsupport.Database, mutate func(*templates.Co
 
 func sqlite(t testing.TB) testsupport.Database {
 	return testsupport.Database{Driver: "sqlite", DSN: testsupport.SQLiteDSN(t)}
+}
+
+// from serves a GET of path to a client at remote ("[2001:db8::1]:1234"),
+// straight to the site: loopback connections cannot come from anywhere
+// else. It returns the status.
+func (h *harness) from(remote, path string, header ...string) int {
+	req := httptest.NewRequest("GET", path, nil)
+	req.RemoteAddr = remote
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	rec := httptest.NewRecorder()
+	h.site.ServeHTTP(rec, req)
+	return rec.Code
 }
 
 // browser is one client: its own cookies and loopback network; it does

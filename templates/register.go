@@ -137,8 +137,7 @@ func (s *Site) registerPage(w http.ResponseWriter, r *http.Request, status int, 
 // newCaptcha makes a captcha and keeps its answer, one use, in the cache.
 // Making them is rate-limited per network: each costs a cache entry.
 func (s *Site) newCaptcha(r *http.Request, ip netip.Addr) (string, error) {
-	network, _ := signup.Networks(ip)
-	if err := s.signup.Admit(r.Context(), "captcha", network.String(), s.cfg.Register.CaptchasPerHour, time.Hour); err != nil {
+	if err := s.admit(r.Context(), "captcha", ip, s.cfg.Register.CaptchasPerHour); err != nil {
 		return "", err
 	}
 	id := randomToken()[:20]
@@ -172,6 +171,18 @@ func (s *Site) captchaFile(w http.ResponseWriter, r *http.Request) {
 	m := captchaFileRE.FindStringSubmatch(chi.URLParam(r, "file"))
 	if m == nil {
 		s.errorPage(w, r, http.StatusNotFound)
+		return
+	}
+	// Drawing costs far more than answering (the audio most), and one
+	// live id could be drawn without end: drawings are counted per
+	// network too, a few per captcha made (a reload, the audio).
+	err := s.admit(r.Context(), "captcha-file", clientIP(r), 4*s.cfg.Register.CaptchasPerHour)
+	if errors.Is(err, signup.ErrRateLimited) {
+		s.errorPage(w, r, http.StatusTooManyRequests)
+		return
+	}
+	if err != nil {
+		s.fail(w, r, "count captcha drawings", err)
 		return
 	}
 	digits, ok, err := s.signup.Captcha(r.Context(), m[1])

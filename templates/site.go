@@ -266,6 +266,21 @@ func clientIP(r *http.Request) netip.Addr {
 	return ip
 }
 
+// admit counts one request of kind from ip's network against limit an
+// hour: its IPv4 /24 or IPv6 /64, and for IPv6 its /48 too, against four
+// times limit (one site holds a /48: 65536 /64s each with a limit of its
+// own would be no limit). Over either, signup.ErrRateLimited.
+func (s *Site) admit(ctx context.Context, kind string, ip netip.Addr, limit int64) error {
+	network, wide := signup.Networks(ip)
+	if err := s.signup.Admit(ctx, kind, network.String(), limit, time.Hour); err != nil {
+		return err
+	}
+	if wide == network {
+		return nil
+	}
+	return s.signup.Admit(ctx, kind, wide.String(), 4*limit, time.Hour)
+}
+
 func (s *Site) home(w http.ResponseWriter, r *http.Request) {
 	v := s.view("home")
 	if s.cfg.Register.Mode == ModeClosed {

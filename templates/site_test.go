@@ -414,6 +414,47 @@ func TestCaptchaRate(t *testing.T) {
 	}
 }
 
+// TestCaptchaRateNetworks: captchas made, and drawn, are counted per
+// network: an IPv6 /64, and its /48 at four times the limit (a site
+// holding a /48 does not get 65536 limits); an IPv4-mapped client is its
+// IPv4 /24; X-Forwarded-For changes nothing.
+func TestCaptchaRateNetworks(t *testing.T) {
+	h := newHarness(t, sqlite(t), func(c *templates.Config) { c.Register.CaptchasPerHour = 2 })
+	get := func(remote string, want int, header ...string) {
+		t.Helper()
+		if got := h.from(remote, "/register", header...); got != want {
+			t.Errorf("captcha for %s: %d, want %d", remote, got, want)
+		}
+	}
+	get("[2001:db8:1:1::1]:1000", 200)
+	get("[2001:db8:1:1::2]:1000", 200)
+	get("[2001:db8:1:1::3]:1000", 429)
+	get("[2001:db8:1:1::3]:1000", 429, "X-Forwarded-For", "192.0.2.1")
+	for _, n := range []string{"2", "3", "4"} {
+		get("[2001:db8:1:"+n+"::1]:1000", 200)
+		get("[2001:db8:1:"+n+"::2]:1000", 200)
+	}
+	get("[2001:db8:1:5::1]:1000", 429) // the /48's eight are made
+	get("[2001:db8:2:1::1]:1000", 200) // another /48
+
+	get("[::ffff:198.51.100.1]:1000", 200)
+	get("198.51.100.2:1000", 200)
+	get("[::ffff:198.51.100.3]:1000", 429)
+
+	// Drawing one live captcha again and again is counted too.
+	b := h.browser(t)
+	b.get("/register")
+	id, _ := b.captcha()
+	for i := range 8 {
+		if b.get("/register/captcha/" + id + ".wav"); b.status != 200 {
+			t.Fatalf("drawing %d: %d", i+1, b.status)
+		}
+	}
+	if b.get("/register/captcha/" + id + ".png"); b.status != http.StatusTooManyRequests {
+		t.Fatalf("ninth drawing: %d", b.status)
+	}
+}
+
 // TestNetworkLimits: a network registers at most per_network_per_day
 // accounts a day, and a banned network none; each refusal says why and
 // makes no user.
