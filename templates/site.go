@@ -60,6 +60,18 @@ type Site struct {
 // csrfCookie holds the double-submit token; its value goes in every form.
 const csrfCookie = "basalt_site_csrf"
 
+// csrfName is the CSRF cookie's name for r. Over HTTPS it carries the
+// __Host- prefix (RFC 6265bis 4.1.3.2): a browser takes such a cookie only
+// from this host itself, Secure, for path /, so a neighbour under the
+// same domain (evil.example.org) cannot plant a token it knows, the known
+// weakness of a double-submit cookie; the plain name is then not read.
+func (s *Site) csrfName(r *http.Request) string {
+	if s.secureCookie(r) {
+		return "__Host-" + csrfCookie
+	}
+	return csrfCookie
+}
+
 // New loads the pages and returns the site. cfg must have its defaults
 // (Config.WithDefaults) and be valid.
 func New(cfg Config, d Deps) (*Site, error) {
@@ -158,11 +170,11 @@ func (s *Site) secureCookie(r *http.Request) bool {
 // token returns the request's CSRF token, setting a new cookie when the
 // browser has none.
 func (s *Site) token(w http.ResponseWriter, r *http.Request) string {
-	if c, err := r.Cookie(csrfCookie); err == nil && len(c.Value) == 43 {
+	if c, err := r.Cookie(s.csrfName(r)); err == nil && len(c.Value) == 43 {
 		return c.Value
 	}
 	t := randomToken()
-	http.SetCookie(w, &http.Cookie{Name: csrfCookie, Value: t, Path: "/", HttpOnly: true,
+	http.SetCookie(w, &http.Cookie{Name: s.csrfName(r), Value: t, Path: "/", HttpOnly: true,
 		Secure: s.secureCookie(r), SameSite: http.SameSiteStrictMode})
 	return t
 }
@@ -186,7 +198,7 @@ func (s *Site) csrf(next http.HandlerFunc) http.HandlerFunc {
 			s.errorPage(w, r, http.StatusBadRequest)
 			return
 		}
-		c, err := r.Cookie(csrfCookie)
+		c, err := r.Cookie(s.csrfName(r))
 		got := r.PostForm.Get("csrf")
 		if err != nil || c.Value == "" || got == "" || subtle.ConstantTimeCompare([]byte(c.Value), []byte(got)) != 1 {
 			s.log.Info("site: form refused: CSRF token missing or wrong", "path", r.URL.Path)

@@ -610,6 +610,49 @@ func TestCSRF(t *testing.T) {
 	}
 }
 
+// TestCSRFHostCookie: over HTTPS the CSRF cookie is a __Host- cookie
+// (Secure, path /, no domain), which a neighbour under the same domain
+// cannot set; a token planted in a cookie of the plain name opens
+// nothing.
+func TestCSRFHostCookie(t *testing.T) {
+	h := newHarness(t, sqlite(t), func(c *templates.Config) { c.SecureCookie = true })
+	h.env.NewUser(t, "alice@example.org", false)
+	resp, err := http.Get(h.srv.URL + "/login")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	var got *http.Cookie
+	for _, c := range resp.Cookies() {
+		if strings.HasSuffix(c.Name, "basalt_site_csrf") {
+			got = c
+		}
+	}
+	if got == nil || got.Name != "__Host-basalt_site_csrf" || !got.Secure || got.Path != "/" || got.Domain != "" {
+		t.Fatalf("CSRF cookie %+v", got)
+	}
+	login := func(cookie, token string) int {
+		t.Helper()
+		f := url.Values{"csrf": {token}, "username": {"alice@example.org"}, "password": {storetest.Password}}
+		req, _ := http.NewRequest("POST", h.srv.URL+"/login", strings.NewReader(f.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("Cookie", cookie+"="+token)
+		resp, err := (&http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}).Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	planted := strings.Repeat("A", 43)
+	if st := login("basalt_site_csrf", planted); st != http.StatusForbidden {
+		t.Errorf("a planted plain cookie: %d", st)
+	}
+	if st := login(got.Name, got.Value); st != http.StatusSeeOther {
+		t.Errorf("the __Host- cookie: %d", st)
+	}
+}
+
 // TestLogin: a missing field or wrong password is shown under its field,
 // the address kept; the password is never sent back.
 func TestLogin(t *testing.T) {
