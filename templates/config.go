@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/mail"
+	"net/url"
 	"regexp"
 	"strings"
 
@@ -246,10 +247,24 @@ func (c Config) Validate() error {
 }
 
 // safeURL admits http(s) and site-relative links: no javascript: or
-// data: in an href the operator wrote by mistake.
+// data: in an href the operator wrote by mistake. An absolute one's host
+// must be a host name or address: the logo's goes into the
+// Content-Security-Policy header, where a ";" or a quote in it would
+// start a directive of its own.
 func safeURL(u string) bool {
-	return strings.HasPrefix(u, "https://") || strings.HasPrefix(u, "http://") || (strings.HasPrefix(u, "/") && !strings.HasPrefix(u, "//"))
+	if strings.HasPrefix(u, "/") && !strings.HasPrefix(u, "//") {
+		return true
+	}
+	if !strings.HasPrefix(u, "https://") && !strings.HasPrefix(u, "http://") {
+		return false
+	}
+	p, err := url.Parse(u)
+	return err == nil && p.User == nil && hostRE.MatchString(p.Host)
 }
+
+// hostRE is a host name or IPv4 address, or a bracketed IPv6 address,
+// with an optional port.
+var hostRE = regexp.MustCompile(`^([A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?$`)
 
 // maxPassword bounds a password: argon2 takes any length, but a megabyte
 // of password is an attack, not a password.
