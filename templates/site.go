@@ -1,6 +1,7 @@
 package templates
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/subtle"
@@ -12,6 +13,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"regexp"
 	"time"
 
 	"github.com/PuerkitoBio/goquery"
@@ -56,6 +58,9 @@ type Site struct {
 	csp    string
 	brand  []byte // brand.css
 }
+
+// assetName is the name of a file of the site's assets.
+var assetName = regexp.MustCompile(`^[a-z0-9][a-z0-9-]*\.(css|svg|png)$`)
 
 // csrfCookie holds the double-submit token; its value goes in every form.
 const csrfCookie = "basalt_site_csrf"
@@ -110,15 +115,22 @@ func (s *Site) routes() {
 	r := chi.NewRouter()
 	r.Use(s.secure, middleware.GetHead)
 	assets, _ := fs.Sub(assetFiles, "assets")
-	files := http.FileServer(http.FS(assets))
 	r.Get("/site/brand.css", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/css; charset=utf-8")
 		w.Header().Set("Cache-Control", "public, max-age=3600")
 		w.Write(s.brand)
 	})
+	// The assets are a few named files: no directory listing, no
+	// FileServer redirects, and the site's own 404 for anything else.
 	r.Get("/site/{file}", func(w http.ResponseWriter, r *http.Request) {
+		name := chi.URLParam(r, "file")
+		b, err := fs.ReadFile(assets, name)
+		if !assetName.MatchString(name) || err != nil {
+			s.errorPage(w, r, http.StatusNotFound)
+			return
+		}
 		w.Header().Set("Cache-Control", "public, max-age=3600")
-		http.StripPrefix("/site", files).ServeHTTP(w, r)
+		http.ServeContent(w, r, name, time.Time{}, bytes.NewReader(b))
 	})
 	r.Get("/", s.home)
 	r.Get("/login", s.loginForm)

@@ -101,6 +101,13 @@ func TestPages(t *testing.T) {
 			t.Errorf("%s: %d", f, b.status)
 		}
 	}
+	// The assets are files only: no listing of their directory, no
+	// redirect, and the site's 404 for the rest.
+	for _, f := range []string{"/site/..%2f", "/site/.", "/site/nothing.css", "/site/site.css%2f"} {
+		if b.get(f); b.status != 404 || b.text("#status") != "404" {
+			t.Errorf("%s: %d %q, want the site's 404", f, b.status, b.resp.Header.Get("Location"))
+		}
+	}
 	head, err := http.Head(h.srv.URL + "/login")
 	if err != nil || head.StatusCode != 200 {
 		t.Errorf("HEAD /login: %v %v", head, err)
