@@ -497,6 +497,16 @@ func (s *Site) plan(w http.ResponseWriter, r *http.Request) {
 	p := rc.Plans[i]
 	addr := st.Username + "@" + rc.Domain
 	ip := clientIP(r)
+	// A ban made since step 1, or step 2 sent from a banned network,
+	// stops here; the day's count is checked again as the user is made.
+	if err := s.signup.CheckNetwork(ctx, ip, signup.Limit{}); err != nil {
+		if m := networkRefusal(err); m != "" {
+			s.planPage(w, r, http.StatusForbidden, st, choice, m)
+			return
+		}
+		s.fail(w, r, "check network", err)
+		return
+	}
 	invite := ""
 	if rc.Mode == ModeInvite {
 		invite = st.Invite

@@ -513,6 +513,19 @@ func TestNetworkLimits(t *testing.T) {
 	if banned.status != http.StatusForbidden || !strings.Contains(banned.text("#error"), "not allowed") {
 		t.Fatalf("banned network's POST: %d %q", banned.status, banned.text("#error"))
 	}
+	// A ban made between the steps holds at step 2.
+	late := h.browserFrom(t, "127.0.203.1")
+	late.step1(map[string]string{"username": "late"})
+	if late.status != http.StatusSeeOther {
+		t.Fatalf("step 1 before the ban: %d %q", late.status, late.text("#error"))
+	}
+	if _, err := signup.New(h.env.Store).Ban(ctx, netip.MustParsePrefix("127.0.203.0/24"), "spam", time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	late.follow().post("/register/plan", url.Values{"plan": {"standard"}})
+	if late.status != http.StatusForbidden || !strings.Contains(late.text("#error"), "not allowed") {
+		t.Fatalf("step 2 after the ban: %d %q", late.status, late.text("#error"))
+	}
 	if n := countUsers(t, h); n != 4 {
 		t.Fatalf("%d users, want 4", n)
 	}
