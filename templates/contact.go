@@ -15,7 +15,7 @@ func (s *Site) contactForm(w http.ResponseWriter, r *http.Request) {
 	if r.URL.Query().Get("kind") == "abuse" {
 		v.value("kind", "abuse")
 	}
-	v.render(w, s.token(w, r))
+	s.render(w, r, v)
 }
 
 func (s *Site) contactView() *view {
@@ -35,7 +35,7 @@ func (s *Site) contact(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	if len(s.cfg.Admins) == 0 {
 		v := s.contactView()
-		v.render(w, s.token(w, r))
+		s.render(w, r, v)
 		return
 	}
 	f := r.PostForm
@@ -76,7 +76,7 @@ func (s *Site) contact(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		v.summary(summaryFor(len(errs)))
-		v.render(w, s.token(w, r))
+		s.render(w, r, v)
 		return
 	}
 	ip := clientIP(r)
@@ -116,5 +116,5 @@ func (s *Site) contact(w http.ResponseWriter, r *http.Request) {
 	v := s.view("contact")
 	v.show("sent")
 	v.remove("#contact-form")
-	v.render(w, s.token(w, r))
+	s.render(w, r, v)
 }

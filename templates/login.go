@@ -14,7 +14,7 @@ func (s *Site) loginForm(w http.ResponseWriter, r *http.Request) {
 	if s.cfg.Register.Mode == ModeClosed {
 		v.remove("#login-register")
 	}
-	v.render(w, s.token(w, r))
+	s.render(w, r, v)
 }
 
 // lockedText is what a locked account's owner is told: the lock's words
@@ -61,7 +61,7 @@ func (s *Site) login(w http.ResponseWriter, r *http.Request) {
 		if msg != "" {
 			v.summary(msg)
 		}
-		v.render(w, s.token(w, r))
+		s.render(w, r, v)
 	}
 	errs := map[string]string{}
 	if strings.TrimSpace(user) == "" {

@@ -12,7 +12,7 @@ import (
 func (s *Site) passwordForm(w http.ResponseWriter, r *http.Request) {
 	v := s.view("password")
 	v.text("password-hint", passwordHint(s.cfg.Register.PasswordMin))
-	v.render(w, s.token(w, r))
+	s.render(w, r, v)
 }
 
 func passwordHint(min int) string { return "At least " + strconv.Itoa(min) + " characters." }
@@ -47,7 +47,7 @@ func (s *Site) password(w http.ResponseWriter, r *http.Request) {
 		if msg != "" {
 			v.summary(msg)
 		}
-		v.render(w, s.token(w, r))
+		s.render(w, r, v)
 	}
 	errs := map[string]string{}
 	if strings.TrimSpace(user) == "" {
@@ -91,5 +91,5 @@ func (s *Site) password(w http.ResponseWriter, r *http.Request) {
 	v := s.view("password")
 	v.show("changed")
 	v.remove("#password-form")
-	v.render(w, s.token(w, r))
+	s.render(w, r, v)
 }

@@ -82,7 +82,7 @@ func (s *Site) registerPage(w http.ResponseWriter, r *http.Request, status int, 
 	if rc.Mode == ModeClosed {
 		v.remove("#register-form, .steps")
 		v.show("closed")
-		v.render(w, s.token(w, r))
+		s.render(w, r, v)
 		return
 	}
 	ip := clientIP(r)
@@ -91,7 +91,7 @@ func (s *Site) registerPage(w http.ResponseWriter, r *http.Request, status int, 
 			v.status = http.StatusForbidden
 			v.remove("#register-form")
 			v.summary(m)
-			v.render(w, s.token(w, r))
+			s.render(w, r, v)
 			return
 		}
 		s.fail(w, r, "check network", err)
@@ -131,7 +131,7 @@ func (s *Site) registerPage(w http.ResponseWriter, r *http.Request, status int, 
 	if msg != "" {
 		v.summary(msg)
 	}
-	v.render(w, s.token(w, r))
+	s.render(w, r, v)
 }
 
 // newCaptcha makes a captcha and keeps its answer, one use, in the cache.
@@ -469,7 +469,7 @@ func (s *Site) planPage(w http.ResponseWriter, r *http.Request, status int, st r
 	if msg != "" {
 		v.summary(msg)
 	}
-	v.render(w, s.token(w, r))
+	s.render(w, r, v)
 }
 
 // plan takes step 2: creates the account in one transaction (user, key
@@ -568,5 +568,5 @@ func (s *Site) done(w http.ResponseWriter, r *http.Request) {
 		v.show("pending")
 		v.remove("#ready, #done-login")
 	}
-	v.render(w, s.token(w, r))
+	s.render(w, r, v)
 }

@@ -145,6 +145,7 @@ func (s *Site) routes() {
 	r.Post("/password", s.csrf(s.password))
 	r.Get("/contact", s.contactForm)
 	r.Post("/contact", s.csrf(s.contact))
+	r.Post("/theme", s.csrf(s.theme))
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) { s.errorPage(w, r, http.StatusNotFound) })
 	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) { s.errorPage(w, r, http.StatusNotFound) })
 	s.router = r
@@ -236,7 +237,7 @@ func (s *Site) refused(w http.ResponseWriter, r *http.Request) {
 	v := s.view(page)
 	v.status = http.StatusForbidden
 	v.summary(formExpired)
-	v.render(w, s.token(w, r))
+	s.render(w, r, v)
 }
 
 const formExpired = "This form had expired or did not come from this site. Nothing was done; please send it again."
@@ -266,7 +267,7 @@ func (s *Site) errorPage(w http.ResponseWriter, r *http.Request, status int) {
 	if status == http.StatusTooManyRequests {
 		w.Header().Set("Retry-After", "300")
 	}
-	v.render(w, s.token(w, r))
+	s.render(w, r, v)
 }
 
 // fail logs an error of the server's and shows the 500 page (503 when
@@ -312,7 +313,7 @@ func (s *Site) home(w http.ResponseWriter, r *http.Request) {
 		v.remove("#nav-register")
 	}
 	v.doc.Find("#lead").SetText("Private mail at " + s.cfg.Name + ", with a webmail that is quick to use, and IMAP, POP3 and SMTP for any other client.")
-	v.render(w, s.token(w, r))
+	s.render(w, r, v)
 }
 
 // ctxTimeout bounds one page's work with the store.

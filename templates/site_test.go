@@ -114,6 +114,43 @@ func TestPages(t *testing.T) {
 	}
 }
 
+// TestTheme: the footer's toggle (a form: the site runs no script)
+// keeps the chosen theme in a cookie, every page then carries it on
+// <html>, "auto" follows the system again, and the toggle returns only to
+// the site's own pages.
+func TestTheme(t *testing.T) {
+	h := newHarness(t, sqlite(t), nil)
+	b := h.browser(t)
+	b.get("/contact?kind=abuse")
+	if _, set := b.page.Find("html").Attr("data-theme"); set || b.val("#theme-back") != "/contact" {
+		t.Fatalf("first visit: theme set %v, back %q", set, b.val("#theme-back"))
+	}
+	if b.page.Find(`.theme-form button[value="dark"]`).Length() != 1 || b.page.Find(`.theme-form button[value="light"]`).Length() != 1 {
+		t.Fatal("no toggle in the footer")
+	}
+	for _, tc := range []struct{ theme, back, loc, attr string }{
+		{"dark", "/contact", "/contact", "dark"},
+		{"light", "/register", "/register", "light"},
+		{"dark", "https://evil.example/", "/", "dark"},
+		{"dark", "//evil.example/x", "/", "dark"},
+		{"auto", "/login", "/login", ""},
+	} {
+		b.post("/theme", url.Values{"theme": {tc.theme}, "back": {tc.back}})
+		if b.status != http.StatusSeeOther || b.resp.Header.Get("Location") != tc.loc {
+			t.Fatalf("%s from %q: %d to %q", tc.theme, tc.back, b.status, b.resp.Header.Get("Location"))
+		}
+		b.follow()
+		if got := b.page.Find("html").AttrOr("data-theme", ""); got != tc.attr {
+			t.Errorf("%s: page's theme %q", tc.theme, got)
+		}
+	}
+	b.get("/login")
+	b.post("/theme", url.Values{"csrf": {"wrong"}, "theme": {"dark"}})
+	if b.status != http.StatusForbidden {
+		t.Errorf("toggle without the CSRF token: %d", b.status)
+	}
+}
+
 // TestClosed: with registration off, the pages say it is closed and take
 // no registration.
 func TestClosed(t *testing.T) {
