@@ -20,6 +20,7 @@ import (
 	"basalt/store"
 	"basalt/store/blob"
 	"basalt/store/sqldb"
+	"basalt/templates"
 )
 
 // Config is the whole configuration; basalt.example.toml documents it.
@@ -45,6 +46,8 @@ type Config struct {
 	TLS     TLSConfig          `toml:"tls"`
 	RPC     rpc.Config         `toml:"rpc"`
 	API     rest.Config        `toml:"api"`
+	// Site is the public site at / (package templates).
+	Site templates.Config `toml:"site"`
 }
 
 // ServerConfig is about the process itself.
@@ -229,6 +232,8 @@ func LoadConfig(path, dataDir string) (Config, error) {
 	if c.Maint.CounterDays == 0 {
 		c.Maint.CounterDays = 7
 	}
+	c.Site.MinPassword = c.Auth.MinPassword
+	c.Site = c.Site.WithDefaults()
 	c.SMTP.setDefaults()
 	c.POP3.setDefaults()
 	c.IMAP.setDefaults()
@@ -259,7 +264,7 @@ func (c Config) validate() error {
 	if _, err := parseLevel(c.Log.Level); err != nil {
 		errs = append(errs, err)
 	}
-	errs = append(errs, c.SMTP.validate(), c.POP3.validate(), c.IMAP.validate(), c.TLS.validate())
+	errs = append(errs, c.SMTP.validate(), c.POP3.validate(), c.IMAP.validate(), c.TLS.validate(), c.Site.Validate())
 	for i, m := range c.Milters {
 		if m.Address == "" {
 			errs = append(errs, fmt.Errorf("milter %d: address is required", i+1))

@@ -14,6 +14,7 @@ import (
 
 	"basalt/rpc"
 	"basalt/static"
+	"basalt/templates"
 )
 
 // maxHeaderBytes bounds request headers on the HTTP core.
@@ -33,7 +34,7 @@ func (s *Services) Router() http.Handler {
 	webmail.Hostname = s.Config.SMTP.Hostname
 	r.Mount("/rpc", rpc.New(webmail, rpc.Deps{Store: s.Store, Session: s.Session, Agent: s.Agent, Log: s.Log}))
 	r.Mount("/api", s.API.Handler())
-	// The webmail app; "/" leads to it until the site is served there.
+	// The webmail app.
 	// static.New fails only if the embedded files are broken: a build
 	// error, not a condition to run on.
 	spa, err := static.New()
@@ -43,7 +44,19 @@ func (s *Services) Router() http.Handler {
 	app := http.StripPrefix("/mail", spa)
 	r.Handle("/mail", http.RedirectHandler("/mail/", http.StatusMovedPermanently))
 	r.Handle("/mail/*", app)
-	r.Get("/", func(w http.ResponseWriter, r *http.Request) { http.Redirect(w, r, "/mail/", http.StatusFound) })
+	// The site takes what no other front end does, at /: its pages, and
+	// the 404 page for everything else.
+	site := s.Config.Site
+	site.SessionCookie, site.SecureCookie = webmail.CookieName, webmail.SecureCookie
+	if site.MinPassword == 0 {
+		site.MinPassword = s.Config.Auth.MinPassword
+	}
+	site = site.WithDefaults() // a Config not from LoadConfig (tests)
+	if pages, err := templates.New(site, templates.Deps{Store: s.Store, Session: s.Session, Agent: s.Agent, Log: s.Log, CaptchaHook: s.captchaHook}); err != nil {
+		s.Log.Error("site not served", "err", err)
+	} else {
+		r.Mount("/", pages)
+	}
 	return r
 }
 

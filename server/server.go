@@ -27,6 +27,9 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	defer svc.Close()
+	if err := cfg.Site.CheckPlans(ctx, svc.Store); err != nil {
+		return err
+	}
 
 	servers := []*http.Server{{Addr: cfg.HTTP.Listen, Handler: svc.Router()}}
 	if cfg.HTTP.MetricsListen != "" {

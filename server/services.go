@@ -40,6 +40,9 @@ type Services struct {
 	API   *rest.API
 	Admin *admin.Store
 	Jobs  *admin.Runner
+	// captchaHook is the site's templates.Deps.CaptchaHook: set only by
+	// this package's browser test, which cannot read the picture.
+	captchaHook func(id, answer string)
 }
 
 // Open opens the database (migrating it), the blob store and the cache,

@@ -485,6 +485,7 @@ type NewUser struct {
 	Secure    bool
 	Plan      string
 	Overrides store.LimitOverrides
+	store.UserOptions
 }
 
 // CreateUser hashes the password, makes and seals a key pair for a secure
@@ -497,7 +498,7 @@ func (s *Service) CreateUser(ctx context.Context, nu NewUser) (store.User, error
 	if err != nil {
 		return store.User{}, fmt.Errorf("create user: %w", err)
 	}
-	return s.store.CreateUser(ctx, store.NewUser{Address: nu.Address, Password: p, Secure: nu.Secure, Plan: nu.Plan, Overrides: nu.Overrides})
+	return s.store.CreateUser(ctx, store.NewUser{Address: nu.Address, Password: p, Secure: nu.Secure, Plan: nu.Plan, Overrides: nu.Overrides, UserOptions: nu.UserOptions})
 }
 
 // credentials hashes password and, for a secure user, seals key (a new

@@ -44,9 +44,13 @@ type User struct {
 	// blob store's choice); MoveUser sets it.
 	BlobPartition string `db:"blob_partition" json:"blobPartition"`
 	PublicKey     string `db:"public_key" json:"publicKey"`
-	Serial        uint64 `db:"serial" json:"serial"`
-	CreatedAt     int64  `db:"created_at" json:"createdAt"`
-	UpdatedAt     int64  `db:"updated_at" json:"updatedAt"`
+	// ProbationUntil (Unix seconds) ends a new account's probation, during
+	// which it sends at most ProbationSendBytes a day (Limits caps it).
+	ProbationUntil     int64  `db:"probation_until" json:"probationUntil"`
+	ProbationSendBytes int64  `db:"probation_send_bytes" json:"probationSendBytes"`
+	Serial             uint64 `db:"serial" json:"serial"`
+	CreatedAt          int64  `db:"created_at" json:"createdAt"`
+	UpdatedAt          int64  `db:"updated_at" json:"updatedAt"`
 }
 
 // Locked reports whether the user is locked out at t.
@@ -54,7 +58,7 @@ func (u User) Locked(t time.Time) bool { return u.LockedUntil > t.Unix() }
 
 const userColumns = `u.id, u.domain_id, u.address, u.plan_id, u.quota_bytes, u.max_recv_size, u.max_send_size,
 	u.daily_send_bytes, u.daily_recv_bytes, u.daily_recv_per_ip, u.used_bytes, u.message_count, u.locked_until,
-	u.lock_reason, u.secure, u.auth_epoch, u.delivery_rules, u.suspended_at, u.suspend_reason, u.denied_protocols, u.blob_partition, COALESCE(k.public_key, '') AS public_key, u.serial, u.created_at, u.updated_at`
+	u.lock_reason, u.secure, u.auth_epoch, u.delivery_rules, u.suspended_at, u.suspend_reason, u.denied_protocols, u.blob_partition, COALESCE(k.public_key, '') AS public_key, u.probation_until, u.probation_send_bytes, u.serial, u.created_at, u.updated_at`
 
 const userFrom = " FROM users u LEFT JOIN user_keys k ON k.user_id = u.id "
 
@@ -83,6 +87,26 @@ type NewUser struct {
 	Secure    bool
 	Plan      string // optional plan name
 	Overrides LimitOverrides
+	UserOptions
+}
+
+// UserOptions are what a self-registered user (the site's registration)
+// starts with besides its credentials and limits.
+type UserOptions struct {
+	// Settings are the user's first settings (the webmail's).
+	Settings map[string]string
+	// ProbationUntil and ProbationSendBytes: see User.
+	ProbationUntil     int64
+	ProbationSendBytes int64
+	// LockedUntil and LockReason lock the new user out from the start
+	// (an account waiting for an administrator's approval).
+	LockedUntil int64
+	LockReason  string
+	// InTx runs inside the creating transaction once the user's row is
+	// in: a sub-package's own rows (store/signup records the
+	// registration, spends an invite). Its error undoes the creation and
+	// is returned as it is.
+	InTx func(ctx context.Context, tx *sqlx.Tx, userID int64) error
 }
 
 // Password is a user's stored credentials, as package session makes them.
@@ -145,9 +169,11 @@ func (s *Store) createUserTx(ctx context.Context, tx *sqlx.Tx, nu NewUser, addr 
 	o := nu.Overrides
 	res, err := s.db.TxExec(ctx, tx, s.rebind(`INSERT INTO users (domain_id, address, password_hash, plan_id,
 		quota_bytes, max_recv_size, max_send_size, daily_send_bytes, daily_recv_bytes, daily_recv_per_ip,
-		secure, cram_secret, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+		secure, cram_secret, probation_until, probation_send_bytes, locked_until, lock_reason, created_at, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
 		domainID, addr, nu.Hash, planID, o.QuotaBytes, o.MaxRecvSize, o.MaxSendSize, o.DailySendBytes,
-		o.DailyRecvBytes, o.DailyRecvPerIP, nu.Secure, cramOrEmpty(nu.CRAMSecret), now, now)
+		o.DailyRecvBytes, o.DailyRecvPerIP, nu.Secure, cramOrEmpty(nu.CRAMSecret), nu.ProbationUntil,
+		nu.ProbationSendBytes, nu.LockedUntil, spine.Clip(nu.LockReason), now, now)
 	if err != nil {
 		return 0, err
 	}
@@ -166,6 +192,16 @@ func (s *Store) createUserTx(ctx context.Context, tx *sqlx.Tx, nu NewUser, addr 
 	}
 	for _, m := range DefaultMailboxes {
 		if _, err := s.insertMailbox(ctx, tx, id, 0, m.Name, m.SpecialUse); err != nil {
+			return 0, err
+		}
+	}
+	for k, v := range nu.Settings {
+		if _, err := tx.ExecContext(ctx, s.rebind("INSERT INTO settings (user_id, name, value) VALUES (?, ?, ?)"), id, k, v); err != nil {
+			return 0, err
+		}
+	}
+	if nu.InTx != nil {
+		if err := nu.InTx(ctx, tx, id); err != nil {
 			return 0, err
 		}
 	}
@@ -514,7 +550,13 @@ func (s *Store) limitsQ(ctx context.Context, q sqlx.QueryerContext, u User) (Lim
 		}
 		l = l.overrideWith(p.Limits)
 	}
-	return u.Overrides.merge(l), nil
+	l = u.Overrides.merge(l)
+	// A new account on probation sends no more than its probation allows,
+	// however much its plan or its own limits would.
+	if u.ProbationSendBytes > 0 && u.ProbationUntil > s.unix() && (l.DailySendBytes == 0 || l.DailySendBytes > u.ProbationSendBytes) {
+		l.DailySendBytes = u.ProbationSendBytes
+	}
+	return l, nil
 }
 
 // userTx reads a user and its limits inside a write transaction, after

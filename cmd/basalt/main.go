@@ -158,6 +158,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) 
 	case "version":
 		fmt.Fprintln(stdout, "basalt", version)
 		return nil
+	case "signup": // signup.go
+		return signupCommand(ctx, rest, stdout)
 	}
 	switch cmd {
 	case "serve", "migrate", "domain", "user", "alias", "plan", "admin":

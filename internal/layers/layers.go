@@ -81,6 +81,7 @@ var layers = []struct {
 	{"store/webmail", Model},
 	{"store/contacts", Model},
 	{"store/admin", Model},
+	{"store/signup", Model},
 	{"message", Model},
 	{"delivery", Service},
 	{"session", Service},

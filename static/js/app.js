@@ -723,6 +723,10 @@ async function boot() {
     await showLogin(T.reauth);
     startEvents();
   });
+  // The site's login (templates/login.go) hands its new session over:
+  // the cookie, and the CSRF token in the fragment, never sent anywhere.
+  const handed = /^#csrf=([\w-]+)$/.exec(location.hash);
+  if (handed) { api.setCSRF(handed[1]); history.replaceState(null, '', location.pathname + location.search); }
   S.features = await api.features();
   if (!api.csrf()) await showLogin();
   // What the first screen needs, asked at once.

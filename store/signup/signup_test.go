@@ -1,0 +1,237 @@
+package signup_test
+
+import (
+	"context"
+	"errors"
+	"net/netip"
+	"testing"
+	"time"
+
+	"basalt/internal/testsupport"
+	"basalt/internal/testsupport/storetest"
+	"basalt/session"
+	"basalt/store"
+	"basalt/store/signup"
+)
+
+// register creates addr from ip as the site does, through
+// signup.Registration in the creating transaction.
+func register(ctx context.Context, e *storetest.Env, g *signup.Signup, addr string, ip netip.Addr, lim signup.Limit, invite string) error {
+	_, err := e.Session.CreateUser(ctx, session.NewUser{Address: addr, Password: storetest.Password,
+		UserOptions: store.UserOptions{InTx: g.Registration(ip, lim, invite)}})
+	return err
+}
+
+// TestBansLimitsInvites: a banned network is refused and unbanned again;
+// a network registers at most its day's share (IPv4 /24, IPv6 /64 and
+// /48); an invite code is spent once per use, and a refused registration
+// leaves no user behind.
+func TestBansLimitsInvites(t *testing.T) {
+	testsupport.ForEachDatabase(t, func(t *testing.T, db testsupport.Database) {
+		e := storetest.Open(t, db, storetest.Options{})
+		ctx := context.Background()
+		if _, err := e.Store.AddDomain(ctx, "example.org"); err != nil {
+			t.Fatal(err)
+		}
+		g := signup.New(e.Store)
+		ip := netip.MustParseAddr("192.0.2.77")
+
+		b, err := g.Ban(ctx, netip.MustParsePrefix("192.0.2.0/25"), "spam wave", time.Time{})
+		if err != nil || b.Network != "192.0.2.0/25" {
+			t.Fatalf("ban = %+v, %v", b, err)
+		}
+		if err := g.CheckNetwork(ctx, ip, signup.Limit{}); !errors.Is(err, signup.ErrBanned) {
+			t.Fatalf("banned network: %v", err)
+		}
+		if err := g.CheckNetwork(ctx, netip.MustParseAddr("192.0.2.200"), signup.Limit{}); err != nil {
+			t.Fatalf("outside the ban: %v", err)
+		}
+		if _, err := g.Ban(ctx, netip.MustParsePrefix("198.51.100.0/24"), "old", time.Now().Add(-time.Minute)); err != nil {
+			t.Fatal(err)
+		}
+		if err := g.CheckNetwork(ctx, netip.MustParseAddr("198.51.100.1"), signup.Limit{}); err != nil {
+			t.Fatalf("expired ban still holds: %v", err)
+		}
+		if bs, err := g.Bans(ctx); err != nil || len(bs) != 1 {
+			t.Fatalf("bans in force = %+v, %v", bs, err)
+		}
+		if err := g.Unban(ctx, b.ID); err != nil {
+			t.Fatal(err)
+		}
+		if err := g.Unban(ctx, b.ID); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("second unban: %v", err)
+		}
+
+		lim := signup.Limit{PerNetwork: 2, PerWide: 3}
+		for i, addr := range []string{"a1@example.org", "a2@example.org"} {
+			if err := register(ctx, e, g, addr, netip.MustParseAddr("192.0.2."+string(rune('1'+i))), lim, ""); err != nil {
+				t.Fatalf("register %s: %v", addr, err)
+			}
+		}
+		if err := g.CheckNetwork(ctx, ip, lim); !errors.Is(err, signup.ErrTooMany) {
+			t.Fatalf("third from the /24, early check: %v", err)
+		}
+		if err := register(ctx, e, g, "a3@example.org", ip, lim, ""); !errors.Is(err, signup.ErrTooMany) {
+			t.Fatalf("third from the /24: %v", err)
+		}
+		if _, err := e.Store.UserByAddress(ctx, "a3@example.org"); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("refused registration left a user: %v", err)
+		}
+		// IPv6: two per /64, three per /48.
+		for i, s := range []string{"2001:db8:1:1::1", "2001:db8:1:1::2", "2001:db8:1:2::1"} {
+			if err := register(ctx, e, g, "b"+string(rune('1'+i))+"@example.org", netip.MustParseAddr(s), lim, ""); err != nil {
+				t.Fatalf("register from %s: %v", s, err)
+			}
+		}
+		if err := g.CheckNetwork(ctx, netip.MustParseAddr("2001:db8:1:2::9"), lim); !errors.Is(err, signup.ErrTooMany) {
+			t.Fatalf("fourth from the /48: %v", err)
+		}
+		if err := g.CheckNetwork(ctx, netip.MustParseAddr("2001:db8:2::1"), lim); err != nil {
+			t.Fatalf("another /48: %v", err)
+		}
+
+		inv, err := g.CreateInvite(ctx, 1, "for carol", time.Time{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		other := netip.MustParseAddr("203.0.113.5")
+		if err := g.CheckInvite(ctx, inv.Code); err != nil {
+			t.Fatalf("fresh invite: %v", err)
+		}
+		if err := register(ctx, e, g, "c1@example.org", other, lim, "WRONGCODE"); !errors.Is(err, signup.ErrInvite) {
+			t.Fatalf("wrong invite: %v", err)
+		}
+		if _, err := e.Store.UserByAddress(ctx, "c1@example.org"); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("wrong invite left a user: %v", err)
+		}
+		if err := register(ctx, e, g, "c1@example.org", other, lim, inv.Code); err != nil {
+			t.Fatalf("with the invite: %v", err)
+		}
+		if err := g.CheckInvite(ctx, inv.Code); !errors.Is(err, signup.ErrInvite) {
+			t.Fatalf("used-up invite: %v", err)
+		}
+		if err := register(ctx, e, g, "c2@example.org", other, lim, inv.Code); !errors.Is(err, signup.ErrInvite) {
+			t.Fatalf("used-up invite spent again: %v", err)
+		}
+		multi, err := g.CreateInvite(ctx, 2, "", time.Time{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if is, err := g.Invites(ctx); err != nil || len(is) != 1 || is[0].Code != multi.Code || is[0].UsesLeft != 2 {
+			t.Fatalf("invites = %+v, %v", is, err)
+		}
+		if err := g.DeleteInvite(ctx, multi.Code); err != nil {
+			t.Fatal(err)
+		}
+		if err := g.CheckInvite(ctx, multi.Code); !errors.Is(err, signup.ErrInvite) {
+			t.Fatalf("deleted invite: %v", err)
+		}
+	})
+}
+
+// TestApproval: an account created pending cannot log in until approved.
+func TestApproval(t *testing.T) {
+	testsupport.ForEachDatabase(t, func(t *testing.T, db testsupport.Database) {
+		e := storetest.Open(t, db, storetest.Options{})
+		ctx := context.Background()
+		if _, err := e.Store.AddDomain(ctx, "example.org"); err != nil {
+			t.Fatal(err)
+		}
+		g := signup.New(e.Store)
+		until, reason := signup.PendingLock()
+		u, err := e.Session.CreateUser(ctx, session.NewUser{Address: "p@example.org", Password: storetest.Password,
+			UserOptions: store.UserOptions{LockedUntil: until, LockReason: reason}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.Session.Authenticate(ctx, "p@example.org", storetest.Password, "127.0.0.1"); !errors.Is(err, session.ErrUserLocked) {
+			t.Fatalf("pending login: %v", err)
+		}
+		if ps, err := g.Pending(ctx); err != nil || len(ps) != 1 || ps[0].ID != u.ID {
+			t.Fatalf("pending = %+v, %v", ps, err)
+		}
+		if err := g.Approve(ctx, u.ID); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.Session.Authenticate(ctx, "p@example.org", storetest.Password, "127.0.0.1"); err != nil {
+			t.Fatalf("approved login: %v", err)
+		}
+		if err := g.Approve(ctx, u.ID); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("second approval: %v", err)
+		}
+	})
+}
+
+// TestCaptchaOneUse: a captcha's answer is taken once; the second take,
+// right or wrong, gets nothing. Making captchas is rate-limited.
+func TestCaptchaOneUse(t *testing.T) {
+	testsupport.ForEachCache(t, func(t *testing.T, kind, addr, prefix string) {
+		e := storetest.Open(t, testsupport.Database{Driver: "sqlite", DSN: testsupport.SQLiteDSN(t)}, storetest.Options{RedisAddr: addr, RedisPrefix: prefix})
+		ctx := context.Background()
+		g := signup.New(e.Store)
+		if err := g.PutCaptcha(ctx, "id1", []byte{1, 2, 3}, time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		if d, ok, err := g.Captcha(ctx, "id1"); err != nil || !ok || len(d) != 3 {
+			t.Fatalf("captcha = %v %v %v", d, ok, err)
+		}
+		if d, ok, err := g.TakeCaptcha(ctx, "id1", time.Minute); err != nil || !ok || string(d) != "\x01\x02\x03" {
+			t.Fatalf("first take = %v %v %v", d, ok, err)
+		}
+		if _, ok, err := g.TakeCaptcha(ctx, "id1", time.Minute); err != nil || ok {
+			t.Fatalf("second take = %v %v", ok, err)
+		}
+		if _, ok, _ := g.Captcha(ctx, "id1"); ok {
+			t.Fatal("a taken captcha can still be drawn")
+		}
+		for i := range 3 {
+			if err := g.Admit(ctx, "captcha", "192.0.2.0/24", 3, time.Hour); err != nil {
+				t.Fatalf("request %d: %v", i+1, err)
+			}
+		}
+		if err := g.Admit(ctx, "captcha", "192.0.2.0/24", 3, time.Hour); !errors.Is(err, signup.ErrRateLimited) {
+			t.Fatalf("fourth request: %v", err)
+		}
+	})
+}
+
+// TestMappedAddresses: an IPv4 client seen as an IPv4-mapped IPv6
+// address (a dual-stack listener) is the IPv4 client: a ban written
+// either way covers it, and its registrations count against its /24.
+func TestMappedAddresses(t *testing.T) {
+	testsupport.ForEachDatabase(t, func(t *testing.T, db testsupport.Database) {
+		e := storetest.Open(t, db, storetest.Options{})
+		ctx := context.Background()
+		if _, err := e.Store.AddDomain(ctx, "example.org"); err != nil {
+			t.Fatal(err)
+		}
+		g := signup.New(e.Store)
+		b, err := g.Ban(ctx, netip.MustParsePrefix("::ffff:198.51.100.0/120"), "spam", time.Time{})
+		if err != nil || b.Network != "198.51.100.0/24" {
+			t.Fatalf("ban of a mapped network = %+v, %v", b, err)
+		}
+		for _, ip := range []string{"198.51.100.7", "::ffff:198.51.100.7"} {
+			if err := g.CheckNetwork(ctx, netip.MustParseAddr(ip), signup.Limit{}); !errors.Is(err, signup.ErrBanned) {
+				t.Errorf("%s under a mapped ban: %v", ip, err)
+			}
+		}
+		if _, err := g.Ban(ctx, netip.MustParsePrefix("203.0.113.0/24"), "spam", time.Time{}); err != nil {
+			t.Fatal(err)
+		}
+		if err := g.CheckNetwork(ctx, netip.MustParseAddr("::ffff:203.0.113.9"), signup.Limit{}); !errors.Is(err, signup.ErrBanned) {
+			t.Errorf("mapped client under an IPv4 ban: %v", err)
+		}
+
+		lim := signup.Limit{PerNetwork: 2, PerWide: 2}
+		for i, ip := range []string{"::ffff:192.0.2.1", "192.0.2.2"} {
+			if err := register(ctx, e, g, "m"+string(rune('1'+i))+"@example.org", netip.MustParseAddr(ip), lim, ""); err != nil {
+				t.Fatalf("register from %s: %v", ip, err)
+			}
+		}
+		for _, ip := range []string{"192.0.2.3", "::ffff:192.0.2.3"} {
+			if err := g.CheckNetwork(ctx, netip.MustParseAddr(ip), lim); !errors.Is(err, signup.ErrTooMany) {
+				t.Errorf("third from the /24 as %s: %v", ip, err)
+			}
+		}
+	})
+}
