@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -54,6 +55,21 @@ func loadSpec(t testing.TB) *openapi3.T {
 	return doc
 }
 
+var specOnce struct {
+	sync.Once
+	doc *openapi3.T
+}
+
+// sharedSpec is loadSpec, once for the package's tests (never written
+// after).
+func sharedSpec(t *testing.T) *openapi3.T {
+	specOnce.Do(func() { specOnce.doc = loadSpec(t) })
+	if specOnce.doc == nil {
+		t.Fatal("openapi.yaml did not load")
+	}
+	return specOnce.doc
+}
+
 func newEnv(t *testing.T, db testsupport.Database, cfg rest.Config) *env {
 	t.Helper()
 	return newEnvWith(t, db, cfg, storetest.Options{})
@@ -85,13 +101,15 @@ func newEnvWith(t *testing.T, db testsupport.Database, cfg rest.Config, o storet
 	mux.Mount("/api", api.Handler())
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
-	doc := loadSpec(t)
+	// The spec is loaded and checked once; each env routes a copy aimed
+	// at its own server.
+	doc := *sharedSpec(t)
 	doc.Servers = openapi3.Servers{{URL: srv.URL + "/api/v1"}}
-	router, err := gorillamux.NewRouter(doc)
+	router, err := gorillamux.NewRouter(&doc)
 	if err != nil {
 		t.Fatal(err)
 	}
-	v := &env{t: t, e: e, adm: adm, api: api, srv: srv, doc: doc, router: router, agent: agent, queue: queue}
+	v := &env{t: t, e: e, adm: adm, api: api, srv: srv, doc: &doc, router: router, agent: agent, queue: queue}
 	v.root = v.mint("root", admin.Authority{Scopes: []string{"*"}})
 	v.rootP, err = adm.Authenticate(context.Background(), v.root, netip.MustParseAddr("127.0.0.1"))
 	if err != nil {
