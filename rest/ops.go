@@ -134,6 +134,19 @@ func (a *API) alias(c *Ctx) (store.AliasGroup, error) {
 	return g, err
 }
 
+// aliasUnchanged is the precondition of a change made on the strength of
+// having read read: the alias is still as it was (412 otherwise).
+func aliasUnchanged(read store.AliasGroup) func(store.AliasGroup) error {
+	want := ETag(aliasView(read))
+	return func(now store.AliasGroup) error {
+		if ETag(aliasView(now)) != want {
+			return NewProblem(http.StatusPreconditionFailed, "precondition-failed", "Precondition failed",
+				"The alias changed while the request was made; read it again.")
+		}
+		return nil
+	}
+}
+
 func (a *API) getAlias(c *Ctx) error {
 	g, err := a.alias(c)
 	if err != nil {
@@ -160,7 +173,7 @@ func (a *API) putAlias(c *Ctx) error {
 	if err := c.IfMatch(aliasView(g)); err != nil {
 		return err
 	}
-	after, err := a.st.SetAlias(c.Context(), g.Pattern, in.Targets, false)
+	after, err := a.st.SetAliasIf(c.Context(), g.Pattern, in.Targets, aliasUnchanged(g))
 	if err != nil {
 		return aliasProblem(err)
 	}
@@ -175,7 +188,7 @@ func (a *API) deleteAlias(c *Ctx) error {
 	if err := c.IfMatch(aliasView(g)); err != nil {
 		return err
 	}
-	if err := a.st.DeleteAlias(c.Context(), g.Pattern, ""); err != nil {
+	if err := a.st.DeleteAliasIf(c.Context(), g.Pattern, aliasUnchanged(g)); err != nil {
 		return err
 	}
 	return c.NoContent()

@@ -380,13 +380,11 @@ func (a *API) patchUser(c *Ctx) error {
 	if plan == info.Plan {
 		plan = ""
 	}
-	if err := a.st.SetLimits(ctx, info.ID, plan, edit.Limits); err != nil {
+	// The patch was applied to what was read; the store checks, under the
+	// user's row lock, that no administrative change came in between.
+	err = a.st.UpdateUser(ctx, info.ID, store.UserUpdate{Plan: plan, Overrides: edit.Limits, Denied: edit.Access.denied()}, unchanged(info.User))
+	if err != nil {
 		return planProblem(err, "plan")
-	}
-	if edit.Access != before.Access {
-		if err := a.st.SetDeniedProtocols(ctx, info.ID, edit.Access.denied()); err != nil {
-			return err
-		}
 	}
 	after, err := a.st.Info(ctx, info.ID)
 	if err != nil {
@@ -394,6 +392,40 @@ func (a *API) patchUser(c *Ctx) error {
 	}
 	c.Audit(store.AuditEntry{Action: "user.update", Target: info.Address, Domain: domainOf(info.Address), Before: editable(before), After: editable(userView(after))})
 	return c.Resource(userView(after))
+}
+
+// adminState is what administration changes of a user (not its mail,
+// which changes its usage and serial all the time).
+type adminState struct {
+	Address       string
+	Plan          int64
+	Limits        store.LimitOverrides
+	Denied        store.ProtocolSet
+	Suspended     int64
+	SuspendReason string
+	LockedUntil   int64
+	LockReason    string
+	Partition     string
+	Updated       int64
+}
+
+func adminStateOf(u store.User) adminState {
+	return adminState{Address: u.Address, Plan: u.PlanID.Int64, Limits: u.Overrides, Denied: u.DeniedProtocols, Suspended: u.SuspendedAt,
+		SuspendReason: u.SuspendReason, LockedUntil: u.LockedUntil, LockReason: u.LockReason, Partition: u.BlobPartition, Updated: u.UpdatedAt}
+}
+
+// unchanged is the precondition of a change made on the strength of
+// having read read: the user, as the store finds it with its row locked,
+// has not been changed by anyone meanwhile (412 otherwise).
+func unchanged(read store.User) func(store.User) error {
+	want := ETag(adminStateOf(read))
+	return func(now store.User) error {
+		if ETag(adminStateOf(now)) != want {
+			return NewProblem(http.StatusPreconditionFailed, "precondition-failed", "Precondition failed",
+				"The user changed while the request was made; read it again.")
+		}
+		return nil
+	}
 }
 
 // editable is the editable part of a user, for the audit log.
@@ -409,7 +441,7 @@ func (a *API) deleteUser(c *Ctx) error {
 	if err := c.IfMatch(userView(info)); err != nil {
 		return err
 	}
-	if err := a.st.DeleteUser(c.Context(), info.ID); err != nil {
+	if err := a.st.DeleteUserIf(c.Context(), info.ID, unchanged(info.User)); err != nil {
 		return err
 	}
 	return c.NoContent()

@@ -65,6 +65,33 @@ func (s *Store) AddAlias(ctx context.Context, pattern, target string) (Alias, er
 	return a, nil
 }
 
+// DeleteAliasIf removes every target of pattern under a precondition:
+// check is given the alias as it is inside the transaction, and its error
+// refuses the delete (the API's If-Match).
+func (s *Store) DeleteAliasIf(ctx context.Context, pattern string, check func(AliasGroup) error) error {
+	p := strings.ToLower(strings.TrimSpace(pattern))
+	var before []string
+	err := s.db.Tx(ctx, func(tx *sqlx.Tx) error {
+		before = nil
+		if err := tx.SelectContext(ctx, &before, s.rebind("SELECT target FROM aliases WHERE pattern = ? ORDER BY target"+s.db.ForUpdate()), p); err != nil {
+			return err
+		}
+		if len(before) == 0 {
+			return ErrNotFound
+		}
+		if err := check(aliasGroup(p, before)); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, s.rebind("DELETE FROM aliases WHERE pattern = ?"), p)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("delete alias %s: %w", p, err)
+	}
+	s.Audit(ctx, AuditEntry{Action: "alias.delete", Target: p, Domain: domainOfAddr(p), Before: map[string]any{"targets": before}})
+	return nil
+}
+
 // DeleteAlias removes pattern -> target, or every target of pattern when
 // target is empty.
 func (s *Store) DeleteAlias(ctx context.Context, pattern, target string) error {
@@ -392,6 +419,22 @@ func (s *Store) Alias(ctx context.Context, pattern string) (AliasGroup, error) {
 // the alias when it has none, in one transaction. create refuses a
 // pattern that already has targets (ErrExists).
 func (s *Store) SetAlias(ctx context.Context, pattern string, targets []string, create bool) (AliasGroup, error) {
+	var check func(AliasGroup) error
+	if create {
+		check = func(g AliasGroup) error {
+			if len(g.Targets) > 0 {
+				return ErrExists
+			}
+			return nil
+		}
+	}
+	return s.SetAliasIf(ctx, pattern, targets, check)
+}
+
+// SetAliasIf is SetAlias under a precondition: check, when not nil, is
+// given the alias as it is (no targets: none yet) inside the change's
+// transaction, and its error refuses the change (the API's If-Match).
+func (s *Store) SetAliasIf(ctx context.Context, pattern string, targets []string, check func(AliasGroup) error) (AliasGroup, error) {
 	p, err := NormalizeAliasPattern(pattern)
 	if err != nil {
 		return AliasGroup{}, err
@@ -423,11 +466,16 @@ func (s *Store) SetAlias(ctx context.Context, pattern string, targets []string, 
 	var before []string
 	err = s.db.Tx(ctx, func(tx *sqlx.Tx) error {
 		before = nil
-		if err := tx.SelectContext(ctx, &before, s.rebind("SELECT target FROM aliases WHERE pattern = ? ORDER BY target"), p); err != nil {
+		// The pattern's rows are read for update, so a concurrent change
+		// of them waits for this one (MySQL; SQLite's writer holds the
+		// whole database).
+		if err := tx.SelectContext(ctx, &before, s.rebind("SELECT target FROM aliases WHERE pattern = ? ORDER BY target"+s.db.ForUpdate()), p); err != nil {
 			return err
 		}
-		if len(before) > 0 && create {
-			return ErrExists
+		if check != nil {
+			if err := check(aliasGroup(p, before)); err != nil {
+				return err
+			}
 		}
 		if grow := int64(len(ts) - len(before)); grow > 0 {
 			if err := s.CheckDomainRoom(ctx, tx, d.ID, 0, grow, 0); err != nil {

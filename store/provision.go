@@ -698,3 +698,56 @@ func domainOfAddr(a string) string {
 	_, d, _ := strings.Cut(a, "@")
 	return d
 }
+
+// UserUpdate is what UpdateUser sets: the plan ("" keeps it), the user's
+// own limits (replaced whole) and the protocols it may not log in over.
+type UserUpdate struct {
+	Plan      string
+	Overrides LimitOverrides
+	Denied    ProtocolSet
+}
+
+// UpdateUser changes a user's plan, limits and protocol access in one
+// transaction (vmoduser). check, when not nil, is given the user as it
+// is, with its row locked, and its error refuses the change (the API's
+// If-Match: a change made since the caller read the user is not lost).
+func (s *Store) UpdateUser(ctx context.Context, id int64, up UserUpdate, check func(User) error) error {
+	var planID sql.NullInt64
+	if up.Plan != "" {
+		p, err := s.PlanByName(ctx, up.Plan)
+		if err != nil {
+			return fmt.Errorf("update user %d: %w", id, err)
+		}
+		planID = sql.NullInt64{Int64: p.ID, Valid: true}
+	}
+	var all ProtocolSet
+	for _, p := range Protocols {
+		all |= p.bit()
+	}
+	if up.Denied&^all != 0 {
+		return fmt.Errorf("update user %d: %w: unknown protocol bits", id, ErrInvalid)
+	}
+	o := up.Overrides
+	err := s.sp.WriteUser(ctx, id, func(tx *sqlx.Tx, _ *spine.Change) error {
+		if check != nil {
+			u, _, err := s.userTx(ctx, tx, id)
+			if err != nil {
+				return err
+			}
+			if err := check(u); err != nil {
+				return err
+			}
+		}
+		if err := s.quotaRoomTx(ctx, tx, id, planID, o.QuotaBytes); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, s.rebind(`UPDATE users SET plan_id = COALESCE(?, plan_id), quota_bytes = ?, max_recv_size = ?,
+			max_send_size = ?, daily_send_bytes = ?, daily_recv_bytes = ?, daily_recv_per_ip = ?, denied_protocols = ?, updated_at = ? WHERE id = ?`),
+			planID, o.QuotaBytes, o.MaxRecvSize, o.MaxSendSize, o.DailySendBytes, o.DailyRecvBytes, o.DailyRecvPerIP, up.Denied, s.unix(), id)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("update user %d: %w", id, err)
+	}
+	return nil
+}

@@ -581,3 +581,72 @@ func TestDomainRoomOnChanges(t *testing.T) {
 		}
 	})
 }
+
+// TestPreconditionsUnderLock: UpdateUser, DeleteUserIf, SetAliasIf and
+// DeleteAliasIf hand their check the row as it is in their transaction,
+// so a change made after the caller read (here a suspension, another
+// target) refuses the write and nothing changes.
+func TestPreconditionsUnderLock(t *testing.T) {
+	each(t, func(t *testing.T, e *storetest.Env) {
+		ctx := context.Background()
+		st := e.Store
+		a := e.NewUser(t, "a@example.org", false)
+		read, err := st.UserByID(ctx, a.User.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		changed := errors.New("changed since read")
+		same := func(u store.User) error {
+			if u.SuspendedAt != read.SuspendedAt {
+				return changed
+			}
+			return nil
+		}
+		if err := st.Suspend(ctx, a.User.ID, "meanwhile"); err != nil {
+			t.Fatal(err)
+		}
+		q := int64(5)
+		up := store.UserUpdate{Overrides: store.LimitOverrides{QuotaBytes: &q}, Denied: store.ProtocolSet(0).With(store.ProtoIMAP, true)}
+		if err := st.UpdateUser(ctx, a.User.ID, up, same); !errors.Is(err, changed) {
+			t.Fatalf("update after a change: %v", err)
+		}
+		if err := st.DeleteUserIf(ctx, a.User.ID, same); !errors.Is(err, changed) {
+			t.Fatalf("delete after a change: %v", err)
+		}
+		u, err := st.Info(ctx, a.User.ID)
+		if err != nil || u.Overrides.QuotaBytes != nil || u.DeniedProtocols != 0 {
+			t.Fatalf("a refused update changed the user: %+v, %v", u.User, err)
+		}
+		if err := st.UpdateUser(ctx, a.User.ID, up, nil); err != nil {
+			t.Fatal(err)
+		}
+		if u, _ := st.Info(ctx, a.User.ID); u.Limits.QuotaBytes != 5 || !u.DeniedProtocols.Has(store.ProtoIMAP) {
+			t.Fatalf("update: %+v", u.User)
+		}
+		if _, err := st.SetAlias(ctx, "x@example.org", []string{"a@example.org"}, true); err != nil {
+			t.Fatal(err)
+		}
+		g, _ := st.Alias(ctx, "x@example.org")
+		if _, err := st.SetAlias(ctx, "x@example.org", []string{"b@example.net"}, false); err != nil {
+			t.Fatal(err)
+		}
+		stale := func(now store.AliasGroup) error {
+			if !slices.Equal(now.Targets, g.Targets) {
+				return changed
+			}
+			return nil
+		}
+		if _, err := st.SetAliasIf(ctx, "x@example.org", []string{"c@example.net"}, stale); !errors.Is(err, changed) {
+			t.Fatalf("alias replace after a change: %v", err)
+		}
+		if err := st.DeleteAliasIf(ctx, "x@example.org", stale); !errors.Is(err, changed) {
+			t.Fatalf("alias delete after a change: %v", err)
+		}
+		if now, _ := st.Alias(ctx, "x@example.org"); !slices.Equal(now.Targets, []string{"b@example.net"}) {
+			t.Fatalf("alias after refusals: %+v", now)
+		}
+		if err := st.DeleteUserIf(ctx, a.User.ID, nil); err != nil {
+			t.Fatal(err)
+		}
+	})
+}

@@ -343,6 +343,13 @@ func (s *Store) Users(ctx context.Context, q UserQuery) ([]User, error) {
 // files whose last reference goes are removed by the sweeper (and at once,
 // best effort).
 func (s *Store) DeleteUser(ctx context.Context, id int64) error {
+	return s.DeleteUserIf(ctx, id, nil)
+}
+
+// DeleteUserIf is DeleteUser under a precondition: check, when not nil,
+// is given the user as it is, with its row locked, and its error refuses
+// the delete (the API's If-Match).
+func (s *Store) DeleteUserIf(ctx context.Context, id int64, check func(User) error) error {
 	err := s.db.Tx(ctx, func(tx *sqlx.Tx) error {
 		res, err := tx.ExecContext(ctx, s.rebind("UPDATE users SET serial = serial + 1 WHERE id = ?"), id)
 		if err != nil {
@@ -350,6 +357,15 @@ func (s *Store) DeleteUser(ctx context.Context, id int64) error {
 		}
 		if n, _ := res.RowsAffected(); n == 0 {
 			return ErrNotFound
+		}
+		if check != nil {
+			u, _, err := s.userTx(ctx, tx, id)
+			if err != nil {
+				return err
+			}
+			if err := check(u); err != nil {
+				return err
+			}
 		}
 		if _, err := tx.ExecContext(ctx, s.rebind(`UPDATE blobs SET refs = refs -
 			(SELECT COUNT(*) FROM messages m WHERE m.blob_id = blobs.id AND m.user_id = ?)
