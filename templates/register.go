@@ -533,7 +533,7 @@ func (s *Site) plan(w http.ResponseWriter, r *http.Request) {
 	if rc.Mode == ModeApproval {
 		opts.LockedUntil, opts.LockReason = signup.PendingLock()
 	}
-	_, err = s.sess.CreateUser(ctx, session.NewUser{Address: addr, Password: st.Password, Secure: p.Secure, Plan: p.Plan, UserOptions: opts})
+	u, err := s.sess.CreateUser(ctx, session.NewUser{Address: addr, Password: st.Password, Secure: p.Secure, Plan: p.Plan, UserOptions: opts})
 	switch {
 	case errors.Is(err, store.ErrExists):
 		s.registerPage(w, r, http.StatusConflict, "", map[string]string{"username": "This username was taken a moment ago. Please choose another."}, nil)
@@ -553,7 +553,7 @@ func (s *Site) plan(w http.ResponseWriter, r *http.Request) {
 	}
 	network, _ := signup.Networks(ip)
 	s.log.Info("site: account registered", "address", addr, "plan", p.ID, "network", network.String())
-	s.welcome(r, addr)
+	s.welcome(r, u, rc.Mode == ModeApproval)
 	if rc.Mode == ModeApproval {
 		s.tellAdmins(r, "[Approval] "+addr+" waits for approval",
 			"A new account waits for an administrator's approval:\n\n  "+addr+"\n  plan: "+p.ID+"\n  from: "+network.String()+"\n")

@@ -628,6 +628,10 @@ func TestApproval(t *testing.T) {
 	if b.status != http.StatusSeeOther {
 		t.Fatalf("approved login: %d %q", b.status, b.text("#error"))
 	}
+	// The welcome message waited for the approval.
+	if msgs := storetest.Messages(t, h.env.Store.Account(ps[0].ID, nil), "INBOX"); len(msgs) != 1 || !strings.Contains(msgs[0], "Subject: Welcome to Example Mail") {
+		t.Fatalf("approved account's inbox: %q", msgs)
+	}
 }
 
 // TestCSRF: a form without the token, or with another, is refused and
