@@ -980,6 +980,26 @@ func TestHTTPSRedirect(t *testing.T) {
 	if b.status != 200 || b.resp.Header.Get("Strict-Transport-Security") == "" {
 		t.Fatalf("behind a TLS proxy: %d %v", b.status, b.resp.Header)
 	}
+	// With site.host the redirect goes there, whatever Host the client
+	// sent; a path that looks like a host stays a path.
+	h = newHarness(t, sqlite(t), func(c *templates.Config) { c.HTTPSRedirect, c.Host = true, "mail.example.org" })
+	for _, tc := range []struct{ host, path, want string }{
+		{"evil.example", "/login?x=1", "https://mail.example.org/login?x=1"},
+		{"", "//evil.example/x", "https://mail.example.org//evil.example/x"},
+	} {
+		req, _ := http.NewRequest("GET", h.srv.URL+tc.path, nil)
+		if tc.host != "" {
+			req.Host = tc.host
+		}
+		b := h.browser(t)
+		b.do(req)
+		if b.status != http.StatusPermanentRedirect || b.resp.Header.Get("Location") != tc.want {
+			t.Errorf("Host %q %s: %d %q", tc.host, tc.path, b.status, b.resp.Header.Get("Location"))
+		}
+	}
+	if err := (templates.Config{Host: "mail.example.org/x"}).WithDefaults().Validate(); err == nil {
+		t.Error("a host with a path is taken")
+	}
 }
 
 // TestServerError: when the store fails, the visitor gets the 500 (or
