@@ -219,6 +219,9 @@ func (c Config) Validate() error {
 	if c.LogoURL != "" && !safeURL(c.LogoURL) {
 		errs = append(errs, errors.New("site.logo_url: an http(s) or site-relative url"))
 	}
+	if a, err := mail.ParseAddress(c.From); c.From != "" && (err != nil || a.Address != c.From) {
+		errs = append(errs, fmt.Errorf("site.from: %q is not an address like postmaster@example.org", c.From))
+	}
 	for _, a := range c.Admins {
 		if _, err := mail.ParseAddress(a); err != nil {
 			errs = append(errs, fmt.Errorf("site.admins: %q: %w", a, err))
