@@ -36,6 +36,10 @@ type Config struct {
 	// came over TLS, or through a proxy that says X-Forwarded-Proto:
 	// https, is not redirected) and adds Strict-Transport-Security.
 	HTTPSRedirect bool `toml:"https_redirect"`
+	// Host is the site's public host name (and port, if not 443): the
+	// HTTPS redirect goes there. Empty: to the request's Host, which the
+	// client chose.
+	Host string `toml:"host"`
 	// ContactPerHour bounds the contact form's messages from one network
 	// an hour; default 5.
 	ContactPerHour int64 `toml:"contact_per_hour"`
@@ -209,8 +213,14 @@ func (c Config) Validate() error {
 			errs = append(errs, fmt.Errorf("site.footer %d: needs a title and an http(s) or site-relative url", i+1))
 		}
 	}
+	if c.Host != "" && !hostRE.MatchString(c.Host) {
+		errs = append(errs, fmt.Errorf("site.host: %q is not a host name like mail.example.org", c.Host))
+	}
 	if c.LogoURL != "" && !safeURL(c.LogoURL) {
 		errs = append(errs, errors.New("site.logo_url: an http(s) or site-relative url"))
+	}
+	if a, err := mail.ParseAddress(c.From); c.From != "" && (err != nil || a.Address != c.From) {
+		errs = append(errs, fmt.Errorf("site.from: %q is not an address like postmaster@example.org", c.From))
 	}
 	for _, a := range c.Admins {
 		if _, err := mail.ParseAddress(a); err != nil {

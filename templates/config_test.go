@@ -45,3 +45,21 @@ func TestConfigURLs(t *testing.T) {
 		}
 	}
 }
+
+// TestConfigFrom: the sender of the site's mail is a bare address: it goes
+// into the From header and the envelope, where a line break or a display
+// name would not belong.
+func TestConfigFrom(t *testing.T) {
+	for from, ok := range map[string]bool{
+		"":                                   true,
+		"postmaster@example.org":             true,
+		"Post <postmaster@example.org>":      false,
+		"postmaster@example.org\r\nBcc: x@y": false,
+		"not an address":                     false,
+	} {
+		err := templates.Config{From: from}.WithDefaults().Validate()
+		if ok != (err == nil) {
+			t.Errorf("from %q: %v", from, err)
+		}
+	}
+}

@@ -20,7 +20,9 @@
 // that only the browser's cookie holds. store/signup guards it: banned
 // networks, registrations per network a day, invite codes, approval.
 //
-// Every form carries a CSRF token (double submit: a random cookie and the
-// same value in the form, compared on every POST); every page gets a
-// strict Content-Security-Policy.
+// Every form carries a CSRF token (double submit: a random cookie, a
+// __Host- cookie over HTTPS, and the same value in the form, compared on
+// every POST); every page gets a strict Content-Security-Policy. The
+// footer's light/dark toggle is a form too (no script): the choice is a
+// cookie, put on <html data-theme> of every page.
 package templates

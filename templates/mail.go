@@ -9,6 +9,9 @@ import (
 	"net/mail"
 	"strings"
 	"time"
+
+	"basalt/delivery"
+	"basalt/store"
 )
 
 // message builds a plain-text message (RFC 5322) with a UTF-8 body in
@@ -58,16 +61,31 @@ func domainOf(addr string) string {
 }
 
 // welcome delivers the welcome message to a new account. Its failure is
-// logged, not shown: the account exists and works without it.
-func (s *Site) welcome(r *http.Request, addr string) {
+// logged, not shown: the account exists and works without it. An account
+// waiting for approval is locked, and the agent refuses mail for a locked
+// account at its recipient check; the welcome, Basalt's own message to
+// the account it has just made, is then handed to Deliver for that user
+// directly, so that it waits in the inbox once the account is approved.
+func (s *Site) welcome(r *http.Request, u store.User, pending bool) {
 	rc := s.cfg.Register
-	text := strings.NewReplacer("{name}", s.cfg.Name, "{address}", addr).Replace(rc.Welcome)
-	raw := message(s.cfg.From, s.cfg.Name, addr, "", "Welcome to "+s.cfg.Name, text, domainOf(s.cfg.From), s.now())
+	text := strings.NewReplacer("{name}", s.cfg.Name, "{address}", u.Address).Replace(rc.Welcome)
+	raw := message(s.cfg.From, s.cfg.Name, u.Address, "", "Welcome to "+s.cfg.Name, text, domainOf(s.cfg.From), s.now())
 	if s.agent == nil {
 		return
 	}
-	if err := s.agent.DeliverLocal(r.Context(), s.cfg.From, addr, raw); err != nil {
-		s.log.Warn("site: deliver welcome message", "address", addr, "err", err)
+	var err error
+	if pending {
+		env := &delivery.Envelope{Source: delivery.SourceInternal, From: s.cfg.From}
+		var results []error
+		results, err = s.agent.Deliver(r.Context(), env, []delivery.Recipient{{Address: u.Address, Users: []int64{u.ID}}}, bytes.NewReader(raw))
+		if err == nil {
+			err = results[0]
+		}
+	} else {
+		err = s.agent.DeliverLocal(r.Context(), s.cfg.From, u.Address, raw)
+	}
+	if err != nil {
+		s.log.Warn("site: deliver welcome message", "address", u.Address, "err", err)
 	}
 }
 

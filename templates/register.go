@@ -37,6 +37,18 @@ const captchaTTL = 20 * time.Minute
 // in the clear, and its copy opens nothing).
 const signupCookie = "basalt_signup"
 
+// signupCookieFor is the state cookie's name and path for r: over HTTPS
+// a __Host- cookie (which must have path /), so that a neighbour under
+// the same domain cannot hand a browser a registration of its own to
+// finish from the browser's network; else the plain name, for the
+// registration's pages only.
+func (s *Site) signupCookieFor(r *http.Request) (name, path string) {
+	if s.secureCookie(r) {
+		return "__Host-" + signupCookie, "/"
+	}
+	return signupCookie, "/register"
+}
+
 // regState is what step 1 hands to step 2, and step 2 to step 3.
 type regState struct {
 	Username string `json:"u"`
@@ -377,8 +389,9 @@ func (s *Site) keepState(w http.ResponseWriter, r *http.Request, st regState) er
 	if err := s.saveState(r, id, key, st); err != nil {
 		return err
 	}
-	http.SetCookie(w, &http.Cookie{Name: signupCookie, Value: id + "." + base64.RawURLEncoding.EncodeToString(key),
-		Path: "/register", MaxAge: int(stateTTL / time.Second), HttpOnly: true, Secure: s.secureCookie(r), SameSite: http.SameSiteStrictMode})
+	name, path := s.signupCookieFor(r)
+	http.SetCookie(w, &http.Cookie{Name: name, Value: id + "." + base64.RawURLEncoding.EncodeToString(key),
+		Path: path, MaxAge: int(stateTTL / time.Second), HttpOnly: true, Secure: s.secureCookie(r), SameSite: http.SameSiteStrictMode})
 	return nil
 }
 
@@ -408,7 +421,8 @@ func stateAEAD(key []byte) (cipher.AEAD, error) {
 // names, with its id and key; ok is false when there is none (expired,
 // never begun, or not this browser's).
 func (s *Site) loadState(r *http.Request) (st regState, id string, key []byte, ok bool, err error) {
-	c, cerr := r.Cookie(signupCookie)
+	name, _ := s.signupCookieFor(r)
+	c, cerr := r.Cookie(name)
 	if cerr != nil {
 		return st, "", nil, false, nil
 	}
@@ -519,7 +533,7 @@ func (s *Site) plan(w http.ResponseWriter, r *http.Request) {
 	if rc.Mode == ModeApproval {
 		opts.LockedUntil, opts.LockReason = signup.PendingLock()
 	}
-	_, err = s.sess.CreateUser(ctx, session.NewUser{Address: addr, Password: st.Password, Secure: p.Secure, Plan: p.Plan, UserOptions: opts})
+	u, err := s.sess.CreateUser(ctx, session.NewUser{Address: addr, Password: st.Password, Secure: p.Secure, Plan: p.Plan, UserOptions: opts})
 	switch {
 	case errors.Is(err, store.ErrExists):
 		s.registerPage(w, r, http.StatusConflict, "", map[string]string{"username": "This username was taken a moment ago. Please choose another."}, nil)
@@ -539,7 +553,7 @@ func (s *Site) plan(w http.ResponseWriter, r *http.Request) {
 	}
 	network, _ := signup.Networks(ip)
 	s.log.Info("site: account registered", "address", addr, "plan", p.ID, "network", network.String())
-	s.welcome(r, addr)
+	s.welcome(r, u, rc.Mode == ModeApproval)
 	if rc.Mode == ModeApproval {
 		s.tellAdmins(r, "[Approval] "+addr+" waits for approval",
 			"A new account waits for an administrator's approval:\n\n  "+addr+"\n  plan: "+p.ID+"\n  from: "+network.String()+"\n")

@@ -158,7 +158,10 @@ func (s *Site) secure(next http.Handler) http.Handler {
 		https := r.TLS != nil || r.Header.Get("X-Forwarded-Proto") == "https"
 		if s.cfg.HTTPSRedirect && !https {
 			u := *r.URL
-			u.Scheme, u.Host = "https", r.Host
+			u.Scheme, u.Host = "https", s.cfg.Host
+			if u.Host == "" {
+				u.Host = r.Host
+			}
 			http.Redirect(w, r, u.String(), http.StatusPermanentRedirect)
 			return
 		}

@@ -628,6 +628,10 @@ func TestApproval(t *testing.T) {
 	if b.status != http.StatusSeeOther {
 		t.Fatalf("approved login: %d %q", b.status, b.text("#error"))
 	}
+	// The welcome message waited for the approval.
+	if msgs := storetest.Messages(t, h.env.Store.Account(ps[0].ID, nil), "INBOX"); len(msgs) != 1 || !strings.Contains(msgs[0], "Subject: Welcome to Example Mail") {
+		t.Fatalf("approved account's inbox: %q", msgs)
+	}
 }
 
 // TestCSRF: a form without the token, or with another, is refused and
@@ -707,6 +711,61 @@ func TestCSRFHostCookie(t *testing.T) {
 	}
 	if st := login(got.Name, got.Value); st != http.StatusSeeOther {
 		t.Errorf("the __Host- cookie: %d", st)
+	}
+}
+
+// TestSignupHostCookie: over HTTPS the registration's state cookie is a
+// __Host- cookie too, so a state planted under the plain name (by a
+// neighbour under the same domain) is not taken up at step 2.
+func TestSignupHostCookie(t *testing.T) {
+	h := newHarness(t, sqlite(t), func(c *templates.Config) { c.SecureCookie = true })
+	// The cookies by hand: a cookie jar keeps Secure cookies from
+	// plain-HTTP test servers.
+	jar := map[string]*http.Cookie{}
+	hc := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	do := func(method, path string, form url.Values, names map[string]string) (*http.Response, *goquery.Document) {
+		t.Helper()
+		req, _ := http.NewRequest(method, h.srv.URL+path, strings.NewReader(form.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		for n, c := range jar {
+			if alias, ok := names[n]; ok {
+				n = alias
+			}
+			req.AddCookie(&http.Cookie{Name: n, Value: c.Value})
+		}
+		resp, err := hc.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		for _, c := range resp.Cookies() {
+			jar[c.Name] = c
+		}
+		doc, _ := goquery.NewDocumentFromReader(resp.Body)
+		return resp, doc
+	}
+	_, page := do("GET", "/register", url.Values{}, nil)
+	id := page.Find("#captcha-id").AttrOr("value", "")
+	h.mu.Lock()
+	answer := h.answers[id]
+	h.mu.Unlock()
+	csrf := jar["__Host-basalt_site_csrf"]
+	if csrf == nil {
+		t.Fatalf("no __Host- CSRF cookie: %v", jar)
+	}
+	resp, page := do("POST", "/register", url.Values{"csrf": {csrf.Value}, "username": {"newbie"}, "password": {"a good long password"},
+		"password2": {"a good long password"}, "captcha_id": {id}, "captcha": {answer}}, nil)
+	st := jar["__Host-basalt_signup"]
+	if resp.StatusCode != http.StatusSeeOther || st == nil || st.Path != "/" || !st.Secure {
+		t.Fatalf("step 1: %d %q, state cookie %v", resp.StatusCode, page.Find("#error").Text(), st)
+	}
+	plan := url.Values{"csrf": {csrf.Value}, "plan": {"standard"}}
+	resp, page = do("POST", "/register/plan", plan, map[string]string{"__Host-basalt_signup": "basalt_signup"})
+	if resp.StatusCode != http.StatusUnprocessableEntity || !strings.Contains(page.Find("#error").Text(), "start again") {
+		t.Fatalf("state under the plain name: %d %q", resp.StatusCode, page.Find("#error").Text())
+	}
+	if resp, _ = do("POST", "/register/plan", plan, nil); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("state under the __Host- name: %d", resp.StatusCode)
 	}
 }
 
@@ -920,6 +979,26 @@ func TestHTTPSRedirect(t *testing.T) {
 	b.do(req)
 	if b.status != 200 || b.resp.Header.Get("Strict-Transport-Security") == "" {
 		t.Fatalf("behind a TLS proxy: %d %v", b.status, b.resp.Header)
+	}
+	// With site.host the redirect goes there, whatever Host the client
+	// sent; a path that looks like a host stays a path.
+	h = newHarness(t, sqlite(t), func(c *templates.Config) { c.HTTPSRedirect, c.Host = true, "mail.example.org" })
+	for _, tc := range []struct{ host, path, want string }{
+		{"evil.example", "/login?x=1", "https://mail.example.org/login?x=1"},
+		{"", "//evil.example/x", "https://mail.example.org//evil.example/x"},
+	} {
+		req, _ := http.NewRequest("GET", h.srv.URL+tc.path, nil)
+		if tc.host != "" {
+			req.Host = tc.host
+		}
+		b := h.browser(t)
+		b.do(req)
+		if b.status != http.StatusPermanentRedirect || b.resp.Header.Get("Location") != tc.want {
+			t.Errorf("Host %q %s: %d %q", tc.host, tc.path, b.status, b.resp.Header.Get("Location"))
+		}
+	}
+	if err := (templates.Config{Host: "mail.example.org/x"}).WithDefaults().Validate(); err == nil {
+		t.Error("a host with a path is taken")
 	}
 }
 

@@ -366,15 +366,18 @@ func (s *Signup) Captcha(ctx context.Context, id string) ([]byte, bool, error) {
 // the first take of an id, across every node sharing the cache, gets it,
 // so one captcha is good for one answer, right or wrong.
 func (s *Signup) TakeCaptcha(ctx context.Context, id string, ttl time.Duration) ([]byte, bool, error) {
+	// An id never made (or used up and gone) is refused before anything
+	// is written: else every guessed id a form sent would leave a counter
+	// in the cache, at no cost to the sender.
+	digits, ok, err := s.Captcha(ctx, id)
+	if err != nil || !ok {
+		return nil, false, err
+	}
 	// The counter decides who takes it: Incr is atomic in Redis and in
 	// the in-process cache, where a Get then Delete is not.
 	n, err := s.sp.Cache.Incr(ctx, captchaTakenKey(id), 1, ttl)
 	if err != nil {
 		return nil, false, fmt.Errorf("take captcha: %w", err)
-	}
-	digits, ok, err := s.Captcha(ctx, id)
-	if err != nil {
-		return nil, false, err
 	}
 	if err := s.sp.Cache.Delete(ctx, captchaKey(id)); err != nil {
 		return nil, false, fmt.Errorf("take captcha: %w", err)

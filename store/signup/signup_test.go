@@ -184,6 +184,17 @@ func TestCaptchaOneUse(t *testing.T) {
 		if _, ok, _ := g.Captcha(ctx, "id1"); ok {
 			t.Fatal("a taken captcha can still be drawn")
 		}
+		// A guessed id writes nothing: no counter left in the cache.
+		if _, ok, err := g.TakeCaptcha(ctx, "guessed", time.Minute); err != nil || ok {
+			t.Fatalf("take of an unknown id = %v %v", ok, err)
+		}
+		// (Incr by 0 reads a counter.)
+		if n, err := e.Cache.Incr(ctx, "signup:captcha-taken:guessed", 0, time.Minute); err != nil || n != 0 {
+			t.Fatalf("an unknown id left a counter: %d %v", n, err)
+		}
+		if n, err := e.Cache.Incr(ctx, "signup:captcha-taken:id1", 0, time.Minute); err != nil || n != 1 {
+			t.Fatalf("the counter is not where this test looks: %d %v", n, err)
+		}
 		for i := range 3 {
 			if err := g.Admit(ctx, "captcha", "192.0.2.0/24", 3, time.Hour); err != nil {
 				t.Fatalf("request %d: %v", i+1, err)
