@@ -209,7 +209,7 @@ type listParams struct {
 	Filter *listFilter `json:"filter,omitempty"`
 	// Threads lists each thread once, by its newest message in the folder,
 	// with threadCount and unreadCount; total counts threads.
-	Threads bool `json:"threads,omitempty" jsonschema:"description=one entry per thread (its newest message in the folder); by arrival only, without filter"`
+	Threads bool `json:"threads,omitempty" jsonschema:"description=one entry per thread (its newest message in the folder); by arrival only and without a filter"`
 	// After continues just past an entry of the previous page: its next
 	// cursor, or the messageID of its last message.
 	After Cursor `json:"after,omitempty"`

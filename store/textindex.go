@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"strconv"
 	"strings"
 	"time"
@@ -214,7 +213,7 @@ func (s *Store) indexBatch(ctx context.Context, size int) (int, bool, error) {
 			} else {
 				w.from, w.subject, w.sent = sortKeys(&info)
 				w.parent = hashMessageID(info.ParentID())
-				raw, err := s.readRaw(ctx, r.UserID, r.ID)
+				raw, err := s.Account(r.UserID, nil).readRaw(ctx, r.ID)
 				if err != nil {
 					// Gone since, or unreadable: indexed without its body.
 					s.log.Warn("index backlog: message unreadable", "message", r.ID, "err", err)
@@ -254,15 +253,4 @@ func (s *Store) indexBatch(ctx context.Context, size int) (int, bool, error) {
 		return 0, false, fmt.Errorf("index backlog: %w", err)
 	}
 	return len(ws), len(rows) == size, nil
-}
-
-// readRaw reads a message of a user whose mail is not sealed, for the
-// indexer.
-func (s *Store) readRaw(ctx context.Context, userID, id int64) ([]byte, error) {
-	rc, err := s.Account(userID, nil).Open(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	defer rc.Close()
-	return io.ReadAll(io.LimitReader(rc, 64<<20))
 }

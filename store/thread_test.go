@@ -125,6 +125,24 @@ func TestThreads(t *testing.T) {
 		if msgs, err := a.Thread(ctx, root.ID, archive); err != nil || len(msgs) != 1 || msgs[0].MailboxID != archive {
 			t.Errorf("thread in Archive: %v, %v", msgs, err)
 		}
+		// The key of a thread's newest message stays a place when that
+		// message is deleted; the thread is then its next newest.
+		first, err := a.ListPage(ctx, inbox, store.PageQuery{Sort: store.SortDateDesc, Threads: true, Limit: 1})
+		if err != nil || len(first) != 1 || first[0].UID != h.UID {
+			t.Fatalf("first thread: %v, %v", first, err)
+		}
+		k := store.KeyOf(first[0], store.SortDateDesc)
+		if _, err := a.Remove(ctx, inbox, store.UIDSet{{Start: h.UID, Stop: h.UID}}); err != nil {
+			t.Fatal(err)
+		}
+		rest, err := a.ListPage(ctx, inbox, store.PageQuery{Sort: store.SortDateDesc, Threads: true, After: &k, Limit: 3})
+		var got []uint32
+		for _, m := range rest {
+			got = append(got, m.UID)
+		}
+		if err != nil || !slices.Equal(got, []uint32{lone.UID, g.UID, parent.UID}) {
+			t.Errorf("threads after a deleted head: %v, %v", got, err)
+		}
 		if _, err := a.ListPage(ctx, inbox, store.PageQuery{Sort: store.SortFrom, Threads: true, Limit: 2}); err == nil {
 			t.Error("threads by sender accepted")
 		}
