@@ -35,18 +35,30 @@ var blockedPrefixes = []netip.Prefix{
 	netip.MustParsePrefix("198.51.100.0/24"), // TEST-NET-2
 	netip.MustParsePrefix("203.0.113.0/24"),  // TEST-NET-3
 	netip.MustParsePrefix("240.0.0.0/4"),     // reserved, and the broadcast address
+	netip.MustParsePrefix("192.88.99.0/24"),  // 6to4 relay anycast, deprecated (RFC 7526)
 	netip.MustParsePrefix("64:ff9b::/96"),    // NAT64 (RFC 6052): reaches IPv4 inside
 	netip.MustParsePrefix("64:ff9b:1::/48"),  // local-use NAT64, RFC 8215
 	netip.MustParsePrefix("100::/64"),        // discard-only, RFC 6666
 	netip.MustParsePrefix("2001:db8::/32"),   // documentation, RFC 3849
 	netip.MustParsePrefix("2002::/16"),       // 6to4: wraps any IPv4, private ones too
-	netip.MustParsePrefix("2001::/32"),       // Teredo, likewise
+	netip.MustParsePrefix("2001::/23"),       // IETF protocol assignments (RFC 2928): Teredo (wraps IPv4 too), ORCHID, benchmarking
+	netip.MustParsePrefix("3fff::/20"),       // documentation, RFC 9637
 	netip.MustParsePrefix("fec0::/10"),       // site-local, deprecated (RFC 3879)
 }
+
+// globalUnicast6 is the IPv6 global unicast space (RFC 4291 2.4): what lies
+// outside it is loopback, unspecified, IPv4-compatible (::/96, ::7f00:1
+// being 127.0.0.1, RFC 4291 2.5.5.1), IPv4-translated (::ffff:0:0:0/96,
+// RFC 2765), discard, unique or link local, multicast, or unassigned;
+// none of it is a public web server.
+var globalUnicast6 = netip.MustParsePrefix("2000::/3")
 
 // publicAddr reports whether the image proxy may dial ip.
 func publicAddr(ip netip.Addr) bool {
 	ip = ip.Unmap() // ::ffff:127.0.0.1 is 127.0.0.1
+	if ip.Is6() && !globalUnicast6.Contains(ip) {
+		return false
+	}
 	if !ip.IsValid() || ip.IsLoopback() || ip.IsPrivate() || ip.IsLinkLocalUnicast() || ip.IsLinkLocalMulticast() ||
 		ip.IsInterfaceLocalMulticast() || ip.IsMulticast() || ip.IsUnspecified() {
 		return false
@@ -113,6 +125,9 @@ func newImageProxy(cfg Config) *imageProxy {
 				if req.URL.Scheme != "http" && req.URL.Scheme != "https" {
 					return fmt.Errorf("image proxy: redirect to scheme %q", req.URL.Scheme)
 				}
+				if req.URL.User != nil {
+					return errUserinfo
+				}
 				// The client adds a Referer on redirects: it would tell
 				// the next server where the image was.
 				req.Header.Del("Referer")
@@ -125,6 +140,10 @@ func newImageProxy(cfg Config) *imageProxy {
 // errNotImage refuses what is not a raster image.
 var errNotImage = errors.New("image proxy: not a raster image")
 
+// errUserinfo refuses a URL with credentials in it (RFC 3986 3.2.1
+// deprecates them; RFC 9110 4.2.4 forbids them in http(s) URLs).
+var errUserinfo = errors.New("image proxy: credentials in the URL")
+
 // errImageTooLarge refuses an image over the size limit.
 var errImageTooLarge = errors.New("image proxy: image too large")
 
@@ -133,6 +152,11 @@ func (p *imageProxy) fetch(ctx context.Context, remote string) ([]byte, string, 
 	u, err := url.Parse(remote)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, "", fmt.Errorf("image proxy: %w", errNotImage)
+	}
+	if u.User != nil {
+		// The client would send it as Authorization (RFC 7617): a
+		// sender's credentials, or a probe of someone's, from Basalt.
+		return nil, "", errUserinfo
 	}
 	ctx, cancel := context.WithTimeout(ctx, p.timeout)
 	defer cancel()

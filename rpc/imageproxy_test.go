@@ -47,6 +47,15 @@ func TestPublicAddr(t *testing.T) {
 		{"64:ff9b::7f00:1", false}, // NAT64 of 127.0.0.1
 		{"2002:7f00:1::", false},   // 6to4 of 127.0.0.1
 		{"fec0::1", false},
+		{"::7f00:1", false},           // IPv4-compatible 127.0.0.1 (RFC 4291 2.5.5.1)
+		{"::a00:1", false},            // IPv4-compatible 10.0.0.1
+		{"::ffff:0:7f00:1", false},    // IPv4-translated 127.0.0.1 (RFC 2765)
+		{"::ffff:0:a9fe:a9fe", false}, // IPv4-translated metadata address
+		{"2001:10::1", false},         // ORCHID
+		{"2001:2::1", false},          // benchmarking (RFC 5180)
+		{"3fff::1", false},            // documentation (RFC 9637)
+		{"5f00::1", false},            // outside global unicast
+		{"192.88.99.1", false},        // 6to4 relay anycast
 	} {
 		if got := publicAddr(netip.MustParseAddr(tc.ip)); got != tc.want {
 			t.Errorf("publicAddr(%s) = %v, want %v", tc.ip, got, tc.want)
@@ -114,6 +123,20 @@ func TestImageProxy(t *testing.T) {
 		case <-r.Context().Done():
 		}
 	})
+	// A slowloris answer: headers at once, then a byte now and then; the
+	// time limit covers the body too.
+	mux.HandleFunc("/trickle.png", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "image/png")
+		for i := range 40 {
+			w.Write(big[i : i+1])
+			w.(http.Flusher).Flush()
+			select {
+			case <-time.After(50 * time.Millisecond):
+			case <-r.Context().Done():
+				return
+			}
+		}
+	})
 	mux.HandleFunc("/404.png", http.NotFound)
 	var mu sync.Mutex
 	var referers []string
@@ -148,6 +171,7 @@ func TestImageProxy(t *testing.T) {
 		{"/big.png", "", errImageTooLarge},
 		{"/chunked-big.png", "", errImageTooLarge},
 		{"/slow.png", "", context.DeadlineExceeded},
+		{"/trickle.png", "", nil},
 		{"/404.png", "", nil},
 		{"/hop/2", "image/png", nil}, // three redirects: allowed
 		{"/hop/3", "", nil},          // four: refused
@@ -170,5 +194,38 @@ func TestImageProxy(t *testing.T) {
 	}
 	if _, _, err := p.fetch(context.Background(), "javascript:alert(1)"); err == nil {
 		t.Error("fetched a javascript: URL")
+	}
+}
+
+// TestImageProxyUserinfo: credentials in an image's URL, or in a
+// redirect's, are refused, never sent as Authorization.
+func TestImageProxyUserinfo(t *testing.T) {
+	var auths atomic.Int32
+	mux := http.NewServeMux()
+	mux.HandleFunc("/ok.png", func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "" {
+			auths.Add(1)
+		}
+		w.Header().Set("Content-Type", "image/png")
+		w.Write(pngBytes)
+	})
+	var self string
+	mux.HandleFunc("/to-userinfo", func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, strings.Replace(self, "http://", "http://admin:secret@", 1)+"/ok.png", http.StatusFound)
+	})
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	self = srv.URL
+	p := newImageProxy(Config{ImageProxyAllowPrivate: true}.withDefaults())
+	for _, u := range []string{strings.Replace(srv.URL, "http://", "http://admin:secret@", 1) + "/ok.png", srv.URL + "/to-userinfo"} {
+		if _, _, err := p.fetch(context.Background(), u); !errors.Is(err, errUserinfo) {
+			t.Errorf("%s: %v, want refused for its credentials", u, err)
+		}
+	}
+	if n := auths.Load(); n != 0 {
+		t.Errorf("credentials sent %d times", n)
+	}
+	if _, _, err := p.fetch(context.Background(), srv.URL+"/ok.png"); err != nil {
+		t.Errorf("plain URL: %v", err)
 	}
 }
