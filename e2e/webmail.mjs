@@ -532,6 +532,10 @@ try {
       await p.click('#list .row[data-id] >> nth=3');
       await p.waitForSelector('#msg-subject');
       perf.open.push(await p.evaluate(() => performance.getEntriesByName('open').at(-1)?.duration || -1));
+      await p.fill('#search', 'from:sender3 weekly');
+      await p.press('#search', 'Enter');
+      await p.waitForFunction(() => performance.getEntriesByName('search').length > 0);
+      perf.search.push(await p.evaluate(() => performance.getEntriesByName('search').at(-1)?.duration || -1));
       await p.close();
     }
   });

@@ -117,7 +117,7 @@ func (h *Handler) registerCompose() {
 	Register(h.engine, Spec{Name: "messages.save", Summary: "Save the compose as a draft in Drafts, replacing its previous draft."}, h.messagesSave)
 	Register(h.engine, Spec{Name: "messages.send", Summary: "Send the compose: delivered like SMTP submission, a copy kept in Sent.",
 		Description: "Everything is checked when called: data.type forbiddenFrom (the sender is not one of yours), recipientRefused (data.recipients says which, and why), " +
-			"tooLarge, dailyLimit, overQuota. With a delay (default: the server's undo_send_seconds) or sendAt the message then waits in the outbound queue, " +
+			"tooLarge, dailyLimit, overQuota (the messages still waiting count toward the room their Sent copies need), invalid (field sendAt) when 100 already wait. With a delay (default: the server's undo_send_seconds) or sendAt the message then waits in the outbound queue, " +
 			"local and remote recipients alike, and the result's sendID takes it back (messages.unsend) until sendAt."}, h.messagesSend)
 }
 

@@ -443,13 +443,25 @@ func linkify(text string) string {
 	last := 0
 	for _, loc := range linkable.FindAllStringIndex(text, -1) {
 		start, end := loc[0], loc[1]
+		// The brackets are counted once and the counts kept as the end
+		// moves: counting again at each step is quadratic, minutes of
+		// CPU for a body of a URL and megabytes of ")".
+		var opened, closed [3]int
+		for i := start; i < end; i++ {
+			if k := strings.IndexByte("([{", text[i]); k >= 0 {
+				opened[k]++
+			} else if k := strings.IndexByte(")]}", text[i]); k >= 0 {
+				closed[k]++
+			}
+		}
 		for end > start {
 			c := text[end-1]
 			if strings.IndexByte(".,;:!?", c) >= 0 {
 				end--
 				continue
 			}
-			if pair := map[byte]byte{')': '(', ']': '[', '}': '{'}[c]; pair != 0 && strings.Count(text[start:end], string(pair)) < strings.Count(text[start:end], string(c)) {
+			if k := strings.IndexByte(")]}", c); k >= 0 && opened[k] < closed[k] {
+				closed[k]--
 				end--
 				continue
 			}

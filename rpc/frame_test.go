@@ -401,3 +401,19 @@ func TestFrameSecure(t *testing.T) {
 		t.Fatalf("CSP %q", csp)
 	}
 }
+
+// TestLinkifyLinear: a URL followed by half a megabyte of closing brackets (or
+// of punctuation) is linked in linear time, not quadratic.
+func TestLinkifyLinear(t *testing.T) {
+	for _, tail := range []string{")", "]", ".", ").", "}"} {
+		text := "see http://example.org/a" + strings.Repeat(tail, (512<<10)/len(tail))
+		start := time.Now()
+		out := linkify(text)
+		if d := time.Since(start); d > 2*time.Second {
+			t.Errorf("tail %q: %v for 512 KiB", tail, d)
+		}
+		if !strings.Contains(out, `<a href="http://example.org/a" `) {
+			t.Errorf("tail %q: link not trimmed: %.200s", tail, out)
+		}
+	}
+}

@@ -112,6 +112,13 @@ func newSanitizer() *sanitizer {
 	p := mailPolicy()
 	p.AllowURLSchemes("http", "https", "mailto", "cid")
 	p.AllowRelativeURLs(false)
+	// An http(s) URL without a host ("http:0", "https:/rpc/x") is
+	// relative to the document in a browser (URL Standard, special
+	// relative state): in the frame it would reach the webmail's own
+	// paths, or host 0, which is 0.0.0.0.
+	for _, scheme := range []string{"http", "https"} {
+		p.AllowURLSchemeWithCustomPolicy(scheme, func(u *url.URL) bool { return u.Host != "" && u.Opaque == "" })
+	}
 	// data: URLs (RFC 2397) of raster images only: bluemonday's schemes
 	// are not per element, so this also lets a link to such an image
 	// through, which opens nothing but the image. SVG is left out: it is

@@ -46,6 +46,8 @@ func TestSanitizeHostile(t *testing.T) {
 		{"comments and CDATA", `<!--[if gte mso 9]><script>alert(1)</script><![endif]--><![CDATA[<script>alert(2)</script>]]>`, []string{"<script", "alert(1)"}, nil},
 		{"links open outside without referrer", `<a href="https://example.org/">x</a>`, nil, []string{`rel="nofollow noreferrer noopener"`, `target="_blank"`}},
 		{"mailto links open outside too", `<a href="mailto:a@example.org" target="_self">m</a>`, []string{"_self"}, []string{`target="_blank"`, "noopener", "noreferrer"}},
+		{"http URLs without a host are relative", `<a href="http:0">a</a><a href="HTTPS:/rpc/logout">b</a><a href="http:evil.example/x">c</a><img src="https:/rpc/blob/1">`,
+			[]string{"href", "src=", "http:", "https:", "rpc"}, []string{"abc"}},
 		// What the PHP webmails kept shipping fixes for.
 		{"SVG animate", `<svg><animate attributeName="href" to="javascript:alert(1)"/><a><animate attributeName=href values=javascript:alert(2) begin=0 /><text x=20 y=20>click</text></a><set attributeName="onmouseover" to="alert(3)"/></svg>`,
 			[]string{"<svg", "<animate", "<set", "javascript", "alert", "attributename"}, nil},

@@ -62,6 +62,10 @@ func (h *Handler) registerSendLater() {
 	Register(h.engine, Spec{Name: "messages.scheduled", Summary: "The messages waiting to leave (undo send, send later), soonest first."}, h.messagesScheduled)
 }
 
+// maxWaitingSends bounds a user's messages waiting in the queue (undo
+// send, send later).
+const maxWaitingSends = 100
+
 // errAlreadySent refuses an unsend that came too late.
 var errAlreadySent = domainErr(CodeConflict, "alreadySent", "the message has already left")
 
@@ -122,7 +126,21 @@ func (h *Handler) sendLater(ctx context.Context, c *Call, p messageParams, b *bu
 			return sendResult{}, errDailyLimit
 		}
 	}
-	if lim.QuotaBytes > 0 && chk.user.UsedBytes+int64(len(b.withBcc)) > lim.QuotaBytes {
+	// What waits is on no one's quota yet, but each will be filed in Sent:
+	// the messages waiting count toward the room needed, and their number
+	// is bounded, or a user could park any amount of mail in the queue.
+	waiting, err := h.agent.Scheduled(ctx, c.userID())
+	if err != nil && !errors.Is(err, delivery.ErrNoDelayedSend) {
+		return sendResult{}, err
+	}
+	if len(waiting) >= maxWaitingSends {
+		return sendResult{}, invalid("sendAt", fmt.Sprintf("at most %d messages can wait to be sent at once", maxWaitingSends))
+	}
+	var pending int64
+	for _, w := range waiting {
+		pending += w.Size + int64(len(w.Note.Bcc))
+	}
+	if lim.QuotaBytes > 0 && chk.user.UsedBytes+pending+int64(len(b.withBcc)) > lim.QuotaBytes {
 		return sendResult{}, &Error{Code: CodeOverQuota, Message: "the mailbox is over its quota: there is no room for the sent copy", Data: ErrorData{Type: "overQuota"}}
 	}
 	note := delivery.Submission{EnvelopeID: chk.env.ID, TLS: chk.env.TLS, Bcc: b.bcc, Subject: p.Subject, To: append(append([]string{}, p.To...), p.Cc...)}

@@ -155,3 +155,40 @@ func TestSendRefusals(t *testing.T) {
 		t.Fatalf("a refused send was queued: %+v", es)
 	}
 }
+
+// TestSendLaterBounded: the messages waiting to leave count toward the
+// room their Sent copies need, and there are at most maxWaitingSends of
+// them: the queue is no place to park mail past the quota.
+func TestSendLaterBounded(t *testing.T) {
+	t.Run("quota", func(t *testing.T) {
+		fx := newFixture(t, sqlite(t), fixtureOptions{cfg: Config{UndoSendSeconds: 50}, limits: store.Limits{QuotaBytes: 20_000}})
+		alice, _ := fx.user(t, "alice@example.org", false)
+		fx.user(t, "bob@example.org", false)
+		body := map[string]any{"text": strings.Repeat("z", 6000)}
+		for range 3 {
+			alice.must("messages.send", map[string]any{"composeID": alice.compose(), "to": []string{"bob@example.org"}, "body": body}, nil)
+		}
+		alice.fail("messages.send", map[string]any{"composeID": alice.compose(), "to": []string{"bob@example.org"}, "body": body}, CodeOverQuota, "overQuota")
+		var sch scheduledResult
+		alice.must("messages.scheduled", nil, &sch)
+		if len(sch.Scheduled) != 3 {
+			t.Fatalf("%d waiting, want 3", len(sch.Scheduled))
+		}
+		// Taking one back makes room again.
+		var ur unsendResult
+		alice.must("messages.unsend", map[string]any{"sendID": sch.Scheduled[0].SendID}, &ur)
+		alice.must("messages.remove", map[string]any{"messageIDs": []string{ur.DraftID}}, nil)
+		alice.must("messages.send", map[string]any{"composeID": alice.compose(), "to": []string{"bob@example.org"}, "body": body}, nil)
+	})
+	t.Run("count", func(t *testing.T) {
+		fx := newFixture(t, sqlite(t), fixtureOptions{cfg: Config{UndoSendSeconds: 50}})
+		alice, _ := fx.user(t, "alice@example.org", false)
+		fx.user(t, "bob@example.org", false)
+		for range maxWaitingSends {
+			alice.must("messages.send", map[string]any{"composeID": alice.compose(), "to": []string{"bob@example.org"}}, nil)
+		}
+		alice.fail("messages.send", map[string]any{"composeID": alice.compose(), "to": []string{"bob@example.org"}}, CodeInvalid, "invalid")
+		// An immediate send does not wait, and is not bounded so.
+		alice.must("messages.send", map[string]any{"composeID": alice.compose(), "to": []string{"bob@example.org"}, "delay": 0}, nil)
+	})
+}

@@ -49,8 +49,8 @@ export function renderMessage(pane, msg, act) {
     ibtn('trash', T.del, act.remove, { id: 'btn-delete' }),
     ibtn('star', flagged ? T.unflag : T.flag, act.flag, { cls: flagged ? 'on' : '' }),
     ibtn('mail', T.markUnread, act.unread),
-    ibtn('code', T.viewSource, act.source, { id: 'btn-source' }),
-    ibtn('print', T.print, () => window.print()));
+    ibtn('code', T.viewSource, act.source, { id: 'btn-source', cls: 'hide-phone' }),
+    ibtn('print', T.print, () => window.print(), { cls: 'hide-phone' }));
   const head = h('header', { class: 'msg-head' },
     h('h2', { id: 'msg-subject', text: m.subject || T.noSubject }),
     h('dl', { class: 'addr' },
