@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -524,7 +525,27 @@ func TestQueueExpires(t *testing.T) {
 	if _, err := e.Store.AddDomain(ctx, "example.org"); err != nil {
 		t.Fatal(err)
 	}
-	cfg := quick(freeAddr(t)) // nothing listens there: connection refused
+	// The smarthost hangs up on every connection: each attempt is one
+	// accepted connection, counted here rather than read off the queue's
+	// rows (the last attempt, the one that finds the entry expired, removes
+	// its row at once, so a reader of the rows can miss it under load).
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	var accepted atomic.Int64
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			accepted.Add(1)
+			c.Close()
+		}
+	}()
+	cfg := quick(ln.Addr().String())
 	cfg.MaxAge = 400 * time.Millisecond
 	cfg.Backoff = []time.Duration{50 * time.Millisecond, 100 * time.Millisecond}
 	box := &localBox{}
@@ -533,37 +554,19 @@ func TestQueueExpires(t *testing.T) {
 	if err := q.Enqueue(ctx, "alice@example.org", []string{"bob@remote.test"}, storetest.Message("alice@example.org", "bob@remote.test", "x", "x")); err != nil {
 		t.Fatal(err)
 	}
-	var attempts int
-	stopWatch := make(chan struct{})
-	watched := make(chan struct{})
-	go func() { // note the attempts made before the entry goes
-		defer close(watched)
-		for {
-			select {
-			case <-stopWatch:
-				return
-			case <-time.After(5 * time.Millisecond):
-			}
-			if l, err := outbound.New(e.Store).Entries(ctx, 0); err == nil && len(l) == 1 {
-				attempts = max(attempts, l[0].Attempts)
-			}
-		}
-	}()
 	runQueue(t, q)
 	testsupport.WaitFor(t, 10*time.Second, "the bounce", func() bool { return len(box.got()) == 1 })
-	close(stopWatch)
-	<-watched
 	if age := time.Since(start); age < cfg.MaxAge {
 		t.Fatalf("bounced after %v, before MaxAge", age)
 	}
-	if attempts < 2 {
-		t.Errorf("only %d attempts seen before expiry", attempts)
+	if n := accepted.Load(); n < 2 {
+		t.Errorf("only %d attempts made before expiry", n)
 	}
 	testsupport.WaitFor(t, 5*time.Second, "the entry to go", queueEmpty(t, e.Store))
 	p := parseDSN(t, box.got()[0].raw)
 	r := p.perRcpt[0]
 	if r.Get("Status") != "5.4.7" || r.Get("Action") != "failed" || !strings.HasPrefix(r.Get("Diagnostic-Code"), "X-Basalt; ") ||
-		!strings.Contains(r.Get("Diagnostic-Code"), "refused") || r.Get("Remote-MTA") != "" {
+		!strings.Contains(r.Get("Diagnostic-Code"), "EOF") || r.Get("Remote-MTA") != "" {
 		t.Fatalf("expiry DSN fields %v", r.Map())
 	}
 }
