@@ -86,11 +86,19 @@ func dialControl(_, address string, _ syscall.RawConn) error {
 	return nil
 }
 
+// maxImageFetches bounds the remote images being fetched at once, server
+// wide: each holds up to ImageProxyMaxBytes in memory, and one message
+// with a thousand images, loaded over HTTP/2, would otherwise ask for a
+// thousand at once.
+const maxImageFetches = 16
+
 // imageProxy fetches remote images.
 type imageProxy struct {
 	client   *http.Client
 	maxBytes int64
 	timeout  time.Duration
+	// slots holds a token per fetch under way (maxImageFetches).
+	slots chan struct{}
 }
 
 func newImageProxy(cfg Config) *imageProxy {
@@ -113,6 +121,7 @@ func newImageProxy(cfg Config) *imageProxy {
 	}
 	maxRedirects := cfg.ImageProxyMaxRedirects
 	return &imageProxy{
+		slots:    make(chan struct{}, maxImageFetches),
 		maxBytes: cfg.ImageProxyMaxBytes,
 		timeout:  cfg.ImageProxyTimeout,
 		client: &http.Client{
@@ -160,6 +169,13 @@ func (p *imageProxy) fetch(ctx context.Context, remote string) ([]byte, string, 
 	}
 	ctx, cancel := context.WithTimeout(ctx, p.timeout)
 	defer cancel()
+	// Waiting for a slot counts toward the time limit.
+	select {
+	case p.slots <- struct{}{}:
+		defer func() { <-p.slots }()
+	case <-ctx.Done():
+		return nil, "", fmt.Errorf("image proxy: busy: %w", ctx.Err())
+	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 	if err != nil {
 		return nil, "", fmt.Errorf("image proxy: %w", err)

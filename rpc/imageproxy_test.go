@@ -229,3 +229,53 @@ func TestImageProxyUserinfo(t *testing.T) {
 		t.Errorf("plain URL: %v", err)
 	}
 }
+
+// TestImageProxyBounded: however many images are asked for at once, at
+// most maxImageFetches are fetched (and held in memory) at a time; the
+// others wait their turn within the time limit.
+func TestImageProxyBounded(t *testing.T) {
+	var inflight, peak atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n := inflight.Add(1)
+		defer inflight.Add(-1)
+		for {
+			old := peak.Load()
+			if n <= old || peak.CompareAndSwap(old, n) {
+				break
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+		w.Header().Set("Content-Type", "image/png")
+		w.Write(pngBytes)
+	}))
+	defer srv.Close()
+	p := newImageProxy(Config{ImageProxyAllowPrivate: true, ImageProxyTimeout: 20 * time.Second}.withDefaults())
+	var wg sync.WaitGroup
+	var failed atomic.Int32
+	for i := range 3 * maxImageFetches {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, _, err := p.fetch(context.Background(), srv.URL+"/i"+strconv.Itoa(i)+".png"); err != nil {
+				failed.Add(1)
+				t.Log(err)
+			}
+		}()
+	}
+	wg.Wait()
+	if n := failed.Load(); n != 0 {
+		t.Errorf("%d fetches failed", n)
+	}
+	if n := peak.Load(); n > maxImageFetches || n < 2 {
+		t.Errorf("%d fetches at once, want 2..%d", n, maxImageFetches)
+	}
+	// One waiting past its time limit gives up.
+	for range maxImageFetches {
+		p.slots <- struct{}{}
+	}
+	short := newImageProxy(Config{ImageProxyAllowPrivate: true, ImageProxyTimeout: 50 * time.Millisecond}.withDefaults())
+	short.slots = p.slots
+	if _, _, err := short.fetch(context.Background(), srv.URL+"/x.png"); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("no slot free: %v", err)
+	}
+}
