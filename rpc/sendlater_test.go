@@ -43,7 +43,7 @@ func TestUndoSend(t *testing.T) {
 	forEachBackend(t, fixtureOptions{cfg: Config{UndoSendSeconds: 1}}, func(t *testing.T, fx *fixture) {
 		ctx := context.Background()
 		alice, aliceAuth := fx.user(t, "alice@example.org", false)
-		_, bobAuth := fx.user(t, "bob@example.org", false)
+		bobC, bobAuth := fx.user(t, "bob@example.org", false)
 		bob := fx.env.Account(bobAuth)
 		start := time.Now()
 		var sr sendResult
@@ -60,10 +60,21 @@ func TestUndoSend(t *testing.T) {
 		if n := len(storetest.Messages(t, bob, "INBOX")); n != 0 {
 			t.Fatalf("bob has %d messages before the send is due", n)
 		}
+		// Another user can neither see nor take back alice's send.
+		bobC.fail("messages.unsend", map[string]any{"sendID": sr.SendID}, CodeNotFound, "notFound")
+		var bsch scheduledResult
+		bobC.must("messages.scheduled", nil, &bsch)
+		if len(bsch.Scheduled) != 0 {
+			t.Fatalf("bob sees alice's scheduled send: %+v", bsch)
+		}
 		fx.runQueue(t)
 		testsupport.WaitFor(t, 15*time.Second, "the message in bob's INBOX", func() bool { return len(storetest.Messages(t, bob, "INBOX")) == 1 })
 		if time.Now().Unix() < sr.SendAt {
 			t.Fatal("delivered before sendAt")
+		}
+		// The Bcc is in no delivered copy (RFC 5322 3.6.3).
+		if got := storetest.Messages(t, bob, "INBOX")[0]; strings.Contains(strings.ToLower(got), "bcc") || strings.Contains(got, "dave@remote.test") {
+			t.Fatalf("bob's copy shows the Bcc:\n%s", got)
 		}
 		aa := fx.env.Account(aliceAuth)
 		testsupport.WaitFor(t, 5*time.Second, "the Sent copy", func() bool { return len(storetest.Messages(t, aa, "Sent")) == 1 })
