@@ -203,3 +203,36 @@ func TestSendLaterBounded(t *testing.T) {
 		alice.must("messages.send", map[string]any{"composeID": alice.compose(), "to": []string{"bob@example.org"}, "delay": 0}, nil)
 	})
 }
+
+// TestUnsendOverQuota: a message taken back when Drafts has no room for it
+// is not lost: the call fails (overQuota) and it waits again as it did,
+// Bcc and all, until room is made.
+func TestUnsendOverQuota(t *testing.T) {
+	fx := newFixture(t, sqlite(t), fixtureOptions{cfg: Config{UndoSendSeconds: 50}, limits: store.Limits{QuotaBytes: 30_000}})
+	alice, aliceAuth := fx.user(t, "alice@example.org", false)
+	fx.user(t, "bob@example.org", false)
+	fx.user(t, "carol@example.org", false)
+	var sr sendResult
+	alice.must("messages.send", map[string]any{"composeID": alice.compose(), "subject": "keep me", "to": []string{"bob@example.org"},
+		"bcc": []string{"carol@example.org"}, "body": map[string]any{"text": strings.Repeat("k", 5000)}}, &sr)
+	aa := fx.env.Account(aliceAuth)
+	filler := storetest.Append(t, aa, storetest.Inbox(t, aa), storetest.SizedMessage(27_000), store.AppendOptions{})
+	alice.fail("messages.unsend", map[string]any{"sendID": sr.SendID}, CodeOverQuota, "")
+	var sch scheduledResult
+	alice.must("messages.scheduled", nil, &sch)
+	if len(sch.Scheduled) != 1 || sch.Scheduled[0].Subject != "keep me" || sch.Scheduled[0].SendAt != sr.SendAt || len(sch.Scheduled[0].Rcpts) != 2 {
+		t.Fatalf("after a failed unsend: %+v", sch)
+	}
+	alice.must("messages.remove", map[string]any{"messageIDs": []string{msgRef{filler.MailboxID, filler.UID}.id()}}, nil)
+	var ur unsendResult
+	alice.must("messages.unsend", map[string]any{"sendID": sch.Scheduled[0].SendID}, &ur)
+	var ld loadResult
+	alice.must("messages.load", map[string]any{"messageID": ur.DraftID, "sections": []string{"meta"}}, &ld)
+	if ld.Meta.Subject != "keep me" {
+		t.Fatalf("draft: %+v", ld.Meta)
+	}
+	drafts := storetest.Messages(t, aa, "Drafts")
+	if len(drafts) != 1 || strings.Count(drafts[0], "Bcc: ") != 1 || !strings.Contains(drafts[0], "carol@example.org") {
+		t.Fatalf("drafts: %q", drafts)
+	}
+}
