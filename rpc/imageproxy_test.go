@@ -87,6 +87,14 @@ func TestImageProxyPrivateRefused(t *testing.T) {
 			t.Errorf("%s: %v, want refused", u, err)
 		}
 	}
+	// IPv4 written as one number, in octal or hex, or short: Go does not
+	// take them as addresses, a C resolver may (inet_aton); either way
+	// what would be dialed is 127.0.0.1, and nothing reaches it.
+	for _, host := range []string{"2130706433", "0177.0.0.1", "0x7f.0.0.1", "0x7f000001", "127.1", "0", "0.0.0.0", "[::]", "[::ffff:7f00:1]", "[::7f00:1]"} {
+		if _, _, err := p.fetch(context.Background(), "http://"+host+":"+port+"/a.png"); err == nil {
+			t.Errorf("%s: fetched", host)
+		}
+	}
 	if n := hits.Load(); n != 0 {
 		t.Fatalf("the loopback server was reached %d times", n)
 	}
