@@ -85,12 +85,14 @@ func (h *Handler) sendTime(p sendParams) (time.Time, error) {
 		}
 		return at, nil
 	}
+	// The bound is on what a call asks: the server's own default is the
+	// administrator's to choose, and a user could do nothing about it.
 	delay := h.cfg.UndoSendSeconds
 	if p.Delay != nil {
 		delay = *p.Delay
-	}
-	if delay > h.cfg.UndoSendMaxSeconds {
-		return time.Time{}, invalid("delay", fmt.Sprintf("at most %d seconds", h.cfg.UndoSendMaxSeconds))
+		if delay > h.cfg.UndoSendMaxSeconds {
+			return time.Time{}, invalid("delay", fmt.Sprintf("at most %d seconds", h.cfg.UndoSendMaxSeconds))
+		}
 	}
 	if delay <= 0 {
 		return time.Time{}, nil

@@ -236,3 +236,18 @@ func TestUnsendOverQuota(t *testing.T) {
 		t.Fatalf("drafts: %q", drafts)
 	}
 }
+
+// TestUndoSendDefaultOverMax: a server default above undo_send_max_seconds
+// holds every send that long; only a call's own delay is bounded.
+func TestUndoSendDefaultOverMax(t *testing.T) {
+	fx := newFixture(t, sqlite(t), fixtureOptions{cfg: Config{UndoSendSeconds: 120, UndoSendMaxSeconds: 60}})
+	alice, _ := fx.user(t, "alice@example.org", false)
+	fx.user(t, "bob@example.org", false)
+	start := time.Now().Unix()
+	var sr sendResult
+	alice.must("messages.send", map[string]any{"composeID": alice.compose(), "to": []string{"bob@example.org"}}, &sr)
+	if sr.SendID == 0 || sr.SendAt < start+120 || sr.SendAt > start+122 {
+		t.Fatalf("send: %+v", sr)
+	}
+	alice.fail("messages.send", map[string]any{"composeID": alice.compose(), "to": []string{"bob@example.org"}, "delay": 61}, CodeInvalid, "invalid")
+}
