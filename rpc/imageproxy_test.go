@@ -287,3 +287,26 @@ func TestImageProxyBounded(t *testing.T) {
 		t.Errorf("no slot free: %v", err)
 	}
 }
+
+// TestImageProxyIgnoresEnvProxy: HTTP_PROXY and HTTPS_PROXY are not used:
+// the proxy's address is what would be dialed and checked, not the
+// image's, and the images would leave by a path no one chose for them.
+func TestImageProxyIgnoresEnvProxy(t *testing.T) {
+	var hits atomic.Int32
+	envProxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		w.Header().Set("Content-Type", "image/png")
+		w.Write(pngBytes)
+	}))
+	defer envProxy.Close()
+	t.Setenv("HTTP_PROXY", envProxy.URL)
+	t.Setenv("HTTPS_PROXY", envProxy.URL)
+	t.Setenv("NO_PROXY", "")
+	p := newImageProxy(Config{ImageProxyAllowPrivate: true, ImageProxyTimeout: 2 * time.Second}.withDefaults())
+	if _, _, err := p.fetch(context.Background(), "http://images.invalid/x.png"); err == nil {
+		t.Error("fetched an image of a name that does not resolve")
+	}
+	if n := hits.Load(); n != 0 {
+		t.Errorf("the environment's proxy was used %d times", n)
+	}
+}
