@@ -1,6 +1,8 @@
 package rpc
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
 	"errors"
 	"net"
@@ -308,5 +310,37 @@ func TestImageProxyIgnoresEnvProxy(t *testing.T) {
 	}
 	if n := hits.Load(); n != 0 {
 		t.Errorf("the environment's proxy was used %d times", n)
+	}
+}
+
+// TestImageProxyBombs: a gzip bomb is cut at the size limit as it is
+// inflated, and a response whose headers alone are huge is refused.
+func TestImageProxyBombs(t *testing.T) {
+	var bomb bytes.Buffer
+	zw := gzip.NewWriter(&bomb)
+	zw.Write(pngBytes)
+	zw.Write(make([]byte, 16<<20))
+	zw.Close()
+	mux := http.NewServeMux()
+	mux.HandleFunc("/bomb.png", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "image/png")
+		w.Header().Set("Content-Encoding", "gzip")
+		w.Write(bomb.Bytes())
+	})
+	mux.HandleFunc("/headers.png", func(w http.ResponseWriter, r *http.Request) {
+		for i := range 200 {
+			w.Header().Set("X-Pad-"+strconv.Itoa(i), strings.Repeat("p", 1000))
+		}
+		w.Header().Set("Content-Type", "image/png")
+		w.Write(pngBytes)
+	})
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	p := newImageProxy(Config{ImageProxyAllowPrivate: true, ImageProxyMaxBytes: 1 << 20}.withDefaults())
+	if _, _, err := p.fetch(context.Background(), srv.URL+"/bomb.png"); !errors.Is(err, errImageTooLarge) {
+		t.Errorf("gzip bomb: %v, want too large", err)
+	}
+	if _, _, err := p.fetch(context.Background(), srv.URL+"/headers.png"); err == nil {
+		t.Error("200 KB of headers accepted")
 	}
 }
