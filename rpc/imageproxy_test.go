@@ -344,3 +344,41 @@ func TestImageProxyBombs(t *testing.T) {
 		t.Error("200 KB of headers accepted")
 	}
 }
+
+// TestImageProxySessionSlots: one session fetches at most
+// maxSessionFetches images at once; others are not held up by it, and a
+// session's entry goes when its last fetch does.
+func TestImageProxySessionSlots(t *testing.T) {
+	p := newImageProxy(Config{ImageProxyTimeout: 50 * time.Millisecond}.withDefaults())
+	ctx := context.Background()
+	var held []func()
+	for range maxSessionFetches {
+		release, err := p.sessionSlot(ctx, "a")
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, release)
+	}
+	if _, err := p.sessionSlot(ctx, "a"); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("one more for the session: %v", err)
+	}
+	rb, err := p.sessionSlot(ctx, "b")
+	if err != nil {
+		t.Fatalf("another session: %v", err)
+	}
+	rb()
+	held[0]()
+	ra, err := p.sessionSlot(ctx, "a")
+	if err != nil {
+		t.Fatalf("after a release: %v", err)
+	}
+	ra()
+	for _, r := range held[1:] {
+		r()
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.sessions) != 0 {
+		t.Errorf("%d sessions left", len(p.sessions))
+	}
+}
