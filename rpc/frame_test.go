@@ -460,15 +460,21 @@ Content-Transfer-Encoding: base64
 		t.Fatalf("srcs %q", srcs)
 	}
 	anon(t, fx, srcs[0]) // warm
-	var before, after runtime.MemStats
-	runtime.GC()
-	runtime.ReadMemStats(&before)
-	resp, img := anon(t, fx, srcs[0])
-	runtime.ReadMemStats(&after)
-	if resp.StatusCode != 200 || string(img) != string(pngBytes) {
-		t.Fatalf("inline: %d %q", resp.StatusCode, img)
+	// The least of a few tries: other tests' goroutines may still be
+	// allocating while one is measured.
+	least := uint64(1 << 62)
+	for range 5 {
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		resp, img := anon(t, fx, srcs[0])
+		runtime.ReadMemStats(&after)
+		if resp.StatusCode != 200 || string(img) != string(pngBytes) {
+			t.Fatalf("inline: %d %q", resp.StatusCode, img)
+		}
+		least = min(least, after.TotalAlloc-before.TotalAlloc)
 	}
-	if n := after.TotalAlloc - before.TotalAlloc; n > 4<<20 {
-		t.Errorf("serving a %d-byte image of an 8 MiB message allocated %d bytes", len(pngBytes), n)
+	if least > 4<<20 {
+		t.Errorf("serving a %d-byte image of an 8 MiB message allocated %d bytes", len(pngBytes), least)
 	}
 }
