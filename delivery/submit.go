@@ -138,7 +138,7 @@ func (a *Agent) Unsend(ctx context.Context, userID, id int64) (Scheduled, []byte
 	return s, withBcc(raw, s.Note.Bcc), nil
 }
 
-// Resubmit queues again, as it waited, a message Unsend took back that
+// Resubmit queues again, due at s.Due, a message Unsend took back that
 // could not be kept (its Drafts full): kept is what Unsend returned. The
 // new id replaces the old.
 func (a *Agent) Resubmit(ctx context.Context, userID int64, s Scheduled, kept []byte) (int64, error) {

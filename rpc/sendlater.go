@@ -183,10 +183,15 @@ func (h *Handler) messagesUnsend(ctx context.Context, c *Call, p unsendParams) (
 		return unsendResult{}, err
 	}
 	// The message is out of the queue now: if Drafts cannot take it (over
-	// quota since it was sent), it waits again as it did, under a new
+	// quota since it was sent), it waits again, under a new
 	// sendID (messages.scheduled), rather than be lost; the error says why.
 	res, err := a.Append(ctx, drafts, raw, store.AppendOptions{Flags: store.FlagDraft | store.FlagSeen})
 	if err != nil {
+		// Not at once, though it was due: the user asked for it back, and
+		// gets the longest undo to make room and ask again.
+		if soonest := h.now().Add(time.Duration(h.cfg.UndoSendMaxSeconds) * time.Second); s.Due.Before(soonest) {
+			s.Due = soonest
+		}
 		if _, rerr := h.agent.Resubmit(ctx, c.userID(), s, raw); rerr != nil {
 			h.log.Error("unsent message lost: not kept in Drafts nor queued again", "user", c.userID(), "err", err, "queue_err", rerr)
 		}

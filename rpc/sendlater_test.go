@@ -205,10 +205,10 @@ func TestSendLaterBounded(t *testing.T) {
 }
 
 // TestUnsendOverQuota: a message taken back when Drafts has no room for it
-// is not lost: the call fails (overQuota) and it waits again as it did,
-// Bcc and all, until room is made.
+// is not lost: the call fails (overQuota) and it waits again (at least
+// the longest undo), Bcc and all, until room is made.
 func TestUnsendOverQuota(t *testing.T) {
-	fx := newFixture(t, sqlite(t), fixtureOptions{cfg: Config{UndoSendSeconds: 50}, limits: store.Limits{QuotaBytes: 30_000}})
+	fx := newFixture(t, sqlite(t), fixtureOptions{cfg: Config{UndoSendSeconds: 5, UndoSendMaxSeconds: 60}, limits: store.Limits{QuotaBytes: 30_000}})
 	alice, aliceAuth := fx.user(t, "alice@example.org", false)
 	fx.user(t, "bob@example.org", false)
 	fx.user(t, "carol@example.org", false)
@@ -220,7 +220,8 @@ func TestUnsendOverQuota(t *testing.T) {
 	alice.fail("messages.unsend", map[string]any{"sendID": sr.SendID}, CodeOverQuota, "")
 	var sch scheduledResult
 	alice.must("messages.scheduled", nil, &sch)
-	if len(sch.Scheduled) != 1 || sch.Scheduled[0].Subject != "keep me" || sch.Scheduled[0].SendAt != sr.SendAt || len(sch.Scheduled[0].Rcpts) != 2 {
+	// It waits at least the longest undo from now, to be asked for again.
+	if len(sch.Scheduled) != 1 || sch.Scheduled[0].Subject != "keep me" || sch.Scheduled[0].SendAt < time.Now().Unix()+59 || len(sch.Scheduled[0].Rcpts) != 2 {
 		t.Fatalf("after a failed unsend: %+v", sch)
 	}
 	alice.must("messages.remove", map[string]any{"messageIDs": []string{msgRef{filler.MailboxID, filler.UID}.id()}}, nil)
