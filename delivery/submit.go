@@ -138,6 +138,17 @@ func (a *Agent) Unsend(ctx context.Context, userID, id int64) (Scheduled, []byte
 	return s, withBcc(raw, s.Note.Bcc), nil
 }
 
+// Resubmit queues again, due at s.Due, a message Unsend took back that
+// could not be kept (its Drafts full): kept is what Unsend returned. The
+// new id replaces the old.
+func (a *Agent) Resubmit(ctx context.Context, userID int64, s Scheduled, kept []byte) (int64, error) {
+	raw := kept
+	if s.Note.Bcc != "" {
+		raw = bytes.TrimPrefix(kept, []byte("Bcc: "+s.Note.Bcc+"\r\n"))
+	}
+	return a.Submit(ctx, userID, s.From, s.Rcpts, raw, s.Due, s.Note)
+}
+
 // withBcc returns raw with a Bcc field at the top of its header, when
 // there is one to add.
 func withBcc(raw []byte, bcc string) []byte {

@@ -97,8 +97,8 @@ func TestSubmission(t *testing.T) {
 			t.Fatal(err)
 		}
 		s, back, err := agent.Unsend(ctx, alice.User.ID, id2)
-		if err != nil || string(back) != "Bcc: eve@remote.test\r\n"+string(raw) || s.ID != id2 {
-			t.Fatalf("unsend: %v %q", err, back)
+		if err != nil || string(back) != "Bcc: eve@remote.test\r\n"+string(raw) || s.ID != id2 || len(s.Rcpts) != 1 || s.Rcpts[0] != "bob@example.org" || s.From != "alice@example.org" {
+			t.Fatalf("unsend: %v %+v %q", err, s, back)
 		}
 		if _, _, err := agent.Unsend(ctx, alice.User.ID, id2); !errors.Is(err, store.ErrNotFound) {
 			t.Fatalf("second unsend: %v", err)

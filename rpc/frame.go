@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"html"
+	"io"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -275,12 +276,11 @@ func (h *Handler) serveInline(w http.ResponseWriter, r *http.Request) {
 		h.capError(w, errNotFound)
 		return
 	}
-	raw, err := readRaw(ctx, a, m)
+	body, err := readPart(ctx, a, m, p)
 	if err != nil {
 		h.capError(w, err)
 		return
 	}
-	body, _ := p.Decode(raw)
 	ctype := sniffImage(body)
 	if ctype == "" {
 		http.Error(w, "not an image", http.StatusUnsupportedMediaType)
@@ -289,6 +289,27 @@ func (h *Handler) serveInline(w http.ResponseWriter, r *http.Request) {
 	exp, _ := strconv.ParseInt(q.Get("e"), 10, 64)
 	imageHeaders(w, ctype, exp-h.now().Unix())
 	w.Write(body)
+}
+
+// readPart reads one part of a message, decoded, holding no more of the
+// message than the part: a frame loads each of its cid: images at once,
+// and a large message with many small images read whole for each would
+// take its size times their number in memory.
+func readPart(ctx context.Context, a *store.Account, m store.Message, p *message.Part) ([]byte, error) {
+	rc, err := a.Open(ctx, m.ID)
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	if _, err := io.CopyN(io.Discard, rc, p.BodyStart); err != nil {
+		return nil, fmt.Errorf("read message %d: %w", m.ID, err)
+	}
+	enc, err := io.ReadAll(io.LimitReader(rc, p.BodyEnd-p.BodyStart))
+	if err != nil {
+		return nil, fmt.Errorf("read message %d: %w", m.ID, err)
+	}
+	body, _ := message.Decode(p.Encoding, enc) // what decodes is served; the sniffing judges it
+	return body, nil
 }
 
 // frameCSP is the frame document's policy: nothing but inline styles and

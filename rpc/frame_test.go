@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -415,5 +416,65 @@ func TestLinkifyLinear(t *testing.T) {
 		if !strings.Contains(out, `<a href="http://example.org/a" `) {
 			t.Errorf("tail %q: link not trimmed: %.200s", tail, out)
 		}
+	}
+}
+
+// TestInlineReadsPart: an inline image is read alone, not with the whole
+// message: a frame asks for all its cid: images at once, and reading a
+// large message whole for each took its size times their number.
+func TestInlineReadsPart(t *testing.T) {
+	fx := newFixture(t, sqlite(t), fixtureOptions{})
+	c, auth := fx.user(t, "a@example.org", false)
+	filler := strings.Repeat(strings.Repeat("f", 76)+"\r\n", (8<<20)/78)
+	raw := strings.ReplaceAll(`From: <news@example.com>
+To: a@example.org
+Subject: big
+Date: Mon, 02 Nov 2026 10:00:00 +0000
+MIME-Version: 1.0
+Content-Type: multipart/related; boundary="rel"
+
+--rel
+Content-Type: text/html; charset=utf-8
+
+<img src="cid:logo@example.com">
+--rel
+Content-Type: text/plain
+
+FILLER
+--rel
+Content-Type: image/png
+Content-ID: <logo@example.com>
+Content-Transfer-Encoding: base64
+
+`+base64.StdEncoding.EncodeToString(pngBytes)+`
+--rel--
+`, "\n", "\r\n")
+	raw = strings.Replace(raw, "FILLER\r\n", filler, 1)
+	res := fx.deliver(t, auth, []byte(raw))
+	id := msgRef{res.MailboxID, res.UID}.id()
+	var ld loadResult
+	c.must("messages.load", map[string]any{"messageID": id}, &ld)
+	_, body := c.get(ld.BodyURL, nil)
+	srcs := imgSrcs(t, string(body))
+	if len(srcs) != 1 {
+		t.Fatalf("srcs %q", srcs)
+	}
+	anon(t, fx, srcs[0]) // warm
+	// The least of a few tries: other tests' goroutines may still be
+	// allocating while one is measured.
+	least := uint64(1 << 62)
+	for range 5 {
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		resp, img := anon(t, fx, srcs[0])
+		runtime.ReadMemStats(&after)
+		if resp.StatusCode != 200 || string(img) != string(pngBytes) {
+			t.Fatalf("inline: %d %q", resp.StatusCode, img)
+		}
+		least = min(least, after.TotalAlloc-before.TotalAlloc)
+	}
+	if least > 4<<20 {
+		t.Errorf("serving a %d-byte image of an 8 MiB message allocated %d bytes", len(pngBytes), least)
 	}
 }

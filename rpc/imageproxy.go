@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"net/url"
 	"strconv"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -86,11 +87,63 @@ func dialControl(_, address string, _ syscall.RawConn) error {
 	return nil
 }
 
+// maxImageFetches bounds the remote images being fetched at once, server
+// wide: each holds up to ImageProxyMaxBytes in memory, and one message
+// with a thousand images, loaded over HTTP/2, would otherwise ask for a
+// thousand at once. maxSessionFetches bounds one session's share of them
+// (what a browser fetches at once from one HTTP/1.1 host), so that a
+// message whose images come slowly from a tarpit holds a few slots for
+// the time limit, not all of them, for every user.
+const (
+	maxImageFetches   = 64
+	maxSessionFetches = 6
+)
+
+// sessionSlots are one session's fetches under way.
+type sessionSlots struct {
+	ch    chan struct{}
+	users int // holding or waiting for a slot; the entry goes at 0
+}
+
 // imageProxy fetches remote images.
 type imageProxy struct {
 	client   *http.Client
 	maxBytes int64
 	timeout  time.Duration
+	// slots holds a token per fetch under way (maxImageFetches).
+	slots chan struct{}
+	// sessions holds each session's slots (maxSessionFetches).
+	mu       sync.Mutex
+	sessions map[string]*sessionSlots
+}
+
+// sessionSlot waits for one of the session's slots, within the time
+// limit, and returns its release.
+func (p *imageProxy) sessionSlot(ctx context.Context, key string) (func(), error) {
+	p.mu.Lock()
+	ss := p.sessions[key]
+	if ss == nil {
+		ss = &sessionSlots{ch: make(chan struct{}, maxSessionFetches)}
+		p.sessions[key] = ss
+	}
+	ss.users++
+	p.mu.Unlock()
+	leave := func() {
+		p.mu.Lock()
+		if ss.users--; ss.users == 0 {
+			delete(p.sessions, key)
+		}
+		p.mu.Unlock()
+	}
+	ctx, cancel := context.WithTimeout(ctx, p.timeout)
+	defer cancel()
+	select {
+	case ss.ch <- struct{}{}:
+		return func() { <-ss.ch; leave() }, nil
+	case <-ctx.Done():
+		leave()
+		return nil, fmt.Errorf("image proxy: session busy: %w", ctx.Err())
+	}
 }
 
 func newImageProxy(cfg Config) *imageProxy {
@@ -113,6 +166,8 @@ func newImageProxy(cfg Config) *imageProxy {
 	}
 	maxRedirects := cfg.ImageProxyMaxRedirects
 	return &imageProxy{
+		slots:    make(chan struct{}, maxImageFetches),
+		sessions: map[string]*sessionSlots{},
 		maxBytes: cfg.ImageProxyMaxBytes,
 		timeout:  cfg.ImageProxyTimeout,
 		client: &http.Client{
@@ -160,6 +215,13 @@ func (p *imageProxy) fetch(ctx context.Context, remote string) ([]byte, string, 
 	}
 	ctx, cancel := context.WithTimeout(ctx, p.timeout)
 	defer cancel()
+	// Waiting for a slot counts toward the time limit.
+	select {
+	case p.slots <- struct{}{}:
+		defer func() { <-p.slots }()
+	case <-ctx.Done():
+		return nil, "", fmt.Errorf("image proxy: busy: %w", ctx.Err())
+	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 	if err != nil {
 		return nil, "", fmt.Errorf("image proxy: %w", err)
@@ -206,7 +268,14 @@ func (h *Handler) serveImage(w http.ResponseWriter, r *http.Request) {
 		h.capError(w, err)
 		return
 	}
+	release, err := h.images.sessionSlot(ctx, q.Get("s"))
+	if err != nil {
+		w.Header().Set("Cache-Control", "no-store")
+		http.Error(w, "busy", http.StatusServiceUnavailable)
+		return
+	}
 	b, ctype, err := h.images.fetch(ctx, remote)
+	release()
 	if err != nil {
 		w.Header().Set("Cache-Control", "no-store")
 		switch {

@@ -1,6 +1,8 @@
 package rpc
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
 	"errors"
 	"net"
@@ -85,6 +87,14 @@ func TestImageProxyPrivateRefused(t *testing.T) {
 	for _, u := range []string{srv.URL + "/a.png", "http://localhost:" + port + "/a.png", "http://[::ffff:127.0.0.1]:" + port + "/a.png"} {
 		if _, _, err := p.fetch(context.Background(), u); !errors.Is(err, errPrivateTarget) {
 			t.Errorf("%s: %v, want refused", u, err)
+		}
+	}
+	// IPv4 written as one number, in octal or hex, or short: Go does not
+	// take them as addresses, a C resolver may (inet_aton); either way
+	// what would be dialed is 127.0.0.1, and nothing reaches it.
+	for _, host := range []string{"2130706433", "0177.0.0.1", "0x7f.0.0.1", "0x7f000001", "127.1", "0", "0.0.0.0", "[::]", "[::ffff:7f00:1]", "[::7f00:1]"} {
+		if _, _, err := p.fetch(context.Background(), "http://"+host+":"+port+"/a.png"); err == nil {
+			t.Errorf("%s: fetched", host)
 		}
 	}
 	if n := hits.Load(); n != 0 {
@@ -227,5 +237,148 @@ func TestImageProxyUserinfo(t *testing.T) {
 	}
 	if _, _, err := p.fetch(context.Background(), srv.URL+"/ok.png"); err != nil {
 		t.Errorf("plain URL: %v", err)
+	}
+}
+
+// TestImageProxyBounded: however many images are asked for at once, at
+// most maxImageFetches are fetched (and held in memory) at a time; the
+// others wait their turn within the time limit.
+func TestImageProxyBounded(t *testing.T) {
+	var inflight, peak atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n := inflight.Add(1)
+		defer inflight.Add(-1)
+		for {
+			old := peak.Load()
+			if n <= old || peak.CompareAndSwap(old, n) {
+				break
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+		w.Header().Set("Content-Type", "image/png")
+		w.Write(pngBytes)
+	}))
+	defer srv.Close()
+	p := newImageProxy(Config{ImageProxyAllowPrivate: true, ImageProxyTimeout: 20 * time.Second}.withDefaults())
+	var wg sync.WaitGroup
+	var failed atomic.Int32
+	for i := range 3 * maxImageFetches {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, _, err := p.fetch(context.Background(), srv.URL+"/i"+strconv.Itoa(i)+".png"); err != nil {
+				failed.Add(1)
+				t.Log(err)
+			}
+		}()
+	}
+	wg.Wait()
+	if n := failed.Load(); n != 0 {
+		t.Errorf("%d fetches failed", n)
+	}
+	if n := peak.Load(); n > maxImageFetches || n < 2 {
+		t.Errorf("%d fetches at once, want 2..%d", n, maxImageFetches)
+	}
+	// One waiting past its time limit gives up.
+	for range maxImageFetches {
+		p.slots <- struct{}{}
+	}
+	short := newImageProxy(Config{ImageProxyAllowPrivate: true, ImageProxyTimeout: 50 * time.Millisecond}.withDefaults())
+	short.slots = p.slots
+	if _, _, err := short.fetch(context.Background(), srv.URL+"/x.png"); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("no slot free: %v", err)
+	}
+}
+
+// TestImageProxyIgnoresEnvProxy: HTTP_PROXY and HTTPS_PROXY are not used:
+// the proxy's address is what would be dialed and checked, not the
+// image's, and the images would leave by a path no one chose for them.
+func TestImageProxyIgnoresEnvProxy(t *testing.T) {
+	var hits atomic.Int32
+	envProxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		w.Header().Set("Content-Type", "image/png")
+		w.Write(pngBytes)
+	}))
+	defer envProxy.Close()
+	t.Setenv("HTTP_PROXY", envProxy.URL)
+	t.Setenv("HTTPS_PROXY", envProxy.URL)
+	t.Setenv("NO_PROXY", "")
+	p := newImageProxy(Config{ImageProxyAllowPrivate: true, ImageProxyTimeout: 2 * time.Second}.withDefaults())
+	if _, _, err := p.fetch(context.Background(), "http://images.invalid/x.png"); err == nil {
+		t.Error("fetched an image of a name that does not resolve")
+	}
+	if n := hits.Load(); n != 0 {
+		t.Errorf("the environment's proxy was used %d times", n)
+	}
+}
+
+// TestImageProxyBombs: a gzip bomb is cut at the size limit as it is
+// inflated, and a response whose headers alone are huge is refused.
+func TestImageProxyBombs(t *testing.T) {
+	var bomb bytes.Buffer
+	zw := gzip.NewWriter(&bomb)
+	zw.Write(pngBytes)
+	zw.Write(make([]byte, 16<<20))
+	zw.Close()
+	mux := http.NewServeMux()
+	mux.HandleFunc("/bomb.png", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "image/png")
+		w.Header().Set("Content-Encoding", "gzip")
+		w.Write(bomb.Bytes())
+	})
+	mux.HandleFunc("/headers.png", func(w http.ResponseWriter, r *http.Request) {
+		for i := range 200 {
+			w.Header().Set("X-Pad-"+strconv.Itoa(i), strings.Repeat("p", 1000))
+		}
+		w.Header().Set("Content-Type", "image/png")
+		w.Write(pngBytes)
+	})
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	p := newImageProxy(Config{ImageProxyAllowPrivate: true, ImageProxyMaxBytes: 1 << 20}.withDefaults())
+	if _, _, err := p.fetch(context.Background(), srv.URL+"/bomb.png"); !errors.Is(err, errImageTooLarge) {
+		t.Errorf("gzip bomb: %v, want too large", err)
+	}
+	if _, _, err := p.fetch(context.Background(), srv.URL+"/headers.png"); err == nil {
+		t.Error("200 KB of headers accepted")
+	}
+}
+
+// TestImageProxySessionSlots: one session fetches at most
+// maxSessionFetches images at once; others are not held up by it, and a
+// session's entry goes when its last fetch does.
+func TestImageProxySessionSlots(t *testing.T) {
+	p := newImageProxy(Config{ImageProxyTimeout: 50 * time.Millisecond}.withDefaults())
+	ctx := context.Background()
+	var held []func()
+	for range maxSessionFetches {
+		release, err := p.sessionSlot(ctx, "a")
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, release)
+	}
+	if _, err := p.sessionSlot(ctx, "a"); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("one more for the session: %v", err)
+	}
+	rb, err := p.sessionSlot(ctx, "b")
+	if err != nil {
+		t.Fatalf("another session: %v", err)
+	}
+	rb()
+	held[0]()
+	ra, err := p.sessionSlot(ctx, "a")
+	if err != nil {
+		t.Fatalf("after a release: %v", err)
+	}
+	ra()
+	for _, r := range held[1:] {
+		r()
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.sessions) != 0 {
+		t.Errorf("%d sessions left", len(p.sessions))
 	}
 }

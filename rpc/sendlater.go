@@ -85,12 +85,14 @@ func (h *Handler) sendTime(p sendParams) (time.Time, error) {
 		}
 		return at, nil
 	}
+	// The bound is on what a call asks: the server's own default is the
+	// administrator's to choose, and a user could do nothing about it.
 	delay := h.cfg.UndoSendSeconds
 	if p.Delay != nil {
 		delay = *p.Delay
-	}
-	if delay > h.cfg.UndoSendMaxSeconds {
-		return time.Time{}, invalid("delay", fmt.Sprintf("at most %d seconds", h.cfg.UndoSendMaxSeconds))
+		if delay > h.cfg.UndoSendMaxSeconds {
+			return time.Time{}, invalid("delay", fmt.Sprintf("at most %d seconds", h.cfg.UndoSendMaxSeconds))
+		}
 	}
 	if delay <= 0 {
 		return time.Time{}, nil
@@ -166,7 +168,7 @@ func (h *Handler) messagesUnsend(ctx context.Context, c *Call, p unsendParams) (
 	if h.agent == nil {
 		return unsendResult{}, serverErr(CodeUnavailable, "sending is not configured")
 	}
-	_, raw, err := h.agent.Unsend(ctx, c.userID(), p.SendID)
+	s, raw, err := h.agent.Unsend(ctx, c.userID(), p.SendID)
 	switch {
 	case errors.Is(err, delivery.ErrSendStarted):
 		return unsendResult{}, errAlreadySent
@@ -181,11 +183,18 @@ func (h *Handler) messagesUnsend(ctx context.Context, c *Call, p unsendParams) (
 		return unsendResult{}, err
 	}
 	// The message is out of the queue now: if Drafts cannot take it (over
-	// quota), the error says so, and what was written is lost; the quota
-	// was checked for its Sent copy when it was sent, so this is rare.
+	// quota since it was sent), it waits again, under a new
+	// sendID (messages.scheduled), rather than be lost; the error says why.
 	res, err := a.Append(ctx, drafts, raw, store.AppendOptions{Flags: store.FlagDraft | store.FlagSeen})
 	if err != nil {
-		h.log.Error("unsent message not kept in Drafts", "user", c.userID(), "err", err)
+		// Not at once, though it was due: the user asked for it back, and
+		// gets the longest undo to make room and ask again.
+		if soonest := h.now().Add(time.Duration(h.cfg.UndoSendMaxSeconds) * time.Second); s.Due.Before(soonest) {
+			s.Due = soonest
+		}
+		if _, rerr := h.agent.Resubmit(ctx, c.userID(), s, raw); rerr != nil {
+			h.log.Error("unsent message lost: not kept in Drafts nor queued again", "user", c.userID(), "err", err, "queue_err", rerr)
+		}
 		return unsendResult{}, err
 	}
 	return unsendResult{DraftID: msgRef{res.MailboxID, res.UID}.id()}, nil

@@ -43,7 +43,7 @@ func TestUndoSend(t *testing.T) {
 	forEachBackend(t, fixtureOptions{cfg: Config{UndoSendSeconds: 1}}, func(t *testing.T, fx *fixture) {
 		ctx := context.Background()
 		alice, aliceAuth := fx.user(t, "alice@example.org", false)
-		_, bobAuth := fx.user(t, "bob@example.org", false)
+		bobC, bobAuth := fx.user(t, "bob@example.org", false)
 		bob := fx.env.Account(bobAuth)
 		start := time.Now()
 		var sr sendResult
@@ -60,10 +60,21 @@ func TestUndoSend(t *testing.T) {
 		if n := len(storetest.Messages(t, bob, "INBOX")); n != 0 {
 			t.Fatalf("bob has %d messages before the send is due", n)
 		}
+		// Another user can neither see nor take back alice's send.
+		bobC.fail("messages.unsend", map[string]any{"sendID": sr.SendID}, CodeNotFound, "notFound")
+		var bsch scheduledResult
+		bobC.must("messages.scheduled", nil, &bsch)
+		if len(bsch.Scheduled) != 0 {
+			t.Fatalf("bob sees alice's scheduled send: %+v", bsch)
+		}
 		fx.runQueue(t)
 		testsupport.WaitFor(t, 15*time.Second, "the message in bob's INBOX", func() bool { return len(storetest.Messages(t, bob, "INBOX")) == 1 })
 		if time.Now().Unix() < sr.SendAt {
 			t.Fatal("delivered before sendAt")
+		}
+		// The Bcc is in no delivered copy (RFC 5322 3.6.3).
+		if got := storetest.Messages(t, bob, "INBOX")[0]; strings.Contains(strings.ToLower(got), "bcc") || strings.Contains(got, "dave@remote.test") {
+			t.Fatalf("bob's copy shows the Bcc:\n%s", got)
 		}
 		aa := fx.env.Account(aliceAuth)
 		testsupport.WaitFor(t, 5*time.Second, "the Sent copy", func() bool { return len(storetest.Messages(t, aa, "Sent")) == 1 })
@@ -191,4 +202,53 @@ func TestSendLaterBounded(t *testing.T) {
 		// An immediate send does not wait, and is not bounded so.
 		alice.must("messages.send", map[string]any{"composeID": alice.compose(), "to": []string{"bob@example.org"}, "delay": 0}, nil)
 	})
+}
+
+// TestUnsendOverQuota: a message taken back when Drafts has no room for it
+// is not lost: the call fails (overQuota) and it waits again (at least
+// the longest undo), Bcc and all, until room is made.
+func TestUnsendOverQuota(t *testing.T) {
+	fx := newFixture(t, sqlite(t), fixtureOptions{cfg: Config{UndoSendSeconds: 5, UndoSendMaxSeconds: 60}, limits: store.Limits{QuotaBytes: 30_000}})
+	alice, aliceAuth := fx.user(t, "alice@example.org", false)
+	fx.user(t, "bob@example.org", false)
+	fx.user(t, "carol@example.org", false)
+	var sr sendResult
+	alice.must("messages.send", map[string]any{"composeID": alice.compose(), "subject": "keep me", "to": []string{"bob@example.org"},
+		"bcc": []string{"carol@example.org"}, "body": map[string]any{"text": strings.Repeat("k", 5000)}}, &sr)
+	aa := fx.env.Account(aliceAuth)
+	filler := storetest.Append(t, aa, storetest.Inbox(t, aa), storetest.SizedMessage(27_000), store.AppendOptions{})
+	alice.fail("messages.unsend", map[string]any{"sendID": sr.SendID}, CodeOverQuota, "")
+	var sch scheduledResult
+	alice.must("messages.scheduled", nil, &sch)
+	// It waits at least the longest undo from now, to be asked for again.
+	if len(sch.Scheduled) != 1 || sch.Scheduled[0].Subject != "keep me" || sch.Scheduled[0].SendAt < time.Now().Unix()+59 || len(sch.Scheduled[0].Rcpts) != 2 {
+		t.Fatalf("after a failed unsend: %+v", sch)
+	}
+	alice.must("messages.remove", map[string]any{"messageIDs": []string{msgRef{filler.MailboxID, filler.UID}.id()}}, nil)
+	var ur unsendResult
+	alice.must("messages.unsend", map[string]any{"sendID": sch.Scheduled[0].SendID}, &ur)
+	var ld loadResult
+	alice.must("messages.load", map[string]any{"messageID": ur.DraftID, "sections": []string{"meta"}}, &ld)
+	if ld.Meta.Subject != "keep me" {
+		t.Fatalf("draft: %+v", ld.Meta)
+	}
+	drafts := storetest.Messages(t, aa, "Drafts")
+	if len(drafts) != 1 || strings.Count(drafts[0], "Bcc: ") != 1 || !strings.Contains(drafts[0], "carol@example.org") {
+		t.Fatalf("drafts: %q", drafts)
+	}
+}
+
+// TestUndoSendDefaultOverMax: a server default above undo_send_max_seconds
+// holds every send that long; only a call's own delay is bounded.
+func TestUndoSendDefaultOverMax(t *testing.T) {
+	fx := newFixture(t, sqlite(t), fixtureOptions{cfg: Config{UndoSendSeconds: 120, UndoSendMaxSeconds: 60}})
+	alice, _ := fx.user(t, "alice@example.org", false)
+	fx.user(t, "bob@example.org", false)
+	start := time.Now().Unix()
+	var sr sendResult
+	alice.must("messages.send", map[string]any{"composeID": alice.compose(), "to": []string{"bob@example.org"}}, &sr)
+	if sr.SendID == 0 || sr.SendAt < start+120 || sr.SendAt > start+122 {
+		t.Fatalf("send: %+v", sr)
+	}
+	alice.fail("messages.send", map[string]any{"composeID": alice.compose(), "to": []string{"bob@example.org"}, "delay": 61}, CodeInvalid, "invalid")
 }

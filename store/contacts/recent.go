@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/jmoiron/sqlx"
 )
@@ -35,9 +36,15 @@ func (b *Book) NoteRecipients(ctx context.Context, rs []Recipient) error {
 			if addr == "" || len(addr) > 320 {
 				continue
 			}
-			name := r.Name
+			// Cut on a character's start: half a character is not UTF-8,
+			// which MariaDB refuses (and the whole list with it).
+			name := strings.ToValidUTF8(r.Name, "")
 			if len(name) > 200 {
-				name = name[:200]
+				cut := 200
+				for cut > 0 && !utf8.RuneStart(name[cut]) {
+					cut--
+				}
+				name = name[:cut]
 			}
 			res, err := tx.ExecContext(ctx, b.sp.Rebind(`UPDATE recent_rcpts SET uses = uses + 1, last_ms = ?,
 				name = CASE WHEN ? = '' THEN name ELSE ? END WHERE user_id = ? AND address = ?`), now, name, name, b.userID, addr)

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"basalt/internal/testsupport"
 	"basalt/internal/testsupport/storetest"
@@ -57,6 +59,31 @@ func TestRecentRecipients(t *testing.T) {
 		}
 		if _, err := contacts.Of(shared).Suggest(ctx, "r", 10); !errors.Is(err, store.ErrForbidden) {
 			t.Fatalf("through a share: %v", err)
+		}
+	})
+}
+
+// TestRecentRecipientsLongName: a long name is cut to 200 bytes on a
+// character boundary: cut inside one, MariaDB refuses the row (and the
+// whole send's list with it) and SQLite keeps invalid UTF-8.
+func TestRecentRecipientsLongName(t *testing.T) {
+	testsupport.ForEachDatabase(t, func(t *testing.T, db testsupport.Database) {
+		e := storetest.Open(t, db, storetest.Options{})
+		ctx := context.Background()
+		b := contacts.Of(e.Account(e.NewUser(t, "alice@example.org", false)))
+		name := strings.Repeat("a", 199) + "éé"
+		if err := b.NoteRecipients(ctx, []contacts.Recipient{{Address: "long@example.com", Name: name}, {Address: "short@example.com", Name: "Short"}}); err != nil {
+			t.Fatal(err)
+		}
+		s, err := b.Suggest(ctx, "long", 10)
+		if err != nil || len(s) != 1 {
+			t.Fatalf("suggest: %+v %v", s, err)
+		}
+		if !utf8.ValidString(s[0].Name) || s[0].Name != strings.Repeat("a", 199) {
+			t.Fatalf("name %q", s[0].Name)
+		}
+		if s, _ := b.Suggest(ctx, "short", 10); len(s) != 1 {
+			t.Fatalf("the other recipient: %+v", s)
 		}
 	})
 }

@@ -84,9 +84,12 @@ func (q *Queue) Cancel(ctx context.Context, a *store.Account, id int64) (Entry, 
 	if err != nil {
 		return Entry{}, nil, fmt.Errorf("cancel submission %d: read: %w", id, err)
 	}
-	if err := q.loadRcpts(ctx, []Entry{e}); err != nil {
+	// loadRcpts fills the slice's entries: e itself must be read back.
+	es := []Entry{e}
+	if err := q.loadRcpts(ctx, es); err != nil {
 		return Entry{}, nil, fmt.Errorf("cancel submission %d: %w", id, err)
 	}
+	e = es[0]
 	var doomed []spine.BlobRef
 	err = q.sp.DB.Tx(ctx, func(tx *sqlx.Tx) error {
 		// The queue's StartSubmission counts an attempt under its claim;
