@@ -340,17 +340,25 @@ func pageQuery(p listParams) (store.PageQuery, error) {
 }
 
 func (h *Handler) messagesList(ctx context.Context, c *Call, p listParams) (listResult, error) {
-	a := c.account()
+	own := c.account()
 	q, err := pageQuery(p)
 	if err != nil {
 		return listResult{}, err
 	}
-	state, err := webmail.Of(a).State(ctx)
+	// The state is the user's own account's, whatever folder is listed.
+	state, err := webmail.Of(own).State(ctx)
 	if err != nil {
 		return listResult{}, err
 	}
-	// The folder is read first: it must be the user's (another user's id
-	// is notFound, not an empty page), and it holds the total.
+	// The folder is the user's or shared with the user (shares.go),
+	// read through the account that reaches it.
+	a, err := folderAccount(ctx, own, p.FolderID)
+	if err != nil {
+		return listResult{}, err
+	}
+	// The folder is read first: it must be the user's or shared with the
+	// user (another user's id is notFound, not an empty page), and it
+	// holds the total.
 	mb, err := a.Mailbox(ctx, p.FolderID)
 	if err != nil {
 		return listResult{}, err
@@ -470,6 +478,12 @@ type threadResult struct {
 func (h *Handler) messagesThread(ctx context.Context, c *Call, p threadParams) (threadResult, error) {
 	a := c.account()
 	if p.FolderID != 0 {
+		// One folder: the user's or one shared with the user. Without
+		// one, the thread is looked for in the user's own folders only.
+		var err error
+		if a, err = folderAccount(ctx, a, p.FolderID); err != nil {
+			return threadResult{}, err
+		}
 		if _, err := a.Mailbox(ctx, p.FolderID); err != nil {
 			return threadResult{}, err
 		}
@@ -630,17 +644,37 @@ func (h *Handler) messagesMove(ctx context.Context, c *Call, p copyParams) (copy
 	return h.transfer(ctx, c, p, true)
 }
 
+// transfer copies or moves messages between folders of the user's own
+// and folders shared with the user, within the rights granted (RFC 4314
+// 4: "r" to read the source, "i" to copy into the target, and "t" and "e"
+// on the source to move out of it). Every right is checked before
+// anything changes; a folder without them is notFound, as elsewhere.
 func (h *Handler) transfer(ctx context.Context, c *Call, p copyParams, move bool) (copyResult, error) {
-	a := c.account()
+	own := c.account()
 	order, groups, err := byFolder(p.MessageIDs)
 	if err != nil {
 		return copyResult{}, err
 	}
-	if _, err := a.Mailbox(ctx, p.FolderID); err != nil {
+	to, err := folderAccount(ctx, own, p.FolderID)
+	if err != nil {
 		return copyResult{}, err
 	}
+	if err := hasRights(ctx, to, p.FolderID, store.RightInsert); err != nil {
+		return copyResult{}, err
+	}
+	want := store.RightRead
+	if move {
+		want |= store.RightDeleteMessages | store.RightExpunge
+	}
+	accs := map[int64]*store.Account{}
 	for _, f := range order {
-		if _, err := present(ctx, a, f, groups[f]); err != nil {
+		if accs[f], err = folderAccount(ctx, own, f); err != nil {
+			return copyResult{}, err
+		}
+		if _, err := present(ctx, accs[f], f, groups[f]); err != nil {
+			return copyResult{}, err
+		}
+		if err := hasRights(ctx, accs[f], f, want); err != nil {
 			return copyResult{}, err
 		}
 		if move && f == p.FolderID {
@@ -651,9 +685,9 @@ func (h *Handler) transfer(ctx context.Context, c *Call, p copyParams, move bool
 	for _, f := range order {
 		var res store.CopyResult
 		if move {
-			res, err = a.Move(ctx, f, uidSet(groups[f]), p.FolderID)
+			res, err = accs[f].MoveTo(ctx, f, uidSet(groups[f]), to, p.FolderID)
 		} else {
-			res, err = a.Copy(ctx, f, uidSet(groups[f]), p.FolderID)
+			res, err = accs[f].CopyTo(ctx, f, uidSet(groups[f]), to, p.FolderID)
 		}
 		if err != nil {
 			return copyResult{}, err
@@ -668,6 +702,19 @@ func (h *Handler) transfer(ctx context.Context, c *Call, p copyParams, move bool
 		out.MessageIDs = append(out.MessageIDs, dst[r])
 	}
 	return out, nil
+}
+
+// hasRights checks that the account's user holds want on the folder;
+// missing rights are notFound, as a folder the user cannot see.
+func hasRights(ctx context.Context, a *store.Account, folderID int64, want store.Rights) error {
+	have, err := a.MyRights(ctx, folderID)
+	if err != nil {
+		return err
+	}
+	if want&^have != 0 {
+		return fmt.Errorf("folder %d: %w: the %q right is needed (RFC 4314 4)", folderID, store.ErrForbidden, (want &^ have).String())
+	}
+	return nil
 }
 
 func (h *Handler) messagesRemove(ctx context.Context, c *Call, p idsParams) (okResult, error) {
