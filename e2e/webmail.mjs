@@ -516,8 +516,16 @@ try {
     await page.waitForSelector('#folders .nav-h');
     const shared = page.locator('#folders .folder:has(.fname:text-is("Projects (alice@example.org)"))');
     check(await shared.count() === 1, 'alice\'s folder is in bob\'s tree, with its owner');
-    // Listing its messages waits for messages.list to take shared folders
-    // (the API answers notFound today; the toast says so).
+    // Opened, it lists alice's messages, and bob reads one.
+    await shared.click();
+    await page.waitForFunction(() => document.querySelector('#folder-title')?.textContent === 'Projects');
+    await page.waitForSelector('#list .row[data-id]');
+    const subject = (await page.locator('#list .row[data-id] .subject').first().textContent()) || '';
+    check(subject !== '', 'alice\'s messages are listed for bob');
+    await page.click('#list .row[data-id] >> nth=0');
+    await page.waitForFunction((s) => document.querySelector('#msg-subject')?.textContent === s, subject);
+    await page.waitForSelector('#body-text, iframe.body-frame');
+    check(await page.locator('.toast.error, .toast:has-text("not found")').count() === 0, 'no error toast');
     await shot(page, 'shared-with-me-desktop-light');
     await page.click('#logout-btn');
     await page.waitForSelector('#username');
