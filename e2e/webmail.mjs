@@ -30,7 +30,7 @@ try {
   await step('security headers', async () => {
     const r = await fetch(BASE + '/mail/');
     const csp = r.headers.get('content-security-policy') || '';
-    check(csp.includes("script-src 'self'") && csp.includes("require-trusted-types-for 'script'") && csp.includes("object-src 'none'") && csp.includes("frame-ancestors 'none'"), 'CSP: ' + csp);
+    check(csp.includes("script-src 'self'") && csp.includes("require-trusted-types-for 'script'") && csp.includes("trusted-types 'none'") && csp.includes("object-src 'none'") && csp.includes("frame-ancestors 'none'"), 'CSP: ' + csp);
     check(r.headers.get('x-content-type-options') === 'nosniff', 'nosniff');
     check(!!r.headers.get('referrer-policy'), 'referrer-policy');
   });
