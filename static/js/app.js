@@ -110,7 +110,7 @@ function buildShell() {
   const searchForm = h('form', { role: 'search', class: 'search', onsubmit: (/** @type {Event} */ e) => { e.preventDefault(); runSearch(search.value, scope.value === 'all'); } },
     icon('search'), search, scope);
   search.addEventListener('input', () => { if (!search.value && S.query !== null) runSearch('', false); });
-  const top = h('header', { class: 'top' },
+  const top = h('header', { class: 'top' }, h('h1', { class: 'visually-hidden', text: T.app }),
     ibtn('menu', T.folders, () => toggleDrawer(), { cls: 'drawer-btn', id: 'drawer-btn' }),
     h('a', { class: 'brand', href: '#', 'aria-label': T.app, onclick: (/** @type {Event} */ e) => { e.preventDefault(); goInbox(); } }, icon('mail', 'logo'), h('span', { text: T.app })),
     searchForm,
@@ -143,9 +143,11 @@ function buildShell() {
   el.listPane = h('section', { id: 'list-pane', class: 'list-pane', 'aria-labelledby': 'folder-title' }, bar, el.scroller);
   el.reader = h('section', { id: 'reader', class: 'reader', 'aria-label': T.body, tabindex: '-1' }, h('p', { class: 'placeholder-text', text: T.selectMessage }));
   el.main = h('main', { id: 'main', class: 'main' }, el.listPane, el.reader);
-  el.page = h('section', { id: 'page', class: 'page', hidden: true });
+  // A page (contacts, settings) is the main content in the list's place:
+  // one of the two mains is always hidden (HTML allows that).
+  el.page = h('main', { id: 'page', class: 'page', 'aria-labelledby': 'page-title', hidden: true });
   el.scrim = h('div', { class: 'scrim', onclick: () => toggleDrawer(false) });
-  app.append(h('h1', { class: 'visually-hidden', text: T.app }), top, el.folders, el.main, el.page, el.scrim);
+  app.append(top, el.folders, el.main, el.page, el.scrim);
   app.hidden = false;
 
   list = new MessageList(el.scroller, {

@@ -39,7 +39,7 @@ export function renderMessage(pane, msg, act) {
     ibtn('star', flagged ? T.unflag : T.flag, act.flag, { cls: flagged ? 'on' : '' }),
     ibtn('mail', T.markUnread, act.unread),
     ibtn('code', T.viewSource, act.source, { id: 'btn-source', cls: 'hide-phone' }),
-    ibtn('print', T.print, () => window.print(), { cls: 'hide-phone' }));
+    ibtn('print', T.print, () => window.print(), { id: 'btn-print', cls: 'hide-phone' }));
   const head = h('header', { class: 'msg-head' },
     h('h2', { id: 'msg-subject', text: m.subject || T.noSubject }),
     h('dl', { class: 'addr' },
