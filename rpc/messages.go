@@ -243,7 +243,8 @@ const listDescription = "Every sort, filter and the threaded listing are served 
 	"those places rather than drop them. A jump to any other start reads from the nearest such place before it and skips the " +
 	"entries in between (SQL OFFSET), so the first jump deep into a large folder costs what it skips. after (the next cursor of the previous " +
 	"page) always costs the page alone, also after the folder changed and when the message it ended on is gone. total is the " +
-	"number of entries of the listing: messages, those the filter shows, or threads."
+	"number of entries of the listing: messages, those the filter shows, or threads. A folder another user shares with the " +
+	"caller (folders.list's owner) lists as the caller's own; its changes do not move state, and the unread filter is refused there."
 
 type listResult struct {
 	Messages []messageItem `json:"messages"`
@@ -295,8 +296,11 @@ func (h *Handler) registerMessages() {
 	Register(h.engine, Spec{Name: "messages.load", Summary: "One message: meta, header, body (HTML sanitized), attachments, source, security."}, h.messagesLoad)
 	Register(h.engine, Spec{Name: "messages.flag", Summary: "Add, remove, replace or list flags."}, h.messagesFlag)
 	Register(h.engine, Spec{Name: "messages.tag", Summary: "Add, remove, replace or list tags (IMAP keywords)."}, h.messagesTag)
-	Register(h.engine, Spec{Name: "messages.copy", Summary: "Copy messages to a folder."}, h.messagesCopy)
-	Register(h.engine, Spec{Name: "messages.move", Summary: "Move messages to a folder."}, h.messagesMove)
+	Register(h.engine, Spec{Name: "messages.copy", Summary: "Copy messages to a folder.",
+		Description: "Between the caller's folders and folders shared with the caller: the source needs the read right (r), the target insert (i); " +
+			"a folder without them is notFound and nothing is copied (RFC 4314 4)."}, h.messagesCopy)
+	Register(h.engine, Spec{Name: "messages.move", Summary: "Move messages to a folder.",
+		Description: "As messages.copy, and the source needs the rights to delete and expunge (t, e) too (RFC 4314 4)."}, h.messagesMove)
 	Register(h.engine, Spec{Name: "messages.remove", Summary: "Delete messages for good (move them to Trash with messages.move to keep them)."}, h.messagesRemove)
 	Register(h.engine, Spec{Name: "messages.search", Summary: "Find messages in the whole mailbox, or a folder, newest first.", Description: searchDescription}, h.messagesSearch)
 	Register(h.engine, Spec{Name: "messages.thread", Summary: "A thread's messages, oldest first: in a folder, or in every folder."}, h.messagesThread)

@@ -104,6 +104,7 @@ func TestShares(t *testing.T) {
 		if ls.Total != 1 || len(ls.Messages) != 1 || ls.Messages[0].MessageID != mid {
 			t.Fatalf("bob's list: %+v", ls)
 		}
+		bob.fail("messages.list", map[string]any{"folderID": f.FolderID, "filter": map[string]any{"unread": true}}, CodeInvalid, "invalid")
 		var sr searchResult
 		bob.must("messages.search", map[string]any{"folderID": f.FolderID, "query": "plans"}, &sr)
 		if sr.Total != 1 || len(sr.Messages) != 1 || sr.Messages[0].MessageID != mid {
