@@ -56,16 +56,16 @@ export async function shot(page, name) {
  * axe-core on the page as it is: fails on serious or critical violations.
  * @param {import('playwright-core').Page} page @param {string} screen
  */
-export async function axe(page, screen) {
+export async function axe(page, screen, fatal = []) {
   await page.evaluate(axeSource);
   const res = await page.evaluate(async () => {
     // @ts-ignore
     const r = await window.axe.run(document, { resultTypes: ['violations'] });
     return r.violations.map((v) => ({ id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.slice(0, 3).map((n) => n.target.join(' ') + ' ' + (n.failureSummary || '').replace(/\s+/g, ' ').slice(0, 200)) }));
   });
-  const bad = res.filter((v) => v.impact === 'serious' || v.impact === 'critical');
-  for (const v of res) console.log(`axe ${screen}: ${v.impact} ${v.id}: ${v.help}${bad.includes(v) ? '\n    ' + v.nodes.join('\n    ') : ''}`);
-  if (bad.length) throw new Error(`axe on ${screen}: ${bad.length} serious or critical violations`);
+  const bad = res.filter((v) => v.impact === 'serious' || v.impact === 'critical' || fatal.includes(v.id));
+  for (const v of res) console.log(`axe ${screen}: ${v.impact} ${v.id}: ${v.help}\n    ${v.nodes.join('\n    ')}`);
+  if (bad.length) throw new Error(`axe on ${screen}: ${bad.length} violations (serious, critical or ${fatal.join(', ') || 'none named'})`);
 }
 
 /** @param {string} path @param {any} [body] */

@@ -243,7 +243,8 @@ const listDescription = "Every sort, filter and the threaded listing are served 
 	"those places rather than drop them. A jump to any other start reads from the nearest such place before it and skips the " +
 	"entries in between (SQL OFFSET), so the first jump deep into a large folder costs what it skips. after (the next cursor of the previous " +
 	"page) always costs the page alone, also after the folder changed and when the message it ended on is gone. total is the " +
-	"number of entries of the listing: messages, those the filter shows, or threads."
+	"number of entries of the listing: messages, those the filter shows, or threads. A folder another user shares with the " +
+	"caller (folders.list's owner) lists as the caller's own; its changes do not move state, and the unread filter is refused there."
 
 type listResult struct {
 	Messages []messageItem `json:"messages"`
@@ -295,8 +296,11 @@ func (h *Handler) registerMessages() {
 	Register(h.engine, Spec{Name: "messages.load", Summary: "One message: meta, header, body (HTML sanitized), attachments, source, security."}, h.messagesLoad)
 	Register(h.engine, Spec{Name: "messages.flag", Summary: "Add, remove, replace or list flags."}, h.messagesFlag)
 	Register(h.engine, Spec{Name: "messages.tag", Summary: "Add, remove, replace or list tags (IMAP keywords)."}, h.messagesTag)
-	Register(h.engine, Spec{Name: "messages.copy", Summary: "Copy messages to a folder."}, h.messagesCopy)
-	Register(h.engine, Spec{Name: "messages.move", Summary: "Move messages to a folder."}, h.messagesMove)
+	Register(h.engine, Spec{Name: "messages.copy", Summary: "Copy messages to a folder.",
+		Description: "Between the caller's folders and folders shared with the caller: the source needs the read right (r), the target insert (i); " +
+			"a folder without them is notFound and nothing is copied (RFC 4314 4)."}, h.messagesCopy)
+	Register(h.engine, Spec{Name: "messages.move", Summary: "Move messages to a folder.",
+		Description: "As messages.copy, and the source needs the rights to delete and expunge (t, e) too (RFC 4314 4)."}, h.messagesMove)
 	Register(h.engine, Spec{Name: "messages.remove", Summary: "Delete messages for good (move them to Trash with messages.move to keep them)."}, h.messagesRemove)
 	Register(h.engine, Spec{Name: "messages.search", Summary: "Find messages in the whole mailbox, or a folder, newest first.", Description: searchDescription}, h.messagesSearch)
 	Register(h.engine, Spec{Name: "messages.thread", Summary: "A thread's messages, oldest first: in a folder, or in every folder."}, h.messagesThread)
@@ -340,17 +344,25 @@ func pageQuery(p listParams) (store.PageQuery, error) {
 }
 
 func (h *Handler) messagesList(ctx context.Context, c *Call, p listParams) (listResult, error) {
-	a := c.account()
+	own := c.account()
 	q, err := pageQuery(p)
 	if err != nil {
 		return listResult{}, err
 	}
-	state, err := webmail.Of(a).State(ctx)
+	// The state is the user's own account's, whatever folder is listed.
+	state, err := webmail.Of(own).State(ctx)
 	if err != nil {
 		return listResult{}, err
 	}
-	// The folder is read first: it must be the user's (another user's id
-	// is notFound, not an empty page), and it holds the total.
+	// The folder is the user's or shared with the user (shares.go),
+	// read through the account that reaches it.
+	a, err := folderAccount(ctx, own, p.FolderID)
+	if err != nil {
+		return listResult{}, err
+	}
+	// The folder is read first: it must be the user's or shared with the
+	// user (another user's id is notFound, not an empty page), and it
+	// holds the total.
 	mb, err := a.Mailbox(ctx, p.FolderID)
 	if err != nil {
 		return listResult{}, err
@@ -470,6 +482,12 @@ type threadResult struct {
 func (h *Handler) messagesThread(ctx context.Context, c *Call, p threadParams) (threadResult, error) {
 	a := c.account()
 	if p.FolderID != 0 {
+		// One folder: the user's or one shared with the user. Without
+		// one, the thread is looked for in the user's own folders only.
+		var err error
+		if a, err = folderAccount(ctx, a, p.FolderID); err != nil {
+			return threadResult{}, err
+		}
 		if _, err := a.Mailbox(ctx, p.FolderID); err != nil {
 			return threadResult{}, err
 		}
@@ -630,17 +648,37 @@ func (h *Handler) messagesMove(ctx context.Context, c *Call, p copyParams) (copy
 	return h.transfer(ctx, c, p, true)
 }
 
+// transfer copies or moves messages between folders of the user's own
+// and folders shared with the user, within the rights granted (RFC 4314
+// 4: "r" to read the source, "i" to copy into the target, and "t" and "e"
+// on the source to move out of it). Every right is checked before
+// anything changes; a folder without them is notFound, as elsewhere.
 func (h *Handler) transfer(ctx context.Context, c *Call, p copyParams, move bool) (copyResult, error) {
-	a := c.account()
+	own := c.account()
 	order, groups, err := byFolder(p.MessageIDs)
 	if err != nil {
 		return copyResult{}, err
 	}
-	if _, err := a.Mailbox(ctx, p.FolderID); err != nil {
+	to, err := folderAccount(ctx, own, p.FolderID)
+	if err != nil {
 		return copyResult{}, err
 	}
+	if err := hasRights(ctx, to, p.FolderID, store.RightInsert); err != nil {
+		return copyResult{}, err
+	}
+	want := store.RightRead
+	if move {
+		want |= store.RightDeleteMessages | store.RightExpunge
+	}
+	accs := map[int64]*store.Account{}
 	for _, f := range order {
-		if _, err := present(ctx, a, f, groups[f]); err != nil {
+		if accs[f], err = folderAccount(ctx, own, f); err != nil {
+			return copyResult{}, err
+		}
+		if _, err := present(ctx, accs[f], f, groups[f]); err != nil {
+			return copyResult{}, err
+		}
+		if err := hasRights(ctx, accs[f], f, want); err != nil {
 			return copyResult{}, err
 		}
 		if move && f == p.FolderID {
@@ -651,9 +689,9 @@ func (h *Handler) transfer(ctx context.Context, c *Call, p copyParams, move bool
 	for _, f := range order {
 		var res store.CopyResult
 		if move {
-			res, err = a.Move(ctx, f, uidSet(groups[f]), p.FolderID)
+			res, err = accs[f].MoveTo(ctx, f, uidSet(groups[f]), to, p.FolderID)
 		} else {
-			res, err = a.Copy(ctx, f, uidSet(groups[f]), p.FolderID)
+			res, err = accs[f].CopyTo(ctx, f, uidSet(groups[f]), to, p.FolderID)
 		}
 		if err != nil {
 			return copyResult{}, err
@@ -668,6 +706,19 @@ func (h *Handler) transfer(ctx context.Context, c *Call, p copyParams, move bool
 		out.MessageIDs = append(out.MessageIDs, dst[r])
 	}
 	return out, nil
+}
+
+// hasRights checks that the account's user holds want on the folder;
+// missing rights are notFound, as a folder the user cannot see.
+func hasRights(ctx context.Context, a *store.Account, folderID int64, want store.Rights) error {
+	have, err := a.MyRights(ctx, folderID)
+	if err != nil {
+		return err
+	}
+	if want&^have != 0 {
+		return fmt.Errorf("folder %d: %w: the %q right is needed (RFC 4314 4)", folderID, store.ErrForbidden, (want &^ have).String())
+	}
+	return nil
 }
 
 func (h *Handler) messagesRemove(ctx context.Context, c *Call, p idsParams) (okResult, error) {

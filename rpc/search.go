@@ -72,7 +72,7 @@ type searchResult struct {
 const searchHitsTTL = 10 * time.Minute
 
 func (h *Handler) messagesSearch(ctx context.Context, c *Call, p searchParams) (searchResult, error) {
-	a := c.account()
+	own := c.account()
 	pq, err := parseQuery(p.Query)
 	if err != nil {
 		return searchResult{}, badParam("query", err.Error())
@@ -83,16 +83,34 @@ func (h *Handler) messagesSearch(ctx context.Context, c *Call, p searchParams) (
 	if p.After != "" && p.Start != 0 {
 		return searchResult{}, invalid("start", "start and after cannot go together")
 	}
-	state, err := webmail.Of(a).State(ctx)
+	state, err := webmail.Of(own).State(ctx)
 	if err != nil {
 		return searchResult{}, err
+	}
+	// One folder may be one shared with the user (shares.go); a search
+	// of several covers the user's own.
+	a := own
+	if p.FolderID != 0 {
+		if a, err = folderAccount(ctx, own, p.FolderID); err != nil {
+			return searchResult{}, err
+		}
 	}
 	boxes, err := searchScope(ctx, a, p.FolderID, pq)
 	if err != nil {
 		return searchResult{}, err
 	}
+	// The kept matches are keyed by the user's state, which another
+	// user's folder does not move: there its own modseq keys them too.
+	keyState := state
+	if a.IsShared() {
+		mb, err := a.Mailbox(ctx, p.FolderID)
+		if err != nil {
+			return searchResult{}, err
+		}
+		keyState = fmt.Sprintf("%s/%d:%d", state, mb.ID, mb.HighestModSeq)
+	}
 	q := store.MailQuery{Mailboxes: boxes, Groups: pq.groups}
-	hits, err := h.searchHits(ctx, c, a, q, state)
+	hits, err := h.searchHits(ctx, c, a, q, keyState)
 	if err != nil {
 		return searchResult{}, err
 	}

@@ -17,6 +17,17 @@ func findFolder(fs []folderItem, id int64) *folderItem {
 	return nil
 }
 
+func inboxOf(t *testing.T, fs []folderItem) int64 {
+	t.Helper()
+	for _, f := range fs {
+		if f.Path == "INBOX" {
+			return f.FolderID
+		}
+	}
+	t.Fatalf("no INBOX in %+v", fs)
+	return 0
+}
+
 // TestShares: a user shares a folder with another user (read: lrs) or
 // the whole domain (write: lrswite), lists and revokes what it shares;
 // the grantee sees the folder in folders.list with its owner and access,
@@ -24,8 +35,8 @@ func findFolder(fs []folderItem, id int64) *folderItem {
 func TestShares(t *testing.T) {
 	forEachBackend(t, fixtureOptions{}, func(t *testing.T, fx *fixture) {
 		alice, aliceAuth := fx.user(t, "alice@example.org", false)
-		bob, _ := fx.user(t, "bob@example.org", false)
-		carol, _ := fx.user(t, "carol@example.org", false)
+		bob, bobAuth := fx.user(t, "bob@example.org", false)
+		carol, carolAuth := fx.user(t, "carol@example.org", false)
 		fx.user(t, "dave@other.test", false)
 		sec, _ := fx.user(t, "sec@example.org", true)
 		var f folderIDResult
@@ -86,6 +97,51 @@ func TestShares(t *testing.T) {
 		}
 		bob.fail("messages.remove", map[string]any{"messageIDs": []string{mid}}, CodeNotFound, "notFound")
 
+		// Read access: the folder lists, searches and threads as bob's
+		// own do, and copies out; nothing goes in or moves out.
+		var ls listResult
+		bob.must("messages.list", map[string]any{"folderID": f.FolderID}, &ls)
+		if ls.Total != 1 || len(ls.Messages) != 1 || ls.Messages[0].MessageID != mid {
+			t.Fatalf("bob's list: %+v", ls)
+		}
+		bob.fail("messages.list", map[string]any{"folderID": f.FolderID, "filter": map[string]any{"unread": true}}, CodeInvalid, "invalid")
+		var sr searchResult
+		bob.must("messages.search", map[string]any{"folderID": f.FolderID, "query": "plans"}, &sr)
+		if sr.Total != 1 || len(sr.Messages) != 1 || sr.Messages[0].MessageID != mid {
+			t.Fatalf("bob's search: %+v", sr)
+		}
+		bob.fail("messages.search", map[string]any{"folderID": f.FolderID, "query": "is:unread"}, CodeInvalid, "invalid")
+		var th threadResult
+		bob.must("messages.thread", map[string]any{"threadID": ls.Messages[0].ThreadID, "folderID": f.FolderID}, &th)
+		if len(th.Messages) != 1 || th.Messages[0].MessageID != mid {
+			t.Fatalf("bob's thread: %+v", th)
+		}
+		bob.fail("messages.thread", map[string]any{"threadID": ls.Messages[0].ThreadID}, CodeNotFound, "notFound")
+		var bobFolders foldersResult
+		bob.must("folders.list", nil, &bobFolders)
+		bobInbox := inboxOf(t, bobFolders.Folders)
+		var cp copyResult
+		bob.must("messages.copy", map[string]any{"messageIDs": []string{mid}, "folderID": bobInbox}, &cp)
+		var bl loadResult
+		if len(cp.MessageIDs) != 1 {
+			t.Fatalf("bob's copy: %+v", cp)
+		}
+		bob.must("messages.load", map[string]any{"messageID": cp.MessageIDs[0]}, &bl)
+		if bl.Meta.Subject != "plans" {
+			t.Fatalf("bob's copy: %+v", bl.Meta)
+		}
+		own := storetest.Append(t, fx.env.Account(bobAuth), bobInbox, storetest.Message("y@example.com", "bob@example.org", "mine", "bob's"), store.AppendOptions{})
+		bobMsg := msgRef{own.MailboxID, own.UID}.id()
+		bob.fail("messages.copy", map[string]any{"messageIDs": []string{bobMsg}, "folderID": f.FolderID}, CodeNotFound, "notFound")
+		bob.fail("messages.move", map[string]any{"messageIDs": []string{bobMsg}, "folderID": f.FolderID}, CodeNotFound, "notFound")
+		bob.fail("messages.move", map[string]any{"messageIDs": []string{mid}, "folderID": bobInbox}, CodeNotFound, "notFound")
+		bob.must("messages.load", map[string]any{"messageID": bobMsg}, &bl)
+		alice.must("messages.list", map[string]any{"folderID": f.FolderID}, &ls)
+		if ls.Total != 1 {
+			t.Fatalf("alice's folder after bob's refusals: %+v", ls)
+		}
+		carol.fail("messages.list", map[string]any{"folderID": f.FolderID}, CodeNotFound, "notFound")
+
 		// Revoked: gone at once.
 		alice.must("folders.unshare", map[string]any{"folderID": f.FolderID, "grantee": "bob@example.org"}, nil)
 		if bobSees() != nil {
@@ -119,6 +175,23 @@ func TestShares(t *testing.T) {
 		carol.must("messages.flag", map[string]any{"messageIDs": []string{mid}, "action": "add", "flags": []string{"flagged"}}, &fr)
 		if len(fr.Messages) != 1 || !slices_has(fr.Messages[0].Flags, "flagged") {
 			t.Fatalf("carol's flag: %+v", fr)
+		}
+		// Write access: copies in (charged to alice) and moves out.
+		var carolFolders foldersResult
+		carol.must("folders.list", nil, &carolFolders)
+		carolInbox := inboxOf(t, carolFolders.Folders)
+		cm := storetest.Append(t, fx.env.Account(carolAuth), carolInbox, storetest.Message("z@example.com", "carol@example.org", "notes", "carol's notes"), store.AppendOptions{})
+		var cp2 copyResult
+		carol.must("messages.move", map[string]any{"messageIDs": []string{msgRef{cm.MailboxID, cm.UID}.id()}, "folderID": f.FolderID}, &cp2)
+		carol.fail("messages.load", map[string]any{"messageID": msgRef{cm.MailboxID, cm.UID}.id()}, CodeNotFound, "notFound")
+		alice.must("messages.load", map[string]any{"messageID": cp2.MessageIDs[0]}, &ld)
+		if ld.Meta.Subject != "notes" {
+			t.Fatalf("carol's move in: %+v", ld.Meta)
+		}
+		carol.must("messages.move", map[string]any{"messageIDs": cp2.MessageIDs, "folderID": carolInbox}, &cp2)
+		alice.must("messages.list", map[string]any{"folderID": f.FolderID}, &ls)
+		if ls.Total != 1 || ls.Messages[0].MessageID != mid {
+			t.Fatalf("alice's folder after carol's move out: %+v", ls)
 		}
 		carol.must("messages.remove", map[string]any{"messageIDs": []string{mid}}, nil)
 		alice.fail("messages.load", map[string]any{"messageID": mid}, CodeNotFound, "notFound")

@@ -80,7 +80,23 @@ type Hit struct {
 // needs the account's key.
 func (a *Account) FindMessages(ctx context.Context, q MailQuery) ([]Hit, error) {
 	if a.view != nil {
-		return nil, fmt.Errorf("find messages: %w: a search covers one's own mailboxes", ErrInvalid)
+		// A shared mailbox is searched as the owner's (only a non-secure
+		// owner's are shared, rights), with "r" on each (RFC 4314 4).
+		// The unread state there is the viewer's own, kept apart from
+		// the index's rows: terms on it are refused, not answered with
+		// the owner's.
+		for _, id := range q.Mailboxes {
+			if _, err := a.need(ctx, id, RightRead); err != nil {
+				return nil, fmt.Errorf("find messages in mailbox %d: %w", id, err)
+			}
+		}
+		for _, g := range q.Groups {
+			for _, t := range g {
+				if t.Kind == TermUnread || t.Kind == TermRead || (t.Kind == TermFlags && t.Flags.Has(FlagSeen)) {
+					return nil, fmt.Errorf("find messages: %w: the read state of a shared mailbox is not searched", ErrInvalid)
+				}
+			}
+		}
 	}
 	if len(q.Mailboxes) == 0 {
 		return []Hit{}, nil

@@ -148,3 +148,44 @@ func TestFirstUnseen(t *testing.T) {
 		want(f.owner, 3)
 	})
 }
+
+// TestFindShared: a mailbox shared with the viewer is searched as the
+// owner's, with "r" on it (RFC 4314 4); without "l" it is not there, and
+// the read state, the viewer's own there, is not searched.
+func TestFindShared(t *testing.T) {
+	testsupport.ForEachDatabase(t, func(t *testing.T, db testsupport.Database) {
+		ctx := context.Background()
+		f := newShareFix(t, storetest.Open(t, db, storetest.Options{}), "example.org", false)
+		team := store.MailQuery{Mailboxes: []int64{f.team}, Groups: [][]store.SearchTerm{{{Kind: store.TermText, Words: []string{"team"}}}}}
+		if _, err := f.view.FindMessages(ctx, team); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("without a grant: %v, want ErrNotFound", err)
+		}
+		f.grant(t, rL)
+		if _, err := f.view.FindMessages(ctx, team); !errors.Is(err, store.ErrForbidden) {
+			t.Errorf("without r: %v, want ErrForbidden", err)
+		}
+		f.grant(t, rL|rR|rS)
+		hits, err := f.view.FindMessages(ctx, team)
+		if err != nil || len(hits) != len(f.msgs) {
+			t.Fatalf("with r: %v, %v; want the %d team messages", hits, err, len(f.msgs))
+		}
+		for _, h := range hits {
+			if h.MailboxID != f.team {
+				t.Errorf("hit outside Team: %+v", h)
+			}
+		}
+		// Private is not granted: asked with Team, nothing is searched.
+		both := team
+		both.Mailboxes = []int64{f.team, f.private}
+		if _, err := f.view.FindMessages(ctx, both); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("with an ungranted mailbox: %v, want ErrNotFound", err)
+		}
+		for _, term := range []store.SearchTerm{{Kind: store.TermUnread}, {Kind: store.TermRead}, {Kind: store.TermFlags, Flags: store.FlagSeen}} {
+			q := team
+			q.Groups = append(q.Groups, []store.SearchTerm{term})
+			if _, err := f.view.FindMessages(ctx, q); !errors.Is(err, store.ErrInvalid) {
+				t.Errorf("term %+v on a share: %v, want ErrInvalid", term, err)
+			}
+		}
+	})
+}

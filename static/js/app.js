@@ -9,7 +9,6 @@ import { renderMessage, renderThread } from './reader.js';
 import { openCompose, kept } from './compose.js';
 import { toast, dialog, prompt, confirm, escape, pushEscape } from './ui.js';
 import { showContacts, showSettings, shareDialog, keysOverlay } from './pages.js';
-import { parseQuery } from './search.js';
 
 /**
  * @typedef {{folderID: number, parentID: number, name: string, path: string, total: number, unread: number, size: number, specialUse?: string, shared?: boolean, owner?: string}} Folder
@@ -111,7 +110,7 @@ function buildShell() {
   const searchForm = h('form', { role: 'search', class: 'search', onsubmit: (/** @type {Event} */ e) => { e.preventDefault(); runSearch(search.value, scope.value === 'all'); } },
     icon('search'), search, scope);
   search.addEventListener('input', () => { if (!search.value && S.query !== null) runSearch('', false); });
-  const top = h('header', { class: 'top' },
+  const top = h('header', { class: 'top' }, h('h1', { class: 'visually-hidden', text: T.app }),
     ibtn('menu', T.folders, () => toggleDrawer(), { cls: 'drawer-btn', id: 'drawer-btn' }),
     h('a', { class: 'brand', href: '#', 'aria-label': T.app, onclick: (/** @type {Event} */ e) => { e.preventDefault(); goInbox(); } }, icon('mail', 'logo'), h('span', { text: T.app })),
     searchForm,
@@ -144,9 +143,11 @@ function buildShell() {
   el.listPane = h('section', { id: 'list-pane', class: 'list-pane', 'aria-labelledby': 'folder-title' }, bar, el.scroller);
   el.reader = h('section', { id: 'reader', class: 'reader', 'aria-label': T.body, tabindex: '-1' }, h('p', { class: 'placeholder-text', text: T.selectMessage }));
   el.main = h('main', { id: 'main', class: 'main' }, el.listPane, el.reader);
-  el.page = h('section', { id: 'page', class: 'page', hidden: true });
+  // A page (contacts, settings) is the main content in the list's place:
+  // one of the two mains is always hidden (HTML allows that).
+  el.page = h('main', { id: 'page', class: 'page', 'aria-labelledby': 'page-title', hidden: true });
   el.scrim = h('div', { class: 'scrim', onclick: () => toggleDrawer(false) });
-  app.append(h('h1', { class: 'visually-hidden', text: T.app }), top, el.folders, el.main, el.page, el.scrim);
+  app.append(top, el.folders, el.main, el.page, el.scrim);
   app.hidden = false;
 
   list = new MessageList(el.scroller, {
@@ -361,8 +362,9 @@ async function loadList() {
   /** @type {import('./list.js').Source} */
   let src;
   let total;
-  if (S.query !== null && S.features.has('messages.search:query')) {
-    // The server reads the operators; the quick filters are more of them.
+  if (S.query !== null) {
+    // The server reads the operators (from:, is:, in: and the rest); the
+    // quick filters are more of them.
     const terms = [S.query, f.unread ? 'is:unread' : '', f.flagged ? 'is:flagged' : '', f.attachments ? 'has:attachment' : ''].filter(Boolean).join(' ');
     const scoped = !S.scopeAll && !/(^|\s)in:/i.test(S.query);
     src = async (start, limit) => {
@@ -371,26 +373,6 @@ async function loadList() {
       mark('search-end'); performance.measure('search', 'search-start', 'search-end');
       return r;
     };
-  } else if (S.query !== null) {
-    const q = parseQuery(S.query);
-    src = async (start, limit) => {
-      /** @type {Record<string, any>} */
-      const p = { ...q.params, start, limit };
-      delete p.larger;
-      if (!S.scopeAll && !q.params.folderID) p.folderID = folderID;
-      if (q.inName) { const t = S.folders.find((x) => x.name.toLowerCase() === q.inName?.toLowerCase() || folderName(x).toLowerCase() === q.inName?.toLowerCase()); if (t) p.folderID = t.folderID; }
-      if (f.unread) p.notFlags = [...(p.notFlags || []), 'seen'];
-      if (f.flagged) p.flags = [...(p.flags || []), 'flagged'];
-      if (f.attachments) p.hasAttachment = true;
-      mark('search-start');
-      const r = await api.call('messages.search', p);
-      mark('search-end'); performance.measure('search', 'search-start', 'search-end');
-      return r;
-    };
-  } else if (filtered && !S.features.has('messages.list:filter')) {
-    // The quick filters through the search method, in this folder.
-    src = (start, limit) => api.call('messages.search', { folderID, start, limit,
-      ...(f.unread ? { notFlags: ['seen'] } : {}), ...(f.flagged ? { flags: ['flagged'] } : {}), ...(f.attachments ? { hasAttachment: true } : {}) });
   } else {
     total = S.threads ? undefined : S.folder.total;
     const order = S.features.has('messages.list:desc') && !['date-desc', 'date-asc', 'uid'].includes(S.sort) ? { sort: S.sort, desc: S.desc } : { sort: S.sort };
@@ -420,13 +402,8 @@ async function openMessage(m, showImages) {
   try {
     /** @type {Record<string, any>} */
     const p = { messageID: m.messageID, sections: ['meta', 'header', 'body', 'attachments', 'security'] };
-    if (S.features.has('messages.load:images')) {
-      // The server applies the policy and the sender list itself.
-      if (showImages) p.images = 'show';
-    } else {
-      const sender = m.from[0]?.address?.toLowerCase();
-      if (showImages || S.prefs.remote === 'always' || (sender && S.prefs['images:' + sender] === '1')) p.allowRemote = true;
-    }
+    // The server applies the remote-image policy and the sender list itself.
+    if (showImages) p.images = 'show';
     const msg = await api.call('messages.load', p);
     if (list.openID !== m.messageID) return;
     S.open = msg;
@@ -471,8 +448,7 @@ function readerActions(m) {
     showImages: (always) => {
       const sender = m.from[0]?.address?.toLowerCase();
       if (always && sender) {
-        if (S.features.has('settings.images')) api.call('settings.images', { addSenders: [sender] }).catch(fail);
-        else savePref('images:' + sender, '1');
+        api.call('settings.images', { addSenders: [sender] }).catch(fail);
       }
       openMessage(m, true);
     },
@@ -589,7 +565,7 @@ function compose(how) {
 /** @param {() => void} un */
 function composeEnv(un) {
   return {
-    toast, features: S.features, undoSeconds: Number(S.prefs.undoSeconds || (S.features.has('messages.unsend') ? 0 : 5)),
+    toast, features: S.features, undoSeconds: Number(S.prefs.undoSeconds || 0),
     identity: () => api.call('settings.identity', {}),
     identities: async () => (S.features.has('identities.list') ? (await api.call('identities.list', {})).identities : null),
     aliases: async () => (await api.call('aliases', {})).aliases.map((/** @type {{address: string}} */ a) => a.address),
@@ -734,13 +710,8 @@ async function boot() {
   S.meta = meta;
   if (!el.main) buildShell();
   // Features the API's parameters tell (the list's sorts and filters).
-  const [sorts, filter, images, desc, query] = await Promise.all([api.paramSchema('messages.list', 'sort'), api.paramSchema('messages.list', 'filter'),
-    api.paramSchema('messages.load', 'images'), api.paramSchema('messages.list', 'desc'), api.paramSchema('messages.search', 'from')]);
-  if (filter) S.features.add('messages.list:filter');
-  if (images) S.features.add('messages.load:images');
+  const [sorts, desc] = await Promise.all([api.paramSchema('messages.list', 'sort'), api.paramSchema('messages.list', 'desc')]);
   if (desc) { S.features.add('messages.list:desc'); el.sortDir.hidden = false; }
-  // The server reads from:, is: and the rest in query once its own from param is the deprecated one.
-  if (query && /deprecated/.test(query.description || '')) S.features.add('messages.search:query');
   if (sorts?.enum) {
     clear(el.sort);
     const modern = sorts.enum.includes('arrival');

@@ -285,7 +285,7 @@ export async function openCompose(host, env, how) {
     bar, area, ed, files,
     h('footer', { class: 'compose-foot' },
       h('button', { type: 'button', class: 'btn primary', id: 'c-send', onclick: () => send() }, icon('sent'), h('span', { text: T.send })),
-      env.features.has('messages.scheduled') || env.features.has('messages.unsend') ? sendLaterUI() : null,
+      sendLaterUI(),
       h('label', { class: 'btn', for: 'c-files' }, icon('clip'), h('span', { text: T.attach })), picker,
       modeBtn,
       h('button', { type: 'button', class: 'btn', id: 'c-discard', onclick: () => discard(), text: T.discard }),
@@ -372,10 +372,9 @@ export async function openCompose(host, env, how) {
     const p = params(true);
     const snapshot = JSON.parse(JSON.stringify(d));
     host.hidden = true;
-    const reopen = () => openCompose(host, env, { draft: snapshot });
     if (later && when?.value) {
       const at = new Date(when.value).getTime();
-      p.sendAt = env.features.has('messages.scheduled') ? Math.floor(at / 1000) : new Date(at).toISOString();
+      p.sendAt = Math.floor(at / 1000);
       try {
         await api.call('messages.send', p);
         localStorage.removeItem(LOCAL);
@@ -384,51 +383,37 @@ export async function openCompose(host, env, how) {
       } catch (e) { host.hidden = false; showErr(e); }
       return;
     }
-    if (env.features.has('messages.unsend')) {
-      // The server holds the message in its outbound queue until the
-      // undo time is over; unsend takes it back to Drafts.
-      if (env.undoSeconds) p.delay = env.undoSeconds;
-      try {
-        const r = await api.call('messages.send', p);
-        localStorage.removeItem(LOCAL);
-        clear(host); env.closed(); env.sent(all);
-        const secs = r.sendAt ? Math.max(1, Math.round(r.sendAt - Date.now() / 1000)) : env.undoSeconds;
+    // The server holds the message in its outbound queue until the undo
+    // time is over (its default unless the user chose one); unsend takes
+    // it back to Drafts until then.
+    if (env.undoSeconds) p.delay = env.undoSeconds;
+    try {
+      const r = await api.call('messages.send', p);
+      localStorage.removeItem(LOCAL);
+      clear(host); env.closed(); env.sent(all);
+      if (r.sendID) {
         undoToast(async () => {
           try {
             const u = await api.call('messages.unsend', { sendID: r.sendID });
             openCompose(host, env, { draft: { ...snapshot, composeID: 0, draftID: u.draftID } });
           } catch (e) { env.toast(e instanceof api.ApiError ? e.words : T.failed, { error: true }); }
-        }, null, secs);
-      } catch (e) { host.hidden = false; showErr(e); }
-      return;
-    }
-    // Without a server-side delay the page holds the message: it leaves
-    // when the undo time is over.
-    let cancelled = false;
-    undoToast(() => { cancelled = true; reopen(); }, async () => {
-      if (cancelled) return;
-      try {
-        const r = await api.call('messages.send', p);
-        localStorage.removeItem(LOCAL);
-        clear(host); env.closed(); env.sent(all);
-        if (r.failed?.length) env.toast(r.failed.map((/** @type {{address:string,reason:string}} */ f) => T.recipientRefused(f.address, f.reason)).join('; '), { error: true });
-        else env.toast(T.sent);
-      } catch (e) {
-        host.hidden = false; showErr(e);
-        env.toast(e instanceof api.ApiError ? e.words : T.failed, { error: true });
-      }
-    });
+        }, Math.round(r.sendAt - Date.now() / 1000));
+      } else if (r.failed?.length) {
+        // No undo time: it left at once, and some recipients refused it.
+        env.toast(r.failed.map((/** @type {{address:string,reason:string}} */ f) => T.recipientRefused(f.address, f.reason)).join('; '), { error: true });
+      } else env.toast(T.sent);
+    } catch (e) { host.hidden = false; showErr(e); }
   };
-  /** @param {() => void} undo @param {(() => void) | null} done @param {number} [secs] */
-  const undoToast = (undo, done, secs) => {
-    let left = secs || env.undoSeconds || 5;
+  /** The countdown to the queue's send time, with its undo. @param {() => void} undo @param {number} secs */
+  const undoToast = (undo, secs) => {
+    let left = Math.max(1, secs);
     const t = env.toast(T.sentIn(left), { undo: () => { clearInterval(iv); undo(); env.toast(T.unsent); }, seconds: left + 1 });
     const iv = setInterval(() => {
       left--;
       if (left > 0) { t.update(T.sentIn(left)); return; }
       clearInterval(iv);
       t.close();
-      if (done) done(); else env.toast(T.sent);
+      env.toast(T.sent);
     }, 1000);
   };
 

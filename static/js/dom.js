@@ -1,6 +1,7 @@
-// DOM helpers: elements are built with createElement and textContent; the
-// one Trusted Types policy of the app ("basalt") is used only to hand the
-// server-sanitized message HTML to a sandboxed frame's srcdoc.
+// DOM helpers: elements are built with createElement and textContent. No
+// HTML is ever parsed from a string: the app has no Trusted Types policy
+// (the CSP allows none), message bodies come as the server's own documents
+// by URL (reader.js).
 
 /** @typedef {Record<string, any>} Attrs */
 
@@ -121,22 +122,6 @@ export function ibtn(name, label, onclick, o = {}) {
     icon(name));
   if (o.text) b.append(h('span', { text: label }));
   return b;
-}
-
-/** @type {{createHTML(s: string): any} | null} */
-let policy = null;
-
-/**
- * The app's one Trusted Types policy. Its only input is a message
- * document built by reader.js around HTML the server sanitized; it is
- * only ever assigned to the srcdoc of a frame sandboxed without scripts.
- * @param {string} html
- */
-export function trustedDoc(html) {
-  const tt = /** @type {any} */ (window).trustedTypes;
-  if (!tt) return html;
-  policy ??= tt.createPolicy('basalt', { createHTML: (/** @type {string} */ s) => s });
-  return /** @type {any} */ (policy).createHTML(html);
 }
 
 /**

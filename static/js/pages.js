@@ -153,7 +153,6 @@ export async function showSettings(page, ctx) {
     radios(T.density, 'density', [['comfortable', T.comfortable], ['compact', T.compact]]),
     radios(T.readerPos, 'reader', [['right', T.readerRight], ['below', T.readerBelow]]),
     radios(T.undoSend, 'undoSeconds', [['', T.serverDefault], ['5', T.seconds(5)], ['10', T.seconds(10)], ['30', T.seconds(30)]]),
-    ctx.features.has('settings.images') ? null : radios(T.remoteImages, 'remote', [['ask', T.remoteAsk], ['always', T.remoteAlways]]),
     h('label', { class: 'check' }, h('input', { type: 'checkbox', id: 'notify', checked: ctx.prefs.notify === '1', onchange: async (/** @type {Event} */ e) => {
       const box = /** @type {HTMLInputElement} */ (e.target);
       if (box.checked && 'Notification' in window && Notification.permission !== 'granted') {
@@ -163,20 +162,18 @@ export async function showSettings(page, ctx) {
       ctx.savePref('notify', box.checked ? '1' : '');
     } }), T.notifications),
   ]);
-  if (ctx.features.has('settings.images')) {
-    // The remote-image policy and the senders always shown, kept by the server.
-    const im = await api.call('settings.images', {}).catch(() => ({ policy: 'ask', senders: [] }));
-    const pol = (/** @type {string} */ v, /** @type {string} */ label) => h('label', { class: 'radio' }, h('input', { type: 'radio', name: 'img-policy', value: v, checked: im.policy === v }), label);
-    const senders = h('ul', { class: 'shares', id: 'img-senders' }, ...(im.senders || []).map((/** @type {string} */ a) => h('li', {}, h('span', { text: a }),
-      h('button', { type: 'button', class: 'btn', onclick: async (/** @type {Event} */ e) => {
-        try { await api.call('settings.images', { removeSenders: [a] }); /** @type {HTMLElement} */ (/** @type {HTMLElement} */ (e.target).closest('li')).remove(); } catch (er) { ctx.fail(er); }
-      }, text: T.remove }))));
-    section(T.remoteImages, 'set-images', [h('fieldset', {}, h('legend', { class: 'visually-hidden', text: T.remoteImages }),
-      pol('never', T.remoteNever), pol('ask', T.remoteAsk), pol('always', T.remoteAlways)), senders], async () => {
-      const v = /** @type {HTMLInputElement | null} */ (grid.querySelector('input[name="img-policy"]:checked'))?.value;
-      await api.call('settings.images', { policy: v }); ctx.toast(T.imagesSaved);
-    });
-  }
+  // The remote-image policy and the senders always shown, kept by the server.
+  const im = await api.call('settings.images', {}).catch(() => ({ policy: 'ask', senders: [] }));
+  const pol = (/** @type {string} */ v, /** @type {string} */ label) => h('label', { class: 'radio' }, h('input', { type: 'radio', name: 'img-policy', value: v, checked: im.policy === v }), label);
+  const senders = h('ul', { class: 'shares', id: 'img-senders' }, ...(im.senders || []).map((/** @type {string} */ a) => h('li', {}, h('span', { text: a }),
+    h('button', { type: 'button', class: 'btn', onclick: async (/** @type {Event} */ e) => {
+      try { await api.call('settings.images', { removeSenders: [a] }); /** @type {HTMLElement} */ (/** @type {HTMLElement} */ (e.target).closest('li')).remove(); } catch (er) { ctx.fail(er); }
+    }, text: T.remove }))));
+  section(T.remoteImages, 'set-images', [h('fieldset', {}, h('legend', { class: 'visually-hidden', text: T.remoteImages }),
+    pol('never', T.remoteNever), pol('ask', T.remoteAsk), pol('always', T.remoteAlways)), senders], async () => {
+    const v = /** @type {HTMLInputElement | null} */ (grid.querySelector('input[name="img-policy"]:checked'))?.value;
+    await api.call('settings.images', { policy: v }); ctx.toast(T.imagesSaved);
+  });
   section(T.shortcuts, 'set-keys', [keyTable()]);
   /** @type {HTMLElement} */ (page.querySelector('#page-back')).focus();
 }

@@ -1,13 +1,13 @@
 // The reading pane: header, warnings, remote-image consent, the body in a
 // frame sandboxed without scripts and without its origin, attachments.
-import { h, icon, ibtn, clear, linkify, trustedDoc } from './dom.js';
+import { h, icon, ibtn, clear, linkify } from './dom.js';
 import { T, size, longDate } from './strings.js';
 
 /**
  * @typedef {import('./list.js').Msg} Msg
  * @typedef {{part: string, name: string, type: string, size: number, inline: boolean, url: string, contentID?: string}} Attachment
  * @typedef {{messageID: string, meta: Msg, header: {name: string, value: string}[], body: {text: string, html: string, remoteBlocked: boolean, truncated?: boolean},
- *   bodyURL?: string, remoteImages?: number, imagesShown?: boolean, attachments: Attachment[], security?: {junk?: boolean, phishing?: boolean, spoofed?: boolean}}} Loaded
+ *   bodyURL: string, remoteImages?: number, imagesShown?: boolean, attachments: Attachment[], security?: {junk?: boolean, phishing?: boolean, spoofed?: boolean}}} Loaded
  * @typedef {{reply: (all: boolean) => void, forward: () => void, remove: () => void, archive: () => void, flag: () => void, unread: () => void,
  *   showImages: (always: boolean) => void, source: () => void, back: () => void}} ReaderActions
  */
@@ -17,17 +17,6 @@ const PREVIEW = ['image/png', 'image/jpeg', 'image/gif', 'image/webp', 'image/av
 /** @param {{address: string, name?: string}[]} list */
 export function addrs(list) {
   return list.map((a) => (a.name ? `${a.name} <${a.address}>` : a.address)).join(', ');
-}
-
-/**
- * The document shown in the frame: the server-sanitized HTML with a
- * policy of its own (no scripts, no remote loads unless consented).
- * @param {string} html
- */
-function frameDoc(html) {
-  return '<!doctype html><html><head><meta charset="utf-8"><meta name="referrer" content="no-referrer">' +
-    '<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; img-src \'self\' data:; style-src \'unsafe-inline\'">' +
-    '</head><body>' + html + '</body></html>';
 }
 
 /**
@@ -50,7 +39,7 @@ export function renderMessage(pane, msg, act) {
     ibtn('star', flagged ? T.unflag : T.flag, act.flag, { cls: flagged ? 'on' : '' }),
     ibtn('mail', T.markUnread, act.unread),
     ibtn('code', T.viewSource, act.source, { id: 'btn-source', cls: 'hide-phone' }),
-    ibtn('print', T.print, () => window.print(), { cls: 'hide-phone' }));
+    ibtn('print', T.print, () => window.print(), { id: 'btn-print', cls: 'hide-phone' }));
   const head = h('header', { class: 'msg-head' },
     h('h2', { id: 'msg-subject', text: m.subject || T.noSubject }),
     h('dl', { class: 'addr' },
@@ -63,20 +52,17 @@ export function renderMessage(pane, msg, act) {
   if (sec.phishing) pane.append(h('p', { class: 'warn', role: 'alert', text: T.warnPhishing }));
   if (sec.spoofed) pane.append(h('p', { class: 'warn', text: T.warnSpoofed }));
   if (sec.junk) pane.append(h('p', { class: 'note', text: T.warnJunk }));
-  if (msg.bodyURL && msg.body.html ? (msg.remoteImages || 0) > 0 && !msg.imagesShown : msg.body.remoteBlocked) {
+  if (msg.body.html ? (msg.remoteImages || 0) > 0 && !msg.imagesShown : msg.body.remoteBlocked) {
     pane.append(h('div', { class: 'note remote', role: 'status' },
       h('span', { text: T.remoteBlocked }),
       h('button', { type: 'button', class: 'btn', id: 'btn-show-images', onclick: () => act.showImages(false), text: T.showImages }),
       from ? h('button', { type: 'button', class: 'btn', id: 'btn-always-images', onclick: () => act.showImages(true), text: T.alwaysShow(from.address) }) : null));
   }
   const attachments = msg.attachments || [];
-  if (msg.bodyURL && msg.body.html) {
-    // The server's own document for the body, with its own CSP.
+  if (msg.body.html) {
+    // The server's own document for the body (rpc/frame.go), with its
+    // own CSP, in a frame sandboxed without scripts or its origin.
     pane.append(h('iframe', { class: 'body-frame', title: m.subject || T.body, sandbox: 'allow-popups allow-popups-to-escape-sandbox', src: msg.bodyURL, referrerpolicy: 'no-referrer' }));
-  } else if (msg.body.html) {
-    const f = h('iframe', { class: 'body-frame', title: m.subject || T.body, sandbox: 'allow-popups allow-popups-to-escape-sandbox', referrerpolicy: 'no-referrer' });
-    /** @type {any} */ (f).srcdoc = trustedDoc(frameDoc(msg.body.html));
-    pane.append(f);
   } else {
     pane.append(h('pre', { class: 'body-text', id: 'body-text' }, linkify(msg.body.text || '')));
   }

@@ -62,7 +62,7 @@ export const T = {
   warnPhishing: 'This message looks like phishing. Be careful with its links.',
   warnSpoofed: 'The sender of this message could not be verified.',
   warnJunk: 'This message was marked as junk.',
-  sourceTitle: 'Message source',
+  sourceTitle: 'Message source', notices: 'Notices',
   moved: (/** @type {number} */ n, /** @type {string} */ f) => `${n === 1 ? 'Message' : n + ' messages'} moved to ${f}`,
   deleted: (/** @type {number} */ n) => `${n === 1 ? 'Message' : n + ' messages'} deleted`,
   deletedForever: (/** @type {number} */ n) => `${n === 1 ? 'Message' : n + ' messages'} deleted for good`,

@@ -25,6 +25,8 @@ export function escape() {
 export function toast(msg, o = {}) {
   const box = document.getElementById('toasts');
   if (!box) return { close() {}, update() {} };
+  // The notices are a landmark of their own (axe: all content in landmarks).
+  if (!box.hasAttribute('aria-label')) box.setAttribute('aria-label', T.notices);
   const text = h('span', { text: msg });
   const el = h('div', { class: 'toast' + (o.error ? ' error' : ''), role: o.error ? 'alert' : 'status' }, text);
   let timer = 0;
