@@ -4,7 +4,8 @@
 // every request and response against it.
 //
 // One route table (routes.go, and routes_ops.go for the users', aliases',
-// shares', sessions', queue's, bulletins' and maintenance resources) says
+// shares', sessions', queue's, bulletins' and maintenance resources,
+// signup.go for the site's banned networks, invites and approvals) says
 // for each route its method, path, the scope it needs and how to find the
 // domains it touches (a Locator). Everything but the handler happens in
 // one place (API.serve): the bearer key is authenticated, its rate spent,
@@ -28,7 +29,9 @@
 // domain), PathDomain/PathAddress (a path parameter), BodyDomain,
 // BodyAddress, BodyDomainOrAddress, BodyDomains (a body member), Target
 // (the row the path names, looked up by a function; its kind needs a
-// fixture in scopes_test.go). A second domain the handler learns of
+// fixture in scopes_test.go; a key short of every domain gets the same
+// 403 for a row outside its domains as for one that does not exist, so it
+// cannot probe ids). A second domain the handler learns of
 // (a rename's new name, an alias's target domain) is checked with
 // Ctx.CheckDomain.
 //

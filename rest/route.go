@@ -211,9 +211,28 @@ func (l Locator) authorize(c *Ctx, scope string) error {
 	}
 	ds, err := l.locate(c)
 	if err != nil {
+		// A key short of every domain must not learn whether a row it
+		// may not see exists: no such row is answered as one outside
+		// its domains is, word for word.
+		if l.kind == locTarget && !p.Allows(scope) {
+			if pr, _ := problemOf(err); pr.Status == http.StatusNotFound {
+				return l.targetForbidden(scope)
+			}
+		}
 		return err
 	}
 	c.touched = ds
+	if l.kind == locTarget {
+		for _, d := range ds {
+			if (d == "" && !p.Allows(scope)) || (d != "" && !p.Allows(scope, d)) {
+				return l.targetForbidden(scope)
+			}
+		}
+		if len(ds) == 0 && !p.Allows(scope) {
+			return l.targetForbidden(scope)
+		}
+		return nil
+	}
 	if len(ds) == 0 {
 		if l.kind == locListed {
 			return nil
@@ -237,6 +256,13 @@ func (l Locator) authorize(c *Ctx, scope string) error {
 		}
 	}
 	return nil
+}
+
+// targetForbidden is the one answer a Target route gives a key that may
+// not reach the row, whether the row is in another domain, in none, or
+// does not exist (naming the row's domain would tell it apart).
+func (l Locator) targetForbidden(scope string) *Problem {
+	return Forbidden("The key does not hold " + scope + " over this " + l.target + ", or there is no such " + l.target + ".")
 }
 
 // methodWrites reports whether a method changes something.

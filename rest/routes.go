@@ -21,6 +21,7 @@ func (a *API) table() []Route {
 	rs = append(rs, a.accessRoutes()...)
 	rs = append(rs, a.recordRoutes()...)
 	rs = append(rs, a.opsRoutes()...)
+	rs = append(rs, a.signupRoutes()...)
 	return rs
 }
 

@@ -22,7 +22,7 @@ var (
 // here so that keys may be given it.
 var (
 	Resources = []string{"domains", "plans", "users", "aliases", "shares", "sessions", "queue", "bulletins",
-		"maintenance", "keys", "admins", "audit", "jobs", "stats"}
+		"maintenance", "keys", "admins", "audit", "jobs", "stats", "signup"}
 	Actions = []string{"read", "write"}
 )
 

@@ -3,6 +3,7 @@ package signup
 import (
 	"context"
 	"crypto/rand"
+	"database/sql"
 	"encoding/base32"
 	"errors"
 	"fmt"
@@ -134,6 +135,46 @@ func (s *Signup) Unban(ctx context.Context, id int64) error {
 		return fmt.Errorf("unban %d: %w", id, store.ErrNotFound)
 	}
 	return nil
+}
+
+// BansAfter lists up to limit bans in force whose network sorts after
+// after, by network: a page of Bans on the network's unique index (the
+// admin API's keyset).
+func (s *Signup) BansAfter(ctx context.Context, after string, limit int) ([]Ban, error) {
+	var bs []Ban
+	err := s.sp.DB.SelectContext(ctx, &bs, s.sp.Rebind(`SELECT id, network, reason, created_at, expires_at FROM signup_bans
+		WHERE network > ? AND (expires_at = 0 OR expires_at > ?) ORDER BY network LIMIT ?`), after, s.sp.Unix(), limit)
+	if err != nil {
+		return nil, fmt.Errorf("list banned networks: %w", err)
+	}
+	return bs, nil
+}
+
+// BanByID returns ban id, expired or not (store.ErrNotFound: none).
+func (s *Signup) BanByID(ctx context.Context, id int64) (Ban, error) {
+	var b Ban
+	err := s.sp.DB.GetContext(ctx, &b, s.sp.Rebind("SELECT id, network, reason, created_at, expires_at FROM signup_bans WHERE id = ?"), id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Ban{}, fmt.Errorf("ban %d: %w", id, store.ErrNotFound)
+	}
+	if err != nil {
+		return Ban{}, fmt.Errorf("ban %d: %w", id, err)
+	}
+	return b, nil
+}
+
+// BanOn returns the ban row of network (canonical), expired or not;
+// false when there is none: what Ban would replace.
+func (s *Signup) BanOn(ctx context.Context, network netip.Prefix) (Ban, bool, error) {
+	var b Ban
+	err := s.sp.DB.GetContext(ctx, &b, s.sp.Rebind("SELECT id, network, reason, created_at, expires_at FROM signup_bans WHERE network = ?"), Canonical(network).String())
+	if errors.Is(err, sql.ErrNoRows) {
+		return Ban{}, false, nil
+	}
+	if err != nil {
+		return Ban{}, false, fmt.Errorf("ban on %s: %w", network, err)
+	}
+	return b, true, nil
 }
 
 // Banned returns the ban in force that covers ip, if any. Bans are few
@@ -271,6 +312,32 @@ func (s *Signup) Invites(ctx context.Context) ([]Invite, error) {
 	return is, nil
 }
 
+// InvitesAfter lists up to limit usable invite codes that sort after
+// after, by code: a page of Invites on the primary key.
+func (s *Signup) InvitesAfter(ctx context.Context, after string, limit int) ([]Invite, error) {
+	var is []Invite
+	err := s.sp.DB.SelectContext(ctx, &is, s.sp.Rebind(`SELECT code, uses_left, note, created_at, expires_at FROM signup_invites
+		WHERE code > ? AND uses_left > 0 AND (expires_at = 0 OR expires_at > ?) ORDER BY code LIMIT ?`), after, s.sp.Unix(), limit)
+	if err != nil {
+		return nil, fmt.Errorf("list invites: %w", err)
+	}
+	return is, nil
+}
+
+// InviteByCode returns an invite code's row, usable or not
+// (store.ErrNotFound: none).
+func (s *Signup) InviteByCode(ctx context.Context, code string) (Invite, error) {
+	var inv Invite
+	err := s.sp.DB.GetContext(ctx, &inv, s.sp.Rebind("SELECT code, uses_left, note, created_at, expires_at FROM signup_invites WHERE code = ?"), normalizeCode(code))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Invite{}, fmt.Errorf("invite: %w", store.ErrNotFound)
+	}
+	if err != nil {
+		return Invite{}, fmt.Errorf("invite: %w", err)
+	}
+	return inv, nil
+}
+
 // DeleteInvite withdraws an invite code.
 func (s *Signup) DeleteInvite(ctx context.Context, code string) error {
 	res, err := s.sp.DB.ExecContext(ctx, s.sp.Rebind("DELETE FROM signup_invites WHERE code = ?"), normalizeCode(code))
@@ -312,6 +379,11 @@ func (s *Signup) Pending(ctx context.Context) ([]store.User, error) {
 	if err != nil {
 		return nil, fmt.Errorf("list pending accounts: %w", err)
 	}
+	return s.users(ctx, ids)
+}
+
+// users loads the users ids, skipping those deleted meanwhile.
+func (s *Signup) users(ctx context.Context, ids []int64) ([]store.User, error) {
 	us := make([]store.User, 0, len(ids))
 	for _, id := range ids {
 		u, err := s.st.UserByID(ctx, id)
@@ -324,6 +396,28 @@ func (s *Signup) Pending(ctx context.Context) ([]store.User, error) {
 		us = append(us, u)
 	}
 	return us, nil
+}
+
+// PendingAfter lists up to limit accounts waiting for approval whose id
+// is above after, oldest first; domains, when not empty, keeps only
+// those of these domains (a domain-limited administrator's).
+func (s *Signup) PendingAfter(ctx context.Context, after int64, domains []string, limit int) ([]store.User, error) {
+	q := `SELECT u.id FROM users u JOIN domains d ON d.id = u.domain_id
+		WHERE u.lock_reason = ? AND u.locked_until = ? AND u.id > ?`
+	args := []any{PendingReason, pendingUntil, after}
+	if len(domains) > 0 {
+		q += " AND d.name IN (?" + strings.Repeat(", ?", len(domains)-1) + ")"
+		for _, d := range domains {
+			args = append(args, d)
+		}
+	}
+	q += " ORDER BY u.id LIMIT ?"
+	args = append(args, limit)
+	var ids []int64
+	if err := s.sp.DB.SelectContext(ctx, &ids, s.sp.Rebind(q), args...); err != nil {
+		return nil, fmt.Errorf("list pending accounts: %w", err)
+	}
+	return s.users(ctx, ids)
 }
 
 // Approve lets a pending account log in. An account not pending (never,

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"net/netip"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -243,6 +245,118 @@ func TestMappedAddresses(t *testing.T) {
 			if err := g.CheckNetwork(ctx, netip.MustParseAddr(ip), lim); !errors.Is(err, signup.ErrTooMany) {
 				t.Errorf("third from the /24 as %s: %v", ip, err)
 			}
+		}
+	})
+}
+
+// TestPages: the admin API's pages (BansAfter, InvitesAfter,
+// PendingAfter) walk their rows in key order, skip what is no longer in
+// force, and PendingAfter keeps only the domains asked for; the single
+// row look-ups find expired rows too and say store.ErrNotFound for none.
+func TestPages(t *testing.T) {
+	testsupport.ForEachDatabase(t, func(t *testing.T, db testsupport.Database) {
+		e := storetest.Open(t, db, storetest.Options{})
+		ctx := context.Background()
+		for _, d := range []string{"a.test", "b.test"} {
+			if _, err := e.Store.AddDomain(ctx, d); err != nil {
+				t.Fatal(err)
+			}
+		}
+		g := signup.New(e.Store)
+		for _, n := range []string{"192.0.2.0/24", "198.51.100.0/24", "2001:db8::/32", "203.0.113.0/24"} {
+			if _, err := g.Ban(ctx, netip.MustParsePrefix(n), "r", time.Time{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		old, err := g.Ban(ctx, netip.MustParsePrefix("10.0.0.0/8"), "old", time.Now().Add(-time.Hour))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for after := ""; ; {
+			bs, err := g.BansAfter(ctx, after, 2)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, b := range bs {
+				got = append(got, b.Network)
+			}
+			if len(bs) < 2 {
+				break
+			}
+			after = bs[len(bs)-1].Network
+		}
+		if want := []string{"192.0.2.0/24", "198.51.100.0/24", "2001:db8::/32", "203.0.113.0/24"}; !slices.Equal(got, want) {
+			t.Errorf("bans paged = %v, want %v", got, want)
+		}
+		if b, err := g.BanByID(ctx, old.ID); err != nil || b.Network != "10.0.0.0/8" {
+			t.Errorf("expired ban by id = %+v, %v", b, err)
+		}
+		if _, err := g.BanByID(ctx, old.ID+100); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("no such ban: %v", err)
+		}
+		if b, ok, err := g.BanOn(ctx, netip.MustParsePrefix("192.0.2.9/24")); err != nil || !ok || b.Reason != "r" {
+			t.Errorf("ban on a network given with host bits = %+v %v %v", b, ok, err)
+		}
+		if _, ok, err := g.BanOn(ctx, netip.MustParsePrefix("192.0.3.0/24")); err != nil || ok {
+			t.Errorf("ban on an unbanned network: %v %v", ok, err)
+		}
+
+		var codes []string
+		for range 3 {
+			inv, err := g.CreateInvite(ctx, 1, "", time.Time{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			codes = append(codes, inv.Code)
+		}
+		expired, err := g.CreateInvite(ctx, 1, "", time.Now().Add(-time.Hour))
+		if err != nil {
+			t.Fatal(err)
+		}
+		slices.Sort(codes)
+		first, err := g.InvitesAfter(ctx, "", 2)
+		if err != nil || len(first) != 2 || first[0].Code != codes[0] || first[1].Code != codes[1] {
+			t.Fatalf("first page of invites = %+v, %v (want %v)", first, err, codes)
+		}
+		if rest, err := g.InvitesAfter(ctx, first[1].Code, 2); err != nil || len(rest) != 1 || rest[0].Code != codes[2] {
+			t.Fatalf("second page of invites = %+v, %v", rest, err)
+		}
+		if inv, err := g.InviteByCode(ctx, strings.ToLower(expired.Code)); err != nil || inv.Code != expired.Code {
+			t.Errorf("expired invite by code = %+v, %v", inv, err)
+		}
+		if _, err := g.InviteByCode(ctx, "NOSUCHCODE"); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("no such invite: %v", err)
+		}
+
+		until, reason := signup.PendingLock()
+		var ids []int64
+		for _, addr := range []string{"p1@a.test", "p2@b.test", "p3@a.test"} {
+			u, err := e.Session.CreateUser(ctx, session.NewUser{Address: addr, Password: storetest.Password,
+				UserOptions: store.UserOptions{LockedUntil: until, LockReason: reason}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ids = append(ids, u.ID)
+		}
+		if _, err := e.Session.CreateUser(ctx, session.NewUser{Address: "open@a.test", Password: storetest.Password}); err != nil {
+			t.Fatal(err)
+		}
+		addrs := func(us []store.User) []string {
+			var out []string
+			for _, u := range us {
+				out = append(out, u.Address)
+			}
+			return out
+		}
+		if us, err := g.PendingAfter(ctx, 0, nil, 2); err != nil || !slices.Equal(addrs(us), []string{"p1@a.test", "p2@b.test"}) {
+			t.Errorf("first page of pending = %v, %v", addrs(us), err)
+		}
+		if us, err := g.PendingAfter(ctx, ids[1], nil, 2); err != nil || !slices.Equal(addrs(us), []string{"p3@a.test"}) {
+			t.Errorf("second page of pending = %v, %v", addrs(us), err)
+		}
+		if us, err := g.PendingAfter(ctx, 0, []string{"a.test"}, 10); err != nil || !slices.Equal(addrs(us), []string{"p1@a.test", "p3@a.test"}) {
+			t.Errorf("pending of a.test = %v, %v", addrs(us), err)
 		}
 	})
 }
