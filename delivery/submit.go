@@ -271,7 +271,7 @@ func (a *Agent) giveUp(ctx context.Context, e *outbound.Entry, raw []byte, cause
 // here is logged, not retried.
 func (a *Agent) fileSent(ctx context.Context, log *slog.Logger, userID int64, raw []byte, note Submission) {
 	acc := a.store.Account(userID, nil)
-	sent, err := specialMailbox(ctx, acc, `\Sent`, "Sent")
+	sent, err := acc.SpecialMailbox(ctx, `\Sent`, "Sent")
 	if err == nil {
 		_, err = acc.Append(ctx, sent, raw, store.AppendOptions{Flags: store.FlagSeen})
 	}
@@ -284,27 +284,6 @@ func (a *Agent) fileSent(ctx context.Context, log *slog.Logger, userID int64, ra
 			log.Warn("flag answered", "err", err)
 		}
 	}
-}
-
-// specialMailbox finds the folder of a special use (RFC 6154), or by its
-// usual name, making it if there is none.
-func specialMailbox(ctx context.Context, a *store.Account, use, name string) (int64, error) {
-	ms, err := a.Mailboxes(ctx)
-	if err != nil {
-		return 0, err
-	}
-	for _, m := range ms {
-		if m.SpecialUse == use {
-			return m.ID, nil
-		}
-	}
-	for _, m := range ms {
-		if m.Name == name {
-			return m.ID, nil
-		}
-	}
-	m, err := a.CreateMailbox(ctx, name, use)
-	return m.ID, err
 }
 
 // processSubmission is the queue's round on a due submission: started (no

@@ -424,34 +424,13 @@ func (h *Handler) build(ctx context.Context, c *Call, p messageParams, requireRc
 	return b, nil
 }
 
-// specialFolder finds the user's folder of a special use (RFC 6154),
-// falling back to the default name.
-func specialFolder(ctx context.Context, a *store.Account, use, name string) (int64, error) {
-	ms, err := a.Mailboxes(ctx)
-	if err != nil {
-		return 0, err
-	}
-	for _, m := range ms {
-		if m.SpecialUse == use {
-			return m.ID, nil
-		}
-	}
-	for _, m := range ms {
-		if m.Name == name {
-			return m.ID, nil
-		}
-	}
-	m, err := a.CreateMailbox(ctx, name, use)
-	return m.ID, err
-}
-
 func (h *Handler) messagesSave(ctx context.Context, c *Call, p messageParams) (saveResult, error) {
 	a := c.account()
 	b, err := h.build(ctx, c, p, false)
 	if err != nil {
 		return saveResult{}, err
 	}
-	drafts, err := specialFolder(ctx, a, `\Drafts`, "Drafts")
+	drafts, err := a.SpecialMailbox(ctx, `\Drafts`, "Drafts")
 	if err != nil {
 		return saveResult{}, err
 	}
@@ -540,7 +519,7 @@ func (h *Handler) messagesSend(ctx context.Context, c *Call, p sendParams) (send
 	// waited, are given back before the sent copy (which holds them) is.
 	h.closeCompose(ctx, a, p.ComposeID)
 	h.noteRecipients(ctx, a, b)
-	if sent, err := specialFolder(ctx, a, `\Sent`, "Sent"); err != nil {
+	if sent, err := a.SpecialMailbox(ctx, `\Sent`, "Sent"); err != nil {
 		h.log.Warn("sent copy", "user", uid, "err", err)
 	} else if res, err := a.Append(ctx, sent, b.withBcc, store.AppendOptions{Flags: store.FlagSeen}); err != nil {
 		h.log.Warn("sent copy not kept", "user", uid, "err", err)

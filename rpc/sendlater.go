@@ -178,7 +178,7 @@ func (h *Handler) messagesUnsend(ctx context.Context, c *Call, p unsendParams) (
 		return unsendResult{}, err
 	}
 	a := c.account()
-	drafts, err := specialFolder(ctx, a, `\Drafts`, "Drafts")
+	drafts, err := a.SpecialMailbox(ctx, `\Drafts`, "Drafts")
 	if err != nil {
 		return unsendResult{}, err
 	}

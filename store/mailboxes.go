@@ -157,6 +157,29 @@ func (a *Account) MailboxByName(ctx context.Context, name string) (Mailbox, erro
 	return m, nil
 }
 
+// SpecialMailbox returns the id of the user's mailbox of a special use
+// (RFC 6154: `\Sent`, `\Drafts`...), else of the one named name, making
+// it with that use when there is neither: where a sent message's copy or
+// a draft goes.
+func (a *Account) SpecialMailbox(ctx context.Context, use, name string) (int64, error) {
+	ms, err := a.Mailboxes(ctx)
+	if err != nil {
+		return 0, err
+	}
+	for _, m := range ms {
+		if m.SpecialUse == use {
+			return m.ID, nil
+		}
+	}
+	for _, m := range ms {
+		if m.Name == name {
+			return m.ID, nil
+		}
+	}
+	m, err := a.CreateMailbox(ctx, name, use)
+	return m.ID, err
+}
+
 // CreateMailbox creates a mailbox and any missing parents (RFC 9051 6.3.4).
 func (a *Account) CreateMailbox(ctx context.Context, name, specialUse string) (Mailbox, error) {
 	n, err := newMailboxName(name)
