@@ -83,6 +83,13 @@ func TestRefuser(t *testing.T) {
 	}
 	c.Close()
 
+	// A refusal frees its slot once its own goroutine has closed the
+	// connection, which may be after the client has read the line: wait
+	// for it, or the next refusal finds the one slot taken.
+	slotFree := func() {
+		testsupport.WaitFor(t, 5*time.Second, "the refusal's slot", func() bool { return len(r.slots) == 0 })
+	}
+	slotFree()
 	refuse(srvTLS)
 	tc, err := tls.Dial("tcp", ln.Addr().String(), &tls.Config{RootCAs: pool, ServerName: "mail.test"})
 	if err != nil {
@@ -92,6 +99,7 @@ func TestRefuser(t *testing.T) {
 		t.Errorf("TLS refusal %q", l)
 	}
 	tc.Close()
+	slotFree()
 
 	// A client that says nothing holds the one slot (its handshake waits);
 	// the next refused connection is closed without a word.
