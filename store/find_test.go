@@ -128,6 +128,9 @@ func findIn(t *testing.T, secure bool, cases []findCase) {
 				t.Errorf("secure=%v %s: %v, want %v", secure, tc.name, got, tc.want)
 			}
 			checkPages(t, a, q, hits, !secure)
+			store.SetBroadCount(e.Store, 1)
+			checkPages(t, a, q, hits, !secure)
+			store.SetBroadCount(e.Store, 0)
 		}
 		if secure {
 			if _, err := e.Store.Account(a.UserID(), nil).FindMessages(ctx, store.MailQuery{Mailboxes: []int64{boxes["INBOX"]}}); !errors.Is(err, store.ErrLocked) {
@@ -339,6 +342,9 @@ func TestFindPageOrder(t *testing.T) {
 				t.Fatalf("secure=%v: %v, %v; want %v", secure, got, err, want)
 			}
 			checkPages(t, a, q, hits, !secure)
+			store.SetBroadCount(e.Store, 1)
+			checkPages(t, a, q, hits, !secure)
+			store.SetBroadCount(e.Store, 0)
 			first, err := a.FindPage(ctx, q, store.FindQuery{Limit: 2})
 			if err != nil || len(first.Hits) != 2 || first.Total != 5 {
 				t.Fatalf("secure=%v: first page %+v, %v", secure, first, err)
