@@ -21,10 +21,12 @@ import (
 // messages.search finds messages in the whole mailbox (or a folder) with
 // the query language of query.go, through the store's FindMessages: the
 // full-text index for a user whose mail is not sealed, a scan with the
-// unlocked key for a secure user. Every match is found, newest first, so
-// that total is exact; the list of matches is kept in the session's cache
-// under the mailbox's state, so that the next pages (start or after) cost
-// the page alone until something changes.
+// unlocked key for a secure user. The matches are newest first (as they
+// came in) and total counts them all. With the index, a page costs the
+// page and the count (FindPage), and the count is kept in the session's
+// cache under the mailbox's state, so that the next pages (start or
+// after) cost the page alone until something changes; a scan's whole list
+// of matches is kept so.
 
 type searchParams struct {
 	// Query is in the search language (the method's description).
@@ -53,7 +55,7 @@ const searchDescription = "query: words (all must appear; whole words, in the su
 	"before:YYYY-MM-DD, after:YYYY-MM-DD (arrival, UTC; after includes the day), larger:10M, smaller:500K (K, M, G), " +
 	"in:<folder name> (or in:anywhere, which includes Trash and Junk), -term negates any term, a OR b. A term the language " +
 	"cannot use is an invalid error naming it. Without folderID or in: the search covers every folder but Trash and Junk. " +
-	"Results are newest first; total counts every match. The matches are kept with the mailbox's state (returned as state): " +
+	"Results are newest first (as they arrived); total counts every match. The count is kept with the mailbox's state (returned as state): " +
 	"a next page (start, or after = next) costs the page alone until the mailbox changes. For a user whose mail is sealed " +
 	"there is no index: the search decrypts each message's metadata (about 0.25 s a 1,000 messages) and, for words the " +
 	"headers do not hold, its text (about 0.8 s a 1,000), on the first page only. The older params (from, to, " +
@@ -110,22 +112,21 @@ func (h *Handler) messagesSearch(ctx context.Context, c *Call, p searchParams) (
 		keyState = fmt.Sprintf("%s/%d:%d", state, mb.ID, mb.HighestModSeq)
 	}
 	q := store.MailQuery{Mailboxes: boxes, Groups: pq.groups}
-	hits, err := h.searchHits(ctx, c, a, q, keyState)
-	if err != nil {
-		return searchResult{}, err
+	fq := store.FindQuery{Skip: p.Start, Limit: p.Limit}
+	if fq.Limit == 0 {
+		fq.Limit = 50
 	}
-	start := p.Start
 	if p.After != "" {
-		if start, err = hitAfter(hits, string(p.After)); err != nil {
+		if fq.After, err = hitAfter(ctx, a, string(p.After)); err != nil {
 			return searchResult{}, err
 		}
 	}
-	limit := p.Limit
-	if limit == 0 {
-		limit = 50
+	found, err := h.searchPage(ctx, c, a, q, keyState, fq)
+	if err != nil {
+		return searchResult{}, err
 	}
-	page := hits[min(start, len(hits)):min(start+limit, len(hits))]
-	out := searchResult{Messages: []messageItem{}, Total: len(hits), State: state}
+	page := found.Hits
+	out := searchResult{Messages: []messageItem{}, Total: found.Total, State: state}
 	if len(page) == 0 {
 		return out, nil
 	}
@@ -240,9 +241,10 @@ func addLegacy(pq *parsedQuery, p searchParams) error {
 	return nil
 }
 
-// searchHits returns every match of q, from the session's cache when the
-// same search was made at the same state.
-func (h *Handler) searchHits(ctx context.Context, c *Call, a *store.Account, q store.MailQuery, state string) ([]store.Hit, error) {
+// searchPage returns the page fq of q's matches. What a former page of
+// the same search at the same state found is in the session's cache: the
+// count, or a scan's every match.
+func (h *Handler) searchPage(ctx context.Context, c *Call, a *store.Account, q store.MailQuery, state string, fq store.FindQuery) (store.FoundPage, error) {
 	key, _ := json.Marshal(struct {
 		Q     store.MailQuery
 		State string
@@ -253,29 +255,40 @@ func (h *Handler) searchHits(ctx context.Context, c *Call, a *store.Account, q s
 	if v, ok, err := h.sess.Value(ctx, c.web.ID, name); err != nil {
 		h.log.Warn("search cache", "err", err)
 	} else if ok {
-		if hits, ok := decodeHits(v); ok {
-			return hits, nil
+		if all, total, ok := decodeFound(v); ok && all != nil {
+			return store.FoundPage{Hits: q.PageOf(all, fq), Total: len(all)}, nil
+		} else if ok {
+			fq.Total = total
 		}
 	}
-	hits, err := a.FindMessages(ctx, q)
+	found, err := a.FindPage(ctx, q, fq)
 	if errors.Is(err, store.ErrInvalid) {
-		return nil, invalid("query", "the query cannot be searched: "+err.Error())
+		return store.FoundPage{}, invalid("query", "the query cannot be searched: "+err.Error())
 	}
 	if err != nil {
-		return nil, err
+		return store.FoundPage{}, err
 	}
-	if err := h.sess.KeepValue(ctx, c.web.ID, name, encodeHits(hits), searchHitsTTL); err != nil {
-		h.log.Warn("search cache", "err", err)
+	if fq.Total == 0 {
+		if err := h.sess.KeepValue(ctx, c.web.ID, name, encodeFound(found), searchHitsTTL); err != nil {
+			h.log.Warn("search cache", "err", err)
+		}
 	}
-	return hits, nil
+	return found, nil
 }
 
-// encodeHits packs matches as varints: folder, UID and arrival of each,
-// some 12 octets a match.
-func encodeHits(hits []store.Hit) []byte {
-	b := make([]byte, 0, 12*len(hits)+8)
-	b = binary.AppendUvarint(b, uint64(len(hits)))
-	for _, h := range hits {
+// encodeFound packs what a search keeps: 't' and the count, or 'a' and
+// every match as varints (id, text id, folder, UID and arrival of each,
+// some 20 octets a match).
+func encodeFound(f store.FoundPage) []byte {
+	if f.All == nil {
+		return binary.AppendUvarint([]byte{'t'}, uint64(f.Total))
+	}
+	b := make([]byte, 0, 20*len(f.All)+8)
+	b = append(b, 'a')
+	b = binary.AppendUvarint(b, uint64(len(f.All)))
+	for _, h := range f.All {
+		b = binary.AppendVarint(b, h.ID)
+		b = binary.AppendVarint(b, h.TextID)
 		b = binary.AppendVarint(b, h.MailboxID)
 		b = binary.AppendUvarint(b, uint64(h.UID))
 		b = binary.AppendVarint(b, h.Date)
@@ -283,91 +296,91 @@ func encodeHits(hits []store.Hit) []byte {
 	return b
 }
 
-func decodeHits(b []byte) ([]store.Hit, bool) {
-	n, k := binary.Uvarint(b)
-	if k <= 0 || n > uint64(len(b)) {
-		return nil, false
+// decodeFound reads what encodeFound wrote: every match, or (all nil)
+// the count.
+func decodeFound(b []byte) (all []store.Hit, total int, ok bool) {
+	if len(b) == 0 {
+		return nil, 0, false
 	}
-	b = b[k:]
-	hits := make([]store.Hit, 0, n)
+	kind := b[0]
+	n, k := binary.Uvarint(b[1:])
+	if k <= 0 {
+		return nil, 0, false
+	}
+	b = b[1+k:]
+	switch {
+	case kind == 't' && n <= 1<<40:
+		return nil, int(n), true
+	case kind != 'a' || n > uint64(len(b)):
+		return nil, 0, false
+	}
+	all = make([]store.Hit, 0, n)
 	for range n {
 		var h store.Hit
 		var u uint64
+		if h.ID, k = binary.Varint(b); k <= 0 {
+			return nil, 0, false
+		}
+		b = b[k:]
+		if h.TextID, k = binary.Varint(b); k <= 0 {
+			return nil, 0, false
+		}
+		b = b[k:]
 		if h.MailboxID, k = binary.Varint(b); k <= 0 {
-			return nil, false
+			return nil, 0, false
 		}
 		b = b[k:]
 		if u, k = binary.Uvarint(b); k <= 0 {
-			return nil, false
+			return nil, 0, false
 		}
 		h.UID, b = uint32(u), b[k:]
 		if h.Date, k = binary.Varint(b); k <= 0 {
-			return nil, false
+			return nil, 0, false
 		}
 		b = b[k:]
-		hits = append(hits, h)
+		all = append(all, h)
 	}
-	return hits, true
+	return all, len(all), true
 }
 
-// hitKey is a match's place in the order of results: arrival, folder and
-// UID, all descending.
+// hitKey is a match's place in the order of results (store.MailQuery's
+// Compare): its text id, arrival, folder and UID.
 type hitKey struct {
+	Text   int64  `json:"t,omitempty"`
 	Date   int64  `json:"d"`
 	Folder int64  `json:"f"`
 	UID    uint32 `json:"u"`
 }
 
 func hitCursor(h store.Hit) string {
-	b, _ := json.Marshal(hitKey{h.Date, h.MailboxID, h.UID})
+	b, _ := json.Marshal(hitKey{h.TextID, h.Date, h.MailboxID, h.UID})
 	return "c" + base64.RawURLEncoding.EncodeToString(b)
 }
 
-// hitAfter returns the index of the first match past the cursor: a place
-// in the order, so that it holds when its message is gone.
-func hitAfter(hits []store.Hit, after string) (int, error) {
-	var k hitKey
+// hitAfter returns the match the results continue after: a place in the
+// order, so that it holds when its message is gone. A message id (the
+// older form) names a message that must still be there.
+func hitAfter(ctx context.Context, a *store.Account, after string) (*store.Hit, error) {
 	if strings.HasPrefix(after, "c") {
+		var k hitKey
 		b, err := base64.RawURLEncoding.DecodeString(after[1:])
 		if err != nil || json.Unmarshal(b, &k) != nil {
-			return 0, invalid("after", "not a cursor this method gave")
+			return nil, invalid("after", "not a cursor this method gave")
 		}
-	} else {
-		r, err := MessageID(after).parse()
-		if err != nil {
-			return 0, err
-		}
-		i := slices.IndexFunc(hits, func(h store.Hit) bool { return h.MailboxID == r.folder && h.UID == r.uid })
-		if i < 0 {
-			return 0, &Error{Code: CodeNotFound, Message: "no such message among the matches (use the next cursor)", Data: ErrorData{Type: "notFound", Field: "after"}}
-		}
-		return i + 1, nil
+		return &store.Hit{TextID: k.Text, Date: k.Date, MailboxID: k.Folder, UID: k.UID}, nil
 	}
-	// The first match that sorts after k: hits are descending.
-	i, _ := slices.BinarySearchFunc(hits, k, func(h store.Hit, k hitKey) int {
-		switch {
-		case h.Date != k.Date:
-			return cmpDesc(h.Date, k.Date)
-		case h.MailboxID != k.Folder:
-			return cmpDesc(h.MailboxID, k.Folder)
-		}
-		return cmpDesc(int64(h.UID), int64(k.UID))
-	})
-	for i < len(hits) && hits[i].Date == k.Date && hits[i].MailboxID == k.Folder && hits[i].UID == k.UID {
-		i++
+	r, err := MessageID(after).parse()
+	if err != nil {
+		return nil, err
 	}
-	return i, nil
-}
-
-// cmpDesc compares for a descending order.
-func cmpDesc(a, b int64) int {
-	switch {
-	case a > b:
-		return -1
-	case a < b:
-		return 1
+	h, err := a.HitOf(ctx, r.folder, r.uid)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, &Error{Code: CodeNotFound, Message: "no such message (use the next cursor)", Data: ErrorData{Type: "notFound", Field: "after"}}
 	}
-	return 0
+	if err != nil {
+		return nil, err
+	}
+	return &h, nil
 }
 
 // withInfo reads msgs again with their parse, keeping their order; those

@@ -210,6 +210,10 @@ func TestSearch(t *testing.T) {
 				if want := subjectsOf(all.Messages); !slices.Equal(byStart, want) || !slices.Equal(byNext, want) {
 					t.Errorf("paged %v / %v, want %v", byStart, byNext, want)
 				}
+				// after may name a message (the older form).
+				if r := search(map[string]any{"query": "in:anywhere", "limit": 1, "after": all.Messages[0].MessageID}); len(r.Messages) != 1 || r.Messages[0].Subject != all.Messages[1].Subject {
+					t.Errorf("after a message id: %+v", r)
+				}
 				// The message a cursor ended on is deleted.
 				first := search(map[string]any{"query": "in:anywhere", "limit": 2})
 				var rm okResult
@@ -218,6 +222,28 @@ func TestSearch(t *testing.T) {
 				if len(rest.Messages) != 1 || rest.Messages[0].Subject != all.Messages[2].Subject || rest.Total != all.Total-1 || rest.State == first.State {
 					t.Errorf("after a deleted message: %+v", rest)
 				}
+				// A word's matches page by the cursor as well (the
+				// index's order), the count kept.
+				noodles := slices.DeleteFunc([]string{"old noodle recipe", "Cheap noodle deals", "Re: Lunch?", "Lunch?"},
+					func(s string) bool { return s == first.Messages[1].Subject })
+				var paged []string
+				cur := ""
+				for range noodles {
+					p := map[string]any{"query": "noodle in:anywhere", "limit": 1}
+					if cur != "" {
+						p["after"] = cur
+					}
+					r := search(p)
+					if r.Total != len(noodles) {
+						t.Errorf("noodle page total %d, want %d", r.Total, len(noodles))
+					}
+					paged = append(paged, subjectsOf(r.Messages)...)
+					cur = r.Next
+				}
+				if !slices.Equal(paged, noodles) {
+					t.Errorf("noodle by pages %v, want %v", paged, noodles)
+				}
+				c.fail("messages.search", map[string]any{"query": "in:anywhere", "after": first.Messages[1].MessageID}, CodeNotFound, "notFound")
 				for _, bad := range []struct{ query, term string }{
 					{"is:important", "is:important"}, {"before:soon", "before:soon"}, {`"open`, `"open`},
 					{"larger:big", "larger:big"}, {"in:Nowhere", "in:Nowhere"}, {"a OR", "OR"},

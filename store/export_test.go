@@ -10,6 +10,10 @@ func SetAfterBlobWrite(s *Store, f func()) { s.hooks.afterBlobWrite = f }
 // a user's row.
 func SetBeforeGroupUser(s *Store, f func(userID int64)) { s.hooks.beforeGroupUser = f }
 
+// SetBroadCount sets the count of index matches from which a search's
+// matches are counted without a look-up each (broadCount).
+func SetBroadCount(s *Store, n int) { s.hooks.broadCount = n }
+
 // GroupPending is how many deliveries wait for the running group commit.
 func GroupPending(s *Store) int {
 	s.group.mu.Lock()

@@ -1,11 +1,14 @@
 package store
 
 import (
+	"cmp"
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"runtime"
 	"slices"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -70,15 +73,305 @@ type MailQuery struct {
 // Hit is a message a search found.
 type Hit struct {
 	ID        int64  `db:"id"`
+	TextID    int64  `db:"text_id"`
 	MailboxID int64  `db:"mailbox_id"`
 	UID       uint32 `db:"uid"`
 	Date      int64  `db:"internal_date"`
 }
 
-// FindMessages returns every message of q.Mailboxes that matches q, newest
-// first (arrival, then mailbox and UID, descending). For a secure user it
-// needs the account's key.
+// textOrdered reports whether q's matches are in the order of the text
+// index's rows: when a group of words alone must hold, the index's
+// matches drive the search, and their rows are in the order their texts
+// arrived (text ids, textRange), newest first, so that a page of them is
+// found without reading the others. The copies of one text, which share
+// its row, follow by folder and UID. Other searches are in arrival date
+// order (then folder and UID, descending), as folders are listed.
+func (q MailQuery) textOrdered() bool {
+	for _, g := range q.Groups {
+		if len(g) > 0 && !slices.ContainsFunc(g, func(t SearchTerm) bool { return !t.textual() || t.Not }) {
+			return true
+		}
+	}
+	return false
+}
+
+// Compare orders two matches of q as its results are: below 0 when x
+// comes first.
+func (q MailQuery) Compare(x, y Hit) int {
+	if q.textOrdered() {
+		return cmp.Or(cmp.Compare(y.TextID, x.TextID), cmp.Compare(x.MailboxID, y.MailboxID), cmp.Compare(x.UID, y.UID))
+	}
+	return cmp.Or(cmp.Compare(y.Date, x.Date), cmp.Compare(y.MailboxID, x.MailboxID), cmp.Compare(y.UID, x.UID))
+}
+
+// orderBy is the SQL of q's order (Compare), for a statement over
+// messages m.
+func (q MailQuery) orderBy() string {
+	if q.textOrdered() {
+		return " ORDER BY m.text_id DESC, m.mailbox_id, m.uid"
+	}
+	return " ORDER BY m.internal_date DESC, m.mailbox_id DESC, m.uid DESC"
+}
+
+// afterCond is the condition that a message comes after h in q's order.
+func (q MailQuery) afterCond(h Hit) (string, []any) {
+	if q.textOrdered() {
+		return "(m.text_id < ? OR (m.text_id = ? AND (m.mailbox_id > ? OR (m.mailbox_id = ? AND m.uid > ?))))",
+			[]any{h.TextID, h.TextID, h.MailboxID, h.MailboxID, h.UID}
+	}
+	return "(m.internal_date < ? OR (m.internal_date = ? AND (m.mailbox_id < ? OR (m.mailbox_id = ? AND m.uid < ?))))",
+		[]any{h.Date, h.Date, h.MailboxID, h.MailboxID, h.UID}
+}
+
+// FindMessages returns every message of q.Mailboxes that matches q, in
+// the order of q.Compare: newest first. For a secure user it needs the
+// account's key.
 func (a *Account) FindMessages(ctx context.Context, q MailQuery) ([]Hit, error) {
+	secure, err := a.findCheck(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	if len(q.Mailboxes) == 0 {
+		return []Hit{}, nil
+	}
+	var hits []Hit
+	if secure {
+		hits, err = a.scan(ctx, q)
+	} else {
+		st := a.indexedSQL(q)
+		hits, err = a.selectHits(ctx, "SELECT m.id, m.text_id, m.mailbox_id, m.uid, m.internal_date"+st.from+" WHERE "+st.where+st.order, st.args)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("find messages: %w", err)
+	}
+	return hits, nil
+}
+
+// FindQuery is the page of a search's matches FindPage returns.
+type FindQuery struct {
+	// After continues after that match (a page's last), by its place in
+	// the order (the match's TextID, Date, MailboxID and UID): it holds
+	// when that message is gone.
+	After *Hit
+	// Skip leaves out that many matches first (after After, if set).
+	Skip  int
+	Limit int
+	// Total, when above 0, is the count of matches a former page of the
+	// same search found at the same state: it is not counted again.
+	Total int
+}
+
+// FoundPage is a page of a search's matches.
+type FoundPage struct {
+	Hits  []Hit
+	Total int // every match, not only the page's
+	// All is every match, when the search had to find them all to
+	// answer (a secure user's scan): kept, it answers the next pages
+	// without another scan (PageOf).
+	All []Hit
+}
+
+// FindPage returns a page of what FindMessages would, and the count of
+// all. With the index it does not read every match: the count is one
+// pass over the index's matches and their rows' index entries (nothing
+// read from the rows, nothing sorted), and a page of words walks the
+// index's matches newest first and stops when the page is full, so that
+// the first page of a word in every message costs about what a rare
+// word's does.
+func (a *Account) FindPage(ctx context.Context, q MailQuery, p FindQuery) (FoundPage, error) {
+	if p.Limit <= 0 {
+		return FoundPage{}, fmt.Errorf("find messages: %w: limit %d", ErrInvalid, p.Limit)
+	}
+	secure, err := a.findCheck(ctx, q)
+	if err != nil {
+		return FoundPage{}, err
+	}
+	if len(q.Mailboxes) == 0 {
+		return FoundPage{Hits: []Hit{}, All: []Hit{}}, nil
+	}
+	if secure {
+		all, err := a.scan(ctx, q)
+		if err != nil {
+			return FoundPage{}, fmt.Errorf("find messages: %w", err)
+		}
+		return FoundPage{Hits: q.PageOf(all, p), Total: len(all), All: all}, nil
+	}
+	st := a.indexedSQL(q)
+	total := p.Total
+	if total <= 0 && p.After == nil && a.s.db.Dialect() == sqldb.MySQL {
+		// InnoDB's FULLTEXT search finds every match whatever the
+		// LIMIT: the page and the count come of one search
+		// (SQL_CALC_FOUND_ROWS, read on the same connection).
+		return a.findPageCounted(ctx, st, p)
+	}
+	if total <= 0 {
+		if total, err = a.countFound(ctx, q, st); err != nil {
+			return FoundPage{}, fmt.Errorf("find messages: count: %w", err)
+		}
+	}
+	if total == 0 {
+		return FoundPage{Hits: []Hit{}}, nil
+	}
+	where, args := st.where, slices.Clone(st.args)
+	if p.After != nil {
+		if st.hiArg >= 0 {
+			// The index's walk starts at the match's own row.
+			args[st.hiArg] = min(args[st.hiArg].(int64), p.After.TextID)
+		}
+		c, cargs := q.afterCond(*p.After)
+		where += " AND " + c
+		args = append(args, cargs...)
+	}
+	args = append(args, p.Limit, max(p.Skip, 0))
+	hits, err := a.selectHits(ctx, "SELECT m.id, m.text_id, m.mailbox_id, m.uid, m.internal_date"+st.from+" WHERE "+where+st.order+" LIMIT ? OFFSET ?", args)
+	if err != nil {
+		return FoundPage{}, fmt.Errorf("find messages: %w", err)
+	}
+	return FoundPage{Hits: hits, Total: total}, nil
+}
+
+// broadCount is the count of a search's index matches from which they
+// are counted without a look-up each (countFound).
+const broadCount = 5000
+
+// maxUneven bounds the index rows countFound takes apart.
+const maxUneven = 1000
+
+// countFound counts the matches of st. Each index match costs a look-up
+// of its messages (some 3 µs on SQLite), which for a word in most of
+// 100,000 messages is a third of a second. When the words are the whole
+// search, most index rows are one message in the folders searched: the
+// count is then the index's own count of its matches (no look-up), plus,
+// for the few rows that are not one message there (copies, messages in
+// other folders), the difference, found by one pass over the user's
+// index entries of the messages (ordered by text id, no look-up either).
+// It rests on every index row having a message, which textindex.go
+// keeps: a row goes with its last message.
+func (a *Account) countFound(ctx context.Context, q MailQuery, st indexedSQL) (int, error) {
+	var total int
+	if st.plain {
+		broad := broadCount
+		if a.s.hooks.broadCount > 0 {
+			broad = a.s.hooks.broadCount
+		}
+		lo, hi := textRange(a.userID)
+		if err := a.s.db.DB.QueryRowContext(ctx, "SELECT COUNT(*) FROM message_text WHERE message_text MATCH ? AND rowid BETWEEN ? AND ?", st.expr, lo, hi).Scan(&total); err != nil {
+			return 0, err
+		}
+		if total < broad {
+			total = -1
+		} else {
+			in, inArgs := a.mailboxCond(q)
+			in = strings.TrimPrefix(in, "m.user_id = ? AND ")
+			args := append(inArgs[1:], lo, hi, a.userID)
+			rows, err := a.s.db.DB.QueryContext(ctx, "SELECT m.text_id, SUM(CASE WHEN "+in+" THEN 1 ELSE 0 END) AS n FROM messages m INDEXED BY messages_text"+
+				" WHERE m.text_id BETWEEN ? AND ? AND m.user_id = ? GROUP BY m.text_id HAVING n <> 1 LIMIT "+fmt.Sprint(maxUneven+1), args...)
+			if err != nil {
+				return 0, err
+			}
+			uneven := map[int64]int{}
+			for rows.Next() {
+				var id int64
+				var n int
+				if err := rows.Scan(&id, &n); err != nil {
+					rows.Close()
+					return 0, err
+				}
+				uneven[id] = n
+			}
+			rows.Close()
+			if err := rows.Err(); err != nil {
+				return 0, err
+			}
+			if len(uneven) > maxUneven {
+				total = -1
+			} else if len(uneven) > 0 {
+				ids := make([]any, 0, len(uneven))
+				for id := range uneven {
+					ids = append(ids, id)
+				}
+				qs, qargs, err := sqlx.In("SELECT rowid FROM message_text WHERE message_text MATCH ? AND rowid IN (?)", st.expr, ids)
+				if err != nil {
+					return 0, err
+				}
+				matched, err := a.s.db.DB.QueryContext(ctx, qs, qargs...)
+				if err != nil {
+					return 0, err
+				}
+				for matched.Next() {
+					var id int64
+					if err := matched.Scan(&id); err != nil {
+						matched.Close()
+						return 0, err
+					}
+					total += uneven[id] - 1
+				}
+				matched.Close()
+				if err := matched.Err(); err != nil {
+					return 0, err
+				}
+			}
+		}
+		if total >= 0 {
+			return total, nil
+		}
+	}
+	err := a.s.db.DB.QueryRowContext(ctx, a.s.rebind("SELECT COUNT(*)"+st.from+" WHERE "+st.where), st.args...).Scan(&total)
+	return total, err
+}
+
+// findPageCounted runs a first page of st on MariaDB with its count.
+func (a *Account) findPageCounted(ctx context.Context, st indexedSQL, p FindQuery) (FoundPage, error) {
+	conn, err := a.s.db.DB.Conn(ctx)
+	if err != nil {
+		return FoundPage{}, fmt.Errorf("find messages: %w", err)
+	}
+	defer conn.Close()
+	hits, err := selectHitsOn(ctx, conn, a.s.rebind("SELECT SQL_CALC_FOUND_ROWS m.id, m.text_id, m.mailbox_id, m.uid, m.internal_date"+st.from+" WHERE "+st.where+st.order+" LIMIT ? OFFSET ?"),
+		append(slices.Clone(st.args), p.Limit, max(p.Skip, 0)))
+	if err != nil {
+		return FoundPage{}, fmt.Errorf("find messages: %w", err)
+	}
+	var total int
+	if err := conn.QueryRowContext(ctx, "SELECT FOUND_ROWS()").Scan(&total); err != nil {
+		return FoundPage{}, fmt.Errorf("find messages: count: %w", err)
+	}
+	return FoundPage{Hits: hits, Total: total}, nil
+}
+
+// PageOf returns the page p of all, every match of q in its order
+// (FoundPage.All).
+func (q MailQuery) PageOf(all []Hit, p FindQuery) []Hit {
+	start := 0
+	if p.After != nil {
+		start = sort.Search(len(all), func(i int) bool { return q.Compare(all[i], *p.After) > 0 })
+	}
+	start = min(start+max(p.Skip, 0), len(all))
+	return all[start:min(start+max(p.Limit, 0), len(all))]
+}
+
+// HitOf returns a message of the account's as a search's match would
+// name it: where it is in a search's order.
+func (a *Account) HitOf(ctx context.Context, mailboxID int64, uid uint32) (Hit, error) {
+	if a.view != nil {
+		if _, err := a.need(ctx, mailboxID, RightRead); err != nil {
+			return Hit{}, fmt.Errorf("find message %d/%d: %w", mailboxID, uid, err)
+		}
+	}
+	hits, err := a.selectHits(ctx, "SELECT m.id, m.text_id, m.mailbox_id, m.uid, m.internal_date FROM messages m WHERE m.user_id = ? AND m.mailbox_id = ? AND m.uid = ?",
+		[]any{a.userID, mailboxID, uid})
+	if err != nil {
+		return Hit{}, fmt.Errorf("find message %d/%d: %w", mailboxID, uid, err)
+	}
+	if len(hits) == 0 {
+		return Hit{}, fmt.Errorf("find message %d/%d: %w", mailboxID, uid, ErrNotFound)
+	}
+	return hits[0], nil
+}
+
+// findCheck checks a search and returns whether the user's mail is
+// sealed (and the key there to scan it).
+func (a *Account) findCheck(ctx context.Context, q MailQuery) (bool, error) {
 	if a.view != nil {
 		// A shared mailbox is searched as the owner's (only a non-secure
 		// owner's are shared, rights), with "r" on each (RFC 4314 4).
@@ -87,44 +380,35 @@ func (a *Account) FindMessages(ctx context.Context, q MailQuery) ([]Hit, error) 
 		// the owner's.
 		for _, id := range q.Mailboxes {
 			if _, err := a.need(ctx, id, RightRead); err != nil {
-				return nil, fmt.Errorf("find messages in mailbox %d: %w", id, err)
+				return false, fmt.Errorf("find messages in mailbox %d: %w", id, err)
 			}
 		}
 		for _, g := range q.Groups {
 			for _, t := range g {
 				if t.Kind == TermUnread || t.Kind == TermRead || (t.Kind == TermFlags && t.Flags.Has(FlagSeen)) {
-					return nil, fmt.Errorf("find messages: %w: the read state of a shared mailbox is not searched", ErrInvalid)
+					return false, fmt.Errorf("find messages: %w: the read state of a shared mailbox is not searched", ErrInvalid)
 				}
 			}
 		}
 	}
 	if len(q.Mailboxes) == 0 {
-		return []Hit{}, nil
+		return false, nil
 	}
 	for _, g := range q.Groups {
 		for _, t := range g {
 			if t.textual() && len(t.Words) == 0 {
-				return nil, fmt.Errorf("find messages: %w: a text term without words", ErrInvalid)
+				return false, fmt.Errorf("find messages: %w: a text term without words", ErrInvalid)
 			}
 		}
 	}
 	u, err := a.s.UserByID(ctx, a.userID)
 	if err != nil {
-		return nil, fmt.Errorf("find messages: %w", err)
+		return false, fmt.Errorf("find messages: %w", err)
 	}
-	var hits []Hit
-	if u.Secure {
-		if a.key == nil {
-			return nil, fmt.Errorf("find messages: %w", ErrLocked)
-		}
-		hits, err = a.scan(ctx, q)
-	} else {
-		hits, err = a.findIndexed(ctx, q)
+	if u.Secure && a.key == nil {
+		return false, fmt.Errorf("find messages: %w", ErrLocked)
 	}
-	if err != nil {
-		return nil, fmt.Errorf("find messages: %w", err)
-	}
-	return hits, nil
+	return u.Secure, nil
 }
 
 // mailboxCond restricts to q's mailboxes, which must be the account's.
@@ -301,13 +585,28 @@ func (a *Account) innodbWords(groups [][]SearchTerm) (string, []any, [][]SearchT
 	return b.String(), args, rest
 }
 
-// findIndexed runs a search of a user whose mail is not sealed as one
-// statement. On SQLite the groups of words alone are one FTS5 expression,
-// which intersects the words' postings in the index (two common words
-// whose messages are few together cost those few, not each word's many);
-// the rest are conditions on the rows.
-func (a *Account) findIndexed(ctx context.Context, q MailQuery) ([]Hit, error) {
+// indexedSQL is a search of a user whose mail is not sealed as one
+// statement: its FROM, WHERE and ORDER BY, and the index of the argument
+// that bounds the walk over the index's rows from above (-1: none).
+type indexedSQL struct {
+	from, where, order string
+	args               []any
+	hiArg              int
+	// expr is the FTS5 expression of a search on SQLite whose words
+	// drive it, and plain says that the words are the whole search.
+	expr  string
+	plain bool
+}
+
+// indexedSQL builds the statement of q. On SQLite the groups of words
+// alone are one FTS5 expression, which intersects the words' postings in
+// the index (two common words whose messages are few together cost those
+// few, not each word's many); its matches, newest first (rowid order,
+// which FTS5 walks backwards by itself), drive a join to the messages
+// that share each row; the rest are conditions on the rows.
+func (a *Account) indexedSQL(q MailQuery) indexedSQL {
 	where, args := a.mailboxCond(q)
+	st := indexedSQL{from: " FROM messages m", order: q.orderBy(), hiArg: -1}
 	var pos, neg []string
 	groups := q.Groups
 	if a.s.db.Dialect() == sqldb.SQLite {
@@ -339,12 +638,21 @@ func (a *Account) findIndexed(ctx context.Context, q MailQuery) ([]Hit, error) {
 			for _, n := range neg {
 				expr = "(" + expr + ") NOT " + n
 			}
-			c, cargs := a.ftsCond(expr)
-			where += " AND " + c
-			args = append(args, cargs...)
+			// The index's matches are the outer loop (CROSS JOIN keeps
+			// them so), each a look-up of the messages that share the
+			// row in an index that holds what is read. The order is
+			// the outer loop's alone, which FTS5 gives without a sort;
+			// the copies of one row come in the inner index's order,
+			// folder then UID (q.Compare).
+			lo, hi := textRange(a.userID)
+			st.from = " FROM message_text CROSS JOIN messages m INDEXED BY messages_text ON m.text_id = message_text.rowid"
+			where = "message_text MATCH ? AND message_text.rowid BETWEEN ? AND ? AND " + where
+			args = append([]any{expr, lo, hi}, args...)
+			st.hiArg = 2
+			st.order = " ORDER BY message_text.rowid DESC"
+			st.expr, st.plain = expr, len(groups) == 0
 		}
 	}
-	driven := len(pos) > 0
 	if a.s.db.Dialect() == sqldb.MySQL {
 		var c string
 		var cargs []any
@@ -359,9 +667,6 @@ func (a *Account) findIndexed(ctx context.Context, q MailQuery) ([]Hit, error) {
 			var cargs []any
 			if t.textual() {
 				c, cargs = a.textCond(t)
-				if len(g) == 1 && !t.Not && strings.HasPrefix(c, "m.text_id IN") {
-					driven = true
-				}
 			} else {
 				c, cargs = metaCond(t)
 			}
@@ -370,23 +675,22 @@ func (a *Account) findIndexed(ctx context.Context, q MailQuery) ([]Hit, error) {
 		}
 		where += " AND (" + strings.Join(ors, " OR ") + ")"
 	}
-	from := " FROM messages m"
-	if driven && a.s.db.Dialect() == sqldb.SQLite {
-		// The words' postings drive the search: each found row is one
-		// look-up by text id, in an index that holds what is read.
-		// Without the hint the planner may walk every message of the
-		// user and test each against the postings.
-		from += " INDEXED BY messages_text"
-	}
-	return a.selectHits(ctx, "SELECT m.id, m.mailbox_id, m.uid, m.internal_date"+from+" WHERE "+where+
-		" ORDER BY m.internal_date DESC, m.mailbox_id DESC, m.uid DESC", args)
+	st.where, st.args = where, args
+	return st
 }
 
 // selectHits runs a query for hits. The rows are scanned by hand: a
 // search may find a hundred thousand, where reflection per row (sqlx)
 // would cost more than the query.
 func (a *Account) selectHits(ctx context.Context, query string, args []any) ([]Hit, error) {
-	rows, err := a.s.db.DB.QueryContext(ctx, a.s.rebind(query), args...)
+	return selectHitsOn(ctx, a.s.db.DB, a.s.rebind(query), args)
+}
+
+// selectHitsOn runs a query for hits on a database or one connection.
+func selectHitsOn(ctx context.Context, db interface {
+	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
+}, query string, args []any) ([]Hit, error) {
+	rows, err := db.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -394,7 +698,7 @@ func (a *Account) selectHits(ctx context.Context, query string, args []any) ([]H
 	hits := []Hit{}
 	for rows.Next() {
 		var h Hit
-		if err := rows.Scan(&h.ID, &h.MailboxID, &h.UID, &h.Date); err != nil {
+		if err := rows.Scan(&h.ID, &h.TextID, &h.MailboxID, &h.UID, &h.Date); err != nil {
 			return nil, err
 		}
 		hits = append(hits, h)
@@ -431,8 +735,8 @@ func (a *Account) scan(ctx context.Context, q MailQuery) ([]Hit, error) {
 		Size  int64 `db:"size"`
 		Att   bool  `db:"has_attachments"`
 	}
-	if err := a.s.db.DB.SelectContext(ctx, &cands, a.s.rebind("SELECT m.id, m.mailbox_id, m.uid, m.internal_date, m.flags, m.size, m.has_attachments FROM messages m WHERE "+where+
-		" ORDER BY m.internal_date DESC, m.mailbox_id DESC, m.uid DESC"), args...); err != nil {
+	if err := a.s.db.DB.SelectContext(ctx, &cands, a.s.rebind("SELECT m.id, m.text_id, m.mailbox_id, m.uid, m.internal_date, m.flags, m.size, m.has_attachments FROM messages m WHERE "+where+
+		q.orderBy()), args...); err != nil {
 		return nil, err
 	}
 	hits := []Hit{}

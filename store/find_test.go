@@ -1,6 +1,7 @@
 package store_test
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -126,6 +127,10 @@ func findIn(t *testing.T, secure bool, cases []findCase) {
 			if !slices.Equal(got, tc.want) {
 				t.Errorf("secure=%v %s: %v, want %v", secure, tc.name, got, tc.want)
 			}
+			checkPages(t, a, q, hits, !secure)
+			store.SetBroadCount(e.Store, 1)
+			checkPages(t, a, q, hits, !secure)
+			store.SetBroadCount(e.Store, 0)
 		}
 		if secure {
 			if _, err := e.Store.Account(a.UserID(), nil).FindMessages(ctx, store.MailQuery{Mailboxes: []int64{boxes["INBOX"]}}); !errors.Is(err, store.ErrLocked) {
@@ -256,6 +261,105 @@ func TestIndexBacklog(t *testing.T) {
 		// Started over, it has nothing left to do.
 		if n, err := e.Store.IndexBacklog(ctx, 0); err != nil || n != 0 {
 			t.Errorf("second run indexed %d, %v", n, err)
+		}
+	})
+}
+
+// checkPages: FindPage, page by page (after the last match, and by
+// skipping), finds what FindMessages does, with its total. counted: a
+// total given is not counted again.
+func checkPages(t *testing.T, a *store.Account, q store.MailQuery, want []store.Hit, counted bool) {
+	t.Helper()
+	ctx := context.Background()
+	for _, limit := range []int{1, 2} {
+		var got []store.Hit
+		var after *store.Hit
+		for range len(want) + 1 {
+			p, err := a.FindPage(ctx, q, store.FindQuery{After: after, Limit: limit})
+			if err != nil {
+				t.Fatalf("limit %d: %v", limit, err)
+			}
+			if p.Total != len(want) {
+				t.Errorf("limit %d: total %d, want %d", limit, p.Total, len(want))
+			}
+			got = append(got, p.Hits...)
+			if len(p.Hits) < limit {
+				break
+			}
+			after = &p.Hits[len(p.Hits)-1]
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("limit %d: pages %v, want %v", limit, got, want)
+		}
+	}
+	p, err := a.FindPage(ctx, q, store.FindQuery{Skip: 1, Limit: 100})
+	if err != nil || !slices.Equal(p.Hits, want[min(1, len(want)):]) {
+		t.Errorf("skip 1: %v, %v; want %v", p.Hits, err, want[min(1, len(want)):])
+	}
+	if p, err := a.FindPage(ctx, q, store.FindQuery{Limit: 1, Total: 99}); counted && len(want) > 0 && (err != nil || p.Total != 99) {
+		t.Errorf("a total given was counted again: %d, %v", p.Total, err)
+	}
+}
+
+// TestFindPageOrder: the matches of words are newest first as their texts
+// arrived, whatever date an append gave them, a copy next to its original
+// (by folder, then UID); a page continues after a match whose message is
+// gone since.
+func TestFindPageOrder(t *testing.T) {
+	testsupport.ForEachDatabase(t, func(t *testing.T, db testsupport.Database) {
+		e := storetest.Open(t, db, storetest.Options{})
+		ctx := context.Background()
+		for _, secure := range []bool{false, true} {
+			a := e.Account(e.NewUser(t, fmt.Sprintf("u%v@example.org", secure), secure))
+			inbox, archive := storetest.Inbox(t, a), storetest.MailboxID(t, a, "Archive")
+			var uids []uint32
+			for i := range 3 {
+				// Each appended with an older date than the one before.
+				r := storetest.Append(t, a, inbox, storetest.Message("bob@x.org", "alice@example.org", fmt.Sprint("walrus ", i), "the walrus speaks"),
+					store.AppendOptions{InternalDate: time.Date(2026, 3, 10-i, 12, 0, 0, 0, time.UTC)})
+				uids = append(uids, r.UID)
+			}
+			// The middle one copied to Archive, and within INBOX.
+			for _, to := range []int64{archive, inbox} {
+				if _, err := a.Copy(ctx, inbox, store.UIDSet{{Start: uids[1], Stop: uids[1]}}, to); err != nil {
+					t.Fatal(err)
+				}
+			}
+			q := store.MailQuery{Mailboxes: []int64{inbox, archive}, Groups: [][]store.SearchTerm{{{Kind: store.TermText, Words: []string{"walrus"}}}}}
+			hits, err := a.FindMessages(ctx, q)
+			type at struct {
+				box int64
+				uid uint32
+			}
+			var got []at
+			for _, h := range hits {
+				got = append(got, at{h.MailboxID, h.UID})
+			}
+			copies := []at{{inbox, uids[1]}, {inbox, uids[2] + 1}, {archive, 1}}
+			slices.SortFunc(copies, func(x, y at) int { return cmp.Or(cmp.Compare(x.box, y.box), cmp.Compare(x.uid, y.uid)) })
+			want := append(append([]at{{inbox, uids[2]}}, copies...), at{inbox, uids[0]})
+			if err != nil || !slices.Equal(got, want) {
+				t.Fatalf("secure=%v: %v, %v; want %v", secure, got, err, want)
+			}
+			checkPages(t, a, q, hits, !secure)
+			store.SetBroadCount(e.Store, 1)
+			checkPages(t, a, q, hits, !secure)
+			store.SetBroadCount(e.Store, 0)
+			first, err := a.FindPage(ctx, q, store.FindQuery{Limit: 2})
+			if err != nil || len(first.Hits) != 2 || first.Total != 5 {
+				t.Fatalf("secure=%v: first page %+v, %v", secure, first, err)
+			}
+			gone := first.Hits[1]
+			if _, err := a.Remove(ctx, gone.MailboxID, store.UIDSet{{Start: gone.UID, Stop: gone.UID}}); err != nil {
+				t.Fatal(err)
+			}
+			next, err := a.FindPage(ctx, q, store.FindQuery{After: &first.Hits[1], Limit: 1})
+			if err != nil || len(next.Hits) != 1 || next.Hits[0] != hits[2] || next.Total != 4 {
+				t.Errorf("secure=%v: after a removed match %+v, %v; want %v of 4", secure, next, err, hits[2])
+			}
+			if _, err := a.FindPage(ctx, q, store.FindQuery{}); !errors.Is(err, store.ErrInvalid) {
+				t.Errorf("secure=%v: no limit: %v", secure, err)
+			}
 		}
 	})
 }

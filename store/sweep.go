@@ -16,6 +16,9 @@ type hooks struct {
 	afterBlobWrite func()
 	// beforeGroupUser runs in a group commit before it locks a user's row.
 	beforeGroupUser func(userID int64)
+	// broadCount, above 0, stands for the constant of that name
+	// (find.go), so that a few matches are counted as many are.
+	broadCount int
 }
 
 // SweepUnreferenced removes message files that no message refers to any
