@@ -105,26 +105,6 @@ export async function upload(composeID, files) {
   return body.result || body;
 }
 
-/** @type {Promise<Set<string>> | null} */
-let methods = null;
-/** @type {Record<string, any>} */
-const docMethods = {};
-
-/** The API's method names, from its OpenRPC document (read once). */
-export function features() {
-  methods ??= fetch(`${BASE}/openrpc.json`, { credentials: 'same-origin' }).then((r) => r.json()).then((d) => {
-    for (const m of d.methods || []) docMethods[m.name] = m;
-    return new Set(Object.keys(docMethods));
-  }).catch(() => new Set());
-  return methods;
-}
-
-/** @param {string} method @param {string} param @returns {Promise<any>} the param's schema, if the API has it */
-export async function paramSchema(method, param) {
-  await features();
-  return docMethods[method]?.params?.find((/** @type {any} */ p) => p.name === param)?.schema;
-}
-
 /**
  * The change stream (GET /rpc/events); calls back on each change.
  * @param {(ev: {kinds: string[], folderIDs: number[], resync: boolean}) => void} onChange

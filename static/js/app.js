@@ -15,6 +15,10 @@ import { showContacts, showSettings, shareDialog, keysOverlay } from './pages.js
  * @typedef {import('./list.js').Msg} Msg
  */
 
+// The list's orders (messages.list sort), each with its direction
+// (desc); date-desc, date-asc and uid, which say theirs, are left out.
+const SORTS = ['arrival', 'sent', 'from', 'subject', 'size', 'flagged', 'unread'];
+
 const S = {
   /** @type {{user: {address: string, userID: number, secure: boolean}, quota: {used: number, limit: number}} | null} */
   meta: null,
@@ -24,7 +28,7 @@ const S = {
   folder: null,
   /** @type {Record<string, string>} */
   prefs: {},
-  sort: 'date-desc',
+  sort: 'arrival',
   desc: true,
   threads: false,
   /** @type {{unread: boolean, flagged: boolean, attachments: boolean}} */
@@ -34,14 +38,10 @@ const S = {
   scopeAll: false,
   /** @type {import('./reader.js').Loaded | null} */
   open: null,
-  /** @type {Set<string>} */
-  features: new Set(),
   /** @type {EventSource | null} */
   es: null,
   inboxUnread: -1,
   listScroll: 0,
-  /** @type {string[]} */
-  contactsCache: [],
 };
 
 /** @type {MessageList} */
@@ -132,8 +132,8 @@ function buildShell() {
     el.sortDir.setAttribute('aria-pressed', String(S.desc));
     savePref('sort', S.sort); savePref('desc', S.desc ? '1' : '0'); loadList();
   } },
-    ...['date-desc', 'date-asc', 'uid'].map((s) => h('option', { value: s, text: T.sorts[s] })));
-  el.sortDir = h('button', { type: 'button', class: 'btn chip-btn', id: 'sort-dir', hidden: true, 'aria-pressed': 'true', text: T.descending,
+    ...SORTS.map((s) => h('option', { value: s, text: T.sorts[s] })));
+  el.sortDir = h('button', { type: 'button', class: 'btn chip-btn', id: 'sort-dir', 'aria-pressed': 'true', text: T.descending,
     onclick: () => { S.desc = !S.desc; el.sortDir.setAttribute('aria-pressed', String(S.desc)); savePref('desc', S.desc ? '1' : '0'); loadList(); } });
   const thr = h('button', { type: 'button', class: 'btn chip-btn', id: 'threads-btn', 'aria-pressed': 'false', onclick: () => { S.threads = !S.threads; thr.setAttribute('aria-pressed', String(S.threads)); savePref('threads', S.threads ? '1' : ''); loadList(); } },
     icon('thread'), h('span', { text: T.threads }));
@@ -300,7 +300,7 @@ function folderRow(f) {
 async function folderMenu(f, anchor) {
   const isSpecial = !!f.specialUse || f.name === 'INBOX';
   const opts = [[T.newFolder, 'new'], ...(isSpecial ? [] : [[T.renameFolder, 'rename'], [T.moveFolder, 'move'], [T.deleteFolder, 'delete']]),
-    ...(S.features.has('folders.share') && f.name !== 'INBOX' ? [[T.shareFolder, 'share']] : [])];
+    ...(f.name !== 'INBOX' ? [[T.shareFolder, 'share']] : [])];
   const fd = await dialog(folderName(f), (form) => {
     const fs = h('fieldset', {}, h('legend', { class: 'visually-hidden', text: T.more }));
     opts.forEach(([label, v], i) => fs.append(h('label', { class: 'radio' }, h('input', { type: 'radio', name: 'act', value: v, checked: i === 0 }), label)));
@@ -375,8 +375,7 @@ async function loadList() {
     };
   } else {
     total = S.threads ? undefined : S.folder.total;
-    const order = S.features.has('messages.list:desc') && !['date-desc', 'date-asc', 'uid'].includes(S.sort) ? { sort: S.sort, desc: S.desc } : { sort: S.sort };
-    src = (start, limit) => api.call('messages.list', { folderID, start, limit, ...order,
+    src = (start, limit) => api.call('messages.list', { folderID, start, limit, sort: S.sort, desc: S.desc,
       ...(S.threads ? { threads: true } : {}), ...(filtered ? { filter: { unread: f.unread, flagged: f.flagged, attachments: f.attachments } } : {}) });
   }
   await list.show(src, total);
@@ -410,7 +409,7 @@ async function openMessage(m, showImages) {
     renderMessage(el.reader, msg, readerActions(m));
     mark('open-end');
     performance.measure('open', 'open-start', 'open-end');
-    if (S.threads && (m.threadCount || 0) > 1 && S.features.has('messages.thread')) {
+    if (S.threads && (m.threadCount || 0) > 1) {
       const t = await api.call('messages.thread', { threadID: m.threadID, folderID: m.folderID });
       renderThread(el.reader, t.messages, (x) => { list.openID = x.messageID; openMessage(x); });
     }
@@ -487,8 +486,15 @@ function closeReader(clearPane) {
 /** @param {string} id */
 async function viewSource(id) {
   try {
-    const r = await fetch(`/rpc/blob/${id}/source`, { credentials: 'same-origin' });
-    const text = await r.text();
+    // The source comes with messages.load, cut at a megabyte; past
+    // that, the whole of it from the sourceURL the API names.
+    const m = await api.call('messages.load', { messageID: id, sections: ['source'] });
+    let text = m.source;
+    if (m.sourceTruncated) {
+      const r = await fetch(m.sourceURL, { credentials: 'same-origin' });
+      if (!r.ok) throw new Error(`${T.failed} (${r.status})`);
+      text = await r.text();
+    }
     await dialog(T.sourceTitle, (f) => f.append(h('pre', { class: 'source', tabindex: '0', text })), T.close);
   } catch (e) { fail(e); }
 }
@@ -565,35 +571,25 @@ function compose(how) {
 /** @param {() => void} un */
 function composeEnv(un) {
   return {
-    toast, features: S.features, undoSeconds: Number(S.prefs.undoSeconds || 0),
+    toast, undoSeconds: Number(S.prefs.undoSeconds || 0),
     identity: () => api.call('settings.identity', {}),
-    identities: async () => (S.features.has('identities.list') ? (await api.call('identities.list', {})).identities : null),
+    identities: async () => (await api.call('identities.list', {})).identities || [],
     aliases: async () => (await api.call('aliases', {})).aliases.map((/** @type {{address: string}} */ a) => a.address),
     suggest: suggest,
-    sent: (/** @type {string[]} */ to) => {
-      const recent = JSON.parse(localStorage.getItem('basalt.recent') || '[]');
-      localStorage.setItem('basalt.recent', JSON.stringify([...new Set([...to, ...recent])].slice(0, 200)));
-      setTimeout(() => afterChange(), 300);
-    },
+    sent: () => { setTimeout(() => afterChange(), 300); },
     closed: un,
     perf: mark,
   };
 }
 
-/** @param {string} q */
+/**
+ * Completions for a To/Cc/Bcc field: the server's, from the contacts and
+ * the recent recipients it keeps (contacts.suggest).
+ * @param {string} q
+ */
 async function suggest(q) {
-  const lq = q.toLowerCase();
-  if (S.features.has('contacts.suggest')) {
-    try { const r = await api.call('contacts.suggest', { prefix: q, limit: 8 }); return r.suggestions.map((/** @type {{display: string, address: string}} */ c) => c.display || c.address); } catch { /* fall back to the local lists */ }
-  }
-  if (!S.contactsCache.length) {
-    try {
-      const r = await api.call('contacts.list', {});
-      S.contactsCache = r.contacts.flatMap((/** @type {any} */ c) => (c.emails || []).map((/** @type {any} */ e) => (c.name ? `${c.name} <${e.value}>` : e.value)));
-    } catch { S.contactsCache = []; }
-  }
-  const recent = JSON.parse(localStorage.getItem('basalt.recent') || '[]');
-  return [...new Set([...S.contactsCache, ...recent])].filter((a) => a.toLowerCase().includes(lq));
+  const r = await api.call('contacts.suggest', { prefix: q, limit: 8 });
+  return r.suggestions.map((/** @type {{display: string, address: string}} */ c) => c.display || c.address);
 }
 
 // ---------- pages ----------
@@ -605,8 +601,8 @@ function showPage(which) {
   if (!which) return;
   const back = () => { showPage(null); list.render(true); };
   pushEscape(() => { if (el.page.hidden) return false; back(); return true; });
-  const ctx = { toast, fail, back, prefs: S.prefs, savePref, applyPrefs, features: S.features, compose: (/** @type {string} */ to) => { back(); compose({ to: [to] }); } };
-  if (which === 'contacts') { S.contactsCache = []; showContacts(el.page, ctx); } else showSettings(el.page, ctx);
+  const ctx = { toast, fail, back, prefs: S.prefs, savePref, applyPrefs, compose: (/** @type {string} */ to) => { back(); compose({ to: [to] }); } };
+  if (which === 'contacts') { showContacts(el.page, ctx); } else showSettings(el.page, ctx);
 }
 
 async function doLogout() {
@@ -703,25 +699,15 @@ async function boot() {
   // the cookie, and the CSRF token in the fragment, never sent anywhere.
   const handed = /^#csrf=([\w-]+)$/.exec(location.hash);
   if (handed) { api.setCSRF(handed[1]); history.replaceState(null, '', location.pathname + location.search); }
-  S.features = await api.features();
   if (!api.csrf()) await showLogin();
   // What the first screen needs, asked at once.
   const [meta, cfg] = await Promise.all([api.call('meta'), api.call('config.load').catch(() => ({ config: {} })), loadFoldersData()]);
   S.meta = meta;
   if (!el.main) buildShell();
-  // Features the API's parameters tell (the list's sorts and filters).
-  const [sorts, desc] = await Promise.all([api.paramSchema('messages.list', 'sort'), api.paramSchema('messages.list', 'desc')]);
-  if (desc) { S.features.add('messages.list:desc'); el.sortDir.hidden = false; }
-  if (sorts?.enum) {
-    clear(el.sort);
-    const modern = sorts.enum.includes('arrival');
-    for (const s of sorts.enum) if (!modern || !['date-desc', 'date-asc', 'uid'].includes(s)) el.sort.append(h('option', { value: s, text: T.sorts[s] || s }));
-    if (modern && (!sorts.enum.includes(S.sort) || ['date-desc', 'date-asc', 'uid'].includes(S.sort))) S.sort = 'arrival';
-  }
   S.prefs = { ...S.prefs, ...cfg.config };
   localStorage.setItem('basalt.prefs', JSON.stringify(S.prefs));
   applyPrefs();
-  if (S.prefs.sort && (!sorts?.enum || sorts.enum.includes(S.prefs.sort)) && (!sorts?.enum?.includes('arrival') || !['date-desc', 'date-asc', 'uid'].includes(S.prefs.sort))) S.sort = S.prefs.sort;
+  if (SORTS.includes(S.prefs.sort)) S.sort = S.prefs.sort;
   if (S.prefs.desc) S.desc = S.prefs.desc === '1';
   el.sortDir.setAttribute('aria-pressed', String(S.desc));
   /** @type {HTMLSelectElement} */ (el.sort).value = S.sort;

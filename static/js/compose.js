@@ -17,8 +17,8 @@ const ADDR = /^[^\s@<>(),;:"]+@[^\s@<>(),;:"]+\.[^\s@<>(),;:"]+$/;
  * @typedef {{id: string, name: string, address: string, signatureText: string, signatureHTML: string, default: boolean}} Identity
  * @typedef {{toast: (msg: string, o?: {undo?: () => void, seconds?: number, error?: boolean}) => {close: () => void, update: (s: string) => void},
  *   identity: () => Promise<{displayName: string, signature: string}>, aliases: () => Promise<string[]>,
- *   identities: () => Promise<Identity[] | null>, suggest: (q: string) => Promise<string[]>,
- *   sent: (to: string[]) => void, features: Set<string>, undoSeconds: number, closed: () => void, perf: (n: string) => void}} Env
+ *   identities: () => Promise<Identity[]>, suggest: (q: string) => Promise<string[]>,
+ *   sent: (to: string[]) => void, undoSeconds: number, closed: () => void, perf: (n: string) => void}} Env
  */
 
 /** @returns {Draft} */
@@ -63,7 +63,7 @@ function recipients(id, label, init, suggest, changed) {
   input.addEventListener('input', async () => {
     const q = input.value.trim();
     if (q.length < 1) return close();
-    const got = (await suggest(q)).filter((a) => !list.includes(a)).slice(0, 8);
+    const got = (await suggest(q).catch(() => [])).filter((a) => !list.includes(a)).slice(0, 8);
     clear(box);
     got.forEach((a, i) => box.append(h('li', { role: 'option', id: `${id}-o${i}`, 'aria-selected': 'false', onmousedown: (/** @type {Event} */ e) => { e.preventDefault(); add(a); }, text: a })));
     box.hidden = got.length === 0;
@@ -158,8 +158,8 @@ function textToNodes(text) {
 export async function openCompose(host, env, how) {
   const d = how.draft || blank();
   const ident = await env.identity().catch(() => ({ displayName: '', signature: '' }));
-  const [aliases, idents] = await Promise.all([env.aliases().catch(() => []), env.identities().catch(() => null)]);
-  const ids = idents && idents.length ? idents : null;
+  const [aliases, idents] = await Promise.all([env.aliases().catch(() => []), env.identities().catch(() => [])]);
+  const ids = idents.length ? idents : null;
   const defIdent = ids ? ids.find((x) => x.default) || ids[0] : null;
   if (defIdent && !d.identity) d.identity = defIdent.id;
   if (!how.draft) {

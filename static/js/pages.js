@@ -7,7 +7,7 @@ import { dialog, confirm } from './ui.js';
 
 /**
  * @typedef {{toast: typeof import('./ui.js').toast, fail: (e: any) => void, back: () => void, prefs: Record<string, string>,
- *   savePref: (k: string, v: string) => void, applyPrefs: () => void, features: Set<string>, compose: (to: string) => void}} Ctx
+ *   savePref: (k: string, v: string) => void, applyPrefs: () => void, compose: (to: string) => void}} Ctx
  * @typedef {{contactID: number, name: string, emails?: {type?: string, value: string}[], phones?: {type?: string, value: string}[], organization?: string, title?: string, notes?: string}} Contact
  */
 
@@ -163,7 +163,9 @@ export async function showSettings(page, ctx) {
     } }), T.notifications),
   ]);
   // The remote-image policy and the senders always shown, kept by the server.
-  const im = await api.call('settings.images', {}).catch(() => ({ policy: 'ask', senders: [] }));
+  /** @type {{policy: string, senders: string[]}} */
+  let im;
+  try { im = await api.call('settings.images', {}); } catch (e) { ctx.fail(e); return; }
   const pol = (/** @type {string} */ v, /** @type {string} */ label) => h('label', { class: 'radio' }, h('input', { type: 'radio', name: 'img-policy', value: v, checked: im.policy === v }), label);
   const senders = h('ul', { class: 'shares', id: 'img-senders' }, ...(im.senders || []).map((/** @type {string} */ a) => h('li', {}, h('span', { text: a }),
     h('button', { type: 'button', class: 'btn', onclick: async (/** @type {Event} */ e) => {
@@ -194,7 +196,9 @@ export function keysOverlay() {
 export async function shareDialog(f, toast) {
   /** @type {{folderID: number, grantee: string, access: string, domain: boolean}[]} */
   let shares = [];
-  try { shares = ((await api.call('folders.shares', {})).shares || []).filter((/** @type {{folderID: number}} */ s) => s.folderID === f.folderID); } catch { shares = []; }
+  try {
+    shares = ((await api.call('folders.shares', {})).shares || []).filter((/** @type {{folderID: number}} */ s) => s.folderID === f.folderID);
+  } catch (e) { toast(e instanceof api.ApiError ? e.words : T.failed, { error: true }); return; }
   const fd = await dialog(`${T.sharing}: ${f.name}`, (form) => {
     const ul = h('ul', { class: 'shares', id: 'share-list', 'aria-label': T.sharing });
     if (!shares.length) ul.append(h('li', { class: 'muted', text: T.notShared }));

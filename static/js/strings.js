@@ -35,7 +35,6 @@ export const T = {
   loading: 'Loading…',
   sortBy: 'Sort', descending: 'Descending',
   sorts: /** @type {Record<string,string>} */ ({
-    'date-desc': 'Newest first', 'date-asc': 'Oldest first', uid: 'Arrival',
     arrival: 'Date received', sent: 'Date sent', from: 'Sender', subject: 'Subject', size: 'Size', flagged: 'Flagged', unread: 'Unread',
   }),
   filterUnread: 'Unread',
