@@ -3,6 +3,7 @@ package rest
 import (
 	"bytes"
 	"crypto/sha256"
+	"encoding/json"
 	"log/slog"
 	"net"
 	"net/http"
@@ -138,8 +139,10 @@ func (a *API) serve(c *Ctx) error {
 	if rt.Scope == "" {
 		return rt.Handle(c)
 	}
-	secret, ok := strings.CutPrefix(c.R.Header.Get("Authorization"), "Bearer ")
-	if !ok {
+	// The scheme's name is matched ignoring case (RFC 9110 section 11.1;
+	// RFC 6750 section 2.1 spells it "Bearer").
+	scheme, secret, ok := strings.Cut(strings.TrimSpace(c.R.Header.Get("Authorization")), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
 		return admin.ErrUnauthorized
 	}
 	client := clientAddr(c.R)
@@ -218,13 +221,41 @@ func (a *API) idempotent(c *Ctx, idem string) error {
 		c.fail(herr)
 	}
 	if err := a.adm.FinishIdempotent(c.ctx, c.P.Key.ID, idem, admin.Response{Status: rec.status,
-		ContentType: rec.Header().Get("Content-Type"), Location: rec.Header().Get("Location"), Body: rec.buf.Bytes()}); err != nil {
+		ContentType: rec.Header().Get("Content-Type"), Location: rec.Header().Get("Location"), Body: withoutSecrets(rec.buf.Bytes())}); err != nil {
 		a.log.Warn("store idempotent response", "err", err)
 	}
 	return nil
 }
 
 func (a *API) serveRecorded(c *Ctx) error { return c.Route.Handle(c) }
+
+// withoutSecrets is a create's answer as it is kept for replays: without
+// the members shown once and never kept (a key's secret, kept only as a
+// hash; a generated password), which would otherwise sit in the database
+// in clear for a day. A replay tells whoever retries that the resource was
+// made; a secret lost with the first answer is replaced by a new key or a
+// password reset.
+func withoutSecrets(body []byte) []byte {
+	var m map[string]json.RawMessage
+	if json.Unmarshal(body, &m) != nil {
+		return body
+	}
+	found := false
+	for _, k := range []string{"secret", "generatedPassword"} {
+		if _, ok := m[k]; ok {
+			delete(m, k)
+			found = true
+		}
+	}
+	if !found {
+		return body
+	}
+	b, err := json.Marshal(m)
+	if err != nil {
+		return body
+	}
+	return append(b, '\n')
+}
 
 // recorder keeps a copy of what a create answers, for replays.
 type recorder struct {

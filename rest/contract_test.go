@@ -2,6 +2,9 @@ package rest_test
 
 import (
 	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"testing"
@@ -61,5 +64,51 @@ func TestSpecAndRoutes(t *testing.T) {
 	}
 	for _, k := range extra {
 		t.Errorf("openapi.yaml has %s, which no route serves", k)
+	}
+}
+
+// problemSlug finds the slugs the package's problems are made with.
+var problemSlug = regexp.MustCompile(`(?:NewProblem\(http\.Status\w+,|BadRequest\(|Conflict\()\s*"([a-z-]+)"`)
+
+// TestProblemTypesDocumented: every problem type the package answers
+// with is listed, with its status, in openapi.yaml's Problem schema,
+// which is where a client learns what it may branch on; and the spec
+// lists none the package never answers.
+func TestProblemTypesDocumented(t *testing.T) {
+	doc := loadSpec(t)
+	desc := doc.Components.Schemas["Problem"].Value.Properties["type"].Value.Description
+	listed := map[string]bool{}
+	for _, m := range regexp.MustCompile("`([a-z-]+)`").FindAllStringSubmatch(desc, -1) {
+		listed[m[1]] = true
+	}
+	files, err := filepath.Glob("*.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	used := map[string]bool{}
+	for _, f := range files {
+		if strings.HasSuffix(f, "_test.go") {
+			continue
+		}
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range problemSlug.FindAllStringSubmatch(string(b), -1) {
+			used[m[1]] = true
+		}
+	}
+	if len(used) < 10 {
+		t.Fatalf("found only %v: the pattern no longer matches how problems are made", used)
+	}
+	for s := range used {
+		if !listed[s] {
+			t.Errorf("problem type %q is not listed in openapi.yaml's Problem.type", s)
+		}
+	}
+	for s := range listed {
+		if !used[s] {
+			t.Errorf("openapi.yaml lists problem type %q, which nothing answers", s)
+		}
 	}
 }

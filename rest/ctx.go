@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/go-chi/chi/v5"
 
@@ -81,12 +82,23 @@ func (c *Ctx) Domains() (ds []string, all bool) {
 
 // CheckDomain refuses (403) a domain outside the key's reach with the
 // route's scope: for a second domain a handler learns of itself (the
-// new name of a rename, a target of an alias).
+// new name of a rename, a target of an alias), and the domain it is an
+// alias of, if it is one.
 func (c *Ctx) CheckDomain(d string) error {
-	if c.P == nil || c.P.Allows(c.Route.Scope, d) {
+	if c.P == nil {
 		return nil
 	}
-	return Forbidden("The key does not hold " + c.Route.Scope + " over " + d + ".")
+	// A domain alias's name stands for its domain (withCanonical).
+	ds, err := c.withCanonical([]string{d})
+	if err != nil {
+		return err
+	}
+	for _, d := range ds {
+		if !c.P.Allows(c.Route.Scope, d) {
+			return Forbidden("The key does not hold " + c.Route.Scope + " over " + d + ".")
+		}
+	}
+	return nil
 }
 
 // rawBody reads the body once: bounded (413), of a JSON content type
@@ -138,6 +150,9 @@ func (c *Ctx) Decode(v any) error {
 }
 
 func decodeStrict(b []byte, v any) error {
+	if err := checkMembers(b); err != nil {
+		return err
+	}
 	d := json.NewDecoder(bytes.NewReader(b))
 	d.DisallowUnknownFields()
 	if err := d.Decode(v); err != nil {
@@ -162,6 +177,85 @@ func decodeStrict(b []byte, v any) error {
 		return BadRequest("malformed", "The body holds more than one JSON value.")
 	}
 	return nil
+}
+
+// checkMembers refuses (400) a JSON text with an object that names a
+// member twice, as encoding/json tells names apart: it matches a member to
+// a struct field ignoring case (Unicode simple folding, so "ADDRESS" and
+// "addreſſ" are "address"), and the last of several wins. The route's
+// locator reads a member by its exact name; were {"address": "a@mine",
+// "Address": "a@other"} let through, the locator would check mine while
+// the handler acted on other. RFC 8259 section 4 leaves duplicate names'
+// meaning open; refusing them leaves no two readings. A text that is not
+// well-formed passes, for the decoder to refuse with its own answer.
+func checkMembers(b []byte) error {
+	d := json.NewDecoder(bytes.NewReader(b))
+	d.UseNumber()
+	// One set of folded names per open object; nil for an open array.
+	var open []map[string]bool
+	key := false // the next string token in an object is a member name
+	for {
+		t, err := d.Token()
+		if err != nil {
+			return nil
+		}
+		switch t := t.(type) {
+		case json.Delim:
+			switch t {
+			case '{':
+				open = append(open, map[string]bool{})
+				key = true
+				continue
+			case '[':
+				open = append(open, nil)
+			case '}', ']':
+				open = open[:len(open)-1]
+			}
+		case string:
+			if key {
+				f := foldName(t)
+				names := open[len(open)-1]
+				if names[f] {
+					return BadRequest("malformed", "The body names the member "+strconv.Quote(t)+" twice (member names are compared ignoring case).")
+				}
+				names[f] = true
+				key = false
+				continue
+			}
+		}
+		// A value ended (or an array opened): in an object, a name comes next.
+		key = len(open) > 0 && open[len(open)-1] != nil
+	}
+}
+
+// foldName maps a member name to one representative of its case-folding
+// class: two names fold alike exactly when strings.EqualFold (which
+// encoding/json's field matching follows) says they are equal.
+func foldName(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		m := r
+		for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
+			m = min(m, f)
+		}
+		b.WriteRune(m)
+	}
+	return b.String()
+}
+
+// member returns the value of m's member that encoding/json would decode
+// into a field named name (matched ignoring case); checkMembers has made
+// sure there is at most one.
+func member(m map[string]json.RawMessage, name string) (json.RawMessage, bool) {
+	if v, ok := m[name]; ok {
+		return v, true
+	}
+	for k, v := range m {
+		if strings.EqualFold(k, name) {
+			return v, true
+		}
+	}
+	return nil, false
 }
 
 func jsonKind(t reflect.Type) string {
@@ -189,8 +283,14 @@ func (c *Ctx) Patch(v any) error {
 	if err != nil {
 		return err
 	}
+	if err := checkMembers(b); err != nil {
+		return err
+	}
+	// Numbers are kept as their text: through float64 an integer above
+	// 2^53 (a quota in bytes) would come back changed, in the patch or
+	// in a member the patch does not touch.
 	var patch any
-	if err := json.Unmarshal(b, &patch); err != nil {
+	if err := unmarshalNumbers(b, &patch); err != nil {
 		return BadRequest("malformed", "The body is not well-formed JSON.")
 	}
 	if _, ok := patch.(map[string]any); !ok {
@@ -201,7 +301,7 @@ func (c *Ctx) Patch(v any) error {
 		return err
 	}
 	var target any
-	if err := json.Unmarshal(cur, &target); err != nil {
+	if err := unmarshalNumbers(cur, &target); err != nil {
 		return err
 	}
 	merged, err := json.Marshal(mergePatch(target, patch))
@@ -214,6 +314,19 @@ func (c *Ctx) Patch(v any) error {
 		return err
 	}
 	reflect.ValueOf(v).Elem().Set(fresh.Elem())
+	return nil
+}
+
+// unmarshalNumbers is json.Unmarshal into an any, numbers as json.Number.
+func unmarshalNumbers(b []byte, v any) error {
+	d := json.NewDecoder(bytes.NewReader(b))
+	d.UseNumber()
+	if err := d.Decode(v); err != nil {
+		return err
+	}
+	if d.More() {
+		return errors.New("more than one JSON value")
+	}
 	return nil
 }
 

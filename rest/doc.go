@@ -33,14 +33,18 @@
 // 403 for a row outside its domains as for one that does not exist, so it
 // cannot probe ids). A second domain the handler learns of
 // (a rename's new name, an alias's target domain) is checked with
-// Ctx.CheckDomain.
+// Ctx.CheckDomain. A name that is a domain alias needs the domain it
+// stands for as well (the store reads the one as the other). A body that
+// names a member twice, even in another case, is refused (400) before a
+// locator reads it, so the locator and the handler read the same value.
 //
 // A handler returns an error: a *Problem (NewProblem, Validation, Invalid,
 // BadRequest, NotFound, Conflict, Forbidden), or a store error, mapped to
 // its status (ErrNotFound 404, ErrExists/ErrNotEmpty/ErrDomainLimit 409,
-// ErrInvalid 422, admin.ErrForbidden/ErrWider 403, unavailable 503, else
-// 500, logged). Bodies: Ctx.Decode (strict: 400 malformed, 422 unknown
-// field or wrong type, 413 too large, 415 not application/json),
+// ErrInvalid 422, admin.ErrForbidden/ErrWider and store.ErrForbidden 403,
+// unavailable 503, else 500, logged). Bodies: Ctx.Decode (strict: 400
+// malformed or a member named twice, even in another case; 422 unknown
+// field or wrong type; 413 too large; 415 not application/json),
 // Ctx.Patch (RFC 7396 merge patch over the editable members). Answers:
 // Ctx.Resource (200 + ETag), Ctx.Created (201 + Location + ETag),
 // Ctx.NoContent, Ctx.JSON; Ctx.IfMatch(current) before a PATCH or DELETE

@@ -31,6 +31,19 @@ func (a *API) runJob(fn func(ctx context.Context, j jobRun) (any, error)) admin.
 	}
 }
 
+// bodyDomain normalizes a body's domain member ("" stays ""): the form
+// the key's domains, the job's domain and the users' addresses are in.
+func bodyDomain(d string) (string, error) {
+	if d == "" {
+		return "", nil
+	}
+	n, err := store.NormalizeDomain(d)
+	if err != nil {
+		return "", Invalid("domain", "not a domain name")
+	}
+	return n, nil
+}
+
 // --- aliases -----------------------------------------------------------------
 
 func (a *API) aliasRoutes() []Route {
@@ -262,6 +275,20 @@ func (a *API) grant(c *Ctx, mailbox, grantee string, rights store.Rights) error 
 	if err != nil {
 		return err
 	}
+	// The grantee as the store will resolve it: a login name (with or
+	// without an "@") may be a user of another domain than it says.
+	addr, isDomain, err := a.st.Grantee(c.Context(), info.ID, grantee)
+	if errors.Is(err, store.ErrNotFound) {
+		return Invalid("grantee", "no such user, and not the owner's domain")
+	}
+	if err != nil {
+		return err
+	}
+	if !isDomain {
+		if err := c.CheckDomain(domainOf(addr)); err != nil {
+			return err
+		}
+	}
 	acct := a.st.Account(info.ID, nil)
 	m, err := acct.MailboxByName(c.Context(), mailbox)
 	if errors.Is(err, store.ErrNotFound) {
@@ -285,14 +312,17 @@ func (a *API) grant(c *Ctx, mailbox, grantee string, rights store.Rights) error 
 	if rights == 0 {
 		return c.NoContent()
 	}
+	// The grant as recorded: under the user's address (whatever name it
+	// was given by) or the owner's domain.
 	for _, s := range after {
-		if s.Mailbox == mailbox && strings.EqualFold(s.Grantee, grantee) {
+		if s.Mailbox == mailbox && s.Domain == isDomain && (isDomain || s.Grantee == addr) {
 			return c.JSON(http.StatusOK, s)
 		}
 	}
-	// Granted by a login name: the grant is recorded under the user's
-	// address.
-	return c.JSON(http.StatusOK, ShareView{Mailbox: mailbox, Grantee: strings.ToLower(grantee), Domain: !strings.Contains(grantee, "@"), Rights: rights.String()})
+	if isDomain {
+		addr = domainOf(info.Address)
+	}
+	return c.JSON(http.StatusOK, ShareView{Mailbox: mailbox, Grantee: addr, Domain: isDomain, Rights: rights.String()})
 }
 
 // --- queue ---------------------------------------------------------------------
@@ -506,6 +536,10 @@ func (a *API) createBulletin(c *Ctx) error {
 	if err := c.Decode(&in); err != nil {
 		return err
 	}
+	var err error
+	if in.Domain, err = bodyDomain(in.Domain); err != nil {
+		return err
+	}
 	n := 0
 	var scope store.BulletinScope
 	var name string
@@ -531,6 +565,11 @@ func (a *API) createBulletin(c *Ctx) error {
 	from, err := store.NormalizeAddress(in.From)
 	if err != nil {
 		return Invalid("from", "not an address")
+	}
+	// The sender is one of the key's domains: a key of one customer's
+	// domain does not write to its users in another customer's name.
+	if err := c.CheckDomain(domainOf(from)); err != nil {
+		return err
 	}
 	if strings.TrimSpace(in.Subject) == "" || strings.ContainsAny(in.Subject, "\r\n") {
 		return Invalid("subject", "one line, not empty")
@@ -622,6 +661,10 @@ func (a *API) inactiveUsers(c *Ctx) error {
 	if err := c.Decode(&in); err != nil {
 		return err
 	}
+	var err error
+	if in.Domain, err = bodyDomain(in.Domain); err != nil {
+		return err
+	}
 	if in.Since.IsZero() || in.Since.After(time.Now()) {
 		return Invalid("since", "a time in the past")
 	}
@@ -635,7 +678,7 @@ func (a *API) inactiveUsers(c *Ctx) error {
 	}
 	var items []InactiveView
 	more := false
-	err := a.eachInactive(c.Context(), in.Since, in.Domain, func(u store.User) (bool, error) {
+	err = a.eachInactive(c.Context(), in.Since, in.Domain, func(u store.User) (bool, error) {
 		if len(items) == maxDryRun {
 			more = true
 			return false, nil
@@ -719,6 +762,10 @@ type recountBody struct {
 func (a *API) recalculateUsage(c *Ctx) error {
 	var in recountBody
 	if err := c.Decode(&in); err != nil {
+		return err
+	}
+	var err error
+	if in.Domain, err = bodyDomain(in.Domain); err != nil {
 		return err
 	}
 	if in.Domain != "" && in.User != "" {

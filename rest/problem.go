@@ -97,7 +97,10 @@ func problemOf(err error) (*Problem, bool) {
 		return p, false
 	case errors.Is(err, admin.ErrWider):
 		return NewProblem(http.StatusForbidden, "wider-than-key", "Forbidden", err.Error()), false
-	case errors.Is(err, admin.ErrForbidden):
+	case errors.Is(err, admin.ErrForbidden), errors.Is(err, store.ErrForbidden):
+		// store.ErrForbidden: what the store refuses whoever asks (a
+		// mailbox shared with another domain, a secure user's mailbox
+		// shared at all).
 		return Forbidden(err.Error()), false
 	case errors.Is(err, admin.ErrIdempotencyReused):
 		return NewProblem(http.StatusUnprocessableEntity, "idempotency-key-reused", "Idempotency-Key reused", err.Error()), false

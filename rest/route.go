@@ -2,7 +2,9 @@ package rest
 
 import (
 	"encoding/json"
+	"errors"
 	"net/http"
+	"slices"
 	"strings"
 
 	"basalt/store"
@@ -149,14 +151,21 @@ func (l Locator) locate(c *Ctx) ([]string, error) {
 		if err != nil {
 			return nil, err
 		}
+		// The member is read as the handler's decoding will read it: by
+		// a name matched ignoring case, and only when no name is given
+		// twice (checkMembers).
+		if err := checkMembers(raw); err != nil {
+			return nil, err
+		}
 		var m map[string]json.RawMessage
 		if json.Unmarshal(raw, &m) != nil {
 			return nil, BadRequest("malformed", "The body is not a JSON object.")
 		}
-		v, ok := m[l.name]
+		v, ok := member(m, l.name)
 		kind := l.kind
 		if !ok && l.alt != "" {
-			v, ok, kind = m[l.alt], m[l.alt] != nil, locBodyAddr
+			v, ok = member(m, l.alt)
+			kind = locBodyAddr
 		}
 		if !ok {
 			return nil, nil
@@ -221,6 +230,11 @@ func (l Locator) authorize(c *Ctx, scope string) error {
 		}
 		return err
 	}
+	if l.kind != locTarget {
+		if ds, err = c.withCanonical(ds); err != nil {
+			return err
+		}
+	}
 	c.touched = ds
 	if l.kind == locTarget {
 		for _, d := range ds {
@@ -256,6 +270,30 @@ func (l Locator) authorize(c *Ctx, scope string) error {
 		}
 	}
 	return nil
+}
+
+// withCanonical adds to ds the domain each name in it stands for when it
+// is another domain's alias: the store reads a domain alias as its domain
+// (DomainByName), so /domains/<alias> and ?domain=<alias> act on that
+// domain, which the key must reach too, not only the name it was given.
+func (c *Ctx) withCanonical(ds []string) ([]string, error) {
+	out := ds
+	for _, d := range ds {
+		if d == "" {
+			continue
+		}
+		dom, err := c.api.st.DomainByName(c.ctx, d)
+		if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrInvalid) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if dom.Name != d && !slices.Contains(out, dom.Name) {
+			out = append(slices.Clip(out), dom.Name)
+		}
+	}
+	return out, nil
 }
 
 // targetForbidden is the one answer a Target route gives a key that may

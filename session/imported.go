@@ -38,10 +38,11 @@ func hashKind(hash string) string {
 func CheckImportedHash(hash string) error {
 	switch hashKind(hash) {
 	case "argon2id":
-		if _, _, _, err := parseArgon2(hash); err != nil {
+		p, salt, _, err := parseArgon2(hash)
+		if err != nil {
 			return fmt.Errorf("%w: %v", ErrBadHash, err)
 		}
-		return nil
+		return checkImportedArgon2(p.MemoryKiB, p.Time, p.Threads, len(salt))
 	case "bcrypt":
 		cost, err := bcrypt.Cost([]byte(hash))
 		if err != nil || len(hash) != 60 {
@@ -60,6 +61,50 @@ func CheckImportedHash(hash string) error {
 	return fmt.Errorf("%w: expected $argon2id$, $2a$/$2b$/$2y$ (bcrypt) or $6$ (SHA-512-crypt)", ErrBadHash)
 }
 
+// Bounds on an imported argon2id hash's parameters. Every login of the
+// user runs them, and a login is open to anyone who knows the address,
+// so they are what an attacker spends of the server: parseArgon2's own
+// bounds (4 GiB, 64 passes) are for a hash this server made under its
+// operator's settings, not for one a provisioning system hands in. These
+// admit what other servers make (Dovecot's 64 MiB x 3, OWASP's 19 MiB x 2,
+// libsodium's moderate 256 MiB x 3) and refuse libsodium's "sensitive"
+// 1 GiB: such a user is given a new password instead.
+const (
+	maxImportArgon2MemoryKiB = 256 << 10 // 256 MiB
+	maxImportArgon2Time      = 16
+	// maxImportArgon2Work bounds memory x passes (KiB): 1 GiB once over.
+	maxImportArgon2Work    = 1 << 20
+	maxImportArgon2Threads = 16
+	minImportArgon2Salt    = 8
+	maxImportArgon2Salt    = 64
+)
+
+func checkImportedArgon2(memKiB, passes uint32, threads uint8, saltLen int) error {
+	switch {
+	case memKiB > maxImportArgon2MemoryKiB:
+		return fmt.Errorf("%w: argon2id memory %d KiB above %d KiB", ErrBadHash, memKiB, maxImportArgon2MemoryKiB)
+	case passes > maxImportArgon2Time || uint64(memKiB)*uint64(passes) > maxImportArgon2Work:
+		return fmt.Errorf("%w: argon2id time %d with memory %d KiB: more work than a login may take (memory x time at most %d KiB)",
+			ErrBadHash, passes, memKiB, maxImportArgon2Work)
+	case threads > maxImportArgon2Threads:
+		return fmt.Errorf("%w: argon2id parallelism %d above %d", ErrBadHash, threads, maxImportArgon2Threads)
+	case uint32(threads)*8 > memKiB:
+		return fmt.Errorf("%w: argon2id memory %d KiB below 8 KiB per lane", ErrBadHash, memKiB)
+	case saltLen < minImportArgon2Salt || saltLen > maxImportArgon2Salt:
+		return fmt.Errorf("%w: argon2id salt of %d bytes (%d to %d)", ErrBadHash, saltLen, minImportArgon2Salt, maxImportArgon2Salt)
+	}
+	return nil
+}
+
+// maxSHA512CryptPassword bounds the password tried against a
+// SHA-512-crypt hash. Drepper's algorithm hashes the password once per
+// character of it (steps 13-16) and twice in each of up to a million
+// rounds: a megabyte typed at a login prompt would keep a core busy for
+// hours. libxcrypt, whose crypt(3) made most of these hashes, refuses
+// passphrases longer than its CRYPT_MAX_PASSPHRASE_SIZE, 512 bytes; a
+// longer one cannot be the password and is not tried.
+const maxSHA512CryptPassword = 512
+
 // verifyImported checks password against an imported hash.
 func verifyImported(hash, password string) (bool, error) {
 	switch hashKind(hash) {
@@ -76,6 +121,9 @@ func verifyImported(hash, password string) (bool, error) {
 		rounds, explicit, salt, err := parseSHA512Crypt(hash)
 		if err != nil {
 			return false, err
+		}
+		if len(password) > maxSHA512CryptPassword {
+			return false, nil
 		}
 		got := sha512Crypt([]byte(password), salt, rounds, explicit)
 		return subtle.ConstantTimeCompare([]byte(got), []byte(hash)) == 1, nil

@@ -79,6 +79,18 @@ func TestCheckImportedHash(t *testing.T) {
 		{"$2b$04$tooshort", false},
 		{"$2b$31$" + strings.Repeat("a", 53), false}, // cost 31: a login would take days
 		{"$argon2id$v=19$m=99999999,t=1,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA", false},
+		// argon2id's costs are what every login of the user pays: within
+		// what other servers use, and no more.
+		{argon2Import("m=65536,t=3,p=4", salt16), true},    // Dovecot's
+		{argon2Import("m=262144,t=4,p=1", salt16), true},   // 1 GiB once over, the most
+		{argon2Import("m=1048576,t=4,p=1", salt16), false}, // libsodium's "sensitive": 1 GiB a login
+		{argon2Import("m=262145,t=1,p=1", salt16), false},
+		{argon2Import("m=65536,t=17,p=1", salt16), false},
+		{argon2Import("m=262144,t=5,p=1", salt16), false},
+		{argon2Import("m=65536,t=1,p=17", salt16), false},
+		{argon2Import("m=64,t=1,p=16", salt16), false},                    // below 8 KiB a lane
+		{argon2Import("m=64,t=1,p=1", "c2FsdA"), false},                   // a 4-byte salt
+		{argon2Import("m=64,t=1,p=1", strings.Repeat("c2Fs", 22)), false}, // 66 bytes
 	} {
 		err := CheckImportedHash(tc.hash)
 		if (err == nil) != tc.ok {
@@ -86,6 +98,42 @@ func TestCheckImportedHash(t *testing.T) {
 		}
 		if err != nil && !errors.Is(err, ErrBadHash) {
 			t.Errorf("CheckImportedHash(%q): %v is not ErrBadHash", tc.hash, err)
+		}
+	}
+}
+
+// salt16 is a 16-byte salt, base64 as PHC strings write it.
+const salt16 = "c2FsdHNhbHRzYWx0c2FsdA"
+
+// argon2Import is an argon2id hash with these parameters and salt (and a
+// 32-byte value that matches no password).
+func argon2Import(params, salt string) string {
+	return "$argon2id$v=19$" + params + "$" + salt + "$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGhhc2g"
+}
+
+// TestSHA512CryptLongPassword: a password longer than crypt(3) takes
+// (512 bytes) is not tried against a SHA-512-crypt hash, even one made
+// of it: the algorithm's work grows with the square of the password's
+// length, and a login is open to anyone. 512 bytes still verify.
+func TestSHA512CryptLongPassword(t *testing.T) {
+	for _, tc := range []struct {
+		n  int
+		ok bool
+	}{{512, true}, {513, false}, {1 << 16, false}} {
+		pw := strings.Repeat("p", tc.n)
+		var hash string
+		if tc.n <= 4096 {
+			hash = sha512Crypt([]byte(pw), "saltsalt", 1000, true)
+		} else {
+			// Too slow to make (that is the point): any well-formed hash.
+			hash = "$6$rounds=1000$saltsalt$" + strings.Repeat("a", 86)
+		}
+		if err := CheckImportedHash(hash); err != nil {
+			t.Fatalf("%d bytes: hash refused: %v", tc.n, err)
+		}
+		ok, err := VerifyPassword(hash, pw)
+		if err != nil || ok != tc.ok {
+			t.Errorf("a password of %d bytes: ok=%v err=%v, want ok=%v", tc.n, ok, err, tc.ok)
 		}
 	}
 }

@@ -831,6 +831,30 @@ func (a *Account) Grant(ctx context.Context, mailboxID int64, grantee string, ri
 	return nil
 }
 
+// Grantee says whom a grant by ownerID to name would go to, as Grant
+// resolves it: a user, by address, or the owner's domain (domain true,
+// address ""). A login name or an address that is another user's login
+// name resolves to that user, whose address may be in another domain
+// than name says: a caller limited to some domains checks this address.
+func (s *Store) Grantee(ctx context.Context, ownerID int64, name string) (address string, domain bool, err error) {
+	owner, err := s.UserByID(ctx, ownerID)
+	if err != nil {
+		return "", false, fmt.Errorf("grantee: %w", err)
+	}
+	userID, domainID, err := s.grantee(ctx, owner, name)
+	if err != nil {
+		return "", false, err
+	}
+	if domainID != 0 {
+		return "", true, nil
+	}
+	u, err := s.UserByID(ctx, userID)
+	if err != nil {
+		return "", false, fmt.Errorf("grantee: %w", err)
+	}
+	return u.Address, false, nil
+}
+
 // grantee finds who a grant names: the owner's domain by its name (or an
 // alias of it), or a user by address (in its domain's canonical form) or
 // login name. Address aliases are not followed: a pattern or catch-all

@@ -351,6 +351,13 @@ func (s *Store) CreateKey(ctx context.Context, by *Principal, nk NewKey) (Key, s
 		if err := by.Covers(nk.Authority); err != nil {
 			return Key{}, "", fmt.Errorf("create key: %w", err)
 		}
+		// A key for another admin acts, and is audited, as that admin,
+		// and stays when the acting admin's grants are withdrawn or the
+		// admin deleted: it is a delegation, as a grant is, and needs
+		// what a grant over its domains needs.
+		if nk.AdminID != by.Admin.ID && !by.Allows("admins:write", nk.Authority.Domains...) {
+			return Key{}, "", fmt.Errorf("create key: %w: a key for another admin needs admins:write over its domains", ErrForbidden)
+		}
 	}
 	owner, err := s.AdminByID(ctx, nk.AdminID)
 	if err != nil {

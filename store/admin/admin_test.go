@@ -277,3 +277,68 @@ func TestJobsSurviveRestart(t *testing.T) {
 		}
 	})
 }
+
+// TestKeyNetworks: a key's networks are matched against the client's
+// address unmapped, whichever way either is written: an IPv4 network
+// given IPv4-mapped (::ffff:10.0.0.0/104) is the IPv4 one, and a client
+// on an IPv6 socket (::ffff:10.1.2.3) is its IPv4 address.
+func TestKeyNetworks(t *testing.T) {
+	testsupport.ForEachDatabase(t, func(t *testing.T, db testsupport.Database) {
+		e := storetest.Open(t, db, storetest.Options{})
+		s := admin.New(e.Store)
+		ctx := context.Background()
+		ad, err := s.CreateAdmin(ctx, nil, "panel")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.AddGrant(ctx, nil, ad.ID, admin.Authority{Scopes: []string{"*"}}); err != nil {
+			t.Fatal(err)
+		}
+		for _, given := range []string{"10.0.0.0/8", "::ffff:10.0.0.0/104", "::ffff:10.1.2.3"} {
+			nets, err := admin.ParseNetworks([]string{given})
+			if err != nil {
+				t.Fatal(err)
+			}
+			k, secret, err := s.CreateKey(ctx, nil, admin.NewKey{AdminID: ad.ID, Name: given, Authority: admin.Authority{Scopes: []string{"*"}, Networks: nets}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n := k.Authority.Networks[0]; !n.Addr().Is4() {
+				t.Errorf("%s is kept as %s", given, n)
+			}
+			for from, want := range map[string]bool{"10.1.2.3": true, "::ffff:10.1.2.3": true, "10.9.9.9": given != "::ffff:10.1.2.3", "11.0.0.1": false, "::1": false} {
+				_, err := s.Authenticate(ctx, secret, netip.MustParseAddr(from))
+				if (err == nil) != want {
+					t.Errorf("key of %s from %s: %v, want allowed=%v", given, from, err, want)
+				}
+			}
+		}
+	})
+}
+
+// TestKeyForAnotherAdmin: a key made for another admin acts as that admin
+// and outlives the grants of the admin who made it: it needs admins:write
+// over its domains, as a grant to that admin would, however narrow it is.
+func TestKeyForAnotherAdmin(t *testing.T) {
+	testsupport.ForEachDatabase(t, func(t *testing.T, db testsupport.Database) {
+		e := storetest.Open(t, db, storetest.Options{})
+		s := admin.New(e.Store)
+		ctx := context.Background()
+		root, _ := principal(t, s, "root", admin.Authority{Scopes: []string{"*"}})
+		panel, _ := principal(t, s, "panel", admin.Authority{Scopes: []string{"keys:write", "users:write"}, Domains: []string{"a.test"}})
+		delegate, _ := principal(t, s, "delegate", admin.Authority{Scopes: []string{"keys:write", "users:write", "admins:write"}, Domains: []string{"a.test"}})
+		narrow := admin.Authority{Scopes: []string{"users:write"}, Domains: []string{"a.test"}}
+		if _, _, err := s.CreateKey(ctx, panel, admin.NewKey{AdminID: root.Admin.ID, Authority: narrow}); !errors.Is(err, admin.ErrForbidden) {
+			t.Errorf("a key for another admin without admins:write: %v", err)
+		}
+		if _, _, err := s.CreateKey(ctx, panel, admin.NewKey{AdminID: panel.Admin.ID, Authority: narrow}); err != nil {
+			t.Errorf("a key for its own admin: %v", err)
+		}
+		if _, _, err := s.CreateKey(ctx, delegate, admin.NewKey{AdminID: root.Admin.ID, Authority: narrow}); err != nil {
+			t.Errorf("a key for another admin with admins:write over its domain: %v", err)
+		}
+		if _, _, err := s.CreateKey(ctx, delegate, admin.NewKey{AdminID: root.Admin.ID, Authority: admin.Authority{Scopes: []string{"users:write"}, Domains: []string{"b.test"}}}); err == nil {
+			t.Error("a key over a domain the delegate does not hold")
+		}
+	})
+}

@@ -114,7 +114,8 @@ func (a Authority) Check() error {
 	return nil
 }
 
-// ParseNetworks parses CIDRs (a bare address is its /32 or /128).
+// ParseNetworks parses CIDRs (a bare address is its /32 or /128; an
+// IPv4-mapped one is its IPv4 network).
 func ParseNetworks(ss []string) ([]netip.Prefix, error) {
 	var out []netip.Prefix
 	for _, s := range ss {
@@ -125,6 +126,12 @@ func ParseNetworks(ss []string) ([]netip.Prefix, error) {
 				return nil, fmt.Errorf("%q is not a network (CIDR)", s)
 			}
 			p = netip.PrefixFrom(a, a.BitLen())
+		}
+		// An IPv4-mapped IPv6 network (RFC 4291 2.5.5.2) is the IPv4 one:
+		// clients are matched by their unmapped address, which a
+		// ::ffff:0:0/96 prefix would never contain.
+		if p.Addr().Is4In6() && p.Bits() >= 96 {
+			p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
 		}
 		out = append(out, p.Masked())
 	}
