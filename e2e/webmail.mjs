@@ -184,6 +184,18 @@ try {
 
   await step('multi-select and drag-and-drop onto a folder', async () => {
     await openFolder('Inbox');
+    // Mail sent in the steps before (the reply, the undone and the later
+    // sends) may still be arriving: a list that re-renders under the
+    // pointer would drop the selection or the drag. Go on once the
+    // inbox's rows have stayed the same for half a second.
+    let last = '';
+    for (let quiet = 0; quiet < 5;) {
+      await page.waitForTimeout(100);
+      const now = (await page.locator('#list .row[data-id]').evaluateAll((rs) => rs.map((r) => r.getAttribute('data-id')).join(','))) +
+        (await page.textContent('#count-line'));
+      quiet = now === last ? quiet + 1 : 0;
+      last = now;
+    }
     const rows = page.locator('#list .row[data-id]');
     await rows.nth(12).click();
     await rows.nth(14).click({ modifiers: ["Shift"] });
