@@ -323,6 +323,36 @@ try {
     check(await page.locator('.attachments a[download="dot.png"]').count() === 1, 'a download link');
   });
 
+  await step('list answers arriving out of order', async () => {
+    // Two refreshes overlap (a change event while another is loading) and
+    // the older answer comes back last: the rows must end up filled, not
+    // as placeholders waiting for a scroll.
+    let delayed = false;
+    await page.route('**/rpc', async (route) => {
+      if (!delayed && (route.request().postData() || '').includes('"messages.list"')) {
+        delayed = true;
+        await new Promise((r) => setTimeout(r, 700));
+      }
+      await route.continue();
+    });
+    try {
+      await page.evaluate(async () => {
+        // @ts-ignore
+        const l = window.basalt.list;
+        const first = l.refresh();
+        await new Promise((r) => setTimeout(r, 100));
+        await Promise.all([first, l.refresh()]);
+      });
+      check(delayed, 'the first list answer was held back');
+      await page.waitForTimeout(200);
+      const holes = await page.locator('#list .row.placeholder').count();
+      check(holes === 0, 'no placeholder rows after overlapping refreshes: ' + holes);
+      check(await page.locator('#list .row:has(.subject:text-is("Hostile text"))').count() === 1, 'the rows are there');
+    } finally {
+      await page.unroute('**/rpc');
+    }
+  });
+
   await step('hostile mail', async () => {
     const before = seen.requests.length;
     await page.click('#list .row:has(.subject:text-is("Hostile HTML"))');

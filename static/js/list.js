@@ -100,14 +100,20 @@ export class MessageList {
    */
   async refresh() {
     if (!this.source) return;
-    this.gen++;
+    const gen = ++this.gen;
     this.inflight.clear();
     const [a, b] = this.visiblePages();
     const jobs = [];
     for (let p = a; p <= b; p++) jobs.push(this.load(p));
     await Promise.all(jobs);
-    for (const [p, pg] of this.pages) if (pg.gen !== this.gen) this.pages.delete(p);
+    // A newer refresh started while this one waited: its pages are the
+    // ones to keep, and it redraws when they are in.
+    if (gen !== this.gen) return;
+    for (const [p, pg] of this.pages) if (pg.gen !== gen) this.pages.delete(p);
     this.render(true);
+    // A page that failed or was scrolled to meanwhile is fetched now,
+    // not left as placeholders until the next scroll.
+    this.schedule();
   }
 
   /** @param {number} n */
@@ -147,6 +153,10 @@ export class MessageList {
     try {
       const r = await src(p * PAGE, PAGE);
       if (src !== this.source) return;
+      // Answers can come back out of order: an older one never replaces
+      // a page a newer request has already filled.
+      const cur = this.pages.get(p);
+      if (gen < this.gen && cur && cur.gen > gen) return;
       this.pages.set(p, { msgs: r.messages, gen });
       if (gen === this.gen) this.setTotal(r.total);
       if (this.pages.size > MAX_PAGES) this.evict(p);
