@@ -30,8 +30,9 @@ import (
 // of: 100,000 messages, one appended and the rest copies of its row
 // (storetest.SeedCopies), seconds on SQLite. Under the race detector (make
 // test) the embedded SQLite's index updates cost about 2 ms a row, minutes
-// for 100,000, so the folder holds 5,000 there; the 100,000-message
-// numbers come from a run without it. E2E_BIG sets another size.
+// for 100,000, so the folder holds 5,000 there, and make test runs this
+// test a second time without the race detector, over 100,000. E2E_BIG
+// sets another size.
 func bigFolder() int {
 	if n, err := strconv.Atoi(os.Getenv("E2E_BIG")); err == nil && n > 0 {
 		return n
