@@ -36,6 +36,35 @@ func (s *Site) loginName(u string) string {
 	return u
 }
 
+// loginTexts are the words a form shows when its password check fails:
+// the field the hint goes under, the summary for a wrong password, the
+// hint, and the summary when the throttle holds; doing names the check in
+// the log.
+type loginTexts struct{ field, wrong, hint, throttled, doing string }
+
+// checkLogin checks a password through the session service (its throttle
+// counts every try). On a refusal it shows the form again through page
+// with the status that fits (401, 429, 403 with the lock's reason) and
+// returns false; on another error it answers 500.
+func (s *Site) checkLogin(w http.ResponseWriter, r *http.Request, user, pw string, t loginTexts, page func(int, string, map[string]string)) (*session.Auth, bool) {
+	ctx, cancel := ctxTimeout(r)
+	defer cancel()
+	auth, err := s.sess.Authenticate(ctx, s.loginName(user), pw, r.RemoteAddr)
+	switch {
+	case errors.Is(err, session.ErrAuthFailed):
+		page(http.StatusUnauthorized, t.wrong, map[string]string{t.field: t.hint})
+	case errors.Is(err, session.ErrThrottled):
+		page(http.StatusTooManyRequests, t.throttled, nil)
+	case errors.Is(err, session.ErrUserLocked):
+		page(http.StatusForbidden, lockedText(err), nil)
+	case err != nil:
+		s.fail(w, r, t.doing, err)
+	default:
+		return auth, true
+	}
+	return nil, false
+}
+
 // login checks the password through the session service (its throttle
 // counts every try), opens a web session and hands it to the webmail: the
 // session cookie, as the webmail's own login sets it, and the session's
@@ -74,19 +103,12 @@ func (s *Site) login(w http.ResponseWriter, r *http.Request) {
 		page(http.StatusUnprocessableEntity, summaryFor(len(errs)), errs)
 		return
 	}
-	auth, err := s.sess.Authenticate(ctx, s.loginName(user), pw, r.RemoteAddr)
-	switch {
-	case errors.Is(err, session.ErrAuthFailed):
-		page(http.StatusUnauthorized, "The address or the password is not right.", map[string]string{"password": "Check the password (and the address above)."})
-		return
-	case errors.Is(err, session.ErrThrottled):
-		page(http.StatusTooManyRequests, "Too many failed logins. Please wait a few minutes and try again.", nil)
-		return
-	case errors.Is(err, session.ErrUserLocked):
-		page(http.StatusForbidden, lockedText(err), nil)
-		return
-	case err != nil:
-		s.fail(w, r, "log in", err)
+	auth, ok := s.checkLogin(w, r, user, pw, loginTexts{
+		field: "password", wrong: "The address or the password is not right.",
+		hint: "Check the password (and the address above).", throttled: "Too many failed logins. Please wait a few minutes and try again.",
+		doing: "log in",
+	}, page)
+	if !ok {
 		return
 	}
 	token, web, err := s.sess.StartWeb(ctx, auth)

@@ -64,19 +64,12 @@ func (s *Site) password(w http.ResponseWriter, r *http.Request) {
 		page(http.StatusUnprocessableEntity, summaryFor(len(errs)), errs)
 		return
 	}
-	auth, err := s.sess.Authenticate(ctx, s.loginName(user), cur, r.RemoteAddr)
-	switch {
-	case errors.Is(err, session.ErrAuthFailed):
-		page(http.StatusUnauthorized, "The address or the current password is not right.", map[string]string{"current": "Check the current password (and the address above)."})
-		return
-	case errors.Is(err, session.ErrThrottled):
-		page(http.StatusTooManyRequests, "Too many failed tries. Please wait a few minutes and try again.", nil)
-		return
-	case errors.Is(err, session.ErrUserLocked):
-		page(http.StatusForbidden, lockedText(err), nil)
-		return
-	case err != nil:
-		s.fail(w, r, "check password", err)
+	auth, ok := s.checkLogin(w, r, user, cur, loginTexts{
+		field: "current", wrong: "The address or the current password is not right.",
+		hint: "Check the current password (and the address above).", throttled: "Too many failed tries. Please wait a few minutes and try again.",
+		doing: "check password",
+	}, page)
+	if !ok {
 		return
 	}
 	if err := s.sess.ChangePassword(ctx, auth.User.ID, cur, pw); err != nil {
