@@ -11,7 +11,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -58,14 +57,7 @@ func decodeAgrees(t *testing.T, config string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var wg sync.WaitGroup
-	imapFE.serve(&wg, make(chan error, 1))
-	defer func() {
-		sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		defer cancel()
-		imapFE.shutdown(sctx)
-		wg.Wait()
-	}()
+	serveFrontEnds(t, imapFE)
 	web := httptest.NewServer(svc.Router())
 	defer web.Close()
 

@@ -1,12 +1,9 @@
 package server
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -93,24 +90,10 @@ type e2eWorld struct {
 
 func startE2E(t *testing.T) *e2eWorld {
 	t.Helper()
-	data := t.TempDir()
-	cfgPath := writeConfig(t, "[auth]\nargon2_time = 1\nargon2_memory_kib = 64\nargon2_threads = 1\n"+
-		"[smtp]\nhostname = \"mx.test\"\nmx_listen = \"127.0.0.1:0\"\nsubmission_listen = \"off\"\n"+
+	svc, cfg := openServices(t, "", "mx_listen = \"127.0.0.1:0\"\nsubmission_listen = \"off\"\n"+
 		"submissions_listen = \"off\"\nlmtp_listen = \"off\"\n"+
 		"[rpc]\nrate_limit = 100000\nimage_proxy_allow_private = true\n")
-	cfg, err := LoadConfig(cfgPath, data)
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx := context.Background()
-	svc, err := Open(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { svc.Close() })
-	if _, err := svc.Store.AddDomain(ctx, "example.org"); err != nil {
-		t.Fatal(err)
-	}
 	w := &e2eWorld{t: t, svc: svc, users: map[string]int64{}}
 	for _, a := range []string{"alice@example.org", "bob@example.org"} {
 		u, err := svc.Session.CreateUser(ctx, session.NewUser{Address: a, Password: "password one"})
@@ -127,15 +110,7 @@ func startE2E(t *testing.T) *e2eWorld {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var wg sync.WaitGroup
-	errc := make(chan error, len(m.lns))
-	m.serve(&wg, errc)
-	t.Cleanup(func() {
-		sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		defer cancel()
-		m.shutdown(sctx)
-		wg.Wait()
-	})
+	serveFrontEnds(t, m)
 	for _, l := range m.lns {
 		if l.role == protosmtp.RoleMX {
 			w.mx = l.ln.Addr().String()
@@ -378,38 +353,10 @@ func TestWebmailBrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	shots := os.Getenv("E2E_SHOTS")
-	if shots == "" {
-		shots = filepath.Join(t.TempDir(), "shots")
-	}
-	if err := os.MkdirAll(shots, 0o755); err != nil {
-		t.Fatal(err)
-	}
 	script := os.Getenv("E2E_SCRIPT")
 	if script == "" {
 		script = "webmail.mjs"
 	}
-	cctx, cancel := context.WithTimeout(ctx, 4*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(cctx, node, filepath.Join(dir, script))
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "BASE_URL="+w.web.URL, "CONTROL_URL="+w.control.URL, "SHOTS="+shots, "CHROMIUM="+chromium,
-		"BIG_FOLDER="+strconv.Itoa(nbig))
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = cmd.Stdout
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	sc := bufio.NewScanner(out)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		t.Log(sc.Text())
-	}
-	if err := cmd.Wait(); err != nil {
-		t.Fatalf("%s: %v", script, err)
-	}
-	t.Logf("screenshots in %s", shots)
+	runBrowserScript(t, node, chromium, dir, script, 4*time.Minute,
+		"BASE_URL="+w.web.URL, "CONTROL_URL="+w.control.URL, "BIG_FOLDER="+strconv.Itoa(nbig))
 }

@@ -5,11 +5,9 @@ import (
 	"context"
 	"crypto/tls"
 	"io"
-	"log/slog"
 	"net"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -127,21 +125,7 @@ func TestFrontEndWiring(t *testing.T) {
 				t.Fatal(err)
 			}
 			p := f.(*pairListeners)
-			var wg sync.WaitGroup
-			errc := make(chan error, f.count())
-			f.serve(&wg, errc)
-			defer func() {
-				sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-				defer cancel()
-				if err := f.shutdown(sctx); err != nil {
-					t.Errorf("shutdown: %v", err)
-				}
-				wg.Wait()
-				close(errc)
-				for err := range errc {
-					t.Errorf("serve: %v", err)
-				}
-			}()
+			serveFrontEnds(t, f)
 			if len(p.lns) != 2 || p.lns[0].tls || !p.lns[1].tls {
 				t.Fatalf("listeners: %v", f.addrs())
 			}
@@ -188,21 +172,8 @@ func TestFrontEndWiring(t *testing.T) {
 // configuration section, and a user bob with one message of 25 octets.
 func openWired(t *testing.T, section string) (*Services, Config) {
 	t.Helper()
-	cfgPath := writeConfig(t, "[auth]\nargon2_time = 1\nargon2_memory_kib = 64\nargon2_threads = 1\n"+
-		"[smtp]\nhostname = \"mx.test\"\n"+section)
-	cfg, err := LoadConfig(cfgPath, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
+	svc, cfg := openServices(t, "", section)
 	ctx := context.Background()
-	svc, err := Open(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { svc.Close() })
-	if _, err := svc.Store.AddDomain(ctx, "example.org"); err != nil {
-		t.Fatal(err)
-	}
 	u, err := svc.Session.CreateUser(ctx, session.NewUser{Address: "bob@example.org", Password: "password one"})
 	if err != nil {
 		t.Fatal(err)

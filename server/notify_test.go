@@ -11,7 +11,6 @@ import (
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -49,20 +48,7 @@ func TestChangesReachIMAP(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var wg sync.WaitGroup
-	errc := make(chan error, 8)
-	fes := []frontEnd{mail, imapFE, popFE}
-	for _, f := range fes {
-		f.serve(&wg, errc)
-	}
-	defer func() {
-		sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		defer cancel()
-		for _, f := range fes {
-			f.shutdown(sctx)
-		}
-		wg.Wait()
-	}()
+	serveFrontEnds(t, mail, imapFE, popFE)
 	web := httptest.NewServer(svc.Router())
 	defer web.Close()
 	var submission string

@@ -1,16 +1,9 @@
 package server
 
 import (
-	"bufio"
-	"context"
 	"encoding/json"
-	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -26,23 +19,9 @@ import (
 // message in the webmail.
 func TestSiteBrowser(t *testing.T) {
 	node, chromium, dir := browserEnv(t)
-	cfgPath := writeConfig(t, "[auth]\nargon2_time = 1\nargon2_memory_kib = 64\nargon2_threads = 1\n"+
-		"[smtp]\nhostname = \"mx.test\"\n[rpc]\nrate_limit = 100000\n"+
+	svc, _ := openServices(t, "", "[rpc]\nrate_limit = 100000\n"+
 		"[site]\nadmins = [\"postmaster@example.org\"]\n[[site.footer]]\ntitle = \"Terms\"\nurl = \"/terms\"\n"+
 		"[site.register]\nmode = \"open\"\ndomain = \"example.org\"\n")
-	cfg, err := LoadConfig(cfgPath, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx := context.Background()
-	svc, err := Open(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { svc.Close() })
-	if _, err := svc.Store.AddDomain(ctx, "example.org"); err != nil {
-		t.Fatal(err)
-	}
 	var mu sync.Mutex
 	answers := map[string]string{}
 	svc.captchaHook = func(id, answer string) {
@@ -66,33 +45,5 @@ func TestSiteBrowser(t *testing.T) {
 	ctl := httptest.NewServer(control)
 	t.Cleanup(ctl.Close)
 
-	shots := os.Getenv("E2E_SHOTS")
-	if shots == "" {
-		shots = filepath.Join(t.TempDir(), "shots")
-	}
-	if err := os.MkdirAll(shots, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	cctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(cctx, node, filepath.Join(dir, "site.mjs"))
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "BASE_URL="+web.URL, "CONTROL_URL="+ctl.URL, "SHOTS="+shots, "CHROMIUM="+chromium)
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = cmd.Stdout
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	sc := bufio.NewScanner(out)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		t.Log(sc.Text())
-	}
-	if err := cmd.Wait(); err != nil {
-		t.Fatalf("site.mjs: %v", err)
-	}
-	t.Logf("screenshots in %s", shots)
+	runBrowserScript(t, node, chromium, dir, "site.mjs", 3*time.Minute, "BASE_URL="+web.URL, "CONTROL_URL="+ctl.URL)
 }

@@ -3,13 +3,10 @@ package server
 import (
 	"bufio"
 	"context"
-	"io"
-	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -71,22 +68,9 @@ func TestListenUnix(t *testing.T) {
 func TestMailWiring(t *testing.T) {
 	data := t.TempDir()
 	sock := filepath.Join(data, "lmtp.sock")
-	cfgPath := writeConfig(t, "[auth]\nargon2_time = 1\nargon2_memory_kib = 64\nargon2_threads = 1\n"+
-		"[smtp]\nhostname = \"mx.test\"\nmx_listen = \"127.0.0.1:0\"\nsubmission_listen = \"127.0.0.1:0\"\n"+
+	svc, cfg := openServices(t, data, "mx_listen = \"127.0.0.1:0\"\nsubmission_listen = \"127.0.0.1:0\"\n"+
 		"submissions_listen = \"127.0.0.1:0\"\nlmtp_listen = \"off\"\nlmtp_socket = \""+sock+"\"\n")
-	cfg, err := LoadConfig(cfgPath, data)
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx := context.Background()
-	svc, err := Open(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer svc.Close()
-	if _, err := svc.Store.AddDomain(ctx, "example.org"); err != nil {
-		t.Fatal(err)
-	}
 	quota := int64(1500)
 	for _, nu := range []session.NewUser{{Address: "alice@example.org"}, {Address: "bob@example.org"},
 		{Address: "tight@example.org", Overrides: store.LimitOverrides{QuotaBytes: &quota}}} {
@@ -103,21 +87,7 @@ func TestMailWiring(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var wg sync.WaitGroup
-	errc := make(chan error, len(m.lns))
-	m.serve(&wg, errc)
-	defer func() {
-		sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		defer cancel()
-		if err := m.shutdown(sctx); err != nil {
-			t.Errorf("shutdown: %v", err)
-		}
-		wg.Wait()
-		close(errc)
-		for err := range errc {
-			t.Errorf("serve: %v", err)
-		}
-	}()
+	serveFrontEnds(t, m)
 	addr := map[protosmtp.Role]string{}
 	for _, l := range m.lns {
 		addr[l.role] = l.ln.Addr().String()
