@@ -70,12 +70,7 @@ func (s *Site) contact(w http.ResponseWriter, r *http.Request) {
 		for k, val := range map[string]string{"kind": kind, "name": name, "email": email, "subject": subject, "message": text} {
 			v.value(k, val)
 		}
-		for _, k := range []string{"kind", "name", "email", "subject", "message"} {
-			if m, ok := errs[k]; ok {
-				v.fieldError(k, m)
-			}
-		}
-		v.summary(summaryFor(len(errs)))
+		v.problems(summaryFor(len(errs)), errs, "kind", "name", "email", "subject", "message")
 		s.render(w, r, v)
 		return
 	}

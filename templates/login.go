@@ -82,14 +82,7 @@ func (s *Site) login(w http.ResponseWriter, r *http.Request) {
 			v.remove("#login-register")
 		}
 		v.value("username", user)
-		for _, k := range []string{"username", "password"} {
-			if m, ok := fields[k]; ok {
-				v.fieldError(k, m)
-			}
-		}
-		if msg != "" {
-			v.summary(msg)
-		}
+		v.problems(msg, fields, "username", "password")
 		s.render(w, r, v)
 	}
 	errs := map[string]string{}

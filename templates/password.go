@@ -39,14 +39,7 @@ func (s *Site) password(w http.ResponseWriter, r *http.Request) {
 			v.value("password", pw)
 			v.value("password2", pw2)
 		}
-		for _, k := range []string{"username", "current", "password", "password2"} {
-			if m, ok := errs[k]; ok {
-				v.fieldError(k, m)
-			}
-		}
-		if msg != "" {
-			v.summary(msg)
-		}
+		v.problems(msg, errs, "username", "current", "password", "password2")
 		s.render(w, r, v)
 	}
 	errs := map[string]string{}

@@ -135,14 +135,7 @@ func (s *Site) registerPage(w http.ResponseWriter, r *http.Request, status int, 
 			v.value(name, val)
 		}
 	}
-	for _, f := range []string{"username", "password", "password2", "invite", "captcha"} {
-		if m, ok := fields[f]; ok {
-			v.fieldError(f, m)
-		}
-	}
-	if msg != "" {
-		v.summary(msg)
-	}
+	v.problems(msg, fields, "username", "password", "password2", "invite", "captcha")
 	s.render(w, r, v)
 }
 

@@ -137,6 +137,20 @@ func (v *view) summary(msg string) {
 	v.show("error")
 }
 
+// problems shows a form's failed check: errs' message under each of
+// fields that has one, in the form's order (the first takes the focus),
+// and msg, when there is one, above the form.
+func (v *view) problems(msg string, errs map[string]string, fields ...string) {
+	for _, f := range fields {
+		if m, ok := errs[f]; ok {
+			v.fieldError(f, m)
+		}
+	}
+	if msg != "" {
+		v.summary(msg)
+	}
+}
+
 // fieldError shows msg right under field (its id), marks the field
 // invalid and ties the message to it; the first wrong field takes the
 // focus.
