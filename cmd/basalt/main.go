@@ -129,17 +129,29 @@ func parse(args []string) (opts, []string, error) {
 	for _, l := range limitFlags {
 		o.limits[l.flag] = fs.Int64(l.flag, 0, l.usage)
 	}
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return o, nil, usageErr("%v", err)
+	}
+	return o, pos, nil
+}
+
+// parseInterspersed parses flags wherever they stand among the positional
+// arguments (the standard flag package stops at the first of those), so
+// `user add alice@x -data D` works; after "--" everything
+// is positional.
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 	var pos []string
 	for {
 		if err := fs.Parse(args); err != nil {
-			return o, nil, usageErr("%v", err)
+			return nil, err
 		}
 		args = fs.Args()
 		if len(args) == 0 {
-			return o, pos, nil
+			return pos, nil
 		}
 		if args[0] == "--" {
-			return o, append(pos, args[1:]...), nil
+			return append(pos, args[1:]...), nil
 		}
 		pos = append(pos, args[0])
 		args = args[1:]

@@ -48,21 +48,11 @@ func parseSignup(args []string) (signupOpts, []string, error) {
 	fs.StringVar(&o.note, "note", "", "what the invite code is for")
 	fs.IntVar(&o.days, "days", 0, "days the ban or invite code lasts (0: no end)")
 	fs.IntVar(&o.uses, "uses", 1, "registrations the invite code is good for")
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return o, nil, signupErr("%v", err)
-		}
-		args = fs.Args()
-		if len(args) == 0 {
-			return o, pos, nil
-		}
-		if args[0] == "--" {
-			return o, append(pos, args[1:]...), nil
-		}
-		pos = append(pos, args[0])
-		args = args[1:]
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return o, nil, signupErr("%v", err)
 	}
+	return o, pos, nil
 }
 
 // signupErr is a usage error that shows signup's own usage.
