@@ -447,6 +447,13 @@ func retryable(err error) bool {
 	if errors.As(err, &me) {
 		return me.Number == 1213 || me.Number == 1205 // deadlock, lock wait timeout
 	}
+	return sqliteBusy(err)
+}
+
+// sqliteBusy reports whether err is SQLite's SQLITE_BUSY or SQLITE_LOCKED
+// (any extended code): another connection held the lock past the busy
+// timeout.
+func sqliteBusy(err error) bool {
 	var se *sqlite.Error
 	if errors.As(err, &se) {
 		code := se.Code() & 0xff
@@ -485,12 +492,7 @@ func IsUnavailable(err error) bool {
 		}
 		return false
 	}
-	var se *sqlite.Error
-	if errors.As(err, &se) {
-		code := se.Code() & 0xff
-		return code == sqlite3.SQLITE_BUSY || code == sqlite3.SQLITE_LOCKED
-	}
-	return false
+	return sqliteBusy(err)
 }
 
 // IsNoSpace reports whether err says the database's disk is full (SQLite
