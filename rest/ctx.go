@@ -407,6 +407,21 @@ func (c *Ctx) IfMatch(current any) error {
 		"The resource changed since the ETag given in If-Match; read it again.")
 }
 
+// stillAsRead is the precondition of a change made on the strength of
+// having read read: the store calls it with the resource as it finds it,
+// its row locked, and it answers 412 when the resource's view is no longer
+// what was read (someone changed it meanwhile). what names the resource.
+func stillAsRead[T, V any](what string, read T, view func(T) V) func(T) error {
+	want := ETag(view(read))
+	return func(now T) error {
+		if ETag(view(now)) != want {
+			return NewProblem(http.StatusPreconditionFailed, "precondition-failed", "Precondition failed",
+				"The "+what+" changed while the request was made; read it again.")
+		}
+		return nil
+	}
+}
+
 // Audit records a change the store did not record itself (store methods
 // that audit in their own transaction need none).
 func (c *Ctx) Audit(e store.AuditEntry) { c.api.st.Audit(c.ctx, e) }

@@ -158,13 +158,7 @@ func (a *API) patchDomain(c *Ctx) error {
 	}
 	// The patch was applied to what was read; the store checks, under the
 	// row's lock, that it is still what is there.
-	read := domainView(d)
-	after, err := a.st.SetDomainLimitsIf(c.Context(), d.Name, store.DomainLimits(edit.Limits), func(now store.DomainInfo) error {
-		if ETag(domainView(now)) != ETag(read) {
-			return NewProblem(http.StatusPreconditionFailed, "precondition-failed", "Precondition failed", "The domain changed while the request was made; read it again.")
-		}
-		return nil
-	})
+	after, err := a.st.SetDomainLimitsIf(c.Context(), d.Name, store.DomainLimits(edit.Limits), stillAsRead("domain", d, domainView))
 	if err != nil {
 		return limitsProblem(err)
 	}

@@ -150,14 +150,7 @@ func (a *API) alias(c *Ctx) (store.AliasGroup, error) {
 // aliasUnchanged is the precondition of a change made on the strength of
 // having read read: the alias is still as it was (412 otherwise).
 func aliasUnchanged(read store.AliasGroup) func(store.AliasGroup) error {
-	want := ETag(aliasView(read))
-	return func(now store.AliasGroup) error {
-		if ETag(aliasView(now)) != want {
-			return NewProblem(http.StatusPreconditionFailed, "precondition-failed", "Precondition failed",
-				"The alias changed while the request was made; read it again.")
-		}
-		return nil
-	}
+	return stillAsRead("alias", read, aliasView)
 }
 
 func (a *API) getAlias(c *Ctx) error {
@@ -376,6 +369,16 @@ func (a *API) queue() (*delivery.Queue, error) {
 	return a.deps.Queue, nil
 }
 
+// queuedID is the outbound queue and the id of the message the path names.
+func (a *API) queuedID(c *Ctx) (*delivery.Queue, int64, error) {
+	q, err := a.queue()
+	if err != nil {
+		return nil, 0, err
+	}
+	id, err := c.ID("id")
+	return q, id, err
+}
+
 type queuePos struct {
 	C string `json:"c"`
 }
@@ -415,11 +418,7 @@ func (a *API) listQueue(c *Ctx) error {
 }
 
 func (a *API) getQueued(c *Ctx) error {
-	q, err := a.queue()
-	if err != nil {
-		return err
-	}
-	id, err := c.ID("id")
+	q, id, err := a.queuedID(c)
 	if err != nil {
 		return err
 	}
@@ -431,11 +430,7 @@ func (a *API) getQueued(c *Ctx) error {
 }
 
 func (a *API) deleteQueued(c *Ctx) error {
-	q, err := a.queue()
-	if err != nil {
-		return err
-	}
-	id, err := c.ID("id")
+	q, id, err := a.queuedID(c)
 	if err != nil {
 		return err
 	}
@@ -456,11 +451,7 @@ func (a *API) deleteQueued(c *Ctx) error {
 // queueOp answers an operation on one queued message with its new state.
 func (a *API) queueOp(op func(*delivery.Queue, context.Context, int64) error, action string) func(*Ctx) error {
 	return func(c *Ctx) error {
-		q, err := a.queue()
-		if err != nil {
-			return err
-		}
-		id, err := c.ID("id")
+		q, id, err := a.queuedID(c)
 		if err != nil {
 			return err
 		}

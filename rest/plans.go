@@ -126,15 +126,12 @@ func (a *API) patchPlan(c *Ctx) error {
 	if err := checkLimits(edit.Limits); err != nil {
 		return err
 	}
-	read := planView(p)
+	same := stillAsRead("plan", p, planView)
 	p, err = a.st.SavePlanAudited(c.Context(), p.Name, edit.Limits, func(cur *store.Plan) error {
 		if cur == nil {
 			return NotFound("The plan was deleted.")
 		}
-		if ETag(planView(*cur)) != ETag(read) {
-			return NewProblem(http.StatusPreconditionFailed, "precondition-failed", "Precondition failed", "The plan changed while the request was made; read it again.")
-		}
-		return nil
+		return same(*cur)
 	})
 	if err != nil {
 		return err

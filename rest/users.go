@@ -418,14 +418,7 @@ func adminStateOf(u store.User) adminState {
 // having read read: the user, as the store finds it with its row locked,
 // has not been changed by anyone meanwhile (412 otherwise).
 func unchanged(read store.User) func(store.User) error {
-	want := ETag(adminStateOf(read))
-	return func(now store.User) error {
-		if ETag(adminStateOf(now)) != want {
-			return NewProblem(http.StatusPreconditionFailed, "precondition-failed", "Precondition failed",
-				"The user changed while the request was made; read it again.")
-		}
-		return nil
-	}
+	return stillAsRead("user", read, adminStateOf)
 }
 
 // editable is the editable part of a user, for the audit log.
