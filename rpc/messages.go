@@ -207,9 +207,10 @@ type listParams struct {
 	Desc *bool `json:"desc,omitempty" jsonschema:"description=descending on the sort key; default true except for from and subject; not with date-desc/date-asc/uid"`
 	// Filter shows only the messages that are all of what it sets.
 	Filter *listFilter `json:"filter,omitempty"`
-	// Threads lists each thread once, by its newest message in the folder,
-	// with threadCount and unreadCount; total counts threads.
-	Threads bool `json:"threads,omitempty" jsonschema:"description=one entry per thread (its newest message in the folder); by arrival only and without a filter"`
+	// Threads lists each thread once, by its newest message in the folder
+	// that the filter shows, in the sort's order, with threadCount and
+	// unreadCount (of the whole thread in the folder); total counts threads.
+	Threads bool `json:"threads,omitempty" jsonschema:"description=one entry per thread: its newest message in the folder that the filter shows, placed by the sort; threadCount and unreadCount count the thread's messages in the folder"`
 	// After continues just past an entry of the previous page: its next
 	// cursor, or the messageID of its last message.
 	After Cursor `json:"after,omitempty"`
@@ -333,12 +334,6 @@ func pageQuery(p listParams) (store.PageQuery, error) {
 	}
 	if p.Filter != nil {
 		q.Filter = store.PageFilter{Unread: p.Filter.Unread, Flagged: p.Filter.Flagged, Attachments: p.Filter.Attachments}
-	}
-	if q.Threads && (q.Sort != store.SortDateDesc && q.Sort != store.SortDateAsc) {
-		return q, invalid("threads", "threads are listed by arrival (date-desc, date-asc, arrival)")
-	}
-	if q.Threads && (q.Filter.Unread || q.Filter.Flagged || q.Filter.Attachments) {
-		return q, invalid("threads", "threads are listed without a filter")
 	}
 	return q, nil
 }

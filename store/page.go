@@ -93,7 +93,21 @@ type PageFilter struct {
 	Unread, Flagged, Attachments bool
 }
 
-func (f PageFilter) any() bool { return f.Unread || f.Flagged || f.Attachments }
+// conditions are the filter's SQL conditions on the messages' columns,
+// each named with prefix (a table's alias and a dot, or nothing).
+func (f PageFilter) conditions(prefix string) []string {
+	var c []string
+	if f.Unread {
+		c = append(c, prefix+"is_unseen = 1")
+	}
+	if f.Flagged {
+		c = append(c, prefix+"is_flagged = 1")
+	}
+	if f.Attachments {
+		c = append(c, prefix+"has_attachments = 1")
+	}
+	return c
+}
 
 // PageQuery asks ListPage for a page.
 type PageQuery struct {
@@ -103,7 +117,7 @@ type PageQuery struct {
 	Desc   bool
 	Filter PageFilter
 	// Threads lists each thread once, by its newest message in the
-	// mailbox (with the date orders only, and no filter).
+	// mailbox that passes the filter, in any order.
 	Threads bool
 	// After, when set, starts the page just past that place (which need
 	// not hold a message any more); nil starts at the first.
@@ -194,22 +208,11 @@ func (a *Account) ListPage(ctx context.Context, mailboxID int64, q PageQuery) ([
 		// (shared_seen), which no index of the rows holds.
 		return nil, fmt.Errorf("list mailbox %d: %w: the unread order and filter are for one's own mailboxes", mailboxID, ErrInvalid)
 	}
-	if q.Threads && (q.Filter.any() || (q.Sort != SortDateDesc && q.Sort != SortDateAsc)) {
-		return nil, fmt.Errorf("list mailbox %d: %w: threads are listed by arrival, unfiltered", mailboxID, ErrInvalid)
-	}
 	desc := spec.direction(q.Sort, q.Desc)
 	cols := spec.cols
 	index := spec.index
 	var fixed []string // conditions every range shares
-	if q.Filter.Unread {
-		fixed = append(fixed, "is_unseen = 1")
-	}
-	if q.Filter.Flagged {
-		fixed = append(fixed, "is_flagged = 1")
-	}
-	if q.Filter.Attachments {
-		fixed = append(fixed, "has_attachments = 1")
-	}
+	fixed = append(fixed, q.Filter.conditions("")...)
 	if q.Sort == SortDateDesc || q.Sort == SortDateAsc {
 		switch {
 		case q.Filter.Unread:
@@ -221,11 +224,18 @@ func (a *Account) ListPage(ctx context.Context, mailboxID int64, q PageQuery) ([
 		}
 	}
 	if q.Threads {
-		// The thread's newest message in the mailbox stands for it: no
-		// later one of the thread is there (the (mailbox_id, thread_id,
-		// internal_date, uid) index answers that).
-		fixed = append(fixed, `NOT EXISTS (SELECT 1 FROM messages t WHERE t.mailbox_id = m.mailbox_id AND t.thread_id = m.thread_id
-			AND (t.internal_date > m.internal_date OR (t.internal_date = m.internal_date AND t.uid > m.uid)))`)
+		// The thread's newest message in the mailbox that the filter
+		// shows stands for it, in any order: no later one of the thread
+		// passes the filter (the (mailbox_id, thread_id, internal_date,
+		// uid) index finds the later ones, a thread's few rows are read
+		// for the filter). So "unread" folds the threads that have an
+		// unread message, each shown by its newest unread one.
+		newer := `SELECT 1 FROM messages t WHERE t.mailbox_id = m.mailbox_id AND t.thread_id = m.thread_id
+			AND (t.internal_date > m.internal_date OR (t.internal_date = m.internal_date AND t.uid > m.uid))`
+		for _, c := range q.Filter.conditions("t.") {
+			newer += " AND " + c
+		}
+		fixed = append(fixed, "NOT EXISTS ("+newer+")")
 	}
 	sel := "SELECT " + rowColumns + ", sent_date, sort_from, sort_subject"
 	if q.WithInfo {
@@ -353,14 +363,8 @@ func (a *Account) CountPage(ctx context.Context, mailboxID int64, q PageQuery) (
 	if q.Threads {
 		query = "SELECT COUNT(DISTINCT thread_id) FROM messages WHERE mailbox_id = ?"
 	}
-	if q.Filter.Unread {
-		query += " AND is_unseen = 1"
-	}
-	if q.Filter.Flagged {
-		query += " AND is_flagged = 1"
-	}
-	if q.Filter.Attachments {
-		query += " AND has_attachments = 1"
+	for _, c := range q.Filter.conditions("") {
+		query += " AND " + c
 	}
 	var n int64
 	if err := a.s.db.GetContext(ctx, &n, a.s.rebind(query), mailboxID); err != nil {

@@ -143,8 +143,48 @@ func TestThreads(t *testing.T) {
 		if err != nil || !slices.Equal(got, []uint32{lone.UID, g.UID, parent.UID}) {
 			t.Errorf("threads after a deleted head: %v, %v", got, err)
 		}
-		if _, err := a.ListPage(ctx, inbox, store.PageQuery{Sort: store.SortFrom, Threads: true, Limit: 2}); err == nil {
-			t.Error("threads by sender accepted")
+
+		// Threads with a filter: those with an unread message, each shown
+		// by its newest unread one. Left: g's (f seen, g), lone, e's (d, e),
+		// a's (a, b); mark g, e and b seen: g's thread is gone from the
+		// unread ones (f is seen too), e's shows d, a's shows a.
+		for _, r := range []store.Appended{g, parent, reply} {
+			if _, err := a.SetFlags(ctx, inbox, store.UIDSet{{Start: r.UID, Stop: r.UID}}, store.FlagAdd, store.FlagSeen, nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+		unread := store.PageQuery{Sort: store.SortDateDesc, Threads: true, Filter: store.PageFilter{Unread: true}, Limit: 10}
+		if got := pageUIDs(t, a, inbox, unread); !slices.Equal(got, []uint32{lone.UID, child.UID, root.UID}) {
+			t.Errorf("unread threads: %v", got)
+		}
+		if n, err := a.CountPage(ctx, inbox, unread); err != nil || n != 3 {
+			t.Errorf("unread threads counted %d, %v; want 3", n, err)
+		}
+		// In another order: by subject, each thread by its newest message
+		// (g's "g", lone's "z", e's "e", a's "b"), a page at a time.
+		bySubject := store.PageQuery{Sort: store.SortSubject, Threads: true, Limit: 2}
+		first2 := pageUIDs(t, a, inbox, bySubject)
+		if !slices.Equal(first2, []uint32{reply.UID, parent.UID}) {
+			t.Errorf("threads by subject, first page: %v", first2)
+		}
+		page, err := a.ListPage(ctx, inbox, bySubject)
+		if err != nil || len(page) != 2 {
+			t.Fatalf("threads by subject: %v, %v", page, err)
+		}
+		k = store.KeyOf(page[1], store.SortSubject)
+		bySubject.After = &k
+		if got := pageUIDs(t, a, inbox, bySubject); !slices.Equal(got, []uint32{g.UID, lone.UID}) {
+			t.Errorf("threads by subject, next page: %v", got)
 		}
 	})
+}
+
+// pageUIDs lists the UIDs of a page.
+func pageUIDs(t *testing.T, a *store.Account, mailbox int64, q store.PageQuery) []uint32 {
+	t.Helper()
+	page, err := a.ListPage(context.Background(), mailbox, q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return uids(page)
 }
