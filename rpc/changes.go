@@ -1,7 +1,6 @@
 package rpc
 
 import (
-	"basalt/store/webmail"
 	"context"
 	"errors"
 	"fmt"
@@ -11,6 +10,9 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"basalt/store"
+	"basalt/store/webmail"
 )
 
 // Sync, JMAP's way (RFC 8620 5.2) on this API: every listing returns the
@@ -18,7 +20,9 @@ import (
 // destroyed after it, and the state that brings the client up to date.
 // Push: GET /rpc/events streams, as Server-Sent Events, that something
 // changed, from the store's change fan-out (store.Watch); the client then
-// asks changes.
+// asks changes. Changes to folders other users share with the user are
+// announced there too (by their folderIDs, with no serial: they are the
+// owner's and move no state of the user's); the client reloads those.
 
 // maxChanges bounds the message changes one answer carries; past it the
 // client is told to load again (stateMismatch), as JMAP's
@@ -130,6 +134,13 @@ func (h *Handler) serveEvents(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer watch.Close()
+	// Folders other users share with this one change by their owners'
+	// hands: their events are followed too (store.Watch is one per user).
+	shared := &sharedWatch{st: h.st, acct: c.account(), wake: make(chan struct{}, 1)}
+	defer shared.close()
+	if _, err := shared.sync(ctx); err != nil {
+		h.log.Warn("events: shared folders", "err", err)
+	}
 	// The state is taken after the watch is live: anything after it is
 	// both in changes since it and announced below.
 	state, err := webmail.Of(c.account()).State(ctx)
@@ -176,6 +187,14 @@ func (h *Handler) serveEvents(w http.ResponseWriter, r *http.Request) {
 				send("end", map[string]string{"reason": "session ended"})
 				return
 			}
+			// A folder shared since (or no longer) is found here: a
+			// grant is the owner's event, which this stream may not
+			// follow yet.
+			if changed, err := shared.sync(ctx); err != nil {
+				h.log.Warn("events: shared folders", "err", err)
+			} else if changed && !send("change", map[string]any{"kinds": []string{"acl"}, "folderIDs": []int64{}, "resync": false}) {
+				return
+			}
 			if !write(": ping\n\n") {
 				return
 			}
@@ -184,23 +203,166 @@ func (h *Handler) serveEvents(w http.ResponseWriter, r *http.Request) {
 			if !resync && len(evs) == 0 {
 				continue
 			}
-			var kinds []string
-			var folders []int64
-			for _, ev := range evs {
-				if !slices.Contains(kinds, ev.Kind) {
-					kinds = append(kinds, ev.Kind)
-				}
-				if ev.MailboxID != 0 && !slices.Contains(folders, ev.MailboxID) {
-					folders = append(folders, ev.MailboxID)
-				}
-			}
-			payload := map[string]any{"kinds": kinds, "folderIDs": folders, "resync": resync}
+			payload := changePayload(evs, resync)
 			if len(evs) > 0 {
 				payload["serial"] = strconv.FormatUint(evs[len(evs)-1].Serial, 10)
 			}
 			if !send("change", payload) {
 				return
 			}
+		case <-shared.wake:
+			evs, resync, regrant := shared.take()
+			if regrant {
+				// A grant of a followed owner changed: a folder may have
+				// come (its events were not taken) or gone.
+				changed, err := shared.sync(ctx)
+				if err != nil {
+					h.log.Warn("events: shared folders", "err", err)
+				}
+				if changed {
+					evs = append(evs, store.Event{Kind: "acl"})
+				}
+			}
+			if !resync && len(evs) == 0 {
+				continue
+			}
+			// No serial: the owner's serial is not this user's state.
+			if !send("change", changePayload(evs, resync)) {
+				return
+			}
 		}
 	}
+}
+
+// changePayload is a change event's data: the kinds of change and the
+// folders they touched.
+func changePayload(evs []store.Event, resync bool) map[string]any {
+	kinds := []string{}
+	folders := []int64{}
+	for _, ev := range evs {
+		if !slices.Contains(kinds, ev.Kind) {
+			kinds = append(kinds, ev.Kind)
+		}
+		if ev.MailboxID != 0 && !slices.Contains(folders, ev.MailboxID) {
+			folders = append(folders, ev.MailboxID)
+		}
+	}
+	return map[string]any{"kinds": kinds, "folderIDs": folders, "resync": resync}
+}
+
+// maxSharedOwners bounds the owners one event stream follows for the
+// folders they share with its user; past it, the others' folders are
+// seen changed when the user opens them.
+const maxSharedOwners = 64
+
+// sharedWatch follows, for one event stream, the owners of the folders
+// shared with its user: their events on those folders, and only those,
+// are announced like the user's own. Each owner's Watch is woken into
+// the one wake channel by a goroutine of its own, which ends with it.
+type sharedWatch struct {
+	st   *store.Store
+	acct *store.Account
+	wake chan struct{}
+
+	mu     sync.Mutex
+	owners map[int64]*ownerWatch
+	boxes  map[int64]bool // the shared folders' ids
+}
+
+type ownerWatch struct {
+	w    *store.Watch
+	stop context.CancelFunc
+}
+
+// sync reads again which folders are shared with the user, starts
+// following new owners and stops following those who share nothing any
+// more; changed says whether the set of folders changed.
+func (s *sharedWatch) sync(ctx context.Context) (changed bool, err error) {
+	list, err := s.acct.SharedMailboxes(ctx)
+	if err != nil {
+		return false, err
+	}
+	boxes := map[int64]bool{}
+	owners := map[int64]bool{}
+	for _, m := range list {
+		if !owners[m.OwnerID] && len(owners) >= maxSharedOwners {
+			continue
+		}
+		owners[m.OwnerID] = true
+		boxes[m.ID] = true
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	changed = len(boxes) != len(s.boxes)
+	for id := range boxes {
+		changed = changed || !s.boxes[id]
+	}
+	s.boxes = boxes
+	if s.owners == nil {
+		s.owners = map[int64]*ownerWatch{}
+	}
+	for id, ow := range s.owners {
+		if !owners[id] {
+			ow.stop()
+			ow.w.Close()
+			delete(s.owners, id)
+		}
+	}
+	for id := range owners {
+		if s.owners[id] != nil {
+			continue
+		}
+		wctx, stop := context.WithCancel(ctx)
+		w, err := s.st.Watch(wctx, id)
+		if err != nil {
+			stop()
+			return changed, fmt.Errorf("watch user %d: %w", id, err)
+		}
+		s.owners[id] = &ownerWatch{w: w, stop: stop}
+		go func() {
+			for {
+				select {
+				case <-wctx.Done():
+					return
+				case <-w.C():
+					select {
+					case s.wake <- struct{}{}:
+					default:
+					}
+				}
+			}
+		}()
+	}
+	return changed, nil
+}
+
+// take returns the owners' events on the shared folders since the last
+// take, whether one of them must resync, and whether a grant changed
+// (the set of folders is to be read again).
+func (s *sharedWatch) take() (evs []store.Event, resync, regrant bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, ow := range s.owners {
+		got, rs := ow.w.Take()
+		resync = resync || rs
+		for _, ev := range got {
+			if ev.Kind == "acl" {
+				regrant = true
+			}
+			if s.boxes[ev.MailboxID] {
+				evs = append(evs, ev)
+			}
+		}
+	}
+	return evs, resync, regrant
+}
+
+func (s *sharedWatch) close() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, ow := range s.owners {
+		ow.stop()
+		ow.w.Close()
+	}
+	s.owners = nil
 }

@@ -1,9 +1,7 @@
 package rpc
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
 	"net/http"
 	"slices"
 	"strings"
@@ -129,52 +127,14 @@ func TestChangesAndEvents(t *testing.T) {
 		// The event stream, over real HTTP.
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		defer cancel()
-		req, _ := http.NewRequestWithContext(ctx, "GET", fx.srv.URL+"/rpc/events", nil)
-		resp, err := c.hc.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "text/event-stream" {
-			t.Fatalf("events: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
-		}
-		events := make(chan [2]string, 16)
-		go func() {
-			sc := bufio.NewScanner(resp.Body)
-			var name string
-			for sc.Scan() {
-				line := sc.Text()
-				switch {
-				case strings.HasPrefix(line, "event: "):
-					name = strings.TrimPrefix(line, "event: ")
-				case strings.HasPrefix(line, "data: "):
-					events <- [2]string{name, strings.TrimPrefix(line, "data: ")}
-				}
-			}
-			close(events)
-		}()
-		next := func(want string) map[string]any {
-			t.Helper()
-			select {
-			case ev, ok := <-events:
-				if !ok || ev[0] != want {
-					t.Fatalf("event %v, want %s", ev, want)
-				}
-				var m map[string]any
-				json.Unmarshal([]byte(ev[1]), &m)
-				return m
-			case <-ctx.Done():
-				t.Fatalf("no %s event", want)
-			}
-			return nil
-		}
+		es := c.events(ctx)
+		next := es.next
 		if st := next("state"); st["state"] != page.State {
 			t.Fatalf("stream state %v, list state %s", st, page.State)
 		}
 
 		second := fx.deliver(t, alice, storetest.Message("x@example.com", "alice@example.org", "two", "2"))
-		ev := next("change")
-		if f, _ := ev["folderIDs"].([]any); len(f) != 1 || int64(f[0].(float64)) != inbox {
+		if ev := next("change"); !slices.Equal(folderIDs(ev), []int64{inbox}) {
 			t.Fatalf("change event: %v", ev)
 		}
 		c.must("messages.flag", map[string]any{"messageIDs": []string{msgRef{inbox, first.UID}.id()}, "action": "add", "flags": []string{"seen"}}, nil)
@@ -203,7 +163,7 @@ func TestChangesAndEvents(t *testing.T) {
 		c.must("logout", nil, nil)
 		for ended := false; !ended; {
 			select {
-			case ev, ok := <-events:
+			case ev, ok := <-es.events:
 				if !ok {
 					t.Fatal("stream closed without an end event")
 				}

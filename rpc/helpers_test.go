@@ -1,6 +1,7 @@
 package rpc
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -325,4 +326,70 @@ func mustParse(t testing.TB, s string) *url.URL {
 		t.Fatal(err)
 	}
 	return u
+}
+
+// eventStream is a client's open GET /rpc/events, read as it comes.
+type eventStream struct {
+	t      testing.TB
+	ctx    context.Context
+	events chan [2]string // name, data
+}
+
+// events opens the client's event stream until ctx ends.
+func (c *client) events(ctx context.Context) *eventStream {
+	c.t.Helper()
+	req, _ := http.NewRequestWithContext(ctx, "GET", c.fx.srv.URL+"/rpc/events", nil)
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	c.t.Cleanup(func() { resp.Body.Close() })
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "text/event-stream" {
+		c.t.Fatalf("events: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	s := &eventStream{t: c.t, ctx: ctx, events: make(chan [2]string, 64)}
+	go func() {
+		sc := bufio.NewScanner(resp.Body)
+		var name string
+		for sc.Scan() {
+			line := sc.Text()
+			switch {
+			case strings.HasPrefix(line, "event: "):
+				name = strings.TrimPrefix(line, "event: ")
+			case strings.HasPrefix(line, "data: "):
+				s.events <- [2]string{name, strings.TrimPrefix(line, "data: ")}
+			}
+		}
+		close(s.events)
+	}()
+	return s
+}
+
+// next waits for the stream's next event, which must be a want, and
+// returns its data.
+func (s *eventStream) next(want string) map[string]any {
+	s.t.Helper()
+	select {
+	case ev, ok := <-s.events:
+		if !ok || ev[0] != want {
+			s.t.Fatalf("event %v, want %s", ev, want)
+		}
+		var m map[string]any
+		if err := json.Unmarshal([]byte(ev[1]), &m); err != nil {
+			s.t.Fatalf("event data %q: %v", ev[1], err)
+		}
+		return m
+	case <-s.ctx.Done():
+		s.t.Fatalf("no %s event", want)
+	}
+	return nil
+}
+
+// folderIDs are a change event's folders.
+func folderIDs(ev map[string]any) []int64 {
+	var out []int64
+	for _, f := range ev["folderIDs"].([]any) {
+		out = append(out, int64(f.(float64)))
+	}
+	return out
 }

@@ -245,7 +245,7 @@ const listDescription = "Every sort, filter and the threaded listing are served 
 	"entries in between (SQL OFFSET), so the first jump deep into a large folder costs what it skips. after (the next cursor of the previous " +
 	"page) always costs the page alone, also after the folder changed and when the message it ended on is gone. total is the " +
 	"number of entries of the listing: messages, those the filter shows, or threads. A folder another user shares with the " +
-	"caller (folders.list's owner) lists as the caller's own; its changes do not move state, and the unread filter is refused there."
+	"caller (folders.list's owner) lists as the caller's own; its changes are announced on the event stream (as they happen, with no serial) but do not move state, and the unread filter is refused there."
 
 type listResult struct {
 	Messages []messageItem `json:"messages"`

@@ -1,8 +1,11 @@
 package rpc
 
 import (
+	"context"
 	"net/http"
+	"slices"
 	"testing"
+	"time"
 
 	"basalt/internal/testsupport/storetest"
 	"basalt/store"
@@ -195,6 +198,58 @@ func TestShares(t *testing.T) {
 		carol.must("folders.list", nil, &cl)
 		if findFolder(cl.Folders, f.FolderID) != nil {
 			t.Fatal("carol still sees the folder")
+		}
+	})
+}
+
+// TestSharedFolderEvents: the event stream announces changes to the
+// folders others share with the user, as they happen, and nothing of the
+// owner's other folders; a folder shared or unshared while the stream is
+// open is followed from then on (or no more).
+func TestSharedFolderEvents(t *testing.T) {
+	forEachBackend(t, fixtureOptions{}, func(t *testing.T, fx *fixture) {
+		fx.h.heartbeat = 50 * time.Millisecond
+		alice, aliceAuth := fx.user(t, "alice@example.org", false)
+		bob, _ := fx.user(t, "bob@example.org", false)
+		a := fx.env.Account(aliceAuth)
+		inbox := storetest.Inbox(t, a)
+		var projects, later folderIDResult
+		alice.must("folders.add", map[string]any{"name": "Projects"}, &projects)
+		alice.must("folders.add", map[string]any{"name": "Later"}, &later)
+		alice.must("folders.share", map[string]any{"folderID": projects.FolderID, "grantee": "bob@example.org", "access": "read"}, nil)
+		put := func(box int64) {
+			storetest.Append(t, a, box, storetest.Message("x@example.com", "alice@example.org", "s", "b"), store.AppendOptions{})
+		}
+
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		es := bob.events(ctx)
+		es.next("state")
+		// Alice's INBOX is hers alone: its change is not announced (the
+		// first event bob gets is the shared folder's).
+		put(inbox)
+		put(projects.FolderID)
+		if ev := es.next("change"); !slices.Equal(folderIDs(ev), []int64{projects.FolderID}) || ev["serial"] != nil {
+			t.Fatalf("change in the shared folder: %v", ev)
+		}
+		// Shared while the stream is open: announced, then followed.
+		alice.must("folders.share", map[string]any{"folderID": later.FolderID, "grantee": "bob@example.org", "access": "read"}, nil)
+		if ev := es.next("change"); !slices.Contains(ev["kinds"].([]any), any("acl")) {
+			t.Fatalf("a new share: %v", ev)
+		}
+		put(later.FolderID)
+		if ev := es.next("change"); !slices.Equal(folderIDs(ev), []int64{later.FolderID}) {
+			t.Fatalf("change in the newly shared folder: %v", ev)
+		}
+		// Unshared: announced, then no longer followed.
+		alice.must("folders.unshare", map[string]any{"folderID": projects.FolderID, "grantee": "bob@example.org"}, nil)
+		if ev := es.next("change"); !slices.Contains(ev["kinds"].([]any), any("acl")) {
+			t.Fatalf("a share ended: %v", ev)
+		}
+		put(projects.FolderID)
+		put(later.FolderID)
+		if ev := es.next("change"); !slices.Equal(folderIDs(ev), []int64{later.FolderID}) {
+			t.Fatalf("after the share ended: %v", ev)
 		}
 	})
 }

@@ -21,6 +21,10 @@ import (
 // of what it follows instead of an unbounded queue.
 const watchMax = 64
 
+// Event is a change a Watch delivers: whose, of what kind, on which
+// mailbox and message. Front ends name it here, not in store/cache.
+type Event = cache.Event
+
 // Watch receives the change events of one user, as they are committed by
 // this or (with Redis) any other node. Wait on C, then Take what arrived.
 // Its methods are safe for concurrent use.
