@@ -457,6 +457,65 @@ try {
     check(text.includes('BEGIN:VCARD') && text.includes('Erin Q. Example'), 'exported vCard');
   });
 
+  await step('compose: autocomplete from contacts and recent recipients', async () => {
+    await page.keyboard.press('Escape');
+    await page.keyboard.press('c');
+    await page.waitForSelector('#c-to');
+    // A contact, by a part of its name's address, chosen with the keys.
+    await page.type('#c-to', 'eri');
+    await page.waitForSelector('#c-to-list:not([hidden]) li:has-text("erin@example.net")');
+    check(await page.getAttribute('#c-to', 'aria-expanded') === 'true', 'the combobox says it is open');
+    await page.keyboard.press('ArrowDown');
+    await page.keyboard.press('Enter');
+    await page.waitForSelector('.rcpt .chip:has-text("erin@example.net")');
+    // A recent recipient (the reply went to bob), chosen with the mouse.
+    await page.type('#c-to', 'bo');
+    await page.waitForSelector('#c-to-list:not([hidden]) li:has-text("bob@example.org")');
+    await page.click('#c-to-list li:has-text("bob@example.org")');
+    await page.waitForSelector('.rcpt .chip:has-text("bob@example.org")');
+    check(await page.locator('#c-to-list').isHidden(), 'the list closes once chosen');
+    await page.click('#c-discard');
+  });
+
+  await step('desktop notifications, opt-in', async () => {
+    // The browser's own permission prompt cannot be clicked headless: it
+    // is granted to the page, and what the app shows is recorded.
+    await ctx.grantPermissions(['notifications'], { origin: BASE });
+    await page.evaluate(() => {
+      // @ts-ignore
+      window.__shown = [];
+      class Recorder {
+        static permission = 'granted';
+        static requestPermission() { return Promise.resolve('granted'); }
+        /** @param {string} title @param {NotificationOptions} [o] */
+        // @ts-ignore
+        constructor(title, o) { window.__shown.push({ title, body: o?.body }); }
+      }
+      // @ts-ignore
+      window.Notification = Recorder;
+      Object.defineProperty(document, 'hidden', { configurable: true, get: () => true });
+    });
+    // Off by default: new mail shows nothing.
+    await control('/deliver', { From: 'Dan <dan@example.net>', To: 'alice@example.org', Subject: 'Unnoticed', Body: 'one' });
+    await page.waitForSelector('#list .row[data-id] .subject:text-is("Unnoticed")', { timeout: 10000 });
+    // @ts-ignore
+    check((await page.evaluate(() => window.__shown.length)) === 0, 'no notification before opting in');
+    await page.click('#settings-btn');
+    await page.check('#notify');
+    await page.keyboard.press('Escape');
+    await control('/deliver', { From: 'Dan <dan@example.net>', To: 'alice@example.org', Subject: 'Noticed', Body: 'two' });
+    // @ts-ignore
+    await page.waitForFunction(() => window.__shown.length > 0, null, { timeout: 10000 });
+    // @ts-ignore
+    const shown = await page.evaluate(() => window.__shown);
+    check(shown.length === 1 && /new/i.test(shown[0].title), 'one notification for the new message: ' + JSON.stringify(shown));
+    await page.click('#settings-btn');
+    await page.uncheck('#notify');
+    await page.keyboard.press('Escape');
+    // @ts-ignore
+    await page.evaluate(() => { delete document.hidden; });
+  });
+
   await step('settings: vacation', async () => {
     await page.click('#settings-btn');
     await page.waitForSelector('#v-on');
