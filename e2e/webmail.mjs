@@ -524,6 +524,12 @@ try {
     await page.fill('#v-body', 'Back on Monday.');
     await page.click('#set-vacation-save');
     await page.waitForSelector('.toast:has-text("Vacation reply saved")');
+    // Saved again: the notice is renewed, not stacked; and never more
+    // than three stand over the page.
+    await page.click('#set-vacation-save');
+    await page.waitForTimeout(300);
+    check(await page.locator('.toast:has-text("Vacation reply saved")').count() === 1, 'one notice for the same words');
+    check(await page.locator('.toast').count() <= 3, 'at most three notices');
     const v = await control('/vacation?user=alice@example.org');
     check(v.enabled === true && v.subject === 'Away this week', 'the server holds the vacation: ' + JSON.stringify(v));
     await shot(page, 'settings-desktop-light');

@@ -18,7 +18,16 @@ export function escape() {
   return false;
 }
 
+/** How many notices show at once; past it the oldest plain one goes. */
+const MAX_TOASTS = 3;
+/** @type {WeakMap<Element, () => void>} each shown notice's close */
+const closers = new WeakMap();
+
 /**
+ * Shows a notice at the bottom. The same words as a notice still shown
+ * replace it rather than stack under it, and no more than MAX_TOASTS
+ * stand over the page: a new one pushes out the oldest that has no undo
+ * and is no error.
  * @param {string} msg
  * @param {{undo?: () => void, seconds?: number, error?: boolean}} [o]
  */
@@ -36,6 +45,13 @@ export function toast(msg, o = {}) {
     el.append(h('button', { type: 'button', class: 'btn toast-undo', onclick: () => { close(); undo(); }, text: T.undo }));
   }
   el.append(ibtn('close', T.close, close, { cls: 'toast-x' }));
+  el.dataset.msg = msg;
+  for (const old of box.querySelectorAll('.toast')) {
+    if (/** @type {HTMLElement} */ (old).dataset.msg === msg && !old.querySelector('.toast-undo')) closers.get(old)?.();
+  }
+  const shown = [...box.querySelectorAll('.toast')];
+  for (const old of shown.filter((x) => !x.querySelector('.toast-undo') && !x.classList.contains('error')).slice(0, Math.max(0, shown.length - MAX_TOASTS + 1))) closers.get(old)?.();
+  closers.set(el, close);
   box.append(el);
   timer = window.setTimeout(close, (o.seconds || (o.error ? 8 : 5)) * 1000);
   return { close, update: (/** @type {string} */ s) => { text.textContent = s; } };
