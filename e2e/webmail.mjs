@@ -455,6 +455,12 @@ try {
     const d = await dl;
     const text = await (await d.createReadStream()).toArray().then((b) => Buffer.concat(b).toString());
     check(text.includes('BEGIN:VCARD') && text.includes('Erin Q. Example'), 'exported vCard');
+    // Imported from a file: a vCard 3.0 and one that is not a card.
+    await page.setInputFiles('#vcard-file', { name: 'friends.vcf', mimeType: 'text/vcard',
+      buffer: Buffer.from('BEGIN:VCARD\r\nVERSION:3.0\r\nN:Lovelace;Ada;;;\r\nFN:Ada Lovelace\r\nEMAIL;TYPE=INTERNET:ada@example.net\r\nEND:VCARD\r\n' +
+        'BEGIN:VCARD\r\nVERSION:4.0\r\nEND:VCARD\r\n') });
+    await page.waitForSelector('.toast:has-text("1 imported, 1 skipped")');
+    await page.waitForSelector('.contact:has-text("Ada Lovelace")');
   });
 
   await step('compose: autocomplete from contacts and recent recipients', async () => {
