@@ -82,7 +82,7 @@ func (c *Conn) refusal(u store.User, now time.Time) string {
 		return "access over " + string(c.Protocol) + " turned off"
 	case u.AuthEpoch != c.epoch:
 		return "password changed"
-	case u.Address != c.address:
+	case u.Address != c.address: // the user's rename or its domain's
 		return "account renamed"
 	}
 	return ""
@@ -294,10 +294,10 @@ func (r *conns) changedSince(userID int64, t time.Time) bool {
 
 // Open registers a connection of f's protocol that auth logged in from
 // remote; end is how the protocol ends it (IMAP: BYE, RFC 9051 7.1.5;
-// POP3: close; SMTP: 421, RFC 5321 3.8), given why in a few words. It
-// may be called from any goroutine, at most once, and after the
-// connection has closed. The connection closes the returned Conn when it
-// ends.
+// POP3: close; SMTP: 421, RFC 5321 3.8), given why in a few words. end
+// is called at most once, on a goroutine of its own, and possibly just
+// as the connection ends by itself. The connection closes the returned
+// Conn when it ends.
 func (f *Front) Open(auth *Auth, remote string, end func(reason string)) *Conn {
 	r := f.s.conns
 	var b [8]byte
