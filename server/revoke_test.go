@@ -335,6 +335,29 @@ func TestRevokeReachesOpenConnections(t *testing.T) {
 			sm.closed("", cutWait)
 		})
 
+		t.Run("smtp over starttls gets its 421 under tls", func(t *testing.T) {
+			u := newUser(t, "tlssender")
+			c := dialLine(t, b.smtp)
+			c.expect("220 ", "", 5*time.Second)
+			c.send("EHLO client.test")
+			c.expect("250 ", "5", 5*time.Second)
+			c.send("STARTTLS")
+			c.expect("220 ", "", 5*time.Second)
+			tc := tls.Client(c.c, &tls.Config{InsecureSkipVerify: true})
+			tc.SetDeadline(time.Now().Add(5 * time.Second))
+			if err := tc.Handshake(); err != nil {
+				t.Fatal(err)
+			}
+			c.c, c.r = tc, bufio.NewReader(tc)
+			c.send("EHLO client.test")
+			c.expect("250 ", "5", 5*time.Second)
+			c.send("AUTH PLAIN " + base64.StdEncoding.EncodeToString([]byte("\x00"+u+"\x00"+revokePassword)))
+			c.expect("235 ", "5", 5*time.Second)
+			a.want(t, key, 204, "DELETE", "/users/"+u+"/sessions", nil)
+			c.expect("421 ", "", cutWait)
+			c.closed("", cutWait)
+		})
+
 		t.Run("pop3 off cuts pop3 only", func(t *testing.T) {
 			u := newUser(t, "nopop")
 			im, pop := imapIdle(t, b, u), pop3Login(t, b, u)
