@@ -324,9 +324,11 @@ func TestRevokeReachesOpenConnections(t *testing.T) {
 		t.Run("suspend cuts imap pop3 smtp", func(t *testing.T) {
 			u := newUser(t, "suspended")
 			im, pop, sm := imapIdle(t, b, u), pop3Login(t, b, u), smtpLogin(t, b, u)
+			start := time.Now()
 			a.want(t, key, 200, "POST", "/users/"+u+"/suspend", map[string]string{"reason": "unpaid"})
 			// RFC 9051 7.1.5: BYE, then the close; the IDLE client reads it.
 			im.expect("* BYE", "i ", cutWait)
+			t.Logf("IMAP BYE %v after the request was sent", time.Since(start))
 			im.closed("", cutWait)
 			// RFC 1939 has no reply a server may send unasked.
 			pop.closed("", cutWait)
