@@ -1,10 +1,12 @@
 package rest
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -877,12 +879,19 @@ func (a *API) putForwarding(c *Ctx) error {
 	return c.Resource(forwardingView(nf))
 }
 
-// SessionView is one of a user's web sessions.
+// SessionView is one of a user's sessions: a web session, or a live
+// protocol connection (IMAP, POP3, SMTP submission) on this node.
 type SessionView struct {
-	ID        string `json:"id"`
-	CreatedAt int64  `json:"createdAt"`
-	ExpiresAt int64  `json:"expiresAt"`
-	IdleUntil int64  `json:"idleUntil"`
+	ID string `json:"id"`
+	// Protocol is "webmail" for a web session, else the connection's.
+	Protocol string `json:"protocol"`
+	// CreatedAt is when the session began: the login.
+	CreatedAt int64 `json:"createdAt"`
+	// ExpiresAt and IdleUntil are a web session's.
+	ExpiresAt int64 `json:"expiresAt,omitempty"`
+	IdleUntil int64 `json:"idleUntil,omitempty"`
+	// RemoteAddress is a protocol connection's client (host:port).
+	RemoteAddress string `json:"remoteAddress,omitempty"`
 }
 
 func (a *API) listSessions(c *Ctx) error {
@@ -894,13 +903,21 @@ func (a *API) listSessions(c *Ctx) error {
 	if err != nil {
 		return err
 	}
-	items := make([]SessionView, 0, len(ws))
+	ps := a.deps.Session.ProtocolSessions(info.ID)
+	items := make([]SessionView, 0, len(ws)+len(ps))
 	for _, w := range ws {
-		items = append(items, SessionView{ID: w.ID, CreatedAt: w.Created, ExpiresAt: w.Expires, IdleUntil: w.IdleUntil})
+		items = append(items, SessionView{ID: w.ID, Protocol: string(store.ProtoWebmail), CreatedAt: w.Created, ExpiresAt: w.Expires, IdleUntil: w.IdleUntil})
 	}
+	for _, p := range ps {
+		items = append(items, SessionView{ID: p.ID, Protocol: string(p.Protocol), CreatedAt: p.Started.Unix(), RemoteAddress: p.Remote})
+	}
+	// Newest first, as each list comes.
+	slices.SortStableFunc(items, func(x, y SessionView) int { return cmp.Compare(y.CreatedAt, x.CreatedAt) })
 	return c.JSON(http.StatusOK, map[string]any{"items": items})
 }
 
+// revokeSessions ends every session of the user: its web sessions, and its
+// protocol connections on every node.
 func (a *API) revokeSessions(c *Ctx) error {
 	info, err := a.user(c)
 	if err != nil {
@@ -910,16 +927,34 @@ func (a *API) revokeSessions(c *Ctx) error {
 	if err != nil {
 		return err
 	}
-	c.Audit(store.AuditEntry{Action: "user.sessions.revoke", Target: info.Address, Domain: domainOf(info.Address), After: map[string]int{"revoked": n}})
+	p, err := a.deps.Session.RevokeProtocol(c.Context(), info.ID, "")
+	c.Audit(store.AuditEntry{Action: "user.sessions.revoke", Target: info.Address, Domain: domainOf(info.Address), After: map[string]int{"revoked": n, "protocolRevoked": p}})
+	if err != nil {
+		return err
+	}
 	return c.NoContent()
 }
 
+// revokeSession ends one session. A protocol connection is ended where it
+// is open: 204 when that is this node; 202 when it is not open here, and
+// the other nodes were asked to end it.
 func (a *API) revokeSession(c *Ctx) error {
 	info, err := a.user(c)
 	if err != nil {
 		return err
 	}
 	id := c.Param("session")
+	if session.IsProtocolSessionID(id) {
+		n, err := a.deps.Session.RevokeProtocol(c.Context(), info.ID, id)
+		c.Audit(store.AuditEntry{Action: "user.sessions.revoke", Target: info.Address, Domain: domainOf(info.Address), After: map[string]any{"session": id, "endedHere": n}})
+		switch {
+		case err != nil:
+			return err
+		case n == 0:
+			return c.JSON(http.StatusAccepted, map[string]string{"session": id})
+		}
+		return c.NoContent()
+	}
 	if _, err := a.st.RevokeWebSessions(c.Context(), info.ID, id); err != nil {
 		return err
 	}

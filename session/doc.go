@@ -5,5 +5,8 @@
 // server-side record holds a secure user's unlocked key only sealed under
 // a secret that the client's cookie alone carries.
 // Protocol front ends (IMAP, POP3, SMTP AUTH) authenticate here and keep
-// the returned Auth for the life of their connection.
+// the returned Auth for the life of their connection, which they register
+// (Front.Open) so that a change of the user that no longer allows it, or
+// an administrator's revoke, ends it on whichever node it is open
+// (conns.go).
 package session

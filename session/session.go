@@ -118,6 +118,8 @@ type Service struct {
 	now      func() time.Time
 	// logins coalesces the records of last logins (RecordLogin).
 	logins *loginMarks
+	// conns is the registry of live protocol connections (conns.go).
+	conns *conns
 	// verifications counts password hashes computed for logins.
 	verifications atomic.Int64
 	freed         atomic.Int64 // when returnMemory last ran, Unix ns
@@ -146,6 +148,7 @@ func New(st *store.Store, c cache.Cache, cfg Config, log *slog.Logger) *Service 
 		s.verified = newLoginCache(cfg.LoginCache, loginCacheMax)
 	}
 	s.logins = newLoginMarks(cfg.LoginRecordEvery)
+	s.conns = newConns(s)
 	return s
 }
 
@@ -154,6 +157,9 @@ type Auth struct {
 	User store.User
 	// Key is the secure user's unlocked identity, nil for other users.
 	Key *crypt.Identity
+	// checked is when the user's state that admitted the login was read
+	// (see Front.Open).
+	checked time.Time
 }
 
 // Account returns the authenticated user's mail.
@@ -252,6 +258,7 @@ func (s *Service) attempt(ctx context.Context, login, ip string, check func(cred
 		return nil, fmt.Errorf("authenticate: %w", err)
 	}
 	var cred *store.Credentials
+	read := s.now()
 	c, err := s.store.Credentials(ctx, login)
 	switch {
 	case err == nil:
@@ -299,6 +306,7 @@ func (s *Service) attempt(ctx context.Context, login, ip string, check func(cred
 	if err != nil {
 		s.log.Warn("login throttle", "err", err)
 	}
+	auth.checked = read
 	return auth, nil
 }
 

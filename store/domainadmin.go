@@ -473,7 +473,7 @@ func (s *Store) RenameDomain(ctx context.Context, from, to string) (DomainInfo, 
 	}
 	for _, id := range users {
 		s.cache.Delete(ctx, "user:"+strconv.FormatInt(id, 10))
-		s.sp.Announce(ctx, id, 0, []cache.Event{{UserID: id, Kind: "user"}})
+		s.sp.Announce(ctx, id, 0, []cache.Event{{UserID: id, Kind: KindUser}})
 	}
 	return after, nil
 }

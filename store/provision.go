@@ -74,10 +74,11 @@ func (u User) Suspended() bool { return u.SuspendedAt > 0 }
 // request) while mail is still received. Suspending a suspended user
 // keeps the first time and takes the new reason.
 func (s *Store) Suspend(ctx context.Context, id int64, reason string) error {
-	err := s.sp.WriteUser(ctx, id, func(tx *sqlx.Tx, _ *spine.Change) error {
+	err := s.sp.WriteUser(ctx, id, func(tx *sqlx.Tx, c *spine.Change) error {
 		now := s.unix()
 		_, err := tx.ExecContext(ctx, s.rebind(`UPDATE users SET suspended_at = CASE WHEN suspended_at > 0 THEN suspended_at ELSE ? END,
 			suspend_reason = ?, updated_at = ? WHERE id = ?`), now, spine.Clip(reason), now, id)
+		c.Add(0, KindUser, 0, 0)
 		return err
 	})
 	if err != nil {
@@ -107,8 +108,9 @@ func (s *Store) SetDeniedProtocols(ctx context.Context, id int64, denied Protoco
 	if denied&^all != 0 {
 		return fmt.Errorf("set protocol access of user %d: %w: unknown protocol bits", id, ErrInvalid)
 	}
-	err := s.sp.WriteUser(ctx, id, func(tx *sqlx.Tx, _ *spine.Change) error {
+	err := s.sp.WriteUser(ctx, id, func(tx *sqlx.Tx, c *spine.Change) error {
 		_, err := tx.ExecContext(ctx, s.rebind("UPDATE users SET denied_protocols = ?, updated_at = ? WHERE id = ?"), denied, s.unix(), id)
+		c.Add(0, KindUser, 0, 0)
 		return err
 	})
 	if err != nil {
@@ -728,7 +730,8 @@ func (s *Store) UpdateUser(ctx context.Context, id int64, up UserUpdate, check f
 		return fmt.Errorf("update user %d: %w: unknown protocol bits", id, ErrInvalid)
 	}
 	o := up.Overrides
-	err := s.sp.WriteUser(ctx, id, func(tx *sqlx.Tx, _ *spine.Change) error {
+	err := s.sp.WriteUser(ctx, id, func(tx *sqlx.Tx, c *spine.Change) error {
+		c.Add(0, KindUser, 0, 0)
 		if check != nil {
 			u, _, err := s.userTx(ctx, tx, id)
 			if err != nil {

@@ -53,6 +53,12 @@ type User struct {
 	UpdatedAt          int64  `db:"updated_at" json:"updatedAt"`
 }
 
+// KindUser is the Kind of the change event announced when a user's own
+// record changes rather than its mail: suspension, lock, protocol access,
+// password, address, plan or limits, deletion. The session service hears
+// it to end the protocol connections the change no longer allows.
+const KindUser = "user"
+
 // Locked reports whether the user is locked out at t.
 func (u User) Locked(t time.Time) bool { return u.LockedUntil > t.Unix() }
 
@@ -393,7 +399,7 @@ func (s *Store) DeleteUserIf(ctx context.Context, id int64, check func(User) err
 		return fmt.Errorf("delete user %d: %w", id, err)
 	}
 	s.cache.Delete(ctx, "user:"+strconv.FormatInt(id, 10))
-	s.sp.Announce(ctx, id, 0, []cache.Event{{UserID: id, Kind: "user"}})
+	s.sp.Announce(ctx, id, 0, []cache.Event{{UserID: id, Kind: KindUser}})
 	s.audit(ctx, "", "user.delete", strconv.FormatInt(id, 10), "")
 	if _, err := s.SweepUnreferenced(ctx); err != nil {
 		s.log.Warn("sweep after user delete", "err", err)
@@ -409,7 +415,8 @@ func (s *Store) SetPassword(ctx context.Context, id int64, p Password) error {
 	if p.Hash == "" {
 		return fmt.Errorf("set password: %w: empty hash", ErrInvalid)
 	}
-	err := s.sp.WriteUser(ctx, id, func(tx *sqlx.Tx, _ *spine.Change) error {
+	err := s.sp.WriteUser(ctx, id, func(tx *sqlx.Tx, c *spine.Change) error {
+		c.Add(0, KindUser, 0, 0)
 		now := s.unix()
 		if _, err := tx.ExecContext(ctx, s.rebind("UPDATE users SET password_hash = ?, cram_secret = ?, auth_epoch = auth_epoch + 1, updated_at = ? WHERE id = ?"),
 			p.Hash, cramOrEmpty(p.CRAMSecret), now, id); err != nil {
@@ -516,8 +523,9 @@ func (s *Store) Lock(ctx context.Context, id int64, until time.Time, reason stri
 	if !until.IsZero() {
 		u = until.Unix()
 	}
-	err := s.sp.WriteUser(ctx, id, func(tx *sqlx.Tx, _ *spine.Change) error {
+	err := s.sp.WriteUser(ctx, id, func(tx *sqlx.Tx, c *spine.Change) error {
 		_, err := tx.ExecContext(ctx, s.rebind("UPDATE users SET locked_until = ?, lock_reason = ?, updated_at = ? WHERE id = ?"), u, reason, s.unix(), id)
+		c.Add(0, KindUser, 0, 0)
 		return err
 	})
 	if err != nil {

@@ -105,6 +105,9 @@ func (h *watchHub) pump(sub *cache.Subscription) {
 }
 
 func (h *watchHub) dispatch(ev cache.Event) {
+	if ev.Kind == cache.KindRevoke {
+		return // the session service's, about connections, not mail
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if ev.Kind == cache.KindResync {

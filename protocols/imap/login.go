@@ -51,6 +51,13 @@ func (s *session) loggedIn(a *bsession.Auth, err error) error {
 	}
 	s.appendLimit.Store(uint32(min(limit, math.MaxUint32)))
 	s.auth, s.acct, s.watch = a, a.Account(s.srv.store), w
+	// A change that no longer allows the user this connection ends it as
+	// a shutdown does: after the store write in progress (an APPEND is
+	// stored whole or not at all), with BYE (RFC 9051 7.1.5), which an
+	// IDLE client reads as well.
+	s.live = s.srv.auth.Open(a, s.remote, func(reason string) {
+		s.shutdown("Session ended: " + reason)
+	})
 	s.authed.Store(true)
 	s.srv.log.Info("login", "user", a.User.ID, "remote", s.remote)
 	return nil

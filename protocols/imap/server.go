@@ -29,6 +29,11 @@ type Authenticator interface {
 	AuthenticateCRAM(ctx context.Context, login, challenge, digest, ip string) (*bsession.Auth, error)
 	// CRAMMD5 reports whether CRAM-MD5 (RFC 2195) may be offered.
 	CRAMMD5() bool
+	// Open registers a logged-in connection, which end ends when its
+	// user may no longer have it (suspended, locked, IMAP turned off, a
+	// new password, renamed, deleted, revoked); the session closes the
+	// returned Conn when it logs out or ends.
+	Open(auth *bsession.Auth, remote string, end func(reason string)) *bsession.Conn
 }
 
 // Config tunes a Server. Zero fields take the defaults (WithDefaults).

@@ -28,6 +28,9 @@ type session struct {
 	acct        *store.Account
 	watch       *store.Watch
 	appendLimit atomic.Uint32
+	// live is the connection's place among the user's live sessions
+	// (session.Front.Open), from login to logout.
+	live *bsession.Conn
 
 	sel       *selected
 	searchRes []uint32 // the saved SEARCH result (RFC 5182), as UIDs
@@ -121,6 +124,8 @@ func (s *session) logout() {
 		s.watch.Close()
 		s.watch = nil
 	}
+	s.live.Close()
+	s.live = nil
 	s.authed.Store(false)
 	s.auth, s.acct = nil, nil
 	s.appendLimit.Store(0)

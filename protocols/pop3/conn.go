@@ -1,6 +1,7 @@
 package pop3
 
 import (
+	"sync"
 	"time"
 
 	"basalt/protocols/listener"
@@ -11,6 +12,33 @@ import (
 type conn struct {
 	*listener.Conn
 	srv *Server
+
+	mu  sync.Mutex
+	cut string // why the session was ended (revoke); "" while it may go on
+}
+
+// revoke ends the session: at once when it waits for a command, else
+// once the command running has been answered (what it changes is then
+// done whole: a QUIT's removals, RFC 1939 6). RFC 1939 has no reply a
+// server may send unasked, so a waiting client is told nothing: the
+// connection just closes; a command read after the cut is answered
+// -ERR (see popSession.loop).
+func (c *conn) revoke(reason string) {
+	c.mu.Lock()
+	c.cut = reason
+	c.mu.Unlock()
+	// The loop marks itself idle before it looks at cut, and this looks
+	// at busy after setting cut, so one of the two sees the other.
+	if !c.Busy() {
+		c.Conn.Close()
+	}
+}
+
+// revoked says why the session was ended, or "".
+func (c *conn) revoked() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.cut
 }
 
 // deadline is the deadline of an operation allowed d; a negative d (no

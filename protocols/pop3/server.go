@@ -19,6 +19,11 @@ import (
 // (ErrAuthFailed, ErrThrottled, ErrUserLocked) or failures of its own.
 type Authenticator interface {
 	Authenticate(ctx context.Context, login, password, ip string) (*session.Auth, error)
+	// Open registers a logged-in connection, which end ends when its
+	// user may no longer have it (suspended, locked, POP3 turned off, a
+	// new password, renamed, deleted, revoked); the session closes the
+	// returned Conn when it ends.
+	Open(auth *session.Auth, remote string, end func(reason string)) *session.Conn
 }
 
 // CRAMVerifier checks a CRAM-MD5 answer (RFC 2195); *session.Service is

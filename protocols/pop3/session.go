@@ -55,7 +55,8 @@ type popSession struct {
 	acct    *store.Account
 	lock    *store.MaildropLock
 	drop    *store.Maildrop
-	deleted []bool // by message number - 1
+	live    *session.Conn // the user's live session (session.Front.Open)
+	deleted []bool        // by message number - 1
 }
 
 // reply is a refusal: the text after "-ERR ", and whether it counts
@@ -127,7 +128,10 @@ func (p *popSession) startTLS() bool {
 
 // end releases what the session holds. A session that did not QUIT
 // removes nothing (RFC 1939 6).
-func (p *popSession) end() { p.release() }
+func (p *popSession) end() {
+	p.live.Close()
+	p.release()
+}
 
 // release gives up the maildrop lock, if held.
 func (p *popSession) release() {
@@ -159,8 +163,20 @@ func (p *popSession) loop() {
 			p.shuttingDown()
 			return
 		}
+		if p.c.revoked() != "" {
+			return // nothing asked, nothing to answer (conn.revoke)
+		}
 		line, err := p.readLine(p.srv.cfg.MaxLineLength)
 		p.c.begin()
+		if why := p.c.revoked(); why != "" {
+			// A command came in as the session was ended: it is
+			// refused, and a QUIT removes nothing (RFC 1939 6).
+			if err == nil {
+				p.err("[AUTH] Session ended: " + why)
+				p.w.Flush()
+			}
+			return
+		}
 		switch {
 		case errors.Is(err, errLineTooLong):
 			if !p.refuse(bad("Line too long")) {
@@ -477,6 +493,7 @@ func (p *popSession) admit(login string, a *session.Auth, err error) error {
 	}
 	p.auth, p.acct, p.lock, p.drop = a, acct, lock, md
 	p.deleted = make([]bool, len(md.Messages))
+	p.live = p.srv.auth.Open(a, p.remote, p.c.revoke)
 	p.state = stateTransaction
 	p.log = p.log.With("user", a.User.Address)
 	p.log.Info("pop3 login", "tls", p.tls, "messages", len(md.Messages))

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
 	"sync"
@@ -38,6 +39,57 @@ type conn struct {
 	// encrypted: TLS has started under go-smtp (STARTTLS) or above it
 	// (implicit TLS), so what passes through here is no longer readable.
 	encrypted bool
+	// cut says why the logged-in session was ended (revoke); "" while
+	// it may go on. top is the connection go-smtp speaks over (TLS, or
+	// this one), through which the 421 of a cut is written.
+	cut string
+	top net.Conn
+}
+
+// aLongTimeAgo is a deadline that has passed: a read given it returns at
+// once.
+var aLongTimeAgo = time.Unix(1, 0)
+
+// revoke ends the session (session.Front.Open's hook). Between
+// transactions the read waiting for the next command is woken and the
+// client told 421 (RFC 5321 3.8: a server that must close says so) with
+// the reason; in a transaction (MAIL to the end of DATA) the next command
+// of the transaction is answered 421 (smtpSession.revoked), and a message
+// whose DATA is under way is taken whole and answered first: it is
+// either stored and acknowledged or not stored at all.
+func (c *conn) revoke(reason string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.cut = reason
+	if !c.Busy() {
+		c.Conn.SetReadDeadline(aLongTimeAgo)
+	}
+}
+
+// revoked says why the session was ended, or "".
+func (c *conn) revoked() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.cut
+}
+
+// cutNow reports whether a read must end the session: it was cut, and
+// no transaction is open. Callers hold c.mu.
+func (c *conn) cutNow() bool { return c.cut != "" && !c.Busy() }
+
+// sayCut answers the cut with 421 and makes this and every later read
+// end the connection. Callers hold c.mu, which it releases: the reply goes
+// out through top, under TLS back through Write, which takes c.mu.
+func (c *conn) sayCut() error {
+	c.readErr = io.EOF
+	top, why := c.top, c.cut
+	c.mu.Unlock()
+	if top != nil {
+		// go-smtp is in its read, so nothing else writes now.
+		e := errRevoked
+		fmt.Fprintf(top, "%d %d.%d.%d %s: %s\r\n", e.Code, e.EnhancedCode[0], e.EnhancedCode[1], e.EnhancedCode[2], e.Message, why)
+	}
+	return io.EOF
 }
 
 // tlsHandshakeRecord begins a TLS handshake record (RFC 8446 5.1), the
@@ -51,18 +103,25 @@ func (c *conn) Read(b []byte) (int, error) {
 		c.mu.Unlock()
 		return 0, err
 	}
-	c.mu.Unlock()
+	if c.cutNow() {
+		return 0, c.sayCut()
+	}
 	// Between transactions during a shutdown the Set makes this a
 	// deadline that has passed: go-smtp takes the timeout, answers 421
-	// (RFC 5321 3.8) and closes.
+	// (RFC 5321 3.8) and closes. Set under c.mu, so that a revoke's
+	// deadline is not overwritten.
 	var d time.Time
 	if c.srv.cfg.ReadTimeout > 0 {
 		d = time.Now().Add(c.srv.cfg.ReadTimeout)
 	}
 	c.Conn.SetReadDeadline(d)
+	c.mu.Unlock()
 	n, err := c.Conn.Read(b)
 	if ne, ok := errors.AsType[net.Error](err); ok && ne.Timeout() {
 		c.mu.Lock()
+		if c.cutNow() {
+			return n, c.sayCut()
+		}
 		c.readErr = err
 		c.mu.Unlock()
 	}

@@ -17,6 +17,7 @@ func smtpErr(code int, class, subject, detail int, msg string) *smtp.SMTPError {
 var (
 	errTemporary     = smtpErr(451, 4, 3, 0, "Temporary failure, please try again later")
 	errShuttingDown  = smtpErr(421, 4, 3, 2, "Service shutting down, try again later")
+	errRevoked       = smtpErr(421, 4, 7, 0, "Session ended by the server")
 	errTooManyConns  = smtpErr(421, 4, 4, 5, "Too many connections, try again later")
 	errTooManyFromIP = smtpErr(421, 4, 7, 0, "Too many connections from your address")
 	errTooManyMsgs   = smtpErr(421, 4, 7, 0, "Too many messages on one connection, reconnect to send more")

@@ -60,6 +60,11 @@ func (r Role) source() delivery.Source {
 // the client's address as host:port.
 type Authenticator interface {
 	Authenticate(ctx context.Context, login, password, ip string) (*session.Auth, error)
+	// Open registers a logged-in connection, which end ends when its
+	// user may no longer have it (suspended, locked, SMTP turned off, a
+	// new password, renamed, deleted, revoked); the session closes the
+	// returned Conn when it ends.
+	Open(auth *session.Auth, remote string, end func(reason string)) *session.Conn
 }
 
 // Config tunes a Server. Zero fields take the defaults; a negative limit

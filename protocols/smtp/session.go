@@ -36,6 +36,7 @@ type smtpSession struct {
 	// a goroutine of its own while RSET may still come in.
 	mu       sync.Mutex
 	user     *session.Auth
+	live     *session.Conn      // the user's live session (session.Front.Open)
 	env      *delivery.Envelope // nil outside a transaction
 	rcpts    []delivery.Recipient
 	accepted []accepted
@@ -65,6 +66,9 @@ func (s *Server) newSession(c *smtp.Conn) (smtp.Session, error) {
 	if cn == nil {
 		return nil, errors.New("connection not admitted") // cannot happen: listener admits all
 	}
+	cn.mu.Lock()
+	cn.top = c.Conn()
+	cn.mu.Unlock()
 	return &smtpSession{srv: s, conn: cn, c: c, role: cn.role, remote: listener.AddrString(c.Conn().RemoteAddr())}, nil
 }
 
@@ -112,6 +116,9 @@ func (s *smtpSession) Mail(from string, _ *smtp.MailOptions) error {
 	if s.conn.isDraining() {
 		return s.hangup(errShuttingDown)
 	}
+	if err := s.revoked(); err != nil {
+		return err
+	}
 	s.mu.Lock()
 	user, open := s.user, s.env != nil
 	s.mu.Unlock()
@@ -142,6 +149,9 @@ func (s *smtpSession) Mail(from string, _ *smtp.MailOptions) error {
 }
 
 func (s *smtpSession) Rcpt(to string, _ *smtp.RcptOptions) error {
+	if err := s.revoked(); err != nil {
+		return err
+	}
 	s.mu.Lock()
 	env := s.env
 	s.mu.Unlock()
@@ -168,6 +178,9 @@ func (s *smtpSession) Rcpt(to string, _ *smtp.RcptOptions) error {
 // 4.1.1.4). When some recipients failed and others did not, the message
 // is taken (250) and the failures go back to the sender as a bounce.
 func (s *smtpSession) Data(r io.Reader) error {
+	if err := s.revoked(); err != nil {
+		return err
+	}
 	env, rcpts, _, err := s.begin()
 	if err != nil {
 		return err
@@ -350,6 +363,22 @@ func (s *smtpSession) Reset() {
 
 func (s *smtpSession) Logout() error {
 	s.Reset()
+	s.mu.Lock()
+	live := s.live
+	s.live = nil
+	s.mu.Unlock()
+	live.Close()
+	return nil
+}
+
+// revoked answers a command of a transaction with 421 and closes, when the
+// session was ended in the transaction (conn.revoke).
+func (s *smtpSession) revoked() error {
+	if why := s.conn.revoked(); why != "" {
+		e := *errRevoked
+		e.Message += ": " + why
+		return s.hangup(&e)
+	}
 	return nil
 }
 
@@ -449,8 +478,12 @@ func (s *smtpSession) login(login, password string) error {
 // authResult takes the outcome of a login by any mechanism.
 func (s *smtpSession) authResult(login string, a *session.Auth, err error) error {
 	if err == nil {
+		var live *session.Conn
+		if s.srv.auth != nil {
+			live = s.srv.auth.Open(a, s.remote, s.conn.revoke)
+		}
 		s.mu.Lock()
-		s.user = a
+		s.user, s.live = a, live
 		s.mu.Unlock()
 		s.srv.log.Info("smtp login", "role", s.role, "remote", s.remote, "user", a.User.Address)
 		return nil

@@ -26,6 +26,9 @@ type Event struct {
 	UID       uint32 `json:"uid,omitempty"`
 	ModSeq    uint64 `json:"ms,omitempty"`
 	Serial    uint64 `json:"s,omitempty"`
+	// Session names the protocol session a KindRevoke event ends; empty,
+	// every one of UserID's.
+	Session string `json:"sid,omitempty"`
 }
 
 // KindResync is the Kind of the event delivered to a subscriber that missed
@@ -33,6 +36,12 @@ type Event struct {
 // connection for a while. Its other fields are zero: the subscriber must
 // re-read all the state it follows.
 const KindResync = "resync"
+
+// KindRevoke is the Kind of the event by which the session service asks
+// every node to end protocol connections (IMAP, POP3, SMTP submission)
+// of UserID: the one named by Session, or all of them. It changes no
+// mail, and the store's watches (IMAP IDLE, webmail push) pass it over.
+const KindRevoke = "revoke"
 
 // ErrClosed is returned by operations on a closed Cache.
 var ErrClosed = errors.New("cache: closed")

@@ -1,0 +1,365 @@
+package session
+
+import (
+	"cmp"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"basalt/store"
+	"basalt/store/cache"
+)
+
+// The live protocol connections. A user's state is checked at login, but
+// an IMAP client stays logged in for days (IDLE), so a suspension, a lock,
+// a protocol turned off, a new password, a rename or a deletion must also
+// reach the connections already open, and an administrator must be able
+// to see and end them. Each protocol connection registers here once
+// logged in (Front.Open) with a hook that ends it the protocol's way; the
+// registry ends it when the store announces a change of its user
+// (store.KindUser) that no longer allows it, or when it is revoked
+// (Service.RevokeProtocol).
+//
+// Both reach every node: the store announces its changes on the cache's
+// bus, and a revoke is published there too (cache.KindRevoke), so with
+// Redis a node ends its own connections whichever node made the change.
+// The registry itself is each node's own (what listing shows is this
+// node's connections): it lives in memory, as the connections do.
+
+// ProtocolSession is a live, logged-in protocol connection.
+type ProtocolSession struct {
+	// ID names the connection to RevokeProtocol: the protocol, a dash
+	// and 16 hex digits (web session ids are 32 hex digits).
+	ID       string
+	UserID   int64
+	Protocol store.Protocol
+	Remote   string    // the client's address (host:port)
+	Started  time.Time // when it logged in
+}
+
+// Conn is a protocol connection's place in the registry. The protocol
+// closes it when the connection ends.
+type Conn struct {
+	ProtocolSession
+	r       *conns
+	epoch   int64  // the user's AuthEpoch at login
+	address string // the user's address at login
+	end     func(reason string)
+	ending  sync.Once
+}
+
+// Close takes the connection out of the registry; it is safe to call
+// more than once and on a nil Conn.
+func (c *Conn) Close() {
+	if c != nil {
+		c.r.remove(c)
+	}
+}
+
+// stop has the connection ended by its protocol, once. The hook runs on
+// a goroutine of its own: a protocol lets the store write in progress
+// finish first (an IMAP APPEND, an SMTP DATA), which must not hold up the
+// registry.
+func (c *Conn) stop(reason string) {
+	c.r.remove(c)
+	c.ending.Do(func() { go c.end(reason) })
+}
+
+// refusal says why u, as it is now, may no longer use c ("" if it may).
+func (c *Conn) refusal(u store.User, now time.Time) string {
+	switch {
+	case u.Suspended():
+		return "account suspended"
+	case u.Locked(now):
+		return "account locked"
+	case u.DeniedProtocols.Has(c.Protocol):
+		return "access over " + string(c.Protocol) + " turned off"
+	case u.AuthEpoch != c.epoch:
+		return "password changed"
+	case u.Address != c.address: // the user's rename or its domain's
+		return "account renamed"
+	}
+	return ""
+}
+
+// changeMemory is how long the registry remembers that a user changed:
+// a login whose state was read before a change but that registers only
+// after its announcement is checked again (see Front.Open).
+const changeMemory = time.Minute
+
+// conns is the registry of one Service.
+type conns struct {
+	s *Service
+
+	mu     sync.Mutex
+	byID   map[string]*Conn
+	byUser map[int64]map[*Conn]struct{}
+	// changed holds when a change of each user was last heard, for
+	// changeMemory.
+	changed   map[int64]time.Time
+	listening bool      // the bus subscription is being read
+	since     time.Time // when it started
+	resyncing bool      // a resync's recheck of every user runs
+}
+
+func newConns(s *Service) *conns {
+	return &conns{s: s, byID: map[string]*Conn{}, byUser: map[int64]map[*Conn]struct{}{}, changed: map[int64]time.Time{}}
+}
+
+// listen subscribes to the bus unless it is being read already. It is
+// not tied to a caller's context: it serves every connection of the
+// Service, and ends when the cache is closed. It starts with the first
+// connection, so that a node that serves no protocol holds no
+// subscription.
+func (r *conns) listen() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.listening {
+		return nil
+	}
+	sub, err := r.s.cache.Subscribe(context.Background())
+	if err != nil {
+		return fmt.Errorf("follow user changes: %w", err)
+	}
+	r.listening, r.since = true, r.s.now()
+	go r.pump(sub)
+	return nil
+}
+
+func (r *conns) pump(sub *cache.Subscription) {
+	for ev := range sub.C() {
+		switch ev.Kind {
+		case cache.KindRevoke:
+			r.revokeHere(ev.UserID, ev.Session)
+		case store.KindUser:
+			r.heard(ev.UserID)
+			r.recheck(ev.UserID)
+		case cache.KindResync:
+			// Changes may have been missed: every user with a
+			// connection here is read again, off the pump, one at a
+			// time.
+			r.mu.Lock()
+			start := !r.resyncing
+			r.resyncing = true
+			r.mu.Unlock()
+			if start {
+				go r.recheckAll()
+			}
+		}
+	}
+	// The cache was closed: nothing more will be heard; a later Open
+	// subscribes again (and fails while the cache stays closed).
+	r.mu.Lock()
+	r.listening = false
+	r.mu.Unlock()
+}
+
+// heard notes that userID changed now, forgetting older notes.
+func (r *conns) heard(userID int64) {
+	now := r.s.now()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.changed[userID] = now
+	if len(r.changed) > 1024 {
+		for id, t := range r.changed {
+			if now.Sub(t) > changeMemory {
+				delete(r.changed, id)
+			}
+		}
+	}
+}
+
+// users returns the connections of userID.
+func (r *conns) users(userID int64) []*Conn {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var cs []*Conn
+	for c := range r.byUser[userID] {
+		cs = append(cs, c)
+	}
+	return cs
+}
+
+// recheck reads userID again and ends its connections that the user as
+// it is now does not allow. A store that does not answer ends nothing:
+// an outage must not log everyone out.
+func (r *conns) recheck(userID int64) {
+	cs := r.users(userID)
+	if len(cs) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	u, err := r.s.store.UserByID(ctx, userID)
+	if errors.Is(err, store.ErrNotFound) {
+		for _, c := range cs {
+			c.stop("account deleted")
+		}
+		return
+	}
+	if err != nil {
+		r.s.log.Warn("check protocol sessions", "user", userID, "err", err)
+		return
+	}
+	now := r.s.now()
+	for _, c := range cs {
+		if why := c.refusal(u, now); why != "" {
+			c.stop(why)
+		}
+	}
+}
+
+func (r *conns) recheckAll() {
+	r.mu.Lock()
+	ids := make([]int64, 0, len(r.byUser))
+	for id := range r.byUser {
+		ids = append(ids, id)
+	}
+	r.mu.Unlock()
+	for _, id := range ids {
+		r.recheck(id)
+	}
+	r.mu.Lock()
+	r.resyncing = false
+	r.mu.Unlock()
+}
+
+// revokeHere ends userID's connection id on this node, or all of them
+// when id is "", and returns how many it ended.
+func (r *conns) revokeHere(userID int64, id string) int {
+	var cs []*Conn
+	if id == "" {
+		cs = r.users(userID)
+	} else {
+		r.mu.Lock()
+		if c := r.byID[id]; c != nil && c.UserID == userID {
+			cs = append(cs, c)
+		}
+		r.mu.Unlock()
+	}
+	for _, c := range cs {
+		c.stop("session revoked")
+	}
+	return len(cs)
+}
+
+func (r *conns) add(c *Conn) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.byID[c.ID] = c
+	m := r.byUser[c.UserID]
+	if m == nil {
+		m = map[*Conn]struct{}{}
+		r.byUser[c.UserID] = m
+	}
+	m[c] = struct{}{}
+}
+
+func (r *conns) remove(c *Conn) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.byID[c.ID] != c {
+		return
+	}
+	delete(r.byID, c.ID)
+	m := r.byUser[c.UserID]
+	delete(m, c)
+	if len(m) == 0 {
+		delete(r.byUser, c.UserID)
+	}
+}
+
+// changedSince reports whether a change of userID may have been
+// announced at or after t without the connection registered to hear it:
+// one was heard, or nothing was listening yet (or not since long enough
+// to know).
+func (r *conns) changedSince(userID int64, t time.Time) bool {
+	if t.IsZero() || r.s.now().Sub(t) >= changeMemory {
+		return true
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.listening || !r.since.Before(t) {
+		return true
+	}
+	at, ok := r.changed[userID]
+	return ok && !at.Before(t)
+}
+
+// Open registers a connection of f's protocol that auth logged in from
+// remote; end is how the protocol ends it (IMAP: BYE, RFC 9051 7.1.5;
+// POP3: close; SMTP: 421, RFC 5321 3.8), given why in a few words. end
+// is called at most once, on a goroutine of its own, and possibly just
+// as the connection ends by itself. The connection closes the returned
+// Conn when it ends.
+func (f *Front) Open(auth *Auth, remote string, end func(reason string)) *Conn {
+	r := f.s.conns
+	var b [8]byte
+	rand.Read(b[:])
+	c := &Conn{
+		ProtocolSession: ProtocolSession{ID: string(f.proto) + "-" + hex.EncodeToString(b[:]), UserID: auth.User.ID,
+			Protocol: f.proto, Remote: remote, Started: f.s.now()},
+		r: r, epoch: auth.User.AuthEpoch, address: auth.User.Address, end: end,
+	}
+	if err := r.listen(); err != nil {
+		// The connection is still ended by a revoke from this node;
+		// changes are seen once the bus is back (the next Open).
+		f.s.log.Warn("protocol session", "err", err)
+	}
+	r.add(c)
+	// The user was read at login, maybe before the subscription above was
+	// live, or before a change whose announcement came in meanwhile: such
+	// a login is read again now that it will hear the next change.
+	if r.changedSince(auth.User.ID, auth.checked) {
+		go r.recheck(auth.User.ID)
+	}
+	return c
+}
+
+// ProtocolSessions lists userID's live protocol connections on this
+// node, newest first.
+func (s *Service) ProtocolSessions(userID int64) []ProtocolSession {
+	cs := s.conns.users(userID)
+	out := make([]ProtocolSession, 0, len(cs))
+	for _, c := range cs {
+		out = append(out, c.ProtocolSession)
+	}
+	slices.SortFunc(out, func(a, b ProtocolSession) int {
+		return cmp.Or(b.Started.Compare(a.Started), strings.Compare(a.ID, b.ID))
+	})
+	return out
+}
+
+// RevokeProtocol ends userID's protocol connection id, or all of them
+// when id is "": at once on this node, and on the others through the
+// bus. It returns how many it ended on this node.
+func (s *Service) RevokeProtocol(ctx context.Context, userID int64, id string) (int, error) {
+	n := s.conns.revokeHere(userID, id)
+	if err := s.cache.Publish(context.WithoutCancel(ctx), cache.Event{UserID: userID, Kind: cache.KindRevoke, Session: id}); err != nil {
+		return n, fmt.Errorf("revoke protocol sessions of user %d: %w", userID, err)
+	}
+	return n, nil
+}
+
+// IsProtocolSessionID reports whether id has the form of a protocol
+// session's id (ProtocolSession.ID).
+func IsProtocolSessionID(id string) bool {
+	proto, h, ok := strings.Cut(id, "-")
+	if !ok || len(h) != 16 {
+		return false
+	}
+	if _, err := hex.DecodeString(h); err != nil {
+		return false
+	}
+	switch store.Protocol(proto) {
+	case store.ProtoIMAP, store.ProtoPOP3, store.ProtoSMTP:
+		return true
+	}
+	return false
+}
