@@ -654,7 +654,7 @@ func (a *Account) innodbWords(groups [][]SearchTerm) (string, []any, [][]SearchT
 		b.WriteString(" AND m.text_id IN (SELECT id FROM message_text WHERE user_id = ? AND MATCH (" + innodbCols[k] + ") AGAINST (? IN BOOLEAN MODE)")
 		args = append(args, a.userID, strings.Join(m.words, " "))
 		for _, re := range m.res {
-			b.WriteString(" AND CONCAT_WS(' ', " + innodbCols[k] + ") REGEXP ?")
+			b.WriteString(" AND " + textColumns("", k) + " REGEXP ?")
 			args = append(args, re)
 		}
 		b.WriteString(")")

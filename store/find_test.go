@@ -56,6 +56,7 @@ func TestFindMessages(t *testing.T) {
 		{"decoded html", [][]store.SearchTerm{{tm(store.TermText, "sunset")}}, false, []string{"html"}},
 		{"phrase", [][]store.SearchTerm{{tm(store.TermText, "noodle bar")}}, false, []string{"archived", "lunch"}},
 		{"phrase in order only", [][]store.SearchTerm{{tm(store.TermText, "bar noodle")}}, false, nil},
+		{"phrase not across fields", [][]store.SearchTerm{{tm(store.TermText, "4471 billing")}}, false, nil},
 		{"from", [][]store.SearchTerm{{tm(store.TermFrom, "bob")}}, false, []string{"archived", "lunch"}},
 		{"from address", [][]store.SearchTerm{{tm(store.TermFrom, "billing@shop.example")}}, false, []string{"invoice"}},
 		{"to cc", [][]store.SearchTerm{{tm(store.TermTo, "dave")}}, false, []string{"html"}},
@@ -277,7 +278,7 @@ func checkPagesTuned(t *testing.T, e *storetest.Env, a *store.Account, q store.M
 		{SmallUser: 1, Selective: 1},
 		{SmallUser: 1, Selective: 2},
 		{SmallUser: 1, Selective: 1, Window: 1, MaxWindow: 1},
-		{CountBudget: time.Nanosecond, SmallUser: 1, Selective: 1},
+		{CountBudget: time.Nanosecond, SmallUser: 1, Selective: 1, CountCost: 1},
 	} {
 		store.SetSearchTuning(e.Store, tn)
 		checkPages(t, a, q, want, counted)

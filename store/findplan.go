@@ -36,8 +36,9 @@ import (
 // looked up in the index, whose collation folds accents the expression
 // would not.
 
-// searchTuning holds the thresholds of FindPage's plans.
-type searchTuning struct {
+// SearchTuning holds the thresholds of FindPage's plans (the comment at
+// the top); a zero field takes its default.
+type SearchTuning struct {
 	// CountBudget is how long SQLite may count before a count that may
 	// wait (CountLater) is left for CountFound.
 	CountBudget time.Duration
@@ -51,17 +52,20 @@ type searchTuning struct {
 	Sample int
 	// Window and MaxWindow bound the texts a walk reads.
 	Window, MaxWindow int
+	// CountCost is the estimated number of index entries of a walk's
+	// words up to which its count is made at once (some 50 ms).
+	CountCost int
 }
 
-// tuning returns the thresholds, the tests' where they set one.
-func (s *Store) tuning() searchTuning {
-	t := searchTuning{CountBudget: 50 * time.Millisecond, SmallUser: 10000, Selective: 3000, Sample: 500, Window: 1000, MaxWindow: 20000}
-	h := s.hooks.search
+// tuning returns the thresholds, Config.Search's where it sets one.
+func (s *Store) tuning() SearchTuning {
+	t := SearchTuning{CountBudget: 50 * time.Millisecond, SmallUser: 10000, Selective: 3000, Sample: 500, Window: 1000, MaxWindow: 20000, CountCost: 50000}
+	h := s.search
 	if h.CountBudget > 0 {
 		t.CountBudget = h.CountBudget
 	}
 	for _, f := range []struct{ dst, src *int }{{&t.SmallUser, &h.SmallUser}, {&t.Selective, &h.Selective}, {&t.Sample, &h.Sample},
-		{&t.Window, &h.Window}, {&t.MaxWindow, &h.MaxWindow}} {
+		{&t.Window, &h.Window}, {&t.MaxWindow, &h.MaxWindow}, {&t.CountCost, &h.CountCost}} {
 		if *f.src > 0 {
 			*f.dst = *f.src
 		}
@@ -93,12 +97,14 @@ func plainASCII(words []string) bool {
 }
 
 // termRegexp is the expression that finds a term's words one after the
-// other as whole words, in any case. (*UCP) makes \b and \W Unicode's, as
-// the index's word characters are (a word next to an accented letter is
-// part of a longer word). The words are letters and digits
-// (message.Words): none means anything to the expression.
+// other as whole words, in any case, within one column (textColumns
+// joins them with U+001F, which the expression does not step over, as a
+// phrase in FTS5 does not). (*UCP) makes \b and \w Unicode's, as the
+// index's word characters are (a word next to an accented letter is part
+// of a longer word). The words are letters and digits (message.Words):
+// none means anything to the expression.
 func termRegexp(words []string) string {
-	return `(*UCP)(?i)\b` + strings.Join(words, `\W+`) + `\b`
+	return `(*UCP)(?i)\b` + strings.Join(words, `[^\w\x{1f}]+`) + `\b`
 }
 
 // textColumns is the text of a term's kind on a message_text row t, as
@@ -108,7 +114,7 @@ func textColumns(t string, k TermKind) string {
 	for _, c := range strings.Split(innodbCols[k], ", ") {
 		cols = append(cols, t+c)
 	}
-	return "CONCAT_WS(' ', " + strings.Join(cols, ", ") + ")"
+	return "CONCAT_WS(CHAR(31), " + strings.Join(cols, ", ") + ")"
 }
 
 // myWhere is the WHERE of q on MariaDB over messages m: the groups in
@@ -152,8 +158,9 @@ type myPlan struct {
 	st   indexedSQL
 	walk bool
 	// density is the share of the sample's texts that matched every
-	// term (a walk's).
-	density float64
+	// term (a walk's), and cost the estimated index entries of its
+	// words: what counting its matches reads.
+	density, cost float64
 }
 
 // planMy weighs q's terms and returns its plan, or nil for the index
@@ -237,18 +244,19 @@ func (a *Account) planMy(ctx context.Context, q MailQuery) (*myPlan, error) {
 	}
 	regexp := map[int]bool{}
 	selective := false
+	p := &myPlan{}
 	for _, c := range cands {
 		cost := 0.0
 		for _, k := range c.words {
 			cost += float64(vals[2+k]) / float64(n) * float64(users)
 		}
+		p.cost += cost
 		if !c.ascii || cost <= float64(tn.Selective) {
 			selective = true
 		} else {
 			regexp[c.group] = true
 		}
 	}
-	p := &myPlan{}
 	where, wargs := a.myWhere(q, regexp)
 	if selective {
 		// The index finds the few; the others are tested on them.
@@ -322,7 +330,7 @@ func (a *Account) findPageMy(ctx context.Context, q MailQuery, st indexedSQL, p 
 	case out.Total > 0:
 	case p.After == nil && p.Skip <= 0 && len(hits) < p.Limit:
 		out.Total = len(hits)
-	case p.CountLater:
+	case p.CountLater && plan.cost > float64(tn.CountCost):
 		out.Total = -1
 		if out.Estimate, err = a.estimate(ctx, q, p, hits); err != nil {
 			return FoundPage{}, fmt.Errorf("find messages: estimate: %w", err)

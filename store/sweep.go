@@ -19,9 +19,6 @@ type hooks struct {
 	// broadCount, above 0, stands for the constant of that name
 	// (find.go), so that a few matches are counted as many are.
 	broadCount int
-	// search, where a field is above 0, stands for the default of
-	// searchTuning's field (findplan.go).
-	search searchTuning
 }
 
 // SweepUnreferenced removes message files that no message refers to any
