@@ -273,7 +273,24 @@ func (a *Account) CountFound(ctx context.Context, q MailQuery) (int, error) {
 		all, err = a.scan(ctx, q)
 		n = len(all)
 	} else {
-		n, err = a.countFound(ctx, q, a.indexedSQL(q))
+		st := a.indexedSQL(q)
+		if a.s.db.Dialect() == sqldb.MySQL {
+			// Words the index holds for more entries than half the
+			// user's messages are counted faster by reading every text
+			// with their expression (a phrase of two words in most of
+			// 100,000 messages: 0.6 to 0.9 s, where the index took 2.2;
+			// some 6 µs a text against 4 to 16 an index entry): the
+			// plan's walk, to the end. A plan of rare words is the
+			// index's anyway.
+			var plan *myPlan
+			if plan, err = a.planMy(ctx, q); err != nil {
+				return 0, fmt.Errorf("count found messages: plan: %w", err)
+			}
+			if plan != nil && (!plan.walk || plan.cost > float64(plan.users)/2) {
+				st = plan.st
+			}
+		}
+		n, err = a.countFound(ctx, q, st)
 	}
 	if err != nil {
 		return 0, fmt.Errorf("count found messages: %w", err)
