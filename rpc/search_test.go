@@ -294,7 +294,7 @@ func TestSearchKept(t *testing.T) {
 // with an estimate, marked, and messages.searchCount counts; the count is
 // then kept, and the next pages carry it.
 func TestSearchCountLater(t *testing.T) {
-	tuned := store.SearchTuning{CountBudget: time.Nanosecond, SmallUser: 1, Selective: 1, CountCost: 1}
+	tuned := store.SearchTuning{CountBudget: time.Nanosecond, SmallUser: 1, Selective: 1, CountCost: 1, FewMatches: -1}
 	forEachBackend(t, fixtureOptions{search: tuned}, func(t *testing.T, fx *fixture) {
 		c, auth := fx.user(t, "me@example.org", false)
 		boxes, _ := fillListMail(t, fx.env.Account(auth))

@@ -186,6 +186,7 @@ type FoundPage struct {
 // word's does; the count is a pass over the index's matches (countFound,
 // countPlan) unless q.CountLater lets a costly one wait for CountFound.
 func (a *Account) FindPage(ctx context.Context, q MailQuery, p FindQuery) (FoundPage, error) {
+	start := time.Now()
 	if p.Limit <= 0 {
 		return FoundPage{}, fmt.Errorf("find messages: %w: limit %d", ErrInvalid, p.Limit)
 	}
@@ -219,17 +220,41 @@ func (a *Account) FindPage(ctx context.Context, q MailQuery, p FindQuery) (Found
 	case p.CountLater && q.textOrdered() && a.bigUser(ctx):
 		// FTS5 counts a word's matches at some 0.4 µs each, a
 		// phrase's (positions compared) at several: in a large mailbox
-		// the count gets a budget, and past it is left for CountFound.
-		// SQLite stops a statement whose context ends
-		// (sqlite3_interrupt).
-		cctx, cancel := context.WithTimeout(ctx, a.s.tuning().CountBudget)
-		out.Total, err = a.countFound(cctx, q, st)
+		// the page and the count get a budget, and a count that would
+		// go past it is left for CountFound. SQLite stops a statement
+		// whose context ends (sqlite3_interrupt).
+		// The page's share of the texts it spans says about how
+		// many match, and so whether the count can fit at all: FTS5
+		// counts a word's matches at some 0.5 µs each (countFound),
+		// anything else at some 3 (a phrase's positions compared).
+		est, err := a.estimate(ctx, q, p, hits)
+		if err != nil {
+			return FoundPage{}, fmt.Errorf("find messages: estimate: %w", err)
+		}
+		per := 3 * time.Microsecond
+		if len(q.Groups) == 1 && len(q.Groups[0]) == 1 && len(q.Groups[0][0].Words) == 1 {
+			per = time.Microsecond / 2
+		}
+		// A few matches are always counted: an estimate of them
+		// would look wrong, and the words' index entries they cost
+		// are what the page read too.
+		tn := a.s.tuning()
+		budget := tn.CountBudget - time.Since(start)
+		switch {
+		case est <= tn.FewMatches:
+			budget = time.Hour
+		case budget < minCountBudget || time.Duration(est)*per > budget:
+			budget = 0
+		}
+		cctx, cancel := context.WithTimeout(ctx, budget)
+		if budget > 0 {
+			out.Total, err = a.countFound(cctx, q, st)
+		} else {
+			err = cctx.Err()
+		}
 		cancel()
 		if err != nil && ctx.Err() == nil && cctx.Err() != nil {
-			out.Total, err = -1, nil
-			if out.Estimate, err = a.estimate(ctx, q, p, hits); err != nil {
-				return FoundPage{}, fmt.Errorf("find messages: estimate: %w", err)
-			}
+			out.Total, out.Estimate, err = -1, est, nil
 		} else if err != nil {
 			return FoundPage{}, fmt.Errorf("find messages: count: %w", err)
 		}
@@ -240,6 +265,10 @@ func (a *Account) FindPage(ctx context.Context, q MailQuery, p FindQuery) (Found
 	}
 	return out, nil
 }
+
+// minCountBudget is the least time a count is tried in: less would be
+// spent for nothing.
+const minCountBudget = 5 * time.Millisecond
 
 // pageOf runs the page p of st.
 func (a *Account) pageOf(ctx context.Context, q MailQuery, st indexedSQL, p FindQuery) ([]Hit, error) {

@@ -278,7 +278,7 @@ func checkPagesTuned(t *testing.T, e *storetest.Env, a *store.Account, q store.M
 		{SmallUser: 1, Selective: 1},
 		{SmallUser: 1, Selective: 2},
 		{SmallUser: 1, Selective: 1, Window: 1, MaxWindow: 1},
-		{CountBudget: time.Nanosecond, SmallUser: 1, Selective: 1, CountCost: 1},
+		{CountBudget: time.Nanosecond, SmallUser: 1, Selective: 1, CountCost: 1, FewMatches: -1},
 	} {
 		store.SetSearchTuning(e.Store, tn)
 		checkPages(t, a, q, want, counted)

@@ -39,11 +39,11 @@ import (
 // SearchTuning holds the thresholds of FindPage's plans (the comment at
 // the top); a zero field takes its default.
 type SearchTuning struct {
-	// CountBudget is how long SQLite may count before a count that may
-	// wait (CountLater) is left for CountFound.
+	// CountBudget is how long a page and its count may take on SQLite
+	// before a count that may wait (CountLater) is left for CountFound.
 	CountBudget time.Duration
 	// SmallUser: a user with fewer messages is searched through the
-	// index alone (MariaDB).
+	// index alone (MariaDB) and has every count made at once.
 	SmallUser int
 	// Selective is the estimated number of index entries of a term's
 	// words up to which the term is looked up in the index.
@@ -52,6 +52,9 @@ type SearchTuning struct {
 	Sample int
 	// Window and MaxWindow bound the texts a walk reads.
 	Window, MaxWindow int
+	// FewMatches is the estimated number of matches up to which SQLite
+	// counts them whatever the budget (negative: none).
+	FewMatches int
 	// CountCost is the estimated number of index entries of a walk's
 	// words up to which its count is made at once (some 50 ms: two
 	// words of 13,000 and 27,000 messages took 50 to 120).
@@ -60,14 +63,14 @@ type SearchTuning struct {
 
 // tuning returns the thresholds, Config.Search's where it sets one.
 func (s *Store) tuning() SearchTuning {
-	t := SearchTuning{CountBudget: 50 * time.Millisecond, SmallUser: 10000, Selective: 3000, Sample: 500, Window: 1000, MaxWindow: 20000, CountCost: 20000}
+	t := SearchTuning{CountBudget: 70 * time.Millisecond, SmallUser: 10000, Selective: 3000, Sample: 500, Window: 1000, MaxWindow: 20000, CountCost: 20000, FewMatches: 5000}
 	h := s.search
 	if h.CountBudget > 0 {
 		t.CountBudget = h.CountBudget
 	}
 	for _, f := range []struct{ dst, src *int }{{&t.SmallUser, &h.SmallUser}, {&t.Selective, &h.Selective}, {&t.Sample, &h.Sample},
-		{&t.Window, &h.Window}, {&t.MaxWindow, &h.MaxWindow}, {&t.CountCost, &h.CountCost}} {
-		if *f.src > 0 {
+		{&t.Window, &h.Window}, {&t.MaxWindow, &h.MaxWindow}, {&t.CountCost, &h.CountCost}, {&t.FewMatches, &h.FewMatches}} {
+		if *f.src != 0 {
 			*f.dst = *f.src
 		}
 	}
