@@ -41,11 +41,12 @@ type fixtureOptions struct {
 	limits  store.Limits
 	tls     bool
 	redis   bool
+	search  store.SearchTuning
 }
 
 func newFixture(t testing.TB, db testsupport.Database, o fixtureOptions) *fixture {
 	t.Helper()
-	so := storetest.Options{Session: o.session, Limits: o.limits}
+	so := storetest.Options{Session: o.session, Limits: o.limits, Search: o.search}
 	if o.redis {
 		so.RedisAddr, so.RedisPrefix = testsupport.Redis(t)
 	}

@@ -122,6 +122,7 @@ func TestIsolation(t *testing.T) {
 			"messages.remove": {nf("messageIDs", map[string]any{"messageIDs": ids(aMsg)}), nf("messageIDs", map[string]any{"messageIDs": ids(mMsg, aMsg)})},
 			"messages.search": {nf("folderID", map[string]any{"folderID": inbox}), nf("folderID", map[string]any{"folderID": inbox, "query": "quarterly"}),
 				nf("after", map[string]any{"after": aMsg})},
+			"messages.searchCount": {nf("folderID", map[string]any{"folderID": inbox}), nf("folderID", map[string]any{"folderID": inbox, "query": "quarterly"})},
 			"messages.thread": {nf("threadID", map[string]any{"threadID": aList.Messages[0].ThreadID}),
 				nf("folderID", map[string]any{"threadID": mThread, "folderID": inbox}),
 				nf("threadID", map[string]any{"threadID": aList.Messages[0].ThreadID, "folderID": mInbox})},

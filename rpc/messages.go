@@ -304,6 +304,7 @@ func (h *Handler) registerMessages() {
 		Description: "As messages.copy, and the source needs the rights to delete and expunge (t, e) too (RFC 4314 4)."}, h.messagesMove)
 	Register(h.engine, Spec{Name: "messages.remove", Summary: "Delete messages for good (move them to Trash with messages.move to keep them)."}, h.messagesRemove)
 	Register(h.engine, Spec{Name: "messages.search", Summary: "Find messages in the whole mailbox, or a folder, newest first.", Description: searchDescription}, h.messagesSearch)
+	Register(h.engine, Spec{Name: "messages.searchCount", Summary: "Count messages.search's matches, when its total was an estimate.", Description: searchCountDescription}, h.messagesSearchCount)
 	Register(h.engine, Spec{Name: "messages.thread", Summary: "A thread's messages, oldest first: in a folder, or in every folder."}, h.messagesThread)
 }
 

@@ -29,14 +29,19 @@ import (
 // of matches is kept so.
 
 type searchParams struct {
+	searchFilter
+	Start int    `json:"start,omitempty" jsonschema:"minimum=0,maximum=10000000"`
+	Limit int    `json:"limit,omitempty" jsonschema:"minimum=1,maximum=500,description=default 50"`
+	After Cursor `json:"after,omitempty"`
+}
+
+// searchFilter is what messages.search and messages.searchCount look for.
+type searchFilter struct {
 	// Query is in the search language (the method's description).
 	Query string `json:"query,omitempty" jsonschema:"maxLength=1000"`
 	// FolderID limits the search to one folder; omitted: every folder
 	// but Trash and Junk, unless the query says in:.
-	FolderID int64  `json:"folderID,omitempty" jsonschema:"minimum=1"`
-	Start    int    `json:"start,omitempty" jsonschema:"minimum=0,maximum=10000000"`
-	Limit    int    `json:"limit,omitempty" jsonschema:"minimum=1,maximum=500,description=default 50"`
-	After    Cursor `json:"after,omitempty"`
+	FolderID int64 `json:"folderID,omitempty" jsonschema:"minimum=1"`
 	// The older form, still taken: each adds its condition to the query.
 	From          string     `json:"from,omitempty" jsonschema:"maxLength=500,description=deprecated: from: in query"`
 	To            string     `json:"to,omitempty" jsonschema:"maxLength=500,description=deprecated: to: in query"`
@@ -55,8 +60,11 @@ const searchDescription = "query: words (all must appear; whole words, in the su
 	"before:YYYY-MM-DD, after:YYYY-MM-DD (arrival, UTC; after includes the day), larger:10M, smaller:500K (K, M, G), " +
 	"in:<folder name> (or in:anywhere, which includes Trash and Junk), -term negates any term, a OR b. A term the language " +
 	"cannot use is an invalid error naming it. Without folderID or in: the search covers every folder but Trash and Junk. " +
-	"Results are newest first (as they arrived); total counts every match. The count is kept with the mailbox's state (returned as state): " +
-	"a next page (start, or after = next) costs the page alone until the mailbox changes. For a user whose mail is sealed " +
+	"Results are newest first (as they arrived); total counts every match. In a large mailbox (10,000 messages or more) a count that " +
+	"would cost more than the page (words in most messages: InnoDB's index reads every match, some 4 to 16 µs each) is not waited " +
+	"for: total is then an estimate, totalEstimated is true, and messages.searchCount gives the count. The count is kept with the " +
+	"mailbox's state (returned as state): a next page (start, or after = next) costs the page alone until the mailbox changes, and " +
+	"carries the count once messages.searchCount has made it. For a user whose mail is sealed " +
 	"there is no index: the search decrypts each message's metadata (about 0.25 s a 1,000 messages) and, for words the " +
 	"headers do not hold, its text (about 0.8 s a 1,000), on the first page only. The older params (from, to, " +
 	"subject, since, before, flags, notFlags, hasAttachment) still work and add to the query."
@@ -65,7 +73,10 @@ type searchResult struct {
 	// Messages are the page of matches, newest first; Total counts all.
 	Messages []messageItem `json:"messages"`
 	Total    int           `json:"total"`
-	State    string        `json:"state"`
+	// TotalEstimated says that Total is an estimate (the count was
+	// left for messages.searchCount).
+	TotalEstimated bool   `json:"totalEstimated,omitempty"`
+	State          string `json:"state"`
 	// Next continues after the page's last match (as after).
 	Next string `json:"next,omitempty"`
 }
@@ -73,33 +84,41 @@ type searchResult struct {
 // searchHitsTTL is how long a search's matches are kept.
 const searchHitsTTL = 10 * time.Minute
 
-func (h *Handler) messagesSearch(ctx context.Context, c *Call, p searchParams) (searchResult, error) {
+// search is a search made ready: the account whose folders it covers,
+// the query, the state of the mailbox and the name its kept count or
+// matches go by in the session's cache.
+type search struct {
+	a     *store.Account
+	q     store.MailQuery
+	state string
+	key   string
+}
+
+// prepare parses a search and works out the folders it covers.
+func (h *Handler) prepare(ctx context.Context, c *Call, p searchFilter) (search, error) {
 	own := c.account()
 	pq, err := parseQuery(p.Query)
 	if err != nil {
-		return searchResult{}, badParam("query", err.Error())
+		return search{}, badParam("query", err.Error())
 	}
 	if err := addLegacy(&pq, p); err != nil {
-		return searchResult{}, err
-	}
-	if p.After != "" && p.Start != 0 {
-		return searchResult{}, invalid("start", "start and after cannot go together")
+		return search{}, err
 	}
 	state, err := webmail.Of(own).State(ctx)
 	if err != nil {
-		return searchResult{}, err
+		return search{}, err
 	}
 	// One folder may be one shared with the user (shares.go); a search
 	// of several covers the user's own.
 	a := own
 	if p.FolderID != 0 {
 		if a, err = folderAccount(ctx, own, p.FolderID); err != nil {
-			return searchResult{}, err
+			return search{}, err
 		}
 	}
 	boxes, err := searchScope(ctx, a, p.FolderID, pq)
 	if err != nil {
-		return searchResult{}, err
+		return search{}, err
 	}
 	// The kept matches are keyed by the user's state, which another
 	// user's folder does not move: there its own modseq keys them too.
@@ -107,12 +126,30 @@ func (h *Handler) messagesSearch(ctx context.Context, c *Call, p searchParams) (
 	if a.IsShared() {
 		mb, err := a.Mailbox(ctx, p.FolderID)
 		if err != nil {
-			return searchResult{}, err
+			return search{}, err
 		}
 		keyState = fmt.Sprintf("%s/%d:%d", state, mb.ID, mb.HighestModSeq)
 	}
 	q := store.MailQuery{Mailboxes: boxes, Groups: pq.groups}
-	fq := store.FindQuery{Skip: p.Start, Limit: p.Limit}
+	key, _ := json.Marshal(struct {
+		Q     store.MailQuery
+		State string
+	}{q, keyState})
+	sum := sha256.Sum256(key)
+	// The name is a hash: the query's words are not kept readable.
+	return search{a: a, q: q, state: state, key: "search:" + hex.EncodeToString(sum[:16])}, nil
+}
+
+func (h *Handler) messagesSearch(ctx context.Context, c *Call, p searchParams) (searchResult, error) {
+	if p.After != "" && p.Start != 0 {
+		return searchResult{}, invalid("start", "start and after cannot go together")
+	}
+	s, err := h.prepare(ctx, c, p.searchFilter)
+	if err != nil {
+		return searchResult{}, err
+	}
+	a := s.a
+	fq := store.FindQuery{Skip: p.Start, Limit: p.Limit, CountLater: true}
 	if fq.Limit == 0 {
 		fq.Limit = 50
 	}
@@ -121,12 +158,15 @@ func (h *Handler) messagesSearch(ctx context.Context, c *Call, p searchParams) (
 			return searchResult{}, err
 		}
 	}
-	found, err := h.searchPage(ctx, c, a, q, keyState, fq)
+	found, err := h.searchPage(ctx, c, s, fq)
 	if err != nil {
 		return searchResult{}, err
 	}
 	page := found.Hits
-	out := searchResult{Messages: []messageItem{}, Total: found.Total, State: state}
+	out := searchResult{Messages: []messageItem{}, Total: found.Total, State: s.state}
+	if found.Total < 0 {
+		out.Total, out.TotalEstimated = found.Estimate, true
+	}
 	if len(page) == 0 {
 		return out, nil
 	}
@@ -207,7 +247,7 @@ func searchScope(ctx context.Context, a *store.Account, folderID int64, pq parse
 
 // addLegacy adds the older params' conditions to a parsed query. They
 // are words now, as the query's are (they were substrings).
-func addLegacy(pq *parsedQuery, p searchParams) error {
+func addLegacy(pq *parsedQuery, p searchFilter) error {
 	add := func(t store.SearchTerm) { pq.groups = append(pq.groups, []store.SearchTerm{t}) }
 	for _, f := range []struct {
 		kind  store.TermKind
@@ -244,14 +284,8 @@ func addLegacy(pq *parsedQuery, p searchParams) error {
 // searchPage returns the page fq of q's matches. What a former page of
 // the same search at the same state found is in the session's cache: the
 // count, or a scan's every match.
-func (h *Handler) searchPage(ctx context.Context, c *Call, a *store.Account, q store.MailQuery, state string, fq store.FindQuery) (store.FoundPage, error) {
-	key, _ := json.Marshal(struct {
-		Q     store.MailQuery
-		State string
-	}{q, state})
-	sum := sha256.Sum256(key)
-	// The name is a hash: the query's words are not kept readable.
-	name := "search:" + hex.EncodeToString(sum[:16])
+func (h *Handler) searchPage(ctx context.Context, c *Call, s search, fq store.FindQuery) (store.FoundPage, error) {
+	a, q, name := s.a, s.q, s.key
 	if v, ok, err := h.sess.Value(ctx, c.web.ID, name); err != nil {
 		h.log.Warn("search cache", "err", err)
 	} else if ok {
@@ -268,12 +302,48 @@ func (h *Handler) searchPage(ctx context.Context, c *Call, a *store.Account, q s
 	if err != nil {
 		return store.FoundPage{}, err
 	}
-	if fq.Total == 0 {
+	if fq.Total == 0 && found.Total >= 0 {
 		if err := h.sess.KeepValue(ctx, c.web.ID, name, encodeFound(found), searchHitsTTL); err != nil {
 			h.log.Warn("search cache", "err", err)
 		}
 	}
 	return found, nil
+}
+
+type searchCountResult struct {
+	// Total counts every match.
+	Total int    `json:"total"`
+	State string `json:"state"`
+}
+
+// searchCountDescription is messages.searchCount's description.
+const searchCountDescription = "The count of messages.search's matches (its query, folderID and the older params), when its total " +
+	"was an estimate (totalEstimated). The count is exact and kept with the mailbox's state, so that the search's next pages carry " +
+	"it: in a mailbox of 100,000 messages, a word in most of them is counted in some 0.1 s on SQLite and 0.4 to 2 s on MariaDB."
+
+func (h *Handler) messagesSearchCount(ctx context.Context, c *Call, p searchFilter) (searchCountResult, error) {
+	s, err := h.prepare(ctx, c, p)
+	if err != nil {
+		return searchCountResult{}, err
+	}
+	if v, ok, err := h.sess.Value(ctx, c.web.ID, s.key); err != nil {
+		h.log.Warn("search cache", "err", err)
+	} else if ok {
+		if _, total, ok := decodeFound(v); ok {
+			return searchCountResult{Total: total, State: s.state}, nil
+		}
+	}
+	n, err := s.a.CountFound(ctx, s.q)
+	if errors.Is(err, store.ErrInvalid) {
+		return searchCountResult{}, invalid("query", "the query cannot be searched: "+err.Error())
+	}
+	if err != nil {
+		return searchCountResult{}, err
+	}
+	if err := h.sess.KeepValue(ctx, c.web.ID, s.key, encodeFound(store.FoundPage{Total: n}), searchHitsTTL); err != nil {
+		h.log.Warn("search cache", "err", err)
+	}
+	return searchCountResult{Total: n, State: s.state}, nil
 }
 
 // encodeFound packs what a search keeps: 't' and the count, or 'a' and

@@ -290,3 +290,40 @@ func TestSearchKept(t *testing.T) {
 		t.Errorf("after a change: total %d, want the forged row found too", r.Total)
 	}
 }
+
+// TestSearchCountLater: where counting would cost more than the page (the
+// store's thresholds set so that a few messages are many), the page comes
+// with an estimate, marked, and messages.searchCount counts; the count is
+// then kept, and the next pages carry it.
+func TestSearchCountLater(t *testing.T) {
+	tuned := store.SearchTuning{CountBudget: time.Nanosecond, SmallUser: 1, Selective: 1, CountCost: 1, FewMatches: -1}
+	forEachBackend(t, fixtureOptions{search: tuned}, func(t *testing.T, fx *fixture) {
+		c, auth := fx.user(t, "me@example.org", false)
+		boxes, _ := fillListMail(t, fx.env.Account(auth))
+		var r searchResult
+		c.must("messages.search", map[string]any{"query": "noodle", "limit": 1}, &r)
+		if !r.TotalEstimated || r.Total < 1 || len(r.Messages) != 1 || subjectsOf(r.Messages)[0] != "Re: Lunch?" {
+			t.Fatalf("first page: %+v; want Re: Lunch? and an estimate", r)
+		}
+		var n searchCountResult
+		c.must("messages.searchCount", map[string]any{"query": "noodle"}, &n)
+		if n.Total != 2 || n.State != r.State {
+			t.Errorf("searchCount: %+v; want 2 at state %s", n, r.State)
+		}
+		r = searchResult{}
+		c.must("messages.search", map[string]any{"query": "noodle", "start": 1, "limit": 1}, &r)
+		if r.TotalEstimated || r.Total != 2 || subjectsOf(r.Messages)[0] != "Lunch?" {
+			t.Errorf("next page: %+v; want Lunch? of 2, counted", r)
+		}
+		// Another scope is another count.
+		c.must("messages.searchCount", map[string]any{"query": "noodle in:anywhere"}, &n)
+		if n.Total != 4 {
+			t.Errorf("searchCount in:anywhere: %d, want 4", n.Total)
+		}
+		c.must("messages.searchCount", map[string]any{"query": "noodle", "folderID": boxes["Junk"]}, &n)
+		if n.Total != 1 {
+			t.Errorf("searchCount in Junk: %d, want 1", n.Total)
+		}
+		c.fail("messages.searchCount", map[string]any{"query": "in:nowhere"}, CodeInvalidParams, "invalidParams")
+	})
+}

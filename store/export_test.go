@@ -14,6 +14,10 @@ func SetBeforeGroupUser(s *Store, f func(userID int64)) { s.hooks.beforeGroupUse
 // matches are counted without a look-up each (broadCount).
 func SetBroadCount(s *Store, n int) { s.hooks.broadCount = n }
 
+// SetSearchTuning sets the thresholds of FindPage's plans (as
+// Config.Search does), so that a few messages take the paths many would.
+func SetSearchTuning(s *Store, t SearchTuning) { s.search = t }
+
 // GroupPending is how many deliveries wait for the running group commit.
 func GroupPending(s *Store) int {
 	s.group.mu.Lock()

@@ -57,6 +57,9 @@ type Config struct {
 	// Header bounds a message's header (header.go); zero fields take
 	// their defaults.
 	Header HeaderLimits
+	// Search holds the thresholds of a search's plans (findplan.go);
+	// zero fields take their defaults.
+	Search SearchTuning
 }
 
 // DefaultInlineMax keeps most mail (text, small attachments) in the
@@ -76,6 +79,7 @@ type Store struct {
 	log     *slog.Logger
 	limits  Limits
 	header  HeaderLimits
+	search  SearchTuning
 	now     func() time.Time
 	hooks   hooks
 	group   groupCommit
@@ -96,7 +100,7 @@ func New(cfg Config) (*Store, error) {
 	}
 	_, local := cfg.Cache.(*cache.Memory)
 	s := &Store{db: cfg.DB, blobs: cfg.Blobs, cache: cfg.Cache, log: cfg.Logger, limits: cfg.Limits, now: cfg.Now, localCache: local, files: newFileCaches(),
-		inlineMax: cfg.InlineMax, header: cfg.Header.WithDefaults()}
+		inlineMax: cfg.InlineMax, header: cfg.Header.WithDefaults(), search: cfg.Search}
 	if s.inlineMax == 0 {
 		s.inlineMax = DefaultInlineMax
 	}

@@ -36,6 +36,8 @@ const S = {
   /** @type {string | null} */
   query: null,
   scopeAll: false,
+  // The search's total is an estimate until messages.searchCount answers.
+  estimated: false,
   /** @type {import('./reader.js').Loaded | null} */
   open: null,
   /** @type {EventSource | null} */
@@ -171,7 +173,7 @@ function buildShell() {
 }
 
 function countText() {
-  if (S.query !== null) return T.searchResults(list.total);
+  if (S.query !== null) return S.estimated ? T.searchAbout(list.total) : T.searchResults(list.total);
   return list.total.toLocaleString() + ' ' + T.messages.toLowerCase();
 }
 
@@ -367,10 +369,26 @@ async function loadList() {
     // quick filters are more of them.
     const terms = [S.query, f.unread ? 'is:unread' : '', f.flagged ? 'is:flagged' : '', f.attachments ? 'has:attachment' : ''].filter(Boolean).join(' ');
     const scoped = !S.scopeAll && !/(^|\s)in:/i.test(S.query);
+    const params = { query: terms, ...(scoped ? { folderID } : {}) };
+    let counting = false;
+    S.estimated = false;
     src = async (start, limit) => {
       mark('search-start');
-      const r = await api.call('messages.search', { query: terms, start, limit, ...(scoped ? { folderID } : {}) });
+      const r = await api.call('messages.search', { ...params, start, limit });
       mark('search-end'); performance.measure('search', 'search-start', 'search-end');
+      // In a large mailbox a costly count is not waited for: the page
+      // comes with an estimate, and the count is asked apart.
+      S.estimated = !!r.totalEstimated;
+      if (r.totalEstimated && !counting) {
+        counting = true;
+        api.call('messages.searchCount', params).then((c) => {
+          counting = false;
+          if (list.source !== src) return;
+          S.estimated = false;
+          list.setTotal(c.total);
+          el.count.textContent = countText();
+        }, () => { counting = false; });
+      }
       return r;
     };
   } else {

@@ -18,6 +18,7 @@ export const T = {
   searchHere: 'This folder',
   searchAll: 'All folders',
   searchResults: (/** @type {number} */ n) => `${n.toLocaleString()} found`,
+  searchAbout: (/** @type {number} */ n) => `about ${n.toLocaleString()} found`,
   clearSearch: 'Clear search',
   folders: 'Folders',
   newFolder: 'New folder',

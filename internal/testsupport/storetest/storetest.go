@@ -53,6 +53,8 @@ type Options struct {
 	// InlineMax is store.Config.InlineMax: 0 the default, negative keeps
 	// every message in a file.
 	InlineMax int64
+	// Search is store.Config.Search: zero, the defaults.
+	Search store.SearchTuning
 	// WrapCache, when set, stands between the store and its cache: a
 	// test's way to make the cache or its bus fail on cue.
 	WrapCache func(cache.Cache) cache.Cache
@@ -96,7 +98,7 @@ func Open(t testing.TB, db testsupport.Database, o Options) *Env {
 		c = o.WrapCache(c)
 	}
 	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	st, err := store.New(store.Config{DB: sdb, Blobs: blobs, Cache: c, Logger: log, Limits: o.Limits, Header: o.Header, InlineMax: o.InlineMax})
+	st, err := store.New(store.Config{DB: sdb, Blobs: blobs, Cache: c, Logger: log, Limits: o.Limits, Header: o.Header, InlineMax: o.InlineMax, Search: o.Search})
 	if err != nil {
 		t.Fatalf("new store: %v", err)
 	}
