@@ -101,16 +101,20 @@ type conns struct {
 	byID   map[string]*Conn
 	byUser map[int64]map[*Conn]struct{}
 	// changed holds when a change of each user was last heard, for
-	// changeMemory.
+	// changeMemory; it is pruned when it grows past pruneAt.
 	changed   map[int64]time.Time
+	pruneAt   int
 	listening bool      // the bus subscription is being read
 	since     time.Time // when it started
 	resyncing bool      // a resync's recheck of every user runs
 }
 
 func newConns(s *Service) *conns {
-	return &conns{s: s, byID: map[string]*Conn{}, byUser: map[int64]map[*Conn]struct{}{}, changed: map[int64]time.Time{}}
+	return &conns{s: s, byID: map[string]*Conn{}, byUser: map[int64]map[*Conn]struct{}{}, changed: map[int64]time.Time{}, pruneAt: minPruneAt}
 }
+
+// minPruneAt is the size of conns.changed below which it is never pruned.
+const minPruneAt = 1024
 
 // listen subscribes to the bus unless it is being read already. It is
 // not tied to a caller's context: it serves every connection of the
@@ -166,12 +170,19 @@ func (r *conns) heard(userID int64) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.changed[userID] = now
-	if len(r.changed) > 1024 {
+	if len(r.changed) > r.pruneAt {
+		// A burst of changes (a domain's users renamed or given a
+		// plan: one event each) keeps every note within changeMemory:
+		// pruning again only once the map has doubled keeps each
+		// event's share of the work constant, where pruning at each
+		// one past a fixed size made a burst of n cost n² under the
+		// lock every login takes.
 		for id, t := range r.changed {
 			if now.Sub(t) > changeMemory {
 				delete(r.changed, id)
 			}
 		}
+		r.pruneAt = max(minPruneAt, 2*len(r.changed))
 	}
 }
 
