@@ -40,3 +40,10 @@ func FilesCached(s *Store) (infos, bodies int) {
 func IndexBatch(s *Store, ctx context.Context, size int) (int, bool, error) {
 	return s.indexBatch(ctx, size)
 }
+
+// Weighs reports whether FindPage on MariaDB weighs q's words on a
+// sample (findplan.go) rather than leaving q to the index alone.
+func Weighs(ctx context.Context, a *Account, q MailQuery) (bool, error) {
+	p, err := a.planMy(ctx, q)
+	return p != nil, err
+}
