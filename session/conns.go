@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"basalt/store"
@@ -107,10 +108,19 @@ type conns struct {
 	listening bool      // the bus subscription is being read
 	since     time.Time // when it started
 	resyncing bool      // a resync's recheck of every user runs
+	// pending holds the users whose connections wait to be checked again
+	// after a change, and checking says a goroutine works through them
+	// (queue): the pump only notes them, so that a store slow to answer
+	// holds up neither a revoke nor the bus.
+	pending  map[int64]struct{}
+	checking bool
+	// beforeRecheck, when set (tests), runs before a user is read again.
+	beforeRecheck atomic.Pointer[func(userID int64)]
 }
 
 func newConns(s *Service) *conns {
-	return &conns{s: s, byID: map[string]*Conn{}, byUser: map[int64]map[*Conn]struct{}{}, changed: map[int64]time.Time{}, pruneAt: minPruneAt}
+	return &conns{s: s, byID: map[string]*Conn{}, byUser: map[int64]map[*Conn]struct{}{}, changed: map[int64]time.Time{}, pruneAt: minPruneAt,
+		pending: map[int64]struct{}{}}
 }
 
 // minPruneAt is the size of conns.changed below which it is never pruned.
@@ -143,7 +153,7 @@ func (r *conns) pump(sub *cache.Subscription) {
 			r.revokeHere(ev.UserID, ev.Session)
 		case store.KindUser:
 			r.heard(ev.UserID)
-			r.recheck(ev.UserID)
+			r.queue(ev.UserID)
 		case cache.KindResync:
 			// Changes may have been missed: every user with a
 			// connection here is read again, off the pump, one at a
@@ -186,6 +196,43 @@ func (r *conns) heard(userID int64) {
 	}
 }
 
+// queue has userID's connections checked again, off the pump: by the
+// one goroutine that works through the users queued, each once however
+// many of its changes came in meanwhile. A user without a connection here
+// is not queued (a login registering meanwhile checks itself, Front.Open).
+func (r *conns) queue(userID int64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.byUser[userID]) == 0 {
+		return
+	}
+	r.pending[userID] = struct{}{}
+	if !r.checking {
+		r.checking = true
+		go r.checkPending()
+	}
+}
+
+func (r *conns) checkPending() {
+	for {
+		r.mu.Lock()
+		var id int64
+		found := false
+		for id = range r.pending {
+			found = true
+			break
+		}
+		if !found {
+			r.checking = false
+			r.mu.Unlock()
+			return
+		}
+		delete(r.pending, id)
+		r.mu.Unlock()
+		r.recheck(id)
+	}
+}
+
 // users returns the connections of userID.
 func (r *conns) users(userID int64) []*Conn {
 	r.mu.Lock()
@@ -201,6 +248,9 @@ func (r *conns) users(userID int64) []*Conn {
 // it is now does not allow. A store that does not answer ends nothing:
 // an outage must not log everyone out.
 func (r *conns) recheck(userID int64) {
+	if f := r.beforeRecheck.Load(); f != nil {
+		(*f)(userID)
+	}
 	cs := r.users(userID)
 	if len(cs) == 0 {
 		return

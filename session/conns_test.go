@@ -9,6 +9,7 @@ import (
 	"basalt/internal/testsupport/storetest"
 	"basalt/session"
 	"basalt/store"
+	"basalt/store/cache"
 )
 
 // TestProtocolSessionChecks: a registered protocol connection is ended
@@ -140,6 +141,35 @@ func TestProtocolSessionChecks(t *testing.T) {
 				t.Fatalf("revoke all: %d, %v", n, err)
 			}
 			check(t, c2, "session revoked")
+		})
+
+		t.Run("a slow check holds up no revoke", func(t *testing.T) {
+			slow, other := newUser(t), newUser(t)
+			s, o := open(t, login(t, slow, store.ProtoIMAP), store.ProtoIMAP), open(t, login(t, other, store.ProtoIMAP), store.ProtoIMAP)
+			time.Sleep(50 * time.Millisecond) // the logins' own checks are done
+			release, blocked := make(chan struct{}), make(chan struct{}, 1)
+			e.Session.SetBeforeRecheck(func(id int64) {
+				if id == slow.ID {
+					select {
+					case blocked <- struct{}{}:
+					default:
+					}
+					<-release
+				}
+			})
+			defer close(release)
+			// A change of slow's whose check the store is slow to answer.
+			q := int64(1 << 20)
+			must(t, e.Store.UpdateUser(ctx, slow.ID, store.UserUpdate{Overrides: store.LimitOverrides{QuotaBytes: &q}}, nil))
+			select {
+			case <-blocked:
+			case <-time.After(5 * time.Second):
+				t.Fatal("the change was not checked")
+			}
+			// Another node's revoke of other comes over the bus meanwhile.
+			must(t, e.Cache.Publish(ctx, cache.Event{UserID: other.ID, Kind: cache.KindRevoke}))
+			check(t, o, "session revoked")
+			check(t, s, "")
 		})
 	})
 }
