@@ -616,14 +616,17 @@ func (a *Account) Message(ctx context.Context, id int64) (Message, error) {
 
 // Open returns the raw message, decrypted for a secure user.
 func (a *Account) Open(ctx context.Context, id int64) (io.ReadCloser, error) {
+	// The blob's own bytes (an inline message's, up to 64 KiB) are read
+	// only when the body cache lacks them: most FETCHes of a message's
+	// body find it there, and copying the row's data out of the database
+	// was a large share of such a FETCH.
 	var loc struct {
 		BlobID    string `db:"blob_id"`
 		Part      string `db:"part"`
-		Data      []byte `db:"data"`
 		MailboxID int64  `db:"mailbox_id"`
 		Size      int64  `db:"size"`
 	}
-	err := a.s.db.Get(ctx, &loc, a.s.rebind(`SELECT m.blob_id, b.part, b.data, m.mailbox_id, m.size FROM messages m JOIN blobs b ON b.id = m.blob_id
+	err := a.s.db.Get(ctx, &loc, a.s.rebind(`SELECT m.blob_id, b.part, m.mailbox_id, m.size FROM messages m JOIN blobs b ON b.id = m.blob_id
 		WHERE m.id = ? AND m.user_id = ?`), id, a.userID)
 	if err != nil {
 		return nil, fmt.Errorf("open message %d: %w", id, notFound(err))
@@ -646,7 +649,13 @@ func (a *Account) Open(ctx context.Context, id int64) (io.ReadCloser, error) {
 	}
 	var rc io.ReadCloser
 	if loc.Part == blob.Inline {
-		rc, err = a.s.blobs.Decode(ctx, loc.Data, unwrap)
+		// The blob row outlives the message while another copy holds it;
+		// gone, the message went with it (expunged since the read above).
+		var data []byte
+		if err := a.s.db.Get(ctx, &data, a.s.rebind("SELECT data FROM blobs WHERE id = ?"), loc.BlobID); err != nil {
+			return nil, fmt.Errorf("open message %d: %w", id, notFound(err))
+		}
+		rc, err = a.s.blobs.Decode(ctx, data, unwrap)
 	} else {
 		rc, err = a.s.blobs.Open(ctx, loc.Part, loc.BlobID, unwrap)
 	}
