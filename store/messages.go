@@ -42,6 +42,8 @@ type Message struct {
 		sent          int64
 		from, subject string
 	}
+	// blobID names the message's file, for OpenListed.
+	blobID string
 	// Info is the envelope and body structure parsed at delivery; set only
 	// when asked for (ListQuery.WithInfo, Message).
 	Info *message.Info
@@ -80,7 +82,7 @@ func (a *Account) message(r messageRow) (Message, error) {
 	m := Message{
 		ID: r.ID, MailboxID: r.MailboxID, UID: r.UID, ModSeq: r.ModSeq, Flags: r.Flags,
 		Keywords: splitKeywords(r.Keywords), Size: r.Size, InternalDate: time.Unix(r.InternalDate, 0).UTC(),
-		ThreadID: r.ThreadID, HasAttachments: r.HasAttachments,
+		ThreadID: r.ThreadID, HasAttachments: r.HasAttachments, blobID: r.BlobID,
 	}
 	m.sort.sent, m.sort.from, m.sort.subject = r.SentDate, r.SortFrom, r.SortSubject
 	if m.ThreadID == 0 {
@@ -692,6 +694,25 @@ func (a *Account) Open(ctx context.Context, id int64) (io.ReadCloser, error) {
 		return nil, fmt.Errorf("open message %d: %w", id, err)
 	}
 	return io.NopCloser(bytes.NewReader(b)), nil
+}
+
+// OpenListed is Open for a message the caller has just listed (List,
+// ListPage, Message): a small message of a user whose mail is not sealed
+// is served from the body cache by the file the listing named, without
+// reading the message's row again. An IMAP FETCH of bodies reads every
+// message this way; a message expunged since the listing may still be
+// served, as a client that has not been told of the expunge expects
+// (RFC 3501 5.5 lets a server answer a FETCH of it).
+func (a *Account) OpenListed(ctx context.Context, m Message) (io.ReadCloser, error) {
+	if a.key == nil && m.blobID != "" && m.Size > 0 && m.Size <= maxCachedBody {
+		if _, err := a.need(ctx, m.MailboxID, RightRead); err != nil {
+			return nil, fmt.Errorf("open message %d: %w", m.ID, err)
+		}
+		if b, ok := a.s.files.bodies.get(m.blobID); ok {
+			return io.NopCloser(bytes.NewReader(b)), nil
+		}
+	}
+	return a.Open(ctx, m.ID)
 }
 
 // FlagUpdate is a message's state after SetFlags.
