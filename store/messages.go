@@ -341,6 +341,9 @@ func (a *Account) Append(ctx context.Context, mailboxID int64, raw []byte, opts 
 			return err
 		})
 		if err == nil {
+			if !m.secure {
+				s.files.noteAppended(m.blobID, p)
+			}
 			return out, nil
 		}
 		s.discard(ctx, m, err)

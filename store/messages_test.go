@@ -601,14 +601,18 @@ func TestKeyChangedDuringAppend(t *testing.T) {
 	})
 }
 
-// A small message of a plain user is kept in memory once read, and read
-// back the same; nothing of a secure user's is kept, metadata or body.
+// A small message of a plain user is kept in memory once appended (or
+// read), and read back the same; nothing of a secure user's is kept,
+// metadata or body.
 func TestFilesCached(t *testing.T) {
 	each(t, func(t *testing.T, e *storetest.Env) {
 		ctx := context.Background()
 		plain := e.Account(e.NewUser(t, "plain@example.org", false))
 		raw := storetest.Message("x@example.org", "plain@example.org", "hello", "plain words")
 		res := storetest.Append(t, plain, storetest.Inbox(t, plain), raw, store.AppendOptions{})
+		if infos, bodies := store.FilesCached(e.Store); infos != 1 || bodies != 1 {
+			t.Fatalf("cached %d metadata, %d bodies of a plain user's message just appended, want 1, 1", infos, bodies)
+		}
 		for range 2 {
 			if got := readAll(t, plain, res.ID); string(got) != string(raw) {
 				t.Fatalf("read %q, want %q", got, raw)
