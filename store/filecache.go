@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"container/list"
 	"sync"
 
@@ -91,4 +92,16 @@ type fileCaches struct {
 
 func newFileCaches() *fileCaches {
 	return &fileCaches{infos: fileCache[*message.Info]{max: infoCacheBytes}, bodies: fileCache[[]byte]{max: bodyCacheBytes}}
+}
+
+// noteAppended keeps the metadata and, when small, the body of a plain
+// user's message just appended: clients fetch new mail right after it
+// arrives, and the first FETCH then need not read, decompress and decode
+// what the append had in hand. The body is copied: the caller's buffer is
+// its own.
+func (c *fileCaches) noteAppended(id string, p *parsed) {
+	c.infos.put(id, len(p.meta), p.info)
+	if n := len(p.raw); n > 0 && n <= maxCachedBody {
+		c.bodies.put(id, n, bytes.Clone(p.raw))
+	}
 }

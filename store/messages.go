@@ -42,6 +42,8 @@ type Message struct {
 		sent          int64
 		from, subject string
 	}
+	// blobID names the message's file, for OpenListed.
+	blobID string
 	// Info is the envelope and body structure parsed at delivery; set only
 	// when asked for (ListQuery.WithInfo, Message).
 	Info *message.Info
@@ -80,7 +82,7 @@ func (a *Account) message(r messageRow) (Message, error) {
 	m := Message{
 		ID: r.ID, MailboxID: r.MailboxID, UID: r.UID, ModSeq: r.ModSeq, Flags: r.Flags,
 		Keywords: splitKeywords(r.Keywords), Size: r.Size, InternalDate: time.Unix(r.InternalDate, 0).UTC(),
-		ThreadID: r.ThreadID, HasAttachments: r.HasAttachments,
+		ThreadID: r.ThreadID, HasAttachments: r.HasAttachments, blobID: r.BlobID,
 	}
 	m.sort.sent, m.sort.from, m.sort.subject = r.SentDate, r.SortFrom, r.SortSubject
 	if m.ThreadID == 0 {
@@ -339,6 +341,9 @@ func (a *Account) Append(ctx context.Context, mailboxID int64, raw []byte, opts 
 			return err
 		})
 		if err == nil {
+			if !m.secure {
+				s.files.noteAppended(m.blobID, p)
+			}
 			return out, nil
 		}
 		s.discard(ctx, m, err)
@@ -616,14 +621,17 @@ func (a *Account) Message(ctx context.Context, id int64) (Message, error) {
 
 // Open returns the raw message, decrypted for a secure user.
 func (a *Account) Open(ctx context.Context, id int64) (io.ReadCloser, error) {
+	// The blob's own bytes (an inline message's, up to 64 KiB) are read
+	// only when the body cache lacks them: most FETCHes of a message's
+	// body find it there, and copying the row's data out of the database
+	// was a large share of such a FETCH.
 	var loc struct {
 		BlobID    string `db:"blob_id"`
 		Part      string `db:"part"`
-		Data      []byte `db:"data"`
 		MailboxID int64  `db:"mailbox_id"`
 		Size      int64  `db:"size"`
 	}
-	err := a.s.db.Get(ctx, &loc, a.s.rebind(`SELECT m.blob_id, b.part, b.data, m.mailbox_id, m.size FROM messages m JOIN blobs b ON b.id = m.blob_id
+	err := a.s.db.Get(ctx, &loc, a.s.rebind(`SELECT m.blob_id, b.part, m.mailbox_id, m.size FROM messages m JOIN blobs b ON b.id = m.blob_id
 		WHERE m.id = ? AND m.user_id = ?`), id, a.userID)
 	if err != nil {
 		return nil, fmt.Errorf("open message %d: %w", id, notFound(err))
@@ -646,7 +654,13 @@ func (a *Account) Open(ctx context.Context, id int64) (io.ReadCloser, error) {
 	}
 	var rc io.ReadCloser
 	if loc.Part == blob.Inline {
-		rc, err = a.s.blobs.Decode(ctx, loc.Data, unwrap)
+		// The blob row outlives the message while another copy holds it;
+		// gone, the message went with it (expunged since the read above).
+		var data []byte
+		if err := a.s.db.Get(ctx, &data, a.s.rebind("SELECT data FROM blobs WHERE id = ?"), loc.BlobID); err != nil {
+			return nil, fmt.Errorf("open message %d: %w", id, notFound(err))
+		}
+		rc, err = a.s.blobs.Decode(ctx, data, unwrap)
 	} else {
 		rc, err = a.s.blobs.Open(ctx, loc.Part, loc.BlobID, unwrap)
 	}
@@ -683,6 +697,25 @@ func (a *Account) Open(ctx context.Context, id int64) (io.ReadCloser, error) {
 		return nil, fmt.Errorf("open message %d: %w", id, err)
 	}
 	return io.NopCloser(bytes.NewReader(b)), nil
+}
+
+// OpenListed is Open for a message the caller has just listed (List,
+// ListPage, Message): a small message of a user whose mail is not sealed
+// is served from the body cache by the file the listing named, without
+// reading the message's row again. An IMAP FETCH of bodies reads every
+// message this way; a message expunged since the listing may still be
+// served, as a client that has not been told of the expunge expects
+// (RFC 3501 5.5 lets a server answer a FETCH of it).
+func (a *Account) OpenListed(ctx context.Context, m Message) (io.ReadCloser, error) {
+	if a.key == nil && m.blobID != "" && m.Size > 0 && m.Size <= maxCachedBody {
+		if _, err := a.need(ctx, m.MailboxID, RightRead); err != nil {
+			return nil, fmt.Errorf("open message %d: %w", m.ID, err)
+		}
+		if b, ok := a.s.files.bodies.get(m.blobID); ok {
+			return io.NopCloser(bytes.NewReader(b)), nil
+		}
+	}
+	return a.Open(ctx, m.ID)
 }
 
 // FlagUpdate is a message's state after SetFlags.

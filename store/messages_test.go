@@ -601,14 +601,18 @@ func TestKeyChangedDuringAppend(t *testing.T) {
 	})
 }
 
-// A small message of a plain user is kept in memory once read, and read
-// back the same; nothing of a secure user's is kept, metadata or body.
+// A small message of a plain user is kept in memory once appended (or
+// read), and read back the same; nothing of a secure user's is kept,
+// metadata or body.
 func TestFilesCached(t *testing.T) {
 	each(t, func(t *testing.T, e *storetest.Env) {
 		ctx := context.Background()
 		plain := e.Account(e.NewUser(t, "plain@example.org", false))
 		raw := storetest.Message("x@example.org", "plain@example.org", "hello", "plain words")
 		res := storetest.Append(t, plain, storetest.Inbox(t, plain), raw, store.AppendOptions{})
+		if infos, bodies := store.FilesCached(e.Store); infos != 1 || bodies != 1 {
+			t.Fatalf("cached %d metadata, %d bodies of a plain user's message just appended, want 1, 1", infos, bodies)
+		}
 		for range 2 {
 			if got := readAll(t, plain, res.ID); string(got) != string(raw) {
 				t.Fatalf("read %q, want %q", got, raw)
@@ -630,6 +634,69 @@ func TestFilesCached(t *testing.T) {
 		}
 		if infos, bodies := store.FilesCached(e.Store); infos != 1 || bodies != 1 {
 			t.Fatalf("cached %d metadata, %d bodies after reading a secure user's message, want still 1, 1", infos, bodies)
+		}
+	})
+}
+
+// OpenListed serves a listed small message of a plain user from the body
+// cache without reading its row again, so a message expunged since the
+// listing still reads (as an IMAP session not yet told of the expunge
+// expects), where Open answers not found; a secure user's is read, and
+// decrypted, as Open reads it.
+func TestOpenListed(t *testing.T) {
+	each(t, func(t *testing.T, e *storetest.Env) {
+		ctx := context.Background()
+		plain := e.Account(e.NewUser(t, "plain@example.org", false))
+		inbox := storetest.Inbox(t, plain)
+		raw := storetest.Message("x@example.org", "plain@example.org", "hello", "plain words")
+		storetest.Append(t, plain, inbox, raw, store.AppendOptions{})
+		msgs, err := plain.List(ctx, inbox, store.ListQuery{})
+		if err != nil || len(msgs) != 1 {
+			t.Fatalf("list: %d messages, %v", len(msgs), err)
+		}
+		read := func(a *store.Account, m store.Message) []byte {
+			t.Helper()
+			rc, err := a.OpenListed(ctx, m)
+			if err != nil {
+				t.Fatalf("open listed message: %v", err)
+			}
+			defer rc.Close()
+			b, err := io.ReadAll(rc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return b
+		}
+		for range 2 { // from the file, then from the cache
+			if got := read(plain, msgs[0]); string(got) != string(raw) {
+				t.Fatalf("read %q, want %q", got, raw)
+			}
+		}
+		if _, err := plain.SetFlags(ctx, inbox, nil, store.FlagAdd, store.FlagDeleted, nil); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := plain.Expunge(ctx, inbox, nil); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := plain.Open(ctx, msgs[0].ID); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("Open of an expunged message: %v, want not found", err)
+		}
+		if got := read(plain, msgs[0]); string(got) != string(raw) {
+			t.Fatalf("listed, then expunged: read %q, want %q", got, raw)
+		}
+
+		sec := e.Account(e.NewUser(t, "sec@example.org", true))
+		secInbox := storetest.Inbox(t, sec)
+		secRaw := storetest.Message("x@example.org", "sec@example.org", "secret", "private words")
+		storetest.Append(t, sec, secInbox, secRaw, store.AppendOptions{})
+		if msgs, err = sec.List(ctx, secInbox, store.ListQuery{}); err != nil || len(msgs) != 1 {
+			t.Fatalf("list: %d messages, %v", len(msgs), err)
+		}
+		if got := read(sec, msgs[0]); string(got) != string(secRaw) {
+			t.Fatalf("secure user's message read %q, want %q", got, secRaw)
+		}
+		if _, bodies := store.FilesCached(e.Store); bodies != 1 {
+			t.Fatalf("%d bodies cached, want 1 (the plain user's only)", bodies)
 		}
 	})
 }

@@ -150,7 +150,7 @@ func (s *session) fetchOne(w *imapserver.FetchWriter, seq uint32, m *store.Messa
 		if m.Info == nil {
 			return s.storeErr("fetch", errors.New("message without its parse"))
 		}
-		rc, err := s.sel.ref.acct.Open(s.ctx(), m.ID)
+		rc, err := s.sel.ref.acct.OpenListed(s.ctx(), *m)
 		if errors.Is(err, store.ErrNotFound) {
 			return errExpungedMeanwhile
 		}

@@ -71,6 +71,9 @@ type guard struct {
 	closeOnce sync.Once
 
 	wmu sync.Mutex // one writer at a time: the library's, or the guard's BYE
+	// pending is what the library wrote of a command's untagged responses
+	// and the guard has not sent yet (under wmu): see Write.
+	pending []byte
 
 	mu  sync.Mutex // everything below, shared by the reading and writing goroutines
 	in  inScan
@@ -91,6 +94,11 @@ type guard struct {
 	// client sent more after it, the connection is watched while it
 	// runs (listener.Conn.Watch).
 	watch bool
+	// open says a command is running whose tagged response has not gone
+	// out: its untagged responses may wait for it (see Write). Not while
+	// the server waits for the client (after a continuation request, in
+	// IDLE), when what it writes must go out at once.
+	open bool
 	// lsub says the command being run is LSUB, which the library hands
 	// to the session as a LIST (SUBSCRIBED) (see List).
 	lsub atomic.Bool
@@ -454,6 +462,7 @@ func (g *guard) lineEnd() (hold bool) {
 			in.startTLS, in.startTLSTag = true, in.tag
 		}
 		g.watch = !in.afterIdle && !in.cmd.is("IDLE") && !in.cmd.is("STARTTLS")
+		g.open = g.watch
 		in.afterIdle = !in.cont && in.cmd.is("IDLE")
 		in.cont, in.field, in.tag, in.cmd = false, 0, word{}, word{}
 		return true
@@ -481,6 +490,17 @@ func (g *guard) lineEnd() (hold bool) {
 	return true
 }
 
+// maxPending bounds the untagged responses Write keeps back.
+const maxPending = 16 << 10
+
+// Write sends what the library wrote. The library flushes at the end of
+// every response line, which cost a system call (and a wakeup of the
+// client) per untagged FETCH, EXPUNGE or EXISTS: a command's untagged
+// responses are therefore kept back, up to maxPending, and go out with
+// its tagged response, a continuation request, or whatever is written
+// when no command is running (IDLE's updates, a BYE), in one write. The
+// client acts on a command's results once the tagged response came
+// (RFC 9051 2.2.2), so nothing waits that it could have used.
 func (g *guard) Write(p []byte) (int, error) {
 	g.wmu.Lock()
 	defer g.wmu.Unlock()
@@ -503,9 +523,22 @@ func (g *guard) Write(p []byte) (int, error) {
 		}
 	}
 	w, cut, startTLS := g.scanOut(q)
+	hold := g.open && !cut && !startTLS && len(g.pending)+len(w) <= maxPending
 	g.mu.Unlock()
+	if hold {
+		if g.pending == nil {
+			g.pending = make([]byte, 0, 4096)
+		}
+		g.pending = append(g.pending, w...)
+		return len(p), nil
+	}
+	held := len(g.pending) > 0
+	if held {
+		// Not kept: a connection in IDLE holds no buffer.
+		w, g.pending = append(g.pending, w...), nil
+	}
 	n, err := g.Conn.Write(w)
-	if len(w) != len(q) {
+	if held || len(w) != len(q) {
 		// Bytes were put in or held back: all of p or none is written.
 		n = 0
 		if err == nil {
@@ -610,14 +643,18 @@ func (g *guard) scanOut(p []byte) (w []byte, cut, startTLS bool) {
 			switch b {
 			case '+':
 				// A continuation request: a synchronizing literal's data
-				// comes next (or an AUTHENTICATE answer, or DONE).
+				// comes next (or an AUTHENTICATE answer, or DONE). The
+				// server now waits for the client: nothing waits in Write.
 				in.waiting = false
 				out.pos = 3
+				g.open = false
 			case '*':
 				out.pos = 3
 			default:
+				// A tagged response: its command is done.
 				out.tag.add(b)
 				out.pos = 1
+				g.open = false
 			}
 		case 1:
 			if b == ' ' {
@@ -711,7 +748,8 @@ func (g *guard) byeAndClose(text string) {
 	g.wmu.Lock()
 	if !g.isHandedOff() {
 		g.Conn.SetWriteDeadline(time.Now().Add(time.Second))
-		io.WriteString(g.Conn, "* BYE "+text+"\r\n")
+		g.Conn.Write(append(g.pending, "* BYE "+text+"\r\n"...))
+		g.pending = nil
 	}
 	g.wmu.Unlock()
 	g.Close()
@@ -735,6 +773,17 @@ func (g *guard) Close() error {
 	}
 	var err error
 	g.closeOnce.Do(func() {
+		// What the library wrote last (a BYE before it hung up) is sent
+		// before the connection ends. TryLock: a writer stuck on a slow
+		// client, which Close is there to end, holds wmu.
+		if g.wmu.TryLock() {
+			if len(g.pending) > 0 {
+				g.Conn.SetWriteDeadline(time.Now().Add(time.Second))
+				g.Conn.Write(g.pending)
+				g.pending = nil
+			}
+			g.wmu.Unlock()
+		}
 		// Closing TLS closes the listener.Conn under it, which gives
 		// back its place.
 		err = g.Conn.Close()

@@ -12,6 +12,7 @@ import (
 	"net"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -605,4 +606,87 @@ func TestQuotedLineBreak(t *testing.T) {
 	d.ok("SELECT INBOX")
 	d.expect(`SEARCH SUBJECT a"b`, "BAD")
 	d.ok(`SEARCH SUBJECT "a\"b\\" SUBJECT "{5}"`)
+}
+
+// writeLog is a listener whose connections record each write the server
+// makes to them.
+type writeLog struct {
+	net.Listener
+	mu     sync.Mutex
+	writes []string
+}
+
+func (l *writeLog) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &loggedConn{Conn: c, log: l}, nil
+}
+
+func (l *writeLog) all() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.writes)
+}
+
+type loggedConn struct {
+	net.Conn
+	log *writeLog
+}
+
+func (c *loggedConn) Write(p []byte) (int, error) {
+	c.log.mu.Lock()
+	c.log.writes = append(c.log.writes, string(p))
+	c.log.mu.Unlock()
+	return c.Conn.Write(p)
+}
+
+// A command's untagged responses go out with its tagged response, in one
+// write (the library flushes at every line); in IDLE, where no tagged
+// response follows, an update goes out at once.
+func TestUntaggedResponsesCoalesced(t *testing.T) {
+	h := start(t, setup{})
+	a := h.user("alice@example.org", false)
+	for i := range 5 {
+		h.deliver(a, "INBOX", storetest.Message("x@example.org", "alice@example.org", fmt.Sprintf("m%d", i), "body"), store.AppendOptions{})
+	}
+	raw, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln := &writeLog{Listener: raw}
+	go h.srv.Serve(ln)
+	t.Cleanup(func() { ln.Close() })
+	conn, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := newClient(t, conn)
+	c.login("alice@example.org")
+	c.ok("SELECT INBOX")
+	if got := c.ok("FETCH 1:5 (FLAGS)"); len(got) != 5 {
+		t.Fatalf("FETCH answered %d untagged lines, want 5: %q", len(got), got)
+	}
+	var fetch string
+	for _, w := range ln.all() {
+		if strings.Contains(w, " FETCH (") {
+			fetch = w
+			break
+		}
+	}
+	if strings.Count(fetch, " FETCH (") != 5 || !strings.Contains(fetch, " OK ") {
+		t.Fatalf("the FETCH's first write was %q, want its 5 untagged responses and its tagged OK", fetch)
+	}
+
+	c.send("i IDLE\r\n")
+	if l := c.line(); !strings.HasPrefix(l, "+") {
+		t.Fatalf("IDLE answered %q", l)
+	}
+	h.deliver(a, "INBOX", storetest.Message("x@example.org", "alice@example.org", "new", "body"), store.AppendOptions{})
+	if l := c.line(); l != "* 6 EXISTS" {
+		t.Fatalf("in IDLE, got %q, want * 6 EXISTS", l)
+	}
+	c.send("DONE\r\n")
+	c.until("i")
 }

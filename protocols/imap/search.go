@@ -448,7 +448,7 @@ func (c *candidate) message() ([]byte, error) {
 	if c.read {
 		return c.raw, nil
 	}
-	rc, err := c.s.sel.ref.acct.Open(c.s.ctx(), c.m.ID)
+	rc, err := c.s.sel.ref.acct.OpenListed(c.s.ctx(), *c.m)
 	if err != nil {
 		return nil, c.s.storeErr("search: open message", err)
 	}
