@@ -84,10 +84,10 @@ func TestProtocolSessions(t *testing.T) {
 			t.Fatalf("sessions %+v", ss.Items)
 		}
 
-		// bo cannot end al's connection by naming it: it is not open
-		// for bo here, so only the other nodes are asked (202), and they
-		// would find it not bo's either.
-		v.do(req{method: "DELETE", path: "/users/bo@a.test/sessions/" + imap.ID, key: k}).want(t, 202)
+		// bo cannot end al's connection by naming it: no node lists it
+		// for bo (404), nor an id no node lists at all.
+		v.do(req{method: "DELETE", path: "/users/bo@a.test/sessions/" + imap.ID, key: k}).want(t, 404)
+		v.do(req{method: "DELETE", path: "/users/al@a.test/sessions/imap-0123456789abcdef", key: k}).want(t, 404)
 		alive(imapEnd)
 		v.do(req{method: "DELETE", path: "/users/al@a.test/sessions/" + imap.ID, key: k}).want(t, 204)
 		ended(imapEnd, "session revoked")

@@ -880,7 +880,7 @@ func (a *API) putForwarding(c *Ctx) error {
 }
 
 // SessionView is one of a user's sessions: a web session, or a live
-// protocol connection (IMAP, POP3, SMTP submission) on this node.
+// protocol connection (IMAP, POP3, SMTP submission) on any node.
 type SessionView struct {
 	ID string `json:"id"`
 	// Protocol is "webmail" for a web session, else the connection's.
@@ -892,6 +892,8 @@ type SessionView struct {
 	IdleUntil int64 `json:"idleUntil,omitempty"`
 	// RemoteAddress is a protocol connection's client (host:port).
 	RemoteAddress string `json:"remoteAddress,omitempty"`
+	// Node is the node a protocol connection is open on.
+	Node string `json:"node,omitempty"`
 }
 
 func (a *API) listSessions(c *Ctx) error {
@@ -903,13 +905,16 @@ func (a *API) listSessions(c *Ctx) error {
 	if err != nil {
 		return err
 	}
-	ps := a.deps.Session.ProtocolSessions(info.ID)
+	ps, err := a.deps.Session.ProtocolSessions(c.Context(), info.ID)
+	if err != nil {
+		return err
+	}
 	items := make([]SessionView, 0, len(ws)+len(ps))
 	for _, w := range ws {
 		items = append(items, SessionView{ID: w.ID, Protocol: string(store.ProtoWebmail), CreatedAt: w.Created, ExpiresAt: w.Expires, IdleUntil: w.IdleUntil})
 	}
 	for _, p := range ps {
-		items = append(items, SessionView{ID: p.ID, Protocol: string(p.Protocol), CreatedAt: p.Started.Unix(), RemoteAddress: p.Remote})
+		items = append(items, SessionView{ID: p.ID, Protocol: string(p.Protocol), CreatedAt: p.Started.Unix(), RemoteAddress: p.Remote, Node: p.Node})
 	}
 	// Newest first, as each list comes.
 	slices.SortStableFunc(items, func(x, y SessionView) int { return cmp.Compare(y.CreatedAt, x.CreatedAt) })
@@ -936,8 +941,8 @@ func (a *API) revokeSessions(c *Ctx) error {
 }
 
 // revokeSession ends one session. A protocol connection is ended where it
-// is open: 204 when that is this node; 202 when it is not open here, and
-// the other nodes were asked to end it.
+// is open, through the bus when that is another node: 204 when it is
+// listed on any node, 404 when on none.
 func (a *API) revokeSession(c *Ctx) error {
 	info, err := a.user(c)
 	if err != nil {
@@ -946,13 +951,13 @@ func (a *API) revokeSession(c *Ctx) error {
 	id := c.Param("session")
 	if session.IsProtocolSessionID(id) {
 		n, err := a.deps.Session.RevokeProtocol(c.Context(), info.ID, id)
-		c.Audit(store.AuditEntry{Action: "user.sessions.revoke", Target: info.Address, Domain: domainOf(info.Address), After: map[string]any{"session": id, "endedHere": n}})
 		switch {
 		case err != nil:
 			return err
 		case n == 0:
-			return c.JSON(http.StatusAccepted, map[string]string{"session": id})
+			return NotFound("No such session.")
 		}
+		c.Audit(store.AuditEntry{Action: "user.sessions.revoke", Target: info.Address, Domain: domainOf(info.Address), After: map[string]any{"session": id}})
 		return c.NoContent()
 	}
 	if _, err := a.st.RevokeWebSessions(c.Context(), info.ID, id); err != nil {

@@ -131,7 +131,9 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Services, error) 
 	return svc, nil
 }
 
-// Close releases the cache and the database.
+// Close stops the session service's background work and releases the
+// cache and the database.
 func (s *Services) Close() error {
+	s.Session.Close()
 	return errors.Join(s.Cache.Close(), s.DB.Close())
 }

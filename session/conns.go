@@ -5,9 +5,11 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -30,8 +32,12 @@ import (
 // Both reach every node: the store announces its changes on the cache's
 // bus, and a revoke is published there too (cache.KindRevoke), so with
 // Redis a node ends its own connections whichever node made the change.
-// The registry itself is each node's own (what listing shows is this
-// node's connections): it lives in memory, as the connections do.
+// The registry itself is each node's own: it lives in memory, as the
+// connections do. So that any node can list them all, each node also
+// lists its connections in the shared cache (a lease set per user,
+// cache.PutLeases): once at login, deleted at the end, and renewed in one
+// batch every third of Config.ConnLease. A node that dies without
+// deleting them loses them when the lease runs out.
 
 // ProtocolSession is a live, logged-in protocol connection.
 type ProtocolSession struct {
@@ -42,6 +48,7 @@ type ProtocolSession struct {
 	Protocol store.Protocol
 	Remote   string    // the client's address (host:port)
 	Started  time.Time // when it logged in
+	Node     string    // the node it is open on (Service's node name)
 }
 
 // Conn is a protocol connection's place in the registry. The protocol
@@ -53,24 +60,55 @@ type Conn struct {
 	address string // the user's address at login
 	end     func(reason string)
 	ending  sync.Once
+	// unlisting deletes the connection's listing in the shared cache,
+	// once.
+	unlisting sync.Once
 }
 
-// Close takes the connection out of the registry; it is safe to call
-// more than once and on a nil Conn.
+// Close takes the connection out of the registry and out of the shared
+// cache's listing; it is safe to call more than once and on a nil Conn.
 func (c *Conn) Close() {
 	if c != nil {
 		c.r.remove(c)
+		c.unlisting.Do(func() { c.r.unlist(c) })
 	}
 }
 
 // stop has the connection ended by its protocol, once. The hook runs on
 // a goroutine of its own: a protocol lets the store write in progress
 // finish first (an IMAP APPEND, an SMTP DATA), which must not hold up the
-// registry.
+// registry; so does the deletion of its listing, which must not hold up
+// the bus.
 func (c *Conn) stop(reason string) {
 	c.r.remove(c)
-	c.ending.Do(func() { go c.end(reason) })
+	c.ending.Do(func() {
+		go c.end(reason)
+		go c.unlisting.Do(func() { c.r.unlist(c) })
+	})
 }
+
+// connListing is a connection's value in its user's lease set in the
+// shared cache (connSet); the keys are short, as one is written per
+// connection at each renewal.
+type connListing struct {
+	Protocol store.Protocol `json:"p"`
+	Remote   string         `json:"r"`
+	Started  int64          `json:"s"` // Unix milliseconds
+	Node     string         `json:"n"`
+}
+
+// connSet names userID's lease set of connections in the shared cache.
+func connSet(userID int64) string { return "conns:" + strconv.FormatInt(userID, 10) }
+
+func (c *Conn) lease() cache.Lease {
+	v, _ := json.Marshal(connListing{Protocol: c.Protocol, Remote: c.Remote, Started: c.Started.UnixMilli(), Node: c.Node})
+	return cache.Lease{Set: connSet(c.UserID), Member: c.ID, Value: v}
+}
+
+// listTimeout bounds a login's wait for its listing and a connection's
+// end's for its deletion: a cache that does not answer must not hold up
+// the protocols.
+const listTimeout = 5 * time.Second
 
 // refusal says why u, as it is now, may no longer use c ("" if it may).
 func (c *Conn) refusal(u store.User, now time.Time) string {
@@ -114,6 +152,8 @@ type conns struct {
 	// holds up neither a revoke nor the bus.
 	pending  map[int64]struct{}
 	checking bool
+	// renewing says the renewal of this node's listings runs.
+	renewing bool
 	// beforeRecheck, when set (tests), runs before a user is read again.
 	beforeRecheck atomic.Pointer[func(userID int64)]
 }
@@ -322,6 +362,120 @@ func (r *conns) add(c *Conn) {
 	m[c] = struct{}{}
 }
 
+// registered reports whether c is still in the registry.
+func (r *conns) registered(c *Conn) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.byID[c.ID] == c
+}
+
+// list puts c in the shared cache's listing. A connection that ended
+// while it was being written may have been deleted before: its listing
+// is deleted again. A cache that fails leaves the connection unlisted
+// until the next renewal.
+func (r *conns) list(c *Conn) {
+	ctx, cancel := context.WithTimeout(context.Background(), listTimeout)
+	defer cancel()
+	if err := r.s.cache.PutLeases(ctx, r.s.cfg.ConnLease, c.lease()); err != nil {
+		r.s.log.Warn("list protocol session", "session", c.ID, "err", err)
+		return
+	}
+	if !r.registered(c) {
+		r.unlist(c)
+	}
+}
+
+// unlist deletes c's listing in the shared cache.
+func (r *conns) unlist(c *Conn) {
+	ctx, cancel := context.WithTimeout(context.Background(), listTimeout)
+	defer cancel()
+	if err := r.s.cache.DeleteLeases(ctx, connSet(c.UserID), c.ID); err != nil {
+		r.s.log.Warn("unlist protocol session", "session", c.ID, "err", err)
+	}
+}
+
+// renew starts the renewal of this node's listings unless it runs or
+// the Service is closed. It starts with the first connection, so that a
+// node serving no protocol does not run it.
+func (r *conns) renew() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.renewing {
+		return
+	}
+	select {
+	case <-r.s.done:
+		return
+	default:
+	}
+	r.renewing = true
+	go r.renewEvery(r.s.cfg.ConnLease / 3)
+}
+
+func (r *conns) renewEvery(every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-r.s.done:
+			return
+		case <-t.C:
+			r.renewAll(every)
+		}
+	}
+}
+
+// renewAll renews the listing of every connection of this node in one
+// batch. As with list, a connection that ended during the write is
+// deleted again.
+func (r *conns) renewAll(within time.Duration) {
+	r.mu.Lock()
+	cs := make([]*Conn, 0, len(r.byID))
+	leases := make([]cache.Lease, 0, len(r.byID))
+	for _, c := range r.byID {
+		cs = append(cs, c)
+		leases = append(leases, c.lease())
+	}
+	r.mu.Unlock()
+	if len(cs) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), within)
+	defer cancel()
+	if err := r.s.cache.PutLeases(ctx, r.s.cfg.ConnLease, leases...); err != nil {
+		r.s.log.Warn("renew the listing of protocol sessions", "sessions", len(cs), "err", err)
+		return
+	}
+	for _, c := range cs {
+		if !r.registered(c) {
+			r.unlist(c)
+		}
+	}
+}
+
+// elsewhere returns userID's connections listed in the shared cache by
+// other nodes (this node's own are in the registry, which is the truth
+// about them).
+func (r *conns) elsewhere(ctx context.Context, userID int64) ([]ProtocolSession, error) {
+	m, err := r.s.cache.Leases(ctx, connSet(userID))
+	if err != nil {
+		return nil, fmt.Errorf("list protocol sessions of user %d: %w", userID, err)
+	}
+	var out []ProtocolSession
+	for id, v := range m {
+		var l connListing
+		if err := json.Unmarshal(v, &l); err != nil {
+			r.s.log.Warn("undecodable protocol session listing", "user", userID, "session", id, "err", err)
+			continue
+		}
+		if l.Node == r.s.node {
+			continue
+		}
+		out = append(out, ProtocolSession{ID: id, UserID: userID, Protocol: l.Protocol, Remote: l.Remote, Started: time.UnixMilli(l.Started), Node: l.Node})
+	}
+	return out, nil
+}
+
 func (r *conns) remove(c *Conn) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -365,7 +519,7 @@ func (f *Front) Open(auth *Auth, remote string, end func(reason string)) *Conn {
 	rand.Read(b[:])
 	c := &Conn{
 		ProtocolSession: ProtocolSession{ID: string(f.proto) + "-" + hex.EncodeToString(b[:]), UserID: auth.User.ID,
-			Protocol: f.proto, Remote: remote, Started: f.s.now()},
+			Protocol: f.proto, Remote: remote, Started: f.s.now(), Node: f.s.node},
 		r: r, epoch: auth.User.AuthEpoch, address: auth.User.Address, end: end,
 	}
 	if err := r.listen(); err != nil {
@@ -374,6 +528,8 @@ func (f *Front) Open(auth *Auth, remote string, end func(reason string)) *Conn {
 		f.s.log.Warn("protocol session", "err", err)
 	}
 	r.add(c)
+	r.list(c)
+	r.renew()
 	// The user was read at login, maybe before the subscription above was
 	// live, or before a change whose announcement came in meanwhile: such
 	// a login is read again now that it will hear the next change.
@@ -383,25 +539,45 @@ func (f *Front) Open(auth *Auth, remote string, end func(reason string)) *Conn {
 	return c
 }
 
-// ProtocolSessions lists userID's live protocol connections on this
-// node, newest first.
-func (s *Service) ProtocolSessions(userID int64) []ProtocolSession {
+// ProtocolSessions lists userID's live protocol connections on every
+// node sharing the cache, newest first. When the cache cannot be read it
+// lists this node's alone, with the error.
+func (s *Service) ProtocolSessions(ctx context.Context, userID int64) ([]ProtocolSession, error) {
 	cs := s.conns.users(userID)
 	out := make([]ProtocolSession, 0, len(cs))
 	for _, c := range cs {
 		out = append(out, c.ProtocolSession)
 	}
+	others, err := s.conns.elsewhere(ctx, userID)
+	out = append(out, others...)
 	slices.SortFunc(out, func(a, b ProtocolSession) int {
 		return cmp.Or(b.Started.Compare(a.Started), strings.Compare(a.ID, b.ID))
 	})
-	return out
+	return out, err
 }
 
 // RevokeProtocol ends userID's protocol connection id, or all of them
 // when id is "": at once on this node, and on the others through the
-// bus. It returns how many it ended on this node.
+// bus. It returns how many it ended or asked to end: those open here, and
+// those listed by other nodes. A connection id that is neither is not
+// announced (0, nil).
 func (s *Service) RevokeProtocol(ctx context.Context, userID int64, id string) (int, error) {
 	n := s.conns.revokeHere(userID, id)
+	others, err := s.conns.elsewhere(ctx, userID)
+	switch {
+	case err != nil && id != "" && n == 0:
+		return 0, fmt.Errorf("revoke protocol session %s: %w", id, err)
+	case err != nil:
+		// Revoking all of them does not need the count.
+		s.log.Warn("revoke protocol sessions", "user", userID, "err", err)
+	case id == "":
+		n += len(others)
+	case n == 0:
+		if !slices.ContainsFunc(others, func(p ProtocolSession) bool { return p.ID == id }) {
+			return 0, nil
+		}
+		n = 1
+	}
 	if err := s.cache.Publish(context.WithoutCancel(ctx), cache.Event{UserID: userID, Kind: cache.KindRevoke, Session: id}); err != nil {
 		return n, fmt.Errorf("revoke protocol sessions of user %d: %w", userID, err)
 	}

@@ -2,9 +2,11 @@ package session_test
 
 import (
 	"context"
+	"slices"
 	"testing"
 	"time"
 
+	"basalt/crypt"
 	"basalt/internal/testsupport"
 	"basalt/internal/testsupport/storetest"
 	"basalt/session"
@@ -106,8 +108,8 @@ func TestProtocolSessionChecks(t *testing.T) {
 						left++
 					}
 				}
-				if got := len(e.Session.ProtocolSessions(u.ID)); got != left {
-					t.Fatalf("%d sessions listed, want %d", got, left)
+				if got, err := e.Session.ProtocolSessions(ctx, u.ID); err != nil || len(got) != left {
+					t.Fatalf("%d sessions listed (%v), want %d", len(got), err, left)
 				}
 			})
 		}
@@ -171,6 +173,107 @@ func TestProtocolSessionChecks(t *testing.T) {
 			check(t, o, "session revoked")
 			check(t, s, "")
 		})
+	})
+}
+
+// TestProtocolSessionsAcrossNodes: two services sharing a cache are two
+// nodes. Each lists the other's connections as well as its own, revokes
+// one of them by its id (a listed id counts, an unknown one does not),
+// and the connections of a node that stops without closing them drop out
+// of the listing once their lease runs out, while a live node's renewals
+// keep its own listed past it.
+func TestProtocolSessionsAcrossNodes(t *testing.T) {
+	testsupport.ForEachCache(t, func(t *testing.T, kind, addr, prefix string) {
+		o := storetest.Options{}
+		if kind == "redis" {
+			o.RedisAddr, o.RedisPrefix = addr, prefix
+		}
+		e := storetest.Open(t, testsupport.Database{Driver: "sqlite", DSN: testsupport.SQLiteDSN(t)}, o)
+		ctx := context.Background()
+		if _, err := e.Store.AddDomain(ctx, "example.org"); err != nil {
+			t.Fatal(err)
+		}
+		u, err := e.Session.CreateUser(ctx, session.NewUser{Address: "al@example.org", Password: "password one"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		const lease = 600 * time.Millisecond
+		node := func() *session.Service {
+			s := session.New(e.Store, e.Cache, session.Config{KDF: crypt.TestKDF(), ConnLease: lease}, nil)
+			t.Cleanup(s.Close)
+			return s
+		}
+		a, b := node(), node()
+		open := func(s *session.Service, p store.Protocol, remote string) (*session.Conn, chan string) {
+			t.Helper()
+			f := s.For(p)
+			au, err := f.Authenticate(ctx, u.Address, "password one", remote)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ch := make(chan string, 1)
+			c := f.Open(au, remote, func(why string) { ch <- why })
+			t.Cleanup(c.Close)
+			return c, ch
+		}
+		ids := func(s *session.Service) []string {
+			t.Helper()
+			ps, err := s.ProtocolSessions(ctx, u.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var out []string
+			for _, p := range ps {
+				out = append(out, p.ID+" "+p.Remote+" "+p.Node)
+			}
+			slices.Sort(out)
+			return out
+		}
+		ai, aiEnd := open(a, store.ProtoIMAP, "192.0.2.1:1")
+		ap, _ := open(a, store.ProtoPOP3, "192.0.2.2:2")
+		bs, _ := open(b, store.ProtoSMTP, "192.0.2.3:3")
+		all := []string{ai.ID + " 192.0.2.1:1 " + ai.Node, ap.ID + " 192.0.2.2:2 " + ap.Node, bs.ID + " 192.0.2.3:3 " + bs.Node}
+		slices.Sort(all)
+		if ai.Node == bs.Node || ai.Node == "" {
+			t.Fatalf("nodes %q and %q", ai.Node, bs.Node)
+		}
+		// Past the lease, the renewals keep them listed, on both nodes.
+		time.Sleep(lease + lease/2)
+		if got := ids(b); !slices.Equal(got, all) {
+			t.Fatalf("b lists %q, want %q", got, all)
+		}
+		if got := ids(a); !slices.Equal(got, all) {
+			t.Fatalf("a lists %q, want %q", got, all)
+		}
+
+		// An id listed nowhere is not revoked; a's IMAP connection,
+		// revoked from b, ends on a and leaves the listing.
+		if n, err := b.RevokeProtocol(ctx, u.ID, "imap-0123456789abcdef"); err != nil || n != 0 {
+			t.Fatalf("revoke of an unknown id: %d, %v", n, err)
+		}
+		if n, err := b.RevokeProtocol(ctx, u.ID, ai.ID); err != nil || n != 1 {
+			t.Fatalf("revoke of a's connection from b: %d, %v", n, err)
+		}
+		select {
+		case why := <-aiEnd:
+			if why != "session revoked" {
+				t.Fatalf("ended: %q", why)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("a's connection was not ended")
+		}
+		ai.Close() // what the protocol does as the connection ends
+		left := []string{ap.ID + " 192.0.2.2:2 " + ap.Node, bs.ID + " 192.0.2.3:3 " + bs.Node}
+		slices.Sort(left)
+		if got := ids(b); !slices.Equal(got, left) {
+			t.Fatalf("b lists %q after the revoke, want %q", got, left)
+		}
+
+		// a stops renewing without closing its connections (as a node
+		// that dies): they drop out of b's listing with their lease.
+		a.Close()
+		want := []string{bs.ID + " 192.0.2.3:3 " + bs.Node}
+		testsupport.WaitFor(t, 5*time.Second, "a's listing to run out", func() bool { return slices.Equal(ids(b), want) })
 	})
 }
 

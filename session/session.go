@@ -11,9 +11,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"runtime"
 	"runtime/debug"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -73,6 +75,11 @@ type Config struct {
 	// every minute costs one write an interval, not one a login.
 	// Default 5m; negative: every login.
 	LoginRecordEvery time.Duration `toml:"login_record_every"`
+	// ConnLease is how long a node's listing of a live protocol
+	// connection in the shared cache lasts unless the node renews it
+	// (every third of it): a node that dies without cleaning up drops
+	// out of the sessions listed within this. Default 90s.
+	ConnLease time.Duration `toml:"conn_lease"`
 }
 
 func (c Config) withDefaults() Config {
@@ -92,6 +99,8 @@ func (c Config) withDefaults() Config {
 	orDefault(&c.SessionIdle, time.Hour)
 	orDefault(&c.LoginCache, 5*time.Minute)
 	orDefault(&c.LoginRecordEvery, 5*time.Minute)
+	orDefault(&c.ConnLease, 90*time.Second)
+	c.ConnLease = max(c.ConnLease, 3*time.Millisecond) // renewed every third, at least a millisecond
 	orDefault(&c.HashConcurrency, runtime.GOMAXPROCS(0))
 	c.MaxBan = max(c.MaxBan, c.BanTime)
 	return c
@@ -120,6 +129,12 @@ type Service struct {
 	logins *loginMarks
 	// conns is the registry of live protocol connections (conns.go).
 	conns *conns
+	// node names this Service among those sharing the cache, in the
+	// listing of its connections there.
+	node string
+	// done is closed by Close: what runs in the background stops.
+	done      chan struct{}
+	closeOnce sync.Once
 	// verifications counts password hashes computed for logins.
 	verifications atomic.Int64
 	freed         atomic.Int64 // when returnMemory last ran, Unix ns
@@ -135,7 +150,7 @@ func New(st *store.Store, c cache.Cache, cfg Config, log *slog.Logger) *Service 
 	off := func(n int64) int64 { return max(n, 0) } // negative: off
 	local := cache.NewMemory(cache.MemoryOptions{})
 	s := &Service{
-		store: st, cfg: cfg, log: log, now: time.Now, hashSem: make(chan struct{}, cfg.HashConcurrency), cache: c,
+		store: st, cfg: cfg, log: log, now: time.Now, done: make(chan struct{}), hashSem: make(chan struct{}, cfg.HashConcurrency), cache: c,
 		calls: &fallback{shared: c, local: local, log: log, what: "webmail call rate"},
 		throttle: &Throttle{
 			Cache: c, Local: local, Log: log,
@@ -149,7 +164,28 @@ func New(st *store.Store, c cache.Cache, cfg Config, log *slog.Logger) *Service 
 	}
 	s.logins = newLoginMarks(cfg.LoginRecordEvery)
 	s.conns = newConns(s)
+	s.node = nodeName()
 	return s
+}
+
+// Close stops the service's background work: the renewal of its
+// connections' listing in the shared cache (a node that stops without
+// closing them leaves them listed until their lease runs out). It does
+// not end the connections, which the protocols' shutdown does.
+func (s *Service) Close() {
+	s.closeOnce.Do(func() { close(s.done) })
+}
+
+// nodeName is the host's name and a random suffix: two processes on one
+// host are two nodes.
+func nodeName() string {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "node"
+	}
+	var b [4]byte
+	rand.Read(b[:])
+	return host + "/" + hex.EncodeToString(b[:])
 }
 
 // Auth is an authenticated user: what a protocol connection keeps.

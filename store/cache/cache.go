@@ -91,10 +91,29 @@ type Cache interface {
 	// Locked reports whether someone holds the lock named key, without
 	// taking it.
 	Locked(ctx context.Context, key string) (bool, error)
+	// PutLeases stores each lease's Value as its Member of its Set, to
+	// live for ttl from now (a member already there is replaced, its
+	// lease renewed): in one round trip however many leases, so a holder
+	// renews all of its own in one batch. A holder that dies without
+	// deleting its members loses them when their lease runs out. Lease
+	// sets are a namespace of their own.
+	PutLeases(ctx context.Context, ttl time.Duration, leases ...Lease) error
+	// DeleteLeases removes members of set; missing ones are not an error.
+	DeleteLeases(ctx context.Context, set string, members ...string) error
+	// Leases returns the members of set whose lease has not run out, with
+	// their values.
+	Leases(ctx context.Context, set string) (map[string][]byte, error)
 	Ping(ctx context.Context) error
 	// Close ends every subscription (their channels are closed) and
 	// releases the connections; later calls fail with ErrClosed.
 	Close() error
+}
+
+// Lease is a member of a lease set (Cache.PutLeases): a value that lives
+// while its holder renews it, such as a node's live connection.
+type Lease struct {
+	Set, Member string
+	Value       []byte
 }
 
 // checkLockTTL rejects lock lifetimes that cannot be honoured: a lock

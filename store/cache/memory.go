@@ -32,7 +32,16 @@ type Memory struct {
 	// it to a second holder.
 	locks     map[string]memLock
 	lockSweep int // sweep expired locks when the map reaches this size
-	closed    bool
+	// leases are kept apart from the LRU too: evicting a live member
+	// would hide it from its set's readers.
+	leases     map[string]map[string]memLease // by set, then member
+	leaseSweep int                            // sweep expired members when len(leases) reaches this
+	closed     bool
+}
+
+type memLease struct {
+	value   []byte
+	expires time.Time
 }
 
 type memLock struct {
@@ -65,9 +74,10 @@ type memItem struct {
 
 // keyOf and scopeOf keep keys and serial scopes apart in the one map, as the
 // Redis implementation does in its key space.
-func keyOf(key string) string     { return "k:" + key }
-func scopeOf(scope string) string { return "s:" + scope }
-func lockOf(key string) string    { return "l:" + key }
+func keyOf(key string) string      { return "k:" + key }
+func scopeOf(scope string) string  { return "s:" + scope }
+func lockOf(key string) string     { return "l:" + key }
+func leaseSetOf(set string) string { return "h:" + set }
 
 // NewMemory returns an empty in-process cache.
 func NewMemory(opts MemoryOptions) *Memory {
@@ -76,11 +86,12 @@ func NewMemory(opts MemoryOptions) *Memory {
 		m = defaultMaxEntries
 	}
 	return &Memory{
-		max:   m,
-		bus:   newHub(subscriptionBuffer),
-		lru:   list.New(),
-		items: make(map[string]*list.Element),
-		locks: make(map[string]memLock),
+		max:    m,
+		bus:    newHub(subscriptionBuffer),
+		lru:    list.New(),
+		items:  make(map[string]*list.Element),
+		locks:  make(map[string]memLock),
+		leases: make(map[string]map[string]memLease),
 	}
 }
 
@@ -325,6 +336,86 @@ func (m *Memory) Locked(ctx context.Context, key string) (bool, error) {
 	return ok && time.Now().Before(l.expires), nil
 }
 
+func (m *Memory) PutLeases(ctx context.Context, ttl time.Duration, leases ...Lease) error {
+	if err := checkLockTTL(ttl); err != nil {
+		return fmt.Errorf("cache: put %d leases: %w", len(leases), err)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return fmt.Errorf("cache: put %d leases: %w", len(leases), ErrClosed)
+	}
+	now := time.Now()
+	m.sweepLeases(now)
+	for _, l := range leases {
+		set := m.leases[l.Set]
+		if set == nil {
+			set = make(map[string]memLease)
+			m.leases[l.Set] = set
+		}
+		set[l.Member] = memLease{value: clone(l.Value), expires: now.Add(ttl)}
+	}
+	return nil
+}
+
+// sweepLeases drops expired members, and the sets they leave empty, once
+// the number of sets has doubled since the last sweep: the sets of users
+// nobody lists again cost amortised constant time. Callers hold m.mu.
+func (m *Memory) sweepLeases(now time.Time) {
+	if len(m.leases) < max(m.leaseSweep, minLockSweep) {
+		return
+	}
+	for name, set := range m.leases {
+		for member, l := range set {
+			if !now.Before(l.expires) {
+				delete(set, member)
+			}
+		}
+		if len(set) == 0 {
+			delete(m.leases, name)
+		}
+	}
+	m.leaseSweep = 2 * len(m.leases)
+}
+
+func (m *Memory) DeleteLeases(ctx context.Context, set string, members ...string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return fmt.Errorf("cache: delete leases of %q: %w", set, ErrClosed)
+	}
+	s := m.leases[set]
+	for _, member := range members {
+		delete(s, member)
+	}
+	if s != nil && len(s) == 0 {
+		delete(m.leases, set)
+	}
+	return nil
+}
+
+func (m *Memory) Leases(ctx context.Context, set string) (map[string][]byte, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return nil, fmt.Errorf("cache: read leases of %q: %w", set, ErrClosed)
+	}
+	now := time.Now()
+	out := make(map[string][]byte)
+	s := m.leases[set]
+	for member, l := range s {
+		if !now.Before(l.expires) {
+			delete(s, member)
+			continue
+		}
+		out[member] = clone(l.value)
+	}
+	if s != nil && len(s) == 0 {
+		delete(m.leases, set)
+	}
+	return out, nil
+}
+
 func (m *Memory) Ping(ctx context.Context) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -341,6 +432,7 @@ func (m *Memory) Close() error {
 	m.lru.Init()
 	m.items = make(map[string]*list.Element)
 	m.locks = make(map[string]memLock)
+	m.leases = make(map[string]map[string]memLease)
 	m.mu.Unlock()
 	m.bus.close()
 	return nil

@@ -44,6 +44,7 @@ type Redis struct {
 	raise   *redis.Script
 	unlock  *redis.Script
 	refresh *redis.Script
+	leases  *redis.Script
 	bus     *hub
 
 	mu     sync.Mutex // guards the fields below: the Redis subscription, started on first Subscribe
@@ -85,6 +86,26 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
 end
 return 0
 `
+
+// putLeasesLua sets the members ARGV[2], ARGV[4], ... of the hash KEYS[1]
+// to the values after each, and has the hash live at least ARGV[1]
+// milliseconds more: a hash whose holders all died goes away with their
+// last lease, and no holder's shorter ttl cuts another's longer one.
+const putLeasesLua = `
+for i = 2, #ARGV, 2 do
+	redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
+end
+if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[1]) then
+	redis.call('PEXPIRE', KEYS[1], ARGV[1])
+end
+return 0
+`
+
+// leaseHeader is the big-endian expiry (Unix milliseconds) before each
+// lease's value: members of a hash cannot expire one by one, so readers
+// skip, and delete, those past it. The expiry is the writer's clock; the
+// nodes' clocks are taken to agree to well within a lease.
+const leaseHeader = 8
 
 // entryFormat is the first byte of every stored entry. Counters are stored
 // as decimal text by INCRBY, so the byte also tells an entry from a counter
@@ -135,6 +156,7 @@ func NewRedis(ctx context.Context, opts RedisOptions) (*Redis, error) {
 		raise:   redis.NewScript(raiseSerialLua),
 		unlock:  redis.NewScript(unlockLua),
 		refresh: redis.NewScript(refreshLockLua),
+		leases:  redis.NewScript(putLeasesLua),
 		bus:     newHub(subscriptionBuffer),
 	}
 	if err := r.client.Ping(ctx).Err(); err != nil {
@@ -158,9 +180,10 @@ func clientName(prefix string) string {
 	}, prefix)
 }
 
-func (r *Redis) key(key string) string     { return r.prefix + keyOf(key) }
-func (r *Redis) scope(scope string) string { return r.prefix + scopeOf(scope) }
-func (r *Redis) lock(key string) string    { return r.prefix + lockOf(key) }
+func (r *Redis) key(key string) string      { return r.prefix + keyOf(key) }
+func (r *Redis) scope(scope string) string  { return r.prefix + scopeOf(scope) }
+func (r *Redis) lock(key string) string     { return r.prefix + lockOf(key) }
+func (r *Redis) leaseSet(set string) string { return r.prefix + leaseSetOf(set) }
 
 // fail wraps err with what was being done, and turns go-redis's closed
 // client error into ErrClosed so callers see the same error from both
@@ -390,6 +413,87 @@ func (r *Redis) Locked(ctx context.Context, key string) (bool, error) {
 		return false, fail(err, "look at lock %q", key)
 	}
 	return n == 1, nil
+}
+
+// PutLeases runs one script per set, all in one pipeline. The script is
+// sent by its hash; a Redis that does not know it (restarted, flushed) is
+// sent it once, and the pipeline again.
+func (r *Redis) PutLeases(ctx context.Context, ttl time.Duration, leases ...Lease) error {
+	if err := checkLockTTL(ttl); err != nil {
+		return fmt.Errorf("cache: put %d leases: %w", len(leases), err)
+	}
+	if len(leases) == 0 {
+		return nil
+	}
+	expires := make([]byte, leaseHeader)
+	binary.BigEndian.PutUint64(expires, uint64(time.Now().Add(ttl).UnixMilli()))
+	bySet := map[string][]any{}
+	var order []string
+	for _, l := range leases {
+		args, ok := bySet[l.Set]
+		if !ok {
+			order = append(order, l.Set)
+			args = []any{ttl.Milliseconds()}
+		}
+		bySet[l.Set] = append(args, l.Member, append(append(make([]byte, 0, leaseHeader+len(l.Value)), expires...), l.Value...))
+	}
+	run := func() error {
+		_, err := r.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for _, set := range order {
+				r.leases.EvalSha(ctx, p, []string{r.leaseSet(set)}, bySet[set]...)
+			}
+			return nil
+		})
+		return err
+	}
+	err := run()
+	if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
+		if err = r.leases.Load(ctx, r.client).Err(); err == nil {
+			err = run()
+		}
+	}
+	if err != nil {
+		return fail(err, "put %d leases", len(leases))
+	}
+	return nil
+}
+
+func (r *Redis) DeleteLeases(ctx context.Context, set string, members ...string) error {
+	if len(members) == 0 {
+		return nil
+	}
+	if err := r.client.HDel(ctx, r.leaseSet(set), members...).Err(); err != nil {
+		return fail(err, "delete leases of %q", set)
+	}
+	return nil
+}
+
+// Leases reads the whole hash and leaves out the members whose lease ran
+// out, deleting them (a second round trip, only when there are some).
+func (r *Redis) Leases(ctx context.Context, set string) (map[string][]byte, error) {
+	all, err := r.client.HGetAll(ctx, r.leaseSet(set)).Result()
+	if err != nil {
+		return nil, fail(err, "read leases of %q", set)
+	}
+	now := uint64(time.Now().UnixMilli())
+	out := make(map[string][]byte, len(all))
+	var expired []string
+	for member, v := range all {
+		if len(v) < leaseHeader || binary.BigEndian.Uint64([]byte(v[:leaseHeader])) <= now {
+			expired = append(expired, member)
+			continue
+		}
+		out[member] = []byte(v[leaseHeader:])
+	}
+	if len(expired) > 0 {
+		// A member renewed between the read and this delete is lost
+		// until its holder's next renewal: that holder was late by most
+		// of a lease already.
+		if err := r.client.HDel(ctx, r.leaseSet(set), expired...).Err(); err != nil {
+			r.log.Warn("delete expired leases", "set", set, "err", err)
+		}
+	}
+	return out, nil
 }
 
 func (r *Redis) Ping(ctx context.Context) error {

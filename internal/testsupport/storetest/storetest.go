@@ -106,7 +106,9 @@ func Open(t testing.TB, db testsupport.Database, o Options) *Env {
 	if scfg.KDF == (crypt.KDFParams{}) {
 		scfg.KDF = crypt.TestKDF()
 	}
-	return &Env{Store: st, Session: session.New(st, c, scfg, log), DB: sdb, Blobs: blobs, Cache: c, Database: db, BlobDir: dir}
+	ss := session.New(st, c, scfg, log)
+	t.Cleanup(ss.Close)
+	return &Env{Store: st, Session: ss, DB: sdb, Blobs: blobs, Cache: c, Database: db, BlobDir: dir}
 }
 
 type testWriter struct{ t testing.TB }
