@@ -135,6 +135,9 @@ const changeMemory = time.Minute
 // conns is the registry of one Service.
 type conns struct {
 	s *Service
+	// bg counts the goroutines the registry starts, but the pump, which
+	// ends with the cache: Service.Close waits for them.
+	bg sync.WaitGroup
 
 	mu     sync.Mutex
 	byID   map[string]*Conn
@@ -199,12 +202,10 @@ func (r *conns) pump(sub *cache.Subscription) {
 			// connection here is read again, off the pump, one at a
 			// time.
 			r.mu.Lock()
-			start := !r.resyncing
-			r.resyncing = true
-			r.mu.Unlock()
-			if start {
-				go r.recheckAll()
+			if !r.resyncing && r.goBG(r.recheckAll) {
+				r.resyncing = true
 			}
+			r.mu.Unlock()
 		}
 	}
 	// The cache was closed: nothing more will be heard; a later Open
@@ -247,9 +248,8 @@ func (r *conns) queue(userID int64) {
 		return
 	}
 	r.pending[userID] = struct{}{}
-	if !r.checking {
+	if !r.checking && r.goBG(r.checkPending) {
 		r.checking = true
-		go r.checkPending()
 	}
 }
 
@@ -284,6 +284,19 @@ func (r *conns) users(userID int64) []*Conn {
 	return cs
 }
 
+// goBG runs f in the background unless the Service is closed; r.mu is
+// held, as Close holds it to close done, so that no goroutine starts
+// once Close waits for them.
+func (r *conns) goBG(f func()) bool {
+	select {
+	case <-r.s.done:
+		return false
+	default:
+	}
+	r.bg.Go(f)
+	return true
+}
+
 // recheck reads userID again and ends its connections that the user as
 // it is now does not allow. A store that does not answer ends nothing:
 // an outage must not log everyone out.
@@ -297,6 +310,14 @@ func (r *conns) recheck(userID int64) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	// Closing the Service ends the wait (Close waits for this goroutine).
+	go func() {
+		select {
+		case <-r.s.done:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
 	u, err := r.s.store.UserByID(ctx, userID)
 	if errors.Is(err, store.ErrNotFound) {
 		for _, c := range cs {
@@ -403,13 +424,7 @@ func (r *conns) renew() {
 	if r.renewing {
 		return
 	}
-	select {
-	case <-r.s.done:
-		return
-	default:
-	}
-	r.renewing = true
-	go r.renewEvery(r.s.cfg.ConnLease / 3)
+	r.renewing = r.goBG(func() { r.renewEvery(r.s.cfg.ConnLease / 3) })
 }
 
 func (r *conns) renewEvery(every time.Duration) {
@@ -534,7 +549,9 @@ func (f *Front) Open(auth *Auth, remote string, end func(reason string)) *Conn {
 	// live, or before a change whose announcement came in meanwhile: such
 	// a login is read again now that it will hear the next change.
 	if r.changedSince(auth.User.ID, auth.checked) {
-		go r.recheck(auth.User.ID)
+		r.mu.Lock()
+		r.goBG(func() { r.recheck(auth.User.ID) })
+		r.mu.Unlock()
 	}
 	return c
 }

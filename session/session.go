@@ -173,7 +173,14 @@ func New(st *store.Store, c cache.Cache, cfg Config, log *slog.Logger) *Service 
 // closing them leaves them listed until their lease runs out). It does
 // not end the connections, which the protocols' shutdown does.
 func (s *Service) Close() {
-	s.closeOnce.Do(func() { close(s.done) })
+	s.closeOnce.Do(func() {
+		s.conns.mu.Lock()
+		close(s.done)
+		s.conns.mu.Unlock()
+	})
+	// The registry's rechecks and renewals log and read the store: none
+	// may outlive the Service (nor a test that made it).
+	s.conns.bg.Wait()
 }
 
 // nodeName is the host's name and a random suffix: two processes on one
