@@ -14,7 +14,6 @@ import (
 	"net"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -85,19 +84,7 @@ func startRevokeNode(t *testing.T, db testsupport.Database, redisAddr, prefix st
 			}
 		}
 	}
-	var wg sync.WaitGroup
-	errc := make(chan error, 8)
-	for _, f := range fes {
-		f.serve(&wg, errc)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		for _, f := range fes {
-			f.shutdown(ctx)
-		}
-		wg.Wait()
-	})
+	serveFrontEnds(t, fes...)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -780,21 +780,9 @@ func (a *Account) indexedSQL(q MailQuery) indexedSQL {
 		st.where, st.args = a.myWhere(q, nil)
 		return st
 	}
-	for _, g := range groups {
-		var ors []string
-		for _, t := range g {
-			var c string
-			var cargs []any
-			if t.textual() {
-				c, cargs = a.textCond(t)
-			} else {
-				c, cargs = metaCond(t)
-			}
-			ors = append(ors, c)
-			args = append(args, cargs...)
-		}
-		where += " AND (" + strings.Join(ors, " OR ") + ")"
-	}
+	c, cargs := a.groupsWhere(groups)
+	where += c
+	args = append(args, cargs...)
 	st.where, st.args = where, args
 	return st
 }
@@ -1027,4 +1015,28 @@ func hasPhrase(text, words []string) bool {
 		}
 	}
 	return false
+}
+
+// groupsWhere is the condition that every group holds (each an OR of its
+// terms), each term by the text index or the message's columns, with its
+// arguments; "" for no group.
+func (a *Account) groupsWhere(groups [][]SearchTerm) (string, []any) {
+	var where string
+	var args []any
+	for _, g := range groups {
+		var ors []string
+		for _, t := range g {
+			var c string
+			var cargs []any
+			if t.textual() {
+				c, cargs = a.textCond(t)
+			} else {
+				c, cargs = metaCond(t)
+			}
+			ors = append(ors, c)
+			args = append(args, cargs...)
+		}
+		where += " AND (" + strings.Join(ors, " OR ") + ")"
+	}
+	return where, args
 }

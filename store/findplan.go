@@ -143,21 +143,9 @@ func (a *Account) myWhere(q MailQuery, byRegexp map[int]bool) (string, []any) {
 	c, cargs, rest := a.innodbWords(indexed)
 	where += c
 	args = append(args, cargs...)
-	for _, g := range rest {
-		var ors []string
-		for _, t := range g {
-			var c string
-			var cargs []any
-			if t.textual() {
-				c, cargs = a.textCond(t)
-			} else {
-				c, cargs = metaCond(t)
-			}
-			ors = append(ors, c)
-			args = append(args, cargs...)
-		}
-		where += " AND (" + strings.Join(ors, " OR ") + ")"
-	}
+	c, cargs = a.groupsWhere(rest)
+	where += c
+	args = append(args, cargs...)
 	return where, args
 }
 
