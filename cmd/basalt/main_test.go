@@ -162,15 +162,29 @@ func TestServe(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			httpAddr, metricsAddr := testsupport.FreePort(t), testsupport.FreePort(t)
-			// The mail listeners too, on ports of the test's choosing.
-			mail := fmt.Sprintf("[smtp]\nmx_listen = %q\nsubmission_listen = %q\nsubmissions_listen = %q\nlmtp_listen = %q\n"+
-				"[pop3]\nlisten = %q\ntls_listen = %q\n[imap]\nlisten = %q\ntls_listen = %q\n",
-				testsupport.FreePort(t), testsupport.FreePort(t), testsupport.FreePort(t), testsupport.FreePort(t), testsupport.FreePort(t), testsupport.FreePort(t), testsupport.FreePort(t), testsupport.FreePort(t))
-			cfg := kdfConfig(t, tc.extra(t)+mail+fmt.Sprintf("[http]\nlisten = %q\nmetrics_listen = %q\n", httpAddr, metricsAddr))
+			extra := tc.extra(t)
 			data := t.TempDir()
-			done, stderr, cmd := startDaemon(t, "-config", cfg, "-data", data)
-			base := "http://" + httpAddr
+			var httpAddr, metricsAddr, base string
+			var done chan error
+			var stderr *bytes.Buffer
+			var cmd *exec.Cmd
+			// A port found free may be taken by another test before the
+			// daemon binds it (ten of them here): then it starts again
+			// on others, a few times at most.
+			for try := 1; ; try++ {
+				httpAddr, metricsAddr = testsupport.FreePort(t), testsupport.FreePort(t)
+				// The mail listeners too, on ports of the test's choosing.
+				mail := fmt.Sprintf("[smtp]\nmx_listen = %q\nsubmission_listen = %q\nsubmissions_listen = %q\nlmtp_listen = %q\n"+
+					"[pop3]\nlisten = %q\ntls_listen = %q\n[imap]\nlisten = %q\ntls_listen = %q\n",
+					testsupport.FreePort(t), testsupport.FreePort(t), testsupport.FreePort(t), testsupport.FreePort(t), testsupport.FreePort(t), testsupport.FreePort(t), testsupport.FreePort(t), testsupport.FreePort(t))
+				cfg := kdfConfig(t, extra+mail+fmt.Sprintf("[http]\nlisten = %q\nmetrics_listen = %q\n", httpAddr, metricsAddr))
+				done, stderr, cmd = startDaemon(t, "-config", cfg, "-data", data)
+				base = "http://" + httpAddr
+				if try == 3 || !exitedInUse(base+"/healthz", done, stderr) {
+					break
+				}
+				t.Logf("a port was taken meanwhile, start %d:\n%s", try+1, stderr.String())
+			}
 			waitUp(t, base+"/healthz", done, stderr)
 			resp, err := http.Get(base + "/readyz")
 			if err != nil {
@@ -226,7 +240,7 @@ func TestServe(t *testing.T) {
 // startDaemon runs `basalt serve args...` as a child process (this test
 // binary, see TestMain). done receives its exit status; a daemon still
 // running when the test ends is killed.
-func startDaemon(t *testing.T, args ...string) (done <-chan error, stderr *bytes.Buffer, cmd *exec.Cmd) {
+func startDaemon(t *testing.T, args ...string) (done chan error, stderr *bytes.Buffer, cmd *exec.Cmd) {
 	t.Helper()
 	cmd = exec.Command(os.Args[0], append([]string{"serve"}, args...)...)
 	cmd.Env = append(os.Environ(), "BASALT_TEST_MAIN=1")
@@ -250,6 +264,28 @@ func startDaemon(t *testing.T, args ...string) (done <-chan error, stderr *bytes
 		}
 	})
 	return ch, stderr, cmd
+}
+
+// exitedInUse waits until the daemon answers url or exits, and reports
+// whether it exited because an address was in use. A daemon that exited
+// for another reason is left for waitUp to report.
+func exitedInUse(url string, done chan error, stderr *bytes.Buffer) bool {
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		select {
+		case err := <-done:
+			inUse := strings.Contains(stderr.String(), "address already in use")
+			if !inUse {
+				done <- err // back for waitUp, which fails the test with it
+			}
+			return inUse
+		default:
+		}
+		if resp, err := http.Get(url); err == nil {
+			resp.Body.Close()
+			return false
+		}
+	}
+	return false
 }
 
 func waitUp(t *testing.T, url string, done <-chan error, stderr *bytes.Buffer) {
