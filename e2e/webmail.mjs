@@ -210,6 +210,35 @@ try {
     check(subjects.every((s) => moved.includes(s)), `moved ${JSON.stringify(subjects)} got ${JSON.stringify(moved)}`);
   });
 
+  await step('a drop survives a folder change during the drag', async () => {
+    // From Projects (the messages just moved there) to Archive, while a
+    // change comes in that redraws the folder tree (a folder made in
+    // another tab, as new mail would).
+    await openFolder('Projects');
+    const row = page.locator('#list .row[data-id]').first();
+    const subject = await row.locator('.subject').textContent();
+    const dt = await page.evaluateHandle(() => new DataTransfer());
+    await row.dispatchEvent('dragstart', { dataTransfer: dt });
+    const target = await page.locator('#folders .folder:has(.fname:text-is("Archive"))').elementHandle();
+    const applied = await page.evaluate(() => performance.getEntriesByName('change-applied').length);
+    /** @param {string} method @param {any} params */
+    const rpc = (method, params) => page.evaluate(([m, p]) => fetch('/rpc', { method: 'POST', headers: { 'Content-Type': 'application/json', 'X-CSRF-Token': sessionStorage.getItem('basalt.csrf') || '' },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: m, params: p }) }).then((x) => x.json()), [method, params]);
+    const made = await rpc('folders.add', { name: 'Elsewhere' });
+    await page.waitForFunction((n) => performance.getEntriesByName('change-applied').length > n, applied, { timeout: 10000 });
+    // The folder under the pointer is still the one the drag is over.
+    check(await target?.evaluate((e) => e.isConnected) === true, 'the folder tree was not redrawn under the drag');
+    await target?.dispatchEvent('dragover', { dataTransfer: dt });
+    await target?.dispatchEvent('drop', { dataTransfer: dt });
+    await page.waitForSelector('.toast:has-text("moved to Archive")');
+    // Once dropped, the tree is drawn again, with the new folder.
+    await page.waitForSelector('#folders .fname:text-is("Elsewhere")');
+    await rpc('folders.remove', { folderID: made.result.folderID });
+    await page.waitForSelector('#folders .fname:text-is("Elsewhere")', { state: 'detached' });
+    await openFolder('Archive');
+    check((await page.locator('#list .row .subject').allTextContents()).includes(subject || ''), 'the dragged message is in Archive');
+  });
+
   if (BIG) await step(`scroll a ${BIG}-message folder to its middle`, async () => {
     await openFolder('Big');
     for (let run = 0; run < 5; run++) {

@@ -44,6 +44,10 @@ const S = {
   es: null,
   inboxUnread: -1,
   listScroll: 0,
+  // While messages are dragged (since when, ms; 0: not), the folder tree
+  // is not redrawn under the pointer: a redraw waits for the drop.
+  dragSince: 0,
+  foldersStale: false,
 };
 
 /** @type {MessageList} */
@@ -155,8 +159,15 @@ function buildShell() {
   list = new MessageList(el.scroller, {
     open: (m) => openMessage(m),
     selection: (ids) => { el.count.textContent = ids.length > 1 ? T.selected(ids.length) : countText(); },
+    dragStart: () => { S.dragSince = Date.now(); },
     error: (e) => fail(e),
   });
+  // The drop (seen first, capturing) or the drag's end lets the tree be
+  // redrawn; a new mail's redraw during the drag would have replaced the
+  // folder under the pointer and lost the drop.
+  const dragDone = () => { S.dragSince = 0; if (S.foldersStale) { S.foldersStale = false; setTimeout(drawFolders); } };
+  document.addEventListener('drop', dragDone, true);
+  document.addEventListener('dragend', dragDone, true);
   list.onTotal = () => { if (list.selected.size < 2) el.count.textContent = countText(); };
   el.scroller.addEventListener('keydown', (e) => {
     if (e.key === 'ArrowDown' || e.key === 'ArrowUp') { e.preventDefault(); list.step(e.key === 'ArrowDown' ? 1 : -1, false); }
@@ -247,6 +258,9 @@ async function loadFoldersData() {
 function updateTitle() { document.title = T.title(S.inboxUnread, S.folder ? folderName(S.folder) : 'Inbox'); }
 
 function drawFolders() {
+  // A drag that lost its end (its row was redrawn away) holds nothing
+  // back for long.
+  if (S.dragSince && Date.now() - S.dragSince < 30e3) { S.foldersStale = true; return; }
   const nav = clear(el.folders);
   nav.append(h('h2', { class: 'visually-hidden', text: T.folders }));
   const own = S.folders.filter((f) => !f.shared);
