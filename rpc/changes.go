@@ -259,12 +259,12 @@ const maxSharedOwners = 64
 // shared with its user: their events on those folders, and only those,
 // are announced like the user's own. Each owner's Watch is woken into
 // the one wake channel by a goroutine of its own, which ends with it.
+// Its methods are called from the stream's goroutine alone.
 type sharedWatch struct {
 	st   *store.Store
 	acct *store.Account
 	wake chan struct{}
 
-	mu     sync.Mutex
 	owners map[int64]*ownerWatch
 	boxes  map[int64]bool // the shared folders' ids
 }
@@ -291,8 +291,6 @@ func (s *sharedWatch) sync(ctx context.Context) (changed bool, err error) {
 		owners[m.OwnerID] = true
 		boxes[m.ID] = true
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	changed = len(boxes) != len(s.boxes)
 	for id := range boxes {
 		changed = changed || !s.boxes[id]
@@ -340,8 +338,6 @@ func (s *sharedWatch) sync(ctx context.Context) (changed bool, err error) {
 // take, whether one of them must resync, and whether a grant changed
 // (the set of folders is to be read again).
 func (s *sharedWatch) take() (evs []store.Event, resync, regrant bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	for _, ow := range s.owners {
 		got, rs := ow.w.Take()
 		resync = resync || rs
@@ -358,8 +354,6 @@ func (s *sharedWatch) take() (evs []store.Event, resync, regrant bool) {
 }
 
 func (s *sharedWatch) close() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	for _, ow := range s.owners {
 		ow.stop()
 		ow.w.Close()

@@ -136,8 +136,11 @@ const changeMemory = time.Minute
 type conns struct {
 	s *Service
 	// bg counts the goroutines the registry starts, but the pump, which
-	// ends with the cache: Service.Close waits for them.
-	bg sync.WaitGroup
+	// ends with the cache: Service.Close waits for them, once it has
+	// cancelled ctx, which their store reads wait on.
+	bg     sync.WaitGroup
+	ctx    context.Context
+	cancel context.CancelFunc
 
 	mu     sync.Mutex
 	byID   map[string]*Conn
@@ -162,7 +165,8 @@ type conns struct {
 }
 
 func newConns(s *Service) *conns {
-	return &conns{s: s, byID: map[string]*Conn{}, byUser: map[int64]map[*Conn]struct{}{}, changed: map[int64]time.Time{}, pruneAt: minPruneAt,
+	ctx, cancel := context.WithCancel(context.Background())
+	return &conns{s: s, ctx: ctx, cancel: cancel, byID: map[string]*Conn{}, byUser: map[int64]map[*Conn]struct{}{}, changed: map[int64]time.Time{}, pruneAt: minPruneAt,
 		pending: map[int64]struct{}{}}
 }
 
@@ -308,16 +312,8 @@ func (r *conns) recheck(userID int64) {
 	if len(cs) == 0 {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(r.ctx, 30*time.Second)
 	defer cancel()
-	// Closing the Service ends the wait (Close waits for this goroutine).
-	go func() {
-		select {
-		case <-r.s.done:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
 	u, err := r.s.store.UserByID(ctx, userID)
 	if errors.Is(err, store.ErrNotFound) {
 		for _, c := range cs {
@@ -455,7 +451,7 @@ func (r *conns) renewAll(within time.Duration) {
 	if len(cs) == 0 {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), within)
+	ctx, cancel := context.WithTimeout(r.ctx, within)
 	defer cancel()
 	if err := r.s.cache.PutLeases(ctx, r.s.cfg.ConnLease, leases...); err != nil {
 		r.s.log.Warn("renew the listing of protocol sessions", "sessions", len(cs), "err", err)

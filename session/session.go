@@ -177,6 +177,7 @@ func (s *Service) Close() {
 		s.conns.mu.Lock()
 		close(s.done)
 		s.conns.mu.Unlock()
+		s.conns.cancel()
 	})
 	// The registry's rechecks and renewals log and read the store: none
 	// may outlive the Service (nor a test that made it).
