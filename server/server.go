@@ -160,7 +160,9 @@ func (s *Services) maintain(ctx context.Context) {
 	defer t.Stop()
 	// Mail stored before the full-text index existed is indexed once, in
 	// the background, resuming where a previous start stopped; mail that
-	// arrives is indexed as it is stored.
+	// arrives is indexed as it is stored, or on SQLite soon after
+	// (IndexPending).
+	go s.Store.IndexPending(ctx)
 	go func() {
 		if n, err := s.Store.IndexBacklog(ctx, 20*time.Millisecond); err != nil {
 			s.Log.Warn("maintenance: text index backlog", "err", err)

@@ -281,7 +281,15 @@ func (s *Store) insertMessageRow(ctx context.Context, tx *sqlx.Tx, userID int64,
 			return fmt.Errorf("merge threads: %w", err)
 		}
 	}
-	if m.doc != nil {
+	switch {
+	case !m.text:
+	case m.doc == nil:
+		// Left for the indexer (deferText).
+		if _, err := s.db.TxExec(ctx, tx, "INSERT INTO text_pending (user_id, text_id) VALUES (?, ?)", userID, text); err != nil {
+			return fmt.Errorf("note message text: %w", err)
+		}
+		s.wakeIndexer()
+	default:
 		return s.insertText(ctx, tx, userID, text, m.doc)
 	}
 	return nil

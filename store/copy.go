@@ -206,18 +206,15 @@ func (a *Account) remove(ctx context.Context, mailboxID int64, uids UIDSet, only
 	)
 	err := a.s.sp.WriteUser(ctx, a.userID, func(tx *sqlx.Tx, c *spine.Change) error {
 		gone = nil
-		m, err := a.lockMailbox(ctx, tx, mailboxID)
-		if err != nil {
-			return err
-		}
 		var set rowFilter = uids
 		if onlyDeleted {
 			set = deletedOnly{uids}
 		}
-		rows, err := a.selectRows(ctx, tx, mailboxID, set)
+		rows, err := a.lockedRows(ctx, tx, mailboxID, set)
 		if err != nil {
 			return err
 		}
+		m := Mailbox{ID: mailboxID} // all deleteRows needs of it
 		for _, r := range rows {
 			gone = append(gone, r.UID)
 		}

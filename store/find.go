@@ -536,7 +536,27 @@ func (a *Account) findCheck(ctx context.Context, q MailQuery) (bool, error) {
 	if u.Secure && a.key == nil {
 		return false, fmt.Errorf("find messages: %w", ErrLocked)
 	}
+	if !u.Secure && q.textual() {
+		// What appends left for the indexer is indexed first, so that a
+		// search finds all the mail there is (text_pending). When that
+		// fails, the search still answers from the index there is.
+		if err := a.s.indexPendingOf(ctx, a.userID); err != nil && ctx.Err() == nil {
+			a.s.log.Warn("search: pending texts not indexed", "user", a.userID, "err", err)
+		}
+	}
 	return u.Secure, nil
+}
+
+// textual says whether q has a term the full-text index answers.
+func (q MailQuery) textual() bool {
+	for _, g := range q.Groups {
+		for _, t := range g {
+			if t.textual() {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // mailboxCond restricts to q's mailboxes, which must be the account's.

@@ -400,3 +400,114 @@ func TestFindPageOrder(t *testing.T) {
 		}
 	})
 }
+
+// TestTextPending: on SQLite an append leaves its text to the indexer
+// (text_pending, in the append's transaction): a search indexes what its
+// user has pending first and finds everything; a message gone before its
+// turn leaves no index row and no note; a copy keeps the text it shares;
+// and the indexer writes what is left soon after it is woken.
+func TestTextPending(t *testing.T) {
+	e := storetest.Open(t, testsupport.Database{Driver: "sqlite", DSN: testsupport.SQLiteDSN(t)}, storetest.Options{})
+	ctx := context.Background()
+	a := e.Account(e.NewUser(t, "alice@example.org", false))
+	bob := e.Account(e.NewUser(t, "bob@example.org", false))
+	inbox, archive := storetest.Inbox(t, a), storetest.MailboxID(t, a, "Archive")
+	count := func(q string) int {
+		t.Helper()
+		var n int
+		if err := e.DB.GetContext(ctx, &n, q); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	pending := func() int { return count("SELECT COUNT(*) FROM text_pending") }
+	indexed := func() int { return count("SELECT COUNT(*) FROM message_text") }
+	find := func(acct *store.Account, box int64, word string) int {
+		t.Helper()
+		hits, err := acct.FindMessages(ctx, store.MailQuery{Mailboxes: []int64{box}, Groups: [][]store.SearchTerm{{{Kind: store.TermText, Words: []string{word}}}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(hits)
+	}
+	var uids []uint32
+	for i := range 4 {
+		r := storetest.Append(t, a, inbox, storetest.Message("carol@x.org", "alice@example.org", fmt.Sprintf("note %d", i), "the okapi grazes"), store.AppendOptions{})
+		uids = append(uids, r.UID)
+	}
+	storetest.Append(t, bob, storetest.Inbox(t, bob), storetest.Message("carol@x.org", "bob@example.org", "hello", "an okapi too"), store.AppendOptions{})
+	if p, n := pending(), indexed(); p != 5 || n != 0 {
+		t.Fatalf("after 5 appends: %d pending, %d indexed; want 5, 0", p, n)
+	}
+	// Gone before its turn: no note left, nothing ever indexed.
+	if _, err := a.Remove(ctx, inbox, store.UIDSet{{Start: uids[0], Stop: uids[0]}}); err != nil {
+		t.Fatal(err)
+	}
+	// Copied, then the original gone: the copy keeps the note.
+	if _, err := a.Copy(ctx, inbox, store.UIDSet{{Start: uids[1], Stop: uids[1]}}, archive); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Remove(ctx, inbox, store.UIDSet{{Start: uids[1], Stop: uids[1]}}); err != nil {
+		t.Fatal(err)
+	}
+	if p := pending(); p != 4 {
+		t.Fatalf("%d pending after the removals, want 4", p)
+	}
+	// A search of Alice's mail indexes hers, and only hers, first.
+	if n := find(a, inbox, "okapi"); n != 2 {
+		t.Fatalf("found %d in the inbox, want 2", n)
+	}
+	if n := find(a, archive, "okapi"); n != 1 {
+		t.Fatalf("found %d in the archive, want the copy", n)
+	}
+	if p, n := pending(), indexed(); p != 1 || n != 3 {
+		t.Fatalf("after Alice's search: %d pending, %d indexed; want Bob's 1, Alice's 3", p, n)
+	}
+	// The indexer, woken by an append, writes the rest.
+	run, stop := context.WithCancel(ctx)
+	defer stop()
+	done := make(chan struct{})
+	go func() { e.Store.IndexPending(run); close(done) }()
+	storetest.Append(t, a, inbox, storetest.Message("carol@x.org", "alice@example.org", "late", "one more okapi"), store.AppendOptions{})
+	for i := 0; pending() > 0; i++ {
+		if i == 100 {
+			t.Fatalf("%d still pending 10 s after an append", pending())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if n := indexed(); n != 5 {
+		t.Fatalf("%d indexed, want 5", n)
+	}
+	if n := find(bob, storetest.Inbox(t, bob), "okapi"); n != 1 {
+		t.Fatalf("Bob found %d, want 1", n)
+	}
+	// Expunged once indexed: the index row goes with it.
+	if _, err := a.Remove(ctx, inbox, store.UIDSet{{Start: uids[2], Stop: uids[2]}}); err != nil {
+		t.Fatal(err)
+	}
+	if n, f := indexed(), find(a, inbox, "okapi"); n != 4 || f != 2 {
+		t.Fatalf("after an indexed message went: %d indexed, %d found; want 4, 2", n, f)
+	}
+	// A message moved before its turn is indexed as it is now.
+	stop()
+	<-done
+	r := storetest.Append(t, a, inbox, storetest.Message("carol@x.org", "alice@example.org", "moved", "a quagga"), store.AppendOptions{})
+	if _, err := a.Move(ctx, inbox, store.UIDSet{{Start: r.UID, Stop: r.UID}}, archive); err != nil {
+		t.Fatal(err)
+	}
+	if n := find(a, archive, "quagga"); n != 1 {
+		t.Fatalf("found %d moved, want 1", n)
+	}
+	// A user deleted with texts pending leaves no note behind.
+	storetest.Append(t, bob, storetest.Inbox(t, bob), storetest.Message("carol@x.org", "bob@example.org", "bye", "a last okapi"), store.AppendOptions{})
+	if err := e.Store.DeleteUser(ctx, bob.UserID()); err != nil {
+		t.Fatal(err)
+	}
+	if p := pending(); p != 0 {
+		t.Fatalf("%d pending after the user went, want 0", p)
+	}
+	// The index itself is whole: FTS5's own check.
+	if _, err := e.DB.ExecContext(ctx, "INSERT INTO message_text (message_text, rank) VALUES ('integrity-check', 0)"); err != nil {
+		t.Fatalf("index integrity: %v", err)
+	}
+}

@@ -209,9 +209,11 @@ type sealed struct {
 	// Date header: empty and 0 for a secure user, whose headers are sealed.
 	sortFrom, sortSubject string
 	sent                  int64
-	// doc is what the full-text index holds of the message; nil for a
-	// secure user, whose mail is never indexed in plaintext.
-	doc *textDoc
+	// text says the message's text is indexed: not for a secure user,
+	// whose mail is never indexed in plaintext. doc is what the index
+	// holds of it, when the append writes it (not deferText).
+	text bool
+	doc  *textDoc
 	// inline holds the encoded message when it is kept in its blobs row
 	// (blob.Partition is blob.Inline), not in a file.
 	inline []byte
@@ -239,7 +241,10 @@ func (s *Store) sealWith(ctx context.Context, u User, p *parsed, sync bool) (sea
 	} else {
 		out.search = [3]string{spine.Clip(p.info.SearchFrom), spine.Clip(p.info.SearchTo), spine.Clip(p.info.SearchSubject)}
 		out.sortFrom, out.sortSubject, out.sent = sortKeys(p.info)
-		out.doc = newTextDoc(p.raw, p.info)
+		out.text = true
+		if !s.deferText() {
+			out.doc = newTextDoc(p.raw, p.info)
+		}
 	}
 	var err error
 	switch {
@@ -763,10 +768,7 @@ func (a *Account) SetFlags(ctx context.Context, mailboxID int64, uids UIDSet, op
 	var out []FlagUpdate
 	err = a.s.sp.WriteUser(ctx, a.userID, func(tx *sqlx.Tx, c *spine.Change) error {
 		out = nil
-		if _, err := a.lockMailbox(ctx, tx, mailboxID); err != nil {
-			return err
-		}
-		rows, err := a.selectRows(ctx, tx, mailboxID, uids)
+		rows, err := a.lockedRows(ctx, tx, mailboxID, uids)
 		if err != nil {
 			return err
 		}
@@ -880,16 +882,43 @@ func (a *Account) lockMailbox(ctx context.Context, tx *sqlx.Tx, id int64) (Mailb
 	return m, nil
 }
 
+// lockedRows is selectRows in a write transaction, the mailbox checked to
+// be the account's. On MySQL the mailbox's row is locked first (writers
+// take the user, then the mailbox). SQLite's one writer holds the whole
+// database, and selectRows names the user: there the mailbox is read only
+// when the set finds nothing, to tell an empty set from a mailbox that is
+// not the account's. One statement less in each STORE and EXPUNGE, which
+// every write waits for.
+func (a *Account) lockedRows(ctx context.Context, tx *sqlx.Tx, mailboxID int64, set rowFilter) ([]messageRow, error) {
+	sqlite := a.s.db.Dialect() == sqldb.SQLite
+	if !sqlite {
+		if _, err := a.lockMailbox(ctx, tx, mailboxID); err != nil {
+			return nil, err
+		}
+	}
+	rows, err := a.selectRows(ctx, tx, mailboxID, set)
+	if err == nil && sqlite && len(rows) == 0 {
+		_, err = a.lockMailbox(ctx, tx, mailboxID)
+	}
+	return rows, err
+}
+
 // bumpMailbox gives a mailbox a new highest modseq, adjusts its counts and
 // returns the new modseq.
 func (a *Account) bumpMailbox(ctx context.Context, tx *sqlx.Tx, id int64, msgs, unseen, size int64) (uint64, error) {
-	_, err := a.s.db.TxExec(ctx, tx, a.s.rebind(`UPDATE mailboxes SET highest_modseq = highest_modseq + 1, message_count = message_count + ?,
-		unseen_count = unseen_count + ?, size_bytes = size_bytes + ? WHERE id = ? AND user_id = ?`), msgs, unseen, size, id, a.userID)
-	if err != nil {
+	update := `UPDATE mailboxes SET highest_modseq = highest_modseq + 1, message_count = message_count + ?,
+		unseen_count = unseen_count + ?, size_bytes = size_bytes + ? WHERE id = ? AND user_id = ?`
+	var modseq uint64
+	if a.s.db.Dialect() == sqldb.SQLite {
+		// One statement where the dialect has UPDATE ... RETURNING: this
+		// runs in every flag change and expunge, under SQLite's one writer.
+		err := a.s.db.TxGet(ctx, tx, &modseq, update+" RETURNING highest_modseq", msgs, unseen, size, id, a.userID)
+		return modseq, notFound(err)
+	}
+	if _, err := a.s.db.TxExec(ctx, tx, a.s.rebind(update), msgs, unseen, size, id, a.userID); err != nil {
 		return 0, err
 	}
-	var modseq uint64
-	err = a.s.db.TxGet(ctx, tx, &modseq, a.s.rebind("SELECT highest_modseq FROM mailboxes WHERE id = ?"), id)
+	err := a.s.db.TxGet(ctx, tx, &modseq, a.s.rebind("SELECT highest_modseq FROM mailboxes WHERE id = ?"), id)
 	return modseq, err
 }
 

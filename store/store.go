@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"time"
 
 	"basalt/store/blob"
@@ -91,6 +92,10 @@ type Store struct {
 	watches watchHub
 	// sp is what the store and its sub-packages write with.
 	sp *spine.Spine
+	// textWake wakes IndexPending: an append left it a text to index.
+	textWake chan struct{}
+	// textMu is held while pending texts are indexed (indexPending).
+	textMu sync.Mutex
 }
 
 // New returns a Store over already-open parts. The database must be migrated.
@@ -100,7 +105,7 @@ func New(cfg Config) (*Store, error) {
 	}
 	_, local := cfg.Cache.(*cache.Memory)
 	s := &Store{db: cfg.DB, blobs: cfg.Blobs, cache: cfg.Cache, log: cfg.Logger, limits: cfg.Limits, now: cfg.Now, localCache: local, files: newFileCaches(),
-		inlineMax: cfg.InlineMax, header: cfg.Header.WithDefaults(), search: cfg.Search}
+		inlineMax: cfg.InlineMax, header: cfg.Header.WithDefaults(), search: cfg.Search, textWake: make(chan struct{}, 1)}
 	if s.inlineMax == 0 {
 		s.inlineMax = DefaultInlineMax
 	}

@@ -2,8 +2,11 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -18,9 +21,17 @@ import (
 // MariaDB) holds, for users whose mail is not sealed, each message's
 // subject, senders, recipients and text. A secure user's mail never has a
 // row: nothing readable of it may reach the disk (search.go scans it with
-// the unlocked key instead). A row is written in the append's transaction,
-// shared by the copies of a message (messages.text_id), and removed with
-// the last message that refers to it.
+// the unlocked key instead). A row is shared by the copies of a message
+// (messages.text_id), and removed with the last message that refers to it.
+//
+// On MariaDB the append's transaction writes the row. On SQLite, whose one
+// writer every write of every user waits for, indexing a message's text
+// was a fifth of an append's time there: the append notes the message in
+// text_pending instead, in its transaction, and IndexPending writes the
+// rows shortly after, a bounded batch to a transaction. A search first
+// indexes what its user has pending (indexPendingOf), so it finds all the
+// mail there is; a message expunged before its turn costs the index
+// nothing; and the notes, being in the database, outlive a crash.
 
 // maxIndexedText bounds the body text indexed per message: 256 KiB of
 // decoded text, well past any letter, so that a huge text attachment
@@ -72,6 +83,181 @@ func (s *Store) insertText(ctx context.Context, tx *sqlx.Tx, userID, textID int6
 	return nil
 }
 
+// deferText says whether appends leave their index rows to the indexer.
+func (s *Store) deferText() bool { return s.db.Dialect() == sqldb.SQLite }
+
+// textDelay is how long the indexer lets appends gather after one woke
+// it, so that a burst of mail is indexed in one transaction, and mail
+// expunged at once (a filter's, a client's) is never indexed.
+const textDelay = 200 * time.Millisecond
+
+// textRecheck is how often the indexer looks for pending rows unwoken: a
+// wake that came before its append committed found nothing. It looks once
+// at start too, for what a stop left.
+const textRecheck = 30 * time.Second
+
+// wakeIndexer tells IndexPending that an append has text for it.
+func (s *Store) wakeIndexer() {
+	select {
+	case s.textWake <- struct{}{}:
+	default:
+	}
+}
+
+// IndexPending writes the index rows appends left to it, until ctx ends.
+// It does nothing on MariaDB (deferText).
+func (s *Store) IndexPending(ctx context.Context) {
+	if !s.deferText() {
+		return
+	}
+	t := time.NewTicker(textRecheck)
+	defer t.Stop()
+	s.wakeIndexer()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.textWake:
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(textDelay):
+			}
+		case <-t.C:
+		}
+		if err := s.indexPending(ctx, 0, 0); err != nil && ctx.Err() == nil {
+			s.log.Warn("text index: pending messages", "err", err)
+		}
+	}
+}
+
+// indexPendingOf indexes what one user has pending, if anything: before
+// a search of the user's mail. It indexes what was pending when it was
+// called, not mail that keeps arriving meanwhile.
+func (s *Store) indexPendingOf(ctx context.Context, userID int64) error {
+	if !s.deferText() {
+		return nil
+	}
+	var upto sql.NullInt64
+	if err := s.db.GetContext(ctx, &upto, "SELECT MAX(text_id) FROM text_pending WHERE user_id = ?", userID); err != nil || !upto.Valid {
+		return err
+	}
+	return s.indexPending(ctx, userID, upto.Int64)
+}
+
+// pendingBatch bounds the messages the indexer does per transaction, and
+// pendingText their text: every other write waits while it runs.
+const (
+	pendingBatch = 100
+	pendingText  = 2 << 20
+)
+
+// indexPending indexes the pending messages of userID, or of every user
+// when it is 0, up to text id upto (0: all), until none is left.
+func (s *Store) indexPending(ctx context.Context, userID, upto int64) error {
+	for {
+		if done, err := s.indexPendingBatch(ctx, userID, upto); done || err != nil {
+			return err
+		}
+	}
+}
+
+// indexPendingBatch indexes one batch of indexPending's and says whether
+// none was left. One batch runs at a time: a search and the indexer would
+// otherwise read and parse the same messages twice.
+func (s *Store) indexPendingBatch(ctx context.Context, userID, upto int64) (bool, error) {
+	s.textMu.Lock()
+	defer s.textMu.Unlock()
+	var rows []struct {
+		UserID int64 `db:"user_id"`
+		TextID int64 `db:"text_id"`
+	}
+	q, args := "SELECT user_id, text_id FROM text_pending ORDER BY user_id, text_id LIMIT "+strconv.Itoa(pendingBatch), []any(nil)
+	if userID != 0 {
+		q, args = "SELECT user_id, text_id FROM text_pending WHERE user_id = ? AND text_id <= ? ORDER BY text_id LIMIT "+strconv.Itoa(pendingBatch), []any{userID, upto}
+	}
+	if err := s.db.SelectContext(ctx, &rows, q, args...); err != nil {
+		return false, fmt.Errorf("pending texts: %w", err)
+	}
+	if len(rows) == 0 {
+		return true, nil
+	}
+	// The texts are read and parsed before the transaction, which
+	// then only writes: the writer waits for nothing else.
+	var docs []*textDoc
+	size := 0
+	for _, r := range rows {
+		d, err := s.pendingDoc(ctx, r.UserID, r.TextID)
+		if err != nil {
+			return false, err
+		}
+		docs = append(docs, d)
+		if d != nil {
+			size += len(d.subject) + len(d.sender) + len(d.recipients) + len(d.body)
+		}
+		if size >= pendingText {
+			break
+		}
+	}
+	rows = rows[:len(docs)]
+	err := s.db.Tx(ctx, func(tx *sqlx.Tx) error {
+		for i, r := range rows {
+			// A note gone since went with the last message of its text
+			// (dropTexts): there is nothing to index.
+			res, err := s.db.TxExec(ctx, tx, "DELETE FROM text_pending WHERE user_id = ? AND text_id = ?", r.UserID, r.TextID)
+			if err != nil {
+				return err
+			}
+			if n, err := res.RowsAffected(); err != nil || n == 0 || docs[i] == nil {
+				continue
+			}
+			if err := s.insertText(ctx, tx, r.UserID, r.TextID, docs[i]); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return false, fmt.Errorf("pending texts: %w", err)
+	}
+	return false, nil
+}
+
+// pendingDoc works out the index row of a pending text from a message
+// that has it; nil when none has (the note is about to go).
+func (s *Store) pendingDoc(ctx context.Context, userID, textID int64) (*textDoc, error) {
+	// The message read may be moved away (its copy keeps the text) or
+	// expunged between the two reads: then another that has the text is.
+	for try := 0; ; try++ {
+		var m struct {
+			ID         int64  `db:"id"`
+			InfoSealed bool   `db:"info_sealed"`
+			Info       []byte `db:"info"`
+		}
+		err := s.db.GetContext(ctx, &m, "SELECT id, info_sealed, info FROM messages WHERE text_id = ? AND user_id = ? LIMIT 1", textID, userID)
+		if errors.Is(err, sql.ErrNoRows) || err == nil && m.InfoSealed {
+			return nil, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("pending text %d: %w", textID, err)
+		}
+		var info message.Info
+		if err := json.Unmarshal(m.Info, &info); err != nil {
+			s.log.Warn("text index: undecodable metadata", "message", m.ID, "err", err)
+			return nil, nil
+		}
+		raw, err := s.Account(userID, nil).readRaw(ctx, m.ID)
+		if errors.Is(err, ErrNotFound) && try < 3 {
+			continue
+		}
+		if err != nil {
+			// Unreadable: indexed without its body, as the backlog is.
+			s.log.Warn("text index: message unreadable", "message", m.ID, "err", err)
+		}
+		return newTextDoc(raw, &info), nil
+	}
+}
+
 // textShift places a user's index rows in a range of ids of their own:
 // text ids are the user id times 2^36 plus a message id, so that SQLite's
 // index finds a user's rows by a range of rowids (a seek), where a token
@@ -110,7 +296,7 @@ func (s *Store) dropTexts(ctx context.Context, tx *sqlx.Tx, userID int64, ids []
 				return err
 			}
 			var alive []int64
-			if err := tx.SelectContext(ctx, &alive, s.rebind(q), args...); err != nil {
+			if err := s.sp.SelectFew(ctx, tx, len(chunk), &alive, q, args...); err != nil {
 				return fmt.Errorf("drop message text: %w", err)
 			}
 			keep := make(map[int64]bool, len(alive))
@@ -122,6 +308,19 @@ func (s *Store) dropTexts(ctx context.Context, tx *sqlx.Tx, userID int64, ids []
 				if !keep[id.(int64)] {
 					gone = append(gone, id)
 				}
+			}
+			// A text still waiting for the indexer has no index row: its
+			// note goes instead.
+			if len(gone) > 0 {
+				q, args, err := sqlx.In("DELETE FROM text_pending WHERE user_id = ? AND text_id IN (?) RETURNING text_id", userID, gone)
+				if err != nil {
+					return err
+				}
+				var noted []int64
+				if err := s.sp.SelectFew(ctx, tx, len(gone), &noted, q, args...); err != nil {
+					return fmt.Errorf("drop pending text: %w", err)
+				}
+				gone = slices.DeleteFunc(gone, func(id any) bool { return slices.Contains(noted, id.(int64)) })
 			}
 			if len(gone) == 0 {
 				continue

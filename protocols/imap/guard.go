@@ -102,6 +102,9 @@ type guard struct {
 	// lsub says the command being run is LSUB, which the library hands
 	// to the session as a LIST (SUBSCRIBED) (see List).
 	lsub atomic.Bool
+	// asksUpdates says the command being run is NOOP or CHECK, whose
+	// purpose is to hear of changes (see pipelined).
+	asksUpdates bool
 }
 
 // litScan recognises a literal's announcement at the end of a line:
@@ -375,6 +378,16 @@ func (g *guard) fill(p []byte) error {
 	return err
 }
 
+// pipelined reports whether the client has sent more after the command
+// being run (it is held, unread by the library: Read gives it no further
+// than a command's end), and that command is not one sent to hear of
+// changes.
+func (g *guard) pipelined() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return len(g.held) > 0 && !g.asksUpdates
+}
+
 // readFailed says BYE to a client whose time to send a command ran out.
 func (g *guard) readFailed(err error) {
 	var ne net.Error
@@ -462,6 +475,7 @@ func (g *guard) lineEnd() (hold bool) {
 			in.startTLS, in.startTLSTag = true, in.tag
 		}
 		g.watch = !in.afterIdle && !in.cmd.is("IDLE") && !in.cmd.is("STARTTLS")
+		g.asksUpdates = !in.cont && (in.cmd.is("NOOP") || in.cmd.is("CHECK"))
 		g.open = g.watch
 		in.afterIdle = !in.cont && in.cmd.is("IDLE")
 		in.cont, in.field, in.tag, in.cmd = false, 0, word{}, word{}

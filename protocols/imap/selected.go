@@ -311,8 +311,23 @@ func (s *session) Unselect() error {
 // 7: unilateral responses); expunges only where allowExpunge says.
 func (s *session) Poll(w *imapserver.UpdateWriter, allowExpunge bool) error {
 	s.settle()
+	// A client that sent its next command already hears of changes after
+	// that one: the server reports them when it looks (RFC 9051 5.2, 7),
+	// and looking once after a pipelined run, not after each command in
+	// it, is most of what a busy client's commands cost. A long run is
+	// still looked at every maxDeferredPolls commands, and a command that
+	// added messages to the selected mailbox at once.
+	if !s.pollNow && s.deferredPolls < maxDeferredPolls && s.g.pipelined() {
+		s.deferredPolls++
+		return nil
+	}
+	s.deferredPolls, s.pollNow = 0, false
 	return s.sync(w, allowExpunge)
 }
+
+// maxDeferredPolls bounds the commands of a pipelined run after which
+// the store is not looked at for changes.
+const maxDeferredPolls = 16
 
 // Idle is IDLE (RFC 2177, RFC 9051 6.3.13): changes are reported as the
 // store's change bus announces them, and the store is read again after

@@ -488,3 +488,88 @@ func TestRecentSpans(t *testing.T) {
 		t.Error("no spans: recent")
 	}
 }
+
+// A client that sends its next command before the last one's answer
+// hears of changes after the run it sent, not after each command in it:
+// the store is looked at once per run (Poll), which is most of what a
+// busy pipelining client's commands cost. A command sent to hear of
+// changes (NOOP) still hears of them, pipelined or not, as does one that
+// added messages to the selected mailbox (APPEND, COPY), and a change is
+// not held back past the last command of the run.
+func TestPipelinedPolls(t *testing.T) {
+	h := start(t, setup{})
+	alice := h.user("alice@example.org", false)
+	h.deliver(alice, "INBOX", msg("one", "1"), store.AppendOptions{})
+	a := h.dial(t)
+	a.login("alice@example.org")
+	a.ok("SELECT INBOX")
+	n := 1
+	arrive := func() {
+		t.Helper()
+		h.deliver(alice, "INBOX", msg("more", "x"), store.AppendOptions{})
+		n++
+	}
+	exists := func() string { return fmt.Sprintf("* %d EXISTS", n) }
+	// run sends cmds in one write and returns the responses before each
+	// one's tagged answer.
+	run := func(cmds ...string) [][]string {
+		t.Helper()
+		var b strings.Builder
+		tags := make([]string, len(cmds))
+		for i, c := range cmds {
+			tags[i] = a.next()
+			b.WriteString(tags[i] + " " + c + "\r\n")
+		}
+		a.send(b.String())
+		out := make([][]string, len(cmds))
+		for i, tag := range tags {
+			var status string
+			out[i], status = a.until(tag)
+			if !strings.HasPrefix(status, "OK") {
+				t.Fatalf("%s: %s", cmds[i], status)
+			}
+		}
+		return out
+	}
+
+	arrive()
+	got := run("FETCH 1 (FLAGS)", "FETCH 1 (UID)", "FETCH 1 (UID)")
+	mustNot(t, got[0], "EXISTS")
+	mustNot(t, got[1], "EXISTS")
+	must(t, got[2], exists())
+
+	arrive()
+	got = run("NOOP", "FETCH 1 (UID)")
+	must(t, got[0], exists())
+
+	arrive()
+	got = run("FETCH 1 (UID)")
+	must(t, got[0], exists())
+
+	// The client's own APPEND and COPY into the selected mailbox are
+	// announced at once (RFC 9051 6.3.12), pipelined or not.
+	n++
+	got = run("APPEND INBOX {3+}\r\nabc", "FETCH 1 (UID)")
+	must(t, got[0], exists())
+	n++
+	got = run("COPY 1 INBOX", "FETCH 1 (UID)")
+	must(t, got[0], exists())
+
+	// A run longer than maxDeferredPolls is looked at on the way.
+	arrive()
+	cmds := make([]string, maxDeferredPolls+3)
+	for i := range cmds {
+		cmds[i] = "FETCH 1 (UID)"
+	}
+	got = run(cmds...)
+	at := -1
+	for i, u := range got {
+		if _, ok := find(u, exists()); ok {
+			at = i
+			break
+		}
+	}
+	if at < 0 || at > maxDeferredPolls {
+		t.Fatalf("EXISTS after command %d of a run of %d, want by %d", at, len(cmds), maxDeferredPolls)
+	}
+}

@@ -32,8 +32,13 @@ type session struct {
 	// (session.Front.Open), from login to logout.
 	live *bsession.Conn
 
-	sel       *selected
-	searchRes []uint32 // the saved SEARCH result (RFC 5182), as UIDs
+	sel *selected
+	// deferredPolls counts the polls skipped in a row because the client
+	// had sent more (see Poll); pollNow says the command wrote into the
+	// selected mailbox, whose new messages are announced at once.
+	deferredPolls int
+	pollNow       bool
+	searchRes     []uint32 // the saved SEARCH result (RFC 5182), as UIDs
 	// ownerWatch follows the owner's changes while another user's
 	// mailbox is selected: changes made through a share are announced
 	// under the owner's user id, not the user's.

@@ -225,6 +225,9 @@ func (s *session) copyOrMove(numSet imap.NumSet, dest string, move bool, mw *ima
 	if err != nil {
 		return nil, s.storeErr("copy", err)
 	}
+	if sel.ref.sameMailbox(dst) {
+		s.pollNow = true // the copies' EXISTS at once, as after APPEND
+	}
 	var data *imap.CopyData
 	if len(res.Pairs) > 0 {
 		data = &imap.CopyData{UIDValidity: res.UIDValidity}
@@ -357,6 +360,9 @@ func (s *session) Append(mailbox string, r imap.LiteralReader, options *imap.App
 	}
 	if claim {
 		sel.addRecent(res.RecentFrom, res.UID+1)
+	}
+	if sel != nil && sel.ref.sameMailbox(ref) {
+		s.pollNow = true // RFC 9051 6.3.12: EXISTS at once
 	}
 	return &imap.AppendData{UID: imap.UID(res.UID), UIDValidity: res.UIDValidity}, nil
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -40,6 +41,8 @@ func keys(t *testing.T, d *DB) map[string]bool {
 // outcome: a failing write is undone alone, a panic reaches its own
 // caller, and a write that ends the whole SQLite transaction (as an
 // interrupted statement does) costs the others a rerun, not their write.
+// A batch that succeeds runs each write once; one that fails, at most
+// twice.
 func TestWriteBatches(t *testing.T) {
 	errRefused := errors.New("refused")
 	insert := func(k string) func(tx *sqlx.Tx) error {
@@ -104,6 +107,7 @@ func TestWriteBatches(t *testing.T) {
 			<-started
 			errs := make([]error, n)
 			panics := make([]any, n)
+			runs := make([]atomic.Int32, n)
 			for i := range n {
 				fn := insert(fmt.Sprintf("w%d", i))
 				if i == 4 && tc.odd != nil {
@@ -113,7 +117,10 @@ func TestWriteBatches(t *testing.T) {
 				go func() {
 					defer wg.Done()
 					defer func() { panics[i] = recover() }()
-					errs[i] = d.Tx(ctx, fn)
+					errs[i] = d.Tx(ctx, func(tx *sqlx.Tx) error {
+						runs[i].Add(1)
+						return fn(tx)
+					})
 				}()
 			}
 			waitQueued(t, d, n)
@@ -136,6 +143,12 @@ func TestWriteBatches(t *testing.T) {
 				}
 				if k := fmt.Sprintf("w%d", i); !got[k] {
 					t.Errorf("row %s missing after its write returned nil", k)
+				}
+			}
+			for i := range n {
+				r := runs[i].Load()
+				if tc.odd == nil && r != 1 || r > 2 {
+					t.Errorf("write %d ran %d times", i, r)
 				}
 			}
 			if got["odd"] != tc.wantOdd {

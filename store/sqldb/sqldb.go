@@ -151,7 +151,7 @@ func sqliteDSN(path string) string {
 	// makes every commit durable before it returns, which is what lets a
 	// protocol answer 250 after it. BEGIN IMMEDIATE takes the write lock up
 	// front so a transaction never fails half-way on an upgrade to writer.
-	for _, p := range []string{"busy_timeout(30000)", "journal_mode(WAL)", "synchronous(FULL)", "foreign_keys(1)"} {
+	for _, p := range []string{"busy_timeout(30000)", "journal_mode(WAL)", "synchronous(FULL)", "foreign_keys(1)", "temp_store(MEMORY)"} {
 		q.Add("_pragma", p)
 	}
 	q.Set("_txlock", "immediate")

@@ -3,12 +3,14 @@ package spine
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"strings"
 
 	"github.com/jmoiron/sqlx"
 
 	"basalt/store/blob"
+	"basalt/store/sqldb"
 )
 
 // BlobRef is a message file: its id (the blobs row's) and partition.
@@ -39,8 +41,8 @@ func (s *Spine) ExecFew(ctx context.Context, tx *sqlx.Tx, n int, query string, a
 	return tx.ExecContext(ctx, query, args...)
 }
 
-// selectFew is ExecFew's reading twin.
-func (s *Spine) selectFew(ctx context.Context, tx *sqlx.Tx, n int, dest any, query string, args ...any) error {
+// SelectFew is ExecFew's reading twin.
+func (s *Spine) SelectFew(ctx context.Context, tx *sqlx.Tx, n int, dest any, query string, args ...any) error {
 	if n <= FewArgs {
 		return s.DB.TxSelect(ctx, tx, dest, query, args...)
 	}
@@ -105,6 +107,9 @@ func (s *Spine) ReleaseBlob(ctx context.Context, tx *sqlx.Tx, id string, n int) 
 // (blob.Inline) goes with the transaction instead, so none is returned
 // for it.
 func (s *Spine) ReleaseBlobs(ctx context.Context, tx *sqlx.Tx, refs map[string]int) ([]BlobRef, error) {
+	if s.DB.Dialect() == sqldb.SQLite {
+		return s.releaseReturning(ctx, tx, refs)
+	}
 	ids := make([]any, 0, len(refs))
 	for id, k := range refs {
 		if _, err := s.DB.TxExec(ctx, tx, s.Rebind("UPDATE blobs SET refs = refs - ? WHERE id = ?"), k, id); err != nil {
@@ -123,7 +128,7 @@ func (s *Spine) ReleaseBlobs(ctx context.Context, tx *sqlx.Tx, refs map[string]i
 			ID   string `db:"id"`
 			Part string `db:"part"`
 		}
-		if err := s.selectFew(ctx, tx, len(chunk), &gone, s.Rebind(q), args...); err != nil {
+		if err := s.SelectFew(ctx, tx, len(chunk), &gone, s.Rebind(q), args...); err != nil {
 			return nil, fmt.Errorf("released files: %w", err)
 		}
 		var inline []any
@@ -142,6 +147,43 @@ func (s *Spine) ReleaseBlobs(ctx context.Context, tx *sqlx.Tx, refs map[string]i
 			if _, err := s.ExecFew(ctx, tx, len(inline), s.Rebind(q), args...); err != nil {
 				return nil, fmt.Errorf("remove inline files: %w", err)
 			}
+		}
+	}
+	return doomed, nil
+}
+
+// releaseReturning is ReleaseBlobs where UPDATE ... RETURNING tells which
+// files lost their last reference: no read after the updates, in every
+// expunge, under SQLite's one writer.
+func (s *Spine) releaseReturning(ctx context.Context, tx *sqlx.Tx, refs map[string]int) ([]BlobRef, error) {
+	var (
+		doomed []BlobRef
+		inline []any
+	)
+	for id, k := range refs {
+		var left struct {
+			Refs int64  `db:"refs"`
+			Part string `db:"part"`
+		}
+		err := s.DB.TxGet(ctx, tx, &left, "UPDATE blobs SET refs = refs - ? WHERE id = ? RETURNING refs, part", k, id)
+		switch {
+		case errors.Is(err, sql.ErrNoRows), err == nil && left.Refs > 0:
+		case err != nil:
+			return nil, fmt.Errorf("release file %s: %w", id, err)
+		case left.Part == blob.Inline:
+			inline = append(inline, id)
+		default:
+			doomed = append(doomed, BlobRef{ID: id, Part: left.Part})
+		}
+	}
+	for start := 0; start < len(inline); start += 500 {
+		chunk := inline[start:min(start+500, len(inline))]
+		q, args, err := sqlx.In("DELETE FROM blobs WHERE refs <= 0 AND id IN (?)", chunk)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := s.ExecFew(ctx, tx, len(chunk), q, args...); err != nil {
+			return nil, fmt.Errorf("remove inline files: %w", err)
 		}
 	}
 	return doomed, nil
