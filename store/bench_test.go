@@ -16,14 +16,18 @@ func benchDatabases(b *testing.B, f func(b *testing.B, db testsupport.Database))
 	b.Run("mysql", func(b *testing.B) { f(b, testsupport.Database{Driver: "mysql", DSN: testsupport.MySQLDSN(b)}) })
 }
 
+// benchInbox is a new user's account on db, its INBOX, and a 4 KB message.
+func benchInbox(b *testing.B, db testsupport.Database) (*store.Account, int64, []byte) {
+	e := storetest.Open(b, db, storetest.Options{})
+	a := e.Account(e.NewUser(b, "alice@example.org", false))
+	return a, storetest.Inbox(b, a), storetest.SizedMessage(4096)
+}
+
 // BenchmarkAppend4KB appends 4 KB messages one at a time, each durable
 // (message file fsynced, transaction committed) before the next starts.
 func BenchmarkAppend4KB(b *testing.B) {
 	benchDatabases(b, func(b *testing.B, db testsupport.Database) {
-		e := storetest.Open(b, db, storetest.Options{})
-		a := e.Account(e.NewUser(b, "alice@example.org", false))
-		inbox := storetest.Inbox(b, a)
-		msg := storetest.SizedMessage(4096)
+		a, inbox, msg := benchInbox(b, db)
 		ctx := context.Background()
 		b.SetBytes(int64(len(msg)))
 		b.ResetTimer()
@@ -77,10 +81,7 @@ func BenchmarkList50(b *testing.B) {
 // with a range of UIDs is prepared again for each new value.)
 func BenchmarkWriteCycle(b *testing.B) {
 	benchDatabases(b, func(b *testing.B, db testsupport.Database) {
-		e := storetest.Open(b, db, storetest.Options{})
-		a := e.Account(e.NewUser(b, "alice@example.org", false))
-		inbox := storetest.Inbox(b, a)
-		msg := storetest.SizedMessage(4096)
+		a, inbox, msg := benchInbox(b, db)
 		ctx := context.Background()
 		cpu := testsupport.CPUTime(b)
 		b.ResetTimer()

@@ -59,7 +59,7 @@ func (a *Account) Move(ctx context.Context, src int64, uids UIDSet, dst int64) (
 			return err
 		}
 		// The files stay referenced by the copies, so nothing is left to remove.
-		if _, err := a.deleteRows(ctx, tx, c, m, rows, true); err != nil {
+		if _, err := a.deleteRows(ctx, tx, c, m.ID, rows, true); err != nil {
 			return err
 		}
 		out = res
@@ -214,11 +214,10 @@ func (a *Account) remove(ctx context.Context, mailboxID int64, uids UIDSet, only
 		if err != nil {
 			return err
 		}
-		m := Mailbox{ID: mailboxID} // all deleteRows needs of it
 		for _, r := range rows {
 			gone = append(gone, r.UID)
 		}
-		doomed, err = a.deleteRows(ctx, tx, c, m, rows, true)
+		doomed, err = a.deleteRows(ctx, tx, c, mailboxID, rows, true)
 		return err
 	})
 	if err != nil {
@@ -257,10 +256,10 @@ func (s *Store) txExecFew(ctx context.Context, tx *sqlx.Tx, n int, query string,
 // deleted is a message file no message refers to any more.
 type deleted = spine.BlobRef
 
-// deleteRows deletes message rows of mailbox m, keeping the mailbox's and
+// deleteRows deletes message rows of a mailbox, keeping the mailbox's and
 // the user's counts exact, recording tombstones when asked, and returns
 // the files whose last reference went.
-func (a *Account) deleteRows(ctx context.Context, tx *sqlx.Tx, c *spine.Change, m Mailbox, rows []messageRow, tombstones bool) ([]deleted, error) {
+func (a *Account) deleteRows(ctx context.Context, tx *sqlx.Tx, c *spine.Change, mailboxID int64, rows []messageRow, tombstones bool) ([]deleted, error) {
 	if len(rows) == 0 {
 		return nil, nil
 	}
@@ -276,7 +275,7 @@ func (a *Account) deleteRows(ctx context.Context, tx *sqlx.Tx, c *spine.Change, 
 		refs[r.BlobID]++
 	}
 	n := int64(len(rows))
-	modseq, err := a.bumpMailbox(ctx, tx, m.ID, -n, -unseen, -total)
+	modseq, err := a.bumpMailbox(ctx, tx, mailboxID, -n, -unseen, -total)
 	if err != nil {
 		return nil, err
 	}
@@ -300,7 +299,7 @@ func (a *Account) deleteRows(ctx context.Context, tx *sqlx.Tx, c *spine.Change, 
 		chunk := rows[start:min(start+500, len(rows))]
 		args := make([]any, 0, 3*len(chunk))
 		for _, r := range chunk {
-			args = append(args, m.ID, r.UID, modseq)
+			args = append(args, mailboxID, r.UID, modseq)
 		}
 		q := "INSERT INTO expunged (mailbox_id, uid, modseq) VALUES " + strings.TrimSuffix(strings.Repeat("(?, ?, ?), ", len(chunk)), ", ")
 		if _, err := a.s.txExecFew(ctx, tx, len(chunk), a.s.rebind(q), args...); err != nil {
@@ -308,7 +307,7 @@ func (a *Account) deleteRows(ctx context.Context, tx *sqlx.Tx, c *spine.Change, 
 		}
 	}
 	for _, r := range rows {
-		c.Add(m.ID, "expunge", r.UID, modseq)
+		c.Add(mailboxID, "expunge", r.UID, modseq)
 	}
 	// A message kept in its blobs row goes with the transaction; the
 	// files go after the commit (removeBlobs).

@@ -497,8 +497,9 @@ func (a *Account) HitOf(ctx context.Context, mailboxID int64, uid uint32) (Hit, 
 	return hits[0], nil
 }
 
-// findCheck checks a search and returns whether the user's mail is
-// sealed (and the key there to scan it).
+// findCheck checks a search, has the text index take what the user's
+// appends left pending when the search needs it, and returns whether the
+// user's mail is sealed (and the key there to scan it).
 func (a *Account) findCheck(ctx context.Context, q MailQuery) (bool, error) {
 	if a.view != nil {
 		// A shared mailbox is searched as the owner's (only a non-secure

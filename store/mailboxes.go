@@ -395,7 +395,7 @@ func (a *Account) DeleteMailbox(ctx context.Context, id int64) error {
 		if err != nil {
 			return err
 		}
-		if doomed, err = a.deleteRows(ctx, tx, c, m, rows, false); err != nil {
+		if doomed, err = a.deleteRows(ctx, tx, c, m.ID, rows, false); err != nil {
 			return err
 		}
 		for _, q := range []string{"DELETE FROM expunged WHERE mailbox_id = ?", "DELETE FROM mailboxes WHERE id = ?"} {

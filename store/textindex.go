@@ -152,8 +152,9 @@ const (
 	pendingText  = 2 << 20
 )
 
-// indexPending indexes the pending messages of userID, or of every user
-// when it is 0, up to text id upto (0: all), until none is left.
+// indexPending indexes the pending messages of userID up to text id upto,
+// or of every user when userID is 0 (upto then unused), until none is
+// left.
 func (s *Store) indexPending(ctx context.Context, userID, upto int64) error {
 	for {
 		if done, err := s.indexPendingBatch(ctx, userID, upto); done || err != nil {

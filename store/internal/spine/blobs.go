@@ -107,8 +107,55 @@ func (s *Spine) ReleaseBlob(ctx context.Context, tx *sqlx.Tx, id string, n int) 
 // (blob.Inline) goes with the transaction instead, so none is returned
 // for it.
 func (s *Spine) ReleaseBlobs(ctx context.Context, tx *sqlx.Tx, refs map[string]int) ([]BlobRef, error) {
+	gone, err := s.dropRefs(ctx, tx, refs)
+	if err != nil {
+		return nil, err
+	}
+	var (
+		doomed []BlobRef
+		inline []any
+	)
+	for _, g := range gone {
+		if g.Part == blob.Inline {
+			inline = append(inline, g.ID)
+			continue
+		}
+		doomed = append(doomed, g)
+	}
+	for start := 0; start < len(inline); start += 500 {
+		chunk := inline[start:min(start+500, len(inline))]
+		q, args, err := sqlx.In("DELETE FROM blobs WHERE refs <= 0 AND id IN (?)", chunk)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := s.ExecFew(ctx, tx, len(chunk), s.Rebind(q), args...); err != nil {
+			return nil, fmt.Errorf("remove inline files: %w", err)
+		}
+	}
+	return doomed, nil
+}
+
+// dropRefs drops the references and returns the files left with none.
+// On SQLite, UPDATE ... RETURNING says which as it goes: no read after
+// the updates, in every expunge, under SQLite's one writer.
+func (s *Spine) dropRefs(ctx context.Context, tx *sqlx.Tx, refs map[string]int) ([]BlobRef, error) {
+	var gone []BlobRef
 	if s.DB.Dialect() == sqldb.SQLite {
-		return s.releaseReturning(ctx, tx, refs)
+		for id, k := range refs {
+			var left struct {
+				Refs int64  `db:"refs"`
+				Part string `db:"part"`
+			}
+			err := s.DB.TxGet(ctx, tx, &left, "UPDATE blobs SET refs = refs - ? WHERE id = ? RETURNING refs, part", k, id)
+			switch {
+			case errors.Is(err, sql.ErrNoRows):
+			case err != nil:
+				return nil, fmt.Errorf("release file %s: %w", id, err)
+			case left.Refs <= 0:
+				gone = append(gone, BlobRef{ID: id, Part: left.Part})
+			}
+		}
+		return gone, nil
 	}
 	ids := make([]any, 0, len(refs))
 	for id, k := range refs {
@@ -117,76 +164,24 @@ func (s *Spine) ReleaseBlobs(ctx context.Context, tx *sqlx.Tx, refs map[string]i
 		}
 		ids = append(ids, id)
 	}
-	var doomed []BlobRef
 	for start := 0; start < len(ids); start += 500 {
 		chunk := ids[start:min(start+500, len(ids))]
 		q, args, err := sqlx.In("SELECT id, part FROM blobs WHERE refs <= 0 AND id IN (?)", chunk)
 		if err != nil {
 			return nil, err
 		}
-		var gone []struct {
+		var rows []struct {
 			ID   string `db:"id"`
 			Part string `db:"part"`
 		}
-		if err := s.SelectFew(ctx, tx, len(chunk), &gone, s.Rebind(q), args...); err != nil {
+		if err := s.SelectFew(ctx, tx, len(chunk), &rows, s.Rebind(q), args...); err != nil {
 			return nil, fmt.Errorf("released files: %w", err)
 		}
-		var inline []any
-		for _, g := range gone {
-			if g.Part == blob.Inline {
-				inline = append(inline, g.ID)
-				continue
-			}
-			doomed = append(doomed, BlobRef{ID: g.ID, Part: g.Part})
-		}
-		if len(inline) > 0 {
-			q, args, err := sqlx.In("DELETE FROM blobs WHERE refs <= 0 AND id IN (?)", inline)
-			if err != nil {
-				return nil, err
-			}
-			if _, err := s.ExecFew(ctx, tx, len(inline), s.Rebind(q), args...); err != nil {
-				return nil, fmt.Errorf("remove inline files: %w", err)
-			}
+		for _, r := range rows {
+			gone = append(gone, BlobRef{ID: r.ID, Part: r.Part})
 		}
 	}
-	return doomed, nil
-}
-
-// releaseReturning is ReleaseBlobs where UPDATE ... RETURNING tells which
-// files lost their last reference: no read after the updates, in every
-// expunge, under SQLite's one writer.
-func (s *Spine) releaseReturning(ctx context.Context, tx *sqlx.Tx, refs map[string]int) ([]BlobRef, error) {
-	var (
-		doomed []BlobRef
-		inline []any
-	)
-	for id, k := range refs {
-		var left struct {
-			Refs int64  `db:"refs"`
-			Part string `db:"part"`
-		}
-		err := s.DB.TxGet(ctx, tx, &left, "UPDATE blobs SET refs = refs - ? WHERE id = ? RETURNING refs, part", k, id)
-		switch {
-		case errors.Is(err, sql.ErrNoRows), err == nil && left.Refs > 0:
-		case err != nil:
-			return nil, fmt.Errorf("release file %s: %w", id, err)
-		case left.Part == blob.Inline:
-			inline = append(inline, id)
-		default:
-			doomed = append(doomed, BlobRef{ID: id, Part: left.Part})
-		}
-	}
-	for start := 0; start < len(inline); start += 500 {
-		chunk := inline[start:min(start+500, len(inline))]
-		q, args, err := sqlx.In("DELETE FROM blobs WHERE refs <= 0 AND id IN (?)", chunk)
-		if err != nil {
-			return nil, err
-		}
-		if _, err := s.ExecFew(ctx, tx, len(chunk), q, args...); err != nil {
-			return nil, fmt.Errorf("remove inline files: %w", err)
-		}
-	}
-	return doomed, nil
+	return gone, nil
 }
 
 // RemoveBlobs deletes files whose last reference was committed away, then
