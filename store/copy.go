@@ -308,6 +308,11 @@ func (a *Account) deleteRows(ctx context.Context, tx *sqlx.Tx, c *spine.Change, 
 	}
 	for _, r := range rows {
 		c.Add(mailboxID, "expunge", r.UID, modseq)
+		// A FETCH on this node after the expunge finds the message gone,
+		// as it would without the cache; one that read the row before
+		// the commit may keep it there, which shows an expunged message
+		// as RFC 9051 7.5.1 allows (fixedrows.go).
+		a.s.files.rows.drop(fixedKey{mailboxID, r.UID})
 	}
 	// A message kept in its blobs row goes with the transaction; the
 	// files go after the commit (removeBlobs).

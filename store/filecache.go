@@ -31,22 +31,22 @@ const (
 
 // fileCache is a least-recently-used map of values by message file id,
 // bounded by the sizes its entries are given.
-type fileCache[V any] struct {
+type fileCache[K comparable, V any] struct {
 	max   int
 	mu    sync.Mutex
 	size  int
 	lru   list.List // of *fileEntry[V], most recently used at the front
-	items map[string]*list.Element
+	items map[K]*list.Element
 }
 
-type fileEntry[V any] struct {
-	id   string
+type fileEntry[K comparable, V any] struct {
+	id   K
 	size int
 	v    V
 }
 
 // get returns the value kept for the file id.
-func (c *fileCache[V]) get(id string) (V, bool) {
+func (c *fileCache[K, V]) get(id K) (V, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	el, ok := c.items[id]
@@ -55,43 +55,53 @@ func (c *fileCache[V]) get(id string) (V, bool) {
 		return zero, false
 	}
 	c.lru.MoveToFront(el)
-	return el.Value.(*fileEntry[V]).v, true
+	return el.Value.(*fileEntry[K, V]).v, true
 }
 
 // put keeps v, of the given size, for the file id.
-func (c *fileCache[V]) put(id string, size int, v V) {
+func (c *fileCache[K, V]) put(id K, size int, v V) {
 	if size > c.max/64 {
 		return // one entry must not empty the cache
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.items == nil {
-		c.items = map[string]*list.Element{}
+		c.items = map[K]*list.Element{}
 	}
 	if el, ok := c.items[id]; ok {
 		c.remove(el)
 	}
-	c.items[id] = c.lru.PushFront(&fileEntry[V]{id: id, size: size, v: v})
+	c.items[id] = c.lru.PushFront(&fileEntry[K, V]{id: id, size: size, v: v})
 	c.size += size
 	for c.size > c.max {
 		c.remove(c.lru.Back())
 	}
 }
 
-func (c *fileCache[V]) remove(el *list.Element) {
-	e := c.lru.Remove(el).(*fileEntry[V])
+// drop forgets what is kept for id.
+func (c *fileCache[K, V]) drop(id K) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if el, ok := c.items[id]; ok {
+		c.remove(el)
+	}
+}
+
+func (c *fileCache[K, V]) remove(el *list.Element) {
+	e := c.lru.Remove(el).(*fileEntry[K, V])
 	delete(c.items, e.id)
 	c.size -= e.size
 }
 
 // fileCaches are the store's caches of message files.
 type fileCaches struct {
-	infos  fileCache[*message.Info]
-	bodies fileCache[[]byte]
+	infos  fileCache[string, *message.Info]
+	bodies fileCache[string, []byte]
+	rows   fileCache[fixedKey, fixedRow]
 }
 
 func newFileCaches() *fileCaches {
-	return &fileCaches{infos: fileCache[*message.Info]{max: infoCacheBytes}, bodies: fileCache[[]byte]{max: bodyCacheBytes}}
+	return &fileCaches{infos: fileCache[string, *message.Info]{max: infoCacheBytes}, bodies: fileCache[string, []byte]{max: bodyCacheBytes}, rows: fileCache[fixedKey, fixedRow]{max: rowCacheEntries}}
 }
 
 // noteAppended keeps the metadata and, when small, the body of a plain

@@ -9,7 +9,7 @@ import (
 // much passes through it.
 func TestFileCache(t *testing.T) {
 	const max = 1 << 20
-	c := fileCache[string]{max: max}
+	c := fileCache[string, string]{max: max}
 	c.put("b1", 100, "one")
 	if v, ok := c.get("b1"); !ok || v != "one" {
 		t.Fatalf("get = %q, %v", v, ok)

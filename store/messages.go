@@ -159,6 +159,9 @@ type Appended struct {
 	// started: the messages from RecentFrom up to UID are recent to the
 	// appending session.
 	RecentFrom uint32
+	// fixed is what the message will never change, for the cache of
+	// them (fixedrows.go), which only a committed append may fill.
+	fixed fixedRow
 }
 
 // errStaleKey means the user's key changed between sealing a message and
@@ -348,6 +351,7 @@ func (a *Account) Append(ctx context.Context, mailboxID int64, raw []byte, opts 
 		if err == nil {
 			if !m.secure {
 				s.files.noteAppended(m.blobID, p)
+				s.files.rows.put(fixedKey{mailboxID, out.UID}, 1, out.fixed)
 			}
 			return out, nil
 		}
@@ -421,6 +425,11 @@ type ListQuery struct {
 	Limit        int    // at most this many; 0 means no limit
 	ChangedSince uint64 // only messages with a higher modseq
 	WithInfo     bool   // decode the envelope and body structure too
+	// Fixed says the caller needs only what a message never changes (its
+	// ids, size, arrival, attachments and Info), which then may come from
+	// memory (fixedrows.go): Flags, Keywords, ModSeq and ThreadID may be
+	// left zero.
+	Fixed bool
 }
 
 // List returns messages of one of the account's mailboxes. A page costs
@@ -437,6 +446,16 @@ func (a *Account) List(ctx context.Context, mailboxID int64, q ListQuery) ([]Mes
 		var err error
 		if ctx, err = sqldb.Short(ctx); err != nil {
 			return nil, err
+		}
+	}
+	var cached []Message
+	if q.Fixed && q.Sort == SortUID && q.AfterUID == 0 && q.Limit == 0 && q.Offset == 0 && q.ChangedSince == 0 {
+		found, missing, ok := a.fixedList(mailboxID, q)
+		if ok && len(missing) == 0 {
+			return found, nil
+		}
+		if ok {
+			cached, q.UIDs = found, missing
 		}
 	}
 	// A set of many ranges close together (what a few expunges make of
@@ -515,6 +534,13 @@ func (a *Account) List(ctx context.Context, mailboxID int64, q ListQuery) ([]Mes
 	}
 	if only != nil {
 		out = slices.DeleteFunc(out, func(m Message) bool { return !only.has(m.UID) })
+	}
+	if q.Fixed && err == nil {
+		a.noteFixed(out)
+		if len(cached) > 0 {
+			out = append(out, cached...)
+			slices.SortFunc(out, func(x, y Message) int { return cmp.Compare(x.UID, y.UID) })
+		}
 	}
 	return out, err
 }

@@ -57,7 +57,9 @@ func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *
 		for k, i := range chunk {
 			uids[k] = sel.uids[i]
 		}
-		msgs, err := acct.List(s.ctx(), id, store.ListQuery{UIDs: uidRanges(uids), WithInfo: needInfo})
+		// What no flag depends on may come from memory (ListQuery.Fixed).
+		fixed := !options.Flags && !options.ModSeq && !markSeen
+		msgs, err := acct.List(s.ctx(), id, store.ListQuery{UIDs: uidRanges(uids), WithInfo: needInfo, Fixed: fixed})
 		if err != nil {
 			return s.storeErr("fetch", err)
 		}

@@ -189,6 +189,17 @@ func (sel *selected) addRecent(from, upto uint32) {
 	}
 }
 
+// pruneRecent forgets the spans none of whose messages is left in the
+// view. Claims interleaved with other sessions' make a span each: without
+// this a long session's spans, and what numRecent costs at every poll,
+// would grow with all the mail that ever passed through the mailbox.
+func (sel *selected) pruneRecent() {
+	sel.recent = slices.DeleteFunc(sel.recent, func(sp uidSpan) bool {
+		i, _ := slices.BinarySearch(sel.uids, sp.lo)
+		return i == len(sel.uids) || sel.uids[i] >= sp.hi
+	})
+}
+
 var mailboxFlags = []imap.Flag{imap.FlagAnswered, imap.FlagFlagged, imap.FlagDeleted, imap.FlagSeen, imap.FlagDraft, flagJunk}
 
 // permanentFlags are the flags the user may change for good in a mailbox
@@ -415,6 +426,7 @@ func (s *session) sync(w *imapserver.UpdateWriter, allowExpunge bool) error {
 			}
 		}
 		sel.gone = nil
+		sel.pruneRecent()
 	}
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -486,6 +487,30 @@ func TestRecentSpans(t *testing.T) {
 	}
 	if (&selected{}).isRecent(1) {
 		t.Error("no spans: recent")
+	}
+}
+
+// A session whose claims interleave with another's gets a span for each;
+// once their messages are expunged the spans go, so that a long session
+// keeps no more spans than it has messages.
+func TestRecentSpansPruned(t *testing.T) {
+	sel := &selected{}
+	for uid := uint32(1); uid <= 10_000; uid += 2 {
+		sel.uids = append(sel.uids, uid)
+		sel.addRecent(uid, uid+1) // the other session claimed uid+1
+		if len(sel.uids) > 5 {
+			if err := (&session{sel: sel}).expunged([]uint32{sel.uids[0]}, func(uint32) error { return nil }); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if len(sel.recent) != 5 || sel.numRecent() != 5 {
+		t.Errorf("%d spans, %d recent; want 5 and 5", len(sel.recent), sel.numRecent())
+	}
+	sel.uids, sel.recent = []uint32{1, 2, 3, 5, 8, 9, 10, 20}, []uidSpan{{2, 4}, {4, 5}, {6, 8}, {8, 9}, {10, 21}, {30, 40}}
+	sel.pruneRecent()
+	if want := []uidSpan{{2, 4}, {8, 9}, {10, 21}}; !slices.Equal(sel.recent, want) {
+		t.Errorf("pruned to %v, want %v", sel.recent, want)
 	}
 }
 

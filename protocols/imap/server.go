@@ -125,6 +125,9 @@ type Server struct {
 	// instance per kind of connection, each fed by a listener of its own.
 	plainSecure, plainInsecure, implicit *engine
 
+	// pending is the buffers guards keep responses back in (pendingBuf).
+	pending sync.Pool
+
 	mu      sync.Mutex
 	closing bool
 	done    chan struct{} // closed by Shutdown

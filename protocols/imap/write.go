@@ -270,6 +270,7 @@ func (s *session) expunged(uids []uint32, write func(seq uint32) error) error {
 		sel.uids = slices.Delete(sel.uids, i, i+1)
 		delete(sel.gone, uids[k])
 	}
+	sel.pruneRecent()
 	return nil
 }
 
