@@ -77,6 +77,11 @@ type messageRow struct {
 
 const rowColumns = "id, mailbox_id, uid, modseq, flags, keywords, size, internal_date, blob_id, thread_id, has_attachments, text_id"
 
+// writeColumns are what the writes that start from a message's row (flags,
+// expunge, copy, move) use of it; the driver hands each column over on its
+// own, and SetFlags reads its rows twice, once under the writers' lock.
+const writeColumns = "id, uid, modseq, flags, keywords, size, blob_id, text_id"
+
 // message converts a row; info is decoded when the row carries it.
 func (a *Account) message(r messageRow) (Message, error) {
 	m := Message{
@@ -756,6 +761,9 @@ type FlagUpdate struct {
 	Flags    Flags
 	Keywords []string
 	ModSeq   uint64
+	// Changed says this SetFlags changed the message: ModSeq is the one
+	// it gave the change, and no other session's.
+	Changed bool
 }
 
 // SetFlags changes the flags and keywords of the messages in uids. Every
@@ -838,7 +846,7 @@ func (a *Account) SetFlags(ctx context.Context, mailboxID int64, uids UIDSet, op
 		}
 		for i := range out {
 			if out[i].ModSeq == 0 {
-				out[i].ModSeq = modseq
+				out[i].ModSeq, out[i].Changed = modseq, true
 				c.Add(mailboxID, "flags", out[i].UID, modseq)
 			}
 		}
@@ -948,8 +956,8 @@ func (a *Account) bumpMailbox(ctx context.Context, tx *sqlx.Tx, id int64, msgs, 
 	return modseq, err
 }
 
-// selectRows reads the rows of the messages in uids, in UID order, locking
-// them on MySQL.
+// selectRows reads the rows of the messages in uids (writeColumns), in UID
+// order, locking them on MySQL.
 func (a *Account) selectRows(ctx context.Context, tx *sqlx.Tx, mailboxID int64, uids rowFilter) ([]messageRow, error) {
 	// As in List: a set of many close ranges is read as its span and
 	// filtered here, so that the statement is one of a few, prepared
@@ -974,7 +982,7 @@ func (a *Account) selectRows(ctx context.Context, tx *sqlx.Tx, mailboxID int64, 
 	if tx == nil {
 		lock = ""
 	}
-	query := a.s.rebind("SELECT " + rowColumns + " FROM messages" + a.s.db.UIDIndexHint() + " WHERE mailbox_id = ? AND user_id = ?" + cond + " ORDER BY uid" + lock)
+	query := a.s.rebind("SELECT " + writeColumns + " FROM messages" + a.s.db.UIDIndexHint() + " WHERE mailbox_id = ? AND user_id = ?" + cond + " ORDER BY uid" + lock)
 	args = append([]any{mailboxID, a.userID}, args...)
 	var rows []messageRow
 	switch {

@@ -90,6 +90,11 @@ type guard struct {
 	// after STARTTLS: this one no longer reads, writes or closes it.
 	handedOff bool
 	poisoned  string // the connection ends at the next read, with this BYE text
+	// wdl is the write deadline set on the connection, and wclear says
+	// the library has since cleared it, which the next write does (see
+	// SetWriteDeadline).
+	wdl    time.Time
+	wclear bool
 	// watch says a command line has just been read whole: unless the
 	// client sent more after it, the connection is watched while it
 	// runs (listener.Conn.Watch).
@@ -558,6 +563,13 @@ func (g *guard) Write(p []byte) (int, error) {
 	}
 	w, cut, startTLS := g.scanOut(q)
 	hold := g.open && !cut && !startTLS && len(g.pending)+len(w) <= maxPending
+	if !hold && g.wclear {
+		g.wclear, g.wdl = false, time.Time{}
+		if err := g.Conn.SetWriteDeadline(time.Time{}); err != nil {
+			g.mu.Unlock()
+			return 0, err
+		}
+	}
 	g.mu.Unlock()
 	if hold {
 		if g.pending == nil {
@@ -782,10 +794,32 @@ func (g *guard) SetReadDeadline(t time.Time) error {
 	return g.Conn.SetReadDeadline(g.clamp(t))
 }
 
+// writeDeadlineSlack is how much earlier than asked a write deadline
+// already set may be and be kept.
+const writeDeadlineSlack = time.Second
+
+// SetWriteDeadline passes the library's write deadlines on, coarsely. The
+// library sets one (30 s on) before every response and clears it after:
+// two changes of the connection's timer for each line of output, 2% of
+// IMAP's CPU under load. A deadline already set that is at most a second
+// short of the new one is kept (the 30 s are then at least 29), and a
+// clear waits for the next write, before which the library sets a new
+// deadline in any case (Write clears it for one it did not).
 func (g *guard) SetWriteDeadline(t time.Time) error {
-	if g.isHandedOff() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.handedOff {
 		return nil
 	}
+	if t.IsZero() {
+		g.wclear = !g.wdl.IsZero()
+		return nil
+	}
+	g.wclear = false
+	if !g.wdl.IsZero() && !t.Before(g.wdl) && t.Sub(g.wdl) < writeDeadlineSlack {
+		return nil
+	}
+	g.wdl = t
 	return g.Conn.SetWriteDeadline(t)
 }
 

@@ -690,3 +690,57 @@ func TestUntaggedResponsesCoalesced(t *testing.T) {
 	c.send("DONE\r\n")
 	c.until("i")
 }
+
+// deadlineConn records the write deadlines set on it and takes every
+// write.
+type deadlineConn struct {
+	net.Conn
+	sets []time.Time
+}
+
+func (c *deadlineConn) SetWriteDeadline(t time.Time) error {
+	c.sets = append(c.sets, t)
+	return nil
+}
+
+func (c *deadlineConn) Write(p []byte) (int, error) { return len(p), nil }
+
+// The library sets a write deadline before each response and clears it
+// after; the connection's timer changes only when the deadline moves by
+// more than the slack or comes earlier, and a write the library set no
+// deadline for goes out with none.
+func TestWriteDeadlinesCoarse(t *testing.T) {
+	c := &deadlineConn{}
+	g := &guard{Conn: c, srv: &Server{}}
+	now := time.Now()
+	for i := range 100 {
+		g.SetWriteDeadline(now.Add(30*time.Second + time.Duration(i)*time.Millisecond))
+		if _, err := g.Write([]byte("* OK a line\r\n")); err != nil {
+			t.Fatal(err)
+		}
+		g.SetWriteDeadline(time.Time{})
+	}
+	if len(c.sets) != 1 {
+		t.Fatalf("100 responses set the deadline %d times, want once", len(c.sets))
+	}
+	for _, tc := range []struct {
+		name string
+		at   time.Time
+	}{
+		{"later by more than the slack", now.Add(32 * time.Second)},
+		{"earlier", now.Add(10 * time.Second)},
+	} {
+		n := len(c.sets)
+		g.SetWriteDeadline(tc.at)
+		if len(c.sets) != n+1 || !c.sets[n].Equal(tc.at) {
+			t.Errorf("%s: deadlines set %v", tc.name, c.sets[n:])
+		}
+	}
+	g.SetWriteDeadline(time.Time{})
+	if _, err := g.Write([]byte("* BYE going\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	if last := c.sets[len(c.sets)-1]; !last.IsZero() {
+		t.Errorf("a write after the clear went out with deadline %v", last)
+	}
+}

@@ -268,6 +268,9 @@ func (s *Server) upgrade(old *guard, held []byte, bad int) {
 		raw = &prefixConn{Conn: raw, r: io.MultiReader(bytes.NewReader(held), raw)}
 	}
 	raw.SetReadDeadline(time.Now().Add(s.cfg.LoginTimeout))
+	// The old guard may have left its last write deadline in place
+	// (guard.SetWriteDeadline); the handshake has none, as before it.
+	raw.SetWriteDeadline(time.Time{})
 	g := s.newGuard(tls.Server(raw, s.cfg.TLS), old.lc)
 	g.bad, g.quiet = bad, true
 	select {

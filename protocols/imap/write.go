@@ -113,22 +113,16 @@ func (s *session) replaceFlags(uids []uint32, bits store.Flags, kws []string) ([
 
 // setFlags changes flags in the selected mailbox and remembers the
 // modseq the change got, so that it is not reported back to this client
-// as another session's: the command answers for it. Only modseqs above
-// the mailbox's before the change are this change's; messages the
-// change left alone keep theirs.
+// as another session's: the command answers for it. Messages the change
+// left alone keep their modseqs, which are not its own.
 func (s *session) setFlags(uids []uint32, op store.FlagOp, bits store.Flags, kws []string) ([]store.FlagUpdate, error) {
 	sel := s.sel
-	acct, id := sel.ref.acct, sel.ref.mb.ID
-	before, err := acct.Mailbox(s.ctx(), id)
-	if err != nil {
-		return nil, err
-	}
-	ups, err := acct.SetFlags(s.ctx(), id, uidRanges(uids), op, bits, kws)
+	ups, err := sel.ref.acct.SetFlags(s.ctx(), sel.ref.mb.ID, uidRanges(uids), op, bits, kws)
 	if err != nil {
 		return nil, err
 	}
 	for _, u := range ups {
-		if u.ModSeq > before.HighestModSeq {
+		if u.Changed {
 			sel.noteOwn(u.ModSeq)
 		}
 	}
