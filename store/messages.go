@@ -545,6 +545,7 @@ func (a *Account) List(ctx context.Context, mailboxID int64, q ListQuery) ([]Mes
 		if len(cached) > 0 {
 			out = append(out, cached...)
 			slices.SortFunc(out, func(x, y Message) int { return cmp.Compare(x.UID, y.UID) })
+			out = slices.CompactFunc(out, func(x, y Message) bool { return x.UID == y.UID })
 		}
 	}
 	return out, err

@@ -190,13 +190,15 @@ func (sel *selected) addRecent(from, upto uint32) {
 }
 
 // pruneRecent forgets the spans none of whose messages is left in the
-// view. Claims interleaved with other sessions' make a span each: without
-// this a long session's spans, and what numRecent costs at every poll,
-// would grow with all the mail that ever passed through the mailbox.
+// view, below one that is. Claims interleaved with other sessions' make a
+// span each: without this a long session's spans, and what numRecent
+// costs at every poll, would grow with all the mail that ever passed
+// through the mailbox. A span above the view is kept: the session's own
+// APPEND claims its message before a poll brings it into the view.
 func (sel *selected) pruneRecent() {
 	sel.recent = slices.DeleteFunc(sel.recent, func(sp uidSpan) bool {
 		i, _ := slices.BinarySearch(sel.uids, sp.lo)
-		return i == len(sel.uids) || sel.uids[i] >= sp.hi
+		return i < len(sel.uids) && sel.uids[i] >= sp.hi
 	})
 }
 
