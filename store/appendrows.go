@@ -263,7 +263,7 @@ func (s *Store) insertMessageRow(ctx context.Context, tx *sqlx.Tx, userID int64,
 	if nm.out.ID, err = res.LastInsertId(); err != nil {
 		return err
 	}
-	nm.out.fixed = fixedRow{id: nm.out.ID, size: p.size, date: date.Unix(), blobID: m.blobID, attachments: p.info.HasAttachments}
+	nm.out.fixed = fixedRow{userID: userID, id: nm.out.ID, size: p.size, date: date.Unix(), blobID: m.blobID, attachments: p.info.HasAttachments}
 	// The id is known only now: it names the message's index row, and
 	// the thread it starts.
 	if thread == 0 {

@@ -20,7 +20,7 @@ import (
 // client has not been told is gone, which RFC 9051 7.5.1 allows, and its
 // body is found in the body cache or not at all (errExpungedMeanwhile in
 // the IMAP server, as when a message goes between a listing and its read).
-const rowCacheEntries = 64 << 10 // about 100 bytes each
+const rowCacheEntries = 64 << 10 // about 200 bytes each, with the map's and list's share: 13 MB
 
 // fixedKey names a message for good.
 type fixedKey struct {
@@ -28,11 +28,15 @@ type fixedKey struct {
 	uid       uint32
 }
 
-// fixedRow is what a message never changes.
+// fixedRow is what a message never changes, and whose it is: a listing
+// from memory answers only the owner's account, as the database's does
+// (its rows are read by user as well as by mailbox), so that not even a
+// mailbox id given wrongly, or used again after a restore, shows another
+// user's message.
 type fixedRow struct {
-	id, size, date int64
-	blobID         string
-	attachments    bool
+	userID, id, size, date int64
+	blobID                 string
+	attachments            bool
 }
 
 // maxFixedList is the most UIDs a listing may name to be answered from the
@@ -42,7 +46,8 @@ const maxFixedList = 512
 // fixedList answers what it can of a listing of the messages' fixed parts
 // from memory: the messages it found, in UID order, and the UIDs it did
 // not, which the caller reads. ok is false when the listing is not one it
-// can answer (a secure user's, or too long).
+// can answer (an account with a key, whose metadata is sealed, or too
+// long).
 func (a *Account) fixedList(mailboxID int64, q ListQuery) (found []Message, missing UIDSet, ok bool) {
 	if a.key != nil || q.UIDs == nil || q.UIDs.span() > maxFixedList {
 		return nil, nil, false
@@ -52,6 +57,7 @@ func (a *Account) fixedList(mailboxID int64, q ListQuery) (found []Message, miss
 		lo, hi := min(r.Start, r.Stop), max(r.Start, r.Stop)
 		for uid := lo; uid <= hi && uid != 0; uid++ {
 			row, hit := a.s.files.rows.get(fixedKey{mailboxID, uid})
+			hit = hit && row.userID == a.userID
 			m := Message{ID: row.id, MailboxID: mailboxID, UID: uid, Size: row.size,
 				InternalDate: time.Unix(row.date, 0).UTC(), HasAttachments: row.attachments, blobID: row.blobID}
 			if hit && q.WithInfo {
@@ -74,7 +80,7 @@ func (a *Account) noteFixed(ms []Message) {
 		return
 	}
 	for _, m := range ms {
-		a.s.files.rows.put(fixedKey{m.MailboxID, m.UID}, 1, fixedRow{id: m.ID, size: m.Size,
+		a.s.files.rows.put(fixedKey{m.MailboxID, m.UID}, 1, fixedRow{userID: a.userID, id: m.ID, size: m.Size,
 			date: m.InternalDate.Unix(), blobID: m.blobID, attachments: m.HasAttachments})
 	}
 }

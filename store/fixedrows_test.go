@@ -55,14 +55,40 @@ func TestFixedRows(t *testing.T) {
 			same("inbox", list(a, inbox, all, true), list(a, inbox, all, false))
 
 			// A copy made on node B is not in node A's memory; a message
-			// appended on A is: the listing holds both, in UID order.
+			// appended on A is, from its append. Node B expunges that one
+			// before node A reads anything: A's listing from memory holds
+			// both, in UID order, the copy read from the database.
 			cp, err := b.Copy(ctx, inbox, store.UIDSet{{Start: uids[1], Stop: uids[1]}}, archive)
 			if err != nil {
 				t.Fatal(err)
 			}
-			storetest.Append(t, a, archive, storetest.Message("carol@example.org", "alice@example.org", "later", "body"), store.AppendOptions{})
-			whole := store.UIDSet{{Start: cp.Pairs[0].Dst, Stop: cp.Pairs[0].Dst + 1}}
-			same("archive", list(a, archive, whole, true), list(a, archive, whole, false))
+			later := storetest.Append(t, a, archive, storetest.Message("carol@example.org", "alice@example.org", "later", "body"), store.AppendOptions{}).UID
+			if _, err := b.Remove(ctx, archive, store.UIDSet{{Start: later, Stop: later}}); err != nil {
+				t.Fatal(err)
+			}
+			whole := store.UIDSet{{Start: cp.Pairs[0].Dst, Stop: later}}
+			inDB, fromMemory := list(a, archive, whole, false), list(a, archive, whole, true)
+			if len(inDB) != 1 {
+				t.Fatalf("archive: the database lists %d messages, want the copy", len(inDB))
+			}
+			want := 2 // the copy and the appended message
+			if secure {
+				want = 1
+			}
+			if len(fromMemory) != want {
+				t.Fatalf("archive: node A lists %d messages, want %d", len(fromMemory), want)
+			}
+			same("archive copy", fromMemory[:1], inDB)
+			if want == 2 && (fromMemory[1].UID != later || fromMemory[1].Info == nil || fromMemory[1].Info.Envelope.Subject != "later") {
+				t.Errorf("archive: the appended message from memory = %+v", fromMemory[1])
+			}
+
+			// Another user naming this user's mailbox gets nothing, from
+			// memory as from the database.
+			mallory := nodeA.Account(nodeA.NewUser(t, fmt.Sprintf("mallory%v@example.org", secure), false))
+			if got := list(mallory, inbox, all, true); len(got) != 0 {
+				t.Errorf("another user lists %d of the inbox's messages", len(got))
+			}
 
 			// An expunge on node B: node A, reading the database, finds the
 			// message gone; from memory it may still show a plain user's
@@ -83,12 +109,12 @@ func TestFixedRows(t *testing.T) {
 			if got := uidsOf(list(a, inbox, all, false)); !slices.Equal(got, uids[:1]) {
 				t.Errorf("after the expunges, the database lists %v, want %v", got, uids[:1])
 			}
-			want := uids[:2] // a plain user's message is kept in node A's memory
+			kept := uids[:2] // a plain user's message is kept in node A's memory
 			if secure {
-				want = uids[:1] // a secure user's never is
+				kept = uids[:1] // a secure user's never is
 			}
-			if got := uidsOf(list(a, inbox, all, true)); !slices.Equal(got, want) {
-				t.Errorf("after the expunges, node A's memory lists %v, want %v", got, want)
+			if got := uidsOf(list(a, inbox, all, true)); !slices.Equal(got, kept) {
+				t.Errorf("after the expunges, node A's memory lists %v, want %v", got, kept)
 			}
 		}
 	})

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"testing"
 
+	"basalt/internal/testsupport"
 	"basalt/internal/testsupport/storetest"
 	"basalt/store"
 )
@@ -74,6 +75,27 @@ func TestServerFlags(t *testing.T) {
 		ups, err := a.SetFlags(ctx, inbox, nil, store.FlagReplace, store.FlagFlagged|store.FlagEncrypted, nil)
 		if err != nil || ups[0].Flags != store.FlagFlagged|store.FlagSpoofed {
 			t.Fatalf("replace flags = %+v, %v", ups, err)
+		}
+	})
+}
+
+// SetFlags says which messages it changed, so that a session can tell its
+// own changes from other sessions': a message that had the flag already
+// keeps its modseq and is not Changed.
+func TestSetFlagsChanged(t *testing.T) {
+	testsupport.ForEachDatabase(t, func(t *testing.T, db testsupport.Database) {
+		e := storetest.Open(t, db, storetest.Options{})
+		a := e.Account(e.NewUser(t, "alice@example.org", false))
+		inbox := storetest.Inbox(t, a)
+		msg := storetest.Message("bob@example.org", "alice@example.org", "hi", "body")
+		seen := storetest.Append(t, a, inbox, msg, store.AppendOptions{Flags: store.FlagSeen})
+		unseen := storetest.Append(t, a, inbox, msg, store.AppendOptions{})
+		ups, err := a.SetFlags(context.Background(), inbox, store.UIDSet{{Start: seen.UID, Stop: unseen.UID}}, store.FlagAdd, store.FlagSeen, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ups) != 2 || ups[0].Changed || ups[0].ModSeq != seen.ModSeq || !ups[1].Changed || ups[1].ModSeq <= unseen.ModSeq {
+			t.Errorf("updates = %+v; want the seen one unchanged at modseq %d, the other changed above %d", ups, seen.ModSeq, unseen.ModSeq)
 		}
 	})
 }

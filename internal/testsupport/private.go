@@ -5,12 +5,14 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
 	"os/user"
 	"path/filepath"
 	"strconv"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -25,10 +27,39 @@ import (
 // once: a restart comes back on the same address, as a restarted service
 // does in production. The commands are scripts/testenv.sh's.
 
+// freePorts is where FreePort looks next: one test binary's calls go up
+// from a random start, so that it never hands out a port twice, and two
+// binaries running at once rarely try the same ones.
+var freePorts atomic.Int64
+
 // FreePort returns a loopback address with a port that was free a moment
-// ago.
+// ago, for a server process to listen on. It is taken from below the
+// kernel's range of ephemeral ports: a port from that range (what a
+// listener on port 0 gets) may be given, before the server binds it, to
+// the outgoing connection of any test running beside it, which made a
+// clean CI run fail with "address already in use".
 func FreePort(t testing.TB) string {
 	t.Helper()
+	low := 32768 // Linux's default start of the ephemeral range
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		var lo, hi int
+		if _, err := fmt.Sscan(string(b), &lo, &hi); err == nil {
+			low = lo
+		}
+	}
+	freePorts.CompareAndSwap(0, 1+rand.Int64N(10000))
+	for range 100 {
+		if low <= 11024 {
+			break // no room below the range: the kernel's choice it is
+		}
+		port := low - 10000 + int(freePorts.Add(1)%10000)
+		l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+		if err != nil {
+			continue // in use
+		}
+		l.Close()
+		return l.Addr().String()
+	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -366,6 +366,19 @@ func (g *guard) startWatch() {
 // A read error with nothing read is returned (and a timeout told to the
 // client); one after some bytes is kept for when they have been passed on.
 func (g *guard) fill(p []byte) error {
+	g.mu.Lock()
+	if g.wclear && isTLS(g.Conn) {
+		// TLS 1.3 answers a client's KeyUpdate from within Read: a
+		// write deadline the library cleared but SetWriteDeadline kept
+		// would have run out by then on an idle connection, and the
+		// failed write ends it. A read that may wait clears it first.
+		g.wclear, g.wdl = false, time.Time{}
+		if err := g.Conn.SetWriteDeadline(time.Time{}); err != nil {
+			g.mu.Unlock()
+			return err
+		}
+	}
+	g.mu.Unlock()
 	n, err := g.Conn.Read(p)
 	g.mu.Lock()
 	if g.handedOff {
@@ -804,7 +817,8 @@ const writeDeadlineSlack = time.Second
 // IMAP's CPU under load. A deadline already set that is at most a second
 // short of the new one is kept (the 30 s are then at least 29), and a
 // clear waits for the next write, before which the library sets a new
-// deadline in any case (Write clears it for one it did not).
+// deadline in any case (Write clears it for one it did not), or on TLS
+// for the next read that may wait (fill).
 func (g *guard) SetWriteDeadline(t time.Time) error {
 	g.mu.Lock()
 	defer g.mu.Unlock()

@@ -9,6 +9,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"net"
 	"slices"
 	"strings"
@@ -705,6 +706,8 @@ func (c *deadlineConn) SetWriteDeadline(t time.Time) error {
 
 func (c *deadlineConn) Write(p []byte) (int, error) { return len(p), nil }
 
+func (c *deadlineConn) Read([]byte) (int, error) { return 0, io.EOF }
+
 // The library sets a write deadline before each response and clears it
 // after; the connection's timer changes only when the deadline moves by
 // more than the slack or comes earlier, and a write the library set no
@@ -742,5 +745,27 @@ func TestWriteDeadlinesCoarse(t *testing.T) {
 	}
 	if last := c.sets[len(c.sets)-1]; !last.IsZero() {
 		t.Errorf("a write after the clear went out with deadline %v", last)
+	}
+}
+
+// Under TLS a read that may wait first clears a write deadline the
+// library cleared and the guard kept: TLS 1.3 answers a KeyUpdate from
+// within Read, and on a connection idle past that deadline the answer
+// would fail, and end the connection.
+func TestWriteDeadlineClearedBeforeTLSRead(t *testing.T) {
+	for _, overTLS := range []bool{false, true} {
+		c := &deadlineConn{}
+		var conn net.Conn = c
+		if overTLS {
+			conn = tls.Server(c, &tls.Config{})
+		}
+		g := &guard{Conn: conn, srv: &Server{}}
+		g.SetWriteDeadline(time.Now().Add(30 * time.Second))
+		g.SetWriteDeadline(time.Time{})
+		g.fill(make([]byte, 16))
+		cleared := len(c.sets) == 2 && c.sets[1].IsZero()
+		if cleared != overTLS {
+			t.Errorf("over TLS %v: deadlines set before the read %v", overTLS, c.sets)
+		}
 	}
 }

@@ -417,19 +417,25 @@ func (s *session) sync(w *imapserver.UpdateWriter, allowExpunge bool) error {
 		return nil // gone: refresh said BYE
 	}
 	if allowExpunge && len(sel.gone) > 0 {
-		// Highest first, so that each number is still the one the client
-		// has for the message when it reads it.
-		for i := len(sel.uids) - 1; i >= 0; i-- {
-			if _, ok := sel.gone[sel.uids[i]]; ok {
-				if err := w.WriteExpunge(uint32(i + 1)); err != nil {
-					return err
-				}
-				sel.uids = slices.Delete(sel.uids, i, i+1)
-			}
-		}
-		sel.gone = nil
-		sel.pruneRecent()
+		return sel.announceGone(w.WriteExpunge)
 	}
+	return nil
+}
+
+// announceGone removes the messages other sessions expunged from the view,
+// writing EXPUNGE for each, highest first, so that each number is still
+// the one the client has for the message when it reads it.
+func (sel *selected) announceGone(write func(seq uint32) error) error {
+	for i := len(sel.uids) - 1; i >= 0; i-- {
+		if _, ok := sel.gone[sel.uids[i]]; ok {
+			if err := write(uint32(i + 1)); err != nil {
+				return err
+			}
+			sel.uids = slices.Delete(sel.uids, i, i+1)
+		}
+	}
+	sel.gone = nil
+	sel.pruneRecent()
 	return nil
 }
 

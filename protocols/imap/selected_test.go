@@ -495,19 +495,30 @@ func TestRecentSpans(t *testing.T) {
 // keeps no more spans than it has messages. Spans above the view (its own
 // APPEND's, before a poll) stay.
 func TestRecentSpansPruned(t *testing.T) {
-	sel := &selected{}
-	for uid := uint32(1); uid <= 10_000; uid += 2 {
-		sel.uids = append(sel.uids, uid)
-		sel.addRecent(uid, uid+1) // the other session claimed uid+1
-		if len(sel.uids) > 5 {
-			if err := (&session{sel: sel}).expunged([]uint32{sel.uids[0]}, func(uint32) error { return nil }); err != nil {
+	for _, by := range []string{"this session", "another session"} {
+		sel := &selected{}
+		for uid := uint32(1); uid <= 10_000; uid += 2 {
+			sel.uids = append(sel.uids, uid)
+			sel.addRecent(uid, uid+1) // the other session claimed uid+1
+			if len(sel.uids) <= 5 {
+				continue
+			}
+			var err error
+			if by == "this session" {
+				err = (&session{sel: sel}).expunged([]uint32{sel.uids[0]}, func(uint32) error { return nil })
+			} else {
+				sel.gone = map[uint32]struct{}{sel.uids[0]: {}}
+				err = sel.announceGone(func(uint32) error { return nil })
+			}
+			if err != nil {
 				t.Fatal(err)
 			}
 		}
+		if len(sel.recent) != 5 || sel.numRecent() != 5 {
+			t.Errorf("expunged by %s: %d spans, %d recent; want 5 and 5", by, len(sel.recent), sel.numRecent())
+		}
 	}
-	if len(sel.recent) != 5 || sel.numRecent() != 5 {
-		t.Errorf("%d spans, %d recent; want 5 and 5", len(sel.recent), sel.numRecent())
-	}
+	sel := &selected{}
 	sel.uids, sel.recent = []uint32{1, 2, 3, 5, 8, 9, 10, 20}, []uidSpan{{2, 4}, {4, 5}, {6, 8}, {8, 9}, {10, 21}, {30, 40}}
 	sel.pruneRecent()
 	if want := []uidSpan{{2, 4}, {8, 9}, {10, 21}, {30, 40}}; !slices.Equal(sel.recent, want) {
