@@ -311,8 +311,8 @@ func (s *Store) dropTexts(ctx context.Context, tx *sqlx.Tx, userID int64, ids []
 				}
 			}
 			// A text still waiting for the indexer has no index row: its
-			// note goes instead.
-			if len(gone) > 0 {
+			// note goes instead (only where appends leave notes).
+			if len(gone) > 0 && s.deferText() {
 				q, args, err := sqlx.In("DELETE FROM text_pending WHERE user_id = ? AND text_id IN (?) RETURNING text_id", userID, gone)
 				if err != nil {
 					return err

@@ -367,18 +367,18 @@ func (g *guard) startWatch() {
 // client); one after some bytes is kept for when they have been passed on.
 func (g *guard) fill(p []byte) error {
 	g.mu.Lock()
-	if g.wclear && isTLS(g.Conn) {
+	var err error
+	if isTLS(g.Conn) {
 		// TLS 1.3 answers a client's KeyUpdate from within Read: a
 		// write deadline the library cleared but SetWriteDeadline kept
 		// would have run out by then on an idle connection, and the
 		// failed write ends it. A read that may wait clears it first.
-		g.wclear, g.wdl = false, time.Time{}
-		if err := g.Conn.SetWriteDeadline(time.Time{}); err != nil {
-			g.mu.Unlock()
-			return err
-		}
+		err = g.dropKeptDeadline()
 	}
 	g.mu.Unlock()
+	if err != nil {
+		return err
+	}
 	n, err := g.Conn.Read(p)
 	g.mu.Lock()
 	if g.handedOff {
@@ -576,9 +576,8 @@ func (g *guard) Write(p []byte) (int, error) {
 	}
 	w, cut, startTLS := g.scanOut(q)
 	hold := g.open && !cut && !startTLS && len(g.pending)+len(w) <= maxPending
-	if !hold && g.wclear {
-		g.wclear, g.wdl = false, time.Time{}
-		if err := g.Conn.SetWriteDeadline(time.Time{}); err != nil {
+	if !hold {
+		if err := g.dropKeptDeadline(); err != nil {
 			g.mu.Unlock()
 			return 0, err
 		}
@@ -835,6 +834,16 @@ func (g *guard) SetWriteDeadline(t time.Time) error {
 	}
 	g.wdl = t
 	return g.Conn.SetWriteDeadline(t)
+}
+
+// dropKeptDeadline clears a write deadline the library cleared and
+// SetWriteDeadline kept. g.mu is held.
+func (g *guard) dropKeptDeadline() error {
+	if !g.wclear {
+		return nil
+	}
+	g.wclear, g.wdl = false, time.Time{}
+	return g.Conn.SetWriteDeadline(time.Time{})
 }
 
 func (g *guard) SetDeadline(t time.Time) error {
