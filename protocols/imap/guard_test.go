@@ -462,7 +462,7 @@ func TestShutdown(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := start(t, setup{})
-			h.user("alice@example.org", false)
+			alice := h.user("alice@example.org", false)
 			a := h.dial(t)
 			a.login("alice@example.org")
 			a.ok("SELECT INBOX")
@@ -486,6 +486,13 @@ func TestShutdown(t *testing.T) {
 			}
 			if h.srv.Open() != 0 {
 				t.Errorf("%d connections left open", h.srv.Open())
+			}
+			if tc.wantBye {
+				// Shutdown returns once the sessions have logged out:
+				// none is left listed in the shared cache.
+				if live, err := h.env.Session.ProtocolSessions(context.Background(), alice.User.ID); err != nil || len(live) != 0 {
+					t.Errorf("after shutdown, %d sessions listed (%v)", len(live), err)
+				}
 			}
 		})
 	}

@@ -128,6 +128,12 @@ type Server struct {
 	// pending is the buffers guards keep responses back in (pendingBuf).
 	pending sync.Pool
 
+	// sessions counts the sessions not closed yet: Shutdown returns once
+	// each has logged out, so that none leaves its listing in the shared
+	// cache, or logs, after the server is gone (under mu while closing
+	// may still change).
+	sessions sync.WaitGroup
+
 	mu      sync.Mutex
 	closing bool
 	done    chan struct{} // closed by Shutdown
@@ -315,6 +321,19 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		// s.done closed, Serve returns at once.
 		<-e.served
 		e.srv.Close() // closes what is left
+	}
+	// The library closes a session after its connection: wait for that.
+	closed := make(chan struct{})
+	go func() {
+		s.sessions.Wait()
+		close(closed)
+	}()
+	select {
+	case <-closed:
+	case <-ctx.Done():
+		if err == nil {
+			err = fmt.Errorf("imap shutdown: sessions still closing: %w", ctx.Err())
+		}
 	}
 	return err
 }

@@ -72,6 +72,12 @@ func (s *Server) newSession(c *imapserver.Conn) (imapserver.Session, *imapserver
 	if !ok {
 		return nil, nil, errors.New("imap: connection without its guard")
 	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing {
+		return nil, nil, &imap.Error{Type: imap.StatusResponseTypeBye, Text: "Server shutting down"}
+	}
+	s.sessions.Add(1) // Done in Close, which the library calls once
 	sess := &session{srv: s, conn: c, g: g, remote: g.RemoteAddr().String()}
 	g.sess.Store(sess)
 	return sess, nil, nil
@@ -118,6 +124,7 @@ func (s *session) shutdown(text string) {
 func (s *session) Close() error {
 	s.idleMu.Lock()
 	defer s.idleMu.Unlock()
+	defer s.srv.sessions.Done()
 	s.logout()
 	return nil
 }
